@@ -1,0 +1,6 @@
+//! Lambda function for `DELETE /v1/parents/{kind}/{id}` (route `native-delete-parent` of the route table in `shared`).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), attachments::lambda::Error> {
+    attachments::lambda::run("native-delete-parent").await
+}

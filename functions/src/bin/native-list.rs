@@ -1,0 +1,6 @@
+//! Lambda function for `GET /v1/parents/{kind}/{id}/attachments` (route `native-list` of the route table in `shared`).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), attachments::lambda::Error> {
+    attachments::lambda::run("native-list").await
+}

@@ -1,0 +1,64 @@
+//! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
+//! the configuration names.
+
+use crate::config::Config;
+use crate::domain::TenantId;
+use crate::setup;
+
+const USAGE: &str = "usage:
+  attachments-admin keys create --tenant TENANT [--owner OWNER]
+  attachments-admin keys list
+  attachments-admin keys revoke KEY_ID
+  attachments-admin sweep";
+
+/// Runs the command line `args` (without the program name); returns what to print or an error.
+pub async fn run(args: &[String]) -> Result<String, String> {
+    let cfg = Config::from_env().map_err(|e| e.to_string())?;
+    let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
+    let app = built.app;
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["keys", "create", rest @ ..] => {
+            let mut tenant = None;
+            let mut owner = None;
+            let mut it = rest.iter();
+            while let Some(flag) = it.next() {
+                match (*flag, it.next()) {
+                    ("--tenant", Some(v)) => tenant = Some(*v),
+                    ("--owner", Some(v)) => owner = Some(*v),
+                    _ => return Err(USAGE.into()),
+                }
+            }
+            let tenant = TenantId::parse(tenant.ok_or(USAGE)?).map_err(|e| e.to_string())?;
+            let key = app.create_key(&tenant, owner).await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "key id {} for tenant {} (owner {}):\n{}\n(the key is shown only now)",
+                key.record.id, key.record.tenant, key.record.owner, key.secret
+            ))
+        }
+        ["keys", "list"] => {
+            let keys = app.list_keys().await.map_err(|e| e.to_string())?;
+            let mut out = String::from("ID            TENANT           OWNER                    STATUS\n");
+            for k in keys {
+                out.push_str(&format!(
+                    "{:<13} {:<16} {:<24} {}\n",
+                    k.id,
+                    k.tenant,
+                    k.owner,
+                    if k.revoked { "revoked" } else { "active" }
+                ));
+            }
+            Ok(out)
+        }
+        ["keys", "revoke", id] => {
+            app.revoke_key(id).await.map_err(|e| e.to_string())?;
+            Ok(format!("revoked {id}"))
+        }
+        ["sweep"] => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let n = app.sweep(now).await.map_err(|e| e.to_string())?;
+            Ok(format!("removed {n} leftovers"))
+        }
+        _ => Err(USAGE.into()),
+    }
+}

@@ -1,0 +1,251 @@
+//! Configuration, read once from the environment at start. Every error names the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which adapters serve the storage ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and files under `data_dir`: one machine, no AWS account.
+    Embedded,
+    /// DynamoDB and S3.
+    Aws,
+}
+
+/// An API key given in `ATTACHMENTS_API_KEYS`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SeedKey {
+    pub tenant: String,
+    pub key: String,
+    pub owner: Option<String>,
+}
+
+impl std::fmt::Debug for SeedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedKey")
+            .field("tenant", &self.tenant)
+            .field("key", &"<redacted>")
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: Backend,
+    /// Local server address (`ATTACHMENTS_ADDR`).
+    pub addr: SocketAddr,
+    /// Embedded data folder (`ATTACHMENTS_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Base URL of links to the local server (`ATTACHMENTS_PUBLIC_URL`).
+    pub public_url: String,
+    pub api_keys: Vec<SeedKey>,
+    /// Largest request body accepted through the API (`ATTACHMENTS_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: usize,
+    /// Lifetime of presigned links (`ATTACHMENTS_LINK_TTL_SECONDS`).
+    pub link_ttl: Duration,
+    /// Secret for cursors and embedded links, hex (`ATTACHMENTS_SECRET`); embedded mode makes
+    /// and keeps one in the data folder when unset.
+    pub secret_hex: Option<String>,
+    /// DynamoDB table (`ATTACHMENTS_TABLE`), AWS backend only.
+    pub table: Option<String>,
+    /// S3 bucket (`ATTACHMENTS_BUCKET`), AWS backend only.
+    pub bucket: Option<String>,
+    /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
+    pub s3_path_style: bool,
+    /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
+    pub json_logs: bool,
+}
+
+/// A configuration error; its message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// Payload limits of API Gateway and Lambda: a synchronous Lambda request carries at most 6 MB,
+/// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
+/// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
+pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let backend = match var("ATTACHMENTS_BACKEND").as_deref() {
+            None | Some("embedded") => Backend::Embedded,
+            Some("aws") => Backend::Aws,
+            Some(other) => {
+                return Err(err(
+                    "ATTACHMENTS_BACKEND",
+                    format!("must be `embedded` or `aws`, not {other:?}"),
+                ))
+            }
+        };
+        let addr: SocketAddr = var("ATTACHMENTS_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:3000".into())
+            .parse()
+            .map_err(|e| err("ATTACHMENTS_ADDR", format!("not a socket address: {e}")))?;
+        let data_dir = PathBuf::from(var("ATTACHMENTS_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let public_url = var("ATTACHMENTS_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(err("ATTACHMENTS_PUBLIC_URL", "must start with http:// or https://"));
+        }
+        let api_keys = match var("ATTACHMENTS_API_KEYS") {
+            None => Vec::new(),
+            Some(v) => parse_keys(&v)?,
+        };
+        let max_upload_bytes = match var("ATTACHMENTS_MAX_UPLOAD_BYTES") {
+            None => DEFAULT_MAX_UPLOAD_BYTES,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err("ATTACHMENTS_MAX_UPLOAD_BYTES", "must be a positive number of bytes"))?,
+        };
+        let link_ttl = match var("ATTACHMENTS_LINK_TTL_SECONDS") {
+            None => Duration::from_secs(900),
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=604_800).contains(n))
+                    .ok_or_else(|| {
+                        err("ATTACHMENTS_LINK_TTL_SECONDS", "must be 1 to 604800 (7 days, SigV4's limit)")
+                    })?,
+            ),
+        };
+        let secret_hex = var("ATTACHMENTS_SECRET");
+        if let Some(s) = &secret_hex {
+            if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
+                return Err(err("ATTACHMENTS_SECRET", "must be 64 hex characters (32 bytes)"));
+            }
+        }
+        let table = var("ATTACHMENTS_TABLE");
+        let bucket = var("ATTACHMENTS_BUCKET");
+        if backend == Backend::Aws {
+            if table.is_none() {
+                return Err(err("ATTACHMENTS_TABLE", "must name the DynamoDB table (backend aws)"));
+            }
+            if bucket.is_none() {
+                return Err(err("ATTACHMENTS_BUCKET", "must name the S3 bucket (backend aws)"));
+            }
+            if secret_hex.is_none() {
+                return Err(err("ATTACHMENTS_SECRET", "must be set for backend aws (64 hex characters)"));
+            }
+        }
+        let s3_path_style = match var("ATTACHMENTS_S3_PATH_STYLE").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => return Err(err("ATTACHMENTS_S3_PATH_STYLE", "must be true or false")),
+        };
+        let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
+            Some("json") => true,
+            Some("text") => false,
+            None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+            Some(_) => return Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
+        };
+        Ok(Self {
+            backend,
+            addr,
+            data_dir,
+            public_url,
+            api_keys,
+            max_upload_bytes,
+            link_ttl,
+            secret_hex,
+            table,
+            bucket,
+            s3_path_style,
+            json_logs,
+        })
+    }
+}
+
+fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let mut parts = entry.splitn(3, ':');
+            let tenant = parts.next().unwrap_or_default();
+            let key = parts.next().unwrap_or_default();
+            let owner = parts.next().map(str::to_owned);
+            if tenant.is_empty() || key.len() < 16 {
+                return Err(err(
+                    "ATTACHMENTS_API_KEYS",
+                    "entries are tenant:key[:owner], keys at least 16 characters",
+                ));
+            }
+            Ok(SeedKey {
+                tenant: tenant.to_owned(),
+                key: key.to_owned(),
+                owner,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.backend, Backend::Embedded);
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.public_url, "http://127.0.0.1:3000");
+        assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert_eq!(c.link_ttl, Duration::from_secs(900));
+        assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = cfg(&[("ATTACHMENTS_BACKEND", "aws")]).unwrap_err();
+        assert_eq!(e.var, "ATTACHMENTS_TABLE");
+        let e = cfg(&[("ATTACHMENTS_BACKEND", "aws"), ("ATTACHMENTS_TABLE", "t")]).unwrap_err();
+        assert_eq!(e.var, "ATTACHMENTS_BUCKET");
+        assert!(e.to_string().starts_with("ATTACHMENTS_BUCKET:"));
+        assert_eq!(cfg(&[("ATTACHMENTS_ADDR", "nope")]).unwrap_err().var, "ATTACHMENTS_ADDR");
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_LINK_TTL_SECONDS", "0")]).unwrap_err().var,
+            "ATTACHMENTS_LINK_TTL_SECONDS"
+        );
+        assert_eq!(cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var, "ATTACHMENTS_API_KEYS");
+    }
+
+    #[test]
+    fn keys_parse_with_optional_owner() {
+        let c = cfg(&[("ATTACHMENTS_API_KEYS", "acme:0123456789abcdef:me@acme.io, beta:fedcba9876543210")])
+            .unwrap();
+        assert_eq!(c.api_keys.len(), 2);
+        assert_eq!(c.api_keys[0].owner.as_deref(), Some("me@acme.io"));
+        assert_eq!(c.api_keys[1].tenant, "beta");
+        assert!(!format!("{:?}", c.api_keys).contains("0123456789abcdef"));
+    }
+}

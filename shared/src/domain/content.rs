@@ -1,0 +1,210 @@
+//! Deciding a file's content type on the server: from its extension, checked against its magic
+//! bytes. A client's declared type is never trusted, and a file whose bytes contradict its name
+//! (an HTML page named `.png`) is refused.
+
+/// Why a content was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContentTypeError {
+    #[error("the content of {file_name} is {sniffed}, which does not match its extension .{extension}")]
+    Mismatch {
+        file_name: String,
+        extension: String,
+        sniffed: String,
+    },
+}
+
+/// Known extensions and their types. Types marked `true` have magic bytes that must be present.
+const BY_EXTENSION: &[(&str, &str, bool)] = &[
+    ("jpg", "image/jpeg", true),
+    ("jpeg", "image/jpeg", true),
+    ("jpe", "image/jpeg", true),
+    ("png", "image/png", true),
+    ("gif", "image/gif", true),
+    ("bmp", "image/bmp", true),
+    ("tif", "image/tiff", true),
+    ("tiff", "image/tiff", true),
+    ("webp", "image/webp", true),
+    ("heic", "image/heic", true),
+    ("ico", "image/vnd.microsoft.icon", true),
+    ("svg", "image/svg+xml", false),
+    ("pdf", "application/pdf", true),
+    ("zip", "application/zip", true),
+    ("gz", "application/gzip", true),
+    ("tgz", "application/gzip", true),
+    ("7z", "application/x-7z-compressed", true),
+    ("rar", "application/vnd.rar", true),
+    ("mp3", "audio/mpeg", true),
+    ("wav", "audio/x-wav", true),
+    ("ogg", "audio/ogg", true),
+    ("mp4", "video/mp4", true),
+    ("m4a", "audio/m4a", true),
+    ("mov", "video/quicktime", true),
+    ("webm", "video/webm", true),
+    ("avi", "video/x-msvideo", true),
+    ("doc", "application/msword", true),
+    ("xls", "application/vnd.ms-excel", true),
+    ("ppt", "application/vnd.ms-powerpoint", true),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        true,
+    ),
+    (
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        true,
+    ),
+    (
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        true,
+    ),
+    ("odt", "application/vnd.oasis.opendocument.text", true),
+    ("ods", "application/vnd.oasis.opendocument.spreadsheet", true),
+    ("epub", "application/epub+zip", true),
+    ("rtf", "application/rtf", true),
+    ("txt", "text/plain", false),
+    ("text", "text/plain", false),
+    ("md", "text/markdown", false),
+    ("csv", "text/csv", false),
+    ("tsv", "text/tab-separated-values", false),
+    ("json", "application/json", false),
+    ("xml", "application/xml", false),
+    ("html", "text/html", false),
+    ("htm", "text/html", false),
+    ("css", "text/css", false),
+    ("js", "text/javascript", false),
+    ("yaml", "application/yaml", false),
+    ("yml", "application/yaml", false),
+    ("ics", "text/calendar", false),
+    ("vcf", "text/vcard", false),
+    ("eml", "message/rfc822", false),
+];
+
+/// The type an extension stands for, if it is one we know.
+pub fn type_for_extension(extension: &str) -> Option<&'static str> {
+    let ext = extension.to_ascii_lowercase();
+    BY_EXTENSION
+        .iter()
+        .find(|(e, _, _)| *e == ext)
+        .map(|(_, t, _)| *t)
+}
+
+fn needs_magic(extension: &str) -> bool {
+    let ext = extension.to_ascii_lowercase();
+    BY_EXTENSION.iter().any(|(e, _, m)| *e == ext && *m)
+}
+
+/// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
+/// render (HTML, SVG), which `infer` does not look for.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if let Some(kind) = infer::get(bytes) {
+        return Some(kind.mime_type());
+    }
+    let head = &bytes[..bytes.len().min(512)];
+    let text = String::from_utf8_lossy(head).trim_start_matches('\u{feff}').trim_start().to_ascii_lowercase();
+    if text.starts_with("<!doctype html") || text.starts_with("<html") || text.starts_with("<script") {
+        return Some("text/html");
+    }
+    if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
+        return Some("image/svg+xml");
+    }
+    if text.starts_with("{\\rtf") {
+        return Some("application/rtf");
+    }
+    None
+}
+
+/// Container formats that `infer` reports by their container (a .docx is a zip).
+fn same_family(declared: &str, sniffed: &str) -> bool {
+    if declared == sniffed {
+        return true;
+    }
+    let zip_based = declared.starts_with("application/vnd.openxmlformats")
+        || declared.starts_with("application/vnd.oasis")
+        || declared == "application/epub+zip";
+    let ole_based = matches!(
+        declared,
+        "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint"
+    );
+    (zip_based && sniffed == "application/zip")
+        || (ole_based && sniffed == "application/x-ole-storage")
+        || (ole_based && declared == sniffed)
+        // infer names a few types differently from the IANA registry.
+        || (declared == "image/vnd.microsoft.icon" && sniffed == "image/x-icon")
+        || (declared == "audio/x-wav" && sniffed == "audio/wav")
+        || (declared == "audio/m4a" && sniffed == "audio/x-m4a")
+        || (declared == "video/mp4" && sniffed == "audio/x-m4a")
+        || (declared == "application/svg+xml" && sniffed == "image/svg+xml")
+        || (declared == "application/xml" && sniffed == "image/svg+xml")
+}
+
+/// Decides the content type of a file from its extension and its bytes.
+///
+/// - A known extension gives the type, provided the bytes agree: a binary type must carry its
+///   magic number, and a textual type must not turn out to be something else.
+/// - An unknown extension takes what the bytes say, or `application/octet-stream`.
+pub fn decide_content_type(
+    file_name: &str,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<&'static str, ContentTypeError> {
+    let sniffed = sniff(bytes);
+    let mismatch = |s: &str| ContentTypeError::Mismatch {
+        file_name: file_name.to_owned(),
+        extension: extension.to_owned(),
+        sniffed: s.to_owned(),
+    };
+    match (type_for_extension(extension), sniffed) {
+        (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
+        (Some(_), Some(s)) => Err(mismatch(s)),
+        (Some(_), None) if needs_magic(extension) && !bytes.is_empty() => {
+            Err(mismatch("not recognisable"))
+        }
+        (Some(declared), None) => Ok(declared),
+        (None, Some(s)) => Ok(s),
+        (None, None) => Ok("application/octet-stream"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0";
+
+    #[test]
+    fn extension_and_magic_agree() {
+        assert_eq!(decide_content_type("a.png", "png", PNG), Ok("image/png"));
+        assert_eq!(decide_content_type("a.JPG", "JPG", JPEG), Ok("image/jpeg"));
+        assert_eq!(decide_content_type("a.txt", "txt", b"hello"), Ok("text/plain"));
+        assert_eq!(
+            decide_content_type("a.svg", "svg", b"<?xml version=\"1.0\"?><svg></svg>"),
+            Ok("image/svg+xml")
+        );
+        assert_eq!(
+            decide_content_type("r.pdf", "pdf", b"%PDF-1.7\n"),
+            Ok("application/pdf")
+        );
+    }
+
+    #[test]
+    fn contradicting_bytes_are_refused() {
+        let html = b"<!DOCTYPE html><html><script>alert(1)</script>";
+        assert!(decide_content_type("x.png", "png", html).is_err());
+        assert!(decide_content_type("x.txt", "txt", html).is_err());
+        assert!(decide_content_type("x.png", "png", b"plain words").is_err());
+        assert!(decide_content_type("x.jpg", "jpg", PNG).is_err());
+    }
+
+    #[test]
+    fn unknown_extensions_take_what_the_bytes_say() {
+        assert_eq!(decide_content_type("x", "", PNG), Ok("image/png"));
+        assert_eq!(
+            decide_content_type("x.bin", "bin", b"\x00\x01"),
+            Ok("application/octet-stream")
+        );
+        assert_eq!(decide_content_type("x", "", b"<html>"), Ok("text/html"));
+    }
+}

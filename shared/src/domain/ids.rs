@@ -1,0 +1,268 @@
+//! Validated newtypes for everything that comes from a request and ends up in a storage key.
+//! Parsing happens once, at the edge; everything inside trusts these types.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why an id or a name was refused; the message is safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {reason}")]
+pub struct IdError {
+    pub what: &'static str,
+    pub reason: &'static str,
+}
+
+impl IdError {
+    fn new(what: &'static str, reason: &'static str) -> Self {
+        Self { what, reason }
+    }
+}
+
+fn check_token(
+    value: &str,
+    what: &'static str,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::new(what, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(IdError::new(what, "is too long"));
+    }
+    if !value.chars().all(allowed) {
+        return Err(IdError::new(what, "contains characters that are not allowed"));
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                check_token(value, $what, $max, $allowed)?;
+                Ok(Self(value.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, IdError> {
+                check_token(&value, $what, $max, $allowed)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The owner of API keys and of everything stored; part of every storage key.
+    TenantId,
+    "tenant",
+    64,
+    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_'
+);
+
+string_id!(
+    /// The kind of a parent record: `profile`, `asset`, `project`, `io_showcase`…
+    ParentKind,
+    "parent kind",
+    64,
+    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+);
+
+string_id!(
+    /// The id of a parent record in the user's application (Mongo ids, UUIDs, slugs…).
+    ParentId,
+    "parent id",
+    200,
+    |c: char| c.is_ascii_alphanumeric() || "-_.~@:+=".contains(c)
+);
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new time-ordered id (UUIDv7), so ids sort by creation.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                // Only the hyphenated form: one spelling per id keeps storage keys canonical.
+                if value.len() != 36 {
+                    return Err(IdError::new($what, "is not a valid UUID"));
+                }
+                Uuid::try_parse(value)
+                    .map(Self)
+                    .map_err(|_| IdError::new($what, "is not a valid UUID"))
+            }
+            pub fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An attachment's id.
+    AttachmentId,
+    "attachment id"
+);
+uuid_id!(
+    /// The id of one stored content of an attachment.
+    VersionId,
+    "version id"
+);
+
+/// A file name as shown to users: a base name (directories a browser may send are dropped),
+/// without control characters, at most 255 bytes. Never used to build a storage key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileName(String);
+
+impl FileName {
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
+        let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw).trim();
+        if base.is_empty() || base == "." || base == ".." {
+            return Err(IdError::new("file name", "must not be empty"));
+        }
+        if base.len() > 255 {
+            return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
+        }
+        if base.chars().any(|c| c.is_control()) {
+            return Err(IdError::new(
+                "file name",
+                "contains control characters",
+            ));
+        }
+        Ok(Self(base.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name without its extension: `picture1` for `picture1.jpg`, `.bashrc` for `.bashrc`.
+    pub fn stem(&self) -> &str {
+        match self.0.rfind('.') {
+            Some(0) | None => &self.0,
+            Some(i) => &self.0[..i],
+        }
+    }
+
+    /// The extension without its dot, as written (`JPG` stays `JPG`); empty when there is none.
+    pub fn extension(&self) -> &str {
+        match self.0.rfind('.') {
+            Some(0) | None => "",
+            Some(i) => &self.0[i + 1..],
+        }
+    }
+}
+
+impl TryFrom<String> for FileName {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<FileName> for String {
+    fn from(value: FileName) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_ids_accept_real_world_ids_and_refuse_path_tricks() {
+        for ok in [
+            "59284659d4c650213cc2f3fc",
+            "UqFkJDWdw7Sdg7TQZS-J",
+            "-23mQQaJiZrjw1MLBEc1",
+            "42f64596-c42f-4ba2-8138-cc40188d2a88",
+        ] {
+            assert!(ParentId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/b", "..%2f", "a b", "x?y", &"a".repeat(201)] {
+            assert!(ParentId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ParentKind::parse("io_showcase").is_ok());
+        assert!(ParentKind::parse("pro/file").is_err());
+        assert!(TenantId::parse("acme-1").is_ok());
+        assert!(TenantId::parse("acme.1").is_err());
+    }
+
+    #[test]
+    fn uuid_ids_are_canonical_and_time_ordered() {
+        let a = AttachmentId::new();
+        let b = AttachmentId::new();
+        assert!(a < b);
+        assert_eq!(AttachmentId::parse(&a.to_string()), Ok(a));
+        assert!(AttachmentId::parse("not-a-uuid").is_err());
+        assert!(AttachmentId::parse("42f64596c42f4ba281 38cc40188d2a88").is_err());
+        assert!(AttachmentId::parse("{42f64596-c42f-4ba2-8138-cc40188d2a88}").is_err());
+    }
+
+    #[test]
+    fn file_names_split_and_sanitise() {
+        let f = FileName::parse("C:\\fakepath\\picture1.jpg").unwrap();
+        assert_eq!(f.as_str(), "picture1.jpg");
+        assert_eq!(f.stem(), "picture1");
+        assert_eq!(f.extension(), "jpg");
+        let f = FileName::parse("archive.tar.gz").unwrap();
+        assert_eq!((f.stem(), f.extension()), ("archive.tar", "gz"));
+        let f = FileName::parse(".bashrc").unwrap();
+        assert_eq!((f.stem(), f.extension()), (".bashrc", ""));
+        assert!(FileName::parse("../").is_err());
+        assert!(FileName::parse("a\nb.txt").is_err());
+        assert!(FileName::parse(&"é".repeat(200)).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types: validated ids and names, attachments, parents, API keys, and the pure rules
+//! (content type decision, hashing) that every API shares. Nothing here knows about HTTP or AWS.
+
+pub mod content;
+pub mod hashing;
+pub mod ids;
+pub mod model;
+
+pub use content::{decide_content_type, ContentTypeError};
+pub use hashing::Digests;
+pub use ids::{AttachmentId, FileName, IdError, ParentId, ParentKind, TenantId, VersionId};
+pub use model::{ApiKey, Attachment, AttachmentStatus, Parent, ParentRef, Principal, Version};

@@ -1,0 +1,150 @@
+//! The records the service keeps: tenants' API keys, parents, attachments and their versions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ids::{AttachmentId, FileName, ParentId, ParentKind, TenantId, VersionId};
+
+/// Who is calling: resolved from an API key, carried through every use case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    /// The key's owner label (an e-mail address for the asset API, a name otherwise).
+    pub owner: String,
+}
+
+/// A stored API key. Only the SHA-256 of the key is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// A short public id, used to list and revoke keys without knowing them.
+    pub id: String,
+    pub tenant: TenantId,
+    pub owner: String,
+    /// Hex SHA-256 of the key.
+    pub hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub revoked: bool,
+}
+
+/// A parent: a record of the user's application, named by kind and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub kind: ParentKind,
+    pub id: ParentId,
+}
+
+impl ParentRef {
+    pub fn new(kind: ParentKind, id: ParentId) -> Self {
+        Self { kind, id }
+    }
+}
+
+/// A registered parent with its optional look-up fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    pub tenant: TenantId,
+    #[serde(flatten)]
+    pub key: ParentRef,
+    pub source: Option<String>,
+    pub reference: Option<String>,
+    pub email: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Where an attachment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentStatus {
+    /// Created with a title only; its file comes later (the asset API).
+    Placeholder,
+    /// Content is being stored; never listed.
+    Pending,
+    /// Content stored and verified.
+    Ready,
+    /// Gone; kept only where a store needs a tombstone.
+    Deleted,
+}
+
+impl AttachmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placeholder => "placeholder",
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "placeholder" => Self::Placeholder,
+            "pending" => Self::Pending,
+            "ready" => Self::Ready,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+
+    /// Whether lists show it: half-uploaded and deleted attachments are never listed.
+    pub fn is_listed(self) -> bool {
+        matches!(self, Self::Placeholder | Self::Ready)
+    }
+}
+
+/// One stored content of an attachment. Its blob key is derived, never taken from a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub id: VersionId,
+    pub file_name: FileName,
+    pub content_type: String,
+    pub size: u64,
+    /// Hex MD5 of the content.
+    pub md5: String,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An attachment: metadata, labels, and its current content (none for a placeholder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub tenant: TenantId,
+    pub id: AttachmentId,
+    pub parent: ParentRef,
+    /// Free label: resume, original, cover, file…
+    #[serde(rename = "type")]
+    pub label: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    pub status: AttachmentStatus,
+    pub owner: String,
+    pub external_id: Option<String>,
+    /// The current content; `None` for a placeholder. While pending, the content being stored.
+    pub content: Option<Version>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// While pending: when the upload window closes (unix seconds); the sweep removes it after.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+impl Attachment {
+    /// The storage key of one content of this attachment: tenant, attachment, version.
+    pub fn blob_key(&self, version: VersionId) -> String {
+        blob_key(&self.tenant, self.id, version)
+    }
+}
+
+/// The storage key of a content: made only from validated ids, never from a file name.
+pub fn blob_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
+    format!("{tenant}/{attachment}/{version}")
+}

@@ -1,0 +1,154 @@
+//! multipart/form-data parsing for every upload route, with every limit explicit: the whole
+//! body, each text field, the number of parts, and each part's headers.
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+/// How many parts a form may have: far more than any real upload, far fewer than an attack.
+pub const MAX_PARTS: usize = 64;
+/// The largest text field.
+pub const MAX_TEXT_FIELD: usize = 16 * 1024;
+
+/// A file part.
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    pub field: String,
+    /// The file name the client sent, if any.
+    pub file_name: Option<String>,
+    pub bytes: Bytes,
+}
+
+/// A parsed form.
+#[derive(Debug, Default)]
+pub struct Form {
+    pub files: Vec<FilePart>,
+    pub texts: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The last value of a text field.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.texts
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a body is not an acceptable form. The message names the problem for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MultipartError {
+    #[error("the request must be multipart/form-data with a boundary")]
+    NotMultipart,
+    #[error("the multipart body is malformed: {0}")]
+    Malformed(String),
+    #[error("the form has more than {MAX_PARTS} parts")]
+    TooManyParts,
+    #[error("the field {0} is longer than {MAX_TEXT_FIELD} bytes")]
+    FieldTooLarge(String),
+    #[error("the field {0} is not valid UTF-8 text")]
+    NotText(String),
+}
+
+/// Parses a form. `file_fields` names the parts that carry files; other parts are text.
+pub async fn parse(headers: &HeaderMap, body: Bytes, file_fields: &[&str]) -> Result<Form, MultipartError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(MultipartError::NotMultipart)?;
+    let boundary = multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
+    let total = body.len() as u64;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(total)
+            .per_field(total),
+    );
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut form = Form::default();
+    let mut parts = 0usize;
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(MultipartError::Malformed(e.to_string())),
+        };
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(MultipartError::TooManyParts);
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| MultipartError::Malformed(e.to_string()))?;
+        if file_fields.contains(&name.as_str()) {
+            form.files.push(FilePart {
+                field: name,
+                file_name,
+                bytes,
+            });
+        } else {
+            if bytes.len() > MAX_TEXT_FIELD {
+                return Err(MultipartError::FieldTooLarge(name));
+            }
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| MultipartError::NotText(name.clone()))?;
+            form.texts.push((name, text));
+        }
+    }
+    Ok(form)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn files_and_texts() {
+        let body = "--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n\
+                    --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+                    Content-Type: text/plain\r\n\r\nabc\r\n--XX--\r\n";
+        let f = parse(&headers("multipart/form-data; boundary=XX"), Bytes::from(body), &["file"])
+            .await
+            .unwrap();
+        assert_eq!(f.text("title"), Some("Hello"));
+        assert_eq!(f.files.len(), 1);
+        assert_eq!(f.files[0].file_name.as_deref(), Some("a.txt"));
+        assert_eq!(&f.files[0].bytes[..], b"abc");
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_are_errors() {
+        let h = headers("multipart/form-data; boundary=XX");
+        assert_eq!(
+            parse(&headers("multipart/form-data"), Bytes::new(), &["file"]).await.unwrap_err(),
+            MultipartError::NotMultipart
+        );
+        assert_eq!(
+            parse(&HeaderMap::new(), Bytes::new(), &["file"]).await.unwrap_err(),
+            MultipartError::NotMultipart
+        );
+        let unclosed = "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc";
+        assert!(matches!(
+            parse(&h, Bytes::from(unclosed), &["file"]).await.unwrap_err(),
+            MultipartError::Malformed(_)
+        ));
+        let mut many = String::new();
+        for i in 0..(MAX_PARTS + 1) {
+            many.push_str(&format!("--XX\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n"));
+        }
+        many.push_str("--XX--\r\n");
+        assert_eq!(
+            parse(&h, Bytes::from(many), &["file"]).await.unwrap_err(),
+            MultipartError::TooManyParts
+        );
+    }
+}

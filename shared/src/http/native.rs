@@ -1,0 +1,340 @@
+//! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
+//! This is the API new users program against; the compatible dialects sit beside it.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+
+use super::multipart::{self, MultipartError};
+use super::routes::Params;
+use super::{empty, json as json_response, presented_key, query_pairs, redirect, Request, Response};
+use crate::domain::{Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal};
+use crate::service::{
+    App, AttachmentFields, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
+};
+use crate::store::PutOutcome;
+
+/// The native error envelope.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, &json!({"error": {"code": code, "message": message}}))
+}
+
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        _ => "internal",
+    }
+}
+
+/// Errors the router produces before a handler runs, in this envelope.
+pub fn router_error(status: StatusCode, message: &str) -> Response {
+    error(status, code_of(status), message)
+}
+
+/// Maps a use case's error to this API's envelope: the one place where that happens.
+pub fn service_error(e: ServiceError) -> Response {
+    let status = match &e {
+        ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ServiceError::Internal(cause) => {
+            super::log_internal(cause);
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error");
+        }
+    };
+    error(status, code_of(status), &e.to_string())
+}
+
+fn multipart_error(e: MultipartError) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The native JSON of an attachment.
+pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
+    let c = a.content.as_ref();
+    let mut v = json!({
+        "id": a.id.to_string(),
+        "parent": {"kind": a.parent.kind.as_str(), "id": a.parent.id.as_str()},
+        "file_name": c.map(|c| c.file_name.as_str()),
+        "original_file_name": c.map(|c| c.file_name.stem()),
+        "extension": c.map(|c| c.file_name.extension().to_ascii_lowercase()),
+        "content_type": c.map(|c| c.content_type.as_str()),
+        "size": c.map(|c| c.size),
+        "md5": c.map(|c| c.md5.as_str()),
+        "sha256": c.map(|c| c.sha256.as_str()),
+        "type": a.label,
+        "title": a.title,
+        "description": a.description,
+        "category": a.category,
+        "tags": a.tags,
+        "status": a.status.as_str(),
+        "owner": a.owner,
+        "external_id": a.external_id,
+        "version_id": c.map(|c| c.id.to_string()),
+        "created_at": rfc3339(a.created_at),
+        "updated_at": rfc3339(a.updated_at),
+    });
+    if let (Some(url), Some(obj)) = (download_url, v.as_object_mut()) {
+        obj.insert("download_url".into(), Value::String(url));
+    }
+    v
+}
+
+fn parent_json(p: &Parent) -> Value {
+    json!({
+        "kind": p.key.kind.as_str(),
+        "id": p.key.id.as_str(),
+        "source": p.source,
+        "reference": p.reference,
+        "email": p.email,
+        "created_at": rfc3339(p.created_at),
+        "updated_at": rfc3339(p.updated_at),
+    })
+}
+
+/// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
+async fn caller_and_parent(app: &App, req: &Request, params: &Params) -> Result<(Principal, ParentRef), Response> {
+    let who = app
+        .authenticate(presented_key(req).as_deref())
+        .await
+        .map_err(service_error)?;
+    let kind = ParentKind::parse(params.get("kind")).map_err(|e| service_error(e.into()))?;
+    let id = ParentId::parse(params.get("id")).map_err(|e| service_error(e.into()))?;
+    Ok((who, ParentRef::new(kind, id)))
+}
+
+async fn caller_and_attachment(app: &App, req: &Request, params: &Params) -> Result<(Principal, AttachmentId), Response> {
+    let who = app
+        .authenticate(presented_key(req).as_deref())
+        .await
+        .map_err(service_error)?;
+    // A malformed id cannot name anything: answer as for an unknown id.
+    let id = AttachmentId::parse(params.get("id"))
+        .map_err(|_| service_error(ServiceError::NotFound("attachment")))?;
+    Ok((who, id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentBody {
+    source: Option<String>,
+    reference: Option<String>,
+    email: Option<String>,
+}
+
+/// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
+pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, key) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = req.body();
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+        ParentFields::default()
+    } else {
+        match serde_json::from_slice::<ParentBody>(body) {
+            Ok(b) => ParentFields {
+                source: b.source,
+                reference: b.reference,
+                email: b.email,
+            },
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("the body must be a JSON object with optional string fields source, reference, email: {e}"),
+                )
+            }
+        }
+    };
+    match app.put_parent(&who, key, fields).await {
+        Ok((parent, outcome)) => {
+            let status = match outcome {
+                PutOutcome::Created => StatusCode::CREATED,
+                PutOutcome::Updated => StatusCode::OK,
+            };
+            json_response(status, &parent_json(&parent))
+        }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `GET /v1/parents/{kind}/{id}`.
+pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, key) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.get_parent(&who, &key).await {
+        Ok(p) => json_response(StatusCode::OK, &parent_json(&p)),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files.
+pub async fn delete_parent(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, key) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.delete_parent(&who, &key).await {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
+pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // Unknown parent first: no point reading a form for nothing.
+    if let Err(e) = app.get_parent(&who, &parent).await {
+        return service_error(e);
+    }
+    let (parts, body) = req.into_parts();
+    let form = match multipart::parse(&parts.headers, body, &["file"]).await {
+        Ok(f) => f,
+        Err(e) => return multipart_error(e),
+    };
+    if form.files.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "the form has no part named file");
+    }
+    let mut files = Vec::with_capacity(form.files.len());
+    for part in &form.files {
+        let name = match part.file_name.as_deref().map(FileName::parse) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return service_error(e.into()),
+            None => {
+                return error(StatusCode::BAD_REQUEST, "bad_request", "every file part needs a filename")
+            }
+        };
+        files.push(NewFile {
+            file_name: name,
+            bytes: part.bytes.clone(),
+        });
+    }
+    let fields = AttachmentFields {
+        label: form.text("type").map(str::to_owned),
+        title: form.text("title").map(str::to_owned),
+        description: form.text("description").map(str::to_owned),
+        category: form.text("category").map(str::to_owned),
+        tags: form
+            .text("tags")
+            .map(|t| t.split(',').map(str::to_owned).collect()),
+        external_id: form.text("external_id").map(str::to_owned),
+    };
+    let stored = match app
+        .upload_many(&who, &parent, files, fields, UploadTarget::New, UploadRules::default())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return service_error(e),
+    };
+    let mut items = Vec::with_capacity(stored.len());
+    for a in &stored {
+        let link = app.download_link(a).await.unwrap_or_else(|e| {
+            super::log_internal(&e);
+            None
+        });
+        items.push(attachment_json(a, link));
+    }
+    json_response(StatusCode::CREATED, &json!({ "items": items }))
+}
+
+/// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
+pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut limit = 100usize;
+    let mut cursor = None;
+    for (k, v) in query_pairs(&req) {
+        match k.as_str() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => return error(StatusCode::BAD_REQUEST, "bad_request", "limit must be a number from 1 to 1000"),
+            },
+            "cursor" => cursor = Some(v),
+            _ => {}
+        }
+    }
+    match app.list(&who, &parent, cursor.as_deref(), limit).await {
+        Ok(page) => {
+            let mut items = Vec::with_capacity(page.items.len());
+            for a in &page.items {
+                match app.download_link(a).await {
+                    Ok(link) => items.push(attachment_json(a, link)),
+                    Err(e) => return service_error(e),
+                }
+            }
+            json_response(StatusCode::OK, &json!({"items": items, "next_cursor": page.next_cursor}))
+        }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `GET /v1/attachments/{id}`: metadata with a download link when ready.
+pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let att = match app.get(&who, id).await {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    match app.download_link(&att).await {
+        Ok(link) => json_response(StatusCode::OK, &attachment_json(&att, link)),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `GET /v1/attachments/{id}/content`: a redirect to the download link.
+pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let att = match app.get(&who, id).await {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    match app.download_link(&att).await {
+        Ok(Some(link)) => redirect(&link),
+        Ok(None) => error(StatusCode::CONFLICT, "conflict", "the attachment has no content yet"),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `DELETE /v1/attachments/{id}`.
+pub async fn delete_attachment(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.delete(&who, id).await {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(e) => service_error(e),
+    }
+}

@@ -1,0 +1,179 @@
+//! The route table: the single source of truth for every endpoint's method, path, handler and
+//! Lambda function. The local server serves this table, each Lambda binary serves one row of it,
+//! and a test checks `template.yaml` against it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, StatusCode};
+
+use super::{native, Request, Response};
+use crate::service::App;
+
+/// Path parameters of a matched route, in the order of the pattern.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+/// A handler: the app, the request, the path parameters.
+pub type Handler = fn(Arc<App>, Request, Params) -> HandlerFuture;
+/// How a dialect renders an error the router itself produces (405, 413, 404).
+pub type ErrorRenderer = fn(StatusCode, &str) -> Response;
+
+/// Whether a route only reads or also writes; least-privilege policies follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// One endpoint.
+#[derive(Debug)]
+pub struct Route {
+    /// The Lambda binary's name (a file in `functions/src/bin/`) and the function's key.
+    pub name: &'static str,
+    pub method: Method,
+    /// The path pattern, `{name}` standing for one segment (API Gateway's syntax).
+    pub path: &'static str,
+    pub handler: Handler,
+    pub errors: ErrorRenderer,
+    pub access: Access,
+}
+
+macro_rules! route {
+    ($name:literal, $method:ident, $path:literal, $handler:path, $errors:path, $access:ident) => {
+        Route {
+            name: $name,
+            method: Method::$method,
+            path: $path,
+            handler: |app, req, params| Box::pin($handler(app, req, params)),
+            errors: $errors,
+            access: Access::$access,
+        }
+    };
+}
+
+/// Every endpoint of every API.
+pub static ROUTES: &[Route] = &[
+    route!("native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write),
+    route!("native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read),
+    route!("native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write),
+    route!("native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write),
+    route!("native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read),
+    route!("native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read),
+    route!("native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read),
+    route!("native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write),
+];
+
+/// The route of a Lambda binary.
+pub fn by_name(name: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.name == name)
+}
+
+impl Route {
+    /// Matches a request path against the pattern. A single trailing slash is ignored, as
+    /// Crafter's clients send both spellings.
+    pub fn matches(&self, path: &str) -> Option<Params> {
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let mut pattern = self.path.split('/');
+        let mut actual = path.split('/');
+        let mut params = Vec::new();
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return Some(Params(params)),
+                (Some(p), Some(a)) => {
+                    if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                        let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
+                        if value.is_empty() {
+                            return None;
+                        }
+                        params.push((name, value.into_owned()));
+                    } else if p != a {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The route whose pattern matches a path, for the envelope of errors that precede dispatch.
+pub fn errors_for_path(path: &str) -> ErrorRenderer {
+    ROUTES
+        .iter()
+        .find(|r| r.matches(path).is_some())
+        .map_or(native::router_error as ErrorRenderer, |r| r.errors)
+}
+
+/// Serves a request with the route table.
+pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
+    let mut allowed: Vec<&Route> = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = route.matches(req.uri().path()) {
+            if route.method == req.method() {
+                return (route.handler)(app.clone(), req, params).await;
+            }
+            allowed.push(route);
+        }
+    }
+    match allowed.first() {
+        Some(first) => {
+            let mut resp = (first.errors)(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path");
+            let allow: Vec<&str> = allowed.iter().map(|r| r.method.as_str()).collect();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            resp
+        }
+        None => native::router_error(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+/// Serves a request with one route (a Lambda function), refusing any other method or path.
+pub async fn dispatch_route(app: &Arc<App>, route: &'static Route, req: Request) -> Response {
+    match route.matches(req.uri().path()) {
+        Some(params) if route.method == req.method() => (route.handler)(app.clone(), req, params).await,
+        Some(_) => (route.errors)(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path"),
+        None => (route.errors)(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_method_path_pairs_too() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert!(!(a.method == b.method && a.path == b.path), "{} {}", a.method, a.path);
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_match_segments() {
+        let r = by_name("native-list").unwrap();
+        let p = r.matches("/v1/parents/profile/p%2D1/attachments").unwrap();
+        assert_eq!(p.get("kind"), "profile");
+        assert_eq!(p.get("id"), "p-1");
+        assert!(r.matches("/v1/parents/profile/p1/attachments/").is_some());
+        assert!(r.matches("/v1/parents/profile//attachments").is_none());
+        assert!(r.matches("/v1/parents/profile/p1/attachments/x").is_none());
+        assert!(r.matches("/v1/parents/profile/p1").is_none());
+    }
+}

@@ -1,0 +1,72 @@
+//! Running one route of the table as a Lambda function behind API Gateway (HTTP API, payload
+//! v2). Configuration, clients and the app are built once per container, before the first event.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use lambda_http::{service_fn, Body};
+
+use crate::config::Config;
+use crate::http::routes::{self, Route};
+use crate::service::App;
+use crate::setup;
+
+pub use lambda_http::Error;
+
+/// Turns an API Gateway event into our request type. API Gateway has already decoded base64.
+pub fn into_request(event: lambda_http::Request) -> crate::http::Request {
+    let (parts, body) = event.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(s) => Bytes::from(s),
+        Body::Binary(b) => Bytes::from(b),
+        // `Body` is non-exhaustive in newer releases: anything else is no body we understand.
+        #[allow(unreachable_patterns)]
+        _ => Bytes::new(),
+    };
+    http::Request::from_parts(parts, bytes)
+}
+
+/// Turns our response into Lambda's. JSON goes as text; anything else as binary (base64).
+pub fn into_response(resp: crate::http::Response) -> lambda_http::Response<Body> {
+    let (parts, bytes) = resp.into_parts();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    lambda_http::Response::from_parts(parts, body)
+}
+
+/// Serves one event with one route.
+pub async fn handle(app: &Arc<App>, route: &'static Route, event: lambda_http::Request) -> lambda_http::Response<Body> {
+    let req = into_request(event);
+    if req.body().len() > app.limits.max_upload_bytes {
+        return into_response((route.errors)(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than the limit of {} bytes",
+                app.limits.max_upload_bytes
+            ),
+        ));
+    }
+    into_response(routes::dispatch_route(app, route, req).await)
+}
+
+/// A Lambda binary's `main`: build everything once, then serve events for `route_name`.
+pub async fn run(route_name: &str) -> Result<(), Error> {
+    let cfg = Config::from_env()?;
+    crate::telemetry::init(cfg.json_logs);
+    let route = routes::by_name(route_name).ok_or_else(|| format!("no route named {route_name}"))?;
+    let built = setup::build(&cfg).await?;
+    let app = built.app;
+    lambda_http::run(service_fn(move |event| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }
+    }))
+    .await
+}

@@ -1,0 +1,79 @@
+//! API keys: creation, registration from configuration, authentication and revocation. Keys are
+//! stored as their SHA-256; the key itself is shown once, when it is created.
+
+use sha2::{Digest, Sha256};
+
+use super::{now, App, ServiceError, ServiceResult};
+use crate::domain::{ApiKey, Principal, TenantId};
+
+/// A key just created: the stored record and the secret, which is never shown again.
+#[derive(Debug)]
+pub struct NewKey {
+    pub record: ApiKey,
+    pub secret: String,
+}
+
+pub(crate) fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl App {
+    /// Resolves a presented key to its principal; a missing, unknown or revoked key is refused.
+    pub async fn authenticate(&self, presented: Option<&str>) -> ServiceResult<Principal> {
+        let key = presented.map(str::trim).filter(|k| !k.is_empty() && k.len() <= 512);
+        let Some(key) = key else {
+            return Err(ServiceError::Unauthorized);
+        };
+        match self.meta.get_api_key(&hash_key(key)).await? {
+            Some(k) if !k.revoked => Ok(Principal {
+                tenant: k.tenant,
+                owner: k.owner,
+            }),
+            _ => Err(ServiceError::Unauthorized),
+        }
+    }
+
+    /// Creates a random key for a tenant.
+    pub async fn create_key(&self, tenant: &TenantId, owner: Option<&str>) -> ServiceResult<NewKey> {
+        let mut raw = [0u8; 24];
+        getrandom::fill(&mut raw)
+            .map_err(|e| ServiceError::Internal(crate::store::StoreError::Unavailable(e.to_string())))?;
+        let secret = format!("ak_{}", hex::encode(raw));
+        let record = self.register_key(tenant, &secret, owner).await?;
+        Ok(NewKey { record, secret })
+    }
+
+    /// Stores a given key (from `ATTACHMENTS_API_KEYS`); registering it again changes nothing
+    /// but its owner, and a revoked key stays revoked.
+    pub async fn register_key(&self, tenant: &TenantId, key: &str, owner: Option<&str>) -> ServiceResult<ApiKey> {
+        let hash = hash_key(key);
+        let existing = self.meta.get_api_key(&hash).await?;
+        let record = ApiKey {
+            // Derived from the hash, so the same key always gets the same public id.
+            id: hash[..12].to_owned(),
+            tenant: tenant.clone(),
+            owner: owner.map_or_else(|| tenant.to_string(), str::to_owned),
+            hash,
+            created_at: existing.as_ref().map_or_else(now, |k| k.created_at),
+            revoked: existing.as_ref().is_some_and(|k| k.revoked),
+        };
+        if existing.as_ref().is_some_and(|k| k.tenant != record.tenant) {
+            return Err(ServiceError::Conflict("that key belongs to another tenant".into()));
+        }
+        self.meta.put_api_key(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn list_keys(&self) -> ServiceResult<Vec<ApiKey>> {
+        Ok(self.meta.list_api_keys().await?)
+    }
+
+    /// Revokes a key by its public id.
+    pub async fn revoke_key(&self, id: &str) -> ServiceResult<()> {
+        if self.meta.revoke_api_key(id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("API key"))
+        }
+    }
+}

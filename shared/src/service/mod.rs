@@ -1,0 +1,374 @@
+//! The use cases every API calls: API keys, parents, uploads, listings, links and deletions.
+//! Dialects parse their requests into these calls and render what comes back; no dialect talks
+//! to storage, and nothing here knows which API is calling.
+
+mod cursor;
+mod keys;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Attachment, AttachmentId, AttachmentStatus, IdError, Parent, ParentKind, ParentRef, Principal,
+};
+use crate::signing::Signer;
+use crate::store::{
+    BlobStore, Expected, LinkOptions, MetadataStore, ParentLookup, PutOutcome, StoreError,
+};
+
+pub use keys::NewKey;
+pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+
+/// What a use case can answer besides success. Each dialect maps these to its own envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// A failure of storage; the cause is logged, the caller sees a generic 500.
+    #[error("internal error: {0}")]
+    Internal(#[from] StoreError),
+}
+
+impl From<IdError> for ServiceError {
+    fn from(e: IdError) -> Self {
+        ServiceError::Invalid(e.to_string())
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Limits the use cases enforce, from configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_upload_bytes: usize,
+    pub link_ttl: Duration,
+    /// How long a pending upload may stay pending before the sweep removes it.
+    pub pending_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: crate::config::DEFAULT_MAX_UPLOAD_BYTES,
+            link_ttl: Duration::from_secs(900),
+            pending_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The application: storage ports plus the few things every use case needs. Built once per
+/// process (or Lambda container) and shared by all requests.
+pub struct App {
+    pub(crate) meta: Arc<dyn MetadataStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    signer: Signer,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("limits", &self.limits).finish()
+    }
+}
+
+/// The optional look-up fields of a parent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParentFields {
+    pub source: Option<String>,
+    pub reference: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A page of a listing with the cursor of the next one.
+#[derive(Debug)]
+pub struct AttachmentPage {
+    pub items: Vec<Attachment>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn now() -> OffsetDateTime {
+    // Milliseconds are what every API shows; storing more would make round trips differ.
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}
+
+fn bounded(field: &str, value: Option<String>, max_chars: usize) -> ServiceResult<Option<String>> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > max_chars => Err(ServiceError::Invalid(format!(
+            "{field} is too long (maximum is {max_chars} characters)"
+        ))),
+        Some(v) if v.chars().any(char::is_control) => Err(ServiceError::Invalid(format!(
+            "{field} contains control characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+impl App {
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        signer: Signer,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            meta,
+            blobs,
+            signer,
+            limits,
+        }
+    }
+
+    // ---- parents -------------------------------------------------------------------------
+
+    /// Registers or updates a parent. Reference and e-mail are unique per tenant, kind and source.
+    pub async fn put_parent(
+        &self,
+        who: &Principal,
+        key: ParentRef,
+        fields: ParentFields,
+    ) -> ServiceResult<(Parent, PutOutcome)> {
+        let source = bounded("source", fields.source, 128)?;
+        let reference = bounded("reference", fields.reference, 256)?;
+        let email = bounded("email", fields.email, 254)?.map(|e| e.to_lowercase());
+        if let Some(e) = &email {
+            let valid = e
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace));
+            if !valid {
+                return Err(ServiceError::Invalid("email is not an e-mail address".into()));
+            }
+        }
+        let existing = self.meta.get_parent(&who.tenant, &key).await?;
+        let t = now();
+        let parent = Parent {
+            tenant: who.tenant.clone(),
+            key,
+            source,
+            reference,
+            email,
+            created_at: existing.as_ref().map_or(t, |p| p.created_at),
+            updated_at: t,
+        };
+        match self.meta.put_parent(&parent).await {
+            Ok(outcome) => Ok((parent, outcome)),
+            Err(StoreError::Conflict(msg)) => Err(ServiceError::Conflict(msg)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_parent(&self, who: &Principal, key: &ParentRef) -> ServiceResult<Parent> {
+        self.meta
+            .get_parent(&who.tenant, key)
+            .await?
+            .ok_or(ServiceError::NotFound("parent"))
+    }
+
+    /// Finds a parent by its reference or e-mail within a kind and source.
+    pub async fn find_parent(
+        &self,
+        who: &Principal,
+        kind: &ParentKind,
+        source: Option<&str>,
+        lookup: ParentLookup<'_>,
+    ) -> ServiceResult<Option<Parent>> {
+        let lookup = match lookup {
+            ParentLookup::Email(e) => {
+                let lower = e.trim().to_lowercase();
+                return Ok(self
+                    .meta
+                    .find_parent(&who.tenant, kind, source, ParentLookup::Email(&lower))
+                    .await?);
+            }
+            other => other,
+        };
+        Ok(self.meta.find_parent(&who.tenant, kind, source, lookup).await?)
+    }
+
+    /// Removes a parent with all of its attachments and their stored files.
+    pub async fn delete_parent(&self, who: &Principal, key: &ParentRef) -> ServiceResult<()> {
+        self.get_parent(who, key).await?;
+        loop {
+            let page = self
+                .meta
+                .list_attachments(&who.tenant, key, None, 100, true)
+                .await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for att in page.items {
+                self.remove_attachment(att).await?;
+            }
+        }
+        self.meta.delete_parent(&who.tenant, key).await?;
+        Ok(())
+    }
+
+    // ---- attachments ---------------------------------------------------------------------
+
+    /// One page of a parent's attachments, oldest first.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<AttachmentPage> {
+        let after = match cursor {
+            Some(c) => Some(cursor::decode(&self.signer, c, &who.tenant, parent)?),
+            None => None,
+        };
+        self.get_parent(who, parent).await?;
+        let page = self
+            .meta
+            .list_attachments(&who.tenant, parent, after, limit, false)
+            .await?;
+        let next_cursor = page
+            .next_after
+            .map(|a| cursor::encode(&self.signer, &who.tenant, parent, a));
+        Ok(AttachmentPage {
+            items: page.items,
+            next_cursor,
+        })
+    }
+
+    /// Every listed attachment of a parent, for the APIs that do not paginate.
+    pub async fn list_all(&self, who: &Principal, parent: &ParentRef) -> ServiceResult<Vec<Attachment>> {
+        self.get_parent(who, parent).await?;
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .meta
+                .list_attachments(&who.tenant, parent, after, 1000, false)
+                .await?;
+            out.extend(page.items);
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// An attachment of the caller's tenant (pending ones included, deleted ones not).
+    pub async fn get(&self, who: &Principal, id: AttachmentId) -> ServiceResult<Attachment> {
+        match self.meta.get_attachment(&who.tenant, id).await? {
+            Some(a) if a.status != AttachmentStatus::Deleted => Ok(a),
+            _ => Err(ServiceError::NotFound("attachment")),
+        }
+    }
+
+    /// An attachment that belongs to the given parent (the APIs that nest ids under parents).
+    pub async fn get_of_parent(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        id: AttachmentId,
+    ) -> ServiceResult<Attachment> {
+        let att = self.get(who, id).await?;
+        if &att.parent != parent || !att.status.is_listed() {
+            return Err(ServiceError::NotFound("attachment"));
+        }
+        Ok(att)
+    }
+
+    /// A presigned download link of the attachment's current content, when it has one.
+    pub async fn download_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
+        match (&att.content, att.status) {
+            (Some(v), AttachmentStatus::Ready) => {
+                let link = self
+                    .blobs
+                    .presign_get(
+                        &att.blob_key(v.id),
+                        &LinkOptions {
+                            content_type: &v.content_type,
+                            file_name: v.file_name.as_str(),
+                            ttl: self.limits.link_ttl,
+                        },
+                    )
+                    .await?;
+                Ok(Some(link))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes an attachment, every version's file, then its metadata.
+    pub async fn delete(&self, who: &Principal, id: AttachmentId) -> ServiceResult<()> {
+        let att = self.get(who, id).await?;
+        self.remove_attachment(att).await
+    }
+
+    /// Tombstone first, so a failure half-way leaves nothing listed and the sweep can finish the
+    /// job; then files; then metadata.
+    pub(crate) async fn remove_attachment(&self, att: Attachment) -> ServiceResult<()> {
+        let expected = Expected::of(&att);
+        let mut tomb = att.clone();
+        if att.status != AttachmentStatus::Deleted {
+            tomb.status = AttachmentStatus::Deleted;
+            tomb.expires_at = Some(now().unix_timestamp());
+            tomb.updated_at = now();
+            match self.meta.update_attachment(&tomb, expected).await {
+                Ok(()) => {}
+                // Someone else changed it meanwhile: start over from what is stored now.
+                Err(StoreError::Conflict(_)) => {
+                    return match self.meta.get_attachment(&att.tenant, att.id).await? {
+                        Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
+                        None => Ok(()),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut keys: Vec<String> = self
+            .meta
+            .list_versions(&att.tenant, att.id)
+            .await?
+            .iter()
+            .map(|v| att.blob_key(v.id))
+            .collect();
+        if let Some(v) = &att.content {
+            let k = att.blob_key(v.id);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        for k in &keys {
+            self.blobs.delete(k).await?;
+        }
+        self.meta.delete_attachment(&att.tenant, att.id).await?;
+        Ok(())
+    }
+
+    /// Removes what a failure or an abandoned upload left behind: pending uploads past their
+    /// window and deletions that did not finish. Returns how many attachments it removed.
+    pub async fn sweep(&self, now_unix: i64) -> ServiceResult<usize> {
+        let mut removed = 0;
+        loop {
+            let batch = self.meta.expired_pending(now_unix, 100).await?;
+            if batch.is_empty() {
+                return Ok(removed);
+            }
+            for att in batch {
+                self.remove_attachment(att).await?;
+                removed += 1;
+            }
+        }
+    }
+}

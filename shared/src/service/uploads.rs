@@ -1,0 +1,402 @@
+//! Storing content: a new attachment, or a new version of one. The order of steps is what keeps
+//! storage consistent: the metadata says `pending` before any byte is stored, turns `ready` only
+//! once the file is there, and every failure in between removes what was written.
+
+use bytes::Bytes;
+
+use super::{bounded, now, App, ServiceError, ServiceResult};
+use crate::domain::{
+    decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
+    Principal, Version, VersionId,
+};
+use crate::store::{Expected, StoreError};
+
+/// A file received through an API.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub file_name: FileName,
+    pub bytes: Bytes,
+}
+
+/// Labels given with an upload or a placeholder; unset ones stay as they were on a new version.
+#[derive(Debug, Clone, Default)]
+pub struct AttachmentFields {
+    /// The `type` label (resume, original, file…).
+    pub label: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub external_id: Option<String>,
+}
+
+/// Which attachment an upload lands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadTarget {
+    /// Always a new attachment (the native API).
+    New,
+    /// A new version of the parent's attachment with the same name without extension, else a
+    /// new attachment (Crafter Profile).
+    SameStem,
+    /// A new version of the parent's attachment with the same file name, else a new one.
+    SameName,
+    /// A new version of this attachment of the parent (a placeholder gets its first content).
+    Existing(AttachmentId),
+}
+
+/// Extra rules of the API an upload came through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadRules<'a> {
+    /// Only these content types are accepted (Crafter's allow-list).
+    pub allowed_types: Option<&'a [String]>,
+    /// A file limit below the request limit.
+    pub max_file_bytes: Option<usize>,
+}
+
+/// Validated labels, ready to be stored.
+#[derive(Clone)]
+struct CleanFields {
+    label: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    tags: Option<Vec<String>>,
+    external_id: Option<String>,
+}
+
+fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
+    let label = bounded("type", fields.label, 64)?;
+    if let Some(l) = &label {
+        if !l.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(ServiceError::Invalid(
+                "type may only contain letters, digits, '_', '-' and '.'".into(),
+            ));
+        }
+    }
+    let tags = match fields.tags {
+        None => None,
+        Some(tags) => {
+            let mut out: Vec<String> = Vec::new();
+            for t in tags {
+                if let Some(t) = bounded("tag", Some(t), 64)? {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+            if out.len() > 50 {
+                return Err(ServiceError::Invalid("at most 50 tags".into()));
+            }
+            Some(out)
+        }
+    };
+    Ok(CleanFields {
+        label,
+        title: bounded("title", fields.title, 255)?,
+        description: bounded("description", fields.description, 4000)?,
+        category: bounded("category", fields.category, 255)?,
+        tags,
+        external_id: bounded("external_id", fields.external_id, 255)?,
+    })
+}
+
+impl CleanFields {
+    fn apply(self, att: &mut Attachment) {
+        if let Some(v) = self.label {
+            att.label = v;
+        }
+        if self.title.is_some() {
+            att.title = self.title;
+        }
+        if self.description.is_some() {
+            att.description = self.description;
+        }
+        if self.category.is_some() {
+            att.category = self.category;
+        }
+        if let Some(t) = self.tags {
+            att.tags = t;
+        }
+        if self.external_id.is_some() {
+            att.external_id = self.external_id;
+        }
+    }
+}
+
+impl App {
+    /// Checks a file against the rules and describes it as a version (type, size, digests).
+    fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<(Version, [u8; 32])> {
+        if file.bytes.is_empty() {
+            return Err(ServiceError::Unprocessable(format!(
+                "{} is empty",
+                file.file_name
+            )));
+        }
+        let limit = rules
+            .max_file_bytes
+            .unwrap_or(usize::MAX)
+            .min(self.limits.max_upload_bytes);
+        if file.bytes.len() > limit {
+            return Err(ServiceError::TooLarge(format!(
+                "{} is larger than the limit of {limit} bytes",
+                file.file_name
+            )));
+        }
+        let content_type = decide_content_type(
+            file.file_name.as_str(),
+            file.file_name.extension(),
+            &file.bytes,
+        )
+        .map_err(|e| ServiceError::UnsupportedMedia(e.to_string()))?;
+        if let Some(allowed) = rules.allowed_types {
+            if !allowed.iter().any(|a| a == content_type) {
+                return Err(ServiceError::UnsupportedMedia(format!(
+                    "{} is {content_type}, which is not an allowed type (allowed: {})",
+                    file.file_name,
+                    allowed.join(", ")
+                )));
+            }
+        }
+        let digests = Digests::of(&file.bytes);
+        let version = Version {
+            id: VersionId::new(),
+            file_name: file.file_name.clone(),
+            content_type: content_type.to_owned(),
+            size: digests.size,
+            md5: digests.md5_hex(),
+            sha256: digests.sha256_hex(),
+            created_at: now(),
+        };
+        Ok((version, digests.sha256))
+    }
+
+    /// Stores an uploaded file as a new attachment or a new version, per `target`.
+    pub async fn upload(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        file: NewFile,
+        fields: AttachmentFields,
+        target: UploadTarget,
+        rules: UploadRules<'_>,
+    ) -> ServiceResult<Attachment> {
+        let mut stored = self
+            .upload_many(who, parent, vec![file], fields, target, rules)
+            .await?;
+        stored
+            .pop()
+            .ok_or_else(|| ServiceError::Invalid("no file to store".into()))
+    }
+
+    /// Stores several files of one request. Every file is checked before any is stored, so a
+    /// refused file (4xx) changes nothing; a storage failure half-way removes the attachments
+    /// this call created.
+    pub async fn upload_many(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        files: Vec<NewFile>,
+        fields: AttachmentFields,
+        target: UploadTarget,
+        rules: UploadRules<'_>,
+    ) -> ServiceResult<Vec<Attachment>> {
+        self.get_parent(who, parent).await?;
+        let fields = clean(fields)?;
+        let checked = files
+            .into_iter()
+            .map(|f| self.describe(&f, rules).map(|(v, sha)| (f, v, sha)))
+            .collect::<ServiceResult<Vec<_>>>()?;
+        let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
+        for (file, version, sha) in checked {
+            match self.store_one(who, parent, file, version, sha, fields.clone(), target).await {
+                Ok(done) => stored.push(done),
+                Err(e) => {
+                    for (att, created) in stored {
+                        if created {
+                            if let Err(err) = self.remove_attachment(att).await {
+                                tracing::warn!(error = %err, "could not roll back an upload; the sweep will");
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(stored.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// Stores one checked file; says whether it created a new attachment.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_one(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        file: NewFile,
+        version: Version,
+        sha: [u8; 32],
+        fields: CleanFields,
+        target: UploadTarget,
+    ) -> ServiceResult<(Attachment, bool)> {
+        let existing = match target {
+            UploadTarget::New => None,
+            UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
+            UploadTarget::SameStem | UploadTarget::SameName => {
+                let all = self.list_all(who, parent).await?;
+                all.into_iter().find(|a| {
+                    a.content.as_ref().is_some_and(|c| match target {
+                        UploadTarget::SameStem => c.file_name.stem() == file.file_name.stem(),
+                        _ => c.file_name == file.file_name,
+                    })
+                })
+            }
+        };
+        match existing {
+            Some(att) => Ok((
+                self.store_new_version(att, version, sha, file.bytes, fields)
+                    .await?,
+                false,
+            )),
+            None => Ok((
+                self.store_new_attachment(who, parent, version, sha, file.bytes, fields)
+                    .await?,
+                true,
+            )),
+        }
+    }
+
+    async fn store_new_attachment(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        version: Version,
+        sha: [u8; 32],
+        bytes: Bytes,
+        fields: CleanFields,
+    ) -> ServiceResult<Attachment> {
+        let t = now();
+        let mut att = Attachment {
+            tenant: who.tenant.clone(),
+            id: AttachmentId::new(),
+            parent: parent.clone(),
+            label: "file".into(),
+            title: None,
+            description: None,
+            category: None,
+            tags: Vec::new(),
+            status: AttachmentStatus::Pending,
+            owner: who.owner.clone(),
+            external_id: None,
+            content: Some(version.clone()),
+            created_at: t,
+            updated_at: t,
+            expires_at: Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64),
+        };
+        fields.apply(&mut att);
+        // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
+        self.meta.create_attachment(&att).await?;
+        let key = att.blob_key(version.id);
+        // 2. the bytes.
+        if let Err(e) = self.blobs.put(&key, bytes, &version.content_type, &sha).await {
+            self.undo(&att, None).await;
+            return Err(e.into());
+        }
+        // 3. the version record, then ready.
+        let pending = Expected::of(&att);
+        let mut ready = att.clone();
+        ready.status = AttachmentStatus::Ready;
+        ready.expires_at = None;
+        let finished = async {
+            self.meta.put_version(&att.tenant, att.id, &version).await?;
+            self.meta.update_attachment(&ready, pending).await
+        }
+        .await;
+        if let Err(e) = finished {
+            self.undo(&att, Some(&key)).await;
+            return Err(e.into());
+        }
+        Ok(ready)
+    }
+
+    async fn store_new_version(
+        &self,
+        current: Attachment,
+        version: Version,
+        sha: [u8; 32],
+        bytes: Bytes,
+        fields: CleanFields,
+    ) -> ServiceResult<Attachment> {
+        let key = current.blob_key(version.id);
+        self.blobs.put(&key, bytes, &version.content_type, &sha).await?;
+        let mut next = current.clone();
+        fields.apply(&mut next);
+        next.content = Some(version.clone());
+        next.status = AttachmentStatus::Ready;
+        next.expires_at = None;
+        next.updated_at = version.created_at;
+        let result = async {
+            self.meta.put_version(&current.tenant, current.id, &version).await?;
+            self.meta.update_attachment(&next, Expected::of(&current)).await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(next),
+            Err(e) => {
+                // The attachment still points at its previous content; forget the new one.
+                let _ = self.meta.delete_version(&current.tenant, current.id, version.id).await;
+                let _ = self.blobs.delete(&key).await;
+                Err(match e {
+                    StoreError::Conflict(_) => ServiceError::Conflict(
+                        "the attachment changed while this version was stored; retry".into(),
+                    ),
+                    other => other.into(),
+                })
+            }
+        }
+    }
+
+    /// Best-effort removal of a failed new attachment. What cannot be removed now stays pending
+    /// with its expiry, and the sweep removes it later.
+    async fn undo(&self, att: &Attachment, key: Option<&str>) {
+        if let Some(k) = key {
+            if let Err(e) = self.blobs.delete(k).await {
+                tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
+                return;
+            }
+        }
+        if let Err(e) = self.meta.delete_attachment(&att.tenant, att.id).await {
+            tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its record; the sweep will remove it");
+        }
+    }
+
+    /// Creates an attachment with labels only; its file comes later (the asset API).
+    pub async fn create_placeholder(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        fields: AttachmentFields,
+    ) -> ServiceResult<Attachment> {
+        self.get_parent(who, parent).await?;
+        let fields = clean(fields)?;
+        let t = now();
+        let mut att = Attachment {
+            tenant: who.tenant.clone(),
+            id: AttachmentId::new(),
+            parent: parent.clone(),
+            label: "file".into(),
+            title: None,
+            description: None,
+            category: None,
+            tags: Vec::new(),
+            status: AttachmentStatus::Placeholder,
+            owner: who.owner.clone(),
+            external_id: None,
+            content: None,
+            created_at: t,
+            updated_at: t,
+            expires_at: None,
+        };
+        fields.apply(&mut att);
+        self.meta.create_attachment(&att).await?;
+        Ok(att)
+    }
+}

@@ -1,0 +1,133 @@
+//! Wiring: builds the storage adapters the configuration names and the [`App`] on top of them.
+//! Runs once per process or Lambda container.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Backend, Config};
+use crate::service::{App, Limits};
+use crate::signing::Signer;
+use crate::store::fs_blob::FsBlobStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::StoreError;
+
+/// What a start can fail on; the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The built application, and the embedded blob store when there is one (the local server
+/// serves its links).
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub app: Arc<App>,
+    pub fs_blobs: Option<Arc<FsBlobStore>>,
+}
+
+fn limits(cfg: &Config) -> Limits {
+    Limits {
+        max_upload_bytes: cfg.max_upload_bytes,
+        link_ttl: cfg.link_ttl,
+        ..Limits::default()
+    }
+}
+
+/// Builds the app for the configured backend.
+pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
+    match cfg.backend {
+        Backend::Embedded => build_embedded(cfg),
+        Backend::Aws => Err(SetupError::Other(
+            "ATTACHMENTS_BACKEND: the aws backend is not available in this build".into(),
+        )),
+    }
+}
+
+/// SQLite and files under the data folder.
+pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
+    let dir = &cfg.data_dir;
+    let io = |source| SetupError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir.join("blobs")).map_err(io)?;
+    let signer = match &cfg.secret_hex {
+        Some(h) => signer_from_hex(h)?,
+        None => load_or_create_secret(dir).map_err(io)?,
+    };
+    let meta = Arc::new(SqliteStore::open(&dir.join("attachments.db"))?);
+    let blobs = Arc::new(FsBlobStore::new(dir.join("blobs"), &cfg.public_url, signer.clone()));
+    let app = Arc::new(App::new(meta, blobs.clone(), signer, limits(cfg)));
+    Ok(Built {
+        app,
+        fs_blobs: Some(blobs),
+    })
+}
+
+pub(crate) fn signer_from_hex(h: &str) -> Result<Signer, SetupError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(h, &mut key)
+        .map_err(|_| SetupError::Other("ATTACHMENTS_SECRET: must be 64 hex characters".into()))?;
+    Ok(Signer::new(key))
+}
+
+/// The embedded mode's secret lives in the data folder, so links and cursors survive restarts.
+fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
+    let path = dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(h) => {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(h.trim(), &mut key).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is corrupt", path.display()))
+            })?;
+            Ok(Signer::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
+            write_private(&path, &hex::encode(signer.key_bytes()))?;
+            Ok(signer)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+/// Registers the keys of `ATTACHMENTS_API_KEYS`, and when the store has no key at all, creates
+/// one for tenant `default` and returns it (to be printed once).
+pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
+    use crate::domain::TenantId;
+    let svc = |e: crate::service::ServiceError| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"));
+    for k in &cfg.api_keys {
+        let tenant = TenantId::parse(&k.tenant)
+            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
+        app.register_key(&tenant, &k.key, k.owner.as_deref()).await.map_err(svc)?;
+    }
+    if app.list_keys().await.map_err(svc)?.is_empty() {
+        let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
+        let key = app.create_key(&tenant, None).await.map_err(svc)?;
+        return Ok(Some(key.secret));
+    }
+    Ok(None)
+}

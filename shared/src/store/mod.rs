@@ -1,0 +1,210 @@
+//! Storage ports: the small set of operations the use cases need from a metadata store and a blob
+//! store, shaped after what DynamoDB and S3 do well (key access, conditional writes, presigned
+//! links). Adapters: SQLite and a local file store (embedded mode), DynamoDB and S3 (AWS).
+
+pub mod fs_blob;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::domain::{
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
+    Version, VersionId,
+};
+
+/// What can go wrong in a store. Only `Conflict` and `NotFound` are expected outcomes; the rest
+/// are failures whose cause goes to the log, never to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item not in the expected state, or a unique field taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Whether a put created or replaced an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Updated,
+}
+
+/// A look-up field of a parent, unique per tenant, kind and source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentLookup<'a> {
+    Reference(&'a str),
+    Email(&'a str),
+}
+
+/// The state an update expects to find, so concurrent writers cannot overwrite each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub status: AttachmentStatus,
+    /// The current content's version (`None`: no content yet).
+    pub version: Option<VersionId>,
+}
+
+impl Expected {
+    pub fn of(att: &Attachment) -> Self {
+        Self {
+            status: att.status,
+            version: att.content.as_ref().map(|v| v.id),
+        }
+    }
+}
+
+/// One page of a listing, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Attachment>,
+    /// The last id of this page when more may follow.
+    pub next_after: Option<AttachmentId>,
+}
+
+/// Metadata: API keys, parents, attachments and their versions. Every read and write names the
+/// tenant, so no call can reach another tenant's items.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Marks a key revoked; false when no key has that id.
+    async fn revoke_api_key(&self, id: &str) -> StoreResult<bool>;
+
+    /// Creates or replaces a parent. `Conflict` when its reference or e-mail belongs to another
+    /// parent of the same tenant, kind and source.
+    async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome>;
+    async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>>;
+    async fn find_parent(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+        source: Option<&str>,
+        lookup: ParentLookup<'_>,
+    ) -> StoreResult<Option<Parent>>;
+    /// Deletes the parent item only (its attachments are removed by the use case first).
+    async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool>;
+    /// Parents of a kind that have at least one listed attachment, in id order.
+    async fn parents_with_attachments(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+    ) -> StoreResult<Vec<ParentRef>>;
+
+    /// Creates an attachment; `Conflict` if the id exists.
+    async fn create_attachment(&self, att: &Attachment) -> StoreResult<()>;
+    /// Replaces an attachment if it is still as `expected`; `Conflict` otherwise.
+    async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()>;
+    async fn get_attachment(
+        &self,
+        tenant: &TenantId,
+        id: AttachmentId,
+    ) -> StoreResult<Option<Attachment>>;
+    /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
+    /// `include_hidden` (for clean-up and deletion).
+    async fn list_attachments(
+        &self,
+        tenant: &TenantId,
+        parent: &ParentRef,
+        after: Option<AttachmentId>,
+        limit: usize,
+        include_hidden: bool,
+    ) -> StoreResult<Page>;
+    /// Listed attachments of many parents at once (one batched read, not one per parent).
+    async fn list_attachments_of_many(
+        &self,
+        tenant: &TenantId,
+        parents: &[ParentRef],
+    ) -> StoreResult<Vec<Attachment>>;
+    /// Deletes an attachment and its version records.
+    async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool>;
+
+    /// Records a stored content of an attachment.
+    async fn put_version(&self, tenant: &TenantId, att: AttachmentId, v: &Version) -> StoreResult<()>;
+    /// An attachment's versions, oldest first.
+    async fn list_versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Version>>;
+    async fn delete_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        version: VersionId,
+    ) -> StoreResult<()>;
+
+    /// Leftovers to clean up, any tenant: pending attachments whose upload window closed before
+    /// `before` (unix seconds), and deletions that stopped half-way.
+    async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
+}
+
+/// How a download link presents the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOptions<'a> {
+    pub content_type: &'a str,
+    pub file_name: &'a str,
+    pub ttl: Duration,
+}
+
+/// What a store knows of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+}
+
+/// Blobs: the bytes of each version under a key the server made.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores the bytes; `sha256` lets the store verify what it received.
+    async fn put(&self, key: &str, data: Bytes, content_type: &str, sha256: &[u8; 32]) -> StoreResult<()>;
+    async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
+    /// Reads `len` bytes from `offset` (fewer at the end of the object).
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes>;
+    /// Deletes the object; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// A link that downloads the object as an attachment with the given type and name.
+    async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String>;
+}
+
+/// `Content-Disposition` for downloads: always an attachment (never rendered inline, so an SVG
+/// or HTML file cannot run in the service's origin), with the name in RFC 5987 form so any
+/// character survives and nothing can break out of the header.
+pub fn content_disposition(file_name: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(file_name, RFC5987);
+    format!("attachment; filename*=UTF-8''{encoded}")
+}
+
+/// attr-char of RFC 5987: everything else is percent-encoded.
+const RFC5987: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_encodes_any_name() {
+        assert_eq!(
+            content_disposition("résumé \"x\".pdf"),
+            "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22.pdf"
+        );
+    }
+}

@@ -1,0 +1,534 @@
+//! The embedded metadata store: SQLite in WAL mode, one file in the data folder.
+//!
+//! Items are kept as JSON documents beside the columns that queries and conditions need, which
+//! mirrors the DynamoDB adapter's item-per-key design. SQLite calls take microseconds, so they run
+//! inline under a mutex rather than hopping to a blocking thread.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
+};
+use crate::domain::{
+    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef,
+    TenantId, Version, VersionId,
+};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parents (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    reference TEXT,
+    email TEXT,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS parents_by_reference
+    ON parents (tenant, kind, source, reference) WHERE reference IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS parents_by_email
+    ON parents (tenant, kind, source, email) WHERE email IS NOT NULL;
+CREATE TABLE IF NOT EXISTS attachments (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent_kind TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version_id TEXT,
+    expires_at INTEGER,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS attachments_by_parent
+    ON attachments (tenant, parent_kind, parent_id, id);
+CREATE INDEX IF NOT EXISTS attachments_leftovers
+    ON attachments (expires_at) WHERE status IN ('pending', 'deleted');
+CREATE TABLE IF NOT EXISTS versions (
+    tenant TEXT NOT NULL,
+    attachment_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, attachment_id, version_id)
+);
+"#;
+
+/// SQLite-backed [`MetadataStore`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory().map_err(db_err)?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
+        conn.pragma_update(None, "busy_timeout", 5000).map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
+    }
+}
+
+fn attachment_row(att: &Attachment) -> StoreResult<(String, Option<String>, String)> {
+    Ok((
+        att.status.as_str().to_owned(),
+        att.content.as_ref().map(|v| v.id.to_string()),
+        to_json(att)?,
+    ))
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let doc = to_json(key)?;
+        self.conn()?
+            .execute(
+                "INSERT INTO api_keys (hash, id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (hash) DO UPDATE SET doc = excluded.doc",
+                params![key.hash, key.id, doc],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("an API key with that id exists".into())
+                } else {
+                    db_err(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
+        let doc: Option<String> = self
+            .conn()?
+            .query_row("SELECT doc FROM api_keys WHERE hash = ?1", [hash], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        doc.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare("SELECT doc FROM api_keys ORDER BY id")
+            .map_err(db_err)?;
+        let docs = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        docs.iter().map(|d| from_json(d)).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
+        let conn = self.conn()?;
+        let doc: Option<String> = conn
+            .query_row("SELECT doc FROM api_keys WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        let Some(doc) = doc else { return Ok(false) };
+        let mut key: ApiKey = from_json(&doc)?;
+        key.revoked = true;
+        conn.execute(
+            "UPDATE api_keys SET doc = ?1 WHERE id = ?2",
+            params![to_json(&key)?, id],
+        )
+        .map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
+        let conn = self.conn()?;
+        let exists: bool = conn
+            .query_row(
+                "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                params![parent.tenant.as_str(), parent.key.kind.as_str(), parent.key.id.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(db_err)?
+            .is_some();
+        conn.execute(
+            "INSERT INTO parents (tenant, kind, id, source, reference, email, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (tenant, kind, id) DO UPDATE SET
+               source = excluded.source, reference = excluded.reference,
+               email = excluded.email, doc = excluded.doc",
+            params![
+                parent.tenant.as_str(),
+                parent.key.kind.as_str(),
+                parent.key.id.as_str(),
+                parent.source.as_deref().unwrap_or(""),
+                parent.reference,
+                parent.email,
+                to_json(parent)?
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(
+                    "another parent of this kind and source has that reference or email".into(),
+                )
+            } else {
+                db_err(e)
+            }
+        })?;
+        Ok(if exists {
+            PutOutcome::Updated
+        } else {
+            PutOutcome::Created
+        })
+    }
+
+    async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
+        let doc: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+        doc.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn find_parent(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+        source: Option<&str>,
+        lookup: ParentLookup<'_>,
+    ) -> StoreResult<Option<Parent>> {
+        let (column, value) = match lookup {
+            ParentLookup::Reference(r) => ("reference", r),
+            ParentLookup::Email(e) => ("email", e),
+        };
+        let sql = format!(
+            "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND {column} = ?4"
+        );
+        let doc: Option<String> = self
+            .conn()?
+            .query_row(
+                &sql,
+                params![tenant.as_str(), kind.as_str(), source.unwrap_or(""), value],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+        doc.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+            )
+            .map_err(db_err)?;
+        Ok(n > 0)
+    }
+
+    async fn parents_with_attachments(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+    ) -> StoreResult<Vec<ParentRef>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT DISTINCT parent_id FROM attachments
+                 WHERE tenant = ?1 AND parent_kind = ?2 AND status IN ('ready', 'placeholder')
+                 ORDER BY parent_id",
+            )
+            .map_err(db_err)?;
+        let ids = stmt
+            .query_map(params![tenant.as_str(), kind.as_str()], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        ids.into_iter()
+            .map(|id| {
+                ParentId::parse(&id)
+                    .map(|id| ParentRef::new(kind.clone(), id))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
+        let (status, version, doc) = attachment_row(att)?;
+        self.conn()?
+            .execute(
+                "INSERT INTO attachments
+                   (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    att.tenant.as_str(),
+                    att.id.to_string(),
+                    att.parent.kind.as_str(),
+                    att.parent.id.as_str(),
+                    status,
+                    version,
+                    att.expires_at,
+                    doc
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("attachment exists".into())
+                } else {
+                    db_err(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
+        let (status, version, doc) = attachment_row(att)?;
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
+                 WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8",
+                params![
+                    status,
+                    version,
+                    att.expires_at,
+                    doc,
+                    att.tenant.as_str(),
+                    att.id.to_string(),
+                    expected.status.as_str(),
+                    expected.version.map(|v| v.to_string()),
+                ],
+            )
+            .map_err(db_err)?;
+        if n == 0 {
+            return Err(StoreError::Conflict(
+                "attachment changed or was deleted meanwhile".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn get_attachment(
+        &self,
+        tenant: &TenantId,
+        id: AttachmentId,
+    ) -> StoreResult<Option<Attachment>> {
+        let doc: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
+                params![tenant.as_str(), id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+        doc.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn list_attachments(
+        &self,
+        tenant: &TenantId,
+        parent: &ParentRef,
+        after: Option<AttachmentId>,
+        limit: usize,
+        include_hidden: bool,
+    ) -> StoreResult<Page> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM attachments
+                 WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
+                   AND (?5 OR status IN ('ready', 'placeholder'))
+                 ORDER BY id LIMIT ?6",
+            )
+            .map_err(db_err)?;
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        // One more than asked tells whether another page follows.
+        let docs = stmt
+            .query_map(
+                params![
+                    tenant.as_str(),
+                    parent.kind.as_str(),
+                    parent.id.as_str(),
+                    after,
+                    include_hidden,
+                    (limit + 1) as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        let more = docs.len() > limit;
+        let items = docs
+            .iter()
+            .take(limit)
+            .map(|d| from_json::<Attachment>(d))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = if more { items.last().map(|a| a.id) } else { None };
+        Ok(Page { items, next_after })
+    }
+
+    async fn list_attachments_of_many(
+        &self,
+        tenant: &TenantId,
+        parents: &[ParentRef],
+    ) -> StoreResult<Vec<Attachment>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM attachments
+                 WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3
+                   AND status IN ('ready', 'placeholder')
+                 ORDER BY id",
+            )
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for p in parents {
+            let docs = stmt
+                .query_map(
+                    params![tenant.as_str(), p.kind.as_str(), p.id.as_str()],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            for d in docs {
+                out.push(from_json(&d)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2",
+            params![tenant.as_str(), id.to_string()],
+        )
+        .map_err(db_err)?;
+        let n = tx
+            .execute(
+                "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2",
+                params![tenant.as_str(), id.to_string()],
+            )
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(n > 0)
+    }
+
+    async fn put_version(&self, tenant: &TenantId, att: AttachmentId, v: &Version) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![tenant.as_str(), att.to_string(), v.id.to_string(), to_json(v)?],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Version>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM versions WHERE tenant = ?1 AND attachment_id = ?2
+                 ORDER BY version_id",
+            )
+            .map_err(db_err)?;
+        let docs = stmt
+            .query_map(params![tenant.as_str(), att.to_string()], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        docs.iter().map(|d| from_json(d)).collect()
+    }
+
+    async fn delete_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        version: VersionId,
+    ) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3",
+                params![tenant.as_str(), att.to_string(), version.to_string()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT doc FROM attachments WHERE status IN ('pending', 'deleted') AND expires_at < ?1
+                 ORDER BY expires_at LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        let docs = stmt
+            .query_map(params![before, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        docs.iter().map(|d| from_json(d)).collect()
+    }
+}
