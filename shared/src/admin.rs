@@ -30,7 +30,10 @@ pub async fn run(args: &[String]) -> Result<String, String> {
                 }
             }
             let tenant = TenantId::parse(tenant.ok_or(USAGE)?).map_err(|e| e.to_string())?;
-            let key = app.create_key(&tenant, owner).await.map_err(|e| e.to_string())?;
+            let key = app
+                .create_key(&tenant, owner)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(format!(
                 "key id {} for tenant {} (owner {}):\n{}\n(the key is shown only now)",
                 key.record.id, key.record.tenant, key.record.owner, key.secret
@@ -38,7 +41,8 @@ pub async fn run(args: &[String]) -> Result<String, String> {
         }
         ["keys", "list"] => {
             let keys = app.list_keys().await.map_err(|e| e.to_string())?;
-            let mut out = String::from("ID            TENANT           OWNER                    STATUS\n");
+            let mut out =
+                String::from("ID            TENANT           OWNER                    STATUS\n");
             for k in keys {
                 out.push_str(&format!(
                     "{:<13} {:<16} {:<24} {}\n",

@@ -107,7 +107,10 @@ impl Config {
         let data_dir = PathBuf::from(var("ATTACHMENTS_DATA_DIR").unwrap_or_else(|| "data".into()));
         let public_url = var("ATTACHMENTS_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(err("ATTACHMENTS_PUBLIC_URL", "must start with http:// or https://"));
+            return Err(err(
+                "ATTACHMENTS_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
         }
         let api_keys = match var("ATTACHMENTS_API_KEYS") {
             None => Vec::new(),
@@ -115,11 +118,12 @@ impl Config {
         };
         let max_upload_bytes = match var("ATTACHMENTS_MAX_UPLOAD_BYTES") {
             None => DEFAULT_MAX_UPLOAD_BYTES,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| err("ATTACHMENTS_MAX_UPLOAD_BYTES", "must be a positive number of bytes"))?,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                err(
+                    "ATTACHMENTS_MAX_UPLOAD_BYTES",
+                    "must be a positive number of bytes",
+                )
+            })?,
         };
         let link_ttl = match var("ATTACHMENTS_LINK_TTL_SECONDS") {
             None => Duration::from_secs(900),
@@ -128,27 +132,42 @@ impl Config {
                     .ok()
                     .filter(|n| (1..=604_800).contains(n))
                     .ok_or_else(|| {
-                        err("ATTACHMENTS_LINK_TTL_SECONDS", "must be 1 to 604800 (7 days, SigV4's limit)")
+                        err(
+                            "ATTACHMENTS_LINK_TTL_SECONDS",
+                            "must be 1 to 604800 (7 days, SigV4's limit)",
+                        )
                     })?,
             ),
         };
         let secret_hex = var("ATTACHMENTS_SECRET");
         if let Some(s) = &secret_hex {
             if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
-                return Err(err("ATTACHMENTS_SECRET", "must be 64 hex characters (32 bytes)"));
+                return Err(err(
+                    "ATTACHMENTS_SECRET",
+                    "must be 64 hex characters (32 bytes)",
+                ));
             }
         }
         let table = var("ATTACHMENTS_TABLE");
         let bucket = var("ATTACHMENTS_BUCKET");
         if backend == Backend::Aws {
             if table.is_none() {
-                return Err(err("ATTACHMENTS_TABLE", "must name the DynamoDB table (backend aws)"));
+                return Err(err(
+                    "ATTACHMENTS_TABLE",
+                    "must name the DynamoDB table (backend aws)",
+                ));
             }
             if bucket.is_none() {
-                return Err(err("ATTACHMENTS_BUCKET", "must name the S3 bucket (backend aws)"));
+                return Err(err(
+                    "ATTACHMENTS_BUCKET",
+                    "must name the S3 bucket (backend aws)",
+                ));
             }
             if secret_hex.is_none() {
-                return Err(err("ATTACHMENTS_SECRET", "must be set for backend aws (64 hex characters)"));
+                return Err(err(
+                    "ATTACHMENTS_SECRET",
+                    "must be set for backend aws (64 hex characters)",
+                ));
             }
         }
         let s3_path_style = match var("ATTACHMENTS_S3_PATH_STYLE").as_deref() {
@@ -208,8 +227,10 @@ mod tests {
     use super::*;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
     }
 
@@ -231,18 +252,29 @@ mod tests {
         let e = cfg(&[("ATTACHMENTS_BACKEND", "aws"), ("ATTACHMENTS_TABLE", "t")]).unwrap_err();
         assert_eq!(e.var, "ATTACHMENTS_BUCKET");
         assert!(e.to_string().starts_with("ATTACHMENTS_BUCKET:"));
-        assert_eq!(cfg(&[("ATTACHMENTS_ADDR", "nope")]).unwrap_err().var, "ATTACHMENTS_ADDR");
         assert_eq!(
-            cfg(&[("ATTACHMENTS_LINK_TTL_SECONDS", "0")]).unwrap_err().var,
+            cfg(&[("ATTACHMENTS_ADDR", "nope")]).unwrap_err().var,
+            "ATTACHMENTS_ADDR"
+        );
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_LINK_TTL_SECONDS", "0")])
+                .unwrap_err()
+                .var,
             "ATTACHMENTS_LINK_TTL_SECONDS"
         );
-        assert_eq!(cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var, "ATTACHMENTS_API_KEYS");
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
+            "ATTACHMENTS_API_KEYS"
+        );
     }
 
     #[test]
     fn keys_parse_with_optional_owner() {
-        let c = cfg(&[("ATTACHMENTS_API_KEYS", "acme:0123456789abcdef:me@acme.io, beta:fedcba9876543210")])
-            .unwrap();
+        let c = cfg(&[(
+            "ATTACHMENTS_API_KEYS",
+            "acme:0123456789abcdef:me@acme.io, beta:fedcba9876543210",
+        )])
+        .unwrap();
         assert_eq!(c.api_keys.len(), 2);
         assert_eq!(c.api_keys[0].owner.as_deref(), Some("me@acme.io"));
         assert_eq!(c.api_keys[1].tenant, "beta");

@@ -43,7 +43,11 @@ pub fn into_response(resp: crate::http::Response) -> lambda_http::Response<Body>
 }
 
 /// Serves one event with one route.
-pub async fn handle(app: &Arc<App>, route: &'static Route, event: lambda_http::Request) -> lambda_http::Response<Body> {
+pub async fn handle(
+    app: &Arc<App>,
+    route: &'static Route,
+    event: lambda_http::Request,
+) -> lambda_http::Response<Body> {
     let req = into_request(event);
     if req.body().len() > app.limits.max_upload_bytes {
         return into_response((route.errors)(
@@ -61,7 +65,8 @@ pub async fn handle(app: &Arc<App>, route: &'static Route, event: lambda_http::R
 pub async fn run(route_name: &str) -> Result<(), Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(cfg.json_logs);
-    let route = routes::by_name(route_name).ok_or_else(|| format!("no route named {route_name}"))?;
+    let route =
+        routes::by_name(route_name).ok_or_else(|| format!("no route named {route_name}"))?;
     let built = setup::build(&cfg).await?;
     let app = built.app;
     lambda_http::run(service_fn(move |event| {

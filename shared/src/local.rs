@@ -66,8 +66,15 @@ impl Server {
         let (parts, body) = req.into_parts();
         let bytes = match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return finish(too_large(errors, limit)),
-            Err(_) => return finish(errors(StatusCode::BAD_REQUEST, "the request body could not be read")),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return finish(too_large(errors, limit))
+            }
+            Err(_) => {
+                return finish(errors(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                ))
+            }
         };
         let req = http::Request::from_parts(parts, bytes);
         finish(routes::dispatch(&self.app, req).await)
@@ -85,14 +92,27 @@ fn blob_error(status: StatusCode, code: &str, message: &str) -> http::Response<B
     finish(crate::http::native::error(status, code, message))
 }
 
-async fn serve_blob(blobs: &FsBlobStore, req: &http::Request<Incoming>, key: &str) -> http::Response<Body> {
+async fn serve_blob(
+    blobs: &FsBlobStore,
+    req: &http::Request<Incoming>,
+    key: &str,
+) -> http::Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return blob_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "links are for GET");
+        return blob_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "links are for GET",
+        );
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let dl = match blobs.open_signed(key, req.uri().query().unwrap_or(""), now).await {
+    let dl = match blobs
+        .open_signed(key, req.uri().query().unwrap_or(""), now)
+        .await
+    {
         Ok(d) => d,
-        Err(LinkError::NotFound) => return blob_error(StatusCode::NOT_FOUND, "not_found", "no such object"),
+        Err(LinkError::NotFound) => {
+            return blob_error(StatusCode::NOT_FOUND, "not_found", "no such object")
+        }
         Err(e) => return blob_error(StatusCode::FORBIDDEN, "access_denied", &e.to_string()),
     };
     let file = match tokio::fs::File::open(&dl.path).await {
@@ -116,8 +136,14 @@ async fn serve_blob(blobs: &FsBlobStore, req: &http::Request<Incoming>, key: &st
     put(h, header::CONTENT_TYPE, &dl.content_type);
     put(h, header::CONTENT_DISPOSITION, &dl.content_disposition);
     put(h, header::CONTENT_LENGTH, &dl.size.to_string());
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=0"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
@@ -158,14 +184,20 @@ pub async fn serve(server: Server, listener: TcpListener) -> std::io::Result<()>
 
 /// Starts a server for `cfg` on its address (or the listener given), with keys seeded and the
 /// sweep running. Returns the bound address and the serving future.
-pub async fn start(cfg: &Config, listener: Option<TcpListener>) -> Result<(SocketAddr, Server, TcpListener, Option<String>), SetupError> {
+pub async fn start(
+    cfg: &Config,
+    listener: Option<TcpListener>,
+) -> Result<(SocketAddr, Server, TcpListener, Option<String>), SetupError> {
     let built = setup::build(cfg).await?;
     let first_key = setup::seed_keys(&built.app, cfg).await?;
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(cfg.addr)
-            .await
-            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_ADDR: cannot listen on {}: {e}", cfg.addr)))?,
+        None => TcpListener::bind(cfg.addr).await.map_err(|e| {
+            SetupError::Other(format!(
+                "ATTACHMENTS_ADDR: cannot listen on {}: {e}",
+                cfg.addr
+            ))
+        })?,
     };
     let addr = listener
         .local_addr()

@@ -66,7 +66,11 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         None => load_or_create_secret(dir).map_err(io)?,
     };
     let meta = Arc::new(SqliteStore::open(&dir.join("attachments.db"))?);
-    let blobs = Arc::new(FsBlobStore::new(dir.join("blobs"), &cfg.public_url, signer.clone()));
+    let blobs = Arc::new(FsBlobStore::new(
+        dir.join("blobs"),
+        &cfg.public_url,
+        signer.clone(),
+    ));
     let app = Arc::new(App::new(meta, blobs.clone(), signer, limits(cfg)));
     Ok(Built {
         app,
@@ -88,7 +92,10 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
         Ok(h) => {
             let mut key = [0u8; 32];
             hex::decode_to_slice(h.trim(), &mut key).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is corrupt", path.display()))
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is corrupt", path.display()),
+                )
             })?;
             Ok(Signer::new(key))
         }
@@ -118,11 +125,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// one for tenant `default` and returns it (to be printed once).
 pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
     use crate::domain::TenantId;
-    let svc = |e: crate::service::ServiceError| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"));
+    let svc =
+        |e: crate::service::ServiceError| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"));
     for k in &cfg.api_keys {
         let tenant = TenantId::parse(&k.tenant)
             .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
-        app.register_key(&tenant, &k.key, k.owner.as_deref()).await.map_err(svc)?;
+        app.register_key(&tenant, &k.key, k.owner.as_deref())
+            .await
+            .map_err(svc)?;
     }
     if app.list_keys().await.map_err(svc)?.is_empty() {
         let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;

@@ -5,7 +5,9 @@
 /// Why a content was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentTypeError {
-    #[error("the content of {file_name} is {sniffed}, which does not match its extension .{extension}")]
+    #[error(
+        "the content of {file_name} is {sniffed}, which does not match its extension .{extension}"
+    )]
     Mismatch {
         file_name: String,
         extension: String,
@@ -60,7 +62,11 @@ const BY_EXTENSION: &[(&str, &str, bool)] = &[
         true,
     ),
     ("odt", "application/vnd.oasis.opendocument.text", true),
-    ("ods", "application/vnd.oasis.opendocument.spreadsheet", true),
+    (
+        "ods",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        true,
+    ),
     ("epub", "application/epub+zip", true),
     ("rtf", "application/rtf", true),
     ("txt", "text/plain", false),
@@ -98,12 +104,16 @@ fn needs_magic(extension: &str) -> bool {
 /// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
 /// render (HTML, SVG), which `infer` does not look for.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if let Some(kind) = infer::get(bytes) {
-        return Some(kind.mime_type());
-    }
-    let head = &bytes[..bytes.len().min(512)];
-    let text = String::from_utf8_lossy(head).trim_start_matches('\u{feff}').trim_start().to_ascii_lowercase();
-    if text.starts_with("<!doctype html") || text.starts_with("<html") || text.starts_with("<script") {
+    let head = &bytes[..bytes.len().min(1024)];
+    let text = String::from_utf8_lossy(head);
+    let text = text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .to_ascii_lowercase();
+    if text.starts_with("<!doctype html")
+        || text.starts_with("<html")
+        || text.starts_with("<script")
+    {
         return Some("text/html");
     }
     if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
@@ -112,7 +122,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if text.starts_with("{\\rtf") {
         return Some("application/rtf");
     }
-    None
+    infer::get(bytes).map(|kind| kind.mime_type())
 }
 
 /// Container formats that `infer` reports by their container (a .docx is a zip).
@@ -136,7 +146,7 @@ fn same_family(declared: &str, sniffed: &str) -> bool {
         || (declared == "audio/m4a" && sniffed == "audio/x-m4a")
         || (declared == "video/mp4" && sniffed == "audio/x-m4a")
         || (declared == "application/svg+xml" && sniffed == "image/svg+xml")
-        || (declared == "application/xml" && sniffed == "image/svg+xml")
+        || (declared == "application/xml" && sniffed == "text/xml")
 }
 
 /// Decides the content type of a file from its extension and its bytes.
@@ -178,7 +188,10 @@ mod tests {
     fn extension_and_magic_agree() {
         assert_eq!(decide_content_type("a.png", "png", PNG), Ok("image/png"));
         assert_eq!(decide_content_type("a.JPG", "JPG", JPEG), Ok("image/jpeg"));
-        assert_eq!(decide_content_type("a.txt", "txt", b"hello"), Ok("text/plain"));
+        assert_eq!(
+            decide_content_type("a.txt", "txt", b"hello"),
+            Ok("text/plain")
+        );
         assert_eq!(
             decide_content_type("a.svg", "svg", b"<?xml version=\"1.0\"?><svg></svg>"),
             Ok("image/svg+xml")

@@ -33,7 +33,10 @@ fn check_token(
         return Err(IdError::new(what, "is too long"));
     }
     if !value.chars().all(allowed) {
-        return Err(IdError::new(what, "contains characters that are not allowed"));
+        return Err(IdError::new(
+            what,
+            "contains characters that are not allowed",
+        ));
     }
     Ok(())
 }
@@ -169,10 +172,7 @@ impl FileName {
             return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
         }
         if base.chars().any(|c| c.is_control()) {
-            return Err(IdError::new(
-                "file name",
-                "contains control characters",
-            ));
+            return Err(IdError::new("file name", "contains control characters"));
         }
         Ok(Self(base.to_owned()))
     }

@@ -59,7 +59,10 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
 
 /// The first value of a query parameter.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
-    query_pairs(req).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 fn decode_component(s: &str) -> String {
@@ -81,7 +84,10 @@ pub fn presented_key(req: &Request) -> Option<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+        if let Some(token) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             return Some(token.trim().to_owned());
         }
     }
@@ -98,7 +104,10 @@ mod tests {
     use super::*;
 
     fn req(uri: &str) -> Request {
-        http::Request::builder().uri(uri).body(Bytes::new()).unwrap()
+        http::Request::builder()
+            .uri(uri)
+            .body(Bytes::new())
+            .unwrap()
     }
 
     #[test]
@@ -114,9 +123,11 @@ mod tests {
     fn keys_from_header_bearer_or_query() {
         let mut r = req("/x?accessTokenId=q");
         assert_eq!(presented_key(&r).as_deref(), Some("q"));
-        r.headers_mut().insert("authorization", HeaderValue::from_static("Bearer b"));
+        r.headers_mut()
+            .insert("authorization", HeaderValue::from_static("Bearer b"));
         assert_eq!(presented_key(&r).as_deref(), Some("b"));
-        r.headers_mut().insert("x-api-key", HeaderValue::from_static("h"));
+        r.headers_mut()
+            .insert("x-api-key", HeaderValue::from_static("h"));
         assert_eq!(presented_key(&r).as_deref(), Some("h"));
     }
 }

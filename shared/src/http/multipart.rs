@@ -8,6 +8,9 @@ use http::HeaderMap;
 pub const MAX_PARTS: usize = 64;
 /// The largest text field.
 pub const MAX_TEXT_FIELD: usize = 16 * 1024;
+/// The most header bytes, and headers, one part may carry.
+pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
+pub const MAX_PART_HEADERS: usize = 16;
 
 /// A file part.
 #[derive(Debug, Clone)]
@@ -47,17 +50,24 @@ pub enum MultipartError {
     TooManyParts,
     #[error("the field {0} is longer than {MAX_TEXT_FIELD} bytes")]
     FieldTooLarge(String),
+    #[error("a part's headers are larger than {MAX_PART_HEADER_BYTES} bytes or more than {MAX_PART_HEADERS}")]
+    HeadersTooLarge,
     #[error("the field {0} is not valid UTF-8 text")]
     NotText(String),
 }
 
 /// Parses a form. `file_fields` names the parts that carry files; other parts are text.
-pub async fn parse(headers: &HeaderMap, body: Bytes, file_fields: &[&str]) -> Result<Form, MultipartError> {
+pub async fn parse(
+    headers: &HeaderMap,
+    body: Bytes,
+    file_fields: &[&str],
+) -> Result<Form, MultipartError> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or(MultipartError::NotMultipart)?;
-    let boundary = multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
     let total = body.len() as u64;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
@@ -78,6 +88,14 @@ pub async fn parse(headers: &HeaderMap, body: Bytes, file_fields: &[&str]) -> Re
         if parts > MAX_PARTS {
             return Err(MultipartError::TooManyParts);
         }
+        let header_bytes: usize = field
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > MAX_PART_HEADER_BYTES || field.headers().len() > MAX_PART_HEADERS {
+            return Err(MultipartError::HeadersTooLarge);
+        }
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field
@@ -94,7 +112,8 @@ pub async fn parse(headers: &HeaderMap, body: Bytes, file_fields: &[&str]) -> Re
             if bytes.len() > MAX_TEXT_FIELD {
                 return Err(MultipartError::FieldTooLarge(name));
             }
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| MultipartError::NotText(name.clone()))?;
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| MultipartError::NotText(name.clone()))?;
             form.texts.push((name, text));
         }
     }
@@ -116,9 +135,13 @@ mod tests {
         let body = "--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
                     Content-Type: text/plain\r\n\r\nabc\r\n--XX--\r\n";
-        let f = parse(&headers("multipart/form-data; boundary=XX"), Bytes::from(body), &["file"])
-            .await
-            .unwrap();
+        let f = parse(
+            &headers("multipart/form-data; boundary=XX"),
+            Bytes::from(body),
+            &["file"],
+        )
+        .await
+        .unwrap();
         assert_eq!(f.text("title"), Some("Hello"));
         assert_eq!(f.files.len(), 1);
         assert_eq!(f.files[0].file_name.as_deref(), Some("a.txt"));
@@ -129,21 +152,30 @@ mod tests {
     async fn malformed_bodies_are_errors() {
         let h = headers("multipart/form-data; boundary=XX");
         assert_eq!(
-            parse(&headers("multipart/form-data"), Bytes::new(), &["file"]).await.unwrap_err(),
+            parse(&headers("multipart/form-data"), Bytes::new(), &["file"])
+                .await
+                .unwrap_err(),
             MultipartError::NotMultipart
         );
         assert_eq!(
-            parse(&HeaderMap::new(), Bytes::new(), &["file"]).await.unwrap_err(),
+            parse(&HeaderMap::new(), Bytes::new(), &["file"])
+                .await
+                .unwrap_err(),
             MultipartError::NotMultipart
         );
-        let unclosed = "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc";
+        let unclosed =
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc";
         assert!(matches!(
-            parse(&h, Bytes::from(unclosed), &["file"]).await.unwrap_err(),
+            parse(&h, Bytes::from(unclosed), &["file"])
+                .await
+                .unwrap_err(),
             MultipartError::Malformed(_)
         ));
         let mut many = String::new();
         for i in 0..(MAX_PARTS + 1) {
-            many.push_str(&format!("--XX\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n"));
+            many.push_str(&format!(
+                "--XX\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n"
+            ));
         }
         many.push_str("--XX--\r\n");
         assert_eq!(

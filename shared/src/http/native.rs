@@ -10,8 +10,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::multipart::{self, MultipartError};
 use super::routes::Params;
-use super::{empty, json as json_response, presented_key, query_pairs, redirect, Request, Response};
-use crate::domain::{Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal};
+use super::{
+    empty, json as json_response, presented_key, query_pairs, redirect, Request, Response,
+};
+use crate::domain::{
+    Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal,
+};
 use crate::service::{
     App, AttachmentFields, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
 };
@@ -19,7 +23,10 @@ use crate::store::PutOutcome;
 
 /// The native error envelope.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(status, &json!({"error": {"code": code, "message": message}}))
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
 }
 
 fn code_of(status: StatusCode) -> &'static str {
@@ -53,7 +60,11 @@ pub fn service_error(e: ServiceError) -> Response {
         ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ServiceError::Internal(cause) => {
             super::log_internal(cause);
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal server error",
+            );
         }
     };
     error(status, code_of(status), &e.to_string())
@@ -111,7 +122,11 @@ fn parent_json(p: &Parent) -> Value {
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
-async fn caller_and_parent(app: &App, req: &Request, params: &Params) -> Result<(Principal, ParentRef), Response> {
+async fn caller_and_parent(
+    app: &App,
+    req: &Request,
+    params: &Params,
+) -> Result<(Principal, ParentRef), Response> {
     let who = app
         .authenticate(presented_key(req).as_deref())
         .await
@@ -121,7 +136,11 @@ async fn caller_and_parent(app: &App, req: &Request, params: &Params) -> Result<
     Ok((who, ParentRef::new(kind, id)))
 }
 
-async fn caller_and_attachment(app: &App, req: &Request, params: &Params) -> Result<(Principal, AttachmentId), Response> {
+async fn caller_and_attachment(
+    app: &App,
+    req: &Request,
+    params: &Params,
+) -> Result<(Principal, AttachmentId), Response> {
     let who = app
         .authenticate(presented_key(req).as_deref())
         .await
@@ -217,7 +236,11 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
         Err(e) => return multipart_error(e),
     };
     if form.files.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "the form has no part named file");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the form has no part named file",
+        );
     }
     let mut files = Vec::with_capacity(form.files.len());
     for part in &form.files {
@@ -225,7 +248,11 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
             Some(Ok(n)) => n,
             Some(Err(e)) => return service_error(e.into()),
             None => {
-                return error(StatusCode::BAD_REQUEST, "bad_request", "every file part needs a filename")
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "every file part needs a filename",
+                )
             }
         };
         files.push(NewFile {
@@ -244,7 +271,14 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
         external_id: form.text("external_id").map(str::to_owned),
     };
     let stored = match app
-        .upload_many(&who, &parent, files, fields, UploadTarget::New, UploadRules::default())
+        .upload_many(
+            &who,
+            &parent,
+            files,
+            fields,
+            UploadTarget::New,
+            UploadRules::default(),
+        )
         .await
     {
         Ok(s) => s,
@@ -273,7 +307,13 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
         match k.as_str() {
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => limit = n,
-                _ => return error(StatusCode::BAD_REQUEST, "bad_request", "limit must be a number from 1 to 1000"),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "limit must be a number from 1 to 1000",
+                    )
+                }
             },
             "cursor" => cursor = Some(v),
             _ => {}
@@ -288,7 +328,10 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
                     Err(e) => return service_error(e),
                 }
             }
-            json_response(StatusCode::OK, &json!({"items": items, "next_cursor": page.next_cursor}))
+            json_response(
+                StatusCode::OK,
+                &json!({"items": items, "next_cursor": page.next_cursor}),
+            )
         }
         Err(e) => service_error(e),
     }
@@ -322,7 +365,11 @@ pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Respons
     };
     match app.download_link(&att).await {
         Ok(Some(link)) => redirect(&link),
-        Ok(None) => error(StatusCode::CONFLICT, "conflict", "the attachment has no content yet"),
+        Ok(None) => error(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the attachment has no content yet",
+        ),
         Err(e) => service_error(e),
     }
 }

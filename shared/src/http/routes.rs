@@ -67,14 +67,70 @@ macro_rules! route {
 
 /// Every endpoint of every API.
 pub static ROUTES: &[Route] = &[
-    route!("native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write),
-    route!("native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read),
-    route!("native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write),
-    route!("native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write),
-    route!("native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read),
-    route!("native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read),
-    route!("native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read),
-    route!("native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write),
+    route!(
+        "native-put-parent",
+        PUT,
+        "/v1/parents/{kind}/{id}",
+        native::put_parent,
+        native::router_error,
+        Write
+    ),
+    route!(
+        "native-get-parent",
+        GET,
+        "/v1/parents/{kind}/{id}",
+        native::get_parent,
+        native::router_error,
+        Read
+    ),
+    route!(
+        "native-delete-parent",
+        DELETE,
+        "/v1/parents/{kind}/{id}",
+        native::delete_parent,
+        native::router_error,
+        Write
+    ),
+    route!(
+        "native-upload",
+        POST,
+        "/v1/parents/{kind}/{id}/attachments",
+        native::upload,
+        native::router_error,
+        Write
+    ),
+    route!(
+        "native-list",
+        GET,
+        "/v1/parents/{kind}/{id}/attachments",
+        native::list,
+        native::router_error,
+        Read
+    ),
+    route!(
+        "native-get-attachment",
+        GET,
+        "/v1/attachments/{id}",
+        native::get_attachment,
+        native::router_error,
+        Read
+    ),
+    route!(
+        "native-get-content",
+        GET,
+        "/v1/attachments/{id}/content",
+        native::get_content,
+        native::router_error,
+        Read
+    ),
+    route!(
+        "native-delete-attachment",
+        DELETE,
+        "/v1/attachments/{id}",
+        native::delete_attachment,
+        native::router_error,
+        Write
+    ),
 ];
 
 /// The route of a Lambda binary.
@@ -86,7 +142,10 @@ impl Route {
     /// Matches a request path against the pattern. A single trailing slash is ignored, as
     /// Crafter's clients send both spellings.
     pub fn matches(&self, path: &str) -> Option<Params> {
-        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
         let mut pattern = self.path.split('/');
         let mut actual = path.split('/');
         let mut params = Vec::new();
@@ -131,7 +190,10 @@ pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
     }
     match allowed.first() {
         Some(first) => {
-            let mut resp = (first.errors)(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path");
+            let mut resp = (first.errors)(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this path",
+            );
             let allow: Vec<&str> = allowed.iter().map(|r| r.method.as_str()).collect();
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
                 resp.headers_mut().insert(header::ALLOW, v);
@@ -145,8 +207,13 @@ pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
 /// Serves a request with one route (a Lambda function), refusing any other method or path.
 pub async fn dispatch_route(app: &Arc<App>, route: &'static Route, req: Request) -> Response {
     match route.matches(req.uri().path()) {
-        Some(params) if route.method == req.method() => (route.handler)(app.clone(), req, params).await,
-        Some(_) => (route.errors)(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path"),
+        Some(params) if route.method == req.method() => {
+            (route.handler)(app.clone(), req, params).await
+        }
+        Some(_) => (route.errors)(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this path",
+        ),
         None => (route.errors)(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -160,7 +227,12 @@ mod tests {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
                 assert_ne!(a.name, b.name);
-                assert!(!(a.method == b.method && a.path == b.path), "{} {}", a.method, a.path);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
             }
         }
     }

@@ -12,7 +12,12 @@ fn invalid() -> ServiceError {
     ServiceError::Invalid("cursor is invalid".into())
 }
 
-pub(super) fn encode(signer: &Signer, tenant: &TenantId, parent: &ParentRef, after: AttachmentId) -> String {
+pub(super) fn encode(
+    signer: &Signer,
+    tenant: &TenantId,
+    parent: &ParentRef,
+    after: AttachmentId,
+) -> String {
     let body = after.to_string();
     let sig = signer.sign(&[
         b"cursor",
@@ -65,7 +70,10 @@ mod tests {
     fn cursors_round_trip_and_bind_tenant_and_parent() {
         let s = Signer::new([3; 32]);
         let t = TenantId::parse("a").unwrap();
-        let p = ParentRef::new(ParentKind::parse("profile").unwrap(), ParentId::parse("p1").unwrap());
+        let p = ParentRef::new(
+            ParentKind::parse("profile").unwrap(),
+            ParentId::parse("p1").unwrap(),
+        );
         let id = AttachmentId::new();
         let c = encode(&s, &t, &p, id);
         assert_eq!(decode(&s, &c, &t, &p).unwrap(), id);

@@ -20,7 +20,9 @@ pub(crate) fn hash_key(key: &str) -> String {
 impl App {
     /// Resolves a presented key to its principal; a missing, unknown or revoked key is refused.
     pub async fn authenticate(&self, presented: Option<&str>) -> ServiceResult<Principal> {
-        let key = presented.map(str::trim).filter(|k| !k.is_empty() && k.len() <= 512);
+        let key = presented
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 512);
         let Some(key) = key else {
             return Err(ServiceError::Unauthorized);
         };
@@ -34,10 +36,15 @@ impl App {
     }
 
     /// Creates a random key for a tenant.
-    pub async fn create_key(&self, tenant: &TenantId, owner: Option<&str>) -> ServiceResult<NewKey> {
+    pub async fn create_key(
+        &self,
+        tenant: &TenantId,
+        owner: Option<&str>,
+    ) -> ServiceResult<NewKey> {
         let mut raw = [0u8; 24];
-        getrandom::fill(&mut raw)
-            .map_err(|e| ServiceError::Internal(crate::store::StoreError::Unavailable(e.to_string())))?;
+        getrandom::fill(&mut raw).map_err(|e| {
+            ServiceError::Internal(crate::store::StoreError::Unavailable(e.to_string()))
+        })?;
         let secret = format!("ak_{}", hex::encode(raw));
         let record = self.register_key(tenant, &secret, owner).await?;
         Ok(NewKey { record, secret })
@@ -45,7 +52,12 @@ impl App {
 
     /// Stores a given key (from `ATTACHMENTS_API_KEYS`); registering it again changes nothing
     /// but its owner, and a revoked key stays revoked.
-    pub async fn register_key(&self, tenant: &TenantId, key: &str, owner: Option<&str>) -> ServiceResult<ApiKey> {
+    pub async fn register_key(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        owner: Option<&str>,
+    ) -> ServiceResult<ApiKey> {
         let hash = hash_key(key);
         let existing = self.meta.get_api_key(&hash).await?;
         let record = ApiKey {
@@ -58,7 +70,9 @@ impl App {
             revoked: existing.as_ref().is_some_and(|k| k.revoked),
         };
         if existing.as_ref().is_some_and(|k| k.tenant != record.tenant) {
-            return Err(ServiceError::Conflict("that key belongs to another tenant".into()));
+            return Err(ServiceError::Conflict(
+                "that key belongs to another tenant".into(),
+            ));
         }
         self.meta.put_api_key(&record).await?;
         Ok(record)

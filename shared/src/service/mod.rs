@@ -148,11 +148,13 @@ impl App {
         let reference = bounded("reference", fields.reference, 256)?;
         let email = bounded("email", fields.email, 254)?.map(|e| e.to_lowercase());
         if let Some(e) = &email {
-            let valid = e
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace));
+            let valid = e.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace)
+            });
             if !valid {
-                return Err(ServiceError::Invalid("email is not an e-mail address".into()));
+                return Err(ServiceError::Invalid(
+                    "email is not an e-mail address".into(),
+                ));
             }
         }
         let existing = self.meta.get_parent(&who.tenant, &key).await?;
@@ -198,7 +200,10 @@ impl App {
             }
             other => other,
         };
-        Ok(self.meta.find_parent(&who.tenant, kind, source, lookup).await?)
+        Ok(self
+            .meta
+            .find_parent(&who.tenant, kind, source, lookup)
+            .await?)
     }
 
     /// Removes a parent with all of its attachments and their stored files.
@@ -249,7 +254,11 @@ impl App {
     }
 
     /// Every listed attachment of a parent, for the APIs that do not paginate.
-    pub async fn list_all(&self, who: &Principal, parent: &ParentRef) -> ServiceResult<Vec<Attachment>> {
+    pub async fn list_all(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+    ) -> ServiceResult<Vec<Attachment>> {
         self.get_parent(who, parent).await?;
         let mut out = Vec::new();
         let mut after = None;

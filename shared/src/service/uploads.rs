@@ -67,7 +67,10 @@ struct CleanFields {
 fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
     let label = bounded("type", fields.label, 64)?;
     if let Some(l) = &label {
-        if !l.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        if !l
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
             return Err(ServiceError::Invalid(
                 "type may only contain letters, digits, '_', '-' and '.'".into(),
             ));
@@ -125,7 +128,11 @@ impl CleanFields {
 
 impl App {
     /// Checks a file against the rules and describes it as a version (type, size, digests).
-    fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<(Version, [u8; 32])> {
+    fn describe(
+        &self,
+        file: &NewFile,
+        rules: UploadRules<'_>,
+    ) -> ServiceResult<(Version, [u8; 32])> {
         if file.bytes.is_empty() {
             return Err(ServiceError::Unprocessable(format!(
                 "{} is empty",
@@ -208,7 +215,10 @@ impl App {
             .collect::<ServiceResult<Vec<_>>>()?;
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
         for (file, version, sha) in checked {
-            match self.store_one(who, parent, file, version, sha, fields.clone(), target).await {
+            match self
+                .store_one(who, parent, file, version, sha, fields.clone(), target)
+                .await
+            {
                 Ok(done) => stored.push(done),
                 Err(e) => {
                     for (att, created) in stored {
@@ -296,7 +306,11 @@ impl App {
         self.meta.create_attachment(&att).await?;
         let key = att.blob_key(version.id);
         // 2. the bytes.
-        if let Err(e) = self.blobs.put(&key, bytes, &version.content_type, &sha).await {
+        if let Err(e) = self
+            .blobs
+            .put(&key, bytes, &version.content_type, &sha)
+            .await
+        {
             self.undo(&att, None).await;
             return Err(e.into());
         }
@@ -326,7 +340,9 @@ impl App {
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
         let key = current.blob_key(version.id);
-        self.blobs.put(&key, bytes, &version.content_type, &sha).await?;
+        self.blobs
+            .put(&key, bytes, &version.content_type, &sha)
+            .await?;
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
@@ -334,15 +350,22 @@ impl App {
         next.expires_at = None;
         next.updated_at = version.created_at;
         let result = async {
-            self.meta.put_version(&current.tenant, current.id, &version).await?;
-            self.meta.update_attachment(&next, Expected::of(&current)).await
+            self.meta
+                .put_version(&current.tenant, current.id, &version)
+                .await?;
+            self.meta
+                .update_attachment(&next, Expected::of(&current))
+                .await
         }
         .await;
         match result {
             Ok(()) => Ok(next),
             Err(e) => {
                 // The attachment still points at its previous content; forget the new one.
-                let _ = self.meta.delete_version(&current.tenant, current.id, version.id).await;
+                let _ = self
+                    .meta
+                    .delete_version(&current.tenant, current.id, version.id)
+                    .await;
                 let _ = self.blobs.delete(&key).await;
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(

@@ -69,11 +69,22 @@ impl FsBlobStore {
     }
 
     fn link_parts<'a>(key: &'a str, expires: &'a str, ct: &'a str, cd: &'a str) -> [&'a [u8]; 5] {
-        [b"GET", key.as_bytes(), expires.as_bytes(), ct.as_bytes(), cd.as_bytes()]
+        [
+            b"GET",
+            key.as_bytes(),
+            expires.as_bytes(),
+            ct.as_bytes(),
+            cd.as_bytes(),
+        ]
     }
 
     /// Checks a link's query against its path and the clock, and says what to serve.
-    pub async fn open_signed(&self, key: &str, query: &str, now: i64) -> Result<SignedDownload, LinkError> {
+    pub async fn open_signed(
+        &self,
+        key: &str,
+        query: &str,
+        now: i64,
+    ) -> Result<SignedDownload, LinkError> {
         let mut expires = None;
         let mut ct = None;
         let mut cd = None;
@@ -98,7 +109,10 @@ impl FsBlobStore {
         if !is_safe_key(key) {
             return Err(LinkError::Malformed);
         }
-        if !self.signer.verify(&Self::link_parts(key, &expires, &ct, &cd), &sig) {
+        if !self
+            .signer
+            .verify(&Self::link_parts(key, &expires, &ct, &cd), &sig)
+        {
             return Err(LinkError::BadSignature);
         }
         let exp: i64 = expires.parse().map_err(|_| LinkError::Malformed)?;
@@ -106,7 +120,9 @@ impl FsBlobStore {
             return Err(LinkError::Expired);
         }
         let path = self.root.join(key);
-        let meta = tokio::fs::metadata(&path).await.map_err(|_| LinkError::NotFound)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| LinkError::NotFound)?;
         Ok(SignedDownload {
             path,
             size: meta.len(),
@@ -165,7 +181,13 @@ async fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(&self, key: &str, data: Bytes, _content_type: &str, _sha256: &[u8; 32]) -> StoreResult<()> {
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        _content_type: &str,
+        _sha256: &[u8; 32],
+    ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
         let path = self.path_of(key)?;
         write_atomically(&path, &data).await.map_err(io_err)
@@ -217,7 +239,11 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path) -> FsBlobStore {
-        FsBlobStore::new(dir.to_path_buf(), "http://127.0.0.1:3000/", Signer::new([1; 32]))
+        FsBlobStore::new(
+            dir.to_path_buf(),
+            "http://127.0.0.1:3000/",
+            Signer::new([1; 32]),
+        )
     }
 
     fn query_of(link: &str) -> (&str, &str) {
@@ -230,7 +256,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let key = "t/a-1/v-1";
-        s.put(key, Bytes::from_static(b"hello world"), "text/plain", &[0; 32]).await.unwrap();
+        s.put(
+            key,
+            Bytes::from_static(b"hello world"),
+            "text/plain",
+            &[0; 32],
+        )
+        .await
+        .unwrap();
         assert_eq!(s.head(key).await.unwrap(), Some(BlobInfo { size: 11 }));
         assert_eq!(&s.get_range(key, 6, 100).await.unwrap()[..], b"world");
         s.delete(key).await.unwrap();
@@ -244,19 +277,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let key = "t/a/v";
-        s.put(key, Bytes::from_static(b"x"), "text/plain", &[0; 32]).await.unwrap();
-        let link = s.link(key, "text/plain", "attachment; filename*=UTF-8''a.txt", 1000);
+        s.put(key, Bytes::from_static(b"x"), "text/plain", &[0; 32])
+            .await
+            .unwrap();
+        let link = s.link(
+            key,
+            "text/plain",
+            "attachment; filename*=UTF-8''a.txt",
+            1000,
+        );
         assert!(link.starts_with("http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&"));
         let (k, q) = query_of(&link);
         let ok = s.open_signed(k, q, 999).await.unwrap();
         assert_eq!(ok.content_type, "text/plain");
         assert_eq!(ok.size, 1);
-        assert_eq!(s.open_signed(k, q, 1001).await.unwrap_err(), LinkError::Expired);
+        assert_eq!(
+            s.open_signed(k, q, 1001).await.unwrap_err(),
+            LinkError::Expired
+        );
         let tampered = q.replace("text%2Fplain", "text%2Fhtml");
-        assert_eq!(s.open_signed(k, &tampered, 999).await.unwrap_err(), LinkError::BadSignature);
+        assert_eq!(
+            s.open_signed(k, &tampered, 999).await.unwrap_err(),
+            LinkError::BadSignature
+        );
         let later = q.replace("expires=1000", "expires=9999");
-        assert_eq!(s.open_signed(k, &later, 999).await.unwrap_err(), LinkError::BadSignature);
-        assert_eq!(s.open_signed("t/a/w", q, 999).await.unwrap_err(), LinkError::BadSignature);
-        assert_eq!(s.open_signed(k, "expires=1", 0).await.unwrap_err(), LinkError::Malformed);
+        assert_eq!(
+            s.open_signed(k, &later, 999).await.unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert_eq!(
+            s.open_signed("t/a/w", q, 999).await.unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert_eq!(
+            s.open_signed(k, "expires=1", 0).await.unwrap_err(),
+            LinkError::Malformed
+        );
     }
 }

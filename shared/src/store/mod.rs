@@ -130,9 +130,18 @@ pub trait MetadataStore: Send + Sync {
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool>;
 
     /// Records a stored content of an attachment.
-    async fn put_version(&self, tenant: &TenantId, att: AttachmentId, v: &Version) -> StoreResult<()>;
+    async fn put_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        v: &Version,
+    ) -> StoreResult<()>;
     /// An attachment's versions, oldest first.
-    async fn list_versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Version>>;
+    async fn list_versions(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+    ) -> StoreResult<Vec<Version>>;
     async fn delete_version(
         &self,
         tenant: &TenantId,
@@ -163,7 +172,13 @@ pub struct BlobInfo {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Stores the bytes; `sha256` lets the store verify what it received.
-    async fn put(&self, key: &str, data: Bytes, content_type: &str, sha256: &[u8; 32]) -> StoreResult<()>;
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        content_type: &str,
+        sha256: &[u8; 32],
+    ) -> StoreResult<()>;
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Reads `len` bytes from `offset` (fewer at the end of the object).
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes>;

@@ -10,12 +10,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{
-    Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
-};
+use super::{Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult};
 use crate::domain::{
-    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef,
-    TenantId, Version, VersionId,
+    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
+    VersionId,
 };
 
 const SCHEMA: &str = r#"
@@ -106,9 +104,12 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
-        conn.pragma_update(None, "busy_timeout", 5000).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "busy_timeout", 5000)
+            .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -153,7 +154,9 @@ impl MetadataStore for SqliteStore {
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
         let doc: Option<String> = self
             .conn()?
-            .query_row("SELECT doc FROM api_keys WHERE hash = ?1", [hash], |r| r.get(0))
+            .query_row("SELECT doc FROM api_keys WHERE hash = ?1", [hash], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(db_err)?;
         doc.map(|d| from_json(&d)).transpose()
@@ -194,7 +197,11 @@ impl MetadataStore for SqliteStore {
         let exists: bool = conn
             .query_row(
                 "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                params![parent.tenant.as_str(), parent.key.kind.as_str(), parent.key.id.as_str()],
+                params![
+                    parent.tenant.as_str(),
+                    parent.key.kind.as_str(),
+                    parent.key.id.as_str()
+                ],
                 |_| Ok(()),
             )
             .optional()
@@ -296,7 +303,9 @@ impl MetadataStore for SqliteStore {
             )
             .map_err(db_err)?;
         let ids = stmt
-            .query_map(params![tenant.as_str(), kind.as_str()], |r| r.get::<_, String>(0))
+            .query_map(params![tenant.as_str(), kind.as_str()], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(db_err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err)?;
@@ -421,7 +430,11 @@ impl MetadataStore for SqliteStore {
             .take(limit)
             .map(|d| from_json::<Attachment>(d))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = if more { items.last().map(|a| a.id) } else { None };
+        let next_after = if more {
+            items.last().map(|a| a.id)
+        } else {
+            None
+        };
         Ok(Page { items, next_after })
     }
 
@@ -474,18 +487,32 @@ impl MetadataStore for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn put_version(&self, tenant: &TenantId, att: AttachmentId, v: &Version) -> StoreResult<()> {
+    async fn put_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        v: &Version,
+    ) -> StoreResult<()> {
         self.conn()?
             .execute(
                 "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![tenant.as_str(), att.to_string(), v.id.to_string(), to_json(v)?],
+                params![
+                    tenant.as_str(),
+                    att.to_string(),
+                    v.id.to_string(),
+                    to_json(v)?
+                ],
             )
             .map_err(db_err)?;
         Ok(())
     }
 
-    async fn list_versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Version>> {
+    async fn list_versions(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+    ) -> StoreResult<Vec<Version>> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
@@ -494,7 +521,9 @@ impl MetadataStore for SqliteStore {
             )
             .map_err(db_err)?;
         let docs = stmt
-            .query_map(params![tenant.as_str(), att.to_string()], |r| r.get::<_, String>(0))
+            .query_map(params![tenant.as_str(), att.to_string()], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(db_err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err)?;

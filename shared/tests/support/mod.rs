@@ -1,0 +1,292 @@
+//! Test support: a real local server on a loopback port over a real backend, a small HTTP
+//! client, and multipart bodies. Every behaviour test talks HTTP to it, as a user would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use attachments::config::Config;
+use attachments::local::{self, Server};
+use attachments::App;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// Keys the harness registers: two tenants, and a revoked key of tenant a.
+pub const KEY_A: &str = "key-a-0123456789abcdef";
+pub const KEY_B: &str = "key-b-0123456789abcdef";
+pub const OWNER_A: &str = "owner-a@example.com";
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    /// Asserts the status, showing the body when it differs.
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+}
+
+/// A running server over one backend.
+pub struct Harness {
+    pub base: String,
+    pub app: Arc<App>,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Extra configuration for a harness.
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub vars: Vec<(&'static str, String)>,
+    /// Reuse this data folder (restart tests).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Harness {
+    /// The embedded backend in a fresh temporary folder.
+    pub async fn embedded() -> Self {
+        Self::embedded_with(Opts::default()).await
+    }
+
+    pub async fn embedded_with(opts: Opts) -> Self {
+        let (tmp, dir) = match opts.data_dir.clone() {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut vars: Vec<(String, String)> = vec![
+            ("ATTACHMENTS_DATA_DIR".into(), dir.display().to_string()),
+            ("ATTACHMENTS_PUBLIC_URL".into(), format!("http://{addr}")),
+            (
+                "ATTACHMENTS_API_KEYS".into(),
+                format!("a:{KEY_A}:{OWNER_A},b:{KEY_B}"),
+            ),
+        ];
+        for (k, v) in opts.vars {
+            vars.retain(|(n, _)| n != k);
+            vars.push((k.to_string(), v));
+        }
+        let cfg =
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .unwrap();
+        let (addr, server, listener, _) = local::start(&cfg, Some(listener)).await.unwrap();
+        Self::run(server, listener, addr, dir, tmp)
+    }
+
+    fn run(
+        server: Server,
+        listener: tokio::net::TcpListener,
+        addr: std::net::SocketAddr,
+        data_dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+    ) -> Self {
+        let app = server.app.clone();
+        let task = tokio::spawn(local::serve(server, listener));
+        Self {
+            base: format!("http://{addr}"),
+            app,
+            data_dir,
+            _tmp: tmp,
+            task,
+        }
+    }
+
+    /// Stops the server but keeps its data folder (for restart tests).
+    pub fn stop_keep_data(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        self.task.abort();
+        (self.data_dir.clone(), self._tmp.take())
+    }
+
+    /// Sends a request with an API key (as `X-API-KEY`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut headers = vec![];
+        if let Some(k) = key {
+            headers.push(("x-api-key", k.to_string()));
+        }
+        self.send(method, path, &headers, body.into()).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.call("GET", path, Some(key), Bytes::new()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Resp {
+        request(method, &format!("{}{path}", self.base), headers, body).await
+    }
+
+    /// Uploads a multipart form.
+    pub async fn post_form(&self, path: &str, key: &str, form: &Form) -> Resp {
+        let (ct, body) = form.encode();
+        self.send(
+            "POST",
+            path,
+            &[("x-api-key", key.to_string()), ("content-type", ct)],
+            body,
+        )
+        .await
+    }
+
+    /// Registers a parent for tenant a or b.
+    pub async fn parent(&self, key: &str, kind: &str, id: &str) {
+        let r = self
+            .call("PUT", &format!("/v1/parents/{kind}/{id}"), Some(key), "")
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+}
+
+/// One HTTP request to any URL (server routes or download links).
+pub async fn request(method: &str, url: &str, headers: &[(&str, String)], body: Bytes) -> Resp {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET a URL with no headers.
+pub async fn fetch(url: &str) -> Resp {
+    request("GET", url, &[], Bytes::new()).await
+}
+
+/// A multipart form under construction.
+#[derive(Default, Clone)]
+pub struct Form {
+    parts: Vec<(String, Option<String>, Vec<u8>)>,
+}
+
+impl Form {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn file(mut self, field: &str, name: &str, bytes: &[u8]) -> Self {
+        self.parts
+            .push((field.into(), Some(name.into()), bytes.to_vec()));
+        self
+    }
+    pub fn text(mut self, field: &str, value: &str) -> Self {
+        self.parts
+            .push((field.into(), None, value.as_bytes().to_vec()));
+        self
+    }
+    pub fn encode(&self) -> (String, Bytes) {
+        let boundary = "----attachments-test-boundary-7MA4YWxkTrZu0gW";
+        let mut out = Vec::new();
+        for (field, file, bytes) in &self.parts {
+            out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            match file {
+                Some(f) => out.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                ),
+                None => out.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{field}\"\r\n\r\n").as_bytes(),
+                ),
+            }
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        (
+            format!("multipart/form-data; boundary={boundary}"),
+            Bytes::from(out),
+        )
+    }
+}
+
+/// A small valid PNG (1x1), real enough for magic-byte checks and image decoders.
+pub fn png_1x1() -> Vec<u8> {
+    hex_decode("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a5f5ab4a0000000049454e44ae426082")
+}
+
+/// A minimal JPEG header, enough for magic-byte checks.
+pub fn jpeg_bytes(len: usize) -> Vec<u8> {
+    let mut v = vec![
+        0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
+    ];
+    v.resize(len, 0x42);
+    v
+}
+
+pub fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// MD5 and SHA-256 hex, computed independently of the service's code path (RustCrypto crates
+/// directly).
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(b))
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
