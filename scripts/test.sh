@@ -19,3 +19,6 @@ step "SAM template checks"
 .tools/venv/bin/cfn-lint template.yaml
 .tools/venv/bin/sam validate --lint
 .tools/venv/bin/sam validate
+
+step "README walk-through against a fresh local server"
+scripts/readme-walkthrough.sh
