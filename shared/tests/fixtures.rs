@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use attachments::domain::{
-    Attachment, AttachmentId, AttachmentStatus, Digests, FileName, Parent, ParentId, ParentKind, ParentRef,
-    TenantId, Version, VersionId,
+    Attachment, AttachmentId, AttachmentStatus, Digests, FileName, Parent, ParentId, ParentKind,
+    ParentRef, TenantId, Version, VersionId,
 };
 use attachments::http::routes;
 use attachments::service::Limits;
@@ -35,15 +35,27 @@ fn events_dir() -> PathBuf {
 }
 
 fn parent_ref(kind: &str, id: &str) -> ParentRef {
-    ParentRef::new(ParentKind::parse(kind).unwrap(), ParentId::parse(id).unwrap())
+    ParentRef::new(
+        ParentKind::parse(kind).unwrap(),
+        ParentId::parse(id).unwrap(),
+    )
 }
 
 /// The store every fixture runs against (documented in `events/README.md`).
 async fn prepared_app(dir: &Path) -> Arc<App> {
     let meta: Arc<dyn MetadataStore> = Arc::new(SqliteStore::open(&dir.join("db.sqlite")).unwrap());
     let signer = Signer::new([9; 32]);
-    let blobs = Arc::new(FsBlobStore::new(dir.join("blobs"), "http://127.0.0.1:3000", signer.clone()));
-    let app = Arc::new(App::new(meta.clone(), blobs.clone(), signer, Limits::default()));
+    let blobs = Arc::new(FsBlobStore::new(
+        dir.join("blobs"),
+        "http://127.0.0.1:3000",
+        signer.clone(),
+    ));
+    let app = Arc::new(App::new(
+        meta.clone(),
+        blobs.clone(),
+        signer,
+        Limits::default(),
+    ));
     let tenant = TenantId::parse("fixtures").unwrap();
     app.register_key(&tenant, KEY, Some(OWNER)).await.unwrap();
     let t = time::OffsetDateTime::now_utc();
@@ -70,8 +82,20 @@ async fn prepared_app(dir: &Path) -> Arc<App> {
         .unwrap();
     }
     let files: [(&str, &str, &str, Vec<u8>, &str); 2] = [
-        ("01a20000-0000-7000-8000-000000000001", "profile/59284659d4c650213cc2f3fc", "picture1.jpg", support::jpeg_bytes(23193), "resume"),
-        ("01a20000-0000-7000-8000-000000000002", "io_showcase/41f19ff6-2738-4000-8bfd-a18950caa1d1", "file1.txt", b"hello fixtures\n".to_vec(), "file"),
+        (
+            "01a20000-0000-7000-8000-000000000001",
+            "profile/59284659d4c650213cc2f3fc",
+            "picture1.jpg",
+            support::jpeg_bytes(23193),
+            "resume",
+        ),
+        (
+            "01a20000-0000-7000-8000-000000000002",
+            "io_showcase/41f19ff6-2738-4000-8bfd-a18950caa1d1",
+            "file1.txt",
+            b"hello fixtures\n".to_vec(),
+            "file",
+        ),
     ];
     for (id, parent, name, bytes, label) in files {
         let (kind, pid) = parent.split_once('/').unwrap();
@@ -79,9 +103,13 @@ async fn prepared_app(dir: &Path) -> Arc<App> {
         let d = Digests::of(&bytes);
         let version = Version {
             id: VersionId::parse("01a20000-0000-7000-8000-0000000000f0").unwrap(),
-            content_type: attachments::domain::decide_content_type(name.as_str(), name.extension(), &bytes)
-                .unwrap()
-                .to_owned(),
+            content_type: attachments::domain::decide_content_type(
+                name.as_str(),
+                name.extension(),
+                &bytes,
+            )
+            .unwrap()
+            .to_owned(),
             file_name: name,
             size: d.size,
             md5: d.md5_hex(),
@@ -105,13 +133,27 @@ async fn prepared_app(dir: &Path) -> Arc<App> {
             updated_at: t,
             expires_at: None,
         };
-        blobs.put(&att.blob_key(version.id), Bytes::from(bytes), &version.content_type, &d.sha256).await.unwrap();
+        blobs
+            .put(
+                &att.blob_key(version.id),
+                Bytes::from(bytes),
+                &version.content_type,
+                &d.sha256,
+            )
+            .await
+            .unwrap();
         meta.create_attachment(&att).await.unwrap();
         meta.put_version(&tenant, att.id, &version).await.unwrap();
     }
     for (id, parent) in [
-        ("01a20000-0000-7000-8000-000000000003", "asset/bDzHAAxLXsSmhL4lax8D"),
-        ("01a20000-0000-7000-8000-000000000004", "project/If8_aXgtMF4ggxOPqvKM"),
+        (
+            "01a20000-0000-7000-8000-000000000003",
+            "asset/bDzHAAxLXsSmhL4lax8D",
+        ),
+        (
+            "01a20000-0000-7000-8000-000000000004",
+            "project/If8_aXgtMF4ggxOPqvKM",
+        ),
     ] {
         let (kind, pid) = parent.split_once('/').unwrap();
         meta.create_attachment(&Attachment {
@@ -157,7 +199,11 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
         }
         (Value::Array(e), Value::Array(a)) => {
             if e.len() != a.len() {
-                return Err(format!("{path}: expected {} items, got {}", e.len(), a.len()));
+                return Err(format!(
+                    "{path}: expected {} items, got {}",
+                    e.len(),
+                    a.len()
+                ));
             }
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
                 subset(ev, av, &format!("{path}[{i}]"))?;
@@ -174,11 +220,17 @@ async fn every_fixture_answers_as_expected() {
     let tmp = tempfile::tempdir().unwrap();
     let app = prepared_app(tmp.path()).await;
     let mut cases: Vec<(String, PathBuf)> = vec![];
-    let mut dirs: Vec<_> = std::fs::read_dir(events_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     for dir in dirs.into_iter().filter(|d| d.is_dir()) {
         let route = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for f in files {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -188,7 +240,14 @@ async fn every_fixture_answers_as_expected() {
         }
     }
     // Cases named `zz-…` change the seeded data (deletions): they run after all the others.
-    cases.sort_by_key(|(route, f)| (f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("zz-")), route.clone(), f.clone()));
+    cases.sort_by_key(|(route, f)| {
+        (
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("zz-")),
+            route.clone(),
+            f.clone(),
+        )
+    });
     let mut covered = std::collections::BTreeSet::new();
     let mut failures = vec![];
     for (route_name, file) in &cases {
@@ -200,15 +259,24 @@ async fn every_fixture_answers_as_expected() {
             .unwrap_or_else(|e| panic!("{}: not an API Gateway event: {e}", file.display()));
         let expect_path = file.with_extension("expect.json");
         let expect: Value = serde_json::from_str(
-            &std::fs::read_to_string(&expect_path).unwrap_or_else(|_| panic!("{} is missing", expect_path.display())),
+            &std::fs::read_to_string(&expect_path)
+                .unwrap_or_else(|_| panic!("{} is missing", expect_path.display())),
         )
         .unwrap();
         let resp = attachments::lambda::handle(&app, route, event).await;
         let status = resp.status().as_u16();
         let body: &[u8] = resp.body().as_ref();
-        let label = file.strip_prefix(events_dir()).unwrap_or(file).display().to_string();
+        let label = file
+            .strip_prefix(events_dir())
+            .unwrap_or(file)
+            .display()
+            .to_string();
         if Some(status as u64) != expect["status"].as_u64() {
-            failures.push(format!("{label}: status {status}, expected {}; body {}", expect["status"], String::from_utf8_lossy(body)));
+            failures.push(format!(
+                "{label}: status {status}, expected {}; body {}",
+                expect["status"],
+                String::from_utf8_lossy(body)
+            ));
             continue;
         }
         if let Some(e) = expect.get("json") {
@@ -218,7 +286,10 @@ async fn every_fixture_answers_as_expected() {
                         failures.push(format!("{label}: {why}; body {actual}"));
                     }
                 }
-                Err(_) => failures.push(format!("{label}: body is not JSON: {}", String::from_utf8_lossy(body))),
+                Err(_) => failures.push(format!(
+                    "{label}: body is not JSON: {}",
+                    String::from_utf8_lossy(body)
+                )),
             }
         }
         if let Some(hs) = expect.get("headers").and_then(Value::as_object) {
@@ -235,9 +306,20 @@ async fn every_fixture_answers_as_expected() {
             }
         }
     }
-    assert!(failures.is_empty(), "fixtures failed:\n{}", failures.join("\n"));
-    let missing: Vec<&str> = routes::ROUTES.iter().map(|r| r.name).filter(|n| !covered.contains(*n)).collect();
-    assert!(missing.is_empty(), "routes without a fixture in events/: {missing:?}");
+    assert!(
+        failures.is_empty(),
+        "fixtures failed:\n{}",
+        failures.join("\n")
+    );
+    let missing: Vec<&str> = routes::ROUTES
+        .iter()
+        .map(|r| r.name)
+        .filter(|n| !covered.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a fixture in events/: {missing:?}"
+    );
 }
 
 #[test]
