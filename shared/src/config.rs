@@ -46,6 +46,14 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Lifetime of presigned links (`ATTACHMENTS_LINK_TTL_SECONDS`).
     pub link_ttl: Duration,
+    /// Direct uploads up to this size are one form POST (`ATTACHMENTS_DIRECT_POST_MAX_BYTES`).
+    pub direct_post_max_bytes: u64,
+    /// The largest direct upload (`ATTACHMENTS_DIRECT_MAX_BYTES`).
+    pub direct_max_bytes: u64,
+    /// Lifetime of upload links (`ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS`).
+    pub upload_link_ttl: Duration,
+    /// How long an upload may stay unfinished (`ATTACHMENTS_UPLOAD_EXPIRY_SECONDS`).
+    pub upload_expiry: Duration,
     /// Secret for cursors and embedded links, hex (`ATTACHMENTS_SECRET`); embedded mode makes
     /// and keeps one in the data folder when unset.
     pub secret_hex: Option<String>,
@@ -139,6 +147,41 @@ impl Config {
                     })?,
             ),
         };
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match var(name) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| err(name, format!("must be a number from {min} to {max}"))),
+                }
+            };
+        let direct_post_max_bytes = number(
+            "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+            100 * 1024 * 1024,
+            1,
+            5 * 1024 * 1024 * 1024,
+        )?;
+        let direct_max_bytes = number(
+            "ATTACHMENTS_DIRECT_MAX_BYTES",
+            5 * 1024u64.pow(4),
+            1,
+            5 * 1024u64.pow(4),
+        )?;
+        let upload_link_ttl = Duration::from_secs(number(
+            "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
+            3600,
+            1,
+            604_800,
+        )?);
+        let upload_expiry = Duration::from_secs(number(
+            "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
+            86_400,
+            1,
+            30 * 86_400,
+        )?);
         let secret_hex = var("ATTACHMENTS_SECRET");
         if let Some(s) = &secret_hex {
             if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
@@ -189,6 +232,10 @@ impl Config {
             api_keys,
             max_upload_bytes,
             link_ttl,
+            direct_post_max_bytes,
+            direct_max_bytes,
+            upload_link_ttl,
+            upload_expiry,
             secret_hex,
             table,
             bucket,

@@ -39,7 +39,10 @@ fn limits(cfg: &Config) -> Limits {
     Limits {
         max_upload_bytes: cfg.max_upload_bytes,
         link_ttl: cfg.link_ttl,
-        ..Limits::default()
+        pending_ttl: cfg.upload_expiry,
+        direct_post_max_bytes: cfg.direct_post_max_bytes,
+        direct_max_bytes: cfg.direct_max_bytes,
+        upload_link_ttl: cfg.upload_link_ttl,
     }
 }
 

@@ -19,8 +19,8 @@ use attachments::signing::Signer;
 use attachments::store::fs_blob::FsBlobStore;
 use attachments::store::sqlite::SqliteStore;
 use attachments::store::{
-    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PutOutcome,
-    StoreError, StoreResult,
+    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
+    PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
 };
 use attachments::App;
 use bytes::Bytes;
@@ -63,6 +63,35 @@ impl BlobStore for FaultyBlobs {
     }
     async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
         self.0.presign_get(key, opts).await
+    }
+    async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
+        self.0.presign_post(key, policy).await
+    }
+    async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
+        self.0.create_multipart(key, content_type).await
+    }
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        ttl: std::time::Duration,
+    ) -> StoreResult<String> {
+        self.0.presign_part(key, upload_id, n, ttl).await
+    }
+    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
+        self.0.list_parts(key, upload_id).await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> StoreResult<()> {
+        self.0.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
+        self.0.abort_multipart(key, upload_id).await
     }
 }
 

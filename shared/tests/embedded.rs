@@ -25,6 +25,33 @@ on_embedded!(
     tampered_links
 );
 
+macro_rules! direct_on_embedded {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            // A form threshold below 50 MiB, so that the multipart path is taken.
+            let h = Harness::embedded_with(Opts {
+                vars: vec![("ATTACHMENTS_DIRECT_POST_MAX_BYTES", (4 * 1024 * 1024).to_string())],
+                ..Opts::default()
+            })
+            .await;
+            behaviour::direct::$name(&h).await;
+        }
+    )*};
+}
+
+direct_on_embedded!(
+    form_upload,
+    form_policy_is_enforced,
+    multipart_resume,
+    multipart_refused_at_completion,
+    type_checked_at_completion,
+    concurrent_completion_and_events,
+    expired_uploads_are_swept,
+    placeholder_gets_its_file,
+    direct_bad_input,
+);
+
 #[tokio::test]
 async fn expired_links() {
     let h = Harness::embedded_with(Opts {

@@ -132,6 +132,8 @@ async fn prepared_app(dir: &Path) -> Arc<App> {
             created_at: t,
             updated_at: t,
             expires_at: None,
+            upload: None,
+            problem: None,
         };
         blobs
             .put(
@@ -172,6 +174,8 @@ async fn prepared_app(dir: &Path) -> Arc<App> {
             created_at: t,
             updated_at: t,
             expires_at: None,
+            upload: None,
+            problem: None,
         })
         .await
         .unwrap();

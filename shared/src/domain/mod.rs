@@ -9,4 +9,7 @@ pub mod model;
 pub use content::{decide_content_type, ContentTypeError};
 pub use hashing::Digests;
 pub use ids::{AttachmentId, FileName, IdError, ParentId, ParentKind, TenantId, VersionId};
-pub use model::{ApiKey, Attachment, AttachmentStatus, Parent, ParentRef, Principal, Version};
+pub use model::{
+    ApiKey, Attachment, AttachmentStatus, MultipartUpload, Parent, ParentRef, PendingUpload,
+    Principal, Version,
+};

@@ -65,72 +65,20 @@ macro_rules! route {
     };
 }
 
-/// Every endpoint of every API.
+/// Every endpoint of every API: Lambda binary, method, path, handler, error envelope, access.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route!(
-        "native-put-parent",
-        PUT,
-        "/v1/parents/{kind}/{id}",
-        native::put_parent,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-get-parent",
-        GET,
-        "/v1/parents/{kind}/{id}",
-        native::get_parent,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-delete-parent",
-        DELETE,
-        "/v1/parents/{kind}/{id}",
-        native::delete_parent,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-upload",
-        POST,
-        "/v1/parents/{kind}/{id}/attachments",
-        native::upload,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-list",
-        GET,
-        "/v1/parents/{kind}/{id}/attachments",
-        native::list,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-get-attachment",
-        GET,
-        "/v1/attachments/{id}",
-        native::get_attachment,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-get-content",
-        GET,
-        "/v1/attachments/{id}/content",
-        native::get_content,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-delete-attachment",
-        DELETE,
-        "/v1/attachments/{id}",
-        native::delete_attachment,
-        native::router_error,
-        Write
-    ),
+    route!("native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write),
+    route!("native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read),
+    route!("native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write),
+    route!("native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write),
+    route!("native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read),
+    route!("native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read),
+    route!("native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read),
+    route!("native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write),
+    route!("native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write),
+    route!("native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write),
+    route!("native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write),
 ];
 
 /// The route of a Lambda binary.

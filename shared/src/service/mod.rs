@@ -3,6 +3,7 @@
 //! to storage, and nothing here knows which API is calling.
 
 mod cursor;
+mod direct;
 mod keys;
 mod uploads;
 
@@ -19,6 +20,9 @@ use crate::store::{
     BlobStore, Expected, LinkOptions, MetadataStore, ParentLookup, PutOutcome, StoreError,
 };
 
+pub use direct::{
+    parse_sha256, part_size_for, DirectUpload, DirectUploadRequest, UploadInstructions,
+};
 pub use keys::NewKey;
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
@@ -59,6 +63,12 @@ pub struct Limits {
     pub link_ttl: Duration,
     /// How long a pending upload may stay pending before the sweep removes it.
     pub pending_ttl: Duration,
+    /// Direct uploads up to this size use one form POST; larger ones are multipart.
+    pub direct_post_max_bytes: u64,
+    /// The largest direct upload.
+    pub direct_max_bytes: u64,
+    /// Lifetime of upload links (form POST and parts); the status call hands out fresh ones.
+    pub upload_link_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +77,9 @@ impl Default for Limits {
             max_upload_bytes: crate::config::DEFAULT_MAX_UPLOAD_BYTES,
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
+            direct_post_max_bytes: 100 * 1024 * 1024,
+            direct_max_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            upload_link_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -358,6 +371,13 @@ impl App {
                 keys.push(k);
             }
         }
+        if let Some(u) = &att.upload {
+            let k = att.blob_key(u.version.id);
+            if let Some(mp) = &u.multipart {
+                self.blobs.abort_multipart(&k, &mp.upload_id).await?;
+            }
+            keys.push(k);
+        }
         for k in &keys {
             self.blobs.delete(k).await?;
         }
@@ -366,7 +386,8 @@ impl App {
     }
 
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
-    /// window and deletions that did not finish. Returns how many attachments it removed.
+    /// window, refused uploads once they have said why, and deletions that did not finish.
+    /// Returns how many attachments it cleaned.
     pub async fn sweep(&self, now_unix: i64) -> ServiceResult<usize> {
         let mut removed = 0;
         loop {
@@ -375,7 +396,13 @@ impl App {
                 return Ok(removed);
             }
             for att in batch {
-                self.remove_attachment(att).await?;
+                match att.status {
+                    AttachmentStatus::Pending
+                    | AttachmentStatus::Deleted
+                    | AttachmentStatus::Rejected => self.remove_attachment(att).await?,
+                    // An existing attachment whose new upload never came: it stays as it was.
+                    _ => self.cancel_upload(att).await?,
+                }
                 removed += 1;
             }
         }

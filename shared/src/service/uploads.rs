@@ -55,7 +55,7 @@ pub struct UploadRules<'a> {
 
 /// Validated labels, ready to be stored.
 #[derive(Clone)]
-struct CleanFields {
+pub(super) struct CleanFields {
     label: Option<String>,
     title: Option<String>,
     description: Option<String>,
@@ -64,7 +64,7 @@ struct CleanFields {
     external_id: Option<String>,
 }
 
-fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
+pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanFields> {
     let label = bounded("type", fields.label, 64)?;
     if let Some(l) = &label {
         if !l
@@ -104,7 +104,7 @@ fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
 }
 
 impl CleanFields {
-    fn apply(self, att: &mut Attachment) {
+    pub(super) fn apply(self, att: &mut Attachment) {
         if let Some(v) = self.label {
             att.label = v;
         }
@@ -208,7 +208,7 @@ impl App {
         rules: UploadRules<'_>,
     ) -> ServiceResult<Vec<Attachment>> {
         self.get_parent(who, parent).await?;
-        let fields = clean(fields)?;
+        let fields = clean_fields(fields)?;
         let checked = files
             .into_iter()
             .map(|f| self.describe(&f, rules).map(|(v, sha)| (f, v, sha)))
@@ -300,6 +300,8 @@ impl App {
             created_at: t,
             updated_at: t,
             expires_at: Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64),
+            upload: None,
+            problem: None,
         };
         fields.apply(&mut att);
         // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
@@ -399,7 +401,7 @@ impl App {
         fields: AttachmentFields,
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
-        let fields = clean(fields)?;
+        let fields = clean_fields(fields)?;
         let t = now();
         let mut att = Attachment {
             tenant: who.tenant.clone(),
@@ -417,6 +419,8 @@ impl App {
             created_at: t,
             updated_at: t,
             expires_at: None,
+            upload: None,
+            problem: None,
         };
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;

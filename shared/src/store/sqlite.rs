@@ -49,8 +49,9 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 CREATE INDEX IF NOT EXISTS attachments_by_parent
     ON attachments (tenant, parent_kind, parent_id, id);
-CREATE INDEX IF NOT EXISTS attachments_leftovers
-    ON attachments (expires_at) WHERE status IN ('pending', 'deleted');
+DROP INDEX IF EXISTS attachments_leftovers;
+CREATE INDEX IF NOT EXISTS attachments_expiring
+    ON attachments (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
     tenant TEXT NOT NULL,
     attachment_id TEXT NOT NULL,
@@ -549,7 +550,7 @@ impl MetadataStore for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
-                "SELECT doc FROM attachments WHERE status IN ('pending', 'deleted') AND expires_at < ?1
+                "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
                  ORDER BY expires_at LIMIT ?2",
             )
             .map_err(db_err)?;

@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
+pub mod direct;
+
 /// Everything tenant a has under a parent, with links stripped (they carry a changing expiry),
 /// and the bytes behind every link: what "stored data unchanged" means.
 pub async fn snapshot(h: &Harness, key: &str, kind: &str, id: &str) -> Vec<(Value, Bytes)> {
