@@ -4,6 +4,8 @@
 
 mod cursor;
 mod keys;
+mod records;
+mod thumbnails;
 mod uploads;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::store::{
 };
 
 pub use keys::NewKey;
+pub use records::{RecordAttachments, VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
@@ -345,17 +348,19 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Each version's thumbnail lives beside its file (thumbnails.rs).
         let mut keys: Vec<String> = self
             .meta
             .list_versions(&att.tenant, att.id)
             .await?
             .iter()
-            .map(|v| att.blob_key(v.id))
+            .flat_map(|v| [att.blob_key(v.id), att.thumbnail_key(v.id)])
             .collect();
         if let Some(v) = &att.content {
             let k = att.blob_key(v.id);
             if !keys.contains(&k) {
                 keys.push(k);
+                keys.push(att.thumbnail_key(v.id));
             }
         }
         for k in &keys {

@@ -308,12 +308,13 @@ impl App {
         // 2. the bytes.
         if let Err(e) = self
             .blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await
         {
             self.undo(&att, None).await;
             return Err(e.into());
         }
+        self.store_thumbnail(&att, &version, bytes).await;
         // 3. the version record, then ready.
         let pending = Expected::of(&att);
         let mut ready = att.clone();
@@ -341,8 +342,9 @@ impl App {
     ) -> ServiceResult<Attachment> {
         let key = current.blob_key(version.id);
         self.blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await?;
+        self.store_thumbnail(&current, &version, bytes).await;
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
@@ -367,6 +369,7 @@ impl App {
                     .delete_version(&current.tenant, current.id, version.id)
                     .await;
                 let _ = self.blobs.delete(&key).await;
+                let _ = self.delete_thumbnail(&current, version.id).await;
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(
                         "the attachment changed while this version was stored; retry".into(),
@@ -384,6 +387,13 @@ impl App {
             if let Err(e) = self.blobs.delete(k).await {
                 tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
                 return;
+            }
+            // The thumbnail is stored right after the file.
+            if let Some(v) = &att.content {
+                if let Err(e) = self.delete_thumbnail(att, v.id).await {
+                    tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its thumbnail; the sweep will remove it");
+                    return;
+                }
             }
         }
         if let Err(e) = self.meta.delete_attachment(&att.tenant, att.id).await {
