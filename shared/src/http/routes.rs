@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{native, Request, Response};
+use super::{native, records, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -129,6 +129,38 @@ pub static ROUTES: &[Route] = &[
         "/v1/attachments/{id}",
         native::delete_attachment,
         native::router_error,
+        Write
+    ),
+    route!(
+        "records-list-many",
+        GET,
+        "/v2/{object}/attachments",
+        records::list_many,
+        records::router_error,
+        Read
+    ),
+    route!(
+        "records-list",
+        GET,
+        "/v2/{object}/{uuid}/attachments",
+        records::list,
+        records::router_error,
+        Read
+    ),
+    route!(
+        "records-upload",
+        POST,
+        "/v2/{object}/{uuid}/attachments",
+        records::upload,
+        records::router_error,
+        Write
+    ),
+    route!(
+        "records-delete",
+        DELETE,
+        "/v2/{object}/{uuid}/attachments",
+        records::delete,
+        records::router_error,
         Write
     ),
 ];
