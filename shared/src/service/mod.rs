@@ -348,19 +348,20 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Each version's thumbnail lives beside its file (thumbnails.rs).
+        // Each version's thumbnail lives beside its file (thumbnails.rs) and goes first, so a
+        // thumbnail never outlives its file.
         let mut keys: Vec<String> = self
             .meta
             .list_versions(&att.tenant, att.id)
             .await?
             .iter()
-            .flat_map(|v| [att.blob_key(v.id), att.thumbnail_key(v.id)])
+            .flat_map(|v| [att.thumbnail_key(v.id), att.blob_key(v.id)])
             .collect();
         if let Some(v) = &att.content {
             let k = att.blob_key(v.id);
             if !keys.contains(&k) {
-                keys.push(k);
                 keys.push(att.thumbnail_key(v.id));
+                keys.push(k);
             }
         }
         for k in &keys {

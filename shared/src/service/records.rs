@@ -146,7 +146,7 @@ impl App {
     /// before it, or is removed when it had no other. Returns the attachment as it now is.
     ///
     /// The attachment is switched to the previous version first (a conditional write, so a
-    /// concurrent upload is not undone), then the old version's file, thumbnail and record go:
+    /// concurrent upload is not undone), then the old version's thumbnail, file and record go:
     /// the attachment never points at removed bytes.
     pub async fn delete_latest_version(
         &self,
@@ -182,8 +182,8 @@ impl App {
         }
         // Files before the record, so a failure half-way leaves a version record that the
         // attachment's removal still cleans up, never a file nobody knows about.
-        self.blobs.delete(&att.blob_key(current.id)).await?;
         self.delete_thumbnail(&att, current.id).await?;
+        self.blobs.delete(&att.blob_key(current.id)).await?;
         self.meta
             .delete_version(&att.tenant, att.id, current.id)
             .await?;

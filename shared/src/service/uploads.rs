@@ -368,8 +368,8 @@ impl App {
                     .meta
                     .delete_version(&current.tenant, current.id, version.id)
                     .await;
-                let _ = self.blobs.delete(&key).await;
                 let _ = self.delete_thumbnail(&current, version.id).await;
+                let _ = self.blobs.delete(&key).await;
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(
                         "the attachment changed while this version was stored; retry".into(),
@@ -384,16 +384,16 @@ impl App {
     /// with its expiry, and the sweep removes it later.
     async fn undo(&self, att: &Attachment, key: Option<&str>) {
         if let Some(k) = key {
-            if let Err(e) = self.blobs.delete(k).await {
-                tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
-                return;
-            }
-            // The thumbnail is stored right after the file.
+            // The thumbnail, stored right after the file, goes before it.
             if let Some(v) = &att.content {
                 if let Err(e) = self.delete_thumbnail(att, v.id).await {
                     tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its thumbnail; the sweep will remove it");
                     return;
                 }
+            }
+            if let Err(e) = self.blobs.delete(k).await {
+                tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
+                return;
             }
         }
         if let Err(e) = self.meta.delete_attachment(&att.tenant, att.id).await {
