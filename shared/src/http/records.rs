@@ -29,6 +29,12 @@
 //! of the file's family). Links expire (the link TTL). Placeholders, which have no file, are
 //! not shown, and a record left with only those does not appear in the call without `uuids`.
 //!
+//! Thumbnails are made when a file is stored, through any API (see `service/thumbnails.rs`).
+//! An image that cannot be decoded within the limits (a decompression bomb: a few bytes that
+//! claim 100000x100000 pixels) is refused by the decoder from its header, before any pixel
+//! memory exists; the upload itself is still stored (the file is the caller's, and a thumbnail
+//! must never cost an upload) and its `thumbnail_url` is the image icon.
+//!
 //! Every error has one envelope: `{"error":{"status":<code>,"message":"…"}}`, the seed's
 //! messages where it has them. A `5xx` says only `Internal Server error`; the cause is logged.
 //! Another tenant's record answers exactly as a missing one.
@@ -181,29 +187,34 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Response 
         Ok(x) => x,
         Err(r) => return r,
     };
-    let uuids = query_pairs(&req)
+    // `uuids=a,b` or `uuids=a&uuids=b`: the same list.
+    let uuids: Vec<String> = query_pairs(&req)
         .into_iter()
-        .find(|(k, _)| k == "uuids")
-        .map(|(_, v)| v);
-    let all_asked = uuids.is_some();
-    let result = match uuids {
-        Some(list) => {
-            let raw: Vec<&str> = list.split(',').map(str::trim).collect();
-            if raw.len() > MAX_RECORDS_PER_CALL {
-                return bad_request(&format!(
-                    "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
-                ));
-            }
-            let mut ids = Vec::with_capacity(raw.len());
-            for r in raw {
-                match record_id(r) {
-                    Some(id) => ids.push(id),
-                    None => return bad_request(UUIDS_INVALID),
-                }
-            }
-            app.attachments_of_records(&who, &kind, &ids).await
+        .filter(|(k, _)| k == "uuids")
+        .map(|(_, v)| v)
+        .collect();
+    let all_asked = !uuids.is_empty();
+    let result = if all_asked {
+        let raw: Vec<&str> = uuids
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if raw.len() > MAX_RECORDS_PER_CALL {
+            return bad_request(&format!(
+                "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
+            ));
         }
-        None => app.records_with_attachments(&who, &kind).await,
+        let mut ids = Vec::with_capacity(raw.len());
+        for r in raw {
+            match record_id(r) {
+                Some(id) => ids.push(id),
+                None => return bad_request(UUIDS_INVALID),
+            }
+        }
+        app.attachments_of_records(&who, &kind, &ids).await
+    } else {
+        app.records_with_attachments(&who, &kind).await
     };
     let records = match result {
         Ok(r) => r,

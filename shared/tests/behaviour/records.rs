@@ -279,6 +279,18 @@ pub async fn records_seed_many(h: &Harness) {
         assert_eq!(without_links(&map2[R_TWO][i]), without_links(&items[i]));
     }
     assert_eq!(record_list(h, R_EMPTY).await, Vec::<Value>::new());
+    // The list may also come as repeated parameters.
+    let map3 = h
+        .get(
+            &format!("/v2/{OBJECT}/attachments?uuids={R_EMPTY}&uuids={R_TWO}"),
+            KEY_A,
+        )
+        .await
+        .expect(200)
+        .json();
+    let keys: Vec<&String> = map3.as_object().unwrap().keys().collect();
+    assert_eq!(keys, [R_EMPTY, R_TWO]);
+    assert_eq!(map3[R_TWO].as_array().unwrap().len(), 2);
 }
 
 /// The seed's second example: without `uuids`, every record of the object that has at least
