@@ -117,6 +117,9 @@ impl MetadataStore for FaultyMeta {
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
         self.0.get_parent(tenant, key).await
     }
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
+        self.0.get_parents(tenant, keys).await
+    }
     async fn find_parent(
         &self,
         tenant: &TenantId,
@@ -284,14 +287,24 @@ impl World {
             .await
     }
 
-    /// Every attachment record (hidden ones too) and every stored file.
+    /// Every attachment record (hidden ones too) and every stored content file. Thumbnails
+    /// (`{version}_thumb`) must sit beside their content file; they are left out of the list.
     async fn state(&self) -> (Vec<Attachment>, Vec<String>) {
         let page = self
             .meta
             .list_attachments(&self.who.tenant, &self.parent, None, 1000, true)
             .await
             .unwrap();
-        (page.items, files_under(&self.blob_dir))
+        let all = files_under(&self.blob_dir);
+        for t in all.iter().filter(|f| f.ends_with("_thumb")) {
+            let file = t.trim_end_matches("_thumb");
+            assert!(
+                all.iter().any(|f| f == file),
+                "thumbnail {t} without its file"
+            );
+        }
+        let files = all.into_iter().filter(|f| !f.ends_with("_thumb")).collect();
+        (page.items, files)
     }
 
     /// The invariant: every ready attachment has its file, and every file belongs to a record.

@@ -52,6 +52,26 @@ direct_on_embedded!(
     direct_bad_input,
 );
 
+/// The records API (issue 6) on the embedded backend.
+macro_rules! records_on_embedded {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            behaviour::records::$name(&Harness::embedded().await).await;
+        }
+    )*};
+}
+
+records_on_embedded!(
+    records_seed_many,
+    records_seed_all,
+    records_errors,
+    records_versions,
+    records_delete,
+    records_thumbnails,
+    records_bomb
+);
+
 #[tokio::test]
 async fn expired_links() {
     let h = Harness::embedded_with(Opts {

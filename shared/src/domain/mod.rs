@@ -5,6 +5,7 @@ pub mod content;
 pub mod hashing;
 pub mod ids;
 pub mod model;
+pub mod thumbnail;
 
 pub use content::{decide_content_type, ContentTypeError};
 pub use hashing::Digests;

@@ -173,9 +173,20 @@ impl Attachment {
     pub fn blob_key(&self, version: VersionId) -> String {
         blob_key(&self.tenant, self.id, version)
     }
+
+    /// The storage key of the thumbnail of one content of this attachment.
+    pub fn thumbnail_key(&self, version: VersionId) -> String {
+        thumbnail_key(&self.tenant, self.id, version)
+    }
 }
 
 /// The storage key of a content: made only from validated ids, never from a file name.
 pub fn blob_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
     format!("{tenant}/{attachment}/{version}")
+}
+
+/// The storage key of a content's thumbnail: beside the content, `{version}_thumb`, so it is one
+/// segment of id characters like every key (the file store refuses anything else).
+pub fn thumbnail_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
+    format!("{tenant}/{attachment}/{version}_thumb")
 }

@@ -3,6 +3,7 @@
 
 pub mod multipart;
 pub mod native;
+pub mod records;
 pub mod routes;
 
 use bytes::Bytes;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{native, Request, Response};
+use super::{native, records, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -79,6 +79,10 @@ pub static ROUTES: &[Route] = &[
     route!("native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write),
     route!("native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write),
     route!("native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write),
+    route!("records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, Read),
+    route!("records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read),
+    route!("records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write),
+    route!("records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write),
 ];
 
 /// The route of a Lambda binary.

@@ -19,6 +19,8 @@ const MIN_PART: u64 = 8 * 1024 * 1024;
 pub const PART_LINKS_PER_ANSWER: usize = 1000;
 /// How much of the object the verification reads at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
+/// The largest image file the verification keeps in memory to make its thumbnail.
+const THUMBNAIL_SOURCE_MAX: u64 = 64 * 1024 * 1024;
 
 /// What the client asks to upload.
 #[derive(Debug, Clone)]
@@ -464,6 +466,10 @@ impl App {
         let mut hasher = Hasher::new();
         let mut offset = 0;
         let mut sniffed = None;
+        // An image small enough to thumbnail is kept from the same read.
+        let keep =
+            upload.version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
+        let mut kept = bytes::BytesMut::new();
         while offset < info.size {
             let chunk = self.blobs.get_range(&key, offset, READ_CHUNK).await?;
             if chunk.is_empty() {
@@ -473,6 +479,9 @@ impl App {
                 sniffed = Some(check_type(&upload.version, &chunk));
             }
             hasher.update(&chunk);
+            if keep {
+                kept.extend_from_slice(&chunk);
+            }
             offset += chunk.len() as u64;
         }
         if let Some(Err(why)) = sniffed {
@@ -498,6 +507,7 @@ impl App {
         let mut version = upload.version.clone();
         version.md5 = digests.md5_hex();
         version.sha256 = digests.sha256_hex();
+        self.store_thumbnail(&att, &version, kept.freeze()).await;
         let mut ready = att.clone();
         ready.content = Some(version.clone());
         ready.status = AttachmentStatus::Ready;

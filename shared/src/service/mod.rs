@@ -5,6 +5,8 @@
 mod cursor;
 mod direct;
 mod keys;
+mod records;
+mod thumbnails;
 mod uploads;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub use direct::{
     parse_sha256, part_size_for, DirectUpload, DirectUploadRequest, UploadInstructions,
 };
 pub use keys::NewKey;
+pub use records::{RecordAttachments, VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
@@ -358,16 +361,19 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Each version's thumbnail lives beside its file (thumbnails.rs) and goes first, so a
+        // thumbnail never outlives its file.
         let mut keys: Vec<String> = self
             .meta
             .list_versions(&att.tenant, att.id)
             .await?
             .iter()
-            .map(|v| att.blob_key(v.id))
+            .flat_map(|v| [att.thumbnail_key(v.id), att.blob_key(v.id)])
             .collect();
         if let Some(v) = &att.content {
             let k = att.blob_key(v.id);
             if !keys.contains(&k) {
+                keys.push(att.thumbnail_key(v.id));
                 keys.push(k);
             }
         }
@@ -376,6 +382,7 @@ impl App {
             if let Some(mp) = &u.multipart {
                 self.blobs.abort_multipart(&k, &mp.upload_id).await?;
             }
+            keys.push(att.thumbnail_key(u.version.id));
             keys.push(k);
         }
         for k in &keys {

@@ -310,12 +310,13 @@ impl App {
         // 2. the bytes.
         if let Err(e) = self
             .blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await
         {
             self.undo(&att, None).await;
             return Err(e.into());
         }
+        self.store_thumbnail(&att, &version, bytes).await;
         // 3. the version record, then ready.
         let pending = Expected::of(&att);
         let mut ready = att.clone();
@@ -343,8 +344,9 @@ impl App {
     ) -> ServiceResult<Attachment> {
         let key = current.blob_key(version.id);
         self.blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await?;
+        self.store_thumbnail(&current, &version, bytes).await;
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
@@ -368,6 +370,7 @@ impl App {
                     .meta
                     .delete_version(&current.tenant, current.id, version.id)
                     .await;
+                let _ = self.delete_thumbnail(&current, version.id).await;
                 let _ = self.blobs.delete(&key).await;
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(
@@ -383,6 +386,13 @@ impl App {
     /// with its expiry, and the sweep removes it later.
     async fn undo(&self, att: &Attachment, key: Option<&str>) {
         if let Some(k) = key {
+            // The thumbnail, stored right after the file, goes before it.
+            if let Some(v) = &att.content {
+                if let Err(e) = self.delete_thumbnail(att, v.id).await {
+                    tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its thumbnail; the sweep will remove it");
+                    return;
+                }
+            }
             if let Err(e) = self.blobs.delete(k).await {
                 tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
                 return;

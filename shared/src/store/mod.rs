@@ -32,6 +32,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The most keys one batched read takes (DynamoDB's BatchGetItem limit).
+pub const MAX_BATCH_KEYS: usize = 100;
+
 /// Whether a put created or replaced an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -85,6 +88,10 @@ pub trait MetadataStore: Send + Sync {
     /// parent of the same tenant, kind and source.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome>;
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>>;
+    /// The parents among `keys` that exist, in any order; missing ones are left out. At most
+    /// [`MAX_BATCH_KEYS`] distinct keys (callers dedupe: BatchGetItem refuses duplicates): one
+    /// batched read, not one per parent.
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>>;
     async fn find_parent(
         &self,
         tenant: &TenantId,

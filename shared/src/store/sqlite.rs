@@ -253,6 +253,33 @@ impl MetadataStore for SqliteStore {
         doc.map(|d| from_json(&d)).transpose()
     }
 
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
+        if keys.len() > super::MAX_BATCH_KEYS {
+            return Err(StoreError::Unavailable(format!(
+                "get_parents takes at most {} keys",
+                super::MAX_BATCH_KEYS
+            )));
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let doc: Option<String> = stmt
+                .query_row(
+                    params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if let Some(d) = doc {
+                out.push(from_json(&d)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_parent(
         &self,
         tenant: &TenantId,
