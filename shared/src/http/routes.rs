@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{native, Request, Response};
+use super::{crafter, native, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -130,6 +130,39 @@ pub static ROUTES: &[Route] = &[
         native::delete_attachment,
         native::router_error,
         Write
+    ),
+    // Crafter Profile (issue 4).
+    route!(
+        "crafter-upload",
+        POST,
+        "/api/1/profile/{id}/uploadAttachment",
+        crafter::upload,
+        crafter::router_error,
+        Write
+    ),
+    route!(
+        "crafter-list",
+        GET,
+        "/api/1/profile/{id}/attachments",
+        crafter::list,
+        crafter::router_error,
+        Read
+    ),
+    route!(
+        "crafter-details",
+        GET,
+        "/api/1/profile/{id}/attachment/{attachmentId}/details",
+        crafter::details,
+        crafter::router_error,
+        Read
+    ),
+    route!(
+        "crafter-content",
+        GET,
+        "/api/1/profile/{id}/attachment/{attachmentId}",
+        crafter::content,
+        crafter::router_error,
+        Read
     ),
 ];
 

@@ -3,7 +3,9 @@
 //! to storage, and nothing here knows which API is calling.
 
 mod cursor;
+pub mod dialects;
 mod keys;
+mod named;
 mod uploads;
 
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
+    /// Settings of the compatible APIs (see [`dialects`]).
+    dialects: dialects::DialectSettings,
 }
 
 impl std::fmt::Debug for App {
@@ -132,6 +136,7 @@ impl App {
             blobs,
             signer,
             limits,
+            dialects: dialects::DialectSettings::default(),
         }
     }
 

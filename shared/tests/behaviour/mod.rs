@@ -2,6 +2,8 @@
 //! same tests run on every backend (see `embedded.rs` and `aws.rs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod crafter;
+
 use bytes::Bytes;
 use serde_json::Value;
 
