@@ -132,6 +132,8 @@ dialect_on_embedded!(
     internal_error
 );
 
+dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
+
 #[tokio::test]
 async fn crafter_file_limit() {
     let h = Harness::embedded_with(Opts {

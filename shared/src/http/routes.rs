@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{crafter, native, Request, Response};
+use super::{crafter, hrflow, native, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -162,6 +162,23 @@ pub static ROUTES: &[Route] = &[
         "/api/1/profile/{id}/attachment/{attachmentId}",
         crafter::content,
         crafter::router_error,
+        Read
+    ),
+    // HrFlow (issue 5): two spellings of the same call.
+    route!(
+        "hrflow-list",
+        GET,
+        "/v1/profile/attachments",
+        hrflow::list,
+        hrflow::router_error,
+        Read
+    ),
+    route!(
+        "hrflow-list-indexing",
+        GET,
+        "/v1/profile/indexing/attachments",
+        hrflow::list,
+        hrflow::router_error,
         Read
     ),
 ];

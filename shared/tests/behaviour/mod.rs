@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod crafter;
+pub mod hrflow;
 
 use bytes::Bytes;
 use serde_json::Value;
