@@ -134,6 +134,14 @@ dialect_on_embedded!(
 
 dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
 
+dialect_on_embedded!(
+    assets: seed_examples,
+    placeholder_content,
+    errors,
+    title_in_characters,
+    cross_tenant
+);
+
 #[tokio::test]
 async fn crafter_file_limit() {
     let h = Harness::embedded_with(Opts {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{crafter, hrflow, native, Request, Response};
+use super::{assets, crafter, hrflow, native, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -180,6 +180,48 @@ pub static ROUTES: &[Route] = &[
         hrflow::list,
         hrflow::router_error,
         Read
+    ),
+    // Asset and project attachments (issue 7), and the native route that gives a placeholder
+    // its content.
+    route!(
+        "assets-list",
+        GET,
+        "/api/v2/assets/{asset_id}/attachments",
+        assets::assets_list,
+        assets::router_error,
+        Read
+    ),
+    route!(
+        "assets-create",
+        POST,
+        "/api/v2/assets/{asset_id}/attachments",
+        assets::assets_create,
+        assets::router_error,
+        Write
+    ),
+    route!(
+        "projects-list",
+        GET,
+        "/api/v2/projects/{project_id}/attachments",
+        assets::projects_list,
+        assets::router_error,
+        Read
+    ),
+    route!(
+        "projects-create",
+        POST,
+        "/api/v2/projects/{project_id}/attachments",
+        assets::projects_create,
+        assets::router_error,
+        Write
+    ),
+    route!(
+        "native-put-content",
+        POST,
+        "/v1/attachments/{id}/content",
+        native::put_content,
+        native::router_error,
+        Write
     ),
 ];
 
