@@ -24,6 +24,7 @@ use super::routes::Params;
 use super::{
     empty, json as json_response, presented_key, query_param, redirect, Request, Response,
 };
+use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
 use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget};
@@ -235,6 +236,18 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
         Err(e) => return bad_request(&e.to_string()),
     };
     let settings = &app.dialects().crafter;
+    // Crafter takes the type from the extension alone; a name whose extension names no type
+    // cannot be on the allow-list, whatever its bytes look like.
+    if type_for_extension(file_name.extension()).is_none() {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "OTHER",
+            &format!(
+                "the type of {file_name} cannot be told from its extension (allowed: {})",
+                settings.allowed_types.join(", ")
+            ),
+        );
+    }
     let rules = UploadRules {
         allowed_types: Some(&settings.allowed_types),
         max_file_bytes: Some(settings.max_file_bytes),

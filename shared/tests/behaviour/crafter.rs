@@ -529,6 +529,18 @@ pub async fn errors(h: &Harness) {
     )
     .await;
     assert_error(r, 415, "OTHER", "does not match its extension");
+    // Image bytes under a name whose extension names no type (or none): the type comes from
+    // the extension, as in Crafter.
+    for name in ["picture.xyz", "picture"] {
+        let r = upload(
+            h,
+            PROFILE,
+            KEY_A,
+            &Form::new().file("attachment", name, &png_1x1()),
+        )
+        .await;
+        assert_error(r, 415, "OTHER", "cannot be told from its extension");
+    }
     let r = upload(
         h,
         PROFILE,
