@@ -65,6 +65,12 @@ pub struct Config {
     pub s3_path_style: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
+    /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
+    /// comma-separated); Crafter's own list by default.
+    pub crafter_allowed_types: Vec<String>,
+    /// The Crafter Profile API's file limit (`ATTACHMENTS_CRAFTER_MAX_FILE_BYTES`), 5 MiB by
+    /// default as in Crafter; `max_upload_bytes` caps it further.
+    pub crafter_max_file_bytes: usize,
 }
 
 /// A configuration error; its message names the variable.
@@ -88,6 +94,18 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
+
+/// Crafter Profile's default `validAttachmentMimeTypes`.
+pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
+    "image/bmp",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/tiff",
+    "image/svg+xml",
+];
+/// Crafter Profile's default upload limit (5 MiB).
+pub const DEFAULT_CRAFTER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -224,6 +242,22 @@ impl Config {
             None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             Some(_) => return Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
         };
+        let crafter_allowed_types = match var("ATTACHMENTS_CRAFTER_ALLOWED_TYPES") {
+            None => DEFAULT_CRAFTER_ALLOWED_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            Some(v) => parse_types(&v)?,
+        };
+        let crafter_max_file_bytes = match var("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES") {
+            None => DEFAULT_CRAFTER_MAX_FILE_BYTES,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                err(
+                    "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
+                    "must be a positive number of bytes",
+                )
+            })?,
+        };
         Ok(Self {
             backend,
             addr,
@@ -241,7 +275,38 @@ impl Config {
             bucket,
             s3_path_style,
             json_logs,
+            crafter_allowed_types,
+            crafter_max_file_bytes,
         })
+    }
+}
+
+/// A comma-separated list of content types, compared lower-case as the service decides them.
+fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
+    let types: Vec<String> = v
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let valid = |t: &str| {
+        t.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && !b.contains('/')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
+        })
+    };
+    match types.iter().find(|t| !valid(t)) {
+        Some(bad) => Err(err(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            format!("{bad:?} is not a content type (type/subtype, comma-separated)"),
+        )),
+        None if types.is_empty() => Err(err(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            "must list at least one content type",
+        )),
+        None => Ok(types),
     }
 }
 
@@ -312,6 +377,38 @@ mod tests {
         assert_eq!(
             cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
             "ATTACHMENTS_API_KEYS"
+        );
+    }
+
+    #[test]
+    fn crafter_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.crafter_allowed_types, DEFAULT_CRAFTER_ALLOWED_TYPES);
+        assert_eq!(c.crafter_max_file_bytes, 5 * 1024 * 1024);
+        let c = cfg(&[
+            (
+                "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+                " image/PNG, application/pdf,,",
+            ),
+            ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.crafter_allowed_types, ["image/png", "application/pdf"]);
+        assert_eq!(c.crafter_max_file_bytes, 1000);
+        for bad in ["png", "image/", "a/b/c", "image/p ng", ","] {
+            assert_eq!(
+                cfg(&[("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", bad)])
+                    .unwrap_err()
+                    .var,
+                "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "0")])
+                .unwrap_err()
+                .var,
+            "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES"
         );
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Backend, Config};
+use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
 use crate::signing::Signer;
 use crate::store::fs_blob::FsBlobStore;
@@ -46,6 +47,16 @@ fn limits(cfg: &Config) -> Limits {
     }
 }
 
+/// The compatible APIs' settings; every backend's wiring applies them with `App::with_dialects`.
+pub fn dialect_settings(cfg: &Config) -> DialectSettings {
+    DialectSettings {
+        crafter: CrafterSettings {
+            allowed_types: cfg.crafter_allowed_types.clone(),
+            max_file_bytes: cfg.crafter_max_file_bytes,
+        },
+    }
+}
+
 /// Builds the app for the configured backend.
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
@@ -74,7 +85,9 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         &cfg.public_url,
         signer.clone(),
     ));
-    let app = Arc::new(App::new(meta, blobs.clone(), signer, limits(cfg)));
+    let app = Arc::new(
+        App::new(meta, blobs.clone(), signer, limits(cfg)).with_dialects(dialect_settings(cfg)),
+    );
     Ok(Built {
         app,
         fs_blobs: Some(blobs),

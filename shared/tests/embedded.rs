@@ -152,3 +152,62 @@ async fn first_start_creates_and_prints_one_key_only_once() {
         "only the hash is stored"
     );
 }
+
+/// A compatible API's suite, in a module named after it (`cargo test --test embedded crafter::`).
+macro_rules! dialect_on_embedded {
+    ($dialect:ident: $($name:ident),* $(,)?) => {
+        mod $dialect {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    behaviour::$dialect::$name(&Harness::embedded().await).await;
+                }
+            )*
+        }
+    };
+}
+
+dialect_on_embedded!(
+    crafter: seed_examples,
+    same_name_replaces,
+    file_sizes,
+    svg_downloads,
+    unknown_attachment,
+    errors,
+    cross_tenant,
+    internal_error
+);
+
+dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
+
+dialect_on_embedded!(
+    assets: seed_examples,
+    placeholder_content,
+    errors,
+    title_in_characters,
+    cross_tenant
+);
+
+#[tokio::test]
+async fn crafter_file_limit() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000".into())],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::file_limit(&h).await;
+}
+
+#[tokio::test]
+async fn crafter_configured_types() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            "application/pdf".into(),
+        )],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::configured_types(&h).await;
+}

@@ -543,3 +543,71 @@ pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Res
         Err(e) => service_error(e),
     }
 }
+
+/// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
+/// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
+pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let att = match app.get(&who, id).await {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    let (parts, body) = req.into_parts();
+    let form = match multipart::parse(&parts.headers, body, &["file"]).await {
+        Ok(f) => f,
+        Err(e) => return multipart_error(e),
+    };
+    let part = match form.files.as_slice() {
+        [one] => one,
+        [] => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the form has no part named file",
+            )
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the form has more than one part named file",
+            )
+        }
+    };
+    let file_name = match part.file_name.as_deref().map(FileName::parse) {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return service_error(e.into()),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the file part needs a filename",
+            )
+        }
+    };
+    let file = NewFile {
+        file_name,
+        bytes: part.bytes.clone(),
+    };
+    let stored = match app
+        .upload(
+            &who,
+            &att.parent,
+            file,
+            AttachmentFields::default(),
+            UploadTarget::Existing(id),
+            UploadRules::default(),
+        )
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    match app.download_link(&stored).await {
+        Ok(link) => json_response(StatusCode::OK, &attachment_json(&stored, link)),
+        Err(e) => service_error(e),
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{native, records, Request, Response};
+use super::{assets, crafter, hrflow, native, records, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -83,6 +83,17 @@ pub static ROUTES: &[Route] = &[
     route!("records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read),
     route!("records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write),
     route!("records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write),
+    route!("crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, Write),
+    route!("crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, Read),
+    route!("crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, Read),
+    route!("crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, Read),
+    route!("hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, Read),
+    route!("hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, Read),
+    route!("assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, Read),
+    route!("assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, Write),
+    route!("projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, Read),
+    route!("projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, Write),
+    route!("native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, Write),
 ];
 
 /// The route of a Lambda binary.

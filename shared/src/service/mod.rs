@@ -3,8 +3,10 @@
 //! to storage, and nothing here knows which API is calling.
 
 mod cursor;
+pub mod dialects;
 mod direct;
 mod keys;
+mod named;
 mod records;
 mod thumbnails;
 mod uploads;
@@ -94,6 +96,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
+    /// Settings of the compatible APIs (see [`dialects`]).
+    dialects: dialects::DialectSettings,
 }
 
 impl std::fmt::Debug for App {
@@ -148,6 +152,7 @@ impl App {
             blobs,
             signer,
             limits,
+            dialects: dialects::DialectSettings::default(),
         }
     }
 

@@ -2,6 +2,9 @@
 //! same tests run on every backend (see `embedded.rs` and `aws.rs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod assets;
+pub mod crafter;
+pub mod hrflow;
 pub mod records;
 
 use bytes::Bytes;
