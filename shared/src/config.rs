@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
-        assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES);
+        const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
     #[test]

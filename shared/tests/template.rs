@@ -26,7 +26,7 @@ fn template_has_one_function_per_route_and_no_other_api_function() {
     let resources = doc["Resources"].as_mapping().unwrap();
     let mut seen: Vec<(String, String, String, String)> = vec![];
     for (logical, res) in resources {
-        if res["Type"] != Value::from("AWS::Serverless::Function") {
+        if res["Type"] != "AWS::Serverless::Function" {
             continue;
         }
         let binary = res["Metadata"]["BuildProperties"]["Binary"]
@@ -44,7 +44,7 @@ fn template_has_one_function_per_route_and_no_other_api_function() {
             .into_iter()
             .flatten()
         {
-            if ev["Type"] != Value::from("HttpApi") {
+            if ev["Type"] != "HttpApi" {
                 continue;
             }
             let p = &ev["Properties"];
