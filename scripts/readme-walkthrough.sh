@@ -19,4 +19,11 @@ echo "$out"
 grep -q '"status":"ready"' <<<"$out"
 grep -q '^same bytes$' <<<"$out"
 [ "$(tail -n2 <<<"$out" | tr '\n' ' ')" = "204 404 " ] || { echo "delete did not answer 204 then 404"; exit 1; }
+# The large-file flow: a direct upload straight to storage, then complete.
+awk '/<!-- direct-walkthrough:start -->/{on=1;next} /<!-- direct-walkthrough:end -->/{on=0} on' README.md |
+  grep -v '^```' >"$work/direct.sh"
+out=$(cd "$work" && API="http://127.0.0.1:$port" KEY="$key" bash -euo pipefail "$work/direct.sh")
+echo "$out"
+grep -q '"status":"ready"' <<<"$out"
+grep -q '"size":3000000' <<<"$out"
 echo "README walk-through: every step did what the README says"
