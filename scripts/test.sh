@@ -12,6 +12,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Python tools (cfn-lint, aws-sam-cli, moto) into .tools/venv"
 scripts/tools.sh
 
+step "cargo fmt --check and clippy (warnings are errors)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 step "cargo test (embedded backend, fixtures, template, unit tests)"
 cargo test --workspace --locked
 
