@@ -169,6 +169,35 @@ pub struct MultipartUpload {
 }
 
 impl Attachment {
+    /// A new attachment of `owner` on `parent`, with no labels and no content yet.
+    pub fn new(
+        tenant: TenantId,
+        parent: ParentRef,
+        owner: String,
+        status: AttachmentStatus,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tenant,
+            id: AttachmentId::new(),
+            parent,
+            label: "file".into(),
+            title: None,
+            description: None,
+            category: None,
+            tags: Vec::new(),
+            status,
+            owner,
+            external_id: None,
+            content: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            upload: None,
+            problem: None,
+        }
+    }
+
     /// The storage key of one content of this attachment: tenant, attachment, version.
     pub fn blob_key(&self, version: VersionId) -> String {
         blob_key(&self.tenant, self.id, version)

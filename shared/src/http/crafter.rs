@@ -74,15 +74,10 @@ fn service_error(e: ServiceError, profile_id: &str) -> Response {
         }
         ServiceError::NotFound("parent") => return no_such_profile(profile_id),
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::Conflict(_) => StatusCode::CONFLICT,
-        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ServiceError::Internal(cause) => {
-            super::log_internal(cause);
-            return internal();
-        }
+        _ => match super::status_of(&e) {
+            Some(status) => status,
+            None => return internal(),
+        },
     };
     error(status, "OTHER", &e.to_string())
 }

@@ -69,15 +69,10 @@ fn service_error(e: ServiceError, presented: Option<&str>) -> Response {
         }
         // Every look-up that finds nothing is HrFlow's "Invalid profile array".
         ServiceError::NotFound(_) => return error(StatusCode::BAD_REQUEST, INVALID_PROFILE),
-        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::Conflict(_) => StatusCode::CONFLICT,
-        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ServiceError::Internal(cause) => {
-            super::log_internal(cause);
-            return internal();
-        }
+        _ => match super::status_of(&e) {
+            Some(status) => status,
+            None => return internal(),
+        },
     };
     error(status, &e.to_string())
 }

@@ -98,6 +98,27 @@ pub fn presented_key(req: &Request) -> Option<String> {
     query_param(req, "accessTokenId")
 }
 
+/// The HTTP status of a use case's error: the one place where the service's errors meet HTTP,
+/// shared by every dialect (each renders its own envelope, and may answer some errors its own
+/// way first). `None` for an internal failure, whose cause this logs; the dialect then answers
+/// its generic 500.
+pub fn status_of(e: &crate::service::ServiceError) -> Option<StatusCode> {
+    use crate::service::ServiceError as E;
+    Some(match e {
+        E::Unauthorized => StatusCode::UNAUTHORIZED,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Invalid(_) => StatusCode::BAD_REQUEST,
+        E::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Conflict(_) => StatusCode::CONFLICT,
+        E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        E::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        E::Internal(cause) => {
+            log_internal(cause);
+            return None;
+        }
+    })
+}
+
 /// Logs a failure's cause under a reference the caller can quote; the body stays generic.
 pub fn log_internal(err: &dyn std::fmt::Display) {
     tracing::error!(error = %err, "request failed");

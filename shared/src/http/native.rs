@@ -48,26 +48,16 @@ pub fn router_error(status: StatusCode, message: &str) -> Response {
     error(status, code_of(status), message)
 }
 
-/// Maps a use case's error to this API's envelope: the one place where that happens.
+/// Renders a use case's error in this API's envelope.
 pub fn service_error(e: ServiceError) -> Response {
-    let status = match &e {
-        ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
-        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::Conflict(_) => StatusCode::CONFLICT,
-        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ServiceError::Internal(cause) => {
-            super::log_internal(cause);
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal server error",
-            );
-        }
-    };
-    error(status, code_of(status), &e.to_string())
+    match super::status_of(&e) {
+        Some(status) => error(status, code_of(status), &e.to_string()),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        ),
+    }
 }
 
 fn multipart_error(e: MultipartError) -> Response {

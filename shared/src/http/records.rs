@@ -93,15 +93,10 @@ fn service_error(e: ServiceError) -> Response {
             };
             return error(StatusCode::NOT_FOUND, message);
         }
-        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::Conflict(_) => StatusCode::CONFLICT,
-        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ServiceError::Internal(cause) => {
-            super::log_internal(cause);
-            return error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL);
-        }
+        _ => match super::status_of(&e) {
+            Some(status) => status,
+            None => return error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+        },
     };
     error(status, &e.to_string())
 }

@@ -136,25 +136,13 @@ impl App {
                 (current, Some(expected))
             }
             None => (
-                Attachment {
-                    tenant: who.tenant.clone(),
-                    id: AttachmentId::new(),
-                    parent: parent.clone(),
-                    label: "file".into(),
-                    title: None,
-                    description: None,
-                    category: None,
-                    tags: Vec::new(),
-                    status: AttachmentStatus::Pending,
-                    owner: who.owner.clone(),
-                    external_id: None,
-                    content: None,
-                    created_at: t,
-                    updated_at: t,
-                    expires_at: None,
-                    upload: None,
-                    problem: None,
-                },
+                Attachment::new(
+                    who.tenant.clone(),
+                    parent.clone(),
+                    who.owner.clone(),
+                    AttachmentStatus::Pending,
+                    t,
+                ),
                 None,
             ),
         };

@@ -284,25 +284,15 @@ impl App {
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
         let t = now();
-        let mut att = Attachment {
-            tenant: who.tenant.clone(),
-            id: AttachmentId::new(),
-            parent: parent.clone(),
-            label: "file".into(),
-            title: None,
-            description: None,
-            category: None,
-            tags: Vec::new(),
-            status: AttachmentStatus::Pending,
-            owner: who.owner.clone(),
-            external_id: None,
-            content: Some(version.clone()),
-            created_at: t,
-            updated_at: t,
-            expires_at: Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64),
-            upload: None,
-            problem: None,
-        };
+        let mut att = Attachment::new(
+            who.tenant.clone(),
+            parent.clone(),
+            who.owner.clone(),
+            AttachmentStatus::Pending,
+            t,
+        );
+        att.content = Some(version.clone());
+        att.expires_at = Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64);
         fields.apply(&mut att);
         // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
         self.meta.create_attachment(&att).await?;
@@ -413,25 +403,13 @@ impl App {
         self.get_parent(who, parent).await?;
         let fields = clean_fields(fields)?;
         let t = now();
-        let mut att = Attachment {
-            tenant: who.tenant.clone(),
-            id: AttachmentId::new(),
-            parent: parent.clone(),
-            label: "file".into(),
-            title: None,
-            description: None,
-            category: None,
-            tags: Vec::new(),
-            status: AttachmentStatus::Placeholder,
-            owner: who.owner.clone(),
-            external_id: None,
-            content: None,
-            created_at: t,
-            updated_at: t,
-            expires_at: None,
-            upload: None,
-            problem: None,
-        };
+        let mut att = Attachment::new(
+            who.tenant.clone(),
+            parent.clone(),
+            who.owner.clone(),
+            AttachmentStatus::Placeholder,
+            t,
+        );
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;
         Ok(att)
