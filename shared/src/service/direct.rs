@@ -435,9 +435,9 @@ impl App {
             }
         }
         let Some(info) = self.blobs.head(&key).await? else {
-            return Err(ServiceError::Conflict(
-                "the file has not been uploaded yet".into(),
-            ));
+            // Not uploaded yet, or a concurrent verification refused and deleted it: the caller
+            // (`verify_upload`) tells the two apart from what the attachment records next.
+            return Err(ServiceError::Internal(StoreError::NotFound));
         };
         if info.size != upload.version.size {
             return self
