@@ -1,0 +1,1 @@
+//! Fault injection on the AWS backend (in progress).
