@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Writes one Lambda binary per route of the route table (shared/src/http/routes.rs).
-# Run after adding a route; a test fails while a route has no binary or a binary no route.
+# Run after adding a route; the `template` test fails while a route has no binary or a binary
+# no route.
 set -euo pipefail
 cd "$(dirname "$0")"
-grep -oE 'route!\("[a-z0-9-]+", [A-Z]+, "[^"]+"' ../shared/src/http/routes.rs |
-while IFS= read -r line; do
-  name=$(sed -E 's/route!\("([^"]+)".*/\1/' <<<"$line")
-  method=$(sed -E 's/route!\("[^"]+", ([A-Z]+).*/\1/' <<<"$line")
-  path=$(sed -E 's/.*, "([^"]+)"$/\1/' <<<"$line")
-  cat > "src/bin/$name.rs" <<RS
-//! Lambda function for \`$method $path\` (route \`$name\` of the route table in \`shared\`).
+python3 - <<'PY'
+import pathlib, re
+rs = pathlib.Path("../shared/src/http/routes.rs").read_text()
+rows = re.findall(r'route!\(\s*"([a-z0-9-]+)",\s*([A-Z]+),\s*"([^"]+)"', rs)
+for name, method, path in rows:
+    pathlib.Path(f"src/bin/{name}.rs").write_text(f"""//! Lambda function for `{method} {path}` (route `{name}` of the route table in `shared`).
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("$name").await
-}
-RS
-done
+async fn main() -> Result<(), attachments::lambda::Error> {{
+    attachments::lambda::run("{name}").await
+}}
+""")
+print(f"{len(rows)} binaries")
+PY

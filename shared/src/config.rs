@@ -46,6 +46,14 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Lifetime of presigned links (`ATTACHMENTS_LINK_TTL_SECONDS`).
     pub link_ttl: Duration,
+    /// Direct uploads up to this size are one form POST (`ATTACHMENTS_DIRECT_POST_MAX_BYTES`).
+    pub direct_post_max_bytes: u64,
+    /// The largest direct upload (`ATTACHMENTS_DIRECT_MAX_BYTES`).
+    pub direct_max_bytes: u64,
+    /// Lifetime of upload links (`ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS`).
+    pub upload_link_ttl: Duration,
+    /// How long an upload may stay unfinished (`ATTACHMENTS_UPLOAD_EXPIRY_SECONDS`).
+    pub upload_expiry: Duration,
     /// Secret for cursors and embedded links, hex (`ATTACHMENTS_SECRET`); embedded mode makes
     /// and keeps one in the data folder when unset.
     pub secret_hex: Option<String>,
@@ -57,6 +65,12 @@ pub struct Config {
     pub s3_path_style: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
+    /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
+    /// comma-separated); Crafter's own list by default.
+    pub crafter_allowed_types: Vec<String>,
+    /// The Crafter Profile API's file limit (`ATTACHMENTS_CRAFTER_MAX_FILE_BYTES`), 5 MiB by
+    /// default as in Crafter; `max_upload_bytes` caps it further.
+    pub crafter_max_file_bytes: usize,
 }
 
 /// A configuration error; its message names the variable.
@@ -80,6 +94,18 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
+
+/// Crafter Profile's default `validAttachmentMimeTypes`.
+pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
+    "image/bmp",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/tiff",
+    "image/svg+xml",
+];
+/// Crafter Profile's default upload limit (5 MiB).
+pub const DEFAULT_CRAFTER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -139,6 +165,41 @@ impl Config {
                     })?,
             ),
         };
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match var(name) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| err(name, format!("must be a number from {min} to {max}"))),
+                }
+            };
+        let direct_post_max_bytes = number(
+            "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+            100 * 1024 * 1024,
+            1,
+            5 * 1024 * 1024 * 1024,
+        )?;
+        let direct_max_bytes = number(
+            "ATTACHMENTS_DIRECT_MAX_BYTES",
+            5 * 1024u64.pow(4),
+            1,
+            5 * 1024u64.pow(4),
+        )?;
+        let upload_link_ttl = Duration::from_secs(number(
+            "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
+            3600,
+            1,
+            604_800,
+        )?);
+        let upload_expiry = Duration::from_secs(number(
+            "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
+            86_400,
+            1,
+            30 * 86_400,
+        )?);
         let secret_hex = var("ATTACHMENTS_SECRET");
         if let Some(s) = &secret_hex {
             if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
@@ -181,6 +242,22 @@ impl Config {
             None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             Some(_) => return Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
         };
+        let crafter_allowed_types = match var("ATTACHMENTS_CRAFTER_ALLOWED_TYPES") {
+            None => DEFAULT_CRAFTER_ALLOWED_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            Some(v) => parse_types(&v)?,
+        };
+        let crafter_max_file_bytes = match var("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES") {
+            None => DEFAULT_CRAFTER_MAX_FILE_BYTES,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                err(
+                    "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
+                    "must be a positive number of bytes",
+                )
+            })?,
+        };
         Ok(Self {
             backend,
             addr,
@@ -189,12 +266,47 @@ impl Config {
             api_keys,
             max_upload_bytes,
             link_ttl,
+            direct_post_max_bytes,
+            direct_max_bytes,
+            upload_link_ttl,
+            upload_expiry,
             secret_hex,
             table,
             bucket,
             s3_path_style,
             json_logs,
+            crafter_allowed_types,
+            crafter_max_file_bytes,
         })
+    }
+}
+
+/// A comma-separated list of content types, compared lower-case as the service decides them.
+fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
+    let types: Vec<String> = v
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let valid = |t: &str| {
+        t.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && !b.contains('/')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
+        })
+    };
+    match types.iter().find(|t| !valid(t)) {
+        Some(bad) => Err(err(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            format!("{bad:?} is not a content type (type/subtype, comma-separated)"),
+        )),
+        None if types.is_empty() => Err(err(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            "must list at least one content type",
+        )),
+        None => Ok(types),
     }
 }
 
@@ -242,7 +354,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
-        assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES);
+        const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
     #[test]
@@ -265,6 +377,38 @@ mod tests {
         assert_eq!(
             cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
             "ATTACHMENTS_API_KEYS"
+        );
+    }
+
+    #[test]
+    fn crafter_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.crafter_allowed_types, DEFAULT_CRAFTER_ALLOWED_TYPES);
+        assert_eq!(c.crafter_max_file_bytes, 5 * 1024 * 1024);
+        let c = cfg(&[
+            (
+                "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+                " image/PNG, application/pdf,,",
+            ),
+            ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.crafter_allowed_types, ["image/png", "application/pdf"]);
+        assert_eq!(c.crafter_max_file_bytes, 1000);
+        for bad in ["png", "image/", "a/b/c", "image/p ng", ","] {
+            assert_eq!(
+                cfg(&[("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", bad)])
+                    .unwrap_err()
+                    .var,
+                "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "0")])
+                .unwrap_err()
+                .var,
+            "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod local;
 pub mod service;
 pub mod setup;
 pub mod signing;
+pub mod storage_events;
 pub mod store;
 pub mod telemetry;
 

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::http::routes;
 use crate::service::App;
 use crate::setup::{self, Built, SetupError};
-use crate::store::fs_blob::{FsBlobStore, LinkError, LINK_PREFIX};
+use crate::store::fs_blob::{FsBlobStore, LinkError, UploadError, LINK_PREFIX, POST_PATH};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -49,9 +49,17 @@ impl Server {
     /// Serves one request.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         let path = req.uri().path();
-        if let (Some(blobs), Some(key)) = (&self.fs_blobs, path.strip_prefix(LINK_PREFIX)) {
-            let key = key.to_owned();
-            return serve_blob(blobs, &req, &key).await;
+        if let Some(blobs) = &self.fs_blobs {
+            if path == POST_PATH && req.method() == Method::POST {
+                return self.receive_form_upload(blobs, req).await;
+            }
+            if let Some(key) = path.strip_prefix(LINK_PREFIX) {
+                let key = key.to_owned();
+                if req.method() == Method::PUT {
+                    return receive_part(blobs, req, &key).await;
+                }
+                return serve_blob(blobs, &req, &key).await;
+            }
         }
         let errors = routes::errors_for_path(path);
         let limit = self.app.limits.max_upload_bytes;
@@ -79,6 +87,131 @@ impl Server {
         let req = http::Request::from_parts(parts, bytes);
         finish(routes::dispatch(&self.app, req).await)
     }
+}
+
+impl Server {
+    /// A direct form upload, as S3's POST Object: fields first, then the file, streamed to disk
+    /// under the signed policy's exact key, size and checksum. Like S3's "object created" event,
+    /// a stored file then triggers the verification.
+    async fn receive_form_upload(
+        &self,
+        blobs: &FsBlobStore,
+        req: http::Request<Incoming>,
+    ) -> http::Response<Body> {
+        let Some(boundary) = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| multer::parse_boundary(ct).ok())
+        else {
+            return upload_error(UploadError::Malformed(
+                "the body must be multipart/form-data".into(),
+            ));
+        };
+        let body = http_body_util::BodyStream::new(req.into_body());
+        let data = futures_util::StreamExt::filter_map(body, |frame| async move {
+            match frame {
+                Ok(f) => f.into_data().ok().map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        let constraints = multer::Constraints::new().size_limit(
+            multer::SizeLimit::new()
+                .for_field("file", u64::MAX)
+                .per_field(16 * 1024),
+        );
+        let mut form = multer::Multipart::with_constraints(Box::pin(data), boundary, constraints);
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return upload_error(UploadError::Malformed("the form has no file".into()))
+                }
+                Err(e) => return upload_error(UploadError::Malformed(e.to_string())),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "file" {
+                let target = match blobs.check_post(&fields, now) {
+                    Ok(t) => t,
+                    Err(e) => return upload_error(e),
+                };
+                if let Err(e) = blobs.receive_post(&target, field).await {
+                    return upload_error(e);
+                }
+                let app = self.app.clone();
+                let key = target.key.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = app.finalize_key(&key).await {
+                        tracing::warn!(error = %e, %key, "verification after upload failed; complete will retry");
+                    }
+                });
+                return finish(crate::http::empty(StatusCode::NO_CONTENT));
+            }
+            if fields.len() >= 32 {
+                return upload_error(UploadError::Malformed("too many form fields".into()));
+            }
+            match field.text().await {
+                Ok(v) => fields.push((name, v)),
+                Err(e) => return upload_error(UploadError::Malformed(e.to_string())),
+            }
+        }
+    }
+}
+
+/// One part of a multipart upload, streamed to disk; answers its ETag as S3 does.
+async fn receive_part(
+    blobs: &FsBlobStore,
+    req: http::Request<Incoming>,
+    key: &str,
+) -> http::Response<Body> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let target = match blobs
+        .check_part(key, req.uri().query().unwrap_or(""), now)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return upload_error(e),
+    };
+    let body = http_body_util::BodyStream::new(req.into_body());
+    let data = futures_util::StreamExt::filter_map(body, |frame| async move {
+        match frame {
+            Ok(f) => f.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    match blobs.receive_part(&target, Box::pin(data)).await {
+        Ok(etag) => {
+            let mut resp = finish(crate::http::empty(StatusCode::OK));
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            resp
+        }
+        Err(e) => upload_error(e),
+    }
+}
+
+fn upload_error(e: UploadError) -> http::Response<Body> {
+    let (status, code) = match &e {
+        UploadError::Malformed(_) => (StatusCode::BAD_REQUEST, "MalformedPOSTRequest"),
+        UploadError::BadSignature => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+        UploadError::Expired => (StatusCode::FORBIDDEN, "AccessDenied"),
+        UploadError::TooLarge => (StatusCode::BAD_REQUEST, "EntityTooLarge"),
+        UploadError::TooSmall => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+        UploadError::BadDigest => (StatusCode::BAD_REQUEST, "BadDigest"),
+        UploadError::NoSuchUpload => (StatusCode::NOT_FOUND, "NoSuchUpload"),
+        UploadError::Io(cause) => {
+            crate::http::log_internal(cause);
+            return blob_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "internal server error",
+            );
+        }
+    };
+    blob_error(status, code, &e.to_string())
 }
 
 fn too_large(errors: routes::ErrorRenderer, limit: usize) -> crate::http::Response {

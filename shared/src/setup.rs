@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Backend, Config};
+use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
 use crate::signing::Signer;
 use crate::store::fs_blob::FsBlobStore;
@@ -39,7 +40,20 @@ fn limits(cfg: &Config) -> Limits {
     Limits {
         max_upload_bytes: cfg.max_upload_bytes,
         link_ttl: cfg.link_ttl,
-        ..Limits::default()
+        pending_ttl: cfg.upload_expiry,
+        direct_post_max_bytes: cfg.direct_post_max_bytes,
+        direct_max_bytes: cfg.direct_max_bytes,
+        upload_link_ttl: cfg.upload_link_ttl,
+    }
+}
+
+/// The compatible APIs' settings; every backend's wiring applies them with `App::with_dialects`.
+pub fn dialect_settings(cfg: &Config) -> DialectSettings {
+    DialectSettings {
+        crafter: CrafterSettings {
+            allowed_types: cfg.crafter_allowed_types.clone(),
+            max_file_bytes: cfg.crafter_max_file_bytes,
+        },
     }
 }
 
@@ -102,12 +116,15 @@ pub async fn build_aws(
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
-    let app = Arc::new(App::new(
-        Arc::new(DynamoStore::new(dynamo, table)),
-        Arc::new(S3BlobStore::new(s3, bucket)),
-        signer,
-        limits(cfg),
-    ));
+    let app = Arc::new(
+        App::new(
+            Arc::new(DynamoStore::new(dynamo, table)),
+            Arc::new(S3BlobStore::new(s3, bucket, sdk.credentials_provider())),
+            signer,
+            limits(cfg),
+        )
+        .with_dialects(dialect_settings(cfg)),
+    );
     Ok(Built {
         app,
         fs_blobs: None,
@@ -132,7 +149,9 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         &cfg.public_url,
         signer.clone(),
     ));
-    let app = Arc::new(App::new(meta, blobs.clone(), signer, limits(cfg)));
+    let app = Arc::new(
+        App::new(meta, blobs.clone(), signer, limits(cfg)).with_dialects(dialect_settings(cfg)),
+    );
     Ok(Built {
         app,
         fs_blobs: Some(blobs),

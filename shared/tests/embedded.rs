@@ -25,6 +25,53 @@ on_embedded!(
     tampered_links
 );
 
+macro_rules! direct_on_embedded {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            // A form threshold below 50 MiB, so that the multipart path is taken.
+            let h = Harness::embedded_with(Opts {
+                vars: vec![("ATTACHMENTS_DIRECT_POST_MAX_BYTES", (4 * 1024 * 1024).to_string())],
+                ..Opts::default()
+            })
+            .await;
+            behaviour::direct::$name(&h).await;
+        }
+    )*};
+}
+
+direct_on_embedded!(
+    form_upload,
+    form_policy_is_enforced,
+    multipart_resume,
+    multipart_refused_at_completion,
+    type_checked_at_completion,
+    concurrent_completion_and_events,
+    expired_uploads_are_swept,
+    placeholder_gets_its_file,
+    direct_bad_input,
+);
+
+/// The records API (issue 6) on the embedded backend.
+macro_rules! records_on_embedded {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            behaviour::records::$name(&Harness::embedded().await).await;
+        }
+    )*};
+}
+
+records_on_embedded!(
+    records_seed_many,
+    records_seed_all,
+    records_errors,
+    records_versions,
+    records_delete,
+    records_thumbnails,
+    records_bomb
+);
+
 #[tokio::test]
 async fn expired_links() {
     let h = Harness::embedded_with(Opts {
@@ -104,4 +151,63 @@ async fn first_start_creates_and_prints_one_key_only_once() {
         !format!("{keys:?}").contains(&key),
         "only the hash is stored"
     );
+}
+
+/// A compatible API's suite, in a module named after it (`cargo test --test embedded crafter::`).
+macro_rules! dialect_on_embedded {
+    ($dialect:ident: $($name:ident),* $(,)?) => {
+        mod $dialect {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    behaviour::$dialect::$name(&Harness::embedded().await).await;
+                }
+            )*
+        }
+    };
+}
+
+dialect_on_embedded!(
+    crafter: seed_examples,
+    same_name_replaces,
+    file_sizes,
+    svg_downloads,
+    unknown_attachment,
+    errors,
+    cross_tenant,
+    internal_error
+);
+
+dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
+
+dialect_on_embedded!(
+    assets: seed_examples,
+    placeholder_content,
+    errors,
+    title_in_characters,
+    cross_tenant
+);
+
+#[tokio::test]
+async fn crafter_file_limit() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000".into())],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::file_limit(&h).await;
+}
+
+#[tokio::test]
+async fn crafter_configured_types() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            "application/pdf".into(),
+        )],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::configured_types(&h).await;
 }

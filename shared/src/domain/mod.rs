@@ -5,8 +5,12 @@ pub mod content;
 pub mod hashing;
 pub mod ids;
 pub mod model;
+pub mod thumbnail;
 
 pub use content::{decide_content_type, ContentTypeError};
 pub use hashing::Digests;
 pub use ids::{AttachmentId, FileName, IdError, ParentId, ParentKind, TenantId, VersionId};
-pub use model::{ApiKey, Attachment, AttachmentStatus, Parent, ParentRef, Principal, Version};
+pub use model::{
+    ApiKey, Attachment, AttachmentStatus, MultipartUpload, Parent, ParentRef, PendingUpload,
+    Principal, Version,
+};

@@ -67,6 +67,8 @@ pub enum AttachmentStatus {
     Ready,
     /// Gone; kept only where a store needs a tombstone.
     Deleted,
+    /// A direct upload that failed verification (size, checksum or type); `problem` says why.
+    Rejected,
 }
 
 impl AttachmentStatus {
@@ -76,6 +78,7 @@ impl AttachmentStatus {
             Self::Pending => "pending",
             Self::Ready => "ready",
             Self::Deleted => "deleted",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -85,6 +88,7 @@ impl AttachmentStatus {
             "pending" => Self::Pending,
             "ready" => Self::Ready,
             "deleted" => Self::Deleted,
+            "rejected" => Self::Rejected,
             _ => return None,
         })
     }
@@ -135,6 +139,33 @@ pub struct Attachment {
     /// While pending: when the upload window closes (unix seconds); the sweep removes it after.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// A direct upload under way (a new attachment's first content, or a new version).
+    #[serde(default)]
+    pub upload: Option<PendingUpload>,
+    /// Why the last direct upload was refused.
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// A direct-to-storage upload the client was told how to make, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingUpload {
+    /// The version it will become; its digests are filled in by the verification.
+    pub version: Version,
+    /// The SHA-256 the client declared, hex.
+    pub declared_sha256: Option<String>,
+    /// Set for an S3-style multipart upload.
+    pub multipart: Option<MultipartUpload>,
+    /// When the upload window closes (unix seconds).
+    pub expires_at: i64,
+}
+
+/// The storage's multipart upload and how it was cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub parts: u32,
 }
 
 impl Attachment {
@@ -142,9 +173,20 @@ impl Attachment {
     pub fn blob_key(&self, version: VersionId) -> String {
         blob_key(&self.tenant, self.id, version)
     }
+
+    /// The storage key of the thumbnail of one content of this attachment.
+    pub fn thumbnail_key(&self, version: VersionId) -> String {
+        thumbnail_key(&self.tenant, self.id, version)
+    }
 }
 
 /// The storage key of a content: made only from validated ids, never from a file name.
 pub fn blob_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
     format!("{tenant}/{attachment}/{version}")
+}
+
+/// The storage key of a content's thumbnail: beside the content, `{version}_thumb`, so it is one
+/// segment of id characters like every key (the file store refuses anything else).
+pub fn thumbnail_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
+    format!("{tenant}/{attachment}/{version}_thumb")
 }

@@ -1,8 +1,12 @@
 //! HTTP: the route table, the dialects (native and compatible APIs), and helpers they share.
 //! Requests arrive fully read (`Bytes`), whether from the local server or a Lambda event.
 
+pub mod assets;
+pub mod crafter;
+pub mod hrflow;
 pub mod multipart;
 pub mod native;
+pub mod records;
 pub mod routes;
 
 use bytes::Bytes;

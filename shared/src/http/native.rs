@@ -74,8 +74,13 @@ fn multipart_error(e: MultipartError) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string())
 }
 
+/// RFC 3339 in UTC with milliseconds, the one spelling every answer uses.
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let ms = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    ms.format(&Rfc3339).unwrap_or_default()
 }
 
 /// The native JSON of an attachment.
@@ -103,8 +108,14 @@ pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
         "created_at": rfc3339(a.created_at),
         "updated_at": rfc3339(a.updated_at),
     });
-    if let (Some(url), Some(obj)) = (download_url, v.as_object_mut()) {
-        obj.insert("download_url".into(), Value::String(url));
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(url) = download_url {
+            obj.insert("download_url".into(), Value::String(url));
+        }
+        // Why the last direct upload was refused (absent when nothing was).
+        if let Some(p) = &a.problem {
+            obj.insert("problem".into(), Value::String(p.clone()));
+        }
     }
     v
 }
@@ -382,6 +393,221 @@ pub async fn delete_attachment(app: Arc<App>, req: Request, params: Params) -> R
     };
     match app.delete(&who, id).await {
         Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(e) => service_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    file_name: String,
+    content_type: String,
+    size: u64,
+    sha256: Option<String>,
+    #[serde(rename = "type")]
+    label: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    tags: Option<Vec<String>>,
+    external_id: Option<String>,
+    attachment_id: Option<String>,
+}
+
+fn instructions_json(i: &crate::service::UploadInstructions, expires_at: Option<i64>) -> Value {
+    use crate::service::UploadInstructions as I;
+    let expires = expires_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(rfc3339);
+    match i {
+        I::Post { url, fields } => {
+            let fields: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
+        }
+        I::Multipart {
+            upload_id,
+            part_size,
+            part_count,
+            links,
+            received,
+        } => json!({
+            "method": "multipart",
+            "upload_id": upload_id,
+            "part_size": part_size,
+            "part_count": part_count,
+            "parts": links.iter().map(|(n, url)| json!({"part_number": n, "url": url})).collect::<Vec<_>>(),
+            "parts_received": received.iter().map(|p| json!({"part_number": p.number, "size": p.size, "etag": p.etag})).collect::<Vec<_>>(),
+            "expires_at": expires,
+        }),
+    }
+}
+
+/// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
+pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_parent(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body: UploadBody = match serde_json::from_slice(req.body()) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!(
+                    "the body must be a JSON object with file_name, content_type and size: {e}"
+                ),
+            )
+        }
+    };
+    let file_name = match FileName::parse(&body.file_name) {
+        Ok(n) => n,
+        Err(e) => return service_error(e.into()),
+    };
+    let sha256 = match body.sha256.as_deref().map(crate::service::parse_sha256) {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "sha256 must be 64 hex characters or base64 of 32 bytes",
+            )
+        }
+    };
+    let attachment_id = match body.attachment_id.as_deref().map(AttachmentId::parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return service_error(ServiceError::NotFound("attachment")),
+    };
+    let request = crate::service::DirectUploadRequest {
+        file_name,
+        content_type: body.content_type,
+        size: body.size,
+        sha256,
+        fields: AttachmentFields {
+            label: body.label,
+            title: body.title,
+            description: body.description,
+            category: body.category,
+            tags: body.tags,
+            external_id: body.external_id,
+        },
+        attachment_id,
+    };
+    match app.begin_upload(&who, &parent, request).await {
+        Ok(up) => json_response(
+            StatusCode::CREATED,
+            &json!({
+                "attachment": attachment_json(&up.attachment, None),
+                "upload": instructions_json(&up.instructions, Some(up.expires_at)),
+            }),
+        ),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
+/// parts still missing (to resume an interrupted upload).
+pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.upload_status(&who, id).await {
+        Ok((att, instructions)) => json_response(
+            StatusCode::OK,
+            &json!({
+                "attachment": attachment_json(&att, None),
+                "upload": instructions_json(&instructions, att.upload.as_ref().map(|u| u.expires_at)),
+            }),
+        ),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready.
+pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.complete_upload(&who, id).await {
+        Ok(att) => match app.download_link(&att).await {
+            Ok(link) => json_response(StatusCode::OK, &attachment_json(&att, link)),
+            Err(e) => service_error(e),
+        },
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
+/// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
+pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, id) = match caller_and_attachment(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let att = match app.get(&who, id).await {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    let (parts, body) = req.into_parts();
+    let form = match multipart::parse(&parts.headers, body, &["file"]).await {
+        Ok(f) => f,
+        Err(e) => return multipart_error(e),
+    };
+    let part = match form.files.as_slice() {
+        [one] => one,
+        [] => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the form has no part named file",
+            )
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the form has more than one part named file",
+            )
+        }
+    };
+    let file_name = match part.file_name.as_deref().map(FileName::parse) {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return service_error(e.into()),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the file part needs a filename",
+            )
+        }
+    };
+    let file = NewFile {
+        file_name,
+        bytes: part.bytes.clone(),
+    };
+    let stored = match app
+        .upload(
+            &who,
+            &att.parent,
+            file,
+            AttachmentFields::default(),
+            UploadTarget::Existing(id),
+            UploadRules::default(),
+        )
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return service_error(e),
+    };
+    match app.download_link(&stored).await {
+        Ok(link) => json_response(StatusCode::OK, &attachment_json(&stored, link)),
         Err(e) => service_error(e),
     }
 }

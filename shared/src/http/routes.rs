@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::{native, Request, Response};
+use super::{assets, crafter, hrflow, native, records, Request, Response};
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -65,72 +65,35 @@ macro_rules! route {
     };
 }
 
-/// Every endpoint of every API.
+/// Every endpoint of every API: Lambda binary, method, path, handler, error envelope, access.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route!(
-        "native-put-parent",
-        PUT,
-        "/v1/parents/{kind}/{id}",
-        native::put_parent,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-get-parent",
-        GET,
-        "/v1/parents/{kind}/{id}",
-        native::get_parent,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-delete-parent",
-        DELETE,
-        "/v1/parents/{kind}/{id}",
-        native::delete_parent,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-upload",
-        POST,
-        "/v1/parents/{kind}/{id}/attachments",
-        native::upload,
-        native::router_error,
-        Write
-    ),
-    route!(
-        "native-list",
-        GET,
-        "/v1/parents/{kind}/{id}/attachments",
-        native::list,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-get-attachment",
-        GET,
-        "/v1/attachments/{id}",
-        native::get_attachment,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-get-content",
-        GET,
-        "/v1/attachments/{id}/content",
-        native::get_content,
-        native::router_error,
-        Read
-    ),
-    route!(
-        "native-delete-attachment",
-        DELETE,
-        "/v1/attachments/{id}",
-        native::delete_attachment,
-        native::router_error,
-        Write
-    ),
+    route!("native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write),
+    route!("native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read),
+    route!("native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write),
+    route!("native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write),
+    route!("native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read),
+    route!("native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read),
+    route!("native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read),
+    route!("native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write),
+    route!("native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write),
+    route!("native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write),
+    route!("native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write),
+    route!("records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, Read),
+    route!("records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read),
+    route!("records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write),
+    route!("records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write),
+    route!("crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, Write),
+    route!("crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, Read),
+    route!("crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, Read),
+    route!("crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, Read),
+    route!("hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, Read),
+    route!("hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, Read),
+    route!("assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, Read),
+    route!("assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, Write),
+    route!("projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, Read),
+    route!("projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, Write),
+    route!("native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, Write),
 ];
 
 /// The route of a Lambda binary.

@@ -3,7 +3,12 @@
 //! to storage, and nothing here knows which API is calling.
 
 mod cursor;
+pub mod dialects;
+mod direct;
 mod keys;
+mod named;
+mod records;
+mod thumbnails;
 mod uploads;
 
 use std::sync::Arc;
@@ -19,7 +24,11 @@ use crate::store::{
     BlobStore, Expected, LinkOptions, MetadataStore, ParentLookup, PutOutcome, StoreError,
 };
 
+pub use direct::{
+    parse_sha256, part_size_for, DirectUpload, DirectUploadRequest, UploadInstructions,
+};
 pub use keys::NewKey;
+pub use records::{RecordAttachments, VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
@@ -59,6 +68,12 @@ pub struct Limits {
     pub link_ttl: Duration,
     /// How long a pending upload may stay pending before the sweep removes it.
     pub pending_ttl: Duration,
+    /// Direct uploads up to this size use one form POST; larger ones are multipart.
+    pub direct_post_max_bytes: u64,
+    /// The largest direct upload.
+    pub direct_max_bytes: u64,
+    /// Lifetime of upload links (form POST and parts); the status call hands out fresh ones.
+    pub upload_link_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +82,9 @@ impl Default for Limits {
             max_upload_bytes: crate::config::DEFAULT_MAX_UPLOAD_BYTES,
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
+            direct_post_max_bytes: 100 * 1024 * 1024,
+            direct_max_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            upload_link_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -78,6 +96,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
+    /// Settings of the compatible APIs (see [`dialects`]).
+    dialects: dialects::DialectSettings,
 }
 
 impl std::fmt::Debug for App {
@@ -132,6 +152,7 @@ impl App {
             blobs,
             signer,
             limits,
+            dialects: dialects::DialectSettings::default(),
         }
     }
 
@@ -345,18 +366,29 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Each version's thumbnail lives beside its file (thumbnails.rs) and goes first, so a
+        // thumbnail never outlives its file.
         let mut keys: Vec<String> = self
             .meta
             .list_versions(&att.tenant, att.id)
             .await?
             .iter()
-            .map(|v| att.blob_key(v.id))
+            .flat_map(|v| [att.thumbnail_key(v.id), att.blob_key(v.id)])
             .collect();
         if let Some(v) = &att.content {
             let k = att.blob_key(v.id);
             if !keys.contains(&k) {
+                keys.push(att.thumbnail_key(v.id));
                 keys.push(k);
             }
+        }
+        if let Some(u) = &att.upload {
+            let k = att.blob_key(u.version.id);
+            if let Some(mp) = &u.multipart {
+                self.blobs.abort_multipart(&k, &mp.upload_id).await?;
+            }
+            keys.push(att.thumbnail_key(u.version.id));
+            keys.push(k);
         }
         for k in &keys {
             self.blobs.delete(k).await?;
@@ -366,7 +398,8 @@ impl App {
     }
 
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
-    /// window and deletions that did not finish. Returns how many attachments it removed.
+    /// window, refused uploads once they have said why, and deletions that did not finish.
+    /// Returns how many attachments it cleaned.
     pub async fn sweep(&self, now_unix: i64) -> ServiceResult<usize> {
         let mut removed = 0;
         loop {
@@ -375,7 +408,13 @@ impl App {
                 return Ok(removed);
             }
             for att in batch {
-                self.remove_attachment(att).await?;
+                match att.status {
+                    AttachmentStatus::Pending
+                    | AttachmentStatus::Deleted
+                    | AttachmentStatus::Rejected => self.remove_attachment(att).await?,
+                    // An existing attachment whose new upload never came: it stays as it was.
+                    _ => self.cancel_upload(att).await?,
+                }
                 removed += 1;
             }
         }

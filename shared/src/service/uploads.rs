@@ -55,7 +55,7 @@ pub struct UploadRules<'a> {
 
 /// Validated labels, ready to be stored.
 #[derive(Clone)]
-struct CleanFields {
+pub(super) struct CleanFields {
     label: Option<String>,
     title: Option<String>,
     description: Option<String>,
@@ -64,7 +64,7 @@ struct CleanFields {
     external_id: Option<String>,
 }
 
-fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
+pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanFields> {
     let label = bounded("type", fields.label, 64)?;
     if let Some(l) = &label {
         if !l
@@ -104,7 +104,7 @@ fn clean(fields: AttachmentFields) -> ServiceResult<CleanFields> {
 }
 
 impl CleanFields {
-    fn apply(self, att: &mut Attachment) {
+    pub(super) fn apply(self, att: &mut Attachment) {
         if let Some(v) = self.label {
             att.label = v;
         }
@@ -208,7 +208,7 @@ impl App {
         rules: UploadRules<'_>,
     ) -> ServiceResult<Vec<Attachment>> {
         self.get_parent(who, parent).await?;
-        let fields = clean(fields)?;
+        let fields = clean_fields(fields)?;
         let checked = files
             .into_iter()
             .map(|f| self.describe(&f, rules).map(|(v, sha)| (f, v, sha)))
@@ -300,6 +300,8 @@ impl App {
             created_at: t,
             updated_at: t,
             expires_at: Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64),
+            upload: None,
+            problem: None,
         };
         fields.apply(&mut att);
         // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
@@ -308,12 +310,13 @@ impl App {
         // 2. the bytes.
         if let Err(e) = self
             .blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await
         {
             self.undo(&att, None).await;
             return Err(e.into());
         }
+        self.store_thumbnail(&att, &version, bytes).await;
         // 3. the version record, then ready.
         let pending = Expected::of(&att);
         let mut ready = att.clone();
@@ -341,8 +344,9 @@ impl App {
     ) -> ServiceResult<Attachment> {
         let key = current.blob_key(version.id);
         self.blobs
-            .put(&key, bytes, &version.content_type, &sha)
+            .put(&key, bytes.clone(), &version.content_type, &sha)
             .await?;
+        self.store_thumbnail(&current, &version, bytes).await;
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
@@ -366,6 +370,7 @@ impl App {
                     .meta
                     .delete_version(&current.tenant, current.id, version.id)
                     .await;
+                let _ = self.delete_thumbnail(&current, version.id).await;
                 let _ = self.blobs.delete(&key).await;
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(
@@ -381,6 +386,13 @@ impl App {
     /// with its expiry, and the sweep removes it later.
     async fn undo(&self, att: &Attachment, key: Option<&str>) {
         if let Some(k) = key {
+            // The thumbnail, stored right after the file, goes before it.
+            if let Some(v) = &att.content {
+                if let Err(e) = self.delete_thumbnail(att, v.id).await {
+                    tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its thumbnail; the sweep will remove it");
+                    return;
+                }
+            }
             if let Err(e) = self.blobs.delete(k).await {
                 tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
                 return;
@@ -399,7 +411,7 @@ impl App {
         fields: AttachmentFields,
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
-        let fields = clean(fields)?;
+        let fields = clean_fields(fields)?;
         let t = now();
         let mut att = Attachment {
             tenant: who.tenant.clone(),
@@ -417,6 +429,8 @@ impl App {
             created_at: t,
             updated_at: t,
             expires_at: None,
+            upload: None,
+            problem: None,
         };
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;

@@ -23,7 +23,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-use super::{Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult};
+use super::{
+    Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
+    MAX_BATCH_KEYS,
+};
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
     TenantId, Version, VersionId,
@@ -57,7 +60,7 @@ const LEFTOVER: &str = "leftover";
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
 const MAX_ATTEMPTS: u32 = 6;
 /// BatchGetItem and BatchWriteItem take at most this many keys per call.
-const BATCH_GET: usize = 100;
+const BATCH_GET: usize = MAX_BATCH_KEYS;
 const BATCH_WRITE: usize = 25;
 
 /// Free text inside a key (sources, references, e-mails): `#` separates key parts and `%`
@@ -213,14 +216,18 @@ fn attachment_item(att: &Attachment) -> StoreResult<Item> {
     if let Some(v) = &att.content {
         item.insert(VERSION.into(), s(v.id.to_string()));
     }
-    // Only leftovers are in the sparse index, so the sweep never reads live attachments.
-    if matches!(
-        att.status,
-        AttachmentStatus::Pending | AttachmentStatus::Deleted
-    ) {
-        if let Some(exp) = att.expires_at {
-            item.insert(LEFTOVER_PK.into(), s(LEFTOVER));
-            item.insert(LEFTOVER_SK.into(), n(exp));
+    // Only what has an expiry is in the sparse index (pending and refused uploads, unfinished
+    // deletions, uploads under way to an existing attachment), so the sweep never reads the
+    // settled ones.
+    if let Some(exp) = att.expires_at {
+        item.insert(LEFTOVER_PK.into(), s(LEFTOVER));
+        item.insert(LEFTOVER_SK.into(), n(exp));
+        // The TTL backstop only for what is gone anyway: never for an attachment that lives on
+        // while a new upload to it is under way.
+        if matches!(
+            att.status,
+            AttachmentStatus::Pending | AttachmentStatus::Deleted | AttachmentStatus::Rejected
+        ) {
             item.insert(TTL_ATTRIBUTE.into(), n(exp.saturating_add(TTL_GRACE_SECS)));
         }
     }
@@ -710,6 +717,29 @@ impl MetadataStore for DynamoStore {
         }
     }
 
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
+        let mut unique: Vec<&ParentRef> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        if unique.len() > MAX_BATCH_KEYS {
+            return Err(StoreError::Unavailable(format!(
+                "get_parents takes at most {MAX_BATCH_KEYS} keys"
+            )));
+        }
+        let items = self
+            .batch_get(
+                unique
+                    .iter()
+                    .map(|k| key(parent_pk(tenant, k), PARENT_SK))
+                    .collect(),
+            )
+            .await?;
+        items.iter().map(doc).collect()
+    }
+
     async fn find_parent(
         &self,
         tenant: &TenantId,
@@ -1144,11 +1174,7 @@ impl MetadataStore for DynamoStore {
                 .collect();
             for item in self.batch_get(keys).await? {
                 let att: Attachment = doc(&item)?;
-                let leftover = matches!(
-                    att.status,
-                    AttachmentStatus::Pending | AttachmentStatus::Deleted
-                ) && att.expires_at.is_some_and(|e| e < before);
-                if leftover {
+                if att.expires_at.is_some_and(|e| e < before) {
                     out.push(att);
                 }
             }
@@ -1206,6 +1232,8 @@ mod tests {
             created_at: now,
             updated_at: now,
             expires_at: Some(100),
+            upload: None,
+            problem: None,
         };
         let item = attachment_item(&att).unwrap();
         assert_eq!(item.get(LEFTOVER_SK), Some(&n(100)));
@@ -1217,5 +1245,11 @@ mod tests {
         assert!(!item.contains_key(LEFTOVER_PK) && !item.contains_key(TTL_ATTRIBUTE));
         assert_eq!(item.get(STATUS), Some(&s("ready")));
         assert!(!item.contains_key(VERSION));
+        // A ready attachment with a new upload under way: swept when the upload expires, but
+        // never removed by the TTL.
+        att.expires_at = Some(200);
+        let item = attachment_item(&att).unwrap();
+        assert_eq!(item.get(LEFTOVER_SK), Some(&n(200)));
+        assert!(!item.contains_key(TTL_ATTRIBUTE));
     }
 }

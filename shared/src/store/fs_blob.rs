@@ -9,8 +9,18 @@ use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{content_disposition, BlobInfo, BlobStore, LinkOptions, StoreError, StoreResult};
+use super::{
+    content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
+    StoreError, StoreResult,
+};
 use crate::signing::Signer;
+
+/// Where the local server takes form uploads.
+pub const POST_PATH: &str = "/_blobs/upload";
+/// The largest part of a multipart upload (S3's limit).
+pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// The most parts of a multipart upload (S3's limit).
+pub const MAX_PARTS: u32 = 10_000;
 
 /// The path under which the local server serves blob links.
 pub const LINK_PREFIX: &str = "/_blobs/";
@@ -19,6 +29,8 @@ pub const LINK_PREFIX: &str = "/_blobs/";
 #[derive(Debug)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Multipart uploads in progress, one folder each, beside the blobs.
+    uploads: PathBuf,
     /// Where links point: the local server's public base URL, without a trailing slash.
     base_url: String,
     signer: Signer,
@@ -41,6 +53,51 @@ pub enum LinkError {
     NotFound,
 }
 
+/// Why a direct upload to the file store was refused (the same reasons S3 gives).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    #[error("the upload request is malformed: {0}")]
+    Malformed(String),
+    #[error("the upload's signature does not match")]
+    BadSignature,
+    #[error("the upload link has expired")]
+    Expired,
+    #[error("the file is larger than the upload allows")]
+    TooLarge,
+    #[error("the file is smaller than the upload requires")]
+    TooSmall,
+    #[error("the file's SHA-256 does not match the declared checksum")]
+    BadDigest,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("storage failed: {0}")]
+    Io(String),
+}
+
+/// A verified form upload: where the file goes and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostTarget {
+    pub key: String,
+    pub size: u64,
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// A verified part upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTarget {
+    dir: PathBuf,
+    number: u32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PolicyDoc {
+    key: String,
+    content_type: String,
+    size: u64,
+    sha256: Option<String>,
+    expires: i64,
+}
+
 /// A verified download: what to send and how to present it.
 #[derive(Debug)]
 pub struct SignedDownload {
@@ -53,6 +110,7 @@ pub struct SignedDownload {
 impl FsBlobStore {
     pub fn new(root: PathBuf, base_url: &str, signer: Signer) -> Self {
         Self {
+            uploads: root.with_extension("uploads"),
             root,
             base_url: base_url.trim_end_matches('/').to_owned(),
             signer,
@@ -150,6 +208,226 @@ impl FsBlobStore {
     }
 }
 
+impl FsBlobStore {
+    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, UploadError> {
+        uuid::Uuid::try_parse(upload_id).map_err(|_| UploadError::NoSuchUpload)?;
+        Ok(self.uploads.join(upload_id))
+    }
+
+    /// Checks a form upload's fields (everything before the file) against its signed policy.
+    pub fn check_post(
+        &self,
+        fields: &[(String, String)],
+        now: i64,
+    ) -> Result<PostTarget, UploadError> {
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| UploadError::Malformed(format!("the form has no {name} field")))
+        };
+        let policy_b64 = field("policy")?;
+        if !self
+            .signer
+            .verify(&[b"POST", policy_b64.as_bytes()], field("signature")?)
+        {
+            return Err(UploadError::BadSignature);
+        }
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, policy_b64)
+            .map_err(|_| UploadError::Malformed("policy is not base64".into()))?;
+        let doc: PolicyDoc = serde_json::from_slice(&raw)
+            .map_err(|_| UploadError::Malformed("policy is not valid".into()))?;
+        if now > doc.expires {
+            return Err(UploadError::Expired);
+        }
+        if field("key")? != doc.key || !is_safe_key(&doc.key) {
+            return Err(UploadError::BadSignature);
+        }
+        if field("Content-Type")? != doc.content_type {
+            return Err(UploadError::BadSignature);
+        }
+        let sha256 = match doc.sha256 {
+            None => None,
+            Some(h) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(&h, &mut out)
+                    .map_err(|_| UploadError::Malformed("policy checksum".into()))?;
+                Some(out)
+            }
+        };
+        Ok(PostTarget {
+            key: doc.key,
+            size: doc.size,
+            sha256,
+        })
+    }
+
+    /// Streams a form upload's file into place, enforcing the exact size and the checksum.
+    pub async fn receive_post<S, E>(
+        &self,
+        target: &PostTarget,
+        stream: S,
+    ) -> Result<(), UploadError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = self
+            .path_of(&target.key)
+            .map_err(|e| UploadError::Malformed(e.to_string()))?;
+        let (size, sha, _) =
+            receive_to(&path, stream, target.size, target.sha256.is_some(), false).await?;
+        let result = if size < target.size {
+            Err(UploadError::TooSmall)
+        } else if target.sha256.is_some() && sha != target.sha256 {
+            Err(UploadError::BadDigest)
+        } else {
+            Ok(())
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        result
+    }
+
+    /// Checks a part upload's link.
+    pub async fn check_part(
+        &self,
+        key: &str,
+        query: &str,
+        now: i64,
+    ) -> Result<PartTarget, UploadError> {
+        let mut upload_id = None;
+        let mut number = None;
+        let mut expires = None;
+        let mut sig = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| UploadError::Malformed("query".into()))?;
+            match k {
+                "uploadId" => upload_id = Some(v),
+                "partNumber" => number = Some(v),
+                "expires" => expires = Some(v),
+                "signature" => sig = Some(v),
+                _ => return Err(UploadError::Malformed(format!("unexpected parameter {k}"))),
+            }
+        }
+        let (Some(upload_id), Some(number), Some(expires), Some(sig)) =
+            (upload_id, number, expires, sig)
+        else {
+            return Err(UploadError::Malformed("the part link is incomplete".into()));
+        };
+        if !self.signer.verify(
+            &[
+                b"PUT",
+                key.as_bytes(),
+                upload_id.as_bytes(),
+                number.as_bytes(),
+                expires.as_bytes(),
+            ],
+            sig,
+        ) {
+            return Err(UploadError::BadSignature);
+        }
+        let exp: i64 = expires
+            .parse()
+            .map_err(|_| UploadError::Malformed("expires".into()))?;
+        if now > exp {
+            return Err(UploadError::Expired);
+        }
+        let number: u32 = number
+            .parse()
+            .map_err(|_| UploadError::Malformed("partNumber".into()))?;
+        let dir = self.upload_dir(upload_id)?;
+        let owner = tokio::fs::read_to_string(dir.join("key"))
+            .await
+            .map_err(|_| UploadError::NoSuchUpload)?;
+        if owner != key {
+            return Err(UploadError::NoSuchUpload);
+        }
+        Ok(PartTarget { dir, number })
+    }
+
+    /// Streams one part into its upload's folder; returns its ETag (hex MD5, as S3's).
+    pub async fn receive_part<S, E>(
+        &self,
+        target: &PartTarget,
+        stream: S,
+    ) -> Result<String, UploadError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = target.dir.join(format!("{:05}.part", target.number));
+        let (_, _, md5) = receive_to(&path, stream, MAX_PART_BYTES, false, true).await?;
+        let etag = md5.map(hex::encode).unwrap_or_default();
+        tokio::fs::write(target.dir.join(format!("{:05}.etag", target.number)), &etag)
+            .await
+            .map_err(|e| UploadError::Io(e.to_string()))?;
+        Ok(etag)
+    }
+}
+
+/// Writes a stream to `path` through a temporary file, at most `max` bytes, hashing on the way.
+async fn receive_to<S, E>(
+    path: &Path,
+    mut stream: S,
+    max: u64,
+    want_sha: bool,
+    want_md5: bool,
+) -> Result<(u64, Option<[u8; 32]>, Option<[u8; 16]>), UploadError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    use md5::Digest;
+    let io = |e: std::io::Error| UploadError::Io(e.to_string());
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+    let result = async {
+        let mut f = tokio::io::BufWriter::with_capacity(
+            256 * 1024,
+            tokio::fs::File::create(&tmp).await.map_err(io)?,
+        );
+        let mut size = 0u64;
+        let mut sha = want_sha.then(sha2::Sha256::new);
+        let mut md5 = want_md5.then(md5::Md5::new);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| UploadError::Malformed(format!("the body could not be read: {e}")))?;
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(UploadError::TooLarge);
+            }
+            if let Some(h) = sha.as_mut() {
+                h.update(&chunk);
+            }
+            if let Some(h) = md5.as_mut() {
+                h.update(&chunk);
+            }
+            f.write_all(&chunk).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)?;
+        f.get_ref().sync_all().await.map_err(io)?;
+        tokio::fs::rename(&tmp, path).await.map_err(io)?;
+        Ok((
+            size,
+            sha.map(|h| h.finalize().into()),
+            md5.map(|h| h.finalize().into()),
+        ))
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
 /// `tenant/attachment/version`: three segments of id characters, nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
     let segments: Vec<&str> = key.split('/').collect();
@@ -231,6 +509,139 @@ impl BlobStore for FsBlobStore {
         let expires = time::OffsetDateTime::now_utc().unix_timestamp() + opts.ttl.as_secs() as i64;
         let disposition = content_disposition(opts.file_name);
         Ok(self.link(key, opts.content_type, &disposition, expires))
+    }
+
+    async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
+        self.path_of(key)?;
+        let doc = PolicyDoc {
+            key: key.to_owned(),
+            content_type: policy.content_type.to_owned(),
+            size: policy.size,
+            sha256: policy.sha256.map(hex::encode),
+            expires: time::OffsetDateTime::now_utc().unix_timestamp() + policy.ttl.as_secs() as i64,
+        };
+        let json = serde_json::to_vec(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let policy_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, json);
+        let signature = self.signer.sign(&[b"POST", policy_b64.as_bytes()]);
+        Ok(PresignedPost {
+            url: format!("{}{POST_PATH}", self.base_url),
+            fields: vec![
+                ("key".into(), key.to_owned()),
+                ("Content-Type".into(), policy.content_type.to_owned()),
+                ("policy".into(), policy_b64),
+                ("signature".into(), signature),
+            ],
+        })
+    }
+
+    async fn create_multipart(&self, key: &str, _content_type: &str) -> StoreResult<String> {
+        self.path_of(key)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = self.uploads.join(&id);
+        tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
+        tokio::fs::write(dir.join("key"), key)
+            .await
+            .map_err(io_err)?;
+        Ok(id)
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        ttl: std::time::Duration,
+    ) -> StoreResult<String> {
+        let expires =
+            (time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64).to_string();
+        let number = number.to_string();
+        let sig = self.signer.sign(&[
+            b"PUT",
+            key.as_bytes(),
+            upload_id.as_bytes(),
+            number.as_bytes(),
+            expires.as_bytes(),
+        ]);
+        Ok(format!(
+            "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&expires={expires}&signature={sig}",
+            self.base_url
+        ))
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
+        let dir = self
+            .upload_dir(upload_id)
+            .map_err(|_| StoreError::NotFound)?;
+        match tokio::fs::read_to_string(dir.join("key")).await {
+            Ok(k) if k == key => {}
+            _ => return Err(StoreError::NotFound),
+        }
+        let mut parts = Vec::new();
+        let mut rd = tokio::fs::read_dir(&dir).await.map_err(io_err)?;
+        while let Some(e) = rd.next_entry().await.map_err(io_err)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = name
+                .strip_suffix(".part")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let size = e.metadata().await.map_err(io_err)?.len();
+            let etag = tokio::fs::read_to_string(dir.join(format!("{n:05}.etag")))
+                .await
+                .unwrap_or_default();
+            parts.push(PartInfo {
+                number: n,
+                size,
+                etag,
+            });
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> StoreResult<()> {
+        let dir = self
+            .upload_dir(upload_id)
+            .map_err(|_| StoreError::NotFound)?;
+        let path = self.path_of(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        let joined = async {
+            let mut out = tokio::fs::File::create(&tmp).await?;
+            for p in parts {
+                let mut part =
+                    tokio::fs::File::open(dir.join(format!("{:05}.part", p.number))).await?;
+                tokio::io::copy(&mut part, &mut out).await?;
+            }
+            out.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if let Err(e) = joined {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io_err(e));
+        }
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> StoreResult<()> {
+        if let Ok(dir) = self.upload_dir(upload_id) {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -34,6 +34,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The most keys one batched read takes (DynamoDB's BatchGetItem limit).
+pub const MAX_BATCH_KEYS: usize = 100;
+
 /// Whether a put created or replaced an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -87,6 +90,10 @@ pub trait MetadataStore: Send + Sync {
     /// parent of the same tenant, kind and source.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome>;
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>>;
+    /// The parents among `keys` that exist, in any order; missing ones are left out. At most
+    /// [`MAX_BATCH_KEYS`] distinct keys (callers dedupe: BatchGetItem refuses duplicates): one
+    /// batched read, not one per parent.
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>>;
     async fn find_parent(
         &self,
         tenant: &TenantId,
@@ -151,8 +158,9 @@ pub trait MetadataStore: Send + Sync {
         version: VersionId,
     ) -> StoreResult<()>;
 
-    /// Leftovers to clean up, any tenant: pending attachments whose upload window closed before
-    /// `before` (unix seconds), and deletions that stopped half-way.
+    /// Leftovers to clean up, any tenant: every attachment whose `expires_at` (unix seconds) is
+    /// before `before` — pending uploads past their window, refused uploads, deletions that
+    /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
 }
 
@@ -168,6 +176,32 @@ pub struct LinkOptions<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
     pub size: u64,
+}
+
+/// The conditions a direct form upload must meet: the exact key (given separately), size and
+/// type, and the checksum when the client declared one. Storage enforces them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostPolicy<'a> {
+    pub content_type: &'a str,
+    pub size: u64,
+    pub sha256: Option<&'a [u8; 32]>,
+    pub ttl: Duration,
+}
+
+/// A form upload the client makes itself: POST `url` as multipart/form-data with `fields`
+/// first and the file last, in a part named `file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPost {
+    pub url: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A part storage has received of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
 }
 
 /// Blobs: the bytes of each version under a key the server made.
@@ -188,6 +222,30 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, key: &str) -> StoreResult<()>;
     /// A link that downloads the object as an attachment with the given type and name.
     async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String>;
+
+    /// A form upload of exactly one object under `key`, limited by `policy`.
+    async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost>;
+    /// Starts a multipart upload; returns its id.
+    async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String>;
+    /// A link that uploads one part (PUT, the part's bytes as the body).
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        ttl: Duration,
+    ) -> StoreResult<String>;
+    /// The parts received so far, by number; `NotFound` when the upload is gone.
+    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>>;
+    /// Joins the parts into the object.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> StoreResult<()>;
+    /// Drops a multipart upload and its parts; an unknown upload is not an error.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()>;
 }
 
 /// `Content-Disposition` for downloads: always an attachment (never rendered inline, so an SVG

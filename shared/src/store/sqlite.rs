@@ -49,8 +49,9 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 CREATE INDEX IF NOT EXISTS attachments_by_parent
     ON attachments (tenant, parent_kind, parent_id, id);
-CREATE INDEX IF NOT EXISTS attachments_leftovers
-    ON attachments (expires_at) WHERE status IN ('pending', 'deleted');
+DROP INDEX IF EXISTS attachments_leftovers;
+CREATE INDEX IF NOT EXISTS attachments_expiring
+    ON attachments (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
     tenant TEXT NOT NULL,
     attachment_id TEXT NOT NULL,
@@ -250,6 +251,33 @@ impl MetadataStore for SqliteStore {
             .optional()
             .map_err(db_err)?;
         doc.map(|d| from_json(&d)).transpose()
+    }
+
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
+        if keys.len() > super::MAX_BATCH_KEYS {
+            return Err(StoreError::Unavailable(format!(
+                "get_parents takes at most {} keys",
+                super::MAX_BATCH_KEYS
+            )));
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let doc: Option<String> = stmt
+                .query_row(
+                    params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if let Some(d) = doc {
+                out.push(from_json(&d)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn find_parent(
@@ -549,7 +577,7 @@ impl MetadataStore for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
-                "SELECT doc FROM attachments WHERE status IN ('pending', 'deleted') AND expires_at < ?1
+                "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
                  ORDER BY expires_at LIMIT ?2",
             )
             .map_err(db_err)?;

@@ -2,10 +2,17 @@
 //! same tests run on every backend (see `embedded.rs` and `aws.rs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod assets;
+pub mod crafter;
+pub mod hrflow;
+pub mod records;
+
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::support::*;
+
+pub mod direct;
 
 /// Everything tenant a has under a parent, with links stripped (they carry a changing expiry),
 /// and the bytes behind every link: what "stored data unchanged" means.

@@ -6,13 +6,16 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use s3s::dto::{
-    CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
-    GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output,
-    PutObjectInput, PutObjectOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
+    CompleteMultipartUploadOutput, CreateBucketInput, CreateBucketOutput,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
+    GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
+    ListPartsOutput, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3Request, S3Response, S3Result, S3};
 
@@ -36,12 +39,63 @@ pub fn moto_endpoint() -> String {
     }
 }
 
-/// s3s-fs, plus what S3 does and s3s-fs leaves out: the `response-*` overrides of a (signed)
-/// GET, which is what our links use.
-struct FsPeer(s3s_fs::FileSystem);
+/// s3s-fs, made to behave as S3 does where it differs: a GET honours the `response-*`
+/// overrides (which our links use); a refused upload (BadDigest) stores nothing; an unknown
+/// multipart upload is `NoSuchUpload`, not `AccessDenied`. Form uploads (POST with a policy,
+/// which s3s checks) reach `put_object` through the trait's default `post_object`.
+struct FsPeer(s3s_fs::FileSystem, PathBuf);
+
+/// s3s-fs answers AccessDenied for an upload id it does not know (finished or aborted); S3
+/// answers NoSuchUpload. With one test credential, AccessDenied can only mean that.
+fn no_such_upload<T>(r: S3Result<T>) -> S3Result<T> {
+    r.map_err(|e| {
+        if *e.code() == s3s::S3ErrorCode::AccessDenied {
+            s3s::s3_error!(NoSuchUpload)
+        } else {
+            e
+        }
+    })
+}
 
 #[async_trait::async_trait]
 impl S3 for FsPeer {
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.0.create_multipart_upload(req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        no_such_upload(self.0.upload_part(req).await)
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        no_such_upload(self.0.list_parts(req).await)
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.0.list_multipart_uploads(req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        no_such_upload(self.0.complete_multipart_upload(req).await)
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        no_such_upload(self.0.abort_multipart_upload(req).await)
+    }
+
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
@@ -52,7 +106,14 @@ impl S3 for FsPeer {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.0.put_object(req).await
+        let path = self.1.join(&req.input.bucket).join(&req.input.key);
+        let existed = path.exists();
+        let result = self.0.put_object(req).await;
+        // s3s-fs writes the file before it compares checksums; S3 keeps nothing it refused.
+        if result.is_err() && !existed {
+            let _ = std::fs::remove_file(&path);
+        }
+        result
     }
     async fn head_object(
         &self,
@@ -101,7 +162,7 @@ impl S3Peer {
     pub async fn bind(root: &Path) -> Self {
         std::fs::create_dir_all(root).unwrap();
         let fs = s3s_fs::FileSystem::new(root).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(FsPeer(fs));
+        let mut builder = s3s::service::S3ServiceBuilder::new(FsPeer(fs, root.to_path_buf()));
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());

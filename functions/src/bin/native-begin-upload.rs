@@ -1,0 +1,6 @@
+//! Lambda function for `POST /v1/parents/{kind}/{id}/uploads` (route `native-begin-upload` of the route table in `shared`).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), attachments::lambda::Error> {
+    attachments::lambda::run("native-begin-upload").await
+}

@@ -1,0 +1,6 @@
+//! Lambda function for `POST /v2/{object}/{uuid}/attachments` (route `records-upload` of the route table in `shared`).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), attachments::lambda::Error> {
+    attachments::lambda::run("records-upload").await
+}

@@ -1,0 +1,342 @@
+//! The media bank's API v2 attachments (`/api/v2/assets/{asset_id}/attachments` and
+//! `/api/v2/projects/{project_id}/attachments`, seed 004): an attachment is created as a
+//! placeholder with a title, and gets its file later through the native API. Key in `X-API-KEY`,
+//! JSON in the seed's field order, errors as `{"error":"…"}`.
+//!
+//! Choices where the seed is silent:
+//! - `project_id` is always null, as every example of the seed shows, a project's attachments
+//!   included (the project is already `parent_id`);
+//! - a POST whose body is not declared `application/json` is refused with 415; an empty body with
+//!   no `Content-Type` at all is the seed's "missing parameters" request, answered 422;
+//! - a title that is null or blank counts as missing (422); one that is not a string is 400.
+
+use std::sync::Arc;
+
+use http::{header, StatusCode};
+use serde_json::{json, Value};
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+use super::routes::Params;
+use super::{json as json_response, presented_key, Request, Response};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
+use crate::service::{App, AttachmentFields, ServiceError};
+
+/// The longest title, in characters.
+const MAX_TITLE_CHARS: usize = 255;
+
+/// Which parents a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Asset,
+    Project,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Asset => "asset",
+            Kind::Project => "project",
+        }
+    }
+
+    fn param(self) -> &'static str {
+        match self {
+            Kind::Asset => "asset_id",
+            Kind::Project => "project_id",
+        }
+    }
+}
+
+/// This API's envelope.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({ "error": message }))
+}
+
+fn internal() -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
+/// Errors the router produces before a handler runs (404, 405, 413), in this envelope.
+pub fn router_error(status: StatusCode, message: &str) -> Response {
+    if status.is_server_error() {
+        return internal();
+    }
+    error(status, message)
+}
+
+/// Maps a use case's error to this envelope: the one place where that happens.
+fn service_error(e: ServiceError, kind: Kind) -> Response {
+    let status = match &e {
+        ServiceError::Unauthorized => return error(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        ServiceError::NotFound(_) => {
+            return error(StatusCode::NOT_FOUND, &format!("{} not found", kind.name()))
+        }
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ServiceError::Internal(cause) => {
+            super::log_internal(cause);
+            return internal();
+        }
+    };
+    error(status, &e.to_string())
+}
+
+/// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
+pub fn iso_millis(t: OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// An attachment as the seed shows it, every field in its order, unset ones null.
+pub fn attachment_json(a: &Attachment) -> Value {
+    let c = a.content.as_ref();
+    json!({
+        "id": a.id.to_string(),
+        "external_id": a.external_id,
+        "parent_id": a.parent.id.as_str(),
+        "project_id": null,
+        "owner": a.owner,
+        "title": a.title,
+        "description": a.description,
+        "category": a.category,
+        "tags": a.tags,
+        "ai_tags": [],
+        "status": "open",
+        "media_type": c.map_or("placeholder", |c| c.content_type.as_str()),
+        "original_filename": c.map(|c| c.file_name.as_str()),
+        "drop_folder_id": null,
+        "md5_sum": c.map(|c| c.md5.as_str()),
+        "created_date": iso_millis(a.created_at),
+        "modification_date": iso_millis(a.updated_at),
+        "deleted": null,
+    })
+}
+
+/// Authenticates, then checks the asset or project is registered (a malformed id names none).
+async fn caller_and_parent(
+    app: &App,
+    req: &Request,
+    params: &Params,
+    kind: Kind,
+) -> Result<(Principal, ParentRef), Response> {
+    let who = app
+        .authenticate(presented_key(req).as_deref())
+        .await
+        .map_err(|e| service_error(e, kind))?;
+    let not_found = || service_error(ServiceError::NotFound("parent"), kind);
+    let parent_kind = ParentKind::parse(kind.name()).map_err(|e| service_error(e.into(), kind))?;
+    let id = ParentId::parse(params.get(kind.param())).map_err(|_| not_found())?;
+    let parent = ParentRef::new(parent_kind, id);
+    app.get_parent(&who, &parent)
+        .await
+        .map_err(|e| service_error(e, kind))?;
+    Ok((who, parent))
+}
+
+/// Why a create request's body was refused: the status and the message of the envelope.
+type Refusal = (StatusCode, String);
+
+/// The title of a create request, or why it is refused.
+fn parse_title(req: &Request) -> Result<String, Refusal> {
+    let refuse = |status: StatusCode, message: &str| (status, message.to_owned());
+    let body = req.body();
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default());
+    let is_json = declared.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    });
+    if !is_json && (declared.is_some() || !blank) {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ));
+    }
+    let value: Value = if blank {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("The body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let Some(obj) = value.as_object() else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object",
+        ));
+    };
+    let missing = || refuse(StatusCode::UNPROCESSABLE_ENTITY, "Missing parameter title");
+    match obj.get("title") {
+        None | Some(Value::Null) => Err(missing()),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(missing()),
+        Some(Value::String(s)) if s.trim().chars().count() > MAX_TITLE_CHARS => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("Title is too long (maximum is {MAX_TITLE_CHARS} characters)"),
+        )),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(refuse(StatusCode::BAD_REQUEST, "Title must be a String")),
+    }
+}
+
+async fn list(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Response {
+    let (who, parent) = match caller_and_parent(&app, &req, &params, kind).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.list_all(&who, &parent).await {
+        Ok(all) => {
+            let items: Vec<Value> = all.iter().map(attachment_json).collect();
+            json_response(StatusCode::OK, &json!({ "attachments": items }))
+        }
+        Err(e) => service_error(e, kind),
+    }
+}
+
+async fn create(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Response {
+    let (who, parent) = match caller_and_parent(&app, &req, &params, kind).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let title = match parse_title(&req) {
+        Ok(t) => t,
+        Err((status, message)) => return error(status, &message),
+    };
+    let fields = AttachmentFields {
+        title: Some(title),
+        ..AttachmentFields::default()
+    };
+    match app.create_placeholder(&who, &parent, fields).await {
+        // The seed answers a creation with 200, not 201.
+        Ok(a) => json_response(StatusCode::OK, &json!({ "asset": attachment_json(&a) })),
+        Err(e) => service_error(e, kind),
+    }
+}
+
+/// `GET /api/v2/assets/{asset_id}/attachments`.
+pub async fn assets_list(app: Arc<App>, req: Request, params: Params) -> Response {
+    list(app, req, params, Kind::Asset).await
+}
+
+/// `POST /api/v2/assets/{asset_id}/attachments` with `{"title":"…"}`.
+pub async fn assets_create(app: Arc<App>, req: Request, params: Params) -> Response {
+    create(app, req, params, Kind::Asset).await
+}
+
+/// `GET /api/v2/projects/{project_id}/attachments`.
+pub async fn projects_list(app: Arc<App>, req: Request, params: Params) -> Response {
+    list(app, req, params, Kind::Project).await
+}
+
+/// `POST /api/v2/projects/{project_id}/attachments` with `{"title":"…"}`.
+pub async fn projects_create(app: Arc<App>, req: Request, params: Params) -> Response {
+    create(app, req, params, Kind::Project).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_with_milliseconds() {
+        let t = time::macros::datetime!(2023-11-27 10:42:52.099_999 +01:00);
+        assert_eq!(iso_millis(t), "2023-11-27T09:42:52.099Z");
+        let t = time::macros::datetime!(2023-01-02 03:04:05 UTC);
+        assert_eq!(iso_millis(t), "2023-01-02T03:04:05.000Z");
+    }
+
+    fn req(ct: Option<&str>, body: &str) -> Request {
+        let mut b = http::Request::builder();
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        b.body(bytes::Bytes::from(body.to_owned())).unwrap()
+    }
+
+    fn refused(r: Result<String, Refusal>) -> (u16, Value) {
+        let (status, message) = r.unwrap_err();
+        let r = error(status, &message);
+        (
+            r.status().as_u16(),
+            serde_json::from_slice(r.body()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn titles() {
+        let j = Some("application/json; charset=utf-8");
+        assert_eq!(parse_title(&req(j, r#"{"title":"x"}"#)).unwrap(), "x");
+        assert_eq!(
+            parse_title(&req(Some("Application/JSON"), r#"{"title":"x","other":1}"#)).unwrap(),
+            "x"
+        );
+        let max = "é".repeat(255);
+        assert_eq!(
+            parse_title(&req(j, &json!({ "title": max }).to_string())).unwrap(),
+            max
+        );
+        for (ct, body, status, message) in [
+            (j, "", 422, "Missing parameter title"),
+            (None, "", 422, "Missing parameter title"),
+            (j, "{}", 422, "Missing parameter title"),
+            (j, r#"{"title":null}"#, 422, "Missing parameter title"),
+            (j, r#"{"title":"  "}"#, 422, "Missing parameter title"),
+            (j, r#"{"title":5}"#, 400, "Title must be a String"),
+            (j, r#"{"title":["a"]}"#, 400, "Title must be a String"),
+            (j, "[1]", 400, "The body must be a JSON object"),
+            (
+                Some("text/plain"),
+                r#"{"title":"x"}"#,
+                415,
+                "Content-Type must be application/json",
+            ),
+            (
+                Some("text/plain"),
+                "",
+                415,
+                "Content-Type must be application/json",
+            ),
+            (
+                None,
+                r#"{"title":"x"}"#,
+                415,
+                "Content-Type must be application/json",
+            ),
+        ] {
+            assert_eq!(
+                refused(parse_title(&req(ct, body))),
+                (status, json!({ "error": message })),
+                "{ct:?} {body}"
+            );
+        }
+        let (status, v) = refused(parse_title(&req(j, "{not json")));
+        assert_eq!(status, 400);
+        assert!(v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("The body is not valid JSON"));
+        let long = "é".repeat(256);
+        assert_eq!(
+            refused(parse_title(&req(j, &json!({ "title": long }).to_string()))),
+            (
+                400,
+                json!({"error": "Title is too long (maximum is 255 characters)"})
+            )
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The Crafter Profile attachments API (`/api/1/profile/{id}/…`), as Crafter Profile's clients
+//! expect it: the key in `accessTokenId`, attachments named by their file name without extension,
+//! errors as `{"errorCode":"…","message":"…"}`.
+//!
+//! Where we differ from Crafter, on purpose:
+//! - bad uploads (type not on the allow-list, content that contradicts its extension, a missing
+//!   `attachment` part, a malformed form, an empty file) get a 4xx naming the problem, where
+//!   Crafter answers 500; their `errorCode` is `OTHER`, the code Crafter itself gives errors of
+//!   that kind, so the Java client (which reads `errorCode` into an enum) still understands it;
+//! - too large is 413 (same `OTHER` code);
+//! - the content is served by a redirect to a presigned link that always downloads (never inline).
+//!
+//! Like Crafter, the details of an attachment the profile does not have are a 200 with an empty
+//! record (every field null, `fileSizeBytes` 0) and its content an empty 200: Crafter's clients
+//! test for that (`if (info.id)`) rather than for a 404.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::multipart::{self, MultipartError};
+use super::routes::Params;
+use super::{
+    empty, json as json_response, presented_key, query_param, redirect, Request, Response,
+};
+use crate::domain::content::type_for_extension;
+use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
+use crate::domain::{ParentRef, Principal};
+use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget};
+
+/// Crafter's error envelope.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, &json!({"errorCode": code, "message": message}))
+}
+
+/// The seed's body for an unexpected failure.
+fn internal() -> Response {
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"message": "Internal server error"}),
+    )
+}
+
+/// Errors the router produces before a handler runs (404, 405, 413), in Crafter's envelope.
+pub fn router_error(status: StatusCode, message: &str) -> Response {
+    if status.is_server_error() {
+        return internal();
+    }
+    error(status, "OTHER", message)
+}
+
+fn no_such_profile(profile_id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NO_SUCH_PROFILE",
+        &format!("No profile with ID \"{profile_id}\" found"),
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "OTHER", message)
+}
+
+/// Maps a use case's error to Crafter's envelope: the one place where that happens.
+fn service_error(e: ServiceError, profile_id: &str) -> Response {
+    let status = match &e {
+        ServiceError::Unauthorized => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "ACCESS_DENIED",
+                "Access denied: the accessTokenId is missing, unknown or revoked",
+            )
+        }
+        ServiceError::NotFound("parent") => return no_such_profile(profile_id),
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ServiceError::Internal(cause) => {
+            super::log_internal(cause);
+            return internal();
+        }
+    };
+    error(status, "OTHER", &e.to_string())
+}
+
+/// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, at most
+/// one decimal, thousands separated by commas, `0` for nothing.
+///
+/// Java formats with `DecimalFormat("#,##0.#")`, whose rounding is half-even on the exact value
+/// and which drops a trailing `.0`: 1024 is `1 KB`, 1280 (1.25 KB) is `1.2 KB`, 1331 (1.2998 KB)
+/// is `1.3 KB`. The unit is chosen before rounding, so 1048575 is `1,024 KB`, as in Java. Past
+/// 1,024 TB the unit stays TB (Crafter would fail there).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    if bytes == 0 {
+        return "0".into();
+    }
+    let mut unit = 0usize;
+    let mut divisor: u128 = 1;
+    while unit + 1 < UNITS.len() && u128::from(bytes) >= divisor * 1024 {
+        divisor *= 1024;
+        unit += 1;
+    }
+    // Tenths of the unit, rounded half-even with integers, so no float error can creep in.
+    let scaled = u128::from(bytes) * 10;
+    let mut tenths = scaled / divisor;
+    let twice_rest = (scaled % divisor) * 2;
+    if twice_rest > divisor || (twice_rest == divisor && tenths % 2 == 1) {
+        tenths += 1;
+    }
+    let whole = group_thousands(tenths / 10);
+    match tenths % 10 {
+        0 => format!("{whole} {}", UNITS[unit]),
+        d => format!("{whole}.{d} {}", UNITS[unit]),
+    }
+}
+
+fn group_thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Crafter's `ProfileAttachment` JSON, in the seed's field order.
+pub fn attachment_json(a: &Attachment) -> Value {
+    let c = a.content.as_ref();
+    json!({
+        "md5": c.map(|c| c.md5.as_str()),
+        "contentType": c.map(|c| c.content_type.as_str()),
+        "fileSize": c.map(|c| human_size(c.size)),
+        "fileName": c.map(|c| c.file_name.stem()),
+        "fileSizeBytes": c.map_or(0, |c| c.size),
+        "id": a.id.to_string(),
+    })
+}
+
+/// What Crafter answers for an attachment the profile does not have.
+fn empty_attachment_json() -> Value {
+    json!({
+        "md5": null,
+        "contentType": null,
+        "fileSize": null,
+        "fileName": null,
+        "fileSizeBytes": 0,
+        "id": null,
+    })
+}
+
+/// Authenticates (403 first, as Crafter checks the token before anything else) and checks that
+/// the profile is registered; a malformed id names no profile.
+async fn caller_and_profile(
+    app: &App,
+    req: &Request,
+    params: &Params,
+) -> Result<(Principal, ParentRef), Response> {
+    let profile_id = params.get("id");
+    let who = app
+        .authenticate(presented_key(req).as_deref())
+        .await
+        .map_err(|e| service_error(e, profile_id))?;
+    let kind = ParentKind::parse("profile").map_err(|e| service_error(e.into(), profile_id))?;
+    let id = ParentId::parse(profile_id).map_err(|_| no_such_profile(profile_id))?;
+    let parent = ParentRef::new(kind, id);
+    app.get_parent(&who, &parent)
+        .await
+        .map_err(|e| service_error(e, profile_id))?;
+    Ok((who, parent))
+}
+
+/// The profile's attachment named in the path: by our id, or by its name without extension as
+/// Crafter's clients name them (`avatar`).
+async fn named_attachment(
+    app: &App,
+    who: &Principal,
+    parent: &ParentRef,
+    name: &str,
+) -> Result<Option<Attachment>, ServiceError> {
+    if let Ok(id) = AttachmentId::parse(name) {
+        match app.get_of_parent(who, parent, id).await {
+            Ok(a) if a.status == AttachmentStatus::Ready => return Ok(Some(a)),
+            Ok(_) | Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    app.find_by_stem(who, parent, name).await
+}
+
+/// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part; a `filename`
+/// field (or query parameter) overrides its name. Same name without extension: a new version of
+/// that attachment, same id.
+pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let profile_id = params.get("id").to_owned();
+    let name_param = query_param(&req, "filename");
+    let (parts, body) = req.into_parts();
+    let form = match multipart::parse(&parts.headers, body, &["attachment"]).await {
+        Ok(f) => f,
+        // Binary bytes in another field are most likely the file sent under the wrong name.
+        Err(MultipartError::NotText(field)) => {
+            return bad_request(&format!(
+                "the field {field} is not text; the file must be sent in the part named attachment"
+            ))
+        }
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    let part = match form.files.as_slice() {
+        [one] => one,
+        [] => return bad_request("the form has no file part named attachment"),
+        _ => return bad_request("the form has more than one part named attachment"),
+    };
+    let given = |n: &String| !n.trim().is_empty();
+    let raw_name = form
+        .text("filename")
+        .map(str::to_owned)
+        .filter(given)
+        .or(name_param.filter(given))
+        .or_else(|| part.file_name.clone());
+    let Some(raw_name) = raw_name else {
+        return bad_request("the attachment part has no filename, and no filename field names it");
+    };
+    let file_name = match FileName::parse(&raw_name) {
+        Ok(n) => n,
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    let settings = &app.dialects().crafter;
+    // Crafter takes the type from the extension alone; a name whose extension names no type
+    // cannot be on the allow-list, whatever its bytes look like.
+    if type_for_extension(file_name.extension()).is_none() {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "OTHER",
+            &format!(
+                "the type of {file_name} cannot be told from its extension (allowed: {})",
+                settings.allowed_types.join(", ")
+            ),
+        );
+    }
+    let rules = UploadRules {
+        allowed_types: Some(&settings.allowed_types),
+        max_file_bytes: Some(settings.max_file_bytes),
+    };
+    let file = NewFile {
+        file_name,
+        bytes: part.bytes.clone(),
+    };
+    match app
+        .upload(
+            &who,
+            &parent,
+            file,
+            AttachmentFields::default(),
+            UploadTarget::SameStem,
+            rules,
+        )
+        .await
+    {
+        Ok(att) => json_response(StatusCode::OK, &attachment_json(&att)),
+        Err(e) => service_error(e, &profile_id),
+    }
+}
+
+/// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
+pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match app.list_all(&who, &parent).await {
+        Ok(all) => {
+            let items: Vec<Value> = all
+                .iter()
+                .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+                .map(attachment_json)
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(items))
+        }
+        Err(e) => service_error(e, params.get("id")),
+    }
+}
+
+/// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
+pub async fn details(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match named_attachment(&app, &who, &parent, params.get("attachmentId")).await {
+        Ok(Some(a)) => json_response(StatusCode::OK, &attachment_json(&a)),
+        Ok(None) => json_response(StatusCode::OK, &empty_attachment_json()),
+        Err(e) => service_error(e, params.get("id")),
+    }
+}
+
+/// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
+pub async fn content(app: Arc<App>, req: Request, params: Params) -> Response {
+    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let att = match named_attachment(&app, &who, &parent, params.get("attachmentId")).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return empty(StatusCode::OK),
+        Err(e) => return service_error(e, params.get("id")),
+    };
+    match app.download_link(&att).await {
+        Ok(Some(link)) => redirect(&link),
+        Ok(None) => empty(StatusCode::OK),
+        Err(e) => service_error(e, params.get("id")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_crafter_shows_them() {
+        for (bytes, shown) in [
+            (0u64, "0"),
+            (1, "1 B"),
+            (999, "999 B"),
+            (1000, "1,000 B"),
+            (1023, "1,023 B"),
+            (1024, "1 KB"),
+            (1025, "1 KB"),
+            (1075, "1 KB"),     // 1.0498 KB
+            (1076, "1.1 KB"),   // 1.0508 KB
+            (1126, "1.1 KB"),   // 1.0996 KB
+            (1280, "1.2 KB"),   // 1.25 exactly: half-even, as DecimalFormat
+            (1331, "1.3 KB"),   // 1.2998 KB
+            (1382, "1.3 KB"),   // 1.3496 KB
+            (1383, "1.4 KB"),   // 1.3506 KB
+            (1536, "1.5 KB"),   // 1.5 exactly
+            (1792, "1.8 KB"),   // 1.75 exactly: half-even rounds up to the even 8
+            (10188, "9.9 KB"),  // 9.9492 KB
+            (10189, "10 KB"),   // 9.9502 KB
+            (23193, "22.6 KB"), // the seed
+            (1_023_898, "999.9 KB"),
+            (1_023_949, "1,000 KB"),
+            (1_048_575, "1,024 KB"), // the unit is chosen before rounding, as in Java
+            (1_048_576, "1 MB"),
+            (1_572_864, "1.5 MB"),
+            (5 * 1024 * 1024, "5 MB"),
+            (1_073_741_823, "1,024 MB"),
+            (1_073_741_824, "1 GB"),
+            (1_099_511_627_776, "1 TB"),
+            (1_649_267_441_664, "1.5 TB"),
+            (1_125_899_906_842_624, "1,024 TB"), // 1 PB stays in TB
+            (u64::MAX, "16,777,216 TB"),
+        ] {
+            assert_eq!(human_size(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn thousands() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn errors_in_crafter_envelope() {
+        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v, json!({"errorCode": "OTHER", "message": "nope"}));
+        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v, json!({"message": "Internal server error"}));
+    }
+}

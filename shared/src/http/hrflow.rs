@@ -1,0 +1,265 @@
+//! HrFlow's profile attachments API (`GET /v1/profile/attachments` and its newer spelling
+//! `GET /v1/profile/indexing/attachments`), as HrFlow's SDKs expect it: the key in `X-API-KEY`,
+//! profiles named by source and id, reference or e-mail, answers and errors as
+//! `{"code":…,"message":"…"}`.
+//!
+//! A profile is a parent of kind `profile` whose `source` is HrFlow's source id. A profile that
+//! exists only in another source or another tenant is no match: 400 `Invalid profile array`, the
+//! answer HrFlow gives for a profile it cannot find.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::routes::Params;
+use super::{json as json_response, presented_key, query_pairs, Request, Response};
+use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
+use crate::service::{App, ServiceError};
+use crate::store::ParentLookup;
+
+/// HrFlow's envelope: the status repeated as `code`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"code": status.as_u16(), "message": message}),
+    )
+}
+
+fn internal() -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// Errors the router produces before a handler runs (404, 405, 413), in HrFlow's envelope.
+pub fn router_error(status: StatusCode, message: &str) -> Response {
+    if status.is_server_error() {
+        return internal();
+    }
+    error(status, message)
+}
+
+const INVALID_PROFILE: &str = "Invalid profile array";
+
+/// Enough of a presented key to recognise it, never enough to use it: the first four characters
+/// of a long key, nothing of a short one.
+pub fn mask_key(key: Option<&str>) -> String {
+    let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+        return "none given".into();
+    };
+    let head: String = key.chars().take(4).collect();
+    let shows_nothing_odd = head
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if key.chars().count() >= 16 && shows_nothing_odd {
+        format!("{head}…")
+    } else {
+        "…".into()
+    }
+}
+
+/// Maps a use case's error to HrFlow's envelope: the one place where that happens. The 401 needs
+/// the presented key, to show it masked.
+fn service_error(e: ServiceError, presented: Option<&str>) -> Response {
+    let status = match &e {
+        ServiceError::Unauthorized => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                &format!("Unauthorized. Invalid secret key: {}", mask_key(presented)),
+            )
+        }
+        // Every look-up that finds nothing is HrFlow's "Invalid profile array".
+        ServiceError::NotFound(_) => return error(StatusCode::BAD_REQUEST, INVALID_PROFILE),
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ServiceError::Internal(cause) => {
+            super::log_internal(cause);
+            return internal();
+        }
+    };
+    error(status, &e.to_string())
+}
+
+/// One attachment as the seed shows it, with a presigned link.
+pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
+    let c = a.content.as_ref();
+    json!({
+        "type": a.label,
+        "alt": c.map(|c| c.sha256.as_str()),
+        "file_name": c.map(|c| c.file_name.as_str()),
+        "original_file_name": c.map(|c| c.file_name.stem()),
+        "file_size": c.map(|c| c.size),
+        "extension": c.map(|c| c.file_name.extension().to_ascii_lowercase()),
+        "public_url": public_url,
+        "timestamp": c.map(|c| c.created_at.unix_timestamp()),
+    })
+}
+
+/// The query, with both spellings of each parameter: the legacy one (`source_id`,
+/// `profile_id`, `profile_reference`, `profile_email`) and the indexing API's (`source_key`,
+/// `key`, `reference`, `email`). Empty values count as absent.
+#[derive(Debug, Default)]
+struct Query {
+    source: Option<String>,
+    id: Option<String>,
+    reference: Option<String>,
+    email: Option<String>,
+}
+
+fn parse_query(req: &Request) -> Query {
+    let mut q = Query::default();
+    for (k, v) in query_pairs(req) {
+        if v.trim().is_empty() {
+            continue;
+        }
+        let slot = match k.as_str() {
+            "source_id" | "source_key" => &mut q.source,
+            "profile_id" | "key" => &mut q.id,
+            "profile_reference" | "reference" => &mut q.reference,
+            "profile_email" | "email" => &mut q.email,
+            _ => continue,
+        };
+        // The first value wins, as with `query_param`.
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+    }
+    q
+}
+
+/// The parameter names of the spelling the caller used, for messages.
+struct Names {
+    source: &'static str,
+    lookups: &'static str,
+}
+
+fn names_for(req: &Request) -> Names {
+    if req.uri().path().contains("/indexing/") {
+        Names {
+            source: "source_key",
+            lookups: "key, reference or email",
+        }
+    } else {
+        Names {
+            source: "source_id",
+            lookups: "profile_id, profile_reference or profile_email",
+        }
+    }
+}
+
+/// The profile the query names; every look-up given must name the same one.
+async fn resolve_profile(
+    app: &App,
+    who: &Principal,
+    q: &Query,
+    source: &str,
+) -> Result<ParentRef, Response> {
+    let kind = ParentKind::parse("profile").map_err(|e| service_error(e.into(), None))?;
+    let mut found: Vec<ParentRef> = Vec::new();
+    if let Some(id) = &q.id {
+        // A malformed id names no profile.
+        let Ok(id) = ParentId::parse(id) else {
+            return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE));
+        };
+        let key = ParentRef::new(kind.clone(), id);
+        match app.get_parent(who, &key).await {
+            Ok(p) if p.source.as_deref() == Some(source) => found.push(p.key),
+            Ok(_) | Err(ServiceError::NotFound(_)) => {
+                return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
+            }
+            Err(e) => return Err(service_error(e, None)),
+        }
+    }
+    let lookups = [
+        q.reference.as_deref().map(ParentLookup::Reference),
+        q.email.as_deref().map(ParentLookup::Email),
+    ];
+    for lookup in lookups.into_iter().flatten() {
+        match app.find_parent(who, &kind, Some(source), lookup).await {
+            Ok(Some(p)) => found.push(p.key),
+            Ok(None) => return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE)),
+            Err(e) => return Err(service_error(e, None)),
+        }
+    }
+    match found.split_first() {
+        Some((first, rest)) if rest.iter().all(|k| k == first) => Ok(first.clone()),
+        Some(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "The profile id, reference and email given do not designate the same profile",
+        )),
+        None => Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE)),
+    }
+}
+
+/// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`.
+pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Response {
+    let presented = presented_key(&req);
+    let who = match app.authenticate(presented.as_deref()).await {
+        Ok(w) => w,
+        Err(e) => return service_error(e, presented.as_deref()),
+    };
+    let names = names_for(&req);
+    let q = parse_query(&req);
+    let Some(source) = q.source.as_deref() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Missing parameter {}", names.source),
+        );
+    };
+    if q.id.is_none() && q.reference.is_none() && q.email.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Missing parameter: one of {} is required", names.lookups),
+        );
+    }
+    let profile = match resolve_profile(&app, &who, &q, source).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let all = match app.list_all(&who, &profile).await {
+        Ok(a) => a,
+        Err(e) => return service_error(e, None),
+    };
+    let mut data = Vec::new();
+    for a in all
+        .iter()
+        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+    {
+        match app.download_link(a).await {
+            Ok(Some(link)) => data.push(attachment_json(a, &link)),
+            Ok(None) => {}
+            Err(e) => return service_error(e, None),
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"code": 200, "message": "Profile attachment list", "data": data}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_masked() {
+        assert_eq!(mask_key(Some("key-a-0123456789abcdef")), "key-…");
+        assert_eq!(mask_key(Some("short-key")), "…");
+        assert_eq!(mask_key(Some("<scr-0123456789abcdef")), "…");
+        assert_eq!(mask_key(Some("   ")), "none given");
+        assert_eq!(mask_key(None), "none given");
+        assert_eq!(mask_key(Some("ééééé-0123456789abcdef")), "…");
+    }
+
+    #[test]
+    fn errors_in_hrflow_envelope() {
+        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v, json!({"code": 405, "message": "nope"}));
+        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v, json!({"code": 500, "message": "Internal server error"}));
+    }
+}

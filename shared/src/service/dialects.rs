@@ -1,0 +1,45 @@
+//! Settings of the compatible APIs that come from configuration (Crafter Profile's allow-list and
+//! file limit). They live on [`App`] so every dialect reads them from the same place whether it
+//! runs in the local server or in a Lambda function.
+
+use super::App;
+use crate::config::{DEFAULT_CRAFTER_ALLOWED_TYPES, DEFAULT_CRAFTER_MAX_FILE_BYTES};
+
+/// Crafter Profile's upload rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrafterSettings {
+    /// Content types an upload may have (Crafter's `validAttachmentMimeTypes`).
+    pub allowed_types: Vec<String>,
+    /// The file limit; the request limit (`Limits::max_upload_bytes`) caps it further.
+    pub max_file_bytes: usize,
+}
+
+impl Default for CrafterSettings {
+    fn default() -> Self {
+        Self {
+            allowed_types: DEFAULT_CRAFTER_ALLOWED_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            max_file_bytes: DEFAULT_CRAFTER_MAX_FILE_BYTES,
+        }
+    }
+}
+
+/// Everything the compatible APIs take from configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialectSettings {
+    pub crafter: CrafterSettings,
+}
+
+impl App {
+    /// Replaces the dialects' settings (defaults until then); called once while wiring.
+    pub fn with_dialects(mut self, settings: DialectSettings) -> Self {
+        self.dialects = settings;
+        self
+    }
+
+    pub fn dialects(&self) -> &DialectSettings {
+        &self.dialects
+    }
+}

@@ -1,0 +1,105 @@
+//! Thumbnails of stored contents, for every API: made when a version is stored, kept as a blob
+//! beside the version's own (`{tenant}/{attachment}/{version}_thumb`, see
+//! [`crate::domain::model::thumbnail_key`]), and removed with it.
+//!
+//! A thumbnail never decides an upload's fate. An image that cannot be decoded, or that is beyond
+//! the decoding limits (a decompression bomb), gets the image icon; a failure to store the
+//! thumbnail is logged and the upload goes on (its link then answers 404). Decoding runs on a
+//! blocking thread, a few at a time, so it neither stalls the async runtime nor multiplies its
+//! memory budget by the number of concurrent uploads.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::{App, ServiceResult};
+use crate::domain::thumbnail::{
+    icon_png, image_thumbnail, is_decodable, IconFamily, THUMBNAIL_CONTENT_TYPE,
+};
+use crate::domain::{Attachment, AttachmentStatus, Version, VersionId};
+use crate::store::{LinkOptions, StoreResult};
+
+/// How many images are decoded at once in this process: each may take 64 MiB.
+static DECODE_SLOTS: Semaphore = Semaphore::const_new(2);
+
+/// The thumbnail of a content: its picture when it is an image we decode within the limits, else
+/// its family's icon. `None` only if even the icon could not be encoded.
+fn render(content_type: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    if is_decodable(content_type) {
+        match image_thumbnail(content_type, bytes) {
+            Ok((png, _, _)) => return Some(png),
+            Err(e) => tracing::info!(error = %e, "no thumbnail from this image; using the icon"),
+        }
+    }
+    match icon_png(IconFamily::of(content_type)) {
+        Ok(png) => Some(png),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not draw an icon");
+            None
+        }
+    }
+}
+
+impl App {
+    /// Makes and stores the thumbnail of a version whose bytes were just stored. Best effort:
+    /// whatever fails is logged, and the upload it belongs to goes on.
+    pub(crate) async fn store_thumbnail(&self, att: &Attachment, version: &Version, bytes: Bytes) {
+        let content_type = version.content_type.clone();
+        let family = IconFamily::of(&content_type);
+        let png = if is_decodable(&content_type) {
+            let _slot = DECODE_SLOTS.acquire().await;
+            // A decoder that panics ends its blocking task, not the request: the icon it is.
+            tokio::task::spawn_blocking(move || render(&content_type, &bytes))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "thumbnail task failed; using the icon");
+                    icon_png(family).ok()
+                })
+        } else {
+            render(&content_type, &[])
+        };
+        let Some(png) = png else { return };
+        let sha: [u8; 32] = Sha256::digest(&png).into();
+        let key = att.thumbnail_key(version.id);
+        if let Err(e) = self
+            .blobs
+            .put(&key, Bytes::from(png), THUMBNAIL_CONTENT_TYPE, &sha)
+            .await
+        {
+            tracing::warn!(error = %e, attachment = %att.id, "could not store a thumbnail; the upload goes on without it");
+        }
+    }
+
+    /// Removes the thumbnail of one version (missing ones are fine).
+    pub(crate) async fn delete_thumbnail(
+        &self,
+        att: &Attachment,
+        version: VersionId,
+    ) -> StoreResult<()> {
+        self.blobs.delete(&att.thumbnail_key(version)).await
+    }
+
+    /// A presigned link to the thumbnail of the attachment's current content, when it has one.
+    pub async fn thumbnail_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
+        let Some(v) = att
+            .content
+            .as_ref()
+            .filter(|_| att.status == AttachmentStatus::Ready)
+        else {
+            return Ok(None);
+        };
+        let name = format!("{}_thumbnail.png", v.file_name.stem());
+        let link = self
+            .blobs
+            .presign_get(
+                &att.thumbnail_key(v.id),
+                &LinkOptions {
+                    content_type: THUMBNAIL_CONTENT_TYPE,
+                    file_name: &name,
+                    ttl: self.limits.link_ttl,
+                },
+            )
+            .await?;
+        Ok(Some(link))
+    }
+}
