@@ -8,7 +8,9 @@ use crate::config::{Backend, Config};
 use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
 use crate::signing::Signer;
+use crate::store::dynamo::DynamoStore;
 use crate::store::fs_blob::FsBlobStore;
+use crate::store::s3::S3BlobStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 
@@ -80,16 +82,37 @@ pub async fn build_aws(
     cfg: &Config,
     loader: aws_config::ConfigLoader,
 ) -> Result<Built, SetupError> {
-    use crate::store::dynamo::DynamoStore;
-    use crate::store::s3::S3BlobStore;
+    let secret = cfg
+        .secret_hex
+        .as_deref()
+        .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
+    let signer = signer_from_hex(secret)?;
+    let sdk = loader.load().await;
+    let (meta, blobs) = aws_stores(cfg, &sdk)?;
+    let app = Arc::new(
+        App::new(Arc::new(meta), Arc::new(blobs), signer, limits(cfg))
+            .with_dialects(dialect_settings(cfg)),
+    );
+    Ok(Built {
+        app,
+        fs_blobs: None,
+    })
+}
+
+fn missing(var: &'static str) -> SetupError {
+    SetupError::Config(crate::config::ConfigError {
+        var,
+        problem: "must be set for backend aws".into(),
+    })
+}
+
+/// The two AWS adapters over the clients of `sdk`, configured as the service uses them.
+pub fn aws_stores(
+    cfg: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(DynamoStore, S3BlobStore), SetupError> {
     use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
-    let missing = |var: &'static str| {
-        SetupError::Config(crate::config::ConfigError {
-            var,
-            problem: "must be set for backend aws".into(),
-        })
-    };
     let table = cfg
         .table
         .clone()
@@ -98,17 +121,11 @@ pub async fn build_aws(
         .bucket
         .clone()
         .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
-    let secret = cfg
-        .secret_hex
-        .as_deref()
-        .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
-    let signer = signer_from_hex(secret)?;
-    let sdk = loader.load().await;
     if sdk.region().is_none() {
         return Err(missing("AWS_REGION"));
     }
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(cfg.s3_path_style)
         // Uploads carry the SHA-256 the service already computed; a second checksum (CRC32 by
         // default) on every request and response would only cost time.
@@ -116,19 +133,10 @@ pub async fn build_aws(
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
-    let app = Arc::new(
-        App::new(
-            Arc::new(DynamoStore::new(dynamo, table)),
-            Arc::new(S3BlobStore::new(s3, bucket, sdk.credentials_provider())),
-            signer,
-            limits(cfg),
-        )
-        .with_dialects(dialect_settings(cfg)),
-    );
-    Ok(Built {
-        app,
-        fs_blobs: None,
-    })
+    Ok((
+        DynamoStore::new(dynamo, table),
+        S3BlobStore::new(s3, bucket, sdk.credentials_provider()),
+    ))
 }
 
 /// SQLite and files under the data folder.

@@ -1241,6 +1241,7 @@ mod tests {
         // The largest document the service allows is a few tens of KB.
         assert!(get_s(&item, DOC).unwrap().len() < 40_000);
         att.status = AttachmentStatus::Ready;
+        att.expires_at = None;
         let item = attachment_item(&att).unwrap();
         assert!(!item.contains_key(LEFTOVER_PK) && !item.contains_key(TTL_ATTRIBUTE));
         assert_eq!(item.get(STATUS), Some(&s("ready")));
