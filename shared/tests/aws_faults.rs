@@ -445,8 +445,8 @@ impl World {
             blobs: self.peers.bucket_keys().await.into_iter().collect(),
         };
         for item in self.peers.table_items().await {
-            let pk = attr(&item, "PK").unwrap();
-            let sk = attr(&item, "SK").unwrap();
+            let pk = attr(&item, "pk").unwrap();
+            let sk = attr(&item, "sk").unwrap();
             let parts: Vec<&str> = pk.split('#').collect();
             if let Some(_id) = sk.strip_prefix("A#") {
                 s.attachments

@@ -34,8 +34,9 @@ use crate::domain::{
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The sparse index of leftovers: only pending and deleted attachments carry its keys.
-pub const LEFTOVERS_INDEX: &str = "leftovers";
+/// The sparse index of leftovers: only attachments with an expiry carry its keys. (Named
+/// generically, as `template.yaml` declares it.)
+pub const LEFTOVERS_INDEX: &str = "gsi1";
 /// DynamoDB's TTL attribute. It is a backstop only, set well after `expires_at`: the sweep must
 /// remove a leftover first, because only the sweep also removes its file.
 pub const TTL_ATTRIBUTE: &str = "ttl";
@@ -44,8 +45,8 @@ const TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
 /// 200 KB, well under the item limit.
 pub const MAX_LISTED_PER_PARENT: usize = 5000;
 
-const PK: &str = "PK";
-const SK: &str = "SK";
+const PK: &str = "pk";
+const SK: &str = "sk";
 const DOC: &str = "doc";
 const STATUS: &str = "st";
 const VERSION: &str = "vid";
@@ -53,8 +54,8 @@ const REV: &str = "rev";
 const IDS: &str = "ids";
 const PARENT_ID: &str = "pid";
 const HASH: &str = "hash";
-const LEFTOVER_PK: &str = "LPK";
-const LEFTOVER_SK: &str = "LSK";
+const LEFTOVER_PK: &str = "gsi1pk";
+const LEFTOVER_SK: &str = "gsi1sk";
 const LEFTOVER: &str = "leftover";
 
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
@@ -126,6 +127,11 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// An expiry as the index's string sort key: zero-padded, so string order is time order.
+fn expiry_key(unix: i64) -> AttributeValue {
+    s(format!("{:020}", unix.max(0)))
 }
 
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -221,7 +227,7 @@ fn attachment_item(att: &Attachment) -> StoreResult<Item> {
     // settled ones.
     if let Some(exp) = att.expires_at {
         item.insert(LEFTOVER_PK.into(), s(LEFTOVER));
-        item.insert(LEFTOVER_SK.into(), n(exp));
+        item.insert(LEFTOVER_SK.into(), expiry_key(exp));
         // The TTL backstop only for what is gone anyway: never for an attachment that lives on
         // while a new upload to it is under way.
         if matches!(
@@ -530,8 +536,9 @@ impl DynamoStore {
     }
 }
 
-/// Creates a table of this store's shape: on-demand, `PK`/`SK`, the sparse leftovers index
-/// (keys only) and TTL on [`TTL_ATTRIBUTE`]. For tests and local emulators.
+/// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
+/// the sparse leftovers index `gsi1` and TTL on [`TTL_ATTRIBUTE`]. For tests and local
+/// emulators. (The store reads only the keys from the index: `KEYS_ONLY` would do as well.)
 pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
     let attr = |name: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()
@@ -553,7 +560,7 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         .key_schema(key_el(LEFTOVER_SK, KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
+                .projection_type(ProjectionType::All)
                 .build(),
         )
         .build()
@@ -565,7 +572,7 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         .attribute_definitions(attr(PK, ScalarAttributeType::S)?)
         .attribute_definitions(attr(SK, ScalarAttributeType::S)?)
         .attribute_definitions(attr(LEFTOVER_PK, ScalarAttributeType::S)?)
-        .attribute_definitions(attr(LEFTOVER_SK, ScalarAttributeType::N)?)
+        .attribute_definitions(attr(LEFTOVER_SK, ScalarAttributeType::S)?)
         .key_schema(key_el(PK, KeyType::Hash)?)
         .key_schema(key_el(SK, KeyType::Range)?)
         .global_secondary_indexes(leftovers)
@@ -1157,7 +1164,7 @@ impl MetadataStore for DynamoStore {
                 .expression_attribute_names("#lpk", LEFTOVER_PK)
                 .expression_attribute_names("#lsk", LEFTOVER_SK)
                 .expression_attribute_values(":l", s(LEFTOVER))
-                .expression_attribute_values(":before", n(before))
+                .expression_attribute_values(":before", expiry_key(before))
                 .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
@@ -1236,7 +1243,7 @@ mod tests {
             problem: None,
         };
         let item = attachment_item(&att).unwrap();
-        assert_eq!(item.get(LEFTOVER_SK), Some(&n(100)));
+        assert_eq!(item.get(LEFTOVER_SK), Some(&s("00000000000000000100")));
         assert_eq!(item.get(TTL_ATTRIBUTE), Some(&n(100 + TTL_GRACE_SECS)));
         // The largest document the service allows is a few tens of KB.
         assert!(get_s(&item, DOC).unwrap().len() < 40_000);
@@ -1250,7 +1257,7 @@ mod tests {
         // never removed by the TTL.
         att.expires_at = Some(200);
         let item = attachment_item(&att).unwrap();
-        assert_eq!(item.get(LEFTOVER_SK), Some(&n(200)));
+        assert_eq!(item.get(LEFTOVER_SK), Some(&s("00000000000000000200")));
         assert!(!item.contains_key(TTL_ATTRIBUTE));
     }
 }
