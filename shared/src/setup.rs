@@ -8,7 +8,9 @@ use crate::config::{Backend, Config};
 use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
 use crate::signing::Signer;
+use crate::store::dynamo::DynamoStore;
 use crate::store::fs_blob::FsBlobStore;
+use crate::store::s3::S3BlobStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 
@@ -61,10 +63,80 @@ pub fn dialect_settings(cfg: &Config) -> DialectSettings {
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws => Err(SetupError::Other(
-            "ATTACHMENTS_BACKEND: the aws backend is not available in this build".into(),
-        )),
+        Backend::Aws => {
+            build_aws(
+                cfg,
+                aws_config::defaults(aws_config::BehaviorVersion::latest()),
+            )
+            .await
+        }
     }
+}
+
+/// DynamoDB and S3. Credentials, region and endpoints come from `loader`, which reads the
+/// standard AWS sources: the environment first (on Lambda, the function's role), then the
+/// shared config files, web identity, ECS and EC2 metadata. `AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3` point the clients at any compatible
+/// server. The clients are built here once and shared by every request.
+pub async fn build_aws(
+    cfg: &Config,
+    loader: aws_config::ConfigLoader,
+) -> Result<Built, SetupError> {
+    let secret = cfg
+        .secret_hex
+        .as_deref()
+        .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
+    let signer = signer_from_hex(secret)?;
+    let sdk = loader.load().await;
+    let (meta, blobs) = aws_stores(cfg, &sdk)?;
+    let app = Arc::new(
+        App::new(Arc::new(meta), Arc::new(blobs), signer, limits(cfg))
+            .with_dialects(dialect_settings(cfg)),
+    );
+    Ok(Built {
+        app,
+        fs_blobs: None,
+    })
+}
+
+fn missing(var: &'static str) -> SetupError {
+    SetupError::Config(crate::config::ConfigError {
+        var,
+        problem: "must be set for backend aws".into(),
+    })
+}
+
+/// The two AWS adapters over the clients of `sdk`, configured as the service uses them.
+pub fn aws_stores(
+    cfg: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(DynamoStore, S3BlobStore), SetupError> {
+    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+
+    let table = cfg
+        .table
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
+    let bucket = cfg
+        .bucket
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
+    if sdk.region().is_none() {
+        return Err(missing("AWS_REGION"));
+    }
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(cfg.s3_path_style)
+        // Uploads carry the SHA-256 the service already computed; a second checksum (CRC32 by
+        // default) on every request and response would only cost time.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+    Ok((
+        DynamoStore::new(dynamo, table),
+        S3BlobStore::new(s3, bucket, sdk.credentials_provider()),
+    ))
 }
 
 /// SQLite and files under the data folder.

@@ -2,7 +2,9 @@
 //! store, shaped after what DynamoDB and S3 do well (key access, conditional writes, presigned
 //! links). Adapters: SQLite and a local file store (embedded mode), DynamoDB and S3 (AWS).
 
+pub mod dynamo;
 pub mod fs_blob;
+pub mod s3;
 pub mod sqlite;
 
 use std::time::Duration;

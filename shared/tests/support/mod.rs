@@ -2,6 +2,9 @@
 //! client, and multipart bodies. Every behaviour test talks HTTP to it, as a user would.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "aws-tests")]
+pub mod aws;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -110,6 +113,60 @@ impl Harness {
         Self::run(server, listener, addr, dir, tmp)
     }
 
+    /// The AWS backend: DynamoDB on the script's moto, S3 on an s3s-fs server inside this
+    /// process (SigV4 verified), a fresh table and bucket, configured through the same
+    /// variables a deployment uses.
+    #[cfg(feature = "aws-tests")]
+    pub async fn aws() -> Self {
+        Self::aws_with(Opts::default()).await
+    }
+
+    #[cfg(feature = "aws-tests")]
+    pub async fn aws_with(opts: Opts) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let s3 = aws::S3Peer::bind(&dir.join("s3")).await;
+        let peers = aws::Peers::new(&s3.endpoint);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut vars = peers.service_vars();
+        vars.push(("ATTACHMENTS_DATA_DIR".into(), dir.display().to_string()));
+        vars.push(("ATTACHMENTS_PUBLIC_URL".into(), format!("http://{addr}")));
+        vars.push((
+            "ATTACHMENTS_API_KEYS".into(),
+            format!("a:{KEY_A}:{OWNER_A},b:{KEY_B}"),
+        ));
+        for (k, v) in opts.vars {
+            vars.retain(|(n, _)| n != k);
+            vars.push((k.to_string(), v));
+        }
+        let cfg =
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .unwrap();
+        // The S3 server must answer before the bucket can be created.
+        let s3_task = tokio::spawn(s3.serve());
+        peers.create().await;
+        let built = attachments::setup::build_aws(&cfg, peers.loader(&[]))
+            .await
+            .unwrap();
+        attachments::setup::seed_keys(&built.app, &cfg)
+            .await
+            .unwrap();
+        let server: Server = built.into();
+        let app = server.app.clone();
+        let task = tokio::spawn(async move {
+            let _s3 = AbortOnDrop(s3_task);
+            local::serve(server, listener).await
+        });
+        Self {
+            base: format!("http://{addr}"),
+            app,
+            data_dir: dir,
+            _tmp: Some(tmp),
+            task,
+        }
+    }
+
     fn run(
         server: Server,
         listener: tokio::net::TcpListener,
@@ -181,6 +238,15 @@ impl Harness {
             .call("PUT", &format!("/v1/parents/{kind}/{id}"), Some(key), "")
             .await;
         assert!(r.status.is_success(), "{:?}", r.body);
+    }
+}
+
+/// Stops a spawned task when the owner goes (the harness's task owns the S3 server's).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,0 +1,503 @@
+//! The behaviour suite on the AWS backend: DynamoDB served by moto and S3 served by s3s-fs with
+//! SigV4 verification (see `support/aws.rs`), every function `embedded.rs` runs, plus what only
+//! S3 links show: a link is a real presigned URL, refused with 403 once changed or expired.
+//!
+//! Run through `scripts/aws-peers.sh run -- cargo test -p attachments-shared --features
+//! aws-tests --test aws --test aws_faults`; without the script's moto the tests fail, they
+//! never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod behaviour;
+mod support;
+
+use support::*;
+
+macro_rules! on_aws {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            behaviour::$name(&Harness::aws().await).await;
+        }
+    )*};
+}
+
+on_aws!(
+    walkthrough,
+    parents,
+    auth,
+    cross_tenant,
+    bad_input,
+    tampered_links
+);
+
+#[tokio::test]
+async fn expired_links() {
+    // S3 dates a signature to the second: a 1 s link signed late in a second can expire before
+    // the first fetch. 2 s is still well inside the suite's 2.6 s wait.
+    let h = Harness::aws_with(Opts {
+        vars: vec![("ATTACHMENTS_LINK_TTL_SECONDS", "2".into())],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::expired_links(&h).await;
+}
+
+/// Direct uploads go to s3s: form POSTs under a SigV4 POST policy, presigned multipart parts.
+macro_rules! direct_on_aws {
+    ($($name:ident),* $(,)?) => {
+        mod direct {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    // A form threshold below 50 MiB, so that the multipart path is taken.
+                    let h = Harness::aws_with(Opts {
+                        vars: vec![(
+                            "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                            (4 * 1024 * 1024).to_string(),
+                        )],
+                        ..Opts::default()
+                    })
+                    .await;
+                    behaviour::direct::$name(&h).await;
+                }
+            )*
+        }
+    };
+}
+
+direct_on_aws!(
+    form_upload,
+    form_policy_is_enforced,
+    multipart_resume,
+    multipart_refused_at_completion,
+    type_checked_at_completion,
+    concurrent_completion_and_events,
+    expired_uploads_are_swept,
+    placeholder_gets_its_file,
+    direct_bad_input,
+);
+
+/// A suite of another API, in a module named after it (`--test aws crafter::`).
+macro_rules! dialect_on_aws {
+    ($dialect:ident: $($name:ident),* $(,)?) => {
+        mod $dialect {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    behaviour::$dialect::$name(&Harness::aws().await).await;
+                }
+            )*
+        }
+    };
+}
+
+dialect_on_aws!(
+    records: records_seed_many,
+    records_seed_all,
+    records_errors,
+    records_versions,
+    records_delete,
+    records_thumbnails,
+    records_bomb
+);
+
+// Not here: `svg_downloads` also wants `X-Content-Type-Options: nosniff`, which only the local
+// server's links add (a presigned S3 GET cannot ask for it; S3 links serve from S3's own origin
+// and always as an attachment); `internal_error` breaks the embedded data folder on purpose.
+dialect_on_aws!(
+    crafter: seed_examples,
+    same_name_replaces,
+    file_sizes,
+    unknown_attachment,
+    errors,
+    cross_tenant
+);
+
+dialect_on_aws!(hrflow: lookups, errors, cross_tenant);
+
+dialect_on_aws!(
+    assets: seed_examples,
+    placeholder_content,
+    errors,
+    title_in_characters,
+    cross_tenant
+);
+
+#[tokio::test]
+async fn crafter_file_limit() {
+    let h = Harness::aws_with(Opts {
+        vars: vec![("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000".into())],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::file_limit(&h).await;
+}
+
+#[tokio::test]
+async fn crafter_configured_types() {
+    let h = Harness::aws_with(Opts {
+        vars: vec![(
+            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+            "application/pdf".into(),
+        )],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::crafter::configured_types(&h).await;
+}
+
+/// A link is a real SigV4-presigned S3 URL, checked by s3s: fetched with a plain HTTP client it
+/// gives the exact bytes with the signed type and disposition; any change to what was signed is
+/// refused with 403 (expiry: `expired_links`).
+#[tokio::test]
+async fn presigned_links_are_verified_by_s3() {
+    let h = Harness::aws().await;
+    h.parent(KEY_A, "profile", "p1").await;
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let up = h
+        .post_form(
+            "/v1/parents/profile/p1/attachments",
+            KEY_A,
+            &Form::new().file("file", "data file.bin", &bytes),
+        )
+        .await
+        .expect(201)
+        .json();
+    let item = &up["items"][0];
+    let url = item["download_url"].as_str().unwrap().to_owned();
+    assert!(
+        !url.starts_with(&h.base),
+        "served by S3, not the API: {url}"
+    );
+    for part in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Expires=900",
+        "X-Amz-SignedHeaders=host",
+        "X-Amz-Signature=",
+        "response-content-type=",
+        "response-content-disposition=attachment",
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let ok = fetch(&url).await.expect(200);
+    assert_eq!(ok.body.len(), bytes.len());
+    assert_eq!(&ok.body[..], &bytes[..]);
+    assert_eq!(
+        ok.header("content-type"),
+        item["content_type"].as_str().unwrap()
+    );
+    assert_eq!(
+        ok.header("content-disposition"),
+        "attachment; filename*=UTF-8''data%20file.bin"
+    );
+
+    let (base, sig) = url.split_once("&X-Amz-Signature=").unwrap();
+    let flipped = {
+        let mut s: Vec<char> = sig.chars().collect();
+        s[10] = if s[10] == 'a' { 'b' } else { 'a' };
+        s.into_iter().collect::<String>()
+    };
+    let ct = item["content_type"].as_str().unwrap().replace('/', "%2F");
+    let tampered = [
+        ("signature", format!("{base}&X-Amz-Signature={flipped}")),
+        ("no signature", base.to_owned()),
+        (
+            "content type",
+            url.replace(
+                &format!("response-content-type={ct}"),
+                "response-content-type=text%2Fhtml",
+            ),
+        ),
+        (
+            "disposition",
+            url.replace(
+                "response-content-disposition=attachment",
+                "response-content-disposition=inline",
+            ),
+        ),
+        (
+            "lifetime",
+            url.replace("X-Amz-Expires=900", "X-Amz-Expires=604800"),
+        ),
+    ];
+    for (what, link) in tampered {
+        assert_ne!(link, url, "{what}");
+        let r = fetch(&link).await;
+        assert_eq!(
+            r.status.as_u16(),
+            403,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // Another object under the same signature.
+    let other = url.replacen(
+        item["id"].as_str().unwrap(),
+        "01a2088c-5cf6-7bb1-9e84-4d3aa2c3f1e0",
+        1,
+    );
+    assert_eq!(fetch(&other).await.status.as_u16(), 403);
+}
+
+/// The adapters themselves against the peers, beside SQLite: every listing, page by page, with
+/// hidden items between listed ones, gives exactly what the SQLite store gives; the S3 store
+/// refuses bytes that do not match their checksum.
+mod adapters {
+    use super::support::aws::{Peers, S3Peer};
+    use attachments::domain::{
+        Attachment, AttachmentId, AttachmentStatus, FileName, Parent, ParentId, ParentKind,
+        ParentRef, TenantId, Version, VersionId,
+    };
+    use attachments::store::dynamo::DynamoStore;
+    use attachments::store::sqlite::SqliteStore;
+    use attachments::store::{BlobStore, MetadataStore, StoreError};
+    use bytes::Bytes;
+
+    async fn stores() -> (
+        DynamoStore,
+        SqliteStore,
+        attachments::store::s3::S3BlobStore,
+        S3Task,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+        let peers = Peers::new(&s3.endpoint);
+        let task = tokio::spawn(s3.serve());
+        peers.create().await;
+        let vars = peers.service_vars();
+        let cfg = attachments::Config::from_lookup(|k| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let sdk = peers.loader(&[]).load().await;
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &sdk).unwrap();
+        (
+            dynamo,
+            SqliteStore::in_memory().unwrap(),
+            s3,
+            S3Task(task, tmp),
+        )
+    }
+
+    /// The S3 server's task and folder, kept for as long as the test runs.
+    struct S3Task(
+        tokio::task::JoinHandle<std::io::Result<()>>,
+        #[allow(dead_code)] tempfile::TempDir,
+    );
+    impl Drop for S3Task {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    fn parent(id: &str) -> ParentRef {
+        ParentRef::new(
+            ParentKind::parse("profile").unwrap(),
+            ParentId::parse(id).unwrap(),
+        )
+    }
+
+    fn attachment(
+        t: &TenantId,
+        p: &ParentRef,
+        status: AttachmentStatus,
+        exp: Option<i64>,
+    ) -> Attachment {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let content = (status != AttachmentStatus::Placeholder).then(|| Version {
+            id: VersionId::new(),
+            file_name: FileName::parse("a.txt").unwrap(),
+            content_type: "text/plain".into(),
+            size: 1,
+            md5: "m".into(),
+            sha256: "s".into(),
+            created_at: now,
+        });
+        Attachment {
+            tenant: t.clone(),
+            id: AttachmentId::new(),
+            parent: p.clone(),
+            label: "file".into(),
+            title: Some("# and % in a title".into()),
+            description: None,
+            category: None,
+            tags: vec!["x".into()],
+            status,
+            owner: "o".into(),
+            external_id: None,
+            content,
+            created_at: now,
+            updated_at: now,
+            expires_at: exp,
+            upload: None,
+            problem: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn listings_match_the_sqlite_store_page_by_page() {
+        let (dynamo, sqlite, _s3, _task) = stores().await;
+        let stores: [&dyn MetadataStore; 2] = [&dynamo, &sqlite];
+        let t = TenantId::parse("a").unwrap();
+        let (p, q, empty) = (parent("p"), parent("q"), parent("empty"));
+        use AttachmentStatus::*;
+        let mut atts = vec![];
+        for (par, status, exp) in [
+            (&p, Ready, None),
+            (&p, Pending, Some(100)),
+            (&p, Placeholder, None),
+            (&p, Pending, Some(300)),
+            (&p, Ready, None),
+            (&p, Deleted, Some(200)),
+            (&p, Ready, Some(400)),
+            (&p, Rejected, Some(50)),
+            (&p, Ready, None),
+            (&q, Ready, None),
+            (&q, Placeholder, None),
+            (&empty, Pending, Some(10)),
+        ] {
+            atts.push(attachment(&t, par, status, exp));
+        }
+        for s in stores {
+            for key in [&p, &q, &empty] {
+                let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+                s.put_parent(&Parent {
+                    tenant: t.clone(),
+                    key: key.clone(),
+                    source: None,
+                    reference: None,
+                    email: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+            }
+            for a in &atts {
+                s.create_attachment(a).await.unwrap();
+            }
+        }
+        for hidden in [false, true] {
+            for limit in 1..=10 {
+                let mut pages: Vec<Vec<(Vec<AttachmentId>, Option<AttachmentId>)>> = vec![];
+                for s in stores {
+                    let mut after = None;
+                    let mut seen = vec![];
+                    loop {
+                        let page = s
+                            .list_attachments(&t, &p, after, limit, hidden)
+                            .await
+                            .unwrap();
+                        seen.push((page.items.iter().map(|a| a.id).collect(), page.next_after));
+                        match page.next_after {
+                            Some(a) => after = Some(a),
+                            None => break,
+                        }
+                    }
+                    pages.push(seen);
+                }
+                assert_eq!(pages[0], pages[1], "limit {limit}, hidden {hidden}");
+            }
+        }
+        // A cursor on an attachment that is gone still positions the listing.
+        let gone = atts[4].id;
+        for s in stores {
+            assert!(s.delete_attachment(&t, gone).await.unwrap());
+            assert!(!s.delete_attachment(&t, gone).await.unwrap());
+        }
+        let a = dynamo
+            .list_attachments(&t, &p, Some(gone), 2, false)
+            .await
+            .unwrap();
+        let b = sqlite
+            .list_attachments(&t, &p, Some(gone), 2, false)
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.items.len(), 2);
+
+        let many = [q.clone(), empty.clone(), p.clone(), parent("unknown")];
+        let (a, b) = (
+            dynamo.list_attachments_of_many(&t, &many).await.unwrap(),
+            sqlite.list_attachments_of_many(&t, &many).await.unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 2 + 4);
+        let kind = ParentKind::parse("profile").unwrap();
+        let (a, b) = (
+            dynamo.parents_with_attachments(&t, &kind).await.unwrap(),
+            sqlite.parents_with_attachments(&t, &kind).await.unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, vec![p.clone(), q.clone()]);
+        for (before, limit) in [(0, 10), (60, 10), (250, 10), (1000, 2), (1000, 100)] {
+            let (a, b) = (
+                dynamo.expired_pending(before, limit).await.unwrap(),
+                sqlite.expired_pending(before, limit).await.unwrap(),
+            );
+            assert_eq!(
+                a.iter().map(|x| x.id).collect::<Vec<_>>(),
+                b.iter().map(|x| x.id).collect::<Vec<_>>(),
+                "before {before}, limit {limit}"
+            );
+        }
+        let mut got = dynamo
+            .get_parents(&t, &[q.clone(), parent("unknown"), p.clone()])
+            .await
+            .unwrap();
+        got.sort_by(|x, y| x.key.id.cmp(&y.key.id));
+        assert_eq!(
+            got.iter().map(|x| x.key.clone()).collect::<Vec<_>>(),
+            vec![p.clone(), q.clone()]
+        );
+        // Another tenant sees none of it.
+        let other = TenantId::parse("b").unwrap();
+        assert!(dynamo
+            .get_attachment(&other, atts[0].id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(dynamo
+            .list_attachments_of_many(&other, &many)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn s3_refuses_bytes_that_do_not_match_their_checksum() {
+        let (_d, _s, s3, _task) = stores().await;
+        let key = "t/a-1/v-1";
+        let data = Bytes::from_static(b"hello world");
+        let sha: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&data).into()
+        };
+        let mut wrong = sha;
+        wrong[0] ^= 1;
+        let e = s3
+            .put(key, data.clone(), "text/plain", &wrong)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Unavailable(ref m) if m.contains("BadDigest")),
+            "{e}"
+        );
+        assert_eq!(s3.head(key).await.unwrap(), None);
+        s3.put(key, data.clone(), "text/plain", &sha).await.unwrap();
+        assert_eq!(s3.head(key).await.unwrap().unwrap().size, 11);
+        assert_eq!(&s3.get_range(key, 6, 100).await.unwrap()[..], b"world");
+        assert_eq!(&s3.get_range(key, 0, 5).await.unwrap()[..], b"hello");
+        assert!(s3.get_range(key, 50, 5).await.unwrap().is_empty());
+        assert!(s3.get_range(key, 3, 0).await.unwrap().is_empty());
+        s3.delete(key).await.unwrap();
+        s3.delete(key).await.unwrap();
+        assert_eq!(s3.head(key).await.unwrap(), None);
+        assert!(matches!(
+            s3.get_range(key, 0, 5).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}

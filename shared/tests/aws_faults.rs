@@ -1,0 +1,828 @@
+//! Failures between the steps of an upload and of a delete, on the AWS backend: the real
+//! DynamoDB and S3 adapters against moto and s3s-fs, wrapped in decorators that fail a chosen
+//! call (before it reaches the peer, or after, as when an answer is lost), plus the failures
+//! the peers produce themselves: a DynamoDB conditional write refused because another request
+//! changed the item, and an S3 endpoint that does not answer at all. After each, and after
+//! `App::sweep`, the table and the bucket are read through the peers: no ready attachment lacks
+//! its file, and no file is left that nothing points to.
+//!
+//! Run through `scripts/aws-peers.sh run -- cargo test -p attachments-shared --features
+//! aws-tests --test aws_faults`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use attachments::domain::{
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, FileName, Parent, ParentId, ParentKind,
+    ParentRef, Principal, TenantId, Version, VersionId,
+};
+use attachments::service::{
+    AttachmentFields, Limits, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
+};
+use attachments::signing::Signer;
+use attachments::store::{
+    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
+    PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
+};
+use attachments::App;
+use aws_sdk_dynamodb::types::AttributeValue;
+use bytes::Bytes;
+use support::aws::{attr, Peers, S3Peer};
+
+// ---- fault plan --------------------------------------------------------------------------------
+
+/// How a planned failure happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The call never reaches the peer.
+    Before,
+    /// The peer does the work, but the answer is lost.
+    After,
+    /// This call and every later call of the same operation fail before reaching the peer (an
+    /// outage), until the plan is cleared.
+    Down,
+}
+
+struct Rule {
+    op: &'static str,
+    nth: usize,
+    seen: usize,
+    mode: Mode,
+}
+
+type Hook = Box<dyn FnOnce(Attachment) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Which calls fail, and what another writer does just before an attachment update.
+#[derive(Default)]
+struct Plan {
+    rules: Mutex<Vec<Rule>>,
+    before_update: Mutex<Option<(AttachmentStatus, Hook)>>,
+}
+
+impl Plan {
+    /// The `nth` call (from 1) of `op` from now on fails as `mode` says.
+    fn fail(&self, op: &'static str, nth: usize, mode: Mode) {
+        self.rules.lock().unwrap().push(Rule {
+            op,
+            nth,
+            seen: 0,
+            mode,
+        });
+    }
+
+    fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    fn check(&self, op: &str) -> Option<Mode> {
+        let mut rules = self.rules.lock().unwrap();
+        let mut hit = None;
+        for r in rules.iter_mut().filter(|r| r.op == op) {
+            r.seen += 1;
+            if r.seen == r.nth || (r.mode == Mode::Down && r.seen >= r.nth) {
+                hit = Some(r.mode);
+            }
+        }
+        hit
+    }
+
+    /// Runs `hook` (another request's work) right before the next update of an attachment that
+    /// leaves `status`, so the update meets a changed item at the peer.
+    fn race(&self, status: AttachmentStatus, hook: Hook) {
+        *self.before_update.lock().unwrap() = Some((status, hook));
+    }
+}
+
+fn injected(op: &str) -> StoreError {
+    StoreError::Unavailable(format!("injected fault in {op}"))
+}
+
+async fn guard<T>(
+    plan: &Plan,
+    op: &'static str,
+    call: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    match plan.check(op) {
+        None => call.await,
+        Some(Mode::Before | Mode::Down) => Err(injected(op)),
+        Some(Mode::After) => {
+            let _ = call.await;
+            Err(injected(op))
+        }
+    }
+}
+
+struct FaultyBlobs(Arc<dyn BlobStore>, Arc<Plan>);
+
+#[async_trait]
+impl BlobStore for FaultyBlobs {
+    async fn put(&self, key: &str, data: Bytes, ct: &str, sha: &[u8; 32]) -> StoreResult<()> {
+        guard(&self.1, "put", self.0.put(key, data, ct, sha)).await
+    }
+    async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
+        guard(&self.1, "head", self.0.head(key)).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+        guard(&self.1, "get_range", self.0.get_range(key, offset, len)).await
+    }
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        guard(&self.1, "delete", self.0.delete(key)).await
+    }
+    async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
+        self.0.presign_get(key, opts).await
+    }
+    async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
+        self.0.presign_post(key, policy).await
+    }
+    async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
+        self.0.create_multipart(key, content_type).await
+    }
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        self.0.presign_part(key, upload_id, n, ttl).await
+    }
+    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
+        self.0.list_parts(key, upload_id).await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> StoreResult<()> {
+        self.0.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
+        self.0.abort_multipart(key, upload_id).await
+    }
+}
+
+struct FaultyMeta(Arc<dyn MetadataStore>, Arc<Plan>);
+
+#[async_trait]
+impl MetadataStore for FaultyMeta {
+    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        self.0.put_api_key(key).await
+    }
+    async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.0.get_api_key(hash).await
+    }
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.0.list_api_keys().await
+    }
+    async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
+        self.0.revoke_api_key(id).await
+    }
+    async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
+        self.0.put_parent(parent).await
+    }
+    async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
+        self.0.get_parent(tenant, key).await
+    }
+    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
+        self.0.get_parents(tenant, keys).await
+    }
+    async fn find_parent(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+        source: Option<&str>,
+        lookup: ParentLookup<'_>,
+    ) -> StoreResult<Option<Parent>> {
+        self.0.find_parent(tenant, kind, source, lookup).await
+    }
+    async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
+        self.0.delete_parent(tenant, key).await
+    }
+    async fn parents_with_attachments(
+        &self,
+        tenant: &TenantId,
+        kind: &ParentKind,
+    ) -> StoreResult<Vec<ParentRef>> {
+        self.0.parents_with_attachments(tenant, kind).await
+    }
+    async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
+        guard(&self.1, "create_attachment", self.0.create_attachment(att)).await
+    }
+    async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
+        let hook = {
+            let mut slot = self.1.before_update.lock().unwrap();
+            match slot.take() {
+                Some((status, hook)) if status == expected.status => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook(att.clone()).await;
+        }
+        guard(
+            &self.1,
+            "update_attachment",
+            self.0.update_attachment(att, expected),
+        )
+        .await
+    }
+    async fn get_attachment(
+        &self,
+        tenant: &TenantId,
+        id: AttachmentId,
+    ) -> StoreResult<Option<Attachment>> {
+        self.0.get_attachment(tenant, id).await
+    }
+    async fn list_attachments(
+        &self,
+        tenant: &TenantId,
+        parent: &ParentRef,
+        after: Option<AttachmentId>,
+        limit: usize,
+        include_hidden: bool,
+    ) -> StoreResult<Page> {
+        self.0
+            .list_attachments(tenant, parent, after, limit, include_hidden)
+            .await
+    }
+    async fn list_attachments_of_many(
+        &self,
+        tenant: &TenantId,
+        parents: &[ParentRef],
+    ) -> StoreResult<Vec<Attachment>> {
+        self.0.list_attachments_of_many(tenant, parents).await
+    }
+    async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
+        guard(
+            &self.1,
+            "delete_attachment",
+            self.0.delete_attachment(tenant, id),
+        )
+        .await
+    }
+    async fn put_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        v: &Version,
+    ) -> StoreResult<()> {
+        guard(&self.1, "put_version", self.0.put_version(tenant, att, v)).await
+    }
+    async fn list_versions(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+    ) -> StoreResult<Vec<Version>> {
+        guard(&self.1, "list_versions", self.0.list_versions(tenant, att)).await
+    }
+    async fn delete_version(
+        &self,
+        tenant: &TenantId,
+        att: AttachmentId,
+        version: VersionId,
+    ) -> StoreResult<()> {
+        guard(
+            &self.1,
+            "delete_version",
+            self.0.delete_version(tenant, att, version),
+        )
+        .await
+    }
+    async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
+        self.0.expired_pending(before, limit).await
+    }
+}
+
+// ---- the world ---------------------------------------------------------------------------------
+
+/// Real adapters on a fresh table and bucket; `app` goes through the fault plan, `clean` (the
+/// other requests, and the sweep) does not.
+struct World {
+    peers: Peers,
+    plan: Arc<Plan>,
+    app: Arc<App>,
+    clean: Arc<App>,
+    /// The real blob store, to read files back.
+    blobs: Arc<dyn BlobStore>,
+    who: Principal,
+    parent: ParentRef,
+    s3_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.s3_task.abort();
+    }
+}
+
+fn config(peers: &Peers) -> attachments::Config {
+    let vars = peers.service_vars();
+    attachments::Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        .unwrap()
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+    let peers = Peers::new(&s3.endpoint);
+    let s3_task = tokio::spawn(s3.serve());
+    peers.create().await;
+    let sdk = peers.loader(&[]).load().await;
+    let (meta, blobs) = attachments::setup::aws_stores(&config(&peers), &sdk).unwrap();
+    let meta: Arc<dyn MetadataStore> = Arc::new(meta);
+    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+    let plan = Arc::new(Plan::default());
+    let signer = Signer::new([7; 32]);
+    let app = Arc::new(App::new(
+        Arc::new(FaultyMeta(meta.clone(), plan.clone())),
+        Arc::new(FaultyBlobs(blobs.clone(), plan.clone())),
+        signer.clone(),
+        Limits::default(),
+    ));
+    let clean = Arc::new(App::new(meta, blobs.clone(), signer, Limits::default()));
+    let who = Principal {
+        tenant: TenantId::parse("t1").unwrap(),
+        owner: "owner".into(),
+    };
+    let parent = ParentRef::new(
+        ParentKind::parse("profile").unwrap(),
+        ParentId::parse("p1").unwrap(),
+    );
+    clean
+        .put_parent(&who, parent.clone(), ParentFields::default())
+        .await
+        .unwrap();
+    World {
+        peers,
+        plan,
+        app,
+        clean,
+        blobs,
+        who,
+        parent,
+        s3_task,
+        _tmp: tmp,
+    }
+}
+
+fn file(name: &str, body: &str) -> NewFile {
+    NewFile {
+        file_name: FileName::parse(name).unwrap(),
+        bytes: Bytes::from(body.to_owned()),
+    }
+}
+
+/// Everything the table and the bucket hold, read through the peers.
+struct Stored {
+    attachments: Vec<Attachment>,
+    /// Blob keys of version records (`tenant/attachment/version`).
+    versions: BTreeSet<String>,
+    /// Attachment ids with a pointer item.
+    pointers: BTreeSet<String>,
+    /// Parent index items: parent id to listed attachment ids.
+    index: HashMap<String, BTreeSet<String>>,
+    blobs: BTreeSet<String>,
+}
+
+impl Stored {
+    /// The stored files, without the thumbnails beside them.
+    fn files(&self) -> Vec<&String> {
+        self.blobs
+            .iter()
+            .filter(|k| !k.ends_with("_thumb"))
+            .collect()
+    }
+}
+
+impl World {
+    async fn upload(&self, app: &App, name: &str, body: &str) -> Result<Attachment, ServiceError> {
+        app.upload(
+            &self.who,
+            &self.parent,
+            file(name, body),
+            AttachmentFields::default(),
+            UploadTarget::New,
+            UploadRules::default(),
+        )
+        .await
+    }
+
+    async fn new_version(
+        &self,
+        app: &App,
+        id: AttachmentId,
+        body: &str,
+    ) -> Result<Attachment, ServiceError> {
+        app.upload(
+            &self.who,
+            &self.parent,
+            file("v.txt", body),
+            AttachmentFields::default(),
+            UploadTarget::Existing(id),
+            UploadRules::default(),
+        )
+        .await
+    }
+
+    async fn stored(&self) -> Stored {
+        let mut s = Stored {
+            attachments: vec![],
+            versions: BTreeSet::new(),
+            pointers: BTreeSet::new(),
+            index: HashMap::new(),
+            blobs: self.peers.bucket_keys().await.into_iter().collect(),
+        };
+        for item in self.peers.table_items().await {
+            let pk = attr(&item, "pk").unwrap();
+            let sk = attr(&item, "sk").unwrap();
+            let parts: Vec<&str> = pk.split('#').collect();
+            if let Some(_id) = sk.strip_prefix("A#") {
+                s.attachments
+                    .push(serde_json::from_str(attr(&item, "doc").unwrap()).unwrap());
+            } else if let Some(v) = sk.strip_prefix("V#") {
+                s.versions.insert(format!("{}/{}/{v}", parts[1], parts[3]));
+            } else if sk == "A" {
+                s.pointers.insert(parts[3].to_owned());
+            } else if parts.get(2) == Some(&"I") {
+                let ids = match item.get("ids") {
+                    Some(AttributeValue::Ss(ids)) => ids.iter().cloned().collect(),
+                    _ => BTreeSet::new(),
+                };
+                s.index.insert(sk.to_owned(), ids);
+            }
+        }
+        s
+    }
+
+    /// The invariants, checked on what the peers hold.
+    async fn assert_consistent(&self) -> Stored {
+        let s = self.stored().await;
+        let mut referenced = BTreeSet::new();
+        for att in &s.attachments {
+            assert!(
+                matches!(
+                    att.status,
+                    AttachmentStatus::Ready | AttachmentStatus::Placeholder
+                ),
+                "a leftover survived the sweep: {:?} {}",
+                att.status,
+                att.id
+            );
+            assert!(
+                s.pointers.contains(&att.id.to_string()),
+                "attachment {} has no pointer",
+                att.id
+            );
+            if let Some(v) = &att.content {
+                let key = att.blob_key(v.id);
+                assert!(s.blobs.contains(&key), "ready attachment without its file");
+                let bytes = self.blobs.get_range(&key, 0, v.size + 1).await.unwrap();
+                assert_eq!(
+                    attachments_sha256(&bytes),
+                    v.sha256,
+                    "the file is not the recorded content"
+                );
+                referenced.insert(key);
+            }
+            let listed = s
+                .index
+                .get(att.parent.id.as_str())
+                .is_some_and(|ids| ids.contains(&att.id.to_string()));
+            assert!(listed, "listed attachment missing from its parent's index");
+        }
+        for key in &s.versions {
+            assert!(
+                s.attachments
+                    .iter()
+                    .any(|a| key.starts_with(&format!("{}/{}/", a.tenant, a.id))),
+                "version record {key} of a missing attachment"
+            );
+            referenced.insert(key.clone());
+        }
+        for key in &s.blobs {
+            let file = key.strip_suffix("_thumb").unwrap_or(key);
+            assert!(
+                referenced.contains(file),
+                "file {key} that nothing points to"
+            );
+        }
+        for id in &s.pointers {
+            assert!(
+                s.attachments.iter().any(|a| &a.id.to_string() == id),
+                "pointer {id} without its attachment"
+            );
+        }
+        for ids in s.index.values() {
+            for id in ids {
+                assert!(
+                    s.attachments.iter().any(|a| &a.id.to_string() == id),
+                    "index lists {id}, which does not exist"
+                );
+            }
+        }
+        s
+    }
+
+    /// The sweep, as the scheduled function runs it, after every upload window has closed.
+    async fn sweep_later(&self) {
+        self.plan.clear();
+        let later = time::OffsetDateTime::now_utc().unix_timestamp() + 2 * 86_400;
+        self.clean.sweep(later).await.unwrap();
+    }
+
+    /// An attachment as the API sees it (hidden ones are not found).
+    async fn visible(&self, id: AttachmentId) -> Option<Attachment> {
+        self.clean
+            .get_of_parent(&self.who, &self.parent, id)
+            .await
+            .ok()
+    }
+}
+
+fn attachments_sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+// ---- uploads ------------------------------------------------------------------------------
+
+/// Each step of a new upload fails in turn, before and after reaching its peer: the upload is
+/// refused, nothing is visible, and once the sweep has run nothing is left.
+#[tokio::test]
+async fn every_step_of_an_upload_failing_leaves_nothing() {
+    for (op, mode) in [
+        ("create_attachment", Mode::Before),
+        ("create_attachment", Mode::After),
+        ("put", Mode::Before),
+        ("put_version", Mode::Before),
+        ("put_version", Mode::After),
+        ("update_attachment", Mode::Before),
+        ("update_attachment", Mode::After),
+    ] {
+        let w = world().await;
+        let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();
+        w.plan.fail(op, 1, mode);
+        let r = w.upload(&w.app, "a.txt", "fails").await;
+        if op == "update_attachment" && mode == Mode::After {
+            // The attachment turned ready at the peer; the lost answer made the service undo it.
+            assert!(r.is_err(), "{op} {mode:?}");
+        } else {
+            assert!(r.is_err(), "{op} {mode:?}: {r:?}");
+        }
+        w.sweep_later().await;
+        let s = w.assert_consistent().await;
+        assert_eq!(
+            s.attachments.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![kept.id],
+            "{op} {mode:?}"
+        );
+        assert_eq!(s.files().len(), 1, "{op} {mode:?}: {:?}", s.blobs);
+    }
+}
+
+/// S3 goes down after the file is stored: the clean-up cannot remove the file, so the pending
+/// attachment stays (hidden) with it, and the sweep removes both.
+#[tokio::test]
+async fn a_clean_up_that_fails_is_finished_by_the_sweep() {
+    let w = world().await;
+    w.plan.fail("update_attachment", 1, Mode::Before);
+    w.plan.fail("delete", 1, Mode::Down);
+    assert!(w.upload(&w.app, "a.txt", "stuck").await.is_err());
+    let s = w.stored().await;
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(s.attachments[0].status, AttachmentStatus::Pending);
+    assert!(w.visible(s.attachments[0].id).await.is_none());
+    assert_eq!(
+        s.files().len(),
+        1,
+        "the file is still there before the sweep"
+    );
+    w.sweep_later().await;
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty() && s.blobs.is_empty() && s.versions.is_empty());
+}
+
+/// The bytes reached S3 but the answer was lost: the upload is refused, and nothing may keep
+/// the file once the sweep has run.
+#[tokio::test]
+#[ignore = "service gap (uploads.rs): after a failed put, `undo(&att, None)` deletes the pending \
+            record but not the file, which may have landed; the file is then orphaned"]
+async fn a_lost_answer_from_s3_leaves_no_file_behind() {
+    let w = world().await;
+    w.plan.fail("put", 1, Mode::After);
+    assert!(w.upload(&w.app, "a.txt", "landed anyway").await.is_err());
+    w.sweep_later().await;
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty(), "{:?}", s.attachments);
+    assert!(s.blobs.is_empty(), "orphaned file: {:?}", s.blobs);
+}
+
+/// Another request deletes the pending attachment while its file is being stored: the upload's
+/// conditional pending-to-ready write is refused by DynamoDB itself, and nothing is left.
+#[tokio::test]
+async fn a_concurrent_delete_refuses_the_ready_write() {
+    let w = world().await;
+    let clean = w.clean.clone();
+    let who = w.who.clone();
+    w.plan.race(
+        AttachmentStatus::Pending,
+        Box::new(move |att: Attachment| {
+            Box::pin(async move {
+                clean.delete(&who, att.id).await.unwrap();
+            })
+        }),
+    );
+    let r = w.upload(&w.app, "a.txt", "raced").await;
+    assert!(r.is_err(), "{r:?}");
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty() && s.blobs.is_empty());
+    w.sweep_later().await;
+    w.assert_consistent().await;
+}
+
+// ---- new versions ---------------------------------------------------------------------------
+
+/// Each step of a new version failing keeps the previous content, its file and its record.
+#[tokio::test]
+async fn a_new_version_that_fails_keeps_the_previous_content() {
+    for (op, mode) in [
+        ("put", Mode::Before),
+        ("put_version", Mode::Before),
+        ("update_attachment", Mode::Before),
+    ] {
+        let w = world().await;
+        let first = w.upload(&w.clean, "a.txt", "first").await.unwrap();
+        w.plan.fail(op, 1, mode);
+        assert!(w.new_version(&w.app, first.id, "second").await.is_err());
+        w.sweep_later().await;
+        let s = w.assert_consistent().await;
+        assert_eq!(s.attachments.len(), 1);
+        assert_eq!(s.attachments[0].content, first.content, "{op} {mode:?}");
+        assert_eq!(s.files().len(), 1, "{op} {mode:?}: {:?}", s.blobs);
+        assert_eq!(s.versions.len(), 1, "{op} {mode:?}");
+    }
+}
+
+/// S3 goes down after a new version's file is stored and its ready write fails: the clean-up
+/// cannot delete that file, and nothing records it for the sweep.
+#[tokio::test]
+#[ignore = "service gap (uploads.rs): store_new_version's clean-up ignores a failed blob delete \
+            and no record of the file is left for the sweep, so it is orphaned"]
+async fn a_new_version_whose_clean_up_fails_leaves_no_file_behind() {
+    let w = world().await;
+    let first = w.upload(&w.clean, "a.txt", "first").await.unwrap();
+    w.plan.fail("update_attachment", 1, Mode::Before);
+    w.plan.fail("delete", 1, Mode::Down);
+    assert!(w.new_version(&w.app, first.id, "second").await.is_err());
+    w.sweep_later().await;
+    let s = w.assert_consistent().await;
+    assert_eq!(s.files().len(), 1, "{:?}", s.blobs);
+}
+
+/// Two versions at once: the one whose conditional write DynamoDB refuses (the current
+/// version changed under it) removes its file and record; the other is current.
+#[tokio::test]
+async fn concurrent_versions_do_not_overwrite_each_other() {
+    let w = world().await;
+    let first = w.upload(&w.clean, "a.txt", "first").await.unwrap();
+    let clean = w.clean.clone();
+    let (who, parent) = (w.who.clone(), w.parent.clone());
+    let winner: Arc<Mutex<Option<Attachment>>> = Arc::default();
+    let slot = winner.clone();
+    w.plan.race(
+        AttachmentStatus::Ready,
+        Box::new(move |att: Attachment| {
+            Box::pin(async move {
+                let won = clean
+                    .upload(
+                        &who,
+                        &parent,
+                        file("w.txt", "winner"),
+                        AttachmentFields::default(),
+                        UploadTarget::Existing(att.id),
+                        UploadRules::default(),
+                    )
+                    .await
+                    .unwrap();
+                *slot.lock().unwrap() = Some(won);
+            })
+        }),
+    );
+    let lost = w.new_version(&w.app, first.id, "loser").await;
+    assert!(matches!(lost, Err(ServiceError::Conflict(_))), "{lost:?}");
+    let won = winner.lock().unwrap().clone().unwrap();
+    let s = w.assert_consistent().await;
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(s.attachments[0].content, won.content);
+    assert_eq!(s.versions.len(), 2, "first and winner");
+    assert_eq!(s.files().len(), 2, "{:?}", s.blobs);
+    w.sweep_later().await;
+    w.assert_consistent().await;
+}
+
+// ---- deletes --------------------------------------------------------------------------------
+
+/// Each step of a delete failing: the attachment is hidden at once (or untouched when the very
+/// first step failed), and the sweep finishes the job.
+#[tokio::test]
+async fn a_delete_that_fails_half_way_is_hidden_then_finished_by_the_sweep() {
+    for (op, mode, hidden) in [
+        ("update_attachment", Mode::Before, false),
+        ("list_versions", Mode::Before, true),
+        ("delete", Mode::Before, true),
+        ("delete", Mode::After, true),
+        ("delete_attachment", Mode::Before, true),
+        ("delete_attachment", Mode::After, true),
+    ] {
+        let w = world().await;
+        let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();
+        let att = w.upload(&w.clean, "a.txt", "to delete").await.unwrap();
+        w.new_version(&w.clean, att.id, "second").await.unwrap();
+        w.plan.fail(op, 1, mode);
+        let r = w.app.delete(&w.who, att.id).await;
+        if mode == Mode::After && op == "delete_attachment" {
+            // Gone at the peer; only the answer was lost.
+            assert!(r.is_err());
+        } else {
+            assert!(r.is_err(), "{op} {mode:?}");
+        }
+        assert_eq!(w.visible(att.id).await.is_none(), hidden, "{op} {mode:?}");
+        let listed = w
+            .clean
+            .list_all(&w.who, &w.parent)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>();
+        if hidden {
+            assert_eq!(listed, vec![kept.id], "{op} {mode:?}");
+        }
+        w.sweep_later().await;
+        let s = w.assert_consistent().await;
+        if hidden {
+            assert_eq!(
+                s.attachments.iter().map(|a| a.id).collect::<Vec<_>>(),
+                vec![kept.id],
+                "{op} {mode:?}"
+            );
+            assert_eq!(s.files().len(), 1, "{op} {mode:?}: {:?}", s.blobs);
+        } else {
+            assert_eq!(s.attachments.len(), 2, "{op} {mode:?}");
+            w.clean.delete(&w.who, att.id).await.unwrap();
+            w.assert_consistent().await;
+        }
+    }
+}
+
+// ---- a dead S3 endpoint ---------------------------------------------------------------------
+
+/// The service's own wiring, with S3 pointing at a port nobody listens on (a real connection
+/// failure, not a decorator): an upload fails and leaves nothing; a delete fails half-way and
+/// hides the attachment; the sweep, once S3 is back, leaves the table and bucket clean.
+#[tokio::test]
+async fn s3_unreachable_during_upload_and_delete() {
+    let w = world().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{addr}")
+    };
+    let loader = w.peers.loader(&[
+        ("AWS_ENDPOINT_URL_S3", dead),
+        ("AWS_MAX_ATTEMPTS", "1".into()),
+    ]);
+    let down = attachments::setup::build_aws(&config(&w.peers), loader)
+        .await
+        .unwrap()
+        .app;
+    let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();
+    let r = w.upload(&down, "a.txt", "never stored").await;
+    assert!(matches!(r, Err(ServiceError::Internal(_))), "{r:?}");
+    let s = w.stored().await;
+    assert_eq!(
+        s.attachments.len(),
+        1,
+        "the failed upload was undone at once"
+    );
+    let r = down.delete(&w.who, kept.id).await;
+    assert!(matches!(r, Err(ServiceError::Internal(_))), "{r:?}");
+    assert!(w.visible(kept.id).await.is_none(), "hidden at once");
+    assert_eq!(w.stored().await.files().len(), 1, "the file is still there");
+    w.sweep_later().await;
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty() && s.blobs.is_empty() && s.pointers.is_empty());
+}
