@@ -15,6 +15,13 @@ if not rows:
 def logical_id(name):
     return "".join(p.capitalize() for p in name.split("-")) + "Function"
 
+# Direct uploads: S3CrudPolicy does not cover aborting or listing a multipart upload's parts.
+MULTIPART = """      - Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Action: [s3:AbortMultipartUpload, s3:ListMultipartUploadParts]
+            Resource: !Sub "${Bucket.Arn}/*\""""
+
 HEADER = (root / "scripts/template-base.yaml").read_text()
 out = [HEADER.rstrip("\n"), ""]
 for name, method, path, access in rows:
@@ -23,7 +30,8 @@ for name, method, path, access in rows:
          "      - S3ReadPolicy:\n          BucketName: !Ref Bucket"]
         if access == "Read" else
         ["      - DynamoDBCrudPolicy:\n          TableName: !Ref Table",
-         "      - S3CrudPolicy:\n          BucketName: !Ref Bucket"]
+         "      - S3CrudPolicy:\n          BucketName: !Ref Bucket",
+         MULTIPART]
     )
     out.append(f"""  {logical_id(name)}:
     Type: AWS::Serverless::Function

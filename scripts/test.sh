@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (embedded backend, fixtures, template, unit tests)"
 cargo test --workspace --locked
 
+step "the same behaviour suite on the AWS backend (DynamoDB: moto; S3: s3s-fs with SigV4, in-process)"
+scripts/aws-peers.sh run -- cargo test --locked -p attachments-shared --features aws-tests --test aws --test aws_faults
+
 step "SAM template checks"
 .tools/venv/bin/cfn-lint template.yaml
 .tools/venv/bin/sam validate --lint

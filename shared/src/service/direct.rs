@@ -562,6 +562,11 @@ impl App {
         if let Some(mp) = &upload.multipart {
             self.blobs.abort_multipart(&key, &mp.upload_id).await?;
         }
+        // Whatever of the new version got stored: its record, thumbnail and file.
+        self.meta
+            .delete_version(&att.tenant, att.id, upload.version.id)
+            .await?;
+        self.delete_thumbnail(&att, upload.version.id).await?;
         self.blobs.delete(&key).await?;
         let mut next = att.clone();
         next.upload = None;

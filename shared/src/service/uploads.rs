@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::{bounded, now, App, ServiceError, ServiceResult};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
-    Principal, Version, VersionId,
+    PendingUpload, Principal, Version, VersionId,
 };
 use crate::store::{Expected, StoreError};
 
@@ -295,7 +295,10 @@ impl App {
         att.expires_at = Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64);
         fields.apply(&mut att);
         // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
-        self.meta.create_attachment(&att).await?;
+        self.meta
+            .create_attachment(&att)
+            .await
+            .map_err(refused_or_failed)?;
         let key = att.blob_key(version.id);
         // 2. the bytes.
         if let Err(e) = self
@@ -303,7 +306,8 @@ impl App {
             .put(&key, bytes.clone(), &version.content_type, &sha)
             .await
         {
-            self.undo(&att, None).await;
+            // The bytes may have landed even though the answer was lost: delete is idempotent.
+            self.undo(&att, Some(&key)).await;
             return Err(e.into());
         }
         self.store_thumbnail(&att, &version, bytes).await;
@@ -319,7 +323,7 @@ impl App {
         .await;
         if let Err(e) = finished {
             self.undo(&att, Some(&key)).await;
-            return Err(e.into());
+            return Err(refused_or_failed(e));
         }
         Ok(ready)
     }
@@ -332,36 +336,89 @@ impl App {
         bytes: Bytes,
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
+        if current.upload.is_some() {
+            return Err(ServiceError::Conflict(
+                "an upload to this attachment is already under way".into(),
+            ));
+        }
+        // 1. The intent: the new version is recorded as an upload under way before any byte is
+        //    stored, so a crash or a failed clean-up is found by the sweep, which removes the
+        //    file and leaves the attachment as it was.
+        let expires_at = now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64;
+        let mut intent = current.clone();
+        intent.upload = Some(PendingUpload {
+            version: version.clone(),
+            declared_sha256: None,
+            multipart: None,
+            expires_at,
+        });
+        intent.expires_at = Some(expires_at);
+        match self
+            .meta
+            .update_attachment(&intent, Expected::of(&current))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ServiceError::Conflict(
+                    "the attachment changed while this version was stored; retry".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // 2. The bytes and the thumbnail.
         let key = current.blob_key(version.id);
-        self.blobs
+        let stored = self
+            .blobs
             .put(&key, bytes.clone(), &version.content_type, &sha)
-            .await?;
-        self.store_thumbnail(&current, &version, bytes).await;
+            .await;
+        if stored.is_ok() {
+            self.store_thumbnail(&current, &version, bytes).await;
+        }
+        // 3. The version record, then the attachment points at it.
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
         next.status = AttachmentStatus::Ready;
+        next.upload = None;
         next.expires_at = None;
         next.updated_at = version.created_at;
-        let result = async {
-            self.meta
-                .put_version(&current.tenant, current.id, &version)
-                .await?;
-            self.meta
-                .update_attachment(&next, Expected::of(&current))
+        let result = match stored {
+            Err(e) => Err(e),
+            Ok(()) => {
+                async {
+                    self.meta
+                        .put_version(&current.tenant, current.id, &version)
+                        .await?;
+                    self.meta
+                        .update_attachment(&next, Expected::of(&intent))
+                        .await
+                }
                 .await
-        }
-        .await;
+            }
+        };
         match result {
             Ok(()) => Ok(next),
             Err(e) => {
-                // The attachment still points at its previous content; forget the new one.
-                let _ = self
-                    .meta
-                    .delete_version(&current.tenant, current.id, version.id)
-                    .await;
-                let _ = self.delete_thumbnail(&current, version.id).await;
-                let _ = self.blobs.delete(&key).await;
+                // The attachment still points at its previous content; forget the new one. What
+                // cannot be removed now stays recorded in the intent, for the sweep.
+                let cleaned = async {
+                    self.meta
+                        .delete_version(&current.tenant, current.id, version.id)
+                        .await?;
+                    self.delete_thumbnail(&current, version.id).await?;
+                    self.blobs.delete(&key).await?;
+                    let mut back = intent.clone();
+                    back.upload = None;
+                    back.expires_at = current.expires_at;
+                    self.meta
+                        .update_attachment(&back, Expected::of(&intent))
+                        .await
+                }
+                .await;
+                if let Err(err) = cleaned {
+                    tracing::warn!(error = %err, attachment = %current.id, "clean-up of a failed version left something; the sweep will remove it");
+                }
                 Err(match e {
                     StoreError::Conflict(_) => ServiceError::Conflict(
                         "the attachment changed while this version was stored; retry".into(),
@@ -413,5 +470,14 @@ impl App {
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;
         Ok(att)
+    }
+}
+
+/// A conditional write the store refused is the caller's 409 (a storage limit such as the AWS
+/// backend's attachments per parent, or a concurrent change); anything else is a failure.
+fn refused_or_failed(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict(msg) => ServiceError::Conflict(msg),
+        other => other.into(),
     }
 }
