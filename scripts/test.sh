@@ -14,7 +14,7 @@ scripts/tools.sh
 
 step "cargo fmt --check and clippy (warnings are errors)"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features attachments-shared/aws-tests -- -D warnings
 
 step "cargo test (embedded backend, fixtures, template, unit tests)"
 cargo test --workspace --locked
