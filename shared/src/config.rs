@@ -92,6 +92,8 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 /// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
 /// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The longest link lifetime on AWS: what a Lambda role's temporary credentials can last.
+pub const AWS_MAX_LINK_TTL_SECS: u64 = 12 * 3600;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
 
@@ -212,6 +214,20 @@ impl Config {
         let table = var("ATTACHMENTS_TABLE");
         let bucket = var("ATTACHMENTS_BUCKET");
         if backend == Backend::Aws {
+            // A presigned link dies with the temporary credentials that signed it; a Lambda
+            // role's last at most 12 hours, so a longer lifetime would be a false promise.
+            if link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS)
+                || upload_link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS)
+            {
+                return Err(err(
+                    if link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
+                        "ATTACHMENTS_LINK_TTL_SECONDS"
+                    } else {
+                        "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS"
+                    },
+                    "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
+                ));
+            }
             if table.is_none() {
                 return Err(err(
                     "ATTACHMENTS_TABLE",
@@ -410,6 +426,27 @@ mod tests {
                 .var,
             "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES"
         );
+    }
+
+    #[test]
+    fn links_on_aws_never_outlive_role_credentials() {
+        let aws = [
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            (
+                "ATTACHMENTS_SECRET",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+        ];
+        let mut v = aws.to_vec();
+        v.push(("ATTACHMENTS_LINK_TTL_SECONDS", "43201"));
+        assert_eq!(cfg(&v).unwrap_err().var, "ATTACHMENTS_LINK_TTL_SECONDS");
+        let mut v = aws.to_vec();
+        v.push(("ATTACHMENTS_LINK_TTL_SECONDS", "43200"));
+        assert!(cfg(&v).is_ok());
+        // Locally there is no such limit.
+        assert!(cfg(&[("ATTACHMENTS_LINK_TTL_SECONDS", "604800")]).is_ok());
     }
 
     #[test]
