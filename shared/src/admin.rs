@@ -9,11 +9,21 @@ const USAGE: &str = "usage:
   attachments-admin keys create --tenant TENANT [--owner OWNER]
   attachments-admin keys list
   attachments-admin keys revoke KEY_ID
-  attachments-admin sweep";
+  attachments-admin sweep
+  attachments-admin init          (backend aws: create the table and bucket, for local emulators)";
 
 /// Runs the command line `args` (without the program name); returns what to print or an error.
 pub async fn run(args: &[String]) -> Result<String, String> {
     let cfg = Config::from_env().map_err(|e| e.to_string())?;
+    if args.first().map(String::as_str) == Some("init") {
+        return match cfg.backend {
+            crate::config::Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
+            crate::config::Backend::Embedded => Ok(format!(
+                "embedded storage needs no set-up (data in {})",
+                cfg.data_dir.display()
+            )),
+        };
+    }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
     let words: Vec<&str> = args.iter().map(String::as_str).collect();

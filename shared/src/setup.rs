@@ -139,6 +139,59 @@ pub fn aws_stores(
     ))
 }
 
+/// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
+/// For local emulators; on AWS, `sam deploy` creates both.
+pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    // Checks the configuration (table, bucket, region) the way the service will read it.
+    aws_stores(cfg, &sdk)?;
+    let table = cfg
+        .table
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
+    let bucket = cfg
+        .bucket
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
+    let mut done = Vec::new();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    if dynamo
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .is_err()
+    {
+        crate::store::dynamo::create_table(&dynamo, &table).await?;
+        done.push(format!("created table {table}"));
+    } else {
+        done.push(format!("table {table} exists"));
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(cfg.s3_path_style)
+            .build(),
+    );
+    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                SetupError::Other(format!(
+                    "ATTACHMENTS_BUCKET: cannot create {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        done.push(format!("created bucket {bucket}"));
+    } else {
+        done.push(format!("bucket {bucket} exists"));
+    }
+    Ok(done.join("\n"))
+}
+
 /// SQLite and files under the data folder.
 pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
     let dir = &cfg.data_dir;
