@@ -366,3 +366,32 @@ async fn warm_durations(app: &Arc<App>, n: usize) -> Result<Vec<(String, f64)>, 
         .map(|(c, t)| (c.0.clone(), median(t)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The events the row builds are what lambda_http accepts from API Gateway, with the body
+    /// decoded back to the exact multipart bytes.
+    #[test]
+    fn events_parse_as_api_gateway_requests() {
+        let upload = route("native-upload").unwrap();
+        let (ct, body) = multipart("a.pdf", b"%PDF-1.7\nxyz");
+        let bytes = event(
+            "POST",
+            upload,
+            "/v1/parents/bench/p1/attachments",
+            &[("x-api-key", KEY), ("content-type", &ct)],
+            Some(&body),
+        );
+        let req = lambda_http::request::from_str(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        assert_eq!(req.method(), "POST");
+        assert_eq!(req.uri().path(), "/v1/parents/bench/p1/attachments");
+        assert_eq!(req.headers()["content-type"], ct.as_str());
+        match req.body() {
+            Body::Binary(b) => assert_eq!(b, &body),
+            other => panic!("body is {other:?}"),
+        }
+    }
+}

@@ -171,3 +171,27 @@ pub fn bin_dir() -> Result<PathBuf, Error> {
         .map(Path::to_path_buf)
         .ok_or_else(|| "the benchmark binary has no folder".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_quantile() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
+        assert!(median(&[]).is_nan());
+        let sorted: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&sorted, 0.99), Some(99));
+        assert_eq!(quantile(&sorted, 0.0), Some(1));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn noise_is_deterministic_and_sized() {
+        assert_eq!(noise(1001, 7).len(), 1001);
+        assert_eq!(noise(64, 7), noise(64, 7));
+        assert_ne!(noise(64, 7), noise(64, 8));
+    }
+}
