@@ -1,0 +1,45 @@
+//! The subject of the HTTP rows: the local server (`attachments::local::serve`) on a tokio
+//! runtime with one worker thread, configured from the environment like `attachments-local`.
+//! It listens on a free loopback port, prints its address, and serves until its standard input
+//! closes (so it never outlives the benchmark).
+
+use attachments::config::Config;
+use tokio::net::TcpListener;
+
+fn main() -> std::process::ExitCode {
+    attachments_bench::exit_when_stdin_closes();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench-local-server: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-local-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (addr_s, url) = (addr.to_string(), format!("http://{addr}"));
+    let cfg = Config::from_lookup(|k| match k {
+        "ATTACHMENTS_ADDR" => Some(addr_s.clone()),
+        "ATTACHMENTS_PUBLIC_URL" => Some(url.clone()),
+        _ => std::env::var(k).ok(),
+    })?;
+    attachments::telemetry::init(cfg.json_logs);
+    let (addr, server, listener, _) = attachments::local::start(&cfg, Some(listener)).await?;
+    attachments_bench::announce(addr);
+    attachments::local::serve(server, listener).await?;
+    Ok(())
+}

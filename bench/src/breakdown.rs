@@ -1,0 +1,444 @@
+//! Where the time of the two slow paths goes, stage by stage, with the same public pieces the
+//! handlers use: the 4 MiB upload (multipart parse, content-type decision, hashing, the file
+//! write) and the listing of 20 attachments with links (query, links, JSON). Printed as notes
+//! under the table so a failing row comes with its explanation.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use attachments::domain::{decide_content_type, Digests, ParentId, ParentKind, ParentRef};
+use attachments::http::{multipart, native};
+use attachments::signing::Signer;
+use attachments::store::fs_blob::FsBlobStore;
+use attachments::store::BlobStore;
+use attachments::App;
+
+use crate::util::{median, ms, Error, TempDir};
+
+fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let v = f();
+    (t.elapsed().as_secs_f64(), v)
+}
+
+/// Median time of each stage of an upload of `body` (a multipart form with one file part).
+pub async fn upload(content_type: &str, body: &[u8], rounds: usize) -> Result<String, Error> {
+    let dir = TempDir::new("breakdown")?;
+    let blobs = FsBlobStore::new(
+        dir.path().to_path_buf(),
+        "http://127.0.0.1",
+        Signer::new([7; 32]),
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        content_type.parse().map_err(|_| "bad content type")?,
+    );
+    let body = Bytes::copy_from_slice(body);
+    let mut stages: [Vec<f64>; 7] = Default::default();
+    for round in 0..=rounds {
+        let t = Instant::now();
+        let form = multipart::parse(&headers, body.clone(), &["file"])
+            .await
+            .map_err(|e| e.to_string())?;
+        let t_parse = t.elapsed().as_secs_f64();
+        let file = form.files.first().ok_or("no file part")?;
+        let (t_type, _) = time(|| black_box(decide_content_type("scan.pdf", "pdf", &file.bytes)));
+        let (t_sniff_head, _) = time(|| {
+            let head = &file.bytes[..file.bytes.len().min(8192)];
+            black_box(decide_content_type("scan.pdf", "pdf", head))
+        });
+        let (t_hash, _) = time(|| black_box(Digests::of(&file.bytes)));
+        // The same bytes written from one blocking task, with and without fsync: how much of
+        // the store's write is the disk's flush and how much tokio::fs's chunked copies.
+        let path = dir.path().join(format!("plain-{round}"));
+        let t = Instant::now();
+        blocking_write(path.clone(), file.bytes.clone(), false).await?;
+        let t_plain = t.elapsed().as_secs_f64();
+        let synced = path.with_extension("synced");
+        let t = Instant::now();
+        blocking_write(synced.clone(), file.bytes.clone(), true).await?;
+        let t_synced = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let key = format!("bench/a-{round}/v-1");
+        blobs
+            .put(&key, file.bytes.clone(), "application/pdf", &[0; 32])
+            .await
+            .map_err(|e| e.to_string())?;
+        let t_write = t.elapsed().as_secs_f64();
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(synced);
+        let _ = blobs.delete(&key).await;
+        if round > 0 {
+            for (s, v) in stages.iter_mut().zip([
+                t_parse,
+                t_type,
+                t_sniff_head,
+                t_hash,
+                t_write,
+                t_plain,
+                t_synced,
+            ]) {
+                s.push(v);
+            }
+        }
+    }
+    let m: Vec<f64> = stages.iter().map(|s| median(s)).collect();
+    Ok(format!(
+        "4 MiB upload stages (median of {rounds}): multipart parse {}, content-type decision on the \
+         whole file {} (on its first 8 KiB: {}), md5+sha256 {}, FsBlobStore::put (tokio::fs \
+         write + fsync + rename) {}; for comparison, std::fs::write on a blocking thread {} \
+         without fsync, {} with fsync.",
+        ms(m[0]),
+        ms(m[1]),
+        ms(m[2]),
+        ms(m[3]),
+        ms(m[4]),
+        ms(m[5]),
+        ms(m[6]),
+    ))
+}
+
+async fn blocking_write(path: std::path::PathBuf, bytes: Bytes, sync: bool) -> Result<(), Error> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&bytes)?;
+        if sync {
+            f.sync_data()?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// Median time of each stage of listing a parent's attachments with links.
+pub async fn list(app: &App, key: &str, parent: &str, rounds: usize) -> Result<String, Error> {
+    let parent = ParentRef::new(
+        ParentKind::parse("bench").map_err(|e| e.to_string())?,
+        ParentId::parse(parent).map_err(|e| e.to_string())?,
+    );
+    let mut stages: [Vec<f64>; 4] = Default::default();
+    let mut count = 0;
+    for round in 0..=rounds {
+        let t = Instant::now();
+        let who = app
+            .authenticate(Some(key))
+            .await
+            .map_err(|e| e.to_string())?;
+        let t_auth = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let page = app
+            .list(&who, &parent, None, 100)
+            .await
+            .map_err(|e| e.to_string())?;
+        let t_query = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut links = Vec::with_capacity(page.items.len());
+        for a in &page.items {
+            links.push(app.download_link(a).await.map_err(|e| e.to_string())?);
+        }
+        let t_links = t.elapsed().as_secs_f64();
+        let (t_json, _) = time(|| {
+            let items: Vec<serde_json::Value> = page
+                .items
+                .iter()
+                .zip(links)
+                .map(|(a, l)| native::attachment_json(a, l))
+                .collect();
+            black_box(serde_json::to_vec(&serde_json::json!({ "items": items })))
+        });
+        count = page.items.len();
+        if round > 0 {
+            for (s, v) in stages.iter_mut().zip([t_auth, t_query, t_links, t_json]) {
+                s.push(v);
+            }
+        }
+    }
+    let m: Vec<f64> = stages.iter().map(|s| median(s)).collect();
+    Ok(format!(
+        "List of {count} stages (median of {rounds}): authenticate {}, get parent + query {}, \
+         {count} links {}, JSON {}.",
+        ms(m[0]),
+        ms(m[1]),
+        ms(m[2]),
+        ms(m[3]),
+    ))
+}
+
+/// Median time of each stage of `GET /v1/attachments/{id}`, and of the whole request through
+/// the route table, over `n` requests (the stages take microseconds, so they are timed in
+/// batches of 100).
+pub async fn get(app: &Arc<App>, key: &str, parent: &str, n: usize) -> Result<String, Error> {
+    let parent = ParentRef::new(
+        ParentKind::parse("bench").map_err(|e| e.to_string())?,
+        ParentId::parse(parent).map_err(|e| e.to_string())?,
+    );
+    let who = app
+        .authenticate(Some(key))
+        .await
+        .map_err(|e| e.to_string())?;
+    let first = app
+        .list(&who, &parent, None, 1)
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .next()
+        .ok_or("no attachment to get")?;
+    let id = first.id;
+    let request = || {
+        http::Request::builder()
+            .method("GET")
+            .uri(format!("/v1/attachments/{id}"))
+            .header("x-api-key", key)
+            .body(Bytes::new())
+    };
+    const BATCH: usize = 100;
+    let mut stages: [Vec<f64>; 5] = Default::default();
+    for _ in 0..=(n / BATCH) {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            black_box(
+                app.authenticate(Some(key))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        stages[0].push(t.elapsed().as_secs_f64() / BATCH as f64);
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            black_box(app.get(&who, id).await.map_err(|e| e.to_string())?);
+        }
+        stages[1].push(t.elapsed().as_secs_f64() / BATCH as f64);
+        let t = Instant::now();
+        let mut link = None;
+        for _ in 0..BATCH {
+            link = black_box(app.download_link(&first).await.map_err(|e| e.to_string())?);
+        }
+        stages[2].push(t.elapsed().as_secs_f64() / BATCH as f64);
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            let v = native::attachment_json(&first, link.clone());
+            black_box(serde_json::to_vec(&v).map_err(|e| e.to_string())?);
+        }
+        stages[3].push(t.elapsed().as_secs_f64() / BATCH as f64);
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            let req = request().map_err(|e| e.to_string())?;
+            let resp = attachments::http::routes::dispatch(app, req).await;
+            if resp.status() != http::StatusCode::OK {
+                return Err(format!("GET answered {}", resp.status()));
+            }
+        }
+        stages[4].push(t.elapsed().as_secs_f64() / BATCH as f64);
+    }
+    let m: Vec<f64> = stages.iter().map(|s| median(s)).collect();
+    Ok(format!(
+        "GET attachment stages (median of batches): authenticate {}, get {}, link {}, JSON {}; \
+         the whole request through the route table {} (the local server adds hyper's share).",
+        ms(m[0]),
+        ms(m[1]),
+        ms(m[2]),
+        ms(m[3]),
+        ms(m[4]),
+    ))
+}
+
+/// The upload's service call alone (`App::upload_many`: parent check, type, hashes, store
+/// writes) and the handler alone (`attachments::lambda::handle` on an already parsed event), to
+/// split the Lambda event row's time between the runtime's JSON, the handler and the service.
+pub async fn upload_layers(
+    app: &Arc<App>,
+    key: &str,
+    event: &[u8],
+    file: &Bytes,
+    rounds: usize,
+) -> Result<String, Error> {
+    use attachments::domain::FileName;
+    use attachments::service::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+    let route = attachments::http::routes::by_name("native-upload").ok_or("no native-upload")?;
+    let text = std::str::from_utf8(event).map_err(|e| e.to_string())?;
+    let who = app
+        .authenticate(Some(key))
+        .await
+        .map_err(|e| e.to_string())?;
+    let parent = ParentRef::new(
+        ParentKind::parse("bench").map_err(|e| e.to_string())?,
+        ParentId::parse("big").map_err(|e| e.to_string())?,
+    );
+    let name = FileName::parse("scan.pdf").map_err(|e| e.to_string())?;
+    let (mut parse, mut handle, mut service) = (vec![], vec![], vec![]);
+    for round in 0..=rounds {
+        let t = Instant::now();
+        let req = lambda_http::request::from_str(text).map_err(|e| e.to_string())?;
+        let t_parse = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let resp = attachments::lambda::handle(app, route, req).await;
+        let t_handle = t.elapsed().as_secs_f64();
+        if resp.status() != http::StatusCode::CREATED {
+            return Err(format!("handle answered {}", resp.status()));
+        }
+        let t = Instant::now();
+        app.upload_many(
+            &who,
+            &parent,
+            vec![NewFile {
+                file_name: name.clone(),
+                bytes: file.clone(),
+            }],
+            AttachmentFields::default(),
+            UploadTarget::New,
+            UploadRules::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let t_service = t.elapsed().as_secs_f64();
+        if round > 0 {
+            parse.push(t_parse);
+            handle.push(t_handle);
+            service.push(t_service);
+        }
+    }
+    Ok(format!(
+        "4 MiB upload layers (median of {rounds}): event JSON to request {}, handler {} of which \
+         App::upload_many {}.",
+        ms(median(&parse)),
+        ms(median(&handle)),
+        ms(median(&service)),
+    ))
+}
+
+/// A blob store that times `put`, around the embedded one: splits `App::upload_many` into the
+/// blob write and the rest without touching the service.
+struct TimedBlobs {
+    inner: FsBlobStore,
+    put_seconds: std::sync::Mutex<f64>,
+}
+
+#[async_trait::async_trait]
+impl BlobStore for TimedBlobs {
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        content_type: &str,
+        sha256: &[u8; 32],
+    ) -> attachments::store::StoreResult<()> {
+        let t = Instant::now();
+        let r = self.inner.put(key, data, content_type, sha256).await;
+        if let Ok(mut s) = self.put_seconds.lock() {
+            *s += t.elapsed().as_secs_f64();
+        }
+        r
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> attachments::store::StoreResult<Option<attachments::store::BlobInfo>> {
+        self.inner.head(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> attachments::store::StoreResult<Bytes> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn delete(&self, key: &str) -> attachments::store::StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        opts: &attachments::store::LinkOptions<'_>,
+    ) -> attachments::store::StoreResult<String> {
+        self.inner.presign_get(key, opts).await
+    }
+}
+
+/// `App::upload_many` of a 4 MiB file on an embedded app whose blob writes are timed: total,
+/// blob write, hashing of the same bytes, and what remains (metadata writes and the rest).
+pub async fn upload_service(file: &Bytes, rounds: usize) -> Result<String, Error> {
+    use attachments::domain::{FileName, TenantId};
+    use attachments::service::{
+        AttachmentFields, NewFile, ParentFields, UploadRules, UploadTarget,
+    };
+    let dir = TempDir::new("timed")?;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    std::fs::create_dir_all(dir.path().join("blobs")).map_err(|x| e(&x))?;
+    let meta = Arc::new(
+        attachments::store::sqlite::SqliteStore::open(&dir.path().join("a.db"))
+            .map_err(|x| e(&x))?,
+    );
+    let blobs = Arc::new(TimedBlobs {
+        inner: FsBlobStore::new(
+            dir.path().join("blobs"),
+            "http://127.0.0.1",
+            Signer::new([7; 32]),
+        ),
+        put_seconds: std::sync::Mutex::new(0.0),
+    });
+    let app = App::new(
+        meta,
+        blobs.clone(),
+        Signer::new([9; 32]),
+        attachments::service::Limits::default(),
+    );
+    let tenant = TenantId::parse("bench").map_err(|x| e(&x))?;
+    let key = "timed-key-0123456789abcdef";
+    app.register_key(&tenant, key, None)
+        .await
+        .map_err(|x| e(&x))?;
+    let who = app.authenticate(Some(key)).await.map_err(|x| e(&x))?;
+    let parent = ParentRef::new(
+        ParentKind::parse("bench").map_err(|x| e(&x))?,
+        ParentId::parse("timed").map_err(|x| e(&x))?,
+    );
+    app.put_parent(&who, parent.clone(), ParentFields::default())
+        .await
+        .map_err(|x| e(&x))?;
+    let name = FileName::parse("scan.pdf").map_err(|x| e(&x))?;
+    let (mut total, mut put, mut hash) = (vec![], vec![], vec![]);
+    for round in 0..=rounds {
+        if let Ok(mut s) = blobs.put_seconds.lock() {
+            *s = 0.0;
+        }
+        let t = Instant::now();
+        app.upload_many(
+            &who,
+            &parent,
+            vec![NewFile {
+                file_name: name.clone(),
+                bytes: file.clone(),
+            }],
+            AttachmentFields::default(),
+            UploadTarget::New,
+            UploadRules::default(),
+        )
+        .await
+        .map_err(|x| e(&x))?;
+        let t_total = t.elapsed().as_secs_f64();
+        let (t_hash, _) = time(|| black_box(Digests::of(file)));
+        if round > 0 {
+            total.push(t_total);
+            put.push(blobs.put_seconds.lock().map(|s| *s).unwrap_or(f64::NAN));
+            hash.push(t_hash);
+        }
+    }
+    let (t, p, h) = (median(&total), median(&put), median(&hash));
+    Ok(format!(
+        "App::upload_many of 4 MiB (median of {rounds}): {} = blob write {} + hashing {} + the \
+         rest (metadata, type) {}.",
+        ms(t),
+        ms(p),
+        ms(h),
+        ms(t - p - h),
+    ))
+}

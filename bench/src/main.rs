@@ -1,0 +1,208 @@
+//! `attachments-bench`: builds nothing itself (scripts/bench.sh does), measures every row of
+//! issue 9 and prints the table in Markdown.
+//!
+//! ```text
+//! attachments-bench [--backend embedded|aws] [--quick] [--only ROWS]
+//! attachments-bench list-functions
+//! ```
+//! ROWS is a comma-separated subset of `init,size,hashing,http,upload,lambda`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use attachments::http::routes::ROUTES;
+use attachments_bench::init::Backend;
+use attachments_bench::table::{self, Row, Verdict};
+use attachments_bench::util::{self, ms, TempDir};
+use attachments_bench::{hashing, http_rows, init, lambda_event, size};
+
+const ROWS: &[&str] = &["init", "size", "hashing", "http", "upload", "lambda"];
+
+struct Args {
+    backend: Backend,
+    quick: bool,
+    only: Vec<String>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        backend: Backend::Embedded,
+        quick: false,
+        only: ROWS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "list-functions" => {
+                for f in functions() {
+                    println!("{f}");
+                }
+                return Ok(None);
+            }
+            "--backend" => {
+                args.backend = match it.next().as_deref() {
+                    Some("embedded") => Backend::Embedded,
+                    Some("aws") => Backend::Aws,
+                    other => return Err(format!("--backend embedded|aws, not {other:?}")),
+                }
+            }
+            "--quick" => args.quick = true,
+            "--only" => {
+                let list = it.next().ok_or("--only needs a list")?;
+                args.only = list.split(',').map(str::to_owned).collect();
+                if let Some(bad) = args.only.iter().find(|r| !ROWS.contains(&r.as_str())) {
+                    return Err(format!("unknown row {bad}; rows are {}", ROWS.join(",")));
+                }
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: attachments-bench [--backend embedded|aws] [--quick] [--only {}]\n       \
+                     attachments-bench list-functions",
+                    ROWS.join(",")
+                );
+                return Ok(None);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+/// The Lambda functions: one per route of the table, read at run time so new routes are
+/// measured without touching the benchmark.
+fn functions() -> Vec<String> {
+    ROUTES.iter().map(|r| r.name.to_owned()).collect()
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("attachments-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread for the driver and the load generator: the servers measured get the other core.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("attachments-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = rt.block_on(run(&args));
+    if rows.iter().any(|r| r.verdict == Verdict::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run(args: &Args) -> Vec<Row> {
+    let want = |r: &str| args.only.iter().any(|o| o == r);
+    let bin_dir = match util::bin_dir() {
+        Ok(d) => d,
+        Err(e) => return vec![Row::failed("setup", "-", &e)],
+    };
+    let functions = functions();
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let step = |name: &str| eprintln!("attachments-bench: measuring {name}...");
+
+    if want("init") {
+        step("init");
+        let runs = if args.quick { 5 } else { 21 };
+        match TempDir::new("init") {
+            Ok(data) => {
+                rows.extend(
+                    init::run(&bin_dir, &functions, &args.backend, data.path(), runs).await,
+                );
+                notes.push(format!(
+                    "init: median of {runs} starts per binary, interleaved, backend {}, against \
+                     bench-hello-lambda (lambda_http hello world, same profile).",
+                    args.backend.name()
+                ));
+            }
+            Err(e) => rows.push(Row::failed("init", "<= 1.5x hello", &e)),
+        }
+    }
+    if want("size") {
+        step("size");
+        rows.extend(size::run(&bin_dir, &functions));
+    }
+    if want("hashing") {
+        step("hashing");
+        let (len, rounds) = if args.quick {
+            (16 << 20, 3)
+        } else {
+            (64 << 20, 7)
+        };
+        rows.push(hashing::row(&hashing::measure(len, rounds)));
+        notes.push(format!(
+            "hashing: {} MiB buffer, median of {rounds} interleaved rounds.",
+            len >> 20
+        ));
+    }
+    if want("http") {
+        step("metadata GET and list");
+        let opts = if args.quick {
+            http_rows::Opts {
+                rounds: 1,
+                connections: 32,
+                warmup: Duration::from_millis(300),
+                measure: Duration::from_secs(1),
+            }
+        } else {
+            http_rows::Opts {
+                rounds: 3,
+                connections: 32,
+                warmup: Duration::from_millis(500),
+                measure: Duration::from_secs(2),
+            }
+        };
+        let o = http_rows::run(&bin_dir, &args.backend, opts).await;
+        rows.extend(o.rows);
+        notes.extend(o.notes);
+    }
+    if want("upload") {
+        rows.push(big_upload_row());
+    }
+    if want("lambda") {
+        step("Lambda event");
+        let o = lambda_event::run(if args.quick { 5 } else { 15 }).await;
+        rows.push(o.row);
+        notes.extend(o.notes);
+        if !o.warm.is_empty() {
+            let list: Vec<String> = o
+                .warm
+                .iter()
+                .map(|(n, t)| format!("{n} {}", ms(*t)))
+                .collect();
+            notes.push(format!(
+                "Warm handler time per event (in process, embedded store, event JSON in and out): {}.",
+                list.join(", ")
+            ));
+        }
+    }
+
+    println!("{}", table::render(&rows));
+    for n in &notes {
+        println!("- {n}");
+    }
+    rows
+}
+
+/// The big upload row needs the direct upload path of issue 8 (`POST …/uploads` and complete).
+fn big_upload_row() -> Row {
+    const TARGET: &str = ">= 0.8x hashing, peak RSS <= 64 MiB";
+    let why = if ROUTES.iter().any(|r| r.path.ends_with("/uploads")) {
+        "the direct upload route exists, but this benchmark does not drive it yet"
+    } else {
+        "needs the direct upload path (issue 8)"
+    };
+    Row::not_applicable("big upload (1 GiB)", TARGET, why)
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The performance benchmark (issue 9, docs/performance.md). Builds the Lambda functions and the
+# benchmark's baselines with the release profile, then measures every row against its baseline,
+# interleaved in the same run, and prints the table (Markdown) with targets and PASS/FAIL.
+#
+# usage: scripts/bench.sh [--quick] [--backend embedded|aws] [--only init,size,hashing,http,upload,lambda]
+#
+# It only loads loopback addresses, and takes a few minutes once built (the first release build
+# takes longer). Exit status 1 when a row fails its target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# aws-lc's jitter entropy makes the first random number cost ~35 ms of cold start (issue 9).
+export AWS_LC_SYS_NO_JITTER_ENTROPY=1
+target="${CARGO_TARGET_DIR:-target}"
+
+if ! command -v zip >/dev/null; then
+  echo "==> installing zip (the size row zips each bootstrap as Lambda receives it)" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y zip >&2
+fi
+
+echo "==> building the benchmark and its baselines (release profile)" >&2
+cargo build --release --locked -p attachments-bench --bins
+
+# The functions come from the route table, read at run time: new routes are measured as added.
+mapfile -t functions < <("$target/release/attachments-bench" list-functions)
+bins=()
+for f in "${functions[@]}"; do bins+=(--bin "$f"); done
+echo "==> building ${#functions[@]} Lambda functions (release profile)" >&2
+cargo build --release --locked -p functions "${bins[@]}"
+
+echo "Benchmark of $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(date -u +%Y-%m-%dT%H:%MZ)," \
+  "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
+  "release profile: $(sed -n '/^\[profile.release\]/,/^\[/p' Cargo.toml | grep -E '^[a-z-]+ *=' | tr -s ' ' | paste -sd ',' | sed 's/,/, /g')"
+echo
+exec "$target/release/attachments-bench" "$@"
