@@ -361,6 +361,51 @@ impl BlobStore for TimedBlobs {
     ) -> attachments::store::StoreResult<String> {
         self.inner.presign_get(key, opts).await
     }
+    async fn presign_post(
+        &self,
+        key: &str,
+        policy: &attachments::store::PostPolicy<'_>,
+    ) -> attachments::store::StoreResult<attachments::store::PresignedPost> {
+        self.inner.presign_post(key, policy).await
+    }
+    async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> attachments::store::StoreResult<String> {
+        self.inner.create_multipart(key, content_type).await
+    }
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        ttl: std::time::Duration,
+    ) -> attachments::store::StoreResult<String> {
+        self.inner.presign_part(key, upload_id, number, ttl).await
+    }
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> attachments::store::StoreResult<Vec<attachments::store::PartInfo>> {
+        self.inner.list_parts(key, upload_id).await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[attachments::store::PartInfo],
+    ) -> attachments::store::StoreResult<()> {
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> attachments::store::StoreResult<()> {
+        self.inner.abort_multipart(key, upload_id).await
+    }
 }
 
 /// `App::upload_many` of a 4 MiB file on an embedded app whose blob writes are timed: total,

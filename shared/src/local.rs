@@ -61,7 +61,8 @@ impl Server {
                 return serve_blob(blobs, &req, &key).await;
             }
         }
-        let errors = routes::errors_for_path(path);
+        // The envelope of the route's API, looked up only when the body is refused.
+        let errors = |path: &str| routes::errors_for_path(path);
         let limit = self.app.limits.max_upload_bytes;
         let declared = req
             .headers()
@@ -69,16 +70,16 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            return finish(too_large(errors, limit));
+            return finish(too_large(errors(path), limit));
         }
         let (parts, body) = req.into_parts();
         let bytes = match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return finish(too_large(errors, limit))
+                return finish(too_large(errors(parts.uri.path()), limit))
             }
             Err(_) => {
-                return finish(errors(
+                return finish(errors(parts.uri.path())(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 ))

@@ -73,41 +73,90 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     ms.format(&Rfc3339).unwrap_or_default()
 }
 
-/// The native JSON of an attachment.
+/// The native JSON of an attachment, as a value (for answers that nest it).
 pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
+    serde_json::to_value(attachment_view(a, download_url)).unwrap_or(Value::Null)
+}
+
+#[derive(serde::Serialize)]
+struct ParentView<'a> {
+    kind: &'a str,
+    id: &'a str,
+}
+
+/// The fields of the native attachment JSON, in their documented order.
+#[derive(serde::Serialize)]
+pub struct AttachmentView<'a> {
+    id: String,
+    parent: ParentView<'a>,
+    file_name: Option<&'a str>,
+    original_file_name: Option<&'a str>,
+    extension: Option<String>,
+    content_type: Option<&'a str>,
+    size: Option<u64>,
+    md5: Option<&'a str>,
+    sha256: Option<&'a str>,
+    #[serde(rename = "type")]
+    label: &'a str,
+    title: &'a Option<String>,
+    description: &'a Option<String>,
+    category: &'a Option<String>,
+    tags: &'a [String],
+    status: &'a str,
+    owner: &'a str,
+    external_id: &'a Option<String>,
+    version_id: Option<String>,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<String>,
+    /// Why the last direct upload was refused (absent when nothing was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+}
+
+/// The native JSON of an attachment, serialised straight from the model (no intermediate map):
+/// the hot path of every listing.
+pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> AttachmentView<'_> {
     let c = a.content.as_ref();
-    let mut v = json!({
-        "id": a.id.to_string(),
-        "parent": {"kind": a.parent.kind.as_str(), "id": a.parent.id.as_str()},
-        "file_name": c.map(|c| c.file_name.as_str()),
-        "original_file_name": c.map(|c| c.file_name.stem()),
-        "extension": c.map(|c| c.file_name.extension().to_ascii_lowercase()),
-        "content_type": c.map(|c| c.content_type.as_str()),
-        "size": c.map(|c| c.size),
-        "md5": c.map(|c| c.md5.as_str()),
-        "sha256": c.map(|c| c.sha256.as_str()),
-        "type": a.label,
-        "title": a.title,
-        "description": a.description,
-        "category": a.category,
-        "tags": a.tags,
-        "status": a.status.as_str(),
-        "owner": a.owner,
-        "external_id": a.external_id,
-        "version_id": c.map(|c| c.id.to_string()),
-        "created_at": rfc3339(a.created_at),
-        "updated_at": rfc3339(a.updated_at),
-    });
-    if let Some(obj) = v.as_object_mut() {
-        if let Some(url) = download_url {
-            obj.insert("download_url".into(), Value::String(url));
-        }
-        // Why the last direct upload was refused (absent when nothing was).
-        if let Some(p) = &a.problem {
-            obj.insert("problem".into(), Value::String(p.clone()));
-        }
+    AttachmentView {
+        id: a.id.to_string(),
+        parent: ParentView {
+            kind: a.parent.kind.as_str(),
+            id: a.parent.id.as_str(),
+        },
+        file_name: c.map(|c| c.file_name.as_str()),
+        original_file_name: c.map(|c| c.file_name.stem()),
+        extension: c.map(|c| c.file_name.extension().to_ascii_lowercase()),
+        content_type: c.map(|c| c.content_type.as_str()),
+        size: c.map(|c| c.size),
+        md5: c.map(|c| c.md5.as_str()),
+        sha256: c.map(|c| c.sha256.as_str()),
+        label: &a.label,
+        title: &a.title,
+        description: &a.description,
+        category: &a.category,
+        tags: &a.tags,
+        status: a.status.as_str(),
+        owner: &a.owner,
+        external_id: &a.external_id,
+        version_id: c.map(|c| c.id.to_string()),
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+        download_url,
+        problem: a.problem.as_deref(),
     }
-    v
+}
+
+fn ser_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = http::Response::new(bytes::Bytes::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn parent_json(p: &Parent) -> Value {
@@ -227,10 +276,6 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    // Unknown parent first: no point reading a form for nothing.
-    if let Err(e) = app.get_parent(&who, &parent).await {
-        return service_error(e);
-    }
     let (parts, body) = req.into_parts();
     let form = match multipart::parse(&parts.headers, body, &["file"]).await {
         Ok(f) => f,
@@ -322,16 +367,24 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
     }
     match app.list(&who, &parent, cursor.as_deref(), limit).await {
         Ok(page) => {
+            #[derive(serde::Serialize)]
+            struct ListView<'a> {
+                items: Vec<AttachmentView<'a>>,
+                next_cursor: &'a Option<String>,
+            }
             let mut items = Vec::with_capacity(page.items.len());
             for a in &page.items {
                 match app.download_link(a).await {
-                    Ok(link) => items.push(attachment_json(a, link)),
+                    Ok(link) => items.push(attachment_view(a, link)),
                     Err(e) => return service_error(e),
                 }
             }
-            json_response(
+            ser_response(
                 StatusCode::OK,
-                &json!({"items": items, "next_cursor": page.next_cursor}),
+                &ListView {
+                    items,
+                    next_cursor: &page.next_cursor,
+                },
             )
         }
         Err(e) => service_error(e),
@@ -349,7 +402,7 @@ pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Resp
         Err(e) => return service_error(e),
     };
     match app.download_link(&att).await {
-        Ok(link) => json_response(StatusCode::OK, &attachment_json(&att, link)),
+        Ok(link) => ser_response(StatusCode::OK, &attachment_view(&att, link)),
         Err(e) => service_error(e),
     }
 }

@@ -1,6 +1,10 @@
 //! API keys: creation, registration from configuration, authentication and revocation. Keys are
 //! stored as their SHA-256; the key itself is shown once, when it is created.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use sha2::{Digest, Sha256};
 
 use super::{now, App, ServiceError, ServiceResult};
@@ -11,6 +15,42 @@ use crate::domain::{ApiKey, Principal, TenantId};
 pub struct NewKey {
     pub record: ApiKey,
     pub secret: String,
+}
+
+/// How long a checked key is trusted without asking the store again: the delay, at most, before
+/// a revocation reaches every process. It saves a store read (on AWS, a DynamoDB read) on
+/// almost every request.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Keys remembered at most; past that the cache starts over.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Recently checked keys, by hash.
+#[derive(Default)]
+pub(crate) struct KeyCache(Mutex<HashMap<String, (Principal, Instant)>>);
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let c = self.0.lock().ok()?;
+        c.get(hash)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: String, p: Principal) {
+        if let Ok(mut c) = self.0.lock() {
+            if c.len() >= KEY_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(hash, (p, Instant::now()));
+        }
+    }
+
+    /// Forgets the key whose public id (the start of its hash) is `id`.
+    fn forget_id(&self, id: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            c.retain(|hash, _| !hash.starts_with(id));
+        }
+    }
 }
 
 pub(crate) fn hash_key(key: &str) -> String {
@@ -26,11 +66,19 @@ impl App {
         let Some(key) = key else {
             return Err(ServiceError::Unauthorized);
         };
-        match self.meta.get_api_key(&hash_key(key)).await? {
-            Some(k) if !k.revoked => Ok(Principal {
-                tenant: k.tenant,
-                owner: k.owner,
-            }),
+        let hash = hash_key(key);
+        if let Some(p) = self.key_cache.get(&hash) {
+            return Ok(p);
+        }
+        match self.meta.get_api_key(&hash).await? {
+            Some(k) if !k.revoked => {
+                let p = Principal {
+                    tenant: k.tenant,
+                    owner: k.owner,
+                };
+                self.key_cache.put(hash, p.clone());
+                Ok(p)
+            }
             _ => Err(ServiceError::Unauthorized),
         }
     }
@@ -82,8 +130,10 @@ impl App {
         Ok(self.meta.list_api_keys().await?)
     }
 
-    /// Revokes a key by its public id.
+    /// Revokes a key by its public id. This process forgets it at once; other processes (other
+    /// Lambda containers) within [`KEY_CACHE_TTL`].
     pub async fn revoke_key(&self, id: &str) -> ServiceResult<()> {
+        self.key_cache.forget_id(id);
         if self.meta.revoke_api_key(id).await? {
             Ok(())
         } else {

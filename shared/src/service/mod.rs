@@ -98,6 +98,8 @@ pub struct App {
     pub limits: Limits,
     /// Settings of the compatible APIs (see [`dialects`]).
     dialects: dialects::DialectSettings,
+    /// Recently checked API keys (see `keys.rs`).
+    key_cache: keys::KeyCache,
 }
 
 impl std::fmt::Debug for App {
@@ -153,6 +155,7 @@ impl App {
             signer,
             limits,
             dialects: dialects::DialectSettings::default(),
+            key_cache: Default::default(),
         }
     }
 

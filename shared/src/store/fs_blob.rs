@@ -439,22 +439,29 @@ pub fn is_safe_key(key: &str) -> bool {
         })
 }
 
-async fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-    let result = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
-        f.write_all(data).await?;
-        f.sync_all().await?;
-        tokio::fs::rename(&tmp, path).await
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+/// Writes through a temporary file and a rename, so a reader never sees half a file, and syncs
+/// before the rename, so the metadata never points at bytes a crash could lose. One blocking
+/// task does it all with `std::fs`: far fewer thread hops than `tokio::fs` per call.
+async fn write_atomically(path: PathBuf, data: Bytes) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 #[async_trait]
@@ -468,7 +475,7 @@ impl BlobStore for FsBlobStore {
     ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
         let path = self.path_of(key)?;
-        write_atomically(&path, &data).await.map_err(io_err)
+        write_atomically(path, data).await.map_err(io_err)
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {

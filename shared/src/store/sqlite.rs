@@ -153,12 +153,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        let doc: Option<String> = self
-            .conn()?
-            .query_row("SELECT doc FROM api_keys WHERE hash = ?1", [hash], |r| {
-                r.get(0)
-            })
-            .optional()
+        let conn = self.conn()?;
+        let doc: Option<String> = conn
+            .prepare_cached("SELECT doc FROM api_keys WHERE hash = ?1")
+            .and_then(|mut st| st.query_row([hash], |r| r.get(0)).optional())
             .map_err(db_err)?;
         doc.map(|d| from_json(&d)).transpose()
     }
@@ -241,14 +239,16 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
-        let doc: Option<String> = self
-            .conn()?
-            .query_row(
-                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
+        let conn = self.conn()?;
+        let doc: Option<String> = conn
+            .prepare_cached("SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
+            .and_then(|mut st| {
+                st.query_row(
+                    params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
             .map_err(db_err)?;
         doc.map(|d| from_json(&d)).transpose()
     }
@@ -406,14 +406,13 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        let doc: Option<String> = self
-            .conn()?
-            .query_row(
-                "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
-                params![tenant.as_str(), id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
+        let conn = self.conn()?;
+        let doc: Option<String> = conn
+            .prepare_cached("SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![tenant.as_str(), id.to_string()], |r| r.get(0))
+                    .optional()
+            })
             .map_err(db_err)?;
         doc.map(|d| from_json(&d)).transpose()
     }
