@@ -7,6 +7,7 @@
 //! (a 4 MiB upload event through the Lambda handler). Loads go to loopback only, bounded in count
 //! and time.
 
+pub mod big_upload;
 pub mod breakdown;
 pub mod hashing;
 pub mod http_rows;

@@ -14,7 +14,7 @@ use attachments::http::routes::ROUTES;
 use attachments_bench::init::Backend;
 use attachments_bench::table::{self, Row, Verdict};
 use attachments_bench::util::{self, ms, TempDir};
-use attachments_bench::{hashing, http_rows, init, lambda_event, size};
+use attachments_bench::{big_upload, hashing, http_rows, init, lambda_event, size};
 
 const ROWS: &[&str] = &["init", "size", "hashing", "http", "upload", "lambda"];
 
@@ -169,7 +169,13 @@ async fn run(args: &Args) -> Vec<Row> {
         notes.extend(o.notes);
     }
     if want("upload") {
-        rows.push(big_upload_row());
+        step("big upload");
+        let (row, note) =
+            big_upload::row(&bin_dir, if args.quick { 256 << 20 } else { 1 << 30 }).await;
+        rows.push(row);
+        if !note.is_empty() {
+            notes.push(note);
+        }
     }
     if want("lambda") {
         step("Lambda event");
@@ -194,15 +200,4 @@ async fn run(args: &Args) -> Vec<Row> {
         println!("- {n}");
     }
     rows
-}
-
-/// The big upload row needs the direct upload path of issue 8 (`POST …/uploads` and complete).
-fn big_upload_row() -> Row {
-    const TARGET: &str = ">= 0.8x hashing, peak RSS <= 64 MiB";
-    let why = if ROUTES.iter().any(|r| r.path.ends_with("/uploads")) {
-        "the direct upload route exists, but this benchmark does not drive it yet"
-    } else {
-        "needs the direct upload path (issue 8)"
-    };
-    Row::not_applicable("big upload (1 GiB)", TARGET, why)
 }

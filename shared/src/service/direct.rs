@@ -60,6 +60,33 @@ pub struct DirectUpload {
     pub expires_at: i64,
 }
 
+/// Verifications under way in this process, one gate per attachment.
+#[derive(Default)]
+pub(crate) struct InFlight(
+    std::sync::Mutex<
+        std::collections::HashMap<AttachmentId, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >,
+);
+
+impl InFlight {
+    fn gate(&self, id: AttachmentId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        match self.0.lock() {
+            Ok(mut m) => m.entry(id).or_default().clone(),
+            // A poisoned map only loses the de-duplication, never correctness.
+            Err(_) => std::sync::Arc::default(),
+        }
+    }
+
+    /// Forgets the gate once nobody else holds or waits on it.
+    fn done(&self, id: AttachmentId, gate: &std::sync::Arc<tokio::sync::Mutex<()>>) {
+        if let Ok(mut m) = self.0.lock() {
+            if std::sync::Arc::strong_count(gate) <= 2 {
+                m.remove(&id);
+            }
+        }
+    }
+}
+
 /// The part size for a file: at least 8 MiB, whole MiB, and few enough parts for S3 (10,000).
 pub fn part_size_for(size: u64) -> u64 {
     let mib = 1024 * 1024;
@@ -361,6 +388,33 @@ impl App {
     }
 
     async fn verify_upload(&self, att: Attachment) -> ServiceResult<Attachment> {
+        let (tenant, id) = (att.tenant.clone(), att.id);
+        // One verification per attachment at a time in this process: `complete` and the
+        // after-upload check often arrive together, and reading a large file twice is waste.
+        // (Across processes the store's conditional writes keep the outcome single.)
+        let gate = self.verifying.gate(id);
+        let _turn = gate.lock().await;
+        let att = self
+            .meta
+            .get_attachment(&tenant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("attachment"))?;
+        if att.upload.is_none() {
+            self.verifying.done(id, &gate);
+            return match (att.status, &att.problem) {
+                (AttachmentStatus::Ready, _) => Ok(att),
+                (_, Some(p)) => Err(ServiceError::Unprocessable(p.clone())),
+                _ => Err(ServiceError::Conflict(
+                    "no upload is under way for this attachment".into(),
+                )),
+            };
+        }
+        let outcome = self.verify_settled(att).await;
+        self.verifying.done(id, &gate);
+        outcome
+    }
+
+    async fn verify_settled(&self, att: Attachment) -> ServiceResult<Attachment> {
         let (tenant, id) = (att.tenant.clone(), att.id);
         match self.verify_once(att).await {
             // The file vanished under us: a concurrent verification finished (or refused) it.

@@ -100,6 +100,8 @@ pub struct App {
     dialects: dialects::DialectSettings,
     /// Recently checked API keys (see `keys.rs`).
     key_cache: keys::KeyCache,
+    /// Direct-upload verifications under way (see `direct.rs`).
+    verifying: direct::InFlight,
 }
 
 impl std::fmt::Debug for App {
@@ -156,6 +158,7 @@ impl App {
             limits,
             dialects: dialects::DialectSettings::default(),
             key_cache: Default::default(),
+            verifying: Default::default(),
         }
     }
 

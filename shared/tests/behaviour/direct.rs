@@ -392,33 +392,32 @@ pub async fn expired_uploads_are_swept(h: &Harness) {
 /// A placeholder (the asset API's attachment with a title only) gets its file this way.
 pub async fn placeholder_gets_its_file(h: &Harness) {
     h.parent(KEY_A, "asset", "bDzHAAxLXsSmhL4lax8D").await;
-    let who = h.app.authenticate(Some(KEY_A)).await.unwrap();
-    let parent = attachments::domain::ParentRef::new(
-        attachments::domain::ParentKind::parse("asset").unwrap(),
-        attachments::domain::ParentId::parse("bDzHAAxLXsSmhL4lax8D").unwrap(),
-    );
-    let ph = h
-        .app
-        .create_placeholder(
-            &who,
-            &parent,
-            attachments::service::AttachmentFields {
-                title: Some("sample attachment".into()),
-                ..Default::default()
-            },
+    // The placeholder, created through the asset API as its clients do.
+    let created = h
+        .send(
+            "POST",
+            "/api/v2/assets/bDzHAAxLXsSmhL4lax8D/attachments",
+            &[
+                ("x-api-key", KEY_A.to_string()),
+                ("content-type", "application/json".to_string()),
+            ],
+            Bytes::from(r#"{"title":"sample attachment"}"#),
         )
         .await
-        .unwrap();
+        .expect(200)
+        .json();
+    assert_eq!(created["asset"]["media_type"], "placeholder");
+    let ph_id = created["asset"]["id"].as_str().unwrap().to_owned();
     let png = png_1x1();
-    let up = begin(h, "asset/bDzHAAxLXsSmhL4lax8D", json!({"file_name": "cover.png", "content_type": "image/png", "size": png.len(), "attachment_id": ph.id.to_string()}))
+    let up = begin(h, "asset/bDzHAAxLXsSmhL4lax8D", json!({"file_name": "cover.png", "content_type": "image/png", "size": png.len(), "attachment_id": ph_id.clone()}))
         .await
         .expect(201)
         .json();
-    assert_eq!(up["attachment"]["id"], ph.id.to_string());
+    assert_eq!(up["attachment"]["id"], ph_id);
     assert_eq!(up["attachment"]["status"], "placeholder");
     assert!(post_form(&up["upload"], &png).await.status.is_success());
-    let done = complete(h, &ph.id.to_string()).await.expect(200).json();
-    assert_eq!(done["id"], ph.id.to_string());
+    let done = complete(h, &ph_id.clone()).await.expect(200).json();
+    assert_eq!(done["id"], ph_id);
     assert_eq!(done["status"], "ready");
     assert_eq!(done["title"], "sample attachment");
     assert_eq!(done["content_type"], "image/png");
@@ -432,7 +431,7 @@ pub async fn placeholder_gets_its_file(h: &Harness) {
     );
     // Another tenant cannot start an upload to it.
     let r = h
-        .call("POST", "/v1/parents/asset/bDzHAAxLXsSmhL4lax8D/uploads", Some(KEY_B), json!({"file_name": "x.png", "content_type": "image/png", "size": 3, "attachment_id": ph.id.to_string()}).to_string())
+        .call("POST", "/v1/parents/asset/bDzHAAxLXsSmhL4lax8D/uploads", Some(KEY_B), json!({"file_name": "x.png", "content_type": "image/png", "size": 3, "attachment_id": ph_id.clone()}).to_string())
         .await;
     assert_eq!(r.status.as_u16(), 404);
 }
