@@ -4,13 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use attachments::domain::{
-    ApiKey, Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal,
-    TenantId, Version, VersionId,
+    Attachment, FileName, ParentId, ParentKind, ParentRef, Principal, TenantId,
 };
 use attachments::service::{
     AttachmentFields, Limits, NewFile, ParentFields, UploadRules, UploadTarget,
@@ -18,197 +15,18 @@ use attachments::service::{
 use attachments::signing::Signer;
 use attachments::store::fs_blob::FsBlobStore;
 use attachments::store::sqlite::SqliteStore;
-use attachments::store::{
-    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
-    PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
-};
+use attachments::store::MetadataStore;
 use attachments::App;
 use bytes::Bytes;
 
-/// Switches that make the next matching call fail.
-#[derive(Default)]
-struct Faults {
-    blob_put: AtomicBool,
-    blob_delete: AtomicBool,
-    put_version: AtomicBool,
-    update_attachment: AtomicBool,
-    delete_attachment: AtomicBool,
-}
+mod support;
 
-fn trip(flag: &AtomicBool) -> StoreResult<()> {
-    if flag.load(Ordering::SeqCst) {
-        Err(StoreError::Unavailable("injected fault".into()))
-    } else {
-        Ok(())
-    }
-}
-
-struct FaultyBlobs(Arc<FsBlobStore>, Arc<Faults>);
-
-#[async_trait]
-impl BlobStore for FaultyBlobs {
-    async fn put(&self, key: &str, data: Bytes, ct: &str, sha: &[u8; 32]) -> StoreResult<()> {
-        trip(&self.1.blob_put)?;
-        self.0.put(key, data, ct, sha).await
-    }
-    async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        self.0.head(key).await
-    }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
-        self.0.get_range(key, offset, len).await
-    }
-    async fn delete(&self, key: &str) -> StoreResult<()> {
-        trip(&self.1.blob_delete)?;
-        self.0.delete(key).await
-    }
-    async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
-        self.0.presign_get(key, opts).await
-    }
-    async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
-        self.0.presign_post(key, policy).await
-    }
-    async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        self.0.create_multipart(key, content_type).await
-    }
-    async fn presign_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        n: u32,
-        ttl: std::time::Duration,
-    ) -> StoreResult<String> {
-        self.0.presign_part(key, upload_id, n, ttl).await
-    }
-    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        self.0.list_parts(key, upload_id).await
-    }
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[PartInfo],
-    ) -> StoreResult<()> {
-        self.0.complete_multipart(key, upload_id, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.0.abort_multipart(key, upload_id).await
-    }
-}
-
-struct FaultyMeta(Arc<SqliteStore>, Arc<Faults>);
-
-#[async_trait]
-impl MetadataStore for FaultyMeta {
-    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        self.0.put_api_key(key).await
-    }
-    async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.0.get_api_key(hash).await
-    }
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.0.list_api_keys().await
-    }
-    async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        self.0.revoke_api_key(id).await
-    }
-    async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        self.0.put_parent(parent).await
-    }
-    async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
-        self.0.get_parent(tenant, key).await
-    }
-    async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        self.0.get_parents(tenant, keys).await
-    }
-    async fn find_parent(
-        &self,
-        tenant: &TenantId,
-        kind: &ParentKind,
-        source: Option<&str>,
-        lookup: ParentLookup<'_>,
-    ) -> StoreResult<Option<Parent>> {
-        self.0.find_parent(tenant, kind, source, lookup).await
-    }
-    async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
-        self.0.delete_parent(tenant, key).await
-    }
-    async fn parents_with_attachments(
-        &self,
-        tenant: &TenantId,
-        kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>> {
-        self.0.parents_with_attachments(tenant, kind).await
-    }
-    async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        self.0.create_attachment(att).await
-    }
-    async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        trip(&self.1.update_attachment)?;
-        self.0.update_attachment(att, expected).await
-    }
-    async fn get_attachment(
-        &self,
-        tenant: &TenantId,
-        id: AttachmentId,
-    ) -> StoreResult<Option<Attachment>> {
-        self.0.get_attachment(tenant, id).await
-    }
-    async fn list_attachments(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        after: Option<AttachmentId>,
-        limit: usize,
-        include_hidden: bool,
-    ) -> StoreResult<Page> {
-        self.0
-            .list_attachments(tenant, parent, after, limit, include_hidden)
-            .await
-    }
-    async fn list_attachments_of_many(
-        &self,
-        tenant: &TenantId,
-        parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>> {
-        self.0.list_attachments_of_many(tenant, parents).await
-    }
-    async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        trip(&self.1.delete_attachment)?;
-        self.0.delete_attachment(tenant, id).await
-    }
-    async fn put_version(
-        &self,
-        tenant: &TenantId,
-        att: AttachmentId,
-        v: &Version,
-    ) -> StoreResult<()> {
-        trip(&self.1.put_version)?;
-        self.0.put_version(tenant, att, v).await
-    }
-    async fn list_versions(
-        &self,
-        tenant: &TenantId,
-        att: AttachmentId,
-    ) -> StoreResult<Vec<Version>> {
-        self.0.list_versions(tenant, att).await
-    }
-    async fn delete_version(
-        &self,
-        tenant: &TenantId,
-        att: AttachmentId,
-        version: VersionId,
-    ) -> StoreResult<()> {
-        self.0.delete_version(tenant, att, version).await
-    }
-    async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        self.0.expired_pending(before, limit).await
-    }
-}
+use support::faults::{FaultyBlobs, FaultyMeta, Mode, Plan};
 
 struct World {
     app: App,
     meta: Arc<SqliteStore>,
-    faults: Arc<Faults>,
+    plan: Arc<Plan>,
     who: Principal,
     parent: ParentRef,
     blob_dir: std::path::PathBuf,
@@ -224,10 +42,10 @@ async fn world() -> World {
         "http://127.0.0.1:1",
         Signer::new([5; 32]),
     ));
-    let faults = Arc::new(Faults::default());
+    let plan = Arc::new(Plan::default());
     let app = App::new(
-        Arc::new(FaultyMeta(meta.clone(), faults.clone())),
-        Arc::new(FaultyBlobs(blobs, faults.clone())),
+        Arc::new(FaultyMeta(meta.clone(), plan.clone())),
+        Arc::new(FaultyBlobs(blobs, plan.clone())),
         Signer::new([5; 32]),
         Limits::default(),
     );
@@ -245,7 +63,7 @@ async fn world() -> World {
     World {
         app,
         meta,
-        faults,
+        plan,
         who,
         parent,
         blob_dir,
@@ -338,7 +156,7 @@ impl World {
 #[tokio::test]
 async fn storage_down_during_upload_leaves_nothing() {
     let w = world().await;
-    w.faults.blob_put.store(true, Ordering::SeqCst);
+    w.plan.fail("put", 1, Mode::Down);
     assert!(w.upload("a.txt").await.is_err());
     let (records, files) = w.state().await;
     assert!(records.is_empty(), "{records:?}");
@@ -349,11 +167,7 @@ async fn storage_down_during_upload_leaves_nothing() {
 async fn metadata_failing_after_the_file_is_stored_removes_the_file() {
     for fault in ["put_version", "update_attachment"] {
         let w = world().await;
-        let flag = match fault {
-            "put_version" => &w.faults.put_version,
-            _ => &w.faults.update_attachment,
-        };
-        flag.store(true, Ordering::SeqCst);
+        w.plan.fail(fault, 1, Mode::Down);
         assert!(w.upload("a.txt").await.is_err(), "{fault}");
         let (records, files) = w.state().await;
         assert!(records.is_empty(), "{fault}: {records:?}");
@@ -366,8 +180,8 @@ async fn a_failed_clean_up_is_finished_by_the_sweep() {
     // The upload fails after storing its file, and the clean-up cannot delete the file either:
     // the pending record stays (never listed) until the sweep removes record and file.
     let w = world().await;
-    w.faults.update_attachment.store(true, Ordering::SeqCst);
-    w.faults.blob_delete.store(true, Ordering::SeqCst);
+    w.plan.fail("update_attachment", 1, Mode::Down);
+    w.plan.fail("delete", 1, Mode::Down);
     assert!(w.upload("a.txt").await.is_err());
     let (records, files) = w.state().await;
     assert_eq!(records.len(), 1);
@@ -380,8 +194,8 @@ async fn a_failed_clean_up_is_finished_by_the_sweep() {
         w.app.list_all(&w.who, &w.parent).await.unwrap().is_empty(),
         "pending is never listed"
     );
-    w.faults.update_attachment.store(false, Ordering::SeqCst);
-    w.faults.blob_delete.store(false, Ordering::SeqCst);
+    w.plan.clear();
+    w.plan.clear();
     w.sweep_later().await;
     let (records, files) = w.state().await;
     assert!(
@@ -392,14 +206,10 @@ async fn a_failed_clean_up_is_finished_by_the_sweep() {
 
 #[tokio::test]
 async fn a_delete_that_fails_half_way_is_hidden_then_finished_by_the_sweep() {
-    for fault in ["blob_delete", "delete_attachment"] {
+    for fault in ["delete", "delete_attachment"] {
         let w = world().await;
         let att = w.upload("a.txt").await.unwrap();
-        let flag = match fault {
-            "blob_delete" => &w.faults.blob_delete,
-            _ => &w.faults.delete_attachment,
-        };
-        flag.store(true, Ordering::SeqCst);
+        w.plan.fail(fault, 1, Mode::Down);
         assert!(w.app.delete(&w.who, att.id).await.is_err(), "{fault}");
         // Whatever is left is a tombstone: not listed, not fetchable.
         assert!(
@@ -408,7 +218,7 @@ async fn a_delete_that_fails_half_way_is_hidden_then_finished_by_the_sweep() {
         );
         assert!(w.app.get(&w.who, att.id).await.is_err(), "{fault}");
         w.assert_consistent().await;
-        flag.store(false, Ordering::SeqCst);
+        w.plan.clear();
         w.sweep_later().await;
         let (records, files) = w.state().await;
         assert!(
@@ -422,7 +232,7 @@ async fn a_delete_that_fails_half_way_is_hidden_then_finished_by_the_sweep() {
 async fn a_new_version_that_fails_keeps_the_previous_content() {
     let w = world().await;
     let first = w.upload("a.txt").await.unwrap();
-    w.faults.update_attachment.store(true, Ordering::SeqCst);
+    w.plan.fail("update_attachment", 1, Mode::Down);
     let second = w
         .app
         .upload(
@@ -438,7 +248,7 @@ async fn a_new_version_that_fails_keeps_the_previous_content() {
         )
         .await;
     assert!(second.is_err());
-    w.faults.update_attachment.store(false, Ordering::SeqCst);
+    w.plan.clear();
     let now = w.app.get(&w.who, first.id).await.unwrap();
     assert_eq!(now.content, first.content);
     let versions = w.meta.list_versions(&w.who.tenant, first.id).await.unwrap();

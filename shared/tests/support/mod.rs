@@ -4,6 +4,7 @@
 
 #[cfg(feature = "aws-tests")]
 pub mod aws;
+pub mod faults;
 
 use std::path::PathBuf;
 use std::sync::Arc;
