@@ -69,6 +69,8 @@ pub async fn run(route_name: &str) -> Result<(), Error> {
         routes::by_name(route_name).ok_or_else(|| format!("no route named {route_name}"))?;
     let built = setup::build(&cfg).await?;
     let app = built.app;
+    // Keys given in the environment (local runs: `cargo lambda watch`, `sam local invoke`).
+    setup::register_keys(&app, &cfg).await?;
     lambda_http::run(service_fn(move |event| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }

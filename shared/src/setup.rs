@@ -262,19 +262,27 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     f.write_all(contents.as_bytes())
 }
 
+/// Registers the keys of `ATTACHMENTS_API_KEYS` (none on a normal AWS deployment, so a function's
+/// start writes nothing); what a Lambda function does at start.
+pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
+    use crate::domain::TenantId;
+    for k in &cfg.api_keys {
+        let tenant = TenantId::parse(&k.tenant)
+            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
+        app.register_key(&tenant, &k.key, k.owner.as_deref())
+            .await
+            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Registers the keys of `ATTACHMENTS_API_KEYS`, and when the store has no key at all, creates
 /// one for tenant `default` and returns it (to be printed once).
 pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
     use crate::domain::TenantId;
     let svc =
         |e: crate::service::ServiceError| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"));
-    for k in &cfg.api_keys {
-        let tenant = TenantId::parse(&k.tenant)
-            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
-        app.register_key(&tenant, &k.key, k.owner.as_deref())
-            .await
-            .map_err(svc)?;
-    }
+    register_keys(app, cfg).await?;
     if app.list_keys().await.map_err(svc)?.is_empty() {
         let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
         let key = app.create_key(&tenant, None).await.map_err(svc)?;
