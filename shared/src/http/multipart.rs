@@ -8,6 +8,8 @@ use http::HeaderMap;
 pub const MAX_PARTS: usize = 64;
 /// The largest text field.
 pub const MAX_TEXT_FIELD: usize = 16 * 1024;
+/// The most bytes before the first boundary.
+pub const MAX_PREAMBLE: usize = 8 * 1024;
 /// The most header bytes, and headers, one part may carry.
 pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_PART_HEADERS: usize = 16;
@@ -46,6 +48,8 @@ pub enum MultipartError {
     NotMultipart,
     #[error("the multipart body is malformed: {0}")]
     Malformed(String),
+    #[error("the form has more than {MAX_PREAMBLE} bytes before its first boundary")]
+    PreambleTooLong,
     #[error("the form has more than {MAX_PARTS} parts")]
     TooManyParts,
     #[error("the field {0} is longer than {MAX_TEXT_FIELD} bytes")]
@@ -68,6 +72,13 @@ pub async fn parse(
         .ok_or(MultipartError::NotMultipart)?;
     let boundary =
         multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
+    // The preamble (bytes before the first boundary) is legal MIME, but nothing a client needs;
+    // a long one is only a way to make the parser scan.
+    let marker = format!("--{boundary}");
+    let window = &body[..body.len().min(MAX_PREAMBLE + marker.len())];
+    if !window.windows(marker.len()).any(|w| w == marker.as_bytes()) && body.len() > MAX_PREAMBLE {
+        return Err(MultipartError::PreambleTooLong);
+    }
     let total = body.len() as u64;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
