@@ -148,6 +148,14 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
     }
 }
 
+/// 200 with one attachment and its download link (when it has content).
+async fn one_attachment(app: &App, att: &Attachment) -> Response {
+    match app.download_link(att).await {
+        Ok(link) => ser_response(StatusCode::OK, &attachment_view(att, link)),
+        Err(e) => service_error(e),
+    }
+}
+
 fn ser_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut r = http::Response::new(bytes::Bytes::from(body));
@@ -401,10 +409,7 @@ pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Resp
         Ok(a) => a,
         Err(e) => return service_error(e),
     };
-    match app.download_link(&att).await {
-        Ok(link) => ser_response(StatusCode::OK, &attachment_view(&att, link)),
-        Err(e) => service_error(e),
-    }
+    one_attachment(&app, &att).await
 }
 
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
@@ -579,10 +584,7 @@ pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Res
         Err(r) => return r,
     };
     match app.complete_upload(&who, id).await {
-        Ok(att) => match app.download_link(&att).await {
-            Ok(link) => json_response(StatusCode::OK, &attachment_json(&att, link)),
-            Err(e) => service_error(e),
-        },
+        Ok(att) => one_attachment(&app, &att).await,
         Err(e) => service_error(e),
     }
 }
@@ -649,8 +651,5 @@ pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Respons
         Ok(a) => a,
         Err(e) => return service_error(e),
     };
-    match app.download_link(&stored).await {
-        Ok(link) => json_response(StatusCode::OK, &attachment_json(&stored, link)),
-        Err(e) => service_error(e),
-    }
+    one_attachment(&app, &stored).await
 }
