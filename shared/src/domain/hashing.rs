@@ -67,6 +67,50 @@ impl Digests {
     }
 }
 
+/// A [`Hasher`] on its own blocking thread, fed the chunks of a stream as they arrive, so that
+/// receiving and writing a large upload overlap with hashing it instead of waiting for it. The
+/// chunks are shared (`Bytes`), not copied; a small queue keeps memory flat when hashing is the
+/// slower side.
+#[derive(Debug)]
+pub struct BackgroundHasher {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    worker: tokio::task::JoinHandle<Hasher>,
+}
+
+/// Chunks waiting for the hashing thread; with 1 MiB chunks, at most a few MiB held.
+const QUEUE: usize = 4;
+
+impl BackgroundHasher {
+    pub fn spawn() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUE);
+        let worker = tokio::task::spawn_blocking(move || {
+            let mut h = Hasher::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                h.update(&chunk);
+            }
+            h
+        });
+        Self { tx, worker }
+    }
+
+    /// Queues a chunk; waits only while the queue is full.
+    pub async fn update(&self, chunk: bytes::Bytes) -> std::io::Result<()> {
+        self.tx
+            .send(chunk)
+            .await
+            .map_err(|_| std::io::Error::other("the hashing thread stopped"))
+    }
+
+    /// The digests of everything queued.
+    pub async fn finish(self) -> std::io::Result<Digests> {
+        drop(self.tx);
+        self.worker
+            .await
+            .map(Hasher::finish)
+            .map_err(|e| std::io::Error::other(format!("the hashing thread failed: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +134,15 @@ mod tests {
             h.update(part);
         }
         assert_eq!(h.finish(), Digests::of(&data));
+    }
+
+    #[tokio::test]
+    async fn background_equals_whole() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let h = BackgroundHasher::spawn();
+        for part in data.chunks(65_537) {
+            h.update(bytes::Bytes::copy_from_slice(part)).await.unwrap();
+        }
+        assert_eq!(h.finish().await.unwrap(), Digests::of(&data));
     }
 }

@@ -6,7 +6,7 @@
 
 use super::{now, uploads::AttachmentFields, App, ServiceError, ServiceResult};
 use crate::domain::content::{sniff, type_for_extension};
-use crate::domain::hashing::Hasher;
+use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
     PendingUpload, Principal, TenantId, Version, VersionId,
@@ -505,7 +505,11 @@ impl App {
                 )
                 .await;
         }
-        let mut hasher = Hasher::new();
+        // Digests the store computed as it received the file spare reading it all back.
+        let mut digesting = match self.blobs.received_digests(&key).await? {
+            Some(d) if d.size == info.size => Digesting::Known(d),
+            _ => Digesting::Hashing(Hasher::new()),
+        };
         let mut offset = 0;
         let mut sniffed = None;
         // An image small enough to thumbnail is kept from the same read.
@@ -520,16 +524,25 @@ impl App {
             if offset == 0 {
                 sniffed = Some(check_type(&upload.version, &chunk));
             }
-            hasher.update(&chunk);
+            if let Digesting::Hashing(h) = &mut digesting {
+                h.update(&chunk);
+            }
             if keep {
                 kept.extend_from_slice(&chunk);
             }
             offset += chunk.len() as u64;
+            if matches!(digesting, Digesting::Known(_)) && !keep {
+                // The magic bytes are all that was needed.
+                break;
+            }
         }
         if let Some(Err(why)) = sniffed {
             return self.reject(att, &key, why).await;
         }
-        let digests = hasher.finish();
+        let digests = match digesting {
+            Digesting::Known(d) => d,
+            Digesting::Hashing(h) => h.finish(),
+        };
         if digests.size != upload.version.size {
             return self
                 .reject(att, &key, "the file changed while it was verified".into())
@@ -631,6 +644,14 @@ impl App {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Where a verified file's digests come from.
+enum Digesting {
+    /// The store computed them as it received the file.
+    Known(Digests),
+    /// Read back and hashed here.
+    Hashing(Hasher),
 }
 
 fn expected_part_size(mp: &MultipartUpload, size: u64, n: u32) -> u64 {

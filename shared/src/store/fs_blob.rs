@@ -13,6 +13,7 @@ use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
     StoreError, StoreResult,
 };
+use crate::domain::hashing::{BackgroundHasher, Digests};
 use crate::signing::Signer;
 
 /// Where the local server takes form uploads.
@@ -21,6 +22,8 @@ pub const POST_PATH: &str = "/_blobs/upload";
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// The most parts of a multipart upload (S3's limit).
 pub const MAX_PARTS: u32 = 10_000;
+/// How much of a part is read at a time when the parts are joined.
+const JOIN_CHUNK: usize = 1024 * 1024;
 
 /// The path under which the local server serves blob links.
 pub const LINK_PREFIX: &str = "/_blobs/";
@@ -276,9 +279,9 @@ impl FsBlobStore {
         let path = self
             .path_of(&target.key)
             .map_err(|e| UploadError::Malformed(e.to_string()))?;
-        let (size, sha, _) =
-            receive_to(&path, stream, target.size, target.sha256.is_some(), false).await?;
-        let result = if size < target.size {
+        let received = receive_to(&path, stream, target.size, Hashing::Everything).await?;
+        let sha = received.digests.as_ref().map(|d| d.sha256);
+        let result = if received.size < target.size {
             Err(UploadError::TooSmall)
         } else if target.sha256.is_some() && sha != target.sha256 {
             Err(UploadError::BadDigest)
@@ -287,6 +290,7 @@ impl FsBlobStore {
         };
         if result.is_err() {
             let _ = tokio::fs::remove_file(&path).await;
+            let _ = tokio::fs::remove_file(digests_path(&path)).await;
         }
         result
     }
@@ -361,8 +365,8 @@ impl FsBlobStore {
         E: std::fmt::Display,
     {
         let path = target.dir.join(format!("{:05}.part", target.number));
-        let (_, _, md5) = receive_to(&path, stream, MAX_PART_BYTES, false, true).await?;
-        let etag = md5.map(hex::encode).unwrap_or_default();
+        let received = receive_to(&path, stream, MAX_PART_BYTES, Hashing::PartEtag).await?;
+        let etag = received.md5.map(hex::encode).unwrap_or_default();
         tokio::fs::write(target.dir.join(format!("{:05}.etag", target.number)), &etag)
             .await
             .map_err(|e| UploadError::Io(e.to_string()))?;
@@ -370,14 +374,27 @@ impl FsBlobStore {
     }
 }
 
+/// What to compute while a stream is received.
+enum Hashing {
+    /// A whole object: both digests, recorded beside the file for its verification.
+    Everything,
+    /// One part of a multipart upload: its MD5, which is its ETag, as on S3.
+    PartEtag,
+}
+
+struct Received {
+    size: u64,
+    digests: Option<Digests>,
+    md5: Option<[u8; 16]>,
+}
+
 /// Writes a stream to `path` through a temporary file, at most `max` bytes, hashing on the way.
 async fn receive_to<S, E>(
     path: &Path,
     mut stream: S,
     max: u64,
-    want_sha: bool,
-    want_md5: bool,
-) -> Result<(u64, Option<[u8; 32]>, Option<[u8; 16]>), UploadError>
+    hashing: Hashing,
+) -> Result<Received, UploadError>
 where
     S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -395,8 +412,9 @@ where
             tokio::fs::File::create(&tmp).await.map_err(io)?,
         );
         let mut size = 0u64;
-        let mut sha = want_sha.then(sha2::Sha256::new);
-        let mut md5 = want_md5.then(md5::Md5::new);
+        // Hashing a whole object runs on its own thread, beside the receiving and the writing.
+        let background = matches!(hashing, Hashing::Everything).then(BackgroundHasher::spawn);
+        let mut md5 = matches!(hashing, Hashing::PartEtag).then(md5::Md5::new);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk
                 .map_err(|e| UploadError::Malformed(format!("the body could not be read: {e}")))?;
@@ -404,28 +422,110 @@ where
             if size > max {
                 return Err(UploadError::TooLarge);
             }
-            if let Some(h) = sha.as_mut() {
-                h.update(&chunk);
-            }
             if let Some(h) = md5.as_mut() {
                 h.update(&chunk);
             }
             f.write_all(&chunk).await.map_err(io)?;
+            if let Some(h) = &background {
+                h.update(chunk).await.map_err(io)?;
+            }
         }
         f.flush().await.map_err(io)?;
         f.get_ref().sync_all().await.map_err(io)?;
+        let digests = match background {
+            Some(h) => {
+                let digests = h.finish().await.map_err(io)?;
+                let meta = f.get_ref().metadata().await.map_err(io)?;
+                record_digests(path, &meta, &digests).await.map_err(io)?;
+                Some(digests)
+            }
+            None => None,
+        };
         tokio::fs::rename(&tmp, path).await.map_err(io)?;
-        Ok((
+        Ok(Received {
             size,
-            sha.map(|h| h.finalize().into()),
-            md5.map(|h| h.finalize().into()),
-        ))
+            digests,
+            md5: md5.map(|h| h.finalize().into()),
+        })
     }
     .await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result
+}
+
+/// Where the digests computed while receiving an object are kept: beside it, under a name no
+/// key can take (keys have no dots).
+fn digests_path(path: &Path) -> PathBuf {
+    path.with_extension("digests")
+}
+
+/// Which file a digests record belongs to: the inode and modification time survive the rename
+/// into place, and any later replacement of the object changes them, so a stale record is
+/// never believed.
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{}.{}.{}",
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn identity(_meta: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// Writes the record `identity size md5 sha256`; a record cut short does not parse, and then the
+/// object is simply read back and hashed again.
+async fn record_digests(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    digests: &Digests,
+) -> std::io::Result<()> {
+    let Some(id) = identity(meta) else {
+        return Ok(());
+    };
+    let line = format!(
+        "{id} {} {} {}\n",
+        digests.size,
+        digests.md5_hex(),
+        digests.sha256_hex()
+    );
+    tokio::fs::write(digests_path(path), line).await
+}
+
+fn parse_record(text: &str) -> Option<(&str, Digests)> {
+    let mut fields = text.strip_suffix('\n')?.split(' ');
+    let (id, size, md5, sha) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    if fields.next().is_some() {
+        return None;
+    }
+    let mut d = Digests {
+        md5: [0; 16],
+        sha256: [0; 32],
+        size: size.parse().ok()?,
+    };
+    hex::decode_to_slice(md5, &mut d.md5).ok()?;
+    hex::decode_to_slice(sha, &mut d.sha256).ok()?;
+    Some((id, d))
+}
+
+/// Removes an object's digests record, if it has one.
+async fn forget_digests(path: &Path) -> std::io::Result<()> {
+    match tokio::fs::remove_file(digests_path(path)).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `tenant/attachment/version`: three segments of id characters, nothing that walks the tree.
@@ -475,6 +575,7 @@ impl BlobStore for FsBlobStore {
     ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
         let path = self.path_of(key)?;
+        forget_digests(&path).await.map_err(io_err)?;
         write_atomically(path, data).await.map_err(io_err)
     }
 
@@ -505,6 +606,7 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(e)),
         }
+        forget_digests(&path).await.map_err(io_err)?;
         // Drop the attachment's folder once its last version is gone; a non-empty one stays.
         if let Some(dir) = path.parent() {
             let _ = tokio::fs::remove_dir(dir).await;
@@ -621,14 +723,27 @@ impl BlobStore for FsBlobStore {
             tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
         }
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        // Joining reads every byte anyway: hash them on the way, so verification need not.
         let joined = async {
+            let hasher = BackgroundHasher::spawn();
             let mut out = tokio::fs::File::create(&tmp).await?;
             for p in parts {
                 let mut part =
                     tokio::fs::File::open(dir.join(format!("{:05}.part", p.number))).await?;
-                tokio::io::copy(&mut part, &mut out).await?;
+                loop {
+                    let mut buf = bytes::BytesMut::with_capacity(JOIN_CHUNK);
+                    while buf.len() < JOIN_CHUNK && part.read_buf(&mut buf).await? > 0 {}
+                    if buf.is_empty() {
+                        break;
+                    }
+                    let chunk = buf.freeze();
+                    out.write_all(&chunk).await?;
+                    hasher.update(chunk).await?;
+                }
             }
             out.sync_all().await?;
+            let digests = hasher.finish().await?;
+            record_digests(&path, &out.metadata().await?, &digests).await?;
             tokio::fs::rename(&tmp, &path).await
         }
         .await;
@@ -638,6 +753,24 @@ impl BlobStore for FsBlobStore {
         }
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(())
+    }
+
+    async fn received_digests(&self, key: &str) -> StoreResult<Option<Digests>> {
+        let path = self.path_of(key)?;
+        let text = match tokio::fs::read_to_string(digests_path(&path)).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        let current = identity(&meta);
+        Ok(parse_record(&text)
+            .filter(|(id, d)| current.as_deref() == Some(*id) && d.size == meta.len())
+            .map(|(_, d)| d))
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> StoreResult<()> {
@@ -688,6 +821,78 @@ mod tests {
         s.delete(key).await.unwrap();
         assert_eq!(s.head(key).await.unwrap(), None);
         assert!(s.put("../x/y", Bytes::new(), "", &[0; 32]).await.is_err());
+    }
+
+    fn chunked(
+        data: &[u8],
+        size: usize,
+    ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {
+        let chunks: Vec<_> = data
+            .chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures_util::stream::iter(chunks)
+    }
+
+    #[tokio::test]
+    async fn received_objects_carry_their_digests_while_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let key = "t/a/v";
+        let path = dir.path().join(key);
+        let target = PostTarget {
+            key: key.into(),
+            size: data.len() as u64,
+            sha256: None,
+        };
+        let receive = || s.receive_post(&target, chunked(&data, 100_000));
+
+        receive().await.unwrap();
+        assert_eq!(
+            s.received_digests(key).await.unwrap(),
+            Some(Digests::of(&data))
+        );
+        // Written again through `put`: the record goes.
+        s.put(key, Bytes::from(data.clone()), "x", &[0; 32])
+            .await
+            .unwrap();
+        assert_eq!(s.received_digests(key).await.unwrap(), None);
+        // Replaced behind the store's back: the record no longer names the file.
+        receive().await.unwrap();
+        std::fs::write(dir.path().join("other"), &data).unwrap();
+        std::fs::rename(dir.path().join("other"), &path).unwrap();
+        assert_eq!(s.received_digests(key).await.unwrap(), None);
+        // Deleted: the record goes with the object.
+        receive().await.unwrap();
+        s.delete(key).await.unwrap();
+        assert!(!digests_path(&path).exists());
+        assert_eq!(s.received_digests(key).await.unwrap(), None);
+
+        // Joined from parts: hashed while joining.
+        let key = "t/b/v";
+        let id = s.create_multipart(key, "x").await.unwrap();
+        for (i, part) in data.chunks(1_200_000).enumerate() {
+            let target = PartTarget {
+                dir: s.upload_dir(&id).unwrap(),
+                number: i as u32 + 1,
+            };
+            s.receive_part(&target, chunked(part, 70_000))
+                .await
+                .unwrap();
+        }
+        let parts = s.list_parts(key, &id).await.unwrap();
+        s.complete_multipart(key, &id, &parts).await.unwrap();
+        assert_eq!(&s.get_range(key, 0, 1 << 30).await.unwrap()[..], &data[..]);
+        assert_eq!(
+            s.received_digests(key).await.unwrap(),
+            Some(Digests::of(&data))
+        );
+        // A record cut short is not believed.
+        let record = digests_path(&dir.path().join(key));
+        let text = std::fs::read_to_string(&record).unwrap();
+        std::fs::write(&record, &text[..text.len() - 2]).unwrap();
+        assert_eq!(s.received_digests(key).await.unwrap(), None);
     }
 
     #[tokio::test]

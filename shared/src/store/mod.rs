@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::domain::hashing::Digests;
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
     Version, VersionId,
@@ -246,6 +247,14 @@ pub trait BlobStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Drops a multipart upload and its parts; an unknown upload is not an error.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()>;
+
+    /// The object's digests as the store computed them itself while it received the object
+    /// through one of its own upload links or joined its parts, when it did (the file store);
+    /// `None` when it did not (S3) or the object changed since. Verification then need not read
+    /// the object back to hash it.
+    async fn received_digests(&self, _key: &str) -> StoreResult<Option<Digests>> {
+        Ok(None)
+    }
 }
 
 /// `Content-Disposition` for downloads: always an attachment (never rendered inline, so an SVG
