@@ -8,7 +8,7 @@ import pathlib, re
 
 root = pathlib.Path(__file__).resolve().parent.parent
 routes_rs = (root / "shared/src/http/routes.rs").read_text()
-rows = re.findall(r'route!\(\s*"([a-z0-9-]+)",\s*([A-Z]+),\s*"([^"]+)",\s*[\w:]+,\s*[\w:]+,\s*(Read|Write)\s*\)', routes_rs)
+rows = re.findall(r'^\s+[A-Z0-9_]+ = "([a-z0-9-]+)",\s*([A-Z]+),\s*"([^"]+)",\s*[\w:]+,\s*[\w:]+,\s*(Read|Write)\s*;', routes_rs, re.M)
 if not rows:
     raise SystemExit("no routes found")
 

@@ -61,12 +61,12 @@ pub async fn handle(
     into_response(routes::dispatch_route(app, route, req).await)
 }
 
-/// A Lambda binary's `main`: build everything once, then serve events for `route_name`.
-pub async fn run(route_name: &str) -> Result<(), Error> {
+/// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary
+/// names its row of the table (`routes::NATIVE_GET_PARENT`, …) rather than looking it up, so
+/// that it links its own handler and not every other one.
+pub async fn run(route: &'static Route) -> Result<(), Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(cfg.json_logs);
-    let route =
-        routes::by_name(route_name).ok_or_else(|| format!("no route named {route_name}"))?;
     let built = setup::build(&cfg).await?;
     let app = built.app;
     // Keys given in the environment (local runs: `cargo lambda watch`, `sam local invoke`).

@@ -106,8 +106,9 @@ fn every_route_has_a_binary_and_every_binary_a_route() {
     for r in ROUTES {
         let src = std::fs::read_to_string(root().join(format!("functions/src/bin/{}.rs", r.name)))
             .unwrap();
+        let konst = r.name.to_uppercase().replace('-', "_");
         assert!(
-            src.contains(&format!("lambda::run(\"{}\")", r.name)),
+            src.contains(&format!("lambda::run(&attachments::http::routes::{konst})")),
             "{} serves another route",
             r.name
         );

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("crafter-upload").await
+    attachments::lambda::run(&attachments::http::routes::CRAFTER_UPLOAD).await
 }

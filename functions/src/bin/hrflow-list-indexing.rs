@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("hrflow-list-indexing").await
+    attachments::lambda::run(&attachments::http::routes::HRFLOW_LIST_INDEXING).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("native-begin-upload").await
+    attachments::lambda::run(&attachments::http::routes::NATIVE_BEGIN_UPLOAD).await
 }

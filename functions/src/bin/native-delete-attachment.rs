@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("native-delete-attachment").await
+    attachments::lambda::run(&attachments::http::routes::NATIVE_DELETE_ATTACHMENT).await
 }

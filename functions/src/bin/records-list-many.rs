@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), attachments::lambda::Error> {
-    attachments::lambda::run("records-list-many").await
+    attachments::lambda::run(&attachments::http::routes::RECORDS_LIST_MANY).await
 }

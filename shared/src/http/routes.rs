@@ -52,53 +52,64 @@ pub struct Route {
     pub access: Access,
 }
 
-macro_rules! route {
-    ($name:literal, $method:ident, $path:literal, $handler:path, $errors:path, $access:ident) => {
-        Route {
-            name: $name,
-            method: Method::$method,
-            path: $path,
-            handler: |app, req, params| Box::pin($handler(app, req, params)),
-            errors: $errors,
-            access: Access::$access,
-        }
+macro_rules! routes {
+    ($($konst:ident = $name:literal, $method:ident, $path:literal, $handler:path, $errors:path, $access:ident;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($method), " ", $path, "`, served by the `", $name, "` function.")]
+            pub static $konst: Route = Route {
+                name: $name,
+                method: Method::$method,
+                path: $path,
+                handler: |app, req, params| Box::pin($handler(app, req, params)),
+                errors: $errors,
+                access: Access::$access,
+            };
+        )*
+
+        /// Every endpoint of every API: Lambda binary, method, path, handler, error envelope,
+        /// access. Each row is also its own static, so a Lambda binary names only its row and
+        /// links only its handler.
+        pub static ROUTES: &[&Route] = &[$(&$konst),*];
+
+        /// Each row's static and function name, for the test that keeps them in step.
+        #[cfg(test)]
+        static STATIC_NAMES: &[(&str, &str)] = &[$((stringify!($konst), $name)),*];
     };
 }
 
-/// Every endpoint of every API: Lambda binary, method, path, handler, error envelope, access.
 #[rustfmt::skip]
-pub static ROUTES: &[Route] = &[
-    route!("native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write),
-    route!("native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read),
-    route!("native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write),
-    route!("native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write),
-    route!("native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read),
-    route!("native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read),
-    route!("native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read),
-    route!("native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write),
-    route!("native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write),
-    route!("native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write),
-    route!("native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write),
-    route!("records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, Read),
-    route!("records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read),
-    route!("records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write),
-    route!("records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write),
-    route!("crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, Write),
-    route!("crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, Read),
-    route!("crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, Read),
-    route!("crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, Read),
-    route!("hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, Read),
-    route!("hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, Read),
-    route!("assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, Read),
-    route!("assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, Write),
-    route!("projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, Read),
-    route!("projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, Write),
-    route!("native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, Write),
-];
+routes! {
+    NATIVE_PUT_PARENT = "native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write;
+    NATIVE_GET_PARENT = "native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read;
+    NATIVE_DELETE_PARENT = "native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write;
+    NATIVE_UPLOAD = "native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write;
+    NATIVE_LIST = "native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read;
+    NATIVE_GET_ATTACHMENT = "native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read;
+    NATIVE_GET_CONTENT = "native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read;
+    NATIVE_DELETE_ATTACHMENT = "native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write;
+    NATIVE_BEGIN_UPLOAD = "native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write;
+    NATIVE_UPLOAD_STATUS = "native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write;
+    NATIVE_COMPLETE_UPLOAD = "native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write;
+    RECORDS_LIST_MANY = "records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, Read;
+    RECORDS_LIST = "records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read;
+    RECORDS_UPLOAD = "records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write;
+    RECORDS_DELETE = "records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write;
+    CRAFTER_UPLOAD = "crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, Write;
+    CRAFTER_LIST = "crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, Read;
+    CRAFTER_DETAILS = "crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, Read;
+    CRAFTER_CONTENT = "crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, Read;
+    HRFLOW_LIST = "hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, Read;
+    HRFLOW_LIST_INDEXING = "hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, Read;
+    ASSETS_LIST = "assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, Read;
+    ASSETS_CREATE = "assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, Write;
+    PROJECTS_LIST = "projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, Read;
+    PROJECTS_CREATE = "projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, Write;
+    NATIVE_PUT_CONTENT = "native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, Write;
+}
 
 /// The route of a Lambda binary.
 pub fn by_name(name: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.name == name)
+    ROUTES.iter().find(|r| r.name == name).copied()
 }
 
 impl Route {
@@ -198,6 +209,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn each_static_is_named_after_its_function() {
+        for (konst, name) in STATIC_NAMES {
+            assert_eq!(*konst, name.to_uppercase().replace('-', "_"));
+        }
+        assert_eq!(STATIC_NAMES.len(), ROUTES.len());
     }
 
     #[test]
