@@ -228,8 +228,7 @@ impl Peers {
             vars.push((k, v.clone()));
         }
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .env(aws_types::os_shim_internal::Env::from_slice(&pairs))
+        attachments::setup::aws_defaults().env(aws_types::os_shim_internal::Env::from_slice(&pairs))
     }
 
     /// The service's configuration variables for this table and bucket.
