@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# aws-lc's jitter entropy makes the first random number cost ~35 ms of cold start (issue 9).
+# Only matters if aws-lc is linked again (see .cargo/config.toml): its jitter entropy costs ~35 ms of cold start.
 export AWS_LC_SYS_NO_JITTER_ENTROPY=1
 target="${CARGO_TARGET_DIR:-target}"
 
