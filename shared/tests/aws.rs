@@ -248,11 +248,11 @@ mod adapters {
     use super::support::aws::{Peers, S3Peer};
     use attachments::domain::{
         Attachment, AttachmentId, AttachmentStatus, FileName, Parent, ParentId, ParentKind,
-        ParentRef, TenantId, Version, VersionId,
+        ParentRef, PendingUpload, TenantId, Version, VersionId,
     };
     use attachments::store::dynamo::DynamoStore;
     use attachments::store::sqlite::SqliteStore;
-    use attachments::store::{BlobStore, MetadataStore, StoreError};
+    use attachments::store::{BlobStore, Expected, MetadataStore, StoreError};
     use bytes::Bytes;
 
     async fn stores() -> (
@@ -333,6 +333,71 @@ mod adapters {
             expires_at: exp,
             upload: None,
             problem: None,
+        }
+    }
+
+    /// Two new versions of one attachment started at once: each read the attachment before the
+    /// other wrote its intent, so each expects the same status and content. Only the first may
+    /// record its intent; the second must find a conflict, not overwrite it (which would leave
+    /// the first one's file unknown to the sweep).
+    #[tokio::test]
+    async fn a_new_version_cannot_overwrite_another_under_way() {
+        let (dynamo, sqlite, _s3, _task) = stores().await;
+        let stores: [&dyn MetadataStore; 2] = [&dynamo, &sqlite];
+        let t = TenantId::parse("a").unwrap();
+        let p = parent("p");
+        for s in stores {
+            let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+            s.put_parent(&Parent {
+                tenant: t.clone(),
+                key: p.clone(),
+                source: None,
+                reference: None,
+                email: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+            let current = attachment(&t, &p, AttachmentStatus::Ready, None);
+            s.create_attachment(&current).await.unwrap();
+            let intent = || {
+                let mut a = current.clone();
+                let mut version = current.content.clone().unwrap();
+                version.id = VersionId::new();
+                a.upload = Some(PendingUpload {
+                    version,
+                    declared_sha256: None,
+                    multipart: None,
+                    expires_at: 1_700_000_600,
+                });
+                a.expires_at = Some(1_700_000_600);
+                a
+            };
+            let (first, second) = (intent(), intent());
+            s.update_attachment(&first, Expected::of(&current))
+                .await
+                .unwrap();
+            assert!(matches!(
+                s.update_attachment(&second, Expected::of(&current)).await,
+                Err(StoreError::Conflict(_))
+            ));
+            // The first one finishes: its version becomes the content.
+            let mut done = first.clone();
+            done.content = first.upload.as_ref().map(|u| u.version.clone());
+            done.upload = None;
+            done.expires_at = None;
+            s.update_attachment(&done, Expected::of(&first))
+                .await
+                .unwrap();
+            assert_eq!(s.get_attachment(&t, current.id).await.unwrap(), Some(done));
+            // The second, retried from what is stored now, records its intent.
+            let stored = s.get_attachment(&t, current.id).await.unwrap().unwrap();
+            let mut retry = stored.clone();
+            retry.upload = second.upload.clone();
+            s.update_attachment(&retry, Expected::of(&stored))
+                .await
+                .unwrap();
         }
     }
 

@@ -50,6 +50,8 @@ const SK: &str = "sk";
 const DOC: &str = "doc";
 const STATUS: &str = "st";
 const VERSION: &str = "vid";
+/// The version of the upload under way to an attachment, for conditional writes.
+const UPLOAD: &str = "upv";
 const REV: &str = "rev";
 const IDS: &str = "ids";
 const PARENT_ID: &str = "pid";
@@ -221,6 +223,9 @@ fn attachment_item(att: &Attachment) -> StoreResult<Item> {
     item.insert(STATUS.into(), s(att.status.as_str()));
     if let Some(v) = &att.content {
         item.insert(VERSION.into(), s(v.id.to_string()));
+    }
+    if let Some(u) = &att.upload {
+        item.insert(UPLOAD.into(), s(u.version.id.to_string()));
     }
     // Only what has an expiry is in the sparse index (pending and refused uploads, unfinished
     // deletions, uploads under way to an existing attachment), so the sweep never reads the
@@ -892,15 +897,24 @@ impl MetadataStore for DynamoStore {
         let mut expr = Expr::new()
             .name("#st", STATUS)
             .name("#vid", VERSION)
+            .name("#upv", UPLOAD)
             .value(":st", s(expected.status.as_str()));
-        let cond = match expected.version {
+        let version = match expected.version {
             Some(v) => {
                 expr = expr.value(":vid", s(v.to_string()));
-                "#st = :st AND #vid = :vid"
+                "#vid = :vid"
             }
-            None => "#st = :st AND attribute_not_exists(#vid)",
+            None => "attribute_not_exists(#vid)",
         };
-        let mut items = vec![self.put(attachment_item(att)?, Some(cond), &expr)?];
+        let upload = match expected.upload {
+            Some(u) => {
+                expr = expr.value(":upv", s(u.to_string()));
+                "#upv = :upv"
+            }
+            None => "attribute_not_exists(#upv)",
+        };
+        let cond = format!("#st = :st AND {version} AND {upload}");
+        let mut items = vec![self.put(attachment_item(att)?, Some(&cond), &expr)?];
         // Entering or leaving the lists changes the parent's index in the same transaction.
         let (was, is) = (expected.status.is_listed(), att.status.is_listed());
         if was != is {

@@ -58,6 +58,10 @@ pub struct Expected {
     pub status: AttachmentStatus,
     /// The current content's version (`None`: no content yet).
     pub version: Option<VersionId>,
+    /// The version a direct upload or a new version under way will become (`None`: nothing
+    /// under way). Without it, two new versions started at once would each find the status and
+    /// content they expect, and the second would overwrite the first one's intent.
+    pub upload: Option<VersionId>,
 }
 
 impl Expected {
@@ -65,6 +69,7 @@ impl Expected {
         Self {
             status: att.status,
             version: att.content.as_ref().map(|v| v.id),
+            upload: att.upload.as_ref().map(|u| u.version.id),
         }
     }
 }

@@ -380,7 +380,8 @@ impl MetadataStore for SqliteStore {
             .conn()?
             .execute(
                 "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
-                 WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8",
+                 WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
+                   AND json_extract(doc, '$.upload.version.id') IS ?9",
                 params![
                     status,
                     version,
@@ -390,6 +391,7 @@ impl MetadataStore for SqliteStore {
                     att.id.to_string(),
                     expected.status.as_str(),
                     expected.version.map(|v| v.to_string()),
+                    expected.upload.map(|v| v.to_string()),
                 ],
             )
             .map_err(db_err)?;
