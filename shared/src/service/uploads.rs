@@ -53,6 +53,48 @@ pub struct UploadRules<'a> {
     pub max_file_bytes: Option<usize>,
 }
 
+/// An upload's digests, computed in one pass on a blocking thread from the moment its file is
+/// accepted, so that hashing overlaps the metadata writes and the blob write instead of
+/// preceding them. The SHA-256 goes to the blob store as soon as it is known (S3 sends it with
+/// the bytes).
+struct Hashing {
+    digests: tokio::task::JoinHandle<Digests>,
+    sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
+}
+
+impl Hashing {
+    fn start(bytes: Bytes) -> Self {
+        let (tx, sha256) = tokio::sync::oneshot::channel();
+        let digests = tokio::task::spawn_blocking(move || {
+            let digests = Digests::of(&bytes);
+            // The store may not want it (the file store writes without it).
+            let _ = tx.send(digests.sha256);
+            digests
+        });
+        Self { digests, sha256 }
+    }
+
+    /// Stores the bytes under `key` while they are hashed, and gives `version` its digests.
+    async fn store(
+        self,
+        app: &App,
+        key: &str,
+        bytes: &Bytes,
+        version: &mut Version,
+    ) -> Result<(), StoreError> {
+        let (stored, digests) = tokio::join!(
+            app.blobs
+                .put_while_hashing(key, bytes.clone(), &version.content_type, self.sha256),
+            self.digests
+        );
+        let digests =
+            digests.map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
+        version.md5 = digests.md5_hex();
+        version.sha256 = digests.sha256_hex();
+        stored
+    }
+}
+
 /// Validated labels, ready to be stored.
 #[derive(Clone)]
 pub(super) struct CleanFields {
@@ -127,12 +169,9 @@ impl CleanFields {
 }
 
 impl App {
-    /// Checks a file against the rules and describes it as a version (type, size, digests).
-    fn describe(
-        &self,
-        file: &NewFile,
-        rules: UploadRules<'_>,
-    ) -> ServiceResult<(Version, [u8; 32])> {
+    /// Checks a file against the rules and describes it as a version (type, size); its digests
+    /// are computed while it is stored (see [`Hashing`]).
+    fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<Version> {
         if file.bytes.is_empty() {
             return Err(ServiceError::Unprocessable(format!(
                 "{} is empty",
@@ -164,17 +203,15 @@ impl App {
                 )));
             }
         }
-        let digests = Digests::of(&file.bytes);
-        let version = Version {
+        Ok(Version {
             id: VersionId::new(),
             file_name: file.file_name.clone(),
             content_type: content_type.to_owned(),
-            size: digests.size,
-            md5: digests.md5_hex(),
-            sha256: digests.sha256_hex(),
+            size: file.bytes.len() as u64,
+            md5: String::new(),
+            sha256: String::new(),
             created_at: now(),
-        };
-        Ok((version, digests.sha256))
+        })
     }
 
     /// Stores an uploaded file as a new attachment or a new version, per `target`.
@@ -211,12 +248,12 @@ impl App {
         let fields = clean_fields(fields)?;
         let checked = files
             .into_iter()
-            .map(|f| self.describe(&f, rules).map(|(v, sha)| (f, v, sha)))
+            .map(|f| self.describe(&f, rules).map(|v| (f, v)))
             .collect::<ServiceResult<Vec<_>>>()?;
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
-        for (file, version, sha) in checked {
+        for (file, version) in checked {
             match self
-                .store_one(who, parent, file, version, sha, fields.clone(), target)
+                .store_one(who, parent, file, version, fields.clone(), target)
                 .await
             {
                 Ok(done) => stored.push(done),
@@ -236,14 +273,12 @@ impl App {
     }
 
     /// Stores one checked file; says whether it created a new attachment.
-    #[allow(clippy::too_many_arguments)]
     async fn store_one(
         &self,
         who: &Principal,
         parent: &ParentRef,
         file: NewFile,
         version: Version,
-        sha: [u8; 32],
         fields: CleanFields,
         target: UploadTarget,
     ) -> ServiceResult<(Attachment, bool)> {
@@ -262,12 +297,12 @@ impl App {
         };
         match existing {
             Some(att) => Ok((
-                self.store_new_version(att, version, sha, file.bytes, fields)
+                self.store_new_version(att, version, file.bytes, fields)
                     .await?,
                 false,
             )),
             None => Ok((
-                self.store_new_attachment(who, parent, version, sha, file.bytes, fields)
+                self.store_new_attachment(who, parent, version, file.bytes, fields)
                     .await?,
                 true,
             )),
@@ -278,11 +313,11 @@ impl App {
         &self,
         who: &Principal,
         parent: &ParentRef,
-        version: Version,
-        sha: [u8; 32],
+        mut version: Version,
         bytes: Bytes,
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
+        let hashing = Hashing::start(bytes.clone());
         let t = now();
         let mut att = Attachment::new(
             who.tenant.clone(),
@@ -300,12 +335,8 @@ impl App {
             .await
             .map_err(refused_or_failed)?;
         let key = att.blob_key(version.id);
-        // 2. the bytes.
-        if let Err(e) = self
-            .blobs
-            .put(&key, bytes.clone(), &version.content_type, &sha)
-            .await
-        {
+        // 2. the bytes, while they are hashed.
+        if let Err(e) = hashing.store(self, &key, &bytes, &mut version).await {
             // The bytes may have landed even though the answer was lost: delete is idempotent.
             self.undo(&att, Some(&key)).await;
             return Err(e.into());
@@ -313,6 +344,7 @@ impl App {
         self.store_thumbnail(&att, &version, bytes).await;
         // 3. the version record, then ready.
         let pending = Expected::of(&att);
+        att.content = Some(version.clone());
         let mut ready = att.clone();
         ready.status = AttachmentStatus::Ready;
         ready.expires_at = None;
@@ -331,11 +363,11 @@ impl App {
     async fn store_new_version(
         &self,
         current: Attachment,
-        version: Version,
-        sha: [u8; 32],
+        mut version: Version,
         bytes: Bytes,
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
+        let hashing = Hashing::start(bytes.clone());
         if current.upload.is_some() {
             return Err(ServiceError::Conflict(
                 "an upload to this attachment is already under way".into(),
@@ -368,10 +400,7 @@ impl App {
         }
         // 2. The bytes and the thumbnail.
         let key = current.blob_key(version.id);
-        let stored = self
-            .blobs
-            .put(&key, bytes.clone(), &version.content_type, &sha)
-            .await;
+        let stored = hashing.store(self, &key, &bytes, &mut version).await;
         if stored.is_ok() {
             self.store_thumbnail(&current, &version, bytes).await;
         }

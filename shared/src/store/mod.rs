@@ -221,6 +221,22 @@ pub trait BlobStore: Send + Sync {
         content_type: &str,
         sha256: &[u8; 32],
     ) -> StoreResult<()>;
+    /// Stores bytes whose SHA-256 the caller is still computing, so that hashing overlaps the
+    /// write. A store that sends the checksum with the bytes and has them verified (S3) waits
+    /// for it, which is what this default does; one that verifies nothing in transit writes at
+    /// once.
+    async fn put_while_hashing(
+        &self,
+        key: &str,
+        data: Bytes,
+        content_type: &str,
+        sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
+    ) -> StoreResult<()> {
+        let sha256 = sha256
+            .await
+            .map_err(|_| StoreError::Unavailable("the upload's hashing stopped".into()))?;
+        self.put(key, data, content_type, &sha256).await
+    }
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Reads `len` bytes from `offset` (fewer at the end of the object).
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes>;
