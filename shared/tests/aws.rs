@@ -299,6 +299,21 @@ mod adapters {
         )
     }
 
+    async fn put_parent(s: &dyn MetadataStore, t: &TenantId, key: &ParentRef) {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        s.put_parent(&Parent {
+            tenant: t.clone(),
+            key: key.clone(),
+            source: None,
+            reference: None,
+            email: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    }
+
     fn attachment(
         t: &TenantId,
         p: &ParentRef,
@@ -347,18 +362,7 @@ mod adapters {
         let t = TenantId::parse("a").unwrap();
         let p = parent("p");
         for s in stores {
-            let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-            s.put_parent(&Parent {
-                tenant: t.clone(),
-                key: p.clone(),
-                source: None,
-                reference: None,
-                email: None,
-                created_at: now,
-                updated_at: now,
-            })
-            .await
-            .unwrap();
+            put_parent(s, &t, &p).await;
             let current = attachment(&t, &p, AttachmentStatus::Ready, None);
             s.create_attachment(&current).await.unwrap();
             let intent = || {
@@ -427,18 +431,7 @@ mod adapters {
         }
         for s in stores {
             for key in [&p, &q, &empty] {
-                let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-                s.put_parent(&Parent {
-                    tenant: t.clone(),
-                    key: key.clone(),
-                    source: None,
-                    reference: None,
-                    email: None,
-                    created_at: now,
-                    updated_at: now,
-                })
-                .await
-                .unwrap();
+                put_parent(s, &t, key).await;
             }
             for a in &atts {
                 s.create_attachment(a).await.unwrap();
