@@ -188,7 +188,8 @@ async fn measure(bin_dir: &Path, size: u64) -> Result<(Row, String), Error> {
     };
     let note = format!(
         "big upload: {} through POST /_blobs/upload in {:.2} s, verified and ready {:.2} s after the start \
-         (the verification reads the stored file back and hashes it); server peak RSS {}.",
+         (the file store hashes while it receives; the verification reads back only the first chunk); \
+         server peak RSS {}.",
         mb(size),
         uploaded.as_secs_f64(),
         total.as_secs_f64(),

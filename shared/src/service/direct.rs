@@ -505,7 +505,8 @@ impl App {
                 )
                 .await;
         }
-        // Digests the store computed as it received the file spare reading it all back.
+        // When the store hashed the file as it received it, only the first chunk is read back
+        // (for the type check), unless the file is kept for a thumbnail.
         let mut digesting = match self.blobs.received_digests(&key).await? {
             Some(d) if d.size == info.size => Digesting::Known(d),
             _ => Digesting::Hashing(Hasher::new()),
@@ -532,7 +533,7 @@ impl App {
             }
             offset += chunk.len() as u64;
             if matches!(digesting, Digesting::Known(_)) && !keep {
-                // The magic bytes are all that was needed.
+                // The type check had its chunk; the digests are known.
                 break;
             }
         }
