@@ -17,9 +17,9 @@ pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
 pub type Response = http::Response<Bytes>;
 
-/// A JSON response.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    // Serialising a `Value` cannot fail: its keys are strings.
+/// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    // Serialising cannot fail here: a `Value` and our views have string keys only.
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut r = http::Response::new(Bytes::from(body));
     *r.status_mut() = status;

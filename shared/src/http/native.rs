@@ -151,20 +151,9 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
 /// 200 with one attachment and its download link (when it has content).
 async fn one_attachment(app: &App, att: &Attachment) -> Response {
     match app.download_link(att).await {
-        Ok(link) => ser_response(StatusCode::OK, &attachment_view(att, link)),
+        Ok(link) => json_response(StatusCode::OK, &attachment_view(att, link)),
         Err(e) => service_error(e),
     }
-}
-
-fn ser_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    let mut r = http::Response::new(bytes::Bytes::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 fn parent_json(p: &Parent) -> Value {
@@ -387,7 +376,7 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
                     Err(e) => return service_error(e),
                 }
             }
-            ser_response(
+            json_response(
                 StatusCode::OK,
                 &ListView {
                     items,
