@@ -135,7 +135,24 @@ impl SqliteStore {
             .lock()
             .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
     }
+
+    /// The document of the one row `sql` selects, if there is one, through a statement
+    /// prepared once per connection.
+    fn one_doc<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> StoreResult<Option<T>> {
+        let conn = self.conn()?;
+        let doc: Option<String> = conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params, |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        doc.map(|d| from_json(&d)).transpose()
+    }
 }
+
+const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
 
 fn attachment_row(att: &Attachment) -> StoreResult<(String, Option<String>, String)> {
     Ok((
@@ -166,12 +183,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        let conn = self.conn()?;
-        let doc: Option<String> = conn
-            .prepare_cached("SELECT doc FROM api_keys WHERE hash = ?1")
-            .and_then(|mut st| st.query_row([hash], |r| r.get(0)).optional())
-            .map_err(db_err)?;
-        doc.map(|d| from_json(&d)).transpose()
+        self.one_doc("SELECT doc FROM api_keys WHERE hash = ?1", [hash])
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
@@ -252,18 +264,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
-        let conn = self.conn()?;
-        let doc: Option<String> = conn
-            .prepare_cached("SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
-            .and_then(|mut st| {
-                st.query_row(
-                    params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-            })
-            .map_err(db_err)?;
-        doc.map(|d| from_json(&d)).transpose()
+        self.one_doc(
+            PARENT_BY_KEY,
+            params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
+        )
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
@@ -274,9 +278,7 @@ impl MetadataStore for SqliteStore {
             )));
         }
         let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached("SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3")
-            .map_err(db_err)?;
+        let mut stmt = conn.prepare_cached(PARENT_BY_KEY).map_err(db_err)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let doc: Option<String> = stmt
@@ -307,16 +309,10 @@ impl MetadataStore for SqliteStore {
         let sql = format!(
             "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND {column} = ?4"
         );
-        let doc: Option<String> = self
-            .conn()?
-            .query_row(
-                &sql,
-                params![tenant.as_str(), kind.as_str(), source.unwrap_or(""), value],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        doc.map(|d| from_json(&d)).transpose()
+        self.one_doc(
+            &sql,
+            params![tenant.as_str(), kind.as_str(), source.unwrap_or(""), value],
+        )
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
@@ -421,15 +417,10 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        let conn = self.conn()?;
-        let doc: Option<String> = conn
-            .prepare_cached("SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut st| {
-                st.query_row(params![tenant.as_str(), id.to_string()], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(db_err)?;
-        doc.map(|d| from_json(&d)).transpose()
+        self.one_doc(
+            "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
+            params![tenant.as_str(), id.to_string()],
+        )
     }
 
     async fn list_attachments(
