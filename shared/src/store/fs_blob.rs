@@ -43,6 +43,15 @@ fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("blob file: {e}"))
 }
 
+/// A file that is not there is `None`, not a failure.
+fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 /// Why a link was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
@@ -212,6 +221,14 @@ impl FsBlobStore {
 }
 
 impl FsBlobStore {
+    /// Writes bytes the caller has (or will have) hashed; a digests record of an earlier file
+    /// under the key goes first.
+    async fn write(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let path = self.path_of(key)?;
+        forget_digests(&path).await.map_err(io_err)?;
+        write_atomically(path, data).await.map_err(io_err)
+    }
+
     fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, UploadError> {
         uuid::Uuid::try_parse(upload_id).map_err(|_| UploadError::NoSuchUpload)?;
         Ok(self.uploads.join(upload_id))
@@ -290,7 +307,7 @@ impl FsBlobStore {
         };
         if result.is_err() {
             let _ = tokio::fs::remove_file(&path).await;
-            let _ = tokio::fs::remove_file(digests_path(&path)).await;
+            let _ = forget_digests(&path).await;
         }
         result
     }
@@ -574,9 +591,7 @@ impl BlobStore for FsBlobStore {
         _sha256: &[u8; 32],
     ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
-        let path = self.path_of(key)?;
-        forget_digests(&path).await.map_err(io_err)?;
-        write_atomically(path, data).await.map_err(io_err)
+        self.write(key, data).await
     }
 
     async fn put_while_hashing(
@@ -587,17 +602,12 @@ impl BlobStore for FsBlobStore {
         _sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
     ) -> StoreResult<()> {
         // Nothing to verify in transit: write while the caller hashes.
-        let path = self.path_of(key)?;
-        forget_digests(&path).await.map_err(io_err)?;
-        write_atomically(path, data).await.map_err(io_err)
+        self.write(key, data).await
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        match tokio::fs::metadata(self.path_of(key)?).await {
-            Ok(m) => Ok(Some(BlobInfo { size: m.len() })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(e)),
-        }
+        let meta = unless_missing(tokio::fs::metadata(self.path_of(key)?).await)?;
+        Ok(meta.map(|m| BlobInfo { size: m.len() }))
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
@@ -770,15 +780,12 @@ impl BlobStore for FsBlobStore {
 
     async fn received_digests(&self, key: &str) -> StoreResult<Option<Digests>> {
         let path = self.path_of(key)?;
-        let text = match tokio::fs::read_to_string(digests_path(&path)).await {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
+        let Some(text) = unless_missing(tokio::fs::read_to_string(digests_path(&path)).await)?
+        else {
+            return Ok(None);
         };
-        let meta = match tokio::fs::metadata(&path).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
+        let Some(meta) = unless_missing(tokio::fs::metadata(&path).await)? else {
+            return Ok(None);
         };
         let current = identity(&meta);
         Ok(parse_record(&text)
