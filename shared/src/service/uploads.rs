@@ -367,12 +367,12 @@ impl App {
         bytes: Bytes,
         fields: CleanFields,
     ) -> ServiceResult<Attachment> {
-        let hashing = Hashing::start(bytes.clone());
         if current.upload.is_some() {
             return Err(ServiceError::Conflict(
                 "an upload to this attachment is already under way".into(),
             ));
         }
+        let hashing = Hashing::start(bytes.clone());
         // 1. The intent: the new version is recorded as an upload under way before any byte is
         //    stored, so a crash or a failed clean-up is found by the sweep, which removes the
         //    file and leaves the attachment as it was.
