@@ -216,17 +216,16 @@ impl Config {
         if backend == Backend::Aws {
             // A presigned link dies with the temporary credentials that signed it; a Lambda
             // role's last at most 12 hours, so a longer lifetime would be a false promise.
-            if link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS)
-                || upload_link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS)
-            {
-                return Err(err(
-                    if link_ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
-                        "ATTACHMENTS_LINK_TTL_SECONDS"
-                    } else {
-                        "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS"
-                    },
-                    "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
-                ));
+            for (var, ttl) in [
+                ("ATTACHMENTS_LINK_TTL_SECONDS", link_ttl),
+                ("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", upload_link_ttl),
+            ] {
+                if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
+                    return Err(err(
+                        var,
+                        "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
+                    ));
+                }
             }
             if table.is_none() {
                 return Err(err(
