@@ -111,13 +111,11 @@ fn missing(var: &'static str) -> SetupError {
     })
 }
 
-/// The two AWS adapters over the clients of `sdk`, configured as the service uses them.
-pub fn aws_stores(
+/// The table and bucket the AWS backend needs, and the region it needs them in.
+fn table_and_bucket(
     cfg: &Config,
     sdk: &aws_config::SdkConfig,
-) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-
+) -> Result<(String, String), SetupError> {
     let table = cfg
         .table
         .clone()
@@ -129,6 +127,17 @@ pub fn aws_stores(
     if sdk.region().is_none() {
         return Err(missing("AWS_REGION"));
     }
+    Ok((table, bucket))
+}
+
+/// The two AWS adapters over the clients of `sdk`, configured as the service uses them.
+pub fn aws_stores(
+    cfg: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(DynamoStore, S3BlobStore), SetupError> {
+    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+
+    let (table, bucket) = table_and_bucket(cfg, sdk)?;
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let s3_config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(cfg.s3_path_style)
@@ -148,16 +157,7 @@ pub fn aws_stores(
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
     let sdk = aws_defaults().load().await;
-    // Checks the configuration (table, bucket, region) the way the service will read it.
-    aws_stores(cfg, &sdk)?;
-    let table = cfg
-        .table
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
-    let bucket = cfg
-        .bucket
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
+    let (table, bucket) = table_and_bucket(cfg, &sdk)?;
     let mut done = Vec::new();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     if dynamo
