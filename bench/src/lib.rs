@@ -44,3 +44,27 @@ pub fn exit_when_stdin_closes() {
         }
     });
 }
+
+/// A server binary's `main`: ends with the driver (see [`exit_when_stdin_closes`]) and runs
+/// `serve` on a tokio runtime with one worker thread, the setup both HTTP servers of the
+/// benchmark are compared under. An error is printed with the binary's `name`.
+pub fn serve_on_one_worker<F, E>(name: &str, serve: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    exit_when_stdin_closes();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(serve).map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -17,25 +17,7 @@ async fn hello(_req: http::Request<Incoming>) -> Result<http::Response<Full<Byte
 }
 
 fn main() -> std::process::ExitCode {
-    attachments_bench::exit_when_stdin_closes();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench-hello-hyper: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(serve()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-hello-hyper: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    attachments_bench::serve_on_one_worker("bench-hello-hyper", serve())
 }
 
 async fn serve() -> std::io::Result<()> {

@@ -7,25 +7,7 @@ use attachments::config::Config;
 use tokio::net::TcpListener;
 
 fn main() -> std::process::ExitCode {
-    attachments_bench::exit_when_stdin_closes();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench-local-server: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(serve()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-local-server: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    attachments_bench::serve_on_one_worker("bench-local-server", serve())
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
