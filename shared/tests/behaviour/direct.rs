@@ -416,7 +416,7 @@ pub async fn placeholder_gets_its_file(h: &Harness) {
     assert_eq!(up["attachment"]["id"], ph_id);
     assert_eq!(up["attachment"]["status"], "placeholder");
     assert!(post_form(&up["upload"], &png).await.status.is_success());
-    let done = complete(h, &ph_id.clone()).await.expect(200).json();
+    let done = complete(h, &ph_id).await.expect(200).json();
     assert_eq!(done["id"], ph_id);
     assert_eq!(done["status"], "ready");
     assert_eq!(done["title"], "sample attachment");
