@@ -349,6 +349,131 @@ fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
         .collect()
 }
 
+/// The AWS backend's own settings, from the standard AWS variables (what the SDKs read), so a
+/// Lambda function finds its role's credentials and region where Lambda puts them:
+/// - credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; without
+///   them, the profile `AWS_PROFILE` (else `default`) of the shared credentials file
+///   (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`);
+/// - region: `AWS_REGION`, else `AWS_DEFAULT_REGION`;
+/// - endpoints: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`;
+/// - extra trusted roots: `AWS_CA_BUNDLE` (a PEM file).
+pub fn aws_settings(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<crate::aws::AwsSettings, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => crate::aws::Credentials {
+            access_key_id: id.trim().to_owned(),
+            secret_access_key: secret.trim().to_owned(),
+            session_token: var("AWS_SESSION_TOKEN").map(|t| t.trim().to_owned()),
+        },
+        (Some(_), None) => {
+            return Err(err(
+                "AWS_SECRET_ACCESS_KEY",
+                "must be set with AWS_ACCESS_KEY_ID",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "AWS_ACCESS_KEY_ID",
+                "must be set with AWS_SECRET_ACCESS_KEY",
+            ))
+        }
+        (None, None) => profile_credentials(&var)?,
+    };
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .map(|r| r.trim().to_owned())
+        .ok_or_else(|| {
+            err(
+                "AWS_REGION",
+                "must be set for backend aws (for example us-east-1)",
+            )
+        })?;
+    if !region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(err(
+            "AWS_REGION",
+            format!("{region:?} is not a region name"),
+        ));
+    }
+    let endpoint = |name: &'static str| -> Result<Option<String>, ConfigError> {
+        match var(name).or_else(|| var("AWS_ENDPOINT_URL").map(|v| v.trim().to_owned())) {
+            None => Ok(None),
+            Some(url) => match crate::aws::Endpoint::parse(url.trim()) {
+                Ok(_) => Ok(Some(url.trim().to_owned())),
+                Err(problem) => Err(err(name, problem)),
+            },
+        }
+    };
+    Ok(crate::aws::AwsSettings {
+        credentials,
+        region,
+        dynamodb_endpoint: endpoint("AWS_ENDPOINT_URL_DYNAMODB")?,
+        s3_endpoint: endpoint("AWS_ENDPOINT_URL_S3")?,
+        ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
+    })
+}
+
+/// Static keys of a profile in the shared credentials file (an INI file of `[profile]`
+/// sections with `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`).
+fn profile_credentials(
+    var: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::aws::Credentials, ConfigError> {
+    const NONE: &str = "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them for the function's role), or a profile with static keys in the shared credentials file";
+    let path = match var("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => match var("HOME") {
+            Some(home) => PathBuf::from(home).join(".aws").join("credentials"),
+            None => return Err(err("AWS_ACCESS_KEY_ID", NONE)),
+        },
+    };
+    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => return Err(err("AWS_ACCESS_KEY_ID", NONE)),
+    };
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+            continue;
+        }
+        if !in_profile {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+            match k.trim() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => secret = v,
+                "aws_session_token" => token = v,
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(crate::aws::Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+        }),
+        _ => Err(err(
+            "AWS_PROFILE",
+            format!(
+                "profile {profile:?} of {} has no aws_access_key_id and aws_secret_access_key",
+                path.display()
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +584,95 @@ mod tests {
         assert_eq!(c.api_keys[0].owner.as_deref(), Some("me@acme.io"));
         assert_eq!(c.api_keys[1].tenant, "beta");
         assert!(!format!("{:?}", c.api_keys).contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn aws_settings_come_from_the_standard_variables() {
+        let get = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let a = aws_settings(get(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+            ("AWS_SESSION_TOKEN", "t0ken-value"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
+        ]))
+        .unwrap();
+        assert_eq!(a.credentials.access_key_id, "AKID");
+        assert_eq!(a.credentials.session_token.as_deref(), Some("t0ken-value"));
+        assert_eq!(a.region, "eu-west-1");
+        assert_eq!(
+            a.dynamodb_endpoint.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(a.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+
+        let e = aws_settings(get(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_REGION", "us-east-1"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "AWS_SECRET_ACCESS_KEY");
+        let e = aws_settings(get(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "AWS_REGION");
+        let e = aws_settings(get(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "ftp://x"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "AWS_ENDPOINT_URL_DYNAMODB");
+        let e = aws_settings(get(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "AWS_ACCESS_KEY_ID");
+    }
+
+    #[test]
+    fn aws_credentials_come_from_a_profile_without_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = D\naws_secret_access_key = DS\n\n# dev\n[dev]\naws_access_key_id=AKDEV\naws_secret_access_key = dev/secret\naws_session_token = tok\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let lookup = |profile: Option<&'static str>| {
+            let path = path.clone();
+            move |k: &str| match k {
+                "AWS_SHARED_CREDENTIALS_FILE" => Some(path.clone()),
+                "AWS_REGION" => Some("us-east-1".to_owned()),
+                "AWS_PROFILE" => profile.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let dev = aws_settings(lookup(Some("dev"))).unwrap().credentials;
+        assert_eq!(dev.access_key_id, "AKDEV");
+        assert_eq!(dev.secret_access_key, "dev/secret");
+        assert_eq!(dev.session_token.as_deref(), Some("tok"));
+        let default = aws_settings(lookup(None)).unwrap().credentials;
+        assert_eq!(default.access_key_id, "D");
+        assert_eq!(default.session_token, None);
+        let e = aws_settings(lookup(Some("missing"))).unwrap_err();
+        assert_eq!(e.var, "AWS_PROFILE");
     }
 }

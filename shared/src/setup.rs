@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::aws::dynamodb::DynamoClient;
+use crate::aws::s3::S3Client;
+use crate::aws::{AwsSettings, Http, RequestSigner};
 use crate::config::{Backend, Config};
 use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
@@ -63,37 +66,23 @@ pub fn dialect_settings(cfg: &Config) -> DialectSettings {
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws => build_aws(cfg, aws_defaults()).await,
+        Backend::Aws => build_aws(
+            cfg,
+            &crate::config::aws_settings(|k| std::env::var(k).ok())?,
+        ),
     }
 }
 
-/// The AWS configuration loader with our HTTPS client: rustls with ring, over hyper 1. The
-/// SDK's own default client uses aws-lc, which adds about 2 MB to every function for the same
-/// TLS.
-pub fn aws_defaults() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
-}
-
-/// DynamoDB and S3. Credentials, region and endpoints come from `loader`, which reads the
-/// standard AWS sources: the environment first (on Lambda, the function's role), then the
-/// shared config files, web identity, ECS and EC2 metadata. `AWS_ENDPOINT_URL`,
-/// `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3` point the clients at any compatible
-/// server. The clients are built here once and shared by every request.
-pub async fn build_aws(
-    cfg: &Config,
-    loader: aws_config::ConfigLoader,
-) -> Result<Built, SetupError> {
+/// DynamoDB and S3, through our own client ([`crate::aws`]): credentials, region and endpoints
+/// come from `aws` (the standard AWS variables; on Lambda, the function's role). The clients
+/// are built here once and shared by every request; they connect on first use.
+pub fn build_aws(cfg: &Config, aws: &AwsSettings) -> Result<Built, SetupError> {
     let secret = cfg
         .secret_hex
         .as_deref()
         .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
     let signer = signer_from_hex(secret)?;
-    let sdk = loader.load().await;
-    let (meta, blobs) = aws_stores(cfg, &sdk)?;
+    let (meta, blobs) = aws_stores(cfg, aws)?;
     let app = Arc::new(
         App::new(Arc::new(meta), Arc::new(blobs), signer, limits(cfg))
             .with_dialects(dialect_settings(cfg)),
@@ -111,86 +100,83 @@ fn missing(var: &'static str) -> SetupError {
     })
 }
 
-/// The table and bucket the AWS backend needs, and the region it needs them in.
-fn table_and_bucket(
-    cfg: &Config,
-    sdk: &aws_config::SdkConfig,
-) -> Result<(String, String), SetupError> {
-    let table = cfg
-        .table
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
+/// The two AWS clients of `aws`, for the configured table and bucket, over one HTTPS client.
+fn aws_clients(cfg: &Config, aws: &AwsSettings) -> Result<(DynamoClient, S3Client), SetupError> {
     let bucket = cfg
         .bucket
         .clone()
         .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
-    if sdk.region().is_none() {
-        return Err(missing("AWS_REGION"));
-    }
-    Ok((table, bucket))
+    let named = |var: &'static str| {
+        move |problem: String| SetupError::Config(crate::config::ConfigError { var, problem })
+    };
+    let http =
+        Http::new(aws.ca_bundle.as_deref()).map_err(|e| named("AWS_CA_BUNDLE")(e.to_string()))?;
+    let dynamo = DynamoClient::new(
+        http.clone(),
+        DynamoClient::endpoint_for(&aws.region, aws.dynamodb_endpoint.as_deref())
+            .map_err(named("AWS_ENDPOINT_URL_DYNAMODB"))?,
+        RequestSigner::new(aws.credentials.clone(), aws.region.clone(), "dynamodb"),
+    );
+    let s3 = S3Client::new(
+        http,
+        S3Client::endpoint_for(&aws.region, aws.s3_endpoint.as_deref())
+            .map_err(named("AWS_ENDPOINT_URL_S3"))?,
+        cfg.s3_path_style,
+        RequestSigner::new(aws.credentials.clone(), aws.region.clone(), "s3"),
+        bucket,
+    );
+    Ok((dynamo, s3))
 }
 
-/// The two AWS adapters over the clients of `sdk`, configured as the service uses them.
+/// The two AWS adapters, configured as the service uses them.
 pub fn aws_stores(
     cfg: &Config,
-    sdk: &aws_config::SdkConfig,
+    aws: &AwsSettings,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-
-    let (table, bucket) = table_and_bucket(cfg, sdk)?;
-    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(cfg.s3_path_style)
-        // Uploads carry the SHA-256 the service already computed; a second checksum (CRC32 by
-        // default) on every request and response would only cost time.
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+    let (dynamo, s3) = aws_clients(cfg, aws)?;
+    let table = cfg
+        .table
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
     Ok((
-        DynamoStore::new(dynamo, table),
-        S3BlobStore::new(s3, bucket, sdk.credentials_provider()),
+        DynamoStore::new(Arc::new(dynamo), table),
+        S3BlobStore::new(s3),
     ))
 }
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
-    let sdk = aws_defaults().load().await;
-    let (table, bucket) = table_and_bucket(cfg, &sdk)?;
+    init_aws_with(
+        cfg,
+        &crate::config::aws_settings(|k| std::env::var(k).ok())?,
+    )
+    .await
+}
+
+/// [`init_aws`] with the given AWS settings.
+pub async fn init_aws_with(cfg: &Config, aws: &AwsSettings) -> Result<String, SetupError> {
+    let (dynamo, s3) = aws_clients(cfg, aws)?;
+    let table = cfg
+        .table
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
     let mut done = Vec::new();
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    if dynamo
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .is_err()
-    {
+    if crate::store::dynamo::table_exists(&dynamo, &table).await? {
+        done.push(format!("table {table} exists"));
+    } else {
         crate::store::dynamo::create_table(&dynamo, &table).await?;
         done.push(format!("created table {table}"));
-    } else {
-        done.push(format!("table {table} exists"));
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(cfg.s3_path_style)
-            .build(),
-    );
-    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .map_err(|e| {
-                SetupError::Other(format!(
-                    "ATTACHMENTS_BUCKET: cannot create {bucket}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
-            })?;
-        done.push(format!("created bucket {bucket}"));
-    } else {
+    let bucket = s3.bucket().to_owned();
+    let cannot = |e: crate::aws::AwsError| {
+        SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"))
+    };
+    if s3.head_bucket().await.map_err(cannot)? {
         done.push(format!("bucket {bucket} exists"));
+    } else {
+        s3.create_bucket().await.map_err(cannot)?;
+        done.push(format!("created bucket {bucket}"));
     }
     Ok(done.join("\n"))
 }

@@ -271,8 +271,7 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let sdk = peers.loader(&[]).load().await;
-        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &sdk).unwrap();
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.settings(&[])).unwrap();
         (
             dynamo,
             SqliteStore::in_memory().unwrap(),

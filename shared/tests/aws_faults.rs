@@ -65,8 +65,8 @@ async fn world() -> World {
     let peers = Peers::new(&s3.endpoint);
     let s3_task = tokio::spawn(s3.serve());
     peers.create().await;
-    let sdk = peers.loader(&[]).load().await;
-    let (meta, blobs) = attachments::setup::aws_stores(&config(&peers), &sdk).unwrap();
+    let (meta, blobs) =
+        attachments::setup::aws_stores(&config(&peers), &peers.settings(&[])).unwrap();
     let meta: Arc<dyn MetadataStore> = Arc::new(meta);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let plan = Arc::new(Plan::default());
@@ -523,12 +523,8 @@ async fn s3_unreachable_during_upload_and_delete() {
         drop(l);
         format!("http://{addr}")
     };
-    let loader = w.peers.loader(&[
-        ("AWS_ENDPOINT_URL_S3", dead),
-        ("AWS_MAX_ATTEMPTS", "1".into()),
-    ]);
-    let down = attachments::setup::build_aws(&config(&w.peers), loader)
-        .await
+    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_S3", dead)]);
+    let down = attachments::setup::build_aws(&config(&w.peers), &settings)
         .unwrap()
         .app;
     let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();

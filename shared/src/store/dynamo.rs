@@ -10,29 +10,30 @@
 //! the service bounds every free-text field, so an item stays far below DynamoDB's 400 KB.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
-};
-use aws_sdk_dynamodb::Client;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::{
     Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
     MAX_BATCH_KEYS,
 };
+use crate::aws::backoff;
+use crate::aws::dynamodb::{
+    AttributeValue, BatchGetOutput, BatchWriteOutput, DynamoClient, GetItemOutput, Ignored, Item,
+    KeysAndAttributes, QueryOutput,
+};
+use crate::aws::AwsError;
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
     TenantId, Version, VersionId,
 };
 
-type Item = HashMap<String, AttributeValue>;
+/// One action of a TransactWriteItems call, as DynamoDB's JSON takes it.
+type TransactWriteItem = Value;
 
 /// The sparse index of leftovers: only attachments with an expiry carry its keys. (Named
 /// generically, as `template.yaml` declares it.)
@@ -168,16 +169,12 @@ fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_str(get_s(item, DOC)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn sdk_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    StoreError::Unavailable(format!("dynamodb {op}: {}", DisplayErrorContext(&e)))
+fn dyn_err(op: &str, e: AwsError) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb {op}: {e}"))
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Unavailable(format!("dynamodb request: {e}"))
+fn to_value(v: &impl Serialize) -> StoreResult<Value> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Expression attribute names and values, passed only when used (DynamoDB refuses unused ones).
@@ -199,20 +196,38 @@ impl Expr {
         self.values.insert(placeholder.to_owned(), v);
         self
     }
-    fn names(&self) -> Option<HashMap<String, String>> {
-        (!self.names.is_empty()).then(|| self.names.clone())
-    }
-    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        (!self.values.is_empty()).then(|| self.values.clone())
+    /// Adds the names and values, when there are any, to a request's JSON.
+    fn apply(&self, request: &mut Value) -> StoreResult<()> {
+        if !self.names.is_empty() {
+            request["ExpressionAttributeNames"] = to_value(&self.names)?;
+        }
+        if !self.values.is_empty() {
+            request["ExpressionAttributeValues"] = to_value(&self.values)?;
+        }
+        Ok(())
     }
 }
 
-/// A short pause before retrying: 25 ms doubling to about 1.6 s, with jitter so that writers
-/// that collided do not collide again.
-async fn backoff(attempt: u32) {
-    let base = 25u64 << attempt.min(6);
-    let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
-    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+/// A Query, as DynamoDB's JSON takes it.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct QueryInput<'a> {
+    table_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index_name: Option<&'a str>,
+    key_condition_expression: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter_expression: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    projection_expression: Option<&'a str>,
+    expression_attribute_names: HashMap<&'a str, &'a str>,
+    expression_attribute_values: HashMap<&'a str, AttributeValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consistent_read: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exclusive_start_key: Option<Item>,
 }
 
 // ---- attachment items -------------------------------------------------------------------------
@@ -262,25 +277,22 @@ fn parent_of_pointer(item: &Item) -> StoreResult<ParentRef> {
 
 /// The change to a parent's index item when an attachment enters or leaves the lists.
 fn index_update(table: &str, att: &Attachment, add: bool) -> StoreResult<TransactWriteItem> {
-    let id = AttributeValue::Ss(vec![att.id.to_string()]);
-    let mut b = Update::builder()
-        .table_name(table)
-        .set_key(Some(key(
-            index_pk(&att.tenant, &att.parent.kind),
-            att.parent.id.as_str(),
-        )))
-        .expression_attribute_names("#ids", IDS)
-        .expression_attribute_values(":id", id);
-    b = if add {
-        b.update_expression("ADD #ids :id")
-            .condition_expression("attribute_not_exists(#ids) OR size(#ids) < :cap")
-            .expression_attribute_values(":cap", n(MAX_LISTED_PER_PARENT as i64))
+    let mut expr = Expr::new()
+        .name("#ids", IDS)
+        .value(":id", AttributeValue::Ss(vec![att.id.to_string()]));
+    let mut update = json!({
+        "TableName": table,
+        "Key": key(index_pk(&att.tenant, &att.parent.kind), att.parent.id.as_str()),
+    });
+    if add {
+        update["UpdateExpression"] = json!("ADD #ids :id");
+        update["ConditionExpression"] = json!("attribute_not_exists(#ids) OR size(#ids) < :cap");
+        expr = expr.value(":cap", n(MAX_LISTED_PER_PARENT as i64));
     } else {
-        b.update_expression("DELETE #ids :id")
-    };
-    Ok(TransactWriteItem::builder()
-        .update(b.build().map_err(build_err)?)
-        .build())
+        update["UpdateExpression"] = json!("DELETE #ids :id");
+    }
+    expr.apply(&mut update)?;
+    Ok(json!({ "Update": update }))
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -293,40 +305,48 @@ fn failed_at(codes: &Cancelled, i: usize) -> bool {
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Arc<DynamoClient>,
     table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<DynamoClient>, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
         }
     }
 
+    /// A conditional Put or Delete action of a transaction.
+    fn action(
+        &self,
+        action: &str,
+        field: &str,
+        item: Item,
+        cond: Option<&str>,
+        expr: &Expr,
+    ) -> StoreResult<TransactWriteItem> {
+        let mut body = json!({ "TableName": self.table, field: item });
+        if let Some(c) = cond {
+            body["ConditionExpression"] = json!(c);
+        }
+        expr.apply(&mut body)?;
+        Ok(json!({ action: body }))
+    }
+
     fn put(&self, item: Item, cond: Option<&str>, expr: &Expr) -> StoreResult<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(cond.map(str::to_owned))
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        self.action("Put", "Item", item, cond, expr)
     }
 
     fn delete(&self, k: Item, cond: Option<&str>, expr: &Expr) -> StoreResult<TransactWriteItem> {
-        let del = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .set_condition_expression(cond.map(str::to_owned))
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().delete(del).build())
+        self.action("Delete", "Key", k, cond, expr)
+    }
+
+    async fn query(&self, q: &QueryInput<'_>) -> StoreResult<QueryOutput> {
+        self.client
+            .call("Query", q)
+            .await
+            .map_err(|e| dyn_err("Query", e))
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -334,49 +354,49 @@ impl DynamoStore {
     async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Result<(), Cancelled>> {
         let mut attempt = 0;
         loop {
-            let result = self
+            // The token makes the client's own retries of this call (a lost answer) idempotent;
+            // a new attempt after a conflict is a new request with a new token.
+            let body = json!({
+                "TransactItems": items,
+                "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+            });
+            let err = match self
                 .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
+                .call::<Ignored>("TransactWriteItems", &body)
+                .await
+            {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let retry = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    let codes: Cancelled = c
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_owned())
-                        .collect();
-                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
-                        return Ok(Err(codes));
+            let retry = match &err {
+                AwsError::Service { code, details, .. }
+                    if code == "TransactionCanceledException" =>
+                {
+                    if details.iter().any(|c| c == "ConditionalCheckFailed") {
+                        return Ok(Err(details.clone()));
                     }
-                    codes.iter().any(|c| c == "TransactionConflict")
+                    details.iter().any(|c| c == "TransactionConflict")
                 }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                AwsError::Service { code, .. } => code == "TransactionInProgressException",
                 _ => false,
             };
             attempt += 1;
             if !retry || attempt >= MAX_ATTEMPTS {
-                return Err(sdk_err("TransactWriteItems", err));
+                return Err(dyn_err("TransactWriteItems", err));
             }
             backoff(attempt).await;
         }
     }
 
     async fn get_item(&self, k: Item) -> StoreResult<Option<Item>> {
-        let out = self
+        let out: GetItemOutput = self
             .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .consistent_read(true)
-            .send()
+            .call(
+                "GetItem",
+                &json!({ "TableName": self.table, "Key": k, "ConsistentRead": true }),
+            )
             .await
-            .map_err(|e| sdk_err("GetItem", e))?;
+            .map_err(|e| dyn_err("GetItem", e))?;
         Ok(out.item)
     }
 
@@ -389,24 +409,22 @@ impl DynamoStore {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_err)?;
-                let resp = self
+                let request = KeysAndAttributes {
+                    keys: pending,
+                    consistent_read: Some(true),
+                };
+                let mut resp: BatchGetOutput = self
                     .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
+                    .call(
+                        "BatchGetItem",
+                        &json!({ "RequestItems": { self.table.as_str(): request } }),
+                    )
                     .await
-                    .map_err(|e| sdk_err("BatchGetItem", e))?;
-                if let Some(mut r) = resp.responses {
-                    out.extend(r.remove(&self.table).unwrap_or_default());
-                }
+                    .map_err(|e| dyn_err("BatchGetItem", e))?;
+                out.extend(resp.responses.remove(&self.table).unwrap_or_default());
                 pending = resp
                     .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
+                    .remove(&self.table)
                     .map(|k| k.keys)
                     .unwrap_or_default();
                 if !pending.is_empty() {
@@ -427,28 +445,23 @@ impl DynamoStore {
     /// Deletes many items, retrying unprocessed ones with backoff.
     async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
         for chunk in keys.chunks(BATCH_WRITE) {
-            let mut pending = chunk
+            let mut pending: Vec<Value> = chunk
                 .iter()
-                .map(|k| {
-                    DeleteRequest::builder()
-                        .set_key(Some(k.clone()))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(build_err)
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+                .map(|k| json!({ "DeleteRequest": { "Key": k } }))
+                .collect();
             let mut attempt = 0;
             while !pending.is_empty() {
-                let resp = self
+                let mut resp: BatchWriteOutput = self
                     .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
+                    .call(
+                        "BatchWriteItem",
+                        &json!({ "RequestItems": { self.table.as_str(): pending } }),
+                    )
                     .await
-                    .map_err(|e| sdk_err("BatchWriteItem", e))?;
+                    .map_err(|e| dyn_err("BatchWriteItem", e))?;
                 pending = resp
                     .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
+                    .remove(&self.table)
                     .unwrap_or_default();
                 if !pending.is_empty() {
                     attempt += 1;
@@ -469,24 +482,23 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
-            // DynamoDB refuses an empty prefix: no prefix is the whole partition.
-            q = if prefix.is_empty() {
-                q.key_condition_expression("#pk = :pk")
-            } else {
-                q.key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                    .expression_attribute_names("#sk", SK)
-                    .expression_attribute_values(":prefix", s(prefix))
+            let mut q = QueryInput {
+                table_name: &self.table,
+                key_condition_expression: "#pk = :pk",
+                expression_attribute_names: HashMap::from([("#pk", PK)]),
+                expression_attribute_values: HashMap::from([(":pk", s(pk.clone()))]),
+                consistent_read: Some(true),
+                exclusive_start_key: start,
+                ..Default::default()
             };
-            let resp = q.send().await.map_err(|e| sdk_err("Query", e))?;
-            out.extend(resp.items.unwrap_or_default());
+            // DynamoDB refuses an empty prefix: no prefix is the whole partition.
+            if !prefix.is_empty() {
+                q.key_condition_expression = "#pk = :pk AND begins_with(#sk, :prefix)";
+                q.expression_attribute_names.insert("#sk", SK);
+                q.expression_attribute_values.insert(":prefix", s(prefix));
+            }
+            let resp = self.query(&q).await?;
+            out.extend(resp.items);
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
@@ -544,60 +556,49 @@ impl DynamoStore {
 /// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
 /// the sparse leftovers index `gsi1` and TTL on [`TTL_ATTRIBUTE`]. For tests and local
 /// emulators. (The store reads only the keys from the index: `KEYS_ONLY` would do as well.)
-pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
-    let attr = |name: &str, t: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(t)
-            .build()
-            .map_err(build_err)
-    };
-    let key_el = |name: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(t)
-            .build()
-            .map_err(build_err)
-    };
-    let leftovers = GlobalSecondaryIndex::builder()
-        .index_name(LEFTOVERS_INDEX)
-        .key_schema(key_el(LEFTOVER_PK, KeyType::Hash)?)
-        .key_schema(key_el(LEFTOVER_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(build_err)?;
+pub async fn create_table(client: &DynamoClient, table: &str) -> StoreResult<()> {
+    let attr = |name: &str| json!({ "AttributeName": name, "AttributeType": "S" });
+    let key_el = |name: &str, t: &str| json!({ "AttributeName": name, "KeyType": t });
     client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr(PK, ScalarAttributeType::S)?)
-        .attribute_definitions(attr(SK, ScalarAttributeType::S)?)
-        .attribute_definitions(attr(LEFTOVER_PK, ScalarAttributeType::S)?)
-        .attribute_definitions(attr(LEFTOVER_SK, ScalarAttributeType::S)?)
-        .key_schema(key_el(PK, KeyType::Hash)?)
-        .key_schema(key_el(SK, KeyType::Range)?)
-        .global_secondary_indexes(leftovers)
-        .send()
-        .await
-        .map_err(|e| sdk_err("CreateTable", e))?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .map_err(build_err)?,
+        .call::<Ignored>(
+            "CreateTable",
+            &json!({
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [attr(PK), attr(SK), attr(LEFTOVER_PK), attr(LEFTOVER_SK)],
+                "KeySchema": [key_el(PK, "HASH"), key_el(SK, "RANGE")],
+                "GlobalSecondaryIndexes": [{
+                    "IndexName": LEFTOVERS_INDEX,
+                    "KeySchema": [key_el(LEFTOVER_PK, "HASH"), key_el(LEFTOVER_SK, "RANGE")],
+                    "Projection": { "ProjectionType": "ALL" },
+                }],
+            }),
         )
-        .send()
         .await
-        .map_err(|e| sdk_err("UpdateTimeToLive", e))?;
+        .map_err(|e| dyn_err("CreateTable", e))?;
+    client
+        .call::<Ignored>(
+            "UpdateTimeToLive",
+            &json!({
+                "TableName": table,
+                "TimeToLiveSpecification": { "AttributeName": TTL_ATTRIBUTE, "Enabled": true },
+            }),
+        )
+        .await
+        .map_err(|e| dyn_err("UpdateTimeToLive", e))?;
     Ok(())
+}
+
+/// Whether the table exists (`init` of the local emulators).
+pub async fn table_exists(client: &DynamoClient, table: &str) -> StoreResult<bool> {
+    match client
+        .call::<Ignored>("DescribeTable", &json!({ "TableName": table }))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(false),
+        Err(e) => Err(dyn_err("DescribeTable", e)),
+    }
 }
 
 #[async_trait]
@@ -840,22 +841,26 @@ impl MetadataStore for DynamoStore {
         loop {
             // An index item whose last id was removed has no `ids` attribute left.
             let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .filter_expression("attribute_exists(#ids)")
-                .projection_expression("#sk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_names("#ids", IDS)
-                .expression_attribute_values(":pk", s(index_pk(tenant, kind)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_err("Query", e))?;
-            for item in resp.items.unwrap_or_default() {
+                .query(&QueryInput {
+                    table_name: &self.table,
+                    key_condition_expression: "#pk = :pk",
+                    filter_expression: Some("attribute_exists(#ids)"),
+                    projection_expression: Some("#sk"),
+                    expression_attribute_names: HashMap::from([
+                        ("#pk", PK),
+                        ("#sk", SK),
+                        ("#ids", IDS),
+                    ]),
+                    expression_attribute_values: HashMap::from([(
+                        ":pk",
+                        s(index_pk(tenant, kind)),
+                    )]),
+                    consistent_read: Some(true),
+                    exclusive_start_key: start,
+                    ..Default::default()
+                })
+                .await?;
+            for item in resp.items {
                 let id = ParentId::parse(get_s(&item, SK)?)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.push(ParentRef::new(kind.clone(), id));
@@ -965,30 +970,29 @@ impl MetadataStore for DynamoStore {
         let mut found: Vec<Attachment> = Vec::new();
         loop {
             let left = i32::try_from(wanted - found.len()).unwrap_or(i32::MAX);
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :a)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":a", s("A#"))
-                .consistent_read(true)
-                .limit(left)
-                .set_exclusive_start_key(start.take());
+            let mut q = QueryInput {
+                table_name: &self.table,
+                key_condition_expression: "#pk = :pk AND begins_with(#sk, :a)",
+                expression_attribute_names: HashMap::from([("#pk", PK), ("#sk", SK)]),
+                expression_attribute_values: HashMap::from([
+                    (":pk", s(pk.clone())),
+                    (":a", s("A#")),
+                ]),
+                consistent_read: Some(true),
+                limit: Some(left),
+                exclusive_start_key: start.take(),
+                ..Default::default()
+            };
             if !include_hidden {
-                q = q
-                    .filter_expression("#st IN (:ready, :placeholder)")
-                    .expression_attribute_names("#st", STATUS)
-                    .expression_attribute_values(":ready", s(AttachmentStatus::Ready.as_str()))
-                    .expression_attribute_values(
-                        ":placeholder",
-                        s(AttachmentStatus::Placeholder.as_str()),
-                    );
+                q.filter_expression = Some("#st IN (:ready, :placeholder)");
+                q.expression_attribute_names.insert("#st", STATUS);
+                q.expression_attribute_values
+                    .insert(":ready", s(AttachmentStatus::Ready.as_str()));
+                q.expression_attribute_values
+                    .insert(":placeholder", s(AttachmentStatus::Placeholder.as_str()));
             }
-            let resp = q.send().await.map_err(|e| sdk_err("Query", e))?;
-            for item in resp.items.unwrap_or_default() {
+            let resp = self.query(&q).await?;
+            for item in resp.items {
                 found.push(doc(&item)?);
             }
             match resp.last_evaluated_key {
@@ -1129,12 +1133,9 @@ impl MetadataStore for DynamoStore {
         let mut item = key(attachment_pk(tenant, att), version_sk(v.id));
         item.insert(DOC.into(), s(to_json(v)?));
         self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+            .call::<Ignored>("PutItem", &json!({ "TableName": self.table, "Item": item }))
             .await
-            .map_err(|e| sdk_err("PutItem", e))?;
+            .map_err(|e| dyn_err("PutItem", e))?;
         Ok(())
     }
 
@@ -1153,13 +1154,11 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
+        let k = key(attachment_pk(tenant, att), version_sk(version));
         self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(attachment_pk(tenant, att), version_sk(version))))
-            .send()
+            .call::<Ignored>("DeleteItem", &json!({ "TableName": self.table, "Key": k }))
             .await
-            .map_err(|e| sdk_err("DeleteItem", e))?;
+            .map_err(|e| dyn_err("DeleteItem", e))?;
         Ok(())
     }
 
@@ -1170,23 +1169,25 @@ impl MetadataStore for DynamoStore {
         // consistently, and kept only if it is still a leftover.
         loop {
             let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(LEFTOVERS_INDEX)
-                .key_condition_expression("#lpk = :l AND #lsk < :before")
-                .expression_attribute_names("#lpk", LEFTOVER_PK)
-                .expression_attribute_names("#lsk", LEFTOVER_SK)
-                .expression_attribute_values(":l", s(LEFTOVER))
-                .expression_attribute_values(":before", expiry_key(before))
-                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_err("Query", e))?;
+                .query(&QueryInput {
+                    table_name: &self.table,
+                    index_name: Some(LEFTOVERS_INDEX),
+                    key_condition_expression: "#lpk = :l AND #lsk < :before",
+                    expression_attribute_names: HashMap::from([
+                        ("#lpk", LEFTOVER_PK),
+                        ("#lsk", LEFTOVER_SK),
+                    ]),
+                    expression_attribute_values: HashMap::from([
+                        (":l", s(LEFTOVER)),
+                        (":before", expiry_key(before)),
+                    ]),
+                    limit: Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX)),
+                    exclusive_start_key: start,
+                    ..Default::default()
+                })
+                .await?;
             let keys = resp
                 .items
-                .unwrap_or_default()
                 .into_iter()
                 .map(|mut k| {
                     k.retain(|name, _| name == PK || name == SK);

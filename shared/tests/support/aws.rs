@@ -13,9 +13,10 @@ use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
     CompleteMultipartUploadOutput, CreateBucketInput, CreateBucketOutput,
     CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
-    GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
-    ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
-    ListPartsOutput, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput, PutObjectOutput,
+    UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3Request, S3Response, S3Result, S3};
 
@@ -101,6 +102,12 @@ impl S3 for FsPeer {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         self.0.create_bucket(req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.0.head_bucket(req).await
     }
     async fn put_object(
         &self,
@@ -220,15 +227,37 @@ impl Peers {
         ]
     }
 
-    /// An aws-config loader over [`Peers::env`] plus `extra`.
-    pub fn loader(&self, extra: &[(&'static str, String)]) -> aws_config::ConfigLoader {
+    /// [`Peers::env`] with `extra` in place of what it names.
+    fn vars(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
         let mut vars = self.env();
         for (k, v) in extra {
             vars.retain(|(n, _)| n != k);
             vars.push((k, v.clone()));
         }
+        vars
+    }
+
+    /// The service's AWS settings over [`Peers::env`] plus `extra`, read as the service reads
+    /// the process environment.
+    pub fn settings(&self, extra: &[(&'static str, String)]) -> attachments::aws::AwsSettings {
+        let vars = self.vars(extra);
+        attachments::config::aws_settings(|k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    /// An aws-config loader for the SDK clients that inspect the peers.
+    fn loader(&self) -> aws_config::ConfigLoader {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let vars = self.vars(&[]);
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        attachments::setup::aws_defaults().env(aws_types::os_shim_internal::Env::from_slice(&pairs))
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .env(aws_types::os_shim_internal::Env::from_slice(&pairs))
     }
 
     /// The service's configuration variables for this table and bucket.
@@ -242,12 +271,23 @@ impl Peers {
         ]
     }
 
-    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.loader(&[]).load().await)
+    /// The service's configuration for this table and bucket.
+    pub fn config(&self) -> attachments::Config {
+        let vars = self.service_vars();
+        attachments::Config::from_lookup(|k| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap()
     }
 
+    /// An SDK client of moto, to look into the table independently of the service's client.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.loader().load().await)
+    }
+
+    /// An SDK client of the S3 peer, likewise.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let sdk = self.loader(&[]).load().await;
+        let sdk = self.loader().load().await;
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)
@@ -255,18 +295,16 @@ impl Peers {
         )
     }
 
-    /// Creates the table (with its index and TTL) and the bucket, through the protocols.
+    /// Creates the table (with its index and TTL) and the bucket, through the service's own
+    /// `init` (the service's client, against the protocols).
     pub async fn create(&self) {
-        attachments::store::dynamo::create_table(&self.dynamodb().await, &self.table)
+        let out = attachments::setup::init_aws_with(&self.config(), &self.settings(&[]))
             .await
             .unwrap();
-        self.s3()
-            .await
-            .create_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .unwrap();
+        assert!(
+            out.contains("created table") && out.contains("created bucket"),
+            "{out}"
+        );
     }
 
     /// Every item of the table (a Scan: test inspection only, never the service's way).
