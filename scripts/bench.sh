@@ -4,6 +4,7 @@
 # interleaved in the same run, and prints the table (Markdown) with targets and PASS/FAIL.
 #
 # usage: scripts/bench.sh [--quick] [--backend embedded|aws] [--only init,size,hashing,http,upload,lambda]
+#                         [--functions native-get-parent,native-upload]   (a few functions only)
 #
 # It only loads loopback addresses, and takes a few minutes once built (the first release build
 # takes longer). Exit status 1 when a row fails its target.
@@ -24,7 +25,14 @@ echo "==> building the benchmark and its baselines (release profile)" >&2
 cargo build --release --locked -p attachments-bench --bins
 
 # The functions come from the route table, read at run time: new routes are measured as added.
-mapfile -t functions < <("$target/release/attachments-bench" list-functions)
+# `--functions` narrows both the build and the rows to the functions it names.
+only_functions=()
+prev=""
+for a in "$@"; do
+  [ "$prev" = "--functions" ] && only_functions=(--functions "$a")
+  prev="$a"
+done
+mapfile -t functions < <("$target/release/attachments-bench" list-functions "${only_functions[@]}")
 bins=()
 for f in "${functions[@]}"; do bins+=(--bin "$f"); done
 echo "==> building ${#functions[@]} Lambda functions (release profile)" >&2

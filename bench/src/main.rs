@@ -2,10 +2,12 @@
 //! issue 9 and prints the table in Markdown.
 //!
 //! ```text
-//! attachments-bench [--backend embedded|aws] [--quick] [--only ROWS]
-//! attachments-bench list-functions
+//! attachments-bench [--backend embedded|aws] [--quick] [--only ROWS] [--functions NAMES]
+//! attachments-bench list-functions [--functions NAMES]
 //! ```
-//! ROWS is a comma-separated subset of `init,size,hashing,http,upload,lambda`.
+//! ROWS is a comma-separated subset of `init,size,hashing,http,upload,lambda`; NAMES a
+//! comma-separated subset of the route table's functions (all of them by default), for a quick
+//! look at a few.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +24,7 @@ struct Args {
     backend: Backend,
     quick: bool,
     only: Vec<String>,
+    functions: Vec<String>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -29,15 +32,22 @@ fn parse_args() -> Result<Option<Args>, String> {
         backend: Backend::Embedded,
         quick: false,
         only: ROWS.iter().map(|s| (*s).to_owned()).collect(),
+        functions: functions(),
     };
+    let mut list = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "list-functions" => {
-                for f in functions() {
-                    println!("{f}");
+            "list-functions" => list = true,
+            "--functions" => {
+                let names = it.next().ok_or("--functions needs a list")?;
+                let all = functions();
+                args.functions = names.split(',').map(str::to_owned).collect();
+                if let Some(bad) = args.functions.iter().find(|f| !all.contains(f)) {
+                    return Err(format!(
+                        "unknown function {bad}; `list-functions` lists them"
+                    ));
                 }
-                return Ok(None);
             }
             "--backend" => {
                 args.backend = match it.next().as_deref() {
@@ -56,14 +66,20 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: attachments-bench [--backend embedded|aws] [--quick] [--only {}]\n       \
-                     attachments-bench list-functions",
+                    "usage: attachments-bench [--backend embedded|aws] [--quick] [--only {}] \
+                     [--functions NAMES]\n       attachments-bench list-functions [--functions NAMES]",
                     ROWS.join(",")
                 );
                 return Ok(None);
             }
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if list {
+        for f in &args.functions {
+            println!("{f}");
+        }
+        return Ok(None);
     }
     Ok(Some(args))
 }
@@ -108,7 +124,7 @@ async fn run(args: &Args) -> Vec<Row> {
         Ok(d) => d,
         Err(e) => return vec![Row::failed("setup", "-", &e)],
     };
-    let functions = functions();
+    let functions = &args.functions;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let step = |name: &str| eprintln!("attachments-bench: measuring {name}...");
@@ -118,9 +134,7 @@ async fn run(args: &Args) -> Vec<Row> {
         let runs = if args.quick { 5 } else { 21 };
         match TempDir::new("init") {
             Ok(data) => {
-                rows.extend(
-                    init::run(&bin_dir, &functions, &args.backend, data.path(), runs).await,
-                );
+                rows.extend(init::run(&bin_dir, functions, &args.backend, data.path(), runs).await);
                 notes.push(format!(
                     "init: median of {runs} starts per binary, interleaved, backend {}, against \
                      bench-hello-lambda (lambda_http hello world, same profile).",
@@ -132,7 +146,7 @@ async fn run(args: &Args) -> Vec<Row> {
     }
     if want("size") {
         step("size");
-        rows.extend(size::run(&bin_dir, &functions));
+        rows.extend(size::run(&bin_dir, functions));
     }
     if want("hashing") {
         step("hashing");
