@@ -3,7 +3,8 @@
 # benchmark's baselines with the release profile, then measures every row against its baseline,
 # interleaved in the same run, and prints the table (Markdown) with targets and PASS/FAIL.
 #
-# usage: scripts/bench.sh [--quick] [--backend embedded|aws] [--only init,size,hashing,http,upload,lambda]
+# usage: scripts/bench.sh [--quick] [--backend embedded|aws] [--init-backend aws|embedded]
+#                         [--only init,size,hashing,http,upload,lambda]
 #                         [--functions native-get-parent,native-upload]   (a few functions only)
 #
 # It only loads loopback addresses, and takes a few minutes once built (the first release build

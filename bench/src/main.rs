@@ -2,12 +2,15 @@
 //! issue 9 and prints the table in Markdown.
 //!
 //! ```text
-//! attachments-bench [--backend embedded|aws] [--quick] [--only ROWS] [--functions NAMES]
+//! attachments-bench [--backend embedded|aws] [--init-backend aws|embedded] [--quick]
+//!                   [--only ROWS] [--functions NAMES]
 //! attachments-bench list-functions [--functions NAMES]
 //! ```
 //! ROWS is a comma-separated subset of `init,size,hashing,http,upload,lambda`; NAMES a
 //! comma-separated subset of the route table's functions (all of them by default), for a quick
-//! look at a few.
+//! look at a few. Init starts the functions as deployed (backend aws, made-up settings where the
+//! environment has none: a start makes no network call) unless `--init-backend embedded`; the
+//! other rows use `--backend` (embedded by default: the local server).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +25,7 @@ const ROWS: &[&str] = &["init", "size", "hashing", "http", "upload", "lambda"];
 
 struct Args {
     backend: Backend,
+    init_backend: Backend,
     quick: bool,
     only: Vec<String>,
     functions: Vec<String>,
@@ -30,6 +34,7 @@ struct Args {
 fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         backend: Backend::Embedded,
+        init_backend: Backend::Aws,
         quick: false,
         only: ROWS.iter().map(|s| (*s).to_owned()).collect(),
         functions: functions(),
@@ -56,6 +61,13 @@ fn parse_args() -> Result<Option<Args>, String> {
                     other => return Err(format!("--backend embedded|aws, not {other:?}")),
                 }
             }
+            "--init-backend" => {
+                args.init_backend = match it.next().as_deref() {
+                    Some("embedded") => Backend::Embedded,
+                    Some("aws") => Backend::Aws,
+                    other => return Err(format!("--init-backend aws|embedded, not {other:?}")),
+                }
+            }
             "--quick" => args.quick = true,
             "--only" => {
                 let list = it.next().ok_or("--only needs a list")?;
@@ -66,7 +78,8 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: attachments-bench [--backend embedded|aws] [--quick] [--only {}] \
+                    "usage: attachments-bench [--backend embedded|aws] [--init-backend aws|embedded] \
+                     [--quick] [--only {}] \
                      [--functions NAMES]\n       attachments-bench list-functions [--functions NAMES]",
                     ROWS.join(",")
                 );
@@ -134,11 +147,13 @@ async fn run(args: &Args) -> Vec<Row> {
         let runs = if args.quick { 5 } else { 21 };
         match TempDir::new("init") {
             Ok(data) => {
-                rows.extend(init::run(&bin_dir, functions, &args.backend, data.path(), runs).await);
+                rows.extend(
+                    init::run(&bin_dir, functions, &args.init_backend, data.path(), runs).await,
+                );
                 notes.push(format!(
                     "init: median of {runs} starts per binary, interleaved, backend {}, against \
                      bench-hello-lambda (lambda_http hello world, same profile).",
-                    args.backend.name()
+                    args.init_backend.name()
                 ));
             }
             Err(e) => rows.push(Row::failed("init", "<= 1.5x hello", &e)),
