@@ -144,11 +144,14 @@ impl SqliteStore {
         params: impl rusqlite::Params,
     ) -> StoreResult<Option<T>> {
         let conn = self.conn()?;
-        let doc: Option<String> = conn
-            .prepare_cached(sql)
-            .and_then(|mut st| st.query_row(params, |r| r.get(0)).optional())
-            .map_err(db_err)?;
-        doc.map(|d| from_json(&d)).transpose()
+        // Decoded where SQLite keeps the text, without copying it into a `String` first.
+        conn.prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_row(params, |r| Ok(from_json(r.get_ref(0)?.as_str()?)))
+                    .optional()
+            })
+            .map_err(db_err)?
+            .transpose()
     }
 }
 
@@ -441,28 +444,31 @@ impl MetadataStore for SqliteStore {
             )
             .map_err(db_err)?;
         let after = after.map(|a| a.to_string()).unwrap_or_default();
-        // One more than asked tells whether another page follows.
-        let docs = stmt
-            .query_map(
-                params![
-                    tenant.as_str(),
-                    parent.kind.as_str(),
-                    parent.id.as_str(),
-                    after,
-                    include_hidden,
-                    (limit + 1) as i64
-                ],
-                |r| r.get::<_, String>(0),
-            )
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
+        // One more than asked tells whether another page follows; it is not decoded.
+        let mut rows = stmt
+            .query(params![
+                tenant.as_str(),
+                parent.kind.as_str(),
+                parent.id.as_str(),
+                after,
+                include_hidden,
+                (limit + 1) as i64
+            ])
             .map_err(db_err)?;
-        let more = docs.len() > limit;
-        let items = docs
-            .iter()
-            .take(limit)
-            .map(|d| from_json::<Attachment>(d))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut items = Vec::with_capacity(limit.min(128));
+        let mut more = false;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            // Decoded where SQLite keeps the text, without copying it into a `String` first.
+            let doc = row
+                .get_ref(0)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(db_err)?;
+            items.push(from_json::<Attachment>(doc)?);
+        }
         let next_after = if more {
             items.last().map(|a| a.id)
         } else {
