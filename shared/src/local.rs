@@ -73,16 +73,21 @@ impl Server {
             return finish(too_large(errors(path), limit));
         }
         let (parts, body) = req.into_parts();
-        let bytes = match Limited::new(body, limit).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return finish(too_large(errors(parts.uri.path()), limit))
-            }
-            Err(_) => {
-                return finish(errors(parts.uri.path())(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                ))
+        // Most requests (every GET) have no body: skip the collecting machinery for them.
+        let bytes = if hyper::body::Body::is_end_stream(&body) {
+            Bytes::new()
+        } else {
+            match Limited::new(body, limit).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return finish(too_large(errors(parts.uri.path()), limit))
+                }
+                Err(_) => {
+                    return finish(errors(parts.uri.path())(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ))
+                }
             }
         };
         let req = http::Request::from_parts(parts, bytes);
