@@ -380,3 +380,158 @@ impl RequestSigner {
             .map_err(|e| AwsError::Client(format!("request: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::aws::dynamodb::{DynamoClient, GetItemOutput};
+
+    /// What a peer saw of one request.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        authorization: String,
+        target: String,
+        body: Bytes,
+    }
+
+    /// An HTTP server on loopback that answers the n-th request with `answers[n]` (the last one
+    /// thereafter) and records every request.
+    async fn peer(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(answers);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, count, answers) = (log.clone(), count.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (log, count, answers) = (log.clone(), count.clone(), answers.clone());
+                        async move {
+                            let header = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_owned()
+                            };
+                            let (authorization, target) =
+                                (header("authorization"), header("x-amz-target"));
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            log.lock().unwrap().push(Seen {
+                                authorization,
+                                target,
+                                body,
+                            });
+                            let n = count.fetch_add(1, Ordering::SeqCst);
+                            let (status, text) = answers[n.min(answers.len() - 1)];
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from_static(text.as_bytes())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn client(url: &str) -> DynamoClient {
+        let creds = Credentials {
+            access_key_id: "AKIDTEST".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+        };
+        DynamoClient::new(
+            Http::new(None).unwrap(),
+            Endpoint::parse(url).unwrap(),
+            RequestSigner::new(creds, "eu-west-1".into(), "dynamodb"),
+        )
+    }
+
+    const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}"#;
+
+    #[tokio::test]
+    async fn server_errors_and_throttling_are_retried_with_the_same_request() {
+        let (url, seen) = peer(vec![(503, ""), (400, THROTTLED), (200, "{}")]).await;
+        let out: GetItemOutput = client(&url)
+            .call("GetItem", &serde_json::json!({ "TableName": "t" }))
+            .await
+            .unwrap();
+        assert!(out.item.is_none());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "two failures, then the answer");
+        for s in &seen {
+            assert_eq!(s.target, "DynamoDB_20120810.GetItem");
+            assert!(
+                s.authorization
+                    .starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+                    && s.authorization.contains("/eu-west-1/dynamodb/aws4_request"),
+                "{}",
+                s.authorization
+            );
+            // A retry sends the very same body (a transaction's token included).
+            assert_eq!(s.body, seen[0].body);
+        }
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_retries_stop() {
+        let invalid =
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"bad"}"#;
+        let (url, seen) = peer(vec![(400, invalid)]).await;
+        let e = client(&url)
+            .call::<GetItemOutput>("GetItem", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("ValidationException"));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        let (url, seen) = peer(vec![(500, "")]).await;
+        let e = client(&url)
+            .call::<GetItemOutput>("GetItem", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("Http500"));
+        assert_eq!(seen.lock().unwrap().len(), ATTEMPTS as usize);
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_is_a_transport_error() {
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let e = client(&dead)
+            .call::<GetItemOutput>("GetItem", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AwsError::Transport(_)), "{e:?}");
+    }
+
+    #[test]
+    fn endpoints_parse_or_say_why_not() {
+        let e = Endpoint::parse("https://example.com:8443/base/").unwrap();
+        assert_eq!(e.scheme, "https");
+        assert_eq!(e.authority, "example.com:8443");
+        assert_eq!(e.base_path, "/base");
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://user@host").is_err());
+        assert!(Endpoint::parse("http://host/?q=1").is_err());
+        assert!(Endpoint::parse("not a url").is_err());
+    }
+}

@@ -65,11 +65,12 @@ impl S3Client {
     }
 
     /// The host and path of a target: virtual-hosted (`bucket.host/key`) unless path-style
-    /// (`host/bucket/key`), as S3-compatible servers usually need.
+    /// (`host/bucket/key`), as S3-compatible servers usually need. A bucket name with dots is
+    /// always addressed path-style: as a host name, it would not match S3's certificate.
     fn locate(&self, target: Target<'_>) -> (Endpoint, String) {
         let mut ep = self.endpoint.clone();
         let mut path = ep.base_path.clone();
-        if self.path_style {
+        if self.path_style || self.bucket.contains('.') {
             path.push('/');
             sigv4::uri_encode(&self.bucket, false, &mut path);
         } else {
@@ -466,6 +467,12 @@ mod tests {
 
     #[test]
     fn addressing_is_virtual_hosted_unless_path_style() {
+        let mut dotted = client(false, "https://s3.eu-west-1.amazonaws.com");
+        dotted.bucket = "my.bucket".into();
+        assert_eq!(
+            dotted.bucket_url(),
+            "https://s3.eu-west-1.amazonaws.com/my.bucket"
+        );
         let v = client(false, "https://s3.eu-west-1.amazonaws.com");
         assert_eq!(
             v.bucket_url(),
