@@ -67,53 +67,137 @@ impl Digests {
     }
 }
 
-/// A [`Hasher`] on its own blocking thread, fed the chunks of a stream as they arrive, so that
-/// receiving and writing a large upload overlap with hashing it instead of waiting for it. The
-/// chunks are shared (`Bytes`), not copied; a small queue keeps memory flat when hashing is the
-/// slower side.
+/// A blocking thread fed the chunks of a stream as they arrive, each handed to `each` with the
+/// thread's state: so that receiving a large upload overlaps with hashing or writing it instead
+/// of waiting for it. The chunks are shared (`Bytes`), not copied. What waits for the thread is
+/// bounded in bytes, not chunks: network chunks are small and uneven, and a queue of a few of
+/// them would stall the whole pipeline at the first hiccup of the disk.
 #[derive(Debug)]
-pub struct BackgroundHasher {
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    worker: tokio::task::JoinHandle<Hasher>,
+pub struct ChunkThread<S> {
+    tx: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+    room: std::sync::Arc<tokio::sync::Semaphore>,
+    worker: tokio::task::JoinHandle<std::io::Result<S>>,
+    what: &'static str,
 }
 
-/// Chunks waiting for the hashing thread; with 1 MiB chunks, at most a few MiB held.
-const QUEUE: usize = 4;
+/// Bytes waiting for one chunk thread, at most.
+pub const QUEUED_BYTES: usize = 4 << 20;
 
-impl BackgroundHasher {
-    pub fn spawn() -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUE);
+impl<S: Send + 'static> ChunkThread<S> {
+    /// `what` names the thread in errors ("hashing", "writing").
+    pub fn spawn(
+        what: &'static str,
+        mut state: S,
+        each: fn(&mut S, &[u8]) -> std::io::Result<()>,
+    ) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+        let room = std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUED_BYTES));
+        let freed = room.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            let mut h = Hasher::new();
             while let Some(chunk) = rx.blocking_recv() {
-                h.update(&chunk);
+                if let Err(e) = each(&mut state, &chunk) {
+                    // Wakes a sender waiting for room, which then reports the stop.
+                    freed.close();
+                    return Err(e);
+                }
+                freed.add_permits(Self::cost(&chunk));
             }
-            h
+            Ok(state)
         });
-        Self { tx, worker }
+        Self {
+            tx,
+            room,
+            worker,
+            what,
+        }
+    }
+
+    /// The room a chunk takes in the queue (a chunk larger than the queue takes all of it).
+    fn cost(chunk: &[u8]) -> usize {
+        chunk.len().clamp(1, QUEUED_BYTES)
     }
 
     /// Queues a chunk; waits only while the queue is full.
     pub async fn update(&self, chunk: bytes::Bytes) -> std::io::Result<()> {
-        self.tx
-            .send(chunk)
-            .await
-            .map_err(|_| std::io::Error::other("the hashing thread stopped"))
+        let stopped = || std::io::Error::other(format!("the {} thread stopped", self.what));
+        let cost = u32::try_from(Self::cost(&chunk)).map_err(|_| stopped())?;
+        match self.room.acquire_many(cost).await {
+            // Given back by the thread once the chunk is done.
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(stopped()),
+        }
+        // The thread stopped early, on an error of its own, which `finish` reports.
+        self.tx.send(chunk).map_err(|_| stopped())
+    }
+
+    /// The state after every queued chunk, or the first error.
+    pub async fn finish(self) -> std::io::Result<S> {
+        drop(self.tx);
+        match self.worker.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(format!(
+                "the {} thread failed: {e}",
+                self.what
+            ))),
+        }
+    }
+}
+
+/// A [`Hasher`] on its own blocking thread (a [`ChunkThread`]).
+#[derive(Debug)]
+pub struct BackgroundHasher(ChunkThread<Hasher>);
+
+impl BackgroundHasher {
+    pub fn spawn() -> Self {
+        Self(ChunkThread::spawn("hashing", Hasher::new(), |h, c| {
+            h.update(c);
+            Ok(())
+        }))
+    }
+
+    /// Queues a chunk; waits only while the queue is full.
+    pub async fn update(&self, chunk: bytes::Bytes) -> std::io::Result<()> {
+        self.0.update(chunk).await
     }
 
     /// The digests of everything queued.
     pub async fn finish(self) -> std::io::Result<Digests> {
-        drop(self.tx);
-        self.worker
-            .await
-            .map(Hasher::finish)
-            .map_err(|e| std::io::Error::other(format!("the hashing thread failed: {e}")))
+        self.0.finish().await.map(Hasher::finish)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_chunk_thread_bounds_its_queue_in_bytes_and_reports_its_own_error() {
+        // Everything queued reaches the thread, in order, with more bytes than the queue holds.
+        let t = ChunkThread::spawn("summing", 0u64, |sum, c| {
+            *sum += c.iter().map(|b| u64::from(*b)).sum::<u64>();
+            Ok(())
+        });
+        let chunk = bytes::Bytes::from(vec![1u8; 1 << 20]);
+        for _ in 0..(QUEUED_BYTES >> 20) * 3 {
+            t.update(chunk.clone()).await.unwrap();
+        }
+        assert_eq!(t.finish().await.unwrap(), 3 * QUEUED_BYTES as u64);
+
+        // A thread that fails stops taking chunks; a sender waiting for room is woken and
+        // `finish` gives the thread's own error.
+        let t = ChunkThread::spawn("failing", (), |_, _| {
+            Err(std::io::Error::other("disk full"))
+        });
+        let mut stopped = false;
+        for _ in 0..(QUEUED_BYTES >> 20) * 3 {
+            if t.update(chunk.clone()).await.is_err() {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(stopped, "the sender learns that the thread stopped");
+        assert_eq!(t.finish().await.unwrap_err().to_string(), "disk full");
+    }
 
     #[test]
     fn known_vectors() {

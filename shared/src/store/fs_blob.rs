@@ -13,7 +13,7 @@ use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
     StoreError, StoreResult,
 };
-use crate::domain::hashing::{BackgroundHasher, Digests};
+use crate::domain::hashing::{BackgroundHasher, ChunkThread, Digests};
 use crate::signing::Signer;
 
 /// Where the local server takes form uploads.
@@ -424,10 +424,14 @@ where
     }
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
     let result = async {
-        let mut f = tokio::io::BufWriter::with_capacity(
-            256 * 1024,
-            tokio::fs::File::create(&tmp).await.map_err(io)?,
-        );
+        // Written on a thread of its own, straight from the received chunks: no buffer copies
+        // them again (tokio's file would, twice), and the writing overlaps the hashing.
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(io)?
+            .into_std()
+            .await;
+        let f = ChunkThread::spawn("writing", file, std::io::Write::write_all);
         let mut size = 0u64;
         // Hashing a whole object runs on its own thread, beside the receiving and the writing.
         let background = matches!(hashing, Hashing::Everything).then(BackgroundHasher::spawn);
@@ -442,17 +446,21 @@ where
             if let Some(h) = md5.as_mut() {
                 h.update(&chunk);
             }
-            f.write_all(&chunk).await.map_err(io)?;
             if let Some(h) = &background {
-                h.update(chunk).await.map_err(io)?;
+                h.update(chunk.clone()).await.map_err(io)?;
+            }
+            if let Err(e) = f.update(chunk).await {
+                // The writer stopped on an error of its own: that error, not the stop.
+                return Err(io(f.finish().await.err().unwrap_or(e)));
             }
         }
-        f.flush().await.map_err(io)?;
-        f.get_ref().sync_all().await.map_err(io)?;
+        let file = f.finish().await.map_err(io)?;
+        let file = tokio::fs::File::from_std(file);
+        file.sync_all().await.map_err(io)?;
         let digests = match background {
             Some(h) => {
                 let digests = h.finish().await.map_err(io)?;
-                let meta = f.get_ref().metadata().await.map_err(io)?;
+                let meta = file.metadata().await.map_err(io)?;
                 record_digests(path, &meta, &digests).await.map_err(io)?;
                 Some(digests)
             }
