@@ -205,6 +205,11 @@ async fn run(args: &Args) -> Vec<Row> {
         if !note.is_empty() {
             notes.push(note);
         }
+        // The gigabyte just written is still being flushed to disk: the next row's fsyncs
+        // would wait for it. Each row pays for its own writes only.
+        if let Err(e) = std::process::Command::new("sync").status() {
+            eprintln!("attachments-bench: sync after the big upload: {e}");
+        }
     }
     if want("lambda") {
         step("Lambda event");
