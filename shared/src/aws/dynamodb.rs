@@ -30,15 +30,6 @@ pub enum AttributeValue {
     L(Vec<AttributeValue>),
 }
 
-impl AttributeValue {
-    pub fn as_s(&self) -> Option<&str> {
-        match self {
-            AttributeValue::S(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
 /// An item: attribute names to values.
 pub type Item = HashMap<String, AttributeValue>;
 
