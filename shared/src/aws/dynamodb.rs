@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::{with_retries, AwsError, Endpoint, Http, Payload, RequestSigner};
 
@@ -65,10 +64,9 @@ impl DynamoClient {
         operation: &str,
         body: &impl Serialize,
     ) -> Result<T, AwsError> {
-        let body = Bytes::from(
+        let payload = Payload::hashed(Bytes::from(
             serde_json::to_vec(body).map_err(|e| AwsError::Client(format!("{operation}: {e}")))?,
-        );
-        let sha = hex::encode(Sha256::digest(&body));
+        ));
         let target = format!("DynamoDB_20120810.{operation}");
         let path = if self.endpoint.base_path.is_empty() {
             "/".to_owned()
@@ -85,10 +83,7 @@ impl DynamoClient {
                     ("content-type", "application/x-amz-json-1.0"),
                     ("x-amz-target", &target),
                 ],
-                Payload {
-                    bytes: body.clone(),
-                    sha256: &sha,
-                },
+                payload.clone(),
             );
             async move {
                 let (parts, bytes) = self.http.send(req?).await?;

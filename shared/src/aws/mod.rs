@@ -265,19 +265,35 @@ impl Endpoint {
     }
 }
 
-/// A request body and its hex SHA-256 (computed once, by whoever had the bytes first).
+/// A request body and what its signature says of it: its hex SHA-256, computed once per call
+/// (not per attempt), or [`sigv4::UNSIGNED_PAYLOAD`].
 #[derive(Debug, Clone)]
-pub struct Payload<'a> {
+pub struct Payload {
     pub bytes: Bytes,
-    pub sha256: &'a str,
+    pub sha256: std::borrow::Cow<'static, str>,
 }
 
-impl Payload<'static> {
+impl Payload {
     /// No body.
     pub fn empty() -> Self {
         Self {
             bytes: Bytes::new(),
-            sha256: sigv4::EMPTY_SHA256,
+            sha256: sigv4::EMPTY_SHA256.into(),
+        }
+    }
+
+    /// A body, hashed for the signature.
+    pub fn hashed(bytes: Bytes) -> Self {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes)).into();
+        Self { bytes, sha256 }
+    }
+
+    /// A body the signature does not cover (S3 checks it against a signed checksum instead).
+    pub fn unsigned(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            sha256: sigv4::UNSIGNED_PAYLOAD.into(),
         }
     }
 }
@@ -335,12 +351,13 @@ impl RequestSigner {
         path: &str,
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
-        payload: Payload<'_>,
+        payload: Payload,
     ) -> Result<http::Request<Full<Bytes>>, AwsError> {
         let Payload {
             bytes: body,
-            sha256: payload_sha256,
+            sha256,
         } = payload;
+        let payload_sha256: &str = &sha256;
         let stamp = sigv4::Stamp::now();
         let canonical_query = sigv4::canonical_query(query);
         let mut signed: Vec<(&str, &str)> = headers.to_vec();

@@ -101,7 +101,7 @@ impl S3Client {
         target: Target<'_>,
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
-        payload: Payload<'_>,
+        payload: Payload,
     ) -> Result<(http::response::Parts, Bytes), AwsError> {
         let (ep, path) = self.locate(target);
         with_retries(|| {
@@ -139,10 +139,7 @@ impl S3Client {
             ],
             // The checksum header, which the signature covers, is what S3 verifies the bytes
             // against (BadDigest); the payload itself is left unsigned rather than hashed twice.
-            Payload {
-                bytes: data,
-                sha256: UNSIGNED_PAYLOAD,
-            },
+            Payload::unsigned(data),
         )
         .await
         .map(|_| ())
@@ -297,17 +294,13 @@ impl S3Client {
             ));
         }
         xml.push_str("</CompleteMultipartUpload>");
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(xml.as_bytes()));
         let (_, body) = self
             .send(
                 "POST",
                 Target::Object(key),
                 &[("uploadId", upload_id)],
                 &[("content-type", "application/xml")],
-                Payload {
-                    bytes: Bytes::from(xml),
-                    sha256: &sha,
-                },
+                Payload::hashed(Bytes::from(xml)),
             )
             .await?;
         // S3 can answer 200 and still report an error in the body, once it has started.
@@ -351,11 +344,7 @@ impl S3Client {
                 escape(&self.signer.region)
             )
         };
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()));
-        let payload = Payload {
-            bytes: Bytes::from(body),
-            sha256: &sha,
-        };
+        let payload = Payload::hashed(Bytes::from(body));
         self.send("PUT", Target::Bucket, &[], &[], payload)
             .await
             .map(|_| ())
