@@ -342,6 +342,11 @@ impl RequestSigner {
         sigv4::scope(date, &self.region, self.service)
     }
 
+    /// The `Credential` a presigned URL or a POST policy names: key id and scope.
+    pub fn credential(&self, date: &str) -> String {
+        format!("{}/{}", self.credentials.access_key_id, self.scope(date))
+    }
+
     /// Builds a signed request: `headers` are signed with `host`, `x-amz-date` and the session
     /// token; `payload_sha256` is the body's hex SHA-256 (S3 also receives it as a header).
     pub fn request(

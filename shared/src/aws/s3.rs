@@ -60,8 +60,14 @@ impl S3Client {
         &self.signer.credentials
     }
 
-    pub fn region(&self) -> &str {
-        &self.signer.region
+    /// The `x-amz-credential` of a form signed on `date`.
+    pub fn credential(&self, date: &str) -> String {
+        self.signer.credential(date)
+    }
+
+    /// The signature of a form upload's base64 POST policy, with the day's cached key.
+    pub fn sign_policy(&self, date: &str, policy_b64: &str) -> String {
+        sigv4::post_policy_signature(&self.signer.key(date), policy_b64)
     }
 
     /// The host and path of a target: virtual-hosted (`bucket.host/key`) unless path-style

@@ -194,11 +194,10 @@ pub fn presign_params<'a>(
     params
 }
 
-/// The SigV4 signature of a POST policy: the base64 policy is the string to sign. (Form uploads
-/// straight to S3; no SDK signs these.)
-pub fn post_policy_signature(secret: &str, date: &str, region: &str, policy_b64: &str) -> String {
-    let key = signing_key(secret, date, region, "s3");
-    hex::encode(hmac(&key, policy_b64.as_bytes()))
+/// The SigV4 signature of a POST policy, with the day's [`signing_key`] for S3: the base64
+/// policy is the string to sign. (Form uploads straight to S3; no SDK signs these.)
+pub fn post_policy_signature(key: &[u8; 32], policy_b64: &str) -> String {
+    hex::encode(hmac(key, policy_b64.as_bytes()))
 }
 
 #[cfg(test)]
@@ -301,12 +300,13 @@ mod tests {
     #[test]
     fn post_policy_signature_matches_aws_documented_example() {
         let policy = "eyAiZXhwaXJhdGlvbiI6ICIyMDE1LTEyLTMwVDEyOjAwOjAwLjAwMFoiLA0KICAiY29uZGl0aW9ucyI6IFsNCiAgICB7ImJ1Y2tldCI6ICJzaWd2NGV4YW1wbGVidWNrZXQifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRrZXkiLCAidXNlci91c2VyMS8iXSwNCiAgICB7ImFjbCI6ICJwdWJsaWMtcmVhZCJ9LA0KICAgIHsic3VjY2Vzc19hY3Rpb25fcmVkaXJlY3QiOiAiaHR0cDovL3NpZ3Y0ZXhhbXBsZWJ1Y2tldC5zMy5hbWF6b25hd3MuY29tL3N1Y2Nlc3NmdWxfdXBsb2FkLmh0bWwifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRDb250ZW50LVR5cGUiLCAiaW1hZ2UvIl0sDQogICAgeyJ4LWFtei1tZXRhLXV1aWQiOiAiMTQzNjUxMjM2NTEyNzQifSwNCiAgICB7IngtYW16LXNlcnZlci1zaWRlLWVuY3J5cHRpb24iOiAiQUVTMjU2In0sDQogICAgWyJzdGFydHMtd2l0aCIsICIkeC1hbXotbWV0YS10YWciLCAiIl0sDQoNCiAgICB7IngtYW16LWNyZWRlbnRpYWwiOiAiQUtJQUlPU0ZPRE5ON0VYQU1QTEUvMjAxNTEyMjkvdXMtZWFzdC0xL3MzL2F3czRfcmVxdWVzdCJ9LA0KICAgIHsieC1hbXotYWxnb3JpdGhtIjogIkFXUzQtSE1BQy1TSEEyNTYifSwNCiAgICB7IngtYW16LWRhdGUiOiAiMjAxNTEyMjlUMDAwMDAwWiIgfQ0KICBdDQp9";
-        let sig = post_policy_signature(
+        let key = signing_key(
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "20151229",
             "us-east-1",
-            policy,
+            "s3",
         );
+        let sig = post_policy_signature(&key, policy);
         assert_eq!(
             sig,
             "8afdbf4008c03f22c2cd3cdb72e4afbb1f6a588f3255ac628749a66d7f09699e"

@@ -18,7 +18,7 @@ use super::{
     StoreError, StoreResult,
 };
 use crate::aws::s3::S3Client;
-use crate::aws::sigv4::{post_policy_signature, Stamp};
+use crate::aws::sigv4::Stamp;
 use crate::aws::AwsError;
 
 /// S3-backed [`BlobStore`].
@@ -55,8 +55,8 @@ impl BlobStore for S3BlobStore {
         sha256: &[u8; 32],
     ) -> StoreResult<()> {
         // The digest the service computed while it checked the upload: S3 verifies the bytes
-        // it received against it and refuses the object (BadDigest) if they differ. It also
-        // signs the payload, so the bytes are hashed once for both.
+        // it received against it and refuses the object (BadDigest) if they differ. The
+        // signature covers that checksum, not the bytes, so they are hashed once.
         self.client
             .put_object(key, data, content_type, sha256)
             .await
@@ -117,7 +117,6 @@ impl BlobStore for S3BlobStore {
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         let url = self.client.bucket_url();
         let creds = self.client.credentials();
-        let region = self.client.region();
         let now = OffsetDateTime::now_utc();
         let stamp = Stamp::at(now);
         let expiration = (now + policy.ttl)
@@ -125,10 +124,7 @@ impl BlobStore for S3BlobStore {
                 "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
             ))
             .map_err(|e| StoreError::Unavailable(format!("time: {e}")))?;
-        let credential = format!(
-            "{}/{}/{region}/s3/aws4_request",
-            creds.access_key_id, stamp.date
-        );
+        let credential = self.client.credential(&stamp.date);
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
         let mut fields: Vec<(String, String)> = vec![
@@ -161,8 +157,7 @@ impl BlobStore for S3BlobStore {
             conditions.join(",")
         );
         let policy_b64 = STANDARD.encode(doc);
-        let signature =
-            post_policy_signature(&creds.secret_access_key, &stamp.date, region, &policy_b64);
+        let signature = self.client.sign_policy(&stamp.date, &policy_b64);
         fields.push(("policy".into(), policy_b64));
         fields.push(("x-amz-signature".into(), signature));
         Ok(PresignedPost { url, fields })
