@@ -140,9 +140,6 @@ fn command(path: &Path, name: &str, api: &str, backend: &Backend, data_dir: &Pat
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if std::env::var_os("AWS_REGION").is_none() {
-        cmd.env("AWS_REGION", "us-east-1");
-    }
     match backend {
         Backend::Embedded => {
             cmd.env("ATTACHMENTS_DATA_DIR", data_dir);

@@ -100,8 +100,16 @@ fn missing(var: &'static str) -> SetupError {
     })
 }
 
-/// The two AWS clients of `aws`, for the configured table and bucket, over one HTTPS client.
-fn aws_clients(cfg: &Config, aws: &AwsSettings) -> Result<(DynamoClient, S3Client), SetupError> {
+/// The configured table, and the two AWS clients of `aws` (for that table and the configured
+/// bucket) over one HTTPS client.
+fn aws_clients(
+    cfg: &Config,
+    aws: &AwsSettings,
+) -> Result<(String, DynamoClient, S3Client), SetupError> {
+    let table = cfg
+        .table
+        .clone()
+        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
     let bucket = cfg
         .bucket
         .clone()
@@ -125,7 +133,7 @@ fn aws_clients(cfg: &Config, aws: &AwsSettings) -> Result<(DynamoClient, S3Clien
         RequestSigner::new(aws.credentials.clone(), aws.region.clone(), "s3"),
         bucket,
     );
-    Ok((dynamo, s3))
+    Ok((table, dynamo, s3))
 }
 
 /// The two AWS adapters, configured as the service uses them.
@@ -133,11 +141,7 @@ pub fn aws_stores(
     cfg: &Config,
     aws: &AwsSettings,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let (dynamo, s3) = aws_clients(cfg, aws)?;
-    let table = cfg
-        .table
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
+    let (table, dynamo, s3) = aws_clients(cfg, aws)?;
     Ok((
         DynamoStore::new(Arc::new(dynamo), table),
         S3BlobStore::new(s3),
@@ -156,11 +160,7 @@ pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
 
 /// [`init_aws`] with the given AWS settings.
 pub async fn init_aws_with(cfg: &Config, aws: &AwsSettings) -> Result<String, SetupError> {
-    let (dynamo, s3) = aws_clients(cfg, aws)?;
-    let table = cfg
-        .table
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
+    let (table, dynamo, s3) = aws_clients(cfg, aws)?;
     let mut done = Vec::new();
     if crate::store::dynamo::table_exists(&dynamo, &table).await? {
         done.push(format!("table {table} exists"));
