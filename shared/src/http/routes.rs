@@ -120,6 +120,12 @@ impl Route {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
+        // Every request is matched against the table in order: the literal start of the
+        // pattern turns most routes away before any splitting.
+        let literal = self.path.split_once('{').map_or(self.path, |(l, _)| l);
+        if !path.starts_with(literal) {
+            return None;
+        }
         let mut pattern = self.path.split('/');
         let mut actual = path.split('/');
         let mut params = Vec::new();
