@@ -82,6 +82,54 @@ async fn expired_links() {
     behaviour::expired_links(&h).await;
 }
 
+/// The SQLite store caches what it reads; a write made by another process (here, a second
+/// server on the same data folder) must reach it at once, not when the cache ages.
+#[tokio::test]
+async fn two_servers_on_one_folder_see_each_others_writes_at_once() {
+    let a = Harness::embedded().await;
+    let b = Harness::embedded_with(Opts {
+        data_dir: Some(a.data_dir.clone()),
+        ..Opts::default()
+    })
+    .await;
+    a.parent(KEY_A, "profile", "p1").await;
+    let up = a
+        .post_form(
+            "/v1/parents/profile/p1/attachments",
+            KEY_A,
+            &Form::new().file("file", "a.txt", b"first"),
+        )
+        .await
+        .expect(201)
+        .json();
+    let id = up["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/attachments/{id}");
+    // Read twice through b, so the second answer comes from its cache.
+    for _ in 0..2 {
+        let seen = b.get(&path, KEY_A).await.expect(200).json();
+        assert_eq!(seen["size"], 5);
+    }
+    // Another tenant's key never reaches the cached entry.
+    b.get(&path, KEY_B).await.expect(404);
+
+    let put = a
+        .post_form(
+            &format!("{path}/content"),
+            KEY_A,
+            &Form::new().file("file", "a.txt", b"second version"),
+        )
+        .await
+        .expect(200)
+        .json();
+    let seen = b.get(&path, KEY_A).await.expect(200).json();
+    assert_eq!(seen["size"], 14);
+    assert_eq!(seen["version_id"], put["version_id"]);
+    assert_ne!(seen["version_id"], up["items"][0]["version_id"]);
+
+    a.call("DELETE", &path, Some(KEY_A), "").await.expect(204);
+    b.get(&path, KEY_A).await.expect(404);
+}
+
 #[tokio::test]
 async fn data_survives_a_restart() {
     let h = Harness::embedded().await;

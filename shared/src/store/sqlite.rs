@@ -3,13 +3,18 @@
 //! Items are kept as JSON documents beside the columns that queries and conditions need, which
 //! mirrors the DynamoDB adapter's item-per-key design. SQLite calls take microseconds, so they run
 //! inline under a mutex rather than hopping to a blocking thread.
+//!
+//! Attachments once read are served from a cache while no process has written since
+//! ([`super::read_cache`]): the metadata GET is the most frequent call and the cheapest to keep.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::read_cache::{ChangeMark, ReadCache};
 use super::{Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult};
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -68,6 +73,41 @@ CREATE TABLE IF NOT EXISTS versions (
 /// SQLite-backed [`MetadataStore`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    changes: ChangeMark,
+    /// By id; an entry answers only for its own tenant (the attachment names it).
+    attachments: ReadCache<AttachmentId, Attachment>,
+}
+
+/// The connection, held for one call. Dropped after any transaction of the call has ended, it
+/// stamps the change mark when rows changed, so that every process's cache forgets them.
+struct Conn<'a> {
+    guard: MutexGuard<'a, Connection>,
+    changes: &'a ChangeMark,
+    before: u64,
+}
+
+impl Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if self.guard.total_changes() != self.before {
+            if let Err(e) = self.changes.stamp() {
+                // Other processes then see this write once their cache ages (a second).
+                tracing::warn!(error = %e, "could not stamp the change mark");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -100,15 +140,20 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file.
     pub fn open(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path).map_err(db_err)?;
-        Self::init(conn)
+        let changes = ChangeMark::beside(path)
+            .map_err(|e| StoreError::Unavailable(format!("{}-changes: {e}", path.display())))?;
+        Self::init(conn, changes)
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory().map_err(db_err)?)
+        Self::init(
+            Connection::open_in_memory().map_err(db_err)?,
+            ChangeMark::memory(),
+        )
     }
 
-    fn init(conn: Connection) -> StoreResult<Self> {
+    fn init(conn: Connection, changes: ChangeMark) -> StoreResult<Self> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -127,13 +172,22 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            changes,
+            attachments: ReadCache::default(),
         })
     }
 
-    fn conn(&self) -> StoreResult<MutexGuard<'_, Connection>> {
-        self.conn
+    fn conn(&self) -> StoreResult<Conn<'_>> {
+        let guard = self
+            .conn
             .lock()
-            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
+            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
+        let before = guard.total_changes();
+        Ok(Conn {
+            guard,
+            changes: &self.changes,
+            before,
+        })
     }
 
     /// The document of the one row `sql` selects, if there is one, through a statement
@@ -420,10 +474,21 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        self.one_doc(
+        // Read before the lookup: a write committed after this read stamps a newer mark.
+        let mark = self.changes.read();
+        if let Some(m) = mark {
+            if let Some(a) = self.attachments.get(m, &id).filter(|a| &a.tenant == tenant) {
+                return Ok(Some(a));
+            }
+        }
+        let found: Option<Attachment> = self.one_doc(
             "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
             params![tenant.as_str(), id.to_string()],
-        )
+        )?;
+        if let (Some(m), Some(a)) = (mark, &found) {
+            self.attachments.put(m, id, a.clone());
+        }
+        Ok(found)
     }
 
     async fn list_attachments(
