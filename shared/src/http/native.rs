@@ -15,6 +15,7 @@ use super::{
 };
 use crate::domain::{
     Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal,
+    VersionId,
 };
 use crate::service::{
     App, AttachmentFields, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
@@ -65,12 +66,34 @@ fn multipart_error(e: MultipartError) -> Response {
 }
 
 /// RFC 3339 in UTC with milliseconds, the one spelling every answer uses.
-fn rfc3339(t: time::OffsetDateTime) -> String {
+/// A timestamp as the native API writes it: UTC, milliseconds.
+fn utc_millis(t: time::OffsetDateTime) -> time::OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let ms = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
-    ms.format(&Rfc3339).unwrap_or_default()
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    utc_millis(t).format(&Rfc3339).unwrap_or_default()
+}
+
+/// [`rfc3339`] for the views, formatted on the stack rather than into a `String` of its own.
+struct Timestamp(time::OffsetDateTime);
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // "2026-12-02T05:25:54.966Z" and any year up to 9999 fit.
+        let mut buf = [0u8; 40];
+        let mut w = &mut buf[..];
+        utc_millis(self.0)
+            .format_into(&mut w, &Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        // What was written is what the cursor moved past: the count `format_into` returns
+        // fell three bytes short of it for a timestamp with milliseconds (see the test).
+        let n = 40 - w.len();
+        let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
+    }
 }
 
 /// The native JSON of an attachment, as a value (for answers that nest it).
@@ -87,11 +110,11 @@ struct ParentView<'a> {
 /// The fields of the native attachment JSON, in their documented order.
 #[derive(serde::Serialize)]
 pub struct AttachmentView<'a> {
-    id: String,
+    id: AttachmentId,
     parent: ParentView<'a>,
     file_name: Option<&'a str>,
     original_file_name: Option<&'a str>,
-    extension: Option<String>,
+    extension: Option<std::borrow::Cow<'a, str>>,
     content_type: Option<&'a str>,
     size: Option<u64>,
     md5: Option<&'a str>,
@@ -105,9 +128,9 @@ pub struct AttachmentView<'a> {
     status: &'a str,
     owner: &'a str,
     external_id: &'a Option<String>,
-    version_id: Option<String>,
-    created_at: String,
-    updated_at: String,
+    version_id: Option<VersionId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
     /// Why the last direct upload was refused (absent when nothing was).
@@ -115,19 +138,28 @@ pub struct AttachmentView<'a> {
     problem: Option<&'a str>,
 }
 
+/// Most extensions are lowercase already: those are borrowed, not copied.
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
+    }
+}
+
 /// The native JSON of an attachment, serialised straight from the model (no intermediate map):
 /// the hot path of every listing.
 pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> AttachmentView<'_> {
     let c = a.content.as_ref();
     AttachmentView {
-        id: a.id.to_string(),
+        id: a.id,
         parent: ParentView {
             kind: a.parent.kind.as_str(),
             id: a.parent.id.as_str(),
         },
         file_name: c.map(|c| c.file_name.as_str()),
         original_file_name: c.map(|c| c.file_name.stem()),
-        extension: c.map(|c| c.file_name.extension().to_ascii_lowercase()),
+        extension: c.map(|c| lowercase(c.file_name.extension())),
         content_type: c.map(|c| c.content_type.as_str()),
         size: c.map(|c| c.size),
         md5: c.map(|c| c.md5.as_str()),
@@ -140,9 +172,9 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
         status: a.status.as_str(),
         owner: &a.owner,
         external_id: &a.external_id,
-        version_id: c.map(|c| c.id.to_string()),
-        created_at: rfc3339(a.created_at),
-        updated_at: rfc3339(a.updated_at),
+        version_id: c.map(|c| c.id),
+        created_at: Timestamp(a.created_at),
+        updated_at: Timestamp(a.updated_at),
         download_url,
         problem: a.problem.as_deref(),
     }
@@ -641,4 +673,26 @@ pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Respons
         Err(e) => return service_error(e),
     };
     one_attachment(&app, &stored).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_views_are_written_as_rfc3339_with_milliseconds() {
+        let t = time::macros::datetime!(2026-12-02 07:25:54.966_789_123 +02:00);
+        let json = serde_json::to_string(&Timestamp(t)).unwrap();
+        assert_eq!(json, "\"2026-12-02T05:25:54.966Z\"");
+        assert_eq!(json, format!("\"{}\"", rfc3339(t)));
+    }
+
+    #[test]
+    fn extensions_are_lowercased_and_borrowed_when_they_already_are() {
+        assert_eq!(lowercase("JPG"), "jpg");
+        assert!(matches!(
+            lowercase("png"),
+            std::borrow::Cow::Borrowed("png")
+        ));
+    }
 }
