@@ -104,10 +104,13 @@ async fn two_servers_on_one_folder_see_each_others_writes_at_once() {
         .json();
     let id = up["items"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/attachments/{id}");
-    // Read twice through b, so the second answer comes from its cache.
+    let list = "/v1/parents/profile/p1/attachments";
+    // Read twice through b, so the second answers come from its cache.
     for _ in 0..2 {
         let seen = b.get(&path, KEY_A).await.expect(200).json();
         assert_eq!(seen["size"], 5);
+        let listed = b.get(list, KEY_A).await.expect(200).json();
+        assert_eq!(listed["items"][0]["size"], 5);
     }
     // Another tenant's key never reaches the cached entry.
     b.get(&path, KEY_B).await.expect(404);
@@ -121,6 +124,8 @@ async fn two_servers_on_one_folder_see_each_others_writes_at_once() {
         .await
         .expect(200)
         .json();
+    let listed = b.get(list, KEY_A).await.expect(200).json();
+    assert_eq!(listed["items"][0]["size"], 14);
     let seen = b.get(&path, KEY_A).await.expect(200).json();
     assert_eq!(seen["size"], 14);
     assert_eq!(seen["version_id"], put["version_id"]);
@@ -128,6 +133,8 @@ async fn two_servers_on_one_folder_see_each_others_writes_at_once() {
 
     a.call("DELETE", &path, Some(KEY_A), "").await.expect(204);
     b.get(&path, KEY_A).await.expect(404);
+    let listed = b.get(list, KEY_A).await.expect(200).json();
+    assert_eq!(listed["items"], serde_json::json!([]));
 }
 
 #[tokio::test]

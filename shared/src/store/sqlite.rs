@@ -9,7 +9,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -75,7 +75,14 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     changes: ChangeMark,
     /// By id; an entry answers only for its own tenant (the attachment names it).
-    attachments: ReadCache<AttachmentId, Attachment>,
+    attachments: ReadCache<AttachmentId, Arc<Decoded>>,
+}
+
+/// An attachment's stored document and what it decodes to. A listing, which must query
+/// anyway, takes the decoded value only when its row holds this very document.
+struct Decoded {
+    doc: Box<str>,
+    attachment: Attachment,
 }
 
 /// The connection, held for one call. Dropped after any transaction of the call has ended, it
@@ -188,6 +195,24 @@ impl SqliteStore {
             changes: &self.changes,
             before,
         })
+    }
+
+    /// Decodes an attachment's document and keeps both, under the mark read before the query.
+    fn decode_attachment(
+        &self,
+        mark: Option<u64>,
+        id: AttachmentId,
+        doc: &str,
+    ) -> StoreResult<Attachment> {
+        let attachment: Attachment = from_json(doc)?;
+        if let Some(m) = mark {
+            let decoded = Decoded {
+                doc: doc.into(),
+                attachment: attachment.clone(),
+            };
+            self.attachments.put(m, id, Arc::new(decoded));
+        }
+        Ok(attachment)
     }
 
     /// The document of the one row `sql` selects, if there is one, through a statement
@@ -477,18 +502,27 @@ impl MetadataStore for SqliteStore {
         // Read before the lookup: a write committed after this read stamps a newer mark.
         let mark = self.changes.read();
         if let Some(m) = mark {
-            if let Some(a) = self.attachments.get(m, &id).filter(|a| &a.tenant == tenant) {
-                return Ok(Some(a));
+            if let Some(d) = self.attachments.get(m, &id) {
+                if &d.attachment.tenant == tenant {
+                    return Ok(Some(d.attachment.clone()));
+                }
             }
         }
-        let found: Option<Attachment> = self.one_doc(
-            "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
-            params![tenant.as_str(), id.to_string()],
-        )?;
-        if let (Some(m), Some(a)) = (mark, &found) {
-            self.attachments.put(m, id, a.clone());
-        }
-        Ok(found)
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2")
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query(params![tenant.as_str(), id.to_string()])
+            .map_err(db_err)?;
+        let Some(row) = rows.next().map_err(db_err)? else {
+            return Ok(None);
+        };
+        let doc = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(db_err)?;
+        Ok(Some(self.decode_attachment(mark, id, doc)?))
     }
 
     async fn list_attachments(
@@ -499,10 +533,11 @@ impl MetadataStore for SqliteStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
+        let mark = self.changes.read();
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT doc FROM attachments
+                "SELECT doc, id FROM attachments
                  WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
                    AND (?5 OR status IN ('ready', 'placeholder'))
                  ORDER BY id LIMIT ?6",
@@ -532,7 +567,20 @@ impl MetadataStore for SqliteStore {
                 .get_ref(0)
                 .and_then(|v| Ok(v.as_str()?))
                 .map_err(db_err)?;
-            items.push(from_json::<Attachment>(doc)?);
+            let id = row
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(db_err)
+                .and_then(|id| {
+                    AttachmentId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })?;
+            let cached = mark
+                .and_then(|m| self.attachments.get(m, &id))
+                .filter(|d| *d.doc == *doc && &d.attachment.tenant == tenant);
+            items.push(match cached {
+                Some(d) => d.attachment.clone(),
+                None => self.decode_attachment(mark, id, doc)?,
+            });
         }
         let next_after = if more {
             items.last().map(|a| a.id)
