@@ -59,20 +59,33 @@ async fn run_inner(bin_dir: &Path, backend: &Backend, opts: Opts) -> Result<Outc
         cmd.env("ATTACHMENTS_DATA_DIR", data.path());
     }
     let ours = Server::spawn(cmd)?;
-    let id = seed(&ours).await?;
+    let (id, list_body) = seed(&ours).await?;
+    // The list row's floor: its very answer, served as constant bytes by the baseline.
+    let answer = data.path().join("list-answer.json");
+    std::fs::write(&answer, &list_body).map_err(|e| format!("{}: {e}", answer.display()))?;
+    let mut floor_cmd = Command::new(bin_dir.join("bench-hello-hyper"));
+    floor_cmd.arg(&answer);
+    let floor = Server::spawn(floor_cmd)?;
 
     let auth = [("x-api-key", KEY)];
     let hello_req = Arc::new(load::get("/", &[]));
     let get_req = Arc::new(load::get(&format!("/v1/attachments/{id}"), &auth));
     let list_req = Arc::new(load::get(&format!("{PARENT}/attachments"), &auth));
 
-    let (mut h, mut g, mut l) = (vec![], vec![], vec![]);
+    let (mut h, mut g, mut l, mut f) = (vec![], vec![], vec![], vec![]);
     for _ in 0..opts.rounds {
         h.push(measure(&hello, &hello_req, opts).await);
         g.push(measure(&ours, &get_req, opts).await);
         l.push(measure(&ours, &list_req, opts).await);
+        f.push(measure(&floor, &hello_req, opts).await);
     }
-    let errors: u64 = h.iter().chain(&g).chain(&l).map(|s| s.errors).sum();
+    let errors: u64 = h
+        .iter()
+        .chain(&g)
+        .chain(&l)
+        .chain(&f)
+        .map(|s| s.errors)
+        .sum();
     if errors > 0 {
         return Err(format!("{errors} failed requests under load"));
     }
@@ -121,18 +134,31 @@ async fn run_inner(bin_dir: &Path, backend: &Backend, opts: Opts) -> Result<Outc
             verdict: verdict(list_ratio >= 0.3),
         },
     ];
-    let (ch, cg, cl) = (cpu_us(&h), cpu_us(&g), cpu_us(&l));
-    let notes = vec![format!(
-        "HTTP rows: {} rounds of {:.1} s (after {:.1} s warm-up) per server at {} connections. \
-         Server CPU per request: hello {ch:.1} us, metadata GET {cg:.1} us ({:.2}x hello's \
-         efficiency), list {cl:.1} us ({:.2}x).",
-        opts.rounds,
-        opts.measure.as_secs_f64(),
-        opts.warmup.as_secs_f64(),
-        opts.connections,
-        ch / cg,
-        ch / cl,
-    )];
+    let (ch, cg, cl, cf) = (cpu_us(&h), cpu_us(&g), cpu_us(&l), cpu_us(&f));
+    let notes = vec![
+        format!(
+            "HTTP rows: {} rounds of {:.1} s (after {:.1} s warm-up) per server at {} connections. \
+             Server CPU per request: hello {ch:.1} us, metadata GET {cg:.1} us ({:.2}x hello's \
+             efficiency), list {cl:.1} us ({:.2}x).",
+            opts.rounds,
+            opts.measure.as_secs_f64(),
+            opts.warmup.as_secs_f64(),
+            opts.connections,
+            ch / cg,
+            ch / cl,
+        ),
+        format!(
+            "List floor: the same {:.1} KB answer served as constant bytes by the hyper \
+             baseline: {} ({:.2}x hello), {cf:.1} us of CPU per request. At 0.3x hello a list \
+             may cost {:.1} us of CPU in all, which leaves {:.1} us to read, sign and render 20 \
+             attachments.",
+            list_body.len() as f64 / 1e3,
+            rps(rps_of(&f)),
+            ratio_of(&f),
+            ch / 0.3,
+            ch / 0.3 - cf,
+        ),
+    ];
     Ok(Outcome { rows, notes })
 }
 
@@ -149,8 +175,8 @@ async fn measure(server: &Server, req: &Arc<Vec<u8>>, opts: Opts) -> Stats {
     .await
 }
 
-/// Creates the parent and its attachments; returns the id of one of them.
-async fn seed(server: &Server) -> Result<String, Error> {
+/// Creates the parent and its attachments; returns the id of one of them and the list's answer.
+async fn seed(server: &Server) -> Result<(String, Vec<u8>), Error> {
     let auth = [("x-api-key", KEY)];
     let r = load::once(server.addr, &load::request("PUT", PARENT, &auth, b"")).await?;
     if !(r.status == 201 || r.status == 200) {
@@ -212,5 +238,5 @@ async fn seed(server: &Server) -> Result<String, Error> {
             r.status
         ));
     }
-    Ok(id)
+    Ok((id, r.body))
 }
