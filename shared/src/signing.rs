@@ -6,6 +6,19 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A 32-byte digest in lowercase hex. `hex::encode` collects its digits one `char` at a time;
+/// every link and every API key check pays for this one.
+pub fn hex32(digest: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    let digits = hex::encode_to_slice(digest, &mut out)
+        .ok()
+        .and_then(|()| std::str::from_utf8(&out).ok());
+    match digits {
+        Some(d) => d.to_owned(),
+        None => unreachable!("32 bytes are 64 ASCII hex digits"),
+    }
+}
+
 /// A server secret of 32 bytes. Its `Debug` never shows the bytes.
 #[derive(Clone)]
 pub struct Signer {
@@ -54,15 +67,7 @@ impl Signer {
 
     /// The signature of the parts, hex.
     pub fn sign(&self, parts: &[&[u8]]) -> String {
-        // `hex::encode` collects its digits one `char` at a time; every link pays for this.
-        let mut out = [0u8; 64];
-        let digits = hex::encode_to_slice(self.mac(parts).finalize().into_bytes(), &mut out)
-            .ok()
-            .and_then(|()| std::str::from_utf8(&out).ok());
-        match digits {
-            Some(d) => d.to_owned(),
-            None => unreachable!("32 bytes are 64 ASCII hex digits"),
-        }
+        hex32(&self.mac(parts).finalize().into_bytes().into())
     }
 
     /// Checks a hex signature in constant time.
@@ -77,6 +82,14 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex32_is_lowercase_hex() {
+        let mut d = [0u8; 32];
+        d[0] = 0xAB;
+        d[31] = 0x0f;
+        assert_eq!(hex32(&d), hex::encode(d));
+    }
 
     #[test]
     fn signatures_verify_and_bind_every_part() {

@@ -54,7 +54,7 @@ impl KeyCache {
 }
 
 pub(crate) fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    crate::signing::hex32(&Sha256::digest(key.as_bytes()).into())
 }
 
 impl App {
