@@ -426,7 +426,7 @@ pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Resp
         Ok(x) => x,
         Err(r) => return r,
     };
-    let att = match app.get(&who, id).await {
+    let att = match app.get_shared(&who, id).await {
         Ok(a) => a,
         Err(e) => return service_error(e),
     };
@@ -439,7 +439,7 @@ pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Respons
         Ok(x) => x,
         Err(r) => return r,
     };
-    let att = match app.get(&who, id).await {
+    let att = match app.get_shared(&who, id).await {
         Ok(a) => a,
         Err(e) => return service_error(e),
     };

@@ -304,7 +304,16 @@ impl App {
 
     /// An attachment of the caller's tenant (pending ones included, deleted ones not).
     pub async fn get(&self, who: &Principal, id: AttachmentId) -> ServiceResult<Attachment> {
-        match self.meta.get_attachment(&who.tenant, id).await? {
+        self.get_shared(who, id).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::get`] for the reads that only render the attachment: no copy of a cached one.
+    pub async fn get_shared(
+        &self,
+        who: &Principal,
+        id: AttachmentId,
+    ) -> ServiceResult<Arc<Attachment>> {
+        match self.meta.get_attachment_shared(&who.tenant, id).await? {
             Some(a) if a.status != AttachmentStatus::Deleted => Ok(a),
             _ => Err(ServiceError::NotFound("attachment")),
         }

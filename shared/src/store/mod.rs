@@ -126,6 +126,18 @@ pub trait MetadataStore: Send + Sync {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>>;
+    /// [`Self::get_attachment`], shared: a store that caches hands out its copy rather than a
+    /// clone, for the many reads that only render it.
+    async fn get_attachment_shared(
+        &self,
+        tenant: &TenantId,
+        id: AttachmentId,
+    ) -> StoreResult<Option<std::sync::Arc<Attachment>>> {
+        Ok(self
+            .get_attachment(tenant, id)
+            .await?
+            .map(std::sync::Arc::new))
+    }
     /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
     /// `include_hidden` (for clean-up and deletion).
     async fn list_attachments(

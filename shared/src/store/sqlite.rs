@@ -84,7 +84,7 @@ pub struct SqliteStore {
 /// anyway, takes the decoded value only when its row holds this very document.
 struct Decoded {
     doc: Box<str>,
-    attachment: Attachment,
+    attachment: Arc<Attachment>,
 }
 
 /// The connection, held for one call. Dropped after any transaction of the call has ended, it
@@ -205,8 +205,8 @@ impl SqliteStore {
         mark: Option<u64>,
         id: AttachmentId,
         doc: &str,
-    ) -> StoreResult<Attachment> {
-        let attachment: Attachment = from_json(doc)?;
+    ) -> StoreResult<Arc<Attachment>> {
+        let attachment = Arc::new(from_json::<Attachment>(doc)?);
         if let Some(m) = mark {
             let decoded = Decoded {
                 doc: doc.into(),
@@ -509,6 +509,17 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
+        Ok(self
+            .get_attachment_shared(tenant, id)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_attachment_shared(
+        &self,
+        tenant: &TenantId,
+        id: AttachmentId,
+    ) -> StoreResult<Option<Arc<Attachment>>> {
         // Read before the lookup: a write committed after this read stamps a newer mark.
         let mark = self.changes.read();
         if let Some(m) = mark {
@@ -580,8 +591,8 @@ impl MetadataStore for SqliteStore {
                 .and_then(|m| self.attachments.get(m, &id))
                 .filter(|d| *d.doc == *doc && &d.attachment.tenant == tenant);
             items.push(match cached {
-                Some(d) => d.attachment.clone(),
-                None => self.decode_attachment(mark, id, doc)?,
+                Some(d) => Attachment::clone(&d.attachment),
+                None => Arc::unwrap_or_clone(self.decode_attachment(mark, id, doc)?),
             });
         }
         let next_after = if more {
