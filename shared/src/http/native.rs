@@ -65,7 +65,6 @@ fn multipart_error(e: MultipartError) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string())
 }
 
-/// RFC 3339 in UTC with milliseconds, the one spelling every answer uses.
 /// A timestamp as the native API writes it: UTC, milliseconds.
 fn utc_millis(t: time::OffsetDateTime) -> time::OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -73,6 +72,7 @@ fn utc_millis(t: time::OffsetDateTime) -> time::OffsetDateTime {
         .unwrap_or(t)
 }
 
+/// RFC 3339 in UTC with milliseconds, the one spelling every answer uses.
 fn rfc3339(t: time::OffsetDateTime) -> String {
     utc_millis(t).format(&Rfc3339).unwrap_or_default()
 }
