@@ -7,7 +7,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// A 32-byte digest in lowercase hex. `hex::encode` collects its digits one `char` at a time;
-/// every link and every API key check pays for this one.
+/// every link, API key check and AWS request signature goes through this instead.
 pub fn hex32(digest: &[u8; 32]) -> String {
     let mut out = [0u8; 64];
     let digits = hex::encode_to_slice(digest, &mut out)

@@ -285,7 +285,7 @@ impl Payload {
     /// A body, hashed for the signature.
     pub fn hashed(bytes: Bytes) -> Self {
         use sha2::Digest;
-        let sha256 = hex::encode(sha2::Sha256::digest(&bytes)).into();
+        let sha256 = crate::signing::hex32(&sha2::Sha256::digest(&bytes).into()).into();
         Self { bytes, sha256 }
     }
 

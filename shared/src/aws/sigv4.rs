@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::Credentials;
+use crate::signing::hex32;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -154,9 +155,9 @@ pub fn signature(
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
         stamp.amz_date,
-        hex::encode(Sha256::digest(canonical.as_bytes()))
+        hex32(&Sha256::digest(canonical.as_bytes()).into())
     );
-    (signed, hex::encode(hmac(key, string_to_sign.as_bytes())))
+    (signed, hex32(&hmac(key, string_to_sign.as_bytes())))
 }
 
 /// The `Authorization` header of a signed request.
@@ -197,7 +198,7 @@ pub fn presign_params<'a>(
 /// The SigV4 signature of a POST policy, with the day's [`signing_key`] for S3: the base64
 /// policy is the string to sign. (Form uploads straight to S3; no SDK signs these.)
 pub fn post_policy_signature(key: &[u8; 32], policy_b64: &str) -> String {
-    hex::encode(hmac(key, policy_b64.as_bytes()))
+    hex32(&hmac(key, policy_b64.as_bytes()))
 }
 
 #[cfg(test)]

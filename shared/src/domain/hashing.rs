@@ -63,7 +63,7 @@ impl Digests {
     }
 
     pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
+        crate::signing::hex32(&self.sha256)
     }
 }
 
