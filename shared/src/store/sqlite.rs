@@ -224,15 +224,24 @@ impl SqliteStore {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> StoreResult<Option<T>> {
+        self.one_row(sql, params, from_json)
+    }
+
+    /// `decode` applied to the first column of the one row `sql` selects, read where SQLite
+    /// keeps the text, without copying it into a `String` first.
+    fn one_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: impl FnOnce(&str) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
         let conn = self.conn()?;
-        // Decoded where SQLite keeps the text, without copying it into a `String` first.
-        conn.prepare_cached(sql)
-            .and_then(|mut st| {
-                st.query_row(params, |r| Ok(from_json(r.get_ref(0)?.as_str()?)))
-                    .optional()
-            })
-            .map_err(db_err)?
-            .transpose()
+        let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+        let mut rows = stmt.query(params).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(row) => decode(text(row, 0)?).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -243,6 +252,13 @@ const LIST_SQL: &str = "SELECT doc, id FROM attachments
      WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
        AND (?5 OR status IN ('ready', 'placeholder'))
      ORDER BY id";
+
+/// A text column of a row, borrowed from SQLite.
+fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
+    row.get_ref(column)
+        .and_then(|v| Ok(v.as_str()?))
+        .map_err(db_err)
+}
 
 const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
 
@@ -529,21 +545,11 @@ impl MetadataStore for SqliteStore {
                 }
             }
         }
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached("SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2")
-            .map_err(db_err)?;
-        let mut rows = stmt
-            .query(params![tenant.as_str(), id.to_string()])
-            .map_err(db_err)?;
-        let Some(row) = rows.next().map_err(db_err)? else {
-            return Ok(None);
-        };
-        let doc = row
-            .get_ref(0)
-            .and_then(|v| Ok(v.as_str()?))
-            .map_err(db_err)?;
-        Ok(Some(self.decode_attachment(mark, id, doc)?))
+        self.one_row(
+            "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
+            params![tenant.as_str(), id.to_string()],
+            |doc| self.decode_attachment(mark, id, doc),
+        )
     }
 
     async fn list_attachments(
@@ -575,18 +581,9 @@ impl MetadataStore for SqliteStore {
                 more = true;
                 break;
             }
-            // Decoded where SQLite keeps the text, without copying it into a `String` first.
-            let doc = row
-                .get_ref(0)
-                .and_then(|v| Ok(v.as_str()?))
-                .map_err(db_err)?;
-            let id = row
-                .get_ref(1)
-                .and_then(|v| Ok(v.as_str()?))
-                .map_err(db_err)
-                .and_then(|id| {
-                    AttachmentId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-                })?;
+            let doc = text(row, 0)?;
+            let id = AttachmentId::parse(text(row, 1)?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let cached = mark
                 .and_then(|m| self.attachments.get(m, &id))
                 .filter(|d| *d.doc == *doc && &d.attachment.tenant == tenant);
