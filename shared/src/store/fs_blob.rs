@@ -9,6 +9,7 @@ use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::page_cache::{self, StreamedFile};
 use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
     StoreError, StoreResult,
@@ -229,7 +230,6 @@ impl FsBlobStore {
     /// under the key goes first.
     async fn write(&self, key: &str, data: Bytes) -> StoreResult<()> {
         let path = self.path_of(key)?;
-        forget_digests(&path).await.map_err(io_err)?;
         write_atomically(path, data).await.map_err(io_err)
     }
 
@@ -435,7 +435,7 @@ where
             .map_err(io)?
             .into_std()
             .await;
-        let f = ChunkThread::spawn("writing", file, std::io::Write::write_all);
+        let f = ChunkThread::spawn("writing", StreamedFile::new(file), StreamedFile::write);
         let mut size = 0u64;
         // Hashing a whole object runs on its own thread, beside the receiving and the writing.
         let background = matches!(hashing, Hashing::Everything).then(BackgroundHasher::spawn);
@@ -459,8 +459,8 @@ where
             }
         }
         let file = f.finish().await.map_err(io)?;
+        let file = blocking(move || file.flush()).await.map_err(io)?;
         let file = tokio::fs::File::from_std(file);
-        file.sync_all().await.map_err(io)?;
         let digests = match background {
             Some(h) => {
                 let digests = h.finish().await.map_err(io)?;
@@ -551,7 +551,13 @@ fn parse_record(text: &str) -> Option<(&str, Digests)> {
 
 /// Removes an object's digests record, if it has one.
 async fn forget_digests(path: &Path) -> std::io::Result<()> {
-    match tokio::fs::remove_file(digests_path(path)).await {
+    let digests = digests_path(path);
+    blocking(move || forget_digests_now(&digests)).await
+}
+
+/// [`forget_digests`] for code already on a blocking thread; takes the digests' own path.
+fn forget_digests_now(digests: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(digests) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
@@ -568,12 +574,24 @@ pub fn is_safe_key(key: &str) -> bool {
         })
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file, and syncs
-/// before the rename, so the metadata never points at bytes a crash could lose. One blocking
-/// task does it all with `std::fs`: far fewer thread hops than `tokio::fs` per call.
+/// Runs blocking file work on one of tokio's blocking threads, off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
+/// Forgets the digests recorded for what was there before (see [`record_digests`]), then writes
+/// through a temporary file and a rename, so a reader never sees half a file, and syncs
+/// before the rename, so the metadata never points at bytes a crash could lose; a bulk file's
+/// pages then leave the cache ([`page_cache`]). One blocking task does it all with `std::fs`:
+/// far fewer thread hops than `tokio::fs` per call.
 async fn write_atomically(path: PathBuf, data: Bytes) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         use std::io::Write;
+        forget_digests_now(&digests_path(&path))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -581,7 +599,7 @@ async fn write_atomically(path: PathBuf, data: Bytes) -> std::io::Result<()> {
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&data)?;
-            f.sync_all()?;
+            page_cache::sync_and_release(f, data.len() as u64)?;
             std::fs::rename(&tmp, &path)
         })();
         if result.is_err() {
@@ -590,7 +608,6 @@ async fn write_atomically(path: PathBuf, data: Bytes) -> std::io::Result<()> {
         result
     })
     .await
-    .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 #[async_trait]
@@ -776,7 +793,11 @@ impl BlobStore for FsBlobStore {
                     hasher.update(chunk).await?;
                 }
             }
-            out.sync_all().await?;
+            out.flush().await?;
+            let out = out.into_std().await;
+            let len = out.metadata()?.len();
+            let out = blocking(move || page_cache::sync_and_release(out, len)).await?;
+            let out = tokio::fs::File::from_std(out);
             let digests = hasher.finish().await?;
             record_digests(&path, &out.metadata().await?, &digests).await?;
             tokio::fs::rename(&tmp, &path).await
@@ -925,6 +946,61 @@ mod tests {
         let text = std::fs::read_to_string(&record).unwrap();
         std::fs::write(&record, &text[..text.len() - 2]).unwrap();
         assert_eq!(s.received_digests(key).await.unwrap(), None);
+    }
+
+    /// Every way a file reaches the store (a put, a form upload, parts joined) leaves no bulk
+    /// file in the page cache once it is on disk; a small one (a thumbnail) stays.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn bulk_files_leave_the_page_cache_once_on_disk() {
+        use crate::store::page_cache::tests::{cached_pages, disk_dir};
+        let dir = disk_dir();
+        let s = store(dir.path());
+        // 4 MiB and a few bytes: the last, partial page is the kernel's to keep.
+        let data: Vec<u8> = (0..(4 << 20) + 3000u32).map(|i| (i % 251) as u8).collect();
+        let pages = data.len().div_ceil(4096);
+        let uncached = |key: &str| {
+            let (cached, total) = cached_pages(&dir.path().join(key));
+            assert_eq!(total, pages, "{key}");
+            assert!(cached <= 1, "{key}: {cached} of {total} pages still cached");
+        };
+
+        s.put("t/a/v", Bytes::from(data.clone()), "x", &[0; 32])
+            .await
+            .unwrap();
+        uncached("t/a/v");
+
+        let target = PostTarget {
+            key: "t/b/v".into(),
+            size: data.len() as u64,
+            sha256: None,
+        };
+        s.receive_post(&target, chunked(&data, 64 << 10))
+            .await
+            .unwrap();
+        uncached("t/b/v");
+
+        let id = s.create_multipart("t/c/v", "x").await.unwrap();
+        for (i, part) in data.chunks(3 << 20).enumerate() {
+            let target = PartTarget {
+                dir: s.upload_dir(&id).unwrap(),
+                number: i as u32 + 1,
+            };
+            s.receive_part(&target, chunked(part, 64 << 10))
+                .await
+                .unwrap();
+        }
+        let parts = s.list_parts("t/c/v", &id).await.unwrap();
+        s.complete_multipart("t/c/v", &id, &parts).await.unwrap();
+        uncached("t/c/v");
+        for key in ["t/a/v", "t/b/v", "t/c/v"] {
+            assert_eq!(&s.get_range(key, 0, 1 << 30).await.unwrap()[..], &data[..]);
+        }
+
+        s.put("t/d/v", Bytes::from_static(&[9; 5000]), "x", &[0; 32])
+            .await
+            .unwrap();
+        assert_eq!(cached_pages(&dir.path().join("t/d/v")), (2, 2));
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 pub mod dynamo;
 pub mod fs_blob;
+pub mod page_cache;
 pub mod read_cache;
 pub mod s3;
 pub mod sqlite;
