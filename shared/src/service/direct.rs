@@ -563,7 +563,8 @@ impl App {
         let mut version = upload.version.clone();
         version.md5 = digests.md5_hex();
         version.sha256 = digests.sha256_hex();
-        self.store_thumbnail(&att, &version, kept.freeze()).await;
+        self.store_thumbnail(&att, version.id, &version.content_type, kept.freeze())
+            .await;
         let mut ready = att.clone();
         ready.content = Some(version.clone());
         ready.status = AttachmentStatus::Ready;

@@ -16,7 +16,7 @@ use super::{App, ServiceResult};
 use crate::domain::thumbnail::{
     icon_png, image_thumbnail, is_decodable, IconFamily, THUMBNAIL_CONTENT_TYPE,
 };
-use crate::domain::{Attachment, AttachmentStatus, Version, VersionId};
+use crate::domain::{Attachment, AttachmentStatus, VersionId};
 use crate::store::{LinkOptions, StoreResult};
 
 /// How many images are decoded at once in this process: each may take 64 MiB.
@@ -24,46 +24,69 @@ static DECODE_SLOTS: Semaphore = Semaphore::const_new(2);
 
 /// The thumbnail of a content: its picture when it is an image we decode within the limits, else
 /// its family's icon. `None` only if even the icon could not be encoded.
-fn render(content_type: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+fn render(content_type: &str, bytes: &[u8]) -> Option<Bytes> {
     if is_decodable(content_type) {
         match image_thumbnail(content_type, bytes) {
-            Ok((png, _, _)) => return Some(png),
+            Ok((png, _, _)) => return Some(Bytes::from(png)),
             Err(e) => tracing::info!(error = %e, "no thumbnail from this image; using the icon"),
         }
     }
-    match icon_png(IconFamily::of(content_type)) {
-        Ok(png) => Some(png),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not draw an icon");
-            None
-        }
-    }
+    icon(IconFamily::of(content_type))
+}
+
+/// A family's icon. Every file of a family gets the same one, so each is drawn once per process.
+fn icon(family: IconFamily) -> Option<Bytes> {
+    static ICONS: std::sync::OnceLock<Vec<(IconFamily, Option<Bytes>)>> =
+        std::sync::OnceLock::new();
+    let icons = ICONS.get_or_init(|| {
+        IconFamily::ALL
+            .iter()
+            .map(|&f| match icon_png(f) {
+                Ok(png) => (f, Some(Bytes::from(png))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not draw an icon");
+                    (f, None)
+                }
+            })
+            .collect()
+    });
+    icons
+        .iter()
+        .find(|(f, _)| *f == family)
+        .and_then(|(_, png)| png.clone())
 }
 
 impl App {
-    /// Makes and stores the thumbnail of a version whose bytes were just stored. Best effort:
-    /// whatever fails is logged, and the upload it belongs to goes on.
-    pub(crate) async fn store_thumbnail(&self, att: &Attachment, version: &Version, bytes: Bytes) {
-        let content_type = version.content_type.clone();
-        let family = IconFamily::of(&content_type);
-        let png = if is_decodable(&content_type) {
+    /// Makes and stores the thumbnail of a version whose bytes are being or were just stored.
+    /// Best effort: whatever fails is logged, and the upload it belongs to goes on. Whoever
+    /// removes a failed version removes its thumbnail with it.
+    pub(crate) async fn store_thumbnail(
+        &self,
+        att: &Attachment,
+        version: VersionId,
+        content_type: &str,
+        bytes: Bytes,
+    ) {
+        let family = IconFamily::of(content_type);
+        let png = if is_decodable(content_type) {
             let _slot = DECODE_SLOTS.acquire().await;
+            let content_type = content_type.to_owned();
             // A decoder that panics ends its blocking task, not the request: the icon it is.
             tokio::task::spawn_blocking(move || render(&content_type, &bytes))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "thumbnail task failed; using the icon");
-                    icon_png(family).ok()
+                    icon(family)
                 })
         } else {
-            render(&content_type, &[])
+            icon(family)
         };
         let Some(png) = png else { return };
         let sha: [u8; 32] = Sha256::digest(&png).into();
-        let key = att.thumbnail_key(version.id);
+        let key = att.thumbnail_key(version);
         if let Err(e) = self
             .blobs
-            .put(&key, Bytes::from(png), THUMBNAIL_CONTENT_TYPE, &sha)
+            .put(&key, png, THUMBNAIL_CONTENT_TYPE, &sha)
             .await
         {
             tracing::warn!(error = %e, attachment = %att.id, "could not store a thumbnail; the upload goes on without it");

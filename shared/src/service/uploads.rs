@@ -335,13 +335,17 @@ impl App {
             .await
             .map_err(refused_or_failed)?;
         let key = att.blob_key(version.id);
-        // 2. the bytes, while they are hashed.
-        if let Err(e) = hashing.store(self, &key, &bytes, &mut version).await {
+        // 2. the bytes, while they are hashed, and beside them the thumbnail.
+        let (version_id, content_type) = (version.id, version.content_type.clone());
+        let (stored, ()) = tokio::join!(
+            hashing.store(self, &key, &bytes, &mut version),
+            self.store_thumbnail(&att, version_id, &content_type, bytes.clone()),
+        );
+        if let Err(e) = stored {
             // The bytes may have landed even though the answer was lost: delete is idempotent.
             self.undo(&att, Some(&key)).await;
             return Err(e.into());
         }
-        self.store_thumbnail(&att, &version, bytes).await;
         // 3. the version record, then ready.
         let pending = Expected::of(&att);
         att.content = Some(version.clone());
@@ -398,12 +402,13 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         }
-        // 2. The bytes and the thumbnail.
+        // 2. The bytes, while they are hashed, and beside them the thumbnail.
         let key = current.blob_key(version.id);
-        let stored = hashing.store(self, &key, &bytes, &mut version).await;
-        if stored.is_ok() {
-            self.store_thumbnail(&current, &version, bytes).await;
-        }
+        let (version_id, content_type) = (version.id, version.content_type.clone());
+        let (stored, ()) = tokio::join!(
+            hashing.store(self, &key, &bytes, &mut version),
+            self.store_thumbnail(&current, version_id, &content_type, bytes.clone()),
+        );
         // 3. The version record, then the attachment points at it.
         let mut next = current.clone();
         fields.apply(&mut next);
