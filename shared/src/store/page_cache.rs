@@ -54,7 +54,8 @@ impl StreamedFile {
     pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.file.write_all(chunk)?;
         self.written += chunk.len() as u64;
-        if self.written - self.released >= WINDOW_BYTES {
+        // Elsewhere the advice is not given, and flushing early would only cost.
+        if cfg!(target_os = "linux") && self.written - self.released >= WINDOW_BYTES {
             // Advice drops clean pages only: the window goes to the disk first.
             self.file.sync_data()?;
             dont_need(
