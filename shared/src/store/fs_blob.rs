@@ -795,8 +795,11 @@ impl BlobStore for FsBlobStore {
             }
             out.flush().await?;
             let out = out.into_std().await;
-            let len = out.metadata()?.len();
-            let out = blocking(move || page_cache::sync_and_release(out, len)).await?;
+            let out = blocking(move || {
+                let len = out.metadata()?.len();
+                page_cache::sync_and_release(out, len)
+            })
+            .await?;
             let out = tokio::fs::File::from_std(out);
             let digests = hasher.finish().await?;
             record_digests(&path, &out.metadata().await?, &digests).await?;
