@@ -58,23 +58,14 @@ impl StreamedFile {
         if cfg!(target_os = "linux") && self.written - self.released >= WINDOW_BYTES {
             // Advice drops clean pages only: the window goes to the disk first.
             self.file.sync_data()?;
-            dont_need(
-                &self.file,
-                self.released,
-                Some(self.written - self.released),
-            );
+            // The cache is made of folios of up to 2 MiB, and only those wholly inside the
+            // advised range go: the one across the last window's edge goes with this window,
+            // as the range reaches back over the window before.
+            let from = self.released.saturating_sub(WINDOW_BYTES);
+            dont_need(&self.file, from, Some(self.written - from));
             self.released = self.written;
         }
         Ok(())
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.written
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.written == 0
     }
 
     /// Flushes the file to disk, lets the rest of its pages go, and gives it back.
@@ -114,24 +105,24 @@ fn dont_need(_file: &File, _offset: u64, _len: Option<u64>) {}
 pub(crate) mod tests {
     use super::*;
 
-    /// How many of a file's pages are in the page cache: a read that may not wait for the disk
-    /// (`RWF_NOWAIT`) succeeds only on a cached page.
+    /// How many of a file's pages are in the page cache, and how many it has, as util-linux's
+    /// `fincore` counts them (`mincore`, or `cachestat` in newer ones). Neither touches the
+    /// cache; a probing read would (even a refused `RWF_NOWAIT` read starts reading its page).
     pub(crate) fn cached_pages(path: &std::path::Path) -> (usize, usize) {
-        use rustix::io::{preadv2, Errno, ReadWriteFlags};
-        let f = File::open(path).unwrap();
-        let len = f.metadata().unwrap().len();
-        let mut buf = [0u8; 4096];
-        let (mut cached, mut total) = (0, 0);
-        for offset in (0..len).step_by(4096) {
-            total += 1;
-            let mut io = [std::io::IoSliceMut::new(&mut buf)];
-            match preadv2(&f, &mut io, offset, ReadWriteFlags::NOWAIT) {
-                Ok(_) => cached += 1,
-                Err(Errno::AGAIN) => {}
-                Err(e) => panic!("preadv2: {e}"),
-            }
-        }
-        (cached, total)
+        let out = std::process::Command::new("fincore")
+            .args(["--raw", "--noheadings", "--bytes", "--output", "PAGES,SIZE"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) counts cached pages: install util-linux-extra");
+        assert!(
+            out.status.success(),
+            "fincore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut fields = text.split_whitespace().map(|n| n.parse::<usize>().unwrap());
+        let (cached, size) = (fields.next().unwrap(), fields.next().unwrap());
+        (cached, size.div_ceil(4096))
     }
 
     /// The cache can only be observed on a disk-backed folder (tmpfs keeps every page): the
@@ -173,11 +164,11 @@ pub(crate) mod tests {
         let mut f = StreamedFile::new(File::create(&path).unwrap());
         let chunk = vec![3u8; 256 << 10];
         let total = 5 * WINDOW_BYTES + (100 << 10);
-        while f.len() + chunk.len() as u64 <= total {
+        while f.written + chunk.len() as u64 <= total {
             f.write(&chunk).unwrap();
         }
-        f.write(&chunk[..(total - f.len()) as usize]).unwrap();
-        assert_eq!(f.len(), total);
+        f.write(&chunk[..(total - f.written) as usize]).unwrap();
+        assert_eq!(f.written, total);
         let (cached, pages) = cached_pages(&path);
         // Five windows went; the last, partial one is what is left.
         assert_eq!((cached, pages), (25, 5 * 2048 + 25));
@@ -185,5 +176,24 @@ pub(crate) mod tests {
         assert_eq!(file.metadata().unwrap().len(), total);
         assert_eq!(cached_pages(&path), (0, pages));
         assert!(std::fs::read(&path).unwrap().iter().all(|b| *b == 3));
+    }
+
+    #[test]
+    fn a_streamed_file_in_uneven_chunks_holds_only_its_unflushed_window() {
+        // Chunks as a network hands them over: window edges fall inside pages and inside the
+        // large folios the cache is made of.
+        let dir = disk_dir();
+        let path = dir.path().join("uneven");
+        let mut f = StreamedFile::new(File::create(&path).unwrap());
+        let chunk = vec![5u8; 100_003];
+        while f.written < 5 * WINDOW_BYTES + (3 << 20) {
+            f.write(&chunk).unwrap();
+        }
+        assert!(f.released >= 5 * WINDOW_BYTES);
+        let unflushed = f.written.div_ceil(4096) - f.released / 4096;
+        let (cached, pages) = cached_pages(&path);
+        assert_eq!(cached as u64, unflushed, "of {pages} pages");
+        f.flush().unwrap();
+        assert_eq!(cached_pages(&path), (0, pages));
     }
 }
