@@ -74,18 +74,21 @@ impl Hashing {
         Self { digests, sha256 }
     }
 
-    /// Stores the bytes under `key` while they are hashed, and gives `version` its digests.
+    /// Stores the bytes under `key` while they are hashed, and beside them the version's
+    /// thumbnail; gives `version` its digests.
     async fn store(
         self,
         app: &App,
+        att: &Attachment,
         key: &str,
         bytes: &Bytes,
         version: &mut Version,
     ) -> Result<(), StoreError> {
-        let (stored, digests) = tokio::join!(
+        let (stored, digests, ()) = tokio::join!(
             app.blobs
                 .put_while_hashing(key, bytes.clone(), &version.content_type, self.sha256),
-            self.digests
+            self.digests,
+            app.store_thumbnail(att, version.id, &version.content_type, bytes.clone()),
         );
         let digests =
             digests.map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
@@ -336,11 +339,7 @@ impl App {
             .map_err(refused_or_failed)?;
         let key = att.blob_key(version.id);
         // 2. the bytes, while they are hashed, and beside them the thumbnail.
-        let (version_id, content_type) = (version.id, version.content_type.clone());
-        let (stored, ()) = tokio::join!(
-            hashing.store(self, &key, &bytes, &mut version),
-            self.store_thumbnail(&att, version_id, &content_type, bytes.clone()),
-        );
+        let stored = hashing.store(self, &att, &key, &bytes, &mut version).await;
         if let Err(e) = stored {
             // The bytes may have landed even though the answer was lost: delete is idempotent.
             self.undo(&att, Some(&key)).await;
@@ -404,11 +403,9 @@ impl App {
         }
         // 2. The bytes, while they are hashed, and beside them the thumbnail.
         let key = current.blob_key(version.id);
-        let (version_id, content_type) = (version.id, version.content_type.clone());
-        let (stored, ()) = tokio::join!(
-            hashing.store(self, &key, &bytes, &mut version),
-            self.store_thumbnail(&current, version_id, &content_type, bytes.clone()),
-        );
+        let stored = hashing
+            .store(self, &current, &key, &bytes, &mut version)
+            .await;
         // 3. The version record, then the attachment points at it.
         let mut next = current.clone();
         fields.apply(&mut next);
