@@ -162,18 +162,22 @@ mod tests {
         h
     }
 
+    /// Parses a body whose parts are separated by `--XX`, with `file` as the file field.
+    async fn parse_xx(body: impl Into<Bytes>) -> Result<Form, MultipartError> {
+        parse(
+            &headers("multipart/form-data; boundary=XX"),
+            body.into(),
+            &["file"],
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn files_and_texts() {
         let body = "--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n\
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
                     Content-Type: text/plain\r\n\r\nabc\r\n--XX--\r\n";
-        let f = parse(
-            &headers("multipart/form-data; boundary=XX"),
-            Bytes::from(body),
-            &["file"],
-        )
-        .await
-        .unwrap();
+        let f = parse_xx(body).await.unwrap();
         assert_eq!(f.text("title"), Some("Hello"));
         assert_eq!(f.files.len(), 1);
         assert_eq!(f.files[0].file_name.as_deref(), Some("a.txt"));
@@ -189,20 +193,13 @@ mod tests {
                 .to_vec();
         body.extend_from_slice(&content);
         body.extend_from_slice(b"\r\n--XX--\r\n");
-        let f = parse(
-            &headers("multipart/form-data; boundary=XX"),
-            Bytes::from(body),
-            &["file"],
-        )
-        .await
-        .unwrap();
+        let f = parse_xx(body).await.unwrap();
         assert_eq!(f.files.len(), 1);
         assert_eq!(&f.files[0].bytes[..], &content[..]);
     }
 
     #[tokio::test]
     async fn malformed_bodies_are_errors() {
-        let h = headers("multipart/form-data; boundary=XX");
         assert_eq!(
             parse(&headers("multipart/form-data"), Bytes::new(), &["file"])
                 .await
@@ -218,9 +215,7 @@ mod tests {
         let unclosed =
             "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc";
         assert!(matches!(
-            parse(&h, Bytes::from(unclosed), &["file"])
-                .await
-                .unwrap_err(),
+            parse_xx(unclosed).await.unwrap_err(),
             MultipartError::Malformed(_)
         ));
         let mut many = String::new();
@@ -231,7 +226,7 @@ mod tests {
         }
         many.push_str("--XX--\r\n");
         assert_eq!(
-            parse(&h, Bytes::from(many), &["file"]).await.unwrap_err(),
+            parse_xx(many).await.unwrap_err(),
             MultipartError::TooManyParts
         );
     }
