@@ -106,12 +106,16 @@ fn fresh_value() -> u64 {
 /// Values read under one mark, dropped together when the mark changes or ages.
 pub struct ReadCache<K, V> {
     inner: Mutex<Entries<K, V>>,
+    max_entries: usize,
+    max_bytes: usize,
 }
 
 struct Entries<K, V> {
     mark: Option<u64>,
     since: Instant,
     map: HashMap<K, V>,
+    /// What the values kept with [`ReadCache::put_sized`] weigh together.
+    bytes: usize,
 }
 
 impl<K, V> std::fmt::Debug for ReadCache<K, V> {
@@ -122,22 +126,31 @@ impl<K, V> std::fmt::Debug for ReadCache<K, V> {
 
 impl<K: Eq + Hash, V: Clone> Default for ReadCache<K, V> {
     fn default() -> Self {
+        Self::bounded(MAX_ENTRIES, usize::MAX)
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
+    /// A cache of at most `max_entries` values weighing at most `max_bytes` together.
+    pub fn bounded(max_entries: usize, max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(Entries {
                 mark: None,
                 since: Instant::now(),
                 map: HashMap::new(),
+                bytes: 0,
             }),
+            max_entries,
+            max_bytes,
         }
     }
-}
 
-impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     /// The value cached for `key` under `mark`, the mark read before this lookup.
     pub fn get(&self, mark: u64, key: &K) -> Option<V> {
         let mut e = self.inner.lock().ok()?;
         if e.mark != Some(mark) || e.since.elapsed() >= MAX_AGE {
             e.map.clear();
+            e.bytes = 0;
             e.mark = Some(mark);
             e.since = Instant::now();
             return None;
@@ -148,16 +161,28 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     /// Keeps `value`, read from the store after `mark` was read. A value read under an older
     /// mark is not kept: a write may have committed between its read and now.
     pub fn put(&self, mark: u64, key: K, value: V) {
+        self.put_sized(mark, key, value, 0);
+    }
+
+    /// [`Self::put`] for a value that weighs `bytes`; one heavier than the whole cache is not
+    /// kept. (A value that replaces another is counted on top of it: the cache starts over a
+    /// little early, never late.)
+    pub fn put_sized(&self, mark: u64, key: K, value: V, bytes: usize) {
+        if bytes > self.max_bytes {
+            return;
+        }
         let Ok(mut e) = self.inner.lock() else {
             return;
         };
         if e.mark != Some(mark) {
             return;
         }
-        if e.map.len() >= MAX_ENTRIES {
+        if e.map.len() >= self.max_entries || e.bytes + bytes > self.max_bytes {
             e.map.clear();
+            e.bytes = 0;
         }
         e.map.insert(key, value);
+        e.bytes += bytes;
     }
 }
 
@@ -224,5 +249,19 @@ mod tests {
         cache.put(1, MAX_ENTRIES, MAX_ENTRIES);
         assert_eq!(cache.get(1, &0), None);
         assert_eq!(cache.get(1, &MAX_ENTRIES), Some(MAX_ENTRIES));
+    }
+
+    #[test]
+    fn the_cache_starts_over_when_its_weight_is_reached() {
+        let cache = ReadCache::bounded(10, 100);
+        assert_eq!(cache.get(1, &0), None);
+        cache.put_sized(1, 0, 'a', 60);
+        cache.put_sized(1, 1, 'b', 40);
+        assert_eq!((cache.get(1, &0), cache.get(1, &1)), (Some('a'), Some('b')));
+        cache.put_sized(1, 2, 'c', 1);
+        assert_eq!((cache.get(1, &0), cache.get(1, &2)), (None, Some('c')));
+        // Heavier than the whole cache: refused, and what is kept stays.
+        cache.put_sized(1, 3, 'd', 101);
+        assert_eq!((cache.get(1, &3), cache.get(1, &2)), (None, Some('c')));
     }
 }
