@@ -63,6 +63,9 @@ pub struct Config {
     pub bucket: Option<String>,
     /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
     pub s3_path_style: bool,
+    /// Listings asked again with nothing changed are served from the answers kept for their
+    /// caller (`ATTACHMENTS_KEEP_ANSWERS`, embedded store only; see `service::answers`).
+    pub keep_answers: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
     /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
@@ -246,11 +249,14 @@ impl Config {
                 ));
             }
         }
-        let s3_path_style = match var("ATTACHMENTS_S3_PATH_STYLE").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(_) => return Err(err("ATTACHMENTS_S3_PATH_STYLE", "must be true or false")),
+        let flag = |name: &'static str, default: bool| match var(name).as_deref() {
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(err(name, "must be true or false")),
         };
+        let s3_path_style = flag("ATTACHMENTS_S3_PATH_STYLE", false)?;
+        let keep_answers = flag("ATTACHMENTS_KEEP_ANSWERS", true)?;
         let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
             Some("json") => true,
             Some("text") => false,
@@ -289,6 +295,7 @@ impl Config {
             table,
             bucket,
             s3_path_style,
+            keep_answers,
             json_logs,
             crafter_allowed_types,
             crafter_max_file_bytes,
@@ -494,6 +501,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
+        assert!(c.keep_answers && !c.s3_path_style);
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -517,6 +525,19 @@ mod tests {
         assert_eq!(
             cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
             "ATTACHMENTS_API_KEYS"
+        );
+        for name in ["ATTACHMENTS_KEEP_ANSWERS", "ATTACHMENTS_S3_PATH_STYLE"] {
+            assert_eq!(cfg(&[(name, "yes")]).unwrap_err().var, name);
+        }
+        assert!(
+            !cfg(&[("ATTACHMENTS_KEEP_ANSWERS", "false")])
+                .unwrap()
+                .keep_answers
+        );
+        assert!(
+            cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])
+                .unwrap()
+                .s3_path_style
         );
     }
 

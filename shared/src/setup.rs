@@ -15,7 +15,7 @@ use crate::store::dynamo::DynamoStore;
 use crate::store::fs_blob::FsBlobStore;
 use crate::store::s3::S3BlobStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::StoreError;
+use crate::store::{BlobStore, MetadataStore, StoreError};
 
 /// What a start can fail on; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,20 @@ pub fn dialect_settings(cfg: &Config) -> DialectSettings {
     }
 }
 
+/// The app over a backend's stores, with everything else from configuration.
+fn configured_app(
+    cfg: &Config,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    signer: Signer,
+) -> Arc<App> {
+    Arc::new(
+        App::new(meta, blobs, signer, limits(cfg))
+            .with_dialects(dialect_settings(cfg))
+            .keeping_answers(cfg.keep_answers),
+    )
+}
+
 /// Builds the app for the configured backend.
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
@@ -83,10 +97,7 @@ pub fn build_aws(cfg: &Config, aws: &AwsSettings) -> Result<Built, SetupError> {
         .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
     let signer = signer_from_hex(secret)?;
     let (meta, blobs) = aws_stores(cfg, aws)?;
-    let app = Arc::new(
-        App::new(Arc::new(meta), Arc::new(blobs), signer, limits(cfg))
-            .with_dialects(dialect_settings(cfg)),
-    );
+    let app = configured_app(cfg, Arc::new(meta), Arc::new(blobs), signer);
     Ok(Built {
         app,
         fs_blobs: None,
@@ -199,9 +210,7 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         &cfg.public_url,
         signer.clone(),
     ));
-    let app = Arc::new(
-        App::new(meta, blobs.clone(), signer, limits(cfg)).with_dialects(dialect_settings(cfg)),
-    );
+    let app = configured_app(cfg, meta, blobs.clone(), signer);
     Ok(Built {
         app,
         fs_blobs: Some(blobs),

@@ -558,3 +558,9 @@ mod adapters {
         ));
     }
 }
+
+/// Kept listings: never kept here (DynamoDB has no change mark), fresh after every write.
+#[tokio::test]
+async fn kept_listings() {
+    behaviour::kept_listings(&Harness::aws().await, false).await;
+}

@@ -266,3 +266,20 @@ async fn crafter_configured_types() {
     .await;
     behaviour::crafter::configured_types(&h).await;
 }
+
+/// Kept listings: served again here (the store has a change mark), fresh after every write.
+#[tokio::test]
+async fn kept_listings() {
+    behaviour::kept_listings(&Harness::embedded().await, true).await;
+}
+
+/// `ATTACHMENTS_KEEP_ANSWERS=false`: every listing is rendered.
+#[tokio::test]
+async fn kept_listings_switched_off() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![("ATTACHMENTS_KEEP_ANSWERS", "false".to_string())],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::kept_listings(&h, false).await;
+}

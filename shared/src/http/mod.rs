@@ -12,6 +12,9 @@ pub mod routes;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
+use crate::service::answers::{Answer, AnswerKey, Lookup};
+use crate::service::App;
+
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
@@ -32,6 +35,33 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    r
+}
+
+/// Answers a read route with the answer kept for `key` when nothing has changed since it was
+/// rendered; otherwise renders it, and keeps it if it is a `200 OK` (see
+/// [`crate::service::answers`]). Errors are always rendered afresh.
+pub async fn kept_or_rendered(
+    app: &App,
+    key: AnswerKey,
+    render: impl std::future::Future<Output = Response>,
+) -> Response {
+    let mark = match app.kept_answer(&key) {
+        Lookup::Kept(answer) => {
+            let mut r = http::Response::new(answer.body.clone());
+            *r.headers_mut() = answer.headers.clone();
+            return r;
+        }
+        Lookup::Render(mark) => mark,
+    };
+    let r = render.await;
+    if let (Some(mark), StatusCode::OK) = (mark, r.status()) {
+        let answer = Answer {
+            headers: r.headers().clone(),
+            body: r.body().clone(),
+        };
+        app.keep_answer(mark, key, answer);
+    }
     r
 }
 

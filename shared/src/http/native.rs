@@ -11,12 +11,14 @@ use time::format_description::well_known::Rfc3339;
 use super::multipart::{self, MultipartError};
 use super::routes::Params;
 use super::{
-    empty, json as json_response, presented_key, query_pairs, redirect, Request, Response,
+    empty, json as json_response, kept_or_rendered, presented_key, query_pairs, redirect, Request,
+    Response,
 };
 use crate::domain::{
     Attachment, AttachmentId, FileName, Parent, ParentId, ParentKind, ParentRef, Principal,
     VersionId,
 };
+use crate::service::answers::AnswerKey;
 use crate::service::{
     App, AttachmentFields, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
 };
@@ -394,7 +396,26 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
             _ => {}
         }
     }
-    match app.list(&who, &parent, cursor.as_deref(), limit).await {
+    let key = AnswerKey::new(
+        super::routes::NATIVE_LIST.name,
+        &who,
+        format!(
+            "{:?} {:?} {limit} {cursor:?}",
+            parent.kind.as_str(),
+            parent.id.as_str()
+        ),
+    );
+    kept_or_rendered(&app, key, list_page(&app, &who, &parent, cursor, limit)).await
+}
+
+async fn list_page(
+    app: &App,
+    who: &Principal,
+    parent: &ParentRef,
+    cursor: Option<String>,
+    limit: usize,
+) -> Response {
+    match app.list(who, parent, cursor.as_deref(), limit).await {
         Ok(page) => {
             #[derive(serde::Serialize)]
             struct ListView<'a> {

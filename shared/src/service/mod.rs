@@ -2,6 +2,7 @@
 //! Dialects parse their requests into these calls and render what comes back; no dialect talks
 //! to storage, and nothing here knows which API is calling.
 
+pub mod answers;
 mod cursor;
 pub mod dialects;
 mod direct;
@@ -102,6 +103,8 @@ pub struct App {
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way (see `direct.rs`).
     verifying: direct::InFlight,
+    /// Rendered answers of read routes, kept while nothing changes (see [`answers`]).
+    answers: answers::Answers,
 }
 
 impl std::fmt::Debug for App {
@@ -159,6 +162,7 @@ impl App {
             dialects: dialects::DialectSettings::default(),
             key_cache: Default::default(),
             verifying: Default::default(),
+            answers: Default::default(),
         }
     }
 

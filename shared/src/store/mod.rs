@@ -182,6 +182,14 @@ pub trait MetadataStore: Send + Sync {
     /// before `before` — pending uploads past their window, refused uploads, deletions that
     /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
+
+    /// A value that changes after every write that commits, in any process that shares this
+    /// store: what was read under one value may be served again while it holds (at most
+    /// [`read_cache::MAX_AGE`]). `None` when the store has no such mark, and then nothing read
+    /// from it is kept above it: DynamoDB is written by many Lambda containers at once.
+    fn change_mark(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// How a download link presents the content.

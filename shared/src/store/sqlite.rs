@@ -531,6 +531,10 @@ impl MetadataStore for SqliteStore {
             .map(Arc::unwrap_or_clone))
     }
 
+    fn change_mark(&self) -> Option<u64> {
+        self.changes.read()
+    }
+
     async fn get_attachment_shared(
         &self,
         tenant: &TenantId,

@@ -825,3 +825,89 @@ pub async fn expired_links(h: &Harness) {
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(fetch(&url).await.status.as_u16(), 403);
 }
+
+/// A listing asked again with nothing changed is served from the answers kept for its caller
+/// where the store has a change mark (`kept`: the embedded store), and never on a store without
+/// one (DynamoDB). Either way no write is missed, no error is kept, and no caller gets another
+/// tenant's answer.
+pub async fn kept_listings(h: &Harness, kept: bool) {
+    let served = || h.app.answers_served_again();
+    let list = |key: &'static str| async move {
+        h.get("/v1/parents/profile/kept/attachments", key)
+            .await
+            .expect(200)
+    };
+    let names = |r: &Resp| -> Vec<String> {
+        r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["file_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let upload = |key: &'static str, name: &'static str| async move {
+        let form = Form::new().file("file", name, name.as_bytes());
+        h.post_form("/v1/parents/profile/kept/attachments", key, &form)
+            .await
+            .expect(201)
+            .json()["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // An error is rendered afresh: once the parent exists, it is listed.
+    h.get("/v1/parents/profile/kept/attachments", KEY_A)
+        .await
+        .expect(404);
+    h.parent(KEY_A, "profile", "kept").await;
+    assert_eq!(names(&list(KEY_A).await), Vec::<String>::new());
+    let first = upload(KEY_A, "a1.txt").await;
+    h.parent(KEY_B, "profile", "kept").await;
+    upload(KEY_B, "b1.txt").await;
+
+    let before = served();
+    let fresh = list(KEY_A).await;
+    let again = list(KEY_A).await;
+    assert_eq!(
+        served() - before,
+        u64::from(kept),
+        "the repeat was served again"
+    );
+    assert_eq!(names(&again), ["a1.txt"]);
+    assert_eq!(again.body, fresh.body, "the same answer, links and all");
+    assert_eq!(again.header("content-type"), fresh.header("content-type"));
+
+    // Another tenant's parent of the same kind and id: its own answer, not the one kept.
+    let before = served();
+    assert_eq!(names(&list(KEY_B).await), ["b1.txt"]);
+    assert_eq!(served(), before);
+    // Other parameters, another answer.
+    let one = h
+        .get("/v1/parents/profile/kept/attachments?limit=1", KEY_A)
+        .await
+        .expect(200);
+    assert_eq!(names(&one), ["a1.txt"]);
+    assert_eq!(served(), before);
+
+    // Writes reach the next listing: an upload, a deletion.
+    list(KEY_A).await;
+    upload(KEY_A, "a2.txt").await;
+    assert_eq!(names(&list(KEY_A).await), ["a1.txt", "a2.txt"]);
+    h.call(
+        "DELETE",
+        &format!("/v1/attachments/{first}"),
+        Some(KEY_A),
+        "",
+    )
+    .await
+    .expect(204);
+    assert_eq!(names(&list(KEY_A).await), ["a2.txt"]);
+    // A write of the other tenant reaches it too.
+    upload(KEY_B, "b2.txt").await;
+    assert_eq!(names(&list(KEY_B).await), ["b1.txt", "b2.txt"]);
+    let before = served();
+    list(KEY_A).await;
+    list(KEY_A).await;
+    assert_eq!(served() - before, u64::from(kept));
+}
