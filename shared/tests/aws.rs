@@ -564,3 +564,9 @@ mod adapters {
 async fn kept_listings() {
     behaviour::kept_listings(&Harness::aws().await, false).await;
 }
+
+/// Every API's listing: never kept here, fresh after every upload.
+#[tokio::test]
+async fn kept_dialect_listings() {
+    behaviour::kept_dialect_listings(&Harness::aws().await, false).await;
+}

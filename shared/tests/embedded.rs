@@ -283,3 +283,9 @@ async fn kept_listings_switched_off() {
     .await;
     behaviour::kept_listings(&h, false).await;
 }
+
+/// Every API's listing: served again here, fresh after every upload.
+#[tokio::test]
+async fn kept_dialect_listings() {
+    behaviour::kept_dialect_listings(&Harness::embedded().await, true).await;
+}

@@ -20,6 +20,7 @@ use time::{OffsetDateTime, UtcOffset};
 use super::routes::Params;
 use super::{json as json_response, presented_key, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
+use crate::service::answers::AnswerKey;
 use crate::service::{App, AttachmentFields, ServiceError};
 
 /// The longest title, in characters.
@@ -194,13 +195,21 @@ async fn list(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Respon
         Ok(x) => x,
         Err(r) => return r,
     };
-    match app.list_all(&who, &parent).await {
-        Ok(all) => {
-            let items: Vec<Value> = all.iter().map(attachment_json).collect();
-            json_response(StatusCode::OK, &json!({ "attachments": items }))
+    let route = match kind {
+        Kind::Asset => &super::routes::ASSETS_LIST,
+        Kind::Project => &super::routes::PROJECTS_LIST,
+    };
+    let key = AnswerKey::new(route.name, &who, format!("{:?}", parent.id.as_str()));
+    let render = async {
+        match app.list_all(&who, &parent).await {
+            Ok(all) => {
+                let items: Vec<Value> = all.iter().map(attachment_json).collect();
+                json_response(StatusCode::OK, &json!({ "attachments": items }))
+            }
+            Err(e) => service_error(e, kind),
         }
-        Err(e) => service_error(e, kind),
-    }
+    };
+    super::kept_or_rendered(&app, key, render).await
 }
 
 async fn create(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Response {

@@ -27,6 +27,7 @@ use super::{
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
+use crate::service::answers::AnswerKey;
 use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget};
 
 /// Crafter's error envelope.
@@ -273,17 +274,25 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    match app.list_all(&who, &parent).await {
-        Ok(all) => {
-            let items: Vec<Value> = all
-                .iter()
-                .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-                .map(attachment_json)
-                .collect();
-            json_response(StatusCode::OK, &Value::Array(items))
+    let key = AnswerKey::new(
+        super::routes::CRAFTER_LIST.name,
+        &who,
+        format!("{:?}", parent.id.as_str()),
+    );
+    let render = async {
+        match app.list_all(&who, &parent).await {
+            Ok(all) => {
+                let items: Vec<Value> = all
+                    .iter()
+                    .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+                    .map(attachment_json)
+                    .collect();
+                json_response(StatusCode::OK, &Value::Array(items))
+            }
+            Err(e) => service_error(e, params.get("id")),
         }
-        Err(e) => service_error(e, params.get("id")),
-    }
+    };
+    super::kept_or_rendered(&app, key, render).await
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.

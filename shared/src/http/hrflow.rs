@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::routes::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
+use crate::service::answers::AnswerKey;
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
 
@@ -209,29 +210,39 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Response {
             &format!("Missing parameter: one of {} is required", names.lookups),
         );
     }
-    let profile = match resolve_profile(&app, &who, &q, source).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let all = match app.list_all(&who, &profile).await {
-        Ok(a) => a,
-        Err(e) => return service_error(e, None),
-    };
-    let mut data = Vec::new();
-    for a in all
-        .iter()
-        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-    {
-        match app.download_link(a).await {
-            Ok(Some(link)) => data.push(attachment_json(a, &link)),
-            Ok(None) => {}
+    // Both spellings answer a success alike, so they share kept answers. The profile is
+    // looked up within the answer: it holds only while nothing changed, look-ups included.
+    let key = AnswerKey::new(
+        super::routes::HRFLOW_LIST.name,
+        &who,
+        format!("{source:?} {:?} {:?} {:?}", q.id, q.reference, q.email),
+    );
+    let render = async {
+        let profile = match resolve_profile(&app, &who, &q, source).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let all = match app.list_all(&who, &profile).await {
+            Ok(a) => a,
             Err(e) => return service_error(e, None),
+        };
+        let mut data = Vec::new();
+        for a in all
+            .iter()
+            .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+        {
+            match app.download_link(a).await {
+                Ok(Some(link)) => data.push(attachment_json(a, &link)),
+                Ok(None) => {}
+                Err(e) => return service_error(e, None),
+            }
         }
-    }
-    json_response(
-        StatusCode::OK,
-        &json!({"code": 200, "message": "Profile attachment list", "data": data}),
-    )
+        json_response(
+            StatusCode::OK,
+            &json!({"code": 200, "message": "Profile attachment list", "data": data}),
+        )
+    };
+    super::kept_or_rendered(&app, key, render).await
 }
 
 #[cfg(test)]

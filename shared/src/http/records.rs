@@ -50,6 +50,7 @@ use super::{empty, json as json_response, presented_key, query_pairs, Request, R
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
 };
+use crate::service::answers::AnswerKey;
 use crate::service::{
     App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget, VersionScope,
     MAX_RECORDS_PER_CALL,
@@ -189,7 +190,8 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Response 
         .map(|(_, v)| v)
         .collect();
     let all_asked = !uuids.is_empty();
-    let result = if all_asked {
+    let mut ids = Vec::new();
+    if all_asked {
         let raw: Vec<&str> = uuids
             .iter()
             .flat_map(|v| v.split(','))
@@ -200,33 +202,44 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Response 
                 "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
             ));
         }
-        let mut ids = Vec::with_capacity(raw.len());
+        ids.reserve(raw.len());
         for r in raw {
             match record_id(r) {
                 Some(id) => ids.push(id),
                 None => return bad_request(UUIDS_INVALID),
             }
         }
-        app.attachments_of_records(&who, &kind, &ids).await
-    } else {
-        app.records_with_attachments(&who, &kind).await
-    };
-    let records = match result {
-        Ok(r) => r,
-        Err(e) => return service_error(e),
-    };
-    let mut map = Map::new();
-    for (id, atts) in &records {
-        let items = match items_json(&app, atts).await {
-            Ok(i) => i,
+    }
+    let asked: Vec<&str> = ids.iter().map(ParentId::as_str).collect();
+    let key = AnswerKey::new(
+        super::routes::RECORDS_LIST_MANY.name,
+        &who,
+        format!("{:?} {all_asked} {asked:?}", kind.as_str()),
+    );
+    let render = async {
+        let result = if all_asked {
+            app.attachments_of_records(&who, &kind, &ids).await
+        } else {
+            app.records_with_attachments(&who, &kind).await
+        };
+        let records = match result {
+            Ok(r) => r,
             Err(e) => return service_error(e),
         };
-        // Without `uuids`, only records that have files; asked-for records always appear.
-        if all_asked || !items.is_empty() {
-            map.insert(id.to_string(), Value::Array(items));
+        let mut map = Map::new();
+        for (id, atts) in &records {
+            let items = match items_json(&app, atts).await {
+                Ok(i) => i,
+                Err(e) => return service_error(e),
+            };
+            // Without `uuids`, only records that have files; asked-for records always appear.
+            if all_asked || !items.is_empty() {
+                map.insert(id.to_string(), Value::Array(items));
+            }
         }
-    }
-    json_response(StatusCode::OK, &Value::Object(map))
+        json_response(StatusCode::OK, &Value::Object(map))
+    };
+    super::kept_or_rendered(&app, key, render).await
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
@@ -235,19 +248,29 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let mut records = match app
-        .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
-        .await
-    {
-        Ok(r) => r,
-        Err(ServiceError::NotFound(_)) => return service_error(ServiceError::NotFound("parent")),
-        Err(e) => return service_error(e),
+    let key = AnswerKey::new(
+        super::routes::RECORDS_LIST.name,
+        &who,
+        format!("{:?} {:?}", record.kind.as_str(), record.id.as_str()),
+    );
+    let render = async {
+        let mut records = match app
+            .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
+            .await
+        {
+            Ok(r) => r,
+            Err(ServiceError::NotFound(_)) => {
+                return service_error(ServiceError::NotFound("parent"))
+            }
+            Err(e) => return service_error(e),
+        };
+        let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
+        match items_json(&app, &atts).await {
+            Ok(items) => json_response(StatusCode::OK, &Value::Array(items)),
+            Err(e) => service_error(e),
+        }
     };
-    let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
-    match items_json(&app, &atts).await {
-        Ok(items) => json_response(StatusCode::OK, &Value::Array(items)),
-        Err(e) => service_error(e),
-    }
+    super::kept_or_rendered(&app, key, render).await
 }
 
 /// `POST /v2/{object}/{uuid}/attachments`.

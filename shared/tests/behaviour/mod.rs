@@ -911,3 +911,95 @@ pub async fn kept_listings(h: &Harness, kept: bool) {
     list(KEY_A).await;
     assert_eq!(served() - before, u64::from(kept));
 }
+
+/// Every API's listing keeps its answers like the native one (see [`kept_listings`]): asked
+/// again with nothing changed it is served again where `kept`, and an upload to the parent, by
+/// any API, reaches the next answer.
+pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
+    const RECORD: &str = "7d3f1e2a-9b4c-4d5e-8f6a-1b2c3d4e5f60";
+    const PROFILE: &str = "5f0c1ee3a2f8b7c2e4d6a8b1";
+    let count = |v: &Value| v.as_array().map_or(usize::MAX, Vec::len);
+    // Each listing: its URL, the parent it lists (native kind/id), and where its items are.
+    type Items = fn(&Value) -> &Value;
+    let listings: [(String, String, Items); 6] = [
+        (
+            format!("/api/1/profile/{PROFILE}/attachments"),
+            format!("profile/{PROFILE}"),
+            |v| v,
+        ),
+        (
+            format!("/v1/profile/attachments?source_id=src-k&profile_id={PROFILE}"),
+            format!("profile/{PROFILE}"),
+            |v| &v["data"],
+        ),
+        (
+            format!("/v1/profile/indexing/attachments?source_key=src-k&key={PROFILE}"),
+            format!("profile/{PROFILE}"),
+            |v| &v["data"],
+        ),
+        (
+            format!("/v2/deal/{RECORD}/attachments"),
+            format!("deal/{RECORD}"),
+            |v| v,
+        ),
+        (
+            format!("/v2/deal/attachments?uuids={RECORD}"),
+            format!("deal/{RECORD}"),
+            |v| &v[RECORD],
+        ),
+        (
+            "/api/v2/assets/kept-asset/attachments".into(),
+            "asset/kept-asset".into(),
+            |v| &v["attachments"],
+        ),
+    ];
+    for parent in [
+        format!("profile/{PROFILE}"),
+        format!("deal/{RECORD}"),
+        "asset/kept-asset".into(),
+    ] {
+        let r = h
+            .call(
+                "PUT",
+                &format!("/v1/parents/{parent}"),
+                Some(KEY_A),
+                r#"{"source":"src-k"}"#,
+            )
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+    for (round, (url, parent, items)) in listings.iter().enumerate() {
+        let before = h.get(url, KEY_A).await.expect(200);
+        let served = h.app.answers_served_again();
+        let again = h.get(url, KEY_A).await.expect(200);
+        assert_eq!(
+            h.app.answers_served_again() - served,
+            u64::from(kept),
+            "{url} asked again"
+        );
+        assert_eq!(again.body, before.body, "{url}");
+        let n = count(items(&before.json()));
+        assert_ne!(
+            n,
+            usize::MAX,
+            "{url}: {}",
+            String::from_utf8_lossy(&before.body)
+        );
+        let name = format!("kept-{round}.png");
+        h.post_form(
+            &format!("/v1/parents/{parent}/attachments"),
+            KEY_A,
+            &Form::new().file("file", &name, &png_1x1()),
+        )
+        .await
+        .expect(201);
+        let after = h.get(url, KEY_A).await.expect(200);
+        assert_eq!(count(items(&after.json())), n + 1, "{url} after an upload");
+        // The other tenant has no such parent: not the answer kept for tenant a.
+        assert_ne!(
+            h.get(url, KEY_B).await.body,
+            after.body,
+            "{url} for tenant b"
+        );
+    }
+}
