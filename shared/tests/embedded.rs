@@ -80,6 +80,14 @@ async fn expired_links() {
     })
     .await;
     behaviour::expired_links(&h).await;
+    // Links this short-lived are never handed out again from a kept answer.
+    let served = h.app.answers_served_again();
+    for _ in 0..2 {
+        h.get("/v1/parents/profile/p1/attachments", KEY_A)
+            .await
+            .expect(200);
+    }
+    assert_eq!(h.app.answers_served_again(), served);
 }
 
 /// The SQLite store caches what it reads; a write made by another process (here, a second

@@ -5,8 +5,9 @@
 //! (docs/performance.md). Asked again with nothing changed, the same caller gets the same bytes
 //! from here. An answer is kept under the metadata store's change mark and for at most
 //! [`MAX_AGE`]: any write, by any process sharing the store, drops every kept answer at the
-//! next lookup, and a link handed out again is at most that much older than a fresh one. A store
-//! without a change mark (DynamoDB) keeps nothing here.
+//! next lookup, and a link handed out again is at most that much older than a fresh one (so
+//! nothing is kept where links live less than [`MIN_LINK_TTL`]). A store without a change mark
+//! (DynamoDB) keeps nothing here, and `ATTACHMENTS_KEEP_ANSWERS=false` turns keeping off.
 //!
 //! Answers are kept per caller (tenant and key owner), never shared between them.
 
@@ -21,6 +22,9 @@ use crate::domain::{Principal, TenantId};
 use crate::store::read_cache::ReadCache;
 pub use crate::store::read_cache::MAX_AGE;
 
+/// Answers are kept only where download links live at least this long: a link handed out
+/// again is up to [`MAX_AGE`] older than a fresh one, which a short-lived link cannot spare.
+pub const MIN_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Answers kept at most.
 pub const MAX_ANSWERS: usize = 512;
 /// What the kept answers may weigh together; a single answer heavier than this is never kept.
@@ -92,7 +96,7 @@ impl App {
 
     /// The answer kept for `key`, if nothing changed since it was rendered.
     pub fn kept_answer(&self, key: &AnswerKey) -> Lookup {
-        if !self.answers.on {
+        if !self.answers.on || self.limits.link_ttl < MIN_LINK_TTL {
             return Lookup::Render(None);
         }
         let Some(mark) = self.meta.change_mark() else {
