@@ -1,7 +1,10 @@
 //! The HTTP rows: the local server (`bench-local-server`: `attachments::local::serve` on one
 //! tokio worker) against a hyper hello world on one worker, both loaded at 32 connections, in
 //! interleaved rounds. "metadata GET" is `GET /v1/attachments/{id}` (one attachment with its
-//! presigned link); "list with links" lists a parent's 20 attachments, each with a link.
+//! presigned link); "list with links" lists a parent's 20 attachments, each with a link. The
+//! row repeats one listing, which the server answers from the caller's kept answer while
+//! nothing changes; a note measures the same listing on a second server over the same store
+//! with every answer rendered (`ATTACHMENTS_KEEP_ANSWERS=false`).
 
 use std::path::Path;
 use std::process::Command;
