@@ -2,7 +2,9 @@
 //! DynamoDB and S3 adapters against moto and s3s-fs, wrapped in decorators that fail a chosen
 //! call (before it reaches the peer, or after, as when an answer is lost), plus the failures
 //! the peers produce themselves: a DynamoDB conditional write refused because another request
-//! changed the item, and an S3 endpoint that does not answer at all. After each, and after
+//! changed the item, an S3 endpoint that does not answer at all, and a DynamoDB that leaves
+//! BatchGetItem keys unprocessed (moto never does; a proxy in front of it does, as a throttled
+//! table would). After each, and after
 //! `App::sweep`, the table and the bucket are read through the peers: no ready attachment lacks
 //! its file, and no file is left that nothing points to.
 //!
@@ -13,6 +15,7 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use attachments::domain::{
@@ -547,4 +550,196 @@ async fn s3_unreachable_during_upload_and_delete() {
     w.sweep_later().await;
     let s = w.assert_consistent().await;
     assert!(s.attachments.is_empty() && s.blobs.is_empty() && s.pointers.is_empty());
+}
+
+// ---- DynamoDB leaving keys unprocessed ------------------------------------------------------
+
+/// How the DynamoDB in front of moto answers BatchGetItem.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stingy {
+    /// Half the items found go back as unprocessed keys, as DynamoDB does when throttled (the
+    /// last one of a call is always answered, so every retry makes progress).
+    Half,
+    /// Every key goes back unprocessed: the table stays throttled.
+    Nothing,
+}
+
+/// A DynamoDB endpoint that forwards every call to moto and then, on BatchGetItem, moves items
+/// of moto's answer into `UnprocessedKeys`. Returns its endpoint and the count of keys moved.
+async fn stingy_dynamodb(moto: String, mode: Stingy) -> (String, Arc<AtomicUsize>, AbortOnDrop) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use serde_json::{json, Value};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let moved = Arc::new(AtomicUsize::new(0));
+    let counter = moved.clone();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (client, moto, moved) = (client.clone(), moto.clone(), counter.clone());
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (client, moto, moved) = (client.clone(), moto.clone(), moved.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    let batch_get = parts
+                        .headers
+                        .get("x-amz-target")
+                        .is_some_and(|t| t == "DynamoDB_20120810.BatchGetItem");
+                    let mut forward = http::Request::builder()
+                        .method(parts.method.clone())
+                        .uri(format!("{moto}{}", parts.uri.path()));
+                    for (k, v) in &parts.headers {
+                        forward = forward.header(k, v);
+                    }
+                    let resp = client
+                        .request(forward.body(Full::new(body.clone())).unwrap())
+                        .await
+                        .unwrap();
+                    let (mut rparts, rbody) = resp.into_parts();
+                    let mut rbody = rbody.collect().await?.to_bytes();
+                    if batch_get && rparts.status.is_success() {
+                        let asked: Value = serde_json::from_slice(&body).unwrap();
+                        let mut answer: Value = serde_json::from_slice(&rbody).unwrap();
+                        let mut unprocessed = serde_json::Map::new();
+                        for (table, request) in asked["RequestItems"].as_object().unwrap() {
+                            let items = answer["Responses"][table].as_array_mut().unwrap();
+                            let keys: Vec<Value> = match mode {
+                                Stingy::Nothing => {
+                                    items.clear();
+                                    request["Keys"].as_array().unwrap().clone()
+                                }
+                                Stingy::Half => items
+                                    .split_off(items.len().div_ceil(2))
+                                    .iter()
+                                    .map(|i| json!({"pk": i["pk"], "sk": i["sk"]}))
+                                    .collect(),
+                            };
+                            if !keys.is_empty() {
+                                moved.fetch_add(keys.len(), Ordering::Relaxed);
+                                unprocessed.insert(
+                                    table.clone(),
+                                    json!({"Keys": keys, "ConsistentRead": true}),
+                                );
+                            }
+                        }
+                        answer["UnprocessedKeys"] = Value::Object(unprocessed);
+                        rbody = Bytes::from(serde_json::to_vec(&answer).unwrap());
+                        rparts.headers.remove(http::header::CONTENT_LENGTH);
+                        rparts.headers.remove("x-amz-crc32");
+                    }
+                    Ok::<_, hyper::Error>(http::Response::from_parts(rparts, Full::new(rbody)))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (endpoint, moved, AbortOnDrop(task))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Records of the records API, each with files, stored through the clean app.
+async fn records_with_files(w: &World, n: usize, files: usize) -> (ParentKind, Vec<ParentId>) {
+    let kind = ParentKind::parse("deal").unwrap();
+    let mut ids = Vec::new();
+    for r in 0..n {
+        let id = ParentId::parse(&format!("7d3f1e2a-9b4c-4d5e-8f6a-{r:012}")).unwrap();
+        let parent = ParentRef::new(kind.clone(), id.clone());
+        w.clean
+            .put_parent(&w.who, parent.clone(), ParentFields::default())
+            .await
+            .unwrap();
+        for f in 0..files {
+            w.clean
+                .upload(
+                    &w.who,
+                    &parent,
+                    file(&format!("f{f}.txt"), &format!("record {r} file {f}")),
+                    AttachmentFields::default(),
+                    UploadTarget::New,
+                    UploadRules::default(),
+                )
+                .await
+                .unwrap();
+        }
+        ids.push(id);
+    }
+    (kind, ids)
+}
+
+#[tokio::test]
+async fn keys_left_unprocessed_are_read_again_until_every_record_is_there() {
+    let w = world().await;
+    let (kind, ids) = records_with_files(&w, 10, 3).await;
+    let (endpoint, moved, _proxy) =
+        stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), Stingy::Half).await;
+    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
+    let throttled = attachments::setup::build_aws(&config(&w.peers), &settings)
+        .unwrap()
+        .app;
+    let records = throttled
+        .attachments_of_records(&w.who, &kind, &ids)
+        .await
+        .unwrap();
+    assert!(
+        moved.load(Ordering::Relaxed) > 0,
+        "no key was left unprocessed"
+    );
+    assert_eq!(records.len(), 10);
+    for (id, atts) in &records {
+        let mut names: Vec<&str> = atts
+            .iter()
+            .map(|a| a.content.as_ref().unwrap().file_name.as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["f0.txt", "f1.txt", "f2.txt"], "record {id}");
+    }
+    // The same answer as without throttling.
+    let direct = w
+        .clean
+        .attachments_of_records(&w.who, &kind, &ids)
+        .await
+        .unwrap();
+    let ids_of = |r: &[(ParentId, Vec<Attachment>)]| {
+        r.iter()
+            .map(|(p, a)| (p.clone(), a.iter().map(|a| a.id).collect::<BTreeSet<_>>()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids_of(&records), ids_of(&direct));
+}
+
+#[tokio::test]
+async fn keys_that_stay_unprocessed_are_an_error_not_a_shorter_answer() {
+    let w = world().await;
+    let (kind, ids) = records_with_files(&w, 3, 1).await;
+    let (endpoint, moved, _proxy) =
+        stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), Stingy::Nothing).await;
+    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
+    let throttled = attachments::setup::build_aws(&config(&w.peers), &settings)
+        .unwrap()
+        .app;
+    let r = throttled.attachments_of_records(&w.who, &kind, &ids).await;
+    assert!(matches!(r, Err(ServiceError::Internal(_))), "{r:?}");
+    assert!(
+        moved.load(Ordering::Relaxed) >= 3 * 12,
+        "every attempt was refused"
+    );
 }
