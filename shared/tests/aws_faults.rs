@@ -656,6 +656,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// An app whose DynamoDB is moto behind [`stingy_dynamodb`], and the count of keys it moved.
+async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, AbortOnDrop) {
+    let (endpoint, moved, proxy) = stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), mode).await;
+    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
+    let app = attachments::setup::build_aws(&config(&w.peers), &settings)
+        .unwrap()
+        .app;
+    (app, moved, proxy)
+}
+
 /// Records of the records API, each with files, stored through the clean app.
 async fn records_with_files(w: &World, n: usize, files: usize) -> (ParentKind, Vec<ParentId>) {
     let kind = ParentKind::parse("deal").unwrap();
@@ -689,12 +699,7 @@ async fn records_with_files(w: &World, n: usize, files: usize) -> (ParentKind, V
 async fn keys_left_unprocessed_are_read_again_until_every_record_is_there() {
     let w = world().await;
     let (kind, ids) = records_with_files(&w, 10, 3).await;
-    let (endpoint, moved, _proxy) =
-        stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), Stingy::Half).await;
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
-    let throttled = attachments::setup::build_aws(&config(&w.peers), &settings)
-        .unwrap()
-        .app;
+    let (throttled, moved, _proxy) = throttled_app(&w, Stingy::Half).await;
     let records = throttled
         .attachments_of_records(&w.who, &kind, &ids)
         .await
@@ -730,12 +735,7 @@ async fn keys_left_unprocessed_are_read_again_until_every_record_is_there() {
 async fn keys_that_stay_unprocessed_are_an_error_not_a_shorter_answer() {
     let w = world().await;
     let (kind, ids) = records_with_files(&w, 3, 1).await;
-    let (endpoint, moved, _proxy) =
-        stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), Stingy::Nothing).await;
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
-    let throttled = attachments::setup::build_aws(&config(&w.peers), &settings)
-        .unwrap()
-        .app;
+    let (throttled, moved, _proxy) = throttled_app(&w, Stingy::Nothing).await;
     let r = throttled.attachments_of_records(&w.who, &kind, &ids).await;
     assert!(matches!(r, Err(ServiceError::Internal(_))), "{r:?}");
     assert!(
