@@ -32,6 +32,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use support::aws::{attr, Peers, S3Peer};
 use support::faults::{FaultyBlobs, FaultyMeta, Mode, Plan};
+use support::AbortOnDrop;
 
 // ---- the world ---------------------------------------------------------------------------------
 
@@ -46,14 +47,8 @@ struct World {
     blobs: Arc<dyn BlobStore>,
     who: Principal,
     parent: ParentRef,
-    s3_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _s3_task: AbortOnDrop<std::io::Result<()>>,
     _tmp: tempfile::TempDir,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.s3_task.abort();
-    }
 }
 
 fn config(peers: &Peers) -> attachments::Config {
@@ -66,7 +61,7 @@ async fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
     let peers = Peers::new(&s3.endpoint);
-    let s3_task = tokio::spawn(s3.serve());
+    let s3_task = AbortOnDrop(tokio::spawn(s3.serve()));
     peers.create().await;
     let (meta, blobs) =
         attachments::setup::aws_stores(&config(&peers), &peers.settings(&[])).unwrap();
@@ -101,7 +96,7 @@ async fn world() -> World {
         blobs,
         who,
         parent,
-        s3_task,
+        _s3_task: s3_task,
         _tmp: tmp,
     }
 }
@@ -566,7 +561,10 @@ enum Stingy {
 
 /// A DynamoDB endpoint that forwards every call to moto and then, on BatchGetItem, moves items
 /// of moto's answer into `UnprocessedKeys`. Returns its endpoint and the count of keys moved.
-async fn stingy_dynamodb(moto: String, mode: Stingy) -> (String, Arc<AtomicUsize>, AbortOnDrop) {
+async fn stingy_dynamodb(
+    moto: String,
+    mode: Stingy,
+) -> (String, Arc<AtomicUsize>, AbortOnDrop<()>) {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
     use hyper_util::client::legacy::Client;
@@ -648,16 +646,8 @@ async fn stingy_dynamodb(moto: String, mode: Stingy) -> (String, Arc<AtomicUsize
     (endpoint, moved, AbortOnDrop(task))
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// An app whose DynamoDB is moto behind [`stingy_dynamodb`], and the count of keys it moved.
-async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, AbortOnDrop) {
+async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, AbortOnDrop<()>) {
     let (endpoint, moved, proxy) = stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), mode).await;
     let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
     let app = attachments::setup::build_aws(&config(&w.peers), &settings)

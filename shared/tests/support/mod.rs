@@ -241,7 +241,7 @@ impl Harness {
 }
 
 /// Stops a spawned task when the owner goes (the harness's task owns the S3 server's).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
