@@ -34,11 +34,7 @@ on_aws!(
 async fn expired_links() {
     // S3 dates a signature to the second: a 1 s link signed late in a second can expire before
     // the first fetch. 2 s is still well inside the suite's 2.6 s wait.
-    let h = Harness::aws_with(Opts {
-        vars: vec![("ATTACHMENTS_LINK_TTL_SECONDS", "2".into())],
-        ..Opts::default()
-    })
-    .await;
+    let h = Harness::aws_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "2")).await;
     behaviour::expired_links(&h).await;
 }
 
@@ -51,13 +47,10 @@ macro_rules! direct_on_aws {
                 #[tokio::test]
                 async fn $name() {
                     // A form threshold below 50 MiB, so that the multipart path is taken.
-                    let h = Harness::aws_with(Opts {
-                        vars: vec![(
-                            "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
-                            (4 * 1024 * 1024).to_string(),
-                        )],
-                        ..Opts::default()
-                    })
+                    let h = Harness::aws_with(Opts::var(
+                        "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                        (4 * 1024 * 1024).to_string(),
+                    ))
                     .await;
                     behaviour::direct::$name(&h).await;
                 }
@@ -127,23 +120,16 @@ dialect_on_aws!(
 
 #[tokio::test]
 async fn crafter_file_limit() {
-    let h = Harness::aws_with(Opts {
-        vars: vec![("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000".into())],
-        ..Opts::default()
-    })
-    .await;
+    let h = Harness::aws_with(Opts::var("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000")).await;
     behaviour::crafter::file_limit(&h).await;
 }
 
 #[tokio::test]
 async fn crafter_configured_types() {
-    let h = Harness::aws_with(Opts {
-        vars: vec![(
-            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
-            "application/pdf".into(),
-        )],
-        ..Opts::default()
-    })
+    let h = Harness::aws_with(Opts::var(
+        "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+        "application/pdf",
+    ))
     .await;
     behaviour::crafter::configured_types(&h).await;
 }

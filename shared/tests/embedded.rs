@@ -30,10 +30,10 @@ macro_rules! direct_on_embedded {
         #[tokio::test]
         async fn $name() {
             // A form threshold below 50 MiB, so that the multipart path is taken.
-            let h = Harness::embedded_with(Opts {
-                vars: vec![("ATTACHMENTS_DIRECT_POST_MAX_BYTES", (4 * 1024 * 1024).to_string())],
-                ..Opts::default()
-            })
+            let h = Harness::embedded_with(Opts::var(
+                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ))
             .await;
             behaviour::direct::$name(&h).await;
         }
@@ -74,11 +74,7 @@ records_on_embedded!(
 
 #[tokio::test]
 async fn expired_links() {
-    let h = Harness::embedded_with(Opts {
-        vars: vec![("ATTACHMENTS_LINK_TTL_SECONDS", "1".into())],
-        ..Opts::default()
-    })
-    .await;
+    let h = Harness::embedded_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "1")).await;
     behaviour::expired_links(&h).await;
     // Links this short-lived are never handed out again from a kept answer.
     let served = h.app.answers_served_again();
@@ -254,23 +250,16 @@ dialect_on_embedded!(
 
 #[tokio::test]
 async fn crafter_file_limit() {
-    let h = Harness::embedded_with(Opts {
-        vars: vec![("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000".into())],
-        ..Opts::default()
-    })
-    .await;
+    let h = Harness::embedded_with(Opts::var("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "3000")).await;
     behaviour::crafter::file_limit(&h).await;
 }
 
 #[tokio::test]
 async fn crafter_configured_types() {
-    let h = Harness::embedded_with(Opts {
-        vars: vec![(
-            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
-            "application/pdf".into(),
-        )],
-        ..Opts::default()
-    })
+    let h = Harness::embedded_with(Opts::var(
+        "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
+        "application/pdf",
+    ))
     .await;
     behaviour::crafter::configured_types(&h).await;
 }
@@ -284,11 +273,7 @@ async fn kept_listings() {
 /// `ATTACHMENTS_KEEP_ANSWERS=false`: every listing is rendered.
 #[tokio::test]
 async fn kept_listings_switched_off() {
-    let h = Harness::embedded_with(Opts {
-        vars: vec![("ATTACHMENTS_KEEP_ANSWERS", "false".to_string())],
-        ..Opts::default()
-    })
-    .await;
+    let h = Harness::embedded_with(Opts::var("ATTACHMENTS_KEEP_ANSWERS", "false")).await;
     behaviour::kept_listings(&h, false).await;
 }
 

@@ -78,6 +78,16 @@ pub struct Opts {
     pub data_dir: Option<PathBuf>,
 }
 
+impl Opts {
+    /// A fresh folder and one variable set.
+    pub fn var(name: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            vars: vec![(name, value.into())],
+            ..Self::default()
+        }
+    }
+}
+
 impl Harness {
     /// The embedded backend in a fresh temporary folder.
     pub async fn embedded() -> Self {
