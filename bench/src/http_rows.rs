@@ -54,24 +54,21 @@ pub async fn run(bin_dir: &Path, backend: &Backend, opts: Opts) -> Outcome {
 async fn run_inner(bin_dir: &Path, backend: &Backend, opts: Opts) -> Result<Outcome, Error> {
     let data = TempDir::new("http")?;
     let hello = Server::spawn(Command::new(bin_dir.join("bench-hello-hyper")))?;
-    let mut cmd = Command::new(bin_dir.join("bench-local-server"));
-    cmd.env("ATTACHMENTS_BACKEND", backend.name())
-        .env("ATTACHMENTS_API_KEYS", format!("bench:{KEY}"))
-        .env_remove("AWS_LAMBDA_FUNCTION_NAME");
-    if let Backend::Embedded = backend {
-        cmd.env("ATTACHMENTS_DATA_DIR", data.path());
-    }
-    let ours = Server::spawn(cmd)?;
+    // The local server over the run's store, with `vars` on top.
+    let local_server = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(bin_dir.join("bench-local-server"));
+        cmd.env("ATTACHMENTS_BACKEND", backend.name())
+            .envs(vars.iter().copied())
+            .env_remove("AWS_LAMBDA_FUNCTION_NAME");
+        if let Backend::Embedded = backend {
+            cmd.env("ATTACHMENTS_DATA_DIR", data.path());
+        }
+        Server::spawn(cmd)
+    };
+    let ours = local_server(&[("ATTACHMENTS_API_KEYS", &format!("bench:{KEY}"))])?;
     let (id, list_body) = seed(&ours).await?;
     // The same store served with every answer rendered, for the note on what keeping saves.
-    let mut cmd = Command::new(bin_dir.join("bench-local-server"));
-    cmd.env("ATTACHMENTS_BACKEND", backend.name())
-        .env("ATTACHMENTS_KEEP_ANSWERS", "false")
-        .env_remove("AWS_LAMBDA_FUNCTION_NAME");
-    if let Backend::Embedded = backend {
-        cmd.env("ATTACHMENTS_DATA_DIR", data.path());
-    }
-    let rendering = Server::spawn(cmd)?;
+    let rendering = local_server(&[("ATTACHMENTS_KEEP_ANSWERS", "false")])?;
     // The list row's floor: its very answer, served as constant bytes by the baseline.
     let answer = data.path().join("list-answer.json");
     std::fs::write(&answer, &list_body).map_err(|e| format!("{}: {e}", answer.display()))?;

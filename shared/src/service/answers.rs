@@ -119,7 +119,7 @@ impl App {
             .put_sized(mark, key, Arc::new(answer), weight);
     }
 
-    /// How many answers this process served from the kept ones (the benchmark reports it).
+    /// How many answers this process served from the kept ones (what the tests check).
     pub fn answers_served_again(&self) -> u64 {
         self.answers.served.load(Ordering::Relaxed)
     }
