@@ -16,11 +16,7 @@ cd "$(dirname "$0")/.."
 export AWS_LC_SYS_NO_JITTER_ENTROPY=1
 target="${CARGO_TARGET_DIR:-target}"
 
-if ! command -v zip >/dev/null; then
-  echo "==> installing zip (the size row zips each bootstrap as Lambda receives it)" >&2
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get install -y zip >&2
-fi
+scripts/debian-package.sh zip zip "the size row zips each bootstrap as Lambda receives it"
 
 echo "==> building the benchmark and its baselines (release profile)" >&2
 cargo build --release --locked -p attachments-bench --bins

@@ -9,10 +9,8 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ "$(uname -s)" = Linux ] && ! command -v fincore >/dev/null; then
-  step "installing fincore (util-linux-extra): the file store's tests count cached pages with it"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get install -y util-linux-extra
+if [ "$(uname -s)" = Linux ]; then
+  scripts/debian-package.sh fincore util-linux-extra "the file store's tests count cached pages with fincore"
 fi
 
 step "Python tools (cfn-lint, aws-sam-cli, moto) into .tools/venv"
