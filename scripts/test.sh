@@ -9,10 +9,6 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ "$(uname -s)" = Linux ]; then
-  scripts/debian-package.sh fincore util-linux-extra "the file store's tests count cached pages with fincore"
-fi
-
 step "Python tools (cfn-lint, aws-sam-cli, moto) into .tools/venv"
 scripts/tools.sh
 

@@ -117,51 +117,6 @@ async fn blocking_write(path: std::path::PathBuf, bytes: Bytes, sync: bool) -> R
     .map_err(|e| e.to_string())
 }
 
-/// What growing the page cache costs: 4 MiB written into new files that are all kept, first
-/// with their pages let go after the flush (as the file store does), then kept cached. On a
-/// machine whose free memory goes back to its host (virtio free page reporting) each page the
-/// cache grows by costs a fault in the host; elsewhere both figures are alike.
-pub async fn page_cache(file: &Bytes, rounds: usize) -> Result<String, Error> {
-    let dir = TempDir::new("page-cache")?;
-    let mut times: [Vec<f64>; 2] = Default::default();
-    for (release, t) in [true, false].into_iter().zip(&mut times) {
-        for round in 0..=rounds {
-            let path = dir.path().join(format!("{release}-{round}"));
-            let bytes = file.clone();
-            let secs = tokio::task::spawn_blocking(move || {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&path)?;
-                let t = Instant::now();
-                f.write_all(&bytes)?;
-                let secs = t.elapsed().as_secs_f64();
-                if release {
-                    attachments::store::page_cache::sync_and_release(f, bytes.len() as u64)?;
-                } else {
-                    f.sync_all()?;
-                }
-                Ok::<_, std::io::Error>(secs)
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-            if round > 0 {
-                t.push(secs);
-            }
-        }
-    }
-    let slowest = |t: &[f64]| t.iter().copied().fold(0.0, f64::max);
-    Ok(format!(
-        "Page cache ({rounds} files of 4 MiB, all kept): the write() takes {} (slowest {}) when \
-         each file's pages leave the cache after its flush, as in the file store, and {} \
-         (slowest {}) when they stay and the cache grows (the cost depends on how much free \
-         memory was touched lately).",
-        ms(median(&times[0])),
-        ms(slowest(&times[0])),
-        ms(median(&times[1])),
-        ms(slowest(&times[1])),
-    ))
-}
-
 /// Median time of each stage of listing a parent's attachments with links.
 pub async fn list(app: &App, key: &str, parent: &str, rounds: usize) -> Result<String, Error> {
     let parent = ParentRef::new(

@@ -265,7 +265,6 @@ async fn run_inner(rounds: usize) -> Result<Outcome, Error> {
         crate::breakdown::upload_layers(&app, KEY, &big_event, &file, rounds).await?,
         crate::breakdown::upload_service(&file, rounds).await?,
         crate::breakdown::upload(&ct, &body, rounds).await?,
-        crate::breakdown::page_cache(&file, 63).await?,
         crate::breakdown::list(&app, KEY, "listed", rounds * 4).await?,
         crate::breakdown::get(&app, KEY, "listed", 2000).await?,
     ];

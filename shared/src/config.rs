@@ -63,9 +63,6 @@ pub struct Config {
     pub bucket: Option<String>,
     /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
     pub s3_path_style: bool,
-    /// Listings asked again with nothing changed are served from the answers kept for their
-    /// caller (`ATTACHMENTS_KEEP_ANSWERS`, embedded store only; see `service::answers`).
-    pub keep_answers: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
     /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
@@ -256,7 +253,6 @@ impl Config {
             Some(_) => Err(err(name, "must be true or false")),
         };
         let s3_path_style = flag("ATTACHMENTS_S3_PATH_STYLE", false)?;
-        let keep_answers = flag("ATTACHMENTS_KEEP_ANSWERS", true)?;
         let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
             Some("json") => true,
             Some("text") => false,
@@ -295,7 +291,6 @@ impl Config {
             table,
             bucket,
             s3_path_style,
-            keep_answers,
             json_logs,
             crafter_allowed_types,
             crafter_max_file_bytes,
@@ -501,7 +496,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
-        assert!(c.keep_answers && !c.s3_path_style);
+        assert!(!c.s3_path_style);
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -526,13 +521,11 @@ mod tests {
             cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
             "ATTACHMENTS_API_KEYS"
         );
-        for name in ["ATTACHMENTS_KEEP_ANSWERS", "ATTACHMENTS_S3_PATH_STYLE"] {
-            assert_eq!(cfg(&[(name, "yes")]).unwrap_err().var, name);
-        }
-        assert!(
-            !cfg(&[("ATTACHMENTS_KEEP_ANSWERS", "false")])
-                .unwrap()
-                .keep_answers
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "yes")])
+                .unwrap_err()
+                .var,
+            "ATTACHMENTS_S3_PATH_STYLE"
         );
         assert!(
             cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])

@@ -69,11 +69,7 @@ fn configured_app(
     blobs: Arc<dyn BlobStore>,
     signer: Signer,
 ) -> Arc<App> {
-    Arc::new(
-        App::new(meta, blobs, signer, limits(cfg))
-            .with_dialects(dialect_settings(cfg))
-            .keeping_answers(cfg.keep_answers),
-    )
+    Arc::new(App::new(meta, blobs, signer, limits(cfg)).with_dialects(dialect_settings(cfg)))
 }
 
 /// Builds the app for the configured backend.

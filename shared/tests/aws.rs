@@ -545,14 +545,20 @@ mod adapters {
     }
 }
 
-/// Kept listings: never kept here (DynamoDB has no change mark), fresh after every write.
+/// Conditional reads: `ETag` and `304` on the native listing and metadata.
 #[tokio::test]
-async fn kept_listings() {
-    behaviour::kept_listings(&Harness::aws().await, false).await;
+async fn conditional_listings() {
+    behaviour::conditional_listings(&Harness::aws().await).await;
 }
 
-/// Every API's listing: never kept here, fresh after every upload.
+/// Conditional reads in every API's listing.
 #[tokio::test]
-async fn kept_dialect_listings() {
-    behaviour::kept_dialect_listings(&Harness::aws().await, false).await;
+async fn conditional_dialect_listings() {
+    behaviour::conditional_dialect_listings(&Harness::aws().await).await;
+}
+
+#[tokio::test]
+async fn conditional_link_windows() {
+    let h = Harness::aws_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "4")).await;
+    behaviour::conditional_link_windows(&h, 4).await;
 }

@@ -18,67 +18,82 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::routes::Params;
-use super::{json as json_response, presented_key, Request, Response};
+use super::{json as json_response, presented_key, DialectError, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::answers::AnswerKey;
 use crate::service::{App, AttachmentFields, ServiceError};
 
 /// The longest title, in characters.
 const MAX_TITLE_CHARS: usize = 255;
 
-/// Which parents a route serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Asset,
-    Project,
+/// Which parents a route serves. Assets and projects are each a dialect of their own, since
+/// this API's "not found" names which.
+pub trait Kind: Sized + 'static {
+    /// The parent kind, and the word of "… not found".
+    const NAME: &'static str;
+    /// The path parameter that holds the id.
+    const PARAM: &'static str;
 }
 
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Asset => "asset",
-            Kind::Project => "project",
-        }
-    }
+/// `/api/v2/assets/…`.
+#[derive(Debug)]
+pub struct Assets;
+/// `/api/v2/projects/…`.
+#[derive(Debug)]
+pub struct Projects;
 
-    fn param(self) -> &'static str {
-        match self {
-            Kind::Asset => "asset_id",
-            Kind::Project => "project_id",
-        }
-    }
+impl Kind for Assets {
+    const NAME: &'static str = "asset";
+    const PARAM: &'static str = "asset_id";
 }
 
-/// This API's envelope.
+impl Kind for Projects {
+    const NAME: &'static str = "project";
+    const PARAM: &'static str = "project_id";
+}
+
+/// This API's envelope: `{"error":"…"}`.
 pub fn error(status: StatusCode, message: &str) -> Response {
+    let message = if status.is_server_error() {
+        "Internal Server Error"
+    } else {
+        message
+    };
     json_response(status, &json!({ "error": message }))
 }
 
-fn internal() -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+/// A use case's refusal in this API's words.
+fn refusal<K: Kind>(e: &ServiceError) -> Option<Response> {
+    match e {
+        ServiceError::Unauthorized => Some(error(StatusCode::UNAUTHORIZED, "Unauthorized")),
+        ServiceError::NotFound(_) => Some(error(
+            StatusCode::NOT_FOUND,
+            &format!("{} not found", K::NAME),
+        )),
+        _ => None,
+    }
+}
+
+impl super::Dialect for Assets {
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
+    }
+    fn refusal(e: &ServiceError) -> Option<Response> {
+        refusal::<Self>(e)
+    }
+}
+
+impl super::Dialect for Projects {
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
+    }
+    fn refusal(e: &ServiceError) -> Option<Response> {
+        refusal::<Self>(e)
+    }
 }
 
 /// Errors the router produces before a handler runs (404, 405, 413), in this envelope.
 pub fn router_error(status: StatusCode, message: &str) -> Response {
-    if status.is_server_error() {
-        return internal();
-    }
     error(status, message)
-}
-
-/// Maps a use case's error to this envelope: the one place where that happens.
-fn service_error(e: ServiceError, kind: Kind) -> Response {
-    let status = match &e {
-        ServiceError::Unauthorized => return error(StatusCode::UNAUTHORIZED, "Unauthorized"),
-        ServiceError::NotFound(_) => {
-            return error(StatusCode::NOT_FOUND, &format!("{} not found", kind.name()))
-        }
-        _ => match super::status_of(&e) {
-            Some(status) => status,
-            None => return internal(),
-        },
-    };
-    error(status, &e.to_string())
 }
 
 /// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
@@ -116,23 +131,15 @@ pub fn attachment_json(a: &Attachment) -> Value {
 }
 
 /// Authenticates, then checks the asset or project is registered (a malformed id names none).
-async fn caller_and_parent(
+async fn caller_and_parent<K: Kind>(
     app: &App,
     req: &Request,
     params: &Params,
-    kind: Kind,
-) -> Result<(Principal, ParentRef), Response> {
-    let who = app
-        .authenticate(presented_key(req).as_deref())
-        .await
-        .map_err(|e| service_error(e, kind))?;
-    let not_found = || service_error(ServiceError::NotFound("parent"), kind);
-    let parent_kind = ParentKind::parse(kind.name()).map_err(|e| service_error(e.into(), kind))?;
-    let id = ParentId::parse(params.get(kind.param())).map_err(|_| not_found())?;
-    let parent = ParentRef::new(parent_kind, id);
-    app.get_parent(&who, &parent)
-        .await
-        .map_err(|e| service_error(e, kind))?;
+) -> Result<(Principal, ParentRef), DialectError<K>> {
+    let who = app.authenticate(presented_key(req).as_deref()).await?;
+    let id = ParentId::parse(params.get(K::PARAM)).map_err(|_| ServiceError::NotFound("parent"))?;
+    let parent = ParentRef::new(ParentKind::parse(K::NAME)?, id);
+    app.get_parent(&who, &parent).await?;
     Ok((who, parent))
 }
 
@@ -190,66 +197,78 @@ fn parse_title(req: &Request) -> Result<String, Refusal> {
     }
 }
 
-async fn list(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Response {
-    let (who, parent) = match caller_and_parent(&app, &req, &params, kind).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let route = match kind {
-        Kind::Asset => &super::routes::ASSETS_LIST,
-        Kind::Project => &super::routes::PROJECTS_LIST,
-    };
-    let key = AnswerKey::new(route.name, &who, format!("{:?}", parent.id.as_str()));
-    let render = async {
-        match app.list_all(&who, &parent).await {
-            Ok(all) => {
-                let items: Vec<Value> = all.iter().map(attachment_json).collect();
-                json_response(StatusCode::OK, &json!({ "attachments": items }))
-            }
-            Err(e) => service_error(e, kind),
-        }
-    };
-    super::kept_or_rendered(&app, key, render).await
+async fn list<K: Kind + super::Dialect>(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<K>> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
+    let items: Vec<Value> = app
+        .list_all(&who, &parent)
+        .await?
+        .iter()
+        .map(attachment_json)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "attachments": items }),
+    ))
 }
 
-async fn create(app: Arc<App>, req: Request, params: Params, kind: Kind) -> Response {
-    let (who, parent) = match caller_and_parent(&app, &req, &params, kind).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let title = match parse_title(&req) {
-        Ok(t) => t,
-        Err((status, message)) => return error(status, &message),
-    };
+async fn create<K: Kind + super::Dialect>(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<K>> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
+    let title =
+        parse_title(&req).map_err(|(status, message)| DialectError::refused(status, message))?;
     let fields = AttachmentFields {
         title: Some(title),
         ..AttachmentFields::default()
     };
-    match app.create_placeholder(&who, &parent, fields).await {
-        // The seed answers a creation with 200, not 201.
-        Ok(a) => json_response(StatusCode::OK, &json!({ "asset": attachment_json(&a) })),
-        Err(e) => service_error(e, kind),
-    }
+    let a = app.create_placeholder(&who, &parent, fields).await?;
+    // The seed answers a creation with 200, not 201.
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "asset": attachment_json(&a) }),
+    ))
 }
 
 /// `GET /api/v2/assets/{asset_id}/attachments`.
-pub async fn assets_list(app: Arc<App>, req: Request, params: Params) -> Response {
-    list(app, req, params, Kind::Asset).await
+pub async fn assets_list(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<Assets>> {
+    list(app, req, params).await
 }
 
 /// `POST /api/v2/assets/{asset_id}/attachments` with `{"title":"…"}`.
-pub async fn assets_create(app: Arc<App>, req: Request, params: Params) -> Response {
-    create(app, req, params, Kind::Asset).await
+pub async fn assets_create(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<Assets>> {
+    create(app, req, params).await
 }
 
 /// `GET /api/v2/projects/{project_id}/attachments`.
-pub async fn projects_list(app: Arc<App>, req: Request, params: Params) -> Response {
-    list(app, req, params, Kind::Project).await
+pub async fn projects_list(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<Projects>> {
+    list(app, req, params).await
 }
 
 /// `POST /api/v2/projects/{project_id}/attachments` with `{"title":"…"}`.
-pub async fn projects_create(app: Arc<App>, req: Request, params: Params) -> Response {
-    create(app, req, params, Kind::Project).await
+pub async fn projects_create(
+    app: Arc<App>,
+    req: Request,
+    params: Params,
+) -> Result<Response, DialectError<Projects>> {
+    create(app, req, params).await
 }
 
 #[cfg(test)]

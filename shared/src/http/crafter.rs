@@ -27,60 +27,53 @@ use super::{
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
-use crate::service::answers::AnswerKey;
 use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget};
+
+/// Crafter Profile's envelope.
+#[derive(Debug)]
+pub struct Crafter;
+
+/// Why a Crafter request was not served.
+pub type Error = super::DialectError<Crafter>;
+
+type Answer = Result<Response, Error>;
+
+impl super::Dialect for Crafter {
+    fn error(status: StatusCode, message: &str) -> Response {
+        if status.is_server_error() {
+            // The seed's body for an unexpected failure.
+            return json_response(status, &json!({"message": "Internal server error"}));
+        }
+        error(status, "OTHER", message)
+    }
+
+    fn refusal(e: &ServiceError) -> Option<Response> {
+        matches!(e, ServiceError::Unauthorized).then(|| {
+            error(
+                StatusCode::FORBIDDEN,
+                "ACCESS_DENIED",
+                "Access denied: the accessTokenId is missing, unknown or revoked",
+            )
+        })
+    }
+}
 
 /// Crafter's error envelope.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &json!({"errorCode": code, "message": message}))
 }
 
-/// The seed's body for an unexpected failure.
-fn internal() -> Response {
-    json_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({"message": "Internal server error"}),
-    )
-}
-
 /// Errors the router produces before a handler runs (404, 405, 413), in Crafter's envelope.
 pub fn router_error(status: StatusCode, message: &str) -> Response {
-    if status.is_server_error() {
-        return internal();
-    }
-    error(status, "OTHER", message)
+    <Crafter as super::Dialect>::error(status, message)
 }
 
-fn no_such_profile(profile_id: &str) -> Response {
-    error(
+fn no_such_profile(profile_id: &str) -> Error {
+    Error::answer(error(
         StatusCode::NOT_FOUND,
         "NO_SUCH_PROFILE",
         &format!("No profile with ID \"{profile_id}\" found"),
-    )
-}
-
-fn bad_request(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "OTHER", message)
-}
-
-/// Maps a use case's error to Crafter's envelope: the one place where that happens.
-fn service_error(e: ServiceError, profile_id: &str) -> Response {
-    let status = match &e {
-        ServiceError::Unauthorized => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                "Access denied: the accessTokenId is missing, unknown or revoked",
-            )
-        }
-        ServiceError::NotFound("parent") => return no_such_profile(profile_id),
-        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        _ => match super::status_of(&e) {
-            Some(status) => status,
-            None => return internal(),
-        },
-    };
-    error(status, "OTHER", &e.to_string())
+    ))
 }
 
 /// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, at most
@@ -158,19 +151,17 @@ async fn caller_and_profile(
     app: &App,
     req: &Request,
     params: &Params,
-) -> Result<(Principal, ParentRef), Response> {
+) -> Result<(Principal, ParentRef), Error> {
     let profile_id = params.get("id");
-    let who = app
-        .authenticate(presented_key(req).as_deref())
-        .await
-        .map_err(|e| service_error(e, profile_id))?;
-    let kind = ParentKind::parse("profile").map_err(|e| service_error(e.into(), profile_id))?;
+    let who = app.authenticate(presented_key(req).as_deref()).await?;
+    let kind = ParentKind::parse("profile")?;
     let id = ParentId::parse(profile_id).map_err(|_| no_such_profile(profile_id))?;
     let parent = ParentRef::new(kind, id);
-    app.get_parent(&who, &parent)
-        .await
-        .map_err(|e| service_error(e, profile_id))?;
-    Ok((who, parent))
+    match app.get_parent(&who, &parent).await {
+        Ok(_) => Ok((who, parent)),
+        Err(ServiceError::NotFound(_)) => Err(no_such_profile(profile_id)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The profile's attachment named in the path: by our id, or by its name without extension as
@@ -191,68 +182,76 @@ async fn named_attachment(
     app.find_by_stem(who, parent, name).await
 }
 
-/// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part; a `filename`
-/// field (or query parameter) overrides its name. Same name without extension: a new version of
-/// that attachment, same id.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let profile_id = params.get("id").to_owned();
-    let name_param = query_param(&req, "filename");
-    let (parts, body) = req.into_parts();
-    let form = match multipart::parse(&parts.headers, body, &["attachment"]).await {
-        Ok(f) => f,
-        // Binary bytes in another field are most likely the file sent under the wrong name.
-        Err(MultipartError::NotText(field)) => {
-            return bad_request(&format!(
-                "the field {field} is not text; the file must be sent in the part named attachment"
-            ))
-        }
-        Err(e) => return bad_request(&e.to_string()),
-    };
+/// The file of an upload and the name it is stored under: the `filename` field, else the
+/// `filename` query parameter, else the part's own file name.
+fn upload_file(req_name: Option<String>, form: &multipart::Form) -> Result<NewFile, Error> {
     let part = match form.files.as_slice() {
         [one] => one,
-        [] => return bad_request("the form has no file part named attachment"),
-        _ => return bad_request("the form has more than one part named attachment"),
+        [] => {
+            return Err(Error::bad_request(
+                "the form has no file part named attachment",
+            ))
+        }
+        _ => {
+            return Err(Error::bad_request(
+                "the form has more than one part named attachment",
+            ))
+        }
     };
     let given = |n: &String| !n.trim().is_empty();
     let raw_name = form
         .text("filename")
         .map(str::to_owned)
         .filter(given)
-        .or(name_param.filter(given))
-        .or_else(|| part.file_name.clone());
-    let Some(raw_name) = raw_name else {
-        return bad_request("the attachment part has no filename, and no filename field names it");
-    };
-    let file_name = match FileName::parse(&raw_name) {
-        Ok(n) => n,
-        Err(e) => return bad_request(&e.to_string()),
-    };
+        .or(req_name.filter(given))
+        .or_else(|| part.file_name.clone())
+        .ok_or_else(|| {
+            Error::bad_request(
+                "the attachment part has no filename, and no filename field names it",
+            )
+        })?;
+    let file_name = FileName::parse(&raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
+    Ok(NewFile {
+        file_name,
+        bytes: part.bytes.clone(),
+    })
+}
+
+/// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part; a `filename`
+/// field (or query parameter) overrides its name. Same name without extension: a new version of
+/// that attachment, same id.
+pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+    let name_param = query_param(&req, "filename");
+    let (parts, body) = req.into_parts();
+    let form = multipart::parse(&parts.headers, body, &["attachment"])
+        .await
+        .map_err(|e| match e {
+            // Binary bytes in another field are most likely the file sent under the wrong name.
+            MultipartError::NotText(field) => Error::bad_request(format!(
+                "the field {field} is not text; the file must be sent in the part named attachment"
+            )),
+            e => e.into(),
+        })?;
+    let file = upload_file(name_param, &form)?;
     let settings = &app.dialects().crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
-    if type_for_extension(file_name.extension()).is_none() {
-        return error(
+    if type_for_extension(file.file_name.extension()).is_none() {
+        return Err(Error::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "OTHER",
-            &format!(
-                "the type of {file_name} cannot be told from its extension (allowed: {})",
+            format!(
+                "the type of {} cannot be told from its extension (allowed: {})",
+                file.file_name,
                 settings.allowed_types.join(", ")
             ),
-        );
+        ));
     }
     let rules = UploadRules {
         allowed_types: Some(&settings.allowed_types),
         max_file_bytes: Some(settings.max_file_bytes),
     };
-    let file = NewFile {
-        file_name,
-        bytes: part.bytes.clone(),
-    };
-    match app
+    let att = app
         .upload(
             &who,
             &parent,
@@ -261,69 +260,43 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
             UploadTarget::SameStem,
             rules,
         )
-        .await
-    {
-        Ok(att) => json_response(StatusCode::OK, &attachment_json(&att)),
-        Err(e) => service_error(e, &profile_id),
-    }
+        .await?;
+    Ok(json_response(StatusCode::OK, &attachment_json(&att)))
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let key = AnswerKey::new(
-        super::routes::CRAFTER_LIST.name,
-        &who,
-        format!("{:?}", parent.id.as_str()),
-    );
-    let render = async {
-        match app.list_all(&who, &parent).await {
-            Ok(all) => {
-                let items: Vec<Value> = all
-                    .iter()
-                    .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-                    .map(attachment_json)
-                    .collect();
-                json_response(StatusCode::OK, &Value::Array(items))
-            }
-            Err(e) => service_error(e, params.get("id")),
-        }
-    };
-    super::kept_or_rendered(&app, key, render).await
+pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+    let items: Vec<Value> = app
+        .list_all(&who, &parent)
+        .await?
+        .iter()
+        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+        .map(attachment_json)
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(items)))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
-pub async fn details(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
+pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+    let json = match named_attachment(&app, &who, &parent, params.get("attachmentId")).await? {
+        Some(a) => attachment_json(&a),
+        None => empty_attachment_json(),
     };
-    match named_attachment(&app, &who, &parent, params.get("attachmentId")).await {
-        Ok(Some(a)) => json_response(StatusCode::OK, &attachment_json(&a)),
-        Ok(None) => json_response(StatusCode::OK, &empty_attachment_json()),
-        Err(e) => service_error(e, params.get("id")),
-    }
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
-pub async fn content(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, parent) = match caller_and_profile(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
+pub async fn content(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+    let Some(att) = named_attachment(&app, &who, &parent, params.get("attachmentId")).await? else {
+        return Ok(empty(StatusCode::OK));
     };
-    let att = match named_attachment(&app, &who, &parent, params.get("attachmentId")).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return empty(StatusCode::OK),
-        Err(e) => return service_error(e, params.get("id")),
-    };
-    match app.download_link(&att).await {
-        Ok(Some(link)) => redirect(&link),
-        Ok(None) => empty(StatusCode::OK),
-        Err(e) => service_error(e, params.get("id")),
-    }
+    Ok(match app.download_link(&att).await? {
+        Some(link) => redirect(&link),
+        None => empty(StatusCode::OK),
+    })
 }
 
 #[cfg(test)]

@@ -15,28 +15,43 @@ use serde_json::{json, Value};
 use super::routes::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::answers::AnswerKey;
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
 
 /// HrFlow's envelope: the status repeated as `code`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"code": status.as_u16(), "message": message}),
-    )
-}
+#[derive(Debug)]
+pub struct HrFlow;
 
-fn internal() -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+/// Why an HrFlow request was not served.
+pub type Error = super::DialectError<HrFlow>;
+
+impl super::Dialect for HrFlow {
+    fn error(status: StatusCode, message: &str) -> Response {
+        let message = if status.is_server_error() {
+            "Internal server error"
+        } else {
+            message
+        };
+        json_response(
+            status,
+            &json!({"code": status.as_u16(), "message": message}),
+        )
+    }
+
+    fn refusal(e: &ServiceError) -> Option<Response> {
+        // Every look-up that finds nothing is HrFlow's "Invalid profile array".
+        matches!(e, ServiceError::NotFound(_))
+            .then(|| Self::error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
+    }
 }
 
 /// Errors the router produces before a handler runs (404, 405, 413), in HrFlow's envelope.
 pub fn router_error(status: StatusCode, message: &str) -> Response {
-    if status.is_server_error() {
-        return internal();
-    }
-    error(status, message)
+    <HrFlow as super::Dialect>::error(status, message)
+}
+
+fn invalid_profile() -> Error {
+    Error::bad_request(INVALID_PROFILE)
 }
 
 const INVALID_PROFILE: &str = "Invalid profile array";
@@ -58,24 +73,21 @@ pub fn mask_key(key: Option<&str>) -> String {
     }
 }
 
-/// Maps a use case's error to HrFlow's envelope: the one place where that happens. The 401 needs
-/// the presented key, to show it masked.
-fn service_error(e: ServiceError, presented: Option<&str>) -> Response {
-    let status = match &e {
-        ServiceError::Unauthorized => {
-            return error(
+/// Authenticates; a refused key is HrFlow's 401, which shows the key masked.
+async fn caller(app: &App, req: &Request) -> Result<Principal, Error> {
+    let presented = presented_key(req);
+    app.authenticate(presented.as_deref())
+        .await
+        .map_err(|e| match e {
+            ServiceError::Unauthorized => Error::refused(
                 StatusCode::UNAUTHORIZED,
-                &format!("Unauthorized. Invalid secret key: {}", mask_key(presented)),
-            )
-        }
-        // Every look-up that finds nothing is HrFlow's "Invalid profile array".
-        ServiceError::NotFound(_) => return error(StatusCode::BAD_REQUEST, INVALID_PROFILE),
-        _ => match super::status_of(&e) {
-            Some(status) => status,
-            None => return internal(),
-        },
-    };
-    error(status, &e.to_string())
+                format!(
+                    "Unauthorized. Invalid secret key: {}",
+                    mask_key(presented.as_deref())
+                ),
+            ),
+            e => e.into(),
+        })
 }
 
 /// One attachment as the seed shows it, with a presigned link.
@@ -151,98 +163,73 @@ async fn resolve_profile(
     who: &Principal,
     q: &Query,
     source: &str,
-) -> Result<ParentRef, Response> {
-    let kind = ParentKind::parse("profile").map_err(|e| service_error(e.into(), None))?;
+) -> Result<ParentRef, Error> {
+    let kind = ParentKind::parse("profile")?;
     let mut found: Vec<ParentRef> = Vec::new();
     if let Some(id) = &q.id {
         // A malformed id names no profile.
-        let Ok(id) = ParentId::parse(id) else {
-            return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE));
-        };
-        let key = ParentRef::new(kind.clone(), id);
-        match app.get_parent(who, &key).await {
-            Ok(p) if p.source.as_deref() == Some(source) => found.push(p.key),
-            Ok(_) | Err(ServiceError::NotFound(_)) => {
-                return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
-            }
-            Err(e) => return Err(service_error(e, None)),
+        let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
+        let p = app
+            .get_parent(who, &ParentRef::new(kind.clone(), id))
+            .await?;
+        if p.source.as_deref() != Some(source) {
+            return Err(invalid_profile());
         }
+        found.push(p.key);
     }
     let lookups = [
         q.reference.as_deref().map(ParentLookup::Reference),
         q.email.as_deref().map(ParentLookup::Email),
     ];
     for lookup in lookups.into_iter().flatten() {
-        match app.find_parent(who, &kind, Some(source), lookup).await {
-            Ok(Some(p)) => found.push(p.key),
-            Ok(None) => return Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE)),
-            Err(e) => return Err(service_error(e, None)),
-        }
+        let p = app
+            .find_parent(who, &kind, Some(source), lookup)
+            .await?
+            .ok_or_else(invalid_profile)?;
+        found.push(p.key);
     }
     match found.split_first() {
         Some((first, rest)) if rest.iter().all(|k| k == first) => Ok(first.clone()),
-        Some(_) => Err(error(
-            StatusCode::BAD_REQUEST,
+        Some(_) => Err(Error::bad_request(
             "The profile id, reference and email given do not designate the same profile",
         )),
-        None => Err(error(StatusCode::BAD_REQUEST, INVALID_PROFILE)),
+        None => Err(invalid_profile()),
     }
 }
 
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`.
-pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Response {
-    let presented = presented_key(&req);
-    let who = match app.authenticate(presented.as_deref()).await {
-        Ok(w) => w,
-        Err(e) => return service_error(e, presented.as_deref()),
-    };
+pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
+    let who = caller(&app, &req).await?;
     let names = names_for(&req);
     let q = parse_query(&req);
     let Some(source) = q.source.as_deref() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("Missing parameter {}", names.source),
-        );
+        return Err(Error::bad_request(format!(
+            "Missing parameter {}",
+            names.source
+        )));
     };
     if q.id.is_none() && q.reference.is_none() && q.email.is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("Missing parameter: one of {} is required", names.lookups),
-        );
+        return Err(Error::bad_request(format!(
+            "Missing parameter: one of {} is required",
+            names.lookups
+        )));
     }
-    // Both spellings answer a success alike, so they share kept answers. The profile is
-    // looked up within the answer: it holds only while nothing changed, look-ups included.
-    let key = AnswerKey::new(
-        super::routes::HRFLOW_LIST.name,
-        &who,
-        format!("{source:?} {:?} {:?} {:?}", q.id, q.reference, q.email),
-    );
-    let render = async {
-        let profile = match resolve_profile(&app, &who, &q, source).await {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let all = match app.list_all(&who, &profile).await {
-            Ok(a) => a,
-            Err(e) => return service_error(e, None),
-        };
-        let mut data = Vec::new();
-        for a in all
-            .iter()
-            .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-        {
-            match app.download_link(a).await {
-                Ok(Some(link)) => data.push(attachment_json(a, &link)),
-                Ok(None) => {}
-                Err(e) => return service_error(e, None),
-            }
+    let profile = resolve_profile(&app, &who, &q, source).await?;
+    let mut data = Vec::new();
+    for a in app
+        .list_all(&who, &profile)
+        .await?
+        .iter()
+        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+    {
+        if let Some(link) = app.download_link(a).await? {
+            data.push(attachment_json(a, &link));
         }
-        json_response(
-            StatusCode::OK,
-            &json!({"code": 200, "message": "Profile attachment list", "data": data}),
-        )
-    };
-    super::kept_or_rendered(&app, key, render).await
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"code": 200, "message": "Profile attachment list", "data": data}),
+    ))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! Requests arrive fully read (`Bytes`), whether from the local server or a Lambda event.
 
 pub mod assets;
+pub mod conditional;
 pub mod crafter;
+pub mod error;
 pub mod hrflow;
 pub mod multipart;
 pub mod native;
@@ -12,8 +14,7 @@ pub mod routes;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
-use crate::service::answers::{Answer, AnswerKey, Lookup};
-use crate::service::App;
+pub use error::{log_internal, status_of, Dialect, DialectError};
 
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;
@@ -35,33 +36,6 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    r
-}
-
-/// Answers a read route with the answer kept for `key` when nothing has changed since it was
-/// rendered; otherwise renders it, and keeps it if it is a `200 OK` (see
-/// [`crate::service::answers`]). Errors are always rendered afresh.
-pub async fn kept_or_rendered(
-    app: &App,
-    key: AnswerKey,
-    render: impl std::future::Future<Output = Response>,
-) -> Response {
-    let mark = match app.kept_answer(&key) {
-        Lookup::Kept(answer) => {
-            let mut r = http::Response::new(answer.body.clone());
-            *r.headers_mut() = answer.headers.clone();
-            return r;
-        }
-        Lookup::Render(mark) => mark,
-    };
-    let r = render.await;
-    if let (Some(mark), StatusCode::OK) = (mark, r.status()) {
-        let answer = Answer {
-            headers: r.headers().clone(),
-            body: r.body().clone(),
-        };
-        app.keep_answer(mark, key, answer);
-    }
     r
 }
 
@@ -131,32 +105,6 @@ pub fn presented_key(req: &Request) -> Option<String> {
         }
     }
     query_param(req, "accessTokenId")
-}
-
-/// The HTTP status of a use case's error: the one place where the service's errors meet HTTP,
-/// shared by every dialect (each renders its own envelope, and may answer some errors its own
-/// way first). `None` for an internal failure, whose cause this logs; the dialect then answers
-/// its generic 500.
-pub fn status_of(e: &crate::service::ServiceError) -> Option<StatusCode> {
-    use crate::service::ServiceError as E;
-    Some(match e {
-        E::Unauthorized => StatusCode::UNAUTHORIZED,
-        E::NotFound(_) => StatusCode::NOT_FOUND,
-        E::Invalid(_) => StatusCode::BAD_REQUEST,
-        E::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Conflict(_) => StatusCode::CONFLICT,
-        E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        E::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        E::Internal(cause) => {
-            log_internal(cause);
-            return None;
-        }
-    })
-}
-
-/// Logs a failure's cause under a reference the caller can quote; the body stays generic.
-pub fn log_internal(err: &dyn std::fmt::Display) {
-    tracing::error!(error = %err, "request failed");
 }
 
 #[cfg(test)]

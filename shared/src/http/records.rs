@@ -44,13 +44,12 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::multipart::{self, MultipartError};
+use super::multipart;
 use super::routes::Params;
 use super::{empty, json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
 };
-use crate::service::answers::AnswerKey;
 use crate::service::{
     App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget, VersionScope,
     MAX_RECORDS_PER_CALL,
@@ -65,49 +64,46 @@ const INTERNAL: &str = "Internal Server error";
 /// The most names one deletion takes.
 const MAX_NAMES: usize = 100;
 
-/// This API's error envelope.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"status": status.as_u16(), "message": message}}),
-    )
+/// This API's envelope: `{"error":{"status","message"}}`.
+#[derive(Debug)]
+pub struct Records;
+
+/// Why a records request was not served.
+pub type Error = super::DialectError<Records>;
+
+type Answer = Result<Response, Error>;
+
+impl super::Dialect for Records {
+    fn error(status: StatusCode, message: &str) -> Response {
+        let message = if status.is_server_error() {
+            INTERNAL
+        } else {
+            message
+        };
+        json_response(
+            status,
+            &json!({"error": {"status": status.as_u16(), "message": message}}),
+        )
+    }
+
+    fn refusal(e: &ServiceError) -> Option<Response> {
+        let ServiceError::NotFound(what) = e else {
+            return None;
+        };
+        let message = match *what {
+            "records" => RECORDS_NOT_FOUND,
+            "parent" => RECORD_NOT_FOUND,
+            "attachment" => "The document was not found (or user has no permission to access it)",
+            "file" => "No attachment of the record has one of the given names",
+            _ => "Not found",
+        };
+        Some(Self::error(StatusCode::NOT_FOUND, message))
+    }
 }
 
 /// Errors the router produces before a handler runs (405, 413, 404), in this envelope.
 pub fn router_error(status: StatusCode, message: &str) -> Response {
-    error(status, message)
-}
-
-/// Maps a use case's error to this API's envelope: the one place where that happens.
-fn service_error(e: ServiceError) -> Response {
-    let status = match &e {
-        ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
-        ServiceError::NotFound(what) => {
-            let message = match *what {
-                "records" => RECORDS_NOT_FOUND,
-                "parent" => RECORD_NOT_FOUND,
-                "attachment" => {
-                    "The document was not found (or user has no permission to access it)"
-                }
-                "file" => "No attachment of the record has one of the given names",
-                _ => "Not found",
-            };
-            return error(StatusCode::NOT_FOUND, message);
-        }
-        _ => match super::status_of(&e) {
-            Some(status) => status,
-            None => return error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
-        },
-    };
-    error(status, &e.to_string())
-}
-
-fn bad_request(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-fn multipart_error(e: MultipartError) -> Response {
-    bad_request(&e.to_string())
+    <Records as super::Dialect>::error(status, message)
 }
 
 /// A record id: a UUID in its hyphenated form (either case), kept as written, since that is the
@@ -123,12 +119,10 @@ async fn caller_and_object(
     app: &App,
     req: &Request,
     params: &Params,
-) -> Result<(Principal, ParentKind), Response> {
-    let who = app
-        .authenticate(presented_key(req).as_deref())
-        .await
-        .map_err(service_error)?;
-    let kind = ParentKind::parse(params.get("object")).map_err(|_| bad_request(OBJECT_INVALID))?;
+) -> Result<(Principal, ParentKind), Error> {
+    let who = app.authenticate(presented_key(req).as_deref()).await?;
+    let kind =
+        ParentKind::parse(params.get("object")).map_err(|_| Error::bad_request(OBJECT_INVALID))?;
     Ok((who, kind))
 }
 
@@ -136,9 +130,10 @@ async fn caller_and_record(
     app: &App,
     req: &Request,
     params: &Params,
-) -> Result<(Principal, ParentRef), Response> {
+) -> Result<(Principal, ParentRef), Error> {
     let (who, kind) = caller_and_object(app, req, params).await?;
-    let id = record_id(params.get("uuid")).ok_or_else(|| bad_request(RECORD_UUID_INVALID))?;
+    let id =
+        record_id(params.get("uuid")).ok_or_else(|| Error::bad_request(RECORD_UUID_INVALID))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
@@ -177,146 +172,118 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
     Ok(out)
 }
 
-/// `GET /v2/{object}/attachments[?uuids=a,b,…]`.
-pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, kind) = match caller_and_object(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    // `uuids=a,b` or `uuids=a&uuids=b`: the same list.
-    let uuids: Vec<String> = query_pairs(&req)
+/// The records a many-records listing names: `uuids=a,b` or `uuids=a&uuids=b`, at most
+/// [`MAX_RECORDS_PER_CALL`]; `None` when `uuids` is not given.
+fn asked_records(req: &Request) -> Result<Option<Vec<ParentId>>, Error> {
+    let uuids: Vec<String> = query_pairs(req)
         .into_iter()
         .filter(|(k, _)| k == "uuids")
         .map(|(_, v)| v)
         .collect();
-    let all_asked = !uuids.is_empty();
-    let mut ids = Vec::new();
-    if all_asked {
-        let raw: Vec<&str> = uuids
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        if raw.len() > MAX_RECORDS_PER_CALL {
-            return bad_request(&format!(
-                "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
-            ));
-        }
-        ids.reserve(raw.len());
-        for r in raw {
-            match record_id(r) {
-                Some(id) => ids.push(id),
-                None => return bad_request(UUIDS_INVALID),
-            }
+    if uuids.is_empty() {
+        return Ok(None);
+    }
+    let raw: Vec<&str> = uuids
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if raw.len() > MAX_RECORDS_PER_CALL {
+        return Err(Error::bad_request(format!(
+            "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
+        )));
+    }
+    raw.into_iter()
+        .map(|r| record_id(r).ok_or_else(|| Error::bad_request(UUIDS_INVALID)))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// `GET /v2/{object}/attachments[?uuids=a,b,…]`.
+pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, kind) = caller_and_object(&app, &req, &params).await?;
+    let asked = asked_records(&req)?;
+    let records = match &asked {
+        Some(ids) => app.attachments_of_records(&who, &kind, ids).await?,
+        // No ids: every record with files.
+        None => app.records_with_attachments(&who, &kind).await?,
+    };
+    let mut map = Map::new();
+    for (id, atts) in &records {
+        let items = items_json(&app, atts).await?;
+        // Without `uuids`, only records that have files; asked-for records always appear.
+        if asked.is_some() || !items.is_empty() {
+            map.insert(id.to_string(), Value::Array(items));
         }
     }
-    // No ids: every record with files (`uuids` given always names at least one).
-    let asked: Vec<&str> = ids.iter().map(ParentId::as_str).collect();
-    let key = AnswerKey::new(
-        super::routes::RECORDS_LIST_MANY.name,
-        &who,
-        format!("{:?} {asked:?}", kind.as_str()),
-    );
-    let render = async {
-        let result = if all_asked {
-            app.attachments_of_records(&who, &kind, &ids).await
-        } else {
-            app.records_with_attachments(&who, &kind).await
-        };
-        let records = match result {
-            Ok(r) => r,
-            Err(e) => return service_error(e),
-        };
-        let mut map = Map::new();
-        for (id, atts) in &records {
-            let items = match items_json(&app, atts).await {
-                Ok(i) => i,
-                Err(e) => return service_error(e),
-            };
-            // Without `uuids`, only records that have files; asked-for records always appear.
-            if all_asked || !items.is_empty() {
-                map.insert(id.to_string(), Value::Array(items));
-            }
-        }
-        json_response(StatusCode::OK, &Value::Object(map))
-    };
-    super::kept_or_rendered(&app, key, render).await
+    Ok(json_response(StatusCode::OK, &Value::Object(map)))
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, record) = match caller_and_record(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let key = AnswerKey::new(
-        super::routes::RECORDS_LIST.name,
-        &who,
-        format!("{:?} {:?}", record.kind.as_str(), record.id.as_str()),
-    );
-    let render = async {
-        let mut records = match app
-            .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
-            .await
-        {
-            Ok(r) => r,
-            Err(ServiceError::NotFound(_)) => {
-                return service_error(ServiceError::NotFound("parent"))
+pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, record) = caller_and_record(&app, &req, &params).await?;
+    let mut records = app
+        .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
+            e => e,
+        })?;
+    let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
+    let items = items_json(&app, &atts).await?;
+    Ok(json_response(StatusCode::OK, &Value::Array(items)))
+}
+
+/// The files of an upload form, each with a valid name.
+fn upload_files(form: &multipart::Form) -> Result<Vec<NewFile>, Error> {
+    if form.files.is_empty() {
+        return Err(Error::bad_request(
+            "the form has no file part (name it file)",
+        ));
+    }
+    form.files
+        .iter()
+        .map(|part| {
+            let name = part
+                .file_name
+                .as_deref()
+                .ok_or_else(|| Error::bad_request("every file part needs a filename"))?;
+            Ok(NewFile {
+                file_name: FileName::parse(name)?,
+                bytes: part.bytes.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Where an upload's files go: a new version of the attachment `document_id` names (exactly one
+/// file), else of the attachment with the same name, else a new attachment.
+fn upload_target(form: &multipart::Form, files: usize) -> Result<UploadTarget, Error> {
+    match form.text("document_id").map(str::trim) {
+        None | Some("") => Ok(UploadTarget::SameName),
+        Some(raw) => {
+            let id = AttachmentId::parse(raw)
+                .map_err(|_| Error::bad_request("document_id is not a valid UUID"))?;
+            if files != 1 {
+                return Err(Error::bad_request(
+                    "document_id names one attachment: send exactly one file",
+                ));
             }
-            Err(e) => return service_error(e),
-        };
-        let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
-        match items_json(&app, &atts).await {
-            Ok(items) => json_response(StatusCode::OK, &Value::Array(items)),
-            Err(e) => service_error(e),
+            Ok(UploadTarget::Existing(id))
         }
-    };
-    super::kept_or_rendered(&app, key, render).await
+    }
 }
 
 /// `POST /v2/{object}/{uuid}/attachments`.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, record) = match caller_and_record(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, record) = caller_and_record(&app, &req, &params).await?;
     // Unknown record first: no point reading a form for nothing.
-    if let Err(e) = app.get_parent(&who, &record).await {
-        return service_error(e);
-    }
+    app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
-    let form = match multipart::parse(&parts.headers, body, &["file", "files"]).await {
-        Ok(f) => f,
-        Err(e) => return multipart_error(e),
-    };
-    if form.files.is_empty() {
-        return bad_request("the form has no file part (name it file)");
-    }
-    let mut files = Vec::with_capacity(form.files.len());
-    for part in &form.files {
-        let name = match part.file_name.as_deref().map(FileName::parse) {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return service_error(e.into()),
-            None => return bad_request("every file part needs a filename"),
-        };
-        files.push(NewFile {
-            file_name: name,
-            bytes: part.bytes.clone(),
-        });
-    }
-    let target = match form.text("document_id").map(str::trim) {
-        None | Some("") => UploadTarget::SameName,
-        Some(raw) => {
-            let Ok(id) = AttachmentId::parse(raw) else {
-                return bad_request("document_id is not a valid UUID");
-            };
-            if files.len() != 1 {
-                return bad_request("document_id names one attachment: send exactly one file");
-            }
-            UploadTarget::Existing(id)
-        }
-    };
-    let stored = match app
+    let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
+    let files = upload_files(&form)?;
+    let target = upload_target(&form, files.len())?;
+    let stored = app
         .upload_many(
             &who,
             &record,
@@ -325,26 +292,16 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
             target,
             UploadRules::default(),
         )
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return service_error(e),
-    };
-    match items_json(&app, &stored).await {
-        Ok(items) => json_response(StatusCode::CREATED, &Value::Array(items)),
-        Err(e) => service_error(e),
-    }
+        .await?;
+    let items = items_json(&app, &stored).await?;
+    Ok(json_response(StatusCode::CREATED, &Value::Array(items)))
 }
 
-/// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`.
-pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Response {
-    let (who, record) = match caller_and_record(&app, &req, &params).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+/// A deletion's parameters: the names (required) and which versions.
+fn deletion(req: &Request) -> Result<(Vec<String>, VersionScope), Error> {
     let mut names: Vec<String> = Vec::new();
     let mut scope = VersionScope::All;
-    for (k, v) in query_pairs(&req) {
+    for (k, v) in query_pairs(req) {
         match k.as_str() {
             "names" => names.extend(
                 v.split(',')
@@ -356,22 +313,31 @@ pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Response {
                 scope = match v.as_str() {
                     "all" => VersionScope::All,
                     "latest" => VersionScope::Latest,
-                    _ => return bad_request("The version parameter must be all or latest"),
+                    _ => {
+                        return Err(Error::bad_request(
+                            "The version parameter must be all or latest",
+                        ))
+                    }
                 }
             }
             _ => {}
         }
     }
     if names.is_empty() {
-        return bad_request("The names parameter is required");
+        return Err(Error::bad_request("The names parameter is required"));
     }
     if names.len() > MAX_NAMES {
-        return bad_request(&format!(
+        return Err(Error::bad_request(format!(
             "The names parameter contains more than {MAX_NAMES} names"
-        ));
+        )));
     }
-    match app.delete_by_names(&who, &record, &names, scope).await {
-        Ok(()) => empty(StatusCode::NO_CONTENT),
-        Err(e) => service_error(e),
-    }
+    Ok((names, scope))
+}
+
+/// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`.
+pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, record) = caller_and_record(&app, &req, &params).await?;
+    let (names, scope) = deletion(&req)?;
+    app.delete_by_names(&who, &record, &names, scope).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }

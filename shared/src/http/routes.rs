@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
+use super::conditional::Precondition;
 use super::{assets, crafter, hrflow, native, records, Request, Response};
 use crate::service::App;
 
@@ -60,7 +61,9 @@ macro_rules! routes {
                 name: $name,
                 method: Method::$method,
                 path: $path,
-                handler: |app, req, params| Box::pin($handler(app, req, params)),
+                handler: |app, req, params| {
+                    Box::pin(async move { $handler(app, req, params).await.unwrap_or_else(Response::from) })
+                },
                 errors: $errors,
                 access: Access::$access,
             };
@@ -157,13 +160,24 @@ pub fn errors_for_path(path: &str) -> ErrorRenderer {
         .map_or(native::router_error as ErrorRenderer, |r| r.errors)
 }
 
+impl Route {
+    /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
+    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+        if self.method != Method::GET {
+            return (self.handler)(app.clone(), req, params).await;
+        }
+        let precondition = Precondition::of(req.headers());
+        precondition.apply((self.handler)(app.clone(), req, params).await)
+    }
+}
+
 /// Serves a request with the route table.
 pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
     let mut allowed: Vec<&Route> = Vec::new();
     for route in ROUTES {
         if let Some(params) = route.matches(req.uri().path()) {
             if route.method == req.method() {
-                return (route.handler)(app.clone(), req, params).await;
+                return route.serve(app, req, params).await;
             }
             allowed.push(route);
         }
@@ -187,9 +201,7 @@ pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
 /// Serves a request with one route (a Lambda function), refusing any other method or path.
 pub async fn dispatch_route(app: &Arc<App>, route: &'static Route, req: Request) -> Response {
     match route.matches(req.uri().path()) {
-        Some(params) if route.method == req.method() => {
-            (route.handler)(app.clone(), req, params).await
-        }
+        Some(params) if route.method == req.method() => route.serve(app, req, params).await,
         Some(_) => (route.errors)(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed on this path",

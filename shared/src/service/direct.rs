@@ -6,7 +6,7 @@
 
 use super::{now, uploads::AttachmentFields, App, ServiceError, ServiceResult};
 use crate::domain::content::{sniff, type_for_extension};
-use crate::domain::hashing::{Digests, Hasher};
+use crate::domain::hashing::Hasher;
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
     PendingUpload, Principal, TenantId, Version, VersionId,
@@ -505,12 +505,7 @@ impl App {
                 )
                 .await;
         }
-        // When the store hashed the file as it received it, only the first chunk is read back
-        // (for the type check), unless the file is kept for a thumbnail.
-        let mut digesting = match self.blobs.received_digests(&key).await? {
-            Some(d) if d.size == info.size => Digesting::Known(d),
-            _ => Digesting::Hashing(Hasher::new()),
-        };
+        let mut hasher = Hasher::new();
         let mut offset = 0;
         let mut sniffed = None;
         // An image small enough to thumbnail is kept from the same read.
@@ -525,25 +520,16 @@ impl App {
             if offset == 0 {
                 sniffed = Some(check_type(&upload.version, &chunk));
             }
-            if let Digesting::Hashing(h) = &mut digesting {
-                h.update(&chunk);
-            }
+            hasher.update(&chunk);
             if keep {
                 kept.extend_from_slice(&chunk);
             }
             offset += chunk.len() as u64;
-            if matches!(digesting, Digesting::Known(_)) && !keep {
-                // The type check had its chunk; the digests are known.
-                break;
-            }
         }
         if let Some(Err(why)) = sniffed {
             return self.reject(att, &key, why).await;
         }
-        let digests = match digesting {
-            Digesting::Known(d) => d,
-            Digesting::Hashing(h) => h.finish(),
-        };
+        let digests = hasher.finish();
         if digests.size != upload.version.size {
             return self
                 .reject(att, &key, "the file changed while it was verified".into())
@@ -646,14 +632,6 @@ impl App {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Where a verified file's digests come from.
-enum Digesting {
-    /// The store computed them as it received the file.
-    Known(Digests),
-    /// Read back and hashed here.
-    Hashing(Hasher),
 }
 
 fn expected_part_size(mp: &MultipartUpload, size: u64, n: u32) -> u64 {

@@ -2,7 +2,6 @@
 //! Dialects parse their requests into these calls and render what comes back; no dialect talks
 //! to storage, and nothing here knows which API is calling.
 
-pub mod answers;
 mod cursor;
 pub mod dialects;
 mod direct;
@@ -22,7 +21,8 @@ use crate::domain::{
 };
 use crate::signing::Signer;
 use crate::store::{
-    BlobStore, Expected, LinkOptions, MetadataStore, ParentLookup, PutOutcome, StoreError,
+    BlobStore, Expected, LinkOptions, LinkWindow, MetadataStore, ParentLookup, PutOutcome,
+    StoreError,
 };
 
 pub use direct::{
@@ -103,8 +103,6 @@ pub struct App {
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way (see `direct.rs`).
     verifying: direct::InFlight,
-    /// Rendered answers of read routes, kept while nothing changes (see [`answers`]).
-    answers: answers::Answers,
 }
 
 impl std::fmt::Debug for App {
@@ -162,7 +160,6 @@ impl App {
             dialects: dialects::DialectSettings::default(),
             key_cache: Default::default(),
             verifying: Default::default(),
-            answers: Default::default(),
         }
     }
 
@@ -308,16 +305,7 @@ impl App {
 
     /// An attachment of the caller's tenant (pending ones included, deleted ones not).
     pub async fn get(&self, who: &Principal, id: AttachmentId) -> ServiceResult<Attachment> {
-        self.get_shared(who, id).await.map(Arc::unwrap_or_clone)
-    }
-
-    /// [`Self::get`] for the reads that only render the attachment: no copy of a cached one.
-    pub async fn get_shared(
-        &self,
-        who: &Principal,
-        id: AttachmentId,
-    ) -> ServiceResult<Arc<Attachment>> {
-        match self.meta.get_attachment_shared(&who.tenant, id).await? {
+        match self.meta.get_attachment(&who.tenant, id).await? {
             Some(a) if a.status != AttachmentStatus::Deleted => Ok(a),
             _ => Err(ServiceError::NotFound("attachment")),
         }
@@ -338,6 +326,11 @@ impl App {
     }
 
     /// A presigned download link of the attachment's current content, when it has one.
+    /// When the links handed out now are signed and expire (see [`LinkWindow`]).
+    pub(crate) fn link_window(&self) -> LinkWindow {
+        LinkWindow::aligned(now().unix_timestamp(), self.limits.link_ttl)
+    }
+
     pub async fn download_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
         match (&att.content, att.status) {
             (Some(v), AttachmentStatus::Ready) => {
@@ -348,7 +341,7 @@ impl App {
                         &LinkOptions {
                             content_type: &v.content_type,
                             file_name: v.file_name.as_str(),
-                            ttl: self.limits.link_ttl,
+                            valid: self.link_window(),
                         },
                     )
                     .await?;

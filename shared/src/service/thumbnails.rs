@@ -119,7 +119,7 @@ impl App {
                 &LinkOptions {
                     content_type: THUMBNAIL_CONTENT_TYPE,
                     file_name: &name,
-                    ttl: self.limits.link_ttl,
+                    valid: self.link_window(),
                 },
             )
             .await?;

@@ -4,8 +4,6 @@
 
 pub mod dynamo;
 pub mod fs_blob;
-pub mod page_cache;
-pub mod read_cache;
 pub mod s3;
 pub mod sqlite;
 
@@ -14,7 +12,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::domain::hashing::Digests;
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
     Version, VersionId,
@@ -127,18 +124,6 @@ pub trait MetadataStore: Send + Sync {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>>;
-    /// [`Self::get_attachment`], shared: a store that caches hands out its copy rather than a
-    /// clone, for the many reads that only render it.
-    async fn get_attachment_shared(
-        &self,
-        tenant: &TenantId,
-        id: AttachmentId,
-    ) -> StoreResult<Option<std::sync::Arc<Attachment>>> {
-        Ok(self
-            .get_attachment(tenant, id)
-            .await?
-            .map(std::sync::Arc::new))
-    }
     /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
     /// `include_hidden` (for clean-up and deletion).
     async fn list_attachments(
@@ -182,22 +167,40 @@ pub trait MetadataStore: Send + Sync {
     /// before `before` — pending uploads past their window, refused uploads, deletions that
     /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
-
-    /// A value that changes after every write that commits, in any process that shares this
-    /// store: what was read under one value may be served again while it holds (at most
-    /// [`read_cache::MAX_AGE`]). `None` when the store has no such mark, and then nothing read
-    /// from it is kept above it: DynamoDB is written by many Lambda containers at once.
-    fn change_mark(&self) -> Option<u64> {
-        None
-    }
 }
 
-/// How a download link presents the content.
+/// How a download link presents the content, and when it is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkOptions<'a> {
     pub content_type: &'a str,
     pub file_name: &'a str,
-    pub ttl: Duration,
+    pub valid: LinkWindow,
+}
+
+/// When a download link is signed and when it expires (unix seconds).
+///
+/// Links are signed at the start of the current window of half their lifetime, not at the
+/// moment they are asked for: every answer within one window carries the very same links, so
+/// an unchanged answer keeps its ETag and can be answered `304 Not Modified`, and the window's
+/// turn changes them while the links handed out before still have at least half their
+/// lifetime left. A link handed out lives between half and all of the configured lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkWindow {
+    pub signed_at: i64,
+    pub expires_at: i64,
+}
+
+impl LinkWindow {
+    /// The window of `now` for links that live `ttl`.
+    pub fn aligned(now: i64, ttl: Duration) -> Self {
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);
+        let half = (ttl / 2).max(1);
+        let signed_at = now - now.rem_euclid(half);
+        Self {
+            signed_at,
+            expires_at: signed_at.saturating_add(ttl),
+        }
+    }
 }
 
 /// What a store knows of a stored object.
@@ -290,14 +293,6 @@ pub trait BlobStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Drops a multipart upload and its parts; an unknown upload is not an error.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()>;
-
-    /// The object's digests as the store computed them itself while it received the object
-    /// through one of its own upload links or joined its parts, when it did (the file store);
-    /// `None` when it did not (S3) or the object changed since. Verification then need not read
-    /// the object back to hash it.
-    async fn received_digests(&self, _key: &str) -> StoreResult<Option<Digests>> {
-        Ok(None)
-    }
 }
 
 /// `Content-Disposition` for downloads: always an attachment (never rendered inline, so an SVG
@@ -326,6 +321,36 @@ const RFC5987: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_windows_are_half_a_lifetime_and_links_keep_half_of_theirs() {
+        let ttl = Duration::from_secs(900);
+        let w = LinkWindow::aligned(1_000_000, ttl);
+        assert_eq!(
+            w,
+            LinkWindow {
+                signed_at: 999_900,
+                expires_at: 1_000_800
+            }
+        );
+        // The same window until it turns, and then the links handed out before still have half
+        // their lifetime left.
+        assert_eq!(LinkWindow::aligned(1_000_349, ttl), w);
+        let next = LinkWindow::aligned(1_000_350, ttl);
+        assert_eq!(next.signed_at, 1_000_350);
+        assert_eq!(w.expires_at - 1_000_350, 450);
+        // A link always lives at least half, and at most all, of its lifetime.
+        for now in 1_000_000..1_002_000 {
+            for secs in [1, 2, 3, 900, 3601] {
+                let w = LinkWindow::aligned(now, Duration::from_secs(secs));
+                let left = w.expires_at - now;
+                assert!(
+                    left <= secs as i64 && 2 * left >= secs as i64,
+                    "{now} {secs}: {left}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn disposition_encodes_any_name() {

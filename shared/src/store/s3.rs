@@ -109,7 +109,12 @@ impl BlobStore for S3BlobStore {
                     ("response-content-disposition", &disposition),
                     ("response-content-type", opts.content_type),
                 ],
-                opts.ttl,
+                Duration::from_secs(
+                    u64::try_from(
+                        opts.valid.expires_at - OffsetDateTime::now_utc().unix_timestamp(),
+                    )
+                    .unwrap_or(0),
+                ),
             )
             .map_err(|e| s3_err("presign GetObject", e))
     }

@@ -3,20 +3,13 @@
 //! Items are kept as JSON documents beside the columns that queries and conditions need, which
 //! mirrors the DynamoDB adapter's item-per-key design. SQLite calls take microseconds, so they run
 //! inline under a mutex rather than hopping to a blocking thread.
-//!
-//! Attachments once read are served from a cache while no process has written since
-//! ([`super::read_cache`]): the metadata GET is the most frequent call and the cheapest to keep.
-//! Listings still query, and take a cached attachment only when its row holds the very
-//! document that was decoded.
 
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::read_cache::{ChangeMark, ReadCache};
 use super::{Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult};
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -75,48 +68,6 @@ CREATE TABLE IF NOT EXISTS versions (
 /// SQLite-backed [`MetadataStore`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    changes: ChangeMark,
-    /// By id; an entry answers only for its own tenant (the attachment names it).
-    attachments: ReadCache<AttachmentId, Arc<Decoded>>,
-}
-
-/// An attachment's stored document and what it decodes to. A listing, which must query
-/// anyway, takes the decoded value only when its row holds this very document.
-struct Decoded {
-    doc: Box<str>,
-    attachment: Arc<Attachment>,
-}
-
-/// The connection, held for one call. Dropped after any transaction of the call has ended, it
-/// stamps the change mark when rows changed, so that every process's cache forgets them.
-struct Conn<'a> {
-    guard: MutexGuard<'a, Connection>,
-    changes: &'a ChangeMark,
-    before: u64,
-}
-
-impl Deref for Conn<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.guard
-    }
-}
-
-impl DerefMut for Conn<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.guard
-    }
-}
-
-impl Drop for Conn<'_> {
-    fn drop(&mut self) {
-        if self.guard.total_changes() != self.before {
-            if let Err(e) = self.changes.stamp() {
-                // Other processes then see this write once their cache ages (a second).
-                tracing::warn!(error = %e, "could not stamp the change mark");
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -148,21 +99,15 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) the database file.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        let changes = ChangeMark::beside(path)
-            .map_err(|e| StoreError::Unavailable(format!("{}-changes: {e}", path.display())))?;
-        Self::init(conn, changes)
+        Self::init(Connection::open(path).map_err(db_err)?)
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory() -> StoreResult<Self> {
-        Self::init(
-            Connection::open_in_memory().map_err(db_err)?,
-            ChangeMark::memory(),
-        )
+        Self::init(Connection::open_in_memory().map_err(db_err)?)
     }
 
-    fn init(conn: Connection, changes: ChangeMark) -> StoreResult<Self> {
+    fn init(conn: Connection) -> StoreResult<Self> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -181,65 +126,27 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
-            changes,
-            attachments: ReadCache::default(),
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn<'_>> {
-        let guard = self
-            .conn
+    fn conn(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+        self.conn
             .lock()
-            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
-        let before = guard.total_changes();
-        Ok(Conn {
-            guard,
-            changes: &self.changes,
-            before,
-        })
-    }
-
-    /// Decodes an attachment's document and keeps both, under the mark read before the query.
-    fn decode_attachment(
-        &self,
-        mark: Option<u64>,
-        id: AttachmentId,
-        doc: &str,
-    ) -> StoreResult<Arc<Attachment>> {
-        let attachment = Arc::new(from_json::<Attachment>(doc)?);
-        if let Some(m) = mark {
-            let decoded = Decoded {
-                doc: doc.into(),
-                attachment: attachment.clone(),
-            };
-            self.attachments.put(m, id, Arc::new(decoded));
-        }
-        Ok(attachment)
+            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
     }
 
     /// The document of the one row `sql` selects, if there is one, through a statement
-    /// prepared once per connection.
+    /// prepared once per connection, decoded where SQLite keeps the text.
     fn one_doc<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
     ) -> StoreResult<Option<T>> {
-        self.one_row(sql, params, from_json)
-    }
-
-    /// `decode` applied to the first column of the one row `sql` selects, read where SQLite
-    /// keeps the text, without copying it into a `String` first.
-    fn one_row<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        decode: impl FnOnce(&str) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
         let mut rows = stmt.query(params).map_err(db_err)?;
         match rows.next().map_err(db_err)? {
-            Some(row) => decode(text(row, 0)?).map(Some),
+            Some(row) => from_json(text(row, 0)?).map(Some),
             None => Ok(None),
         }
     }
@@ -248,7 +155,7 @@ impl SqliteStore {
 /// A parent's attachments in id order, from the index. No `LIMIT ?`: SQLite plans with a bound
 /// limit's value, so every new binding re-prepared the statement (a seventh of a listing's
 /// time); the caller stops reading instead.
-const LIST_SQL: &str = "SELECT doc, id FROM attachments
+const LIST_SQL: &str = "SELECT doc FROM attachments
      WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
        AND (?5 OR status IN ('ready', 'placeholder'))
      ORDER BY id";
@@ -525,34 +432,9 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        Ok(self
-            .get_attachment_shared(tenant, id)
-            .await?
-            .map(Arc::unwrap_or_clone))
-    }
-
-    fn change_mark(&self) -> Option<u64> {
-        self.changes.read()
-    }
-
-    async fn get_attachment_shared(
-        &self,
-        tenant: &TenantId,
-        id: AttachmentId,
-    ) -> StoreResult<Option<Arc<Attachment>>> {
-        // Read before the lookup: a write committed after this read stamps a newer mark.
-        let mark = self.changes.read();
-        if let Some(m) = mark {
-            if let Some(d) = self.attachments.get(m, &id) {
-                if &d.attachment.tenant == tenant {
-                    return Ok(Some(d.attachment.clone()));
-                }
-            }
-        }
-        self.one_row(
+        self.one_doc(
             "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
             params![tenant.as_str(), id.to_string()],
-            |doc| self.decode_attachment(mark, id, doc),
         )
     }
 
@@ -564,7 +446,6 @@ impl MetadataStore for SqliteStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
-        let mark = self.changes.read();
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
         let after = after.map(|a| a.to_string()).unwrap_or_default();
@@ -578,23 +459,14 @@ impl MetadataStore for SqliteStore {
                 include_hidden,
             ])
             .map_err(db_err)?;
-        let mut items = Vec::with_capacity(limit.min(128));
+        let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
         let mut more = false;
         while let Some(row) = rows.next().map_err(db_err)? {
             if items.len() == limit {
                 more = true;
                 break;
             }
-            let doc = text(row, 0)?;
-            let id = AttachmentId::parse(text(row, 1)?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let cached = mark
-                .and_then(|m| self.attachments.get(m, &id))
-                .filter(|d| *d.doc == *doc && &d.attachment.tenant == tenant);
-            items.push(match cached {
-                Some(d) => Attachment::clone(&d.attachment),
-                None => Arc::unwrap_or_clone(self.decode_attachment(mark, id, doc)?),
-            });
+            items.push(from_json(text(row, 0)?)?);
         }
         let next_after = if more {
             items.last().map(|a| a.id)

@@ -826,17 +826,41 @@ pub async fn expired_links(h: &Harness) {
     assert_eq!(fetch(&url).await.status.as_u16(), 403);
 }
 
-/// A listing asked again with nothing changed is served from the answers kept for its caller
-/// where the store has a change mark (`kept`: the embedded store), and never on a store without
-/// one (DynamoDB). Either way no write is missed, no error is kept, and no caller gets another
-/// tenant's answer.
-pub async fn kept_listings(h: &Harness, kept: bool) {
-    let served = || h.app.answers_served_again();
-    let list = |key: &'static str| async move {
-        h.get("/v1/parents/profile/kept/attachments", key)
-            .await
-            .expect(200)
-    };
+/// A GET with `If-None-Match`: the answer `304` when the tag still names the answer.
+pub async fn get_if_none_match(h: &Harness, path: &str, key: &str, etag: &str) -> Resp {
+    h.send(
+        "GET",
+        path,
+        &[
+            ("x-api-key", key.to_string()),
+            ("if-none-match", etag.to_string()),
+        ],
+        Bytes::new(),
+    )
+    .await
+}
+
+/// A read answered `200` with its tag, then `304` with the same tag and no body when asked with
+/// it; the tag is returned.
+pub async fn tagged_then_not_modified(h: &Harness, path: &str, key: &str) -> (Resp, String) {
+    let first = h.get(path, key).await.expect(200);
+    let etag = first.header("etag").to_owned();
+    assert!(
+        etag.starts_with('"') && etag.len() > 2,
+        "{path}: tag {etag:?}"
+    );
+    assert_eq!(first.header("cache-control"), "private, no-cache", "{path}");
+    let again = get_if_none_match(h, path, key, &etag).await.expect(304);
+    assert!(again.body.is_empty(), "{path}");
+    assert_eq!(again.header("etag"), etag, "{path}");
+    (first, etag)
+}
+
+/// Listings and metadata answer with a strong `ETag` and honour `If-None-Match` with `304`; any
+/// change to what they show (an upload, a deletion) changes the tag, errors carry none, and a
+/// tag never crosses tenants.
+pub async fn conditional_listings(h: &Harness) {
+    let path = "/v1/parents/profile/tagged/attachments";
     let names = |r: &Resp| -> Vec<String> {
         r.json()["items"]
             .as_array()
@@ -847,75 +871,97 @@ pub async fn kept_listings(h: &Harness, kept: bool) {
     };
     let upload = |key: &'static str, name: &'static str| async move {
         let form = Form::new().file("file", name, name.as_bytes());
-        h.post_form("/v1/parents/profile/kept/attachments", key, &form)
-            .await
-            .expect(201)
-            .json()["items"][0]["id"]
+        h.post_form(path, key, &form).await.expect(201).json()["items"][0]["id"]
             .as_str()
             .unwrap()
             .to_owned()
     };
+    // An error is not tagged.
+    let missing = h.get(path, KEY_A).await.expect(404);
+    assert_eq!(missing.header("etag"), "");
 
-    // An error is rendered afresh: once the parent exists, it is listed.
-    h.get("/v1/parents/profile/kept/attachments", KEY_A)
-        .await
-        .expect(404);
-    h.parent(KEY_A, "profile", "kept").await;
-    assert_eq!(names(&list(KEY_A).await), Vec::<String>::new());
+    h.parent(KEY_A, "profile", "tagged").await;
+    let (_, empty_tag) = tagged_then_not_modified(h, path, KEY_A).await;
     let first = upload(KEY_A, "a1.txt").await;
-    h.parent(KEY_B, "profile", "kept").await;
-    upload(KEY_B, "b1.txt").await;
-
-    let before = served();
-    let fresh = list(KEY_A).await;
-    let again = list(KEY_A).await;
-    assert_eq!(
-        served() - before,
-        u64::from(kept),
-        "the repeat was served again"
-    );
-    assert_eq!(names(&again), ["a1.txt"]);
-    assert_eq!(again.body, fresh.body, "the same answer, links and all");
-    assert_eq!(again.header("content-type"), fresh.header("content-type"));
-
-    // Another tenant's parent of the same kind and id: its own answer, not the one kept.
-    let before = served();
-    assert_eq!(names(&list(KEY_B).await), ["b1.txt"]);
-    assert_eq!(served(), before);
-    // Other parameters, another answer.
-    let one = h
-        .get("/v1/parents/profile/kept/attachments?limit=1", KEY_A)
+    let listed = get_if_none_match(h, path, KEY_A, &empty_tag)
         .await
         .expect(200);
-    assert_eq!(names(&one), ["a1.txt"]);
-    assert_eq!(served(), before);
+    assert_eq!(names(&listed), ["a1.txt"]);
+    let (_, one_tag) = tagged_then_not_modified(h, path, KEY_A).await;
+    assert_ne!(one_tag, empty_tag);
 
-    // Writes reach the next listing: an upload, a deletion.
-    list(KEY_A).await;
+    // Other parameters, another answer.
+    let (_, page_tag) = tagged_then_not_modified(h, &format!("{path}?limit=1"), KEY_A).await;
     upload(KEY_A, "a2.txt").await;
-    assert_eq!(names(&list(KEY_A).await), ["a1.txt", "a2.txt"]);
-    h.call(
-        "DELETE",
-        &format!("/v1/attachments/{first}"),
-        Some(KEY_A),
-        "",
-    )
-    .await
-    .expect(204);
-    assert_eq!(names(&list(KEY_A).await), ["a2.txt"]);
-    // A write of the other tenant reaches it too.
-    upload(KEY_B, "b2.txt").await;
-    assert_eq!(names(&list(KEY_B).await), ["b1.txt", "b2.txt"]);
-    let before = served();
-    list(KEY_A).await;
-    list(KEY_A).await;
-    assert_eq!(served() - before, u64::from(kept));
+    let after = get_if_none_match(h, path, KEY_A, &one_tag)
+        .await
+        .expect(200);
+    assert_eq!(names(&after), ["a1.txt", "a2.txt"]);
+    assert_ne!(after.header("etag"), one_tag);
+    // The first page shows the same item, but now with a cursor to the second: a new answer.
+    let page = get_if_none_match(h, &format!("{path}?limit=1"), KEY_A, &page_tag).await;
+    assert_eq!(page.expect(200).json()["items"][0]["file_name"], "a1.txt");
+
+    // The metadata of one attachment, and its change by a deletion.
+    let one = format!("/v1/attachments/{first}");
+    let (meta, _) = tagged_then_not_modified(h, &one, KEY_A).await;
+    assert_eq!(meta.json()["file_name"], "a1.txt");
+    let (_, two_tag) = tagged_then_not_modified(h, path, KEY_A).await;
+    h.call("DELETE", &one, Some(KEY_A), "").await.expect(204);
+    let after = get_if_none_match(h, path, KEY_A, &two_tag)
+        .await
+        .expect(200);
+    assert_eq!(names(&after), ["a2.txt"]);
+
+    // The other tenant's parent of the same kind and id: its own answer, whatever tag it sends.
+    h.parent(KEY_B, "profile", "tagged").await;
+    upload(KEY_B, "b1.txt").await;
+    let (_, a_tag) = tagged_then_not_modified(h, path, KEY_A).await;
+    let b = get_if_none_match(h, path, KEY_B, &a_tag).await.expect(200);
+    assert_eq!(names(&b), ["b1.txt"]);
+    // A tag of tenant a names nothing of tenant b, and an unknown id is still a 404.
+    get_if_none_match(h, &one, KEY_B, "*").await.expect(404);
 }
 
-/// Every API's listing keeps its answers like the native one (see [`kept_listings`]): asked
-/// again with nothing changed it is served again where `kept`, and an upload to the parent, by
-/// any API, reaches the next answer.
-pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
+/// When the window of the links turns, the links change and so does the tag, while the links
+/// handed out before still have half their lifetime left. `ttl` is the link lifetime the harness
+/// was started with (a few seconds).
+pub async fn conditional_link_windows(h: &Harness, ttl: u64) {
+    h.parent(KEY_A, "profile", "windows").await;
+    let path = "/v1/parents/profile/windows/attachments";
+    let form = Form::new().file("file", "w.txt", b"window");
+    h.post_form(path, KEY_A, &form).await.expect(201);
+    let (first, tag) = tagged_then_not_modified(h, path, KEY_A).await;
+    let link = first.json()["items"][0]["download_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Within the window the tag holds; past it, a new answer with new links.
+    let mut turned = None;
+    for _ in 0..(ttl * 10 + 20) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = get_if_none_match(h, path, KEY_A, &tag).await;
+        if r.status.as_u16() == 200 {
+            turned = Some(r);
+            break;
+        }
+        assert_eq!(r.status.as_u16(), 304);
+    }
+    let turned = turned.expect("the link window never turned");
+    assert_ne!(turned.header("etag"), tag);
+    let new_link = turned.json()["items"][0]["download_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_link, link);
+    // The link the old answer carried still works: it had at least half its life left.
+    fetch(&link).await.expect(200);
+}
+
+/// Every API's listing and metadata read is conditional like the native one (see
+/// [`conditional_listings`]): asked again with its tag it is a `304`, and an upload to the
+/// parent, by any API, changes the answer.
+pub async fn conditional_dialect_listings(h: &Harness) {
     const RECORD: &str = "7d3f1e2a-9b4c-4d5e-8f6a-1b2c3d4e5f60";
     const PROFILE: &str = "5f0c1ee3a2f8b7c2e4d6a8b1";
     let count = |v: &Value| v.as_array().map_or(usize::MAX, Vec::len);
@@ -969,15 +1015,7 @@ pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
         assert!(r.status.is_success(), "{:?}", r.body);
     }
     for (round, (url, parent, items)) in listings.iter().enumerate() {
-        let before = h.get(url, KEY_A).await.expect(200);
-        let served = h.app.answers_served_again();
-        let again = h.get(url, KEY_A).await.expect(200);
-        assert_eq!(
-            h.app.answers_served_again() - served,
-            u64::from(kept),
-            "{url} asked again"
-        );
-        assert_eq!(again.body, before.body, "{url}");
+        let (before, tag) = tagged_then_not_modified(h, url, KEY_A).await;
         let n = count(items(&before.json()));
         assert_ne!(
             n,
@@ -985,21 +1023,33 @@ pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
             "{url}: {}",
             String::from_utf8_lossy(&before.body)
         );
-        let name = format!("kept-{round}.png");
-        h.post_form(
-            &format!("/v1/parents/{parent}/attachments"),
-            KEY_A,
-            &Form::new().file("file", &name, &png_1x1()),
-        )
-        .await
-        .expect(201);
-        let after = h.get(url, KEY_A).await.expect(200);
+        let name = format!("tagged-{round}.png");
+        let up = h
+            .post_form(
+                &format!("/v1/parents/{parent}/attachments"),
+                KEY_A,
+                &Form::new().file("file", &name, &png_1x1()),
+            )
+            .await
+            .expect(201);
+        let after = get_if_none_match(h, url, KEY_A, &tag).await.expect(200);
         assert_eq!(count(items(&after.json())), n + 1, "{url} after an upload");
-        // The other tenant has no such parent: not the answer kept for tenant a.
+        assert_ne!(after.header("etag"), tag, "{url}");
+        // The other tenant has no such parent: never a 304 on tenant a's tag.
         assert_ne!(
-            h.get(url, KEY_B).await.body,
-            after.body,
+            get_if_none_match(h, url, KEY_B, &tag).await.status.as_u16(),
+            304,
             "{url} for tenant b"
         );
+        if round == 0 {
+            // Crafter's details of the file just uploaded: a metadata read of its own.
+            let id = up.json()["items"][0]["id"].as_str().unwrap().to_owned();
+            tagged_then_not_modified(
+                h,
+                &format!("/api/1/profile/{PROFILE}/attachment/{id}/details?accessTokenId={KEY_A}"),
+                KEY_A,
+            )
+            .await;
+        }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use attachments::domain::{
-    ApiKey, Attachment, AttachmentId, AttachmentStatus, Digests, Parent, ParentKind, ParentRef,
-    TenantId, Version, VersionId,
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
+    Version, VersionId,
 };
 use attachments::store::{
     BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
@@ -118,9 +118,6 @@ impl BlobStore for FaultyBlobs {
         sha: tokio::sync::oneshot::Receiver<[u8; 32]>,
     ) -> StoreResult<()> {
         guard(&self.1, "put", self.0.put_while_hashing(key, data, ct, sha)).await
-    }
-    async fn received_digests(&self, key: &str) -> StoreResult<Option<Digests>> {
-        self.0.received_digests(key).await
     }
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
         guard(&self.1, "head", self.0.head(key)).await

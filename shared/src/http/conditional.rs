@@ -1,0 +1,120 @@
+//! Conditional GETs, on every read route of every API: a `200` carries a strong `ETag` (a
+//! digest of its exact body) and `Cache-Control: private, no-cache`, and a request whose
+//! `If-None-Match` names that tag gets `304 Not Modified` without the body.
+//!
+//! An answer's links are signed for windows of half their lifetime (see
+//! [`crate::store::LinkWindow`]): within a window an unchanged answer is byte for byte the same,
+//! and when the window turns its links, and so its tag, change. A `304` therefore never tells
+//! a client to keep links that have less than half their lifetime left.
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use sha2::{Digest, Sha256};
+
+use super::Response;
+
+/// The strong entity tag of a body: 128 bits of its SHA-256, quoted.
+pub fn etag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// Whether an `If-None-Match` header value names `etag`: `*`, or a list of tags compared
+/// weakly (a `W/` prefix is ignored), as RFC 9110 has it for this header.
+fn matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.trim() == "*"
+        || if_none_match
+            .split(',')
+            .map(|t| t.trim())
+            .map(|t| t.strip_prefix("W/").unwrap_or(t))
+            .any(|t| t == etag)
+}
+
+/// The validator a GET request brings, taken before the request goes to its handler.
+#[derive(Debug, Default)]
+pub struct Precondition(Option<String>);
+
+impl Precondition {
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self(
+            headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        )
+    }
+
+    /// Tags a `200` and answers `304` when the client already has it; other answers pass.
+    pub fn apply(self, mut resp: Response) -> Response {
+        if resp.status() != StatusCode::OK {
+            return resp;
+        }
+        let etag = etag_of(resp.body());
+        let not_modified = self.0.is_some_and(|v| matches(&v, &etag));
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, v);
+        }
+        // Kept by the client only, and checked with it before each use.
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        if not_modified {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            *resp.body_mut() = bytes::Bytes::new();
+            resp.headers_mut().remove(header::CONTENT_TYPE);
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &'static str) -> Response {
+        let mut r = super::super::json(StatusCode::OK, &body);
+        *r.body_mut() = bytes::Bytes::from_static(body.as_bytes());
+        r
+    }
+
+    fn asking(v: &str) -> Precondition {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+        Precondition::of(&h)
+    }
+
+    #[test]
+    fn a_known_tag_is_not_sent_again() {
+        let first = Precondition::default().apply(ok("{\"a\":1}"));
+        assert_eq!(first.status(), StatusCode::OK);
+        let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
+        assert_eq!(tag.len(), 34);
+        assert_eq!(first.headers()[header::CACHE_CONTROL], "private, no-cache");
+
+        for asked in [
+            tag.clone(),
+            format!("W/{tag}"),
+            format!("\"x\", {tag}"),
+            "*".into(),
+        ] {
+            let again = asking(&asked).apply(ok("{\"a\":1}"));
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{asked}");
+            assert!(again.body().is_empty());
+            assert_eq!(again.headers()[header::ETAG], tag.as_str());
+        }
+        // Another body, another tag.
+        let changed = asking(&tag).apply(ok("{\"a\":2}"));
+        assert_eq!(changed.status(), StatusCode::OK);
+        assert_ne!(changed.headers()[header::ETAG], tag.as_str());
+    }
+
+    #[test]
+    fn only_a_200_is_tagged() {
+        let mut r = ok("x");
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        let r = asking("*").apply(r);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers().get(header::ETAG).is_none());
+    }
+}

@@ -1,0 +1,186 @@
+//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; the
+//! route table turns the error into its dialect's envelope here, the one place where a use
+//! case's errors meet HTTP. A 5xx body is always the dialect's generic one; its cause goes to
+//! the log.
+
+use std::marker::PhantomData;
+
+use http::StatusCode;
+
+use super::multipart::MultipartError;
+use super::Response;
+use crate::domain::IdError;
+use crate::service::ServiceError;
+
+/// An API's error envelope.
+pub trait Dialect {
+    /// This API's error body for a status and a message; a 5xx gets the API's generic body,
+    /// whatever the message.
+    fn error(status: StatusCode, message: &str) -> Response;
+
+    /// A use case's refusal in this API's own terms, where it has them (its own message for
+    /// "not found", say). `None`: the status [`status_of`] gives, with the error's message.
+    fn refusal(_e: &ServiceError) -> Option<Response> {
+        None
+    }
+}
+
+/// Why a request was not served.
+#[derive(Debug)]
+enum Failure {
+    /// The request itself is refused: a status and what to tell the caller.
+    Refused(StatusCode, String),
+    /// A use case's error.
+    Service(ServiceError),
+    /// An answer the handler wrote itself, for refusals that need what only it knows (the
+    /// profile id of Crafter's "no such profile", the masked key of HrFlow's 401).
+    Answer(Response),
+}
+
+/// Why a request was not served, in the envelope of dialect `D`: each API's error type is this
+/// with its own `D` (`native::Error`, `crafter::Error`, …).
+pub struct DialectError<D> {
+    // Boxed: errors are the rare path, and a `Result` should stay as small as its `Ok`.
+    failure: Box<Failure>,
+    dialect: PhantomData<fn() -> D>,
+}
+
+impl<D> std::fmt::Debug for DialectError<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.failure.fmt(f)
+    }
+}
+
+impl<D> DialectError<D> {
+    fn new(failure: Failure) -> Self {
+        Self {
+            failure: Box::new(failure),
+            dialect: PhantomData,
+        }
+    }
+
+    /// The request is refused with `status` and `message`.
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(Failure::Refused(status, message.into()))
+    }
+
+    /// `400 Bad Request` with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::refused(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// An error answer the handler rendered itself.
+    pub fn answer(response: Response) -> Self {
+        Self::new(Failure::Answer(response))
+    }
+}
+
+impl<D> From<ServiceError> for DialectError<D> {
+    fn from(e: ServiceError) -> Self {
+        Self::new(Failure::Service(e))
+    }
+}
+
+impl<D> From<IdError> for DialectError<D> {
+    fn from(e: IdError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+impl<D> From<MultipartError> for DialectError<D> {
+    fn from(e: MultipartError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl<D: Dialect> From<DialectError<D>> for Response {
+    fn from(e: DialectError<D>) -> Self {
+        match *e.failure {
+            Failure::Refused(status, message) => D::error(status, &message),
+            Failure::Answer(r) => r,
+            Failure::Service(e) => {
+                if let Some(r) = D::refusal(&e) {
+                    return r;
+                }
+                match status_of(&e) {
+                    Some(status) => D::error(status, &e.to_string()),
+                    None => D::error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+                }
+            }
+        }
+    }
+}
+
+/// The HTTP status of a use case's error, shared by every dialect. `None` for an internal
+/// failure, whose cause this logs; the dialect then answers its generic 500.
+pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
+    use ServiceError as E;
+    Some(match e {
+        E::Unauthorized => StatusCode::UNAUTHORIZED,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Invalid(_) => StatusCode::BAD_REQUEST,
+        E::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Conflict(_) => StatusCode::CONFLICT,
+        E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        E::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        E::Internal(cause) => {
+            log_internal(cause);
+            return None;
+        }
+    })
+}
+
+/// Logs a failure's cause; the body the caller gets stays generic.
+pub fn log_internal(err: &dyn std::fmt::Display) {
+    tracing::error!(error = %err, "request failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    struct Plain;
+    impl Dialect for Plain {
+        fn error(status: StatusCode, message: &str) -> Response {
+            let message = if status.is_server_error() {
+                "generic"
+            } else {
+                message
+            };
+            super::super::json(status, &serde_json::json!({ "m": message }))
+        }
+        fn refusal(e: &ServiceError) -> Option<Response> {
+            matches!(e, ServiceError::NotFound("parent"))
+                .then(|| Self::error(StatusCode::GONE, "ours"))
+        }
+    }
+
+    fn body(r: &Response) -> serde_json::Value {
+        serde_json::from_slice(r.body()).unwrap()
+    }
+
+    #[test]
+    fn errors_take_the_dialects_envelope_and_hide_internal_causes() {
+        let r = Response::from(DialectError::<Plain>::bad_request("no"));
+        assert_eq!(
+            (r.status(), body(&r)["m"].clone()),
+            (StatusCode::BAD_REQUEST, "no".into())
+        );
+        let r = Response::from(DialectError::<Plain>::from(ServiceError::Conflict(
+            "taken".into(),
+        )));
+        assert_eq!(
+            (r.status(), body(&r)["m"].clone()),
+            (StatusCode::CONFLICT, "taken".into())
+        );
+        let r = Response::from(DialectError::<Plain>::from(ServiceError::NotFound(
+            "parent",
+        )));
+        assert_eq!(r.status(), StatusCode::GONE);
+        let internal = ServiceError::Internal(StoreError::Unavailable("secret cause".into()));
+        let r = Response::from(DialectError::<Plain>::from(internal));
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body(&r)["m"], "generic");
+    }
+}

@@ -1,0 +1,189 @@
+//! The native API's JSON: the attachment (serialised straight from the model, in its
+//! documented field order), the parent and a direct upload's instructions. Timestamps are
+//! RFC 3339 in UTC with milliseconds, the one spelling every answer uses.
+
+use std::borrow::Cow;
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::{Attachment, AttachmentId, Parent, VersionId};
+use crate::service::UploadInstructions;
+
+/// A timestamp as the native API writes it: UTC, milliseconds.
+fn utc_millis(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    utc_millis(t).format(&Rfc3339).unwrap_or_default()
+}
+
+/// [`rfc3339`] for the views, formatted on the stack rather than into a `String` of its own.
+struct Timestamp(time::OffsetDateTime);
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // "2026-12-02T05:25:54.966Z" and any year up to 9999 fit.
+        let mut buf = [0u8; 40];
+        let mut w = &mut buf[..];
+        utc_millis(self.0)
+            .format_into(&mut w, &Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        // What was written is what the cursor moved past: the count `format_into` returns
+        // fell three bytes short of it for a timestamp with milliseconds (see the test).
+        let n = 40 - w.len();
+        let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ParentView<'a> {
+    kind: &'a str,
+    id: &'a str,
+}
+
+/// The fields of the native attachment JSON, in their documented order.
+#[derive(serde::Serialize)]
+pub struct AttachmentView<'a> {
+    id: AttachmentId,
+    parent: ParentView<'a>,
+    file_name: Option<&'a str>,
+    original_file_name: Option<&'a str>,
+    extension: Option<Cow<'a, str>>,
+    content_type: Option<&'a str>,
+    size: Option<u64>,
+    md5: Option<&'a str>,
+    sha256: Option<&'a str>,
+    #[serde(rename = "type")]
+    label: &'a str,
+    title: &'a Option<String>,
+    description: &'a Option<String>,
+    category: &'a Option<String>,
+    tags: &'a [String],
+    status: &'a str,
+    owner: &'a str,
+    external_id: &'a Option<String>,
+    version_id: Option<VersionId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<String>,
+    /// Why the last direct upload was refused (absent when nothing was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+}
+
+/// Most extensions are lowercase already: those are borrowed, not copied.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
+    }
+}
+
+/// The native JSON of an attachment, serialised straight from the model (no intermediate map):
+/// the hot path of every listing.
+pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> AttachmentView<'_> {
+    let c = a.content.as_ref();
+    AttachmentView {
+        id: a.id,
+        parent: ParentView {
+            kind: a.parent.kind.as_str(),
+            id: a.parent.id.as_str(),
+        },
+        file_name: c.map(|c| c.file_name.as_str()),
+        original_file_name: c.map(|c| c.file_name.stem()),
+        extension: c.map(|c| lowercase(c.file_name.extension())),
+        content_type: c.map(|c| c.content_type.as_str()),
+        size: c.map(|c| c.size),
+        md5: c.map(|c| c.md5.as_str()),
+        sha256: c.map(|c| c.sha256.as_str()),
+        label: &a.label,
+        title: &a.title,
+        description: &a.description,
+        category: &a.category,
+        tags: &a.tags,
+        status: a.status.as_str(),
+        owner: &a.owner,
+        external_id: &a.external_id,
+        version_id: c.map(|c| c.id),
+        created_at: Timestamp(a.created_at),
+        updated_at: Timestamp(a.updated_at),
+        download_url,
+        problem: a.problem.as_deref(),
+    }
+}
+
+/// The native JSON of an attachment, as a value (for answers that nest it).
+pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
+    serde_json::to_value(attachment_view(a, download_url)).unwrap_or(Value::Null)
+}
+
+pub fn parent_json(p: &Parent) -> Value {
+    json!({
+        "kind": p.key.kind.as_str(),
+        "id": p.key.id.as_str(),
+        "source": p.source,
+        "reference": p.reference,
+        "email": p.email,
+        "created_at": rfc3339(p.created_at),
+        "updated_at": rfc3339(p.updated_at),
+    })
+}
+
+/// How to upload a direct upload's bytes: a form POST or the links of a multipart upload.
+pub fn instructions_json(i: &UploadInstructions, expires_at: Option<i64>) -> Value {
+    use UploadInstructions as I;
+    let expires = expires_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(rfc3339);
+    match i {
+        I::Post { url, fields } => {
+            let fields: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
+        }
+        I::Multipart {
+            upload_id,
+            part_size,
+            part_count,
+            links,
+            received,
+        } => json!({
+            "method": "multipart",
+            "upload_id": upload_id,
+            "part_size": part_size,
+            "part_count": part_count,
+            "parts": links.iter().map(|(n, url)| json!({"part_number": n, "url": url})).collect::<Vec<_>>(),
+            "parts_received": received.iter().map(|p| json!({"part_number": p.number, "size": p.size, "etag": p.etag})).collect::<Vec<_>>(),
+            "expires_at": expires,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_views_are_written_as_rfc3339_with_milliseconds() {
+        let t = time::macros::datetime!(2026-12-02 07:25:54.966_789_123 +02:00);
+        let json = serde_json::to_string(&Timestamp(t)).unwrap();
+        assert_eq!(json, "\"2026-12-02T05:25:54.966Z\"");
+        assert_eq!(json, format!("\"{}\"", rfc3339(t)));
+    }
+
+    #[test]
+    fn extensions_are_lowercased_and_borrowed_when_they_already_are() {
+        assert_eq!(lowercase("JPG"), "jpg");
+        assert!(matches!(lowercase("png"), Cow::Borrowed("png")));
+    }
+}

@@ -1,0 +1,242 @@
+//! The file store's side of the local server, under `/_blobs/`: what S3 answers on AWS.
+//! Download links are served (GET, HEAD), form uploads are taken (POST `/_blobs/upload`,
+//! fields first, then the file), and multipart parts are taken (PUT on a part link). Links and
+//! forms are checked by the store's own link scheme; errors use S3's codes.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+
+use super::{finish, full, Body};
+use crate::service::App;
+use crate::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, UploadError};
+
+/// Why a blob request was refused, with S3's status and code.
+#[derive(Debug, thiserror::Error)]
+enum BlobError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("no such object")]
+    NotFound,
+    #[error("links are for GET")]
+    Method,
+    #[error("storage failed: {0}")]
+    Internal(String),
+}
+
+impl From<ReceiveError> for BlobError {
+    fn from(e: ReceiveError) -> Self {
+        BlobError::Upload(UploadError::Receive(e))
+    }
+}
+
+impl BlobError {
+    fn into_response(self) -> http::Response<Body> {
+        use UploadError as U;
+        let (status, code) = match &self {
+            BlobError::Malformed(_) | BlobError::Link(LinkError::Malformed(_)) => {
+                (StatusCode::BAD_REQUEST, "MalformedPOSTRequest")
+            }
+            BlobError::Link(LinkError::BadSignature) => {
+                (StatusCode::FORBIDDEN, "SignatureDoesNotMatch")
+            }
+            BlobError::Link(LinkError::Expired) => (StatusCode::FORBIDDEN, "AccessDenied"),
+            BlobError::Upload(U::Receive(ReceiveError::TooLarge)) => {
+                (StatusCode::BAD_REQUEST, "EntityTooLarge")
+            }
+            BlobError::Upload(U::Receive(ReceiveError::Body(_))) => {
+                (StatusCode::BAD_REQUEST, "IncompleteBody")
+            }
+            BlobError::Upload(U::TooSmall) => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+            BlobError::Upload(U::BadDigest) => (StatusCode::BAD_REQUEST, "BadDigest"),
+            BlobError::Upload(U::NoSuchUpload) => (StatusCode::NOT_FOUND, "NoSuchUpload"),
+            BlobError::NotFound => (StatusCode::NOT_FOUND, "NoSuchKey"),
+            BlobError::Method => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            BlobError::Upload(U::Receive(ReceiveError::Io(_))) | BlobError::Internal(_) => {
+                crate::http::log_internal(&self);
+                return answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "internal server error",
+                );
+            }
+        };
+        answer(status, code, &self.to_string())
+    }
+}
+
+fn answer(status: StatusCode, code: &str, message: &str) -> http::Response<Body> {
+    finish(crate::http::native::error(status, code, message))
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A request body as a stream of byte chunks.
+fn data_stream(
+    body: Incoming,
+) -> impl futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Unpin {
+    futures_util::StreamExt::filter_map(http_body_util::BodyStream::new(body), |frame| {
+        std::future::ready(match frame {
+            Ok(f) => f.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        })
+    })
+}
+
+/// A direct form upload, as S3's POST Object: fields first, then the file, streamed to disk
+/// under the signed policy's exact key, size and checksum. Like S3's "object created" event,
+/// a stored file then triggers the verification.
+pub(super) async fn receive_form(
+    app: &std::sync::Arc<App>,
+    blobs: &FsBlobStore,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    match receive_form_inner(app, blobs, req).await {
+        Ok(()) => finish(crate::http::empty(StatusCode::NO_CONTENT)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_form_inner(
+    app: &std::sync::Arc<App>,
+    blobs: &FsBlobStore,
+    req: http::Request<Incoming>,
+) -> Result<(), BlobError> {
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| BlobError::Malformed("the body must be multipart/form-data".into()))?;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .for_field("file", u64::MAX)
+            .per_field(16 * 1024),
+    );
+    let mut form =
+        multer::Multipart::with_constraints(data_stream(req.into_body()), boundary, constraints);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    loop {
+        let field = form
+            .next_field()
+            .await
+            .map_err(|e| BlobError::Malformed(e.to_string()))?
+            .ok_or_else(|| BlobError::Malformed("the form has no file".into()))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let grant = blobs.links().check_post(&fields, now())?;
+            blobs.receive_post(&grant, field).await?;
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.finalize_key(&grant.key).await {
+                    tracing::warn!(error = %e, key = %grant.key, "verification after upload failed; complete will retry");
+                }
+            });
+            return Ok(());
+        }
+        if fields.len() >= 32 {
+            return Err(BlobError::Malformed("too many form fields".into()));
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|e| BlobError::Malformed(e.to_string()))?;
+        fields.push((name, value));
+    }
+}
+
+/// One part of a multipart upload, streamed to disk; answers its ETag as S3 does.
+pub(super) async fn receive_part(
+    blobs: &FsBlobStore,
+    req: http::Request<Incoming>,
+    key: &str,
+) -> http::Response<Body> {
+    let received = async {
+        let grant = blobs
+            .links()
+            .check_part(key, req.uri().query().unwrap_or(""), now())?;
+        Ok::<_, BlobError>(
+            blobs
+                .receive_part(key, &grant, data_stream(req.into_body()))
+                .await?,
+        )
+    };
+    match received.await {
+        Ok(etag) => {
+            let mut resp = finish(crate::http::empty(StatusCode::OK));
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A download link: the file, presented as the link says (always as an attachment, never
+/// rendered in this origin).
+pub(super) async fn serve(
+    blobs: &FsBlobStore,
+    req: &http::Request<Incoming>,
+    key: &str,
+) -> http::Response<Body> {
+    match serve_inner(blobs, req, key).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve_inner(
+    blobs: &FsBlobStore,
+    req: &http::Request<Incoming>,
+    key: &str,
+) -> Result<http::Response<Body>, BlobError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(BlobError::Method);
+    }
+    let grant = blobs
+        .links()
+        .check_download(key, req.uri().query().unwrap_or(""), now())?;
+    let (file, size) = blobs
+        .open(key)
+        .await
+        .map_err(|e| BlobError::Internal(e.to_string()))?
+        .ok_or(BlobError::NotFound)?;
+    let body: Body = if req.method() == Method::HEAD {
+        full(Bytes::new())
+    } else {
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+        let frames = futures_util::StreamExt::map(stream, |r| r.map(Frame::data));
+        BodyExt::boxed(StreamBody::new(frames))
+    };
+    let mut resp = http::Response::new(body);
+    let h = resp.headers_mut();
+    let put = |h: &mut http::HeaderMap, name: header::HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
+    put(h, header::CONTENT_TYPE, &grant.content_type);
+    put(h, header::CONTENT_DISPOSITION, &grant.content_disposition);
+    put(h, header::CONTENT_LENGTH, &size.to_string());
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(resp)
+}

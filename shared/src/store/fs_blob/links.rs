@@ -1,0 +1,396 @@
+//! The file store's signed links, its counterpart of S3's presigned URLs: a download link, a
+//! form upload's policy and a part link. Each is signed with the server secret (HMAC-SHA256
+//! over length-prefixed, domain-separated parts) and carries its expiry. The store makes them;
+//! the local server checks them with the same code, so the format lives in one place.
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
+use super::is_safe_key;
+use crate::signing::Signer;
+
+/// Where the local server takes form uploads.
+pub const POST_PATH: &str = "/_blobs/upload";
+/// The path under which the local server serves download and part links.
+pub const LINK_PREFIX: &str = "/_blobs/";
+
+/// Why a link or a form was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link or form is malformed: {0}")]
+    Malformed(String),
+    #[error("the signature does not match")]
+    BadSignature,
+    #[error("the link has expired")]
+    Expired,
+}
+
+fn malformed(what: &str) -> LinkError {
+    LinkError::Malformed(what.to_owned())
+}
+
+/// What a valid download link grants: the object and how to present it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadGrant {
+    pub content_type: String,
+    pub content_disposition: String,
+}
+
+/// What a valid form upload may store: exactly this key, size and (when declared) checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostGrant {
+    pub key: String,
+    pub size: u64,
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// What a valid part link may store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartGrant {
+    pub upload_id: String,
+    pub number: u32,
+}
+
+/// The policy document a form upload carries, base64 JSON, as S3's.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PolicyDoc {
+    key: String,
+    content_type: String,
+    size: u64,
+    sha256: Option<String>,
+    expires: i64,
+}
+
+/// Signs and checks the links of one store.
+#[derive(Debug, Clone)]
+pub struct Links {
+    signer: Signer,
+    /// The local server's public base URL, without a trailing slash.
+    base_url: String,
+}
+
+/// A query string's pairs, percent-decoded; a pair without `=` or not UTF-8 is malformed.
+fn pairs(query: &str) -> Result<Vec<(&str, String)>, LinkError> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').ok_or_else(|| malformed("query"))?;
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map_err(|_| malformed("query"))?;
+            Ok((k, v.into_owned()))
+        })
+        .collect()
+}
+
+fn not_expired(expires: &str, now: i64) -> Result<(), LinkError> {
+    let exp: i64 = expires.parse().map_err(|_| malformed("expires"))?;
+    if now > exp {
+        return Err(LinkError::Expired);
+    }
+    Ok(())
+}
+
+impl Links {
+    pub fn new(signer: Signer, base_url: &str) -> Self {
+        Self {
+            signer,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn download_parts<'a>(key: &'a str, exp: &'a str, ct: &'a str, cd: &'a str) -> [&'a [u8]; 5] {
+        [
+            b"GET",
+            key.as_bytes(),
+            exp.as_bytes(),
+            ct.as_bytes(),
+            cd.as_bytes(),
+        ]
+    }
+
+    /// A download link for `key`, valid until `expires` (unix seconds).
+    pub fn download(
+        &self,
+        key: &str,
+        content_type: &str,
+        disposition: &str,
+        expires: i64,
+    ) -> String {
+        let expires = expires.to_string();
+        let sig = self.signer.sign(&Self::download_parts(
+            key,
+            &expires,
+            content_type,
+            disposition,
+        ));
+        format!(
+            "{}{LINK_PREFIX}{key}?expires={expires}&response-content-type={}\
+             &response-content-disposition={}&signature={sig}",
+            self.base_url,
+            utf8_percent_encode(content_type, NON_ALPHANUMERIC),
+            utf8_percent_encode(disposition, NON_ALPHANUMERIC),
+        )
+    }
+
+    /// Checks a download link's query against its key and the clock.
+    pub fn check_download(
+        &self,
+        key: &str,
+        query: &str,
+        now: i64,
+    ) -> Result<DownloadGrant, LinkError> {
+        let (mut expires, mut ct, mut cd, mut sig) = (None, None, None, None);
+        for (k, v) in pairs(query)? {
+            let slot = match k {
+                "expires" => &mut expires,
+                "response-content-type" => &mut ct,
+                "response-content-disposition" => &mut cd,
+                "signature" => &mut sig,
+                _ => return Err(malformed("unexpected parameter")),
+            };
+            *slot = Some(v);
+        }
+        let (Some(expires), Some(ct), Some(cd), Some(sig)) = (expires, ct, cd, sig) else {
+            return Err(malformed("the link is incomplete"));
+        };
+        if !is_safe_key(key) {
+            return Err(malformed("key"));
+        }
+        if !self
+            .signer
+            .verify(&Self::download_parts(key, &expires, &ct, &cd), &sig)
+        {
+            return Err(LinkError::BadSignature);
+        }
+        not_expired(&expires, now)?;
+        Ok(DownloadGrant {
+            content_type: ct,
+            content_disposition: cd,
+        })
+    }
+
+    /// The URL and fields of a form upload of exactly one object under `key`.
+    pub fn post(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        sha256: Option<&[u8; 32]>,
+        expires: i64,
+    ) -> Result<(String, Vec<(String, String)>), serde_json::Error> {
+        let doc = PolicyDoc {
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            size,
+            sha256: sha256.map(hex::encode),
+            expires,
+        };
+        let policy = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            serde_json::to_vec(&doc)?,
+        );
+        let signature = self.signer.sign(&[b"POST", policy.as_bytes()]);
+        let fields = vec![
+            ("key".into(), key.to_owned()),
+            ("Content-Type".into(), content_type.to_owned()),
+            ("policy".into(), policy),
+            ("signature".into(), signature),
+        ];
+        Ok((format!("{}{POST_PATH}", self.base_url), fields))
+    }
+
+    /// Checks a form upload's fields (everything before the file) against its signed policy.
+    pub fn check_post(
+        &self,
+        fields: &[(String, String)],
+        now: i64,
+    ) -> Result<PostGrant, LinkError> {
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| LinkError::Malformed(format!("the form has no {name} field")))
+        };
+        let policy = field("policy")?;
+        if !self
+            .signer
+            .verify(&[b"POST", policy.as_bytes()], field("signature")?)
+        {
+            return Err(LinkError::BadSignature);
+        }
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, policy)
+            .map_err(|_| malformed("policy is not base64"))?;
+        let doc: PolicyDoc =
+            serde_json::from_slice(&raw).map_err(|_| malformed("policy is not valid"))?;
+        if now > doc.expires {
+            return Err(LinkError::Expired);
+        }
+        // The form's own fields must say what the policy pins, as S3's conditions do.
+        if field("key")? != doc.key || !is_safe_key(&doc.key) {
+            return Err(LinkError::BadSignature);
+        }
+        if field("Content-Type")? != doc.content_type {
+            return Err(LinkError::BadSignature);
+        }
+        let sha256 = match doc.sha256 {
+            None => None,
+            Some(h) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(&h, &mut out).map_err(|_| malformed("policy checksum"))?;
+                Some(out)
+            }
+        };
+        Ok(PostGrant {
+            key: doc.key,
+            size: doc.size,
+            sha256,
+        })
+    }
+
+    fn part_parts<'a>(key: &'a str, id: &'a str, n: &'a str, exp: &'a str) -> [&'a [u8]; 5] {
+        [
+            b"PUT",
+            key.as_bytes(),
+            id.as_bytes(),
+            n.as_bytes(),
+            exp.as_bytes(),
+        ]
+    }
+
+    /// A link that uploads part `number` of a multipart upload, valid until `expires`.
+    pub fn part(&self, key: &str, upload_id: &str, number: u32, expires: i64) -> String {
+        let (number, expires) = (number.to_string(), expires.to_string());
+        let sig = self
+            .signer
+            .sign(&Self::part_parts(key, upload_id, &number, &expires));
+        format!(
+            "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&expires={expires}&signature={sig}",
+            self.base_url
+        )
+    }
+
+    /// Checks a part link's query against its key and the clock.
+    pub fn check_part(&self, key: &str, query: &str, now: i64) -> Result<PartGrant, LinkError> {
+        let (mut upload_id, mut number, mut expires, mut sig) = (None, None, None, None);
+        for (k, v) in pairs(query)? {
+            let slot = match k {
+                "uploadId" => &mut upload_id,
+                "partNumber" => &mut number,
+                "expires" => &mut expires,
+                "signature" => &mut sig,
+                _ => return Err(LinkError::Malformed(format!("unexpected parameter {k}"))),
+            };
+            *slot = Some(v);
+        }
+        let (Some(upload_id), Some(number), Some(expires), Some(sig)) =
+            (upload_id, number, expires, sig)
+        else {
+            return Err(malformed("the part link is incomplete"));
+        };
+        if !self
+            .signer
+            .verify(&Self::part_parts(key, &upload_id, &number, &expires), &sig)
+        {
+            return Err(LinkError::BadSignature);
+        }
+        not_expired(&expires, now)?;
+        let number = number.parse().map_err(|_| malformed("partNumber"))?;
+        Ok(PartGrant { upload_id, number })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn links() -> Links {
+        Links::new(Signer::new([1; 32]), "http://127.0.0.1:3000/")
+    }
+
+    fn query_of(link: &str) -> (&str, &str) {
+        let rest = link.split_once(LINK_PREFIX).unwrap().1;
+        rest.split_once('?').unwrap()
+    }
+
+    #[test]
+    fn downloads_verify_and_refuse_tampering_and_expiry() {
+        let l = links();
+        let link = l.download(
+            "t/a/v",
+            "text/plain",
+            "attachment; filename*=UTF-8''a.txt",
+            1000,
+        );
+        assert!(link.starts_with("http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&"));
+        let (k, q) = query_of(&link);
+        assert_eq!(
+            l.check_download(k, q, 999).unwrap().content_type,
+            "text/plain"
+        );
+        assert_eq!(
+            l.check_download(k, q, 1001).unwrap_err(),
+            LinkError::Expired
+        );
+        let tampered = q.replace("text%2Fplain", "text%2Fhtml");
+        assert_eq!(
+            l.check_download(k, &tampered, 999).unwrap_err(),
+            LinkError::BadSignature
+        );
+        let later = q.replace("expires=1000", "expires=9999");
+        assert_eq!(
+            l.check_download(k, &later, 999).unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert_eq!(
+            l.check_download("t/a/w", q, 999).unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert!(matches!(
+            l.check_download(k, "expires=1", 0),
+            Err(LinkError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn parts_verify_and_refuse_another_part() {
+        let l = links();
+        let link = l.part("t/a/v", "u-1", 3, 1000);
+        let (k, q) = query_of(&link);
+        assert_eq!(
+            l.check_part(k, q, 10).unwrap(),
+            PartGrant {
+                upload_id: "u-1".into(),
+                number: 3
+            }
+        );
+        let other = q.replace("partNumber=3", "partNumber=4");
+        assert_eq!(
+            l.check_part(k, &other, 10).unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert_eq!(l.check_part(k, q, 1001).unwrap_err(), LinkError::Expired);
+    }
+
+    #[test]
+    fn policies_pin_key_and_type() {
+        let l = links();
+        let (_, fields) = l.post("t/a/v", "image/png", 10, None, 1000).unwrap();
+        let grant = l.check_post(&fields, 10).unwrap();
+        assert_eq!((grant.key.as_str(), grant.size), ("t/a/v", 10));
+        let mut other = fields.clone();
+        other[0].1 = "t/a/w".into();
+        assert_eq!(
+            l.check_post(&other, 10).unwrap_err(),
+            LinkError::BadSignature
+        );
+        let mut other = fields.clone();
+        other[1].1 = "text/html".into();
+        assert_eq!(
+            l.check_post(&other, 10).unwrap_err(),
+            LinkError::BadSignature
+        );
+        assert_eq!(l.check_post(&fields, 1001).unwrap_err(), LinkError::Expired);
+    }
+}

@@ -1,0 +1,326 @@
+//! How the file store writes: never in place. Bytes go to a temporary file beside their
+//! destination, are synced, renamed into place, and the folder is synced too, so that neither a
+//! reader nor a crash ever sees half a file, and a name the store reported as written survives
+//! a power cut. Received streams are hashed in the same pass as they are written, off the async
+//! workers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use md5::Digest;
+
+use crate::domain::hashing::{Digests, Hasher};
+
+/// How many received bytes are handed to one blocking write at a time: large enough that the
+/// hop to a blocking thread is rare, small enough that an upload holds little memory (two
+/// batches at most: one being written, one being received).
+const BATCH_BYTES: usize = 1 << 20;
+
+/// How much of a part is read at a time when parts are joined.
+const JOIN_CHUNK: usize = 1 << 20;
+
+/// Runs blocking file work on one of tokio's blocking threads, off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| std::io::Error::other(format!("a file task failed: {e}")))?
+}
+
+/// A file being written beside its destination. Committed, it takes the destination's name;
+/// dropped before that (an error, a cancelled upload), it is removed.
+struct TempFile {
+    file: std::fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl TempFile {
+    fn create(dest: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = dest.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        Ok(Self {
+            file: std::fs::File::create(&tmp)?,
+            tmp,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// Syncs the bytes, renames the file into place and syncs the folder.
+    fn commit(mut self) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        std::fs::rename(&self.tmp, &self.dest)?;
+        self.committed = true;
+        sync_folder_of(&self.dest)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Makes the names in a file's folder durable (a rename is an entry of the folder, not of the
+/// file). Only Unix can open a folder to sync it.
+pub(super) fn sync_folder_of(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Writes `data` to `dest` as described in the module's doc.
+pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Result<()> {
+    blocking(move || {
+        let mut f = TempFile::create(&dest)?;
+        f.file.write_all(&data)?;
+        f.commit()
+    })
+    .await
+}
+
+/// What to compute while a stream is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hashing {
+    /// A whole object: MD5 and SHA-256, for its verification.
+    Both,
+    /// A part of a multipart upload: its MD5, which is its ETag (as on S3).
+    Md5,
+}
+
+enum Sum {
+    Both(Hasher),
+    Md5(md5::Md5, u64),
+}
+
+impl Sum {
+    fn new(hashing: Hashing) -> Self {
+        match hashing {
+            Hashing::Both => Sum::Both(Hasher::new()),
+            Hashing::Md5 => Sum::Md5(md5::Md5::new(), 0),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Sum::Both(h) => h.update(bytes),
+            Sum::Md5(h, size) => {
+                h.update(bytes);
+                *size += bytes.len() as u64;
+            }
+        }
+    }
+
+    /// The digests; with [`Hashing::Md5`], the SHA-256 is left zero.
+    fn finish(self) -> Digests {
+        match self {
+            Sum::Both(h) => h.finish(),
+            Sum::Md5(h, size) => Digests {
+                md5: h.finalize().into(),
+                sha256: [0; 32],
+                size,
+            },
+        }
+    }
+}
+
+/// Why a received stream was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("the body is larger than the upload allows")]
+    TooLarge,
+    #[error("the body could not be read: {0}")]
+    Body(String),
+    #[error("storage failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The temporary file and the hashes of what it holds so far.
+struct Sink {
+    file: TempFile,
+    sum: Sum,
+}
+
+/// Writes a stream to `dest`, at most `max` bytes, hashing each batch in the same blocking job
+/// that writes it. While one batch is written, the next is received. Returns the digests of
+/// what was written.
+pub(super) async fn write_stream<S, E>(
+    dest: PathBuf,
+    mut stream: S,
+    max: u64,
+    hashing: Hashing,
+) -> Result<Digests, ReceiveError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    let sink = blocking(move || {
+        Ok(Sink {
+            file: TempFile::create(&dest)?,
+            sum: Sum::new(hashing),
+        })
+    })
+    .await?;
+    let mut spool = Spool::Idle(Box::new(sink));
+    let mut batch: Vec<Bytes> = Vec::new();
+    let (mut batched, mut size) = (0usize, 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(ReceiveError::TooLarge);
+        }
+        batched += chunk.len();
+        batch.push(chunk);
+        if batched >= BATCH_BYTES {
+            spool = spool.write(std::mem::take(&mut batch)).await?;
+            batched = 0;
+        }
+    }
+    let spool = spool.write(batch).await?;
+    let sink = spool.idle().await?;
+    Ok(blocking(move || {
+        sink.file.commit()?;
+        Ok(sink.sum.finish())
+    })
+    .await?)
+}
+
+/// The sink of [`write_stream`]: idle, or busy writing a batch on a blocking thread.
+enum Spool {
+    Idle(Box<Sink>),
+    Busy(tokio::task::JoinHandle<std::io::Result<Sink>>),
+}
+
+impl Spool {
+    /// The sink once the batch under way is written.
+    async fn idle(self) -> std::io::Result<Sink> {
+        match self {
+            Spool::Idle(s) => Ok(*s),
+            Spool::Busy(job) => job
+                .await
+                .map_err(|e| std::io::Error::other(format!("a file task failed: {e}")))?,
+        }
+    }
+
+    /// Hands `batch` to a blocking thread once the previous one is written.
+    async fn write(self, batch: Vec<Bytes>) -> std::io::Result<Spool> {
+        let mut sink = self.idle().await?;
+        if batch.is_empty() {
+            return Ok(Spool::Idle(Box::new(sink)));
+        }
+        Ok(Spool::Busy(tokio::task::spawn_blocking(move || {
+            for chunk in &batch {
+                sink.sum.update(chunk);
+                sink.file.file.write_all(chunk)?;
+            }
+            Ok(sink)
+        })))
+    }
+}
+
+/// Joins `parts`, in order, into `dest`, hashing them in the same pass. Returns the digests of
+/// the joined object.
+pub(super) async fn join(parts: Vec<PathBuf>, dest: PathBuf) -> std::io::Result<Digests> {
+    blocking(move || {
+        use std::io::Read;
+        let mut out = TempFile::create(&dest)?;
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; JOIN_CHUNK];
+        for part in parts {
+            let mut part = std::fs::File::open(part)?;
+            loop {
+                let n = part.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.file.write_all(&buf[..n])?;
+            }
+        }
+        out.commit()?;
+        Ok(hasher.finish())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(
+        data: &[u8],
+        size: usize,
+    ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {
+        let chunks: Vec<_> = data
+            .chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures_util::stream::iter(chunks)
+    }
+
+    #[tokio::test]
+    async fn streams_are_written_whole_and_hashed_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let dest = dir.path().join("a/b");
+        let d = write_stream(dest.clone(), chunked(&data, 65_537), 1 << 30, Hashing::Both)
+            .await
+            .unwrap();
+        assert_eq!(d, Digests::of(&data));
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        let d = write_stream(dest.clone(), chunked(&data, 100_000), 1 << 30, Hashing::Md5)
+            .await
+            .unwrap();
+        assert_eq!(d.md5, Digests::of(&data).md5);
+        assert_eq!(d.size, data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_refused_stream_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x");
+        std::fs::write(&dest, b"before").unwrap();
+        let too_big = write_stream(dest.clone(), chunked(&[7; 5000], 1000), 4096, Hashing::Both);
+        assert!(matches!(too_big.await, Err(ReceiveError::TooLarge)));
+        let broken = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("reset")),
+        ]);
+        assert!(matches!(
+            write_stream(dest.clone(), broken, 4096, Hashing::Both).await,
+            Err(ReceiveError::Body(_))
+        ));
+        // The file that was there is untouched, and no temporary file is left.
+        assert_eq!(std::fs::read(&dest).unwrap(), b"before");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn parts_join_in_order_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 239) as u8).collect();
+        let mut parts = vec![];
+        for (i, p) in data.chunks(1_000_000).enumerate() {
+            let path = dir.path().join(format!("{i}.part"));
+            std::fs::write(&path, p).unwrap();
+            parts.push(path);
+        }
+        let dest = dir.path().join("joined");
+        assert_eq!(join(parts, dest.clone()).await.unwrap(), Digests::of(&data));
+        assert_eq!(std::fs::read(dest).unwrap(), data);
+    }
+}
