@@ -41,6 +41,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Base URL of links to the local server (`ATTACHMENTS_PUBLIC_URL`).
     pub public_url: String,
+    /// Connections the local server serves at once (`ATTACHMENTS_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long the local server waits for more of a request body (`ATTACHMENTS_BODY_IDLE_SECONDS`).
+    pub body_idle: Duration,
     pub api_keys: Vec<SeedKey>,
     /// Largest request body accepted through the API (`ATTACHMENTS_MAX_UPLOAD_BYTES`).
     pub max_upload_bytes: usize,
@@ -92,6 +96,9 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 /// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
 /// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// Connections the local server serves at once, by default: each costs a little memory and a
+/// file descriptor; past the cap, new ones wait in the listen queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// The longest link lifetime on AWS: what a Lambda role's temporary credentials can last.
 pub const AWS_MAX_LINK_TTL_SECS: u64 = 12 * 3600;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
@@ -140,6 +147,33 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
+        let max_connections = match var("ATTACHMENTS_MAX_CONNECTIONS") {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=65_536).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "ATTACHMENTS_MAX_CONNECTIONS",
+                        "must be a number from 1 to 65536",
+                    )
+                })?,
+        };
+        let body_idle = match var("ATTACHMENTS_BODY_IDLE_SECONDS") {
+            None => Duration::from_secs(30),
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=3600).contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            "ATTACHMENTS_BODY_IDLE_SECONDS",
+                            "must be a number from 1 to 3600",
+                        )
+                    })?,
+            ),
+        };
         let api_keys = match var("ATTACHMENTS_API_KEYS") {
             None => Vec::new(),
             Some(v) => parse_keys(&v)?,
@@ -280,6 +314,8 @@ impl Config {
             addr,
             data_dir,
             public_url,
+            max_connections,
+            body_idle,
             api_keys,
             max_upload_bytes,
             link_ttl,

@@ -49,16 +49,18 @@ pub async fn handle(
     event: lambda_http::Request,
 ) -> lambda_http::Response<Body> {
     let req = into_request(event);
-    if req.body().len() > app.limits.max_upload_bytes {
-        return into_response((route.errors)(
+    let resp = if req.body().len() > app.limits.max_upload_bytes {
+        (route.errors)(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the request body is larger than the limit of {} bytes",
                 app.limits.max_upload_bytes
             ),
-        ));
-    }
-    into_response(routes::dispatch_route(app, route, req).await)
+        )
+    } else {
+        routes::dispatch_route(app, route, req).await
+    };
+    into_response(crate::http::hardened(resp))
 }
 
 /// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary

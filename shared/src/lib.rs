@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod aws;
+pub mod blocking;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -195,7 +195,8 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         path: dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir.join("blobs")).map_err(io)?;
+    crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
+    crate::store::fs_blob::create_private_dir(&dir.join("blobs")).map_err(io)?;
     let signer = match &cfg.secret_hex {
         Some(h) => signer_from_hex(h)?,
         None => load_or_create_secret(dir).map_err(io)?,
@@ -221,28 +222,43 @@ pub(crate) fn signer_from_hex(h: &str) -> Result<Signer, SetupError> {
 }
 
 /// The embedded mode's secret lives in the data folder, so links and cursors survive restarts.
+/// Two processes starting together on an empty folder agree on one secret: each writes its own
+/// candidate completely (synced) and publishes it with a link that fails if a secret exists;
+/// the loser reads the winner's.
 fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     let path = dir.join("secret.key");
-    match std::fs::read_to_string(&path) {
-        Ok(h) => {
-            let mut key = [0u8; 32];
-            hex::decode_to_slice(h.trim(), &mut key).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is corrupt", path.display()),
-                )
-            })?;
-            Ok(Signer::new(key))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
-            write_private(&path, &hex::encode(signer.key_bytes()))?;
+    match read_secret(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let candidate = dir.join(format!("secret.key.{}", uuid::Uuid::new_v4()));
+    write_private(&candidate, &hex::encode(signer.key_bytes()))?;
+    let published = std::fs::hard_link(&candidate, &path);
+    let _ = std::fs::remove_file(&candidate);
+    match published {
+        Ok(()) => {
+            crate::store::fs_blob::sync_folder_of(&path)?;
             Ok(signer)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path),
         Err(e) => Err(e),
     }
 }
 
+fn read_secret(path: &Path) -> std::io::Result<Signer> {
+    let h = std::fs::read_to_string(path)?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(h.trim(), &mut key).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is corrupt", path.display()),
+        )
+    })?;
+    Ok(Signer::new(key))
+}
+
+/// Writes a new file readable by its owner only, synced.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -253,7 +269,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
-    f.write_all(contents.as_bytes())
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
 }
 
 /// Registers the keys of `ATTACHMENTS_API_KEYS` (none on a normal AWS deployment, so a function's
@@ -283,4 +300,34 @@ pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupE
         return Ok(Some(key.secret));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_agree_on_one_secret() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+                let starts: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| *load_or_create_secret(dir.path()).unwrap().key_bytes()))
+                    .collect();
+                starts.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert!(keys.iter().all(|k| *k == keys[0]));
+            // Only the secret is left: no candidate lies around.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(dir.path().join("secret.key"))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+        }
+    }
 }

@@ -156,13 +156,40 @@ uuid_id!(
 );
 
 /// A file name as shown to users: a base name (directories a browser may send are dropped),
-/// without control characters, at most 255 bytes. Never used to build a storage key.
+/// without control or invisible formatting characters, at most 255 bytes. Never used to build a
+/// storage key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FileName(String);
 
+/// Characters that change how a name is displayed without being seen: Unicode's format
+/// characters (category Cf: bidirectional overrides and isolates, zero-width characters, the
+/// soft hyphen, …) and the line and paragraph separators. `invoice\u{202E}gpj.exe` shows as
+/// `invoiceexe.jpg`: a name that lies about its extension.
+fn is_invisible_formatting(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
 impl FileName {
+    /// A name a client gives: refused when it is empty, too long, or hides characters.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
+        let name = Self::stored(raw)?;
+        if name.0.chars().any(is_invisible_formatting) {
+            return Err(IdError::new(
+                "file name",
+                "contains invisible formatting characters (such as a right-to-left override)",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// A name as read back from storage: the rules it was accepted under when it was stored
+    /// (names stored before invisible formatting was refused stay readable).
+    fn stored(raw: &str) -> Result<Self, IdError> {
         // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
         let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw).trim();
         if base.is_empty() || base == "." || base == ".." {
@@ -201,7 +228,7 @@ impl FileName {
 impl TryFrom<String> for FileName {
     type Error = IdError;
     fn try_from(value: String) -> Result<Self, IdError> {
-        Self::parse(&value)
+        Self::stored(&value)
     }
 }
 
@@ -264,5 +291,20 @@ mod tests {
         assert!(FileName::parse("../").is_err());
         assert!(FileName::parse("a\nb.txt").is_err());
         assert!(FileName::parse(&"é".repeat(200)).is_err());
+        // Names that hide characters, to fake their extension or look like another.
+        for bad in [
+            "invoice\u{202E}gpj.exe",
+            "a\u{2066}b.txt",
+            "zero\u{200B}width.pdf",
+            "line\u{2028}sep.txt",
+            "bom\u{FEFF}.txt",
+            "tag\u{E0041}.txt",
+        ] {
+            assert!(FileName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(FileName::parse("résumé 日本語 ñ.pdf").is_ok());
+        // A name stored before the rule is still read back.
+        let old: FileName = serde_json::from_str("\"old\u{202E}txt.exe\"").unwrap();
+        assert_eq!(old.extension(), "exe");
     }
 }

@@ -153,7 +153,9 @@ async fn caller_and_profile(
     params: &Params,
 ) -> Result<(Principal, ParentRef), Error> {
     let profile_id = params.get("id");
-    let who = app.authenticate(presented_key(req).as_deref()).await?;
+    // Crafter's clients send the key as `accessTokenId`; the headers work too.
+    let key = presented_key(req).or_else(|| query_param(req, "accessTokenId"));
+    let who = app.authenticate(key.as_deref()).await?;
     let kind = ParentKind::parse("profile")?;
     let id = ParentId::parse(profile_id).map_err(|_| no_such_profile(profile_id))?;
     let parent = ParentRef::new(kind, id);

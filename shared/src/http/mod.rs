@@ -86,25 +86,30 @@ fn decode_component(s: &str) -> String {
         .unwrap_or(plus)
 }
 
-/// The API key a request presents: `X-API-KEY`, `Authorization: Bearer …`, or the
-/// `accessTokenId` query parameter (Crafter's way).
+/// The API key a request presents in its headers: `X-API-KEY` or `Authorization: Bearer …`.
+/// Only Crafter's routes also take one from the URL ([`crafter`]), where keys end up in logs
+/// and histories, because Crafter's clients send it there.
 pub fn presented_key(req: &Request) -> Option<String> {
     if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.to_owned());
     }
-    if let Some(v) = req
+    let auth = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(token) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some(token.trim().to_owned());
-        }
-    }
-    query_param(req, "accessTokenId")
+        .and_then(|v| v.to_str().ok())?;
+    auth.strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .map(|token| token.trim().to_owned())
+}
+
+/// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser
+/// second-guesses a declared content type.
+pub fn hardened<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 #[cfg(test)]
@@ -128,9 +133,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_from_header_bearer_or_query() {
+    fn keys_from_header_or_bearer_never_the_url() {
         let mut r = req("/x?accessTokenId=q");
-        assert_eq!(presented_key(&r).as_deref(), Some("q"));
+        assert_eq!(presented_key(&r), None);
         r.headers_mut()
             .insert("authorization", HeaderValue::from_static("Bearer b"));
         assert_eq!(presented_key(&r).as_deref(), Some("b"));

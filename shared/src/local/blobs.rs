@@ -8,9 +8,10 @@ use http::{header, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use super::body::{chunks, Allowance};
 use super::{finish, full, Body};
 use crate::service::App;
-use crate::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, UploadError};
+use crate::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, UploadError, MAX_PART_BYTES};
 
 /// Why a blob request was refused, with S3's status and code.
 #[derive(Debug, thiserror::Error)]
@@ -78,17 +79,14 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// A request body as a stream of byte chunks.
-fn data_stream(
-    body: Incoming,
-) -> impl futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Unpin {
-    futures_util::StreamExt::filter_map(http_body_util::BodyStream::new(body), |frame| {
-        std::future::ready(match frame {
-            Ok(f) => f.into_data().ok().map(Ok),
-            Err(e) => Some(Err(e)),
-        })
-    })
-}
+/// What a form upload may send before its file: the preamble and the policy's fields, a few
+/// KiB in practice. Until the policy is checked nothing more is read, so a body with no
+/// boundary, or endless field headers, is cut here, not buffered.
+const BEFORE_FILE_BYTES: u64 = 256 * 1024;
+/// The most fields before the file (a policy has four).
+const MAX_FORM_FIELDS: usize = 16;
+/// What may follow the file: its closing boundary, and a client's trailing bytes.
+const AFTER_FILE_BYTES: u64 = 4 * 1024;
 
 /// A direct form upload, as S3's POST Object: fields first, then the file, streamed to disk
 /// under the signed policy's exact key, size and checksum. Like S3's "object created" event,
@@ -97,8 +95,9 @@ pub(super) async fn receive_form(
     app: &std::sync::Arc<App>,
     blobs: &FsBlobStore,
     req: http::Request<Incoming>,
+    idle: std::time::Duration,
 ) -> http::Response<Body> {
-    match receive_form_inner(app, blobs, req).await {
+    match receive_form_inner(app, blobs, req, idle).await {
         Ok(()) => finish(crate::http::empty(StatusCode::NO_CONTENT)),
         Err(e) => e.into_response(),
     }
@@ -108,6 +107,7 @@ async fn receive_form_inner(
     app: &std::sync::Arc<App>,
     blobs: &FsBlobStore,
     req: http::Request<Incoming>,
+    idle: std::time::Duration,
 ) -> Result<(), BlobError> {
     let boundary = req
         .headers()
@@ -120,8 +120,9 @@ async fn receive_form_inner(
             .for_field("file", u64::MAX)
             .per_field(16 * 1024),
     );
-    let mut form =
-        multer::Multipart::with_constraints(data_stream(req.into_body()), boundary, constraints);
+    let allowance = Allowance::new(BEFORE_FILE_BYTES);
+    let body = chunks(req.into_body(), allowance.clone(), idle);
+    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut fields: Vec<(String, String)> = Vec::new();
     loop {
         let field = form
@@ -132,6 +133,12 @@ async fn receive_form_inner(
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let grant = blobs.links().check_post(&fields, now())?;
+            // The policy is good: the file may come, exactly its size (the store checks it).
+            allowance.raise_to(
+                BEFORE_FILE_BYTES
+                    .saturating_add(grant.size)
+                    .saturating_add(AFTER_FILE_BYTES),
+            );
             blobs.receive_post(&grant, field).await?;
             let app = app.clone();
             tokio::spawn(async move {
@@ -141,7 +148,7 @@ async fn receive_form_inner(
             });
             return Ok(());
         }
-        if fields.len() >= 32 {
+        if fields.len() >= MAX_FORM_FIELDS {
             return Err(BlobError::Malformed("too many form fields".into()));
         }
         let value = field
@@ -157,16 +164,15 @@ pub(super) async fn receive_part(
     blobs: &FsBlobStore,
     req: http::Request<Incoming>,
     key: &str,
+    idle: std::time::Duration,
 ) -> http::Response<Body> {
     let received = async {
         let grant = blobs
             .links()
             .check_part(key, req.uri().query().unwrap_or(""), now())?;
-        Ok::<_, BlobError>(
-            blobs
-                .receive_part(key, &grant, data_stream(req.into_body()))
-                .await?,
-        )
+        // The store stops a part at the largest part size; the allowance cuts the body there too.
+        let body = chunks(req.into_body(), Allowance::new(MAX_PART_BYTES), idle);
+        Ok::<_, BlobError>(blobs.receive_part(key, &grant, body).await?)
     };
     match received.await {
         Ok(etag) => {

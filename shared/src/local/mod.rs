@@ -1,7 +1,13 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
-//! table, plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]).
+//! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]).
+//!
+//! Nothing a client sends can take it down: bodies are bounded and cut when they stall
+//! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
+//! capped, and blocking work runs off its async workers ([`crate::blocking`]).
 
+mod api;
 mod blobs;
+mod body;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,14 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http::Method;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::routes;
 use crate::service::App;
 use crate::setup::{self, Built, SetupError};
 use crate::store::fs_blob::{FsBlobStore, LINK_PREFIX, POST_PATH};
@@ -36,13 +41,19 @@ fn finish(resp: crate::http::Response) -> http::Response<Body> {
 pub struct Server {
     pub app: Arc<App>,
     pub fs_blobs: Option<Arc<FsBlobStore>>,
+    /// Connections served at once (`ATTACHMENTS_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a request body may send nothing (`ATTACHMENTS_BODY_IDLE_SECONDS`).
+    pub body_idle: Duration,
 }
 
-impl From<Built> for Server {
-    fn from(b: Built) -> Self {
+impl Server {
+    pub fn new(built: Built, cfg: &Config) -> Self {
         Self {
-            app: b.app,
-            fs_blobs: b.fs_blobs,
+            app: built.app,
+            fs_blobs: built.fs_blobs,
+            max_connections: cfg.max_connections,
+            body_idle: cfg.body_idle,
         }
     }
 }
@@ -50,63 +61,35 @@ impl From<Built> for Server {
 impl Server {
     /// Serves one request.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
+        crate::http::hardened(self.route(req).await)
+    }
+
+    async fn route(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         let path = req.uri().path();
         if let Some(blobs) = &self.fs_blobs {
             if path == POST_PATH && req.method() == Method::POST {
-                return blobs::receive_form(&self.app, blobs, req).await;
+                return blobs::receive_form(&self.app, blobs, req, self.body_idle).await;
             }
             if let Some(key) = path.strip_prefix(LINK_PREFIX) {
                 let key = key.to_owned();
                 if req.method() == Method::PUT {
-                    return blobs::receive_part(blobs, req, &key).await;
+                    return blobs::receive_part(blobs, req, &key, self.body_idle).await;
                 }
                 return blobs::serve(blobs, &req, &key).await;
             }
         }
-        // The envelope of the route's API, looked up only when the body is refused.
-        let errors = |path: &str| routes::errors_for_path(path);
-        let limit = self.app.limits.max_upload_bytes;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return finish(too_large(errors(path), limit));
-        }
-        let (parts, body) = req.into_parts();
-        // Most requests (every GET) have no body: skip the collecting machinery for them.
-        let bytes = if hyper::body::Body::is_end_stream(&body) {
-            Bytes::new()
-        } else {
-            match Limited::new(body, limit).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return finish(too_large(errors(parts.uri.path()), limit))
-                }
-                Err(_) => {
-                    return finish(errors(parts.uri.path())(
-                        StatusCode::BAD_REQUEST,
-                        "the request body could not be read",
-                    ))
-                }
-            }
-        };
-        let req = http::Request::from_parts(parts, bytes);
-        finish(routes::dispatch(&self.app, req).await)
+        finish(api::serve(&self.app, req, self.body_idle).await)
     }
 }
 
-fn too_large(errors: routes::ErrorRenderer, limit: usize) -> crate::http::Response {
-    errors(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("the request body is larger than the limit of {limit} bytes"),
-    )
-}
-
-/// Serves connections on a bound listener until the future is dropped.
+/// Serves connections on a bound listener until the future is dropped, at most
+/// `max_connections` at once: past that, new ones wait in the listen queue.
 pub async fn serve(server: Server, listener: TcpListener) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (stream, _) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -119,6 +102,7 @@ pub async fn serve(server: Server, listener: TcpListener) -> std::io::Result<()>
         let _ = stream.set_nodelay(true);
         let server = server.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req| {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(server.handle(req).await) }
@@ -155,7 +139,7 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| SetupError::Other(e.to_string()))?;
-    Ok((addr, built.into(), listener, first_key))
+    Ok((addr, Server::new(built, cfg), listener, first_key))
 }
 
 /// Removes abandoned uploads and unfinished deletions every minute.

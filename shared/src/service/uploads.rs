@@ -58,19 +58,19 @@ pub struct UploadRules<'a> {
 /// preceding them. The SHA-256 goes to the blob store as soon as it is known (S3 sends it with
 /// the bytes).
 struct Hashing {
-    digests: tokio::task::JoinHandle<Digests>,
+    digests: tokio::task::JoinHandle<Result<Digests, crate::blocking::JobFailed>>,
     sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
 }
 
 impl Hashing {
     fn start(bytes: Bytes) -> Self {
         let (tx, sha256) = tokio::sync::oneshot::channel();
-        let digests = tokio::task::spawn_blocking(move || {
+        let digests = tokio::spawn(crate::blocking::run(move || {
             let digests = Digests::of(&bytes);
             // The store may not want it (the file store writes without it).
             let _ = tx.send(digests.sha256);
             digests
-        });
+        }));
         Self { digests, sha256 }
     }
 
@@ -90,8 +90,10 @@ impl Hashing {
             self.digests,
             app.store_thumbnail(att, version.id, &version.content_type, bytes.clone()),
         );
-        let digests =
-            digests.map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
+        let digests = digests
+            .map_err(|e| e.to_string())
+            .and_then(|d| d.map_err(|e| e.to_string()))
+            .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
         version.md5 = digests.md5_hex();
         version.sha256 = digests.sha256_hex();
         stored

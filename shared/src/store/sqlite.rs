@@ -1,11 +1,13 @@
 //! The embedded metadata store: SQLite in WAL mode, one file in the data folder.
 //!
 //! Items are kept as JSON documents beside the columns that queries and conditions need, which
-//! mirrors the DynamoDB adapter's item-per-key design. SQLite calls take microseconds, so they run
-//! inline under a mutex rather than hopping to a blocking thread.
+//! mirrors the DynamoDB adapter's item-per-key design. Every call runs on a blocking thread
+//! ([`crate::blocking`]): a call may wait up to the busy timeout for another process's write
+//! lock (the local server, the functions and the admin command may share the file), which must
+//! never stall an async worker.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -67,7 +69,7 @@ CREATE TABLE IF NOT EXISTS versions (
 
 /// SQLite-backed [`MetadataStore`].
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -99,6 +101,8 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) the database file.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        create_private(path)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Self::init(Connection::open(path).map_err(db_err)?)
     }
 
@@ -125,31 +129,78 @@ impl SqliteStore {
                 .map_err(db_err)?;
         }
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    fn conn(&self) -> StoreResult<MutexGuard<'_, Connection>> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let conn = self.conn.clone();
+        crate::blocking::run(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// The document of the one row `sql` selects, if there is one, through a statement
-    /// prepared once per connection, decoded where SQLite keeps the text.
-    fn one_doc<T: serde::de::DeserializeOwned>(
+    /// The document of the one row `sql` selects, if there is one.
+    async fn one_doc<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
-        sql: &str,
-        params: impl rusqlite::Params,
+        sql: &'static str,
+        params: Vec<String>,
     ) -> StoreResult<Option<T>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-        let mut rows = stmt.query(params).map_err(db_err)?;
-        match rows.next().map_err(db_err)? {
-            Some(row) => from_json(text(row, 0)?).map(Some),
-            None => Ok(None),
-        }
+        self.with_conn(move |conn| one_doc(conn, sql, rusqlite::params_from_iter(params)))
+            .await
     }
+}
+
+/// The document of the one row `sql` selects, if there is one, through a statement prepared
+/// once per connection, decoded where SQLite keeps the text.
+fn one_doc<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query(params).map_err(db_err)?;
+    match rows.next().map_err(db_err)? {
+        Some(row) => from_json(text(row, 0)?).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The documents of every row `sql` selects.
+fn all_docs<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query(params).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(from_json(text(row, 0)?)?);
+    }
+    Ok(out)
+}
+
+/// Creates the database file readable by its owner only, before SQLite opens it (SQLite gives
+/// its journal files the database's permissions).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop)
 }
 
 /// A parent's attachments in id order, from the index. No `LIMIT ?`: SQLite plans with a bound
@@ -177,112 +228,108 @@ fn attachment_row(att: &Attachment) -> StoreResult<(String, Option<String>, Stri
     ))
 }
 
+fn conflict_if_taken(message: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(message.into())
+        } else {
+            db_err(e)
+        }
+    }
+}
+
+fn key_of(tenant: &TenantId, key: &ParentRef) -> Vec<String> {
+    vec![tenant.to_string(), key.kind.to_string(), key.id.to_string()]
+}
+
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let doc = to_json(key)?;
-        self.conn()?
-            .execute(
+        let (hash, id, doc) = (key.hash.clone(), key.id.clone(), to_json(key)?);
+        self.with_conn(move |conn| {
+            conn.execute(
                 "INSERT INTO api_keys (hash, id, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT (hash) DO UPDATE SET doc = excluded.doc",
-                params![key.hash, key.id, doc],
+                params![hash, id, doc],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict("an API key with that id exists".into())
-                } else {
-                    db_err(e)
-                }
-            })?;
-        Ok(())
+            .map_err(conflict_if_taken("an API key with that id exists"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.one_doc("SELECT doc FROM api_keys WHERE hash = ?1", [hash])
+        self.one_doc(
+            "SELECT doc FROM api_keys WHERE hash = ?1",
+            vec![hash.to_owned()],
+        )
+        .await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare("SELECT doc FROM api_keys ORDER BY id")
-            .map_err(db_err)?;
-        let docs = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        docs.iter().map(|d| from_json(d)).collect()
+        self.with_conn(|conn| all_docs(conn, "SELECT doc FROM api_keys ORDER BY id", []))
+            .await
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        let conn = self.conn()?;
-        let doc: Option<String> = conn
-            .query_row("SELECT doc FROM api_keys WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let Some(mut key) =
+                one_doc::<ApiKey>(conn, "SELECT doc FROM api_keys WHERE id = ?1", [&id])?
+            else {
+                return Ok(false);
+            };
+            key.revoked = true;
+            conn.execute(
+                "UPDATE api_keys SET doc = ?1 WHERE id = ?2",
+                params![to_json(&key)?, id],
+            )
             .map_err(db_err)?;
-        let Some(doc) = doc else { return Ok(false) };
-        let mut key: ApiKey = from_json(&doc)?;
-        key.revoked = true;
-        conn.execute(
-            "UPDATE api_keys SET doc = ?1 WHERE id = ?2",
-            params![to_json(&key)?, id],
-        )
-        .map_err(db_err)?;
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        let conn = self.conn()?;
-        let exists: bool = conn
-            .query_row(
-                "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                params![
-                    parent.tenant.as_str(),
-                    parent.key.kind.as_str(),
-                    parent.key.id.as_str()
-                ],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(db_err)?
-            .is_some();
-        conn.execute(
-            "INSERT INTO parents (tenant, kind, id, source, reference, email, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (tenant, kind, id) DO UPDATE SET
-               source = excluded.source, reference = excluded.reference,
-               email = excluded.email, doc = excluded.doc",
-            params![
-                parent.tenant.as_str(),
-                parent.key.kind.as_str(),
-                parent.key.id.as_str(),
-                parent.source.as_deref().unwrap_or(""),
-                parent.reference,
-                parent.email,
-                to_json(parent)?
-            ],
-        )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(
-                    "another parent of this kind and source has that reference or email".into(),
+        let key = key_of(&parent.tenant, &parent.key);
+        let (source, reference, email) = (
+            parent.source.clone().unwrap_or_default(),
+            parent.reference.clone(),
+            parent.email.clone(),
+        );
+        let doc = to_json(parent)?;
+        self.with_conn(move |conn| {
+            let exists = conn
+                .query_row(
+                    "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    params![key[0], key[1], key[2]],
+                    |_| Ok(()),
                 )
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            conn.execute(
+                "INSERT INTO parents (tenant, kind, id, source, reference, email, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant, kind, id) DO UPDATE SET
+                   source = excluded.source, reference = excluded.reference,
+                   email = excluded.email, doc = excluded.doc",
+                params![key[0], key[1], key[2], source, reference, email, doc],
+            )
+            .map_err(conflict_if_taken(
+                "another parent of this kind and source has that reference or email",
+            ))?;
+            Ok(if exists {
+                PutOutcome::Updated
             } else {
-                db_err(e)
-            }
-        })?;
-        Ok(if exists {
-            PutOutcome::Updated
-        } else {
-            PutOutcome::Created
+                PutOutcome::Created
+            })
         })
+        .await
     }
 
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
-        self.one_doc(
-            PARENT_BY_KEY,
-            params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
-        )
+        self.one_doc(PARENT_BY_KEY, key_of(tenant, key)).await
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
@@ -292,22 +339,19 @@ impl MetadataStore for SqliteStore {
                 super::MAX_BATCH_KEYS
             )));
         }
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(PARENT_BY_KEY).map_err(db_err)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let doc: Option<String> = stmt
-                .query_row(
-                    params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?;
-            if let Some(d) = doc {
-                out.push(from_json(&d)?);
+        let keys: Vec<Vec<String>> = keys.iter().map(|k| key_of(tenant, k)).collect();
+        self.with_conn(move |conn| {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.extend(one_doc(
+                    conn,
+                    PARENT_BY_KEY,
+                    rusqlite::params_from_iter(key),
+                )?);
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn find_parent(
@@ -317,28 +361,37 @@ impl MetadataStore for SqliteStore {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> StoreResult<Option<Parent>> {
-        let (column, value) = match lookup {
-            ParentLookup::Reference(r) => ("reference", r),
-            ParentLookup::Email(e) => ("email", e),
+        let (sql, value) = match lookup {
+            ParentLookup::Reference(r) => (
+                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND reference = ?4",
+                r,
+            ),
+            ParentLookup::Email(e) => (
+                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND email = ?4",
+                e,
+            ),
         };
-        let sql = format!(
-            "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND {column} = ?4"
-        );
-        self.one_doc(
-            &sql,
-            params![tenant.as_str(), kind.as_str(), source.unwrap_or(""), value],
-        )
+        let params = vec![
+            tenant.to_string(),
+            kind.to_string(),
+            source.unwrap_or("").to_owned(),
+            value.to_owned(),
+        ];
+        self.one_doc(sql, params).await
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
-        let n = self
-            .conn()?
-            .execute(
-                "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                params![tenant.as_str(), key.kind.as_str(), key.id.as_str()],
-            )
-            .map_err(db_err)?;
-        Ok(n > 0)
+        let key = key_of(tenant, key);
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    rusqlite::params_from_iter(key),
+                )
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn parents_with_attachments(
@@ -346,85 +399,82 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         kind: &ParentKind,
     ) -> StoreResult<Vec<ParentRef>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT DISTINCT parent_id FROM attachments
-                 WHERE tenant = ?1 AND parent_kind = ?2 AND status IN ('ready', 'placeholder')
-                 ORDER BY parent_id",
-            )
-            .map_err(db_err)?;
-        let ids = stmt
-            .query_map(params![tenant.as_str(), kind.as_str()], |r| {
-                r.get::<_, String>(0)
-            })
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        ids.into_iter()
-            .map(|id| {
-                ParentId::parse(&id)
-                    .map(|id| ParentRef::new(kind.clone(), id))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
+        let (tenant, kind) = (tenant.to_string(), kind.clone());
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT parent_id FROM attachments
+                     WHERE tenant = ?1 AND parent_kind = ?2 AND status IN ('ready', 'placeholder')
+                     ORDER BY parent_id",
+                )
+                .map_err(db_err)?;
+            let ids = stmt
+                .query_map(params![tenant, kind.as_str()], |r| r.get::<_, String>(0))
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            ids.into_iter()
+                .map(|id| {
+                    ParentId::parse(&id)
+                        .map(|id| ParentRef::new(kind.clone(), id))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
         let (status, version, doc) = attachment_row(att)?;
-        self.conn()?
-            .execute(
+        let (tenant, id) = (att.tenant.to_string(), att.id.to_string());
+        let (kind, parent) = (att.parent.kind.to_string(), att.parent.id.to_string());
+        let expires_at = att.expires_at;
+        self.with_conn(move |conn| {
+            conn.execute(
                 "INSERT INTO attachments
                    (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    att.tenant.as_str(),
-                    att.id.to_string(),
-                    att.parent.kind.as_str(),
-                    att.parent.id.as_str(),
-                    status,
-                    version,
-                    att.expires_at,
-                    doc
-                ],
+                params![tenant, id, kind, parent, status, version, expires_at, doc],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict("attachment exists".into())
-                } else {
-                    db_err(e)
-                }
-            })?;
-        Ok(())
+            .map_err(conflict_if_taken("attachment exists"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
         let (status, version, doc) = attachment_row(att)?;
-        let n = self
-            .conn()?
-            .execute(
-                "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
-                 WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
-                   AND json_extract(doc, '$.upload.version.id') IS ?9",
-                params![
-                    status,
-                    version,
-                    att.expires_at,
-                    doc,
-                    att.tenant.as_str(),
-                    att.id.to_string(),
-                    expected.status.as_str(),
-                    expected.version.map(|v| v.to_string()),
-                    expected.upload.map(|v| v.to_string()),
-                ],
-            )
-            .map_err(db_err)?;
-        if n == 0 {
-            return Err(StoreError::Conflict(
-                "attachment changed or was deleted meanwhile".into(),
-            ));
-        }
-        Ok(())
+        let (tenant, id, expires_at) = (att.tenant.to_string(), att.id.to_string(), att.expires_at);
+        let expected_status = expected.status.as_str();
+        let expected_version = expected.version.map(|v| v.to_string());
+        let expected_upload = expected.upload.map(|v| v.to_string());
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
+                     WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
+                       AND json_extract(doc, '$.upload.version.id') IS ?9",
+                    params![
+                        status,
+                        version,
+                        expires_at,
+                        doc,
+                        tenant,
+                        id,
+                        expected_status,
+                        expected_version,
+                        expected_upload,
+                    ],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(
+                    "attachment changed or was deleted meanwhile".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn get_attachment(
@@ -434,8 +484,9 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<Option<Attachment>> {
         self.one_doc(
             "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
-            params![tenant.as_str(), id.to_string()],
+            vec![tenant.to_string(), id.to_string()],
         )
+        .await
     }
 
     async fn list_attachments(
@@ -446,34 +497,31 @@ impl MetadataStore for SqliteStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
+        let key = key_of(tenant, parent);
         let after = after.map(|a| a.to_string()).unwrap_or_default();
-        // One more than asked tells whether another page follows; it is not decoded.
-        let mut rows = stmt
-            .query(params![
-                tenant.as_str(),
-                parent.kind.as_str(),
-                parent.id.as_str(),
-                after,
-                include_hidden,
-            ])
-            .map_err(db_err)?;
-        let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-        let mut more = false;
-        while let Some(row) = rows.next().map_err(db_err)? {
-            if items.len() == limit {
-                more = true;
-                break;
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
+            // One more than asked tells whether another page follows; it is not decoded.
+            let mut rows = stmt
+                .query(params![key[0], key[1], key[2], after, include_hidden])
+                .map_err(db_err)?;
+            let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
+            let mut more = false;
+            while let Some(row) = rows.next().map_err(db_err)? {
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(from_json(text(row, 0)?)?);
             }
-            items.push(from_json(text(row, 0)?)?);
-        }
-        let next_after = if more {
-            items.last().map(|a| a.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next_after })
+            let next_after = if more {
+                items.last().map(|a| a.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next_after })
+        })
+        .await
     }
 
     async fn list_attachments_of_many(
@@ -481,48 +529,43 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         parents: &[ParentRef],
     ) -> StoreResult<Vec<Attachment>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT doc FROM attachments
-                 WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3
-                   AND status IN ('ready', 'placeholder')
-                 ORDER BY id",
-            )
-            .map_err(db_err)?;
-        let mut out = Vec::new();
-        for p in parents {
-            let docs = stmt
-                .query_map(
-                    params![tenant.as_str(), p.kind.as_str(), p.id.as_str()],
-                    |r| r.get::<_, String>(0),
-                )
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            for d in docs {
-                out.push(from_json(&d)?);
+        let keys: Vec<Vec<String>> = parents.iter().map(|p| key_of(tenant, p)).collect();
+        self.with_conn(move |conn| {
+            let mut out = Vec::new();
+            for key in keys {
+                out.extend(all_docs::<Attachment>(
+                    conn,
+                    "SELECT doc FROM attachments
+                     WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3
+                       AND status IN ('ready', 'placeholder')
+                     ORDER BY id",
+                    rusqlite::params_from_iter(key),
+                )?);
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(db_err)?;
-        tx.execute(
-            "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2",
-            params![tenant.as_str(), id.to_string()],
-        )
-        .map_err(db_err)?;
-        let n = tx
-            .execute(
-                "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2",
-                params![tenant.as_str(), id.to_string()],
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2",
+                params![tenant, id],
             )
             .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        Ok(n > 0)
+            let n = tx
+                .execute(
+                    "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn put_version(
@@ -531,19 +574,22 @@ impl MetadataStore for SqliteStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        self.conn()?
-            .execute(
+        let row = (
+            tenant.to_string(),
+            att.to_string(),
+            v.id.to_string(),
+            to_json(v)?,
+        );
+        self.with_conn(move |conn| {
+            conn.execute(
                 "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    tenant.as_str(),
-                    att.to_string(),
-                    v.id.to_string(),
-                    to_json(v)?
-                ],
+                params![row.0, row.1, row.2, row.3],
             )
             .map_err(db_err)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn list_versions(
@@ -551,21 +597,16 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
+        let (tenant, att) = (tenant.to_string(), att.to_string());
+        self.with_conn(move |conn| {
+            all_docs(
+                conn,
                 "SELECT doc FROM versions WHERE tenant = ?1 AND attachment_id = ?2
                  ORDER BY version_id",
+                params![tenant, att],
             )
-            .map_err(db_err)?;
-        let docs = stmt
-            .query_map(params![tenant.as_str(), att.to_string()], |r| {
-                r.get::<_, String>(0)
-            })
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
     }
 
     async fn delete_version(
@@ -574,29 +615,29 @@ impl MetadataStore for SqliteStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
-        self.conn()?
-            .execute(
+        let key = (tenant.to_string(), att.to_string(), version.to_string());
+        self.with_conn(move |conn| {
+            conn.execute(
                 "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3",
-                params![tenant.as_str(), att.to_string(), version.to_string()],
+                params![key.0, key.1, key.2],
             )
             .map_err(db_err)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            all_docs(
+                conn,
                 "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
                  ORDER BY expires_at LIMIT ?2",
+                params![before, limit],
             )
-            .map_err(db_err)?;
-        let docs = stmt
-            .query_map(params![before, limit as i64], |r| r.get::<_, String>(0))
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
     }
 }
 
@@ -628,7 +669,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let conn = s.conn().unwrap();
+        let conn = s.conn.lock().unwrap();
         let stmt = conn.prepare_cached(LIST_SQL).unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }

@@ -161,7 +161,7 @@ impl Harness {
         attachments::setup::seed_keys(&built.app, &cfg)
             .await
             .unwrap();
-        let server: Server = built.into();
+        let server = Server::new(built, &cfg);
         let app = server.app.clone();
         let task = tokio::spawn(async move {
             let _s3 = AbortOnDrop(s3_task);

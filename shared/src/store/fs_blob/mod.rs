@@ -22,6 +22,7 @@ use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
 pub use write::ReceiveError;
 use write::{blocking, write_atomically, write_stream, Hashing};
+pub use write::{create_private_dir, sync_folder_of};
 
 /// The largest part of a multipart upload (S3's limit).
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -265,7 +266,6 @@ impl BlobStore for FsBlobStore {
         self.path_of(key)?;
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.uploads.join(&id);
-        tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
         write_atomically(dir.join("key"), Bytes::from(key.to_owned()))
             .await
             .map_err(io_err)?;

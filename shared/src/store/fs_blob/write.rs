@@ -20,13 +20,11 @@ const BATCH_BYTES: usize = 1 << 20;
 /// How much of a part is read at a time when parts are joined.
 const JOIN_CHUNK: usize = 1 << 20;
 
-/// Runs blocking file work on one of tokio's blocking threads, off the async workers.
+/// Runs blocking file work off the async workers ([`crate::blocking`]).
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| std::io::Error::other(format!("a file task failed: {e}")))?
+    crate::blocking::run(work).await?
 }
 
 /// A file being written beside its destination. Committed, it takes the destination's name;
@@ -38,14 +36,39 @@ struct TempFile {
     committed: bool,
 }
 
+/// Creates a folder and its missing parents, readable by the owner only: the data folder holds
+/// every tenant's files.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates a new file readable and writable by the owner only.
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
 impl TempFile {
     fn create(dest: &Path) -> std::io::Result<Self> {
         if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir)?;
+            create_private_dir(dir)?;
         }
         let tmp = dest.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
         Ok(Self {
-            file: std::fs::File::create(&tmp)?,
+            file: create_private_file(&tmp)?,
             tmp,
             dest: dest.to_path_buf(),
             committed: false,
@@ -71,7 +94,7 @@ impl Drop for TempFile {
 
 /// Makes the names in a file's folder durable (a rename is an entry of the folder, not of the
 /// file). Only Unix can open a folder to sync it.
-pub(super) fn sync_folder_of(path: &Path) -> std::io::Result<()> {
+pub fn sync_folder_of(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
@@ -222,7 +245,9 @@ impl Spool {
         if batch.is_empty() {
             return Ok(Spool::Idle(Box::new(sink)));
         }
+        let slot = crate::blocking::slot().await;
         Ok(Spool::Busy(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             for chunk in &batch {
                 sink.sum.update(chunk);
                 sink.file.file.write_all(chunk)?;
@@ -282,6 +307,14 @@ mod tests {
             .unwrap();
         assert_eq!(d, Digests::of(&data));
         assert_eq!(std::fs::read(&dest).unwrap(), data);
+        // Every tenant's files are in the data folder: nobody else may read them.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dest), 0o600);
+            assert_eq!(mode(&dir.path().join("a")), 0o700);
+        }
         let d = write_stream(dest.clone(), chunked(&data, 100_000), 1 << 30, Hashing::Md5)
             .await
             .unwrap();

@@ -1,0 +1,75 @@
+//! Blocking work (SQLite, file I/O, hashing) runs on tokio's blocking threads, never on the async
+//! workers that serve requests, and at most [`SLOTS`] jobs of it at once: a burst of slow
+//! uploads or a database locked by another process then waits its turn instead of taking every
+//! blocking thread, and with them every request, hostage. Image decoding has its own, smaller
+//! bound (`service::thumbnails`).
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Blocking jobs at once, in this process.
+pub const SLOTS: usize = 32;
+
+static JOBS: Semaphore = Semaphore::const_new(SLOTS);
+
+/// A blocking job that could not finish: it panicked (a bug, contained to its job).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("a blocking job failed: {0}")]
+pub struct JobFailed(String);
+
+impl From<JobFailed> for std::io::Error {
+    fn from(e: JobFailed) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
+/// A slot for one blocking job, for code that spawns its own (see [`run`]).
+pub async fn slot() -> SemaphorePermit<'static> {
+    // The semaphore is never closed, so acquiring cannot fail; if it ever did, the job would
+    // simply run unbounded rather than not at all.
+    loop {
+        if let Ok(permit) = JOBS.acquire().await {
+            return permit;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs `work` on a blocking thread once a slot is free, and waits for it.
+pub async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobFailed> {
+    let permit = slot().await;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| JobFailed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_most_the_slots_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let jobs = (0..SLOTS * 3).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            run(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for r in futures_util::future::join_all(jobs).await {
+            r.unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= SLOTS);
+        // A job that panics is an error of its own, not of the caller.
+        assert!(run(|| panic!("bug")).await.is_err());
+    }
+}
