@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark (issue 9, docs/performance.md). Builds the Lambda functions and the
+# The performance benchmark (docs/performance.md). Builds the Lambda functions and the
 # benchmark's baselines with the release profile, then measures every row against its baseline,
 # interleaved in the same run, and prints the table (Markdown) with targets and PASS/FAIL.
 #

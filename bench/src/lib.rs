@@ -1,4 +1,4 @@
-//! The performance benchmark of issue 9. Every row runs its baseline and its subject interleaved
+//! The performance benchmark. Every row runs its baseline and its subject interleaved
 //! in the same run and reports their ratio, because absolute times on a shared machine drift by
 //! up to 2x between minutes while ratios hold.
 //!

@@ -1,5 +1,5 @@
-//! `attachments-bench`: builds nothing itself (scripts/bench.sh does), measures every row of
-//! issue 9 and prints the table in Markdown.
+//! `attachments-bench`: builds nothing itself (scripts/bench.sh does), measures every row of the
+//! table (docs/performance.md) and prints it in Markdown.
 //!
 //! ```text
 //! attachments-bench [--backend embedded|aws] [--init-backend aws|embedded] [--quick]

@@ -52,7 +52,7 @@ direct_on_embedded!(
     direct_bad_input,
 );
 
-/// The records API (issue 6) on the embedded backend.
+/// The records API on the embedded backend.
 macro_rules! records_on_embedded {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test]

@@ -1,13 +1,13 @@
 //! The media bank's API v2 attachments (`/api/v2/assets/{asset_id}/attachments` and
-//! `/api/v2/projects/{project_id}/attachments`, seed 004): an attachment is created as a
+//! `/api/v2/projects/{project_id}/attachments`): an attachment is created as a
 //! placeholder with a title, and gets its file later through the native API. Key in `X-API-KEY`,
-//! JSON in the seed's field order, errors as `{"error":"…"}`.
+//! JSON in the documentation's field order, errors as `{"error":"…"}`.
 //!
-//! Choices where the seed is silent:
-//! - `project_id` is always null, as every example of the seed shows, a project's attachments
+//! Choices where the documentation is silent:
+//! - `project_id` is always null, as every example of the documentation shows, a project's attachments
 //!   included (the project is already `parent_id`);
 //! - a POST whose body is not declared `application/json` is refused with 415; an empty body with
-//!   no `Content-Type` at all is the seed's "missing parameters" request, answered 422;
+//!   no `Content-Type` at all is the documentation's "missing parameters" request, answered 422;
 //! - a title that is null or blank counts as missing (422); one that is not a string is 400.
 
 use std::sync::Arc;
@@ -105,7 +105,7 @@ pub fn iso_millis(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// An attachment as the seed shows it, every field in its order, unset ones null.
+/// An attachment as the documentation shows it, every field in its order, unset ones null.
 pub fn attachment_json(a: &Attachment) -> Value {
     let c = a.content.as_ref();
     json!({
@@ -228,7 +228,7 @@ async fn create<K: Kind + super::Dialect>(
         ..AttachmentFields::default()
     };
     let a = app.create_placeholder(&who, &parent, fields).await?;
-    // The seed answers a creation with 200, not 201.
+    // The documentation answers a creation with 200, not 201.
     Ok(json_response(
         StatusCode::OK,
         &json!({ "asset": attachment_json(&a) }),

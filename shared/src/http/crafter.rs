@@ -41,7 +41,7 @@ type Answer = Result<Response, Error>;
 impl super::Dialect for Crafter {
     fn error(status: StatusCode, message: &str) -> Response {
         if status.is_server_error() {
-            // The seed's body for an unexpected failure.
+            // The documentation's body for an unexpected failure.
             return json_response(status, &json!({"message": "Internal server error"}));
         }
         error(status, "OTHER", message)
@@ -120,7 +120,7 @@ fn group_thousands(n: u128) -> String {
     out
 }
 
-/// Crafter's `ProfileAttachment` JSON, in the seed's field order.
+/// Crafter's `ProfileAttachment` JSON, in the documentation's field order.
 pub fn attachment_json(a: &Attachment) -> Value {
     let c = a.content.as_ref();
     json!({
@@ -326,7 +326,7 @@ mod tests {
             (1792, "1.8 KB"),   // 1.75 exactly: half-even rounds up to the even 8
             (10188, "9.9 KB"),  // 9.9492 KB
             (10189, "10 KB"),   // 9.9502 KB
-            (23193, "22.6 KB"), // the seed
+            (23193, "22.6 KB"), // the documentation
             (1_023_898, "999.9 KB"),
             (1_023_949, "1,000 KB"),
             (1_048_575, "1,024 KB"), // the unit is chosen before rounding, as in Java

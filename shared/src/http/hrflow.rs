@@ -90,7 +90,7 @@ async fn caller(app: &App, req: &Request) -> Result<Principal, Error> {
         })
 }
 
-/// One attachment as the seed shows it, with a presigned link.
+/// One attachment as the documentation shows it, with a presigned link.
 pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
     let c = a.content.as_ref();
     json!({

@@ -1,4 +1,4 @@
-//! The records API (seed 003): attachments of records under `/v2/{object}/…`, where `{object}`
+//! The records API: attachments of records under `/v2/{object}/…`, where `{object}`
 //! is the object's full identifier (`io_showcase`) and a record is a parent of that kind whose id
 //! is a UUID. Records are registered with the native API (`PUT /v1/parents/{object}/{uuid}`)
 //! before files are attached to them.
@@ -22,7 +22,7 @@
 //!   one; it goes with its last). `204`.
 //!
 //! An attachment: `{"updated_on","size","media_type","version_uuid","name","links","type",
-//! "uuid"}` as the seed shows: `uuid` is the attachment id, `version_uuid` its current version,
+//! "uuid"}` as the documentation shows: `uuid` is the attachment id, `version_uuid` its current version,
 //! `size` and `updated_on` (epoch milliseconds of the current version) are strings, `type` is
 //! always `"file"`, and `links` are `url` (a presigned download of the current version) and
 //! `thumbnail_url` (a presigned PNG: the image at most 256 px on its longest side, or an icon
@@ -35,7 +35,7 @@
 //! memory exists; the upload itself is still stored (the file is the caller's, and a thumbnail
 //! must never cost an upload) and its `thumbnail_url` is the image icon.
 //!
-//! Every error has one envelope: `{"error":{"status":<code>,"message":"…"}}`, the seed's
+//! Every error has one envelope: `{"error":{"status":<code>,"message":"…"}}`, the documentation's
 //! messages where it has them. A `5xx` says only `Internal Server error`; the cause is logged.
 //! Another tenant's record answers exactly as a missing one.
 
@@ -137,7 +137,7 @@ async fn caller_and_record(
     Ok((who, ParentRef::new(kind, id)))
 }
 
-/// One attachment in the seed's shape, with fresh links.
+/// One attachment in the documentation's shape, with fresh links.
 async fn item_json(app: &App, a: &Attachment) -> Result<Option<Value>, ServiceError> {
     let Some(c) = &a.content else {
         return Ok(None);

@@ -1,4 +1,4 @@
-//! Use cases of record-centred APIs (the records API, seed 003): the attachments of many
+//! Use cases of record-centred APIs (the records API): the attachments of many
 //! records in one call, deletion by file name, and removing only the newest version of a file.
 //!
 //! A "record" is an ordinary parent; nothing here knows about UUIDs or the records API's JSON.

@@ -1,4 +1,4 @@
-//! The asset and project attachments dialect (issue 7): the seed's requests and answers field by
+//! The asset and project attachments dialect: the documentation's requests and answers field by
 //! field and type by type, placeholders getting content through the native route, every error
 //! row, tenants kept apart, stored data unchanged by refused requests.
 
@@ -13,7 +13,7 @@ const EMPTY_ASSET: &str = "UqFkJDWdw7Sdg7TQZS-J";
 const PROJECT: &str = "If8_aXgtMF4ggxOPqvKM";
 const EMPTY_PROJECT: &str = "MKEejlgPARb7pJp8JrD4";
 
-/// The seed's attachment of asset bDzHAAxLXsSmhL4lax8D.
+/// The documentation's attachment of asset bDzHAAxLXsSmhL4lax8D.
 fn seed_asset_item() -> Value {
     json!({
         "id": "S3kQqTTXTFMLBhsY8XeY",
@@ -37,7 +37,7 @@ fn seed_asset_item() -> Value {
     })
 }
 
-/// The seed's attachment of project If8_aXgtMF4ggxOPqvKM.
+/// The documentation's attachment of project If8_aXgtMF4ggxOPqvKM.
 fn seed_project_item() -> Value {
     json!({
         "id": "Z4xvirg6hr4hi9C7tiby",
@@ -61,7 +61,7 @@ fn seed_project_item() -> Value {
     })
 }
 
-/// The seed's 280-character title.
+/// The documentation's 280-character title.
 fn seed_long_title() -> String {
     format!("Testing too long title: {}", "X".repeat(256))
 }
@@ -88,7 +88,7 @@ fn assert_iso_millis(s: &str) {
         .unwrap_or_else(|e| panic!("{s}: {e}"));
 }
 
-/// Compares an answer's item with the seed's: shape and types, then every value but the id,
+/// Compares an answer's item with the documentation's: shape and types, then every value but the id,
 /// owner and dates, which are checked for their form.
 fn assert_like_seed(got: &Value, seed: &Value) {
     assert_shape(got, seed);
@@ -123,7 +123,7 @@ pub async fn create(h: &Harness, kinds: &str, id: &str, key: &str, body: &str) -
     .await
 }
 
-/// A GET as the seed sends it (with its `Content-Type: application/json` header).
+/// A GET as the documentation sends it (with its `Content-Type: application/json` header).
 pub async fn list(h: &Harness, kinds: &str, id: &str, key: &str) -> Resp {
     h.send(
         "GET",
@@ -145,7 +145,7 @@ async fn register_seed_parents(h: &Harness, key: &str) {
     }
 }
 
-/// Every example request of the seed, for assets and projects.
+/// Every example request of the documentation, for assets and projects.
 pub async fn seed_examples(h: &Harness) {
     register_seed_parents(h, KEY_A).await;
     for (kinds, id, empty_id, seed_item) in [
@@ -369,7 +369,7 @@ fn assert_asset_error(r: Resp, status: u16, message: &str) {
     assert_eq!(v, json!({ "error": message }));
 }
 
-/// Every error row of issue 7, for assets and projects, with stored data unchanged.
+/// Every error this API answers, for assets and projects, with stored data unchanged.
 pub async fn errors(h: &Harness) {
     register_seed_parents(h, KEY_A).await;
     // An asset id that is registered as a project only, and the reverse.
@@ -414,7 +414,7 @@ pub async fn errors(h: &Harness) {
                 &not_found,
             );
         }
-        // 422: the title missing (the seed's request has no body), null or blank.
+        // 422: the title missing (the documentation's request has no body), null or blank.
         let r = h
             .send("POST", &path, &[("x-api-key", KEY_A.into())], Bytes::new())
             .await;
@@ -432,7 +432,7 @@ pub async fn errors(h: &Harness) {
                 "Missing parameter title",
             );
         }
-        // 400: the seed's long title, 256 multi-byte characters, a title that is not a string,
+        // 400: the documentation's long title, 256 multi-byte characters, a title that is not a string,
         // a body that is not JSON or not an object.
         let too_long = "Title is too long (maximum is 255 characters)";
         assert_asset_error(

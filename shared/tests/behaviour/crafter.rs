@@ -1,4 +1,4 @@
-//! The Crafter Profile dialect (issue 4): the seeds' requests and their answers field by field,
+//! The Crafter Profile dialect: its documentation's requests and their answers field by field,
 //! same-name replacement, the size formatting, every error row, tenants, and stored data staying
 //! as it was after every refused request.
 
@@ -9,7 +9,7 @@ use crate::support::*;
 
 const PROFILE: &str = "59284659d4c650213cc2f3fc";
 
-/// The item of the seeds' answers (000 and 001 show the same one).
+/// The item of the documentation pages' answers (000 and 001 show the same one).
 fn seed_item() -> Value {
     json!({
         "md5": "498a1e16be56873ef53a1a61295d1781",
@@ -33,7 +33,7 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Same keys in the same order, each of the same JSON type as the seed's.
+/// Same keys in the same order, each of the same JSON type as the documentation's.
 pub fn assert_shape(got: &Value, seed: &Value) {
     let g = got
         .as_object()
@@ -135,8 +135,8 @@ fn assert_error(r: Resp, status: u16, code: &str, message_has: &str) -> Value {
     v
 }
 
-/// Seed 001 (upload) and 000 (list), then the details and content routes, all compared with the
-/// seed field by field.
+/// The documented upload and list, then the details and content routes, all compared with the
+/// documentation field by field.
 pub async fn seed_examples(h: &Harness) {
     h.parent(KEY_A, "profile", PROFILE).await;
     let jpeg = jpeg_bytes(23193);
@@ -161,11 +161,11 @@ pub async fn seed_examples(h: &Harness) {
     assert!(is_uuid(&id), "{id}");
     for (k, v) in seed_item().as_object().unwrap() {
         if k != "md5" && k != "id" {
-            assert_eq!(&item[k], v, "{k} as the seed shows it");
+            assert_eq!(&item[k], v, "{k} as the documentation shows it");
         }
     }
 
-    // Seed 000, with and without the trailing slash.
+    // The documented list, with and without the trailing slash.
     for path in [list_path(PROFILE), format!("{}/", list_path(PROFILE))] {
         let list = get(h, &path, KEY_A).await.expect(200).json();
         let arr = list.as_array().unwrap();
@@ -408,7 +408,7 @@ pub async fn unknown_attachment(h: &Harness) {
     assert_eq!(d["id"], Value::Null);
 }
 
-/// Every error row of issue 4, on every route where it applies, with stored data unchanged.
+/// Every error this API answers, on every route where it applies, with stored data unchanged.
 pub async fn errors(h: &Harness) {
     h.parent(KEY_A, "profile", PROFILE).await;
     let jpeg = jpeg_bytes(2048);
@@ -778,7 +778,7 @@ pub async fn cross_tenant(h: &Harness) {
     assert_eq!(snapshot(h, PROFILE, KEY_A).await, before);
 }
 
-/// An unexpected failure (the blob store unwritable) is a 500 with the seed's body, and leaves
+/// An unexpected failure (the blob store unwritable) is a 500 with the documentation's body, and leaves
 /// nothing behind. Embedded backend only: it breaks the data folder on purpose.
 pub async fn internal_error(h: &Harness) {
     h.parent(KEY_A, "profile", PROFILE).await;

@@ -1,5 +1,5 @@
-//! The HrFlow dialect (issue 5): each look-up (id, reference, e-mail, and the indexing API's
-//! spelling), the seed's answer field by field, every `public_url` downloaded and compared, every
+//! The HrFlow dialect: each look-up (id, reference, e-mail, and the indexing API's
+//! spelling), the documentation's answer field by field, every `public_url` downloaded and compared, every
 //! error row, tenants and sources kept apart, stored data unchanged by refused requests.
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use crate::support::*;
 const PROFILE: &str = "5f0c1ee3a2f8b7c2e4d6a8b0";
 const SOURCE: &str = "src-hr-1";
 
-/// The first item of the seed's answer.
+/// The first item of the documentation's answer.
 fn seed_item() -> Value {
     json!({
         "type": "resume",
@@ -86,7 +86,7 @@ fn assert_hrflow_error(r: Resp, status: u16, message: &str) -> Value {
     v
 }
 
-/// Each look-up and both spellings answer the seed's shape, with the right bytes behind links.
+/// Each look-up and both spellings answer the documentation's shape, with the right bytes behind links.
 pub async fn lookups(h: &Harness) {
     profile(h, KEY_A, PROFILE, SOURCE, "ref-1", "Jane@Example.com").await;
     let resume = pdf("resume");
@@ -204,7 +204,7 @@ pub async fn lookups(h: &Harness) {
     );
 }
 
-/// Every error row of issue 5, with stored data unchanged.
+/// Every error this API answers, with stored data unchanged.
 pub async fn errors(h: &Harness) {
     profile(h, KEY_A, PROFILE, SOURCE, "ref-1", "jane@example.com").await;
     profile(

@@ -1,4 +1,4 @@
-//! The behaviour suite of the records API (seed 003, `/v2/{object}/…`): the seed's two
+//! The behaviour suite of the records API (`/v2/{object}/…`): the documentation's two
 //! examples, every error row, versions by name and by `document_id`, both delete modes, real
 //! thumbnails, and the decompression bomb. Backend-agnostic: storage is only observed through
 //! the API and its links.
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// The seed's two records.
+/// The documentation's two records.
 const R_EMPTY: &str = "42f64596-c42f-4ba2-8138-cc40188d2a88";
 const R_TWO: &str = "41f19ff6-2738-4000-8bfd-a18950caa1d1";
 const OBJECT: &str = "io_showcase";
@@ -227,7 +227,7 @@ async fn setup_seed_records(h: &Harness) -> (Vec<Value>, Vec<u8>, Vec<u8>) {
     (items, f1, f2)
 }
 
-/// The seed's first example: one call for a record with no attachments and one with two, as a
+/// The documentation's first example: one call for a record with no attachments and one with two, as a
 /// map keyed by the requested UUIDs, in the order asked; every link works.
 pub async fn records_seed_many(h: &Harness) {
     let start = now_ms();
@@ -293,7 +293,7 @@ pub async fn records_seed_many(h: &Harness) {
     assert_eq!(map3[R_TWO].as_array().unwrap().len(), 2);
 }
 
-/// The seed's second example: without `uuids`, every record of the object that has at least
+/// The documentation's second example: without `uuids`, every record of the object that has at least
 /// one attachment (not other objects', not other tenants'); `{}` when none has.
 pub async fn records_seed_all(h: &Harness) {
     assert_eq!(
@@ -364,7 +364,7 @@ pub async fn records_seed_all(h: &Harness) {
     assert_eq!(b[R_EMPTY][0]["name"], "b.txt");
 }
 
-/// Every error row of the seed, and the API's own, in one envelope; none changes anything.
+/// Every error row of the documentation, and the API's own, in one envelope; none changes anything.
 pub async fn records_errors(h: &Harness) {
     let (uploaded, _, _) = setup_seed_records(h).await;
     let b_record = "0b0b0b0b-0000-4000-8000-00000000000b";
