@@ -365,6 +365,8 @@ impl App {
         Ok(ready)
     }
 
+    /// Stores a new version of an existing attachment: the intent first, then the bytes, then
+    /// the attachment points at them. A failure at any step leaves the attachment as it was.
     async fn store_new_version(
         &self,
         current: Attachment,
@@ -378,37 +380,12 @@ impl App {
             ));
         }
         let hashing = Hashing::start(bytes.clone());
-        // 1. The intent: the new version is recorded as an upload under way before any byte is
-        //    stored, so a crash or a failed clean-up is found by the sweep, which removes the
-        //    file and leaves the attachment as it was.
-        let expires_at = now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64;
-        let mut intent = current.clone();
-        intent.upload = Some(PendingUpload {
-            version: version.clone(),
-            declared_sha256: None,
-            multipart: None,
-            expires_at,
-        });
-        intent.expires_at = Some(expires_at);
-        match self
-            .meta
-            .update_attachment(&intent, Expected::of(&current))
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                return Err(ServiceError::Conflict(
-                    "the attachment changed while this version was stored; retry".into(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        // 2. The bytes, while they are hashed, and beside them the thumbnail.
+        let intent = self.record_version_intent(&current, &version).await?;
+        // The bytes, while they are hashed, and beside them the thumbnail.
         let key = current.blob_key(version.id);
         let stored = hashing
             .store(self, &current, &key, &bytes, &mut version)
             .await;
-        // 3. The version record, then the attachment points at it.
         let mut next = current.clone();
         fields.apply(&mut next);
         next.content = Some(version.clone());
@@ -416,8 +393,9 @@ impl App {
         next.upload = None;
         next.expires_at = None;
         next.updated_at = version.created_at;
-        let result = match stored {
+        let pointed = match stored {
             Err(e) => Err(e),
+            // The version record, then the attachment points at it.
             Ok(()) => {
                 async {
                     self.meta
@@ -430,35 +408,63 @@ impl App {
                 .await
             }
         };
-        match result {
-            Ok(()) => Ok(next),
-            Err(e) => {
-                // The attachment still points at its previous content; forget the new one. What
-                // cannot be removed now stays recorded in the intent, for the sweep.
-                let cleaned = async {
-                    self.meta
-                        .delete_version(&current.tenant, current.id, version.id)
-                        .await?;
-                    self.delete_thumbnail(&current, version.id).await?;
-                    self.blobs.delete(&key).await?;
-                    let mut back = intent.clone();
-                    back.upload = None;
-                    back.expires_at = current.expires_at;
-                    self.meta
-                        .update_attachment(&back, Expected::of(&intent))
-                        .await
-                }
+        if let Err(e) = pointed {
+            self.forget_version(&current, &intent, version.id, &key)
                 .await;
-                if let Err(err) = cleaned {
-                    tracing::warn!(error = %err, attachment = %current.id, "clean-up of a failed version left something; the sweep will remove it");
-                }
-                Err(match e {
-                    StoreError::Conflict(_) => ServiceError::Conflict(
-                        "the attachment changed while this version was stored; retry".into(),
-                    ),
-                    other => other.into(),
-                })
-            }
+            return Err(changed_or_failed(e));
+        }
+        Ok(next)
+    }
+
+    /// Records a new version as an upload under way before any byte is stored, so that a crash
+    /// or a failed clean-up is found by the sweep, which removes the file and leaves the
+    /// attachment as it was. Returns the attachment as recorded.
+    async fn record_version_intent(
+        &self,
+        current: &Attachment,
+        version: &Version,
+    ) -> ServiceResult<Attachment> {
+        let expires_at = now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64;
+        let mut intent = current.clone();
+        intent.upload = Some(PendingUpload {
+            version: version.clone(),
+            declared_sha256: None,
+            multipart: None,
+            expires_at,
+        });
+        intent.expires_at = Some(expires_at);
+        self.meta
+            .update_attachment(&intent, Expected::of(current))
+            .await
+            .map_err(changed_or_failed)?;
+        Ok(intent)
+    }
+
+    /// Forgets a version that could not be stored: the attachment still points at its previous
+    /// content. What cannot be removed now stays recorded in the intent, for the sweep.
+    async fn forget_version(
+        &self,
+        current: &Attachment,
+        intent: &Attachment,
+        version: VersionId,
+        key: &str,
+    ) {
+        let cleaned = async {
+            self.meta
+                .delete_version(&current.tenant, current.id, version)
+                .await?;
+            self.delete_thumbnail(current, version).await?;
+            self.blobs.delete(key).await?;
+            let mut back = intent.clone();
+            back.upload = None;
+            back.expires_at = current.expires_at;
+            self.meta
+                .update_attachment(&back, Expected::of(intent))
+                .await
+        }
+        .await;
+        if let Err(err) = cleaned {
+            tracing::warn!(error = %err, attachment = %current.id, "clean-up of a failed version left something; the sweep will remove it");
         }
     }
 
@@ -511,6 +517,17 @@ impl App {
 fn refused_or_failed(e: StoreError) -> ServiceError {
     match e {
         StoreError::Conflict(msg) => ServiceError::Conflict(msg),
+        other => other.into(),
+    }
+}
+
+/// A conditional write that found the attachment changed is the caller's to retry; anything else
+/// is a failure of storage.
+fn changed_or_failed(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict(_) => ServiceError::Conflict(
+            "the attachment changed while this version was stored; retry".into(),
+        ),
         other => other.into(),
     }
 }
