@@ -135,6 +135,9 @@ pub struct AttachmentView<'a> {
     updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
+    /// A PNG of at most 256 px (the image itself, or an icon of the file's family), when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbnail_url: Option<String>,
     /// Why the last direct upload was refused (absent when nothing was).
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<&'a str>,
@@ -178,14 +181,22 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
         created_at: Timestamp(a.created_at),
         updated_at: Timestamp(a.updated_at),
         download_url,
+        thumbnail_url: None,
         problem: a.problem.as_deref(),
     }
 }
 
+/// The view with both links of a ready attachment: its download and its thumbnail.
+async fn linked_view<'a>(app: &App, a: &'a Attachment) -> Result<AttachmentView<'a>, ServiceError> {
+    let mut view = attachment_view(a, app.download_link(a).await?);
+    view.thumbnail_url = app.thumbnail_link(a).await?;
+    Ok(view)
+}
+
 /// 200 with one attachment and its download link (when it has content).
 async fn one_attachment(app: &App, att: &Attachment) -> Response {
-    match app.download_link(att).await {
-        Ok(link) => json_response(StatusCode::OK, &attachment_view(att, link)),
+    match linked_view(app, att).await {
+        Ok(view) => json_response(StatusCode::OK, &view),
         Err(e) => service_error(e),
     }
 }
@@ -363,11 +374,11 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Response {
     };
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
-        let link = app.download_link(a).await.unwrap_or_else(|e| {
+        let view = linked_view(&app, a).await.unwrap_or_else(|e| {
             super::log_internal(&e);
-            None
+            attachment_view(a, None)
         });
-        items.push(attachment_json(a, link));
+        items.push(serde_json::to_value(view).unwrap_or(Value::Null));
     }
     json_response(StatusCode::CREATED, &json!({ "items": items }))
 }
@@ -424,8 +435,8 @@ async fn list_page(
             }
             let mut items = Vec::with_capacity(page.items.len());
             for a in &page.items {
-                match app.download_link(a).await {
-                    Ok(link) => items.push(attachment_view(a, link)),
+                match linked_view(app, a).await {
+                    Ok(view) => items.push(view),
                     Err(e) => return service_error(e),
                 }
             }
