@@ -2,6 +2,7 @@
 //! Requests arrive fully read (`Bytes`), whether from the local server or a Lambda event.
 
 pub mod assets;
+pub mod cors;
 pub mod crafter;
 pub mod hrflow;
 pub mod multipart;
