@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod aws;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod lambda;

@@ -1,5 +1,6 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
-//! table, plus the embedded blob store's signed links under `/_blobs/`.
+//! table, plus the embedded blob store's signed links under `/_blobs/`, the browser console
+//! (`/console`, see [`crate::console`]) and CORS (see [`crate::http::cors`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ fn finish(resp: crate::http::Response) -> http::Response<Body> {
 pub struct Server {
     pub app: Arc<App>,
     pub fs_blobs: Option<Arc<FsBlobStore>>,
+    pub console: Arc<crate::console::Console>,
+    pub cors: Arc<crate::http::cors::Cors>,
 }
 
 impl From<Built> for Server {
@@ -41,13 +44,29 @@ impl From<Built> for Server {
         Self {
             app: b.app,
             fs_blobs: b.fs_blobs,
+            console: Arc::default(),
+            cors: Arc::default(),
         }
     }
 }
 
 impl Server {
-    /// Serves one request.
+    /// Serves one request: the console, CORS, then the links or the API.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
+        if let Some(page) = self.console.serve(&req) {
+            return finish(page);
+        }
+        let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
+        if let Some(preflight) = self.cors.preflight(&req, blob) {
+            return finish(preflight);
+        }
+        let cors = self.cors.verdict(&req, blob);
+        let mut resp = self.route(req).await;
+        cors.apply(resp.headers_mut());
+        resp
+    }
+
+    async fn route(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         let path = req.uri().path();
         if let Some(blobs) = &self.fs_blobs {
             if path == POST_PATH && req.method() == Method::POST {
@@ -341,7 +360,11 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| SetupError::Other(e.to_string()))?;
-    Ok((addr, built.into(), listener, first_key))
+    let mut server = Server::from(built);
+    let links = server.fs_blobs.as_ref().map(|_| cfg.public_url.as_str());
+    server.console = Arc::new(crate::console::Console::new(links));
+    server.cors = Arc::new(crate::http::cors::Cors::new(cfg.cors_origins.clone()));
+    Ok((addr, server, listener, first_key))
 }
 
 /// Removes abandoned uploads and unfinished deletions every minute.
@@ -372,6 +395,7 @@ pub async fn run() -> Result<(), SetupError> {
     spawn_sweeper(server.app.clone());
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "attachments API listening");
     println!("Attachments API listening on http://{addr}");
+    println!("Console: http://{addr}/console");
     tokio::select! {
         r = serve(server, listener) => r.map_err(|e| SetupError::Other(e.to_string())),
         _ = tokio::signal::ctrl_c() => {
