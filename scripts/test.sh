@@ -13,7 +13,7 @@ if [ "$(uname -s)" = Linux ]; then
   scripts/debian-package.sh fincore util-linux-extra "the file store's tests count cached pages with fincore"
 fi
 
-step "Python tools (cfn-lint, aws-sam-cli, moto) into .tools/venv"
+step "Python tools (cfn-lint, aws-sam-cli, moto, selenium) into .tools/venv"
 scripts/tools.sh
 
 step "cargo fmt --check and clippy (warnings are errors)"
@@ -33,3 +33,6 @@ step "SAM template checks"
 
 step "README walk-through against a fresh local server"
 scripts/readme-walkthrough.sh
+
+step "the browser console in headless Chromium against a fresh local server"
+scripts/console-test.sh
