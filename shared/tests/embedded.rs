@@ -479,7 +479,7 @@ async fn blob_links_answer_browsers_of_any_origin() {
     let put = request(
         "PUT",
         &url,
-        &[page.clone()],
+        std::slice::from_ref(&page),
         Bytes::from(vec![7u8; part_size]),
     )
     .await;
