@@ -46,6 +46,18 @@ impl CliError {
         }
     }
 
+    /// The same failure, its message led by `what` (which file of several it was about).
+    pub fn about(self, what: &str) -> Self {
+        match self {
+            Self::Local(m) => Self::Local(format!("{what}: {m}")),
+            Self::NotLoggedIn => Self::NotLoggedIn,
+            Self::Unauthorized(m) => Self::Unauthorized(m),
+            Self::NotFound(m) => Self::NotFound(format!("{what}: {m}")),
+            Self::Refused(m) => Self::Refused(format!("{what}: {m}")),
+            Self::Unavailable(m) => Self::Unavailable(format!("{what}: {m}")),
+        }
+    }
+
     /// A local file problem, naming the file.
     pub fn file(path: &std::path::Path, what: &str, e: std::io::Error) -> Self {
         Self::Local(format!("cannot {what} {}: {e}", path.display()))

@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> CliResult<()> {
                 tags: tags.clone(),
                 show_progress,
             };
-            let (done, error) = upload::put_all(&api, parent, files, &opts).await;
+            let (done, mut failed) = upload::put_all(&api, parent, files, &opts).await;
             if cli.json {
                 print_json(&Value::Array(done));
             } else {
@@ -184,7 +184,16 @@ async fn run(cli: Cli) -> CliResult<()> {
                     );
                 }
             }
-            error.map_or(Ok(()), Err)
+            // Every failure on its own line, in order; the exit code is the last one's.
+            match failed.pop() {
+                None => Ok(()),
+                Some(last) => {
+                    for e in &failed {
+                        eprintln!("error: {e}");
+                    }
+                    Err(last)
+                }
+            }
         }
         Command::Get { id, output, force } => {
             let api = api(&cli)?;

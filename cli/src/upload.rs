@@ -488,29 +488,48 @@ async fn send_part(
     }
 }
 
-/// Uploads every file in turn; prints each outcome, and answers the attachments and the first
-/// failure (the others are printed as they happen).
+/// Uploads every file in turn, going on after a failure; answers the attachments and the
+/// failures, each led by its file when there are several.
 pub async fn put_all(
     api: &Api,
     parent: &ParentArg,
     files: &[PathBuf],
     opts: &PutOptions,
-) -> (Vec<Value>, Option<CliError>) {
+) -> (Vec<Value>, Vec<CliError>) {
+    forget_stale_records();
     let mut done = Vec::new();
-    let mut first_error = None;
-    let several = files.len() > 1;
+    let mut failed = Vec::new();
     for f in files {
         match put(api, parent, f, opts).await {
             Ok(att) => done.push(att),
-            Err(e) => {
-                if several {
-                    eprintln!("error: {}: {e}", f.display());
-                }
-                first_error.get_or_insert(e);
-            }
+            Err(e) if files.len() > 1 => failed.push(e.about(&f.display().to_string())),
+            Err(e) => failed.push(e),
         }
     }
-    (done, first_error)
+    (done, failed)
+}
+
+/// Records older than the longest an unfinished upload may live on a server (30 days) name
+/// uploads that are gone: they are removed.
+fn forget_stale_records() {
+    let Ok(dir) = config::state_dir().map(|d| d.join("uploads")) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let month = Duration::from_secs(30 * 86_400);
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > month);
+        if old {
+            forget(&e.path());
+        }
+    }
 }
 
 #[cfg(test)]
