@@ -9,7 +9,7 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python tools (cfn-lint, aws-sam-cli, moto) into .tools/venv"
+step "Python tools (cfn-lint, aws-sam-cli, moto, selenium) into .tools/venv"
 scripts/tools.sh
 
 step "cargo fmt --check and clippy (warnings are errors)"
@@ -29,3 +29,6 @@ step "SAM template checks"
 
 step "README walk-through against a fresh local server"
 scripts/readme-walkthrough.sh
+
+step "the browser console in headless Chromium against a fresh local server"
+scripts/console-test.sh

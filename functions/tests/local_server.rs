@@ -42,14 +42,17 @@ impl Server {
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
-        for line in BufReader::new(stdout).lines() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(a) = line.strip_prefix("Attachments API listening on http://") {
                 addr = Some(a.trim().to_owned());
                 break;
             }
         }
+        // Whatever the server prints later must not find its pipe closed.
+        std::thread::spawn(move || lines.for_each(drop));
         Self {
             child,
             addr: addr.expect("the server did not start"),

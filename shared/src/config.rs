@@ -75,6 +75,10 @@ pub struct Config {
     /// The Crafter Profile API's file limit (`ATTACHMENTS_CRAFTER_MAX_FILE_BYTES`), 5 MiB by
     /// default as in Crafter; `max_upload_bytes` caps it further.
     pub crafter_max_file_bytes: usize,
+    /// Origins whose browsers may call the API (`ATTACHMENTS_CORS_ORIGINS`, comma-separated;
+    /// none by default). The local server applies it (see `http::cors`); on AWS the template's
+    /// `ApiCorsOrigins` configures the HTTP API instead.
+    pub cors_origins: Vec<String>,
 }
 
 /// A configuration error; its message names the variable.
@@ -309,6 +313,11 @@ impl Config {
                 )
             })?,
         };
+        let cors_origins = match var("ATTACHMENTS_CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(v) => crate::http::cors::parse_origins(&v)
+                .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))?,
+        };
         Ok(Self {
             backend,
             addr,
@@ -330,6 +339,7 @@ impl Config {
             json_logs,
             crafter_allowed_types,
             crafter_max_file_bytes,
+            cors_origins,
         })
     }
 }
@@ -533,6 +543,7 @@ mod tests {
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
         assert!(!c.s3_path_style);
+        assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -562,6 +573,21 @@ mod tests {
                 .unwrap_err()
                 .var,
             "ATTACHMENTS_S3_PATH_STYLE"
+        );
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_CORS_ORIGINS", "https://app.example.com/")])
+                .unwrap_err()
+                .var,
+            "ATTACHMENTS_CORS_ORIGINS"
+        );
+        assert_eq!(
+            cfg(&[(
+                "ATTACHMENTS_CORS_ORIGINS",
+                "https://a.example, http://localhost:5173"
+            )])
+            .unwrap()
+            .cors_origins,
+            ["https://a.example", "http://localhost:5173"]
         );
         assert!(
             cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])

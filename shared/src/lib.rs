@@ -8,6 +8,7 @@ pub mod admin;
 pub mod aws;
 pub mod blocking;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod lambda;

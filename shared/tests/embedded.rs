@@ -5,6 +5,7 @@
 mod behaviour;
 mod support;
 
+use bytes::Bytes;
 use support::*;
 
 macro_rules! on_embedded {
@@ -271,4 +272,231 @@ async fn conditional_listings() {
 #[tokio::test]
 async fn conditional_dialect_listings() {
     behaviour::conditional_dialect_listings(&Harness::embedded().await).await;
+}
+
+/// The console is served from the API's own origin, with a policy that keeps it there.
+#[tokio::test]
+async fn console_is_served_with_a_strict_policy() {
+    let h = Harness::embedded().await;
+    for path in [
+        "/console",
+        "/console/",
+        "/console/app.js",
+        "/console/upload.js",
+    ] {
+        let r = h.send("GET", path, &[], Bytes::new()).await.expect(200);
+        assert!(!r.body.is_empty(), "{path}");
+        let csp = r.header("content-security-policy");
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        assert!(
+            csp.contains(&format!("connect-src 'self' {};", h.base)),
+            "{csp}"
+        );
+    }
+    let page = h.send("GET", "/console", &[], Bytes::new()).await;
+    assert!(page.header("content-type").starts_with("text/html"));
+    let types = h
+        .send("GET", "/console/content-types.json", &[], Bytes::new())
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(types["jpg"], "image/jpeg");
+    // Anything else under it is the API's 404, and it takes no writes.
+    h.send("GET", "/console/secret", &[], Bytes::new())
+        .await
+        .expect(404);
+    h.send("POST", "/console/", &[], Bytes::new())
+        .await
+        .expect(405);
+}
+
+fn origin(o: &str) -> (&'static str, String) {
+    ("origin", o.to_owned())
+}
+
+/// Without `ATTACHMENTS_CORS_ORIGINS`, the API answers no other origin: no CORS header, and a
+/// preflight gets the router's 405.
+#[tokio::test]
+async fn api_cors_is_off_by_default() {
+    let h = Harness::embedded().await;
+    let r = h
+        .send(
+            "GET",
+            "/v1/parents/profile/x",
+            &[origin("https://app.example"), ("x-api-key", KEY_A.into())],
+            Bytes::new(),
+        )
+        .await
+        .expect(404);
+    assert_eq!(r.header("access-control-allow-origin"), "");
+    let pre = h
+        .send(
+            "OPTIONS",
+            "/v1/parents/profile/x",
+            &[
+                origin("https://app.example"),
+                ("access-control-request-method", "PUT".into()),
+            ],
+            Bytes::new(),
+        )
+        .await
+        .expect(405);
+    assert_eq!(pre.header("access-control-allow-origin"), "");
+}
+
+/// With `ATTACHMENTS_CORS_ORIGINS`, the API answers the preflight and the calls of the listed
+/// origins, and of no other.
+#[tokio::test]
+async fn api_cors_answers_the_configured_origins() {
+    let h = Harness::embedded_with(Opts::var(
+        "ATTACHMENTS_CORS_ORIGINS",
+        "https://app.example,http://localhost:5173",
+    ))
+    .await;
+    let pre = h
+        .send(
+            "OPTIONS",
+            "/v1/parents/profile/x/uploads",
+            &[
+                origin("http://localhost:5173"),
+                ("access-control-request-method", "POST".into()),
+                (
+                    "access-control-request-headers",
+                    "x-api-key,content-type".into(),
+                ),
+            ],
+            Bytes::new(),
+        )
+        .await
+        .expect(204);
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        "http://localhost:5173"
+    );
+    assert!(pre.header("access-control-allow-methods").contains("POST"));
+    let allowed = pre.header("access-control-allow-headers");
+    assert!(
+        allowed.contains("x-api-key") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    assert_eq!(pre.header("access-control-allow-credentials"), "");
+    let r = h
+        .send(
+            "PUT",
+            "/v1/parents/profile/x",
+            &[origin("https://app.example"), ("x-api-key", KEY_A.into())],
+            Bytes::new(),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
+    // Errors carry it too, so a browser can read why.
+    let e = h
+        .send(
+            "GET",
+            "/v1/parents/profile/x",
+            &[origin("https://app.example")],
+            Bytes::new(),
+        )
+        .await
+        .expect(401);
+    assert_eq!(
+        e.header("access-control-allow-origin"),
+        "https://app.example"
+    );
+    let other = h
+        .send(
+            "GET",
+            "/v1/parents/profile/x",
+            &[origin("https://evil.example"), ("x-api-key", KEY_A.into())],
+            Bytes::new(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(other.header("access-control-allow-origin"), "");
+    h.send(
+        "OPTIONS",
+        "/v1/parents/profile/x",
+        &[
+            origin("https://evil.example"),
+            ("access-control-request-method", "DELETE".into()),
+        ],
+        Bytes::new(),
+    )
+    .await
+    .expect(405);
+}
+
+/// The store's links answer any origin, as the bucket's CORS rule: the preflight of a part PUT
+/// and of the form POST, and the part's `ETag` readable by the page.
+#[tokio::test]
+async fn blob_links_answer_browsers_of_any_origin() {
+    let h = Harness::embedded_with(Opts::var("ATTACHMENTS_DIRECT_POST_MAX_BYTES", "1")).await;
+    h.parent(KEY_A, "profile", "p1").await;
+    let size = 9 * 1024 * 1024;
+    let up = h
+        .call(
+            "POST",
+            "/v1/parents/profile/p1/uploads",
+            Some(KEY_A),
+            format!(r#"{{"file_name":"big.bin","content_type":"application/octet-stream","size":{size}}}"#),
+        )
+        .await
+        .expect(201)
+        .json();
+    let part_size = up["upload"]["part_size"].as_u64().unwrap() as usize;
+    let url = up["upload"]["parts"][0]["url"].as_str().unwrap().to_owned();
+    let page = origin("https://app.example");
+    let pre = request(
+        "OPTIONS",
+        &url,
+        &[
+            page.clone(),
+            ("access-control-request-method", "PUT".into()),
+            ("access-control-request-headers", "content-type".into()),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert!(pre.status.is_success(), "{:?}", pre.status);
+    assert_eq!(pre.header("access-control-allow-origin"), "*");
+    assert!(pre.header("access-control-allow-methods").contains("PUT"));
+    assert_eq!(pre.header("access-control-allow-headers"), "content-type");
+    let put = request(
+        "PUT",
+        &url,
+        std::slice::from_ref(&page),
+        Bytes::from(vec![7u8; part_size]),
+    )
+    .await;
+    assert!(put.status.is_success(), "{:?}", put.status);
+    assert_eq!(put.header("access-control-allow-origin"), "*");
+    assert_eq!(put.header("access-control-expose-headers"), "ETag");
+    assert!(put.header("etag").starts_with('"'));
+    // The form POST's preflight, and a method the rule does not allow.
+    let pre = request(
+        "OPTIONS",
+        &format!("{}/_blobs/upload", h.base),
+        &[
+            page.clone(),
+            ("access-control-request-method", "POST".into()),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert!(pre.status.is_success(), "{:?}", pre.status);
+    assert_eq!(pre.header("access-control-allow-origin"), "*");
+    let refused = request(
+        "OPTIONS",
+        &url,
+        &[page, ("access-control-request-method", "DELETE".into())],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(refused.status.as_u16(), 403);
+    assert_eq!(refused.header("access-control-allow-origin"), "");
 }

@@ -96,6 +96,12 @@ pub fn type_for_extension(extension: &str) -> Option<&'static str> {
         .map(|(_, t, _)| *t)
 }
 
+/// Every extension the server knows, with its type: what a client must declare for such a file
+/// (the browser console reads it, so it declares exactly what the server expects).
+pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
+    BY_EXTENSION.iter().map(|(e, t, _)| (*e, *t))
+}
+
 fn needs_magic(extension: &str) -> bool {
     let ext = extension.to_ascii_lowercase();
     BY_EXTENSION.iter().any(|(e, _, m)| *e == ext && *m)

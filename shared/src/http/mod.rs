@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod conditional;
+pub mod cors;
 pub mod crafter;
 pub mod error;
 pub mod hrflow;

@@ -1,5 +1,6 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
-//! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]).
+//! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
+//! browser console (`/console`, see [`crate::console`]) and CORS (see [`crate::http::cors`]).
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
 //! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
@@ -45,23 +46,39 @@ pub struct Server {
     pub max_connections: usize,
     /// How long a request body may send nothing (`ATTACHMENTS_BODY_IDLE_SECONDS`).
     pub body_idle: Duration,
+    pub console: Arc<crate::console::Console>,
+    pub cors: Arc<crate::http::cors::Cors>,
 }
 
 impl Server {
     pub fn new(built: Built, cfg: &Config) -> Self {
+        // The console's page may load what the store's links point at.
+        let links = built.fs_blobs.as_ref().map(|_| cfg.public_url.as_str());
         Self {
+            console: Arc::new(crate::console::Console::new(links)),
             app: built.app,
             fs_blobs: built.fs_blobs,
             max_connections: cfg.max_connections,
             body_idle: cfg.body_idle,
+            cors: Arc::new(crate::http::cors::Cors::new(cfg.cors_origins.clone())),
         }
     }
 }
 
 impl Server {
-    /// Serves one request.
+    /// Serves one request: the console, CORS, then the links or the API.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
-        crate::http::hardened(self.route(req).await)
+        if let Some(page) = self.console.serve(&req) {
+            return crate::http::hardened(finish(page));
+        }
+        let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
+        if let Some(preflight) = self.cors.preflight(&req, blob) {
+            return crate::http::hardened(finish(preflight));
+        }
+        let cors = self.cors.verdict(&req, blob);
+        let mut resp = self.route(req).await;
+        cors.apply(resp.headers_mut());
+        crate::http::hardened(resp)
     }
 
     async fn route(&self, req: http::Request<Incoming>) -> http::Response<Body> {
@@ -165,11 +182,14 @@ pub async fn run() -> Result<(), SetupError> {
     let (addr, server, listener, first_key) = start(&cfg, None).await?;
     if let Some(key) = first_key {
         // Printed once, on the first start of an empty store: the only time it is shown.
-        println!("Created an API key for tenant `default` (shown only this once):\n\n    {key}\n");
+        say(&format!(
+            "Created an API key for tenant `default` (shown only this once):\n\n    {key}\n"
+        ));
     }
     spawn_sweeper(server.app.clone());
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "attachments API listening");
-    println!("Attachments API listening on http://{addr}");
+    say(&format!("Attachments API listening on http://{addr}"));
+    say(&format!("Console: http://{addr}/console"));
     tokio::select! {
         r = serve(server, listener) => r.map_err(|e| SetupError::Other(e.to_string())),
         _ = tokio::signal::ctrl_c() => {
@@ -177,4 +197,12 @@ pub async fn run() -> Result<(), SetupError> {
             Ok(())
         }
     }
+}
+
+/// Prints a line for the person who started the server. Nobody may be reading any more (a closed
+/// pipe): that must not stop the server, as `println!` would.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

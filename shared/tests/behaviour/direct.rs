@@ -270,6 +270,7 @@ pub async fn multipart_refused_at_completion(h: &Harness) {
         assert_eq!(att["status"], "rejected", "{case}");
         assert!(att["problem"].is_string(), "{case}: {att}");
         assert!(att.get("download_url").is_none(), "{case}");
+        assert!(att.get("thumbnail_url").is_none(), "{case}");
         // Asking again gives the same answer; nothing is listed.
         complete(h, &id).await.expect(422);
     }

@@ -30,6 +30,7 @@ pub async fn snapshot(h: &Harness, key: &str, kind: &str, id: &str) -> Vec<(Valu
     for mut item in r.expect(200).json()["items"].as_array().unwrap().clone() {
         let url = item["download_url"].as_str().unwrap_or_default().to_owned();
         item.as_object_mut().unwrap().remove("download_url");
+        item.as_object_mut().unwrap().remove("thumbnail_url");
         let bytes = if url.is_empty() {
             Bytes::new()
         } else {
@@ -121,6 +122,7 @@ pub async fn walkthrough(h: &Harness) {
         "created_at",
         "updated_at",
         "download_url",
+        "thumbnail_url",
     ] {
         assert!(a[f].is_string(), "{f}");
     }
@@ -146,6 +148,7 @@ pub async fn walkthrough(h: &Harness) {
         "created_at",
         "updated_at",
         "download_url",
+        "thumbnail_url",
     ];
     let keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, expected_keys);
@@ -202,6 +205,13 @@ pub async fn walkthrough(h: &Harness) {
         dl.header("content-disposition"),
         "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9%202024.pdf"
     );
+    // Its thumbnail: a PNG (a PDF gets its family's icon), never the file itself.
+    let thumb = fetch(meta["thumbnail_url"].as_str().unwrap())
+        .await
+        .expect(200);
+    assert_eq!(thumb.header("content-type"), "image/png");
+    assert!(thumb.body.starts_with(b"\x89PNG"), "a PNG");
+    assert_ne!(&thumb.body[..], &pdf[..]);
     let redirect = h
         .get(&format!("/v1/attachments/{id}/content"), KEY_A)
         .await

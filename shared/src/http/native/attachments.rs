@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::json;
 
-use super::views::{attachment_json, attachment_view, AttachmentView};
+use super::views::{attachment_view, AttachmentView};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::{Attachment, FileName};
 use crate::http::multipart::{self, FilePart};
@@ -17,10 +17,19 @@ use crate::service::{App, AttachmentFields, NewFile, UploadRules, UploadTarget};
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
 
-/// 200 with one attachment and its download link (when it has content).
+/// The view with both links of a ready attachment: its download and its thumbnail.
+async fn linked_view<'a>(
+    app: &App,
+    a: &'a Attachment,
+) -> Result<AttachmentView<'a>, crate::service::ServiceError> {
+    let mut view = attachment_view(a, app.download_link(a).await?);
+    view.thumbnail_url = app.thumbnail_link(a).await?;
+    Ok(view)
+}
+
+/// 200 with one attachment and its links (when it has content).
 pub(super) async fn one_attachment(app: &App, att: &Attachment) -> Answer {
-    let link = app.download_link(att).await?;
-    Ok(json_response(StatusCode::OK, &attachment_view(att, link)))
+    Ok(json_response(StatusCode::OK, &linked_view(app, att).await?))
 }
 
 /// A file part as a new file: it must carry a valid file name.
@@ -68,11 +77,11 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
         // The files are stored: a link that cannot be signed now must not hide that.
-        let link = app.download_link(a).await.unwrap_or_else(|e| {
+        let view = linked_view(&app, a).await.unwrap_or_else(|e| {
             crate::http::log_internal(&e);
-            None
+            attachment_view(a, None)
         });
-        items.push(attachment_json(a, link));
+        items.push(serde_json::to_value(view).unwrap_or(serde_json::Value::Null));
     }
     Ok(json_response(
         StatusCode::CREATED,
@@ -114,7 +123,7 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
     }
     let mut items = Vec::with_capacity(page.items.len());
     for a in &page.items {
-        items.push(attachment_view(a, app.download_link(a).await?));
+        items.push(linked_view(&app, a).await?);
     }
     Ok(json_response(
         StatusCode::OK,

@@ -73,6 +73,9 @@ pub struct AttachmentView<'a> {
     updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
+    /// A PNG of at most 256 px (the image itself, or an icon of the file's family), when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) thumbnail_url: Option<String>,
     /// Why the last direct upload was refused (absent when nothing was).
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<&'a str>,
@@ -116,6 +119,7 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
         created_at: Timestamp(a.created_at),
         updated_at: Timestamp(a.updated_at),
         download_url,
+        thumbnail_url: None,
         problem: a.problem.as_deref(),
     }
 }

@@ -1,0 +1,223 @@
+//! Cross-origin requests on the local server, for browsers on other origins (an application's
+//! own front-end). Two rules, as on AWS:
+//!
+//! - The API answers the origins of `ATTACHMENTS_CORS_ORIGINS` (none by default), as the HTTP
+//!   API's `CorsConfiguration` does on AWS (the template's `ApiCorsOrigins`). The key travels in a
+//!   header (`X-API-KEY` or `Authorization`), never in a cookie, so no credentials are allowed.
+//! - The embedded store's links under `/_blobs/` answer any origin, as the bucket's CORS rule
+//!   does (the template's `CorsAllowedOrigins`, `*` by default): a signed link is its own
+//!   authorization, and a browser uploading parts must read each part's `ETag`.
+//!
+//! The console (`/console`) is served from the API's own origin and needs neither.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+/// Methods the API's routes use.
+const API_METHODS: &str = "GET, POST, PUT, DELETE";
+/// Request headers an API call may carry.
+const API_HEADERS: &str = "authorization, content-type, x-api-key";
+/// The bucket rule's methods: downloads, the form POST, the part PUTs.
+const BLOB_METHODS: [Method; 4] = [Method::GET, Method::HEAD, Method::PUT, Method::POST];
+/// How long a browser may keep a preflight's answer, as the bucket rule says.
+const MAX_AGE: &str = "3600";
+
+/// The API's allowed origins (`ATTACHMENTS_CORS_ORIGINS`).
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    origins: Vec<String>,
+}
+
+/// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
+/// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
+/// no trailing slash, since browsers send exactly that and compare it byte for byte.
+pub fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if o != "*" && !is_origin(o) {
+            return Err(format!(
+                "{o:?} is not an origin (scheme://host[:port], no path), nor *"
+            ));
+        }
+        out.push(o.to_owned());
+    }
+    Ok(out)
+}
+
+fn is_origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.rsplit_once(':') {
+        // A port (not the inside of an IPv6 literal such as `[::1]`).
+        Some((h, p)) if !p.contains(']') => {
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            h
+        }
+        _ => rest,
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+}
+
+/// What CORS adds to one response, decided from its request before it is served.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    allow_origin: Option<HeaderValue>,
+    expose: Option<&'static str>,
+}
+
+impl Verdict {
+    /// Adds the CORS headers to a response (nothing for a request without an allowed origin).
+    pub fn apply(self, headers: &mut HeaderMap) {
+        let Some(origin) = self.allow_origin else {
+            return;
+        };
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(e) = self.expose {
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(e),
+            );
+        }
+    }
+}
+
+fn origin_of<B>(req: &Request<B>) -> Option<&HeaderValue> {
+    req.headers().get(header::ORIGIN)
+}
+
+impl Cors {
+    /// The API's rule for these origins.
+    pub fn new(origins: Vec<String>) -> Self {
+        Self { origins }
+    }
+
+    /// The `Access-Control-Allow-Origin` the API answers this origin, if it is allowed.
+    fn api_allows(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        if self.origins.iter().any(|o| o == "*") {
+            return Some(HeaderValue::from_static("*"));
+        }
+        let o = origin.to_str().ok()?;
+        self.origins
+            .iter()
+            .any(|allowed| allowed == o)
+            .then(|| origin.clone())
+    }
+
+    /// The headers an actual (not preflight) request's answer gets. `blob` says whether it is
+    /// for the embedded store's links.
+    pub fn verdict<B>(&self, req: &Request<B>, blob: bool) -> Verdict {
+        match (origin_of(req), blob) {
+            (None, _) => Verdict::default(),
+            (Some(_), true) => Verdict {
+                allow_origin: Some(HeaderValue::from_static("*")),
+                expose: Some("ETag"),
+            },
+            (Some(origin), false) => Verdict {
+                allow_origin: self.api_allows(origin),
+                expose: None,
+            },
+        }
+    }
+
+    /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) when
+    /// the rule allows it; a link's preflight that asks for another method gets 403, as from
+    /// S3. `None` lets the request through: not a preflight, or an origin the API does not
+    /// allow (the router's 405 then carries no CORS header, and the browser stops there).
+    pub fn preflight<B>(&self, req: &Request<B>, blob: bool) -> Option<Response<Bytes>> {
+        if req.method() != Method::OPTIONS {
+            return None;
+        }
+        let origin = origin_of(req)?;
+        let asked = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+            .to_str()
+            .ok()?;
+        let mut resp = Response::new(Bytes::new());
+        let h = resp.headers_mut();
+        if blob {
+            if !BLOB_METHODS.iter().any(|m| m.as_str() == asked) {
+                *resp.status_mut() = StatusCode::FORBIDDEN;
+                return Some(resp);
+            }
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD, PUT, POST"),
+            );
+            // Any header, as the bucket rule's `AllowedHeaders: ["*"]`: echo what was asked.
+            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            }
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("ETag"),
+            );
+        } else {
+            let allow = self.api_allows(origin)?;
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(API_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(API_HEADERS),
+            );
+        }
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        h.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Method"),
+        );
+        h.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Headers"),
+        );
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        Some(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_or_a_star() {
+        assert_eq!(
+            parse_origins(" https://app.example.com, http://localhost:5173 ,*").unwrap(),
+            ["https://app.example.com", "http://localhost:5173", "*"]
+        );
+        assert_eq!(parse_origins("").unwrap(), Vec::<String>::new());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/x",
+            "ftp://x",
+            "https://",
+            "http://x:port",
+            "http://x:123456",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
+    }
+}
