@@ -4,6 +4,7 @@
 //! Where to start reading: [`http::routes`] is the route table (every endpoint of every API),
 //! [`service`] holds the use cases, [`store`] the storage ports and adapters, [`domain`] the types.
 
+pub mod access;
 pub mod admin;
 pub mod aws;
 pub mod config;
