@@ -1,7 +1,7 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
-//! the configuration names.
+//! the configuration names; load the event fixtures' data into an embedded store.
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::domain::TenantId;
 use crate::setup;
 
@@ -10,6 +10,7 @@ const USAGE: &str = "usage:
   attachments-admin keys list
   attachments-admin keys revoke KEY_ID
   attachments-admin sweep
+  attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
   attachments-admin init          (backend aws: create the table and bucket, for local emulators)";
 
 /// Runs the command line `args` (without the program name); returns what to print or an error.
@@ -17,12 +18,17 @@ pub async fn run(args: &[String]) -> Result<String, String> {
     let cfg = Config::from_env().map_err(|e| e.to_string())?;
     if args.first().map(String::as_str) == Some("init") {
         return match cfg.backend {
-            crate::config::Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
-            crate::config::Backend::Embedded => Ok(format!(
+            Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
+            Backend::Embedded => Ok(format!(
                 "embedded storage needs no set-up (data in {})",
                 cfg.data_dir.display()
             )),
         };
+    }
+    if args.first().map(String::as_str) == Some("fixtures") && cfg.backend != Backend::Embedded {
+        return Err(
+            "fixtures load: only on the embedded backend (the fixtures' API key is public)".into(),
+        );
     }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
@@ -68,6 +74,20 @@ pub async fn run(args: &[String]) -> Result<String, String> {
             app.revoke_key(id).await.map_err(|e| e.to_string())?;
             Ok(format!("revoked {id}"))
         }
+        ["fixtures", "load"] => match crate::fixtures::load(&app).await {
+            Ok(()) => Ok(format!(
+                "loaded the event fixtures' data into {} (tenant {}, API key {})",
+                cfg.data_dir.display(),
+                crate::fixtures::TENANT,
+                crate::fixtures::KEY
+            )),
+            Err(crate::fixtures::FixturesError::AlreadyLoaded) => Err(format!(
+                "{} already holds the fixtures' data, perhaps changed by fixtures run since: \
+                 remove the folder and load again",
+                cfg.data_dir.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        },
         ["sweep"] => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let n = app.sweep(now).await.map_err(|e| e.to_string())?;

@@ -66,6 +66,9 @@ pub struct Config {
     /// Listings asked again with nothing changed are served from the answers kept for their
     /// caller (`ATTACHMENTS_KEEP_ANSWERS`, embedded store only; see `service::answers`).
     pub keep_answers: bool,
+    /// A Lambda function loads the event fixtures' data into its embedded store at start, when
+    /// the store does not hold it yet (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
+    pub load_fixtures: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
     /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
@@ -257,6 +260,14 @@ impl Config {
         };
         let s3_path_style = flag("ATTACHMENTS_S3_PATH_STYLE", false)?;
         let keep_answers = flag("ATTACHMENTS_KEEP_ANSWERS", true)?;
+        let load_fixtures = flag("ATTACHMENTS_LOAD_FIXTURES", false)?;
+        if load_fixtures && backend == Backend::Aws {
+            // The fixtures' API key is public: their data never goes into a real table.
+            return Err(err(
+                "ATTACHMENTS_LOAD_FIXTURES",
+                "only with the embedded backend (the fixtures' key is public)",
+            ));
+        }
         let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
             Some("json") => true,
             Some("text") => false,
@@ -296,6 +307,7 @@ impl Config {
             bucket,
             s3_path_style,
             keep_answers,
+            load_fixtures,
             json_logs,
             crafter_allowed_types,
             crafter_max_file_bytes,
@@ -501,7 +513,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
         assert_eq!(c.link_ttl, Duration::from_secs(900));
-        assert!(c.keep_answers && !c.s3_path_style);
+        assert!(c.keep_answers && !c.s3_path_style && !c.load_fixtures);
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -526,7 +538,11 @@ mod tests {
             cfg(&[("ATTACHMENTS_API_KEYS", "t:short")]).unwrap_err().var,
             "ATTACHMENTS_API_KEYS"
         );
-        for name in ["ATTACHMENTS_KEEP_ANSWERS", "ATTACHMENTS_S3_PATH_STYLE"] {
+        for name in [
+            "ATTACHMENTS_KEEP_ANSWERS",
+            "ATTACHMENTS_S3_PATH_STYLE",
+            "ATTACHMENTS_LOAD_FIXTURES",
+        ] {
             assert_eq!(cfg(&[(name, "yes")]).unwrap_err().var, name);
         }
         assert!(
@@ -538,6 +554,23 @@ mod tests {
             cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])
                 .unwrap()
                 .s3_path_style
+        );
+        assert!(
+            cfg(&[("ATTACHMENTS_LOAD_FIXTURES", "true")])
+                .unwrap()
+                .load_fixtures
+        );
+        let aws = [
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            ("ATTACHMENTS_SECRET", &"ab".repeat(32)),
+        ];
+        assert!(cfg(&aws).is_ok());
+        let with_fixtures = [&aws[..], &[("ATTACHMENTS_LOAD_FIXTURES", "true")]].concat();
+        assert_eq!(
+            cfg(&with_fixtures).unwrap_err().var,
+            "ATTACHMENTS_LOAD_FIXTURES"
         );
     }
 

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod fixtures;
 pub mod http;
 pub mod lambda;
 pub mod local;

@@ -274,6 +274,23 @@ pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Loads the event fixtures' data when `ATTACHMENTS_LOAD_FIXTURES` asks for it and the store does
+/// not hold it yet: what a function run by `sam local invoke` with `events/env.json` does at
+/// start, since each invocation's container starts with an empty `/tmp`.
+pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), SetupError> {
+    if !cfg.load_fixtures {
+        return Ok(());
+    }
+    match crate::fixtures::load(app).await {
+        Ok(()) => {
+            tracing::info!(data = %cfg.data_dir.display(), "loaded the event fixtures' data");
+            Ok(())
+        }
+        Err(crate::fixtures::FixturesError::AlreadyLoaded) => Ok(()),
+        Err(e) => Err(SetupError::Other(format!("ATTACHMENTS_LOAD_FIXTURES: {e}"))),
+    }
+}
+
 /// Registers the keys of `ATTACHMENTS_API_KEYS`, and when the store has no key at all, creates
 /// one for tenant `default` and returns it (to be printed once).
 pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
