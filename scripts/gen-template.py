@@ -147,6 +147,9 @@ CARGO_BUILD ?= cargo lambda build --release --arm64 --locked -p functions
 # Where CARGO_BUILD leaves a function's binary; % stands for its name.
 BINARY ?= target/lambda/%/bootstrap
 
+ifeq ($(ARTIFACTS_DIR),)
+$(error ARTIFACTS_DIR is not set: `sam build` runs this Makefile, one function at a time)
+endif
 STAMP := $(ARTIFACTS_DIR)/../.cargo-build-done
 BINS := \\
   {bins}
