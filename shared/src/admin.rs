@@ -16,6 +16,11 @@ const USAGE: &str = "usage:
 /// Runs the command line `args` (without the program name); returns what to print or an error.
 pub async fn run(args: &[String]) -> Result<String, String> {
     let cfg = Config::from_env().map_err(|e| e.to_string())?;
+    run_with(cfg, args).await
+}
+
+/// [`run`] with the given configuration.
+pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
     if args.first().map(String::as_str) == Some("init") {
         return match cfg.backend {
             Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
@@ -81,9 +86,9 @@ pub async fn run(args: &[String]) -> Result<String, String> {
                 crate::fixtures::TENANT,
                 crate::fixtures::KEY
             )),
-            Err(crate::fixtures::FixturesError::AlreadyLoaded) => Err(format!(
-                "{} already holds the fixtures' data, perhaps changed by fixtures run since: \
-                 remove the folder and load again",
+            Err(crate::fixtures::FixturesError::NotNew) => Err(format!(
+                "{} is not a new data folder (it holds API keys: the fixtures' data, perhaps \
+                 changed by fixtures run since, or other data): remove it, or name a new one",
                 cfg.data_dir.display()
             )),
             Err(e) => Err(e.to_string()),
@@ -94,5 +99,51 @@ pub async fn run(args: &[String]) -> Result<String, String> {
             Ok(format!("removed {n} leftovers"))
         }
         _ => Err(USAGE.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn fixtures_load_fills_a_new_data_folder_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let cfg = config(&[("ATTACHMENTS_DATA_DIR", data)]);
+        let out = run_with(cfg.clone(), &args("fixtures load")).await.unwrap();
+        assert!(out.contains(crate::fixtures::KEY), "{out}");
+        let app = setup::build(&cfg).await.unwrap().app;
+        let who = app.authenticate(Some(crate::fixtures::KEY)).await.unwrap();
+        assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
+        let again = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        assert!(again.contains("is not a new data folder"), "{again}");
+    }
+
+    #[tokio::test]
+    async fn fixtures_load_refuses_the_aws_backend() {
+        let secret = "ab".repeat(32);
+        let cfg = config(&[
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            ("ATTACHMENTS_SECRET", &secret),
+        ]);
+        let e = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        assert!(e.contains("only on the embedded backend"), "{e}");
     }
 }

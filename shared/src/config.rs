@@ -67,7 +67,7 @@ pub struct Config {
     /// caller (`ATTACHMENTS_KEEP_ANSWERS`, embedded store only; see `service::answers`).
     pub keep_answers: bool,
     /// A Lambda function loads the event fixtures' data into its embedded store at start, when
-    /// the store does not hold it yet (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
+    /// the store is new (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
     pub load_fixtures: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,

@@ -27,7 +27,7 @@ pub const KEY: &str = "fixture-key-0123456789abcdef";
 pub const OWNER: &str = "admin-user-66@example.com";
 
 /// Parents: the profile (with its look-up fields, which HrFlow's fixtures use), the assets and
-/// projects, and the records. The first one is written last: its presence says the data is there.
+/// projects, and the records.
 const PARENTS: &[(&str, &str)] = &[
     ("profile", "59284659d4c650213cc2f3fc"),
     ("asset", "bDzHAAxLXsSmhL4lax8D"),
@@ -79,9 +79,10 @@ const PLACEHOLDERS: &[(&str, (&str, &str))] = &[
 /// Why the data could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FixturesError {
-    /// The store already holds the fixtures' data (perhaps changed by fixtures run since).
-    #[error("the store already holds the fixtures' data")]
-    AlreadyLoaded,
+    /// The store is not new: it holds API keys (the fixtures' own, perhaps with data that
+    /// fixtures changed since, or anyone's).
+    #[error("the store is not new (it holds API keys)")]
+    NotNew,
     #[error("fixture data: {0}")]
     Invalid(#[from] IdError),
     #[error(transparent)]
@@ -111,17 +112,18 @@ fn parent_ref((kind, id): (&str, &str)) -> Result<ParentRef, IdError> {
     ))
 }
 
-/// Whether the store holds the fixtures' data.
-pub async fn is_loaded(app: &App) -> Result<bool, FixturesError> {
-    let tenant = TenantId::parse(TENANT)?;
-    let first = parent_ref(PARENTS[0])?;
-    Ok(app.meta.get_parent(&tenant, &first).await?.is_some())
+/// Whether the store is new: it holds no API key yet. Every store gets one before anything else
+/// (the fixtures' own, the local server's first key, `ATTACHMENTS_API_KEYS`), and no fixture
+/// removes one, so a store that has served the fixtures (and changed their data) is never new
+/// again, whatever they deleted.
+pub async fn is_new(app: &App) -> Result<bool, FixturesError> {
+    Ok(app.meta.list_api_keys().await?.is_empty())
 }
 
-/// Writes the fixtures' data into the app's stores; `AlreadyLoaded` when they hold it already.
+/// Writes the fixtures' data into a new store; `NotNew` for any other.
 pub async fn load(app: &App) -> Result<(), FixturesError> {
-    if is_loaded(app).await? {
-        return Err(FixturesError::AlreadyLoaded);
+    if !is_new(app).await? {
+        return Err(FixturesError::NotNew);
     }
     let tenant = TenantId::parse(TENANT)?;
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
@@ -195,7 +197,7 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
             })
             .await?;
     }
-    for &(kind, id) in PARENTS.iter().rev() {
+    for &(kind, id) in PARENTS {
         let profile = kind == "profile";
         app.meta
             .put_parent(&Parent {

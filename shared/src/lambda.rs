@@ -69,10 +69,10 @@ pub async fn run(route: &'static Route) -> Result<(), Error> {
     crate::telemetry::init(cfg.json_logs);
     let built = setup::build(&cfg).await?;
     let app = built.app;
-    // Keys given in the environment, and the event fixtures' data when asked for (local runs:
-    // `cargo lambda watch`, `sam local invoke`); a deployed function writes nothing at start.
-    setup::register_keys(&app, &cfg).await?;
+    // The event fixtures' data when asked for, and keys given in the environment (local runs:
+    // `sam local invoke`, `cargo lambda watch`); a deployed function writes nothing at start.
     setup::load_fixtures_if_asked(&app, &cfg).await?;
+    setup::register_keys(&app, &cfg).await?;
     lambda_http::run(service_fn(move |event| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }
