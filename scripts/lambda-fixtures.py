@@ -16,7 +16,7 @@ What `sam local invoke` does, and what this does in its place (there is no Docke
 usage: scripts/lambda-fixtures.py [--bin-dir target/debug] [ROUTE ...]
 The binaries are built beforehand: cargo build -p functions --bins.
 """
-import argparse, contextlib, http.server, json, os, pathlib, queue, shutil, subprocess, sys, threading, time, uuid
+import argparse, base64, http.server, json, os, pathlib, queue, shutil, subprocess, sys, tempfile, threading, time, uuid
 
 root = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 30
@@ -135,10 +135,11 @@ class RuntimeApi:
 
 
 def private_tmp_prefix():
-    """A command prefix that runs a program with its own, empty /tmp, as a new container has."""
+    """A command prefix that runs a program with its own, empty /tmp, as a new container has;
+    None where this machine does not allow it (no unshare, or no user namespaces)."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        raise SystemExit("lambda-fixtures: needs unshare (util-linux) for a private /tmp per invocation")
+        return None
     # An empty /tmp, and as the working folder an empty read-only one, as /var/task is in Lambda
     # (the code's folder: nothing can be written there).
     script = ("mount -t tmpfs tmpfs /tmp && mkdir /tmp/.task && mount -t tmpfs -o ro tmpfs /tmp/.task"
@@ -146,27 +147,46 @@ def private_tmp_prefix():
     prefix = [unshare, "--mount", "--map-root-user", "--propagation", "private", "--",
               "sh", "-c", script, "sh"]
     probe = subprocess.run(prefix + ["true"], capture_output=True)
-    if probe.returncode != 0:
-        raise SystemExit("lambda-fixtures: cannot give an invocation its own /tmp "
-                         f"(unshare: {probe.stderr.decode().strip()})")
-    return prefix
+    return prefix if probe.returncode == 0 else None
 
 
 def invoke(binary, env, event: bytes, prefix):
-    """Starts the function, hands it the event, returns (kind, body, log)."""
+    """Starts the function, hands it the event, returns (kind, body, log). Without `prefix`, the
+    process gets a new empty working folder and, in place of /tmp, a new empty folder of its own
+    (ATTACHMENTS_DATA_DIR moved into it): the one difference from the environment SAM gives."""
     api = RuntimeApi(event)
+    env = {**env, "AWS_LAMBDA_RUNTIME_API": api.address}
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = None
+        if prefix is None:
+            cwd = os.path.join(scratch, "task")
+            os.mkdir(cwd)
+            data = env.get("ATTACHMENTS_DATA_DIR", "")
+            if data.startswith("/tmp/"):
+                env["ATTACHMENTS_DATA_DIR"] = os.path.join(scratch, "tmp", data[len("/tmp/"):])
+        return run(binary, env, cwd, prefix or [], api)
+
+
+def run(binary, env, cwd, prefix, api):
+    """Runs the function until it answers, fails, exits or times out; then stops it."""
     process = subprocess.Popen(
-        prefix + [str(binary)],
-        env={**env, "AWS_LAMBDA_RUNTIME_API": api.address},
+        prefix + [str(binary)], env=env, cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
+    kind, body = "timeout", b""
+    deadline = time.monotonic() + TIMEOUT_S
     try:
-        try:
-            kind, body = api.outcome.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            kind, body = "timeout", b""
-            if process.poll() is not None:
-                kind = f"exit {process.returncode}"
+        while time.monotonic() < deadline:
+            try:
+                kind, body = api.outcome.get(timeout=0.05)
+                break
+            except queue.Empty:
+                if process.poll() is not None:  # it stopped, perhaps right after a report
+                    try:
+                        kind, body = api.outcome.get(timeout=0.2)
+                    except queue.Empty:
+                        kind = f"exit {process.returncode}"
+                    break
     finally:
         process.terminate()
         try:
@@ -216,7 +236,6 @@ def check(route, kind, body, expect):
             headers.setdefault(k.lower(), vs[0] if vs else None)
         text = answer.get("body") or ""
         if answer.get("isBase64Encoded"):
-            import base64
             text = base64.b64decode(text).decode(errors="replace")
     if status != expect["status"]:
         return f"status {status}, expected {expect['status']}; body {text}"
@@ -247,6 +266,10 @@ def main():
         raise SystemExit(f"lambda-fixtures: not built: {', '.join(missing)} (cargo build -p functions --bins)")
     envs = sam_environments({logical_id(r) for r in routes}, every=not a.routes)
     prefix = private_tmp_prefix()
+    if prefix is None:
+        print("lambda-fixtures: this machine gives a process no /tmp of its own (unshare): each "
+              "invocation gets a new folder in place of /tmp (ATTACHMENTS_DATA_DIR moved there) "
+              "and a new empty working folder", file=sys.stderr)
     failures, count, started = [], 0, time.monotonic()
     for route in routes:
         env = envs[logical_id(route)]
@@ -264,8 +287,9 @@ def main():
     if failures:
         print("\n".join(failures), file=sys.stderr)
         raise SystemExit(f"lambda-fixtures: {len(failures)} of {count} events did not answer as expected")
+    tmp = "its own /tmp" if prefix else "its own folder for /tmp"
     print(f"lambda-fixtures: {count} events through {len(routes)} function binaries "
-          f"(each a fresh process with its own /tmp, SAM's environment from events/env.json): "
+          f"(each a fresh process with {tmp}, SAM's environment from events/env.json): "
           f"every answer as expected ({took:.1f} s)")
 
 

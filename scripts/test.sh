@@ -31,6 +31,7 @@ trap times EXIT
 
 if [ "$(uname -s)" = Linux ]; then
   scripts/debian-package.sh fincore util-linux-extra "the file store's tests count cached pages with fincore"
+  scripts/debian-package.sh make make "sam build runs the Makefile"
 fi
 
 step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda) into .tools/venv"
