@@ -1,15 +1,39 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit and behaviour tests on the embedded backend, the
 # event fixtures, the same behaviour suite on the AWS backend against real protocol peers
-# (DynamoDB served by moto, S3 by s3s-fs with SigV4), and the SAM template checks.
-# Everything it needs is installed by it, into .tools/ (git-ignored).
+# (DynamoDB served by moto, S3 by s3s-fs with SigV4), the SAM template checks, the event
+# fixtures through the built functions behind a Lambda Runtime API, `sam build`'s single cargo
+# invocation, and the README's walk-through against the local server and `cargo lambda watch`.
+# Everything it needs is installed by it, into .tools/ (git-ignored). Each step's time is
+# printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
 
-step() { printf '\n==> %s\n' "$*"; }
+steps=()
+step() {
+  steps+=("$SECONDS $*")
+  printf '\n==> %s\n' "$*"
+}
+times() {
+  local prev name t i
+  printf '\n==> time per step (s)\n'
+  for i in "${!steps[@]}"; do
+    t=${steps[$i]%% *}
+    name=${steps[$i]#* }
+    prev=$SECONDS
+    [ $((i + 1)) -lt ${#steps[@]} ] && prev=${steps[$((i + 1))]%% *}
+    printf '%6d  %s\n' $((prev - t)) "$name"
+  done
+  printf '%6d  total\n' "$SECONDS"
+}
+trap times EXIT
 
-step "Python tools (cfn-lint, aws-sam-cli, moto, selenium) into .tools/venv"
+if [ "$(uname -s)" = Linux ]; then
+  scripts/debian-package.sh make make "sam build runs the Makefile"
+fi
+
+step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda, selenium) into .tools/venv"
 scripts/tools.sh
 
 step "cargo fmt --check and clippy (warnings are errors)"
@@ -27,8 +51,20 @@ step "SAM template checks"
 .tools/venv/bin/sam validate --lint
 .tools/venv/bin/sam validate
 
+step "the function binaries (debug, one cargo invocation), for the Lambda checks below"
+cargo build --locked -p functions --bins
+
+step "every event fixture through the function binaries behind a Lambda Runtime API, with events/env.json"
+.tools/venv/bin/python scripts/lambda-fixtures.py
+
+step "sam build: one cargo invocation for every function"
+scripts/sam-build-check.sh
+
 step "README walk-through against a fresh local server"
 scripts/readme-walkthrough.sh
+
+step "README walk-through against the functions under cargo lambda watch, on the real paths"
+scripts/readme-walkthrough.sh --lambda
 
 step "the browser console in headless Chromium against a fresh local server"
 scripts/console-test.sh

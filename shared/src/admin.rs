@@ -1,7 +1,7 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
-//! the configuration names.
+//! the configuration names; load the event fixtures' data into an embedded store.
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::domain::TenantId;
 use crate::setup;
 
@@ -10,19 +10,30 @@ const USAGE: &str = "usage:
   attachments-admin keys list
   attachments-admin keys revoke KEY_ID
   attachments-admin sweep
+  attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
   attachments-admin init          (backend aws: create the table and bucket, for local emulators)";
 
 /// Runs the command line `args` (without the program name); returns what to print or an error.
 pub async fn run(args: &[String]) -> Result<String, String> {
     let cfg = Config::from_env().map_err(|e| e.to_string())?;
+    run_with(cfg, args).await
+}
+
+/// [`run`] with the given configuration.
+pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
     if args.first().map(String::as_str) == Some("init") {
         return match cfg.backend {
-            crate::config::Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
-            crate::config::Backend::Embedded => Ok(format!(
+            Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
+            Backend::Embedded => Ok(format!(
                 "embedded storage needs no set-up (data in {})",
                 cfg.data_dir.display()
             )),
         };
+    }
+    if args.first().map(String::as_str) == Some("fixtures") && cfg.backend != Backend::Embedded {
+        return Err(
+            "fixtures load: only on the embedded backend (the fixtures' API key is public)".into(),
+        );
     }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
@@ -68,11 +79,71 @@ pub async fn run(args: &[String]) -> Result<String, String> {
             app.revoke_key(id).await.map_err(|e| e.to_string())?;
             Ok(format!("revoked {id}"))
         }
+        ["fixtures", "load"] => match crate::fixtures::load(&app).await {
+            Ok(()) => Ok(format!(
+                "loaded the event fixtures' data into {} (tenant {}, API key {})",
+                cfg.data_dir.display(),
+                crate::fixtures::TENANT,
+                crate::fixtures::KEY
+            )),
+            Err(crate::fixtures::FixturesError::NotNew) => Err(format!(
+                "{} is not a new data folder (it holds API keys: the fixtures' data, perhaps \
+                 changed by fixtures run since, or other data): remove it, or name a new one",
+                cfg.data_dir.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        },
         ["sweep"] => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let n = app.sweep(now).await.map_err(|e| e.to_string())?;
             Ok(format!("removed {n} leftovers"))
         }
         _ => Err(USAGE.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn fixtures_load_fills_a_new_data_folder_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let cfg = config(&[("ATTACHMENTS_DATA_DIR", data)]);
+        let out = run_with(cfg.clone(), &args("fixtures load")).await.unwrap();
+        assert!(out.contains(crate::fixtures::KEY), "{out}");
+        let app = setup::build(&cfg).await.unwrap().app;
+        let who = app.authenticate(Some(crate::fixtures::KEY)).await.unwrap();
+        assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
+        let again = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        assert!(again.contains("is not a new data folder"), "{again}");
+    }
+
+    #[tokio::test]
+    async fn fixtures_load_refuses_the_aws_backend() {
+        let secret = "ab".repeat(32);
+        let cfg = config(&[
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            ("ATTACHMENTS_SECRET", &secret),
+        ]);
+        let e = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        assert!(e.contains("only on the embedded backend"), "{e}");
     }
 }

@@ -67,6 +67,9 @@ pub struct Config {
     pub bucket: Option<String>,
     /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
     pub s3_path_style: bool,
+    /// A Lambda function loads the event fixtures' data into its embedded store at start, when
+    /// the store is new (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
+    pub load_fixtures: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
     /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
@@ -291,6 +294,14 @@ impl Config {
             Some(_) => Err(err(name, "must be true or false")),
         };
         let s3_path_style = flag("ATTACHMENTS_S3_PATH_STYLE", false)?;
+        let load_fixtures = flag("ATTACHMENTS_LOAD_FIXTURES", false)?;
+        if load_fixtures && backend == Backend::Aws {
+            // The fixtures' API key is public: their data never goes into a real table.
+            return Err(err(
+                "ATTACHMENTS_LOAD_FIXTURES",
+                "only with the embedded backend (the fixtures' key is public)",
+            ));
+        }
         let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
             Some("json") => true,
             Some("text") => false,
@@ -336,6 +347,7 @@ impl Config {
             table,
             bucket,
             s3_path_style,
+            load_fixtures,
             json_logs,
             crafter_allowed_types,
             crafter_max_file_bytes,
@@ -544,6 +556,7 @@ mod tests {
         assert_eq!(c.link_ttl, Duration::from_secs(900));
         assert!(!c.s3_path_style);
         assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
+        assert!(!c.load_fixtures);
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -589,10 +602,33 @@ mod tests {
             .cors_origins,
             ["https://a.example", "http://localhost:5173"]
         );
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_LOAD_FIXTURES", "yes")])
+                .unwrap_err()
+                .var,
+            "ATTACHMENTS_LOAD_FIXTURES"
+        );
         assert!(
             cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])
                 .unwrap()
                 .s3_path_style
+        );
+        assert!(
+            cfg(&[("ATTACHMENTS_LOAD_FIXTURES", "true")])
+                .unwrap()
+                .load_fixtures
+        );
+        let aws = [
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            ("ATTACHMENTS_SECRET", &"ab".repeat(32)),
+        ];
+        assert!(cfg(&aws).is_ok());
+        let with_fixtures = [&aws[..], &[("ATTACHMENTS_LOAD_FIXTURES", "true")]].concat();
+        assert_eq!(
+            cfg(&with_fixtures).unwrap_err().var,
+            "ATTACHMENTS_LOAD_FIXTURES"
         );
     }
 

@@ -71,7 +71,9 @@ pub async fn run(route: &'static Route) -> Result<(), Error> {
     crate::telemetry::init(cfg.json_logs);
     let built = setup::build(&cfg).await?;
     let app = built.app;
-    // Keys given in the environment (local runs: `cargo lambda watch`, `sam local invoke`).
+    // The event fixtures' data when asked for, and keys given in the environment (local runs:
+    // `sam local invoke`, `cargo lambda watch`); a deployed function writes nothing at start.
+    setup::load_fixtures_if_asked(&app, &cfg).await?;
     setup::register_keys(&app, &cfg).await?;
     lambda_http::run(service_fn(move |event| {
         let app = app.clone();

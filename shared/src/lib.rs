@@ -4,12 +4,14 @@
 //! Where to start reading: [`http::routes`] is the route table (every endpoint of every API),
 //! [`service`] holds the use cases, [`store`] the storage ports and adapters, [`domain`] the types.
 
+pub mod access;
 pub mod admin;
 pub mod aws;
 pub mod blocking;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod fixtures;
 pub mod http;
 pub mod lambda;
 pub mod local;

@@ -287,6 +287,28 @@ pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Loads the event fixtures' data when `ATTACHMENTS_LOAD_FIXTURES` asks for it and the store is
+/// new: what a function run by `sam local invoke` with `events/env.json` does at start, since
+/// each invocation's container starts with an empty `/tmp`. A store that is not new is left as
+/// it is (a warm container, a restart under `cargo lambda watch`); so keys from
+/// `ATTACHMENTS_API_KEYS` are registered after this.
+pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), SetupError> {
+    if !cfg.load_fixtures {
+        return Ok(());
+    }
+    match crate::fixtures::load(app).await {
+        Ok(()) => {
+            tracing::info!(data = %cfg.data_dir.display(), "loaded the event fixtures' data");
+            Ok(())
+        }
+        Err(crate::fixtures::FixturesError::NotNew) => {
+            tracing::info!(data = %cfg.data_dir.display(), "the store is not new: the event fixtures' data is not loaded again");
+            Ok(())
+        }
+        Err(e) => Err(SetupError::Other(format!("ATTACHMENTS_LOAD_FIXTURES: {e}"))),
+    }
+}
+
 /// Registers the keys of `ATTACHMENTS_API_KEYS`, and when the store has no key at all, creates
 /// one for tenant `default` and returns it (to be printed once).
 pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
@@ -329,5 +351,34 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_function_loads_the_fixtures_only_when_asked_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap().to_owned();
+        let cfg = |load: &str| {
+            Config::from_lookup(|k| match k {
+                "ATTACHMENTS_DATA_DIR" => Some(data.clone()),
+                "ATTACHMENTS_LOAD_FIXTURES" => Some(load.to_owned()),
+                _ => None,
+            })
+            .unwrap()
+        };
+        let app = build(&cfg("false")).await.unwrap().app;
+        load_fixtures_if_asked(&app, &cfg("false")).await.unwrap();
+        assert!(crate::fixtures::is_new(&app).await.unwrap());
+        load_fixtures_if_asked(&app, &cfg("true")).await.unwrap();
+        let who = app.authenticate(Some(crate::fixtures::KEY)).await.unwrap();
+        let profile = crate::domain::ParentRef::new(
+            crate::domain::ParentKind::parse("profile").unwrap(),
+            crate::domain::ParentId::parse("59284659d4c650213cc2f3fc").unwrap(),
+        );
+        app.get_parent(&who, &profile).await.unwrap();
+        // A fixture deletes the profile; the next start (a warm container, a restart under
+        // `cargo lambda watch`) leaves the store as the fixtures left it.
+        app.delete_parent(&who, &profile).await.unwrap();
+        load_fixtures_if_asked(&app, &cfg("true")).await.unwrap();
+        assert!(app.get_parent(&who, &profile).await.is_err());
     }
 }

@@ -67,6 +67,7 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(cfg.json_logs);
     let app: Arc<App> = setup::build(&cfg).await?.app;
+    setup::load_fixtures_if_asked(&app, &cfg).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move {

@@ -1,91 +1,337 @@
-//! `template.yaml`, the Lambda binaries and the route table agree: every route has exactly one
-//! function with a matching HttpApi event and one binary, and nothing else has either.
+//! Everything `scripts/gen-template.py` and `functions/gen-bins.sh` write follows the route table:
+//! `template.yaml` has one function per route with a matching HttpApi event and an IAM policy
+//! that grants exactly what the route needs; the Makefile `sam build` runs builds each function
+//! from its own binary; the `cargo lambda watch` router sends each path and method to its
+//! function; every route has one binary; and `events/env.json` only sets variables the template
+//! declares (SAM overrides no others).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use attachments::http::routes::{Access, ROUTES};
+use attachments::access::{self, Capability};
+use attachments::http::routes::ROUTES;
 use serde_yaml::Value;
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-fn untag(v: &Value) -> &Value {
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap()
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&read("template.yaml")).unwrap()
+}
+
+/// The function's logical id in the template, as the generator makes it.
+fn logical_id(name: &str) -> String {
+    let mut id: String = name
+        .split('-')
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect();
+    id.push_str("Function");
+    id
+}
+
+/// The functions of the template, by logical id.
+fn functions(doc: &Value) -> BTreeMap<String, &Value> {
+    doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+/// Every function with its policy's needs: the finalize function and one per route.
+fn needs_by_function() -> Vec<(String, &'static [Capability])> {
+    let mut out = vec![("FinalizeFunction".to_owned(), access::FINALIZE)];
+    out.extend(ROUTES.iter().map(|r| (logical_id(r.name), r.needs)));
+    out
+}
+
+/// A resource as the template writes it: `GetAtt Table.Arn`, `Sub ${Bucket.Arn}/*`.
+fn resource(v: &Value) -> Result<String, String> {
     match v {
-        Value::Tagged(t) => &t.value,
-        other => other,
+        Value::Tagged(t) => Ok(format!(
+            "{} {}",
+            t.tag.to_string().trim_start_matches('!'),
+            t.value.as_str().ok_or("a resource that is not a string")?
+        )),
+        other => Err(format!(
+            "resource {other:?} is not a reference to the stack's table or bucket"
+        )),
     }
+}
+
+fn one_or_many(v: &Value) -> Vec<&Value> {
+    match v.as_sequence() {
+        Some(items) => items.iter().collect(),
+        None => vec![v],
+    }
+}
+
+/// What a function's policies allow, as (action, resource) pairs; anything that is not a plain
+/// Allow statement on named actions and resources (a SAM policy template, a managed policy, a
+/// Deny, a condition) is an error, since the check could not see what it grants.
+fn granted(function: &Value) -> Result<BTreeSet<(String, String)>, String> {
+    let mut out = BTreeSet::new();
+    for policy in function["Properties"]["Policies"]
+        .as_sequence()
+        .ok_or("no Policies list")?
+    {
+        let statements = policy["Statement"]
+            .as_sequence()
+            .ok_or_else(|| format!("not an inline policy document: {policy:?}"))?;
+        for s in statements {
+            let keys: BTreeSet<&str> = s
+                .as_mapping()
+                .ok_or("a statement that is not a mapping")?
+                .keys()
+                .filter_map(Value::as_str)
+                .collect();
+            if keys != BTreeSet::from(["Effect", "Action", "Resource"]) || s["Effect"] != "Allow" {
+                return Err(format!("not a plain Allow statement: {s:?}"));
+            }
+            for action in one_or_many(&s["Action"]) {
+                let action = action.as_str().ok_or("an action that is not a string")?;
+                for r in one_or_many(&s["Resource"]) {
+                    out.insert((action.to_owned(), resource(r)?));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn expected(needs: &[Capability]) -> BTreeSet<(String, String)> {
+    access::permissions(needs)
+        .into_iter()
+        .map(|(action, r)| (action.to_owned(), format!("{} {}", r.function, r.argument)))
+        .collect()
+}
+
+/// Every way a function's policy differs from what its route (or the finalize function) needs.
+fn policy_problems(doc: &Value) -> Vec<String> {
+    let functions = functions(doc);
+    let mut problems = vec![];
+    for (logical, needs) in needs_by_function() {
+        let Some(function) = functions.get(&logical) else {
+            problems.push(format!("{logical}: missing"));
+            continue;
+        };
+        let want = expected(needs);
+        match granted(function) {
+            Err(e) => problems.push(format!("{logical}: {e}")),
+            Ok(got) => {
+                for extra in got.difference(&want) {
+                    problems.push(format!(
+                        "{logical} may do {extra:?}, which it does not need"
+                    ));
+                }
+                for missing in want.difference(&got) {
+                    problems.push(format!("{logical} may not do {missing:?}, which it needs"));
+                }
+            }
+        }
+    }
+    problems
 }
 
 #[test]
 fn template_has_one_function_per_route_and_no_other_api_function() {
-    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
-    let doc: Value = serde_yaml::from_str(&text).unwrap();
-    let resources = doc["Resources"].as_mapping().unwrap();
-    let mut seen: Vec<(String, String, String, String)> = vec![];
-    for (logical, res) in resources {
-        if res["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let binary = res["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+    let doc = template();
+    let mut seen: Vec<(String, String, String)> = vec![];
+    for (logical, res) in functions(&doc) {
         assert_eq!(
             res["Metadata"]["BuildMethod"],
-            Value::from("rust-cargolambda"),
-            "{logical:?}"
+            Value::from("makefile"),
+            "{logical}"
         );
-        let policies = serde_yaml::to_string(&res["Properties"]["Policies"]).unwrap();
         for (_, ev) in res["Properties"]["Events"]
             .as_mapping()
             .into_iter()
             .flatten()
         {
-            if ev["Type"] != "HttpApi" {
-                continue;
+            if ev["Type"] == "HttpApi" {
+                let p = &ev["Properties"];
+                seen.push((
+                    logical.clone(),
+                    p["Method"].as_str().unwrap().to_owned(),
+                    p["Path"].as_str().unwrap().to_owned(),
+                ));
             }
-            let p = &ev["Properties"];
-            seen.push((
-                binary.clone(),
-                untag(&p["Method"]).as_str().unwrap().to_owned(),
-                p["Path"].as_str().unwrap().to_owned(),
-                policies.clone(),
+        }
+    }
+    let want: Vec<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| (logical_id(r.name), r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        seen.iter().collect::<BTreeSet<_>>(),
+        want.iter().collect::<BTreeSet<_>>(),
+        "run scripts/gen-template.py"
+    );
+    assert_eq!(seen.len(), want.len(), "a route has two functions");
+}
+
+#[test]
+fn every_function_may_do_exactly_what_its_route_needs() {
+    let problems = policy_problems(&template());
+    assert!(
+        problems.is_empty(),
+        "run scripts/gen-template.py:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn a_policy_that_grants_more_or_less_than_its_route_needs_is_found() {
+    let mut doc = template();
+    let statements = |doc: &mut Value, function: &str| -> Vec<Value> {
+        doc["Resources"][function]["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap()
+            .clone()
+    };
+    // One action too many: a read-only route that may delete objects.
+    let mut s = statements(&mut doc, "CrafterListFunction");
+    s[0]["Action"]
+        .as_sequence_mut()
+        .unwrap()
+        .push("dynamodb:PutItem".into());
+    doc["Resources"]["CrafterListFunction"]["Properties"]["Policies"][0]["Statement"] =
+        Value::Sequence(s);
+    // One too few: the finalize function without its last statement.
+    let mut s = statements(&mut doc, "FinalizeFunction");
+    s.pop();
+    doc["Resources"]["FinalizeFunction"]["Properties"]["Policies"][0]["Statement"] =
+        Value::Sequence(s);
+    // A SAM policy template, whose grants the check cannot see.
+    doc["Resources"]["NativeGetParentFunction"]["Properties"]["Policies"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(serde_yaml::from_str("S3ReadPolicy: {BucketName: b}").unwrap());
+    let problems = policy_problems(&doc).join("\n");
+    assert!(
+        problems.contains(r#"CrafterListFunction may do ("dynamodb:PutItem", "GetAtt Table.Arn")"#),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(r#"FinalizeFunction may not do ("s3:AbortMultipartUpload""#),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("NativeGetParentFunction: not an inline policy document"),
+        "{problems}"
+    );
+    assert_eq!(problems.lines().count(), 7, "{problems}");
+}
+
+#[test]
+fn the_makefile_builds_each_function_from_its_own_binary() {
+    let makefile = read("Makefile");
+    let mut targets = BTreeMap::new();
+    let mut lines = makefile.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(target) = line
+            .strip_prefix("build-")
+            .and_then(|l| l.strip_suffix(": $(STAMP)"))
+        {
+            let recipe = lines.next().unwrap_or_default();
+            let binary = recipe
+                .strip_prefix("\tcp $(call binary,")
+                .and_then(|r| r.strip_suffix(") $(ARTIFACTS_DIR)/bootstrap"))
+                .unwrap_or_else(|| panic!("build-{target} does not copy a binary: {recipe:?}"));
+            targets.insert(target.to_owned(), binary.to_owned());
+        }
+    }
+    let mut want: BTreeMap<String, String> = ROUTES
+        .iter()
+        .map(|r| (logical_id(r.name), r.name.to_owned()))
+        .collect();
+    want.insert("FinalizeFunction".into(), "attachments-finalize".into());
+    assert_eq!(targets, want, "run scripts/gen-template.py");
+    let built: BTreeSet<&str> = makefile
+        .split_once("BINS := \\\n")
+        .unwrap()
+        .1
+        .lines()
+        .map_while(|l| l.strip_prefix("  "))
+        .map(|l| l.trim_end_matches(" \\"))
+        .collect();
+    assert_eq!(
+        built,
+        want.values().map(String::as_str).collect(),
+        "the one cargo invocation builds every function and nothing else"
+    );
+    let template_functions: BTreeSet<String> = functions(&template()).into_keys().collect();
+    assert_eq!(template_functions, want.into_keys().collect());
+}
+
+#[test]
+fn cargo_lambda_watch_sends_each_path_and_method_to_its_function() {
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("[workspace.metadata.lambda.watch.router]: run scripts/gen-template.py");
+    let mut routed = BTreeSet::new();
+    for (path, entries) in router {
+        for e in entries.as_array().unwrap() {
+            routed.insert((
+                path.clone(),
+                e["method"].as_str().unwrap().to_owned(),
+                e["function"].as_str().unwrap().to_owned(),
             ));
         }
     }
-    for route in ROUTES {
-        let matching: Vec<_> = seen
-            .iter()
-            .filter(|(b, m, p, _)| b == route.name && m == route.method.as_str() && p == route.path)
-            .collect();
-        assert_eq!(
-            matching.len(),
-            1,
-            "route {} ({} {}) needs exactly one function",
-            route.name,
-            route.method,
-            route.path
-        );
-        let policies = &matching[0].3;
-        if route.access == Access::Read {
-            assert!(
-                !policies.contains("Crud"),
-                "{} only reads but may write: {policies}",
-                route.name
-            );
-        }
-    }
-    for (binary, method, path, _) in &seen {
+    let want: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.path.to_owned(), r.method.to_string(), r.name.to_owned()))
+        .collect();
+    assert_eq!(routed, want, "run scripts/gen-template.py");
+}
+
+#[test]
+fn events_env_json_sets_only_variables_every_function_declares() {
+    let doc = template();
+    let globals: BTreeSet<&str> = doc["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .filter_map(Value::as_str)
+        .collect();
+    let env: serde_json::Value = serde_json::from_str(&read("events/env.json")).unwrap();
+    let set: BTreeSet<&str> = env["Parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let undeclared: Vec<_> = set.difference(&globals).collect();
+    assert!(
+        undeclared.is_empty(),
+        "SAM would not pass {undeclared:?} from events/env.json: declare them in scripts/template-base.yaml"
+    );
+    for (logical, f) in functions(&doc) {
         assert!(
-            ROUTES
-                .iter()
-                .any(|r| r.name == binary && r.method.as_str() == method && r.path == path),
-            "template function {binary} ({method} {path}) is not in the route table"
+            f["Properties"]["Environment"].is_null(),
+            "{logical} sets its own environment"
         );
     }
+    assert_eq!(
+        env.as_object().unwrap().len(),
+        1,
+        "events/env.json: one Parameters map for every function"
+    );
 }
 
 #[test]

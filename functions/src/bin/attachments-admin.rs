@@ -1,4 +1,4 @@
-//! The admin command: API keys and the sweep, on the configured backend.
+//! The admin command: API keys, the sweep and the event fixtures' data, on the configured backend.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {

@@ -1,6 +1,7 @@
-//! The route table: the single source of truth for every endpoint's method, path, handler and
-//! Lambda function. The local server serves this table, each Lambda binary serves one row of it,
-//! and a test checks `template.yaml` against it.
+//! The route table: the single source of truth for every endpoint's method, path, handler,
+//! Lambda function and what that function may touch. The local server serves this table, each
+//! Lambda binary serves one row of it, and `scripts/gen-template.py` writes `template.yaml` and
+//! the `cargo lambda watch` router from it (the `template` test checks both).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 
 use super::conditional::Precondition;
 use super::{assets, crafter, hrflow, native, records, Request, Response};
+use crate::access::Capability;
 use crate::service::App;
 
 /// Path parameters of a matched route, in the order of the pattern.
@@ -33,13 +35,6 @@ pub type Handler = fn(Arc<App>, Request, Params) -> HandlerFuture;
 /// How a dialect renders an error the router itself produces (405, 413, 404).
 pub type ErrorRenderer = fn(StatusCode, &str) -> Response;
 
-/// Whether a route only reads or also writes; least-privilege policies follow from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
 /// One endpoint.
 #[derive(Debug)]
 pub struct Route {
@@ -50,11 +45,13 @@ pub struct Route {
     pub path: &'static str,
     pub handler: Handler,
     pub errors: ErrorRenderer,
-    pub access: Access,
+    /// What the route's handler does to the table and the bucket on the AWS backend: its
+    /// function's IAM policy grants exactly this (see [`crate::access`]).
+    pub needs: &'static [Capability],
 }
 
 macro_rules! routes {
-    ($($konst:ident = $name:literal, $method:ident, $path:literal, $handler:path, $errors:path, $access:ident;)*) => {
+    ($($konst:ident = $name:literal, $method:ident, $path:literal, $handler:path, $errors:path, [$($need:ident),*];)*) => {
         $(
             #[doc = concat!("`", stringify!($method), " ", $path, "`, served by the `", $name, "` function.")]
             pub static $konst: Route = Route {
@@ -65,12 +62,12 @@ macro_rules! routes {
                     Box::pin(async move { $handler(app, req, params).await.unwrap_or_else(Response::from) })
                 },
                 errors: $errors,
-                access: Access::$access,
+                needs: &[$(Capability::$need),*],
             };
         )*
 
         /// Every endpoint of every API: Lambda binary, method, path, handler, error envelope,
-        /// access. Each row is also its own static, so a Lambda binary names only its row and
+        /// needs. Each row is also its own static, so a Lambda binary names only its row and
         /// links only its handler.
         pub static ROUTES: &[&Route] = &[$(&$konst),*];
 
@@ -82,32 +79,32 @@ macro_rules! routes {
 
 #[rustfmt::skip]
 routes! {
-    NATIVE_PUT_PARENT = "native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, Write;
-    NATIVE_GET_PARENT = "native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, Read;
-    NATIVE_DELETE_PARENT = "native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, Write;
-    NATIVE_UPLOAD = "native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, Write;
-    NATIVE_LIST = "native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, Read;
-    NATIVE_GET_ATTACHMENT = "native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, Read;
-    NATIVE_GET_CONTENT = "native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, Read;
-    NATIVE_DELETE_ATTACHMENT = "native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, Write;
-    NATIVE_BEGIN_UPLOAD = "native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, Write;
-    NATIVE_UPLOAD_STATUS = "native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, Write;
-    NATIVE_COMPLETE_UPLOAD = "native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, Write;
-    RECORDS_LIST_MANY = "records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, Read;
-    RECORDS_LIST = "records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, Read;
-    RECORDS_UPLOAD = "records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, Write;
-    RECORDS_DELETE = "records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, Write;
-    CRAFTER_UPLOAD = "crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, Write;
-    CRAFTER_LIST = "crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, Read;
-    CRAFTER_DETAILS = "crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, Read;
-    CRAFTER_CONTENT = "crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, Read;
-    HRFLOW_LIST = "hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, Read;
-    HRFLOW_LIST_INDEXING = "hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, Read;
-    ASSETS_LIST = "assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, Read;
-    ASSETS_CREATE = "assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, Write;
-    PROJECTS_LIST = "projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, Read;
-    PROJECTS_CREATE = "projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, Write;
-    NATIVE_PUT_CONTENT = "native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, Write;
+    NATIVE_PUT_PARENT = "native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, [TableRead, TableWrite];
+    NATIVE_GET_PARENT = "native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, [TableRead];
+    NATIVE_DELETE_PARENT = "native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    NATIVE_UPLOAD = "native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
+    NATIVE_LIST = "native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, [TableRead, ObjectRead];
+    NATIVE_GET_ATTACHMENT = "native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, [TableRead, ObjectRead];
+    NATIVE_GET_CONTENT = "native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, [TableRead, ObjectRead];
+    NATIVE_DELETE_ATTACHMENT = "native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    NATIVE_BEGIN_UPLOAD = "native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, [TableRead, TableWrite, ObjectWrite, MultipartAbort];
+    NATIVE_UPLOAD_STATUS = "native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, [TableRead, ObjectWrite, MultipartList];
+    NATIVE_COMPLETE_UPLOAD = "native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, [TableRead, TableWrite, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort];
+    RECORDS_LIST_MANY = "records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, [TableRead, ObjectRead];
+    RECORDS_LIST = "records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, [TableRead, ObjectRead];
+    RECORDS_UPLOAD = "records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
+    RECORDS_DELETE = "records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    CRAFTER_UPLOAD = "crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, [TableRead, TableWrite, ObjectWrite, ObjectDelete];
+    CRAFTER_LIST = "crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, [TableRead];
+    CRAFTER_DETAILS = "crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, [TableRead];
+    CRAFTER_CONTENT = "crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, [TableRead, ObjectRead];
+    HRFLOW_LIST = "hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, [TableRead, ObjectRead];
+    HRFLOW_LIST_INDEXING = "hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, [TableRead, ObjectRead];
+    ASSETS_LIST = "assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, [TableRead];
+    ASSETS_CREATE = "assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, [TableRead, TableWrite];
+    PROJECTS_LIST = "projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, [TableRead];
+    PROJECTS_CREATE = "projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, [TableRead, TableWrite];
+    NATIVE_PUT_CONTENT = "native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
 }
 
 /// The route of a Lambda binary.

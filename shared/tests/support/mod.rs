@@ -5,6 +5,7 @@
 #[cfg(feature = "aws-tests")]
 pub mod aws;
 pub mod faults;
+pub mod recording;
 
 use std::path::PathBuf;
 use std::sync::Arc;

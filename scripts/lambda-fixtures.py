@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Runs every event fixture in events/ through the built function binaries behind a Lambda
+Runtime API, as `sam local invoke <Function> -e events/<route>/<case>.json` would with
+samconfig.toml's `--env-vars events/env.json`, and compares each answer with its .expect.json.
+
+What `sam local invoke` does, and what this does in its place (there is no Docker here):
+- the function's environment: SAM CLI's own code (from .tools/venv) resolves it from
+  template.yaml and events/env.json, as for `sam local invoke` from a shell without any of the
+  template's variables set; the process gets that environment and nothing else;
+- every invocation a new container, whose /tmp starts empty and whose working folder (/var/task,
+  the code) is read-only: every invocation here starts the binary anew in its own mount
+  namespace, with an empty /tmp and an empty read-only working folder (unshare, util-linux);
+- the Runtime API (Lambda's, in the container): a small one here, on loopback, that hands the
+  event to the function's first "next" call and takes its response or error.
+
+usage: scripts/lambda-fixtures.py [--bin-dir target/debug] [ROUTE ...]
+The binaries are built beforehand: cargo build -p functions --bins.
+"""
+import argparse, base64, http.server, json, os, pathlib, queue, shutil, subprocess, sys, tempfile, threading, time, uuid
+
+root = pathlib.Path(__file__).resolve().parent.parent
+TIMEOUT_S = 30
+
+
+def logical_id(name):
+    """The function's logical id in template.yaml (as scripts/gen-template.py makes it)."""
+    return "".join(p.capitalize() for p in name.split("-")) + "Function"
+
+
+def sam_environments(logical_ids, every):
+    """Each function's environment as SAM CLI resolves it for `sam local invoke` with
+    `--env-vars events/env.json`, in a shell without the template's variables and without AWS
+    credentials (SAM then gives the function its placeholder ones). With `every`, every function
+    of the template must have events."""
+    clean = {k: v for k, v in os.environ.items()
+             if k in ("PATH", "HOME", "LANG", "TMPDIR", "SAM_CLI_TELEMETRY")}
+    clean.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(clean)
+    try:
+        from samcli.commands.local.lib.local_lambda import LocalLambdaRunner
+        from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+        from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+        stacks, _ = SamLocalStackProvider.get_stacks(str(root / "template.yaml"))
+        runner = LocalLambdaRunner(
+            local_runtime=None,
+            function_provider=SamFunctionProvider(stacks),
+            cwd=str(root),
+            real_path=str(root),
+            env_vars_values=json.loads((root / "events/env.json").read_text()),
+        )
+        functions = {f.name for f in runner.provider.get_all()}
+        without = sorted(functions - set(logical_ids))
+        if every and without:
+            raise SystemExit(f"lambda-fixtures: no events in events/ for {', '.join(without)}")
+        return {
+            lid: runner.get_invoke_config(runner.get_function(lid)).env_vars.resolve()
+            for lid in logical_ids
+        }
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class RuntimeApi:
+    """Lambda's Runtime API for one invocation: the first `next` call gets the event, later ones
+    wait (as Lambda's do) until the process is stopped."""
+
+    def __init__(self, event: bytes):
+        self.events = queue.Queue()
+        self.events.put(event)
+        self.outcome = queue.Queue()
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b"", headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != "/2018-06-01/runtime/invocation/next":
+                    return self.reply(404)
+                event = api.events.get()
+                if event is None:  # the invocation is over and its process stopped
+                    return
+                self.reply(200, event, [
+                    ("Lambda-Runtime-Aws-Request-Id", api.request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(int((time.time() + TIMEOUT_S) * 1000))),
+                    ("Lambda-Runtime-Invoked-Function-Arn",
+                     "arn:aws:lambda:us-east-1:123456789012:function:fixture"),
+                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
+                    ("Content-Type", "application/json"),
+                ])
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                prefix = f"/2018-06-01/runtime/invocation/{api.request_id}/"
+                if self.path == prefix + "response":
+                    api.outcome.put(("response", body))
+                elif self.path == prefix + "error":
+                    api.outcome.put(("error", body))
+                elif self.path == "/2018-06-01/runtime/init/error":
+                    api.outcome.put(("init error", body))
+                else:
+                    return self.reply(404)
+                self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                # The function is stopped after its answer, in the middle of its next call.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.request_id = str(uuid.uuid4())
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        # A short poll interval: closing the server waits for the loop to notice.
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.events.put(None)
+
+
+def private_tmp_prefix():
+    """A command prefix that runs a program with its own, empty /tmp, as a new container has;
+    None where this machine does not allow it (no unshare, or no user namespaces)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    # An empty /tmp, and as the working folder an empty read-only one, as /var/task is in Lambda
+    # (the code's folder: nothing can be written there).
+    script = ("mount -t tmpfs tmpfs /tmp && mkdir /tmp/.task && mount -t tmpfs -o ro tmpfs /tmp/.task"
+              ' && cd /tmp/.task && exec "$@"')
+    prefix = [unshare, "--mount", "--map-root-user", "--propagation", "private", "--",
+              "sh", "-c", script, "sh"]
+    probe = subprocess.run(prefix + ["true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+def invoke(binary, env, event: bytes, prefix):
+    """Starts the function, hands it the event, returns (kind, body, log). Without `prefix`, the
+    process gets a new empty working folder and, in place of /tmp, a new empty folder of its own
+    (ATTACHMENTS_DATA_DIR moved into it): the one difference from the environment SAM gives."""
+    api = RuntimeApi(event)
+    env = {**env, "AWS_LAMBDA_RUNTIME_API": api.address}
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = None
+        if prefix is None:
+            cwd = os.path.join(scratch, "task")
+            os.mkdir(cwd)
+            data = env.get("ATTACHMENTS_DATA_DIR", "")
+            if data.startswith("/tmp/"):
+                env["ATTACHMENTS_DATA_DIR"] = os.path.join(scratch, "tmp", data[len("/tmp/"):])
+        return run(binary, env, cwd, prefix or [], api)
+
+
+def run(binary, env, cwd, prefix, api):
+    """Runs the function until it answers, fails, exits or times out; then stops it."""
+    process = subprocess.Popen(
+        prefix + [str(binary)], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    kind, body = "timeout", b""
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            try:
+                kind, body = api.outcome.get(timeout=0.05)
+                break
+            except queue.Empty:
+                if process.poll() is not None:  # it stopped, perhaps right after a report
+                    try:
+                        kind, body = api.outcome.get(timeout=0.2)
+                    except queue.Empty:
+                        kind = f"exit {process.returncode}"
+                    break
+    finally:
+        process.terminate()
+        try:
+            log, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            log, _ = process.communicate()
+        api.close()
+    return kind, body, log.decode(errors="replace")
+
+
+def subset(expected, actual, path="$"):
+    """The matching rules of shared/tests/fixtures.rs: objects by key, arrays element-wise with
+    equal length, "*" for any present value."""
+    if expected == "*":
+        if actual is None:
+            raise AssertionError(f"{path}: expected a value, got null")
+        return
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for k, v in expected.items():
+            if k not in actual:
+                raise AssertionError(f"{path}.{k}: missing")
+            subset(v, actual[k], f"{path}.{k}")
+        return
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            raise AssertionError(f"{path}: expected {len(expected)} items, got {len(actual)}")
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            subset(e, a, f"{path}[{i}]")
+        return
+    if type(expected) is not type(actual) or expected != actual:
+        raise AssertionError(f"{path}: expected {json.dumps(expected)}, got {json.dumps(actual)}")
+
+
+def check(route, kind, body, expect):
+    """Why the answer differs from .expect.json, or None."""
+    if kind != "response":
+        return f"the function did not answer ({kind}): {body.decode(errors='replace')}"
+    answer = json.loads(body)
+    if route == "finalize":
+        # A storage event's answer is the function's own JSON; success is status 200.
+        status, headers, text = 200, {}, body.decode()
+    else:
+        status = answer.get("statusCode")
+        headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+        for k, vs in (answer.get("multiValueHeaders") or {}).items():
+            headers.setdefault(k.lower(), vs[0] if vs else None)
+        text = answer.get("body") or ""
+        if answer.get("isBase64Encoded"):
+            text = base64.b64decode(text).decode(errors="replace")
+    if status != expect["status"]:
+        return f"status {status}, expected {expect['status']}; body {text}"
+    if "json" in expect:
+        try:
+            subset(expect["json"], json.loads(text))
+        except (ValueError, AssertionError) as e:
+            return f"{e}; body {text}"
+    for k, v in (expect.get("headers") or {}).items():
+        got = headers.get(k.lower())
+        if got is None or (v != "*" and got != v):
+            return f"header {k} is {got!r}, expected {v!r}"
+    return None
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin-dir", default=str(root / "target/debug"))
+    p.add_argument("routes", nargs="*")
+    a = p.parse_args()
+    bin_dir = pathlib.Path(a.bin_dir)
+    routes = sorted(d.name for d in (root / "events").iterdir() if d.is_dir())
+    if a.routes:
+        routes = [r for r in routes if r in a.routes]
+    binaries = {r: bin_dir / ("attachments-finalize" if r == "finalize" else r) for r in routes}
+    missing = [str(b) for b in binaries.values() if not b.is_file()]
+    if missing:
+        raise SystemExit(f"lambda-fixtures: not built: {', '.join(missing)} (cargo build -p functions --bins)")
+    envs = sam_environments({logical_id(r) for r in routes}, every=not a.routes)
+    prefix = private_tmp_prefix()
+    if prefix is None:
+        print("lambda-fixtures: this machine gives a process no /tmp of its own (unshare): each "
+              "invocation gets a new folder in place of /tmp (ATTACHMENTS_DATA_DIR moved there) "
+              "and a new empty working folder", file=sys.stderr)
+    failures, count, started = [], 0, time.monotonic()
+    for route in routes:
+        env = envs[logical_id(route)]
+        for case in sorted((root / "events" / route).glob("*.json")):
+            if case.name.endswith(".expect.json"):
+                continue
+            expect = json.loads(case.with_name(case.name[:-len(".json")] + ".expect.json").read_text())
+            kind, body, log = invoke(binaries[route], env, case.read_bytes(), prefix)
+            count += 1
+            why = check(route, kind, body, expect)
+            label = f"{route}/{case.name}"
+            if why:
+                failures.append(f"{label}: {why}\n    function log:\n" + "".join(f"      {l}\n" for l in log.splitlines()[-20:]))
+    took = time.monotonic() - started
+    if failures:
+        print("\n".join(failures), file=sys.stderr)
+        raise SystemExit(f"lambda-fixtures: {len(failures)} of {count} events did not answer as expected")
+    tmp = "its own /tmp" if prefix else "its own folder for /tmp"
+    print(f"lambda-fixtures: {count} events through {len(routes)} function binaries "
+          f"(each a fresh process with {tmp}, SAM's environment from events/env.json): "
+          f"every answer as expected ({took:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+//! The data the event fixtures in `events/` are written against (`events/README.md` lists it):
+//! tenant `fixtures` and its API key, seven parents, two stored files and two placeholders.
+//!
+//! One piece of code prepares it for every way the fixtures run: the in-process fixture test,
+//! `attachments-admin fixtures load` (a data folder on this machine, for `cargo lambda watch` or
+//! the local server), and a function started with `ATTACHMENTS_LOAD_FIXTURES=true`: what
+//! `sam local invoke` runs with `events/env.json`, in a container whose `/tmp` starts empty at
+//! every invocation, so only the function itself can put the data there.
+//!
+//! The key is public (it is in the fixtures), so the data is only ever loaded into an embedded
+//! store: configuration refuses the flag on the AWS backend, and so does the admin command.
+
+use bytes::Bytes;
+
+use crate::domain::{
+    decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, IdError,
+    Parent, ParentId, ParentKind, ParentRef, TenantId, Version, VersionId,
+};
+use crate::service::{App, ServiceError};
+use crate::store::StoreError;
+
+/// The fixtures' tenant.
+pub const TENANT: &str = "fixtures";
+/// The fixtures' API key.
+pub const KEY: &str = "fixture-key-0123456789abcdef";
+/// The owner of the key and of the stored attachments.
+pub const OWNER: &str = "admin-user-66@example.com";
+
+/// Parents: the profile (with its look-up fields, which HrFlow's fixtures use), the assets and
+/// projects, and the records.
+const PARENTS: &[(&str, &str)] = &[
+    ("profile", "59284659d4c650213cc2f3fc"),
+    ("asset", "bDzHAAxLXsSmhL4lax8D"),
+    ("asset", "UqFkJDWdw7Sdg7TQZS-J"),
+    ("project", "If8_aXgtMF4ggxOPqvKM"),
+    ("project", "MKEejlgPARb7pJp8JrD4"),
+    ("io_showcase", "41f19ff6-2738-4000-8bfd-a18950caa1d1"),
+    ("io_showcase", "42f64596-c42f-4ba2-8138-cc40188d2a88"),
+];
+
+/// The version id of both stored files.
+const VERSION: &str = "01a20000-0000-7000-8000-0000000000f0";
+
+/// A stored file: attachment id, parent, file name, label.
+struct StoredFile {
+    id: &'static str,
+    parent: (&'static str, &'static str),
+    name: &'static str,
+    label: &'static str,
+}
+
+const FILES: &[StoredFile] = &[
+    StoredFile {
+        id: "01a20000-0000-7000-8000-000000000001",
+        parent: ("profile", "59284659d4c650213cc2f3fc"),
+        name: "picture1.jpg",
+        label: "resume",
+    },
+    StoredFile {
+        id: "01a20000-0000-7000-8000-000000000002",
+        parent: ("io_showcase", "41f19ff6-2738-4000-8bfd-a18950caa1d1"),
+        name: "file1.txt",
+        label: "file",
+    },
+];
+
+/// Placeholders (the asset API's attachments without a file yet): id and parent.
+const PLACEHOLDERS: &[(&str, (&str, &str))] = &[
+    (
+        "01a20000-0000-7000-8000-000000000003",
+        ("asset", "bDzHAAxLXsSmhL4lax8D"),
+    ),
+    (
+        "01a20000-0000-7000-8000-000000000004",
+        ("project", "If8_aXgtMF4ggxOPqvKM"),
+    ),
+];
+
+/// Why the data could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FixturesError {
+    /// The store is not new: it holds API keys (the fixtures' own, perhaps with data that
+    /// fixtures changed since, or anyone's).
+    #[error("the store is not new (it holds API keys)")]
+    NotNew,
+    #[error("fixture data: {0}")]
+    Invalid(#[from] IdError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// The bytes of a stored file: a JPEG header (enough for the magic-byte checks) padded to the
+/// 23193 bytes the Crafter fixtures show, and a line of text.
+fn content(name: &str) -> Bytes {
+    if name.ends_with(".jpg") {
+        let mut v = vec![
+            0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
+        ];
+        v.resize(23193, 0x42);
+        Bytes::from(v)
+    } else {
+        Bytes::from_static(b"hello fixtures\n")
+    }
+}
+
+fn parent_ref((kind, id): (&str, &str)) -> Result<ParentRef, IdError> {
+    Ok(ParentRef::new(
+        ParentKind::parse(kind)?,
+        ParentId::parse(id)?,
+    ))
+}
+
+/// Whether the store is new: it holds no API key yet. Every store gets one before anything else
+/// (the fixtures' own, the local server's first key, `ATTACHMENTS_API_KEYS`), and no fixture
+/// removes one, so a store that has served the fixtures (and changed their data) is never new
+/// again, whatever they deleted.
+pub async fn is_new(app: &App) -> Result<bool, FixturesError> {
+    Ok(app.meta.list_api_keys().await?.is_empty())
+}
+
+/// Writes the fixtures' data into a new store; `NotNew` for any other.
+pub async fn load(app: &App) -> Result<(), FixturesError> {
+    if !is_new(app).await? {
+        return Err(FixturesError::NotNew);
+    }
+    let tenant = TenantId::parse(TENANT)?;
+    app.register_key(&tenant, KEY, Some(OWNER)).await?;
+    let t = time::OffsetDateTime::now_utc();
+    for f in FILES {
+        let bytes = content(f.name);
+        let name = FileName::parse(f.name)?;
+        let d = Digests::of(&bytes);
+        let content_type = decide_content_type(name.as_str(), name.extension(), &bytes)
+            .map_err(|e| FixturesError::Service(ServiceError::UnsupportedMedia(e.to_string())))?
+            .to_owned();
+        let version = Version {
+            id: VersionId::parse(VERSION)?,
+            content_type,
+            file_name: name,
+            size: d.size,
+            md5: d.md5_hex(),
+            sha256: d.sha256_hex(),
+            created_at: t,
+        };
+        let att = Attachment {
+            tenant: tenant.clone(),
+            id: AttachmentId::parse(f.id)?,
+            parent: parent_ref(f.parent)?,
+            label: f.label.into(),
+            title: None,
+            description: None,
+            category: None,
+            tags: vec![],
+            status: AttachmentStatus::Ready,
+            owner: OWNER.into(),
+            external_id: None,
+            content: Some(version.clone()),
+            created_at: t,
+            updated_at: t,
+            expires_at: None,
+            upload: None,
+            problem: None,
+        };
+        app.blobs
+            .put(
+                &att.blob_key(version.id),
+                bytes,
+                &version.content_type,
+                &d.sha256,
+            )
+            .await?;
+        app.meta.create_attachment(&att).await?;
+        app.meta.put_version(&tenant, att.id, &version).await?;
+    }
+    for (id, parent) in PLACEHOLDERS {
+        app.meta
+            .create_attachment(&Attachment {
+                tenant: tenant.clone(),
+                id: AttachmentId::parse(id)?,
+                parent: parent_ref(*parent)?,
+                label: "file".into(),
+                title: Some("sample attachment".into()),
+                description: None,
+                category: None,
+                tags: vec![],
+                status: AttachmentStatus::Placeholder,
+                owner: OWNER.into(),
+                external_id: None,
+                content: None,
+                created_at: t,
+                updated_at: t,
+                expires_at: None,
+                upload: None,
+                problem: None,
+            })
+            .await?;
+    }
+    for &(kind, id) in PARENTS {
+        let profile = kind == "profile";
+        app.meta
+            .put_parent(&Parent {
+                tenant: tenant.clone(),
+                key: parent_ref((kind, id))?,
+                source: profile.then(|| "src-1".into()),
+                reference: profile.then(|| "ref-1".into()),
+                email: profile.then(|| "jane@example.com".into()),
+                created_at: t,
+                updated_at: t,
+            })
+            .await?;
+    }
+    Ok(())
+}
