@@ -5,7 +5,6 @@
 //! [`service`] holds the use cases, [`store`] the storage ports and adapters, [`domain`] the types.
 
 pub mod admin;
-pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -257,7 +257,9 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.settings(&[])).unwrap();
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+            .await
+            .unwrap();
         (
             dynamo,
             SqliteStore::in_memory().unwrap(),

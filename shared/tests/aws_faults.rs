@@ -63,8 +63,9 @@ async fn world() -> World {
     let peers = Peers::new(&s3.endpoint);
     let s3_task = AbortOnDrop(tokio::spawn(s3.serve()));
     peers.create().await;
-    let (meta, blobs) =
-        attachments::setup::aws_stores(&config(&peers), &peers.settings(&[])).unwrap();
+    let (meta, blobs) = attachments::setup::aws_stores(&config(&peers), &peers.sdk(&[]).await)
+        .await
+        .unwrap();
     let meta: Arc<dyn MetadataStore> = Arc::new(meta);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let plan = Arc::new(Plan::default());
@@ -521,8 +522,9 @@ async fn s3_unreachable_during_upload_and_delete() {
         drop(l);
         format!("http://{addr}")
     };
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_S3", dead)]);
-    let down = attachments::setup::build_aws(&config(&w.peers), &settings)
+    let sdk = w.peers.sdk(&[("AWS_ENDPOINT_URL_S3", dead)]).await;
+    let down = attachments::setup::build_aws(&config(&w.peers), &sdk)
+        .await
         .unwrap()
         .app;
     let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();
@@ -649,8 +651,12 @@ async fn stingy_dynamodb(
 /// An app whose DynamoDB is moto behind [`stingy_dynamodb`], and the count of keys it moved.
 async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, AbortOnDrop<()>) {
     let (endpoint, moved, proxy) = stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), mode).await;
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
-    let app = attachments::setup::build_aws(&config(&w.peers), &settings)
+    let sdk = w
+        .peers
+        .sdk(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)])
+        .await;
+    let app = attachments::setup::build_aws(&config(&w.peers), &sdk)
+        .await
         .unwrap()
         .app;
     (app, moved, proxy)

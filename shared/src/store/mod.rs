@@ -7,6 +7,7 @@ pub mod fs_blob;
 pub mod page_cache;
 pub mod read_cache;
 pub mod s3;
+pub mod sdk;
 pub mod sqlite;
 
 use std::time::Duration;

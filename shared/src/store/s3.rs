@@ -1,48 +1,150 @@
 //! The S3 blob store: one object per stored version, under the key the service derives from
-//! validated ids. Uploads carry their SHA-256 (`x-amz-checksum-sha256`), so S3 refuses bytes that
-//! changed on the way; downloads are presigned GET links that name the type and the file. Large
-//! files go straight to S3: a presigned form POST (SigV4 POST policy) or a presigned multipart
-//! upload. The requests themselves are made by our own client, [`crate::aws::s3`].
+//! validated ids, through the AWS SDK's S3 client. Uploads carry their SHA-256
+//! (`x-amz-checksum-sha256`), so S3 refuses bytes that changed on the way; downloads are links
+//! the SDK presigns, naming the type and the file. Large files go straight to S3: a form POST
+//! under a SigV4 POST policy (ours: the SDK presigns no POST, so the policy is written here and
+//! signed with `aws-sigv4`) or a presigned multipart upload.
+//!
+//! No link claims to live longer than the credentials that sign it: where they expire (SSO,
+//! assumed roles, web identity, container and instance roles, `credential_process`), a link's
+//! lifetime stops there.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use super::sdk::{SigningCredentials, S3_ATTEMPT};
 use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
     StoreError, StoreResult,
 };
-use crate::aws::s3::S3Client;
-use crate::aws::sigv4::Stamp;
-use crate::aws::AwsError;
 
 /// S3-backed [`BlobStore`].
 #[derive(Debug)]
 pub struct S3BlobStore {
-    client: S3Client,
+    client: Client,
+    bucket: String,
+    /// The bucket's URL as the SDK addresses it (virtual-hosted or path-style, in the region's
+    /// partition, FIPS or dual-stack as configured): where form uploads are posted.
+    bucket_url: String,
+    /// The region requests are signed for.
+    region: String,
+    credentials: SigningCredentials,
 }
 
 fn json_str(v: &str) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn s3_err(op: &str, e: AwsError) -> StoreError {
-    StoreError::Unavailable(format!("s3 {op}: {e}"))
+/// A failed call, with the SDK's whole chain of causes.
+fn s3_err<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    op: &str,
+    e: SdkError<E, R>,
+) -> StoreError {
+    StoreError::Unavailable(format!("s3 {op}: {}", DisplayErrorContext(&e)))
+}
+
+/// The error code S3 answered with, when it answered.
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+}
+
+/// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
+/// second, at or before now, so a link signed now with this lifetime ends by their expiry.
+pub fn link_lifetime(
+    ttl: Duration,
+    credentials: &Credentials,
+    now: SystemTime,
+) -> StoreResult<Duration> {
+    let Some(expiry) = credentials.expiry() else {
+        return Ok(ttl);
+    };
+    let left = expiry.duration_since(now).unwrap_or_default();
+    let left = Duration::from_secs(left.as_secs());
+    if left.is_zero() {
+        return Err(StoreError::Unavailable(
+            "the AWS credentials expire before a link signed with them could be used".into(),
+        ));
+    }
+    Ok(ttl.min(left))
 }
 
 impl S3BlobStore {
-    pub fn new(client: S3Client) -> Self {
-        Self { client }
+    /// The store over `client` (configured by `store::sdk::s3_client`) for `bucket`, found at
+    /// `bucket_url`, signing for `region` with the SDK's `credentials`.
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        bucket_url: impl Into<String>,
+        region: impl Into<String>,
+        credentials: SigningCredentials,
+    ) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            bucket_url: bucket_url.into(),
+            region: region.into(),
+            credentials,
+        }
     }
 
     pub fn bucket(&self) -> &str {
-        self.client.bucket()
+        &self.bucket
     }
+
+    /// The credentials a link signed now is signed with, and how long such a link may live.
+    async fn signing(&self, ttl: Duration) -> StoreResult<(Credentials, Duration)> {
+        let creds = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("s3 credentials: {e}")))?;
+        let ttl = link_lifetime(ttl, &creds, SystemTime::now())?;
+        Ok((creds, ttl))
+    }
+
+    async fn presigning(&self, ttl: Duration) -> StoreResult<PresigningConfig> {
+        let (_, ttl) = self.signing(ttl).await?;
+        PresigningConfig::expires_in(ttl)
+            .map_err(|e| StoreError::Unavailable(format!("s3 presigning: {e}")))
+    }
+}
+
+/// Reads a body, refusing more than `max` bytes and a peer that stalls.
+async fn read_body(mut body: ByteStream, max: u64) -> StoreResult<Bytes> {
+    let read = async {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "s3 GetObject: reading the body: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(StoreError::Unavailable(format!(
+                    "s3 GetObject: the answer holds more than the {max} bytes asked"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(S3_ATTEMPT, read)
+        .await
+        .map_err(|_| StoreError::Unavailable("s3 GetObject: the body stalled".into()))?
 }
 
 #[async_trait]
@@ -56,21 +158,47 @@ impl BlobStore for S3BlobStore {
     ) -> StoreResult<()> {
         // The digest the service computed while it checked the upload: S3 verifies the bytes
         // it received against it and refuses the object (BadDigest) if they differ. The
-        // signature covers that checksum, not the bytes, so they are hashed once.
+        // signature covers that checksum header, not the bytes, so they are hashed once.
         self.client
-            .put_object(key, data, content_type, sha256)
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_sha256(STANDARD.encode(sha256))
+            .body(ByteStream::from(data))
+            .customize()
+            .disable_payload_signing()
+            .send()
             .await
+            .map(|_| ())
             .map_err(|e| s3_err("PutObject", e))
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        match self.client.head_object(key).await {
-            Ok(size) => Ok(size.map(|size| BlobInfo { size })),
+        use aws_sdk_s3::operation::head_object::HeadObjectError;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => match out.content_length().and_then(|n| u64::try_from(n).ok()) {
+                Some(size) => Ok(Some(BlobInfo { size })),
+                None => Err(StoreError::Unavailable(
+                    "s3 HeadObject: the answer has no Content-Length".into(),
+                )),
+            },
+            Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                Ok(None)
+            }
             Err(e) => Err(s3_err("HeadObject", e)),
         }
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+        use aws_sdk_s3::operation::get_object::GetObjectError;
         if len == 0 {
             // No byte range can say "nothing"; the object must still exist.
             return match self.head(key).await? {
@@ -79,20 +207,37 @@ impl BlobStore for S3BlobStore {
             };
         }
         let last = offset.saturating_add(len - 1);
-        match self.client.get_range(key, offset, last).await {
-            Ok(data) => Ok(data),
-            Err(e) if e.code() == Some("NoSuchKey") => Err(StoreError::NotFound),
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={offset}-{last}"))
+            .send()
+            .await
+        {
+            Ok(out) => read_body(out.body, len).await,
+            Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                Err(StoreError::NotFound)
+            }
             // Starting past the end: like reading a file there, nothing.
-            Err(e) if e.code() == Some("InvalidRange") => Ok(Bytes::new()),
+            Err(e) if code(&e) == Some("InvalidRange") => Ok(Bytes::new()),
             Err(e) => Err(s3_err("GetObject", e)),
         }
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        match self.client.delete_object(key).await {
-            Ok(()) => Ok(()),
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
             // S3 answers 204 for a missing key; some compatible servers say NoSuchKey.
-            Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchKey") => Ok(()),
             Err(e) => Err(s3_err("DeleteObject", e)),
         }
     }
@@ -100,31 +245,41 @@ impl BlobStore for S3BlobStore {
     async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
         // Both overrides are signed query parameters: a link cannot be edited to serve the
         // bytes as another type (say text/html) or inline.
-        let disposition = content_disposition(opts.file_name);
-        self.client
-            .presign(
-                "GET",
-                key,
-                &[
-                    ("response-content-disposition", &disposition),
-                    ("response-content-type", opts.content_type),
-                ],
-                opts.ttl,
-            )
-            .map_err(|e| s3_err("presign GetObject", e))
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(content_disposition(opts.file_name))
+            .response_content_type(opts.content_type)
+            .presigned(self.presigning(opts.ttl).await?)
+            .await
+            .map_err(|e| s3_err("presign GetObject", e))?;
+        Ok(presigned.uri().to_owned())
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
-        let url = self.client.bucket_url();
-        let creds = self.client.credentials();
-        let now = OffsetDateTime::now_utc();
-        let stamp = Stamp::at(now);
-        let expiration = (now + policy.ttl)
+        let now = SystemTime::now();
+        let (creds, ttl) = self.signing(policy.ttl).await?;
+        let date = OffsetDateTime::from(now);
+        let expiration = (date + ttl)
             .format(format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
             ))
             .map_err(|e| StoreError::Unavailable(format!("time: {e}")))?;
-        let credential = self.client.credential(&stamp.date);
+        let fmt = |d: &[time::format_description::BorrowedFormatItem<'_>]| {
+            date.format(d)
+                .map_err(|e| StoreError::Unavailable(format!("time: {e}")))
+        };
+        let day = fmt(format_description!("[year][month][day]"))?;
+        let amz_date = fmt(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))?;
+        let credential = format!(
+            "{}/{day}/{}/s3/aws4_request",
+            creds.access_key_id(),
+            self.region
+        );
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
         let mut fields: Vec<(String, String)> = vec![
@@ -136,12 +291,12 @@ impl BlobStore for S3BlobStore {
         }
         fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
         fields.push(("x-amz-credential".into(), credential));
-        fields.push(("x-amz-date".into(), stamp.amz_date.clone()));
-        if let Some(token) = &creds.session_token {
-            fields.push(("x-amz-security-token".into(), token.clone()));
+        fields.push(("x-amz-date".into(), amz_date));
+        if let Some(token) = creds.session_token() {
+            fields.push(("x-amz-security-token".into(), token.to_owned()));
         }
         let mut conditions = vec![
-            format!("{{\"bucket\":{}}}", json_str(self.client.bucket())?),
+            format!("{{\"bucket\":{}}}", json_str(&self.bucket)?),
             format!("[\"content-length-range\",{},{}]", policy.size, policy.size),
         ];
         for (name, value) in &fields {
@@ -157,17 +312,36 @@ impl BlobStore for S3BlobStore {
             conditions.join(",")
         );
         let policy_b64 = STANDARD.encode(doc);
-        let signature = self.client.sign_policy(&stamp.date, &policy_b64);
+        // SigV4 for a POST policy: the base64 policy is the string to sign.
+        let signing_key = aws_sigv4::sign::v4::generate_signing_key(
+            creds.secret_access_key(),
+            now,
+            &self.region,
+            "s3",
+        );
+        let signature =
+            aws_sigv4::sign::v4::calculate_signature(signing_key, policy_b64.as_bytes());
         fields.push(("policy".into(), policy_b64));
         fields.push(("x-amz-signature".into(), signature));
-        Ok(PresignedPost { url, fields })
+        Ok(PresignedPost {
+            url: self.bucket_url.clone(),
+            fields,
+        })
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        self.client
-            .create_multipart(key, content_type)
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
             .await
-            .map_err(|e| s3_err("CreateMultipartUpload", e))
+            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+        out.upload_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| StoreError::Unavailable("s3 CreateMultipartUpload: no upload id".into()))
     }
 
     async fn presign_part(
@@ -177,41 +351,64 @@ impl BlobStore for S3BlobStore {
         number: u32,
         ttl: Duration,
     ) -> StoreResult<String> {
-        let number = number.to_string();
-        self.client
-            .presign(
-                "PUT",
-                key,
-                &[("partNumber", &number), ("uploadId", upload_id)],
-                ttl,
-            )
-            .map_err(|e| s3_err("presign UploadPart", e))
+        let number = i32::try_from(number)
+            .map_err(|_| StoreError::Unavailable(format!("part number {number}")))?;
+        let presigned = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .presigned(self.presigning(ttl).await?)
+            .await
+            .map_err(|e| s3_err("presign UploadPart", e))?;
+        Ok(presigned.uri().to_owned())
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let (page, next) = match self
+            let page = match self
                 .client
-                .list_parts(key, upload_id, marker.as_deref())
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
                 .await
             {
-                Ok(x) => x,
-                Err(e) if e.code() == Some("NoSuchUpload") => return Err(StoreError::NotFound),
+                Ok(page) => page,
+                Err(e) if code(&e) == Some("NoSuchUpload") => return Err(StoreError::NotFound),
                 Err(e) => return Err(s3_err("ListParts", e)),
             };
-            for (number, size, etag) in page {
+            for part in page.parts() {
+                let number = part.part_number().and_then(|n| u32::try_from(n).ok());
+                let size = part.size().and_then(|n| u64::try_from(n).ok());
+                let (Some(number), Some(size)) = (number, size) else {
+                    return Err(StoreError::Unavailable(
+                        "s3 ListParts: a part without its number or size".into(),
+                    ));
+                };
                 parts.push(PartInfo {
                     number,
                     size,
-                    // Bare hex, as the file store gives; quoted again on completion.
-                    etag: etag.trim_matches('"').to_owned(),
+                    // Bare hex, as the file store gives; quoted again on completion. Some
+                    // compatible servers leave the ETag out; completion then sends it empty.
+                    etag: part
+                        .e_tag()
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_owned(),
                 });
             }
-            match next {
-                Some(m) => marker = Some(m),
-                None => break,
+            match page.next_part_number_marker() {
+                Some(m) if page.is_truncated() == Some(true) && !m.is_empty() => {
+                    marker = Some(m.to_owned())
+                }
+                _ => break,
             }
         }
         parts.sort_by_key(|p| p.number);
@@ -224,26 +421,106 @@ impl BlobStore for S3BlobStore {
         upload_id: &str,
         parts: &[PartInfo],
     ) -> StoreResult<()> {
-        let completed: Vec<(u32, String)> = parts
-            .iter()
-            .map(|p| (p.number, format!("\"{}\"", p.etag.trim_matches('"'))))
-            .collect();
+        let mut completed = Vec::with_capacity(parts.len());
+        for p in parts {
+            let number = i32::try_from(p.number)
+                .map_err(|_| StoreError::Unavailable(format!("part number {}", p.number)))?;
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(format!("\"{}\"", p.etag.trim_matches('"')))
+                    .build(),
+            );
+        }
         match self
             .client
-            .complete_multipart(key, upload_id, &completed)
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
             .await
         {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Err(StoreError::NotFound),
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchUpload") => Err(StoreError::NotFound),
             Err(e) => Err(s3_err("CompleteMultipartUpload", e)),
         }
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        match self.client.abort_multipart(key, upload_id).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchUpload") => Ok(()),
             Err(e) => Err(s3_err("AbortMultipartUpload", e)),
+        }
+    }
+}
+
+/// Creates the bucket where it is missing (`init` of the local emulators); says which it did.
+pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> Result<bool, String> {
+    use aws_sdk_s3::operation::head_bucket::HeadBucketError;
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if matches!(e.as_service_error(), Some(HeadBucketError::NotFound(_))) => {}
+        Err(e) => return Err(DisplayErrorContext(&e).to_string()),
+    }
+    let mut create = client.create_bucket().bucket(bucket);
+    // us-east-1 takes no location constraint; every other region needs its own.
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(&e).to_string())?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(expiry: Option<SystemTime>) -> Credentials {
+        Credentials::new("AKID", "secret", None, expiry, "test")
+    }
+
+    #[test]
+    fn a_link_never_outlives_its_credentials() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ttl = Duration::from_secs(900);
+        assert_eq!(link_lifetime(ttl, &creds(None), now).unwrap(), ttl);
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(link_lifetime(ttl, &creds(Some(later)), now).unwrap(), ttl);
+        // 10 minutes and a half left: the link lives 10 minutes, in whole seconds.
+        let soon = now + Duration::from_millis(630_500);
+        assert_eq!(
+            link_lifetime(ttl, &creds(Some(soon)), now).unwrap(),
+            Duration::from_secs(630)
+        );
+        for gone in [
+            now,
+            now - Duration::from_secs(5),
+            now + Duration::from_millis(999),
+        ] {
+            assert!(link_lifetime(ttl, &creds(Some(gone)), now).is_err());
         }
     }
 }
