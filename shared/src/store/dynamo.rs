@@ -170,10 +170,18 @@ fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_str(get_s(item, DOC)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A failed call, with the SDK's whole chain of causes (its own `Display` says only
-/// "service error").
-fn dyn_err(op: &str, e: impl std::error::Error) -> StoreError {
-    StoreError::Unavailable(format!("dynamodb {op}: {}", DisplayErrorContext(&e)))
+/// A failed call: DynamoDB's error when it answered one, else the SDK's whole chain of causes
+/// (its own `Display` says only "service error").
+fn dyn_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let cause = match e.as_service_error() {
+        Some(answered) => DisplayErrorContext(answered).to_string(),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    StoreError::Unavailable(format!("dynamodb {op}: {cause}"))
 }
 
 /// A request the SDK refused to build (a required field left out): our bug, not the peer's.

@@ -48,12 +48,22 @@ fn json_str(v: &str) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A failed call, with the SDK's whole chain of causes.
-fn s3_err<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    op: &str,
-    e: SdkError<E, R>,
-) -> StoreError {
-    StoreError::Unavailable(format!("s3 {op}: {}", DisplayErrorContext(&e)))
+/// A failed call: S3's error when it answered one (code and message), else the SDK's whole
+/// chain of causes.
+fn s3_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    let cause = match e.as_service_error() {
+        Some(answered) => format!(
+            "{} ({})",
+            DisplayErrorContext(answered),
+            answered.code().unwrap_or("no code")
+        ),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    StoreError::Unavailable(format!("s3 {op}: {cause}"))
 }
 
 /// The error code S3 answered with, when it answered.
