@@ -160,6 +160,25 @@ async fn bucket_url(
     use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
     let fips = aws.use_fips().unwrap_or(false);
     let dual_stack = aws.use_dual_stack().unwrap_or(false);
+    // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
+    for (service_id, var) in [
+        ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
+        ("S3", "AWS_ENDPOINT_URL_S3"),
+    ] {
+        if let Some(url) = sdk::configured_endpoint(aws, service_id) {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| endpoint_error(aws, service_id, var, format!("{url:?}: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(endpoint_error(
+                    aws,
+                    service_id,
+                    var,
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+    }
     let params = aws_sdk_dynamodb::config::endpoint::Params::builder()
         .region(region)
         .use_fips(fips)
@@ -341,4 +360,108 @@ pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupE
         return Ok(Some(key.secret));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_cfg() -> Config {
+        let vars = [
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "my-bucket"),
+            (
+                "ATTACHMENTS_SECRET",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+        ];
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    async fn sdk_with(vars: &[(&'static str, &'static str)]) -> aws_config::SdkConfig {
+        let mut all = vec![
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        all.extend_from_slice(vars);
+        let env = aws_types::os_shim_internal::Env::from_slice(&all);
+        sdk::load(sdk::loader(None).unwrap().env(env))
+            .await
+            .unwrap()
+    }
+
+    fn var_of(r: Result<(DynamoStore, S3BlobStore), SetupError>) -> &'static str {
+        match r {
+            Err(SetupError::Config(e)) => e.var,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_endpoints_stop_the_start_naming_their_variable() {
+        let cfg = aws_cfg();
+        for (var, name) in [
+            ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_S3"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB"),
+        ] {
+            for url in ["not a url", "ftp://host", "/path"] {
+                let sdk = sdk_with(&[("AWS_REGION", "us-east-1"), (var, url)]).await;
+                assert_eq!(var_of(aws_stores(&cfg, &sdk).await), name, "{url}");
+            }
+        }
+        let sdk = sdk_with(&[("AWS_REGION", "not a region!")]).await;
+        assert_eq!(var_of(aws_stores(&cfg, &sdk).await), "AWS_REGION");
+    }
+
+    /// Form uploads go where the SDK's endpoint rules put the bucket: the region's partition,
+    /// FIPS when asked, path-style when configured.
+    #[tokio::test]
+    async fn the_bucket_url_follows_the_sdks_endpoint_rules() {
+        let mut cfg = aws_cfg();
+        for (vars, want) in [
+            (
+                &[("AWS_REGION", "eu-west-1")][..],
+                "https://my-bucket.s3.eu-west-1.amazonaws.com",
+            ),
+            (
+                &[("AWS_REGION", "cn-north-1")][..],
+                "https://my-bucket.s3.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                &[
+                    ("AWS_REGION", "us-gov-west-1"),
+                    ("AWS_USE_FIPS_ENDPOINT", "true"),
+                ][..],
+                "https://my-bucket.s3-fips.us-gov-west-1.amazonaws.com",
+            ),
+        ] {
+            let sdk = sdk_with(vars).await;
+            let url = bucket_url(&cfg, &sdk, "my-bucket", sdk.region().unwrap().as_ref())
+                .await
+                .unwrap();
+            assert_eq!(url, want);
+        }
+        cfg.s3_path_style = true;
+        let sdk = sdk_with(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ])
+        .await;
+        let url = bucket_url(&cfg, &sdk, "my-bucket", "us-east-1")
+            .await
+            .unwrap();
+        assert_eq!(url, "http://127.0.0.1:9000/my-bucket");
+    }
 }

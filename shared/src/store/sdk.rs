@@ -222,3 +222,95 @@ impl SigningCredentials {
             .ok_or_else(|| "the identity resolved is not AWS credentials".to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::os_shim_internal::Env;
+
+    /// A self-signed CA certificate, only ever parsed.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUdtRyfd/bjT9xHRaIgBktU68kBGAwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTYXR0YWNobWVudHMtdGVzdC1jYTAgFw0yNjEyMDIxODQ0MDZa
+GA8yMTI2MTEwODE4NDQwNlowHjEcMBoGA1UEAwwTYXR0YWNobWVudHMtdGVzdC1j
+YTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKcf7w7CU1QIhDXNN9WLgMGyu1/u
++ZvBsjiquQbL8NS0CtW3qnhrO+CynyKW/JCNPTdBlppTvprIFoSYBq0HwSWjUzBR
+MB0GA1UdDgQWBBRfHiPQZfN4lOlroa8092sIMEBDvDAfBgNVHSMEGDAWgBRfHiPQ
+ZfN4lOlroa8092sIMEBDvDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIGKBkmVY00T1DnoxXtNppdwI/77syBQkWSuotoGVKy4nAiEAzn5lBHolM1Yx
+au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
+-----END CERTIFICATE-----
+";
+
+    /// An environment with no profile files and no instance metadata, plus `vars`.
+    fn env(vars: &[(&'static str, &'static str)]) -> Env {
+        let mut all = vec![
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        all.extend_from_slice(vars);
+        Env::from_slice(&all)
+    }
+
+    #[tokio::test]
+    async fn a_missing_region_names_its_variable() {
+        let e = load(loader(None).unwrap().env(env(&[]))).await.unwrap_err();
+        assert_eq!(e.var, "AWS_REGION");
+        let sdk = load(
+            loader(None)
+                .unwrap()
+                .env(env(&[("AWS_DEFAULT_REGION", "eu-west-3")])),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-3"));
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_read_as_the_sdk_reads_them() {
+        let sdk = load(loader(None).unwrap().env(env(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2"),
+        ])))
+        .await
+        .unwrap();
+        assert_eq!(
+            configured_endpoint(&sdk, "S3").as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(
+            configured_endpoint(&sdk, "DynamoDB").as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        let sdk = load(
+            loader(None)
+                .unwrap()
+                .env(env(&[("AWS_REGION", "us-east-1")])),
+        )
+        .await
+        .unwrap();
+        assert_eq!(configured_endpoint(&sdk, "S3"), None);
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.pem");
+        std::fs::write(&good, TEST_CA).unwrap();
+        assert!(loader(Some(&good)).is_ok());
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, TEST_CA.replace("MIIB", "AAAA")).unwrap();
+        for path in [bad, broken, dir.path().join("missing.pem")] {
+            let e = loader(Some(&path)).err().unwrap();
+            assert_eq!(e.var, "AWS_CA_BUNDLE", "{}", path.display());
+            assert!(e.problem.contains(&path.display().to_string()), "{e}");
+        }
+    }
+}
