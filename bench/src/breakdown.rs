@@ -562,10 +562,10 @@ pub async fn upload_service(file: &Bytes, rounds: usize) -> Result<String, Error
     ))
 }
 
-/// What one S3 download link costs on the AWS backend: `S3BlobStore::presign_get` (the SDK's
-/// presigning, after the credentials' expiry is read from the SDK's cache), in process, with
-/// made-up credentials and the default endpoint (presigning makes no network call). Median of
-/// `rounds` batches of `links` links, per link.
+/// What one S3 download link costs on the AWS backend: `S3BlobStore::presign_get` (the
+/// credentials from the SDK's cache, their expiry, and `aws-sigv4`'s signature), in process,
+/// with made-up credentials and the default endpoint (presigning makes no network call). Median
+/// of `rounds` batches of `links` links, per link.
 pub async fn s3_links(links: usize, rounds: usize) -> Result<String, Error> {
     use attachments::store::LinkOptions;
     let loader = attachments::store::sdk::loader(None)
@@ -622,8 +622,8 @@ pub async fn s3_links(links: usize, rounds: usize) -> Result<String, Error> {
     }
     let one = median(&per_link);
     Ok(format!(
-        "S3 download links (AWS backend, in process): {} per link through the SDK's presigning, \
-         {} for a listing of {links}.",
+        "S3 download links (AWS backend, in process): {} per link (aws-sigv4, credentials from \
+         the SDK's cache), {} for a listing of {links}.",
         ms(one),
         ms(one * links as f64)
     ))
