@@ -93,7 +93,7 @@ fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
 
 /// `aws_config::defaults` as the service loads it: the full default chains (credentials,
 /// region, endpoints, profiles), over one HTTPS client, with the standard retry mode and every
-/// timeout set. Credentials are not resolved here but at the first call, and cached and
+/// timeout set (DynamoDB's; the S3 client sets its own). Credentials are not resolved here but at the first call, and cached and
 /// refreshed by the SDK from then on. Tests add `.env(..)` to it.
 pub fn loader(ca_bundle: Option<&Path>) -> Result<ConfigLoader, ConfigError> {
     Ok(aws_config::defaults(BehaviorVersion::latest())
@@ -136,7 +136,7 @@ pub fn configured_endpoint(sdk: &SdkConfig, service_id: &str) -> Option<String> 
         .or_else(|| sdk.endpoint_url().map(str::to_owned))
 }
 
-/// The DynamoDB client: the shared configuration as loaded.
+/// The DynamoDB client: the shared configuration as loaded (its timeouts are DynamoDB's).
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(sdk)
 }
