@@ -875,7 +875,16 @@ pub async fn kept_listings(h: &Harness, kept: bool) {
         "the repeat was served again"
     );
     assert_eq!(names(&again), ["a1.txt"]);
-    assert_eq!(again.body, fresh.body, "the same answer, links and all");
+    if kept {
+        assert_eq!(again.body, fresh.body, "the same answer, links and all");
+    } else {
+        // Rendered afresh: links signed afresh, dated to the second.
+        assert_eq!(
+            unsigned(&again.body),
+            unsigned(&fresh.body),
+            "the same answer"
+        );
+    }
     assert_eq!(again.header("content-type"), fresh.header("content-type"));
 
     // Another tenant's parent of the same kind and id: its own answer, not the one kept.
@@ -915,6 +924,19 @@ pub async fn kept_listings(h: &Harness, kept: bool) {
 /// Every API's listing keeps its answers like the native one (see [`kept_listings`]): asked
 /// again with nothing changed it is served again where `kept`, and an upload to the parent, by
 /// any API, reaches the next answer.
+/// An answer with the SigV4 part of every presigned S3 link left out (the date, credential scope
+/// and signature of a link signed at another second); any other answer as it is.
+fn unsigned(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.split('"')
+        .map(|piece| match piece.find("X-Amz-Algorithm=") {
+            Some(i) if piece.starts_with("http") => &piece[..i],
+            _ => piece,
+        })
+        .collect::<Vec<_>>()
+        .join("\"")
+}
+
 pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
     const RECORD: &str = "7d3f1e2a-9b4c-4d5e-8f6a-1b2c3d4e5f60";
     const PROFILE: &str = "5f0c1ee3a2f8b7c2e4d6a8b1";
@@ -977,7 +999,13 @@ pub async fn kept_dialect_listings(h: &Harness, kept: bool) {
             u64::from(kept),
             "{url} asked again"
         );
-        assert_eq!(again.body, before.body, "{url}");
+        if kept {
+            assert_eq!(again.body, before.body, "{url}");
+        } else {
+            // Rendered afresh: links signed afresh, dated to the second, differ when the
+            // second turned between the two.
+            assert_eq!(unsigned(&again.body), unsigned(&before.body), "{url}");
+        }
         let n = count(items(&before.json()));
         assert_ne!(
             n,
