@@ -171,6 +171,11 @@ async fn run_inner(bin_dir: &Path, backend: &Backend, opts: Opts) -> Result<Outc
             ratio_of(&r),
         ),
     ];
+    let mut notes = notes;
+    match crate::breakdown::s3_links(LISTED, 15).await {
+        Ok(note) => notes.push(note),
+        Err(e) => notes.push(format!("S3 download links: not measured: {e}")),
+    }
     Ok(Outcome { rows, notes })
 }
 

@@ -257,7 +257,9 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.settings(&[])).unwrap();
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+            .await
+            .unwrap();
         (
             dynamo,
             SqliteStore::in_memory().unwrap(),
@@ -561,4 +563,209 @@ async fn conditional_dialect_listings() {
 async fn conditional_link_windows() {
     let h = Harness::aws_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "4")).await;
     behaviour::conditional_link_windows(&h, 4).await;
+}
+
+/// Credentials from a profile whose `credential_process` is a script (it prints the JSON
+/// credential document, as `aws configure export-credentials` or a vault helper would) reach
+/// both adapters, through the SDK's default chain, with no key in the environment: s3s-fs
+/// checks every signature against its one key pair, so an upload, a presigned link and a
+/// form's policy only pass when signed with the script's keys, and a script that prints a wrong
+/// secret is refused. The SDK caches them (the script runs once for many calls), and a link
+/// never claims to outlive them: asked for 15 minutes, it lives until their expiry, 10.
+mod credential_process {
+    use std::time::Duration;
+
+    use super::support::aws::{sdk_from, Peers, S3Peer, ACCESS_KEY, SECRET_KEY};
+    use super::support::{fetch, AbortOnDrop};
+    use attachments::domain::{Parent, ParentId, ParentKind, ParentRef, TenantId};
+    use attachments::store::{BlobStore, LinkOptions, MetadataStore, PostPolicy, StoreError};
+    use bytes::Bytes;
+
+    /// A profile `attachments-test` in a config file of `dir`, whose `credential_process` prints
+    /// `secret`'s credentials expiring `valid` from now, and appends a line to `dir/runs` each
+    /// time it runs.
+    fn profile(dir: &std::path::Path, secret: &str, valid: Duration) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let expiry = (time::OffsetDateTime::now_utc() + valid)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let script = dir.join("credentials.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho run >> '{runs}'\nprintf '%s' '{{\"Version\": 1, \"AccessKeyId\": \"{ACCESS_KEY}\", \"SecretAccessKey\": \"{secret}\", \"Expiration\": \"{expiry}\"}}'\n",
+                runs = dir.join("runs").display(),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "[profile attachments-test]\ncredential_process = {}\n",
+                script.display()
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// The peers' environment without keys, naming the profile instead.
+    async fn sdk_with_profile(peers: &Peers, config: &std::path::Path) -> aws_config::SdkConfig {
+        let mut vars = peers.env();
+        vars.retain(|(k, _)| {
+            !matches!(
+                *k,
+                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_CONFIG_FILE"
+            )
+        });
+        vars.push(("AWS_CONFIG_FILE", config.display().to_string()));
+        vars.push(("AWS_PROFILE", "attachments-test".into()));
+        sdk_from(&vars).await
+    }
+
+    fn sha256(b: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(b).into()
+    }
+
+    #[tokio::test]
+    async fn credentials_from_a_profiles_process_reach_both_adapters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+        let peers = Peers::new(&s3.endpoint);
+        let _s3 = AbortOnDrop(tokio::spawn(s3.serve()));
+        peers.create().await;
+        let dir = tmp.path().join("profile");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = profile(&dir, SECRET_KEY, Duration::from_secs(600));
+        let sdk = sdk_with_profile(&peers, &config).await;
+        let (meta, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+            .await
+            .unwrap();
+
+        let data = Bytes::from_static(b"signed by the profile's process");
+        blobs
+            .put("t/a/v", data.clone(), "text/plain", &sha256(&data))
+            .await
+            .unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let parent = ParentRef::new(
+            ParentKind::parse("profile").unwrap(),
+            ParentId::parse("p1").unwrap(),
+        );
+        let now = time::OffsetDateTime::now_utc();
+        meta.put_parent(&Parent {
+            tenant: tenant.clone(),
+            key: parent.clone(),
+            source: None,
+            reference: None,
+            email: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+        assert!(meta.get_parent(&tenant, &parent).await.unwrap().is_some());
+
+        let link = blobs
+            .presign_get(
+                "t/a/v",
+                &LinkOptions {
+                    content_type: "text/plain",
+                    file_name: "a.txt",
+                    // Signed now for 900 s.
+                    valid: attachments::store::LinkWindow {
+                        signed_at: now.unix_timestamp(),
+                        expires_at: now.unix_timestamp() + 900,
+                    },
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            link.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
+            "{link}"
+        );
+        let expires: u64 = link
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (590..=600).contains(&expires),
+            "the link lives until the credentials expire, not 900 s: {expires}"
+        );
+        let got = fetch(&link).await.expect(200);
+        assert_eq!(got.body, data);
+
+        let form = blobs
+            .presign_post(
+                "t/a/w",
+                &PostPolicy {
+                    content_type: "text/plain",
+                    size: 3,
+                    sha256: None,
+                    ttl: Duration::from_secs(3600),
+                },
+            )
+            .await
+            .unwrap();
+        let field = |name: &str| {
+            form.fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert!(field("x-amz-credential").starts_with(&format!("{ACCESS_KEY}/")));
+        let policy =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field("policy"))
+                .unwrap();
+        let policy: serde_json::Value = serde_json::from_slice(&policy).unwrap();
+        let expiration = time::OffsetDateTime::parse(
+            policy["expiration"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let left = expiration - time::OffsetDateTime::now_utc();
+        assert!(
+            left <= time::Duration::seconds(600) && left > time::Duration::seconds(580),
+            "the policy expires with the credentials, not in an hour: {left}"
+        );
+
+        let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
+        assert_eq!(
+            runs.lines().count(),
+            1,
+            "the SDK caches what the process gave"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_process_that_prints_a_wrong_secret_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+        let peers = Peers::new(&s3.endpoint);
+        let _s3 = AbortOnDrop(tokio::spawn(s3.serve()));
+        peers.create().await;
+        let dir = tmp.path().join("profile");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = profile(&dir, "not/the/secret/s3s/knows", Duration::from_secs(600));
+        let sdk = sdk_with_profile(&peers, &config).await;
+        let (_, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+            .await
+            .unwrap();
+        let data = Bytes::from_static(b"x");
+        let e = blobs
+            .put("t/a/v", data.clone(), "text/plain", &sha256(&data))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Unavailable(ref m) if m.contains("SignatureDoesNotMatch")),
+            "{e}"
+        );
+    }
 }

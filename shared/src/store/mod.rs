@@ -5,6 +5,7 @@
 pub mod dynamo;
 pub mod fs_blob;
 pub mod s3;
+pub mod sdk;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -216,7 +216,9 @@ impl Peers {
     }
 
     /// The environment the service reads its AWS settings from, exactly as a deployment
-    /// would set it (given to aws-config directly, so tests never touch the process env).
+    /// would set it (given to aws-config directly, so tests never touch the process env). The
+    /// shared config and credentials files point nowhere, so a developer's own profiles never
+    /// play a part.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
@@ -224,6 +226,14 @@ impl Peers {
             ("AWS_REGION", REGION.into()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
+            (
+                "AWS_CONFIG_FILE",
+                "/nonexistent/attachments-tests/config".into(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments-tests/credentials".into(),
+            ),
         ]
     }
 
@@ -237,14 +247,10 @@ impl Peers {
         vars
     }
 
-    /// The service's AWS settings over [`Peers::env`] plus `extra`, read as the service reads
-    /// the process environment.
-    pub fn settings(&self, extra: &[(&'static str, String)]) -> attachments::aws::AwsSettings {
-        let vars = self.vars(extra);
-        attachments::config::aws_settings(|k| {
-            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-        })
-        .unwrap()
+    /// The service's AWS configuration over [`Peers::env`] plus `extra`, loaded the way the
+    /// service loads it from the process environment.
+    pub async fn sdk(&self, extra: &[(&'static str, String)]) -> aws_config::SdkConfig {
+        sdk_from(&self.vars(extra)).await
     }
 
     /// An aws-config loader for the SDK clients that inspect the peers.
@@ -298,7 +304,7 @@ impl Peers {
     /// Creates the table (with its index and TTL) and the bucket, through the service's own
     /// `init` (the service's client, against the protocols).
     pub async fn create(&self) {
-        let out = attachments::setup::init_aws_with(&self.config(), &self.settings(&[]))
+        let out = attachments::setup::init_aws_with(&self.config(), &self.sdk(&[]).await)
             .await
             .unwrap();
         assert!(
@@ -356,6 +362,16 @@ impl Peers {
         out.sort();
         out
     }
+}
+
+/// The service's AWS configuration over exactly `vars`, loaded the way the service loads it
+/// from the process environment.
+pub async fn sdk_from(vars: &[(&'static str, String)]) -> aws_config::SdkConfig {
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let loader = attachments::store::sdk::loader(None)
+        .unwrap()
+        .env(aws_types::os_shim_internal::Env::from_slice(&pairs));
+    attachments::store::sdk::load(loader).await.unwrap()
 }
 
 /// A string attribute of a raw item.
