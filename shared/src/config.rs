@@ -67,6 +67,9 @@ pub struct Config {
     pub bucket: Option<String>,
     /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
     pub s3_path_style: bool,
+    /// Partitions of the DynamoDB leftovers index that uploads are spread over
+    /// (`ATTACHMENTS_LEFTOVER_SHARDS`); the sweep reads them all.
+    pub leftover_shards: u32,
     /// A Lambda function loads the event fixtures' data into its embedded store at start, when
     /// the store is new (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
     pub load_fixtures: bool,
@@ -252,6 +255,13 @@ impl Config {
                 ));
             }
         }
+        let leftover_shards = u32::try_from(number(
+            "ATTACHMENTS_LEFTOVER_SHARDS",
+            u64::from(crate::store::dynamo::DEFAULT_LEFTOVER_SHARDS),
+            1,
+            u64::from(crate::store::dynamo::MAX_LEFTOVER_SHARDS),
+        )?)
+        .map_err(|_| err("ATTACHMENTS_LEFTOVER_SHARDS", "is too large"))?;
         let table = var("ATTACHMENTS_TABLE");
         let bucket = var("ATTACHMENTS_BUCKET");
         if backend == Backend::Aws {
@@ -347,6 +357,7 @@ impl Config {
             table,
             bucket,
             s3_path_style,
+            leftover_shards,
             load_fixtures,
             json_logs,
             crafter_allowed_types,

@@ -208,17 +208,26 @@ pub async fn aws_stores(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
+    aws_stores_with(cfg, aws, sdk::dynamodb_client(aws)).await
+}
+
+/// [`aws_stores`] over a DynamoDB client of the caller's (the tests' clients record what the
+/// store sends, through an interceptor); everything else as the service configures it.
+pub async fn aws_stores_with(
+    cfg: &Config,
+    aws: &aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Result<(DynamoStore, S3BlobStore), SetupError> {
     let (table, bucket) = table_and_bucket(cfg)?;
     let region = aws
         .region()
         .map(|r| r.as_ref().to_owned())
         .ok_or_else(|| missing("AWS_REGION"))?;
-    let dynamodb = sdk::dynamodb_client(aws);
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let url = bucket_url(cfg, aws, &bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
-        DynamoStore::new(dynamodb, table),
+        DynamoStore::new(dynamodb, table).with_leftover_shards(cfg.leftover_shards),
         S3BlobStore::new(s3, bucket, url, region, credentials),
     ))
 }
@@ -450,7 +459,10 @@ mod tests {
         app.get_parent(&who, &profile).await.unwrap();
         // A fixture deletes the profile; the next start (a warm container, a restart under
         // `cargo lambda watch`) leaves the store as the fixtures left it.
-        app.delete_parent(&who, &profile).await.unwrap();
+        assert_eq!(
+            app.delete_parent(&who, &profile).await.unwrap(),
+            crate::service::ParentDeletion::Deleted
+        );
         load_fixtures_if_asked(&app, &cfg("true")).await.unwrap();
         assert!(app.get_parent(&who, &profile).await.is_err());
     }

@@ -238,7 +238,7 @@ mod adapters {
     };
     use attachments::store::dynamo::DynamoStore;
     use attachments::store::sqlite::SqliteStore;
-    use attachments::store::{BlobStore, Expected, MetadataStore, StoreError};
+    use attachments::store::{BlobStore, Expected, ManyListing, MetadataStore, StoreError};
     use bytes::Bytes;
 
     async fn stores() -> (
@@ -465,18 +465,69 @@ mod adapters {
 
         let many = [q.clone(), empty.clone(), p.clone(), parent("unknown")];
         let (a, b) = (
-            dynamo.list_attachments_of_many(&t, &many).await.unwrap(),
-            sqlite.list_attachments_of_many(&t, &many).await.unwrap(),
+            dynamo
+                .list_attachments_of_many(&t, &many, 1000)
+                .await
+                .unwrap(),
+            sqlite
+                .list_attachments_of_many(&t, &many, 1000)
+                .await
+                .unwrap(),
         );
         assert_eq!(a, b);
-        assert_eq!(a.len(), 2 + 4);
+        let ManyListing::Parents(lists) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            lists
+                .iter()
+                .map(|l| l.as_ref().map(Vec::len))
+                .collect::<Vec<_>>(),
+            [Some(2), Some(0), Some(4), None]
+        );
+        // What they hold together, and one fewer: the limit is all of them, or too many.
+        for (limit, fits) in [(6, true), (5, false)] {
+            let (a, b) = (
+                dynamo
+                    .list_attachments_of_many(&t, &many, limit)
+                    .await
+                    .unwrap(),
+                sqlite
+                    .list_attachments_of_many(&t, &many, limit)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(a, b, "limit {limit}");
+            assert_eq!(a != ManyListing::TooMany, fits, "limit {limit}");
+        }
         let kind = ParentKind::parse("profile").unwrap();
-        let (a, b) = (
-            dynamo.parents_with_attachments(&t, &kind).await.unwrap(),
-            sqlite.parents_with_attachments(&t, &kind).await.unwrap(),
+        for (after, limit) in [(None, 10), (None, 1), (Some(&p.id), 1), (Some(&q.id), 5)] {
+            let (a, b) = (
+                dynamo
+                    .parents_with_attachments(&t, &kind, after, limit)
+                    .await
+                    .unwrap(),
+                sqlite
+                    .parents_with_attachments(&t, &kind, after, limit)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(a, b, "after {after:?}, limit {limit}");
+        }
+        let all = dynamo
+            .parents_with_attachments(&t, &kind, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(all.parents, vec![p.clone(), q.clone()]);
+        assert_eq!(all.next_after, None);
+        let first = dynamo
+            .parents_with_attachments(&t, &kind, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.parents, first.next_after),
+            (vec![p.clone()], Some(p.id.clone()))
         );
-        assert_eq!(a, b);
-        assert_eq!(a, vec![p.clone(), q.clone()]);
         for (before, limit) in [(0, 10), (60, 10), (250, 10), (1000, 2), (1000, 100)] {
             let (a, b) = (
                 dynamo.expired_pending(before, limit).await.unwrap(),
@@ -504,10 +555,18 @@ mod adapters {
             .await
             .unwrap()
             .is_none());
+        assert_eq!(
+            dynamo
+                .list_attachments_of_many(&other, &many, 1000)
+                .await
+                .unwrap(),
+            ManyListing::Parents(vec![None; 4])
+        );
         assert!(dynamo
-            .list_attachments_of_many(&other, &many)
+            .parents_with_attachments(&other, &kind, None, 10)
             .await
             .unwrap()
+            .parents
             .is_empty());
     }
 

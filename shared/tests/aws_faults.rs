@@ -116,8 +116,10 @@ struct Stored {
     versions: BTreeSet<String>,
     /// Attachment ids with a pointer item.
     pointers: BTreeSet<String>,
-    /// Parent index items: parent id to listed attachment ids.
-    index: HashMap<String, BTreeSet<String>>,
+    /// Parents' counts of listed attachments, by parent id.
+    counts: HashMap<String, i64>,
+    /// Ids of the parents with a marker (they have listed attachments).
+    markers: BTreeSet<String>,
     blobs: BTreeSet<String>,
 }
 
@@ -166,7 +168,8 @@ impl World {
             attachments: vec![],
             versions: BTreeSet::new(),
             pointers: BTreeSet::new(),
-            index: HashMap::new(),
+            counts: HashMap::new(),
+            markers: BTreeSet::new(),
             blobs: self.peers.bucket_keys().await.into_iter().collect(),
         };
         for item in self.peers.table_items().await {
@@ -180,12 +183,14 @@ impl World {
                 s.versions.insert(format!("{}/{}/{v}", parts[1], parts[3]));
             } else if sk == "A" {
                 s.pointers.insert(parts[3].to_owned());
-            } else if parts.get(2) == Some(&"I") {
-                let ids = match item.get("ids") {
-                    Some(AttributeValue::Ss(ids)) => ids.iter().cloned().collect(),
-                    _ => BTreeSet::new(),
+            } else if sk == "P" {
+                let n = match item.get("n") {
+                    Some(AttributeValue::N(n)) => n.parse().unwrap(),
+                    other => panic!("a parent without its count: {other:?}"),
                 };
-                s.index.insert(sk.to_owned(), ids);
+                s.counts.insert(parts[4].to_owned(), n);
+            } else if parts.get(2) == Some(&"L") {
+                s.markers.insert(sk.to_owned());
             }
         }
         s
@@ -221,11 +226,23 @@ impl World {
                 );
                 referenced.insert(key);
             }
+        }
+        // Each parent's count is exactly its listed attachments, and it has a marker exactly
+        // when that is more than none.
+        for (parent, n) in &s.counts {
             let listed = s
-                .index
-                .get(att.parent.id.as_str())
-                .is_some_and(|ids| ids.contains(&att.id.to_string()));
-            assert!(listed, "listed attachment missing from its parent's index");
+                .attachments
+                .iter()
+                .filter(|a| a.parent.id.as_str() == parent && a.status.is_listed())
+                .count();
+            assert_eq!(*n, listed as i64, "the count of parent {parent}");
+            assert_eq!(s.markers.contains(parent), listed > 0, "marker of {parent}");
+        }
+        for parent in &s.markers {
+            assert!(
+                s.counts.contains_key(parent),
+                "marker of a parent that is gone"
+            );
         }
         for key in &s.versions {
             assert!(
@@ -248,14 +265,6 @@ impl World {
                 s.attachments.iter().any(|a| &a.id.to_string() == id),
                 "pointer {id} without its attachment"
             );
-        }
-        for ids in s.index.values() {
-            for id in ids {
-                assert!(
-                    s.attachments.iter().any(|a| &a.id.to_string() == id),
-                    "index lists {id}, which does not exist"
-                );
-            }
         }
         s
     }

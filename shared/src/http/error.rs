@@ -123,6 +123,9 @@ pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
         E::Conflict(_) => StatusCode::CONFLICT,
         E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         E::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        // The request is sound; the parent's state (what it holds) is what it cannot be
+        // answered in: the same request succeeds once there is less, or paged.
+        E::TooMany(_) => StatusCode::CONFLICT,
         E::Internal(cause) => {
             log_internal(cause);
             return None;

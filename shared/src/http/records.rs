@@ -7,8 +7,13 @@
 //! - `GET /v2/{object}/attachments?uuids=a,b,…`: `200` with a JSON map from each requested UUID
 //!   (in the order asked, duplicates once) to its array of attachments (`[]` for none). At most
 //!   100 UUIDs. Every record must exist and be the caller's, else `404` for the whole call.
-//!   Without `uuids`: every record of the object that has at least one file (`{}` when none).
+//!   Without `uuids`: every record of the object that has at least one file (`{}` when none),
+//!   in UUID order, when there are at most 100 of them; with more, `409` (ask by `uuids`, or
+//!   page). Pages, our addition: `limit` (1 to 100 records) and `cursor`; a page after which
+//!   more records follow has a `Link: <?limit=…&cursor=…>; rel="next"` header.
 //! - `GET /v2/{object}/{uuid}/attachments`: `200` with the record's array.
+//! - Every listing answers at most 1,000 attachments (`MAX_UNPAGED_ATTACHMENTS`): records that
+//!   have more together (or one record alone) are a `409` that says so.
 //! - `POST /v2/{object}/{uuid}/attachments`: `multipart/form-data`, one or more parts named
 //!   `file` (or `files`), each with a filename. A file whose name is already on the record
 //!   becomes a new version of that attachment (same `uuid`, new `version_uuid`); a text field
@@ -199,14 +204,70 @@ fn asked_records(req: &Request) -> Result<Option<Vec<ParentId>>, Error> {
         .map(Some)
 }
 
-/// `GET /v2/{object}/attachments[?uuids=a,b,…]`.
+/// How a listing without `uuids` pages: `limit` (records) and `cursor`, both optional.
+struct Paging {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn paging(req: &Request) -> Result<Paging, Error> {
+    let mut p = Paging {
+        limit: None,
+        cursor: None,
+    };
+    for (k, v) in query_pairs(req) {
+        match k.as_str() {
+            "limit" => {
+                let n = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_RECORDS_PER_CALL).contains(n))
+                    .ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}"
+                        ))
+                    })?;
+                p.limit = Some(n);
+            }
+            "cursor" => p.cursor = Some(v),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// `GET /v2/{object}/attachments[?uuids=a,b,…]` (or `?limit=&cursor=` without `uuids`).
 pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, kind) = caller_and_object(&app, &req, &params).await?;
     let asked = asked_records(&req)?;
-    let records = match &asked {
-        Some(ids) => app.attachments_of_records(&who, &kind, ids).await?,
-        // No ids: every record with files.
-        None => app.records_with_attachments(&who, &kind).await?,
+    let paging = paging(&req)?;
+    let (records, next) = match &asked {
+        Some(_) if paging.limit.is_some() || paging.cursor.is_some() => {
+            return Err(Error::bad_request(
+                "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records",
+            ))
+        }
+        Some(ids) => (app.attachments_of_records(&who, &kind, ids).await?, None),
+        // No ids: the records with files, a page of them.
+        None => {
+            let page = app
+                .records_with_attachments(
+                    &who,
+                    &kind,
+                    paging.cursor.as_deref(),
+                    paging.limit.unwrap_or(MAX_RECORDS_PER_CALL),
+                )
+                .await?;
+            // Asked for all at once: answer all, or say that they do not fit.
+            if paging.limit.is_none() && page.next_cursor.is_some() {
+                return Err(ServiceError::TooMany(format!(
+                    "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
+                ))
+                .into());
+            }
+            let limit = paging.limit.unwrap_or(MAX_RECORDS_PER_CALL);
+            (page.records, page.next_cursor.map(|c| (limit, c)))
+        }
     };
     let mut map = Map::new();
     for (id, atts) in &records {
@@ -216,7 +277,16 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
-    Ok(json_response(StatusCode::OK, &Value::Object(map)))
+    let mut resp = json_response(StatusCode::OK, &Value::Object(map));
+    if let Some((limit, cursor)) = next {
+        // A reference relative to this very URL, wherever the API is mounted; the cursor is
+        // URL-safe base64.
+        let link = format!("<?limit={limit}&cursor={cursor}>; rel=\"next\"");
+        if let Ok(v) = http::HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(http::header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.

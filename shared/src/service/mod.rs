@@ -21,15 +21,37 @@ use crate::domain::{
 };
 use crate::signing::Signer;
 use crate::store::{
-    BlobStore, Expected, LinkOptions, LinkWindow, MetadataStore, ParentLookup, PutOutcome,
-    StoreError,
+    BlobStore, Expected, LinkOptions, LinkWindow, ManyListing, MetadataStore, ParentLookup,
+    PutOutcome, StoreError,
 };
+
+/// The most attachments an answer that is not paged holds: the compatible APIs' lists of a
+/// parent, the records API's listings, and the look-ups by file name. Past it they answer 409;
+/// the native API pages through any number. At about 3 KB an item with its two links (signed
+/// with a Lambda role's session token), 1,000 items stay within the 6 MB a Lambda answer may be.
+pub const MAX_UNPAGED_ATTACHMENTS: usize = 1000;
+
+/// The most attachments one `DELETE` of a parent removes, and for how long it goes on: a
+/// parent with more is removed by repeating the request, each one going on from where the
+/// last stopped (the parent goes last). Removing one attachment takes about a dozen calls to
+/// DynamoDB and S3, so this stays well inside a function's 15 s.
+pub const PARENT_DELETION_BATCH: usize = 100;
+const PARENT_DELETION_TIME: Duration = Duration::from_secs(5);
+
+/// What a parent deletion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentDeletion {
+    /// The parent and everything it had are gone.
+    Deleted,
+    /// This many attachments were removed and more remain: repeat the deletion.
+    Continuing { removed: usize },
+}
 
 pub use direct::{
     parse_sha256, part_size_for, DirectUpload, DirectUploadRequest, UploadInstructions,
 };
 pub use keys::NewKey;
-pub use records::{RecordAttachments, VersionScope, MAX_RECORDS_PER_CALL};
+pub use records::{RecordAttachments, RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
@@ -49,6 +71,10 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMedia(String),
+    /// An answer that is not paged would hold more than it may (see
+    /// [`MAX_UNPAGED_ATTACHMENTS`]): the caller pages, or asks for less.
+    #[error("{0}")]
+    TooMany(String),
     /// A failure of storage; the cause is logged, the caller sees a generic 500.
     #[error("internal error: {0}")]
     Internal(#[from] StoreError),
@@ -234,23 +260,37 @@ impl App {
             .await?)
     }
 
-    /// Removes a parent with all of its attachments and their stored files.
-    pub async fn delete_parent(&self, who: &Principal, key: &ParentRef) -> ServiceResult<()> {
+    /// Removes a parent with all of its attachments and their stored files, at most
+    /// [`PARENT_DELETION_BATCH`] attachments (or a few seconds' worth) a call: it answers
+    /// [`ParentDeletion::Continuing`] when some remain, and a new call goes on with them, so a
+    /// parent of any size is removed in pages, none needing more than one attachment's
+    /// transaction. The parent itself goes last.
+    pub async fn delete_parent(
+        &self,
+        who: &Principal,
+        key: &ParentRef,
+    ) -> ServiceResult<ParentDeletion> {
         self.get_parent(who, key).await?;
+        let started = std::time::Instant::now();
+        let mut removed = 0;
         loop {
             let page = self
                 .meta
-                .list_attachments(&who.tenant, key, None, 100, true)
+                .list_attachments(&who.tenant, key, None, PARENT_DELETION_BATCH, true)
                 .await?;
             if page.items.is_empty() {
                 break;
             }
             for att in page.items {
+                if removed == PARENT_DELETION_BATCH || started.elapsed() > PARENT_DELETION_TIME {
+                    return Ok(ParentDeletion::Continuing { removed });
+                }
                 self.remove_attachment(att).await?;
+                removed += 1;
             }
         }
         self.meta.delete_parent(&who.tenant, key).await?;
-        Ok(())
+        Ok(ParentDeletion::Deleted)
     }
 
     // ---- attachments ---------------------------------------------------------------------
@@ -281,25 +321,29 @@ impl App {
         })
     }
 
-    /// Every listed attachment of a parent, for the APIs that do not paginate.
+    /// Every listed attachment of a parent, for the APIs that do not paginate: at most
+    /// [`MAX_UNPAGED_ATTACHMENTS`], else [`ServiceError::TooMany`].
     pub async fn list_all(
         &self,
         who: &Principal,
         parent: &ParentRef,
     ) -> ServiceResult<Vec<Attachment>> {
-        self.get_parent(who, parent).await?;
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .meta
-                .list_attachments(&who.tenant, parent, after, 1000, false)
-                .await?;
-            out.extend(page.items);
-            match page.next_after {
-                Some(a) => after = Some(a),
-                None => return Ok(out),
-            }
+        let listing = self
+            .meta
+            .list_attachments_of_many(
+                &who.tenant,
+                std::slice::from_ref(parent),
+                MAX_UNPAGED_ATTACHMENTS,
+            )
+            .await?;
+        match listing {
+            ManyListing::Parents(mut lists) => lists
+                .pop()
+                .flatten()
+                .ok_or(ServiceError::NotFound("parent")),
+            ManyListing::TooMany => Err(ServiceError::TooMany(format!(
+                "the parent has more attachments than this API answers at once ({MAX_UNPAGED_ATTACHMENTS}, or uploads under way in numbers); the native API pages through any number"
+            ))),
         }
     }
 

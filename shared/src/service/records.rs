@@ -5,14 +5,12 @@
 //! Reads are batched: one existence check for all requested records and one listing for all of
 //! them, never a call per record.
 
-use std::collections::HashMap;
-
-use super::{now, App, ServiceError, ServiceResult};
+use super::{cursor, now, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, ParentId, ParentKind, ParentRef};
 use crate::domain::{Principal, Version};
-use crate::store::{Expected, StoreError, MAX_BATCH_KEYS};
+use crate::store::{Expected, ManyListing, StoreError, MAX_BATCH_KEYS};
 
-/// The most records one call may ask for.
+/// The most records one call may ask for, or one page list.
 pub const MAX_RECORDS_PER_CALL: usize = MAX_BATCH_KEYS;
 
 /// What a deletion by name removes.
@@ -27,24 +25,26 @@ pub enum VersionScope {
 /// A record with its listed attachments, oldest first.
 pub type RecordAttachments = (ParentId, Vec<Attachment>);
 
-fn group(refs: &[ParentRef], attachments: Vec<Attachment>) -> Vec<RecordAttachments> {
-    let mut by_parent: HashMap<ParentRef, Vec<Attachment>> = HashMap::new();
-    for a in attachments {
-        by_parent.entry(a.parent.clone()).or_default().push(a);
-    }
-    refs.iter()
-        .map(|r| {
-            let mut items = by_parent.remove(r).unwrap_or_default();
-            items.sort_by_key(|a| a.id);
-            (r.id.clone(), items)
-        })
-        .collect()
+/// One page of the records of a kind that have attachments.
+#[derive(Debug)]
+pub struct RecordsPage {
+    pub records: Vec<RecordAttachments>,
+    /// The cursor of the next page, when more records follow.
+    pub next_cursor: Option<String>,
+}
+
+fn too_many_together() -> ServiceError {
+    ServiceError::TooMany(format!(
+        "these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: ask for fewer records at a time"
+    ))
 }
 
 impl App {
     /// The attachments of each requested record of a kind, in the order asked (duplicates
     /// once). Every record must exist and be the caller's, else `NotFound("records")` for the
     /// whole call, whichever is missing, so the answer does not tell which ids exist elsewhere.
+    /// One read of the records (existence and counts), then their attachments all at once; at
+    /// most [`MAX_UNPAGED_ATTACHMENTS`] in all, else [`ServiceError::TooMany`].
     pub async fn attachments_of_records(
         &self,
         who: &Principal,
@@ -66,40 +66,71 @@ impl App {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.meta.get_parents(&who.tenant, &refs).await?;
-        let all_found = refs
-            .iter()
-            .all(|r| found.iter().any(|p| &p.key == r && p.tenant == who.tenant));
-        if !all_found {
-            return Err(ServiceError::NotFound("records"));
-        }
-        let attachments = self
+        let listing = self
             .meta
-            .list_attachments_of_many(&who.tenant, &refs)
+            .list_attachments_of_many(&who.tenant, &refs, MAX_UNPAGED_ATTACHMENTS)
             .await?;
-        Ok(group(&refs, attachments))
+        let ManyListing::Parents(lists) = listing else {
+            return Err(too_many_together());
+        };
+        refs.into_iter()
+            .zip(lists)
+            .map(|(r, list)| {
+                list.map(|l| (r.id, l))
+                    .ok_or(ServiceError::NotFound("records"))
+            })
+            .collect()
     }
 
-    /// Every record of a kind that has at least one listed attachment, with its attachments, in
-    /// record id order. Read in batches of [`MAX_RECORDS_PER_CALL`] records.
+    /// The records of a kind that have at least one listed attachment, with their attachments,
+    /// in record id order: at most `limit` records (up to [`MAX_RECORDS_PER_CALL`]) after the
+    /// `cursor`'s, with the cursor of the next page when more follow.
     pub async fn records_with_attachments(
         &self,
         who: &Principal,
         kind: &ParentKind,
-    ) -> ServiceResult<Vec<RecordAttachments>> {
-        let refs = self
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<RecordsPage> {
+        let after = match cursor {
+            Some(c) => Some(cursor::decode_record(&self.signer, c, &who.tenant, kind)?),
+            None => None,
+        };
+        let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
+        let page = self
             .meta
-            .parents_with_attachments(&who.tenant, kind)
+            .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
             .await?;
-        let mut out = Vec::with_capacity(refs.len());
-        for chunk in refs.chunks(MAX_RECORDS_PER_CALL) {
-            let attachments = self
-                .meta
-                .list_attachments_of_many(&who.tenant, chunk)
-                .await?;
-            out.extend(group(chunk, attachments));
+        let next_cursor = page
+            .next_after
+            .as_ref()
+            .map(|a| cursor::encode_record(&self.signer, &who.tenant, kind, a));
+        if page.parents.is_empty() {
+            return Ok(RecordsPage {
+                records: Vec::new(),
+                next_cursor,
+            });
         }
-        Ok(out)
+        let listing = self
+            .meta
+            .list_attachments_of_many(&who.tenant, &page.parents, MAX_UNPAGED_ATTACHMENTS)
+            .await?;
+        let ManyListing::Parents(lists) = listing else {
+            return Err(ServiceError::TooMany(format!(
+                "these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: ask for fewer records a page (limit)"
+            )));
+        };
+        // A record deleted between the two reads is left out.
+        let records = page
+            .parents
+            .into_iter()
+            .zip(lists)
+            .filter_map(|(r, list)| list.map(|l| (r.id, l)))
+            .collect();
+        Ok(RecordsPage {
+            records,
+            next_cursor,
+        })
     }
 
     /// Deletes the record's files with these names (the current file name of an attachment),

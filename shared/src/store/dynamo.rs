@@ -1,13 +1,25 @@
 //! The DynamoDB metadata store: one table, string keys `PK`/`SK`, one sparse index. The key
-//! design, with every access pattern and the call that serves it, is in `docs/dynamodb.md`;
-//! [`create_table`] makes a table of that shape (tests and local emulators; the SAM template
-//! declares the same for AWS).
+//! design, with every access pattern, the items it reads and writes and what they cost, is in
+//! `docs/dynamodb.md`; [`create_table`] makes a table of that shape (tests and local emulators;
+//! the SAM template declares the same for AWS).
 //!
-//! Every read is a GetItem, a Query or a BatchGetItem, never a Scan. Every state change is a
-//! conditional write; where two items must change together (a parent and its unique look-ups,
-//! an attachment and its parent's index) it is one TransactWriteItems. Documents are stored as
-//! JSON in a `doc` attribute beside the few attributes that keys, conditions and filters need;
-//! the service bounds every free-text field, so an item stays far below DynamoDB's 400 KB.
+//! No partition key is written by more than one parent's uploads, except two sharded ones: the
+//! markers of parents with listed attachments (written only when a parent's first attachment
+//! is listed or its last one goes, see `counts.rs`) and the leftovers index. What a write costs
+//! never depends on how many attachments a parent or a tenant has.
+//!
+//! Every read is a GetItem, a Query or a BatchGetItem, never a Scan (the one-off migration of
+//! `migrate.rs` aside). Every state change is a conditional write; where items must change
+//! together (a parent and its unique look-ups, an attachment and its parent's count) it is one
+//! TransactWriteItems. Documents are stored as JSON in a `doc` attribute beside the few
+//! attributes that keys, conditions and filters need; the service bounds every free-text
+//! field, so an item stays far below DynamoDB's 400 KB.
+
+mod counts;
+mod listing;
+mod migrate;
+
+pub use migrate::Migrated;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,8 +37,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use super::{
-    Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
-    MAX_BATCH_KEYS,
+    Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome, StoreError,
+    StoreResult, MAX_BATCH_KEYS,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
@@ -43,9 +55,14 @@ pub const LEFTOVERS_INDEX: &str = "gsi1";
 /// remove a leftover first, because only the sweep also removes its file.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 const TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
-/// Listed attachments per parent: their ids live in one index item, which this keeps near
-/// 200 KB, well under the item limit.
-pub const MAX_LISTED_PER_PARENT: usize = 5000;
+/// Partitions of the leftovers index that uploads are spread over by default
+/// (`ATTACHMENTS_LEFTOVER_SHARDS`).
+pub const DEFAULT_LEFTOVER_SHARDS: u32 = 16;
+/// The most leftovers partitions the setting may name: the sweep reads every one of them.
+pub const MAX_LEFTOVER_SHARDS: u32 = 256;
+/// Partitions the markers of a tenant's parents of one kind are spread over. Fixed: a parent's
+/// marker is found where its id hashes to, so changing it would lose the markers written before.
+pub const MARKER_SHARDS: u32 = 16;
 
 const PK: &str = "pk";
 const SK: &str = "sk";
@@ -55,12 +72,15 @@ const VERSION: &str = "vid";
 /// The version of the upload under way to an attachment, for conditional writes.
 const UPLOAD: &str = "upv";
 const REV: &str = "rev";
-const IDS: &str = "ids";
+/// A parent's count of listed attachments (absent on parents written before counts existed).
+const COUNT: &str = "n";
 const PARENT_ID: &str = "pid";
 const HASH: &str = "hash";
 const LEFTOVER_PK: &str = "gsi1pk";
 const LEFTOVER_SK: &str = "gsi1sk";
-const LEFTOVER: &str = "leftover";
+/// The one leftovers partition of tables written before it was sharded: the sweep still reads
+/// it, so leftovers from before an upgrade are swept (docs/dynamodb.md, "Migration").
+const LEGACY_LEFTOVER: &str = "leftover";
 
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
 const MAX_ATTEMPTS: u32 = 6;
@@ -87,6 +107,10 @@ fn parent_pk(tenant: &TenantId, key: &ParentRef) -> String {
 }
 const PARENT_SK: &str = "P";
 
+fn parent_key(tenant: &TenantId, key: &ParentRef) -> Item {
+    key_item(parent_pk(tenant, key), PARENT_SK)
+}
+
 fn attachment_sk(id: AttachmentId) -> String {
     format!("A#{id}")
 }
@@ -101,11 +125,40 @@ fn version_sk(id: VersionId) -> String {
     format!("V#{id}")
 }
 
-/// The per-kind partition of parent index items (`SK` = parent id, `ids` = its listed
-/// attachments).
-fn index_pk(tenant: &TenantId, kind: &ParentKind) -> String {
-    format!("T#{tenant}#I#{kind}")
+/// One of the [`MARKER_SHARDS`] partitions of the markers of a tenant's parents of a kind that
+/// have listed attachments (`SK` = parent id).
+fn marker_pk(tenant: &TenantId, kind: &ParentKind, shard: u32) -> String {
+    format!("T#{tenant}#L#{kind}#{shard}")
 }
+
+/// Where a parent's marker lives: a stable hash of its id, so the shard never changes.
+fn marker_shard(id: &ParentId) -> u32 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(id.as_str().as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % MARKER_SHARDS
+}
+
+fn marker_key(tenant: &TenantId, parent: &ParentRef) -> Item {
+    key_item(
+        marker_pk(tenant, &parent.kind, marker_shard(&parent.id)),
+        parent.id.as_str(),
+    )
+}
+
+/// The per-kind parent index item of tables written before counts existed (one partition per
+/// tenant and kind, an `ids` set per parent): never read, removed with its parent and by the
+/// migration.
+fn legacy_index_key(tenant: &TenantId, parent: &ParentRef) -> Item {
+    key_item(format!("T#{tenant}#I#{}", parent.kind), parent.id.as_str())
+}
+
+/// The leftovers partition of an attachment: its id's random bits, so an attachment stays in
+/// one shard as long as the number of shards is unchanged.
+fn leftover_shard(id: AttachmentId, shards: u32) -> String {
+    let n = id.as_uuid().as_u128() % u128::from(shards.max(1));
+    format!("{LEFTOVER}#{n}")
+}
+const LEFTOVER: &str = "leftover";
 
 /// A unique look-up value of a parent: `R` for references, `E` for e-mails.
 fn lookup_pk(
@@ -138,7 +191,7 @@ fn expiry_key(unix: i64) -> AttributeValue {
     s(format!("{:020}", unix.max(0)))
 }
 
-fn key(pk: String, sk: impl Into<String>) -> Item {
+fn key_item(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 
@@ -240,18 +293,26 @@ struct QueryInput<'a> {
     consistent_read: Option<bool>,
     limit: Option<i32>,
     exclusive_start_key: Option<Item>,
+    /// Only how many items match (`Select: COUNT`), not the items.
+    count_only: bool,
 }
 
 /// The part of a Query's answer the store reads.
 struct QueryOutput {
     items: Vec<Item>,
     last_evaluated_key: Option<Item>,
+    /// Items matching the filter (all of them, with `count_only`).
+    count: usize,
+    /// Items read before the filter: what `Limit` counts and what the read costs.
+    scanned: usize,
 }
 
 // ---- attachment items -------------------------------------------------------------------------
 
-fn attachment_item(att: &Attachment) -> StoreResult<Item> {
-    let mut item = key(parent_pk(&att.tenant, &att.parent), attachment_sk(att.id));
+/// An attachment's item; an attachment with an expiry goes to one of `leftover_shards`
+/// partitions of the leftovers index.
+fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreResult<Item> {
+    let mut item = key_item(parent_pk(&att.tenant, &att.parent), attachment_sk(att.id));
     item.insert(DOC.into(), s(to_json(att)?));
     item.insert(STATUS.into(), s(att.status.as_str()));
     if let Some(v) = &att.content {
@@ -264,7 +325,10 @@ fn attachment_item(att: &Attachment) -> StoreResult<Item> {
     // deletions, uploads under way to an existing attachment), so the sweep never reads the
     // settled ones.
     if let Some(exp) = att.expires_at {
-        item.insert(LEFTOVER_PK.into(), s(LEFTOVER));
+        item.insert(
+            LEFTOVER_PK.into(),
+            s(leftover_shard(att.id, leftover_shards)),
+        );
         item.insert(LEFTOVER_SK.into(), expiry_key(exp));
         // The TTL backstop only for what is gone anyway: never for an attachment that lives on
         // while a new upload to it is under way.
@@ -279,7 +343,7 @@ fn attachment_item(att: &Attachment) -> StoreResult<Item> {
 }
 
 fn pointer_item(att: &Attachment) -> Item {
-    let mut item = key(attachment_pk(&att.tenant, att.id), POINTER_SK);
+    let mut item = key_item(attachment_pk(&att.tenant, att.id), POINTER_SK);
     item.insert("kind".into(), s(att.parent.kind.as_str()));
     item.insert(PARENT_ID.into(), s(att.parent.id.as_str()));
     item
@@ -291,31 +355,6 @@ fn parent_of_pointer(item: &Item) -> StoreResult<ParentRef> {
     let id =
         ParentId::parse(get_s(item, PARENT_ID)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(ParentRef::new(kind, id))
-}
-
-/// The change to a parent's index item when an attachment enters or leaves the lists.
-fn index_update(table: &str, att: &Attachment, add: bool) -> StoreResult<TransactWriteItem> {
-    let mut expr = Expr::new()
-        .name("#ids", IDS)
-        .value(":id", AttributeValue::Ss(vec![att.id.to_string()]));
-    let mut update = Update::builder().table_name(table).set_key(Some(key(
-        index_pk(&att.tenant, &att.parent.kind),
-        att.parent.id.as_str(),
-    )));
-    if add {
-        update = update
-            .update_expression("ADD #ids :id")
-            .condition_expression("attribute_not_exists(#ids) OR size(#ids) < :cap");
-        expr = expr.value(":cap", n(MAX_LISTED_PER_PARENT as i64));
-    } else {
-        update = update.update_expression("DELETE #ids :id");
-    }
-    let update = update
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .build()
-        .map_err(build_err)?;
-    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -370,11 +409,18 @@ fn refusal<R>(e: &SdkError<TransactWriteItemsError, R>) -> Refusal {
     }
 }
 
+/// Whether a condition of one of the first `n` items of a transaction failed.
+fn failed_among(codes: &Cancelled, n: usize) -> bool {
+    (0..n).any(|i| failed_at(codes, i))
+}
+
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Partitions of the leftovers index that attachments are spread over.
+    leftover_shards: u32,
 }
 
 impl DynamoStore {
@@ -382,7 +428,52 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            leftover_shards: DEFAULT_LEFTOVER_SHARDS,
         }
+    }
+
+    /// Spreads leftovers over `shards` partitions of the index (1 to [`MAX_LEFTOVER_SHARDS`]).
+    /// The sweep reads every one of them, and the one partition of tables from before.
+    pub fn with_leftover_shards(mut self, shards: u32) -> Self {
+        self.leftover_shards = shards.clamp(1, MAX_LEFTOVER_SHARDS);
+        self
+    }
+
+    fn attachment_item(&self, att: &Attachment) -> StoreResult<Item> {
+        attachment_item(att, self.leftover_shards)
+    }
+
+    /// A conditional Update of a transaction.
+    fn update(
+        &self,
+        k: Item,
+        expression: &str,
+        cond: Option<&str>,
+        expr: &Expr,
+    ) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .update_expression(expression)
+            .set_condition_expression(cond.map(str::to_owned))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A condition on an item that the transaction does not change.
+    fn condition_check(&self, k: Item, cond: &str, expr: &Expr) -> StoreResult<TransactWriteItem> {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .condition_expression(cond)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// A conditional Put of a transaction.
@@ -435,10 +526,17 @@ impl DynamoStore {
             .set_consistent_read(q.consistent_read)
             .set_limit(q.limit)
             .set_exclusive_start_key(q.exclusive_start_key)
+            .set_select(
+                q.count_only
+                    .then_some(aws_sdk_dynamodb::types::Select::Count),
+            )
             .send()
             .await
             .map_err(|e| dyn_err("Query", e))?;
+        let count = usize::try_from(out.count).unwrap_or(0);
         Ok(QueryOutput {
+            scanned: usize::try_from(out.scanned_count).unwrap_or(count),
+            count,
             items: out.items.unwrap_or_default(),
             last_evaluated_key: out.last_evaluated_key,
         })
@@ -605,7 +703,7 @@ impl DynamoStore {
     /// Where an attachment lives: its parent, from the pointer item.
     async fn home_of(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<Option<ParentRef>> {
         match self
-            .get_item(key(attachment_pk(tenant, id), POINTER_SK))
+            .get_item(key_item(attachment_pk(tenant, id), POINTER_SK))
             .await?
         {
             Some(item) => parent_of_pointer(&item).map(Some),
@@ -614,7 +712,7 @@ impl DynamoStore {
     }
 
     async fn api_key_by_id(&self, id: &str) -> StoreResult<Option<ApiKey>> {
-        match self.get_item(key(API_KEYS_PK.into(), id)).await? {
+        match self.get_item(key_item(API_KEYS_PK.into(), id)).await? {
             Some(item) => doc(&item).map(Some),
             None => Ok(None),
         }
@@ -623,9 +721,9 @@ impl DynamoStore {
     /// Writes a key's two items (by hash for authentication, by id for listing) together.
     async fn write_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
         let body = to_json(key_rec)?;
-        let mut by_hash = key(api_key_pk(&key_rec.hash), API_KEY_SK);
+        let mut by_hash = key_item(api_key_pk(&key_rec.hash), API_KEY_SK);
         by_hash.insert(DOC.into(), s(body.clone()));
-        let mut by_id = key(API_KEYS_PK.into(), key_rec.id.as_str());
+        let mut by_id = key_item(API_KEYS_PK.into(), key_rec.id.as_str());
         by_id.insert(DOC.into(), s(body));
         by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
         let id_free = Expr::new()
@@ -647,6 +745,31 @@ impl DynamoStore {
             )),
         }
     }
+}
+
+/// The items a parent holding `listed` listed attachments is stored as: its item with that
+/// count, and its marker when it has any. With [`bulk_attachment_items`], for loading a table
+/// in bulk (BatchWriteItem) where the store's one transaction per attachment would take too
+/// long: the tests that need a parent with thousands of attachments load them so.
+pub fn bulk_parent_items(parent: &Parent, listed: i64) -> StoreResult<Vec<Item>> {
+    let mut item = parent_key(&parent.tenant, &parent.key);
+    item.insert(DOC.into(), s(to_json(parent)?));
+    item.insert(REV.into(), n(1));
+    item.insert(COUNT.into(), n(listed));
+    let mut out = vec![item];
+    if listed > 0 {
+        out.push(marker_key(&parent.tenant, &parent.key));
+    }
+    Ok(out)
+}
+
+/// The items an attachment is stored as: its item (in one of `leftover_shards` partitions of
+/// the leftovers index when it has an expiry) and its pointer. See [`bulk_parent_items`].
+pub fn bulk_attachment_items(att: &Attachment, leftover_shards: u32) -> StoreResult<Vec<Item>> {
+    Ok(vec![
+        attachment_item(att, leftover_shards)?,
+        pointer_item(att),
+    ])
 }
 
 /// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
@@ -728,7 +851,10 @@ impl MetadataStore for DynamoStore {
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
         // Consistent, so a revocation takes effect on the very next request.
-        match self.get_item(key(api_key_pk(hash), API_KEY_SK)).await? {
+        match self
+            .get_item(key_item(api_key_pk(hash), API_KEY_SK))
+            .await?
+        {
             Some(item) => doc(&item).map(Some),
             None => Ok(None),
         }
@@ -755,27 +881,37 @@ impl MetadataStore for DynamoStore {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let stored = self.get_item(key(pk.clone(), PARENT_SK)).await?;
+            let stored = self.get_item(key_item(pk.clone(), PARENT_SK)).await?;
             let old: Option<(Parent, i64)> = match &stored {
                 Some(item) => Some((doc(item)?, get_n(item, REV)?)),
                 None => None,
             };
-            let mut item = key(pk.clone(), PARENT_SK);
-            item.insert(DOC.into(), s(to_json(parent)?));
-            let rev = old.as_ref().map_or(0, |(_, r)| *r) + 1;
-            item.insert(REV.into(), n(rev));
+            let body = to_json(parent)?;
             let mut items = vec![match &old {
-                // Optimistic: the parent must still be as read, so look-ups stay in step.
-                Some((_, r)) => self.put(
-                    item,
+                // Optimistic: the parent must still be as read, so look-ups stay in step. An
+                // update, not a put: the count of listed attachments changes beside it.
+                Some((_, r)) => self.update(
+                    key_item(pk.clone(), PARENT_SK),
+                    "SET #doc = :doc, #rev = :next",
                     Some("#rev = :rev"),
-                    &Expr::new().name("#rev", REV).value(":rev", n(*r)),
+                    &Expr::new()
+                        .name("#doc", DOC)
+                        .name("#rev", REV)
+                        .value(":doc", s(body))
+                        .value(":next", n(r + 1))
+                        .value(":rev", n(*r)),
                 )?,
-                None => self.put(
-                    item,
-                    Some("attribute_not_exists(#pk)"),
-                    &Expr::new().name("#pk", PK),
-                )?,
+                None => {
+                    let mut item = key_item(pk.clone(), PARENT_SK);
+                    item.insert(DOC.into(), s(body));
+                    item.insert(REV.into(), n(1));
+                    item.insert(COUNT.into(), n(0));
+                    self.put(
+                        item,
+                        Some("attribute_not_exists(#pk)"),
+                        &Expr::new().name("#pk", PK),
+                    )?
+                }
             }];
             let ours = Expr::new()
                 .name("#pk", PK)
@@ -811,13 +947,13 @@ impl MetadataStore for DynamoStore {
                     lookup_pk(tenant, what, kind, src, v)
                 });
                 if let Some(k) = &new_key {
-                    let mut claim = key(k.clone(), LOOKUP_SK);
+                    let mut claim = key_item(k.clone(), LOOKUP_SK);
                     claim.insert(PARENT_ID.into(), s(parent.key.id.as_str()));
                     items.push(self.put(claim, Some(mine), &ours)?);
                     claims.push(items.len() - 1);
                 }
                 if let Some(k) = old_key.filter(|k| Some(k) != new_key.as_ref()) {
-                    items.push(self.delete(key(k, LOOKUP_SK), Some(mine), &ours)?);
+                    items.push(self.delete(key_item(k, LOOKUP_SK), Some(mine), &ours)?);
                 }
             }
             match self.transact(items).await? {
@@ -843,7 +979,10 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn get_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<Option<Parent>> {
-        match self.get_item(key(parent_pk(tenant, k), PARENT_SK)).await? {
+        match self
+            .get_item(key_item(parent_pk(tenant, k), PARENT_SK))
+            .await?
+        {
             Some(item) => doc(&item).map(Some),
             None => Ok(None),
         }
@@ -865,7 +1004,7 @@ impl MetadataStore for DynamoStore {
             .batch_get(
                 unique
                     .iter()
-                    .map(|k| key(parent_pk(tenant, k), PARENT_SK))
+                    .map(|k| key_item(parent_pk(tenant, k), PARENT_SK))
                     .collect(),
             )
             .await?;
@@ -883,7 +1022,7 @@ impl MetadataStore for DynamoStore {
             ParentLookup::Reference(r) => ('R', r),
             ParentLookup::Email(e) => ('E', e),
         };
-        let claim = key(
+        let claim = key_item(
             lookup_pk(tenant, what, kind, source.unwrap_or(""), value),
             LOOKUP_SK,
         );
@@ -911,13 +1050,13 @@ impl MetadataStore for DynamoStore {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let Some(item) = self.get_item(key(pk.clone(), PARENT_SK)).await? else {
+            let Some(item) = self.get_item(key_item(pk.clone(), PARENT_SK)).await? else {
                 return Ok(false);
             };
             let parent: Parent = doc(&item)?;
             let rev = get_n(&item, REV)?;
             let mut items = vec![self.delete(
-                key(pk.clone(), PARENT_SK),
+                key_item(pk.clone(), PARENT_SK),
                 Some("#rev = :rev"),
                 &Expr::new().name("#rev", REV).value(":rev", n(rev)),
             )?];
@@ -929,17 +1068,16 @@ impl MetadataStore for DynamoStore {
             for (what, value) in [('R', &parent.reference), ('E', &parent.email)] {
                 if let Some(v) = value {
                     items.push(self.delete(
-                        key(lookup_pk(tenant, what, &k.kind, src, v), LOOKUP_SK),
+                        key_item(lookup_pk(tenant, what, &k.kind, src, v), LOOKUP_SK),
                         Some("attribute_not_exists(#pk) OR #pid = :pid"),
                         &ours,
                     )?);
                 }
             }
-            items.push(self.delete(
-                key(index_pk(tenant, &k.kind), k.id.as_str()),
-                None,
-                &Expr::new(),
-            )?);
+            // Its marker goes with it (whatever its count, since nothing lists a parent that is
+            // gone), and the index item of a table from before counts existed.
+            items.push(self.delete(marker_key(tenant, k), None, &Expr::new())?);
+            items.push(self.delete(legacy_index_key(tenant, k), None, &Expr::new())?);
             match self.transact(items).await? {
                 Ok(()) => return Ok(true),
                 Err(_) => continue,
@@ -954,48 +1092,17 @@ impl MetadataStore for DynamoStore {
         &self,
         tenant: &TenantId,
         kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            // An index item whose last id was removed has no `ids` attribute left.
-            let resp = self
-                .query(QueryInput {
-                    table_name: &self.table,
-                    key_condition_expression: "#pk = :pk",
-                    filter_expression: Some("attribute_exists(#ids)"),
-                    projection_expression: Some("#sk"),
-                    expression_attribute_names: HashMap::from([
-                        ("#pk", PK),
-                        ("#sk", SK),
-                        ("#ids", IDS),
-                    ]),
-                    expression_attribute_values: HashMap::from([(
-                        ":pk",
-                        s(index_pk(tenant, kind)),
-                    )]),
-                    consistent_read: Some(true),
-                    exclusive_start_key: start,
-                    ..Default::default()
-                })
-                .await?;
-            for item in resp.items {
-                let id = ParentId::parse(get_s(&item, SK)?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                out.push(ParentRef::new(kind.clone(), id));
-            }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        after: Option<&ParentId>,
+        limit: usize,
+    ) -> StoreResult<ParentPage> {
+        self.marked_parents(tenant, kind, after, limit).await
     }
 
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
         let absent = Expr::new().name("#pk", PK);
-        let mut items = vec![
+        let items = vec![
             self.put(
-                attachment_item(att)?,
+                self.attachment_item(att)?,
                 Some("attribute_not_exists(#pk)"),
                 &absent,
             )?,
@@ -1005,14 +1112,13 @@ impl MetadataStore for DynamoStore {
                 &absent,
             )?,
         ];
-        if att.status.is_listed() {
-            items.push(index_update(&self.table, att, true)?);
-        }
-        match self.transact(items).await? {
+        // A placeholder is listed from the start: its parent's count goes up with it.
+        let listed = att.status.is_listed().then_some(1);
+        match self
+            .transact_counted(items, &att.tenant, &att.parent, listed)
+            .await?
+        {
             Ok(()) => Ok(()),
-            Err(codes) if failed_at(&codes, 2) => Err(StoreError::Conflict(format!(
-                "the parent already has {MAX_LISTED_PER_PARENT} attachments"
-            ))),
             Err(_) => Err(StoreError::Conflict("attachment exists".into())),
         }
     }
@@ -1038,17 +1144,18 @@ impl MetadataStore for DynamoStore {
             None => "attribute_not_exists(#upv)",
         };
         let cond = format!("#st = :st AND {version} AND {upload}");
-        let mut items = vec![self.put(attachment_item(att)?, Some(&cond), &expr)?];
-        // Entering or leaving the lists changes the parent's index in the same transaction.
-        let (was, is) = (expected.status.is_listed(), att.status.is_listed());
-        if was != is {
-            items.push(index_update(&self.table, att, is)?);
-        }
-        match self.transact(items).await? {
+        let items = vec![self.put(self.attachment_item(att)?, Some(&cond), &expr)?];
+        // Entering or leaving the lists moves the parent's count in the same transaction.
+        let delta = match (expected.status.is_listed(), att.status.is_listed()) {
+            (false, true) => Some(1),
+            (true, false) => Some(-1),
+            _ => None,
+        };
+        match self
+            .transact_counted(items, &att.tenant, &att.parent, delta)
+            .await?
+        {
             Ok(()) => Ok(()),
-            Err(codes) if failed_at(&codes, 1) => Err(StoreError::Conflict(format!(
-                "the parent already has {MAX_LISTED_PER_PARENT} attachments"
-            ))),
             Err(_) => Err(StoreError::Conflict(
                 "attachment changed or was deleted meanwhile".into(),
             )),
@@ -1064,7 +1171,7 @@ impl MetadataStore for DynamoStore {
             return Ok(None);
         };
         match self
-            .get_item(key(parent_pk(tenant, &parent), attachment_sk(id)))
+            .get_item(key_item(parent_pk(tenant, &parent), attachment_sk(id)))
             .await?
         {
             Some(item) => doc(&item).map(Some),
@@ -1080,109 +1187,17 @@ impl MetadataStore for DynamoStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
-        let pk = parent_pk(tenant, parent);
-        // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
-        // attachment still exists.
-        let mut start = after.map(|a| key(pk.clone(), attachment_sk(a)));
-        // One more than asked tells whether another page follows, as in the SQLite store.
-        let wanted = limit.saturating_add(1);
-        let mut found: Vec<Attachment> = Vec::new();
-        loop {
-            let left = i32::try_from(wanted - found.len()).unwrap_or(i32::MAX);
-            let mut q = QueryInput {
-                table_name: &self.table,
-                key_condition_expression: "#pk = :pk AND begins_with(#sk, :a)",
-                expression_attribute_names: HashMap::from([("#pk", PK), ("#sk", SK)]),
-                expression_attribute_values: HashMap::from([
-                    (":pk", s(pk.clone())),
-                    (":a", s("A#")),
-                ]),
-                consistent_read: Some(true),
-                limit: Some(left),
-                exclusive_start_key: start.take(),
-                ..Default::default()
-            };
-            if !include_hidden {
-                q.filter_expression = Some("#st IN (:ready, :placeholder)");
-                q.expression_attribute_names.insert("#st", STATUS);
-                q.expression_attribute_values
-                    .insert(":ready", s(AttachmentStatus::Ready.as_str()));
-                q.expression_attribute_values
-                    .insert(":placeholder", s(AttachmentStatus::Placeholder.as_str()));
-            }
-            let resp = self.query(q).await?;
-            for item in resp.items {
-                found.push(doc(&item)?);
-            }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next_after = if more {
-            found.last().map(|a| a.id)
-        } else {
-            None
-        };
-        Ok(Page {
-            items: found,
-            next_after,
-        })
+        self.page_of(tenant, parent, after, limit, include_hidden)
+            .await
     }
 
     async fn list_attachments_of_many(
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>> {
-        // 1. The parents' index items, batched: which attachments each one lists.
-        let mut unique: Vec<&ParentRef> = Vec::new();
-        for p in parents {
-            if !unique.contains(&p) {
-                unique.push(p);
-            }
-        }
-        let index_keys = unique
-            .iter()
-            .map(|p| key(index_pk(tenant, &p.kind), p.id.as_str()))
-            .collect();
-        let mut wanted = Vec::new();
-        for item in self.batch_get(index_keys).await? {
-            let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(pid))) =
-                (item.get(PK), item.get(SK))
-            else {
-                continue;
-            };
-            let Some(AttributeValue::Ss(ids)) = item.get(IDS) else {
-                continue;
-            };
-            let Some(kind) = pk.rsplit('#').next() else {
-                continue;
-            };
-            let home = format!("T#{tenant}#P#{kind}#{pid}");
-            for id in ids {
-                wanted.push(key(home.clone(), format!("A#{id}")));
-            }
-        }
-        // 2. The attachments themselves, batched.
-        let mut by_parent: HashMap<ParentRef, Vec<Attachment>> = HashMap::new();
-        for item in self.batch_get(wanted).await? {
-            let att: Attachment = doc(&item)?;
-            if att.status.is_listed() {
-                by_parent.entry(att.parent.clone()).or_default().push(att);
-            }
-        }
-        // Same order as the SQLite store: parent by parent as asked, each oldest first.
-        let mut out = Vec::new();
-        for p in parents {
-            if let Some(list) = by_parent.get_mut(p) {
-                list.sort_by_key(|a| a.id);
-                out.extend(list.iter().cloned());
-            }
-        }
-        Ok(out)
+        limit: usize,
+    ) -> StoreResult<ManyListing> {
+        self.listed_of_many(tenant, parents, limit).await
     }
 
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
@@ -1201,7 +1216,7 @@ impl MetadataStore for DynamoStore {
         let Some(parent) = self.home_of(tenant, id).await? else {
             return Ok(false);
         };
-        let home = key(parent_pk(tenant, &parent), attachment_sk(id));
+        let home = key_item(parent_pk(tenant, &parent), attachment_sk(id));
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -1210,7 +1225,9 @@ impl MetadataStore for DynamoStore {
                 Some(item) => Some(doc(&item)?),
                 None => None,
             };
-            let mut items = vec![self.delete(key(pk.clone(), POINTER_SK), None, &Expr::new())?];
+            let mut items =
+                vec![self.delete(key_item(pk.clone(), POINTER_SK), None, &Expr::new())?];
+            let mut listed = None;
             match &current {
                 Some(att) => {
                     items.push(
@@ -1222,9 +1239,7 @@ impl MetadataStore for DynamoStore {
                                 .value(":st", s(att.status.as_str())),
                         )?,
                     );
-                    if att.status.is_listed() {
-                        items.push(index_update(&self.table, att, false)?);
-                    }
+                    listed = att.status.is_listed().then_some(-1);
                 }
                 None => items.push(self.delete(
                     home.clone(),
@@ -1232,9 +1247,12 @@ impl MetadataStore for DynamoStore {
                     &Expr::new().name("#pk", PK),
                 )?),
             }
-            match self.transact(items).await? {
+            match self
+                .transact_counted(items, tenant, &parent, listed)
+                .await?
+            {
                 Ok(()) => return Ok(current.is_some()),
-                // Its status changed meanwhile: read again, so the index stays right.
+                // Its status changed meanwhile: read again, so the count stays right.
                 Err(_) => continue,
             }
         }
@@ -1249,7 +1267,7 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        let mut item = key(attachment_pk(tenant, att), version_sk(v.id));
+        let mut item = key_item(attachment_pk(tenant, att), version_sk(v.id));
         item.insert(DOC.into(), s(to_json(v)?));
         self.client
             .put_item()
@@ -1276,7 +1294,7 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
-        let k = key(attachment_pk(tenant, att), version_sk(version));
+        let k = key_item(attachment_pk(tenant, att), version_sk(version));
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -1288,51 +1306,7 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        let mut out: Vec<Attachment> = Vec::new();
-        let mut start = None;
-        // The index is eventually consistent and holds keys only: each candidate is read again,
-        // consistently, and kept only if it is still a leftover.
-        loop {
-            let resp = self
-                .query(QueryInput {
-                    table_name: &self.table,
-                    index_name: Some(LEFTOVERS_INDEX),
-                    key_condition_expression: "#lpk = :l AND #lsk < :before",
-                    expression_attribute_names: HashMap::from([
-                        ("#lpk", LEFTOVER_PK),
-                        ("#lsk", LEFTOVER_SK),
-                    ]),
-                    expression_attribute_values: HashMap::from([
-                        (":l", s(LEFTOVER)),
-                        (":before", expiry_key(before)),
-                    ]),
-                    limit: Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX)),
-                    exclusive_start_key: start,
-                    ..Default::default()
-                })
-                .await?;
-            let keys = resp
-                .items
-                .into_iter()
-                .map(|mut k| {
-                    k.retain(|name, _| name == PK || name == SK);
-                    k
-                })
-                .collect();
-            for item in self.batch_get(keys).await? {
-                let att: Attachment = doc(&item)?;
-                if att.expires_at.is_some_and(|e| e < before) {
-                    out.push(att);
-                }
-            }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() && out.len() < limit => start = Some(k),
-                _ => break,
-            }
-        }
-        out.sort_by_key(|a| (a.expires_at, a.id));
-        out.truncate(limit);
-        Ok(out)
+        self.leftovers(before, limit).await
     }
 }
 
@@ -1353,6 +1327,28 @@ mod tests {
             lookup_pk(&t, 'E', &k, "", "a%b#c"),
             "T#a#E#profile##a%25b%23c"
         );
+    }
+
+    #[test]
+    fn markers_spread_a_kinds_parents_over_fixed_shards() {
+        let t = TenantId::parse("a").unwrap();
+        let kind = ParentKind::parse("profile").unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for i in 0..400 {
+            let id = ParentId::parse(&format!("p{i}")).unwrap();
+            let shard = marker_shard(&id);
+            assert!(shard < MARKER_SHARDS);
+            // Stable: the same parent always lands in the same shard.
+            assert_eq!(marker_shard(&id), shard);
+            let k = marker_key(&t, &ParentRef::new(kind.clone(), id.clone()));
+            assert_eq!(k.get(PK), Some(&s(format!("T#a#L#profile#{shard}"))));
+            assert_eq!(k.get(SK), Some(&s(id.as_str())));
+            used.insert(shard);
+        }
+        assert_eq!(used.len(), MARKER_SHARDS as usize);
+        // The hash is pinned (the first four bytes of the id's SHA-256): markers written by one
+        // version are found by the next.
+        assert_eq!(marker_shard(&ParentId::parse("p0").unwrap()), 2);
     }
 
     #[test]
@@ -1382,21 +1378,29 @@ mod tests {
             upload: None,
             problem: None,
         };
-        let item = attachment_item(&att).unwrap();
+        let item = attachment_item(&att, 16).unwrap();
         assert_eq!(item.get(LEFTOVER_SK), Some(&s("00000000000000000100")));
+        // Spread over the shards by the id's random bits, and in the same shard at every write.
+        let shard = format!("leftover#{}", att.id.as_uuid().as_u128() % 16);
+        assert_eq!(item.get(LEFTOVER_PK), Some(&s(shard.as_str())));
+        let shards: std::collections::BTreeSet<String> = (0..200)
+            .map(|_| leftover_shard(AttachmentId::new(), 16))
+            .collect();
+        assert_eq!(shards.len(), 16, "{shards:?}");
+        assert_eq!(leftover_shard(att.id, 1), "leftover#0");
         assert_eq!(item.get(TTL_ATTRIBUTE), Some(&n(100 + TTL_GRACE_SECS)));
         // The largest document the service allows is a few tens of KB.
         assert!(get_s(&item, DOC).unwrap().len() < 40_000);
         att.status = AttachmentStatus::Ready;
         att.expires_at = None;
-        let item = attachment_item(&att).unwrap();
+        let item = attachment_item(&att, 16).unwrap();
         assert!(!item.contains_key(LEFTOVER_PK) && !item.contains_key(TTL_ATTRIBUTE));
         assert_eq!(item.get(STATUS), Some(&s("ready")));
         assert!(!item.contains_key(VERSION));
         // A ready attachment with a new upload under way: swept when the upload expires, but
         // never removed by the TTL.
         att.expires_at = Some(200);
-        let item = attachment_item(&att).unwrap();
+        let item = attachment_item(&att, 16).unwrap();
         assert_eq!(item.get(LEFTOVER_SK), Some(&s("00000000000000000200")));
         assert!(!item.contains_key(TTL_ATTRIBUTE));
     }

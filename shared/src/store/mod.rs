@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
-    Version, VersionId,
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
+    TenantId, Version, VersionId,
 };
 
 /// What can go wrong in a store. Only `Conflict` and `NotFound` are expected outcomes; the rest
@@ -78,8 +78,40 @@ impl Expected {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub items: Vec<Attachment>,
-    /// The last id of this page when more may follow.
+    /// Where the next page starts when more may follow: the last id of this page, or, when the
+    /// page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden attachment it stepped over.
     pub next_after: Option<AttachmentId>,
+}
+
+/// The most hidden attachments (pending, refused, being deleted) one listing call steps over
+/// before it answers what it has: a page may then be short, even empty, and still say where the
+/// next one starts. Without it, a parent with a million abandoned uploads would make every
+/// listing of it read them all.
+pub const MAX_HIDDEN_SKIPPED: usize = 1000;
+
+/// How many hidden attachments a listing of `parents` parents at once steps over in each: an
+/// equal share of [`MAX_HIDDEN_SKIPPED`], at least 10.
+pub fn hidden_share(parents: usize) -> usize {
+    (MAX_HIDDEN_SKIPPED / parents.max(1)).max(10)
+}
+
+/// One page of the parents of a kind that have listed attachments, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentPage {
+    pub parents: Vec<ParentRef>,
+    /// The last id of this page when more follow.
+    pub next_after: Option<ParentId>,
+}
+
+/// The listed attachments of several parents, read within a bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManyListing {
+    /// For each parent asked, in the order asked: its listed attachments, oldest first, or
+    /// `None` when it does not exist.
+    Parents(Vec<Option<Vec<Attachment>>>),
+    /// Together they have more listed attachments than the limit, or one of them has more than
+    /// its [`hidden_share`] of hidden ones before its last listed one: nothing is answered.
+    TooMany,
 }
 
 /// Metadata: API keys, parents, attachments and their versions. Every read and write names the
@@ -109,12 +141,15 @@ pub trait MetadataStore: Send + Sync {
     ) -> StoreResult<Option<Parent>>;
     /// Deletes the parent item only (its attachments are removed by the use case first).
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool>;
-    /// Parents of a kind that have at least one listed attachment, in id order.
+    /// Parents of a kind that have at least one listed attachment, in id order after `after`:
+    /// at most `limit`.
     async fn parents_with_attachments(
         &self,
         tenant: &TenantId,
         kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>>;
+        after: Option<&ParentId>,
+        limit: usize,
+    ) -> StoreResult<ParentPage>;
 
     /// Creates an attachment; `Conflict` if the id exists.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()>;
@@ -126,7 +161,8 @@ pub trait MetadataStore: Send + Sync {
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>>;
     /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
-    /// `include_hidden` (for clean-up and deletion).
+    /// `include_hidden` (for clean-up and deletion); a call steps over at most
+    /// [`MAX_HIDDEN_SKIPPED`] hidden ones (see [`Page::next_after`]).
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -135,12 +171,15 @@ pub trait MetadataStore: Send + Sync {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page>;
-    /// Listed attachments of many parents at once (one batched read, not one per parent).
+    /// The listed attachments of each of `parents` (at most [`MAX_BATCH_KEYS`], distinct), at
+    /// most `limit` in all, read together rather than one parent after the other; also tells
+    /// which parents do not exist. [`ManyListing::TooMany`] beyond the limit.
     async fn list_attachments_of_many(
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>>;
+        limit: usize,
+    ) -> StoreResult<ManyListing>;
     /// Deletes an attachment and its version records.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool>;
 

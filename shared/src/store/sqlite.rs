@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult};
+use super::{
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
+    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
+};
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
     VersionId,
@@ -20,7 +23,7 @@ use crate::domain::{
 
 /// Bumped with every change to [`SCHEMA`], whose statements must stay idempotent (`IF NOT
 /// EXISTS`): a file of another version runs the whole script again.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -55,6 +58,8 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 CREATE INDEX IF NOT EXISTS attachments_by_parent
     ON attachments (tenant, parent_kind, parent_id, id);
+CREATE INDEX IF NOT EXISTS attachments_listed
+    ON attachments (tenant, parent_kind, parent_id, id) WHERE status IN ('ready', 'placeholder');
 DROP INDEX IF EXISTS attachments_leftovers;
 CREATE INDEX IF NOT EXISTS attachments_expiring
     ON attachments (expires_at) WHERE expires_at IS NOT NULL;
@@ -203,13 +208,80 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     opts.open(path).map(drop)
 }
 
-/// A parent's attachments in id order, from the index. No `LIMIT ?`: SQLite plans with a bound
-/// limit's value, so every new binding re-prepared the statement (a seventh of a listing's
-/// time); the caller stops reading instead.
-const LIST_SQL: &str = "SELECT doc FROM attachments
+/// A parent's attachments in id order, from the index, hidden ones included: a listing counts
+/// the hidden ones it steps over as the DynamoDB store does (see `MAX_HIDDEN_SKIPPED`), and
+/// decodes only what it keeps. No `LIMIT ?`: SQLite plans with a bound limit's value, so every
+/// new binding re-prepared the statement (a seventh of a listing's time); the caller stops
+/// reading instead.
+const LIST_SQL: &str = "SELECT id, status, doc FROM attachments
      WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
-       AND (?5 OR status IN ('ready', 'placeholder'))
      ORDER BY id";
+
+/// Whether a parent has a listed attachment after an id (the partial index of listed ones).
+const LISTED_AFTER_SQL: &str = "SELECT 1 FROM attachments
+     WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
+       AND status IN ('ready', 'placeholder')
+     LIMIT 1";
+
+/// The next parent of a kind, after an id, that has a listed attachment and exists (the
+/// partial index of listed attachments, one seek per parent).
+const NEXT_LISTED_PARENT_SQL: &str = "SELECT a.parent_id FROM attachments a
+     WHERE a.tenant = ?1 AND a.parent_kind = ?2 AND a.parent_id > ?3
+       AND a.status IN ('ready', 'placeholder')
+     ORDER BY a.parent_id LIMIT 1";
+
+const PARENT_EXISTS_SQL: &str = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+
+fn is_listed(status: &str) -> bool {
+    matches!(status, "ready" | "placeholder")
+}
+
+fn parent_exists(conn: &Connection, key: &[String]) -> StoreResult<bool> {
+    let mut stmt = conn.prepare_cached(PARENT_EXISTS_SQL).map_err(db_err)?;
+    stmt.exists(rusqlite::params_from_iter(key)).map_err(db_err)
+}
+
+fn listed_after(conn: &Connection, key: &[String], after: &str) -> StoreResult<bool> {
+    let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL).map_err(db_err)?;
+    stmt.exists(params![key[0], key[1], key[2], after])
+        .map_err(db_err)
+}
+
+/// One parent's listed attachments for a listing of several: `None` when it has more hidden
+/// ones than `share` before its last listed one, or more listed ones than `room`.
+fn listed_of(
+    conn: &Connection,
+    key: &[String],
+    room: usize,
+    share: usize,
+) -> StoreResult<Option<Vec<Attachment>>> {
+    let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params![key[0], key[1], key[2], ""])
+        .map_err(db_err)?;
+    let mut out: Vec<Attachment> = Vec::new();
+    let mut hidden = 0usize;
+    while let Some(row) = rows.next().map_err(db_err)? {
+        if is_listed(text(row, 1)?) {
+            if hidden > share || out.len() == room {
+                return Ok(None);
+            }
+            out.push(from_json(text(row, 2)?)?);
+            continue;
+        }
+        hidden += 1;
+        // Past its share, only whether a listed one still follows matters: the partial index
+        // answers that without reading the rest.
+        if hidden > share {
+            return Ok(if listed_after(conn, key, text(row, 0)?)? {
+                None
+            } else {
+                Some(out)
+            });
+        }
+    }
+    Ok(Some(out))
+}
 
 /// A text column of a row, borrowed from SQLite.
 fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
@@ -398,28 +470,47 @@ impl MetadataStore for SqliteStore {
         &self,
         tenant: &TenantId,
         kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>> {
+        after: Option<&ParentId>,
+        limit: usize,
+    ) -> StoreResult<ParentPage> {
         let (tenant, kind) = (tenant.to_string(), kind.clone());
+        let mut after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT DISTINCT parent_id FROM attachments
-                     WHERE tenant = ?1 AND parent_kind = ?2 AND status IN ('ready', 'placeholder')
-                     ORDER BY parent_id",
-                )
+            let mut next = conn
+                .prepare_cached(NEXT_LISTED_PARENT_SQL)
                 .map_err(db_err)?;
-            let ids = stmt
-                .query_map(params![tenant, kind.as_str()], |r| r.get::<_, String>(0))
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            ids.into_iter()
-                .map(|id| {
-                    ParentId::parse(&id)
-                        .map(|id| ParentRef::new(kind.clone(), id))
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .collect()
+            let mut parents = Vec::new();
+            let mut more = false;
+            // One seek per parent: a parent with a million attachments costs what one with one
+            // does. A parent row that is gone (its attachments are being removed) is skipped,
+            // as the DynamoDB store drops its marker with it.
+            loop {
+                let id: Option<String> = next
+                    .query_row(params![tenant, kind.as_str(), after], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                let Some(id) = id else { break };
+                let key = vec![tenant.clone(), kind.to_string(), id.clone()];
+                if parent_exists(conn, &key)? {
+                    if parents.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    let pid =
+                        ParentId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    parents.push(ParentRef::new(kind.clone(), pid));
+                }
+                after = id;
+            }
+            let next_after = if more {
+                parents.last().map(|p| p.id.clone())
+            } else {
+                None
+            };
+            Ok(ParentPage {
+                parents,
+                next_after,
+            })
         })
         .await
     }
@@ -501,24 +592,42 @@ impl MetadataStore for SqliteStore {
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
-            // One more than asked tells whether another page follows; it is not decoded.
             let mut rows = stmt
-                .query(params![key[0], key[1], key[2], after, include_hidden])
+                .query(params![key[0], key[1], key[2], after])
                 .map_err(db_err)?;
+            // Read as the DynamoDB store reads: one more than asked tells whether another page
+            // follows (it is not decoded), and at most `MAX_HIDDEN_SKIPPED` hidden ones besides.
+            let budget = if include_hidden {
+                usize::MAX
+            } else {
+                limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
+            };
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-            let mut more = false;
+            let mut read = 0usize;
+            let mut last_read: Option<String> = None;
+            let mut next_after = None;
             while let Some(row) = rows.next().map_err(db_err)? {
-                if items.len() == limit {
-                    more = true;
+                if read == budget {
+                    // More rows than this call may read: the next page starts after the last.
+                    next_after = match last_read {
+                        Some(id) => Some(
+                            AttachmentId::parse(&id)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        ),
+                        None => None,
+                    };
                     break;
                 }
-                items.push(from_json(text(row, 0)?)?);
+                read += 1;
+                if include_hidden || is_listed(text(row, 1)?) {
+                    if items.len() == limit {
+                        next_after = items.last().map(|a| a.id);
+                        break;
+                    }
+                    items.push(from_json(text(row, 2)?)?);
+                }
+                last_read = Some(text(row, 0)?.to_owned());
             }
-            let next_after = if more {
-                items.last().map(|a| a.id)
-            } else {
-                None
-            };
             Ok(Page { items, next_after })
         })
         .await
@@ -528,21 +637,27 @@ impl MetadataStore for SqliteStore {
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>> {
+        limit: usize,
+    ) -> StoreResult<ManyListing> {
         let keys: Vec<Vec<String>> = parents.iter().map(|p| key_of(tenant, p)).collect();
+        let share = hidden_share(parents.len());
         self.with_conn(move |conn| {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(keys.len());
+            let mut total = 0usize;
             for key in keys {
-                out.extend(all_docs::<Attachment>(
-                    conn,
-                    "SELECT doc FROM attachments
-                     WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3
-                       AND status IN ('ready', 'placeholder')
-                     ORDER BY id",
-                    rusqlite::params_from_iter(key),
-                )?);
+                if !parent_exists(conn, &key)? {
+                    out.push(None);
+                    continue;
+                }
+                match listed_of(conn, &key, limit - total, share)? {
+                    Some(list) => {
+                        total += list.len();
+                        out.push(Some(list));
+                    }
+                    None => return Ok(ManyListing::TooMany),
+                }
             }
-            Ok(out)
+            Ok(ManyListing::Parents(out))
         })
         .await
     }

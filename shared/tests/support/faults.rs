@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use attachments::domain::{
-    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentKind, ParentRef, TenantId,
-    Version, VersionId,
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
+    TenantId, Version, VersionId,
 };
 use attachments::store::{
-    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
-    PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
+    BlobInfo, BlobStore, Expected, LinkOptions, ManyListing, MetadataStore, Page, ParentLookup,
+    ParentPage, PartInfo, PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
 };
 use bytes::Bytes;
 
@@ -203,8 +203,12 @@ impl MetadataStore for FaultyMeta {
         &self,
         tenant: &TenantId,
         kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>> {
-        self.0.parents_with_attachments(tenant, kind).await
+        after: Option<&ParentId>,
+        limit: usize,
+    ) -> StoreResult<ParentPage> {
+        self.0
+            .parents_with_attachments(tenant, kind, after, limit)
+            .await
     }
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
         guard(&self.1, "create_attachment", self.0.create_attachment(att)).await
@@ -253,8 +257,11 @@ impl MetadataStore for FaultyMeta {
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>> {
-        self.0.list_attachments_of_many(tenant, parents).await
+        limit: usize,
+    ) -> StoreResult<ManyListing> {
+        self.0
+            .list_attachments_of_many(tenant, parents, limit)
+            .await
     }
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
         guard(

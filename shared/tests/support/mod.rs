@@ -4,6 +4,8 @@
 
 #[cfg(feature = "aws-tests")]
 pub mod aws;
+#[cfg(feature = "aws-tests")]
+pub mod capacity;
 pub mod faults;
 pub mod recording;
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use attachments::access::Capability::{self, *};
 use attachments::domain::{
-    ApiKey, Attachment, AttachmentId, Parent, ParentKind, ParentRef, TenantId, Version, VersionId,
+    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
+    VersionId,
 };
 use attachments::store::{
-    BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
-    PostPolicy, PresignedPost, PutOutcome, StoreResult,
+    BlobInfo, BlobStore, Expected, LinkOptions, ManyListing, MetadataStore, Page, ParentLookup,
+    ParentPage, PartInfo, PostPolicy, PresignedPost, PutOutcome, StoreResult,
 };
 use bytes::Bytes;
 
@@ -167,16 +168,22 @@ impl MetadataStore for RecordingMeta {
         &self,
         tenant: &TenantId,
         kind: &ParentKind,
-    ) -> StoreResult<Vec<ParentRef>> {
+        after: Option<&ParentId>,
+        limit: usize,
+    ) -> StoreResult<ParentPage> {
         self.1.note(&[TableRead]);
-        self.0.parents_with_attachments(tenant, kind).await
+        self.0
+            .parents_with_attachments(tenant, kind, after, limit)
+            .await
     }
+    /// Reads the parent's count when the attachment is listed from the start.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        self.1.note(&[TableWrite]);
+        self.1.note(&[TableRead, TableWrite]);
         self.0.create_attachment(att).await
     }
+    /// Reads the parent's count when the attachment enters or leaves the lists.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        self.1.note(&[TableWrite]);
+        self.1.note(&[TableRead, TableWrite]);
         self.0.update_attachment(att, expected).await
     }
     async fn get_attachment(
@@ -204,9 +211,12 @@ impl MetadataStore for RecordingMeta {
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
-    ) -> StoreResult<Vec<Attachment>> {
+        limit: usize,
+    ) -> StoreResult<ManyListing> {
         self.1.note(&[TableRead]);
-        self.0.list_attachments_of_many(tenant, parents).await
+        self.0
+            .list_attachments_of_many(tenant, parents, limit)
+            .await
     }
     /// Queries the versions, batch-deletes them, reads the item, then a transaction.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {

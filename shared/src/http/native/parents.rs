@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::views::parent_json;
 use super::{caller_and_parent, Answer, Error};
 use crate::http::routes::Params;
 use crate::http::{empty, json as json_response, Request};
-use crate::service::{App, ParentFields};
+use crate::service::{App, ParentDeletion, ParentFields};
 use crate::store::PutOutcome;
 
 #[derive(Deserialize)]
@@ -56,9 +57,20 @@ pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
     Ok(json_response(StatusCode::OK, &parent_json(&parent)))
 }
 
-/// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files.
+/// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files; `204` when
+/// all are gone. A parent with more attachments than one request removes answers `202` with
+/// how many it removed: repeating the request goes on from there.
 pub async fn delete_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, key) = caller_and_parent(&app, &req, &params).await?;
-    app.delete_parent(&who, &key).await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    Ok(match app.delete_parent(&who, &key).await? {
+        ParentDeletion::Deleted => empty(StatusCode::NO_CONTENT),
+        ParentDeletion::Continuing { removed } => json_response(
+            StatusCode::ACCEPTED,
+            &json!({
+                "status": "deleting",
+                "removed": removed,
+                "message": "the parent still has attachments: repeat the DELETE until it answers 204",
+            }),
+        ),
+    })
 }

@@ -1,0 +1,122 @@
+//! The one-off migration of a table written before parents had counts: each per-kind parent
+//! index item (`T#<t>#I#<kind>`, sort key the parent id) names a parent that may have listed
+//! attachments but no count and no marker yet. The migration gives each of them its count and
+//! marker (as the first change of its attachments would, see `counts.rs`) and deletes the
+//! index item.
+//!
+//! It is the one place the store scans the table: the index items are spread over every
+//! tenant and kind, and nothing else finds them. It reads the table in pages and deletes each
+//! index item once its parent is counted, so it can be stopped and run again; a run over a
+//! migrated table finds nothing to do.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::counts::key_strings;
+use super::{dyn_err, key_item, DynamoStore, Item, DOC, PARENT_ID, PK};
+use crate::domain::{ParentId, ParentKind, ParentRef, TenantId};
+use crate::store::StoreResult;
+
+/// What a migration did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Index items found and deleted.
+    pub index_items: usize,
+    /// Parents given their count (the others were counted already, or are gone).
+    pub counted: usize,
+}
+
+/// The tenant and parent of an index item's key, `None` for any other item.
+fn indexed_parent(item: &Item) -> Option<(TenantId, ParentRef)> {
+    let (pk, sk) = key_strings(item)?;
+    let parts: Vec<&str> = pk.split('#').collect();
+    let ["T", tenant, "I", kind] = parts.as_slice() else {
+        return None;
+    };
+    Some((
+        TenantId::parse(tenant).ok()?,
+        ParentRef::new(ParentKind::parse(kind).ok()?, ParentId::parse(sk).ok()?),
+    ))
+}
+
+impl DynamoStore {
+    /// Counts the parents the index items of an older table name, and deletes those items.
+    pub async fn migrate_legacy(&self) -> StoreResult<Migrated> {
+        let mut done = Migrated::default();
+        let mut start: Option<Item> = None;
+        loop {
+            // Index items are the only items with neither a document nor a parent id, and a
+            // `#I#` in their partition key (ids never contain `#`).
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
+                )
+                .projection_expression("#pk, #sk")
+                .set_expression_attribute_names(Some(HashMap::from([
+                    ("#pk".to_owned(), PK.to_owned()),
+                    ("#sk".to_owned(), super::SK.to_owned()),
+                    ("#doc".to_owned(), DOC.to_owned()),
+                    ("#pid".to_owned(), PARENT_ID.to_owned()),
+                ])))
+                .expression_attribute_values(":index", AttributeValue::S("#I#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dyn_err("Scan", e))?;
+            for item in resp.items.unwrap_or_default() {
+                let Some((tenant, parent)) = indexed_parent(&item) else {
+                    continue;
+                };
+                if self.settle_count(&tenant, &parent).await? {
+                    done.counted += 1;
+                }
+                let Some((pk, sk)) = key_strings(&item) else {
+                    continue;
+                };
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item(pk.to_owned(), sk)))
+                    .send()
+                    .await
+                    .map_err(|e| dyn_err("DeleteItem", e))?;
+                done.index_items += 1;
+            }
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(done),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pk: &str, sk: &str) -> Item {
+        key_item(pk.to_owned(), sk)
+    }
+
+    #[test]
+    fn only_index_keys_name_a_parent() {
+        let (t, p) = indexed_parent(&item("T#acme#I#profile", "p-1")).unwrap();
+        assert_eq!(
+            (t.as_str(), p.kind.as_str(), p.id.as_str()),
+            ("acme", "profile", "p-1")
+        );
+        for (pk, sk) in [
+            ("T#acme#P#profile#p-1", "P"),
+            ("T#acme#R#I#src#ref", "LOOKUP"),
+            ("T#acme#I#profile#extra", "p-1"),
+            ("KEYS", "k1"),
+        ] {
+            assert!(indexed_parent(&item(pk, sk)).is_none(), "{pk}");
+        }
+    }
+}
