@@ -1,5 +1,6 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
-//! the configuration names; load the event fixtures' data into an embedded store.
+//! the configuration names; load the event fixtures' data into an embedded store; migrate a
+//! DynamoDB table written by an older version.
 
 use crate::config::{Backend, Config};
 use crate::domain::TenantId;
@@ -11,7 +12,8 @@ const USAGE: &str = "usage:
   attachments-admin keys revoke KEY_ID
   attachments-admin sweep
   attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
-  attachments-admin init          (backend aws: create the table and bucket, for local emulators)";
+  attachments-admin init          (backend aws: create the table and bucket, for local emulators)
+  attachments-admin migrate       (backend aws: count the parents of a table from before counts, once)";
 
 /// Runs the command line `args` (without the program name); returns what to print or an error.
 pub async fn run(args: &[String]) -> Result<String, String> {
@@ -28,6 +30,12 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
                 "embedded storage needs no set-up (data in {})",
                 cfg.data_dir.display()
             )),
+        };
+    }
+    if args.first().map(String::as_str) == Some("migrate") {
+        return match cfg.backend {
+            Backend::Aws => migrate(&cfg).await,
+            Backend::Embedded => Ok("embedded storage needs no migration".into()),
         };
     }
     if args.first().map(String::as_str) == Some("fixtures") && cfg.backend != Backend::Embedded {
@@ -100,6 +108,21 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
         }
         _ => Err(USAGE.into()),
     }
+}
+
+/// Gives the parents of a table written before parents had counts their count and marker, and
+/// removes the per-kind index items that named them (docs/dynamodb.md, "Migration"). Safe to
+/// run while the service runs, and again.
+async fn migrate(cfg: &Config) -> Result<String, String> {
+    let aws = setup::load_aws().await.map_err(|e| e.to_string())?;
+    let (meta, _) = setup::aws_stores(cfg, &aws)
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = meta.migrate_legacy().await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "removed {} parent index items; counted {} parents",
+        done.index_items, done.counted
+    ))
 }
 
 #[cfg(test)]

@@ -91,12 +91,21 @@ pub async fn load_aws() -> Result<aws_config::SdkConfig, SetupError> {
 /// region). The clients are built here once and shared by every request; they connect, and
 /// resolve credentials, on first use.
 pub async fn build_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Built, SetupError> {
+    build_aws_with(cfg, aws, sdk::dynamodb_client(aws)).await
+}
+
+/// [`build_aws`] over a DynamoDB client of the caller's (see [`aws_stores_with`]).
+pub async fn build_aws_with(
+    cfg: &Config,
+    aws: &aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Result<Built, SetupError> {
     let secret = cfg
         .secret_hex
         .as_deref()
         .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
     let signer = signer_from_hex(secret)?;
-    let (meta, blobs) = aws_stores(cfg, aws).await?;
+    let (meta, blobs) = aws_stores_with(cfg, aws, dynamodb).await?;
     let app = configured_app(cfg, Arc::new(meta), Arc::new(blobs), signer);
     Ok(Built {
         app,
