@@ -111,6 +111,12 @@ dialect_on_aws!(
 dialect_on_aws!(hrflow: lookups, errors, cross_tenant);
 
 dialect_on_aws!(
+    bounds: unpaged_listings_are_capped,
+    records_listing_pages,
+    parent_deletion_in_pages
+);
+
+dialect_on_aws!(
     assets: seed_examples,
     placeholder_content,
     errors,

@@ -73,6 +73,22 @@ records_on_embedded!(
     records_bomb
 );
 
+/// Bounded answers and deletion in pages (`behaviour/bounds.rs`).
+macro_rules! bounds_on_embedded {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            behaviour::bounds::$name(&Harness::embedded().await).await;
+        }
+    )*};
+}
+
+bounds_on_embedded!(
+    unpaged_listings_are_capped,
+    records_listing_pages,
+    parent_deletion_in_pages
+);
+
 #[tokio::test]
 async fn expired_links() {
     let h = Harness::embedded_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "1")).await;

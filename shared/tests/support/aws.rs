@@ -364,6 +364,50 @@ impl Peers {
     }
 }
 
+impl Peers {
+    /// Writes `items` straight into the table, 25 a BatchWriteItem, a few calls at once, as a
+    /// bulk load would (unprocessed items are sent again).
+    pub async fn load(&self, items: Vec<HashMap<String, AttributeValue>>) {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        use futures_util::StreamExt;
+        let client = self.dynamodb().await;
+        let batches = items.chunks(25).map(|chunk| {
+            let client = client.clone();
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(i.clone()))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+                .collect();
+            async move {
+                while !requests.is_empty() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&self.table, requests)
+                        .send()
+                        .await
+                        .unwrap();
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(&self.table))
+                        .unwrap_or_default();
+                }
+            }
+        });
+        futures_util::stream::iter(batches)
+            .buffer_unordered(4)
+            .collect::<Vec<()>>()
+            .await;
+    }
+}
+
 /// The service's AWS configuration over exactly `vars`, loaded the way the service loads it
 /// from the process environment.
 pub async fn sdk_from(vars: &[(&'static str, String)]) -> aws_config::SdkConfig {

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use attachments::config::Config;
+use attachments::domain::{
+    Attachment, AttachmentStatus, FileName, ParentRef, TenantId, Version, VersionId,
+};
 use attachments::local::{self, Server};
+use attachments::store::MetadataStore;
 use attachments::App;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -63,6 +67,9 @@ pub struct Harness {
     pub base: String,
     pub app: Arc<App>,
     pub data_dir: PathBuf,
+    /// The AWS peers' table and bucket, on the AWS backend.
+    #[cfg(feature = "aws-tests")]
+    pub peers: Option<aws::Peers>,
     _tmp: Option<tempfile::TempDir>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -137,6 +144,17 @@ impl Harness {
 
     #[cfg(feature = "aws-tests")]
     pub async fn aws_with(opts: Opts) -> Self {
+        Self::aws_built(opts, None).await
+    }
+
+    /// The AWS backend with `recorder` on the store's DynamoDB client (see `capacity.rs`).
+    #[cfg(feature = "aws-tests")]
+    pub async fn aws_recorded(opts: Opts, recorder: &capacity::Recorder) -> Self {
+        Self::aws_built(opts, Some(recorder)).await
+    }
+
+    #[cfg(feature = "aws-tests")]
+    async fn aws_built(opts: Opts, recorder: Option<&capacity::Recorder>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let s3 = aws::S3Peer::bind(&dir.join("s3")).await;
@@ -160,9 +178,12 @@ impl Harness {
         // The S3 server must answer before the bucket can be created.
         let s3_task = tokio::spawn(s3.serve());
         peers.create().await;
-        let built = attachments::setup::build_aws(&cfg, &peers.sdk(&[]).await)
-            .await
-            .unwrap();
+        let sdk = peers.sdk(&[]).await;
+        let built = match recorder {
+            Some(r) => attachments::setup::build_aws_with(&cfg, &sdk, r.client(&sdk)).await,
+            None => attachments::setup::build_aws(&cfg, &sdk).await,
+        }
+        .unwrap();
         attachments::setup::seed_keys(&built.app, &cfg)
             .await
             .unwrap();
@@ -176,6 +197,7 @@ impl Harness {
             base: format!("http://{addr}"),
             app,
             data_dir: dir,
+            peers: Some(peers),
             _tmp: Some(tmp),
             task,
         }
@@ -194,6 +216,8 @@ impl Harness {
             base: format!("http://{addr}"),
             app,
             data_dir,
+            #[cfg(feature = "aws-tests")]
+            peers: None,
             _tmp: tmp,
             task,
         }
@@ -244,6 +268,38 @@ impl Harness {
             body,
         )
         .await
+    }
+
+    /// Stores `atts`, ready attachments of `parent` (registered, with no attachment yet),
+    /// straight into the backend's metadata store, as that many uploads would leave them
+    /// (without their files: listings only sign links): for tests that need a parent with
+    /// thousands, which uploads would take minutes to make on moto.
+    pub async fn load_attachments(&self, tenant: &str, parent: &ParentRef, atts: &[Attachment]) {
+        let who = attachments::domain::Principal {
+            tenant: TenantId::parse(tenant).unwrap(),
+            owner: OWNER_A.into(),
+        };
+        let parent = self.app.get_parent(&who, parent).await.unwrap();
+        #[cfg(feature = "aws-tests")]
+        if let Some(peers) = &self.peers {
+            use attachments::store::dynamo::{
+                bulk_attachment_items, bulk_parent_items, DEFAULT_LEFTOVER_SHARDS,
+            };
+            let mut items = bulk_parent_items(&parent, atts.len() as i64).unwrap();
+            for a in atts {
+                items.extend(bulk_attachment_items(a, DEFAULT_LEFTOVER_SHARDS).unwrap());
+            }
+            peers.load(items).await;
+            return;
+        }
+        let store =
+            attachments::store::sqlite::SqliteStore::open(&self.data_dir.join("attachments.db"))
+                .unwrap();
+        for a in atts {
+            store.create_attachment(a).await.unwrap();
+        }
+        // The parent's row is all SQLite needs; it was read above to check that it exists.
+        let _ = &parent;
     }
 
     /// Registers a parent for tenant a or b.
@@ -336,6 +392,35 @@ impl Form {
             Bytes::from(out),
         )
     }
+}
+
+/// A ready attachment of `parent` whose file is `name` (a text file of one byte, never stored).
+pub fn ready_attachment(tenant: &str, parent: &ParentRef, name: &str) -> Attachment {
+    let now = now_millis();
+    let mut att = Attachment::new(
+        TenantId::parse(tenant).unwrap(),
+        parent.clone(),
+        OWNER_A.into(),
+        AttachmentStatus::Ready,
+        now,
+    );
+    att.content = Some(Version {
+        id: VersionId::new(),
+        file_name: FileName::parse(name).unwrap(),
+        content_type: "text/plain".into(),
+        size: 1,
+        md5: "0cc175b9c0f1b6a831c399e269772661".into(),
+        sha256: "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb".into(),
+        created_at: now,
+    });
+    att
+}
+
+/// Now, to the millisecond, as the service keeps times.
+pub fn now_millis() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap()
 }
 
 /// A small valid PNG (1x1), real enough for magic-byte checks and image decoders.
