@@ -142,16 +142,7 @@ impl Config {
     /// Reads the configuration through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let v = Vars(get);
-        let backend = match v.text("ATTACHMENTS_BACKEND").as_deref() {
-            None | Some("embedded") => Backend::Embedded,
-            Some("aws") => Backend::Aws,
-            Some(other) => {
-                return Err(err(
-                    "ATTACHMENTS_BACKEND",
-                    format!("must be `embedded` or `aws`, not {other:?}"),
-                ))
-            }
-        };
+        let backend = backend(&v)?;
         let addr: SocketAddr = v
             .text("ATTACHMENTS_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
@@ -349,6 +340,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
             Some("true") | Some("1") => Ok(true),
             Some(_) => Err(err(name, "must be true or false")),
         }
+    }
+}
+
+/// Which adapters: the embedded store unless `aws`.
+fn backend<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Backend, ConfigError> {
+    match v.text("ATTACHMENTS_BACKEND").as_deref() {
+        None | Some("embedded") => Ok(Backend::Embedded),
+        Some("aws") => Ok(Backend::Aws),
+        Some(other) => Err(err(
+            "ATTACHMENTS_BACKEND",
+            format!("must be `embedded` or `aws`, not {other:?}"),
+        )),
     }
 }
 
