@@ -93,6 +93,10 @@ FINALIZE_EVENTS = """        ObjectCreated:
               detail:
                 bucket:
                   name: [!Ref Bucket]
+                # Only direct uploads land under staging/: the copies a verification makes, and
+                # every file stored through the API, are no event for it.
+                object:
+                  key: [{prefix: staging/}]
         Sweep:
           Type: Schedule
           Properties:
@@ -107,7 +111,9 @@ out.append(function(
     "Verifies direct uploads on S3 object-created events; sweeps expired uploads",
     policy(finalize_needs, 8),
     FINALIZE_EVENTS,
-    extra="      Timeout: 900\n      MemorySize: 512\n",
+    # A whole vCPU (1769 MB), so that reading S3, not hashing, bounds how large an upload it
+    # verifies in its 900 s (ATTACHMENTS_DIRECT_MAX_BYTES).
+    extra="      Timeout: 900\n      MemorySize: 1769\n",
 ))
 for name, method, path, needs in routes:
     out.append(function(

@@ -389,10 +389,34 @@ impl BlobStore for TimedBlobs {
     async fn get_range(
         &self,
         key: &str,
+        etag: Option<&str>,
         offset: u64,
         len: u64,
     ) -> attachments::store::StoreResult<Bytes> {
-        self.inner.get_range(key, offset, len).await
+        self.inner.get_range(key, etag, offset, len).await
+    }
+    async fn promote(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+    ) -> attachments::store::StoreResult<()> {
+        self.inner.promote(staged, etag, size, key).await
+    }
+    async fn list_staged(
+        &self,
+        after: Option<String>,
+    ) -> attachments::store::StoreResult<attachments::store::StagedPage<String>> {
+        self.inner.list_staged(after).await
+    }
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> attachments::store::StoreResult<
+        attachments::store::StagedPage<attachments::store::StagedUpload>,
+    > {
+        self.inner.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> attachments::store::StoreResult<()> {
         self.inner.delete(key).await
@@ -423,9 +447,12 @@ impl BlobStore for TimedBlobs {
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: std::time::Duration,
     ) -> attachments::store::StoreResult<String> {
-        self.inner.presign_part(key, upload_id, number, ttl).await
+        self.inner
+            .presign_part(key, upload_id, number, size, ttl)
+            .await
     }
     async fn list_parts(
         &self,

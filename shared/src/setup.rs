@@ -47,6 +47,9 @@ fn limits(cfg: &Config) -> Limits {
         direct_post_max_bytes: cfg.direct_post_max_bytes,
         direct_max_bytes: cfg.direct_max_bytes,
         upload_link_ttl: cfg.upload_link_ttl,
+        inline_verify_max_bytes: cfg.inline_verify_max_bytes,
+        // The embedded store has no storage events: this process verifies in the background.
+        verify_in_process: cfg.backend == crate::config::Backend::Embedded,
     }
 }
 

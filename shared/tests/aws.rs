@@ -69,7 +69,30 @@ direct_on_aws!(
     expired_uploads_are_swept,
     placeholder_gets_its_file,
     direct_bad_input,
+    parts_cannot_hold_more_than_declared,
+    verified_content_is_immutable,
+    orphans_after_a_delete_are_swept,
 );
+
+/// Uploads over 4 MiB are verified in the background.
+#[tokio::test]
+async fn large_uploads_verify_in_the_background() {
+    let h = Harness::aws_with(Opts {
+        vars: vec![
+            (
+                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+            (
+                "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+        ],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::direct::large_uploads_verify_in_the_background(&h).await;
+}
 
 /// A suite of another API, in a module named after it (`--test aws crafter::`).
 macro_rules! dialect_on_aws {
@@ -367,6 +390,7 @@ mod adapters {
                     declared_sha256: None,
                     multipart: None,
                     expires_at: 1_700_000_600,
+                    verifying_since: None,
                 });
                 a.expires_at = Some(1_700_000_600);
                 a
@@ -598,15 +622,85 @@ mod adapters {
         assert_eq!(s3.head(key).await.unwrap(), None);
         s3.put(key, data.clone(), "text/plain", &sha).await.unwrap();
         assert_eq!(s3.head(key).await.unwrap().unwrap().size, 11);
-        assert_eq!(&s3.get_range(key, 6, 100).await.unwrap()[..], b"world");
-        assert_eq!(&s3.get_range(key, 0, 5).await.unwrap()[..], b"hello");
-        assert!(s3.get_range(key, 50, 5).await.unwrap().is_empty());
-        assert!(s3.get_range(key, 3, 0).await.unwrap().is_empty());
+        assert_eq!(
+            &s3.get_range(key, None, 6, 100).await.unwrap()[..],
+            b"world"
+        );
+        assert_eq!(&s3.get_range(key, None, 0, 5).await.unwrap()[..], b"hello");
+        assert!(s3.get_range(key, None, 50, 5).await.unwrap().is_empty());
+        assert!(s3.get_range(key, None, 3, 0).await.unwrap().is_empty());
         s3.delete(key).await.unwrap();
         s3.delete(key).await.unwrap();
         assert_eq!(s3.head(key).await.unwrap(), None);
         assert!(matches!(
-            s3.get_range(key, 0, 5).await,
+            s3.get_range(key, None, 0, 5).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    fn sha(data: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).into()
+    }
+
+    /// Reads pinned to an ETag, and the promotion of a staged object (one CopyObject, or a
+    /// multipart copy past the part size), copy exactly the object that was read.
+    #[tokio::test]
+    async fn promotion_copies_exactly_the_verified_object() {
+        let (_d, _s, s3, _task) = stores().await;
+        let s3 = s3.with_copy_part_bytes(5 * 1024 * 1024);
+        for (n, len) in [(0, 1000usize), (1, 12 * 1024 * 1024 + 7)] {
+            let (staged, key) = (format!("staging/t/a/v{n}"), format!("t/a/v{n}"));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let other: Vec<u8> = data.iter().map(|b| b ^ 0x55).collect();
+            s3.put(
+                &staged,
+                Bytes::from(data.clone()),
+                "application/pdf",
+                &sha(&data),
+            )
+            .await
+            .unwrap();
+            let verified = s3.head(&staged).await.unwrap().unwrap();
+            assert_eq!(
+                &s3.get_range(&staged, Some(&verified.etag), 0, 10)
+                    .await
+                    .unwrap()[..],
+                &data[..10]
+            );
+            // Replaced after it was read: neither read nor promoted.
+            s3.put(
+                &staged,
+                Bytes::from(other.clone()),
+                "application/pdf",
+                &sha(&other),
+            )
+            .await
+            .unwrap();
+            assert!(matches!(
+                s3.get_range(&staged, Some(&verified.etag), 0, 10).await,
+                Err(StoreError::Conflict(_))
+            ));
+            let stale = s3.promote(&staged, &verified.etag, len as u64, &key).await;
+            assert!(
+                matches!(stale, Err(StoreError::Conflict(_))),
+                "{len}: {stale:?}"
+            );
+            assert_eq!(s3.head(&key).await.unwrap(), None, "{len}");
+            let replacement = s3.head(&staged).await.unwrap().unwrap();
+            s3.promote(&staged, &replacement.etag, len as u64, &key)
+                .await
+                .unwrap();
+            assert_eq!(s3.head(&staged).await.unwrap(), None);
+            let copied = s3.get_range(&key, None, 0, len as u64).await.unwrap();
+            assert_eq!(copied.len(), len);
+            assert!(
+                copied[..] == other[..],
+                "{len}: the copy is the object verified"
+            );
+        }
+        assert!(matches!(
+            s3.promote("staging/t/a/x", "\"nope\"", 1, "t/a/x").await,
             Err(StoreError::NotFound)
         ));
     }

@@ -218,7 +218,11 @@ impl World {
             if let Some(v) = &att.content {
                 let key = att.blob_key(v.id);
                 assert!(s.blobs.contains(&key), "ready attachment without its file");
-                let bytes = self.blobs.get_range(&key, 0, v.size + 1).await.unwrap();
+                let bytes = self
+                    .blobs
+                    .get_range(&key, None, 0, v.size + 1)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     attachments_sha256(&bytes),
                     v.sha256,

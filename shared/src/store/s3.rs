@@ -32,8 +32,9 @@ use time::OffsetDateTime;
 use super::sdk::{SigningCredentials, S3_ATTEMPT};
 use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StoreError, StoreResult,
+    StagedPage, StagedUpload, StoreError, StoreResult,
 };
+use crate::domain::STAGING_PREFIX;
 
 /// S3-backed [`BlobStore`].
 #[derive(Debug)]
@@ -46,6 +47,17 @@ pub struct S3BlobStore {
     /// The region requests are signed for.
     region: String,
     credentials: SigningCredentials,
+    /// Objects up to this size are copied in one CopyObject (S3's limit, 5 GiB); larger ones in
+    /// parts of this size.
+    copy_part_bytes: u64,
+}
+
+/// S3's largest CopyObject, and the part size of larger copies.
+pub const COPY_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// A read or a copy pinned to an object that another object replaced meanwhile.
+fn replaced() -> StoreError {
+    StoreError::Conflict("the object was replaced after it was read".into())
 }
 
 fn json_str(v: &str) -> StoreResult<String> {
@@ -73,6 +85,14 @@ where
 /// The error code S3 answered with, when it answered.
 fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     e.as_service_error().and_then(ProvideErrorMetadata::code)
+}
+
+/// Whether S3 refused a request's condition (`If-Match`): 412, whose code a HEAD cannot carry.
+fn precondition_failed<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    code(e) == Some("PreconditionFailed")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
 /// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
@@ -111,7 +131,134 @@ impl S3BlobStore {
             bucket_url: bucket_url.into(),
             region: region.into(),
             credentials,
+            copy_part_bytes: COPY_PART_BYTES,
         }
+    }
+
+    /// Copies objects larger than `bytes` in parts of that size (S3's limit is the default;
+    /// a smaller one lets tests copy in parts without gigabytes).
+    pub fn with_copy_part_bytes(mut self, bytes: u64) -> Self {
+        self.copy_part_bytes = bytes.max(1);
+        self
+    }
+
+    /// `bucket/key` as a copy source names it (the key URL-encoded).
+    fn copy_source(&self, key: &str) -> String {
+        format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(key, KEY_PATH)
+        )
+    }
+
+    /// One CopyObject of exactly the object `etag` names.
+    async fn copy_whole(&self, staged: &str, etag: &str, key: &str) -> StoreResult<()> {
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(self.copy_source(staged))
+            .copy_source_if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if precondition_failed(&e) => Err(replaced()),
+            Err(e) if code(&e) == Some("NoSuchKey") => Err(StoreError::NotFound),
+            Err(e) => Err(s3_err("CopyObject", e)),
+        }
+    }
+
+    /// A multipart copy of exactly the object `etag` names, each part pinned to it; abandoned
+    /// (aborted) on any failure.
+    async fn copy_in_parts(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+    ) -> StoreResult<()> {
+        let content_type = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(staged)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| {
+                if precondition_failed(&e) {
+                    replaced()
+                } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                    StoreError::NotFound
+                } else {
+                    s3_err("HeadObject", e)
+                }
+            })?
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let upload_id = self.create_multipart(key, &content_type).await?;
+        let copied = self.copy_parts(staged, etag, size, key, &upload_id).await;
+        match copied {
+            Ok(parts) => self.complete_multipart(key, &upload_id, &parts).await,
+            Err(e) => {
+                let _ = self.abort_multipart(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn copy_parts(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<Vec<PartInfo>> {
+        let mut parts = Vec::new();
+        let mut first = 0u64;
+        while first < size {
+            let last = (first + self.copy_part_bytes).min(size) - 1;
+            let number = u32::try_from(parts.len() + 1)
+                .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+                .copy_source(self.copy_source(staged))
+                .copy_source_range(format!("bytes={first}-{last}"))
+                .copy_source_if_match(etag)
+                .send()
+                .await
+                .map_err(|e| {
+                    if precondition_failed(&e) {
+                        replaced()
+                    } else if code(&e) == Some("NoSuchKey") {
+                        StoreError::NotFound
+                    } else {
+                        s3_err("UploadPartCopy", e)
+                    }
+                })?;
+            let part_etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned();
+            parts.push(PartInfo {
+                number,
+                size: last - first + 1,
+                etag: part_etag,
+            });
+            first = last + 1;
+        }
+        Ok(parts)
     }
 
     pub fn bucket(&self) -> &str {
@@ -142,6 +289,7 @@ impl S3BlobStore {
         method: &str,
         key: &str,
         own: &[(&str, &str)],
+        headers: &[(&str, &str)],
         time: SystemTime,
         ttl: Duration,
     ) -> StoreResult<String> {
@@ -152,6 +300,7 @@ impl S3BlobStore {
             method,
             key,
             own,
+            headers,
         };
         presigned_url(&link, creds, time, ttl)
     }
@@ -164,6 +313,8 @@ struct Link<'a> {
     method: &'a str,
     key: &'a str,
     own: &'a [(&'a str, &'a str)],
+    /// Headers the client must send as signed (a part's `content-length`).
+    headers: &'a [(&'a str, &'a str)],
 }
 
 /// The presigned URL of `link`, signed by `creds` at `time` for `ttl`. S3's flavour of SigV4:
@@ -210,7 +361,7 @@ fn presigned_url(
     let signable = SignableRequest::new(
         link.method,
         &url,
-        std::iter::empty(),
+        link.headers.iter().copied(),
         SignableBody::UnsignedPayload,
     )
     .map_err(|e| failed(&e))?;
@@ -299,10 +450,16 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
         {
-            Ok(out) => match out.content_length().and_then(|n| u64::try_from(n).ok()) {
-                Some(size) => Ok(Some(BlobInfo { size })),
-                None => Err(StoreError::Unavailable(
-                    "s3 HeadObject: the answer has no Content-Length".into(),
+            Ok(out) => match (
+                out.content_length().and_then(|n| u64::try_from(n).ok()),
+                out.e_tag(),
+            ) {
+                (Some(size), Some(etag)) => Ok(Some(BlobInfo {
+                    size,
+                    etag: etag.to_owned(),
+                })),
+                _ => Err(StoreError::Unavailable(
+                    "s3 HeadObject: the answer has no Content-Length or ETag".into(),
                 )),
             },
             Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
@@ -312,12 +469,19 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes> {
         use aws_sdk_s3::operation::get_object::GetObjectError;
         if len == 0 {
             // No byte range can say "nothing"; the object must still exist.
             return match self.head(key).await? {
-                Some(_) => Ok(Bytes::new()),
+                Some(info) if etag.is_none_or(|e| e == info.etag) => Ok(Bytes::new()),
+                Some(_) => Err(replaced()),
                 None => Err(StoreError::NotFound),
             };
         }
@@ -328,6 +492,7 @@ impl BlobStore for S3BlobStore {
             .bucket(&self.bucket)
             .key(key)
             .range(format!("bytes={offset}-{last}"))
+            .set_if_match(etag.map(str::to_owned))
             .send()
             .await
         {
@@ -335,10 +500,83 @@ impl BlobStore for S3BlobStore {
             Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
                 Err(StoreError::NotFound)
             }
+            Err(e) if precondition_failed(&e) => Err(replaced()),
             // Starting past the end: like reading a file there, nothing.
             Err(e) if code(&e) == Some("InvalidRange") => Ok(Bytes::new()),
             Err(e) => Err(s3_err("GetObject", e)),
         }
+    }
+
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
+        if size <= self.copy_part_bytes {
+            self.copy_whole(staged, etag, key).await?;
+        } else {
+            self.copy_in_parts(staged, etag, size, key).await?;
+        }
+        // The staged object, or one that landed after it: nothing reads either any more.
+        self.delete(staged).await
+    }
+
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(STAGING_PREFIX)
+            .set_continuation_token(after)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListObjectsV2", e))?;
+        Ok(StagedPage {
+            items: page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect(),
+            next: page
+                .next_continuation_token()
+                .filter(|_| page.is_truncated() == Some(true))
+                .map(str::to_owned),
+        })
+    }
+
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>> {
+        // The position is S3's pair of markers, one per line.
+        let (key_marker, id_marker) = match after.as_deref().and_then(|a| a.split_once('\n')) {
+            Some((k, i)) => (Some(k.to_owned()), Some(i.to_owned())),
+            None => (None, None),
+        };
+        let page = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(STAGING_PREFIX)
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(id_marker)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListMultipartUploads", e))?;
+        let next = match (page.next_key_marker(), page.next_upload_id_marker()) {
+            (Some(k), Some(i)) if page.is_truncated() == Some(true) => Some(format!("{k}\n{i}")),
+            _ => None,
+        };
+        Ok(StagedPage {
+            items: page
+                .uploads()
+                .iter()
+                .filter_map(|u| {
+                    Some(StagedUpload {
+                        key: u.key()?.to_owned(),
+                        upload_id: u.upload_id()?.to_owned(),
+                        initiated: u.initiated().map_or(0, |t| t.secs()),
+                    })
+                })
+                .collect(),
+            next,
+        })
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -375,6 +613,7 @@ impl BlobStore for S3BlobStore {
                 ("response-content-disposition", &disposition),
                 ("response-content-type", opts.content_type),
             ],
+            &[],
             signed_at,
             ttl,
         )
@@ -472,6 +711,7 @@ impl BlobStore for S3BlobStore {
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
         let number = number.to_string();
@@ -479,6 +719,8 @@ impl BlobStore for S3BlobStore {
             "PUT",
             key,
             &[("partNumber", &number), ("uploadId", upload_id)],
+            // The part's length is signed: S3 refuses a body of any other size.
+            &[("content-length", &size.to_string())],
             SystemTime::now(),
             ttl,
         )
@@ -639,6 +881,7 @@ mod tests {
             method: "GET",
             key: "test.txt",
             own: &[],
+            headers: &[],
         };
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
         let url = presigned_url(&link, creds, time, Duration::from_secs(86400)).unwrap();
@@ -664,6 +907,7 @@ mod tests {
             method: "GET",
             key: "t/a b",
             own: &[("response-content-type", "text/plain")],
+            headers: &[],
         };
         let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
         assert!(
@@ -673,6 +917,24 @@ mod tests {
         assert!(url.contains("response-content-type=text%2Fplain"), "{url}");
         assert!(url.contains("X-Amz-Security-Token=tok%2F%2B%3D"), "{url}");
         assert!(url.contains("X-Amz-Expires=60&"), "{url}");
+    }
+
+    #[test]
+    fn a_part_link_signs_its_length() {
+        let creds = Credentials::new("AKID", "secret", None, None, "test");
+        let link = Link {
+            bucket_url: "https://b.s3.amazonaws.com",
+            region: "us-east-1",
+            method: "PUT",
+            key: "staging/t/a/v",
+            own: &[("partNumber", "1"), ("uploadId", "u")],
+            headers: &[("content-length", "8388608")],
+        };
+        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        assert!(
+            url.contains("X-Amz-SignedHeaders=content-length%3Bhost"),
+            "{url}"
+        );
     }
 
     #[test]
