@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod behaviour;
+mod capacity;
 mod support;
 
 use support::*;
@@ -293,14 +294,15 @@ mod adapters {
             dynamo,
             SqliteStore::in_memory().unwrap(),
             s3,
-            S3Task(task, tmp),
+            S3Task(task, tmp, peers),
         )
     }
 
-    /// The S3 server's task and folder, kept for as long as the test runs.
+    /// The S3 server's task and folder, kept for as long as the test runs, and the peers' table.
     struct S3Task(
         tokio::task::JoinHandle<std::io::Result<()>>,
         #[allow(dead_code)] tempfile::TempDir,
+        Peers,
     );
     impl Drop for S3Task {
         fn drop(&mut self) {
@@ -598,6 +600,226 @@ mod adapters {
             .unwrap()
             .parents
             .is_empty());
+    }
+
+    /// A parent whose listed attachments are separated by more hidden ones (abandoned uploads)
+    /// than a listing steps over: a page ends early with a cursor that goes on from there, and a
+    /// listing that is not paged refuses; the same on both stores.
+    #[tokio::test]
+    async fn hidden_attachments_are_stepped_over_within_a_bound() {
+        use attachments::store::dynamo::{bulk_attachment_items, bulk_parent_items};
+        use attachments::store::MAX_HIDDEN_SKIPPED;
+        let (dynamo, sqlite, _s3, task) = stores().await;
+        let t = TenantId::parse("a").unwrap();
+        let p = parent("crowded");
+        let mut atts = vec![attachment(&t, &p, AttachmentStatus::Ready, None)];
+        for _ in 0..MAX_HIDDEN_SKIPPED + 2 {
+            atts.push(attachment(
+                &t,
+                &p,
+                AttachmentStatus::Pending,
+                Some(2_000_000_000),
+            ));
+        }
+        atts.push(attachment(&t, &p, AttachmentStatus::Ready, None));
+        put_parent(&sqlite, &t, &p).await;
+        for a in &atts {
+            sqlite.create_attachment(a).await.unwrap();
+        }
+        // DynamoDB: loaded in bulk, as the store writes them.
+        let stored = sqlite.get_parent(&t, &p).await.unwrap().unwrap();
+        let mut items = bulk_parent_items(&stored, 2).unwrap();
+        for a in &atts {
+            items.extend(bulk_attachment_items(a, 16).unwrap());
+        }
+        task.2.load(items).await;
+
+        let (ready, last) = (atts[0].id, atts[atts.len() - 1].id);
+        for s in [&dynamo as &dyn MetadataStore, &sqlite] {
+            let first = s.list_attachments(&t, &p, None, 10, false).await.unwrap();
+            assert_eq!(
+                first.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+                [ready]
+            );
+            // The page stopped on the last hidden attachment it read: 11 wanted, 1,000 more.
+            assert_eq!(first.next_after, Some(atts[MAX_HIDDEN_SKIPPED + 10].id));
+            let second = s
+                .list_attachments(&t, &p, first.next_after, 10, false)
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    second.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+                    second.next_after
+                ),
+                (vec![last], None)
+            );
+            // Hidden ones included (the deletion of a parent reads so), nothing is skipped.
+            let all = s.list_attachments(&t, &p, None, 2000, true).await.unwrap();
+            assert_eq!(all.items.len(), atts.len());
+            assert_eq!(
+                s.list_attachments_of_many(&t, std::slice::from_ref(&p), 1000)
+                    .await
+                    .unwrap(),
+                ManyListing::TooMany
+            );
+        }
+        // Hidden ones after the last listed one are never read: with the newest listed
+        // attachment deleted, the parent lists again.
+        for s in [&dynamo as &dyn MetadataStore, &sqlite] {
+            assert!(s.delete_attachment(&t, last).await.unwrap());
+            let ManyListing::Parents(lists) = s
+                .list_attachments_of_many(&t, std::slice::from_ref(&p), 1000)
+                .await
+                .unwrap()
+            else {
+                panic!("refused");
+            };
+            assert_eq!(lists[0].as_ref().unwrap().len(), 1);
+        }
+    }
+
+    /// A table written before parents had counts: parents without a count, the per-kind index
+    /// items, and leftovers in the index's one old partition. Listings work at once; the sweep
+    /// finds the old leftovers; the first change of a parent counts it; the migration counts
+    /// the others and removes the index items, and finds nothing to do a second time.
+    #[tokio::test]
+    async fn a_table_from_before_counts_is_migrated() {
+        use attachments::store::dynamo::bulk_attachment_items;
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        use std::collections::HashMap;
+        let (dynamo, _sqlite, _s3, task) = stores().await;
+        let peers = &task.2;
+        let t = TenantId::parse("a").unwrap();
+        let kind = ParentKind::parse("profile").unwrap();
+        let (old, empty, touched) = (parent("old"), parent("empty"), parent("touched"));
+        let old_parent_item = |p: &ParentRef| -> HashMap<String, A> {
+            let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+            let doc = serde_json::to_string(&Parent {
+                tenant: t.clone(),
+                key: p.clone(),
+                source: None,
+                reference: None,
+                email: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .unwrap();
+            HashMap::from([
+                ("pk".into(), A::S(format!("T#a#P#profile#{}", p.id))),
+                ("sk".into(), A::S("P".into())),
+                ("doc".into(), A::S(doc)),
+                ("rev".into(), A::N("1".into())),
+            ])
+        };
+        let index_item = |p: &ParentRef, ids: &[&Attachment]| -> HashMap<String, A> {
+            let mut item = HashMap::from([
+                ("pk".into(), A::S("T#a#I#profile".into())),
+                ("sk".into(), A::S(p.id.to_string())),
+            ]);
+            if !ids.is_empty() {
+                item.insert(
+                    "ids".into(),
+                    A::Ss(ids.iter().map(|a| a.id.to_string()).collect()),
+                );
+            }
+            item
+        };
+        let listed: Vec<Attachment> = (0..3)
+            .map(|_| attachment(&t, &old, AttachmentStatus::Ready, None))
+            .collect();
+        let abandoned = attachment(&t, &old, AttachmentStatus::Pending, Some(100));
+        let pending = attachment(&t, &touched, AttachmentStatus::Pending, Some(2_000_000_000));
+        let mut items = vec![
+            old_parent_item(&old),
+            old_parent_item(&empty),
+            old_parent_item(&touched),
+            index_item(&old, &listed.iter().collect::<Vec<_>>()),
+            index_item(&empty, &[]),
+        ];
+        for a in listed.iter().chain([&abandoned, &pending]) {
+            items.extend(bulk_attachment_items(a, 16).unwrap());
+        }
+        // The abandoned upload sits where the old code put every leftover.
+        for item in &mut items {
+            if item.get("gsi1sk") == Some(&A::S("00000000000000000100".into())) {
+                item.insert("gsi1pk".into(), A::S("leftover".into()));
+            }
+        }
+        peers.load(items).await;
+
+        // Listings work before the migration: the count is unknown, so the parent is read.
+        let ManyListing::Parents(lists) = dynamo
+            .list_attachments_of_many(&t, &[old.clone(), empty.clone()], 1000)
+            .await
+            .unwrap()
+        else {
+            panic!("refused");
+        };
+        assert_eq!(lists[0].as_ref().unwrap().len(), 3);
+        assert_eq!(lists[1].as_ref().unwrap().len(), 0);
+        // The sweep still finds the old leftover.
+        let swept = dynamo.expired_pending(1_000, 10).await.unwrap();
+        assert_eq!(
+            swept.iter().map(|a| a.id).collect::<Vec<_>>(),
+            [abandoned.id]
+        );
+        // A parent changed before the migration is counted by that change.
+        let mut ready = pending.clone();
+        ready.status = AttachmentStatus::Ready;
+        ready.expires_at = None;
+        dynamo
+            .update_attachment(&ready, Expected::of(&pending))
+            .await
+            .unwrap();
+        let page = dynamo
+            .parents_with_attachments(&t, &kind, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.parents, vec![touched.clone()]);
+
+        let count_of = |p: &ParentRef| {
+            let pk = format!("T#a#P#profile#{}", p.id);
+            async move {
+                let items = peers.table_items().await;
+                let item = items
+                    .iter()
+                    .find(|i| {
+                        i.get("pk") == Some(&A::S(pk.clone()))
+                            && i.get("sk") == Some(&A::S("P".into()))
+                    })
+                    .unwrap();
+                item.get("n").and_then(|n| n.as_n().ok()).cloned()
+            }
+        };
+        assert_eq!(count_of(&touched).await.as_deref(), Some("1"));
+        assert_eq!(count_of(&old).await, None);
+
+        let done = dynamo.migrate_legacy().await.unwrap();
+        assert_eq!((done.index_items, done.counted), (2, 2));
+        assert_eq!(count_of(&old).await.as_deref(), Some("3"));
+        assert_eq!(count_of(&empty).await.as_deref(), Some("0"));
+        let page = dynamo
+            .parents_with_attachments(&t, &kind, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.parents, vec![old.clone(), touched.clone()]);
+        assert!(!peers
+            .table_items()
+            .await
+            .iter()
+            .any(|i| i.get("pk") == Some(&A::S("T#a#I#profile".into()))));
+        let again = dynamo.migrate_legacy().await.unwrap();
+        assert_eq!((again.index_items, again.counted), (0, 0));
+        // Counted, the parent's last listed attachment takes its marker with it.
+        for a in &listed {
+            assert!(dynamo.delete_attachment(&t, a.id).await.unwrap());
+        }
+        let page = dynamo
+            .parents_with_attachments(&t, &kind, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.parents, vec![touched]);
     }
 
     #[tokio::test]

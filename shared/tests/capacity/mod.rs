@@ -1,0 +1,271 @@
+//! What the DynamoDB store costs and where it writes, measured on moto through an interceptor on
+//! the store's client (`support/capacity.rs`): the write units of an upload, a direct upload's
+//! completion and a deletion are the same for a parent that holds 6,000 attachments as for one
+//! that holds one; two parents' and two tenants' writes go to disjoint partitions, but for the
+//! two documented sharded keys; the records API lists 100 records in two round trips.
+
+use std::collections::BTreeSet;
+
+use attachments::domain::{ParentId, ParentKind, ParentRef};
+use attachments::store::dynamo::{
+    bulk_attachment_items, bulk_parent_items, DEFAULT_LEFTOVER_SHARDS,
+};
+use serde_json::{json, Value};
+
+use crate::behaviour::direct::{payload, post_form};
+use crate::support::capacity::{cost_of, json_item, sequential_round_trips, Call, Cost, Recorder};
+use crate::support::*;
+
+fn profile(id: &str) -> ParentRef {
+    ParentRef::new(
+        ParentKind::parse("profile").unwrap(),
+        ParentId::parse(id).unwrap(),
+    )
+}
+
+/// The calls `f` makes, from the recorder's log.
+async fn calls_of<T>(rec: &Recorder, f: impl std::future::Future<Output = T>) -> (T, Vec<Call>) {
+    let mark = rec.mark();
+    let out = f.await;
+    (out, rec.since(mark))
+}
+
+/// Uploads one small file through the native API; its id and what the upload cost.
+async fn upload(
+    h: &Harness,
+    rec: &Recorder,
+    key: &str,
+    parent: &str,
+    name: &str,
+) -> (String, Cost) {
+    let (r, calls) = calls_of(
+        rec,
+        h.post_form(
+            &format!("/v1/parents/profile/{parent}/attachments"),
+            key,
+            &Form::new().file("file", name, name.as_bytes()),
+        ),
+    )
+    .await;
+    let id = r.expect(201).json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, cost_of(&calls))
+}
+
+/// A direct upload (one form POST to S3): what its begin and its completion cost.
+async fn direct(h: &Harness, rec: &Recorder, parent: &str) -> (String, Cost, Cost) {
+    let data = payload(20_000, 7);
+    let (r, begin) = calls_of(
+        rec,
+        h.call(
+            "POST",
+            &format!("/v1/parents/profile/{parent}/uploads"),
+            Some(KEY_A),
+            json!({"file_name": "scan.bin", "content_type": "application/octet-stream", "size": data.len()})
+                .to_string(),
+        ),
+    )
+    .await;
+    let up = r.expect(201).json();
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    assert!(post_form(&up["upload"], &data).await.status.is_success());
+    let (r, complete) = calls_of(
+        rec,
+        h.call(
+            "POST",
+            &format!("/v1/attachments/{id}/complete"),
+            Some(KEY_A),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.expect(200).json()["status"], "ready");
+    (id, cost_of(&begin), cost_of(&complete))
+}
+
+async fn delete(h: &Harness, rec: &Recorder, key: &str, id: &str) -> Cost {
+    let (r, calls) = calls_of(
+        rec,
+        h.call("DELETE", &format!("/v1/attachments/{id}"), Some(key), ""),
+    )
+    .await;
+    r.expect(204);
+    cost_of(&calls)
+}
+
+/// Table and index units, for comparing.
+fn units(c: &Cost) -> (u64, u64) {
+    (c.table, c.index)
+}
+
+#[tokio::test]
+async fn writes_cost_the_same_whatever_the_parent_holds() {
+    let rec = Recorder::default();
+    let h = Harness::aws_recorded(Opts::default(), &rec).await;
+    h.parent(KEY_A, "profile", "fresh").await;
+    h.parent(KEY_A, "profile", "big").await;
+    // 6,000 attachments straight into the table (uploads would take minutes on moto), made
+    // known to the recorder so that writes to them are measured at their real size.
+    let big = profile("big");
+    let who = attachments::domain::Principal {
+        tenant: attachments::domain::TenantId::parse("a").unwrap(),
+        owner: OWNER_A.into(),
+    };
+    let stored = h.app.get_parent(&who, &big).await.unwrap();
+    let mut items = bulk_parent_items(&stored, 6000).unwrap();
+    for i in 0..6000 {
+        let att = ready_attachment("a", &big, &format!("f{i:04}.txt"));
+        items.extend(bulk_attachment_items(&att, DEFAULT_LEFTOVER_SHARDS).unwrap());
+    }
+    rec.know(&items.iter().map(json_item).collect::<Vec<_>>());
+    h.peers.as_ref().unwrap().load(items).await;
+
+    let (_, first) = upload(&h, &rec, KEY_A, "fresh", "one.txt").await;
+    let (second_id, second) = upload(&h, &rec, KEY_A, "fresh", "two.txt").await;
+    let (big_id, big_upload) = upload(&h, &rec, KEY_A, "big", "6001.txt").await;
+    assert_eq!(
+        units(&big_upload),
+        units(&second),
+        "an upload to a parent of 6,000 costs what one to a parent of one does"
+    );
+    // The first attachment of a parent also puts its marker: one small item, in the
+    // transaction (2 units).
+    assert_eq!(units(&first), (second.table + 2, second.index));
+
+    let (_, fresh_begin, fresh_complete) = direct(&h, &rec, "fresh").await;
+    let (_, big_begin, big_complete) = direct(&h, &rec, "big").await;
+    assert_eq!(units(&big_begin), units(&fresh_begin));
+    assert_eq!(units(&big_complete), units(&fresh_complete));
+
+    let fresh_delete = delete(&h, &rec, KEY_A, &second_id).await;
+    let big_delete = delete(&h, &rec, KEY_A, &big_id).await;
+    assert_eq!(units(&big_delete), units(&fresh_delete));
+
+    // Small constants, whatever the parent: the figures docs/dynamodb.md gives.
+    let table = [
+        ("upload (first of its parent)", &first),
+        ("upload", &second),
+        ("upload to a parent of 6,000", &big_upload),
+        ("direct upload: begin", &fresh_begin),
+        ("direct upload: complete", &fresh_complete),
+        ("direct upload: complete, parent of 6,000", &big_complete),
+        ("delete", &fresh_delete),
+        ("delete, parent of 6,000", &big_delete),
+    ];
+    for (what, c) in table {
+        eprintln!(
+            "write units: {what:<42} table {:>2}  leftovers index {:>2}",
+            c.table, c.index
+        );
+        assert!(c.table + c.index <= 16, "{what}: {c:?}");
+    }
+}
+
+/// Partition keys that several parents' writes may share, by design: the marker shards and
+/// the leftovers index shards.
+fn sharded(pk: &str) -> bool {
+    let parts: Vec<&str> = pk.split('#').collect();
+    matches!(parts.as_slice(), ["T", _, "L", _, n] if n.parse::<u32>().is_ok_and(|n| n < 16))
+        || matches!(parts.as_slice(), ["leftover", n] if n.parse::<u32>().is_ok())
+}
+
+#[tokio::test]
+async fn two_parents_and_two_tenants_write_disjoint_partitions() {
+    let rec = Recorder::default();
+    let h = Harness::aws_recorded(Opts::default(), &rec).await;
+    let writers = [(KEY_A, "a", "p1"), (KEY_A, "a", "p2"), (KEY_B, "b", "p1")];
+    let mut own: Vec<BTreeSet<String>> = Vec::new();
+    let mut shared = BTreeSet::new();
+    for (key, tenant, parent) in writers {
+        h.parent(key, "profile", parent).await;
+        let mut written = Cost::default();
+        // Two uploads (the first puts the marker), a deletion (the last takes it away again).
+        for name in ["a.txt", "b.txt"] {
+            let (id, cost) = upload(&h, &rec, key, parent, name).await;
+            written.partitions.extend(cost.partitions);
+            written.index_partitions.extend(cost.index_partitions);
+            let cost = delete(&h, &rec, key, &id).await;
+            written.partitions.extend(cost.partitions);
+            written.index_partitions.extend(cost.index_partitions);
+        }
+        let mut mine = BTreeSet::new();
+        for pk in written.partitions.iter().chain(&written.index_partitions) {
+            if sharded(pk) {
+                shared.insert(pk.clone());
+                continue;
+            }
+            // Only the parent's own partition and its attachments' own partitions.
+            let home = format!("T#{tenant}#P#profile#{parent}");
+            assert!(
+                *pk == home || pk.starts_with(&format!("T#{tenant}#A#")),
+                "{tenant}/{parent} wrote {pk}"
+            );
+            mine.insert(pk.clone());
+        }
+        own.push(mine);
+    }
+    for (i, a) in own.iter().enumerate() {
+        for b in &own[i + 1..] {
+            assert!(a.is_disjoint(b), "{a:?} and {b:?}");
+        }
+    }
+    // The sharded keys were written too (markers, pending uploads), and are of their two forms.
+    assert!(shared.iter().any(|k| k.starts_with("T#")), "{shared:?}");
+    assert!(
+        shared.iter().any(|k| k.starts_with("leftover#")),
+        "{shared:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_records_are_listed_in_two_round_trips() {
+    let rec = Recorder::default();
+    let h = Harness::aws_recorded(Opts::default(), &rec).await;
+    let uuid = |i: usize| format!("5a0e2c9d-3b7f-4c1e-9d2a-{i:012}");
+    let kind = ParentKind::parse("io_trips").unwrap();
+    for i in 0..100 {
+        h.parent(KEY_A, "io_trips", &uuid(i)).await;
+        // Three records in five have two files each.
+        if i % 5 < 3 {
+            let record = ParentRef::new(kind.clone(), ParentId::parse(&uuid(i)).unwrap());
+            let atts = [
+                ready_attachment("a", &record, "one.txt"),
+                ready_attachment("a", &record, "two.txt"),
+            ];
+            h.load_attachments("a", &record, &atts).await;
+        }
+    }
+    let ids: Vec<String> = (0..100).map(uuid).collect();
+    let path = format!("/v2/io_trips/attachments?uuids={}", ids.join(","));
+    // Once to check the answer (and to have the key checked and cached), once to measure.
+    let answer = h.get(&path, KEY_A).await.expect(200).json();
+    let map = answer.as_object().unwrap();
+    assert_eq!(map.keys().cloned().collect::<Vec<_>>(), ids);
+    for (i, id) in ids.iter().enumerate() {
+        let n = if i % 5 < 3 { 2 } else { 0 };
+        assert_eq!(map[id].as_array().unwrap().len(), n, "{id}");
+    }
+    let (again, calls) = calls_of(&rec, h.get(&path, KEY_A)).await;
+    let again: Value = again.expect(200).json();
+    assert_eq!(
+        again.as_object().unwrap().keys().collect::<Vec<_>>(),
+        map.keys().collect::<Vec<_>>()
+    );
+    let ops: Vec<&str> = calls.iter().map(|c| c.op.as_str()).collect();
+    assert_eq!(
+        (
+            ops.iter().filter(|o| **o == "BatchGetItem").count(),
+            ops.iter().filter(|o| **o == "Query").count(),
+            ops.len()
+        ),
+        (1, 60, 61),
+        "one read of the records, one Query per record with files: {ops:?}"
+    );
+    assert_eq!(
+        sequential_round_trips(&calls),
+        2,
+        "the records, then their attachments all at once"
+    );
+}
