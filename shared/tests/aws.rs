@@ -613,7 +613,8 @@ mod adapters {
         let t = TenantId::parse("a").unwrap();
         let p = parent("crowded");
         let mut atts = vec![attachment(&t, &p, AttachmentStatus::Ready, None)];
-        for _ in 0..MAX_HIDDEN_SKIPPED + 2 {
+        // More hidden ones than a page of 10 may step over (11 wanted, 1,000 besides).
+        for _ in 0..MAX_HIDDEN_SKIPPED + 20 {
             atts.push(attachment(
                 &t,
                 &p,
@@ -635,11 +636,15 @@ mod adapters {
         task.2.load(items).await;
 
         let (ready, last) = (atts[0].id, atts[atts.len() - 1].id);
-        for s in [&dynamo as &dyn MetadataStore, &sqlite] {
+        for (name, s) in [
+            ("dynamodb", &dynamo as &dyn MetadataStore),
+            ("sqlite", &sqlite),
+        ] {
             let first = s.list_attachments(&t, &p, None, 10, false).await.unwrap();
             assert_eq!(
                 first.items.iter().map(|a| a.id).collect::<Vec<_>>(),
-                [ready]
+                [ready],
+                "{name}"
             );
             // The page stopped on the last hidden attachment it read: 11 wanted, 1,000 more.
             assert_eq!(first.next_after, Some(atts[MAX_HIDDEN_SKIPPED + 10].id));

@@ -9,8 +9,8 @@ use futures_util::future::try_join_all;
 use super::counts::{key_of, key_strings, listed_of_item, Listed};
 use super::{
     attachment_sk, doc, expiry_key, key_item, marker_pk, parent_key, parent_pk, s, DynamoStore,
-    Item, QueryInput, LEFTOVER, LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK, LEGACY_LEFTOVER,
-    MARKER_SHARDS, PK, SK, STATUS,
+    Item, QueryInput, QueryOutput, LEFTOVER, LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK,
+    LEGACY_LEFTOVER, MARKER_SHARDS, PK, SK, STATUS,
 };
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, ParentId, ParentKind, ParentRef, TenantId,
@@ -62,6 +62,19 @@ fn attachments_query(
     q
 }
 
+/// How many items beyond those still wanted the next Query of a listing reads: twice as many
+/// as before plus the hidden ones this one stepped over, so that a run of hidden attachments
+/// (abandoned uploads) costs a few round trips, not one per page's worth; what a listing reads
+/// in all stays within its budget.
+fn more_for_hidden(extra: usize, resp: &QueryOutput) -> usize {
+    let hidden = resp.scanned.saturating_sub(resp.count);
+    if hidden == 0 {
+        extra
+    } else {
+        extra.saturating_add(hidden).saturating_mul(2)
+    }
+}
+
 /// The attachment id of an attachment item's key (a page's stopping point).
 fn attachment_of_key(k: &Item) -> StoreResult<AttachmentId> {
     key_strings(k)
@@ -98,8 +111,11 @@ impl DynamoStore {
         let mut found: Vec<Attachment> = Vec::new();
         let mut read = 0usize;
         let mut stopped = None;
+        let mut extra = 0usize;
         loop {
-            let page = (wanted - found.len()).min(budget - read);
+            let page = (wanted - found.len())
+                .saturating_add(extra)
+                .min(budget - read);
             let resp = self
                 .query(attachments_query(
                     &self.table,
@@ -110,6 +126,7 @@ impl DynamoStore {
                 ))
                 .await?;
             read = read.saturating_add(resp.scanned);
+            extra = more_for_hidden(extra, &resp);
             for item in resp.items {
                 found.push(doc(&item)?);
             }
@@ -236,8 +253,11 @@ impl DynamoStore {
         let mut found: Vec<Attachment> = Vec::new();
         let mut read = 0usize;
         let mut start = None;
+        let mut extra = SLACK;
         loop {
-            let page = (target - found.len() + SLACK).min(budget - read);
+            let page = (target - found.len())
+                .saturating_add(extra)
+                .min(budget - read);
             let resp = self
                 .query(attachments_query(
                     &self.table,
@@ -248,6 +268,7 @@ impl DynamoStore {
                 ))
                 .await?;
             read = read.saturating_add(resp.scanned);
+            extra = more_for_hidden(extra, &resp);
             for item in resp.items {
                 found.push(doc(&item)?);
             }
