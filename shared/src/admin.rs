@@ -47,42 +47,8 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
     let app = built.app;
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
-        ["keys", "create", rest @ ..] => {
-            let mut tenant = None;
-            let mut owner = None;
-            let mut it = rest.iter();
-            while let Some(flag) = it.next() {
-                match (*flag, it.next()) {
-                    ("--tenant", Some(v)) => tenant = Some(*v),
-                    ("--owner", Some(v)) => owner = Some(*v),
-                    _ => return Err(USAGE.into()),
-                }
-            }
-            let tenant = TenantId::parse(tenant.ok_or(USAGE)?).map_err(|e| e.to_string())?;
-            let key = app
-                .create_key(&tenant, owner)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(format!(
-                "key id {} for tenant {} (owner {}):\n{}\n(the key is shown only now)",
-                key.record.id, key.record.tenant, key.record.owner, key.secret
-            ))
-        }
-        ["keys", "list"] => {
-            let keys = app.list_keys().await.map_err(|e| e.to_string())?;
-            let mut out =
-                String::from("ID            TENANT           OWNER                    STATUS\n");
-            for k in keys {
-                out.push_str(&format!(
-                    "{:<13} {:<16} {:<24} {}\n",
-                    k.id,
-                    k.tenant,
-                    k.owner,
-                    if k.revoked { "revoked" } else { "active" }
-                ));
-            }
-            Ok(out)
-        }
+        ["keys", "create", rest @ ..] => create_key(&app, rest).await,
+        ["keys", "list"] => list_keys(&app).await,
         ["keys", "revoke", id] => {
             app.revoke_key(id).await.map_err(|e| e.to_string())?;
             Ok(format!("revoked {id}"))
@@ -108,6 +74,45 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
         }
         _ => Err(USAGE.into()),
     }
+}
+
+/// `keys create --tenant T [--owner O]`: the new key, shown once.
+async fn create_key(app: &crate::App, flags: &[&str]) -> Result<String, String> {
+    let mut tenant = None;
+    let mut owner = None;
+    let mut it = flags.iter();
+    while let Some(flag) = it.next() {
+        match (*flag, it.next()) {
+            ("--tenant", Some(v)) => tenant = Some(*v),
+            ("--owner", Some(v)) => owner = Some(*v),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let tenant = TenantId::parse(tenant.ok_or(USAGE)?).map_err(|e| e.to_string())?;
+    let key = app
+        .create_key(&tenant, owner)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "key id {} for tenant {} (owner {}):\n{}\n(the key is shown only now)",
+        key.record.id, key.record.tenant, key.record.owner, key.secret
+    ))
+}
+
+/// `keys list`: a table of every key, secrets never shown.
+async fn list_keys(app: &crate::App) -> Result<String, String> {
+    let keys = app.list_keys().await.map_err(|e| e.to_string())?;
+    let mut out = String::from("ID            TENANT           OWNER                    STATUS\n");
+    for k in keys {
+        out.push_str(&format!(
+            "{:<13} {:<16} {:<24} {}\n",
+            k.id,
+            k.tenant,
+            k.owner,
+            if k.revoked { "revoked" } else { "active" }
+        ));
+    }
+    Ok(out)
 }
 
 /// Gives the parents of a table written before parents had counts their count and marker, and

@@ -205,12 +205,7 @@ impl Config {
             json_logs: json_logs(&v)?,
             crafter_allowed_types: v
                 .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
-                .unwrap_or_else(|| {
-                    DEFAULT_CRAFTER_ALLOWED_TYPES
-                        .iter()
-                        .map(|t| (*t).to_owned())
-                        .collect()
-                }),
+                .unwrap_or_else(default_crafter_types),
             crafter_max_file_bytes: v.positive(
                 "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
                 DEFAULT_CRAFTER_MAX_FILE_BYTES,
@@ -424,6 +419,14 @@ fn json_logs<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<bool, ConfigE
     }
 }
 
+/// Crafter Profile's own list of accepted types.
+fn default_crafter_types() -> Vec<String> {
+    DEFAULT_CRAFTER_ALLOWED_TYPES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect()
+}
+
 /// A comma-separated list of content types, compared lower-case as the service decides them.
 fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
     let types: Vec<String> = v
@@ -500,6 +503,7 @@ mod tests {
         assert!(!c.s3_path_style);
         assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
         assert!(!c.load_fixtures);
+        assert_eq!(c.leftover_shards, 16);
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 
@@ -550,6 +554,20 @@ mod tests {
                 .unwrap_err()
                 .var,
             "ATTACHMENTS_LOAD_FIXTURES"
+        );
+        for bad in ["0", "257", "-1", "many"] {
+            assert_eq!(
+                cfg(&[("ATTACHMENTS_LEFTOVER_SHARDS", bad)])
+                    .unwrap_err()
+                    .var,
+                "ATTACHMENTS_LEFTOVER_SHARDS"
+            );
+        }
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_LEFTOVER_SHARDS", "4")])
+                .unwrap()
+                .leftover_shards,
+            4
         );
         assert!(
             cfg(&[("ATTACHMENTS_S3_PATH_STYLE", "1")])
