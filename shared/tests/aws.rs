@@ -602,6 +602,61 @@ mod adapters {
             .is_empty());
     }
 
+    /// Leftovers go to as many partitions of the index as `ATTACHMENTS_LEFTOVER_SHARDS` says,
+    /// and the sweep reads every one: it finds them all, the earliest first, and the earliest
+    /// `limit` of them whichever shards they are in.
+    #[tokio::test]
+    async fn leftovers_spread_over_the_configured_shards_are_all_swept() {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        let (_dynamo, _sqlite, _s3, task) = stores().await;
+        let peers = &task.2;
+        let mut vars = peers.service_vars();
+        vars.push(("ATTACHMENTS_LEFTOVER_SHARDS".into(), "3".into()));
+        let cfg = attachments::Config::from_lookup(|k| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let (dynamo, _s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+            .await
+            .unwrap();
+        let t = TenantId::parse("a").unwrap();
+        let p = parent("uploads");
+        put_parent(&dynamo, &t, &p).await;
+        let mut pending: Vec<Attachment> = (1..=30)
+            .map(|i| attachment(&t, &p, AttachmentStatus::Pending, Some(100 + i)))
+            .collect();
+        // Created in another order than they expire.
+        pending.reverse();
+        for a in &pending {
+            dynamo.create_attachment(a).await.unwrap();
+        }
+        pending.reverse();
+        let shards: std::collections::BTreeSet<String> = peers
+            .table_items()
+            .await
+            .iter()
+            .filter_map(|i| match i.get("gsi1pk") {
+                Some(A::S(pk)) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            shards.into_iter().collect::<Vec<_>>(),
+            ["leftover#0", "leftover#1", "leftover#2"]
+        );
+        let ids = |v: Vec<Attachment>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        let all = ids(pending.clone());
+        assert_eq!(ids(dynamo.expired_pending(1_000, 100).await.unwrap()), all);
+        assert_eq!(
+            ids(dynamo.expired_pending(1_000, 7).await.unwrap()),
+            all[..7]
+        );
+        assert_eq!(
+            ids(dynamo.expired_pending(111, 100).await.unwrap()),
+            all[..10]
+        );
+    }
+
     /// A parent whose listed attachments are separated by more hidden ones (abandoned uploads)
     /// than a listing steps over: a page ends early with a cursor that goes on from there, and a
     /// listing that is not paged refuses; the same on both stores.

@@ -181,14 +181,19 @@ async fn two_parents_and_two_tenants_write_disjoint_partitions() {
     for (key, tenant, parent) in writers {
         h.parent(key, "profile", parent).await;
         let mut written = Cost::default();
-        // Two uploads (the first puts the marker), a deletion (the last takes it away again).
-        for name in ["a.txt", "b.txt"] {
-            let (id, cost) = upload(&h, &rec, key, parent, name).await;
-            written.partitions.extend(cost.partitions);
-            written.index_partitions.extend(cost.index_partitions);
-            let cost = delete(&h, &rec, key, &id).await;
-            written.partitions.extend(cost.partitions);
-            written.index_partitions.extend(cost.index_partitions);
+        // Two uploads and their deletions: the first upload puts the parent's marker and the
+        // last deletion takes it away; the uploads in between never write a shared key.
+        let (first, cost) = upload(&h, &rec, key, parent, "a.txt").await;
+        written.add(cost);
+        let (second, cost) = upload(&h, &rec, key, parent, "b.txt").await;
+        assert!(
+            !cost.partitions.iter().any(|pk| sharded(pk)),
+            "an upload to a parent with attachments wrote {:?}",
+            cost.partitions
+        );
+        written.add(cost);
+        for id in [&first, &second] {
+            written.add(delete(&h, &rec, key, id).await);
         }
         let mut mine = BTreeSet::new();
         for pk in written.partitions.iter().chain(&written.index_partitions) {
@@ -268,4 +273,60 @@ async fn a_hundred_records_are_listed_in_two_round_trips() {
         2,
         "the records, then their attachments all at once"
     );
+}
+
+/// A parent of 120 attachments is deleted over several requests (at most 100 attachments, or
+/// a few seconds' worth, each), each going on where the last stopped; no transaction holds more
+/// than a handful of items, whatever the parent held, and no request more than one page's
+/// worth of them.
+#[tokio::test]
+async fn a_parent_of_many_is_deleted_in_pages_of_small_transactions() {
+    let rec = Recorder::default();
+    let h = Harness::aws_recorded(Opts::default(), &rec).await;
+    h.parent(KEY_A, "profile", "many").await;
+    let many = profile("many");
+    let atts: Vec<_> = (0..120)
+        .map(|i| ready_attachment("a", &many, &format!("f{i:03}.txt")))
+        .collect();
+    h.load_attachments("a", &many, &atts).await;
+
+    let mut removed = Vec::new();
+    loop {
+        let (r, calls) = calls_of(
+            &rec,
+            h.call("DELETE", "/v1/parents/profile/many", Some(KEY_A), ""),
+        )
+        .await;
+        let transactions: Vec<usize> = calls
+            .iter()
+            .filter(|c| c.op == "TransactWriteItems")
+            .map(|c| c.body["TransactItems"].as_array().unwrap().len())
+            .collect();
+        let widest = transactions.iter().copied().max().unwrap_or(0);
+        assert!(widest <= 5, "a transaction of {widest} items");
+        // Two a removed attachment (its tombstone, then its removal), one for the parent.
+        assert!(
+            transactions.len() <= 2 * 100 + 1,
+            "one request, {} transactions",
+            transactions.len()
+        );
+        if r.status.as_u16() == 204 {
+            break;
+        }
+        let n = r.expect(202).json()["removed"].as_u64().unwrap();
+        assert!((1..=100).contains(&n), "{n}");
+        removed.push(n);
+        assert!(removed.len() < 60, "no end in sight: {removed:?}");
+    }
+    assert!(
+        !removed.is_empty(),
+        "120 attachments take two requests at least"
+    );
+    assert!(removed.iter().sum::<u64>() <= 120, "{removed:?}");
+    h.get("/v1/parents/profile/many", KEY_A).await.expect(404);
+    for a in [&atts[0], &atts[119]] {
+        h.get(&format!("/v1/attachments/{}", a.id), KEY_A)
+            .await
+            .expect(404);
+    }
 }

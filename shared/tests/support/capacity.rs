@@ -58,7 +58,8 @@ pub struct Cost {
 }
 
 impl Cost {
-    fn add(&mut self, other: Cost) {
+    /// Adds what another write cost.
+    pub fn add(&mut self, other: Cost) {
         self.table += other.table;
         self.index += other.index;
         self.partitions.extend(other.partitions);
@@ -154,11 +155,24 @@ impl Intercept for Recorder {
 }
 
 impl Recorder {
-    /// The DynamoDB client of `sdk` with this recorder on it.
+    /// The DynamoDB client of `sdk` with this recorder on it. One thing differs from the
+    /// service's client: each attempt may take 30 s, not 3. Moto copies a whole table for
+    /// every transaction (to roll it back), which for the tables of thousands of items these
+    /// tests load takes seconds on a busy machine; and moto ignores `ClientRequestToken`, so an
+    /// attempt cut short and sent again would fail its own conditions, where DynamoDB answers
+    /// the repeat as the first.
     pub fn client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        use aws_smithy_types::timeout::TimeoutConfig;
+        use std::time::Duration;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk)
                 .interceptor(self.clone())
+                .timeout_config(timeouts)
                 .build(),
         )
     }
