@@ -139,6 +139,49 @@ async fn writes_cost_the_same_whatever_the_parent_holds() {
     assert_eq!(units(&big_begin), units(&fresh_begin));
     assert_eq!(units(&big_complete), units(&fresh_complete));
 
+    // What the items weigh, for the capacity model of docs/dynamodb.md.
+    let upload_id = h
+        .get(&format!("/v1/attachments/{second_id}"), KEY_A)
+        .await
+        .expect(200)
+        .json()["version_id"]
+        .as_str()
+        .map(str::to_owned);
+    let sizes = [
+        ("parent", "T#a#P#profile#fresh".to_owned(), "P".to_owned()),
+        (
+            "attachment",
+            "T#a#P#profile#fresh".to_owned(),
+            format!("A#{second_id}"),
+        ),
+        ("pointer", format!("T#a#A#{second_id}"), "A".to_owned()),
+        (
+            "version",
+            format!("T#a#A#{second_id}"),
+            format!("V#{}", upload_id.unwrap_or_default()),
+        ),
+    ];
+    for (what, pk, sk) in sizes {
+        eprintln!("item size: {what:<10} {:?} bytes", rec.size_of(&pk, &sk));
+    }
+
+    // Reads write nothing: a page of 20 of the 6,001 attachments, and a download.
+    let (r, list_calls) = calls_of(
+        &rec,
+        h.get("/v1/parents/profile/big/attachments?limit=20", KEY_A),
+    )
+    .await;
+    assert_eq!(r.expect(200).json()["items"].as_array().unwrap().len(), 20);
+    let (r, download_calls) = calls_of(
+        &rec,
+        h.get(&format!("/v1/attachments/{big_id}/content"), KEY_A),
+    )
+    .await;
+    assert!(r.status.is_redirection(), "{}", r.status);
+    let (list, download) = (cost_of(&list_calls), cost_of(&download_calls));
+    assert_eq!(units(&list), (0, 0));
+    assert_eq!(units(&download), (0, 0));
+
     let fresh_delete = delete(&h, &rec, KEY_A, &second_id).await;
     let big_delete = delete(&h, &rec, KEY_A, &big_id).await;
     assert_eq!(units(&big_delete), units(&fresh_delete));
@@ -153,11 +196,15 @@ async fn writes_cost_the_same_whatever_the_parent_holds() {
         ("direct upload: complete, parent of 6,000", &big_complete),
         ("delete", &fresh_delete),
         ("delete, parent of 6,000", &big_delete),
+        ("list 20 of 6,001", &list),
+        ("download", &download),
     ];
     for (what, c) in table {
         eprintln!(
-            "write units: {what:<42} table {:>2}  leftovers index {:>2}",
-            c.table, c.index
+            "write units: {what:<42} table {:>2}  leftovers index {:>2}  reads: {}",
+            c.table,
+            c.index,
+            c.read_summary()
         );
         assert!(c.table + c.index <= 16, "{what}: {c:?}");
     }

@@ -55,6 +55,8 @@ pub struct Cost {
     pub partitions: Vec<String>,
     /// Partition keys written in the leftovers index.
     pub index_partitions: Vec<String>,
+    /// The reads sent besides (their operations), in [`cost_of`]'s total.
+    pub reads: Vec<String>,
 }
 
 impl Cost {
@@ -64,6 +66,17 @@ impl Cost {
         self.index += other.index;
         self.partitions.extend(other.partitions);
         self.index_partitions.extend(other.index_partitions);
+        self.reads.extend(other.reads);
+    }
+
+    /// The reads, counted by operation: `GetItem 2, Query 1`.
+    pub fn read_summary(&self) -> String {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &self.reads {
+            *counts.entry(r.as_str()).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        parts.join(", ")
     }
 }
 
@@ -187,6 +200,15 @@ impl Recorder {
         self.0.lock().unwrap().calls[mark..].to_vec()
     }
 
+    /// The size of an item as last written, by DynamoDB's rules, when the recorder knows it.
+    pub fn size_of(&self, pk: &str, sk: &str) -> Option<u64> {
+        let state = self.0.lock().unwrap();
+        state
+            .items
+            .get(&(pk.to_owned(), sk.to_owned()))
+            .map(item_size)
+    }
+
     /// Items a test wrote into the table by other means (a bulk load), so that writes to them
     /// are measured against their real size.
     pub fn know(&self, items: &[JsonItem]) {
@@ -213,6 +235,8 @@ pub fn cost_of(calls: &[Call]) -> Cost {
                 c.body
             );
             total.add(c.cost.clone().unwrap_or_default());
+        } else {
+            total.reads.push(c.op.clone());
         }
     }
     total
