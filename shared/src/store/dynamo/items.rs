@@ -24,7 +24,9 @@ pub const LEFTOVERS_INDEX: &str = "gsi1";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 pub(super) const TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
 /// Partitions of the leftovers index that uploads are spread over by default
-/// (`ATTACHMENTS_LEFTOVER_SHARDS`).
+/// (`ATTACHMENTS_LEFTOVER_SHARDS`): each takes about 500 uploads a second (two index writes of
+/// one unit each). Raising the number is safe at any time; lowering it is not, since the sweep
+/// reads only the shards below it and a leftover keeps its shard until it is written again.
 pub const DEFAULT_LEFTOVER_SHARDS: u32 = 16;
 /// The most leftovers partitions the setting may name: the sweep reads every one of them.
 pub const MAX_LEFTOVER_SHARDS: u32 = 256;
