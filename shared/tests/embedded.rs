@@ -238,6 +238,8 @@ dialect_on_embedded!(
 
 dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
 
+dialect_on_embedded!(contract: unknown_form_fields);
+
 dialect_on_embedded!(
     assets: seed_examples,
     placeholder_content,
