@@ -238,7 +238,7 @@ dialect_on_embedded!(
 
 dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
 
-dialect_on_embedded!(contract: unknown_form_fields);
+dialect_on_embedded!(contract: unknown_form_fields, records_map_keys_are_uuids);
 
 dialect_on_embedded!(
     assets: seed_examples,

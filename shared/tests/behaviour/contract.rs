@@ -79,3 +79,35 @@ pub async fn unknown_form_fields(h: &Harness) {
     assert_eq!(ok["items"][0]["tags"], serde_json::json!(["a", "b"]));
     assert_eq!(ok["items"][0]["external_id"], Value::from("E"));
 }
+
+/// The records API's map is keyed by record UUIDs: without `uuids`, a parent of the object's
+/// kind registered (through the native API) under an id that is not a UUID is left out, even
+/// with files, rather than listed under a key no records client can use.
+pub async fn records_map_keys_are_uuids(h: &Harness) {
+    let record = "41f19ff6-2738-4000-8bfd-a18950caa1d1";
+    for id in [record, "not-a-uuid"] {
+        h.parent(KEY_A, "io_showcase", id).await;
+        h.post_form(
+            &format!("/v1/parents/io_showcase/{id}/attachments"),
+            KEY_A,
+            &Form::new().file("file", "a.txt", b"abc"),
+        )
+        .await
+        .expect(201);
+    }
+    let all = h
+        .get("/v2/io_showcase/attachments", KEY_A)
+        .await
+        .expect(200)
+        .json();
+    let keys: Vec<&String> = all.as_object().unwrap().keys().collect();
+    assert_eq!(keys, [record], "{all}");
+    assert_eq!(all[record][0]["name"], "a.txt");
+    // The parent itself is still there for the native API.
+    let native = h
+        .get("/v1/parents/io_showcase/not-a-uuid/attachments", KEY_A)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(native["items"][0]["file_name"], "a.txt");
+}
