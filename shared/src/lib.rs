@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod api_docs;
 pub mod aws;
 pub mod blocking;
 pub mod config;
