@@ -10,7 +10,8 @@
 //!   Without `uuids`: every record of the object that has at least one file (`{}` when none),
 //!   in UUID order, when there are at most 100 of them; with more, `409` (ask by `uuids`, or
 //!   page). Pages, our addition: `limit` (1 to 100 records) and `cursor`; a page after which
-//!   more records follow has a `Link: <?limit=…&cursor=…>; rel="next"` header.
+//!   more records follow has a `Link: <?limit=…&cursor=…>; rel="next"` header. Parents of that
+//!   kind whose ids are not UUIDs are not records, and are left out.
 //! - `GET /v2/{object}/{uuid}/attachments`: `200` with the record's array.
 //! - Every listing answers at most 1,000 attachments (`MAX_UNPAGED_ATTACHMENTS`): records that
 //!   have more together (or one record alone) are a `409` that says so.
@@ -250,12 +251,16 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
         Some(ids) => (app.attachments_of_records(&who, &kind, ids).await?, None),
         // No ids: the records with files, a page of them.
         None => {
+            // A parent of this kind registered under an id that is not a UUID (through the
+            // native API) is no record of this API: it cannot be asked for by its UUID, and a
+            // map keyed by record UUIDs has no place for it.
             let page = app
                 .records_with_attachments(
                     &who,
                     &kind,
                     paging.cursor.as_deref(),
                     paging.limit.unwrap_or(MAX_RECORDS_PER_CALL),
+                    |id| record_id(id.as_str()).is_some(),
                 )
                 .await?;
             // Asked for all at once: answer all, or say that they do not fit.

@@ -1,6 +1,8 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
 //! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
-//! browser console (`/console`, see [`crate::console`]) and CORS (see [`crate::http::cors`]).
+//! browser console (`/console`, see [`crate::console`]), the API's description and a page that
+//! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]) and CORS (see
+//! [`crate::http::cors`]).
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
 //! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
@@ -66,9 +68,12 @@ impl Server {
 }
 
 impl Server {
-    /// Serves one request: the console, CORS, then the links or the API.
+    /// Serves one request: the console, the API's description, CORS, then the links or the API.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         if let Some(page) = self.console.serve(&req) {
+            return crate::http::hardened(finish(page));
+        }
+        if let Some(page) = crate::api_docs::serve(&req) {
             return crate::http::hardened(finish(page));
         }
         let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
@@ -190,6 +195,9 @@ pub async fn run() -> Result<(), SetupError> {
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "attachments API listening");
     say(&format!("Attachments API listening on http://{addr}"));
     say(&format!("Console: http://{addr}/console"));
+    say(&format!(
+        "API description: http://{addr}/openapi.yaml, browsed at http://{addr}/api-docs"
+    ));
     tokio::select! {
         r = serve(server, listener) => r.map_err(|e| SetupError::Other(e.to_string())),
         _ = tokio::signal::ctrl_c() => {

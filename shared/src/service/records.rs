@@ -83,21 +83,25 @@ impl App {
     }
 
     /// The records of a kind that have at least one listed attachment, with their attachments,
-    /// in record id order: at most `limit` records (up to [`MAX_RECORDS_PER_CALL`]) after the
-    /// `cursor`'s, with the cursor of the next page when more follow.
+    /// in record id order: a page of at most `limit` parents of the kind (up to
+    /// [`MAX_RECORDS_PER_CALL`]) after the `cursor`'s, with the cursor of the next page when more
+    /// follow. `is_record` says which parent ids are records of the API asking: parents of the
+    /// kind registered under other ids are left out before their attachments are read (a page
+    /// may then hold fewer than `limit`).
     pub async fn records_with_attachments(
         &self,
         who: &Principal,
         kind: &ParentKind,
         cursor: Option<&str>,
         limit: usize,
+        is_record: fn(&ParentId) -> bool,
     ) -> ServiceResult<RecordsPage> {
         let after = match cursor {
             Some(c) => Some(cursor::decode_record(&self.signer, c, &who.tenant, kind)?),
             None => None,
         };
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
-        let page = self
+        let mut page = self
             .meta
             .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
             .await?;
@@ -105,6 +109,7 @@ impl App {
             .next_after
             .as_ref()
             .map(|a| cursor::encode_record(&self.signer, &who.tenant, kind, a));
+        page.parents.retain(|r| is_record(&r.id));
         if page.parents.is_empty() {
             return Ok(RecordsPage {
                 records: Vec::new(),

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod bounds;
+pub mod contract;
 pub mod crafter;
 pub mod hrflow;
 pub mod records;
