@@ -271,7 +271,9 @@ mod adapters {
     use attachments::store::dynamo::DynamoStore;
     use attachments::store::sqlite::SqliteStore;
     use attachments::store::{BlobStore, Expected, ManyListing, MetadataStore, StoreError};
+    use aws_sdk_dynamodb::types::AttributeValue as A;
     use bytes::Bytes;
+    use std::collections::HashMap;
 
     async fn stores() -> (
         DynamoStore,
@@ -426,6 +428,108 @@ mod adapters {
         }
     }
 
+    /// Every page of `p`'s attachments, with hidden ones and without, at every limit up to 10,
+    /// is the same on both stores.
+    async fn pages_match(stores: [&dyn MetadataStore; 2], t: &TenantId, p: &ParentRef) {
+        for hidden in [false, true] {
+            for limit in 1..=10 {
+                let mut pages: Vec<Vec<(Vec<AttachmentId>, Option<AttachmentId>)>> = vec![];
+                for s in stores {
+                    let mut after = None;
+                    let mut seen = vec![];
+                    loop {
+                        let page = s
+                            .list_attachments(t, p, after, limit, hidden)
+                            .await
+                            .unwrap();
+                        seen.push((page.items.iter().map(|a| a.id).collect(), page.next_after));
+                        match page.next_after {
+                            Some(a) => after = Some(a),
+                            None => break,
+                        }
+                    }
+                    pages.push(seen);
+                }
+                assert_eq!(pages[0], pages[1], "limit {limit}, hidden {hidden}");
+            }
+        }
+    }
+
+    /// The listing of many parents (`many`: q, empty, p, unknown) and the parents with listed
+    /// attachments, page by page, are the same on both stores.
+    async fn many_and_marked_match(
+        dynamo: &DynamoStore,
+        sqlite: &SqliteStore,
+        t: &TenantId,
+        many: &[ParentRef],
+    ) {
+        let (q, p) = (&many[0], &many[2]);
+        let (a, b) = (
+            dynamo
+                .list_attachments_of_many(t, many, 1000)
+                .await
+                .unwrap(),
+            sqlite
+                .list_attachments_of_many(t, many, 1000)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(a, b);
+        let ManyListing::Parents(lists) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            lists
+                .iter()
+                .map(|l| l.as_ref().map(Vec::len))
+                .collect::<Vec<_>>(),
+            [Some(2), Some(0), Some(4), None]
+        );
+        // What they hold together, and one fewer: the limit is all of them, or too many.
+        for (limit, fits) in [(6, true), (5, false)] {
+            let (a, b) = (
+                dynamo
+                    .list_attachments_of_many(t, many, limit)
+                    .await
+                    .unwrap(),
+                sqlite
+                    .list_attachments_of_many(t, many, limit)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(a, b, "limit {limit}");
+            assert_eq!(a != ManyListing::TooMany, fits, "limit {limit}");
+        }
+        let kind = ParentKind::parse("profile").unwrap();
+        for (after, limit) in [(None, 10), (None, 1), (Some(&p.id), 1), (Some(&q.id), 5)] {
+            let (a, b) = (
+                dynamo
+                    .parents_with_attachments(t, &kind, after, limit)
+                    .await
+                    .unwrap(),
+                sqlite
+                    .parents_with_attachments(t, &kind, after, limit)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(a, b, "after {after:?}, limit {limit}");
+        }
+        let all = dynamo
+            .parents_with_attachments(t, &kind, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(all.parents, vec![p.clone(), q.clone()]);
+        assert_eq!(all.next_after, None);
+        let first = dynamo
+            .parents_with_attachments(t, &kind, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.parents, first.next_after),
+            (vec![p.clone()], Some(p.id.clone()))
+        );
+    }
+
     #[tokio::test]
     async fn listings_match_the_sqlite_store_page_by_page() {
         let (dynamo, sqlite, _s3, _task) = stores().await;
@@ -458,28 +562,7 @@ mod adapters {
                 s.create_attachment(a).await.unwrap();
             }
         }
-        for hidden in [false, true] {
-            for limit in 1..=10 {
-                let mut pages: Vec<Vec<(Vec<AttachmentId>, Option<AttachmentId>)>> = vec![];
-                for s in stores {
-                    let mut after = None;
-                    let mut seen = vec![];
-                    loop {
-                        let page = s
-                            .list_attachments(&t, &p, after, limit, hidden)
-                            .await
-                            .unwrap();
-                        seen.push((page.items.iter().map(|a| a.id).collect(), page.next_after));
-                        match page.next_after {
-                            Some(a) => after = Some(a),
-                            None => break,
-                        }
-                    }
-                    pages.push(seen);
-                }
-                assert_eq!(pages[0], pages[1], "limit {limit}, hidden {hidden}");
-            }
-        }
+        pages_match(stores, &t, &p).await;
         // A cursor on an attachment that is gone still positions the listing.
         let gone = atts[4].id;
         for s in stores {
@@ -498,70 +581,8 @@ mod adapters {
         assert_eq!(a.items.len(), 2);
 
         let many = [q.clone(), empty.clone(), p.clone(), parent("unknown")];
-        let (a, b) = (
-            dynamo
-                .list_attachments_of_many(&t, &many, 1000)
-                .await
-                .unwrap(),
-            sqlite
-                .list_attachments_of_many(&t, &many, 1000)
-                .await
-                .unwrap(),
-        );
-        assert_eq!(a, b);
-        let ManyListing::Parents(lists) = a else {
-            panic!("{a:?}")
-        };
-        assert_eq!(
-            lists
-                .iter()
-                .map(|l| l.as_ref().map(Vec::len))
-                .collect::<Vec<_>>(),
-            [Some(2), Some(0), Some(4), None]
-        );
-        // What they hold together, and one fewer: the limit is all of them, or too many.
-        for (limit, fits) in [(6, true), (5, false)] {
-            let (a, b) = (
-                dynamo
-                    .list_attachments_of_many(&t, &many, limit)
-                    .await
-                    .unwrap(),
-                sqlite
-                    .list_attachments_of_many(&t, &many, limit)
-                    .await
-                    .unwrap(),
-            );
-            assert_eq!(a, b, "limit {limit}");
-            assert_eq!(a != ManyListing::TooMany, fits, "limit {limit}");
-        }
         let kind = ParentKind::parse("profile").unwrap();
-        for (after, limit) in [(None, 10), (None, 1), (Some(&p.id), 1), (Some(&q.id), 5)] {
-            let (a, b) = (
-                dynamo
-                    .parents_with_attachments(&t, &kind, after, limit)
-                    .await
-                    .unwrap(),
-                sqlite
-                    .parents_with_attachments(&t, &kind, after, limit)
-                    .await
-                    .unwrap(),
-            );
-            assert_eq!(a, b, "after {after:?}, limit {limit}");
-        }
-        let all = dynamo
-            .parents_with_attachments(&t, &kind, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(all.parents, vec![p.clone(), q.clone()]);
-        assert_eq!(all.next_after, None);
-        let first = dynamo
-            .parents_with_attachments(&t, &kind, None, 1)
-            .await
-            .unwrap();
-        assert_eq!(
-            (first.parents, first.next_after),
-            (vec![p.clone()], Some(p.id.clone()))
-        );
+        many_and_marked_match(&dynamo, &sqlite, &t, &many).await;
         for (before, limit) in [(0, 10), (60, 10), (250, 10), (1000, 2), (1000, 100)] {
             let (a, b) = (
                 dynamo.expired_pending(before, limit).await.unwrap(),
@@ -609,7 +630,6 @@ mod adapters {
     /// `limit` of them whichever shards they are in.
     #[tokio::test]
     async fn leftovers_spread_over_the_configured_shards_are_all_swept() {
-        use aws_sdk_dynamodb::types::AttributeValue as A;
         let (_dynamo, _sqlite, _s3, task) = stores().await;
         let peers = &task.2;
         let mut vars = peers.service_vars();
@@ -741,63 +761,75 @@ mod adapters {
         }
     }
 
-    /// A table written before parents had counts: parents without a count, the per-kind index
-    /// items, and leftovers in the index's one old partition. Listings work at once; the sweep
-    /// finds the old leftovers; the first change of a parent counts it; the migration counts
-    /// the others and removes the index items, and finds nothing to do a second time.
-    #[tokio::test]
-    async fn a_table_from_before_counts_is_migrated() {
-        use attachments::store::dynamo::bulk_attachment_items;
-        use aws_sdk_dynamodb::types::AttributeValue as A;
-        use std::collections::HashMap;
-        let (dynamo, _sqlite, _s3, task) = stores().await;
-        let peers = &task.2;
-        let t = TenantId::parse("a").unwrap();
-        let kind = ParentKind::parse("profile").unwrap();
-        let (old, empty, touched) = (parent("old"), parent("empty"), parent("touched"));
-        let old_parent_item = |p: &ParentRef| -> HashMap<String, A> {
-            let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-            let doc = serde_json::to_string(&Parent {
-                tenant: t.clone(),
-                key: p.clone(),
-                source: None,
-                reference: None,
-                email: None,
-                created_at: now,
-                updated_at: now,
-            })
+    /// A parent's item as tables from before counts hold it: no `n`.
+    fn uncounted_parent_item(p: &ParentRef) -> HashMap<String, A> {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let doc = serde_json::to_string(&Parent {
+            tenant: TenantId::parse("a").unwrap(),
+            key: p.clone(),
+            source: None,
+            reference: None,
+            email: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap();
+        HashMap::from([
+            ("pk".into(), A::S(format!("T#a#P#profile#{}", p.id))),
+            ("sk".into(), A::S("P".into())),
+            ("doc".into(), A::S(doc)),
+            ("rev".into(), A::N("1".into())),
+        ])
+    }
+
+    /// The per-kind index item of an older table naming `p` and the ids it lists.
+    fn index_item(p: &ParentRef, ids: &[&Attachment]) -> HashMap<String, A> {
+        let mut item = HashMap::from([
+            ("pk".into(), A::S("T#a#I#profile".into())),
+            ("sk".into(), A::S(p.id.to_string())),
+        ]);
+        if !ids.is_empty() {
+            item.insert(
+                "ids".into(),
+                A::Ss(ids.iter().map(|a| a.id.to_string()).collect()),
+            );
+        }
+        item
+    }
+
+    /// The count on tenant a's profile `p`, as stored.
+    async fn count_of(peers: &Peers, p: &ParentRef) -> Option<String> {
+        let pk = A::S(format!("T#a#P#profile#{}", p.id));
+        let items = peers.table_items().await;
+        let item = items
+            .iter()
+            .find(|i| i.get("pk") == Some(&pk) && i.get("sk") == Some(&A::S("P".into())))
             .unwrap();
-            HashMap::from([
-                ("pk".into(), A::S(format!("T#a#P#profile#{}", p.id))),
-                ("sk".into(), A::S("P".into())),
-                ("doc".into(), A::S(doc)),
-                ("rev".into(), A::N("1".into())),
-            ])
-        };
-        let index_item = |p: &ParentRef, ids: &[&Attachment]| -> HashMap<String, A> {
-            let mut item = HashMap::from([
-                ("pk".into(), A::S("T#a#I#profile".into())),
-                ("sk".into(), A::S(p.id.to_string())),
-            ]);
-            if !ids.is_empty() {
-                item.insert(
-                    "ids".into(),
-                    A::Ss(ids.iter().map(|a| a.id.to_string()).collect()),
-                );
-            }
-            item
-        };
+        item.get("n").and_then(|n| n.as_n().ok()).cloned()
+    }
+
+    /// Loads a table as older versions wrote it: `old` with three listed attachments and an
+    /// abandoned upload in the old leftovers partition, `empty` with an empty index item, and
+    /// `touched` with a pending upload and no index item. Returns the attachments.
+    async fn load_old_table(
+        peers: &Peers,
+        old: &ParentRef,
+        empty: &ParentRef,
+        touched: &ParentRef,
+    ) -> (Vec<Attachment>, Attachment, Attachment) {
+        use attachments::store::dynamo::bulk_attachment_items;
+        let t = TenantId::parse("a").unwrap();
         let listed: Vec<Attachment> = (0..3)
-            .map(|_| attachment(&t, &old, AttachmentStatus::Ready, None))
+            .map(|_| attachment(&t, old, AttachmentStatus::Ready, None))
             .collect();
-        let abandoned = attachment(&t, &old, AttachmentStatus::Pending, Some(100));
-        let pending = attachment(&t, &touched, AttachmentStatus::Pending, Some(2_000_000_000));
+        let abandoned = attachment(&t, old, AttachmentStatus::Pending, Some(100));
+        let pending = attachment(&t, touched, AttachmentStatus::Pending, Some(2_000_000_000));
         let mut items = vec![
-            old_parent_item(&old),
-            old_parent_item(&empty),
-            old_parent_item(&touched),
-            index_item(&old, &listed.iter().collect::<Vec<_>>()),
-            index_item(&empty, &[]),
+            uncounted_parent_item(old),
+            uncounted_parent_item(empty),
+            uncounted_parent_item(touched),
+            index_item(old, &listed.iter().collect::<Vec<_>>()),
+            index_item(empty, &[]),
         ];
         for a in listed.iter().chain([&abandoned, &pending]) {
             items.extend(bulk_attachment_items(a, 16).unwrap());
@@ -809,6 +841,21 @@ mod adapters {
             }
         }
         peers.load(items).await;
+        (listed, abandoned, pending)
+    }
+
+    /// A table written before parents had counts: parents without a count, the per-kind index
+    /// items, and leftovers in the index's one old partition. Listings work at once; the sweep
+    /// finds the old leftovers; the first change of a parent counts it; the migration counts
+    /// the others and removes the index items, and finds nothing to do a second time.
+    #[tokio::test]
+    async fn a_table_from_before_counts_is_migrated() {
+        let (dynamo, _sqlite, _s3, task) = stores().await;
+        let peers = &task.2;
+        let t = TenantId::parse("a").unwrap();
+        let kind = ParentKind::parse("profile").unwrap();
+        let (old, empty, touched) = (parent("old"), parent("empty"), parent("touched"));
+        let (listed, abandoned, pending) = load_old_table(peers, &old, &empty, &touched).await;
 
         // Listings work before the migration: the count is unknown, so the parent is read.
         let ManyListing::Parents(lists) = dynamo
@@ -834,38 +881,23 @@ mod adapters {
             .update_attachment(&ready, Expected::of(&pending))
             .await
             .unwrap();
-        let page = dynamo
-            .parents_with_attachments(&t, &kind, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(page.parents, vec![touched.clone()]);
-
-        let count_of = |p: &ParentRef| {
-            let pk = format!("T#a#P#profile#{}", p.id);
+        let marked = |dynamo: &DynamoStore| {
+            let (dynamo, kind) = (dynamo.clone(), kind.clone());
             async move {
-                let items = peers.table_items().await;
-                let item = items
-                    .iter()
-                    .find(|i| {
-                        i.get("pk") == Some(&A::S(pk.clone()))
-                            && i.get("sk") == Some(&A::S("P".into()))
-                    })
-                    .unwrap();
-                item.get("n").and_then(|n| n.as_n().ok()).cloned()
+                let t = TenantId::parse("a").unwrap();
+                let page = dynamo.parents_with_attachments(&t, &kind, None, 10);
+                page.await.unwrap().parents
             }
         };
-        assert_eq!(count_of(&touched).await.as_deref(), Some("1"));
-        assert_eq!(count_of(&old).await, None);
+        assert_eq!(marked(&dynamo).await, vec![touched.clone()]);
+        assert_eq!(count_of(peers, &touched).await.as_deref(), Some("1"));
+        assert_eq!(count_of(peers, &old).await, None);
 
         let done = dynamo.migrate_legacy().await.unwrap();
         assert_eq!((done.index_items, done.counted), (2, 2));
-        assert_eq!(count_of(&old).await.as_deref(), Some("3"));
-        assert_eq!(count_of(&empty).await.as_deref(), Some("0"));
-        let page = dynamo
-            .parents_with_attachments(&t, &kind, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(page.parents, vec![old.clone(), touched.clone()]);
+        assert_eq!(count_of(peers, &old).await.as_deref(), Some("3"));
+        assert_eq!(count_of(peers, &empty).await.as_deref(), Some("0"));
+        assert_eq!(marked(&dynamo).await, vec![old.clone(), touched.clone()]);
         assert!(!peers
             .table_items()
             .await
@@ -877,11 +909,7 @@ mod adapters {
         for a in &listed {
             assert!(dynamo.delete_attachment(&t, a.id).await.unwrap());
         }
-        let page = dynamo
-            .parents_with_attachments(&t, &kind, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(page.parents, vec![touched]);
+        assert_eq!(marked(&dynamo).await, vec![touched]);
     }
 
     #[tokio::test]

@@ -100,14 +100,9 @@ fn units(c: &Cost) -> (u64, u64) {
     (c.table, c.index)
 }
 
-#[tokio::test]
-async fn writes_cost_the_same_whatever_the_parent_holds() {
-    let rec = Recorder::default();
-    let h = Harness::aws_recorded(Opts::default(), &rec).await;
-    h.parent(KEY_A, "profile", "fresh").await;
-    h.parent(KEY_A, "profile", "big").await;
-    // 6,000 attachments straight into the table (uploads would take minutes on moto), made
-    // known to the recorder so that writes to them are measured at their real size.
+/// Registers `big` with 6,000 attachments, straight into the table (uploads would take minutes
+/// on moto), made known to the recorder so that writes to them are measured at their real size.
+async fn load_big_parent(h: &Harness, rec: &Recorder) {
     let big = profile("big");
     let who = attachments::domain::Principal {
         tenant: attachments::domain::TenantId::parse("a").unwrap(),
@@ -121,25 +116,11 @@ async fn writes_cost_the_same_whatever_the_parent_holds() {
     }
     rec.know(&items.iter().map(json_item).collect::<Vec<_>>());
     h.peers.as_ref().unwrap().load(items).await;
+}
 
-    let (_, first) = upload(&h, &rec, KEY_A, "fresh", "one.txt").await;
-    let (second_id, second) = upload(&h, &rec, KEY_A, "fresh", "two.txt").await;
-    let (big_id, big_upload) = upload(&h, &rec, KEY_A, "big", "6001.txt").await;
-    assert_eq!(
-        units(&big_upload),
-        units(&second),
-        "an upload to a parent of 6,000 costs what one to a parent of one does"
-    );
-    // The first attachment of a parent also puts its marker: one small item, in the
-    // transaction (2 units).
-    assert_eq!(units(&first), (second.table + 2, second.index));
-
-    let (_, fresh_begin, fresh_complete) = direct(&h, &rec, "fresh").await;
-    let (_, big_begin, big_complete) = direct(&h, &rec, "big").await;
-    assert_eq!(units(&big_begin), units(&fresh_begin));
-    assert_eq!(units(&big_complete), units(&fresh_complete));
-
-    // What the items weigh, for the capacity model of docs/dynamodb.md.
+/// What the items of parent `fresh` and its attachment `second_id` weigh, for the capacity model of
+/// docs/dynamodb.md.
+async fn print_item_sizes(h: &Harness, rec: &Recorder, second_id: &str) {
     let upload_id = h
         .get(&format!("/v1/attachments/{second_id}"), KEY_A)
         .await
@@ -164,6 +145,34 @@ async fn writes_cost_the_same_whatever_the_parent_holds() {
     for (what, pk, sk) in sizes {
         eprintln!("item size: {what:<10} {:?} bytes", rec.size_of(&pk, &sk));
     }
+}
+
+#[tokio::test]
+async fn writes_cost_the_same_whatever_the_parent_holds() {
+    let rec = Recorder::default();
+    let h = Harness::aws_recorded(Opts::default(), &rec).await;
+    h.parent(KEY_A, "profile", "fresh").await;
+    h.parent(KEY_A, "profile", "big").await;
+    load_big_parent(&h, &rec).await;
+
+    let (_, first) = upload(&h, &rec, KEY_A, "fresh", "one.txt").await;
+    let (second_id, second) = upload(&h, &rec, KEY_A, "fresh", "two.txt").await;
+    let (big_id, big_upload) = upload(&h, &rec, KEY_A, "big", "6001.txt").await;
+    assert_eq!(
+        units(&big_upload),
+        units(&second),
+        "an upload to a parent of 6,000 costs what one to a parent of one does"
+    );
+    // The first attachment of a parent also puts its marker: one small item, in the
+    // transaction (2 units).
+    assert_eq!(units(&first), (second.table + 2, second.index));
+
+    let (_, fresh_begin, fresh_complete) = direct(&h, &rec, "fresh").await;
+    let (_, big_begin, big_complete) = direct(&h, &rec, "big").await;
+    assert_eq!(units(&big_begin), units(&fresh_begin));
+    assert_eq!(units(&big_complete), units(&fresh_complete));
+
+    print_item_sizes(&h, &rec, &second_id).await;
 
     // Reads write nothing: a page of 20 of the 6,001 attachments, and a download.
     let (r, list_calls) = calls_of(

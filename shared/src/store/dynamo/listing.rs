@@ -205,6 +205,8 @@ impl DynamoStore {
         }
         let share = hidden_share(unique.len());
         let room = limit - known;
+        // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
+        // flight, so the whole listing is two round trips in sequence.
         let reads = unique.iter().zip(&seen).map(|(p, listed)| async move {
             let want = match *listed {
                 Listed::NoParent => return Ok(Some(None)),
