@@ -82,6 +82,10 @@ pub struct Config {
     /// none by default). The local server applies it (see `http::cors`); on AWS the template's
     /// `ApiCorsOrigins` configures the HTTP API instead.
     pub cors_origins: Vec<String>,
+    /// The CloudWatch namespace of the service's metrics (`ATTACHMENTS_METRICS_NAMESPACE`): set,
+    /// every request and storage event writes its metrics as embedded metric format lines
+    /// (the template sets it); unset, no metric line is written.
+    pub metrics_namespace: Option<String>,
 }
 
 /// A configuration error; its message names the variable.
@@ -329,6 +333,25 @@ impl Config {
             Some(v) => crate::http::cors::parse_origins(&v)
                 .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))?,
         };
+        let metrics_namespace = match var("ATTACHMENTS_METRICS_NAMESPACE") {
+            None => None,
+            Some(ns) => {
+                let ns = ns.trim().to_owned();
+                // CloudWatch's rule for namespaces, and no `:` (reserved).
+                let valid = ns.len() <= 255
+                    && !ns.starts_with("AWS/")
+                    && ns
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
+                if !valid {
+                    return Err(err(
+                        "ATTACHMENTS_METRICS_NAMESPACE",
+                        "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
+                    ));
+                }
+                Some(ns)
+            }
+        };
         Ok(Self {
             backend,
             addr,
@@ -352,6 +375,7 @@ impl Config {
             crafter_allowed_types,
             crafter_max_file_bytes,
             cors_origins,
+            metrics_namespace,
         })
     }
 }
@@ -557,6 +581,22 @@ mod tests {
         assert!(!c.s3_path_style);
         assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
         assert!(!c.load_fixtures);
+        assert_eq!(c.metrics_namespace, None, "no metric lines unless asked");
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_METRICS_NAMESPACE", "Attachments/prod")])
+                .unwrap()
+                .metrics_namespace
+                .as_deref(),
+            Some("Attachments/prod")
+        );
+        for bad in ["AWS/Lambda", "a:b", &"x".repeat(256)] {
+            assert_eq!(
+                cfg(&[("ATTACHMENTS_METRICS_NAMESPACE", bad)])
+                    .unwrap_err()
+                    .var,
+                "ATTACHMENTS_METRICS_NAMESPACE"
+            );
+        }
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::{with_retries, AwsError, Endpoint, Http, Payload, RequestSigner};
 
@@ -73,7 +74,12 @@ impl DynamoClient {
         } else {
             format!("{}/", self.endpoint.base_path)
         };
+        // The call as an X-Ray subsegment (see `telemetry::xray`).
+        let span =
+            crate::telemetry::xray::aws_span("DynamoDB", operation, &self.signer.region, None);
+        let mut attempts = 0u64;
         let answer = with_retries(|| {
+            attempts += 1;
             let req = self.signer.request(
                 "POST",
                 &self.endpoint,
@@ -85,8 +91,10 @@ impl DynamoClient {
                 ],
                 payload.clone(),
             );
+            let span = &span;
             async move {
                 let (parts, bytes) = self.http.send(req?).await?;
+                super::record_answer(span, &parts, "x-amzn-requestid");
                 if parts.status.is_success() {
                     Ok(bytes)
                 } else {
@@ -94,7 +102,10 @@ impl DynamoClient {
                 }
             }
         })
-        .await?;
+        .instrument(span.clone())
+        .await;
+        super::record_outcome(&span, attempts, answer.as_ref().err());
+        let answer = answer?;
         serde_json::from_slice(&answer)
             .map_err(|e| AwsError::Client(format!("{operation}: unreadable answer: {e}")))
     }
@@ -102,7 +113,7 @@ impl DynamoClient {
 
 /// DynamoDB's error body: `{"__type": "com.amazonaws.dynamodb.v20120810#Code", "message": …}`,
 /// with `CancellationReasons` for a cancelled transaction.
-fn service_error(status: u16, body: &[u8]) -> AwsError {
+pub(crate) fn service_error(status: u16, body: &[u8]) -> AwsError {
     #[derive(Deserialize)]
     struct Reason {
         #[serde(rename = "Code")]

@@ -10,6 +10,7 @@
 pub mod dynamodb;
 pub mod s3;
 pub mod sigv4;
+pub mod sqs;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -141,6 +142,31 @@ pub(crate) async fn backoff(attempt: u32) {
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+}
+
+/// Records an answer's status and request id on the call's span.
+pub(crate) fn record_answer(span: &tracing::Span, parts: &http::response::Parts, id_header: &str) {
+    span.record("status", u64::from(parts.status.as_u16()));
+    if let Some(id) = parts.headers.get(id_header).and_then(|v| v.to_str().ok()) {
+        span.record("request_id", id);
+    }
+}
+
+/// Records how many attempts a call took and, when it failed, why.
+pub(crate) fn record_outcome(span: &tracing::Span, attempts: u64, failure: Option<&AwsError>) {
+    span.record("attempts", attempts);
+    match failure {
+        Some(AwsError::Service { code, .. }) => {
+            span.record("error_code", code.as_str());
+        }
+        Some(AwsError::Transport(_)) => {
+            span.record("error_code", "NoAnswer");
+        }
+        Some(AwsError::Client(_)) => {
+            span.record("error_code", "ClientError");
+        }
+        None => {}
+    }
 }
 
 /// The HTTPS client both services share: HTTP/1.1 over rustls (ring), keep-alive pooled.

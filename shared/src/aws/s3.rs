@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::sigv4::{self, UNSIGNED_PAYLOAD};
 use super::{with_retries, AwsError, Endpoint, Http, Payload, RequestSigner};
@@ -25,6 +26,27 @@ pub struct S3Client {
 enum Target<'a> {
     Bucket,
     Object(&'a str),
+}
+
+/// S3's name for a call, from its method, target and query (X-Ray shows it).
+fn operation(method: &str, object: bool, query: &[(&str, &str)]) -> &'static str {
+    let has = |name: &str| query.iter().any(|(k, _)| *k == name);
+    match (method, object) {
+        ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) => "PutObject",
+        ("GET", true) if has("uploadId") => "ListParts",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", false) if has("cors") => "PutBucketCors",
+        ("PUT", false) => "CreateBucket",
+        ("GET", false) => "ListObjects",
+        _ => "S3",
+    }
 }
 
 impl S3Client {
@@ -109,13 +131,25 @@ impl S3Client {
         headers: &[(&str, &str)],
         payload: Payload,
     ) -> Result<(http::response::Parts, Bytes), AwsError> {
+        let is_object = matches!(target, Target::Object(_));
         let (ep, path) = self.locate(target);
-        with_retries(|| {
+        // The call as an X-Ray subsegment (see `telemetry::xray`).
+        let span = crate::telemetry::xray::aws_span(
+            "S3",
+            operation(method, is_object, query),
+            &self.signer.region,
+            Some(self.bucket()),
+        );
+        let mut attempts = 0u64;
+        let answer = with_retries(|| {
+            attempts += 1;
             let req = self
                 .signer
                 .request(method, &ep, &path, query, headers, payload.clone());
+            let span = &span;
             async move {
                 let (parts, bytes) = self.http.send(req?).await?;
+                super::record_answer(span, &parts, "x-amz-request-id");
                 if parts.status.is_success() {
                     Ok((parts, bytes))
                 } else {
@@ -123,7 +157,15 @@ impl S3Client {
                 }
             }
         })
-        .await
+        .instrument(span.clone())
+        .await;
+        // A missing object is an answer, not a failure, where the caller looks for one.
+        let failure = answer
+            .as_ref()
+            .err()
+            .filter(|e| !matches!(e, AwsError::Service { status: 404, .. }));
+        super::record_outcome(&span, attempts, failure);
+        answer
     }
 
     /// Stores an object; S3 checks the bytes against `sha256` and refuses them if they differ.

@@ -460,6 +460,7 @@ impl App {
                 };
                 let total: u64 = parts.iter().map(|p| p.size).sum();
                 if total > upload.version.size || parts.iter().any(|p| p.number > mp.parts) {
+                    crate::telemetry::metrics::verification_failed("too_many_bytes");
                     return self
                         .reject(
                             att,
@@ -494,6 +495,7 @@ impl App {
             return Err(ServiceError::Internal(StoreError::NotFound));
         };
         if info.size != upload.version.size {
+            crate::telemetry::metrics::verification_failed("size_mismatch");
             return self
                 .reject(
                     att,
@@ -527,16 +529,19 @@ impl App {
             offset += chunk.len() as u64;
         }
         if let Some(Err(why)) = sniffed {
+            crate::telemetry::metrics::verification_failed("type_mismatch");
             return self.reject(att, &key, why).await;
         }
         let digests = hasher.finish();
         if digests.size != upload.version.size {
+            crate::telemetry::metrics::verification_failed("changed_while_verified");
             return self
                 .reject(att, &key, "the file changed while it was verified".into())
                 .await;
         }
         if let Some(declared) = &upload.declared_sha256 {
             if *declared != digests.sha256_hex() {
+                crate::telemetry::metrics::verification_failed("checksum_mismatch");
                 return self
                     .reject(
                         att,
@@ -564,7 +569,10 @@ impl App {
             .update_attachment(&ready, Expected::of(&att))
             .await
         {
-            Ok(()) => Ok(ready),
+            Ok(()) => {
+                crate::telemetry::metrics::upload(version.size);
+                Ok(ready)
+            }
             Err(StoreError::Conflict(_)) => {
                 // Someone verified it first (a repeated or concurrent completion, or the event).
                 match self.meta.get_attachment(&att.tenant, att.id).await? {

@@ -409,6 +409,25 @@ impl App {
         Ok(())
     }
 
+    /// Whether both stores answer: one read, in each, of something that never exists (the
+    /// local server's health check).
+    pub async fn storage_reachable(&self) -> ServiceResult<()> {
+        self.meta.get_api_key("health-check").await?;
+        self.blobs.head("health/check/probe").await?;
+        Ok(())
+    }
+
+    /// When the oldest upload still under way (begun, neither verified, refused nor expired)
+    /// started; `None` when none is. The hourly sweep reports its age as a metric, whose alarm
+    /// says uploads stay unverified (see the README, *Operating it*).
+    pub async fn oldest_unverified_upload(&self) -> ServiceResult<Option<OffsetDateTime>> {
+        Ok(self
+            .meta
+            .oldest_upload_under_way()
+            .await?
+            .and_then(|a| a.upload.map(|u| u.version.created_at)))
+    }
+
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
     /// window, refused uploads once they have said why, and deletions that did not finish.
     /// Returns how many attachments it cleaned.
@@ -417,6 +436,7 @@ impl App {
         loop {
             let batch = self.meta.expired_pending(now_unix, 100).await?;
             if batch.is_empty() {
+                crate::telemetry::metrics::swept(removed);
                 return Ok(removed);
             }
             for att in batch {

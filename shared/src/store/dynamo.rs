@@ -63,6 +63,8 @@ const LEFTOVER: &str = "leftover";
 
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
 const MAX_ATTEMPTS: u32 = 6;
+/// Pages of 100 leftovers read, at most, to find the oldest upload under way.
+const OLDEST_UPLOAD_PAGES: usize = 10;
 /// BatchGetItem and BatchWriteItem take at most this many keys per call.
 const BATCH_GET: usize = MAX_BATCH_KEYS;
 const BATCH_WRITE: usize = 25;
@@ -555,7 +557,8 @@ impl DynamoStore {
 
 /// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
 /// the sparse leftovers index `gsi1` and TTL on [`TTL_ATTRIBUTE`]. For tests and local
-/// emulators. (The store reads only the keys from the index: `KEYS_ONLY` would do as well.)
+/// emulators. The index projects every attribute: the oldest upload under way is read from it
+/// (see [`MetadataStore::oldest_upload_under_way`]).
 pub async fn create_table(client: &DynamoClient, table: &str) -> StoreResult<()> {
     let attr = |name: &str| json!({ "AttributeName": name, "AttributeType": "S" });
     let key_el = |name: &str, t: &str| json!({ "AttributeName": name, "KeyType": t });
@@ -1160,6 +1163,45 @@ impl MetadataStore for DynamoStore {
             .await
             .map_err(|e| dyn_err("DeleteItem", e))?;
         Ok(())
+    }
+
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
+        // The index holds every attribute (`ALL`): its first item with an upload under way,
+        // in expiry order, is the answer. The filter applies after each page is read, so pages
+        // of refused uploads and unfinished deletions may come first: a few at most, as the
+        // sweep removes expired leftovers every hour.
+        let mut start = None;
+        for _ in 0..OLDEST_UPLOAD_PAGES {
+            let resp = self
+                .query(&QueryInput {
+                    table_name: &self.table,
+                    index_name: Some(LEFTOVERS_INDEX),
+                    key_condition_expression: "#lpk = :l",
+                    filter_expression: Some("attribute_exists(#upv)"),
+                    projection_expression: Some("#doc"),
+                    expression_attribute_names: HashMap::from([
+                        ("#lpk", LEFTOVER_PK),
+                        ("#upv", UPLOAD),
+                        ("#doc", DOC),
+                    ]),
+                    expression_attribute_values: HashMap::from([(":l", s(LEFTOVER))]),
+                    limit: Some(100),
+                    exclusive_start_key: start,
+                    ..Default::default()
+                })
+                .await?;
+            if let Some(item) = resp.items.first() {
+                return Ok(Some(doc(item)?));
+            }
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(None),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no upload under way among the first {} leftovers: the sweep is not keeping up",
+            OLDEST_UPLOAD_PAGES * 100
+        )))
     }
 
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
