@@ -1,5 +1,6 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
-//! the configuration names; load the event fixtures' data into an embedded store.
+//! the configuration names; load the event fixtures' data into an embedded store; read and
+//! redrive the finalize function's dead-letter queue (see [`crate::dead_letters`]).
 
 use crate::config::{Backend, Config};
 use crate::domain::TenantId;
@@ -10,6 +11,8 @@ const USAGE: &str = "usage:
   attachments-admin keys list
   attachments-admin keys revoke KEY_ID
   attachments-admin sweep
+  attachments-admin dlq list --queue QUEUE_URL      (the finalize function's dead-letter queue)
+  attachments-admin dlq redrive --queue QUEUE_URL   (handle its events again; delete those that succeed)
   attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
   attachments-admin init          (backend aws: create the table and bucket, for local emulators)";
 
@@ -35,9 +38,22 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
             "fixtures load: only on the embedded backend (the fixtures' API key is public)".into(),
         );
     }
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let ["dlq", "list", "--queue", url] = words.as_slice() {
+        let queue = dead_letter_queue(url)?;
+        let letters = crate::dead_letters::list(&queue).await?;
+        let mut out = format!(
+            "{} failed storage event(s) in the queue (hidden from other readers for 15 minutes):\n",
+            letters.len()
+        );
+        for l in letters {
+            out.push_str(&l.describe());
+            out.push('\n');
+        }
+        return Ok(out);
+    }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["keys", "create", rest @ ..] => {
             let mut tenant = None;
@@ -93,6 +109,26 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
             )),
             Err(e) => Err(e.to_string()),
         },
+        ["dlq", "redrive", "--queue", url] => {
+            if cfg.backend != Backend::Aws {
+                return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
+            }
+            let queue = dead_letter_queue(url)?;
+            let report = crate::dead_letters::redrive(&app, &queue).await?;
+            let mut out = format!(
+                "handled {} event(s) (deleted from the queue); {} failed again (left in the queue)\n",
+                report.handled.len(),
+                report.failed.len()
+            );
+            for (id, why) in &report.failed {
+                out.push_str(&format!("{id}: {why}\n"));
+            }
+            if report.failed.is_empty() {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        }
         ["sweep"] => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let n = app.sweep(now).await.map_err(|e| e.to_string())?;
@@ -100,6 +136,19 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
         }
         _ => Err(USAGE.into()),
     }
+}
+
+/// A client of the dead-letter queue at `url`, with the standard AWS variables' credentials
+/// and region.
+fn dead_letter_queue(url: &str) -> Result<crate::aws::sqs::SqsClient, String> {
+    let aws = crate::config::aws_settings(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let http = crate::aws::Http::new(aws.ca_bundle.as_deref()).map_err(|e| e.to_string())?;
+    crate::aws::sqs::SqsClient::new(
+        http,
+        url,
+        crate::aws::RequestSigner::new(aws.credentials, aws.region, "sqs"),
+    )
+    .map_err(|e| format!("--queue: {e}"))
 }
 
 #[cfg(test)]

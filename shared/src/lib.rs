@@ -10,6 +10,7 @@ pub mod aws;
 pub mod blocking;
 pub mod config;
 pub mod console;
+pub mod dead_letters;
 pub mod domain;
 pub mod fixtures;
 pub mod http;

@@ -1,0 +1,197 @@
+//! The finalize function's dead-letter queue: storage events it failed on after Lambda's
+//! retries, each as Lambda's on-failure destination writes it (the event in `requestPayload`,
+//! the error in `responsePayload`, why Lambda gave up in `requestContext.condition`).
+//! `attachments-admin dlq list` shows them; `attachments-admin dlq redrive` handles each one
+//! again, here, with the same code as the function, and deletes the ones that now succeed.
+
+use serde_json::Value;
+
+use crate::aws::sqs::{Message, SqsClient};
+use crate::service::App;
+
+/// How long a message read here stays hidden from other readers: the finalize function's own
+/// time limit, so that a redrive that is still working never sees its message come back.
+const HIDE_SECONDS: u32 = 900;
+/// The most messages one command reads.
+const MAX_MESSAGES: usize = 1000;
+
+/// One failed storage event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub receipt_handle: String,
+    /// The storage event, as the function received it.
+    pub event: Option<Value>,
+    /// Why Lambda gave up (`RetriesExhausted`, `EventAgeExceeded`).
+    pub condition: Option<String>,
+    /// The function's last error.
+    pub error: Option<String>,
+    /// When Lambda wrote the record.
+    pub timestamp: Option<String>,
+}
+
+impl DeadLetter {
+    /// Reads a message: a Lambda destination record, or a bare event (sent by hand).
+    pub fn of(m: &Message) -> Self {
+        let body: Option<Value> = serde_json::from_str(&m.body).ok();
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let (event, condition, error, timestamp) = match &body {
+            Some(record) if record.get("requestPayload").is_some() => {
+                let response = record.get("responsePayload");
+                let error = match (
+                    text(response.and_then(|r| r.get("errorType"))),
+                    text(response.and_then(|r| r.get("errorMessage"))),
+                ) {
+                    (Some(t), Some(msg)) => Some(format!("{t}: {msg}")),
+                    (t, msg) => t.or(msg),
+                };
+                (
+                    record.get("requestPayload").cloned(),
+                    text(record.pointer("/requestContext/condition")),
+                    error,
+                    text(record.get("timestamp")),
+                )
+            }
+            Some(bare) => (Some(bare.clone()), None, None, None),
+            None => (None, None, Some("the message is not JSON".into()), None),
+        };
+        Self {
+            message_id: m.id.clone(),
+            receipt_handle: m.receipt_handle.clone(),
+            event,
+            condition,
+            error,
+            timestamp,
+        }
+    }
+
+    /// One line about it: its id, when, why, and what the event was.
+    pub fn describe(&self) -> String {
+        let what = match &self.event {
+            None => "unreadable".to_owned(),
+            Some(e) => match crate::storage_events::parse(e) {
+                Ok(crate::storage_events::StorageEvent::Sweep) => "sweep".to_owned(),
+                Ok(crate::storage_events::StorageEvent::Created(keys)) => {
+                    format!("object created: {}", keys.join(", "))
+                }
+                Err(e) => e.to_string(),
+            },
+        };
+        format!(
+            "{}  {}  {}  {}  [{}]",
+            self.message_id,
+            self.timestamp.as_deref().unwrap_or("-"),
+            self.condition.as_deref().unwrap_or("-"),
+            what,
+            self.error.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+/// Reads the messages (they come back into view after [`HIDE_SECONDS`]).
+pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
+    let mut out: Vec<DeadLetter> = Vec::new();
+    while out.len() < MAX_MESSAGES {
+        let batch = queue
+            .receive(10, HIDE_SECONDS)
+            .await
+            .map_err(|e| format!("reading the queue: {e}"))?;
+        if batch.is_empty() {
+            break;
+        }
+        for m in &batch {
+            if !out.iter().any(|d| d.message_id == m.id) {
+                out.push(DeadLetter::of(m));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a redrive did.
+#[derive(Debug, Default)]
+pub struct Redrive {
+    /// Handled this time, and deleted from the queue.
+    pub handled: Vec<String>,
+    /// Failed again (left in the queue, back in view after [`HIDE_SECONDS`]), with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Handles every message's event again, as the finalize function would, and deletes each one
+/// that succeeds; a failure stays in the queue.
+pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
+    let mut report = Redrive::default();
+    while report.handled.len() + report.failed.len() < MAX_MESSAGES {
+        let batch = queue
+            .receive(10, HIDE_SECONDS)
+            .await
+            .map_err(|e| format!("reading the queue: {e}"))?;
+        if batch.is_empty() {
+            break;
+        }
+        for m in &batch {
+            let letter = DeadLetter::of(m);
+            let Some(event) = &letter.event else {
+                report
+                    .failed
+                    .push((letter.message_id, "the message is not JSON".into()));
+                continue;
+            };
+            match crate::storage_events::invoke(app, event, None, None).await {
+                Ok(_) => {
+                    queue
+                        .delete(&letter.receipt_handle)
+                        .await
+                        .map_err(|e| format!("deleting {}: {e}", letter.message_id))?;
+                    report.handled.push(letter.message_id);
+                }
+                Err(e) => report.failed.push((letter.message_id, e.to_string())),
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> Message {
+        Message {
+            id: "m-1".into(),
+            receipt_handle: "r-1".into(),
+            body: body.into(),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn destination_records_and_bare_events_are_read() {
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": "2026-01-02T03:04:05.678Z",
+            "requestContext": {"requestId": "x", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": {"detail-type": "Object Created", "detail": {"object": {"key": "t/a/v"}}},
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "EventError", "errorMessage": "storage unavailable"}
+        });
+        let d = DeadLetter::of(&message(&record.to_string()));
+        assert_eq!(d.condition.as_deref(), Some("RetriesExhausted"));
+        assert_eq!(d.error.as_deref(), Some("EventError: storage unavailable"));
+        assert_eq!(
+            d.event.as_ref().unwrap()["detail"]["object"]["key"],
+            "t/a/v"
+        );
+        let line = d.describe();
+        assert!(
+            line.contains("object created: t/a/v") && line.contains("RetriesExhausted"),
+            "{line}"
+        );
+
+        let bare = DeadLetter::of(&message(r#"{"detail-type": "Scheduled Event"}"#));
+        assert!(bare.describe().contains("sweep"));
+        let junk = DeadLetter::of(&message("not json"));
+        assert_eq!(junk.event, None);
+        assert!(junk.describe().contains("unreadable"));
+    }
+}
