@@ -211,7 +211,7 @@ pub fn documents(
                 .map(|m| json!({ "Name": m.name(), "Unit": m.unit() }))
                 .collect();
             for (m, v) in &values {
-                doc.insert(m.name().into(), json!(v));
+                doc.insert(m.name().into(), number(*v));
             }
             doc.insert(
                 "_aws".into(),
@@ -227,6 +227,15 @@ pub fn documents(
             Value::Object(doc)
         })
         .collect()
+}
+
+/// A whole number as an integer (counts, bytes, seconds), anything else as it is.
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v) {
+        json!(v as u64)
+    } else {
+        json!(v)
+    }
 }
 
 #[cfg(test)]
@@ -259,8 +268,8 @@ mod tests {
         );
         assert_eq!(docs.len(), 2, "{docs:?}");
         let plain = &docs[0];
-        assert_eq!(plain["Uploads"], 2.0);
-        assert_eq!(plain["UploadedBytes"], 15.0);
+        assert_eq!(plain["Uploads"], 2);
+        assert_eq!(plain["UploadedBytes"], 15);
         assert_eq!(plain["route"], "native-upload");
         let directive = &plain["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Attachments/test");
@@ -272,7 +281,7 @@ mod tests {
         assert_eq!(plain["_aws"]["Timestamp"], 1_700_000_000_000i64);
         let refused = &docs[1];
         assert_eq!(refused["Reason"], "too_large");
-        assert_eq!(refused["RejectedRequests"], 1.0);
+        assert_eq!(refused["RejectedRequests"], 1);
         assert_eq!(
             refused["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["Reason"], []])
@@ -291,7 +300,7 @@ mod tests {
             &Map::new(),
             0,
         );
-        assert_eq!(docs[0]["OldestUnverifiedUploadAge"], 7.0);
+        assert_eq!(docs[0]["OldestUnverifiedUploadAge"], 7);
         assert!(documents("n", &[], &Map::new(), 0).is_empty());
     }
 
