@@ -67,6 +67,7 @@ direct_on_aws!(
     type_checked_at_completion,
     concurrent_completion_and_events,
     expired_uploads_are_swept,
+    oldest_unverified_upload,
     placeholder_gets_its_file,
     direct_bad_input,
 );
@@ -561,4 +562,190 @@ async fn conditional_dialect_listings() {
 async fn conditional_link_windows() {
     let h = Harness::aws_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "4")).await;
     behaviour::conditional_link_windows(&h, 4).await;
+}
+
+/// Under a sampled Lambda invocation, every DynamoDB and S3 call of an upload reaches the X-Ray
+/// daemon as a subsegment of the function's segment, with its operation and request id.
+#[tokio::test]
+async fn aws_calls_are_xray_subsegments() {
+    use attachments::domain::{FileName, ParentId, ParentKind, ParentRef, Principal, TenantId};
+    use attachments::service::{
+        AttachmentFields, NewFile, ParentFields, UploadRules, UploadTarget,
+    };
+    use tracing::Instrument;
+    use tracing_subscriber::prelude::*;
+
+    let h = Harness::aws().await;
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    daemon
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let layer = attachments::telemetry::xray::XrayLayer::new(daemon.local_addr().unwrap())
+        .unwrap()
+        .with_filter(attachments::telemetry::xray::interest());
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let header = "Root=1-65dfb5a1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1";
+    let invoke = tracing::info_span!(
+        "Lambda runtime invoke",
+        requestId = "r",
+        xrayTraceId = header
+    );
+    let who = Principal {
+        tenant: TenantId::parse("a").unwrap(),
+        owner: "o".into(),
+    };
+    let parent = ParentRef::new(
+        ParentKind::parse("profile").unwrap(),
+        ParentId::parse("traced").unwrap(),
+    );
+    async {
+        h.app
+            .put_parent(&who, parent.clone(), ParentFields::default())
+            .await
+            .unwrap();
+        let file = NewFile {
+            file_name: FileName::parse("traced.txt").unwrap(),
+            bytes: bytes::Bytes::from_static(b"hello, traced world"),
+        };
+        h.app
+            .upload(
+                &who,
+                &parent,
+                file,
+                AttachmentFields::default(),
+                UploadTarget::New,
+                UploadRules::default(),
+            )
+            .await
+            .unwrap();
+    }
+    .instrument(invoke)
+    .await;
+    let mut docs = Vec::new();
+    let mut buf = [0u8; 65_536];
+    while let Ok(n) = daemon.recv(&mut buf) {
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        let (head, doc) = text.split_once('\n').unwrap();
+        assert_eq!(head, r#"{"format": "json", "version": 1}"#);
+        docs.push(serde_json::from_str::<serde_json::Value>(doc).unwrap());
+    }
+    let ops: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["name"].as_str().unwrap(),
+                d["aws"]["operation"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(ops.iter().any(|o| o.starts_with("DynamoDB ")), "{ops:?}");
+    assert!(ops.iter().any(|o| o == "S3 PutObject"), "{ops:?}");
+    for d in &docs {
+        assert_eq!(d["type"], "subsegment", "{d}");
+        assert_eq!(d["namespace"], "aws");
+        assert_eq!(d["trace_id"], "1-65dfb5a1-0123456789abcdef01234567");
+        assert_eq!(d["parent_id"], "0123456789abcdef");
+        assert_eq!(d["aws"]["region"], support::aws::REGION);
+        assert!(d["http"]["response"]["status"].as_u64().is_some(), "{d}");
+    }
+    // The peers name their requests: moto (DynamoDB) does, and X-Ray shows the id.
+    assert!(
+        docs.iter()
+            .any(|d| d["name"] == "DynamoDB" && d["aws"]["request_id"].is_string()),
+        "{docs:?}"
+    );
+}
+
+/// The finalize function's dead-letter queue (on moto's SQS): a redrive handles the storage
+/// event that can now succeed (and deletes it) and leaves the one that still fails.
+#[tokio::test]
+async fn dead_letters_are_redriven() {
+    use attachments::aws::sqs::SqsClient;
+    use attachments::aws::{Http, RequestSigner};
+
+    let h = Harness::aws().await;
+    let settings = || {
+        attachments::config::aws_settings(|k| match k {
+            "AWS_ACCESS_KEY_ID" => Some(support::aws::ACCESS_KEY.into()),
+            "AWS_SECRET_ACCESS_KEY" => Some(support::aws::SECRET_KEY.into()),
+            "AWS_REGION" => Some(support::aws::REGION.into()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let client = |url: &str| {
+        let s = settings();
+        SqsClient::new(
+            Http::new(None).unwrap(),
+            url,
+            RequestSigner::new(s.credentials, s.region, "sqs"),
+        )
+        .unwrap()
+    };
+    // Queues are made through any queue URL of the server: the JSON protocol posts to its root.
+    let moto = support::aws::moto_endpoint();
+    let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
+    let created: serde_json::Value = client(&format!("{moto}/000000000000/bootstrap"))
+        .call("CreateQueue", &serde_json::json!({ "QueueName": name }))
+        .await
+        .unwrap();
+    let queue = client(created["QueueUrl"].as_str().unwrap());
+
+    // A direct upload whose bytes arrived but whose event the function failed on.
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = behaviour::direct::payload(2000, 4);
+    let up = h
+        .call(
+            "POST",
+            "/v1/parents/profile/p1/uploads",
+            Some(KEY_A),
+            serde_json::json!({"file_name": "late.bin", "content_type": "application/octet-stream", "size": data.len()})
+                .to_string(),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert!(behaviour::direct::post_form(&up["upload"], &data)
+        .await
+        .status
+        .is_success());
+    let key = up["upload"]["fields"]["key"].as_str().unwrap();
+    let record = |event: serde_json::Value| {
+        serde_json::json!({
+            "version": "1.0",
+            "timestamp": "2026-01-02T03:04:05.678Z",
+            "requestContext": {"requestId": "x", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "EventError", "errorMessage": "storage unavailable: timed out"}
+        })
+        .to_string()
+    };
+    let created_event = serde_json::json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": key}}});
+    let deleted_event = serde_json::json!({"detail-type": "Object Deleted", "source": "aws.s3", "detail": {"object": {"key": key}}});
+    for event in [created_event, deleted_event] {
+        let _: serde_json::Value = queue
+            .call(
+                "SendMessage",
+                &serde_json::json!({ "QueueUrl": created["QueueUrl"], "MessageBody": record(event) }),
+            )
+            .await
+            .unwrap();
+    }
+    let report = attachments::dead_letters::redrive(&h.app, &queue)
+        .await
+        .unwrap();
+    assert_eq!(report.handled.len(), 1, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].1.contains("Object Deleted"), "{report:?}");
+    let id = up["attachment"]["id"].as_str().unwrap();
+    let att = h
+        .get(&format!("/v1/attachments/{id}"), KEY_A)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(att["status"], "ready");
+    // The handled message is gone; the failed one waits, hidden while it is looked at.
+    assert_eq!(queue.depth().await.unwrap(), (0, 1));
 }

@@ -64,8 +64,9 @@ impl SqsClient {
         })
     }
 
-    /// Calls `operation` (`ReceiveMessage`, …); retried on throttling and server errors.
-    async fn call<T: serde::de::DeserializeOwned>(
+    /// Calls `operation` (`ReceiveMessage`, …) with `body`; retried on throttling and server
+    /// errors.
+    pub async fn call<T: serde::de::DeserializeOwned>(
         &self,
         operation: &str,
         body: &impl Serialize,
