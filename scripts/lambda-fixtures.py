@@ -266,6 +266,9 @@ def check(route, kind, body, expect):
 
 
 FIXTURE_KEY = "fixture-key-0123456789abcdef"
+# One event per place a key travels, run again with RUST_LOG=trace.
+TRACE_CASES = [("native-upload", "ok.json"), ("native-get-attachment", "ok.json"),
+               ("crafter-list", "ok.json")]
 UNITS = {"Count", "Bytes", "Seconds", "Milliseconds", "None"}
 
 
@@ -438,6 +441,18 @@ def main():
             label = f"{route}/{case.name}"
             if why:
                 failures.append(f"{label}: {why}\n    function log:\n" + "".join(f"      {l}\n" for l in log.splitlines()[-20:]))
+    # Whatever RUST_LOG asks for, no key reaches the log (the Lambda runtime logs whole events
+    # at debug and trace): one event per key placement, again, with everything on.
+    if not a.routes:
+        for route, case in TRACE_CASES:
+            env = {**envs[logical_id(route)], "RUST_LOG": "trace"}
+            path = root / "events" / route / case
+            kind, body, log, request_id = invoke(binaries[route], env, path.read_bytes(), prefix)
+            count += 1
+            why = check_telemetry(route, json.loads(path.read_text()), kind, body, log, request_id,
+                                  env.get("ATTACHMENTS_METRICS_NAMESPACE"), set())
+            if why:
+                failures.append(f"{route}/{case} with RUST_LOG=trace: {why}")
     took = time.monotonic() - started
     if not a.routes and placements != {"x-api-key", "bearer", "accessTokenId"}:
         failures.append(f"the fixtures present keys only in {sorted(placements)}: each placement "
