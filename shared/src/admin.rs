@@ -42,10 +42,7 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
     if let ["dlq", "list", "--queue", url] = words.as_slice() {
         let queue = dead_letter_queue(url)?;
         let letters = crate::dead_letters::list(&queue).await?;
-        let mut out = format!(
-            "{} failed storage event(s) in the queue (hidden from other readers for 15 minutes):\n",
-            letters.len()
-        );
+        let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
         for l in letters {
             out.push_str(&l.describe());
             out.push('\n');

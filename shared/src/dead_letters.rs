@@ -9,8 +9,9 @@ use serde_json::Value;
 use crate::aws::sqs::{Message, SqsClient};
 use crate::service::App;
 
-/// How long a message read here stays hidden from other readers: the finalize function's own
-/// time limit, so that a redrive that is still working never sees its message come back.
+/// How long a message read here stays hidden from other readers while the command works: the
+/// finalize function's own time limit, so that a redrive that is still working never sees its
+/// message come back. What the command leaves in the queue it makes visible again at the end.
 const HIDE_SECONDS: u32 = 900;
 /// The most messages one command reads.
 const MAX_MESSAGES: usize = 1000;
@@ -88,7 +89,7 @@ impl DeadLetter {
     }
 }
 
-/// Reads the messages (they come back into view after [`HIDE_SECONDS`]).
+/// Reads the messages, and leaves them in the queue as they were.
 pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
     let mut out: Vec<DeadLetter> = Vec::new();
     while out.len() < MAX_MESSAGES {
@@ -105,7 +106,22 @@ pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
             }
         }
     }
+    release(queue, out.iter().map(|d| d.receipt_handle.as_str())).await?;
     Ok(out)
+}
+
+/// Makes messages this command read visible again.
+async fn release<'a>(
+    queue: &SqsClient,
+    receipts: impl Iterator<Item = &'a str>,
+) -> Result<(), String> {
+    for r in receipts {
+        queue
+            .release(r)
+            .await
+            .map_err(|e| format!("making a message visible again: {e}"))?;
+    }
+    Ok(())
 }
 
 /// What a redrive did.
@@ -113,7 +129,7 @@ pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
 pub struct Redrive {
     /// Handled this time, and deleted from the queue.
     pub handled: Vec<String>,
-    /// Failed again (left in the queue, back in view after [`HIDE_SECONDS`]), with why.
+    /// Failed again (left in the queue), with why.
     pub failed: Vec<(String, String)>,
 }
 
@@ -121,6 +137,8 @@ pub struct Redrive {
 /// that succeeds; a failure stays in the queue.
 pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
     let mut report = Redrive::default();
+    // Failures stay hidden while the run goes on (so it never reads them twice), then go back.
+    let mut kept: Vec<String> = Vec::new();
     while report.handled.len() + report.failed.len() < MAX_MESSAGES {
         let batch = queue
             .receive(10, HIDE_SECONDS)
@@ -135,6 +153,7 @@ pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
                 report
                     .failed
                     .push((letter.message_id, "the message is not JSON".into()));
+                kept.push(letter.receipt_handle);
                 continue;
             };
             match crate::storage_events::invoke(app, event, None, None).await {
@@ -145,10 +164,14 @@ pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
                         .map_err(|e| format!("deleting {}: {e}", letter.message_id))?;
                     report.handled.push(letter.message_id);
                 }
-                Err(e) => report.failed.push((letter.message_id, e.to_string())),
+                Err(e) => {
+                    report.failed.push((letter.message_id, e.to_string()));
+                    kept.push(letter.receipt_handle);
+                }
             }
         }
     }
+    release(queue, kept.iter().map(String::as_str)).await?;
     Ok(report)
 }
 

@@ -746,6 +746,19 @@ async fn dead_letters_are_redriven() {
         .expect(200)
         .json();
     assert_eq!(att["status"], "ready");
-    // The handled message is gone; the failed one waits, hidden while it is looked at.
-    assert_eq!(queue.depth().await.unwrap(), (0, 1));
+    // The handled message is gone; the failed one waits, visible, for the next look.
+    assert_eq!(queue.depth().await.unwrap(), (1, 0));
+    let left = attachments::dead_letters::list(&queue).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].condition.as_deref(), Some("RetriesExhausted"));
+    assert!(
+        left[0].describe().contains("Object Deleted"),
+        "{}",
+        left[0].describe()
+    );
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        (1, 0),
+        "listing leaves the queue as it was"
+    );
 }

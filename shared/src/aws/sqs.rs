@@ -145,6 +145,21 @@ impl SqsClient {
         Ok(())
     }
 
+    /// Makes a received message visible to every reader again, at once.
+    pub async fn release(&self, receipt_handle: &str) -> Result<(), AwsError> {
+        let _: Value = self
+            .call(
+                "ChangeMessageVisibility",
+                &json!({
+                    "QueueUrl": self.queue_url,
+                    "ReceiptHandle": receipt_handle,
+                    "VisibilityTimeout": 0,
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// How many messages wait (visible) and are being handled (received, not yet deleted).
     pub async fn depth(&self) -> Result<(u64, u64), AwsError> {
         let out: AttributesOutput = self
