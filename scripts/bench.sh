@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Only matters if aws-lc is linked again (see .cargo/config.toml): its jitter entropy costs ~35 ms of cold start.
+# The SDK hello world links aws-lc (see .cargo/config.toml): its jitter entropy costs ~35 ms of cold start.
 export AWS_LC_SYS_NO_JITTER_ENTROPY=1
 target="${CARGO_TARGET_DIR:-target}"
 
@@ -20,6 +20,8 @@ scripts/debian-package.sh zip zip "the size row zips each bootstrap as Lambda re
 
 echo "==> building the benchmark and its baselines (release profile)" >&2
 cargo build --release --locked -p attachments-bench --bins
+# On its own, so the SDK's default features reach only this baseline (bench/sdk-hello/Cargo.toml).
+cargo build --release --locked -p bench-sdk-hello --features sdk
 
 # The functions come from the route table, read at run time: new routes are measured as added.
 # `--functions` narrows both the build and the rows to the functions it names.

@@ -129,6 +129,10 @@ FINALIZE_EVENTS = """        ObjectCreated:
               detail:
                 bucket:
                   name: [!Ref Bucket]
+                # Only direct uploads land under staging/: the copies a verification makes, and
+                # every file stored through the API, are no event for it.
+                object:
+                  key: [{prefix: staging/}]
         Sweep:
           Type: Schedule
           Properties:
@@ -145,8 +149,10 @@ out.append(function(
     "Verifies direct uploads on S3 object-created events; sweeps expired uploads",
     policy(finalize_needs, 8),
     FINALIZE_EVENTS,
+    # A whole vCPU (1769 MB), so that reading S3, not hashing, bounds how large an upload it
+    # verifies in its 900 s (ATTACHMENTS_DIRECT_MAX_BYTES).
     extra="""      Timeout: 900
-      MemorySize: 512
+      MemorySize: 1769
       EventInvokeConfig:
         MaximumRetryAttempts: 2
         DestinationConfig:

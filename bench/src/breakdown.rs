@@ -389,10 +389,34 @@ impl BlobStore for TimedBlobs {
     async fn get_range(
         &self,
         key: &str,
+        etag: Option<&str>,
         offset: u64,
         len: u64,
     ) -> attachments::store::StoreResult<Bytes> {
-        self.inner.get_range(key, offset, len).await
+        self.inner.get_range(key, etag, offset, len).await
+    }
+    async fn promote(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+    ) -> attachments::store::StoreResult<()> {
+        self.inner.promote(staged, etag, size, key).await
+    }
+    async fn list_staged(
+        &self,
+        after: Option<String>,
+    ) -> attachments::store::StoreResult<attachments::store::StagedPage<String>> {
+        self.inner.list_staged(after).await
+    }
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> attachments::store::StoreResult<
+        attachments::store::StagedPage<attachments::store::StagedUpload>,
+    > {
+        self.inner.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> attachments::store::StoreResult<()> {
         self.inner.delete(key).await
@@ -423,9 +447,12 @@ impl BlobStore for TimedBlobs {
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: std::time::Duration,
     ) -> attachments::store::StoreResult<String> {
-        self.inner.presign_part(key, upload_id, number, ttl).await
+        self.inner
+            .presign_part(key, upload_id, number, size, ttl)
+            .await
     }
     async fn list_parts(
         &self,
@@ -514,5 +541,77 @@ pub async fn upload_service(file: &Bytes, rounds: usize) -> Result<String, Error
         ms(t),
         ms(p),
         ms(h),
+    ))
+}
+
+/// What one S3 download link costs on the AWS backend: `S3BlobStore::presign_get` (the
+/// credentials from the SDK's cache, their expiry, and `aws-sigv4`'s signature), in process,
+/// with made-up credentials and the default endpoint (presigning makes no network call). Median
+/// of `rounds` batches of `links` links, per link.
+pub async fn s3_links(links: usize, rounds: usize) -> Result<String, Error> {
+    use attachments::store::LinkOptions;
+    let loader = attachments::store::sdk::loader(None)
+        .map_err(|e| e.to_string())?
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "ASIAEXAMPLEEXAMPLE00",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            Some("IQoJb3JpZ2luX2VjEXAMPLE-session-token".into()),
+            None,
+            "bench",
+        ));
+    let sdk = attachments::store::sdk::load(loader)
+        .await
+        .map_err(|e| e.to_string())?;
+    let vars = [
+        ("ATTACHMENTS_BACKEND", "aws"),
+        ("ATTACHMENTS_TABLE", "attachments-Table-EXAMPLE"),
+        ("ATTACHMENTS_BUCKET", "attachments-bucket-example"),
+        (
+            "ATTACHMENTS_SECRET",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        ),
+    ];
+    let cfg = attachments::Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .map_err(|e| e.to_string())?;
+    let (_, s3) = attachments::setup::aws_stores(&cfg, &sdk)
+        .await
+        .map_err(|e| e.to_string())?;
+    let opts = LinkOptions {
+        content_type: "application/pdf",
+        file_name: "report 2024.pdf",
+        valid: attachments::store::LinkWindow::aligned(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            std::time::Duration::from_secs(900),
+        ),
+    };
+    let key = "acme/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c";
+    s3.presign_get(key, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut per_link = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..links {
+            black_box(
+                s3.presign_get(key, &opts)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        per_link.push(t.elapsed().as_secs_f64() / links as f64);
+    }
+    let one = median(&per_link);
+    Ok(format!(
+        "S3 download links (AWS backend, in process): {} per link (aws-sigv4, credentials from \
+         the SDK's cache), {} for a listing of {links}.",
+        ms(one),
+        ms(one * links as f64)
     ))
 }

@@ -221,21 +221,58 @@ async fn resume(
     }
 }
 
-/// `complete`: storage has every byte; the server verifies them.
+/// `complete`: storage has every byte; the server verifies them, within the request or, for a
+/// large file, in the background (`verifying`), which this waits for.
 async fn finish(api: &Api, id: &str, file: &Local, record_at: &Path) -> CliResult<Value> {
-    let r = api
+    let refused = format!("{} was refused", file.name);
+    let mut r = api
         .json(
             Method::POST,
             &format!("/v1/attachments/{}/complete", segment(id)),
             None,
-            &format!("{} was refused", file.name),
+            &refused,
         )
         .await;
+    if matches!(&r, Ok(att) if att["status"] == "verifying") {
+        r = wait_for_verification(api, id, &refused).await;
+    }
     // Ready, or refused for good: either way there is nothing left to resume.
     if matches!(r, Ok(_) | Err(CliError::Refused(_))) {
         forget(record_at);
     }
     r
+}
+
+/// How long a background verification is waited for; the server's own limit is far below.
+const VERIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Polls the attachment until its verification ends: ready, or refused with the reason.
+async fn wait_for_verification(api: &Api, id: &str, refused: &str) -> CliResult<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let att = api
+            .json(
+                Method::GET,
+                &format!("/v1/attachments/{}", segment(id)),
+                None,
+                refused,
+            )
+            .await?;
+        match att["status"].as_str() {
+            Some("verifying") if started.elapsed() < VERIFY_WAIT => {}
+            Some("verifying") => {
+                return Err(CliError::Unavailable(format!(
+                    "{id} is still being verified; see later with `attachments info {id}`"
+                )))
+            }
+            Some("rejected") => {
+                let why = att["problem"].as_str().unwrap_or("the file was refused");
+                return Err(CliError::Refused(format!("{refused}: {why}")));
+            }
+            _ => return Ok(att),
+        }
+    }
 }
 
 /// The file's SHA-256, declared at the start so that storage's copy is checked against it.

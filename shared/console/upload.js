@@ -244,8 +244,16 @@ export async function uploadFile(parent, file, { parallel = 4, onProgress = () =
   }
   onState("verifying");
   try {
-    const done = await api.complete(id);
+    let done = await api.complete(id);
+    // Too large to verify within the request: the server verifies it in the background.
+    while (done.status === "verifying") {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      done = await api.get(id);
+    }
     forgetRecord(id);
+    if (done.status === "rejected") {
+      throw new ApiError(422, "unprocessable_entity", done.problem || "the file was refused");
+    }
     return done;
   } catch (e) {
     // Refused: nothing left to resume. Anything else (the network): choose the file again.

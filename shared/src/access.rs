@@ -69,6 +69,9 @@ pub enum Capability {
     MultipartList,
     /// `AbortMultipartUpload`: dropping an unfinished direct upload and its parts.
     MultipartAbort,
+    /// `ListBucketMultipartUploads` on the bucket: the sweep finds the multipart uploads under
+    /// the staging prefix that no upload waits for any more.
+    UploadsList,
 }
 
 /// What a capability grants.
@@ -106,6 +109,7 @@ grants! {
     ObjectDelete = OBJECTS: "s3:DeleteObject";
     MultipartList = OBJECTS: "s3:ListMultipartUploadParts";
     MultipartAbort = OBJECTS: "s3:AbortMultipartUpload";
+    UploadsList = BUCKET: "s3:ListBucketMultipartUploads";
 }
 
 use Capability::*;
@@ -113,10 +117,12 @@ use Capability::*;
 /// The finalize function (`storage_events`): an S3 "object created" event verifies a direct
 /// upload as `POST /v1/attachments/{id}/complete` does (reads the object, which may be gone,
 /// completes or aborts a multipart upload, stores the thumbnail, deletes a refused file, records
-/// the outcome); the hourly sweep finds leftovers through the index and removes or cancels them.
+/// the outcome, promotes the verified object by a copy); the hourly sweep finds leftovers
+/// through the index and removes or cancels them, and lists the staging prefix's objects and
+/// multipart uploads for orphans.
 // `scripts/gen-template.py` reads this line.
 #[rustfmt::skip]
-pub const FINALIZE: &[Capability] = &[TableRead, TableWrite, IndexRead, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort];
+pub const FINALIZE: &[Capability] = &[TableRead, TableWrite, IndexRead, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort, UploadsList];
 
 /// Every (action, resource) pair that `needs` grants, sorted and without repeats.
 pub fn permissions(needs: &[Capability]) -> Vec<(&'static str, Resource)> {

@@ -39,15 +39,8 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
         );
     }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let ["dlq", "list", "--queue", url] = words.as_slice() {
-        let queue = dead_letter_queue(url)?;
-        let letters = crate::dead_letters::list(&queue).await?;
-        let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
-        for l in letters {
-            out.push_str(&l.describe());
-            out.push('\n');
-        }
-        return Ok(out);
+    if let ["dlq", action @ ("list" | "redrive"), "--queue", url] = words.as_slice() {
+        return dead_letters(&cfg, action, url).await;
     }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
@@ -106,26 +99,6 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
             )),
             Err(e) => Err(e.to_string()),
         },
-        ["dlq", "redrive", "--queue", url] => {
-            if cfg.backend != Backend::Aws {
-                return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
-            }
-            let queue = dead_letter_queue(url)?;
-            let report = crate::dead_letters::redrive(&app, &queue).await?;
-            let mut out = format!(
-                "handled {} event(s) (deleted from the queue); {} failed again (left in the queue)\n",
-                report.handled.len(),
-                report.failed.len()
-            );
-            for (id, why) in &report.failed {
-                out.push_str(&format!("{id}: {why}\n"));
-            }
-            if report.failed.is_empty() {
-                Ok(out)
-            } else {
-                Err(out)
-            }
-        }
         ["sweep"] => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let n = app.sweep(now).await.map_err(|e| e.to_string())?;
@@ -135,17 +108,43 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
     }
 }
 
-/// A client of the dead-letter queue at `url`, with the standard AWS variables' credentials
-/// and region.
-fn dead_letter_queue(url: &str) -> Result<crate::aws::sqs::SqsClient, String> {
-    let aws = crate::config::aws_settings(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    let http = crate::aws::Http::new(aws.ca_bundle.as_deref()).map_err(|e| e.to_string())?;
-    crate::aws::sqs::SqsClient::new(
-        http,
-        url,
-        crate::aws::RequestSigner::new(aws.credentials, aws.region, "sqs"),
-    )
-    .map_err(|e| format!("--queue: {e}"))
+/// `dlq list` and `dlq redrive`: the queue at `url`, reached with the AWS configuration the
+/// SDK loads from the environment (credentials, region, endpoints, as for the table and
+/// bucket); a redrive handles the events with the deployment's own table and bucket.
+async fn dead_letters(cfg: &Config, action: &str, url: &str) -> Result<String, String> {
+    if action == "redrive" && cfg.backend != Backend::Aws {
+        return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
+    }
+    let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
+    let queue = crate::dead_letters::DeadLetterQueue::new(&sdk, url)
+        .map_err(|e| format!("--queue: {e}"))?;
+    if action == "list" {
+        let letters = crate::dead_letters::list(&queue).await?;
+        let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
+        for l in letters {
+            out.push_str(&l.describe());
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+    let app = setup::build_aws(cfg, &sdk)
+        .await
+        .map_err(|e| e.to_string())?
+        .app;
+    let report = crate::dead_letters::redrive(&app, &queue).await?;
+    let mut out = format!(
+        "handled {} event(s) (deleted from the queue); {} failed again (left in the queue)\n",
+        report.handled.len(),
+        report.failed.len()
+    );
+    for (id, why) in &report.failed {
+        out.push_str(&format!("{id}: {why}\n"));
+    }
+    if report.failed.is_empty() {
+        Ok(out)
+    } else {
+        Err(out)
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +177,21 @@ mod tests {
         assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
         let again = run_with(cfg, &args("fixtures load")).await.unwrap_err();
         assert!(again.contains("is not a new data folder"), "{again}");
+    }
+
+    #[tokio::test]
+    async fn a_redrive_needs_the_aws_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = config(&[("ATTACHMENTS_DATA_DIR", data.to_str().unwrap())]);
+        let e = run_with(
+            cfg,
+            &args("dlq redrive --queue https://sqs.us-east-1.amazonaws.com/1/q"),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("ATTACHMENTS_BACKEND=aws"), "{e}");
+        assert!(!data.exists(), "nothing was set up for it");
     }
 
     #[tokio::test]

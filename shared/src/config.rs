@@ -54,6 +54,8 @@ pub struct Config {
     pub direct_post_max_bytes: u64,
     /// The largest direct upload (`ATTACHMENTS_DIRECT_MAX_BYTES`).
     pub direct_max_bytes: u64,
+    /// Direct uploads verified within `complete`, at most (`ATTACHMENTS_INLINE_VERIFY_MAX_BYTES`).
+    pub inline_verify_max_bytes: u64,
     /// Lifetime of upload links (`ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS`).
     pub upload_link_ttl: Duration,
     /// How long an upload may stay unfinished (`ATTACHMENTS_UPLOAD_EXPIRY_SECONDS`).
@@ -107,6 +109,14 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 /// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
 /// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The largest direct upload by default: what the finalize function verifies within its 900 s
+/// with half of them to spare. It reads the object as one stream, which S3 serves a function at
+/// about 100 MB/s (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s
+/// (the benchmark's hashing row) and is not the bound.
+pub const DEFAULT_DIRECT_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
+/// Direct uploads verified within `complete` by default: an API function has 15 s and a share of
+/// a core; 64 MiB is read and hashed in about a second there, a wide margin.
+pub const DEFAULT_INLINE_VERIFY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Connections the local server serves at once, by default: each costs a little memory and a
 /// file descriptor; past the cap, new ones wait in the listen queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -135,248 +145,288 @@ impl Config {
 
     /// Reads the configuration through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let backend = match var("ATTACHMENTS_BACKEND").as_deref() {
-            None | Some("embedded") => Backend::Embedded,
-            Some("aws") => Backend::Aws,
-            Some(other) => {
-                return Err(err(
-                    "ATTACHMENTS_BACKEND",
-                    format!("must be `embedded` or `aws`, not {other:?}"),
-                ))
-            }
-        };
-        let addr: SocketAddr = var("ATTACHMENTS_ADDR")
+        let v = Vars(get);
+        let backend = backend(&v)?;
+        let addr: SocketAddr = v
+            .text("ATTACHMENTS_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
             .parse()
             .map_err(|e| err("ATTACHMENTS_ADDR", format!("not a socket address: {e}")))?;
-        let data_dir = PathBuf::from(var("ATTACHMENTS_DATA_DIR").unwrap_or_else(|| "data".into()));
-        let public_url = var("ATTACHMENTS_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        let cfg = Self {
+            addr,
+            data_dir: PathBuf::from(
+                v.text("ATTACHMENTS_DATA_DIR")
+                    .unwrap_or_else(|| "data".into()),
+            ),
+            public_url: public_url(&v, addr)?,
+            max_connections: v.number(
+                "ATTACHMENTS_MAX_CONNECTIONS",
+                DEFAULT_MAX_CONNECTIONS as u64,
+                1,
+                65_536,
+            )? as usize,
+            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 1, 3600)?,
+            api_keys: v
+                .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
+                .unwrap_or_default(),
+            max_upload_bytes: v
+                .positive("ATTACHMENTS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
+            link_ttl: link_ttl(&v)?,
+            direct_post_max_bytes: v.number(
+                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                100 * 1024 * 1024,
+                1,
+                5 * 1024u64.pow(3),
+            )?,
+            direct_max_bytes: v.number(
+                "ATTACHMENTS_DIRECT_MAX_BYTES",
+                DEFAULT_DIRECT_MAX_BYTES,
+                1,
+                5 * 1024u64.pow(4),
+            )?,
+            inline_verify_max_bytes: v.number(
+                "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
+                DEFAULT_INLINE_VERIFY_MAX_BYTES,
+                0,
+                5 * 1024u64.pow(4),
+            )?,
+            upload_link_ttl: v.seconds("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 3600, 1, 604_800)?,
+            upload_expiry: v.seconds(
+                "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
+                86_400,
+                1,
+                30 * 86_400,
+            )?,
+            secret_hex: secret(&v)?,
+            table: v.text("ATTACHMENTS_TABLE"),
+            bucket: v.text("ATTACHMENTS_BUCKET"),
+            s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE", false)?,
+            load_fixtures: v.flag("ATTACHMENTS_LOAD_FIXTURES", false)?,
+            json_logs: json_logs(&v)?,
+            crafter_allowed_types: v
+                .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
+                .unwrap_or_else(|| {
+                    DEFAULT_CRAFTER_ALLOWED_TYPES
+                        .iter()
+                        .map(|t| (*t).to_owned())
+                        .collect()
+                }),
+            crafter_max_file_bytes: v.positive(
+                "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
+                DEFAULT_CRAFTER_MAX_FILE_BYTES,
+            )?,
+            cors_origins: v
+                .parsed("ATTACHMENTS_CORS_ORIGINS", |s| {
+                    crate::http::cors::parse_origins(s)
+                        .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
+                })?
+                .unwrap_or_default(),
+            metrics_namespace: v.parsed("ATTACHMENTS_METRICS_NAMESPACE", metrics_namespace)?,
+            backend,
+        };
+        cfg.checked_for_backend()
+    }
+
+    /// What the AWS backend needs besides: its table, bucket and secret, link lifetimes its
+    /// credentials can honour, and never the fixtures' public key.
+    fn checked_for_backend(self) -> Result<Self, ConfigError> {
+        if self.backend != Backend::Aws {
+            return Ok(self);
+        }
+        // A presigned link dies with the temporary credentials that signed it; a Lambda role's
+        // last at most 12 hours, so a longer lifetime would be a false promise.
+        for (var, ttl) in [
+            ("ATTACHMENTS_LINK_TTL_SECONDS", self.link_ttl),
+            ("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", self.upload_link_ttl),
+        ] {
+            if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
+                return Err(err(
+                    var,
+                    "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
+                ));
+            }
+        }
+        if self.table.is_none() {
             return Err(err(
-                "ATTACHMENTS_PUBLIC_URL",
-                "must start with http:// or https://",
+                "ATTACHMENTS_TABLE",
+                "must name the DynamoDB table (backend aws)",
             ));
         }
-        let max_connections = match var("ATTACHMENTS_MAX_CONNECTIONS") {
-            None => DEFAULT_MAX_CONNECTIONS,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=65_536).contains(n))
-                .ok_or_else(|| {
-                    err(
-                        "ATTACHMENTS_MAX_CONNECTIONS",
-                        "must be a number from 1 to 65536",
-                    )
-                })?,
-        };
-        let body_idle = match var("ATTACHMENTS_BODY_IDLE_SECONDS") {
-            None => Duration::from_secs(30),
-            Some(v) => Duration::from_secs(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=3600).contains(n))
-                    .ok_or_else(|| {
-                        err(
-                            "ATTACHMENTS_BODY_IDLE_SECONDS",
-                            "must be a number from 1 to 3600",
-                        )
-                    })?,
-            ),
-        };
-        let api_keys = match var("ATTACHMENTS_API_KEYS") {
-            None => Vec::new(),
-            Some(v) => parse_keys(&v)?,
-        };
-        let max_upload_bytes = match var("ATTACHMENTS_MAX_UPLOAD_BYTES") {
-            None => DEFAULT_MAX_UPLOAD_BYTES,
-            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                err(
-                    "ATTACHMENTS_MAX_UPLOAD_BYTES",
-                    "must be a positive number of bytes",
-                )
-            })?,
-        };
-        let link_ttl = match var("ATTACHMENTS_LINK_TTL_SECONDS") {
-            None => Duration::from_secs(900),
-            Some(v) => Duration::from_secs(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=604_800).contains(n))
-                    .ok_or_else(|| {
-                        err(
-                            "ATTACHMENTS_LINK_TTL_SECONDS",
-                            "must be 1 to 604800 (7 days, SigV4's limit)",
-                        )
-                    })?,
-            ),
-        };
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match var(name) {
-                    None => Ok(default),
-                    Some(v) => v
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| (min..=max).contains(n))
-                        .ok_or_else(|| err(name, format!("must be a number from {min} to {max}"))),
-                }
-            };
-        let direct_post_max_bytes = number(
-            "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
-            100 * 1024 * 1024,
-            1,
-            5 * 1024 * 1024 * 1024,
-        )?;
-        let direct_max_bytes = number(
-            "ATTACHMENTS_DIRECT_MAX_BYTES",
-            5 * 1024u64.pow(4),
-            1,
-            5 * 1024u64.pow(4),
-        )?;
-        let upload_link_ttl = Duration::from_secs(number(
-            "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
-            3600,
-            1,
-            604_800,
-        )?);
-        let upload_expiry = Duration::from_secs(number(
-            "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
-            86_400,
-            1,
-            30 * 86_400,
-        )?);
-        let secret_hex = var("ATTACHMENTS_SECRET");
-        if let Some(s) = &secret_hex {
-            if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
-                return Err(err(
-                    "ATTACHMENTS_SECRET",
-                    "must be 64 hex characters (32 bytes)",
-                ));
-            }
+        if self.bucket.is_none() {
+            return Err(err(
+                "ATTACHMENTS_BUCKET",
+                "must name the S3 bucket (backend aws)",
+            ));
         }
-        let table = var("ATTACHMENTS_TABLE");
-        let bucket = var("ATTACHMENTS_BUCKET");
-        if backend == Backend::Aws {
-            // A presigned link dies with the temporary credentials that signed it; a Lambda
-            // role's last at most 12 hours, so a longer lifetime would be a false promise.
-            for (var, ttl) in [
-                ("ATTACHMENTS_LINK_TTL_SECONDS", link_ttl),
-                ("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", upload_link_ttl),
-            ] {
-                if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
-                    return Err(err(
-                        var,
-                        "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
-                    ));
-                }
-            }
-            if table.is_none() {
-                return Err(err(
-                    "ATTACHMENTS_TABLE",
-                    "must name the DynamoDB table (backend aws)",
-                ));
-            }
-            if bucket.is_none() {
-                return Err(err(
-                    "ATTACHMENTS_BUCKET",
-                    "must name the S3 bucket (backend aws)",
-                ));
-            }
-            if secret_hex.is_none() {
-                return Err(err(
-                    "ATTACHMENTS_SECRET",
-                    "must be set for backend aws (64 hex characters)",
-                ));
-            }
+        if self.secret_hex.is_none() {
+            return Err(err(
+                "ATTACHMENTS_SECRET",
+                "must be set for backend aws (64 hex characters)",
+            ));
         }
-        let flag = |name: &'static str, default: bool| match var(name).as_deref() {
-            None => Ok(default),
-            Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
-            Some(_) => Err(err(name, "must be true or false")),
-        };
-        let s3_path_style = flag("ATTACHMENTS_S3_PATH_STYLE", false)?;
-        let load_fixtures = flag("ATTACHMENTS_LOAD_FIXTURES", false)?;
-        if load_fixtures && backend == Backend::Aws {
+        if self.load_fixtures {
             // The fixtures' API key is public: their data never goes into a real table.
             return Err(err(
                 "ATTACHMENTS_LOAD_FIXTURES",
                 "only with the embedded backend (the fixtures' key is public)",
             ));
         }
-        let json_logs = match var("ATTACHMENTS_LOG_FORMAT").as_deref() {
-            Some("json") => true,
-            Some("text") => false,
-            None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
-            Some(_) => return Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
-        };
-        let crafter_allowed_types = match var("ATTACHMENTS_CRAFTER_ALLOWED_TYPES") {
-            None => DEFAULT_CRAFTER_ALLOWED_TYPES
-                .iter()
-                .map(|t| (*t).to_owned())
-                .collect(),
-            Some(v) => parse_types(&v)?,
-        };
-        let crafter_max_file_bytes = match var("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES") {
-            None => DEFAULT_CRAFTER_MAX_FILE_BYTES,
-            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                err(
-                    "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
-                    "must be a positive number of bytes",
-                )
-            })?,
-        };
-        let cors_origins = match var("ATTACHMENTS_CORS_ORIGINS") {
-            None => Vec::new(),
-            Some(v) => crate::http::cors::parse_origins(&v)
-                .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))?,
-        };
-        let metrics_namespace = match var("ATTACHMENTS_METRICS_NAMESPACE") {
-            None => None,
-            Some(ns) => {
-                let ns = ns.trim().to_owned();
-                // CloudWatch's rule for namespaces, and no `:` (reserved).
-                let valid = ns.len() <= 255
-                    && !ns.starts_with("AWS/")
-                    && ns
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
-                if !valid {
-                    return Err(err(
-                        "ATTACHMENTS_METRICS_NAMESPACE",
-                        "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
-                    ));
-                }
-                Some(ns)
-            }
-        };
-        Ok(Self {
-            backend,
-            addr,
-            data_dir,
-            public_url,
-            max_connections,
-            body_idle,
-            api_keys,
-            max_upload_bytes,
-            link_ttl,
-            direct_post_max_bytes,
-            direct_max_bytes,
-            upload_link_ttl,
-            upload_expiry,
-            secret_hex,
-            table,
-            bucket,
-            s3_path_style,
-            load_fixtures,
-            json_logs,
-            crafter_allowed_types,
-            crafter_max_file_bytes,
-            cors_origins,
-            metrics_namespace,
+        Ok(self)
+    }
+}
+
+/// The variables, read through a lookup; a variable set to blanks counts as unset. Each reader
+/// names the variable in its error.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The variable through `parse`, when it is set.
+    fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.text(name).as_deref().map(parse).transpose()
+    }
+
+    /// A number from `min` to `max`.
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| err(name, format!("must be a number from {min} to {max}"))),
+        }
+    }
+
+    /// A number of seconds from `min` to `max`.
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_secs)
+    }
+
+    /// A positive number of bytes.
+    fn positive(&self, name: &'static str, default: usize) -> Result<usize, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(name, "must be a positive number of bytes")),
+        }
+    }
+
+    /// `true`/`1` or `false`/`0`.
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name).as_deref() {
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(err(name, "must be true or false")),
+        }
+    }
+}
+
+/// Which adapters: the embedded store unless `aws`.
+fn backend<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Backend, ConfigError> {
+    match v.text("ATTACHMENTS_BACKEND").as_deref() {
+        None | Some("embedded") => Ok(Backend::Embedded),
+        Some("aws") => Ok(Backend::Aws),
+        Some(other) => Err(err(
+            "ATTACHMENTS_BACKEND",
+            format!("must be `embedded` or `aws`, not {other:?}"),
+        )),
+    }
+}
+
+/// The base of the embedded store's links: the server's own address unless given.
+fn public_url<F: Fn(&str) -> Option<String>>(
+    v: &Vars<F>,
+    addr: SocketAddr,
+) -> Result<String, ConfigError> {
+    let url = v
+        .text("ATTACHMENTS_PUBLIC_URL")
+        .unwrap_or_else(|| format!("http://{addr}"));
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(err(
+            "ATTACHMENTS_PUBLIC_URL",
+            "must start with http:// or https://",
+        ));
+    }
+    Ok(url)
+}
+
+/// How long download links live: up to SigV4's 7 days.
+fn link_ttl<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Duration, ConfigError> {
+    v.seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 1, 604_800)
+        .map_err(|_| {
+            err(
+                "ATTACHMENTS_LINK_TTL_SECONDS",
+                "must be 1 to 604800 (7 days, SigV4's limit)",
+            )
         })
+}
+
+/// The service secret, when given: 32 bytes in hex.
+fn secret<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Option<String>, ConfigError> {
+    let secret = v.text("ATTACHMENTS_SECRET");
+    if let Some(s) = &secret {
+        if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
+            return Err(err(
+                "ATTACHMENTS_SECRET",
+                "must be 64 hex characters (32 bytes)",
+            ));
+        }
+    }
+    Ok(secret)
+}
+
+/// A CloudWatch namespace: at most 255 letters, digits or `. - _ / #` and spaces, not in
+/// AWS's own `AWS/` (and no `:`, which CloudWatch reserves).
+fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
+    let ns = ns.trim();
+    let valid = ns.len() <= 255
+        && !ns.starts_with("AWS/")
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
+    if !valid {
+        return Err(err(
+            "ATTACHMENTS_METRICS_NAMESPACE",
+            "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
+        ));
+    }
+    Ok(ns.to_owned())
+}
+
+/// JSON logs on Lambda, text elsewhere, unless asked.
+fn json_logs<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<bool, ConfigError> {
+    match v.text("ATTACHMENTS_LOG_FORMAT").as_deref() {
+        Some("json") => Ok(true),
+        Some("text") => Ok(false),
+        None => Ok(v.text("AWS_LAMBDA_FUNCTION_NAME").is_some()),
+        Some(_) => Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
     }
 }
 
@@ -431,131 +481,6 @@ fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
             })
         })
         .collect()
-}
-
-/// The AWS backend's own settings, from the standard AWS variables (what the SDKs read), so a
-/// Lambda function finds its role's credentials and region where Lambda puts them:
-/// - credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; without
-///   them, the profile `AWS_PROFILE` (else `default`) of the shared credentials file
-///   (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`);
-/// - region: `AWS_REGION`, else `AWS_DEFAULT_REGION`;
-/// - endpoints: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`;
-/// - extra trusted roots: `AWS_CA_BUNDLE` (a PEM file).
-pub fn aws_settings(
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<crate::aws::AwsSettings, ConfigError> {
-    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-    let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => crate::aws::Credentials {
-            access_key_id: id.trim().to_owned(),
-            secret_access_key: secret.trim().to_owned(),
-            session_token: var("AWS_SESSION_TOKEN").map(|t| t.trim().to_owned()),
-        },
-        (Some(_), None) => {
-            return Err(err(
-                "AWS_SECRET_ACCESS_KEY",
-                "must be set with AWS_ACCESS_KEY_ID",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(err(
-                "AWS_ACCESS_KEY_ID",
-                "must be set with AWS_SECRET_ACCESS_KEY",
-            ))
-        }
-        (None, None) => profile_credentials(&var)?,
-    };
-    let region = var("AWS_REGION")
-        .or_else(|| var("AWS_DEFAULT_REGION"))
-        .map(|r| r.trim().to_owned())
-        .ok_or_else(|| {
-            err(
-                "AWS_REGION",
-                "must be set for backend aws (for example us-east-1)",
-            )
-        })?;
-    if !region
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(err(
-            "AWS_REGION",
-            format!("{region:?} is not a region name"),
-        ));
-    }
-    let endpoint = |name: &'static str| -> Result<Option<String>, ConfigError> {
-        match var(name).or_else(|| var("AWS_ENDPOINT_URL").map(|v| v.trim().to_owned())) {
-            None => Ok(None),
-            Some(url) => match crate::aws::Endpoint::parse(url.trim()) {
-                Ok(_) => Ok(Some(url.trim().to_owned())),
-                Err(problem) => Err(err(name, problem)),
-            },
-        }
-    };
-    Ok(crate::aws::AwsSettings {
-        credentials,
-        region,
-        dynamodb_endpoint: endpoint("AWS_ENDPOINT_URL_DYNAMODB")?,
-        s3_endpoint: endpoint("AWS_ENDPOINT_URL_S3")?,
-        ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
-    })
-}
-
-/// Static keys of a profile in the shared credentials file (an INI file of `[profile]`
-/// sections with `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`).
-fn profile_credentials(
-    var: &impl Fn(&str) -> Option<String>,
-) -> Result<crate::aws::Credentials, ConfigError> {
-    const NONE: &str = "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them for the function's role), or a profile with static keys in the shared credentials file";
-    let path = match var("AWS_SHARED_CREDENTIALS_FILE") {
-        Some(p) => PathBuf::from(p),
-        None => match var("HOME") {
-            Some(home) => PathBuf::from(home).join(".aws").join("credentials"),
-            None => return Err(err("AWS_ACCESS_KEY_ID", NONE)),
-        },
-    };
-    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => return Err(err("AWS_ACCESS_KEY_ID", NONE)),
-    };
-    let mut in_profile = false;
-    let (mut id, mut secret, mut token) = (None, None, None);
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_profile = name.trim() == profile;
-            continue;
-        }
-        if !in_profile {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            let v = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
-            match k.trim() {
-                "aws_access_key_id" => id = v,
-                "aws_secret_access_key" => secret = v,
-                "aws_session_token" => token = v,
-                _ => {}
-            }
-        }
-    }
-    match (id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(crate::aws::Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: token,
-        }),
-        _ => Err(err(
-            "AWS_PROFILE",
-            format!(
-                "profile {profile:?} of {} has no aws_access_key_id and aws_secret_access_key",
-                path.display()
-            ),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -736,95 +661,5 @@ mod tests {
         assert_eq!(c.api_keys[0].owner.as_deref(), Some("me@acme.io"));
         assert_eq!(c.api_keys[1].tenant, "beta");
         assert!(!format!("{:?}", c.api_keys).contains("0123456789abcdef"));
-    }
-
-    #[test]
-    fn aws_settings_come_from_the_standard_variables() {
-        let get = |vars: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                vars.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
-        let a = aws_settings(get(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
-            ("AWS_SESSION_TOKEN", "t0ken-value"),
-            ("AWS_DEFAULT_REGION", "eu-west-1"),
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
-            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
-        ]))
-        .unwrap();
-        assert_eq!(a.credentials.access_key_id, "AKID");
-        assert_eq!(a.credentials.session_token.as_deref(), Some("t0ken-value"));
-        assert_eq!(a.region, "eu-west-1");
-        assert_eq!(
-            a.dynamodb_endpoint.as_deref(),
-            Some("http://127.0.0.1:5000")
-        );
-        assert_eq!(a.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        let shown = format!("{a:?}");
-        assert!(
-            !shown.contains("s3cr3t") && !shown.contains("t0ken"),
-            "{shown}"
-        );
-
-        let e = aws_settings(get(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_REGION", "us-east-1"),
-        ]))
-        .unwrap_err();
-        assert_eq!(e.var, "AWS_SECRET_ACCESS_KEY");
-        let e = aws_settings(get(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
-        ]))
-        .unwrap_err();
-        assert_eq!(e.var, "AWS_REGION");
-        let e = aws_settings(get(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL_DYNAMODB", "ftp://x"),
-        ]))
-        .unwrap_err();
-        assert_eq!(e.var, "AWS_ENDPOINT_URL_DYNAMODB");
-        let e = aws_settings(get(&[
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
-        ]))
-        .unwrap_err();
-        assert_eq!(e.var, "AWS_ACCESS_KEY_ID");
-    }
-
-    #[test]
-    fn aws_credentials_come_from_a_profile_without_variables() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("credentials");
-        std::fs::write(
-            &file,
-            "[default]\naws_access_key_id = D\naws_secret_access_key = DS\n\n# dev\n[dev]\naws_access_key_id=AKDEV\naws_secret_access_key = dev/secret\naws_session_token = tok\n",
-        )
-        .unwrap();
-        let path = file.display().to_string();
-        let lookup = |profile: Option<&'static str>| {
-            let path = path.clone();
-            move |k: &str| match k {
-                "AWS_SHARED_CREDENTIALS_FILE" => Some(path.clone()),
-                "AWS_REGION" => Some("us-east-1".to_owned()),
-                "AWS_PROFILE" => profile.map(str::to_owned),
-                _ => None,
-            }
-        };
-        let dev = aws_settings(lookup(Some("dev"))).unwrap().credentials;
-        assert_eq!(dev.access_key_id, "AKDEV");
-        assert_eq!(dev.secret_access_key, "dev/secret");
-        assert_eq!(dev.session_token.as_deref(), Some("tok"));
-        let default = aws_settings(lookup(None)).unwrap().credentials;
-        assert_eq!(default.access_key_id, "D");
-        assert_eq!(default.session_token, None);
-        let e = aws_settings(lookup(Some("missing"))).unwrap_err();
-        assert_eq!(e.var, "AWS_PROFILE");
     }
 }

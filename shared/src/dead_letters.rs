@@ -3,18 +3,110 @@
 //! the error in `responsePayload`, why Lambda gave up in `requestContext.condition`).
 //! `attachments-admin dlq list` shows them; `attachments-admin dlq redrive` handles each one
 //! again, here, with the same code as the function, and deletes the ones that now succeed.
+//! The queue is read through the AWS SDK's SQS client (`store::sdk::sqs_client`).
 
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::Value;
 
-use crate::aws::sqs::{Message, SqsClient};
 use crate::service::App;
 
 /// How long a message read here stays hidden from other readers while the command works: the
 /// finalize function's own time limit, so that a redrive that is still working never sees its
 /// message come back. What the command leaves in the queue it makes visible again at the end.
-const HIDE_SECONDS: u32 = 900;
+const HIDE_SECONDS: i32 = 900;
 /// The most messages one command reads.
 const MAX_MESSAGES: usize = 1000;
+/// How long a read waits for messages: long polling asks every SQS server, so an empty answer
+/// means none is visible (a short poll samples a few servers and may miss some).
+const WAIT_SECONDS: i32 = 1;
+
+/// The dead-letter queue at one URL.
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+/// What the SDK's error says, with its causes.
+fn why(e: impl std::error::Error) -> String {
+    DisplayErrorContext(e).to_string()
+}
+
+impl DeadLetterQueue {
+    /// The queue at `url` (the stack's `FinalizeDeadLetterQueueUrl`), over the AWS
+    /// configuration `sdk`.
+    pub fn new(sdk: &aws_config::SdkConfig, url: &str) -> Result<Self, String> {
+        Ok(Self {
+            client: crate::store::sdk::sqs_client(sdk, url)?,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Up to ten messages, each hidden from other readers for [`HIDE_SECONDS`].
+    async fn receive(&self) -> Result<Vec<DeadLetter>, String> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(HIDE_SECONDS)
+            .wait_time_seconds(WAIT_SECONDS)
+            .send()
+            .await
+            .map_err(|e| format!("reading the queue: {}", why(e)))?;
+        Ok(out.messages().iter().map(DeadLetter::of).collect())
+    }
+
+    /// Deletes a message this command read.
+    async fn delete(&self, letter: &DeadLetter) -> Result<(), String> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&letter.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| format!("deleting {}: {}", letter.message_id, why(e)))?;
+        Ok(())
+    }
+
+    /// Makes a message this command read visible to every reader again, at once.
+    async fn release(&self, receipt_handle: &str) -> Result<(), String> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| format!("making a message visible again: {}", why(e)))?;
+        Ok(())
+    }
+
+    /// How many messages wait (visible), and how many are being handled (received, not yet
+    /// deleted or made visible again); SQS's approximate counts.
+    pub async fn depth(&self) -> Result<(u64, u64), String> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| format!("reading the queue's attributes: {}", why(e)))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
 
 /// One failed storage event.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +126,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// Reads a message: a Lambda destination record, or a bare event (sent by hand).
     pub fn of(m: &Message) -> Self {
-        let body: Option<Value> = serde_json::from_str(&m.body).ok();
+        let body: Option<Value> = m.body().and_then(|b| serde_json::from_str(b).ok());
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
         let (event, condition, error, timestamp) = match &body {
             Some(record) if record.get("requestPayload").is_some() => {
@@ -57,8 +149,8 @@ impl DeadLetter {
             None => (None, None, Some("the message is not JSON".into()), None),
         };
         Self {
-            message_id: m.id.clone(),
-            receipt_handle: m.receipt_handle.clone(),
+            message_id: m.message_id().unwrap_or_default().to_owned(),
+            receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
             event,
             condition,
             error,
@@ -90,19 +182,16 @@ impl DeadLetter {
 }
 
 /// Reads the messages, and leaves them in the queue as they were.
-pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
+pub async fn list(queue: &DeadLetterQueue) -> Result<Vec<DeadLetter>, String> {
     let mut out: Vec<DeadLetter> = Vec::new();
     while out.len() < MAX_MESSAGES {
-        let batch = queue
-            .receive(10, HIDE_SECONDS)
-            .await
-            .map_err(|e| format!("reading the queue: {e}"))?;
+        let batch = queue.receive().await?;
         if batch.is_empty() {
             break;
         }
-        for m in &batch {
-            if !out.iter().any(|d| d.message_id == m.id) {
-                out.push(DeadLetter::of(m));
+        for letter in batch {
+            if !out.iter().any(|d| d.message_id == letter.message_id) {
+                out.push(letter);
             }
         }
     }
@@ -112,14 +201,11 @@ pub async fn list(queue: &SqsClient) -> Result<Vec<DeadLetter>, String> {
 
 /// Makes messages this command read visible again.
 async fn release<'a>(
-    queue: &SqsClient,
+    queue: &DeadLetterQueue,
     receipts: impl Iterator<Item = &'a str>,
 ) -> Result<(), String> {
     for r in receipts {
-        queue
-            .release(r)
-            .await
-            .map_err(|e| format!("making a message visible again: {e}"))?;
+        queue.release(r).await?;
     }
     Ok(())
 }
@@ -135,20 +221,16 @@ pub struct Redrive {
 
 /// Handles every message's event again, as the finalize function would, and deletes each one
 /// that succeeds; a failure stays in the queue.
-pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
+pub async fn redrive(app: &App, queue: &DeadLetterQueue) -> Result<Redrive, String> {
     let mut report = Redrive::default();
     // Failures stay hidden while the run goes on (so it never reads them twice), then go back.
     let mut kept: Vec<String> = Vec::new();
     while report.handled.len() + report.failed.len() < MAX_MESSAGES {
-        let batch = queue
-            .receive(10, HIDE_SECONDS)
-            .await
-            .map_err(|e| format!("reading the queue: {e}"))?;
+        let batch = queue.receive().await?;
         if batch.is_empty() {
             break;
         }
-        for m in &batch {
-            let letter = DeadLetter::of(m);
+        for letter in batch {
             let Some(event) = &letter.event else {
                 report
                     .failed
@@ -158,10 +240,7 @@ pub async fn redrive(app: &App, queue: &SqsClient) -> Result<Redrive, String> {
             };
             match crate::storage_events::invoke(app, event, None, None).await {
                 Ok(_) => {
-                    queue
-                        .delete(&letter.receipt_handle)
-                        .await
-                        .map_err(|e| format!("deleting {}: {e}", letter.message_id))?;
+                    queue.delete(&letter).await?;
                     report.handled.push(letter.message_id);
                 }
                 Err(e) => {
@@ -180,12 +259,11 @@ mod tests {
     use super::*;
 
     fn message(body: &str) -> Message {
-        Message {
-            id: "m-1".into(),
-            receipt_handle: "r-1".into(),
-            body: body.into(),
-            attributes: Default::default(),
-        }
+        Message::builder()
+            .message_id("m-1")
+            .receipt_handle("r-1")
+            .body(body)
+            .build()
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 pub mod access;
 pub mod admin;
-pub mod aws;
 pub mod blocking;
 pub mod config;
 pub mod console;

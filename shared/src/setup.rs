@@ -4,9 +4,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::aws::dynamodb::DynamoClient;
-use crate::aws::s3::S3Client;
-use crate::aws::{AwsSettings, Http, RequestSigner};
 use crate::config::{Backend, Config};
 use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::{App, Limits};
@@ -14,6 +11,7 @@ use crate::signing::Signer;
 use crate::store::dynamo::DynamoStore;
 use crate::store::fs_blob::FsBlobStore;
 use crate::store::s3::S3BlobStore;
+use crate::store::sdk;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{BlobStore, MetadataStore, StoreError};
 
@@ -49,6 +47,9 @@ fn limits(cfg: &Config) -> Limits {
         direct_post_max_bytes: cfg.direct_post_max_bytes,
         direct_max_bytes: cfg.direct_max_bytes,
         upload_link_ttl: cfg.upload_link_ttl,
+        inline_verify_max_bytes: cfg.inline_verify_max_bytes,
+        // The embedded store has no storage events: this process verifies in the background.
+        verify_in_process: cfg.backend == crate::config::Backend::Embedded,
     }
 }
 
@@ -76,23 +77,29 @@ fn configured_app(
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws => build_aws(
-            cfg,
-            &crate::config::aws_settings(|k| std::env::var(k).ok())?,
-        ),
+        Backend::Aws => build_aws(cfg, &load_aws().await?).await,
     }
 }
 
-/// DynamoDB and S3, through our own client ([`crate::aws`]): credentials, region and endpoints
-/// come from `aws` (the standard AWS variables; on Lambda, the function's role). The clients
-/// are built here once and shared by every request; they connect on first use.
-pub fn build_aws(cfg: &Config, aws: &AwsSettings) -> Result<Built, SetupError> {
+/// The AWS SDK's configuration, loaded from the process environment as the SDK documents it
+/// (credentials, region, endpoints, profiles), plus `AWS_CA_BUNDLE`.
+pub async fn load_aws() -> Result<aws_config::SdkConfig, SetupError> {
+    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    Ok(sdk::load(sdk::loader(ca_bundle.as_deref())?).await?)
+}
+
+/// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and
+/// region). The clients are built here once and shared by every request; they connect, and
+/// resolve credentials, on first use.
+pub async fn build_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Built, SetupError> {
     let secret = cfg
         .secret_hex
         .as_deref()
         .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
     let signer = signer_from_hex(secret)?;
-    let (meta, blobs) = aws_stores(cfg, aws)?;
+    let (meta, blobs) = aws_stores(cfg, aws).await?;
     let app = configured_app(cfg, Arc::new(meta), Arc::new(blobs), signer);
     Ok(Built {
         app,
@@ -107,12 +114,8 @@ fn missing(var: &'static str) -> SetupError {
     })
 }
 
-/// The configured table, and the two AWS clients of `aws` (for that table and the configured
-/// bucket) over one HTTPS client.
-fn aws_clients(
-    cfg: &Config,
-    aws: &AwsSettings,
-) -> Result<(String, DynamoClient, S3Client), SetupError> {
+/// The configured table and bucket.
+fn table_and_bucket(cfg: &Config) -> Result<(String, String), SetupError> {
     let table = cfg
         .table
         .clone()
@@ -121,69 +124,142 @@ fn aws_clients(
         .bucket
         .clone()
         .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
-    let named = |var: &'static str| {
-        move |problem: String| SetupError::Config(crate::config::ConfigError { var, problem })
-    };
-    let http =
-        Http::new(aws.ca_bundle.as_deref()).map_err(|e| named("AWS_CA_BUNDLE")(e.to_string()))?;
-    let dynamo = DynamoClient::new(
-        http.clone(),
-        DynamoClient::endpoint_for(&aws.region, aws.dynamodb_endpoint.as_deref())
-            .map_err(named("AWS_ENDPOINT_URL_DYNAMODB"))?,
-        RequestSigner::new(aws.credentials.clone(), aws.region.clone(), "dynamodb"),
-    );
-    let s3 = S3Client::new(
-        http,
-        S3Client::endpoint_for(&aws.region, aws.s3_endpoint.as_deref())
-            .map_err(named("AWS_ENDPOINT_URL_S3"))?,
-        cfg.s3_path_style,
-        RequestSigner::new(aws.credentials.clone(), aws.region.clone(), "s3"),
-        bucket,
-    );
-    Ok((table, dynamo, s3))
+    Ok((table, bucket))
 }
 
-/// The two AWS adapters, configured as the service uses them.
-pub fn aws_stores(
+/// Where a service's endpoint went wrong: the endpoint variable when one is configured,
+/// else the region the SDK derived it from.
+fn endpoint_error(
+    aws: &aws_config::SdkConfig,
+    service_id: &str,
+    var: &'static str,
+    e: impl std::fmt::Display,
+) -> SetupError {
+    let var = if sdk::configured_endpoint(aws, service_id).is_some() {
+        var
+    } else {
+        "AWS_REGION"
+    };
+    SetupError::Config(crate::config::ConfigError {
+        var,
+        problem: format!("no usable endpoint: {e}"),
+    })
+}
+
+/// The endpoint of each service as the SDK's endpoint rules resolve it (the clients use the
+/// default rules), checked once at start: a bad `AWS_ENDPOINT_URL_*` or region would otherwise
+/// fail every call. S3's is the bucket's URL, which form uploads are posted to.
+async fn bucket_url(
     cfg: &Config,
-    aws: &AwsSettings,
+    aws: &aws_config::SdkConfig,
+    bucket: &str,
+    region: &str,
+) -> Result<String, SetupError> {
+    use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
+    use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
+    let fips = aws.use_fips().unwrap_or(false);
+    let dual_stack = aws.use_dual_stack().unwrap_or(false);
+    // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
+    for (service_id, var) in [
+        ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
+        ("S3", "AWS_ENDPOINT_URL_S3"),
+    ] {
+        if let Some(url) = sdk::configured_endpoint(aws, service_id) {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| endpoint_error(aws, service_id, var, format!("{url:?}: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(endpoint_error(
+                    aws,
+                    service_id,
+                    var,
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+    }
+    let params = aws_sdk_dynamodb::config::endpoint::Params::builder()
+        .region(region)
+        .use_fips(fips)
+        .use_dual_stack(dual_stack)
+        .set_endpoint(sdk::configured_endpoint(aws, "DynamoDB"))
+        .build()
+        .map_err(|e| endpoint_error(aws, "DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB", e))?;
+    aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| endpoint_error(aws, "DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB", e))?;
+    let params = aws_sdk_s3::config::endpoint::Params::builder()
+        .region(region)
+        .bucket(bucket)
+        .force_path_style(cfg.s3_path_style)
+        .use_fips(fips)
+        .use_dual_stack(dual_stack)
+        .set_endpoint(sdk::configured_endpoint(aws, "S3"))
+        .build()
+        .map_err(|e| endpoint_error(aws, "S3", "AWS_ENDPOINT_URL_S3", e))?;
+    let endpoint = aws_sdk_s3::config::endpoint::DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| endpoint_error(aws, "S3", "AWS_ENDPOINT_URL_S3", e))?;
+    Ok(endpoint.url().trim_end_matches('/').to_owned())
+}
+
+/// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
+/// HTTPS client, one credentials cache).
+pub async fn aws_stores(
+    cfg: &Config,
+    aws: &aws_config::SdkConfig,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let (table, dynamo, s3) = aws_clients(cfg, aws)?;
+    let (table, bucket) = table_and_bucket(cfg)?;
+    let region = aws
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .ok_or_else(|| missing("AWS_REGION"))?;
+    let dynamodb = sdk::dynamodb_client(aws);
+    let s3 = sdk::s3_client(aws, cfg.s3_path_style);
+    let url = bucket_url(cfg, aws, &bucket, &region).await?;
+    let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
-        DynamoStore::new(Arc::new(dynamo), table),
-        S3BlobStore::new(s3),
+        DynamoStore::new(dynamodb, table),
+        S3BlobStore::new(s3, bucket, url, region, credentials),
     ))
 }
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
-    init_aws_with(
-        cfg,
-        &crate::config::aws_settings(|k| std::env::var(k).ok())?,
-    )
-    .await
+    init_aws_with(cfg, &load_aws().await?).await
 }
 
-/// [`init_aws`] with the given AWS settings.
-pub async fn init_aws_with(cfg: &Config, aws: &AwsSettings) -> Result<String, SetupError> {
-    let (table, dynamo, s3) = aws_clients(cfg, aws)?;
+/// [`init_aws`] with the given AWS configuration.
+pub async fn init_aws_with(
+    cfg: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<String, SetupError> {
+    let (table, bucket) = table_and_bucket(cfg)?;
+    let region = aws
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .ok_or_else(|| missing("AWS_REGION"))?;
+    let dynamodb = sdk::dynamodb_client(aws);
+    let s3 = sdk::s3_client(aws, cfg.s3_path_style);
+    bucket_url(cfg, aws, &bucket, &region).await?;
     let mut done = Vec::new();
-    if crate::store::dynamo::table_exists(&dynamo, &table).await? {
+    if crate::store::dynamo::table_exists(&dynamodb, &table).await? {
         done.push(format!("table {table} exists"));
     } else {
-        crate::store::dynamo::create_table(&dynamo, &table).await?;
+        crate::store::dynamo::create_table(&dynamodb, &table).await?;
         done.push(format!("created table {table}"));
     }
-    let bucket = s3.bucket().to_owned();
-    let cannot = |e: crate::aws::AwsError| {
-        SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"))
-    };
-    if s3.head_bucket().await.map_err(cannot)? {
-        done.push(format!("bucket {bucket} exists"));
-    } else {
-        s3.create_bucket().await.map_err(cannot)?;
-        done.push(format!("created bucket {bucket}"));
+    match crate::store::s3::ensure_bucket(&s3, &bucket, &region).await {
+        Ok(true) => done.push(format!("created bucket {bucket}")),
+        Ok(false) => done.push(format!("bucket {bucket} exists")),
+        Err(e) => {
+            return Err(SetupError::Other(format!(
+                "ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"
+            )))
+        }
     }
     Ok(done.join("\n"))
 }
@@ -380,5 +456,104 @@ mod tests {
         app.delete_parent(&who, &profile).await.unwrap();
         load_fixtures_if_asked(&app, &cfg("true")).await.unwrap();
         assert!(app.get_parent(&who, &profile).await.is_err());
+    }
+
+    fn aws_cfg() -> Config {
+        let vars = [
+            ("ATTACHMENTS_BACKEND", "aws"),
+            ("ATTACHMENTS_TABLE", "t"),
+            ("ATTACHMENTS_BUCKET", "my-bucket"),
+            (
+                "ATTACHMENTS_SECRET",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+        ];
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    async fn sdk_with(vars: &[(&'static str, &'static str)]) -> aws_config::SdkConfig {
+        let mut all = vec![
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        all.extend_from_slice(vars);
+        let env = aws_types::os_shim_internal::Env::from_slice(&all);
+        sdk::load(sdk::loader(None).unwrap().env(env))
+            .await
+            .unwrap()
+    }
+
+    fn var_of(r: Result<(DynamoStore, S3BlobStore), SetupError>) -> &'static str {
+        match r {
+            Err(SetupError::Config(e)) => e.var,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_endpoints_stop_the_start_naming_their_variable() {
+        let cfg = aws_cfg();
+        for (var, name) in [
+            ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_S3"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB"),
+        ] {
+            for url in ["not a url", "ftp://host", "/path"] {
+                let sdk = sdk_with(&[("AWS_REGION", "us-east-1"), (var, url)]).await;
+                assert_eq!(var_of(aws_stores(&cfg, &sdk).await), name, "{url}");
+            }
+        }
+        let sdk = sdk_with(&[("AWS_REGION", "not a region!")]).await;
+        assert_eq!(var_of(aws_stores(&cfg, &sdk).await), "AWS_REGION");
+    }
+
+    /// Form uploads go where the SDK's endpoint rules put the bucket: the region's partition,
+    /// FIPS when asked, path-style when configured.
+    #[tokio::test]
+    async fn the_bucket_url_follows_the_sdks_endpoint_rules() {
+        let mut cfg = aws_cfg();
+        for (vars, want) in [
+            (
+                &[("AWS_REGION", "eu-west-1")][..],
+                "https://my-bucket.s3.eu-west-1.amazonaws.com",
+            ),
+            (
+                &[("AWS_REGION", "cn-north-1")][..],
+                "https://my-bucket.s3.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                &[
+                    ("AWS_REGION", "us-gov-west-1"),
+                    ("AWS_USE_FIPS_ENDPOINT", "true"),
+                ][..],
+                "https://my-bucket.s3-fips.us-gov-west-1.amazonaws.com",
+            ),
+        ] {
+            let sdk = sdk_with(vars).await;
+            let url = bucket_url(&cfg, &sdk, "my-bucket", sdk.region().unwrap().as_ref())
+                .await
+                .unwrap();
+            assert_eq!(url, want);
+        }
+        cfg.s3_path_style = true;
+        let sdk = sdk_with(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ])
+        .await;
+        let url = bucket_url(&cfg, &sdk, "my-bucket", "us-east-1")
+            .await
+            .unwrap();
+        assert_eq!(url, "http://127.0.0.1:9000/my-bucket");
     }
 }

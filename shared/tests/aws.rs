@@ -70,7 +70,30 @@ direct_on_aws!(
     oldest_unverified_upload,
     placeholder_gets_its_file,
     direct_bad_input,
+    parts_cannot_hold_more_than_declared,
+    verified_content_is_immutable,
+    orphans_after_a_delete_are_swept,
 );
+
+/// Uploads over 4 MiB are verified in the background.
+#[tokio::test]
+async fn large_uploads_verify_in_the_background() {
+    let h = Harness::aws_with(Opts {
+        vars: vec![
+            (
+                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+            (
+                "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+        ],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::direct::large_uploads_verify_in_the_background(&h).await;
+}
 
 /// A suite of another API, in a module named after it (`--test aws crafter::`).
 macro_rules! dialect_on_aws {
@@ -258,7 +281,9 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.settings(&[])).unwrap();
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+            .await
+            .unwrap();
         (
             dynamo,
             SqliteStore::in_memory().unwrap(),
@@ -360,6 +385,7 @@ mod adapters {
                     declared_sha256: None,
                     multipart: None,
                     expires_at: 1_700_000_600,
+                    verifying_since: None,
                 });
                 a.expires_at = Some(1_700_000_600);
                 a
@@ -532,15 +558,85 @@ mod adapters {
         assert_eq!(s3.head(key).await.unwrap(), None);
         s3.put(key, data.clone(), "text/plain", &sha).await.unwrap();
         assert_eq!(s3.head(key).await.unwrap().unwrap().size, 11);
-        assert_eq!(&s3.get_range(key, 6, 100).await.unwrap()[..], b"world");
-        assert_eq!(&s3.get_range(key, 0, 5).await.unwrap()[..], b"hello");
-        assert!(s3.get_range(key, 50, 5).await.unwrap().is_empty());
-        assert!(s3.get_range(key, 3, 0).await.unwrap().is_empty());
+        assert_eq!(
+            &s3.get_range(key, None, 6, 100).await.unwrap()[..],
+            b"world"
+        );
+        assert_eq!(&s3.get_range(key, None, 0, 5).await.unwrap()[..], b"hello");
+        assert!(s3.get_range(key, None, 50, 5).await.unwrap().is_empty());
+        assert!(s3.get_range(key, None, 3, 0).await.unwrap().is_empty());
         s3.delete(key).await.unwrap();
         s3.delete(key).await.unwrap();
         assert_eq!(s3.head(key).await.unwrap(), None);
         assert!(matches!(
-            s3.get_range(key, 0, 5).await,
+            s3.get_range(key, None, 0, 5).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    fn sha(data: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).into()
+    }
+
+    /// Reads pinned to an ETag, and the promotion of a staged object (one CopyObject, or a
+    /// multipart copy past the part size), copy exactly the object that was read.
+    #[tokio::test]
+    async fn promotion_copies_exactly_the_verified_object() {
+        let (_d, _s, s3, _task) = stores().await;
+        let s3 = s3.with_copy_part_bytes(5 * 1024 * 1024);
+        for (n, len) in [(0, 1000usize), (1, 12 * 1024 * 1024 + 7)] {
+            let (staged, key) = (format!("staging/t/a/v{n}"), format!("t/a/v{n}"));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let other: Vec<u8> = data.iter().map(|b| b ^ 0x55).collect();
+            s3.put(
+                &staged,
+                Bytes::from(data.clone()),
+                "application/pdf",
+                &sha(&data),
+            )
+            .await
+            .unwrap();
+            let verified = s3.head(&staged).await.unwrap().unwrap();
+            assert_eq!(
+                &s3.get_range(&staged, Some(&verified.etag), 0, 10)
+                    .await
+                    .unwrap()[..],
+                &data[..10]
+            );
+            // Replaced after it was read: neither read nor promoted.
+            s3.put(
+                &staged,
+                Bytes::from(other.clone()),
+                "application/pdf",
+                &sha(&other),
+            )
+            .await
+            .unwrap();
+            assert!(matches!(
+                s3.get_range(&staged, Some(&verified.etag), 0, 10).await,
+                Err(StoreError::Conflict(_))
+            ));
+            let stale = s3.promote(&staged, &verified.etag, len as u64, &key).await;
+            assert!(
+                matches!(stale, Err(StoreError::Conflict(_))),
+                "{len}: {stale:?}"
+            );
+            assert_eq!(s3.head(&key).await.unwrap(), None, "{len}");
+            let replacement = s3.head(&staged).await.unwrap().unwrap();
+            s3.promote(&staged, &replacement.etag, len as u64, &key)
+                .await
+                .unwrap();
+            assert_eq!(s3.head(&staged).await.unwrap(), None);
+            let copied = s3.get_range(&key, None, 0, len as u64).await.unwrap();
+            assert_eq!(copied.len(), len);
+            assert!(
+                copied[..] == other[..],
+                "{len}: the copy is the object verified"
+            );
+        }
+        assert!(matches!(
+            s3.promote("staging/t/a/x", "\"nope\"", 1, "t/a/x").await,
             Err(StoreError::NotFound)
         ));
     }
@@ -565,7 +661,8 @@ async fn conditional_link_windows() {
 }
 
 /// Under a sampled Lambda invocation, every DynamoDB and S3 call of an upload reaches the X-Ray
-/// daemon as a subsegment of the function's segment, with its operation and request id.
+/// daemon as a subsegment of the function's segment, with its operation, status, bucket and
+/// request id; a call the service refuses is marked with its error code.
 #[tokio::test]
 async fn aws_calls_are_xray_subsegments() {
     use attachments::domain::{FileName, ParentId, ParentKind, ParentRef, Principal, TenantId};
@@ -618,6 +715,28 @@ async fn aws_calls_are_xray_subsegments() {
             )
             .await
             .unwrap();
+        // A client of the same kind, on a table that does not exist.
+        let sdk = support::aws::sdk_from(&[
+            ("AWS_ACCESS_KEY_ID", support::aws::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", support::aws::SECRET_KEY.into()),
+            ("AWS_REGION", support::aws::REGION.into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", support::aws::moto_endpoint()),
+            (
+                "AWS_CONFIG_FILE",
+                "/nonexistent/attachments-tests/config".into(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments-tests/credentials".into(),
+            ),
+        ])
+        .await;
+        attachments::store::sdk::dynamodb_client(&sdk)
+            .describe_table()
+            .table_name("no-such-table")
+            .send()
+            .await
+            .unwrap_err();
     }
     .instrument(invoke)
     .await;
@@ -641,7 +760,29 @@ async fn aws_calls_are_xray_subsegments() {
         .collect();
     assert!(ops.iter().any(|o| o.starts_with("DynamoDB ")), "{ops:?}");
     assert!(ops.iter().any(|o| o == "S3 PutObject"), "{ops:?}");
+    let (failed, docs): (Vec<_>, Vec<_>) = docs
+        .into_iter()
+        .partition(|d| d["aws"]["operation"] == "DescribeTable");
+    let [failed] = failed.as_slice() else {
+        panic!("one DescribeTable: {failed:?}");
+    };
+    assert_eq!(failed["error"], true, "{failed}");
+    assert_eq!(failed["http"]["response"]["status"], 400, "{failed}");
+    assert_eq!(
+        failed["cause"]["exceptions"][0]["type"], "ResourceNotFoundException",
+        "{failed}"
+    );
     for d in &docs {
+        assert!(d.get("error").is_none() && d.get("fault").is_none(), "{d}");
+        assert_eq!(d["aws"]["retries"], 0, "{d}");
+        if d["name"] == "S3" {
+            assert!(
+                d["aws"]["bucket_name"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("attachments-")),
+                "{d}"
+            );
+        }
         assert_eq!(d["type"], "subsegment", "{d}");
         assert_eq!(d["namespace"], "aws");
         assert_eq!(d["trace_id"], "1-65dfb5a1-0123456789abcdef01234567");
@@ -661,36 +802,39 @@ async fn aws_calls_are_xray_subsegments() {
 /// event that can now succeed (and deletes it) and leaves the one that still fails.
 #[tokio::test]
 async fn dead_letters_are_redriven() {
-    use attachments::aws::sqs::SqsClient;
-    use attachments::aws::{Http, RequestSigner};
+    use attachments::dead_letters::DeadLetterQueue;
 
     let h = Harness::aws().await;
-    let settings = || {
-        attachments::config::aws_settings(|k| match k {
-            "AWS_ACCESS_KEY_ID" => Some(support::aws::ACCESS_KEY.into()),
-            "AWS_SECRET_ACCESS_KEY" => Some(support::aws::SECRET_KEY.into()),
-            "AWS_REGION" => Some(support::aws::REGION.into()),
-            _ => None,
-        })
-        .unwrap()
-    };
-    let client = |url: &str| {
-        let s = settings();
-        SqsClient::new(
-            Http::new(None).unwrap(),
-            url,
-            RequestSigner::new(s.credentials, s.region, "sqs"),
-        )
-        .unwrap()
-    };
-    // Queues are made through any queue URL of the server: the JSON protocol posts to its root.
+    // moto's SQS, reached as the admin command reaches the queue: the AWS configuration the
+    // SDK loads from the environment (with no SQS endpoint: the queue's URL names its server).
+    use support::aws::{ACCESS_KEY, REGION, SECRET_KEY};
+    let sdk = support::aws::sdk_from(&[
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        (
+            "AWS_CONFIG_FILE",
+            "/nonexistent/attachments-tests/config".into(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/attachments-tests/credentials".into(),
+        ),
+    ])
+    .await;
     let moto = support::aws::moto_endpoint();
+    let sqs =
+        attachments::store::sdk::sqs_client(&sdk, &format!("{moto}/000000000000/any")).unwrap();
     let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
-    let created: serde_json::Value = client(&format!("{moto}/000000000000/bootstrap"))
-        .call("CreateQueue", &serde_json::json!({ "QueueName": name }))
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
         .await
+        .unwrap()
+        .queue_url
         .unwrap();
-    let queue = client(created["QueueUrl"].as_str().unwrap());
+    let queue = DeadLetterQueue::new(&sdk, &url).unwrap();
 
     // A direct upload whose bytes arrived but whose event the function failed on.
     h.parent(KEY_A, "profile", "p1").await;
@@ -725,11 +869,10 @@ async fn dead_letters_are_redriven() {
     let created_event = serde_json::json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": key}}});
     let deleted_event = serde_json::json!({"detail-type": "Object Deleted", "source": "aws.s3", "detail": {"object": {"key": key}}});
     for event in [created_event, deleted_event] {
-        let _: serde_json::Value = queue
-            .call(
-                "SendMessage",
-                &serde_json::json!({ "QueueUrl": created["QueueUrl"], "MessageBody": record(event) }),
-            )
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(record(event))
+            .send()
             .await
             .unwrap();
     }
@@ -761,4 +904,287 @@ async fn dead_letters_are_redriven() {
         (1, 0),
         "listing leaves the queue as it was"
     );
+}
+
+/// What the finalize function counts as it verifies direct uploads (its EMF metrics): a
+/// verified upload and its bytes; a refused one by its reason (here, bytes that are not the
+/// declared type: S3 itself refuses a form whose bytes are not its declared SHA-256); and what
+/// the sweep then removes.
+#[tokio::test]
+async fn verification_metrics_count_uploads_and_refusals_by_reason() {
+    use attachments::telemetry::metrics::{Metric, Sample};
+    use attachments::telemetry::request;
+
+    let h = Harness::aws().await;
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = behaviour::direct::payload(3000, 7);
+    let uploads = [
+        (
+            serde_json::json!({"file_name": "good.bin", "content_type": "application/octet-stream", "size": data.len()}),
+            None,
+        ),
+        (
+            serde_json::json!({"file_name": "fake.png", "content_type": "image/png", "size": data.len()}),
+            Some("type_mismatch"),
+        ),
+    ];
+    for (body, refusal) in uploads {
+        let up = h
+            .call(
+                "POST",
+                "/v1/parents/profile/p1/uploads",
+                Some(KEY_A),
+                body.to_string(),
+            )
+            .await
+            .expect(201)
+            .json();
+        assert!(behaviour::direct::post_form(&up["upload"], &data)
+            .await
+            .status
+            .is_success());
+        let key = up["upload"]["fields"]["key"].as_str().unwrap();
+        let event = serde_json::json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": key}}});
+        let (handled, record) =
+            request::scope(attachments::storage_events::handle(&h.app, &event)).await;
+        handled.unwrap();
+        let expected = match refusal {
+            None => vec![
+                Sample {
+                    metric: Metric::Uploads,
+                    value: 1.0,
+                    reason: None,
+                },
+                Sample {
+                    metric: Metric::UploadedBytes,
+                    value: data.len() as f64,
+                    reason: None,
+                },
+            ],
+            Some(reason) => vec![Sample {
+                metric: Metric::VerificationFailures,
+                value: 1.0,
+                reason: Some(reason),
+            }],
+        };
+        assert_eq!(record.samples, expected, "{body}");
+    }
+    // Two days on, the refused uploads have said why long enough: the sweep removes them.
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 2 * 86_400;
+    let (swept, record) = request::scope(h.app.sweep(later)).await;
+    let swept = swept.unwrap();
+    assert!(swept >= 1, "{swept}");
+    assert_eq!(
+        record.samples,
+        vec![Sample {
+            metric: Metric::SweptUploads,
+            value: swept as f64,
+            reason: None
+        }]
+    );
+}
+
+/// Credentials from a profile whose `credential_process` is a script (it prints the JSON
+/// credential document, as `aws configure export-credentials` or a vault helper would) reach
+/// both adapters, through the SDK's default chain, with no key in the environment: s3s-fs
+/// checks every signature against its one key pair, so an upload, a presigned link and a
+/// form's policy only pass when signed with the script's keys, and a script that prints a wrong
+/// secret is refused. The SDK caches them (the script runs once for many calls), and a link
+/// never claims to outlive them: asked for 15 minutes, it lives until their expiry, 10.
+mod credential_process {
+    use std::time::Duration;
+
+    use super::support::aws::{sdk_from, Peers, S3Peer, ACCESS_KEY, SECRET_KEY};
+    use super::support::{fetch, AbortOnDrop};
+    use attachments::domain::{Parent, ParentId, ParentKind, ParentRef, TenantId};
+    use attachments::store::{BlobStore, LinkOptions, MetadataStore, PostPolicy, StoreError};
+    use bytes::Bytes;
+
+    /// A profile `attachments-test` in a config file of `dir`, whose `credential_process` prints
+    /// `secret`'s credentials expiring `valid` from now, and appends a line to `dir/runs` each
+    /// time it runs.
+    fn profile(dir: &std::path::Path, secret: &str, valid: Duration) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let expiry = (time::OffsetDateTime::now_utc() + valid)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let script = dir.join("credentials.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho run >> '{runs}'\nprintf '%s' '{{\"Version\": 1, \"AccessKeyId\": \"{ACCESS_KEY}\", \"SecretAccessKey\": \"{secret}\", \"Expiration\": \"{expiry}\"}}'\n",
+                runs = dir.join("runs").display(),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "[profile attachments-test]\ncredential_process = {}\n",
+                script.display()
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// The peers' environment without keys, naming the profile instead.
+    async fn sdk_with_profile(peers: &Peers, config: &std::path::Path) -> aws_config::SdkConfig {
+        let mut vars = peers.env();
+        vars.retain(|(k, _)| {
+            !matches!(
+                *k,
+                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_CONFIG_FILE"
+            )
+        });
+        vars.push(("AWS_CONFIG_FILE", config.display().to_string()));
+        vars.push(("AWS_PROFILE", "attachments-test".into()));
+        sdk_from(&vars).await
+    }
+
+    fn sha256(b: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(b).into()
+    }
+
+    #[tokio::test]
+    async fn credentials_from_a_profiles_process_reach_both_adapters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+        let peers = Peers::new(&s3.endpoint);
+        let _s3 = AbortOnDrop(tokio::spawn(s3.serve()));
+        peers.create().await;
+        let dir = tmp.path().join("profile");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = profile(&dir, SECRET_KEY, Duration::from_secs(600));
+        let sdk = sdk_with_profile(&peers, &config).await;
+        let (meta, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+            .await
+            .unwrap();
+
+        let data = Bytes::from_static(b"signed by the profile's process");
+        blobs
+            .put("t/a/v", data.clone(), "text/plain", &sha256(&data))
+            .await
+            .unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let parent = ParentRef::new(
+            ParentKind::parse("profile").unwrap(),
+            ParentId::parse("p1").unwrap(),
+        );
+        let now = time::OffsetDateTime::now_utc();
+        meta.put_parent(&Parent {
+            tenant: tenant.clone(),
+            key: parent.clone(),
+            source: None,
+            reference: None,
+            email: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+        assert!(meta.get_parent(&tenant, &parent).await.unwrap().is_some());
+
+        let link = blobs
+            .presign_get(
+                "t/a/v",
+                &LinkOptions {
+                    content_type: "text/plain",
+                    file_name: "a.txt",
+                    // Signed now for 900 s.
+                    valid: attachments::store::LinkWindow {
+                        signed_at: now.unix_timestamp(),
+                        expires_at: now.unix_timestamp() + 900,
+                    },
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            link.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
+            "{link}"
+        );
+        let expires: u64 = link
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (590..=600).contains(&expires),
+            "the link lives until the credentials expire, not 900 s: {expires}"
+        );
+        let got = fetch(&link).await.expect(200);
+        assert_eq!(got.body, data);
+
+        let form = blobs
+            .presign_post(
+                "t/a/w",
+                &PostPolicy {
+                    content_type: "text/plain",
+                    size: 3,
+                    sha256: None,
+                    ttl: Duration::from_secs(3600),
+                },
+            )
+            .await
+            .unwrap();
+        let field = |name: &str| {
+            form.fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert!(field("x-amz-credential").starts_with(&format!("{ACCESS_KEY}/")));
+        let policy =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field("policy"))
+                .unwrap();
+        let policy: serde_json::Value = serde_json::from_slice(&policy).unwrap();
+        let expiration = time::OffsetDateTime::parse(
+            policy["expiration"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let left = expiration - time::OffsetDateTime::now_utc();
+        assert!(
+            left <= time::Duration::seconds(600) && left > time::Duration::seconds(580),
+            "the policy expires with the credentials, not in an hour: {left}"
+        );
+
+        let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
+        assert_eq!(
+            runs.lines().count(),
+            1,
+            "the SDK caches what the process gave"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_process_that_prints_a_wrong_secret_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = S3Peer::bind(&tmp.path().join("s3")).await;
+        let peers = Peers::new(&s3.endpoint);
+        let _s3 = AbortOnDrop(tokio::spawn(s3.serve()));
+        peers.create().await;
+        let dir = tmp.path().join("profile");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = profile(&dir, "not/the/secret/s3s/knows", Duration::from_secs(600));
+        let sdk = sdk_with_profile(&peers, &config).await;
+        let (_, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+            .await
+            .unwrap();
+        let data = Bytes::from_static(b"x");
+        let e = blobs
+            .put("t/a/v", data.clone(), "text/plain", &sha256(&data))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Unavailable(ref m) if m.contains("SignatureDoesNotMatch")),
+            "{e}"
+        );
+    }
 }

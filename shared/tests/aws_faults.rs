@@ -63,8 +63,9 @@ async fn world() -> World {
     let peers = Peers::new(&s3.endpoint);
     let s3_task = AbortOnDrop(tokio::spawn(s3.serve()));
     peers.create().await;
-    let (meta, blobs) =
-        attachments::setup::aws_stores(&config(&peers), &peers.settings(&[])).unwrap();
+    let (meta, blobs) = attachments::setup::aws_stores(&config(&peers), &peers.sdk(&[]).await)
+        .await
+        .unwrap();
     let meta: Arc<dyn MetadataStore> = Arc::new(meta);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let plan = Arc::new(Plan::default());
@@ -212,7 +213,11 @@ impl World {
             if let Some(v) = &att.content {
                 let key = att.blob_key(v.id);
                 assert!(s.blobs.contains(&key), "ready attachment without its file");
-                let bytes = self.blobs.get_range(&key, 0, v.size + 1).await.unwrap();
+                let bytes = self
+                    .blobs
+                    .get_range(&key, None, 0, v.size + 1)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     attachments_sha256(&bytes),
                     v.sha256,
@@ -521,8 +526,9 @@ async fn s3_unreachable_during_upload_and_delete() {
         drop(l);
         format!("http://{addr}")
     };
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_S3", dead)]);
-    let down = attachments::setup::build_aws(&config(&w.peers), &settings)
+    let sdk = w.peers.sdk(&[("AWS_ENDPOINT_URL_S3", dead)]).await;
+    let down = attachments::setup::build_aws(&config(&w.peers), &sdk)
+        .await
         .unwrap()
         .app;
     let kept = w.upload(&w.clean, "kept.txt", "kept").await.unwrap();
@@ -549,18 +555,51 @@ async fn s3_unreachable_during_upload_and_delete() {
 
 // ---- DynamoDB leaving keys unprocessed ------------------------------------------------------
 
-/// How the DynamoDB in front of moto answers BatchGetItem.
+/// How the DynamoDB in front of moto throttles.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stingy {
-    /// Half the items found go back as unprocessed keys, as DynamoDB does when throttled (the
-    /// last one of a call is always answered, so every retry makes progress).
+    /// On BatchGetItem, half the items found go back as unprocessed keys, as DynamoDB does when
+    /// throttled (the last one of a call is always answered, so every retry makes progress).
     Half,
-    /// Every key goes back unprocessed: the table stays throttled.
+    /// On BatchGetItem, every key goes back unprocessed: the table stays throttled.
     Nothing,
+    /// The first this many TransactWriteItems are cancelled, one item throttled
+    /// (`ThrottlingError`), the others `None`, as DynamoDB cancels a transaction one of whose
+    /// items' partitions is throttled; moto never sees them.
+    Transactions(usize),
 }
 
-/// A DynamoDB endpoint that forwards every call to moto and then, on BatchGetItem, moves items
-/// of moto's answer into `UnprocessedKeys`. Returns its endpoint and the count of keys moved.
+/// DynamoDB's answer to a transaction cancelled because one of its items was throttled.
+fn throttled_transaction(request: &[u8]) -> Bytes {
+    use serde_json::{json, Value};
+    let asked: Value = serde_json::from_slice(request).unwrap();
+    let n = asked["TransactItems"].as_array().map_or(1, Vec::len);
+    let reasons: Vec<Value> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                json!({"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity for one or more global secondary indexes. DynamoDB is automatically scaling your index so please try again shortly."})
+            } else {
+                json!({"Code": "None"})
+            }
+        })
+        .collect();
+    let codes: Vec<&str> = (0..n)
+        .map(|i| if i == 0 { "ThrottlingError" } else { "None" })
+        .collect();
+    Bytes::from(
+        serde_json::to_vec(&json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
+            "CancellationReasons": reasons,
+        }))
+        .unwrap(),
+    )
+}
+
+/// A DynamoDB endpoint that forwards every call to moto, throttling some as `mode` says: on
+/// BatchGetItem it moves items of moto's answer into `UnprocessedKeys`; a TransactWriteItems it
+/// cancels is answered without reaching moto. Returns its endpoint and the count of keys moved
+/// or transactions cancelled.
 async fn stingy_dynamodb(
     moto: String,
     mode: Stingy,
@@ -587,10 +626,24 @@ async fn stingy_dynamodb(
                 async move {
                     let (parts, body) = req.into_parts();
                     let body = body.collect().await?.to_bytes();
-                    let batch_get = parts
-                        .headers
-                        .get("x-amz-target")
-                        .is_some_and(|t| t == "DynamoDB_20120810.BatchGetItem");
+                    let target = |op: &str| {
+                        parts
+                            .headers
+                            .get("x-amz-target")
+                            .is_some_and(|t| t == format!("DynamoDB_20120810.{op}").as_str())
+                    };
+                    let batch_get = target("BatchGetItem");
+                    if let Stingy::Transactions(times) = mode {
+                        if target("TransactWriteItems")
+                            && moved.fetch_add(1, Ordering::SeqCst) < times
+                        {
+                            return Ok(http::Response::builder()
+                                .status(400)
+                                .header("content-type", "application/x-amz-json-1.0")
+                                .body(Full::new(throttled_transaction(&body)))
+                                .unwrap());
+                        }
+                    }
                     let mut forward = http::Request::builder()
                         .method(parts.method.clone())
                         .uri(format!("{moto}{}", parts.uri.path()));
@@ -610,6 +663,7 @@ async fn stingy_dynamodb(
                         for (table, request) in asked["RequestItems"].as_object().unwrap() {
                             let items = answer["Responses"][table].as_array_mut().unwrap();
                             let keys: Vec<Value> = match mode {
+                                Stingy::Transactions(_) => Vec::new(),
                                 Stingy::Nothing => {
                                     items.clear();
                                     request["Keys"].as_array().unwrap().clone()
@@ -649,8 +703,12 @@ async fn stingy_dynamodb(
 /// An app whose DynamoDB is moto behind [`stingy_dynamodb`], and the count of keys it moved.
 async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, AbortOnDrop<()>) {
     let (endpoint, moved, proxy) = stingy_dynamodb(w.peers.dynamodb_endpoint.clone(), mode).await;
-    let settings = w.peers.settings(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)]);
-    let app = attachments::setup::build_aws(&config(&w.peers), &settings)
+    let sdk = w
+        .peers
+        .sdk(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)])
+        .await;
+    let app = attachments::setup::build_aws(&config(&w.peers), &sdk)
+        .await
         .unwrap()
         .app;
     (app, moved, proxy)
@@ -732,4 +790,44 @@ async fn keys_that_stay_unprocessed_are_an_error_not_a_shorter_answer() {
         moved.load(Ordering::Relaxed) >= 3 * 12,
         "every attempt was refused"
     );
+}
+
+// ---- DynamoDB cancelling throttled transactions ---------------------------------------------
+
+/// A transaction one of whose items is throttled comes back cancelled (the SDK does not retry
+/// that): the store tries again, with backoff, until DynamoDB takes it. An upload (two
+/// transactions) and a deletion go through, and the table is as without throttling.
+#[tokio::test]
+async fn throttled_transactions_are_retried_until_they_succeed() {
+    let w = world().await;
+    let (throttled, cancelled, _proxy) = throttled_app(&w, Stingy::Transactions(3)).await;
+    let att = w.upload(&throttled, "a.txt", "throttled").await.unwrap();
+    assert_eq!(
+        cancelled.load(Ordering::SeqCst),
+        3 + 2,
+        "3 cancelled, then 2 taken"
+    );
+    assert_eq!(att.status, AttachmentStatus::Ready);
+    assert!(w.visible(att.id).await.is_some());
+    let s = w.assert_consistent().await;
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(s.files().len(), 1);
+    throttled.delete(&w.who, att.id).await.unwrap();
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty() && s.files().is_empty());
+}
+
+/// A table that stays throttled: the transaction is tried a bounded number of times, then the
+/// upload fails (500, never a hang) and leaves nothing the sweep cannot finish.
+#[tokio::test]
+async fn transactions_throttled_for_good_fail_after_bounded_attempts() {
+    let w = world().await;
+    let (throttled, cancelled, _proxy) = throttled_app(&w, Stingy::Transactions(usize::MAX)).await;
+    let r = w.upload(&throttled, "a.txt", "never").await;
+    assert!(matches!(r, Err(ServiceError::Internal(_))), "{r:?}");
+    let tries = cancelled.load(Ordering::SeqCst);
+    assert!((2..=12).contains(&tries), "{tries} attempts");
+    w.sweep_later().await;
+    let s = w.assert_consistent().await;
+    assert!(s.attachments.is_empty() && s.blobs.is_empty());
 }

@@ -52,7 +52,30 @@ direct_on_embedded!(
     oldest_unverified_upload,
     placeholder_gets_its_file,
     direct_bad_input,
+    parts_cannot_hold_more_than_declared,
+    verified_content_is_immutable,
+    orphans_after_a_delete_are_swept,
 );
+
+/// Uploads over 4 MiB are verified in the background.
+#[tokio::test]
+async fn large_uploads_verify_in_the_background() {
+    let h = Harness::embedded_with(Opts {
+        vars: vec![
+            (
+                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+            (
+                "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
+                (4 * 1024 * 1024).to_string(),
+            ),
+        ],
+        ..Opts::default()
+    })
+    .await;
+    behaviour::direct::large_uploads_verify_in_the_background(&h).await;
+}
 
 /// The records API on the embedded backend.
 macro_rules! records_on_embedded {

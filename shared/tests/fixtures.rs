@@ -174,6 +174,11 @@ async fn run_case(data: &Path, route_name: &str, file: &Path) -> Vec<String> {
             route.name
         ));
     }
+    // Every answer, whatever the route and outcome, forbids content sniffing.
+    let nosniff = resp.headers().get("x-content-type-options");
+    if nosniff.and_then(|v| v.to_str().ok()) != Some("nosniff") {
+        failures.push(format!("{label}: X-Content-Type-Options is {nosniff:?}"));
+    }
     let status = resp.status().as_u16();
     let body: &[u8] = resp.body().as_ref();
     if Some(status as u64) != expect["status"].as_u64() {

@@ -11,6 +11,6 @@ pub use content::{decide_content_type, ContentTypeError};
 pub use hashing::Digests;
 pub use ids::{AttachmentId, FileName, IdError, ParentId, ParentKind, TenantId, VersionId};
 pub use model::{
-    ApiKey, Attachment, AttachmentStatus, MultipartUpload, Parent, ParentRef, PendingUpload,
-    Principal, Version,
+    parse_staging_key, ApiKey, Attachment, AttachmentStatus, MultipartUpload, Parent, ParentRef,
+    PendingUpload, Principal, Version, STAGING_PREFIX,
 };

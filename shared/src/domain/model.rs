@@ -158,6 +158,10 @@ pub struct PendingUpload {
     pub multipart: Option<MultipartUpload>,
     /// When the upload window closes (unix seconds).
     pub expires_at: i64,
+    /// When the upload was handed to a verification that runs in the background (unix
+    /// seconds): too large to verify within a request, it is `verifying` until that ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifying_since: Option<i64>,
 }
 
 /// The storage's multipart upload and how it was cut.
@@ -207,11 +211,53 @@ impl Attachment {
     pub fn thumbnail_key(&self, version: VersionId) -> String {
         thumbnail_key(&self.tenant, self.id, version)
     }
+
+    /// Where a direct upload of one content of this attachment lands (see [`staging_key`]).
+    pub fn staging_key(&self, version: VersionId) -> String {
+        staging_key(&self.tenant, self.id, version)
+    }
+
+    /// The status as the APIs show it: a pending upload whose verification runs in the
+    /// background is `verifying`.
+    pub fn shown_status(&self) -> &'static str {
+        match &self.upload {
+            Some(u) if self.status == AttachmentStatus::Pending && u.verifying_since.is_some() => {
+                "verifying"
+            }
+            _ => self.status.as_str(),
+        }
+    }
 }
 
 /// The storage key of a content: made only from validated ids, never from a file name.
 pub fn blob_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
     format!("{tenant}/{attachment}/{version}")
+}
+
+/// Where a direct upload lands: under `staging/`, a prefix nothing is ever served from. Only a
+/// verification makes it a content, by copying exactly the object it verified to the content's
+/// own key, which no upload link can reach; whatever else lands here is removed by the sweep
+/// (and, on S3, by the bucket's lifecycle rule on the prefix).
+pub fn staging_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
+    format!("{STAGING_PREFIX}{tenant}/{attachment}/{version}")
+}
+
+/// The prefix of [`staging_key`]s.
+pub const STAGING_PREFIX: &str = "staging/";
+
+/// The ids a staging key names, if it is one.
+pub fn parse_staging_key(key: &str) -> Option<(TenantId, AttachmentId, VersionId)> {
+    let mut parts = key.strip_prefix(STAGING_PREFIX)?.split('/');
+    let (Some(t), Some(a), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some((
+        TenantId::parse(t).ok()?,
+        AttachmentId::parse(a).ok()?,
+        VersionId::parse(v).ok()?,
+    ))
 }
 
 /// The storage key of a content's thumbnail: beside the content, `{version}_thumb`, so it is one

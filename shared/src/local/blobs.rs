@@ -10,7 +10,7 @@ use hyper::body::{Frame, Incoming};
 
 use super::body::{chunks, Allowance};
 use super::{finish, full, Body};
-use crate::service::App;
+use crate::service::{App, Receipt};
 use crate::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, UploadError, MAX_PART_BYTES};
 
 /// Why a blob request was refused, with S3's status and code.
@@ -53,8 +53,12 @@ impl BlobError {
             BlobError::Upload(U::Receive(ReceiveError::Body(_))) => {
                 (StatusCode::BAD_REQUEST, "IncompleteBody")
             }
-            BlobError::Upload(U::TooSmall) => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
-            BlobError::Upload(U::BadDigest) => (StatusCode::BAD_REQUEST, "BadDigest"),
+            BlobError::Upload(U::Receive(ReceiveError::TooSmall)) => {
+                (StatusCode::BAD_REQUEST, "EntityTooSmall")
+            }
+            BlobError::Upload(U::Receive(ReceiveError::BadDigest)) => {
+                (StatusCode::BAD_REQUEST, "BadDigest")
+            }
             BlobError::Upload(U::NoSuchUpload) => (StatusCode::NOT_FOUND, "NoSuchUpload"),
             BlobError::NotFound => (StatusCode::NOT_FOUND, "NoSuchKey"),
             BlobError::Method => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
@@ -139,10 +143,16 @@ async fn receive_form_inner(
                     .saturating_add(grant.size)
                     .saturating_add(AFTER_FILE_BYTES),
             );
-            blobs.receive_post(&grant, field).await?;
+            let written = blobs.receive_post(&grant, field).await?;
+            // As S3's "object created" event: the stored file is verified now, and the store
+            // hands over the digests it computed while writing it.
+            let receipt = Receipt {
+                etag: written.etag,
+                digests: written.digests,
+            };
             let app = app.clone();
             tokio::spawn(async move {
-                if let Err(e) = app.finalize_key(&grant.key).await {
+                if let Err(e) = app.finalize_received(&grant.key, Some(receipt)).await {
                     tracing::warn!(error = %e, key = %grant.key, "verification after upload failed; complete will retry");
                 }
             });

@@ -8,6 +8,7 @@ mod direct;
 mod keys;
 mod named;
 mod records;
+mod staging;
 mod thumbnails;
 mod uploads;
 
@@ -26,7 +27,8 @@ use crate::store::{
 };
 
 pub use direct::{
-    parse_sha256, part_size_for, DirectUpload, DirectUploadRequest, UploadInstructions,
+    parse_sha256, part_size_for, Completion, DirectUpload, DirectUploadRequest, Receipt,
+    UploadInstructions,
 };
 pub use keys::NewKey;
 pub use records::{RecordAttachments, VersionScope, MAX_RECORDS_PER_CALL};
@@ -75,6 +77,12 @@ pub struct Limits {
     pub direct_max_bytes: u64,
     /// Lifetime of upload links (form POST and parts); the status call hands out fresh ones.
     pub upload_link_ttl: Duration,
+    /// Direct uploads up to this size are verified within the `complete` request; larger ones
+    /// in the background.
+    pub inline_verify_max_bytes: u64,
+    /// Whether this process runs background verifications itself (the embedded backend); on
+    /// AWS storage's events run them in the finalize function.
+    pub verify_in_process: bool,
 }
 
 impl Default for Limits {
@@ -84,8 +92,10 @@ impl Default for Limits {
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            direct_max_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            direct_max_bytes: crate::config::DEFAULT_DIRECT_MAX_BYTES,
             upload_link_ttl: Duration::from_secs(3600),
+            inline_verify_max_bytes: crate::config::DEFAULT_INLINE_VERIFY_MAX_BYTES,
+            verify_in_process: true,
         }
     }
 }
@@ -395,12 +405,15 @@ impl App {
             }
         }
         if let Some(u) = &att.upload {
-            let k = att.blob_key(u.version.id);
+            // An upload under way: its staged object and parts, and what a verification that
+            // did not live to record it may have promoted.
+            let staged = att.staging_key(u.version.id);
             if let Some(mp) = &u.multipart {
-                self.blobs.abort_multipart(&k, &mp.upload_id).await?;
+                self.blobs.abort_multipart(&staged, &mp.upload_id).await?;
             }
+            keys.push(staged);
             keys.push(att.thumbnail_key(u.version.id));
-            keys.push(k);
+            keys.push(att.blob_key(u.version.id));
         }
         for k in &keys {
             self.blobs.delete(k).await?;
@@ -429,15 +442,17 @@ impl App {
     }
 
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
-    /// window, refused uploads once they have said why, and deletions that did not finish.
+    /// window, refused uploads once they have said why, deletions that did not finish, and
+    /// whatever lies under the staging prefix that no upload waits for.
     /// Returns how many attachments it cleaned.
     pub async fn sweep(&self, now_unix: i64) -> ServiceResult<usize> {
         let mut removed = 0;
         loop {
             let batch = self.meta.expired_pending(now_unix, 100).await?;
             if batch.is_empty() {
-                crate::telemetry::metrics::swept(removed);
-                return Ok(removed);
+                let total = removed + self.sweep_staging().await?;
+                crate::telemetry::metrics::swept(total);
+                return Ok(total);
             }
             for att in batch {
                 match att.status {

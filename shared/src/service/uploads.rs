@@ -433,6 +433,7 @@ impl App {
             declared_sha256: None,
             multipart: None,
             expires_at,
+            verifying_since: None,
         });
         intent.expires_at = Some(expires_at);
         self.meta

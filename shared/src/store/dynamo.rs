@@ -10,30 +10,31 @@
 //! the service bounds every free-text field, so an item stays far below DynamoDB's 400 KB.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use serde::Serialize;
-use serde_json::{json, Value};
 
 use super::{
     Expected, MetadataStore, Page, ParentLookup, PutOutcome, StoreError, StoreResult,
     MAX_BATCH_KEYS,
 };
-use crate::aws::backoff;
-use crate::aws::dynamodb::{
-    AttributeValue, BatchGetOutput, BatchWriteOutput, DynamoClient, GetItemOutput, Ignored, Item,
-    KeysAndAttributes, QueryOutput,
-};
-use crate::aws::AwsError;
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
     TenantId, Version, VersionId,
 };
 
-/// One action of a TransactWriteItems call, as DynamoDB's JSON takes it.
-type TransactWriteItem = Value;
+/// An item: attribute names to values.
+type Item = HashMap<String, AttributeValue>;
 
 /// The sparse index of leftovers: only attachments with an expiry carry its keys. (Named
 /// generically, as `template.yaml` declares it.)
@@ -171,12 +172,32 @@ fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_str(get_s(item, DOC)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn dyn_err(op: &str, e: AwsError) -> StoreError {
-    StoreError::Unavailable(format!("dynamodb {op}: {e}"))
+/// A failed call: DynamoDB's error when it answered one, else the SDK's whole chain of causes
+/// (its own `Display` says only "service error").
+fn dyn_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let cause = match e.as_service_error() {
+        Some(answered) => DisplayErrorContext(answered).to_string(),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    StoreError::Unavailable(format!("dynamodb {op}: {cause}"))
 }
 
-fn to_value(v: &impl Serialize) -> StoreResult<Value> {
-    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A request the SDK refused to build (a required field left out): our bug, not the peer's.
+fn build_err(e: aws_smithy_types::error::operation::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb request: {e}"))
+}
+
+/// 25 ms doubling, with full jitter, so that writers that collided do not collide again; for
+/// the optimistic loops here (a condition failed, keys left unprocessed, a transaction
+/// cancelled by a conflict or by throttling), whose calls the SDK does not retry itself.
+async fn backoff(attempt: u32) {
+    let base = 25u64 << attempt.min(6);
+    let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
+    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
 }
 
 /// Expression attribute names and values, passed only when used (DynamoDB refuses unused ones).
@@ -198,38 +219,35 @@ impl Expr {
         self.values.insert(placeholder.to_owned(), v);
         self
     }
-    /// Adds the names and values, when there are any, to a request's JSON.
-    fn apply(&self, request: &mut Value) -> StoreResult<()> {
-        if !self.names.is_empty() {
-            request["ExpressionAttributeNames"] = to_value(&self.names)?;
-        }
-        if !self.values.is_empty() {
-            request["ExpressionAttributeValues"] = to_value(&self.values)?;
-        }
-        Ok(())
+    /// The names, when there are any.
+    fn names(&self) -> Option<HashMap<String, String>> {
+        Some(self.names.clone()).filter(|n| !n.is_empty())
+    }
+    /// The values, when there are any.
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        Some(self.values.clone()).filter(|v| !v.is_empty())
     }
 }
 
-/// A Query, as DynamoDB's JSON takes it.
-#[derive(Serialize, Default)]
-#[serde(rename_all = "PascalCase")]
+/// A Query: what the store's queries set, in one place.
+#[derive(Default)]
 struct QueryInput<'a> {
     table_name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     index_name: Option<&'a str>,
     key_condition_expression: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     filter_expression: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     projection_expression: Option<&'a str>,
     expression_attribute_names: HashMap<&'a str, &'a str>,
     expression_attribute_values: HashMap<&'a str, AttributeValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     consistent_read: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     exclusive_start_key: Option<Item>,
+}
+
+/// The part of a Query's answer the store reads.
+struct QueryOutput {
+    items: Vec<Item>,
+    last_evaluated_key: Option<Item>,
 }
 
 // ---- attachment items -------------------------------------------------------------------------
@@ -282,19 +300,24 @@ fn index_update(table: &str, att: &Attachment, add: bool) -> StoreResult<Transac
     let mut expr = Expr::new()
         .name("#ids", IDS)
         .value(":id", AttributeValue::Ss(vec![att.id.to_string()]));
-    let mut update = json!({
-        "TableName": table,
-        "Key": key(index_pk(&att.tenant, &att.parent.kind), att.parent.id.as_str()),
-    });
+    let mut update = Update::builder().table_name(table).set_key(Some(key(
+        index_pk(&att.tenant, &att.parent.kind),
+        att.parent.id.as_str(),
+    )));
     if add {
-        update["UpdateExpression"] = json!("ADD #ids :id");
-        update["ConditionExpression"] = json!("attribute_not_exists(#ids) OR size(#ids) < :cap");
+        update = update
+            .update_expression("ADD #ids :id")
+            .condition_expression("attribute_not_exists(#ids) OR size(#ids) < :cap");
         expr = expr.value(":cap", n(MAX_LISTED_PER_PARENT as i64));
     } else {
-        update["UpdateExpression"] = json!("DELETE #ids :id");
+        update = update.update_expression("DELETE #ids :id");
     }
-    expr.apply(&mut update)?;
-    Ok(json!({ "Update": update }))
+    let update = update
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .build()
+        .map_err(build_err)?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -304,99 +327,163 @@ fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
+/// What to do with a TransactWriteItems that failed.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// A condition failed: the caller decides what that means.
+    Condition(Cancelled),
+    /// Cancelled only by what passes (a concurrent transaction on the same items, throttling of
+    /// an item's partition), or another transaction with our token under way: try again.
+    Transient,
+    /// Anything else: a failure.
+    Failed,
+}
+
+/// Sorts out a failed transaction by DynamoDB's cancellation reasons. The SDK retries
+/// throttling of the whole call itself, but a transaction cancelled because one item was
+/// throttled (`ThrottlingError`, `ProvisionedThroughputExceeded`) comes back as a
+/// `TransactionCanceledException`, which it does not retry.
+fn refusal<R>(e: &SdkError<TransactWriteItemsError, R>) -> Refusal {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            let codes: Cancelled = t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect();
+            let passing = |c: &str| {
+                matches!(
+                    c,
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            };
+            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                Refusal::Condition(codes)
+            } else if codes.iter().any(|c| passing(c))
+                && codes.iter().all(|c| c == "None" || passing(c))
+            {
+                Refusal::Transient
+            } else {
+                Refusal::Failed
+            }
+        }
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => Refusal::Transient,
+        _ => Refusal::Failed,
+    }
+}
+
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Arc<DynamoClient>,
+    client: Client,
     table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: Arc<DynamoClient>, table: impl Into<String>) -> Self {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
         }
     }
 
-    /// A conditional Put or Delete action of a transaction.
-    fn action(
-        &self,
-        action: &str,
-        field: &str,
-        item: Item,
-        cond: Option<&str>,
-        expr: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let mut body = json!({ "TableName": self.table, field: item });
-        if let Some(c) = cond {
-            body["ConditionExpression"] = json!(c);
-        }
-        expr.apply(&mut body)?;
-        Ok(json!({ action: body }))
-    }
-
+    /// A conditional Put of a transaction.
     fn put(&self, item: Item, cond: Option<&str>, expr: &Expr) -> StoreResult<TransactWriteItem> {
-        self.action("Put", "Item", item, cond, expr)
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(cond.map(str::to_owned))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A conditional Delete of a transaction.
     fn delete(&self, k: Item, cond: Option<&str>, expr: &Expr) -> StoreResult<TransactWriteItem> {
-        self.action("Delete", "Key", k, cond, expr)
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .set_condition_expression(cond.map(str::to_owned))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    async fn query(&self, q: &QueryInput<'_>) -> StoreResult<QueryOutput> {
-        self.client
-            .call("Query", q)
+    async fn query(&self, q: QueryInput<'_>) -> StoreResult<QueryOutput> {
+        let owned = |m: HashMap<&str, &str>| {
+            m.into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<HashMap<_, _>>()
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(q.table_name)
+            .set_index_name(q.index_name.map(str::to_owned))
+            .key_condition_expression(q.key_condition_expression)
+            .set_filter_expression(q.filter_expression.map(str::to_owned))
+            .set_projection_expression(q.projection_expression.map(str::to_owned))
+            .set_expression_attribute_names(Some(owned(q.expression_attribute_names)))
+            .set_expression_attribute_values(Some(
+                q.expression_attribute_values
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            ))
+            .set_consistent_read(q.consistent_read)
+            .set_limit(q.limit)
+            .set_exclusive_start_key(q.exclusive_start_key)
+            .send()
             .await
-            .map_err(|e| dyn_err("Query", e))
+            .map_err(|e| dyn_err("Query", e))?;
+        Ok(QueryOutput {
+            items: out.items.unwrap_or_default(),
+            last_evaluated_key: out.last_evaluated_key,
+        })
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
-    /// means); conflicts with concurrent transactions are retried here.
+    /// means); conflicts with concurrent transactions and throttled items are retried here,
+    /// with backoff, a bounded number of times.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Result<(), Cancelled>> {
         let mut attempt = 0;
         loop {
-            // The token makes the client's own retries of this call (a lost answer) idempotent;
-            // a new attempt after a conflict is a new request with a new token.
-            let body = json!({
-                "TransactItems": items,
-                "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
-            });
-            let err = match self
+            // The token makes the SDK's own retries of this call (a lost answer) idempotent; a
+            // new attempt after a cancellation is a new request with a new token.
+            let result = self
                 .client
-                .call::<Ignored>("TransactWriteItems", &body)
-                .await
-            {
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(uuid::Uuid::new_v4().to_string())
+                .send()
+                .await;
+            let err = match result {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let retry = match &err {
-                AwsError::Service { code, details, .. }
-                    if code == "TransactionCanceledException" =>
-                {
-                    if details.iter().any(|c| c == "ConditionalCheckFailed") {
-                        return Ok(Err(details.clone()));
-                    }
-                    details.iter().any(|c| c == "TransactionConflict")
-                }
-                AwsError::Service { code, .. } => code == "TransactionInProgressException",
-                _ => false,
-            };
             attempt += 1;
-            if !retry || attempt >= MAX_ATTEMPTS {
-                return Err(dyn_err("TransactWriteItems", err));
+            match refusal(&err) {
+                Refusal::Condition(codes) => return Ok(Err(codes)),
+                Refusal::Transient if attempt < MAX_ATTEMPTS => backoff(attempt).await,
+                Refusal::Transient | Refusal::Failed => {
+                    return Err(dyn_err("TransactWriteItems", err))
+                }
             }
-            backoff(attempt).await;
         }
     }
 
     async fn get_item(&self, k: Item) -> StoreResult<Option<Item>> {
-        let out: GetItemOutput = self
+        let out = self
             .client
-            .call(
-                "GetItem",
-                &json!({ "TableName": self.table, "Key": k, "ConsistentRead": true }),
-            )
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .consistent_read(true)
+            .send()
             .await
             .map_err(|e| dyn_err("GetItem", e))?;
         Ok(out.item)
@@ -411,22 +498,26 @@ impl DynamoStore {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
-                let request = KeysAndAttributes {
-                    keys: pending,
-                    consistent_read: Some(true),
-                };
-                let mut resp: BatchGetOutput = self
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_err)?;
+                let resp = self
                     .client
-                    .call(
-                        "BatchGetItem",
-                        &json!({ "RequestItems": { self.table.as_str(): request } }),
-                    )
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
                     .await
                     .map_err(|e| dyn_err("BatchGetItem", e))?;
-                out.extend(resp.responses.remove(&self.table).unwrap_or_default());
+                out.extend(
+                    resp.responses
+                        .and_then(|mut r| r.remove(&self.table))
+                        .unwrap_or_default(),
+                );
                 pending = resp
                     .unprocessed_keys
-                    .remove(&self.table)
+                    .and_then(|mut u| u.remove(&self.table))
                     .map(|k| k.keys)
                     .unwrap_or_default();
                 if !pending.is_empty() {
@@ -447,23 +538,28 @@ impl DynamoStore {
     /// Deletes many items, retrying unprocessed ones with backoff.
     async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
         for chunk in keys.chunks(BATCH_WRITE) {
-            let mut pending: Vec<Value> = chunk
+            let mut pending = chunk
                 .iter()
-                .map(|k| json!({ "DeleteRequest": { "Key": k } }))
-                .collect();
+                .map(|k| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map_err(build_err)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
             let mut attempt = 0;
             while !pending.is_empty() {
-                let mut resp: BatchWriteOutput = self
+                let resp = self
                     .client
-                    .call(
-                        "BatchWriteItem",
-                        &json!({ "RequestItems": { self.table.as_str(): pending } }),
-                    )
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
                     .await
                     .map_err(|e| dyn_err("BatchWriteItem", e))?;
                 pending = resp
                     .unprocessed_items
-                    .remove(&self.table)
+                    .and_then(|mut u| u.remove(&self.table))
                     .unwrap_or_default();
                 if !pending.is_empty() {
                     attempt += 1;
@@ -499,7 +595,7 @@ impl DynamoStore {
                 q.expression_attribute_names.insert("#sk", SK);
                 q.expression_attribute_values.insert(":prefix", s(prefix));
             }
-            let resp = self.query(&q).await?;
+            let resp = self.query(q).await?;
             out.extend(resp.items);
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -559,48 +655,71 @@ impl DynamoStore {
 /// the sparse leftovers index `gsi1` and TTL on [`TTL_ATTRIBUTE`]. For tests and local
 /// emulators. The index projects every attribute: the oldest upload under way is read from it
 /// (see [`MetadataStore::oldest_upload_under_way`]).
-pub async fn create_table(client: &DynamoClient, table: &str) -> StoreResult<()> {
-    let attr = |name: &str| json!({ "AttributeName": name, "AttributeType": "S" });
-    let key_el = |name: &str, t: &str| json!({ "AttributeName": name, "KeyType": t });
-    client
-        .call::<Ignored>(
-            "CreateTable",
-            &json!({
-                "TableName": table,
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [attr(PK), attr(SK), attr(LEFTOVER_PK), attr(LEFTOVER_SK)],
-                "KeySchema": [key_el(PK, "HASH"), key_el(SK, "RANGE")],
-                "GlobalSecondaryIndexes": [{
-                    "IndexName": LEFTOVERS_INDEX,
-                    "KeySchema": [key_el(LEFTOVER_PK, "HASH"), key_el(LEFTOVER_SK, "RANGE")],
-                    "Projection": { "ProjectionType": "ALL" },
-                }],
-            }),
+pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_err)
+    };
+    let key_el = |name: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+            .map_err(build_err)
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(LEFTOVERS_INDEX)
+        .key_schema(key_el(LEFTOVER_PK, KeyType::Hash)?)
+        .key_schema(key_el(LEFTOVER_SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
         )
+        .build()
+        .map_err(build_err)?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK)?)
+        .attribute_definitions(attr(SK)?)
+        .attribute_definitions(attr(LEFTOVER_PK)?)
+        .attribute_definitions(attr(LEFTOVER_SK)?)
+        .key_schema(key_el(PK, KeyType::Hash)?)
+        .key_schema(key_el(SK, KeyType::Range)?)
+        .global_secondary_indexes(index)
+        .send()
         .await
         .map_err(|e| dyn_err("CreateTable", e))?;
     client
-        .call::<Ignored>(
-            "UpdateTimeToLive",
-            &json!({
-                "TableName": table,
-                "TimeToLiveSpecification": { "AttributeName": TTL_ATTRIBUTE, "Enabled": true },
-            }),
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(build_err)?,
         )
+        .send()
         .await
         .map_err(|e| dyn_err("UpdateTimeToLive", e))?;
     Ok(())
 }
 
 /// Whether the table exists (`init` of the local emulators).
-pub async fn table_exists(client: &DynamoClient, table: &str) -> StoreResult<bool> {
-    match client
-        .call::<Ignored>("DescribeTable", &json!({ "TableName": table }))
-        .await
-    {
+pub async fn table_exists(client: &Client, table: &str) -> StoreResult<bool> {
+    use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+    match client.describe_table().table_name(table).send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(false),
-        Err(e) => Err(dyn_err("DescribeTable", e)),
+        Err(e) => match e.as_service_error() {
+            Some(DescribeTableError::ResourceNotFoundException(_)) => Ok(false),
+            _ => Err(dyn_err("DescribeTable", e)),
+        },
     }
 }
 
@@ -844,7 +963,7 @@ impl MetadataStore for DynamoStore {
         loop {
             // An index item whose last id was removed has no `ids` attribute left.
             let resp = self
-                .query(&QueryInput {
+                .query(QueryInput {
                     table_name: &self.table,
                     key_condition_expression: "#pk = :pk",
                     filter_expression: Some("attribute_exists(#ids)"),
@@ -994,7 +1113,7 @@ impl MetadataStore for DynamoStore {
                 q.expression_attribute_values
                     .insert(":placeholder", s(AttachmentStatus::Placeholder.as_str()));
             }
-            let resp = self.query(&q).await?;
+            let resp = self.query(q).await?;
             for item in resp.items {
                 found.push(doc(&item)?);
             }
@@ -1136,7 +1255,10 @@ impl MetadataStore for DynamoStore {
         let mut item = key(attachment_pk(tenant, att), version_sk(v.id));
         item.insert(DOC.into(), s(to_json(v)?));
         self.client
-            .call::<Ignored>("PutItem", &json!({ "TableName": self.table, "Item": item }))
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
             .await
             .map_err(|e| dyn_err("PutItem", e))?;
         Ok(())
@@ -1159,7 +1281,10 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<()> {
         let k = key(attachment_pk(tenant, att), version_sk(version));
         self.client
-            .call::<Ignored>("DeleteItem", &json!({ "TableName": self.table, "Key": k }))
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .send()
             .await
             .map_err(|e| dyn_err("DeleteItem", e))?;
         Ok(())
@@ -1173,7 +1298,7 @@ impl MetadataStore for DynamoStore {
         let mut start = None;
         for _ in 0..OLDEST_UPLOAD_PAGES {
             let resp = self
-                .query(&QueryInput {
+                .query(QueryInput {
                     table_name: &self.table,
                     index_name: Some(LEFTOVERS_INDEX),
                     key_condition_expression: "#lpk = :l",
@@ -1211,7 +1336,7 @@ impl MetadataStore for DynamoStore {
         // consistently, and kept only if it is still a leftover.
         loop {
             let resp = self
-                .query(&QueryInput {
+                .query(QueryInput {
                     table_name: &self.table,
                     index_name: Some(LEFTOVERS_INDEX),
                     key_condition_expression: "#lpk = :l AND #lsk < :before",

@@ -2,9 +2,11 @@
 //! store, shaped after what DynamoDB and S3 do well (key access, conditional writes, presigned
 //! links). Adapters: SQLite and a local file store (embedded mode), DynamoDB and S3 (AWS).
 
+pub mod call_spans;
 pub mod dynamo;
 pub mod fs_blob;
 pub mod s3;
+pub mod sdk;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -212,6 +214,26 @@ impl LinkWindow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
     pub size: u64,
+    /// Names this very object: any new object under the key has another (S3's ETag; the file
+    /// store's identity of the file). Reads and copies pinned to it fail once it is replaced.
+    pub etag: String,
+}
+
+/// One page of what lies under the staging prefix (see `domain::model::staging_key`), for the
+/// sweep; `next` continues the listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StagedPage<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A multipart upload under the staging prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// When it was started (unix seconds).
+    pub initiated: i64,
 }
 
 /// The conditions a direct form upload must meet: the exact key (given separately), size and
@@ -268,8 +290,26 @@ pub trait BlobStore: Send + Sync {
         self.put(key, data, content_type, &sha256).await
     }
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
-    /// Reads `len` bytes from `offset` (fewer at the end of the object).
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes>;
+    /// Reads `len` bytes from `offset` (fewer at the end of the object). With `etag`, only of
+    /// that very object: `Conflict` once another object replaced it.
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes>;
+    /// Makes the object `staged`, exactly the one `etag` names and `size` long, the object of
+    /// `key`, and removes it from `staged`: `NotFound` when `staged` is gone, `Conflict` when
+    /// another object replaced it. An object already at `key` is never replaced.
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()>;
+    /// The objects under the staging prefix, from `after` (a page's `next`).
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>>;
+    /// The unfinished multipart uploads under the staging prefix, from `after`.
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>>;
     /// Deletes the object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> StoreResult<()>;
     /// A link that downloads the object as an attachment with the given type and name.
@@ -279,12 +319,14 @@ pub trait BlobStore: Send + Sync {
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost>;
     /// Starts a multipart upload; returns its id.
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String>;
-    /// A link that uploads one part (PUT, the part's bytes as the body).
+    /// A link that uploads one part (PUT, the part's bytes as the body) of exactly `size`
+    /// bytes: the link signs its length, so a part can never hold more than was declared.
     async fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: Duration,
     ) -> StoreResult<String>;
     /// The parts received so far, by number; `NotFound` when the upload is gone.

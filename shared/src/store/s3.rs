@@ -1,48 +1,416 @@
 //! The S3 blob store: one object per stored version, under the key the service derives from
-//! validated ids. Uploads carry their SHA-256 (`x-amz-checksum-sha256`), so S3 refuses bytes that
-//! changed on the way; downloads are presigned GET links that name the type and the file. Large
-//! files go straight to S3: a presigned form POST (SigV4 POST policy) or a presigned multipart
-//! upload. The requests themselves are made by our own client, [`crate::aws::s3`].
+//! validated ids, through the AWS SDK's S3 client. Uploads carry their SHA-256
+//! (`x-amz-checksum-sha256`), so S3 refuses bytes that changed on the way; downloads are
+//! presigned links naming the type and the file. Large files go straight to S3: a form POST
+//! under a SigV4 POST policy (ours: the SDK presigns no POST, so the policy is written here and
+//! signed with `aws-sigv4`) or a presigned multipart upload.
+//!
+//! Links are signed by `aws-sigv4` (the SDK's signer) directly, at the bucket URL the SDK's
+//! endpoint rules give: the SDK's own presigning runs a whole operation per link (endpoint
+//! rules, interceptors), 56 us a link against 16 us here, over a millisecond for a listing of
+//! 20 (`docs/performance.md`).
+//!
+//! No link claims to live longer than the credentials that sign it: where they expire (SSO,
+//! assumed roles, web identity, container and instance roles, `credential_process`), a link's
+//! lifetime stops there.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use super::sdk::{SigningCredentials, S3_ATTEMPT};
 use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StoreError, StoreResult,
+    StagedPage, StagedUpload, StoreError, StoreResult,
 };
-use crate::aws::s3::S3Client;
-use crate::aws::sigv4::Stamp;
-use crate::aws::AwsError;
+use crate::domain::STAGING_PREFIX;
 
 /// S3-backed [`BlobStore`].
 #[derive(Debug)]
 pub struct S3BlobStore {
-    client: S3Client,
+    client: Client,
+    bucket: String,
+    /// The bucket's URL as the SDK addresses it (virtual-hosted or path-style, in the region's
+    /// partition, FIPS or dual-stack as configured): where form uploads are posted.
+    bucket_url: String,
+    /// The region requests are signed for.
+    region: String,
+    credentials: SigningCredentials,
+    /// Objects up to this size are copied in one CopyObject (S3's limit, 5 GiB); larger ones in
+    /// parts of this size.
+    copy_part_bytes: u64,
+}
+
+/// S3's largest CopyObject, and the part size of larger copies.
+pub const COPY_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// A read or a copy pinned to an object that another object replaced meanwhile.
+fn replaced() -> StoreError {
+    StoreError::Conflict("the object was replaced after it was read".into())
 }
 
 fn json_str(v: &str) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn s3_err(op: &str, e: AwsError) -> StoreError {
-    StoreError::Unavailable(format!("s3 {op}: {e}"))
+/// A failed call: S3's error when it answered one (code and message), else the SDK's whole
+/// chain of causes.
+fn s3_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    let cause = match e.as_service_error() {
+        Some(answered) => format!(
+            "{} ({})",
+            DisplayErrorContext(answered),
+            answered.code().unwrap_or("no code")
+        ),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    StoreError::Unavailable(format!("s3 {op}: {cause}"))
+}
+
+/// The error code S3 answered with, when it answered.
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+}
+
+/// Whether S3 refused a request's condition (`If-Match`): 412, whose code a HEAD cannot carry.
+fn precondition_failed<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    code(e) == Some("PreconditionFailed")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+}
+
+/// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
+/// second, at or before now, so a link signed now with this lifetime ends by their expiry.
+pub fn link_lifetime(
+    ttl: Duration,
+    credentials: &Credentials,
+    now: SystemTime,
+) -> StoreResult<Duration> {
+    let Some(expiry) = credentials.expiry() else {
+        return Ok(ttl);
+    };
+    let left = expiry.duration_since(now).unwrap_or_default();
+    let left = Duration::from_secs(left.as_secs());
+    if left.is_zero() {
+        return Err(StoreError::Unavailable(
+            "the AWS credentials expire before a link signed with them could be used".into(),
+        ));
+    }
+    Ok(ttl.min(left))
 }
 
 impl S3BlobStore {
-    pub fn new(client: S3Client) -> Self {
-        Self { client }
+    /// The store over `client` (configured by `store::sdk::s3_client`) for `bucket`, found at
+    /// `bucket_url`, signing for `region` with the SDK's `credentials`.
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        bucket_url: impl Into<String>,
+        region: impl Into<String>,
+        credentials: SigningCredentials,
+    ) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            bucket_url: bucket_url.into(),
+            region: region.into(),
+            credentials,
+            copy_part_bytes: COPY_PART_BYTES,
+        }
+    }
+
+    /// Copies objects larger than `bytes` in parts of that size (S3's limit is the default;
+    /// a smaller one lets tests copy in parts without gigabytes).
+    pub fn with_copy_part_bytes(mut self, bytes: u64) -> Self {
+        self.copy_part_bytes = bytes.max(1);
+        self
+    }
+
+    /// `bucket/key` as a copy source names it (the key URL-encoded).
+    fn copy_source(&self, key: &str) -> String {
+        format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(key, KEY_PATH)
+        )
+    }
+
+    /// One CopyObject of exactly the object `etag` names.
+    async fn copy_whole(&self, staged: &str, etag: &str, key: &str) -> StoreResult<()> {
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(self.copy_source(staged))
+            .copy_source_if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if precondition_failed(&e) => Err(replaced()),
+            Err(e) if code(&e) == Some("NoSuchKey") => Err(StoreError::NotFound),
+            Err(e) => Err(s3_err("CopyObject", e)),
+        }
+    }
+
+    /// A multipart copy of exactly the object `etag` names, each part pinned to it; abandoned
+    /// (aborted) on any failure.
+    async fn copy_in_parts(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+    ) -> StoreResult<()> {
+        let content_type = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(staged)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| {
+                if precondition_failed(&e) {
+                    replaced()
+                } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                    StoreError::NotFound
+                } else {
+                    s3_err("HeadObject", e)
+                }
+            })?
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let upload_id = self.create_multipart(key, &content_type).await?;
+        let copied = self.copy_parts(staged, etag, size, key, &upload_id).await;
+        match copied {
+            Ok(parts) => self.complete_multipart(key, &upload_id, &parts).await,
+            Err(e) => {
+                let _ = self.abort_multipart(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn copy_parts(
+        &self,
+        staged: &str,
+        etag: &str,
+        size: u64,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<Vec<PartInfo>> {
+        let mut parts = Vec::new();
+        let mut first = 0u64;
+        while first < size {
+            let last = (first + self.copy_part_bytes).min(size) - 1;
+            let number = u32::try_from(parts.len() + 1)
+                .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+                .copy_source(self.copy_source(staged))
+                .copy_source_range(format!("bytes={first}-{last}"))
+                .copy_source_if_match(etag)
+                .send()
+                .await
+                .map_err(|e| {
+                    if precondition_failed(&e) {
+                        replaced()
+                    } else if code(&e) == Some("NoSuchKey") {
+                        StoreError::NotFound
+                    } else {
+                        s3_err("UploadPartCopy", e)
+                    }
+                })?;
+            let part_etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned();
+            parts.push(PartInfo {
+                number,
+                size: last - first + 1,
+                etag: part_etag,
+            });
+            first = last + 1;
+        }
+        Ok(parts)
     }
 
     pub fn bucket(&self) -> &str {
-        self.client.bucket()
+        &self.bucket
     }
+
+    /// The credentials a link signed at `time` is signed with, and how long such a link may
+    /// live.
+    async fn signing(
+        &self,
+        ttl: Duration,
+        time: SystemTime,
+    ) -> StoreResult<(Credentials, Duration)> {
+        let creds = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("s3 credentials: {e}")))?;
+        let ttl = link_lifetime(ttl, &creds, time)?;
+        Ok((creds, ttl))
+    }
+
+    /// A presigned URL for `method` on `key` with the request's own query parameters (which the
+    /// signature covers, so they cannot be edited), signed as of `time` and valid for `ttl` from
+    /// then, or until the credentials expire.
+    async fn presign(
+        &self,
+        method: &str,
+        key: &str,
+        own: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        time: SystemTime,
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        let (creds, ttl) = self.signing(ttl, time).await?;
+        let link = Link {
+            bucket_url: &self.bucket_url,
+            region: &self.region,
+            method,
+            key,
+            own,
+            headers,
+        };
+        presigned_url(&link, creds, time, ttl)
+    }
+}
+
+/// What a presigned link is for.
+struct Link<'a> {
+    bucket_url: &'a str,
+    region: &'a str,
+    method: &'a str,
+    key: &'a str,
+    own: &'a [(&'a str, &'a str)],
+    /// Headers the client must send as signed (a part's `content-length`).
+    headers: &'a [(&'a str, &'a str)],
+}
+
+/// The presigned URL of `link`, signed by `creds` at `time` for `ttl`. S3's flavour of SigV4:
+/// the path encoded once and not normalised, the payload unsigned (the client sends it later),
+/// the session token signed in the query.
+fn presigned_url(
+    link: &Link<'_>,
+    creds: Credentials,
+    time: SystemTime,
+    ttl: Duration,
+) -> StoreResult<String> {
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+        SignatureLocation, SigningSettings, UriPathNormalizationMode,
+    };
+    let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
+    let mut url = format!(
+        "{}/{}",
+        link.bucket_url,
+        percent_encoding::utf8_percent_encode(link.key, KEY_PATH)
+    );
+    for (i, (k, v)) in link.own.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.extend(percent_encoding::utf8_percent_encode(k, QUERY));
+        url.push('=');
+        url.extend(percent_encoding::utf8_percent_encode(v, QUERY));
+    }
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(ttl);
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+    let identity = creds.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(link.region)
+        .name("s3")
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| failed(&e))?
+        .into();
+    let signable = SignableRequest::new(
+        link.method,
+        &url,
+        link.headers.iter().copied(),
+        SignableBody::UnsignedPayload,
+    )
+    .map_err(|e| failed(&e))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| failed(&e))?
+        .into_parts();
+    let mut request = http::Request::builder()
+        .method(link.method)
+        .uri(&url)
+        .body(())
+        .map_err(|e| failed(&e))?;
+    instructions.apply_to_request_http1x(&mut request);
+    Ok(request.uri().to_string())
+}
+
+/// An object key in a URL path: everything but unreserved characters and `/` encoded, as
+/// SigV4 canonicalises S3 paths.
+const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+/// A query name or value: everything but unreserved characters encoded.
+const QUERY: &percent_encoding::AsciiSet = &KEY_PATH.add(b'/');
+
+/// Reads a body, refusing more than `max` bytes and a peer that stalls.
+async fn read_body(mut body: ByteStream, max: u64) -> StoreResult<Bytes> {
+    let read = async {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "s3 GetObject: reading the body: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(StoreError::Unavailable(format!(
+                    "s3 GetObject: the answer holds more than the {max} bytes asked"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(S3_ATTEMPT, read)
+        .await
+        .map_err(|_| StoreError::Unavailable("s3 GetObject: the body stalled".into()))?
 }
 
 #[async_trait]
@@ -56,43 +424,173 @@ impl BlobStore for S3BlobStore {
     ) -> StoreResult<()> {
         // The digest the service computed while it checked the upload: S3 verifies the bytes
         // it received against it and refuses the object (BadDigest) if they differ. The
-        // signature covers that checksum, not the bytes, so they are hashed once.
+        // signature covers that checksum header, not the bytes, so they are hashed once.
         self.client
-            .put_object(key, data, content_type, sha256)
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_sha256(STANDARD.encode(sha256))
+            .body(ByteStream::from(data))
+            .customize()
+            .disable_payload_signing()
+            .send()
             .await
+            .map(|_| ())
             .map_err(|e| s3_err("PutObject", e))
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        match self.client.head_object(key).await {
-            Ok(size) => Ok(size.map(|size| BlobInfo { size })),
+        use aws_sdk_s3::operation::head_object::HeadObjectError;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => match (
+                out.content_length().and_then(|n| u64::try_from(n).ok()),
+                out.e_tag(),
+            ) {
+                (Some(size), Some(etag)) => Ok(Some(BlobInfo {
+                    size,
+                    etag: etag.to_owned(),
+                })),
+                _ => Err(StoreError::Unavailable(
+                    "s3 HeadObject: the answer has no Content-Length or ETag".into(),
+                )),
+            },
+            Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                Ok(None)
+            }
             Err(e) => Err(s3_err("HeadObject", e)),
         }
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes> {
+        use aws_sdk_s3::operation::get_object::GetObjectError;
         if len == 0 {
             // No byte range can say "nothing"; the object must still exist.
             return match self.head(key).await? {
-                Some(_) => Ok(Bytes::new()),
+                Some(info) if etag.is_none_or(|e| e == info.etag) => Ok(Bytes::new()),
+                Some(_) => Err(replaced()),
                 None => Err(StoreError::NotFound),
             };
         }
         let last = offset.saturating_add(len - 1);
-        match self.client.get_range(key, offset, last).await {
-            Ok(data) => Ok(data),
-            Err(e) if e.code() == Some("NoSuchKey") => Err(StoreError::NotFound),
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={offset}-{last}"))
+            .set_if_match(etag.map(str::to_owned))
+            .send()
+            .await
+        {
+            Ok(out) => read_body(out.body, len).await,
+            Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                Err(StoreError::NotFound)
+            }
+            Err(e) if precondition_failed(&e) => Err(replaced()),
             // Starting past the end: like reading a file there, nothing.
-            Err(e) if e.code() == Some("InvalidRange") => Ok(Bytes::new()),
+            Err(e) if code(&e) == Some("InvalidRange") => Ok(Bytes::new()),
             Err(e) => Err(s3_err("GetObject", e)),
         }
     }
 
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
+        if size <= self.copy_part_bytes {
+            self.copy_whole(staged, etag, key).await?;
+        } else {
+            self.copy_in_parts(staged, etag, size, key).await?;
+        }
+        // The staged object, or one that landed after it: nothing reads either any more.
+        self.delete(staged).await
+    }
+
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(STAGING_PREFIX)
+            .set_continuation_token(after)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListObjectsV2", e))?;
+        Ok(StagedPage {
+            items: page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect(),
+            next: page
+                .next_continuation_token()
+                .filter(|_| page.is_truncated() == Some(true))
+                .map(str::to_owned),
+        })
+    }
+
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>> {
+        // The position is S3's pair of markers, one per line.
+        let (key_marker, id_marker) = match after.as_deref().and_then(|a| a.split_once('\n')) {
+            Some((k, i)) => (Some(k.to_owned()), Some(i.to_owned())),
+            None => (None, None),
+        };
+        let page = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(STAGING_PREFIX)
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(id_marker)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListMultipartUploads", e))?;
+        let next = match (page.next_key_marker(), page.next_upload_id_marker()) {
+            (Some(k), Some(i)) if page.is_truncated() == Some(true) => Some(format!("{k}\n{i}")),
+            _ => None,
+        };
+        Ok(StagedPage {
+            items: page
+                .uploads()
+                .iter()
+                .filter_map(|u| {
+                    Some(StagedUpload {
+                        key: u.key()?.to_owned(),
+                        upload_id: u.upload_id()?.to_owned(),
+                        initiated: u.initiated().map_or(0, |t| t.secs()),
+                    })
+                })
+                .collect(),
+            next,
+        })
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        match self.client.delete_object(key).await {
-            Ok(()) => Ok(()),
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
             // S3 answers 204 for a missing key; some compatible servers say NoSuchKey.
-            Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchKey") => Ok(()),
             Err(e) => Err(s3_err("DeleteObject", e)),
         }
     }
@@ -101,35 +599,49 @@ impl BlobStore for S3BlobStore {
         // Both overrides are signed query parameters: a link cannot be edited to serve the
         // bytes as another type (say text/html) or inline.
         let disposition = content_disposition(opts.file_name);
-        self.client
-            .presign(
-                "GET",
-                key,
-                &[
-                    ("response-content-disposition", &disposition),
-                    ("response-content-type", opts.content_type),
-                ],
-                Duration::from_secs(
-                    u64::try_from(
-                        opts.valid.expires_at - OffsetDateTime::now_utc().unix_timestamp(),
-                    )
-                    .unwrap_or(0),
-                ),
-            )
-            .map_err(|e| s3_err("presign GetObject", e))
+        // Signed as of the start of the link window, so that every answer of one window carries
+        // the very same link (see `LinkWindow`).
+        let signed_at =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(opts.valid.signed_at).unwrap_or(0));
+        let ttl = Duration::from_secs(
+            u64::try_from(opts.valid.expires_at - opts.valid.signed_at).unwrap_or(0),
+        );
+        self.presign(
+            "GET",
+            key,
+            &[
+                ("response-content-disposition", &disposition),
+                ("response-content-type", opts.content_type),
+            ],
+            &[],
+            signed_at,
+            ttl,
+        )
+        .await
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
-        let url = self.client.bucket_url();
-        let creds = self.client.credentials();
-        let now = OffsetDateTime::now_utc();
-        let stamp = Stamp::at(now);
-        let expiration = (now + policy.ttl)
+        let now = SystemTime::now();
+        let (creds, ttl) = self.signing(policy.ttl, SystemTime::now()).await?;
+        let date = OffsetDateTime::from(now);
+        let expiration = (date + ttl)
             .format(format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
             ))
             .map_err(|e| StoreError::Unavailable(format!("time: {e}")))?;
-        let credential = self.client.credential(&stamp.date);
+        let fmt = |d: &[time::format_description::BorrowedFormatItem<'_>]| {
+            date.format(d)
+                .map_err(|e| StoreError::Unavailable(format!("time: {e}")))
+        };
+        let day = fmt(format_description!("[year][month][day]"))?;
+        let amz_date = fmt(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))?;
+        let credential = format!(
+            "{}/{day}/{}/s3/aws4_request",
+            creds.access_key_id(),
+            self.region
+        );
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
         let mut fields: Vec<(String, String)> = vec![
@@ -141,12 +653,12 @@ impl BlobStore for S3BlobStore {
         }
         fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
         fields.push(("x-amz-credential".into(), credential));
-        fields.push(("x-amz-date".into(), stamp.amz_date.clone()));
-        if let Some(token) = &creds.session_token {
-            fields.push(("x-amz-security-token".into(), token.clone()));
+        fields.push(("x-amz-date".into(), amz_date));
+        if let Some(token) = creds.session_token() {
+            fields.push(("x-amz-security-token".into(), token.to_owned()));
         }
         let mut conditions = vec![
-            format!("{{\"bucket\":{}}}", json_str(self.client.bucket())?),
+            format!("{{\"bucket\":{}}}", json_str(&self.bucket)?),
             format!("[\"content-length-range\",{},{}]", policy.size, policy.size),
         ];
         for (name, value) in &fields {
@@ -162,17 +674,36 @@ impl BlobStore for S3BlobStore {
             conditions.join(",")
         );
         let policy_b64 = STANDARD.encode(doc);
-        let signature = self.client.sign_policy(&stamp.date, &policy_b64);
+        // SigV4 for a POST policy: the base64 policy is the string to sign.
+        let signing_key = aws_sigv4::sign::v4::generate_signing_key(
+            creds.secret_access_key(),
+            now,
+            &self.region,
+            "s3",
+        );
+        let signature =
+            aws_sigv4::sign::v4::calculate_signature(signing_key, policy_b64.as_bytes());
         fields.push(("policy".into(), policy_b64));
         fields.push(("x-amz-signature".into(), signature));
-        Ok(PresignedPost { url, fields })
+        Ok(PresignedPost {
+            url: self.bucket_url.clone(),
+            fields,
+        })
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        self.client
-            .create_multipart(key, content_type)
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
             .await
-            .map_err(|e| s3_err("CreateMultipartUpload", e))
+            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+        out.upload_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| StoreError::Unavailable("s3 CreateMultipartUpload: no upload id".into()))
     }
 
     async fn presign_part(
@@ -180,43 +711,65 @@ impl BlobStore for S3BlobStore {
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
         let number = number.to_string();
-        self.client
-            .presign(
-                "PUT",
-                key,
-                &[("partNumber", &number), ("uploadId", upload_id)],
-                ttl,
-            )
-            .map_err(|e| s3_err("presign UploadPart", e))
+        self.presign(
+            "PUT",
+            key,
+            &[("partNumber", &number), ("uploadId", upload_id)],
+            // The part's length is signed: S3 refuses a body of any other size.
+            &[("content-length", &size.to_string())],
+            SystemTime::now(),
+            ttl,
+        )
+        .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let (page, next) = match self
+            let page = match self
                 .client
-                .list_parts(key, upload_id, marker.as_deref())
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
                 .await
             {
-                Ok(x) => x,
-                Err(e) if e.code() == Some("NoSuchUpload") => return Err(StoreError::NotFound),
+                Ok(page) => page,
+                Err(e) if code(&e) == Some("NoSuchUpload") => return Err(StoreError::NotFound),
                 Err(e) => return Err(s3_err("ListParts", e)),
             };
-            for (number, size, etag) in page {
+            for part in page.parts() {
+                let number = part.part_number().and_then(|n| u32::try_from(n).ok());
+                let size = part.size().and_then(|n| u64::try_from(n).ok());
+                let (Some(number), Some(size)) = (number, size) else {
+                    return Err(StoreError::Unavailable(
+                        "s3 ListParts: a part without its number or size".into(),
+                    ));
+                };
                 parts.push(PartInfo {
                     number,
                     size,
-                    // Bare hex, as the file store gives; quoted again on completion.
-                    etag: etag.trim_matches('"').to_owned(),
+                    // Bare hex, as the file store gives; quoted again on completion. Some
+                    // compatible servers leave the ETag out; completion then sends it empty.
+                    etag: part
+                        .e_tag()
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_owned(),
                 });
             }
-            match next {
-                Some(m) => marker = Some(m),
-                None => break,
+            match page.next_part_number_marker() {
+                Some(m) if page.is_truncated() == Some(true) && !m.is_empty() => {
+                    marker = Some(m.to_owned())
+                }
+                _ => break,
             }
         }
         parts.sort_by_key(|p| p.number);
@@ -229,26 +782,180 @@ impl BlobStore for S3BlobStore {
         upload_id: &str,
         parts: &[PartInfo],
     ) -> StoreResult<()> {
-        let completed: Vec<(u32, String)> = parts
-            .iter()
-            .map(|p| (p.number, format!("\"{}\"", p.etag.trim_matches('"'))))
-            .collect();
+        let mut completed = Vec::with_capacity(parts.len());
+        for p in parts {
+            let number = i32::try_from(p.number)
+                .map_err(|_| StoreError::Unavailable(format!("part number {}", p.number)))?;
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(format!("\"{}\"", p.etag.trim_matches('"')))
+                    .build(),
+            );
+        }
         match self
             .client
-            .complete_multipart(key, upload_id, &completed)
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
             .await
         {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Err(StoreError::NotFound),
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchUpload") => Err(StoreError::NotFound),
             Err(e) => Err(s3_err("CompleteMultipartUpload", e)),
         }
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        match self.client.abort_multipart(key, upload_id).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchUpload") => Ok(()),
             Err(e) => Err(s3_err("AbortMultipartUpload", e)),
+        }
+    }
+}
+
+/// Creates the bucket where it is missing (`init` of the local emulators); says which it did.
+pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> Result<bool, String> {
+    use aws_sdk_s3::operation::head_bucket::HeadBucketError;
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if matches!(e.as_service_error(), Some(HeadBucketError::NotFound(_))) => {}
+        Err(e) => return Err(DisplayErrorContext(&e).to_string()),
+    }
+    let mut create = client.create_bucket().bucket(bucket);
+    // us-east-1 takes no location constraint; every other region needs its own.
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(&e).to_string())?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(expiry: Option<SystemTime>) -> Credentials {
+        Credentials::new("AKID", "secret", None, expiry, "test")
+    }
+
+    /// "Authenticating Requests: Using Query Parameters" (S3 API reference): the presigned GET
+    /// of `examplebucket/test.txt` for 86400 s, signed on 2013-05-24 with the documented example
+    /// keys, carries this signature.
+    #[test]
+    fn links_match_aws_documented_example() {
+        let creds = Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+            "test",
+        );
+        let link = Link {
+            bucket_url: "https://examplebucket.s3.amazonaws.com",
+            region: "us-east-1",
+            method: "GET",
+            key: "test.txt",
+            own: &[],
+            headers: &[],
+        };
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
+        let url = presigned_url(&link, creds, time, Duration::from_secs(86400)).unwrap();
+        assert!(
+            url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Expires=86400"), "{url}");
+        assert!(
+            url.ends_with(
+                "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+            ),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn keys_and_parameters_are_encoded_once() {
+        let creds = Credentials::new("AKID", "secret", Some("tok/+=".into()), None, "test");
+        let link = Link {
+            bucket_url: "http://127.0.0.1:9000/base/my-bucket",
+            region: "eu-west-1",
+            method: "GET",
+            key: "t/a b",
+            own: &[("response-content-type", "text/plain")],
+            headers: &[],
+        };
+        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:9000/base/my-bucket/t/a%20b?"),
+            "{url}"
+        );
+        assert!(url.contains("response-content-type=text%2Fplain"), "{url}");
+        assert!(url.contains("X-Amz-Security-Token=tok%2F%2B%3D"), "{url}");
+        assert!(url.contains("X-Amz-Expires=60&"), "{url}");
+    }
+
+    #[test]
+    fn a_part_link_signs_its_length() {
+        let creds = Credentials::new("AKID", "secret", None, None, "test");
+        let link = Link {
+            bucket_url: "https://b.s3.amazonaws.com",
+            region: "us-east-1",
+            method: "PUT",
+            key: "staging/t/a/v",
+            own: &[("partNumber", "1"), ("uploadId", "u")],
+            headers: &[("content-length", "8388608")],
+        };
+        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        assert!(
+            url.contains("X-Amz-SignedHeaders=content-length%3Bhost"),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn a_link_never_outlives_its_credentials() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ttl = Duration::from_secs(900);
+        assert_eq!(link_lifetime(ttl, &creds(None), now).unwrap(), ttl);
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(link_lifetime(ttl, &creds(Some(later)), now).unwrap(), ttl);
+        // 10 minutes and a half left: the link lives 10 minutes, in whole seconds.
+        let soon = now + Duration::from_millis(630_500);
+        assert_eq!(
+            link_lifetime(ttl, &creds(Some(soon)), now).unwrap(),
+            Duration::from_secs(630)
+        );
+        for gone in [
+            now,
+            now - Duration::from_secs(5),
+            now + Duration::from_millis(999),
+        ] {
+            assert!(link_lifetime(ttl, &creds(Some(gone)), now).is_err());
         }
     }
 }

@@ -1,12 +1,15 @@
-//! The AWS calls as X-Ray subsegments. Every DynamoDB and S3 call of our client runs in an
-//! [`aws_span`]; with active tracing, Lambda hands each sampled invocation a trace header
+//! The AWS calls as X-Ray subsegments. Every call of the AWS SDK's clients runs in an
+//! [`aws_span`] (opened and closed around it by an interceptor, `store::call_spans`); with
+//! active tracing, Lambda hands each sampled invocation a trace header
 //! (`Root=…;Parent=…;Sampled=1`, which the Lambda runtime's own span records as
 //! `xrayTraceId`) and runs the X-Ray daemon beside the function. This layer turns each closed
 //! call span under a sampled invocation into a subsegment document of the function's segment
 //! and sends it to the daemon over UDP (`AWS_XRAY_DAEMON_ADDRESS`), as the X-Ray SDKs of other
 //! languages do: no API call, no extension, a datagram per call.
 //!
-//! No X-Ray crate is well kept for Rust, and the OpenTelemetry path needs a collector layer in
+//! The X-Ray crates for Rust are young (xray-lite is at 0.0.x: its SDK interceptor is attached
+//! to each request by hand, and it reads the trace from `_X_AMZN_TRACE_ID`, which the runtime
+//! leaves unset in its concurrent mode), and the OpenTelemetry path needs a collector layer in
 //! every function (a second process, and seconds of cold start); the daemon's protocol is a
 //! header line and a JSON document, which is all this writes.
 
@@ -30,10 +33,10 @@ const INVOKE_TRACE_FIELD: &str = "xrayTraceId";
 const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
 
 /// The span of one AWS call (retries included): `service` is X-Ray's name for it (`DynamoDB`,
-/// `S3`), `resource` the bucket where there is one. The client records `status`,
-/// `request_id`, `attempts` and `error_code` as it learns them.
+/// `S3`), `resource` the bucket where there is one. The interceptor records `status`,
+/// `request_id`, `attempts`, `error_code` (and `resource`) as it learns them.
 pub fn aws_span(
-    service: &'static str,
+    service: &str,
     operation: &str,
     region: &str,
     resource: Option<&str>,

@@ -230,56 +230,222 @@ pub async fn multipart_resume(h: &Harness) {
     assert!(got.body == data[..], "downloaded bytes differ");
 }
 
-/// Where storage cannot hold a multipart upload to the declared size, completion does: more
-/// bytes than declared, or another checksum, are refused, the file is deleted, and the
-/// attachment says why.
+/// A part link binds its part's size: storage refuses a part with a byte more or a byte less,
+/// keeps nothing of it, and the upload completes once the right bytes come.
+pub async fn parts_cannot_hold_more_than_declared(h: &Harness) {
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = payload(9 * MIB, 3);
+    let body = json!({"file_name": "v.bin", "content_type": "application/octet-stream", "size": data.len()});
+    let up = begin(h, "profile/p1", body).await.expect(201).json();
+    let u = &up["upload"];
+    let part_size = u["part_size"].as_u64().unwrap() as usize;
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    let parts = u["parts"].as_array().unwrap().clone();
+    assert_eq!(parts.len(), 2);
+    let chunk = |n: usize| &data[(n - 1) * part_size..(n * part_size).min(data.len())];
+    let last = parts[1]["url"].as_str().unwrap();
+    let more = [chunk(2), b"one byte too many"].concat();
+    assert!(put_part(last, &more).await.status.is_client_error());
+    assert!(put_part(last, &chunk(2)[1..])
+        .await
+        .status
+        .is_client_error());
+    let status = h
+        .get(&format!("/v1/attachments/{id}/upload"), KEY_A)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        status["upload"]["parts_received"],
+        json!([]),
+        "nothing kept"
+    );
+    for (n, p) in parts.iter().enumerate() {
+        let r = put_part(p["url"].as_str().unwrap(), chunk(n + 1)).await;
+        assert!(r.status.is_success(), "{:?}", r.status);
+    }
+    let done = complete(h, &id).await.expect(200).json();
+    assert_eq!(done["size"], data.len());
+    assert_eq!(done["sha256"], sha256_hex(&data));
+}
+
+/// A multipart upload whose bytes contradict the declared checksum is refused at completion:
+/// the staged file is deleted, and the attachment says why.
 pub async fn multipart_refused_at_completion(h: &Harness) {
     h.parent(KEY_A, "profile", "p1").await;
     let data = payload(20 * MIB, 4);
-    for (case, declared_sha, extra) in [
-        ("too big", None, true),
-        ("checksum", Some(sha256_hex(b"other")), false),
-    ] {
-        let mut body = json!({"file_name": "v.bin", "content_type": "application/octet-stream", "size": data.len()});
-        if let Some(s) = &declared_sha {
-            body["sha256"] = json!(s);
-        }
-        let up = begin(h, "profile/p1", body).await.expect(201).json();
-        let u = &up["upload"];
-        let part_size = u["part_size"].as_u64().unwrap() as usize;
-        let id = up["attachment"]["id"].as_str().unwrap().to_owned();
-        let parts = u["parts"].as_array().unwrap();
-        for p in parts {
-            let n = p["part_number"].as_u64().unwrap() as usize;
-            let mut chunk = data[(n - 1) * part_size..(n * part_size).min(data.len())].to_vec();
-            if extra && n == parts.len() {
-                chunk.extend_from_slice(b"one byte too many");
-            }
-            assert!(put_part(p["url"].as_str().unwrap(), &chunk)
-                .await
-                .status
-                .is_success());
-        }
-        let refused = complete(h, &id).await.expect(422).json();
-        assert_eq!(refused["error"]["code"], "unprocessable_entity", "{case}");
-        let att = h
-            .get(&format!("/v1/attachments/{id}"), KEY_A)
+    let body = json!({"file_name": "v.bin", "content_type": "application/octet-stream", "size": data.len(), "sha256": sha256_hex(b"other")});
+    let up = begin(h, "profile/p1", body).await.expect(201).json();
+    let u = &up["upload"];
+    let part_size = u["part_size"].as_u64().unwrap() as usize;
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    for p in u["parts"].as_array().unwrap() {
+        let n = p["part_number"].as_u64().unwrap() as usize;
+        let chunk = &data[(n - 1) * part_size..(n * part_size).min(data.len())];
+        assert!(put_part(p["url"].as_str().unwrap(), chunk)
             .await
-            .expect(200)
-            .json();
-        assert_eq!(att["status"], "rejected", "{case}");
-        assert!(att["problem"].is_string(), "{case}: {att}");
-        assert!(att.get("download_url").is_none(), "{case}");
-        assert!(att.get("thumbnail_url").is_none(), "{case}");
-        // Asking again gives the same answer; nothing is listed.
-        complete(h, &id).await.expect(422);
+            .status
+            .is_success());
     }
+    let refused = complete(h, &id).await.expect(422).json();
+    assert_eq!(refused["error"]["code"], "unprocessable_entity");
+    let att = h
+        .get(&format!("/v1/attachments/{id}"), KEY_A)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(att["status"], "rejected");
+    assert!(att["problem"].is_string(), "{att}");
+    assert!(att.get("download_url").is_none());
+    assert!(att.get("thumbnail_url").is_none());
+    // Asking again gives the same answer; nothing is listed.
+    complete(h, &id).await.expect(422);
     let list = h
         .get("/v1/parents/profile/p1/attachments", KEY_A)
         .await
         .expect(200)
         .json();
     assert_eq!(list["items"], json!([]));
+}
+
+/// Once an upload is verified, its form can neither replace nor destroy the content: a replay
+/// with other bytes of the same size lands in staging, which nothing serves; one of another
+/// size is refused and deletes nothing. The sweep then removes what the replay left.
+pub async fn verified_content_is_immutable(h: &Harness) {
+    h.parent(KEY_A, "profile", "p1").await;
+    let png = png_1x1();
+    let up = begin(
+        h,
+        "profile/p1",
+        json!({"file_name": "a.png", "content_type": "image/png", "size": png.len()}),
+    )
+    .await
+    .expect(201)
+    .json();
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    assert!(post_form(&up["upload"], &png).await.status.is_success());
+    let ready = complete(h, &id).await.expect(200).json();
+    assert_eq!(ready["sha256"], sha256_hex(&png));
+    let served = || async {
+        let att = h
+            .get(&format!("/v1/attachments/{id}"), KEY_A)
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(att["status"], "ready");
+        assert_eq!(att["sha256"], sha256_hex(&png));
+        fetch(att["download_url"].as_str().unwrap())
+            .await
+            .expect(200)
+            .body
+    };
+    // The same fields, an HTML page of the same size.
+    let mut html = b"<!DOCTYPE html><html><script>alert(1)</script>".to_vec();
+    html.resize(png.len(), b' ');
+    let replay = post_form(&up["upload"], &html).await;
+    assert!(replay.status.is_success() || replay.status.is_client_error());
+    assert_eq!(
+        &served().await[..],
+        &png[..],
+        "the content is still the PNG"
+    );
+    complete(h, &id).await.expect(200);
+    // The same fields, bytes of another size: refused, and nothing is deleted.
+    let replay = post_form(&up["upload"], &[0u8; 10]).await;
+    assert!(replay.status.is_client_error(), "{:?}", replay.status);
+    assert_eq!(&served().await[..], &png[..]);
+    // Whatever the replay left under the staging prefix is an orphan: the sweep removes it.
+    assert_eq!(staged_count(h).await, 1, "the replay landed in staging");
+    h.app.sweep(0).await.unwrap();
+    assert_eq!(staged_count(h).await, 0, "the sweep removed the orphan");
+    assert_eq!(&served().await[..], &png[..]);
+}
+
+/// An upload larger than what `complete` verifies within its request answers `202` with status
+/// `verifying`, and becomes ready through the background verification: a task of the local
+/// server on the embedded backend, the finalize function's storage event on AWS.
+pub async fn large_uploads_verify_in_the_background(h: &Harness) {
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = payload(9 * MIB, 5);
+    let body = json!({"file_name": "big.bin", "content_type": "application/octet-stream", "size": data.len()});
+    let up = begin(h, "profile/p1", body).await.expect(201).json();
+    let u = &up["upload"];
+    let part_size = u["part_size"].as_u64().unwrap() as usize;
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    for p in u["parts"].as_array().unwrap() {
+        let n = p["part_number"].as_u64().unwrap() as usize;
+        let chunk = &data[(n - 1) * part_size..(n * part_size).min(data.len())];
+        assert!(put_part(p["url"].as_str().unwrap(), chunk)
+            .await
+            .status
+            .is_success());
+    }
+    let accepted = complete(h, &id).await.expect(202).json();
+    assert_eq!(accepted["status"], "verifying");
+    if !h.app.limits.verify_in_process {
+        // What S3 sends the finalize function once the parts are joined.
+        let listed = h.app.staged_objects().await.unwrap();
+        let key = listed
+            .iter()
+            .find(|k| k.contains(&id))
+            .unwrap_or_else(|| panic!("not staged: {listed:?}"));
+        let event = json!({"detail-type": "Object Created", "detail": {"object": {"key": key}}});
+        attachments::storage_events::handle(&h.app, &event)
+            .await
+            .unwrap();
+    }
+    let mut att = Value::Null;
+    for _ in 0..200 {
+        att = h
+            .get(&format!("/v1/attachments/{id}"), KEY_A)
+            .await
+            .expect(200)
+            .json();
+        if att["status"] != "verifying" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(att["status"], "ready", "{att}");
+    assert_eq!(att["sha256"], sha256_hex(&data));
+    let got = fetch(att["download_url"].as_str().unwrap())
+        .await
+        .expect(200);
+    assert!(got.body == data[..]);
+    // Completing again says it is done.
+    complete(h, &id).await.expect(200);
+}
+
+/// What lies under the staging prefix, as the sweep sees it.
+async fn staged_count(h: &Harness) -> usize {
+    h.app.staged_objects().await.unwrap().len()
+}
+
+/// An upload deleted before it was verified leaves nothing behind: what its links still
+/// upload afterwards is removed by the sweep.
+pub async fn orphans_after_a_delete_are_swept(h: &Harness) {
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = payload(1000, 9);
+    let up = begin(
+        h,
+        "profile/p1",
+        json!({"file_name": "o.bin", "content_type": "application/octet-stream", "size": data.len()}),
+    )
+    .await
+    .expect(201)
+    .json();
+    let id = up["attachment"]["id"].as_str().unwrap().to_owned();
+    h.call("DELETE", &format!("/v1/attachments/{id}"), Some(KEY_A), "")
+        .await
+        .expect(204);
+    // The link outlives the attachment: the upload lands, and nobody waits for it.
+    assert!(post_form(&up["upload"], &data).await.status.is_success());
+    assert_eq!(staged_count(h).await, 1);
+    h.app.sweep(0).await.unwrap();
+    assert_eq!(staged_count(h).await, 0);
+    h.get(&format!("/v1/attachments/{id}"), KEY_A)
+        .await
+        .expect(404);
 }
 
 /// A declared type that the bytes contradict is refused at completion.

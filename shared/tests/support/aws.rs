@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use aws_sdk_dynamodb::types::AttributeValue;
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CreateBucketInput, CreateBucketOutput,
-    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
-    HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput, PutObjectOutput,
-    UploadPartInput, UploadPartOutput,
+    CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput, CreateBucketInput,
+    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
+    DeleteObjectOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput,
+    PutObjectOutput, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3Request, S3Response, S3Result, S3};
 
@@ -44,7 +44,31 @@ pub fn moto_endpoint() -> String {
 /// overrides (which our links use); a refused upload (BadDigest) stores nothing; an unknown
 /// multipart upload is `NoSuchUpload`, not `AccessDenied`. Form uploads (POST with a policy,
 /// which s3s checks) reach `put_object` through the trait's default `post_object`.
-struct FsPeer(s3s_fs::FileSystem, PathBuf);
+struct FsPeer(s3s_fs::FileSystem, PathBuf, Uploads);
+
+/// The multipart uploads under way, which s3s-fs cannot list: (bucket, key, upload id, when).
+#[derive(Default)]
+struct Uploads(std::sync::Mutex<Vec<(String, String, String, s3s::dto::Timestamp)>>);
+
+impl Uploads {
+    fn forget(&self, upload_id: &str) {
+        self.0.lock().unwrap().retain(|u| u.2 != upload_id);
+    }
+}
+
+/// S3 answers 412 to a read pinned to an ETag the object no longer has; s3s-fs ignores the
+/// condition on reads.
+fn if_match_holds(
+    condition: Option<&s3s::dto::ETagCondition>,
+    etag: Option<&s3s::dto::ETag>,
+) -> S3Result<()> {
+    match (condition, etag) {
+        (Some(s3s::dto::ETagCondition::ETag(want)), Some(have)) if !have.strong_cmp(want) => {
+            Err(s3s::s3_error!(PreconditionFailed))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// s3s-fs answers AccessDenied for an upload id it does not know (finished or aborted); S3
 /// answers NoSuchUpload. With one test credential, AccessDenied can only mean that.
@@ -64,7 +88,17 @@ impl S3 for FsPeer {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.0.create_multipart_upload(req).await
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let resp = self.0.create_multipart_upload(req).await?;
+        if let Some(id) = &resp.output.upload_id {
+            let now = s3s::dto::Timestamp::from(std::time::SystemTime::now());
+            self.2
+                 .0
+                .lock()
+                .unwrap()
+                .push((bucket, key, id.clone(), now));
+        }
+        Ok(resp)
     }
     async fn upload_part(
         &self,
@@ -82,19 +116,45 @@ impl S3 for FsPeer {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        self.0.list_multipart_uploads(req).await
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let uploads = self
+            .2
+             .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| u.0 == req.input.bucket && u.1.starts_with(&prefix))
+            .map(|u| s3s::dto::MultipartUpload {
+                key: Some(u.1.clone()),
+                upload_id: Some(u.2.clone()),
+                initiated: Some(u.3.clone()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(req.input.bucket),
+            uploads: Some(uploads),
+            is_truncated: Some(false),
+            ..Default::default()
+        }))
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        no_such_upload(self.0.complete_multipart_upload(req).await)
+        let id = req.input.upload_id.clone();
+        let resp = no_such_upload(self.0.complete_multipart_upload(req).await)?;
+        self.2.forget(&id);
+        Ok(resp)
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        no_such_upload(self.0.abort_multipart_upload(req).await)
+        let id = req.input.upload_id.clone();
+        let resp = no_such_upload(self.0.abort_multipart_upload(req).await)?;
+        self.2.forget(&id);
+        Ok(resp)
     }
 
     async fn create_bucket(
@@ -126,7 +186,22 @@ impl S3 for FsPeer {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.0.head_object(req).await
+        let if_match = req.input.if_match.clone();
+        let resp = self.0.head_object(req).await?;
+        if_match_holds(if_match.as_ref(), resp.output.e_tag.as_ref())?;
+        Ok(resp)
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.0.copy_object(req).await
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        no_such_upload(self.0.upload_part_copy(req).await)
     }
     async fn delete_object(
         &self,
@@ -146,7 +221,9 @@ impl S3 for FsPeer {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let content_type = req.input.response_content_type.clone();
         let disposition = req.input.response_content_disposition.clone();
+        let if_match = req.input.if_match.clone();
         let mut resp = self.0.get_object(req).await?;
+        if_match_holds(if_match.as_ref(), resp.output.e_tag.as_ref())?;
         if content_type.is_some() {
             resp.output.content_type = content_type;
         }
@@ -169,7 +246,8 @@ impl S3Peer {
     pub async fn bind(root: &Path) -> Self {
         std::fs::create_dir_all(root).unwrap();
         let fs = s3s_fs::FileSystem::new(root).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(FsPeer(fs, root.to_path_buf()));
+        let mut builder =
+            s3s::service::S3ServiceBuilder::new(FsPeer(fs, root.to_path_buf(), Uploads::default()));
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -216,7 +294,9 @@ impl Peers {
     }
 
     /// The environment the service reads its AWS settings from, exactly as a deployment
-    /// would set it (given to aws-config directly, so tests never touch the process env).
+    /// would set it (given to aws-config directly, so tests never touch the process env). The
+    /// shared config and credentials files point nowhere, so a developer's own profiles never
+    /// play a part.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
@@ -224,6 +304,14 @@ impl Peers {
             ("AWS_REGION", REGION.into()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
             ("AWS_ENDPOINT_URL_S3", self.s3_endpoint.clone()),
+            (
+                "AWS_CONFIG_FILE",
+                "/nonexistent/attachments-tests/config".into(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments-tests/credentials".into(),
+            ),
         ]
     }
 
@@ -237,14 +325,10 @@ impl Peers {
         vars
     }
 
-    /// The service's AWS settings over [`Peers::env`] plus `extra`, read as the service reads
-    /// the process environment.
-    pub fn settings(&self, extra: &[(&'static str, String)]) -> attachments::aws::AwsSettings {
-        let vars = self.vars(extra);
-        attachments::config::aws_settings(|k| {
-            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-        })
-        .unwrap()
+    /// The service's AWS configuration over [`Peers::env`] plus `extra`, loaded the way the
+    /// service loads it from the process environment.
+    pub async fn sdk(&self, extra: &[(&'static str, String)]) -> aws_config::SdkConfig {
+        sdk_from(&self.vars(extra)).await
     }
 
     /// An aws-config loader for the SDK clients that inspect the peers.
@@ -298,7 +382,7 @@ impl Peers {
     /// Creates the table (with its index and TTL) and the bucket, through the service's own
     /// `init` (the service's client, against the protocols).
     pub async fn create(&self) {
-        let out = attachments::setup::init_aws_with(&self.config(), &self.settings(&[]))
+        let out = attachments::setup::init_aws_with(&self.config(), &self.sdk(&[]).await)
             .await
             .unwrap();
         assert!(
@@ -356,6 +440,16 @@ impl Peers {
         out.sort();
         out
     }
+}
+
+/// The service's AWS configuration over exactly `vars`, loaded the way the service loads it
+/// from the process environment.
+pub async fn sdk_from(vars: &[(&'static str, String)]) -> aws_config::SdkConfig {
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let loader = attachments::store::sdk::loader(None)
+        .unwrap()
+        .env(aws_types::os_shim_internal::Env::from_slice(&pairs));
+    attachments::store::sdk::load(loader).await.unwrap()
 }
 
 /// A string attribute of a raw item.

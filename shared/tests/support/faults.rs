@@ -15,7 +15,7 @@ use attachments::domain::{
 };
 use attachments::store::{
     BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
-    PostPolicy, PresignedPost, PutOutcome, StoreError, StoreResult,
+    PostPolicy, PresignedPost, PutOutcome, StagedPage, StagedUpload, StoreError, StoreResult,
 };
 use bytes::Bytes;
 
@@ -122,8 +122,31 @@ impl BlobStore for FaultyBlobs {
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
         guard(&self.1, "head", self.0.head(key)).await
     }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
-        guard(&self.1, "get_range", self.0.get_range(key, offset, len)).await
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes> {
+        guard(
+            &self.1,
+            "get_range",
+            self.0.get_range(key, etag, offset, len),
+        )
+        .await
+    }
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
+        guard(&self.1, "promote", self.0.promote(staged, etag, size, key)).await
+    }
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+        self.0.list_staged(after).await
+    }
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>> {
+        self.0.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> StoreResult<()> {
         guard(&self.1, "delete", self.0.delete(key)).await
@@ -142,9 +165,10 @@ impl BlobStore for FaultyBlobs {
         key: &str,
         upload_id: &str,
         n: u32,
+        size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
-        self.0.presign_part(key, upload_id, n, ttl).await
+        self.0.presign_part(key, upload_id, n, size, ttl).await
     }
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         self.0.list_parts(key, upload_id).await

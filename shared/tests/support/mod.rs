@@ -158,7 +158,9 @@ impl Harness {
         // The S3 server must answer before the bucket can be created.
         let s3_task = tokio::spawn(s3.serve());
         peers.create().await;
-        let built = attachments::setup::build_aws(&cfg, &peers.settings(&[])).unwrap();
+        let built = attachments::setup::build_aws(&cfg, &peers.sdk(&[]).await)
+            .await
+            .unwrap();
         attachments::setup::seed_keys(&built.app, &cfg)
             .await
             .unwrap();

@@ -16,7 +16,7 @@ use attachments::domain::{
 };
 use attachments::store::{
     BlobInfo, BlobStore, Expected, LinkOptions, MetadataStore, Page, ParentLookup, PartInfo,
-    PostPolicy, PresignedPost, PutOutcome, StoreResult,
+    PostPolicy, PresignedPost, PutOutcome, StagedPage, StagedUpload, StoreResult,
 };
 use bytes::Bytes;
 
@@ -61,9 +61,35 @@ impl BlobStore for RecordingBlobs {
         self.0.head(key).await
     }
     /// GetObject, which also expects missing objects (NoSuchKey).
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes> {
         self.1.note(&[ObjectRead, BucketList]);
-        self.0.get_range(key, offset, len).await
+        self.0.get_range(key, etag, offset, len).await
+    }
+    /// CopyObject (GetObject on the source, PutObject on the copy) or a multipart copy (a
+    /// HeadObject, then parts copied as PutObject, aborted on failure), then DeleteObject.
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
+        self.1
+            .note(&[ObjectRead, ObjectWrite, ObjectDelete, MultipartAbort]);
+        self.0.promote(staged, etag, size, key).await
+    }
+    /// ListObjectsV2 of the staging prefix.
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+        self.1.note(&[BucketList]);
+        self.0.list_staged(after).await
+    }
+    /// ListMultipartUploads of the staging prefix.
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>> {
+        self.1.note(&[UploadsList]);
+        self.0.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.1.note(&[ObjectDelete]);
@@ -89,10 +115,11 @@ impl BlobStore for RecordingBlobs {
         key: &str,
         upload_id: &str,
         n: u32,
+        size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
         self.1.note(&[ObjectWrite]);
-        self.0.presign_part(key, upload_id, n, ttl).await
+        self.0.presign_part(key, upload_id, n, size, ttl).await
     }
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         self.1.note(&[MultipartList]);

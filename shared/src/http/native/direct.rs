@@ -13,7 +13,9 @@ use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::{AttachmentId, FileName};
 use crate::http::routes::Params;
 use crate::http::{json as json_response, Request};
-use crate::service::{parse_sha256, App, AttachmentFields, DirectUploadRequest, ServiceError};
+use crate::service::{
+    parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest, ServiceError,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,9 +100,16 @@ pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answe
     ))
 }
 
-/// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready.
+/// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
+/// or, too large to verify within the request, verifies it in the background (202, status
+/// `verifying`).
 pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
-    let att = app.complete_upload(&who, id).await?;
-    one_attachment(&app, &att).await
+    match app.complete_upload(&who, id).await? {
+        Completion::Ready(att) => one_attachment(&app, &att).await,
+        Completion::Verifying(att) => Ok(json_response(
+            StatusCode::ACCEPTED,
+            &attachment_json(&att, None),
+        )),
+    }
 }

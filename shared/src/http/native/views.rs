@@ -112,7 +112,7 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
         description: &a.description,
         category: &a.category,
         tags: &a.tags,
-        status: a.status.as_str(),
+        status: a.shown_status(),
         owner: &a.owner,
         external_id: &a.external_id,
         version_id: c.map(|c| c.id),

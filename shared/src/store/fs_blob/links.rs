@@ -48,6 +48,8 @@ pub struct PostGrant {
 pub struct PartGrant {
     pub upload_id: String,
     pub number: u32,
+    /// The part's exact size: the link signs it, as an S3 part link signs its Content-Length.
+    pub size: u64,
 }
 
 /// The policy document a form upload carries, base64 JSON, as S3's.
@@ -249,55 +251,70 @@ impl Links {
         })
     }
 
-    fn part_parts<'a>(key: &'a str, id: &'a str, n: &'a str, exp: &'a str) -> [&'a [u8]; 5] {
+    fn part_parts<'a>(
+        key: &'a str,
+        id: &'a str,
+        n: &'a str,
+        size: &'a str,
+        exp: &'a str,
+    ) -> [&'a [u8]; 6] {
         [
             b"PUT",
             key.as_bytes(),
             id.as_bytes(),
             n.as_bytes(),
+            size.as_bytes(),
             exp.as_bytes(),
         ]
     }
 
-    /// A link that uploads part `number` of a multipart upload, valid until `expires`.
-    pub fn part(&self, key: &str, upload_id: &str, number: u32, expires: i64) -> String {
-        let (number, expires) = (number.to_string(), expires.to_string());
+    /// A link that uploads part `number` of a multipart upload, exactly `size` bytes, valid
+    /// until `expires`.
+    pub fn part(&self, key: &str, upload_id: &str, number: u32, size: u64, expires: i64) -> String {
+        let (number, size, expires) = (number.to_string(), size.to_string(), expires.to_string());
         let sig = self
             .signer
-            .sign(&Self::part_parts(key, upload_id, &number, &expires));
+            .sign(&Self::part_parts(key, upload_id, &number, &size, &expires));
         format!(
-            "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&expires={expires}&signature={sig}",
+            "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&size={size}&expires={expires}&signature={sig}",
             self.base_url
         )
     }
 
     /// Checks a part link's query against its key and the clock.
     pub fn check_part(&self, key: &str, query: &str, now: i64) -> Result<PartGrant, LinkError> {
-        let (mut upload_id, mut number, mut expires, mut sig) = (None, None, None, None);
+        let (mut upload_id, mut number, mut size, mut expires, mut sig) =
+            (None, None, None, None, None);
         for (k, v) in pairs(query)? {
             let slot = match k {
                 "uploadId" => &mut upload_id,
                 "partNumber" => &mut number,
+                "size" => &mut size,
                 "expires" => &mut expires,
                 "signature" => &mut sig,
                 _ => return Err(LinkError::Malformed(format!("unexpected parameter {k}"))),
             };
             *slot = Some(v);
         }
-        let (Some(upload_id), Some(number), Some(expires), Some(sig)) =
-            (upload_id, number, expires, sig)
+        let (Some(upload_id), Some(number), Some(size), Some(expires), Some(sig)) =
+            (upload_id, number, size, expires, sig)
         else {
             return Err(malformed("the part link is incomplete"));
         };
-        if !self
-            .signer
-            .verify(&Self::part_parts(key, &upload_id, &number, &expires), &sig)
-        {
+        if !self.signer.verify(
+            &Self::part_parts(key, &upload_id, &number, &size, &expires),
+            &sig,
+        ) {
             return Err(LinkError::BadSignature);
         }
         not_expired(&expires, now)?;
         let number = number.parse().map_err(|_| malformed("partNumber"))?;
-        Ok(PartGrant { upload_id, number })
+        let size = size.parse().map_err(|_| malformed("size"))?;
+        Ok(PartGrant {
+            upload_id,
+            number,
+            size,
+        })
     }
 }
 
@@ -356,20 +373,25 @@ mod tests {
     #[test]
     fn parts_verify_and_refuse_another_part() {
         let l = links();
-        let link = l.part("t/a/v", "u-1", 3, 1000);
+        let link = l.part("t/a/v", "u-1", 3, 8, 1000);
         let (k, q) = query_of(&link);
         assert_eq!(
             l.check_part(k, q, 10).unwrap(),
             PartGrant {
                 upload_id: "u-1".into(),
-                number: 3
+                number: 3,
+                size: 8,
             }
         );
-        let other = q.replace("partNumber=3", "partNumber=4");
-        assert_eq!(
-            l.check_part(k, &other, 10).unwrap_err(),
-            LinkError::BadSignature
-        );
+        for other in [
+            q.replace("partNumber=3", "partNumber=4"),
+            q.replace("size=8", "size=9"),
+        ] {
+            assert_eq!(
+                l.check_part(k, &other, 10).unwrap_err(),
+                LinkError::BadSignature
+            );
+        }
         assert_eq!(l.check_part(k, q, 1001).unwrap_err(), LinkError::Expired);
     }
 

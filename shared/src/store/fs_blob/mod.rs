@@ -1,13 +1,14 @@
 //! The embedded blob store: one file per stored version under the data folder, written as
 //! [`write`] describes, and signed links ([`links`]) that the local server honours, like S3's
-//! presigned URLs. Multipart uploads keep their parts in a folder each beside the blobs until
-//! they are joined.
+//! presigned URLs. Direct uploads land under `staging/` and become a content only when a
+//! verification promotes the very file it checked; multipart uploads keep their parts in a
+//! folder each beside the blobs until they are joined.
 
 pub mod links;
 mod write;
 
 use std::io::SeekFrom;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,19 +16,20 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
     content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StoreError, StoreResult,
+    StagedPage, StagedUpload, StoreError, StoreResult,
 };
-use crate::domain::hashing::Digests;
+use crate::domain::STAGING_PREFIX;
 use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
-pub use write::ReceiveError;
-use write::{blocking, write_atomically, write_stream, Hashing};
-pub use write::{create_private_dir, sync_folder_of};
+use write::{blocking, identity, write_atomically, write_stream, Expect, Hashing};
+pub use write::{create_private_dir, sync_folder_of, ReceiveError, Written};
 
 /// The largest part of a multipart upload (S3's limit).
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// The most parts of a multipart upload (S3's limit).
 pub const MAX_PARTS: u32 = 10_000;
+/// Keys a page of the staging listing holds.
+const STAGED_PAGE: usize = 1000;
 
 /// File-backed [`BlobStore`].
 #[derive(Debug)]
@@ -42,21 +44,28 @@ fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("blob file: {e}"))
 }
 
+/// A file that is not there is `None`, not a failure.
+fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 /// Why a form upload or a part was not stored (the reasons S3 gives).
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error(transparent)]
     Receive(#[from] ReceiveError),
-    #[error("the file is smaller than the upload requires")]
-    TooSmall,
-    #[error("the file's SHA-256 does not match the declared checksum")]
-    BadDigest,
     #[error("no such upload")]
     NoSuchUpload,
 }
 
-/// `tenant/attachment/version`: three segments of id characters, nothing that walks the tree.
+/// `tenant/attachment/version` (or `staging/` and those three): segments of id characters,
+/// nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
+    let key = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
     let segments: Vec<&str> = key.split('/').collect();
     segments.len() == 3
         && segments.iter().all(|s| {
@@ -106,23 +115,21 @@ impl FsBlobStore {
 
     /// The file behind a download link, opened, with its size.
     pub async fn open(&self, key: &str) -> StoreResult<Option<(tokio::fs::File, u64)>> {
-        let path = self.path_of(key)?;
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
+        let Some(file) = unless_missing(tokio::fs::File::open(self.path_of(key)?).await)? else {
+            return Ok(None);
         };
         let size = file.metadata().await.map_err(io_err)?.len();
         Ok(Some((file, size)))
     }
 
     /// Stores a form upload's file under the key its policy names, exactly its size and, when
-    /// declared, its checksum; hashed as it is written. Anything else stores nothing.
+    /// declared, its checksum; hashed as it is written. Anything else stores nothing, and
+    /// leaves what was there.
     pub async fn receive_post<S, E>(
         &self,
         grant: &PostGrant,
         stream: S,
-    ) -> Result<Digests, UploadError>
+    ) -> Result<Written, UploadError>
     where
         S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -130,29 +137,12 @@ impl FsBlobStore {
         let path = self
             .path_of(&grant.key)
             .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
-        let tmp = path.with_extension(format!("incoming-{}", uuid::Uuid::new_v4()));
-        let digests = write_stream(tmp.clone(), stream, grant.size, Hashing::Both).await?;
-        let refused = if digests.size < grant.size {
-            Some(UploadError::TooSmall)
-        } else if grant.sha256.is_some_and(|sha| sha != digests.sha256) {
-            Some(UploadError::BadDigest)
-        } else {
-            None
-        };
-        if let Some(e) = refused {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-        blocking(move || {
-            std::fs::rename(&tmp, &path)?;
-            write::sync_folder_of(&path)
-        })
-        .await
-        .map_err(ReceiveError::Io)?;
-        Ok(digests)
+        let expect = Expect::exactly(grant.size, grant.sha256);
+        Ok(write_stream(path, stream, expect, Hashing::Both).await?)
     }
 
-    /// Stores one part of a multipart upload of `key`; returns its ETag (hex MD5, as S3's).
+    /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
+    /// its ETag (hex MD5, as S3's).
     pub async fn receive_part<S, E>(
         &self,
         key: &str,
@@ -168,14 +158,88 @@ impl FsBlobStore {
             .await
             .ok_or(UploadError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
-        let digests = write_stream(path, stream, MAX_PART_BYTES, Hashing::Md5).await?;
-        let etag = hex::encode(digests.md5);
+        let expect = Expect::exactly(grant.size.min(MAX_PART_BYTES), None);
+        let written = write_stream(path, stream, expect, Hashing::Md5).await?;
+        let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
         write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone()))
             .await
             .map_err(ReceiveError::Io)?;
         Ok(etag)
     }
+}
+
+/// Claims the file `staged`, then makes it `dest` if it is the file `etag` names: the claim
+/// (a rename, which keeps a file's identity) takes it away from any upload that lands under
+/// `staged` meanwhile, and the link into place never replaces a file.
+fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResult<()> {
+    let claim = staged.with_extension(format!("claim-{}", uuid::Uuid::new_v4()));
+    if unless_missing(std::fs::rename(staged, &claim))?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let promoted = (|| {
+        let meta = std::fs::metadata(&claim).map_err(io_err)?;
+        if identity(&meta) != etag || meta.len() != size {
+            return Err(StoreError::Conflict(
+                "the staged file was replaced after it was verified".into(),
+            ));
+        }
+        if let Some(dir) = dest.parent() {
+            create_private_dir(dir).map_err(io_err)?;
+        }
+        match std::fs::hard_link(&claim, dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Conflict("the content exists already".into()))
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+        sync_folder_of(dest).map_err(io_err)
+    })();
+    let _ = std::fs::remove_file(&claim);
+    let _ = sync_folder_of(staged);
+    promoted
+}
+
+/// Every file under `dir` (a folder of the staging tree, `depth` levels of folders deep), as
+/// keys of `prefix`. Files whose names have a dot are the store's own (temporary, claimed).
+fn staged_keys(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains('.') {
+            continue;
+        }
+        let key = format!("{prefix}{name}");
+        if depth == 0 {
+            if entry.file_type()?.is_file() {
+                out.push(key);
+            }
+        } else if entry.file_type()?.is_dir() {
+            staged_keys(&entry.path(), &format!("{key}/"), depth - 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The page of `all` (sorted) after `after`.
+fn page_after<T: Clone>(all: &[T], after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+    let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
+    let items: Vec<T> = all[start..].iter().take(STAGED_PAGE).cloned().collect();
+    let next = (start + items.len() < all.len())
+        .then(|| items.last().map(|x| of(x).to_owned()))
+        .flatten();
+    StagedPage { items, next }
 }
 
 #[async_trait]
@@ -207,21 +271,95 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        match tokio::fs::metadata(self.path_of(key)?).await {
-            Ok(m) => Ok(Some(BlobInfo { size: m.len() })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(e)),
-        }
+        let meta = unless_missing(tokio::fs::metadata(self.path_of(key)?).await)?;
+        Ok(meta.map(|m| BlobInfo {
+            size: m.len(),
+            etag: identity(&m),
+        }))
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> StoreResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Bytes> {
         let Some((mut f, _)) = self.open(key).await? else {
             return Err(StoreError::NotFound);
         };
+        // The open file is the one read, whatever replaces its name meanwhile.
+        if let Some(etag) = etag {
+            if identity(&f.metadata().await.map_err(io_err)?) != etag {
+                return Err(StoreError::Conflict(
+                    "the object was replaced while it was read".into(),
+                ));
+            }
+        }
         f.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
         let mut buf = Vec::with_capacity(len.min(64 * 1024 * 1024) as usize);
         f.take(len).read_to_end(&mut buf).await.map_err(io_err)?;
         Ok(Bytes::from(buf))
+    }
+
+    async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
+        let (staged, dest, etag) = (self.path_of(staged)?, self.path_of(key)?, etag.to_owned());
+        crate::blocking::run(move || promote_file(&staged, &etag, size, &dest))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+        let dir = self.root.join(STAGING_PREFIX);
+        let mut all = blocking(move || {
+            let mut out = Vec::new();
+            staged_keys(&dir, STAGING_PREFIX, 2, &mut out)?;
+            Ok(out)
+        })
+        .await
+        .map_err(io_err)?;
+        all.sort();
+        Ok(page_after(&all, after.as_deref(), |k| k.as_str()))
+    }
+
+    async fn list_staged_uploads(
+        &self,
+        after: Option<String>,
+    ) -> StoreResult<StagedPage<StagedUpload>> {
+        let uploads = self.uploads.clone();
+        let mut all = blocking(move || {
+            let mut out = Vec::new();
+            let entries = match std::fs::read_dir(&uploads) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let upload_id = entry.file_name().to_string_lossy().into_owned();
+                let initiated = entry
+                    .metadata()?
+                    .modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let key = match std::fs::read_to_string(entry.path().join("key")) {
+                    Ok(key) if key.starts_with(STAGING_PREFIX) => key,
+                    // An upload folder whose key was never written: a start that crashed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    _ => continue,
+                };
+                out.push(StagedUpload {
+                    key,
+                    upload_id,
+                    initiated,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io_err)?;
+        all.sort_by(|a, b| a.upload_id.cmp(&b.upload_id));
+        Ok(page_after(&all, after.as_deref(), |u| u.upload_id.as_str()))
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -277,10 +415,11 @@ impl BlobStore for FsBlobStore {
         key: &str,
         upload_id: &str,
         number: u32,
+        size: u64,
         ttl: std::time::Duration,
     ) -> StoreResult<String> {
         let expires = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
-        Ok(self.links.part(key, upload_id, number, expires))
+        Ok(self.links.part(key, upload_id, number, size, expires))
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
@@ -346,15 +485,16 @@ impl BlobStore for FsBlobStore {
 }
 
 /// Where a part's ETag is kept, beside the part.
-fn etag_path(dir: &std::path::Path, number: u32) -> PathBuf {
+fn etag_path(dir: &Path, number: u32) -> PathBuf {
     dir.join(format!("{number:05}.etag"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Digests;
 
-    fn store(dir: &std::path::Path) -> FsBlobStore {
+    fn store(dir: &Path) -> FsBlobStore {
         FsBlobStore::new(
             dir.to_path_buf(),
             "http://127.0.0.1:3000/",
@@ -386,8 +526,27 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(s.head(key).await.unwrap(), Some(BlobInfo { size: 11 }));
-        assert_eq!(&s.get_range(key, 6, 100).await.unwrap()[..], b"world");
+        let info = s.head(key).await.unwrap().unwrap();
+        assert_eq!(info.size, 11);
+        assert_eq!(&s.get_range(key, None, 6, 100).await.unwrap()[..], b"world");
+        assert_eq!(
+            &s.get_range(key, Some(&info.etag), 0, 5).await.unwrap()[..],
+            b"hello"
+        );
+        // Written again: another file, and reads pinned to the first one are refused.
+        s.put(
+            key,
+            Bytes::from_static(b"HELLO WORLD"),
+            "text/plain",
+            &[0; 32],
+        )
+        .await
+        .unwrap();
+        assert_ne!(s.head(key).await.unwrap().unwrap().etag, info.etag);
+        assert!(matches!(
+            s.get_range(key, Some(&info.etag), 0, 5).await,
+            Err(StoreError::Conflict(_))
+        ));
         s.delete(key).await.unwrap();
         s.delete(key).await.unwrap();
         assert_eq!(s.head(key).await.unwrap(), None);
@@ -407,7 +566,10 @@ mod tests {
         .await
         .expect("the file store waited for the checksum")
         .unwrap();
-        assert_eq!(&s.get_range("t/a/v", 0, 100).await.unwrap()[..], b"bytes");
+        assert_eq!(
+            &s.get_range("t/a/v", None, 0, 100).await.unwrap()[..],
+            b"bytes"
+        );
     }
 
     #[tokio::test]
@@ -415,71 +577,152 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let data = vec![5u8; 300_000];
+        let key = "staging/t/a/v";
         let grant = PostGrant {
-            key: "t/a/v".into(),
+            key: key.into(),
             size: data.len() as u64,
             sha256: None,
         };
-        let d = s
+        let w = s
             .receive_post(&grant, chunked(&data, 70_000))
             .await
             .unwrap();
-        assert_eq!(d, Digests::of(&data));
+        assert_eq!(w.digests, Digests::of(&data));
+        assert_eq!(w.etag, s.head(key).await.unwrap().unwrap().etag);
         // Fewer bytes, more bytes, another checksum: refused, and the stored file is untouched.
+        let refused = |r: Result<Written, UploadError>| match r {
+            Err(UploadError::Receive(e)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
         let short = s.receive_post(&grant, chunked(&data[1..], 70_000)).await;
-        assert!(matches!(short, Err(UploadError::TooSmall)));
+        assert!(refused(short).contains("smaller"));
         let long = [data.clone(), vec![1]].concat();
         let long = s.receive_post(&grant, chunked(&long, 70_000)).await;
-        assert!(matches!(
-            long,
-            Err(UploadError::Receive(ReceiveError::TooLarge))
-        ));
+        assert!(refused(long).contains("larger"));
         let pinned = PostGrant {
             sha256: Some([9; 32]),
             ..grant.clone()
         };
         let bad = s.receive_post(&pinned, chunked(&data, 70_000)).await;
-        assert!(matches!(bad, Err(UploadError::BadDigest)));
-        assert_eq!(
-            &s.get_range("t/a/v", 0, 1 << 20).await.unwrap()[..],
-            &data[..]
-        );
+        assert!(refused(bad).contains("SHA-256"));
+        assert_eq!(s.head(key).await.unwrap().unwrap().etag, w.etag);
     }
 
     #[tokio::test]
-    async fn parts_join_into_the_object() {
+    async fn parts_are_bound_to_their_size_and_join_into_the_object() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
-        let key = "t/b/v";
+        let key = "staging/t/b/v";
         let id = s.create_multipart(key, "x").await.unwrap();
+        let grant = |number: u32, size: usize| PartGrant {
+            upload_id: id.clone(),
+            number,
+            size: size as u64,
+        };
         for (i, part) in data.chunks(1_200_000).enumerate() {
-            let grant = PartGrant {
-                upload_id: id.clone(),
-                number: i as u32 + 1,
-            };
+            let g = grant(i as u32 + 1, part.len());
+            // More than the part's size is refused, and so is less.
+            let more = [part, b"x"].concat();
+            assert!(s
+                .receive_part(key, &g, chunked(&more, 70_000))
+                .await
+                .is_err());
+            assert!(s
+                .receive_part(key, &g, chunked(&part[1..], 70_000))
+                .await
+                .is_err());
             let etag = s
-                .receive_part(key, &grant, chunked(part, 70_000))
+                .receive_part(key, &g, chunked(part, 70_000))
                 .await
                 .unwrap();
             assert_eq!(etag, Digests::of(part).md5_hex());
         }
         // Another key cannot use this upload's id.
-        let grant = PartGrant {
-            upload_id: id.clone(),
-            number: 1,
-        };
         let stolen = s
-            .receive_part("t/c/v", &grant, chunked(&data[..10], 10))
+            .receive_part("staging/t/c/v", &grant(1, 10), chunked(&data[..10], 10))
             .await;
         assert!(matches!(stolen, Err(UploadError::NoSuchUpload)));
         let parts = s.list_parts(key, &id).await.unwrap();
         assert_eq!(parts.len(), 3);
         s.complete_multipart(key, &id, &parts).await.unwrap();
-        assert_eq!(&s.get_range(key, 0, 1 << 30).await.unwrap()[..], &data[..]);
+        assert_eq!(
+            &s.get_range(key, None, 0, 1 << 30).await.unwrap()[..],
+            &data[..]
+        );
         assert!(matches!(
             s.list_parts(key, &id).await,
             Err(StoreError::NotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn promotion_takes_exactly_the_verified_file_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let (staged, key) = ("staging/t/a/v", "t/a/v");
+        s.put(staged, Bytes::from_static(b"verified"), "x", &[0; 32])
+            .await
+            .unwrap();
+        let verified = s.head(staged).await.unwrap().unwrap();
+        // Replaced after its verification: not promoted, and the replacement is gone with it.
+        s.put(staged, Bytes::from_static(b"replaced"), "x", &[0; 32])
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.promote(staged, &verified.etag, 8, key).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.head(key).await.unwrap(), None);
+        s.put(staged, Bytes::from_static(b"verified"), "x", &[0; 32])
+            .await
+            .unwrap();
+        let verified = s.head(staged).await.unwrap().unwrap();
+        s.promote(staged, &verified.etag, 8, key).await.unwrap();
+        assert_eq!(s.head(staged).await.unwrap(), None);
+        assert_eq!(
+            &s.get_range(key, None, 0, 100).await.unwrap()[..],
+            b"verified"
+        );
+        // A second promotion (a replay verified again) never replaces the content.
+        s.put(staged, Bytes::from_static(b"replay!!"), "x", &[0; 32])
+            .await
+            .unwrap();
+        let replay = s.head(staged).await.unwrap().unwrap();
+        assert!(s.promote(staged, &replay.etag, 8, key).await.is_err());
+        assert_eq!(
+            &s.get_range(key, None, 0, 100).await.unwrap()[..],
+            b"verified"
+        );
+        assert!(matches!(
+            s.promote("staging/t/a/w", "x", 1, "t/a/w").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn staged_objects_and_uploads_are_listed_in_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        for i in 0..3 {
+            let key = format!("staging/t/a/v{i}");
+            s.put(&key, Bytes::from_static(b"x"), "x", &[0; 32])
+                .await
+                .unwrap();
+        }
+        s.put("t/a/v9", Bytes::from_static(b"x"), "x", &[0; 32])
+            .await
+            .unwrap();
+        let page = s.list_staged(None).await.unwrap();
+        assert_eq!(
+            page.items,
+            ["staging/t/a/v0", "staging/t/a/v1", "staging/t/a/v2"]
+        );
+        assert_eq!(page.next, None);
+        let id = s.create_multipart("staging/t/b/v", "x").await.unwrap();
+        let uploads = s.list_staged_uploads(None).await.unwrap();
+        assert_eq!(uploads.items.len(), 1);
+        assert_eq!(uploads.items[0].upload_id, id);
+        assert_eq!(uploads.items[0].key, "staging/t/b/v");
     }
 }

@@ -75,12 +75,14 @@ impl TempFile {
         })
     }
 
-    /// Syncs the bytes, renames the file into place and syncs the folder.
-    fn commit(mut self) -> std::io::Result<()> {
+    /// Syncs the bytes, renames the file into place and syncs the folder. Returns the file's
+    /// identity (see [`identity`]).
+    fn commit(mut self) -> std::io::Result<String> {
         self.file.sync_all()?;
         std::fs::rename(&self.tmp, &self.dest)?;
         self.committed = true;
-        sync_folder_of(&self.dest)
+        sync_folder_of(&self.dest)?;
+        Ok(identity(&self.file.metadata()?))
     }
 }
 
@@ -104,12 +106,38 @@ pub fn sync_folder_of(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Names one file: a file that replaces it under its name (every write here does, by a rename)
+/// is another inode, written at another time. A rename keeps both, so a file is known by it
+/// wherever it moves.
+pub(super) fn identity(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{:x}-{:x}.{:x}-{:x}",
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.len()
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{modified:x}-{:x}", meta.len())
+    }
+}
+
 /// Writes `data` to `dest` as described in the module's doc.
 pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Result<()> {
     blocking(move || {
         let mut f = TempFile::create(&dest)?;
         f.file.write_all(&data)?;
-        f.commit()
+        f.commit().map(drop)
     })
     .await
 }
@@ -164,6 +192,10 @@ impl Sum {
 pub enum ReceiveError {
     #[error("the body is larger than the upload allows")]
     TooLarge,
+    #[error("the body is smaller than the upload requires")]
+    TooSmall,
+    #[error("the body's SHA-256 does not match the declared checksum")]
+    BadDigest,
     #[error("the body could not be read: {0}")]
     Body(String),
     #[error("storage failed: {0}")]
@@ -176,15 +208,52 @@ struct Sink {
     sum: Sum,
 }
 
-/// Writes a stream to `dest`, at most `max` bytes, hashing each batch in the same blocking job
-/// that writes it. While one batch is written, the next is received. Returns the digests of
-/// what was written.
+/// What a received stream must be to be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Expect {
+    pub min: u64,
+    pub max: u64,
+    /// With [`Hashing::Both`] only.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl Expect {
+    /// Anything up to `max` bytes.
+    #[cfg(test)]
+    pub fn at_most(max: u64) -> Self {
+        Self {
+            min: 0,
+            max,
+            sha256: None,
+        }
+    }
+
+    /// Exactly `size` bytes (and `sha256`, when given).
+    pub fn exactly(size: u64, sha256: Option<[u8; 32]>) -> Self {
+        Self {
+            min: size,
+            max: size,
+            sha256,
+        }
+    }
+}
+
+/// What was stored: the digests, and the identity of the file (see [`identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub digests: Digests,
+    pub etag: String,
+}
+
+/// Writes a stream to `dest` if it is what `expect` says, hashing each batch in the same
+/// blocking job that writes it; anything else leaves `dest` as it was. While one batch is
+/// written, the next is received.
 pub(super) async fn write_stream<S, E>(
     dest: PathBuf,
     mut stream: S,
-    max: u64,
+    expect: Expect,
     hashing: Hashing,
-) -> Result<Digests, ReceiveError>
+) -> Result<Written, ReceiveError>
 where
     S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -203,7 +272,7 @@ where
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
         size += chunk.len() as u64;
-        if size > max {
+        if size > expect.max {
             return Err(ReceiveError::TooLarge);
         }
         batched += chunk.len();
@@ -213,13 +282,18 @@ where
             batched = 0;
         }
     }
+    if size < expect.min {
+        return Err(ReceiveError::TooSmall);
+    }
     let spool = spool.write(batch).await?;
     let sink = spool.idle().await?;
-    Ok(blocking(move || {
-        sink.file.commit()?;
-        Ok(sink.sum.finish())
-    })
-    .await?)
+    let digests = sink.sum.finish();
+    if expect.sha256.is_some_and(|sha| sha != digests.sha256) {
+        return Err(ReceiveError::BadDigest);
+    }
+    let file = sink.file;
+    let etag = blocking(move || file.commit()).await?;
+    Ok(Written { digests, etag })
 }
 
 /// The sink of [`write_stream`]: idle, or busy writing a batch on a blocking thread.
@@ -302,10 +376,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
         let dest = dir.path().join("a/b");
-        let d = write_stream(dest.clone(), chunked(&data, 65_537), 1 << 30, Hashing::Both)
-            .await
-            .unwrap();
-        assert_eq!(d, Digests::of(&data));
+        let d = write_stream(
+            dest.clone(),
+            chunked(&data, 65_537),
+            Expect::at_most(1 << 30),
+            Hashing::Both,
+        )
+        .await
+        .unwrap();
+        assert_eq!(d.digests, Digests::of(&data));
+        assert_eq!(d.etag, identity(&std::fs::metadata(&dest).unwrap()));
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         // Every tenant's files are in the data folder: nobody else may read them.
         #[cfg(unix)]
@@ -315,11 +395,16 @@ mod tests {
             assert_eq!(mode(&dest), 0o600);
             assert_eq!(mode(&dir.path().join("a")), 0o700);
         }
-        let d = write_stream(dest.clone(), chunked(&data, 100_000), 1 << 30, Hashing::Md5)
-            .await
-            .unwrap();
-        assert_eq!(d.md5, Digests::of(&data).md5);
-        assert_eq!(d.size, data.len() as u64);
+        let d = write_stream(
+            dest.clone(),
+            chunked(&data, 100_000),
+            Expect::at_most(1 << 30),
+            Hashing::Md5,
+        )
+        .await
+        .unwrap();
+        assert_eq!(d.digests.md5, Digests::of(&data).md5);
+        assert_eq!(d.digests.size, data.len() as u64);
     }
 
     #[tokio::test]
@@ -327,14 +412,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x");
         std::fs::write(&dest, b"before").unwrap();
-        let too_big = write_stream(dest.clone(), chunked(&[7; 5000], 1000), 4096, Hashing::Both);
+        let too_big = write_stream(
+            dest.clone(),
+            chunked(&[7; 5000], 1000),
+            Expect::at_most(4096),
+            Hashing::Both,
+        );
         assert!(matches!(too_big.await, Err(ReceiveError::TooLarge)));
+        let too_small = write_stream(
+            dest.clone(),
+            chunked(&[7; 5000], 1000),
+            Expect::exactly(5001, None),
+            Hashing::Both,
+        );
+        assert!(matches!(too_small.await, Err(ReceiveError::TooSmall)));
+        let other = write_stream(
+            dest.clone(),
+            chunked(&[7; 5000], 1000),
+            Expect::exactly(5000, Some([1; 32])),
+            Hashing::Both,
+        );
+        assert!(matches!(other.await, Err(ReceiveError::BadDigest)));
         let broken = futures_util::stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
             Err(std::io::Error::other("reset")),
         ]);
         assert!(matches!(
-            write_stream(dest.clone(), broken, 4096, Hashing::Both).await,
+            write_stream(dest.clone(), broken, Expect::at_most(4096), Hashing::Both).await,
             Err(ReceiveError::Body(_))
         ));
         // The file that was there is untouched, and no temporary file is left.

@@ -1,0 +1,620 @@
+//! Verifying a direct upload: the staged object is assembled (multipart), inspected (size, real
+//! type from its first bytes, MD5 and SHA-256, the declared checksum), and only then promoted —
+//! exactly the object that was inspected, pinned by its ETag — to the content's own key, which
+//! no upload link reaches. A replayed form or part can only land under the staging key again,
+//! where nothing reads it and the sweep removes it.
+//!
+//! Small uploads are verified within the `complete` request; larger ones are handed to a
+//! verification in the background (storage's event on AWS, a task of the local server) and the
+//! attachment shows `verifying` until it ends.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{expected_part_size, App, ServiceError, ServiceResult};
+use crate::domain::content::{sniff, type_for_extension};
+use crate::domain::hashing::{Digests, Hasher};
+use crate::domain::{
+    parse_staging_key, Attachment, AttachmentId, AttachmentStatus, MultipartUpload, PendingUpload,
+    Principal, Version,
+};
+use crate::service::now;
+use crate::store::{BlobInfo, Expected, StoreError};
+
+/// How much of the object the verification reads at a time.
+const READ_CHUNK: u64 = 8 * 1024 * 1024;
+/// The largest image file the verification keeps in memory to make its thumbnail.
+const THUMBNAIL_SOURCE_MAX: u64 = 64 * 1024 * 1024;
+/// A verification handed to the background that has not ended after this long has most
+/// likely died with its process: `complete` hands it over again.
+const STALE_VERIFICATION_SECS: i64 = 15 * 60;
+
+/// What `complete` answers.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    /// Verified: the attachment is ready.
+    Ready(Attachment),
+    /// Too large to verify within the request: verifying in the background.
+    Verifying(Attachment),
+}
+
+/// What a store that received an upload itself knows of it (the local server's file store):
+/// the object it wrote and its digests, computed as it was written. A verification of that
+/// very object then reads only its first bytes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub etag: String,
+    pub digests: Digests,
+}
+
+/// Verifications under way in this process, one gate per attachment.
+#[derive(Default)]
+pub(crate) struct InFlight(
+    std::sync::Mutex<std::collections::HashMap<AttachmentId, Arc<tokio::sync::Mutex<()>>>>,
+);
+
+/// A turn at verifying one attachment; the gate is forgotten when the last turn ends.
+struct Turn<'a> {
+    gates: &'a InFlight,
+    id: AttachmentId,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl InFlight {
+    fn gate(&self, id: AttachmentId) -> Turn<'_> {
+        let gate = match self.0.lock() {
+            Ok(mut m) => m.entry(id).or_default().clone(),
+            // A poisoned map only loses the de-duplication, never correctness.
+            Err(_) => Arc::default(),
+        };
+        Turn {
+            gates: self,
+            id,
+            gate,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.gates.0.lock() {
+            // The map's and this turn's: nobody else holds or waits on it.
+            if Arc::strong_count(&self.gate) <= 2 {
+                m.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// What the inspection of an object found.
+struct Inspection {
+    digests: Digests,
+    /// Why its first bytes are not the declared type, if they are not.
+    wrong_type: Option<String>,
+    /// The whole object, when it is an image small enough to make the thumbnail from.
+    thumbnail_source: Bytes,
+}
+
+impl App {
+    /// Verifies an upload and makes it ready, or hands a large one to the background.
+    /// Repeating it is harmless.
+    pub async fn complete_upload(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: AttachmentId,
+    ) -> ServiceResult<Completion> {
+        let att = self.get(who, id).await?;
+        let Some(upload) = att.upload.clone() else {
+            return match att.status {
+                AttachmentStatus::Ready => Ok(Completion::Ready(att)),
+                AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
+                    att.problem
+                        .clone()
+                        .unwrap_or_else(|| "the upload was rejected".into()),
+                )),
+                _ => Err(ServiceError::Conflict(
+                    "no upload is under way for this attachment".into(),
+                )),
+            };
+        };
+        if upload.version.size <= self.limits.inline_verify_max_bytes {
+            return self.verify_upload(att, None).await.map(Completion::Ready);
+        }
+        self.verify_in_background(att, &upload).await
+    }
+
+    /// Hands a large upload to a verification of its own: the object is assembled first (so
+    /// that storage reports it), the attachment marked `verifying`, and in this process (the
+    /// embedded backend) a task started; on AWS, storage's event runs the finalize function.
+    async fn verify_in_background(
+        self: &Arc<Self>,
+        att: Attachment,
+        upload: &PendingUpload,
+    ) -> ServiceResult<Completion> {
+        let started = upload.verifying_since;
+        if started.is_some_and(|t| now().unix_timestamp() - t < STALE_VERIFICATION_SECS) {
+            return Ok(Completion::Verifying(att));
+        }
+        let staged = att.staging_key(upload.version.id);
+        if self.blobs.head(&staged).await?.is_none() {
+            match &upload.multipart {
+                Some(mp) => self.assemble(&att, upload, mp, &staged).await?,
+                None => {
+                    return Err(ServiceError::Conflict(
+                        "the file has not been uploaded yet".into(),
+                    ))
+                }
+            }
+        }
+        let mut marked = att.clone();
+        if let Some(u) = marked.upload.as_mut() {
+            u.verifying_since = Some(now().unix_timestamp());
+        }
+        match self
+            .meta
+            .update_attachment(&marked, Expected::of(&att))
+            .await
+        {
+            Ok(()) => {}
+            // Verified (or refused) meanwhile: say how it ended.
+            Err(StoreError::Conflict(_)) => {
+                let fresh = self
+                    .meta
+                    .get_attachment(&att.tenant, att.id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("attachment"))?;
+                return match fresh.upload {
+                    Some(_) => Ok(Completion::Verifying(fresh)),
+                    None => self.settled(fresh).map(Completion::Ready),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if self.limits.verify_in_process {
+            let (app, att) = (Arc::clone(self), marked.clone());
+            tokio::spawn(async move {
+                if let Err(e) = app.verify_upload(att, None).await {
+                    tracing::warn!(error = %e, "a background verification failed; complete hands it over again");
+                }
+            });
+        }
+        Ok(Completion::Verifying(marked))
+    }
+
+    /// What storage's "object created" event triggers: the same verification, found by the
+    /// staged object's key. Other keys and uploads already verified are ignored, so a repeated
+    /// event changes nothing.
+    pub async fn finalize_key(&self, key: &str) -> ServiceResult<Option<Attachment>> {
+        self.finalize_received(key, None).await
+    }
+
+    /// [`Self::finalize_key`] for a store that received the object itself, with what it knows.
+    pub async fn finalize_received(
+        &self,
+        key: &str,
+        receipt: Option<Receipt>,
+    ) -> ServiceResult<Option<Attachment>> {
+        let Some((tenant, id, version)) = parse_staging_key(key) else {
+            return Ok(None);
+        };
+        let Some(att) = self.meta.get_attachment(&tenant, id).await? else {
+            return Ok(None);
+        };
+        match &att.upload {
+            Some(u) if u.version.id == version => match self.verify_upload(att, receipt).await {
+                Ok(a) => Ok(Some(a)),
+                // Refused (recorded on the attachment), or not all there yet: the event itself
+                // went fine.
+                Err(ServiceError::Unprocessable(_)) | Err(ServiceError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// One verification per attachment at a time in this process: `complete` and the
+    /// after-upload check often arrive together, and reading a large file twice is waste.
+    /// (Across processes the store's conditional writes keep the outcome single.)
+    async fn verify_upload(
+        &self,
+        att: Attachment,
+        receipt: Option<Receipt>,
+    ) -> ServiceResult<Attachment> {
+        let turn = self.verifying.gate(att.id);
+        let _held = turn.gate.lock().await;
+        let att = self
+            .meta
+            .get_attachment(&att.tenant, att.id)
+            .await?
+            .ok_or(ServiceError::NotFound("attachment"))?;
+        if att.upload.is_none() {
+            return self.settled(att);
+        }
+        self.verify_settled(att, receipt).await
+    }
+
+    /// How an attachment whose upload ended answers: ready, or why it was refused.
+    fn settled(&self, att: Attachment) -> ServiceResult<Attachment> {
+        match (att.status, &att.problem) {
+            (AttachmentStatus::Ready, _) => Ok(att),
+            (_, Some(p)) => Err(ServiceError::Unprocessable(p.clone())),
+            _ => Err(ServiceError::Conflict(
+                "no upload is under way for this attachment".into(),
+            )),
+        }
+    }
+
+    async fn verify_settled(
+        &self,
+        att: Attachment,
+        receipt: Option<Receipt>,
+    ) -> ServiceResult<Attachment> {
+        let (tenant, id) = (att.tenant.clone(), att.id);
+        match self.verify_once(att, receipt).await {
+            // Nothing to verify: not uploaded yet, or a concurrent verification took it (then
+            // it may still be writing its outcome: give it a moment).
+            Err(ServiceError::Internal(StoreError::NotFound)) => {
+                for _ in 0..20 {
+                    let fresh = self
+                        .meta
+                        .get_attachment(&tenant, id)
+                        .await?
+                        .ok_or(ServiceError::NotFound("attachment"))?;
+                    if fresh.upload.is_none() {
+                        return self.settled(fresh);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(ServiceError::Conflict(
+                    "the file has not been uploaded yet".into(),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    async fn verify_once(
+        &self,
+        att: Attachment,
+        receipt: Option<Receipt>,
+    ) -> ServiceResult<Attachment> {
+        let Some(upload) = att.upload.clone() else {
+            return Ok(att);
+        };
+        let staged = att.staging_key(upload.version.id);
+        let content = att.blob_key(upload.version.id);
+        if let Some(mp) = &upload.multipart {
+            if self.blobs.head(&staged).await?.is_none()
+                && self.blobs.head(&content).await?.is_none()
+            {
+                self.assemble(&att, &upload, mp, &staged).await?;
+            }
+        }
+        // The staged object, or the content itself when a verification promoted it but did not
+        // live to record it (no upload link reaches the content: it is what was verified).
+        let (source, info) = match self.blobs.head(&staged).await? {
+            Some(info) => (staged.as_str(), info),
+            None => match self.blobs.head(&content).await? {
+                Some(info) => (content.as_str(), info),
+                None => return Err(ServiceError::Internal(StoreError::NotFound)),
+            },
+        };
+        if info.size != upload.version.size {
+            let why = format!(
+                "{} bytes were uploaded, {} were declared",
+                info.size, upload.version.size
+            );
+            return self.reject(att, &staged, Refusal::SizeMismatch, why).await;
+        }
+        let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
+        let inspection = self
+            .inspect(source, &info, &upload.version, receipt)
+            .await
+            .map_err(replaced_meanwhile)?;
+        if let Some((reason, why)) = judge(&upload, &inspection) {
+            return self.reject(att, &staged, reason, why).await;
+        }
+        if source == staged {
+            self.blobs
+                .promote(&staged, &info.etag, info.size, &content)
+                .await
+                .map_err(replaced_meanwhile)?;
+        }
+        let mut version = upload.version.clone();
+        version.md5 = inspection.digests.md5_hex();
+        version.sha256 = inspection.digests.sha256_hex();
+        self.store_thumbnail(
+            &att,
+            version.id,
+            &version.content_type,
+            inspection.thumbnail_source,
+        )
+        .await;
+        self.make_ready(att, version).await
+    }
+
+    /// Joins the parts of a multipart upload into the staged object, once every part is there
+    /// at its size; more bytes than declared refuse the upload.
+    async fn assemble(
+        &self,
+        att: &Attachment,
+        upload: &PendingUpload,
+        mp: &MultipartUpload,
+        staged: &str,
+    ) -> ServiceResult<()> {
+        let parts = match self.blobs.list_parts(staged, &mp.upload_id).await {
+            Ok(p) => p,
+            Err(StoreError::NotFound) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let size = upload.version.size;
+        let total: u64 = parts.iter().map(|p| p.size).sum();
+        if total > size || parts.iter().any(|p| p.number > mp.parts) {
+            let why = format!("more than the declared {size} bytes were uploaded");
+            return self
+                .reject(att.clone(), staged, Refusal::TooManyBytes, why)
+                .await
+                .map(drop);
+        }
+        let complete = (1..=mp.parts).all(|n| {
+            parts
+                .iter()
+                .any(|p| p.number == n && p.size == expected_part_size(mp, size, n))
+        });
+        if !complete {
+            return Err(ServiceError::Conflict(format!(
+                "the upload is incomplete: {} of {} parts received",
+                parts.len(),
+                mp.parts
+            )));
+        }
+        Ok(self
+            .blobs
+            .complete_multipart(staged, &mp.upload_id, &parts)
+            .await?)
+    }
+
+    /// Reads the object `info` names, and only it: its first bytes for the type, all of it for
+    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail.
+    async fn inspect(
+        &self,
+        key: &str,
+        info: &BlobInfo,
+        version: &Version,
+        receipt: Option<Receipt>,
+    ) -> Result<Inspection, StoreError> {
+        let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
+        let mut hasher = receipt.is_none().then(Hasher::new);
+        let mut kept = bytes::BytesMut::new();
+        let mut wrong_type = None;
+        let mut offset = 0;
+        while offset < info.size {
+            let chunk = self
+                .blobs
+                .get_range(key, Some(&info.etag), offset, READ_CHUNK)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            if offset == 0 {
+                wrong_type = check_type(version, &chunk).err();
+            }
+            offset += chunk.len() as u64;
+            if keep {
+                kept.extend_from_slice(&chunk);
+            }
+            match hasher.take() {
+                // Hashing is CPU work: off the async workers.
+                Some(h) => hasher = Some(hash_off_thread(h, chunk).await?),
+                // The digests are known: the first bytes (and a thumbnail's) were all it took.
+                None if !keep => break,
+                None => {}
+            }
+        }
+        let digests = match (hasher, receipt) {
+            (Some(h), _) => h.finish(),
+            (None, Some(r)) => r.digests,
+            (None, None) => Hasher::new().finish(),
+        };
+        if digests.size != info.size {
+            return Err(StoreError::Conflict(
+                "the file changed while it was verified".into(),
+            ));
+        }
+        Ok(Inspection {
+            digests,
+            wrong_type,
+            thumbnail_source: kept.freeze(),
+        })
+    }
+
+    /// Records the verified version and makes the attachment ready with it. A write that finds
+    /// only the `verifying` mark changed (by `complete`, meanwhile) is made again.
+    async fn make_ready(&self, att: Attachment, version: Version) -> ServiceResult<Attachment> {
+        self.meta.put_version(&att.tenant, att.id, &version).await?;
+        let mut current = att;
+        for _ in 0..3 {
+            let mut ready = current.clone();
+            ready.content = Some(version.clone());
+            ready.status = AttachmentStatus::Ready;
+            ready.upload = None;
+            ready.expires_at = None;
+            ready.problem = None;
+            ready.updated_at = now();
+            match self
+                .meta
+                .update_attachment(&ready, Expected::of(&current))
+                .await
+            {
+                Ok(()) => {
+                    crate::telemetry::metrics::upload(version.size);
+                    return Ok(ready);
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let fresh = self
+                .meta
+                .get_attachment(&current.tenant, current.id)
+                .await?
+                .ok_or(ServiceError::NotFound("attachment"))?;
+            match &fresh.upload {
+                Some(u) if u.version.id == version.id => current = fresh,
+                // Someone verified it first (a repeated or concurrent completion, or the event).
+                None if fresh.status == AttachmentStatus::Ready
+                    && fresh.content.as_ref().map(|c| c.id) == Some(version.id) =>
+                {
+                    return Ok(fresh)
+                }
+                _ => break,
+            }
+        }
+        Err(ServiceError::Conflict(
+            "the attachment changed meanwhile; retry".into(),
+        ))
+    }
+
+    /// Deletes a refused upload's staged object (never a content) and records why on the
+    /// attachment; counts the refusal by its reason.
+    async fn reject(
+        &self,
+        att: Attachment,
+        staged: &str,
+        reason: Refusal,
+        why: String,
+    ) -> ServiceResult<Attachment> {
+        crate::telemetry::metrics::verification_failed(reason.as_str());
+        if let Some(mp) = att.upload.as_ref().and_then(|u| u.multipart.as_ref()) {
+            self.blobs.abort_multipart(staged, &mp.upload_id).await?;
+        }
+        self.blobs.delete(staged).await?;
+        let mut next = att.clone();
+        next.upload = None;
+        next.problem = Some(why.clone());
+        next.updated_at = now();
+        if att.status == AttachmentStatus::Pending {
+            next.status = AttachmentStatus::Rejected;
+            // The record stays long enough to say why, then the sweep removes it.
+            next.expires_at =
+                Some(now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64);
+        } else {
+            next.expires_at = None;
+        }
+        match self.meta.update_attachment(&next, Expected::of(&att)).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => Err(ServiceError::Unprocessable(why)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Abandons an expired upload of an existing attachment: whatever of the new version got
+    /// stored goes (staged object, parts, a promoted content, its thumbnail and record), and the
+    /// attachment stays as it was.
+    pub(crate) async fn cancel_upload(&self, att: Attachment) -> ServiceResult<()> {
+        let Some(upload) = &att.upload else {
+            return Ok(());
+        };
+        let staged = att.staging_key(upload.version.id);
+        if let Some(mp) = &upload.multipart {
+            self.blobs.abort_multipart(&staged, &mp.upload_id).await?;
+        }
+        self.meta
+            .delete_version(&att.tenant, att.id, upload.version.id)
+            .await?;
+        self.delete_thumbnail(&att, upload.version.id).await?;
+        self.blobs.delete(&staged).await?;
+        self.blobs.delete(&att.blob_key(upload.version.id)).await?;
+        let mut next = att.clone();
+        next.upload = None;
+        next.expires_at = None;
+        next.problem = Some("the upload expired".into());
+        match self.meta.update_attachment(&next, Expected::of(&att)).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A read or a promotion that found the object replaced: not a refusal of the upload (the new
+/// object may well be good), but a verification to run again.
+fn replaced_meanwhile(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict(_) => ServiceError::Conflict(
+            "the file was replaced while it was verified; complete it again".into(),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Why a verification refuses an upload: the `Reason` of the `VerificationFailures` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// More bytes, or more parts, than declared.
+    TooManyBytes,
+    /// The object's size is not the declared one.
+    SizeMismatch,
+    /// Its first bytes are not the declared type.
+    TypeMismatch,
+    /// Its SHA-256 is not the declared one.
+    ChecksumMismatch,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::TooManyBytes => "too_many_bytes",
+            Refusal::SizeMismatch => "size_mismatch",
+            Refusal::TypeMismatch => "type_mismatch",
+            Refusal::ChecksumMismatch => "checksum_mismatch",
+        }
+    }
+}
+
+/// Why an inspected upload is refused, if it is: its real type, or its declared checksum.
+fn judge(upload: &PendingUpload, inspection: &Inspection) -> Option<(Refusal, String)> {
+    if let Some(why) = &inspection.wrong_type {
+        return Some((Refusal::TypeMismatch, why.clone()));
+    }
+    match &upload.declared_sha256 {
+        Some(declared) if *declared != inspection.digests.sha256_hex() => Some((
+            Refusal::ChecksumMismatch,
+            "the file's SHA-256 does not match the declared checksum".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// Feeds `chunk` to the hasher on a blocking thread.
+async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, StoreError> {
+    crate::blocking::run(move || {
+        hasher.update(&chunk);
+        hasher
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// The real type of the first bytes against the declared one.
+fn check_type(version: &Version, first: &[u8]) -> Result<(), String> {
+    let name = &version.file_name;
+    match crate::domain::decide_content_type(name.as_str(), name.extension(), first) {
+        Err(e) => Err(e.to_string()),
+        Ok(decided) if type_for_extension(name.extension()).is_some() => {
+            if decided == version.content_type {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the content is {decided}, not the declared {}",
+                    version.content_type
+                ))
+            }
+        }
+        Ok(_) => match sniff(first) {
+            Some(s) if s != version.content_type => Err(format!(
+                "the content is {s}, not the declared {}",
+                version.content_type
+            )),
+            _ => Ok(()),
+        },
+    }
+}

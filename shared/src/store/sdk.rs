@@ -1,0 +1,424 @@
+//! What the two AWS adapters share: the AWS SDK's configuration, loaded once per container by
+//! `aws-config` from the standard sources (environment, shared config and credentials files,
+//! web identity, ECS, IMDS), with one HTTPS client for both services (and the admin command's
+//! SQS client), the standard retry mode and explicit timeouts; and the credentials that sign
+//! what the SDK cannot sign itself (S3 POST policies), resolved through the SDK's own identity
+//! cache. Every client carries the interceptor that makes each of its calls a span
+//! (`store::call_spans`), which X-Ray shows.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_runtime::client::auth::no_auth::NoAuthScheme;
+use aws_smithy_runtime::client::orchestrator::endpoints::StaticUriEndpointResolver;
+use aws_smithy_runtime::client::retries::strategy::NeverRetryStrategy;
+use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
+use aws_smithy_runtime_api::client::auth::AuthSchemeId;
+use aws_smithy_runtime_api::client::identity::{
+    ResolveCachedIdentity, SharedIdentityCache, SharedIdentityResolver,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_types::service_config::ServiceConfigKey;
+
+use super::call_spans::CallSpans;
+use crate::config::ConfigError;
+
+/// Attempts per call, the first included (the standard retry mode's own default, stated here).
+pub const MAX_ATTEMPTS: u32 = 3;
+/// A connection that is not up by then is retried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// DynamoDB answers in milliseconds: an attempt that takes seconds is stuck, and one call with
+/// its retries stays well inside a Lambda function's 15 s.
+const DYNAMODB_ATTEMPT: Duration = Duration::from_secs(3);
+const DYNAMODB_OPERATION: Duration = Duration::from_secs(10);
+/// S3 calls carry up to an API request's body (4 MiB by default) or read a range of one.
+pub const S3_ATTEMPT: Duration = Duration::from_secs(10);
+const S3_OPERATION: Duration = Duration::from_secs(14);
+
+fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// The HTTPS client both services share: hyper 1 over rustls with ring (smaller than aws-lc
+/// and as fast to start, see `docs/performance.md`). It trusts the system's roots, as the
+/// SDK's default client does (`SSL_CERT_FILE` and `SSL_CERT_DIR` choose them), plus the PEM
+/// certificates of `ca_bundle` (`AWS_CA_BUNDLE`), for endpoints behind a private CA.
+pub fn https_client(
+    ca_bundle: Option<&Path>,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, ConfigError> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = ca_bundle {
+        trust = trust.with_pem_certificate(read_ca_bundle(path)?);
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| problem("AWS_CA_BUNDLE", e.to_string()))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https())
+}
+
+/// The PEM file of `AWS_CA_BUNDLE`, checked here: the SDK's client parses it only when it
+/// connects, and panics on a certificate it cannot read.
+fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(problem(
+            "AWS_CA_BUNDLE",
+            format!("{shown} holds no PEM certificate"),
+        ));
+    }
+    Ok(pem)
+}
+
+/// `aws_config::defaults` as the service loads it: the full default chains (credentials,
+/// region, endpoints, profiles), over one HTTPS client, with the standard retry mode and every
+/// timeout set (DynamoDB's; the S3 client sets its own). Credentials are not resolved here but at the first call, and cached and
+/// refreshed by the SDK from then on. Tests add `.env(..)` to it.
+pub fn loader(ca_bundle: Option<&Path>) -> Result<ConfigLoader, ConfigError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(ca_bundle)?)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(DYNAMODB_ATTEMPT)
+                .operation_timeout(DYNAMODB_OPERATION)
+                .build(),
+        ))
+}
+
+/// Loads the configuration; a missing region is an error that names its variable (without
+/// one, every call would fail).
+pub async fn load(loader: ConfigLoader) -> Result<SdkConfig, ConfigError> {
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(problem(
+            "AWS_REGION",
+            "must be set for backend aws (for example us-east-1), or `region` in the profile's config",
+        ));
+    }
+    Ok(sdk)
+}
+
+/// The endpoint a service's client uses as the SDK reads it: the service's own variable
+/// (`AWS_ENDPOINT_URL_S3`) or profile key, else `AWS_ENDPOINT_URL` or `endpoint_url`; `None`
+/// for AWS's own endpoint.
+pub fn configured_endpoint(sdk: &SdkConfig, service_id: &str) -> Option<String> {
+    let key = ServiceConfigKey::builder()
+        .service_id(service_id)
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|c| c.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+}
+
+/// The DynamoDB client: the shared configuration as loaded (its timeouts are DynamoDB's).
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(CallSpans)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// The SQS client for the queue at `queue_url` (the finalize function's dead-letter queue, read
+/// by the admin command): the shared configuration as loaded, over the same HTTPS client. The
+/// queue's URL says where it is: an AWS queue's region (`sqs.<region>.amazonaws.com`) is the
+/// one the client calls, whatever the configured region; any other host (a VPC endpoint, an
+/// emulator) is the client's endpoint, unless one is configured for SQS.
+pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
+    let place = QueuePlace::of(queue_url)?;
+    let mut conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
+    match place {
+        QueuePlace::Aws { region } => {
+            conf = conf.region(aws_types::region::Region::new(region));
+        }
+        QueuePlace::Elsewhere { origin } => {
+            if configured_endpoint(sdk, "SQS").is_none() {
+                conf = conf.endpoint_url(origin);
+            }
+        }
+    }
+    Ok(aws_sdk_sqs::Client::from_conf(conf.build()))
+}
+
+/// Where a queue URL points.
+#[derive(Debug, PartialEq, Eq)]
+enum QueuePlace {
+    /// SQS in an AWS region.
+    Aws { region: String },
+    /// Another server, at this origin (`scheme://host:port`).
+    Elsewhere { origin: String },
+}
+
+impl QueuePlace {
+    /// Reads `https://sqs.<region>.amazonaws.com/<account>/<queue>` (or `.amazonaws.com.cn`,
+    /// `sqs-fips.`), or any other `http(s)://host/<account>/<queue>`.
+    fn of(queue_url: &str) -> Result<Self, String> {
+        let not = |why: &str| format!("{queue_url:?} is not a queue URL ({why})");
+        let uri: http::Uri = queue_url.parse().map_err(|_| not("unreadable"))?;
+        let scheme = uri
+            .scheme_str()
+            .filter(|s| matches!(*s, "http" | "https"))
+            .ok_or_else(|| not("not http:// or https://"))?;
+        let authority = uri.authority().ok_or_else(|| not("no host"))?;
+        if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
+            return Err(not("no account and queue in its path"));
+        }
+        let host = authority.host();
+        let region = ["sqs.", "sqs-fips."]
+            .iter()
+            .find_map(|prefix| host.strip_prefix(prefix))
+            .and_then(|rest| {
+                rest.strip_suffix(".amazonaws.com")
+                    .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
+            })
+            .filter(|r| !r.is_empty() && !r.contains('.'));
+        Ok(match region {
+            Some(region) => QueuePlace::Aws {
+                region: region.to_owned(),
+            },
+            None => QueuePlace::Elsewhere {
+                origin: format!("{scheme}://{authority}"),
+            },
+        })
+    }
+}
+
+/// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible
+/// servers), and checksums only where S3 requires them. Uploads carry the SHA-256 the service
+/// computed anyway (`x-amz-checksum-sha256`, which S3 verifies), so a CRC32 of every body
+/// besides it would be a second hash for nothing; in the SDK's default mode it would also go
+/// as an `aws-chunked` trailer, which S3-compatible servers do not all accept. On answers, the
+/// SDK would check a whole object's checksum against a ranged read's bytes, which cannot match.
+pub fn s3_client(sdk: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .interceptor(CallSpans)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(S3_ATTEMPT)
+                .operation_timeout(S3_OPERATION)
+                .build(),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The credentials the SDK's clients sign with, for what we sign ourselves: resolved through
+/// the SDK's identity cache, in the same partition as the clients' own calls, so each call
+/// gets the very credentials a request made now would carry, refreshed as the SDK refreshes
+/// them.
+#[derive(Debug, Clone)]
+pub struct SigningCredentials {
+    cache: SharedIdentityCache,
+    resolver: SharedIdentityResolver,
+    components: RuntimeComponents,
+}
+
+impl SigningCredentials {
+    pub fn new(sdk: &SdkConfig) -> Result<Self, String> {
+        let cache = sdk
+            .identity_cache()
+            .ok_or("the SDK configuration has no identity cache")?;
+        let provider = sdk
+            .credentials_provider()
+            .ok_or("the SDK configuration has no credentials provider")?;
+        let resolver = SharedIdentityResolver::new(provider);
+        // The cache reads only the time source and the sleep of these components; a set of
+        // them must still name an auth scheme, an endpoint resolver and a retry strategy,
+        // which nothing here calls.
+        let sigv4 = AuthSchemeId::new("sigv4");
+        let components = RuntimeComponentsBuilder::new("attachments signing credentials")
+            .with_identity_cache(Some(cache.clone()))
+            .with_identity_resolver(sigv4.clone(), resolver.clone())
+            .with_auth_scheme(NoAuthScheme::new())
+            .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![
+                sigv4,
+            ])))
+            .with_endpoint_resolver(Some(StaticUriEndpointResolver::uri("https://unused")))
+            .with_retry_strategy(Some(NeverRetryStrategy::new()))
+            .with_time_source(sdk.time_source())
+            .with_sleep_impl(sdk.sleep_impl())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            cache,
+            resolver,
+            components,
+        })
+    }
+
+    /// The current credentials, with their expiry when they have one.
+    pub async fn get(&self) -> Result<Credentials, String> {
+        let bag = ConfigBag::base();
+        let identity = self
+            .cache
+            .resolve_cached_identity(self.resolver.clone(), &self.components, &bag)
+            .await
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&*e).to_string())?;
+        identity
+            .data::<Credentials>()
+            .cloned()
+            .ok_or_else(|| "the identity resolved is not AWS credentials".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::os_shim_internal::Env;
+
+    /// A self-signed CA certificate, only ever parsed.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUdtRyfd/bjT9xHRaIgBktU68kBGAwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTYXR0YWNobWVudHMtdGVzdC1jYTAgFw0yNjEyMDIxODQ0MDZa
+GA8yMTI2MTEwODE4NDQwNlowHjEcMBoGA1UEAwwTYXR0YWNobWVudHMtdGVzdC1j
+YTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKcf7w7CU1QIhDXNN9WLgMGyu1/u
++ZvBsjiquQbL8NS0CtW3qnhrO+CynyKW/JCNPTdBlppTvprIFoSYBq0HwSWjUzBR
+MB0GA1UdDgQWBBRfHiPQZfN4lOlroa8092sIMEBDvDAfBgNVHSMEGDAWgBRfHiPQ
+ZfN4lOlroa8092sIMEBDvDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIGKBkmVY00T1DnoxXtNppdwI/77syBQkWSuotoGVKy4nAiEAzn5lBHolM1Yx
+au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
+-----END CERTIFICATE-----
+";
+
+    /// An environment with no profile files and no instance metadata, plus `vars`.
+    fn env(vars: &[(&'static str, &'static str)]) -> Env {
+        let mut all = vec![
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        all.extend_from_slice(vars);
+        Env::from_slice(&all)
+    }
+
+    #[tokio::test]
+    async fn a_missing_region_names_its_variable() {
+        let e = load(loader(None).unwrap().env(env(&[]))).await.unwrap_err();
+        assert_eq!(e.var, "AWS_REGION");
+        let sdk = load(
+            loader(None)
+                .unwrap()
+                .env(env(&[("AWS_DEFAULT_REGION", "eu-west-3")])),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-3"));
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_read_as_the_sdk_reads_them() {
+        let sdk = load(loader(None).unwrap().env(env(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2"),
+        ])))
+        .await
+        .unwrap();
+        assert_eq!(
+            configured_endpoint(&sdk, "S3").as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(
+            configured_endpoint(&sdk, "DynamoDB").as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        let sdk = load(
+            loader(None)
+                .unwrap()
+                .env(env(&[("AWS_REGION", "us-east-1")])),
+        )
+        .await
+        .unwrap();
+        assert_eq!(configured_endpoint(&sdk, "S3"), None);
+    }
+
+    #[test]
+    fn queue_urls_say_where_the_queue_is() {
+        assert_eq!(
+            QueuePlace::of("https://sqs.eu-west-3.amazonaws.com/123456789012/dlq"),
+            Ok(QueuePlace::Aws {
+                region: "eu-west-3".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq"),
+            Ok(QueuePlace::Aws {
+                region: "cn-north-1".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("http://127.0.0.1:5000/000000000000/dlq"),
+            Ok(QueuePlace::Elsewhere {
+                origin: "http://127.0.0.1:5000".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com/123456789012/dlq"),
+            Ok(QueuePlace::Elsewhere {
+                origin: "https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com".into()
+            })
+        );
+        for bad in [
+            "sqs.us-east-1.amazonaws.com/1/q",
+            "ftp://sqs.us-east-1.amazonaws.com/1/q",
+            "https://sqs.us-east-1.amazonaws.com/",
+            "https://sqs.us-east-1.amazonaws.com/123456789012",
+            "not a url",
+        ] {
+            assert!(QueuePlace::of(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.pem");
+        std::fs::write(&good, TEST_CA).unwrap();
+        assert!(loader(Some(&good)).is_ok());
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, TEST_CA.replace("MIIB", "AAAA")).unwrap();
+        for path in [bad, broken, dir.path().join("missing.pem")] {
+            let e = loader(Some(&path)).err().unwrap();
+            assert_eq!(e.var, "AWS_CA_BUNDLE", "{}", path.display());
+            assert!(e.problem.contains(&path.display().to_string()), "{e}");
+        }
+    }
+}
