@@ -9,15 +9,15 @@ its performance log: all of them went to the local server.
 
 Usage: scripts/console-test.py SERVER_BINARY LOG_DIR [--readme-screenshot PATH]
 """
-import argparse, hashlib, json, os, re, socket, struct, subprocess, sys, tempfile, time, zlib
+import argparse, hashlib, json, os, struct, sys, tempfile, time, zlib
 import urllib.request
 from urllib.parse import urlparse, parse_qs
 
-from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+
+import browser as web
+from browser import Network, check, wait
 
 BIG = 40_000_000
 # Uploads above 1 MiB are multipart, so the big file goes in parts of 8 MiB (5 parts).
@@ -25,12 +25,6 @@ POST_MAX = 1024 * 1024
 # The browser's upload bandwidth while the big file goes (Chromium's own network emulation):
 # about 5 s for 40 MB, so the reload lands in the middle of it whatever the machine's speed.
 THROTTLE = 8 * 1024 * 1024
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def png(width, height):
@@ -44,27 +38,12 @@ def png(width, height):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-class Server:
+class Server(web.Server):
+    """The local server, with the big file's upload in parts and the API called with its key."""
+
     def __init__(self, binary, work, log_dir):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(log_dir, "console-server.log")
-        env = dict(os.environ, ATTACHMENTS_DATA_DIR=os.path.join(work, "data"),
-                   ATTACHMENTS_ADDR=f"127.0.0.1:{self.port}",
-                   ATTACHMENTS_DIRECT_POST_MAX_BYTES=str(POST_MAX))
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            text = open(self.log_path).read()
-            if "listening on" in text:
-                break
-            if self.proc.poll() is not None:
-                sys.exit(f"the server stopped:\n{text}")
-            time.sleep(0.1)
-        m = re.search(r"ak_[0-9a-f]+", open(self.log_path).read())
-        if not m:
-            sys.exit("the server printed no key")
-        self.key = m.group(0)
+        super().__init__(binary, work, log_dir, "console-server.log",
+                         {"ATTACHMENTS_DIRECT_POST_MAX_BYTES": str(POST_MAX)})
 
     def call(self, method, path):
         req = urllib.request.Request(self.base + path, method=method, headers={"X-API-KEY": self.key})
@@ -73,51 +52,6 @@ class Server:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
-
-
-def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--window-size=1280,1150", "--user-data-dir=" + tempfile.mkdtemp(prefix="chromium-")):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    return webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
-
-
-class Network:
-    """The requests the browser sent, from Chromium's performance log (read as it fills)."""
-
-    def __init__(self, driver):
-        self.driver = driver
-        self.requests = []
-
-    def read(self):
-        for entry in self.driver.get_log("performance"):
-            msg = json.loads(entry["message"])["message"]
-            if msg["method"] == "Network.requestWillBeSent":
-                r = msg["params"]["request"]
-                self.requests.append((r["method"], r["url"]))
-        return self.requests
-
-
-def wait(driver, what, cond, timeout=60):
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond())
-    except TimeoutException:
-        sys.exit(f"timed out waiting for {what}")
-
-
-def check(ok, what):
-    if not ok:
-        sys.exit(f"FAILED: {what}")
-    print(f"ok: {what}")
 
 
 def rows(driver):
@@ -158,7 +92,7 @@ def main():
     big_sha = hashlib.sha256(open(big, "rb").read()).hexdigest()
 
     server = Server(args.binary, work, args.log_dir)
-    driver = browser()
+    driver = web.browser()
     net = Network(driver)
     t0 = time.time()
     try:
@@ -251,18 +185,10 @@ def main():
         check(image_id == [], "the image is deleted on the server")
         driver.save_screenshot(os.path.join(args.log_dir, "console-deleted.png"))
 
-        # Nothing left the machine: every request went to this server (or was a data: URL).
-        # Chromium's own pages (the first tab's chrome://new-tab-page) are not the network.
-        urls = [u for _, u in net.read()]
-        network = [u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss", "ftp")]
-        local = [u for u in urls if urlparse(u).scheme in ("data", "blob", "about", "chrome", "chrome-untrusted")]
-        elsewhere = sorted({u for u in network if not u.startswith(server.base + "/")})
-        unknown = sorted(set(urls) - set(network) - set(local))
-        check(network and not elsewhere and not unknown,
-              f"all {len(network)} network requests went to {server.base} ({elsewhere[:5]} {unknown[:5]})")
-        # (The API's answers, such as the 404 of the parent before it was registered, are
-        # logged as network errors: only script errors count here.)
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
+        # Nothing left the machine. (The API's answers, such as the 404 of the parent before it
+        # was registered, are logged as network errors: only script errors count here.)
+        web.check_all_local(net, server)
+        errors = web.script_errors(driver)
         check(not errors, f"no script errors in the browser's console {errors[:3]}")
         print(f"console test: passed in {time.time() - t0:.1f} s; screenshots in {args.log_dir}")
     except BaseException:

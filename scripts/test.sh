@@ -3,7 +3,8 @@
 # event fixtures, the same behaviour suite on the AWS backend against real protocol peers
 # (DynamoDB served by moto, S3 by s3s-fs with SigV4), the SAM template checks, the event
 # fixtures through the built functions behind a Lambda Runtime API, `sam build`'s single cargo
-# invocation, and the README's walk-through against the local server and `cargo lambda watch`.
+# invocation, the README's walk-through against the local server and `cargo lambda watch`,
+# openapi.yaml checked by schemathesis against a fresh local server, and the browser pages.
 # Everything it needs is installed by it, into .tools/ (git-ignored). Each step's time is
 # printed at the end.
 set -euo pipefail
@@ -33,7 +34,7 @@ if [ "$(uname -s)" = Linux ]; then
   scripts/debian-package.sh make make "sam build runs the Makefile"
 fi
 
-step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda, selenium) into .tools/venv"
+step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda, selenium, openapi-spec-validator, schemathesis) into .tools/venv"
 scripts/tools.sh
 
 step "cargo fmt --check and clippy (warnings are errors)"
@@ -66,5 +67,8 @@ scripts/readme-walkthrough.sh
 step "README walk-through against the functions under cargo lambda watch, on the real paths"
 scripts/readme-walkthrough.sh --lambda
 
-step "the browser console in headless Chromium against a fresh local server"
+step "openapi.yaml: openapi-spec-validator, then schemathesis against a fresh local server with two tenants"
+scripts/schemathesis.sh
+
+step "the browser console and the API browser (/api-docs) in headless Chromium against a fresh local server"
 scripts/console-test.sh

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Python tools the tests use into .tools/venv, once; later runs only check them:
-# cfn-lint, aws-sam-cli, moto, selenium, and cargo-lambda (pinned: the `cargo lambda watch`
-# router in Cargo.toml is in the form this version reads; its package brings zig, which
-# `sam build`'s cross-compilation to arm64 uses).
+# cfn-lint, aws-sam-cli, moto, selenium, cargo-lambda (pinned: the `cargo lambda watch` router in
+# Cargo.toml is in the form this version reads; its package brings zig, which `sam build`'s
+# cross-compilation to arm64 uses), and for openapi.yaml openapi-spec-validator and schemathesis
+# (pinned: scripts/schemathesis.toml is in the form this version reads, and a fixed seed makes
+# the same run only with the same version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.tools/venv
@@ -21,6 +23,9 @@ need=()
 [ -x "$venv/bin/moto_server" ] || need+=("moto[server]")
 "$venv/bin/python" -c 'import selenium' 2>/dev/null || need+=(selenium)
 [ -x "$venv/bin/cargo-lambda" ] || need+=("cargo-lambda==1.9.2")
+[ -x "$venv/bin/openapi-spec-validator" ] || need+=("openapi-spec-validator==0.9.0")
+st_version="4.32.5"
+"$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "version $st_version" || need+=("schemathesis==$st_version")
 if [ ${#need[@]} -gt 0 ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${need[@]}"
 fi

@@ -129,87 +129,99 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
     let t = time::OffsetDateTime::now_utc();
     for f in FILES {
-        let bytes = content(f.name);
-        let name = FileName::parse(f.name)?;
-        let d = Digests::of(&bytes);
-        let content_type = decide_content_type(name.as_str(), name.extension(), &bytes)
-            .map_err(|e| FixturesError::Service(ServiceError::UnsupportedMedia(e.to_string())))?
-            .to_owned();
-        let version = Version {
-            id: VersionId::parse(VERSION)?,
-            content_type,
-            file_name: name,
-            size: d.size,
-            md5: d.md5_hex(),
-            sha256: d.sha256_hex(),
-            created_at: t,
-        };
-        let att = Attachment {
-            tenant: tenant.clone(),
-            id: AttachmentId::parse(f.id)?,
-            parent: parent_ref(f.parent)?,
-            label: f.label.into(),
-            title: None,
-            description: None,
-            category: None,
-            tags: vec![],
-            status: AttachmentStatus::Ready,
-            owner: OWNER.into(),
-            external_id: None,
-            content: Some(version.clone()),
-            created_at: t,
-            updated_at: t,
-            expires_at: None,
-            upload: None,
-            problem: None,
-        };
-        app.blobs
-            .put(
-                &att.blob_key(version.id),
-                bytes,
-                &version.content_type,
-                &d.sha256,
-            )
-            .await?;
-        app.meta.create_attachment(&att).await?;
-        app.meta.put_version(&tenant, att.id, &version).await?;
+        load_file(app, &tenant, f, t).await?;
     }
-    for (id, parent) in PLACEHOLDERS {
-        app.meta
-            .create_attachment(&Attachment {
-                tenant: tenant.clone(),
-                id: AttachmentId::parse(id)?,
-                parent: parent_ref(*parent)?,
-                label: "file".into(),
-                title: Some("sample attachment".into()),
-                description: None,
-                category: None,
-                tags: vec![],
-                status: AttachmentStatus::Placeholder,
-                owner: OWNER.into(),
-                external_id: None,
-                content: None,
-                created_at: t,
-                updated_at: t,
-                expires_at: None,
-                upload: None,
-                problem: None,
-            })
-            .await?;
+    for &(id, parent) in PLACEHOLDERS {
+        let mut att = attachment(&tenant, id, parent, t)?;
+        att.label = "file".into();
+        att.title = Some("sample attachment".into());
+        att.status = AttachmentStatus::Placeholder;
+        app.meta.create_attachment(&att).await?;
     }
     for &(kind, id) in PARENTS {
-        let profile = kind == "profile";
-        app.meta
-            .put_parent(&Parent {
-                tenant: tenant.clone(),
-                key: parent_ref((kind, id))?,
-                source: profile.then(|| "src-1".into()),
-                reference: profile.then(|| "ref-1".into()),
-                email: profile.then(|| "jane@example.com".into()),
-                created_at: t,
-                updated_at: t,
-            })
-            .await?;
+        app.meta.put_parent(&parent(&tenant, kind, id, t)?).await?;
     }
     Ok(())
+}
+
+/// One file: its bytes in the blob store, then its attachment, ready, with its one version.
+async fn load_file(
+    app: &App,
+    tenant: &TenantId,
+    f: &StoredFile,
+    t: time::OffsetDateTime,
+) -> Result<(), FixturesError> {
+    let bytes = content(f.name);
+    let name = FileName::parse(f.name)?;
+    let d = Digests::of(&bytes);
+    let content_type = decide_content_type(name.as_str(), name.extension(), &bytes)
+        .map_err(|e| FixturesError::Service(ServiceError::UnsupportedMedia(e.to_string())))?
+        .to_owned();
+    let version = Version {
+        id: VersionId::parse(VERSION)?,
+        content_type,
+        file_name: name,
+        size: d.size,
+        md5: d.md5_hex(),
+        sha256: d.sha256_hex(),
+        created_at: t,
+    };
+    let mut att = attachment(tenant, f.id, f.parent, t)?;
+    att.label = f.label.into();
+    att.status = AttachmentStatus::Ready;
+    att.content = Some(version.clone());
+    let key = att.blob_key(version.id);
+    app.blobs
+        .put(&key, bytes, &version.content_type, &d.sha256)
+        .await?;
+    app.meta.create_attachment(&att).await?;
+    app.meta.put_version(tenant, att.id, &version).await?;
+    Ok(())
+}
+
+/// An attachment of the fixtures' tenant and owner, created at `t`, without content yet.
+fn attachment(
+    tenant: &TenantId,
+    id: &str,
+    parent: (&str, &str),
+    t: time::OffsetDateTime,
+) -> Result<Attachment, FixturesError> {
+    Ok(Attachment {
+        tenant: tenant.clone(),
+        id: AttachmentId::parse(id)?,
+        parent: parent_ref(parent)?,
+        label: String::new(),
+        title: None,
+        description: None,
+        category: None,
+        tags: vec![],
+        status: AttachmentStatus::Placeholder,
+        owner: OWNER.into(),
+        external_id: None,
+        content: None,
+        created_at: t,
+        updated_at: t,
+        expires_at: None,
+        upload: None,
+        problem: None,
+    })
+}
+
+/// A parent; profiles carry the look-up fields the Crafter fixtures read.
+fn parent(
+    tenant: &TenantId,
+    kind: &str,
+    id: &str,
+    t: time::OffsetDateTime,
+) -> Result<Parent, FixturesError> {
+    let profile = kind == "profile";
+    Ok(Parent {
+        tenant: tenant.clone(),
+        key: parent_ref((kind, id))?,
+        source: profile.then(|| "src-1".into()),
+        reference: profile.then(|| "ref-1".into()),
+        email: profile.then(|| "jane@example.com".into()),
+        created_at: t,
+        updated_at: t,
+    })
 }

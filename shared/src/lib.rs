@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod api_docs;
 pub mod blocking;
 pub mod config;
 pub mod console;

@@ -134,6 +134,8 @@ dialect_on_aws!(
 
 dialect_on_aws!(hrflow: lookups, errors, cross_tenant);
 
+dialect_on_aws!(contract: unknown_form_fields, records_map_keys_are_uuids);
+
 dialect_on_aws!(
     assets: seed_examples,
     placeholder_content,

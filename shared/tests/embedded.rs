@@ -262,6 +262,8 @@ dialect_on_embedded!(
 
 dialect_on_embedded!(hrflow: lookups, errors, cross_tenant);
 
+dialect_on_embedded!(contract: unknown_form_fields, records_map_keys_are_uuids);
+
 dialect_on_embedded!(
     assets: seed_examples,
     placeholder_content,
@@ -332,6 +334,44 @@ async fn console_is_served_with_a_strict_policy() {
     h.send("POST", "/console/", &[], Bytes::new())
         .await
         .expect(405);
+}
+
+/// The API's description and its browser page are served without a key, the document byte for
+/// byte as committed, the page with a policy that keeps it on this origin.
+#[tokio::test]
+async fn api_description_is_served_without_a_key() {
+    let h = Harness::embedded().await;
+    let doc = h
+        .send("GET", "/openapi.yaml", &[], Bytes::new())
+        .await
+        .expect(200);
+    assert_eq!(doc.header("content-type"), "application/yaml");
+    let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
+    assert_eq!(&doc.body[..], &committed[..]);
+    for path in [
+        "/api-docs",
+        "/api-docs/init.js",
+        "/api-docs/swagger-ui-bundle.js",
+    ] {
+        let r = h.send("GET", path, &[], Bytes::new()).await.expect(200);
+        let csp = r.header("content-security-policy");
+        assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("connect-src 'self';"), "{path}: {csp}");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+    }
+    let page = h.send("GET", "/api-docs", &[], Bytes::new()).await;
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert!(String::from_utf8_lossy(&page.body).contains("/api-docs/init.js"));
+    h.send("POST", "/openapi.yaml", &[], Bytes::new())
+        .await
+        .expect(405);
+    // Nothing else under the page, and no route of the API, is served without a key.
+    h.send("GET", "/api-docs/nope.js", &[], Bytes::new())
+        .await
+        .expect(404);
+    h.send("GET", "/v1/parents/profile/x", &[], Bytes::new())
+        .await
+        .expect(401);
 }
 
 fn origin(o: &str) -> (&'static str, String) {

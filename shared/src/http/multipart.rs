@@ -39,6 +39,20 @@ impl Form {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Refuses a text field that is not one of `known`, for an API whose forms, like its JSON
+    /// bodies, take only the fields they document: a misspelled label (`titel`) must not be
+    /// dropped in silence.
+    pub fn only(&self, known: &[&str]) -> Result<(), MultipartError> {
+        match self
+            .texts
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            Some((name, _)) => Err(MultipartError::UnknownField(name.clone(), known.join(", "))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why a body is not an acceptable form. The message names the problem for the caller.
@@ -58,6 +72,8 @@ pub enum MultipartError {
     HeadersTooLarge,
     #[error("the field {0} is not valid UTF-8 text")]
     NotText(String),
+    #[error("the form has a field {0:?} this operation does not take (it takes {1})")]
+    UnknownField(String, String),
 }
 
 /// Parses a form. `file_fields` names the parts that carry files; other parts are text.
@@ -196,6 +212,24 @@ mod tests {
         let f = parse_xx(body).await.unwrap();
         assert_eq!(f.files.len(), 1);
         assert_eq!(&f.files[0].bytes[..], &content[..]);
+    }
+
+    #[tokio::test]
+    async fn only_known_text_fields_pass() {
+        let body = "--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n\
+                    --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n\
+                    abc\r\n--XX--\r\n";
+        let f = parse_xx(body).await.unwrap();
+        assert_eq!(f.only(&["file", "title"]), Ok(()));
+        let e = f.only(&["file", "type"]).unwrap_err();
+        assert_eq!(
+            e,
+            MultipartError::UnknownField("title".into(), "file, type".into())
+        );
+        assert_eq!(
+            e.to_string(),
+            "the form has a field \"title\" this operation does not take (it takes file, type)"
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 //! - `GET /v2/{object}/attachments?uuids=a,b,…`: `200` with a JSON map from each requested UUID
 //!   (in the order asked, duplicates once) to its array of attachments (`[]` for none). At most
 //!   100 UUIDs. Every record must exist and be the caller's, else `404` for the whole call.
-//!   Without `uuids`: every record of the object that has at least one file (`{}` when none).
+//!   Without `uuids`: every record of the object that has at least one file (`{}` when none);
+//!   parents of that kind whose ids are not UUIDs are not records, and are left out.
 //! - `GET /v2/{object}/{uuid}/attachments`: `200` with the record's array.
 //! - `POST /v2/{object}/{uuid}/attachments`: `multipart/form-data`, one or more parts named
 //!   `file` (or `files`), each with a filename. A file whose name is already on the record
@@ -205,8 +206,13 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
     let asked = asked_records(&req)?;
     let records = match &asked {
         Some(ids) => app.attachments_of_records(&who, &kind, ids).await?,
-        // No ids: every record with files.
-        None => app.records_with_attachments(&who, &kind).await?,
+        // No ids: every record with files. A parent of this kind registered under an id that is
+        // not a UUID (through the native API) is no record of this API: it cannot be asked for
+        // by its UUID, and a map keyed by record UUIDs has no place for it.
+        None => {
+            app.records_with_attachments(&who, &kind, |id| record_id(id.as_str()).is_some())
+                .await?
+        }
     };
     let mut map = Map::new();
     for (id, atts) in &records {

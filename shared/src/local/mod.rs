@@ -1,7 +1,9 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
 //! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
-//! browser console (`/console`, see [`crate::console`]), CORS (see [`crate::http::cors`]) and a
-//! health check (`/healthz`, [`health`]). Every request ends with one log line, as on Lambda.
+//! browser console (`/console`, see [`crate::console`]), the API's description and a page that
+//! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]), CORS (see
+//! [`crate::http::cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
+//! one log line, as on Lambda.
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
 //! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
@@ -101,7 +103,7 @@ impl Server {
         resp
     }
 
-    /// The health check, the console, CORS, then the links or the API.
+    /// The health check, the console, the API's description, CORS, then the links or the API.
     async fn respond(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         use crate::telemetry::request::set_route;
         if req.uri().path() == HEALTH_PATH {
@@ -110,6 +112,10 @@ impl Server {
         }
         if let Some(page) = self.console.serve(&req) {
             set_route("console");
+            return crate::http::hardened(finish(page));
+        }
+        if let Some(page) = crate::api_docs::serve(&req) {
+            set_route("api-docs");
             return crate::http::hardened(finish(page));
         }
         let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
@@ -234,6 +240,9 @@ pub async fn run() -> Result<(), SetupError> {
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "attachments API listening");
     say(&format!("Attachments API listening on http://{addr}"));
     say(&format!("Console: http://{addr}/console"));
+    say(&format!(
+        "API description: http://{addr}/openapi.yaml, browsed at http://{addr}/api-docs"
+    ));
     tokio::select! {
         r = serve(server, listener) => r.map_err(|e| SetupError::Other(e.to_string())),
         _ = tokio::signal::ctrl_c() => {

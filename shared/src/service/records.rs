@@ -81,16 +81,20 @@ impl App {
     }
 
     /// Every record of a kind that has at least one listed attachment, with its attachments, in
-    /// record id order. Read in batches of [`MAX_RECORDS_PER_CALL`] records.
+    /// record id order. Read in batches of [`MAX_RECORDS_PER_CALL`] records. `is_record` says
+    /// which parent ids are records of the API asking: parents of the kind registered under
+    /// other ids are left out before their attachments are read.
     pub async fn records_with_attachments(
         &self,
         who: &Principal,
         kind: &ParentKind,
+        is_record: fn(&ParentId) -> bool,
     ) -> ServiceResult<Vec<RecordAttachments>> {
-        let refs = self
+        let mut refs = self
             .meta
             .parents_with_attachments(&who.tenant, kind)
             .await?;
+        refs.retain(|r| is_record(&r.id));
         let mut out = Vec::with_capacity(refs.len());
         for chunk in refs.chunks(MAX_RECORDS_PER_CALL) {
             let attachments = self

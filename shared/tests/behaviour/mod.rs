@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod assets;
+pub mod contract;
 pub mod crafter;
 pub mod hrflow;
 pub mod records;

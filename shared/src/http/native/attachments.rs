@@ -13,6 +13,17 @@ use crate::http::routes::Params;
 use crate::http::{empty, json as json_response, query_pairs, redirect, Request};
 use crate::service::{App, AttachmentFields, NewFile, UploadRules, UploadTarget};
 
+/// The fields of an upload form: the files, and labels every file of the request gets.
+const UPLOAD_FIELDS: &[&str] = &[
+    "file",
+    "type",
+    "title",
+    "description",
+    "category",
+    "tags",
+    "external_id",
+];
+
 /// The largest page of a listing, and the default one.
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
@@ -49,6 +60,7 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, parent) = caller_and_parent(&app, &req, &params).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    form.only(UPLOAD_FIELDS)?;
     if form.files.is_empty() {
         return Err(Error::bad_request("the form has no part named file"));
     }
@@ -168,6 +180,7 @@ pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer 
     let att = app.get(&who, id).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    form.only(&["file"])?;
     let part = match form.files.as_slice() {
         [one] => one,
         [] => return Err(Error::bad_request("the form has no part named file")),

@@ -54,6 +54,7 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::CONFLICT => "conflict",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
@@ -90,4 +91,23 @@ async fn caller_and_attachment(
     let id =
         AttachmentId::parse(params.get("id")).map_err(|_| ServiceError::NotFound("attachment"))?;
     Ok((who, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(status: StatusCode) -> String {
+        let r = router_error(status, "why");
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        v["error"]["code"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn each_refusal_has_its_own_code_and_only_failures_are_internal() {
+        // A body that stalls is the caller's 408, not a failure of the server.
+        assert_eq!(code(StatusCode::REQUEST_TIMEOUT), "request_timeout");
+        assert_eq!(code(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+        assert_eq!(code(StatusCode::INTERNAL_SERVER_ERROR), "internal");
+    }
 }
