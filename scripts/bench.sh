@@ -25,17 +25,24 @@ cargo build --release --locked -p bench-sdk-hello --features sdk
 
 # The functions come from the route table, read at run time: new routes are measured as added.
 # `--functions` narrows both the build and the rows to the functions it names.
+# Only the init and size rows use them: `--only` without either builds none.
 only_functions=()
+needs_functions=true
 prev=""
 for a in "$@"; do
   [ "$prev" = "--functions" ] && only_functions=(--functions "$a")
+  if [ "$prev" = "--only" ]; then
+    case ",$a," in *,init,*|*,size,*) ;; *) needs_functions=false ;; esac
+  fi
   prev="$a"
 done
-mapfile -t functions < <("$target/release/attachments-bench" list-functions "${only_functions[@]}")
-bins=()
-for f in "${functions[@]}"; do bins+=(--bin "$f"); done
-echo "==> building ${#functions[@]} Lambda functions (release profile)" >&2
-cargo build --release --locked -p functions "${bins[@]}"
+if $needs_functions; then
+  mapfile -t functions < <("$target/release/attachments-bench" list-functions "${only_functions[@]}")
+  bins=()
+  for f in "${functions[@]}"; do bins+=(--bin "$f"); done
+  echo "==> building ${#functions[@]} Lambda functions (release profile)" >&2
+  cargo build --release --locked -p functions "${bins[@]}"
+fi
 
 echo "Benchmark of $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(date -u +%Y-%m-%dT%H:%MZ)," \
   "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \

@@ -68,7 +68,31 @@ def policy(needs, indent):
     return "\n".join(out)
 
 
-def function(logical, description, policy_text, events, extra=""):
+def alarm(logical, function_logical, metric, threshold, description):
+    """An alarm on one of a function's own Lambda metrics, over 5 minutes."""
+    return f"""  {logical}:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: {description}
+      Namespace: AWS/Lambda
+      MetricName: {metric}
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {function_logical}
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: !Ref {threshold}
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]
+      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]
+"""
+
+
+def function(logical, name, description, policy_text, events, extra="", errors_threshold="FunctionErrorsThreshold"):
+    """A function, its log group (named after the stack and the function, kept LogRetentionDays),
+    and its alarms on errors and throttles."""
     return f"""  {logical}:
     Type: AWS::Serverless::Function
     Metadata:
@@ -77,11 +101,23 @@ def function(logical, description, policy_text, events, extra=""):
       Description: {description}
       CodeUri: .
       Handler: bootstrap
+      LoggingConfig:
+        LogGroup: !Ref {logical}Logs
 {extra}      Policies:
 {policy_text}
       Events:
 {events}
-"""
+
+  {logical}Logs:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}/{name}"
+      RetentionInDays: !Ref LogRetentionDays
+
+""" + alarm(f"{logical}ErrorsAlarm", logical, "Errors", errors_threshold,
+            f"{name} failed at least {errors_threshold} invocations in 5 minutes.") + "\n" + alarm(
+        f"{logical}ThrottlesAlarm", logical, "Throttles", "FunctionThrottlesThreshold",
+        f"{name} was throttled at least FunctionThrottlesThreshold times in 5 minutes.")
 
 
 FINALIZE_EVENTS = """        ObjectCreated:
@@ -105,19 +141,31 @@ FINALIZE_EVENTS = """        ObjectCreated:
 out = [(root / "scripts/template-base.yaml").read_text().rstrip("\n"), ""]
 out.append("""  # Verifies direct uploads when S3 reports a created object (through EventBridge, so the bucket
   # does not depend on the function), and sweeps expired uploads every hour. Its policy is
-  # FINALIZE in shared/src/access.rs.""")
+  # FINALIZE in shared/src/access.rs. An event it fails on is retried twice, then goes to its
+  # dead-letter queue (SAM grants it sqs:SendMessage on the queue).""")
 out.append(function(
     "FinalizeFunction",
+    "finalize",
     "Verifies direct uploads on S3 object-created events; sweeps expired uploads",
     policy(finalize_needs, 8),
     FINALIZE_EVENTS,
     # A whole vCPU (1769 MB), so that reading S3, not hashing, bounds how large an upload it
     # verifies in its 900 s (ATTACHMENTS_DIRECT_MAX_BYTES).
-    extra="      Timeout: 900\n      MemorySize: 1769\n",
+    extra="""      Timeout: 900
+      MemorySize: 1769
+      EventInvokeConfig:
+        MaximumRetryAttempts: 2
+        DestinationConfig:
+          OnFailure:
+            Type: SQS
+            Destination: !GetAtt FinalizeDeadLetterQueue.Arn
+""",
+    errors_threshold="FinalizeErrorsThreshold",
 ))
 for name, method, path, needs in routes:
     out.append(function(
         logical_id(name),
+        name,
         f"{method} {path}",
         policy(needs, 8),
         f"""        Api:

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Runs every event fixture in events/ through the built function binaries behind a Lambda
 Runtime API, as `sam local invoke <Function> -e events/<route>/<case>.json` would with
-samconfig.toml's `--env-vars events/env.json`, and compares each answer with its .expect.json.
+samconfig.toml's `--env-vars events/env.json`, and compares each answer with its .expect.json
+(a finalize event it must fail: its error, as Lambda hands it to the on-failure destination).
+Each invocation's output must hold exactly one request line with its ids, route, status,
+latency, bytes and tenant, no key the event presented (X-API-KEY, Bearer, accessTokenId), and
+only valid embedded metric format lines, among them those .expect.json names.
 
 What `sam local invoke` does, and what this does in its place (there is no Docker here):
 - the function's environment: SAM CLI's own code (from .tools/venv) resolves it from
@@ -16,7 +20,7 @@ What `sam local invoke` does, and what this does in its place (there is no Docke
 usage: scripts/lambda-fixtures.py [--bin-dir target/debug] [ROUTE ...]
 The binaries are built beforehand: cargo build -p functions --bins.
 """
-import argparse, base64, http.server, json, os, pathlib, queue, shutil, subprocess, sys, tempfile, threading, time, uuid
+import argparse, base64, http.server, json, os, pathlib, queue, shutil, subprocess, sys, tempfile, threading, time, urllib.parse, uuid
 
 root = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 30
@@ -151,7 +155,8 @@ def private_tmp_prefix():
 
 
 def invoke(binary, env, event: bytes, prefix):
-    """Starts the function, hands it the event, returns (kind, body, log). Without `prefix`, the
+    """Starts the function, hands it the event, returns (kind, body, log, the invocation's
+    request id). Without `prefix`, the
     process gets a new empty working folder and, in place of /tmp, a new empty folder of its own
     (ATTACHMENTS_DATA_DIR moved into it): the one difference from the environment SAM gives."""
     api = RuntimeApi(event)
@@ -164,7 +169,7 @@ def invoke(binary, env, event: bytes, prefix):
             data = env.get("ATTACHMENTS_DATA_DIR", "")
             if data.startswith("/tmp/"):
                 env["ATTACHMENTS_DATA_DIR"] = os.path.join(scratch, "tmp", data[len("/tmp/"):])
-        return run(binary, env, cwd, prefix or [], api)
+        return (*run(binary, env, cwd, prefix or [], api), api.request_id)
 
 
 def run(binary, env, cwd, prefix, api):
@@ -222,7 +227,16 @@ def subset(expected, actual, path="$"):
 
 
 def check(route, kind, body, expect):
-    """Why the answer differs from .expect.json, or None."""
+    """Why the answer differs from .expect.json, or None. An `error` there is a failure the
+    function must report (the result Lambda hands to its on-failure destination)."""
+    if "error" in expect:
+        if kind != "error":
+            return f"expected the function to fail, it answered ({kind}): {body.decode(errors='replace')}"
+        try:
+            subset(expect["error"], json.loads(body))
+        except (ValueError, AssertionError) as e:
+            return f"{e}; error {body.decode(errors='replace')}"
+        return None
     if kind != "response":
         return f"the function did not answer ({kind}): {body.decode(errors='replace')}"
     answer = json.loads(body)
@@ -251,6 +265,146 @@ def check(route, kind, body, expect):
     return None
 
 
+FIXTURE_KEY = "fixture-key-0123456789abcdef"
+# One event per place a key travels, run again with RUST_LOG=trace.
+TRACE_CASES = [("native-upload", "ok.json"), ("native-get-attachment", "ok.json"),
+               ("crafter-list", "ok.json")]
+UNITS = {"Count", "Bytes", "Seconds", "Milliseconds", "None"}
+
+
+def presented_keys(event):
+    """Every key an API Gateway event presents, by where: X-API-KEY, Authorization: Bearer, and
+    Crafter's accessTokenId in the query string."""
+    found = []
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if headers.get("x-api-key"):
+        found.append(("x-api-key", headers["x-api-key"]))
+    auth = headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        found.append(("bearer", auth[7:].strip()))
+    params = dict(event.get("queryStringParameters") or {})
+    for pair in (event.get("rawQueryString") or "").split("&"):
+        k, _, v = pair.partition("=")
+        if k == "accessTokenId" and v:
+            params.setdefault("accessTokenId", urllib.parse.unquote_plus(v))
+    if params.get("accessTokenId"):
+        found.append(("accessTokenId", params["accessTokenId"]))
+    return found
+
+
+def log_lines(log):
+    """The JSON objects of the function's output, one per line (other lines skipped)."""
+    out = []
+    for line in log.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+def check_emf(doc, namespace):
+    """Why an embedded metric format document is not valid for CloudWatch, or None."""
+    meta = doc.get("_aws")
+    if not isinstance(meta, dict) or not isinstance(meta.get("Timestamp"), int):
+        return "no _aws.Timestamp (milliseconds)"
+    directives = meta.get("CloudWatchMetrics")
+    if not isinstance(directives, list) or not directives:
+        return "no _aws.CloudWatchMetrics directives"
+    for d in directives:
+        if d.get("Namespace") != namespace:
+            return f"namespace {d.get('Namespace')!r}, expected {namespace!r}"
+        dims = d.get("Dimensions")
+        if not isinstance(dims, list) or not all(isinstance(s, list) for s in dims):
+            return "Dimensions is not a list of dimension sets"
+        for name in (n for ds in dims for n in ds):
+            if not isinstance(doc.get(name), str):
+                return f"dimension {name} has no string value at the root"
+        metrics = d.get("Metrics")
+        if not isinstance(metrics, list) or not metrics:
+            return "no Metrics"
+        for m in metrics:
+            if m.get("Unit") not in UNITS:
+                return f"metric {m.get('Name')}: unit {m.get('Unit')!r}"
+            if not isinstance(doc.get(m.get("Name")), (int, float)):
+                return f"metric {m.get('Name')} has no number at the root"
+    return None
+
+
+def check_telemetry(route, event, kind, body, log, request_id, namespace, seen):
+    """Why the invocation's log breaks the rules, or None: exactly one request line, with the
+    ids, route, status, latency, bytes and tenant; no key the event presented anywhere in the
+    output; every metric line valid EMF, and those the .expect.json names present."""
+    keys = presented_keys(event) if route != "finalize" else []
+    for where, key in keys:
+        seen.add(where)
+        if len(key) >= 6 and key in log:
+            return f"the key from {where} appears in the function's output"
+    if FIXTURE_KEY in log:
+        return "the fixtures' API key appears in the function's output"
+    lines = log_lines(log)
+    requests = [l for l in lines if l.get("message") == "request"]
+    if len(requests) != 1:
+        return f"{len(requests)} request lines, expected 1"
+    line = requests[0]
+    want = {
+        "route": route,
+        "lambda_request_id": request_id,
+        "trace_id": "1-00000000-000000000000000000000000",
+    }
+    if route == "finalize":
+        want["status"] = 500 if kind == "error" else 200
+    else:
+        answer = json.loads(body)
+        raw = event.get("body") or ""
+        sent = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+        want.update(
+            method=event["requestContext"]["http"]["method"],
+            path=event["rawPath"],
+            status=answer.get("statusCode"),
+            api_request_id=event["requestContext"]["requestId"],
+            bytes_in=len(sent),
+        )
+        authenticated = any(k == FIXTURE_KEY for _, k in keys) and want["status"] != 401
+        if authenticated and line.get("tenant") != "fixtures":
+            return f"tenant {line.get('tenant')!r}, expected 'fixtures': {line}"
+        if not authenticated and "tenant" in line:
+            return f"a tenant on a request that did not authenticate: {line}"
+        if not isinstance(line.get("bytes_out"), int):
+            return f"no bytes_out: {line}"
+    for k, v in want.items():
+        if line.get(k) != v:
+            return f"request line: {k} is {line.get(k)!r}, expected {v!r}: {line}"
+    if not isinstance(line.get("latency_ms"), (int, float)) or line["latency_ms"] < 0:
+        return f"request line: no latency_ms: {line}"
+    emf = [l for l in lines if "_aws" in l]
+    for doc in emf:
+        why = check_emf(doc, namespace)
+        if why:
+            return f"metric line {doc}: {why}"
+    return None
+
+
+def check_metrics(route, expect, log):
+    """Why the invocation's metric lines (those naming its route: loading the fixtures' data at
+    start writes some too) lack one that .expect.json names, or None."""
+    emf = [l for l in log_lines(log) if "_aws" in l and l.get("route") == route]
+    for wanted in expect.get("metrics") or []:
+        if not any(_matches(wanted, doc) for doc in emf):
+            return f"no metric line with {wanted}; lines: {emf}"
+    return None
+
+
+def _matches(expected, actual):
+    try:
+        subset(expected, actual)
+        return True
+    except AssertionError:
+        return False
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bin-dir", default=str(root / "target/debug"))
@@ -270,27 +424,47 @@ def main():
         print("lambda-fixtures: this machine gives a process no /tmp of its own (unshare): each "
               "invocation gets a new folder in place of /tmp (ATTACHMENTS_DATA_DIR moved there) "
               "and a new empty working folder", file=sys.stderr)
-    failures, count, started = [], 0, time.monotonic()
+    failures, count, started, placements = [], 0, time.monotonic(), set()
     for route in routes:
         env = envs[logical_id(route)]
         for case in sorted((root / "events" / route).glob("*.json")):
             if case.name.endswith(".expect.json"):
                 continue
             expect = json.loads(case.with_name(case.name[:-len(".json")] + ".expect.json").read_text())
-            kind, body, log = invoke(binaries[route], env, case.read_bytes(), prefix)
+            kind, body, log, request_id = invoke(binaries[route], env, case.read_bytes(), prefix)
             count += 1
-            why = check(route, kind, body, expect)
+            event = json.loads(case.read_text())
+            why = (check(route, kind, body, expect)
+                   or check_telemetry(route, event, kind, body, log, request_id,
+                                      env.get("ATTACHMENTS_METRICS_NAMESPACE"), placements)
+                   or check_metrics(route, expect, log))
             label = f"{route}/{case.name}"
             if why:
                 failures.append(f"{label}: {why}\n    function log:\n" + "".join(f"      {l}\n" for l in log.splitlines()[-20:]))
+    # Whatever RUST_LOG asks for, no key reaches the log (the Lambda runtime logs whole events
+    # at debug and trace): one event per key placement, again, with everything on.
+    if not a.routes:
+        for route, case in TRACE_CASES:
+            env = {**envs[logical_id(route)], "RUST_LOG": "trace"}
+            path = root / "events" / route / case
+            kind, body, log, request_id = invoke(binaries[route], env, path.read_bytes(), prefix)
+            count += 1
+            why = check_telemetry(route, json.loads(path.read_text()), kind, body, log, request_id,
+                                  env.get("ATTACHMENTS_METRICS_NAMESPACE"), set())
+            if why:
+                failures.append(f"{route}/{case} with RUST_LOG=trace: {why}")
     took = time.monotonic() - started
+    if not a.routes and placements != {"x-api-key", "bearer", "accessTokenId"}:
+        failures.append(f"the fixtures present keys only in {sorted(placements)}: each placement "
+                        "(x-api-key, bearer, accessTokenId) must be checked against the logs")
     if failures:
         print("\n".join(failures), file=sys.stderr)
         raise SystemExit(f"lambda-fixtures: {len(failures)} of {count} events did not answer as expected")
     tmp = "its own /tmp" if prefix else "its own folder for /tmp"
     print(f"lambda-fixtures: {count} events through {len(routes)} function binaries "
           f"(each a fresh process with {tmp}, SAM's environment from events/env.json): "
-          f"every answer as expected ({took:.1f} s)")
+          f"every answer as expected, one request line each with its ids and no key, "
+          f"valid metric lines ({took:.1f} s)")
 
 
 if __name__ == "__main__":

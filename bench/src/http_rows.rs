@@ -98,16 +98,21 @@ async fn run_inner(bin_dir: &Path, backend: &Backend, opts: Opts) -> Result<Outc
         f.push(measure(&floor, &hello_req, 200, opts).await);
         r.push(measure(&ours, &unchanged_req, 304, opts).await);
     }
-    let errors: u64 = h
-        .iter()
-        .chain(&g)
-        .chain(&l)
-        .chain(&f)
-        .chain(&r)
-        .map(|s| s.errors)
-        .sum();
-    if errors > 0 {
-        return Err(format!("{errors} failed requests under load"));
+    let failed = |runs: &[Stats]| runs.iter().map(|s| s.errors).sum::<u64>();
+    let errors = [
+        ("hello", failed(&h)),
+        ("metadata GET", failed(&g)),
+        ("list", failed(&l)),
+        ("floor", failed(&f)),
+        ("list with its ETag (304)", failed(&r)),
+    ];
+    if errors.iter().any(|(_, n)| *n > 0) {
+        let which: Vec<String> = errors
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name}: {n}"))
+            .collect();
+        return Err(format!("failed requests under load ({})", which.join(", ")));
     }
 
     let rps_of = |v: &[Stats]| median(&v.iter().map(Stats::rps).collect::<Vec<_>>());

@@ -76,12 +76,15 @@ async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Respon
         let mut resp = httparse::Response::new(&mut headers);
         if let httparse::Status::Complete(head) = resp.parse(buf).map_err(|e| e.to_string())? {
             let status = resp.code.unwrap_or(0);
+            // 204 and 304 have no body and need no length (RFC 9110, 6.4.1).
+            let bodiless = status == 204 || status == 304;
             let len = resp
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
                 .and_then(|h| std::str::from_utf8(h.value).ok())
                 .and_then(|v| v.trim().parse::<usize>().ok())
+                .or(bodiless.then_some(0))
                 .ok_or("the load generator needs content-length responses")?;
             while buf.len() < head + len {
                 let n = conn.read(&mut chunk).await.map_err(|e| e.to_string())?;

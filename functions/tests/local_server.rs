@@ -1,6 +1,6 @@
 //! The local server as a user runs it (the real `attachments-local` binary, in its own process),
 //! under input meant to take it down: it must stay up, answer everyone else, and keep its memory
-//! flat.
+//! flat. And what it logs: one line per request, never a key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -16,6 +16,8 @@ const KEY: &str = "local-test-key-0123456789";
 struct Server {
     child: Child,
     addr: String,
+    /// What it printed after it started listening.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,11 +53,18 @@ impl Server {
                 break;
             }
         }
-        // Whatever the server prints later must not find its pipe closed.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Whatever the server prints later must not find its pipe closed; it is kept.
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Self {
             child,
             addr: addr.expect("the server did not start"),
+            output,
             _dir: dir,
         }
     }
@@ -182,4 +191,84 @@ async fn idle_connections_do_not_starve_other_clients() {
         assert!(started.elapsed() < Duration::from_secs(2), "answered late");
     }
     drop(idle);
+}
+
+/// Every request gets one JSON line (with `ATTACHMENTS_LOG_FORMAT=json`), as on Lambda: route,
+/// method, path without the query string, status, latency, bytes and the tenant once a route
+/// authenticated it; the key, in whichever of its three places it came, never appears.
+#[tokio::test]
+async fn each_request_logs_one_line_without_its_key() {
+    let server = Server::start(&[("ATTACHMENTS_LOG_FORMAT", "json")]);
+    let requests = [
+        // (request, route, status, tenant)
+        ("GET /healthz HTTP/1.1\r\n".to_owned(), "healthz", 200, None),
+        (
+            format!("GET /v1/parents/profile/p1 HTTP/1.1\r\nX-API-KEY: {KEY}\r\n"),
+            "native-get-parent",
+            404,
+            Some("t"),
+        ),
+        (
+            format!("GET /v1/parents/profile/p2 HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n"),
+            "native-get-parent",
+            404,
+            Some("t"),
+        ),
+        (
+            format!("GET /api/1/profile/p3/attachments?accessTokenId={KEY} HTTP/1.1\r\n"),
+            "crafter-list",
+            404,
+            Some("t"),
+        ),
+        // Only Crafter's routes take a key from the URL: refused, and no tenant.
+        (
+            format!("GET /v1/parents/profile/p4?accessTokenId={KEY} HTTP/1.1\r\n"),
+            "native-get-parent",
+            401,
+            None,
+        ),
+        (
+            "GET /nowhere HTTP/1.1\r\n".to_owned(),
+            "unmatched",
+            404,
+            None,
+        ),
+    ];
+    for (head, _, status, _) in &requests {
+        let got = server
+            .status_of(&format!("{head}Host: x\r\nConnection: close\r\n\r\n"))
+            .await;
+        assert_eq!(got, Some(*status), "{head}");
+    }
+    // The line is written as the answer is sent: give the reader thread a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines: Vec<serde_json::Value> = loop {
+        let out = server.output.lock().unwrap().clone();
+        let lines: Vec<serde_json::Value> = out
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "request")
+            .collect();
+        if lines.len() >= requests.len() || Instant::now() > deadline {
+            for l in &out {
+                assert!(!l.contains(KEY), "a key in the log: {l}");
+            }
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lines.len(), requests.len(), "{lines:#?}");
+    for (line, (head, route, status, tenant)) in lines.iter().zip(&requests) {
+        assert_eq!(line["route"], *route, "{head}: {line}");
+        assert_eq!(line["status"], *status, "{head}: {line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert!(!line["path"].as_str().unwrap().contains('?'), "{line}");
+        assert!(line["latency_ms"].as_f64().unwrap() >= 0.0, "{line}");
+        assert!(line["bytes_out"].as_u64().is_some(), "{line}");
+        assert!(
+            line["timestamp"].is_string(),
+            "local lines carry their time: {line}"
+        );
+        assert_eq!(line["tenant"].as_str(), *tenant, "{head}: {line}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
-//! the configuration names; load the event fixtures' data into an embedded store; migrate a
+//! the configuration names; load the event fixtures' data into an embedded store; read and
+//! redrive the finalize function's dead-letter queue (see [`crate::dead_letters`]); migrate a
 //! DynamoDB table written by an older version.
 
 use crate::config::{Backend, Config};
@@ -11,6 +12,8 @@ const USAGE: &str = "usage:
   attachments-admin keys list
   attachments-admin keys revoke KEY_ID
   attachments-admin sweep
+  attachments-admin dlq list --queue QUEUE_URL      (the finalize function's dead-letter queue)
+  attachments-admin dlq redrive --queue QUEUE_URL   (handle its events again; delete those that succeed)
   attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
   attachments-admin init          (backend aws: create the table and bucket, for local emulators)
   attachments-admin migrate       (backend aws: count the parents of a table from before counts, once)";
@@ -43,9 +46,12 @@ pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
             "fixtures load: only on the embedded backend (the fixtures' API key is public)".into(),
         );
     }
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let ["dlq", action @ ("list" | "redrive"), "--queue", url] = words.as_slice() {
+        return dead_letters(&cfg, action, url).await;
+    }
     let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
     let app = built.app;
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["keys", "create", rest @ ..] => create_key(&app, rest).await,
         ["keys", "list"] => list_keys(&app).await,
@@ -130,6 +136,45 @@ async fn migrate(cfg: &Config) -> Result<String, String> {
     ))
 }
 
+/// `dlq list` and `dlq redrive`: the queue at `url`, reached with the AWS configuration the
+/// SDK loads from the environment (credentials, region, endpoints, as for the table and
+/// bucket); a redrive handles the events with the deployment's own table and bucket.
+async fn dead_letters(cfg: &Config, action: &str, url: &str) -> Result<String, String> {
+    if action == "redrive" && cfg.backend != Backend::Aws {
+        return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
+    }
+    let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
+    let queue = crate::dead_letters::DeadLetterQueue::new(&sdk, url)
+        .map_err(|e| format!("--queue: {e}"))?;
+    if action == "list" {
+        let letters = crate::dead_letters::list(&queue).await?;
+        let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
+        for l in letters {
+            out.push_str(&l.describe());
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+    let app = setup::build_aws(cfg, &sdk)
+        .await
+        .map_err(|e| e.to_string())?
+        .app;
+    let report = crate::dead_letters::redrive(&app, &queue).await?;
+    let mut out = format!(
+        "handled {} event(s) (deleted from the queue); {} failed again (left in the queue)\n",
+        report.handled.len(),
+        report.failed.len()
+    );
+    for (id, why) in &report.failed {
+        out.push_str(&format!("{id}: {why}\n"));
+    }
+    if report.failed.is_empty() {
+        Ok(out)
+    } else {
+        Err(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +205,21 @@ mod tests {
         assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
         let again = run_with(cfg, &args("fixtures load")).await.unwrap_err();
         assert!(again.contains("is not a new data folder"), "{again}");
+    }
+
+    #[tokio::test]
+    async fn a_redrive_needs_the_aws_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = config(&[("ATTACHMENTS_DATA_DIR", data.to_str().unwrap())]);
+        let e = run_with(
+            cfg,
+            &args("dlq redrive --queue https://sqs.us-east-1.amazonaws.com/1/q"),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("ATTACHMENTS_BACKEND=aws"), "{e}");
+        assert!(!data.exists(), "nothing was set up for it");
     }
 
     #[tokio::test]

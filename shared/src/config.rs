@@ -87,6 +87,10 @@ pub struct Config {
     /// none by default). The local server applies it (see `http::cors`); on AWS the template's
     /// `ApiCorsOrigins` configures the HTTP API instead.
     pub cors_origins: Vec<String>,
+    /// The CloudWatch namespace of the service's metrics (`ATTACHMENTS_METRICS_NAMESPACE`): set,
+    /// every request and storage event writes its metrics as embedded metric format lines
+    /// (the template sets it); unset, no metric line is written.
+    pub metrics_namespace: Option<String>,
 }
 
 /// A configuration error; its message names the variable.
@@ -216,6 +220,7 @@ impl Config {
                         .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
                 })?
                 .unwrap_or_default(),
+            metrics_namespace: v.parsed("ATTACHMENTS_METRICS_NAMESPACE", metrics_namespace)?,
             backend,
         };
         cfg.checked_for_backend()
@@ -409,6 +414,24 @@ fn leftover_shards<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<u32, Co
     Ok(u32::try_from(shards).unwrap_or(MAX_LEFTOVER_SHARDS))
 }
 
+/// A CloudWatch namespace: at most 255 letters, digits or `. - _ / #` and spaces, not in
+/// AWS's own `AWS/` (and no `:`, which CloudWatch reserves).
+fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
+    let ns = ns.trim();
+    let valid = ns.len() <= 255
+        && !ns.starts_with("AWS/")
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
+    if !valid {
+        return Err(err(
+            "ATTACHMENTS_METRICS_NAMESPACE",
+            "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
+        ));
+    }
+    Ok(ns.to_owned())
+}
+
 /// JSON logs on Lambda, text elsewhere, unless asked.
 fn json_logs<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<bool, ConfigError> {
     match v.text("ATTACHMENTS_LOG_FORMAT").as_deref() {
@@ -504,6 +527,22 @@ mod tests {
         assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
         assert!(!c.load_fixtures);
         assert_eq!(c.leftover_shards, 16);
+        assert_eq!(c.metrics_namespace, None, "no metric lines unless asked");
+        assert_eq!(
+            cfg(&[("ATTACHMENTS_METRICS_NAMESPACE", "Attachments/prod")])
+                .unwrap()
+                .metrics_namespace
+                .as_deref(),
+            Some("Attachments/prod")
+        );
+        for bad in ["AWS/Lambda", "a:b", &"x".repeat(256)] {
+            assert_eq!(
+                cfg(&[("ATTACHMENTS_METRICS_NAMESPACE", bad)])
+                    .unwrap_err()
+                    .var,
+                "ATTACHMENTS_METRICS_NAMESPACE"
+            );
+        }
         const { assert!(DEFAULT_MAX_UPLOAD_BYTES < LAMBDA_MAX_UPLOAD_BYTES) };
     }
 

@@ -1,11 +1,13 @@
 //! Running one route of the table as a Lambda function behind API Gateway (HTTP API, payload
 //! v2). Configuration, clients and the app are built once per container, before the first event.
+//! Every event ends with its request line (see [`crate::telemetry::request`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use lambda_http::{service_fn, Body};
+use lambda_http::{service_fn, Body, RequestExt};
 
 use crate::config::Config;
 use crate::http::routes::{self, Route};
@@ -42,13 +44,67 @@ pub fn into_response(resp: crate::http::Response) -> lambda_http::Response<Body>
     lambda_http::Response::from_parts(parts, body)
 }
 
-/// Serves one event with one route.
+/// The ids an event carries: Lambda's request id, API Gateway's, and the X-Ray trace header.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EventIds {
+    pub lambda_request_id: Option<String>,
+    pub api_request_id: Option<String>,
+    pub trace_header: Option<String>,
+}
+
+impl EventIds {
+    pub fn of(event: &lambda_http::Request) -> Self {
+        let lambda = event.lambda_context_ref();
+        let api_request_id = match event.request_context_ref() {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        Self {
+            lambda_request_id: lambda.map(|c| c.request_id.clone()),
+            api_request_id,
+            trace_header: lambda.and_then(|c| c.xray_trace_id.clone()),
+        }
+    }
+}
+
+/// Serves one event with one route, and logs its line.
 pub async fn handle(
     app: &Arc<App>,
     route: &'static Route,
     event: lambda_http::Request,
 ) -> lambda_http::Response<Body> {
+    use crate::telemetry::request;
+    let started = Instant::now();
+    let ids = EventIds::of(&event);
+    let method = event.method().clone();
+    let path = event.uri().path().to_owned();
     let req = into_request(event);
+    let bytes_in = req.body().len() as u64;
+    let (resp, record) = request::scope(respond(app, route, req)).await;
+    request::finish(
+        &request::Outcome {
+            route: route.name,
+            method: method.as_str(),
+            path: &path,
+            status: resp.status().as_u16(),
+            latency: started.elapsed(),
+            bytes_in: Some(bytes_in),
+            bytes_out: Some(resp.body().len() as u64),
+            lambda_request_id: ids.lambda_request_id.as_deref(),
+            api_request_id: ids.api_request_id.as_deref(),
+            trace_id: ids.trace_header.as_deref().and_then(request::trace_root),
+        },
+        record,
+    );
+    into_response(resp)
+}
+
+async fn respond(
+    app: &Arc<App>,
+    route: &'static Route,
+    req: crate::http::Request,
+) -> crate::http::Response {
     let resp = if req.body().len() > app.limits.max_upload_bytes {
         (route.errors)(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,7 +116,7 @@ pub async fn handle(
     } else {
         routes::dispatch_route(app, route, req).await
     };
-    into_response(crate::http::hardened(resp))
+    crate::http::hardened(resp)
 }
 
 /// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary
@@ -68,7 +124,7 @@ pub async fn handle(
 /// that it links its own handler and not every other one.
 pub async fn run(route: &'static Route) -> Result<(), Error> {
     let cfg = Config::from_env()?;
-    crate::telemetry::init(cfg.json_logs);
+    crate::telemetry::init(&cfg);
     let built = setup::build(&cfg).await?;
     let app = built.app;
     // The event fixtures' data when asked for, and keys given in the environment (local runs:

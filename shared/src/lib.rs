@@ -10,6 +10,7 @@ pub mod api_docs;
 pub mod blocking;
 pub mod config;
 pub mod console;
+pub mod dead_letters;
 pub mod domain;
 pub mod fixtures;
 pub mod http;

@@ -2,7 +2,9 @@
 //! `POST /v1/attachments/{id}/complete`, so a client that uploads directly to S3 and never
 //! calls `complete` still ends up with a verified attachment. Both S3 notification events
 //! (`Records`) and EventBridge "Object Created" events are understood; a repeated event
-//! changes nothing. The same function, on a schedule, sweeps expired uploads.
+//! changes nothing. The same function, on a schedule, sweeps expired uploads. An event it
+//! cannot handle fails, and after Lambda's retries lands in the function's on-failure
+//! destination (a dead-letter queue that `attachments-admin dlq` reads and redrives).
 
 use std::sync::Arc;
 
@@ -13,26 +15,66 @@ use crate::config::Config;
 use crate::service::App;
 use crate::setup;
 
-/// The object keys an event names as created.
-pub fn created_keys(event: &Value) -> Vec<String> {
-    let mut keys = Vec::new();
+/// What an event asks of the finalize function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageEvent {
+    /// Objects created: verify the uploads they finish.
+    Created(Vec<String>),
+    /// The hourly schedule: sweep, and report the oldest upload under way.
+    Sweep,
+}
+
+/// An event the function cannot act on. It fails the invocation, so that Lambda retries it and
+/// then hands it to the function's on-failure destination, where an operator sees it, rather
+/// than being acknowledged and forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a storage event this function handles: {0}")]
+pub struct UnknownEvent(pub String);
+
+/// What an event is: S3 notifications (`Records`, whose created objects it verifies; other
+/// records are not for it), an EventBridge "Object Created" event, or the schedule.
+pub fn parse(event: &Value) -> Result<StorageEvent, UnknownEvent> {
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        let mut keys = Vec::new();
         for r in records {
             let created = r
                 .get("eventName")
                 .and_then(Value::as_str)
                 .is_some_and(|n| n.starts_with("ObjectCreated"));
-            if let (true, Some(k)) = (created, r.pointer("/s3/object/key").and_then(Value::as_str))
-            {
-                keys.push(decode_key(k));
+            if created {
+                let key = r
+                    .pointer("/s3/object/key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        UnknownEvent("an ObjectCreated record without s3.object.key".into())
+                    })?;
+                keys.push(decode_key(key));
             }
         }
-    } else if event.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
-        if let Some(k) = event.pointer("/detail/object/key").and_then(Value::as_str) {
-            keys.push(decode_key(k));
-        }
+        return Ok(StorageEvent::Created(keys));
     }
-    keys
+    match event.get("detail-type").and_then(Value::as_str) {
+        Some("Scheduled Event") => Ok(StorageEvent::Sweep),
+        Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
+        {
+            Some(k) => Ok(StorageEvent::Created(vec![decode_key(k)])),
+            None => Err(UnknownEvent(
+                "an Object Created event without detail.object.key".into(),
+            )),
+        },
+        Some(other) => Err(UnknownEvent(format!("detail-type {other:?}"))),
+        None => Err(UnknownEvent(
+            "neither S3 Records nor an EventBridge event".into(),
+        )),
+    }
+}
+
+/// The object keys an event names as created (none for any other event).
+pub fn created_keys(event: &Value) -> Vec<String> {
+    match parse(event) {
+        Ok(StorageEvent::Created(keys)) => keys,
+        _ => Vec::new(),
+    }
 }
 
 /// S3 notifications URL-encode keys (`+` for a space). Ours never need it, but decoding keeps
@@ -45,34 +87,106 @@ fn decode_key(k: &str) -> String {
         .unwrap_or(plus)
 }
 
-/// Verifies every object an event names. Keys that name nothing of ours are ignored; a
-/// storage failure is returned, so Lambda retries the event. A scheduled event runs the sweep
-/// of expired uploads and unfinished deletions instead.
-pub async fn handle(app: &App, event: &Value) -> Result<usize, crate::service::ServiceError> {
-    if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        return app.sweep(now).await;
-    }
-    let mut verified = 0;
-    for key in created_keys(event) {
-        if app.finalize_key(&key).await?.is_some() {
-            verified += 1;
+/// Why handling an event failed: Lambda retries it, then hands it to the on-failure destination.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownEvent),
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
+}
+
+/// Handles one event: verifies every object it names (keys that name nothing of ours are
+/// ignored), or sweeps expired uploads and unfinished deletions and reports the age of the
+/// oldest upload still under way. A storage failure or an event it cannot read is an error.
+/// Returns how many uploads it verified or leftovers it swept.
+pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
+    match parse(event)? {
+        StorageEvent::Sweep => {
+            let now = time::OffsetDateTime::now_utc();
+            let swept = app.sweep(now.unix_timestamp()).await?;
+            report_oldest_unverified(app, now).await;
+            Ok(swept)
+        }
+        StorageEvent::Created(keys) => {
+            let mut verified = 0;
+            for key in keys {
+                if app.finalize_key(&key).await?.is_some() {
+                    verified += 1;
+                }
+            }
+            Ok(verified)
         }
     }
-    Ok(verified)
+}
+
+/// The age of the oldest upload under way, as a metric (zero when there is none). A failed read
+/// reports nothing: the alarm treats missing data as a problem.
+async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
+    match app.oldest_unverified_upload().await {
+        Ok(started) => {
+            let age = started.map_or(std::time::Duration::ZERO, |s| {
+                (now - s).try_into().unwrap_or(std::time::Duration::ZERO)
+            });
+            crate::telemetry::metrics::oldest_unverified_upload(age);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
+    }
+}
+
+/// Handles one invocation and logs its line, as the API functions log theirs: the Lambda
+/// request id, what the event was, the outcome and the time it took, and the metrics the
+/// handling recorded.
+pub async fn invoke(
+    app: &App,
+    event: &Value,
+    lambda_request_id: Option<&str>,
+    trace_header: Option<&str>,
+) -> Result<usize, EventError> {
+    use crate::telemetry::request;
+    let started = std::time::Instant::now();
+    let kind = match parse(event) {
+        Ok(StorageEvent::Sweep) => "sweep",
+        Ok(StorageEvent::Created(_)) => "object-created",
+        Err(_) => "unknown",
+    };
+    let (result, record) = request::scope(handle(app, event)).await;
+    request::finish(
+        &request::Outcome {
+            route: "finalize",
+            method: "EVENT",
+            path: kind,
+            status: if result.is_ok() { 200 } else { 500 },
+            latency: started.elapsed(),
+            lambda_request_id,
+            trace_id: trace_header.and_then(request::trace_root),
+            ..Default::default()
+        },
+        record,
+    );
+    if let Err(e) = &result {
+        tracing::error!(error = %e, event = kind, "storage event failed");
+    }
+    result
 }
 
 /// The finalize function's `main`.
 pub async fn run() -> Result<(), lambda_http::Error> {
     let cfg = Config::from_env()?;
-    crate::telemetry::init(cfg.json_logs);
+    crate::telemetry::init(&cfg);
     let app: Arc<App> = setup::build(&cfg).await?.app;
     setup::load_fixtures_if_asked(&app, &cfg).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move {
-            let n = handle(&app, &event.payload).await?;
-            tracing::info!(verified = n, "storage event handled");
+            let ctx = &event.context;
+            let n = invoke(
+                &app,
+                &event.payload,
+                Some(&ctx.request_id),
+                ctx.xray_trace_id.as_deref(),
+            )
+            .await?;
             Ok::<_, lambda_http::Error>(serde_json::json!({ "verified": n }))
         }
     }))
@@ -94,5 +208,28 @@ mod tests {
         let eb = serde_json::json!({"detail-type": "Object Created", "detail": {"object": {"key": "t/a/v"}}});
         assert_eq!(created_keys(&eb), vec!["t/a/v"]);
         assert!(created_keys(&serde_json::json!({"detail-type": "Object Deleted"})).is_empty());
+    }
+
+    #[test]
+    fn events_it_cannot_act_on_are_errors_not_silence() {
+        use serde_json::json;
+        assert_eq!(
+            parse(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})),
+            Ok(StorageEvent::Sweep)
+        );
+        // S3 notifications of other kinds are not for it, and say so by naming no key.
+        assert_eq!(
+            parse(&json!({"Records": [{"eventName": "ObjectRemoved:Delete"}]})),
+            Ok(StorageEvent::Created(vec![]))
+        );
+        for bad in [
+            json!({"detail-type": "Object Created", "detail": {}}),
+            json!({"detail-type": "Object Deleted"}),
+            json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}),
+            json!({"hello": "world"}),
+            json!([1, 2]),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad}");
+        }
     }
 }

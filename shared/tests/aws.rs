@@ -68,6 +68,7 @@ direct_on_aws!(
     type_checked_at_completion,
     concurrent_completion_and_events,
     expired_uploads_are_swept,
+    oldest_unverified_upload,
     placeholder_gets_its_file,
     direct_bad_input,
     parts_cannot_hold_more_than_declared,
@@ -644,8 +645,19 @@ mod adapters {
         let t = TenantId::parse("a").unwrap();
         let p = parent("uploads");
         put_parent(&dynamo, &t, &p).await;
+        // Direct uploads under way, each in whichever shard its id gives.
         let mut pending: Vec<Attachment> = (1..=30)
-            .map(|i| attachment(&t, &p, AttachmentStatus::Pending, Some(100 + i)))
+            .map(|i| {
+                let mut a = attachment(&t, &p, AttachmentStatus::Pending, Some(100 + i));
+                a.upload = a.content.take().map(|version| PendingUpload {
+                    version,
+                    declared_sha256: None,
+                    multipart: None,
+                    expires_at: 100 + i,
+                    verifying_since: None,
+                });
+                a
+            })
             .collect();
         // Created in another order than they expire.
         pending.reverse();
@@ -677,6 +689,12 @@ mod adapters {
             ids(dynamo.expired_pending(111, 100).await.unwrap()),
             all[..10]
         );
+        // The oldest upload under way is the earliest of every shard's, wherever it is.
+        for gone in &all[..3] {
+            let oldest = dynamo.oldest_upload_under_way().await.unwrap();
+            assert_eq!(oldest.map(|a| a.id), Some(*gone));
+            assert!(dynamo.delete_attachment(&t, *gone).await.unwrap());
+        }
     }
 
     /// A parent whose listed attachments are separated by more hidden ones (abandoned uploads)
@@ -1034,6 +1052,330 @@ async fn conditional_dialect_listings() {
 async fn conditional_link_windows() {
     let h = Harness::aws_with(Opts::var("ATTACHMENTS_LINK_TTL_SECONDS", "4")).await;
     behaviour::conditional_link_windows(&h, 4).await;
+}
+
+/// Under a sampled Lambda invocation, every DynamoDB and S3 call of an upload reaches the X-Ray
+/// daemon as a subsegment of the function's segment, with its operation, status, bucket and
+/// request id; a call the service refuses is marked with its error code.
+#[tokio::test]
+async fn aws_calls_are_xray_subsegments() {
+    use attachments::domain::{FileName, ParentId, ParentKind, ParentRef, Principal, TenantId};
+    use attachments::service::{
+        AttachmentFields, NewFile, ParentFields, UploadRules, UploadTarget,
+    };
+    use tracing::Instrument;
+    use tracing_subscriber::prelude::*;
+
+    let h = Harness::aws().await;
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    daemon
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let layer = attachments::telemetry::xray::XrayLayer::new(daemon.local_addr().unwrap())
+        .unwrap()
+        .with_filter(attachments::telemetry::xray::interest());
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let header = "Root=1-65dfb5a1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1";
+    let invoke = tracing::info_span!(
+        "Lambda runtime invoke",
+        requestId = "r",
+        xrayTraceId = header
+    );
+    let who = Principal {
+        tenant: TenantId::parse("a").unwrap(),
+        owner: "o".into(),
+    };
+    let parent = ParentRef::new(
+        ParentKind::parse("profile").unwrap(),
+        ParentId::parse("traced").unwrap(),
+    );
+    async {
+        h.app
+            .put_parent(&who, parent.clone(), ParentFields::default())
+            .await
+            .unwrap();
+        let file = NewFile {
+            file_name: FileName::parse("traced.txt").unwrap(),
+            bytes: bytes::Bytes::from_static(b"hello, traced world"),
+        };
+        h.app
+            .upload(
+                &who,
+                &parent,
+                file,
+                AttachmentFields::default(),
+                UploadTarget::New,
+                UploadRules::default(),
+            )
+            .await
+            .unwrap();
+        // A client of the same kind, on a table that does not exist.
+        let sdk = support::aws::sdk_from(&[
+            ("AWS_ACCESS_KEY_ID", support::aws::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", support::aws::SECRET_KEY.into()),
+            ("AWS_REGION", support::aws::REGION.into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", support::aws::moto_endpoint()),
+            (
+                "AWS_CONFIG_FILE",
+                "/nonexistent/attachments-tests/config".into(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments-tests/credentials".into(),
+            ),
+        ])
+        .await;
+        attachments::store::sdk::dynamodb_client(&sdk)
+            .describe_table()
+            .table_name("no-such-table")
+            .send()
+            .await
+            .unwrap_err();
+    }
+    .instrument(invoke)
+    .await;
+    let mut docs = Vec::new();
+    let mut buf = [0u8; 65_536];
+    while let Ok(n) = daemon.recv(&mut buf) {
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        let (head, doc) = text.split_once('\n').unwrap();
+        assert_eq!(head, r#"{"format": "json", "version": 1}"#);
+        docs.push(serde_json::from_str::<serde_json::Value>(doc).unwrap());
+    }
+    let ops: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["name"].as_str().unwrap(),
+                d["aws"]["operation"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(ops.iter().any(|o| o.starts_with("DynamoDB ")), "{ops:?}");
+    assert!(ops.iter().any(|o| o == "S3 PutObject"), "{ops:?}");
+    let (failed, docs): (Vec<_>, Vec<_>) = docs
+        .into_iter()
+        .partition(|d| d["aws"]["operation"] == "DescribeTable");
+    let [failed] = failed.as_slice() else {
+        panic!("one DescribeTable: {failed:?}");
+    };
+    assert_eq!(failed["error"], true, "{failed}");
+    assert_eq!(failed["http"]["response"]["status"], 400, "{failed}");
+    assert_eq!(
+        failed["cause"]["exceptions"][0]["type"], "ResourceNotFoundException",
+        "{failed}"
+    );
+    for d in &docs {
+        assert!(d.get("error").is_none() && d.get("fault").is_none(), "{d}");
+        assert_eq!(d["aws"]["retries"], 0, "{d}");
+        if d["name"] == "S3" {
+            assert!(
+                d["aws"]["bucket_name"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("attachments-")),
+                "{d}"
+            );
+        }
+        assert_eq!(d["type"], "subsegment", "{d}");
+        assert_eq!(d["namespace"], "aws");
+        assert_eq!(d["trace_id"], "1-65dfb5a1-0123456789abcdef01234567");
+        assert_eq!(d["parent_id"], "0123456789abcdef");
+        assert_eq!(d["aws"]["region"], support::aws::REGION);
+        assert!(d["http"]["response"]["status"].as_u64().is_some(), "{d}");
+    }
+    // The peers name their requests: moto (DynamoDB) does, and X-Ray shows the id.
+    assert!(
+        docs.iter()
+            .any(|d| d["name"] == "DynamoDB" && d["aws"]["request_id"].is_string()),
+        "{docs:?}"
+    );
+}
+
+/// The finalize function's dead-letter queue (on moto's SQS): a redrive handles the storage
+/// event that can now succeed (and deletes it) and leaves the one that still fails.
+#[tokio::test]
+async fn dead_letters_are_redriven() {
+    use attachments::dead_letters::DeadLetterQueue;
+
+    let h = Harness::aws().await;
+    // moto's SQS, reached as the admin command reaches the queue: the AWS configuration the
+    // SDK loads from the environment (with no SQS endpoint: the queue's URL names its server).
+    use support::aws::{ACCESS_KEY, REGION, SECRET_KEY};
+    let sdk = support::aws::sdk_from(&[
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        (
+            "AWS_CONFIG_FILE",
+            "/nonexistent/attachments-tests/config".into(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/attachments-tests/credentials".into(),
+        ),
+    ])
+    .await;
+    let moto = support::aws::moto_endpoint();
+    let sqs =
+        attachments::store::sdk::sqs_client(&sdk, &format!("{moto}/000000000000/any")).unwrap();
+    let name = format!("dlq-{}", uuid::Uuid::new_v4().simple());
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = DeadLetterQueue::new(&sdk, &url).unwrap();
+
+    // A direct upload whose bytes arrived but whose event the function failed on.
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = behaviour::direct::payload(2000, 4);
+    let up = h
+        .call(
+            "POST",
+            "/v1/parents/profile/p1/uploads",
+            Some(KEY_A),
+            serde_json::json!({"file_name": "late.bin", "content_type": "application/octet-stream", "size": data.len()})
+                .to_string(),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert!(behaviour::direct::post_form(&up["upload"], &data)
+        .await
+        .status
+        .is_success());
+    let key = up["upload"]["fields"]["key"].as_str().unwrap();
+    let record = |event: serde_json::Value| {
+        serde_json::json!({
+            "version": "1.0",
+            "timestamp": "2026-01-02T03:04:05.678Z",
+            "requestContext": {"requestId": "x", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "EventError", "errorMessage": "storage unavailable: timed out"}
+        })
+        .to_string()
+    };
+    let created_event = serde_json::json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": key}}});
+    let deleted_event = serde_json::json!({"detail-type": "Object Deleted", "source": "aws.s3", "detail": {"object": {"key": key}}});
+    for event in [created_event, deleted_event] {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(record(event))
+            .send()
+            .await
+            .unwrap();
+    }
+    let report = attachments::dead_letters::redrive(&h.app, &queue)
+        .await
+        .unwrap();
+    assert_eq!(report.handled.len(), 1, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].1.contains("Object Deleted"), "{report:?}");
+    let id = up["attachment"]["id"].as_str().unwrap();
+    let att = h
+        .get(&format!("/v1/attachments/{id}"), KEY_A)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(att["status"], "ready");
+    // The handled message is gone; the failed one waits, visible, for the next look.
+    assert_eq!(queue.depth().await.unwrap(), (1, 0));
+    let left = attachments::dead_letters::list(&queue).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].condition.as_deref(), Some("RetriesExhausted"));
+    assert!(
+        left[0].describe().contains("Object Deleted"),
+        "{}",
+        left[0].describe()
+    );
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        (1, 0),
+        "listing leaves the queue as it was"
+    );
+}
+
+/// What the finalize function counts as it verifies direct uploads (its EMF metrics): a
+/// verified upload and its bytes; a refused one by its reason (here, bytes that are not the
+/// declared type: S3 itself refuses a form whose bytes are not its declared SHA-256); and what
+/// the sweep then removes.
+#[tokio::test]
+async fn verification_metrics_count_uploads_and_refusals_by_reason() {
+    use attachments::telemetry::metrics::{Metric, Sample};
+    use attachments::telemetry::request;
+
+    let h = Harness::aws().await;
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = behaviour::direct::payload(3000, 7);
+    let uploads = [
+        (
+            serde_json::json!({"file_name": "good.bin", "content_type": "application/octet-stream", "size": data.len()}),
+            None,
+        ),
+        (
+            serde_json::json!({"file_name": "fake.png", "content_type": "image/png", "size": data.len()}),
+            Some("type_mismatch"),
+        ),
+    ];
+    for (body, refusal) in uploads {
+        let up = h
+            .call(
+                "POST",
+                "/v1/parents/profile/p1/uploads",
+                Some(KEY_A),
+                body.to_string(),
+            )
+            .await
+            .expect(201)
+            .json();
+        assert!(behaviour::direct::post_form(&up["upload"], &data)
+            .await
+            .status
+            .is_success());
+        let key = up["upload"]["fields"]["key"].as_str().unwrap();
+        let event = serde_json::json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": key}}});
+        let (handled, record) =
+            request::scope(attachments::storage_events::handle(&h.app, &event)).await;
+        handled.unwrap();
+        let expected = match refusal {
+            None => vec![
+                Sample {
+                    metric: Metric::Uploads,
+                    value: 1.0,
+                    reason: None,
+                },
+                Sample {
+                    metric: Metric::UploadedBytes,
+                    value: data.len() as f64,
+                    reason: None,
+                },
+            ],
+            Some(reason) => vec![Sample {
+                metric: Metric::VerificationFailures,
+                value: 1.0,
+                reason: Some(reason),
+            }],
+        };
+        assert_eq!(record.samples, expected, "{body}");
+    }
+    // Two days on, the refused uploads have said why long enough: the sweep removes them.
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 2 * 86_400;
+    let (swept, record) = request::scope(h.app.sweep(later)).await;
+    let swept = swept.unwrap();
+    assert!(swept >= 1, "{swept}");
+    assert_eq!(
+        record.samples,
+        vec![Sample {
+            metric: Metric::SweptUploads,
+            value: swept as f64,
+            reason: None
+        }]
+    );
 }
 
 /// Credentials from a profile whose `credential_process` is a script (it prints the JSON

@@ -286,3 +286,60 @@ async fn concurrent_versions_do_not_overwrite_each_other() {
     assert_eq!(files.len(), versions.len());
     w.assert_consistent().await;
 }
+
+/// The local server's health check says whether storage answers, without a key: 200, then 503
+/// while the metadata store is down, then 200 again.
+#[tokio::test]
+async fn the_health_check_follows_storage() {
+    let w = world().await;
+    let app = App::new(
+        Arc::new(FaultyMeta(w.meta.clone(), w.plan.clone())),
+        Arc::new(FsBlobStore::new(
+            w.blob_dir.clone(),
+            "http://127.0.0.1:1",
+            Signer::new([5; 32]),
+        )),
+        Signer::new([5; 32]),
+        Limits::default(),
+    );
+    let cfg = attachments::Config::from_lookup(|_| None).unwrap();
+    let built = attachments::setup::Built {
+        app: Arc::new(app),
+        fs_blobs: None,
+    };
+    let server = attachments::local::Server::new(built, &cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+    let _task = support::AbortOnDrop(tokio::spawn(attachments::local::serve(server, listener)));
+
+    let ok = support::fetch(&url).await.expect(200);
+    assert_eq!(ok.json(), serde_json::json!({"status": "ok"}));
+    assert_eq!(ok.header("cache-control"), "no-store");
+    w.plan.fail("get_api_key", 1, Mode::Down);
+    let down = support::fetch(&url).await.expect(503);
+    assert_eq!(down.json(), serde_json::json!({"status": "unavailable"}));
+    w.plan.clear();
+    support::fetch(&url).await.expect(200);
+    let post = support::request("POST", &url, &[], Bytes::new()).await;
+    assert_eq!(post.status, 405);
+}
+
+/// A storage failure fails the finalize function's invocation (the error Lambda retries, then
+/// hands to the dead-letter queue), rather than being swallowed.
+#[tokio::test]
+async fn a_storage_failure_fails_the_storage_event() {
+    let w = world().await;
+    w.plan.fail("expired_pending", 1, Mode::Down);
+    let sweep = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events"});
+    let e = attachments::storage_events::handle(&w.app, &sweep)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("injected"), "{e}");
+    w.plan.clear();
+    assert_eq!(
+        attachments::storage_events::handle(&w.app, &sweep)
+            .await
+            .unwrap(),
+        0
+    );
+}

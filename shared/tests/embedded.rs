@@ -49,6 +49,7 @@ direct_on_embedded!(
     type_checked_at_completion,
     concurrent_completion_and_events,
     expired_uploads_are_swept,
+    oldest_unverified_upload,
     placeholder_gets_its_file,
     direct_bad_input,
     parts_cannot_hold_more_than_declared,

@@ -6,7 +6,8 @@
 //!
 //! Layout: `events/<route-name>/<case>.json` (the event, usable with `sam local invoke -e`) and
 //! `events/<route-name>/<case>.expect.json` (`status`, optional `json` subset, optional
-//! `headers`; the string "*" matches any present value). Every case runs against freshly
+//! `headers`; the string "*" matches any present value; the finalize function's failures
+//! `error`; `metrics`, the metric lines `scripts/lambda-fixtures.py` checks). Every case runs against freshly
 //! prepared data (`attachments::fixtures`), as each `sam local invoke` runs in a new container;
 //! cases named `zz-…` change it. `scripts/lambda-fixtures.py` runs the same events through the
 //! built function binaries behind a Lambda Runtime API.
@@ -145,20 +146,19 @@ async fn run_case(data: &Path, route_name: &str, file: &Path) -> Vec<String> {
     if route_name == "finalize" {
         // Storage events for the finalize function, not API Gateway events.
         let event: Value = serde_json::from_str(&text).unwrap();
-        let n = attachments::storage_events::handle(&app, &event)
-            .await
-            .unwrap();
+        let outcome = attachments::storage_events::handle(&app, &event).await;
         let extra = undeclared(&used.take(), access::FINALIZE);
         if !extra.is_empty() {
             failures.push(format!(
                 "{label}: the finalize function did {extra:?}, which access::FINALIZE does not grant"
             ));
         }
-        if serde_json::json!({ "verified": n }) != expect["json"] {
-            failures.push(format!(
-                "{label}: verified {n}, expected {}",
-                expect["json"]
-            ));
+        // An event it must fail: the error Lambda hands to the on-failure destination.
+        match (outcome, expect.get("error")) {
+            (Ok(n), None) if serde_json::json!({ "verified": n }) == expect["json"] => {}
+            (Ok(n), _) => failures.push(format!("{label}: verified {n}, expected {expect}")),
+            (Err(e), Some(want)) if want["errorMessage"] == e.to_string().as_str() => {}
+            (Err(e), _) => failures.push(format!("{label}: failed ({e}), expected {expect}")),
         }
         return failures;
     }

@@ -360,3 +360,151 @@ fn every_route_has_a_binary_and_every_binary_a_route() {
         );
     }
 }
+
+/// `!Ref Name` (or `!GetAtt X.Y`, `!Sub …`) as (`Ref`, `Name`).
+fn tag(v: &Value) -> Option<(String, String)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            match &t.value {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            },
+        )),
+        _ => None,
+    }
+}
+
+fn reference(name: &str) -> Option<(String, String)> {
+    Some(("Ref".into(), name.into()))
+}
+
+/// Every function writes to a log group of its own, kept `LogRetentionDays` (30 by default),
+/// and has an alarm on its errors and one on its throttles; the API writes JSON access lines
+/// to its own group, kept as long.
+#[test]
+fn every_function_has_a_kept_log_group_and_alarms() {
+    let doc = template();
+    let resources = &doc["Resources"];
+    assert_eq!(doc["Parameters"]["LogRetentionDays"]["Default"], 30);
+    for (logical, f) in functions(&doc) {
+        let group = tag(&f["Properties"]["LoggingConfig"]["LogGroup"]);
+        assert_eq!(group, reference(&format!("{logical}Logs")), "{logical}");
+        let g = &resources[format!("{logical}Logs").as_str()];
+        assert_eq!(g["Type"], "AWS::Logs::LogGroup", "{logical}");
+        assert_eq!(
+            tag(&g["Properties"]["RetentionInDays"]),
+            reference("LogRetentionDays")
+        );
+        for (metric, threshold) in [
+            (
+                "Errors",
+                if logical == "FinalizeFunction" {
+                    "FinalizeErrorsThreshold"
+                } else {
+                    "FunctionErrorsThreshold"
+                },
+            ),
+            ("Throttles", "FunctionThrottlesThreshold"),
+        ] {
+            let a = &resources[format!("{logical}{metric}Alarm").as_str()]["Properties"];
+            assert_eq!(a["Namespace"], "AWS/Lambda", "{logical} {metric}");
+            assert_eq!(a["MetricName"], metric);
+            assert_eq!(tag(&a["Dimensions"][0]["Value"]), reference(&logical));
+            assert_eq!(tag(&a["Threshold"]), reference(threshold));
+        }
+    }
+    let api = &resources["HttpApi"]["Properties"]["AccessLogSettings"];
+    assert_eq!(
+        tag(&api["DestinationArn"]),
+        Some(("GetAtt".into(), "ApiAccessLogGroup.Arn".into()))
+    );
+    let format: serde_json::Value = serde_json::from_str(api["Format"].as_str().unwrap())
+        .expect("the access log format is one JSON object");
+    for field in ["requestId", "integrationRequestId", "status", "routeKey"] {
+        assert!(format.get(field).is_some(), "{field}");
+    }
+    assert_eq!(
+        tag(&resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"]),
+        reference("LogRetentionDays")
+    );
+}
+
+/// Every alarm has a threshold parameter and notifies the optional topic.
+#[test]
+fn every_alarm_has_a_threshold_parameter_and_the_optional_topic() {
+    let doc = template();
+    let alarms: Vec<(&Value, &Value)> = doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    // API 5xx, DynamoDB throttles, dead letters, oldest unverified upload, and two per function.
+    assert_eq!(alarms.len(), 4 + 2 * functions(&doc).len());
+    assert_eq!(doc["Parameters"]["AlarmTopicArn"]["Default"], "");
+    for (name, a) in alarms {
+        let p = &a["Properties"];
+        let (kind, param) = tag(&p["Threshold"]).unwrap_or_default();
+        assert_eq!(kind, "Ref", "{name:?}");
+        assert!(
+            doc["Parameters"][param.as_str()].is_mapping(),
+            "{name:?}: {param}"
+        );
+        for actions in ["AlarmActions", "OKActions"] {
+            let (kind, args) = tag(&p[actions]).unwrap_or_default();
+            assert_eq!(kind, "If", "{name:?} {actions}");
+            assert!(args.contains("HasAlarmTopic"), "{name:?} {actions}");
+        }
+    }
+}
+
+/// The finalize function sends what it fails on to a dead-letter queue, whose depth has an
+/// alarm; tracing is a parameter, on by default.
+#[test]
+fn failed_storage_events_land_in_a_watched_queue_and_tracing_is_on() {
+    let doc = template();
+    let r = &doc["Resources"];
+    let invoke = &r["FinalizeFunction"]["Properties"]["EventInvokeConfig"];
+    assert_eq!(invoke["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert_eq!(
+        tag(&invoke["DestinationConfig"]["OnFailure"]["Destination"]),
+        Some(("GetAtt".into(), "FinalizeDeadLetterQueue.Arn".into()))
+    );
+    assert_eq!(r["FinalizeDeadLetterQueue"]["Type"], "AWS::SQS::Queue");
+    let depth = &r["DeadLetterDepthAlarm"]["Properties"];
+    assert_eq!(depth["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!(
+        tag(&depth["Dimensions"][0]["Value"]),
+        Some(("GetAtt".into(), "FinalizeDeadLetterQueue.QueueName".into()))
+    );
+    assert_eq!(doc["Parameters"]["TracingEnabled"]["Default"], "true");
+    let (kind, args) = tag(&doc["Globals"]["Function"]["Tracing"]).unwrap();
+    assert_eq!(kind, "If");
+    assert!(
+        args.contains("TracingOn") && args.contains("Active"),
+        "{args}"
+    );
+}
+
+/// The alarm on the oldest unverified upload reads the metric the functions write, in the
+/// namespace they are given.
+#[test]
+fn the_metric_alarm_reads_what_the_functions_write() {
+    use attachments::telemetry::metrics::Metric;
+    let doc = template();
+    let ns =
+        tag(&doc["Globals"]["Function"]["Environment"]["Variables"]
+            ["ATTACHMENTS_METRICS_NAMESPACE"]);
+    let alarm = &doc["Resources"]["OldestUnverifiedUploadAlarm"]["Properties"];
+    assert!(ns.is_some());
+    assert_eq!(tag(&alarm["Namespace"]), ns);
+    assert_eq!(
+        alarm["MetricName"],
+        Metric::OldestUnverifiedUploadAge.name()
+    );
+    assert_eq!(
+        alarm["TreatMissingData"], "breaching",
+        "a sweep that stops is a problem too"
+    );
+}

@@ -19,7 +19,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         "ATTACHMENTS_PUBLIC_URL" => Some(url.clone()),
         _ => std::env::var(k).ok(),
     })?;
-    attachments::telemetry::init(cfg.json_logs);
+    attachments::telemetry::init(&cfg);
     let (addr, server, listener, _) = attachments::local::start(&cfg, Some(listener)).await?;
     attachments_bench::announce(addr);
     attachments::local::serve(server, listener).await?;

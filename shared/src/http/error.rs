@@ -93,8 +93,35 @@ impl<D> From<MultipartError> for DialectError<D> {
     }
 }
 
+impl Failure {
+    /// Why the request was refused, as the rejected-requests metric counts it; `None` for an
+    /// internal failure, which is no refusal.
+    fn reason(&self) -> Option<&'static str> {
+        use ServiceError as E;
+        match self {
+            Failure::Refused(status, _) => crate::telemetry::metrics::reason_of_status(*status),
+            Failure::Answer(r) => crate::telemetry::metrics::reason_of_status(r.status()),
+            Failure::Service(e) => match e {
+                E::Unauthorized => Some("unauthorized"),
+                E::NotFound(_) => Some("not_found"),
+                E::Invalid(_) => Some("invalid"),
+                E::Unprocessable(_) => Some("unprocessable"),
+                E::Conflict(_) => Some("conflict"),
+                E::TooLarge(_) => Some("too_large"),
+                E::UnsupportedMedia(_) => Some("unsupported_media"),
+                // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
+                E::TooMany(_) => Some("too_many"),
+                E::Internal(_) => None,
+            },
+        }
+    }
+}
+
 impl<D: Dialect> From<DialectError<D>> for Response {
     fn from(e: DialectError<D>) -> Self {
+        if let Some(reason) = e.failure.reason() {
+            crate::telemetry::metrics::rejected(reason);
+        }
         match *e.failure {
             Failure::Refused(status, message) => D::error(status, &message),
             Failure::Answer(r) => r,

@@ -160,6 +160,7 @@ pub fn errors_for_path(path: &str) -> ErrorRenderer {
 impl Route {
     /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
     async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+        crate::telemetry::request::set_route(self.name);
         if self.method != Method::GET {
             return (self.handler)(app.clone(), req, params).await;
         }

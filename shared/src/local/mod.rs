@@ -1,8 +1,9 @@
 //! The local server: the whole API on one machine (`cargo run --release`). It serves the route
 //! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
 //! browser console (`/console`, see [`crate::console`]), the API's description and a page that
-//! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]) and CORS (see
-//! [`crate::http::cors`]).
+//! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]), CORS (see
+//! [`crate::http::cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
+//! one log line, as on Lambda.
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
 //! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
@@ -11,6 +12,7 @@
 mod api;
 mod blobs;
 mod body;
+mod health;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +32,9 @@ use crate::setup::{self, Built, SetupError};
 use crate::store::fs_blob::{FsBlobStore, LINK_PREFIX, POST_PATH};
 
 type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The health check's path: no key, answered before anything else.
+pub const HEALTH_PATH: &str = "/healthz";
 
 fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
@@ -68,16 +73,54 @@ impl Server {
 }
 
 impl Server {
-    /// Serves one request: the console, the API's description, CORS, then the links or the API.
+    /// Serves one request, and logs its line (see [`crate::telemetry::request`]): the single
+    /// exit of every answer.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
+        use crate::telemetry::request;
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let bytes_in = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let (resp, record) = request::scope(self.respond(req)).await;
+        let route = record.route.unwrap_or("unmatched");
+        request::finish(
+            &request::Outcome {
+                route,
+                method: method.as_str(),
+                path: &path,
+                status: resp.status().as_u16(),
+                latency: started.elapsed(),
+                bytes_in,
+                bytes_out: hyper::body::Body::size_hint(resp.body()).exact(),
+                ..Default::default()
+            },
+            record,
+        );
+        resp
+    }
+
+    /// The health check, the console, the API's description, CORS, then the links or the API.
+    async fn respond(&self, req: http::Request<Incoming>) -> http::Response<Body> {
+        use crate::telemetry::request::set_route;
+        if req.uri().path() == HEALTH_PATH {
+            set_route("healthz");
+            return crate::http::hardened(finish(health::check(&self.app, req.method()).await));
+        }
         if let Some(page) = self.console.serve(&req) {
+            set_route("console");
             return crate::http::hardened(finish(page));
         }
         if let Some(page) = crate::api_docs::serve(&req) {
+            set_route("api-docs");
             return crate::http::hardened(finish(page));
         }
         let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
         if let Some(preflight) = self.cors.preflight(&req, blob) {
+            set_route("preflight");
             return crate::http::hardened(finish(preflight));
         }
         let cors = self.cors.verdict(&req, blob);
@@ -90,9 +133,11 @@ impl Server {
         let path = req.uri().path();
         if let Some(blobs) = &self.fs_blobs {
             if path == POST_PATH && req.method() == Method::POST {
+                crate::telemetry::request::set_route("blobs-post");
                 return blobs::receive_form(&self.app, blobs, req, self.body_idle).await;
             }
             if let Some(key) = path.strip_prefix(LINK_PREFIX) {
+                crate::telemetry::request::set_route("blobs");
                 let key = key.to_owned();
                 if req.method() == Method::PUT {
                     return blobs::receive_part(blobs, req, &key, self.body_idle).await;
@@ -183,7 +228,7 @@ pub fn spawn_sweeper(app: Arc<App>) {
 /// The local server's `main`.
 pub async fn run() -> Result<(), SetupError> {
     let cfg = Config::from_env()?;
-    crate::telemetry::init(cfg.json_logs);
+    crate::telemetry::init(&cfg);
     let (addr, server, listener, first_key) = start(&cfg, None).await?;
     if let Some(key) = first_key {
         // Printed once, on the first start of an empty store: the only time it is shown.

@@ -59,7 +59,20 @@ pub(crate) fn hash_key(key: &str) -> String {
 
 impl App {
     /// Resolves a presented key to its principal; a missing, unknown or revoked key is refused.
+    /// The request's log line names the tenant from then on (never the key).
     pub async fn authenticate(&self, presented: Option<&str>) -> ServiceResult<Principal> {
+        let who = self.principal_of(presented).await?;
+        crate::telemetry::request::set_tenant(who.tenant.as_str());
+        Ok(who)
+    }
+
+    /// Whether a key would authenticate, without the request being taken as authenticated
+    /// (the local server's check before it reads a body: the route decides afterwards).
+    pub async fn knows_key(&self, presented: Option<&str>) -> bool {
+        self.principal_of(presented).await.is_ok()
+    }
+
+    async fn principal_of(&self, presented: Option<&str>) -> ServiceResult<Principal> {
         let key = presented
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 512);

@@ -466,6 +466,25 @@ impl App {
         Ok(())
     }
 
+    /// Whether both stores answer: one read, in each, of something that never exists (the
+    /// local server's health check).
+    pub async fn storage_reachable(&self) -> ServiceResult<()> {
+        self.meta.get_api_key("health-check").await?;
+        self.blobs.head("health/check/probe").await?;
+        Ok(())
+    }
+
+    /// When the oldest upload still under way (begun, neither verified, refused nor expired)
+    /// started; `None` when none is. The hourly sweep reports its age as a metric, whose alarm
+    /// says uploads stay unverified (see the README, *Operating it*).
+    pub async fn oldest_unverified_upload(&self) -> ServiceResult<Option<OffsetDateTime>> {
+        Ok(self
+            .meta
+            .oldest_upload_under_way()
+            .await?
+            .and_then(|a| a.upload.map(|u| u.version.created_at)))
+    }
+
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
     /// window, refused uploads once they have said why, deletions that did not finish, and
     /// whatever lies under the staging prefix that no upload waits for.
@@ -475,7 +494,9 @@ impl App {
         loop {
             let batch = self.meta.expired_pending(now_unix, 100).await?;
             if batch.is_empty() {
-                return Ok(removed + self.sweep_staging().await?);
+                let total = removed + self.sweep_staging().await?;
+                crate::telemetry::metrics::swept(total);
+                return Ok(total);
             }
             for att in batch {
                 match att.status {

@@ -362,6 +362,7 @@ impl App {
             self.undo(&att, Some(&key)).await;
             return Err(refused_or_failed(e));
         }
+        crate::telemetry::metrics::upload(version.size);
         Ok(ready)
     }
 
@@ -413,6 +414,7 @@ impl App {
                 .await;
             return Err(changed_or_failed(e));
         }
+        crate::telemetry::metrics::upload(version.size);
         Ok(next)
     }
 

@@ -201,4 +201,8 @@ impl MetadataStore for DynamoStore {
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         self.leftovers(before, limit).await
     }
+
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
+        self.oldest_upload().await
+    }
 }

@@ -2,6 +2,7 @@
 //! store, shaped after what DynamoDB and S3 do well (key access, conditional writes, presigned
 //! links). Adapters: SQLite and a local file store (embedded mode), DynamoDB and S3 (AWS).
 
+pub mod call_spans;
 pub mod dynamo;
 pub mod fs_blob;
 pub mod s3;
@@ -207,6 +208,11 @@ pub trait MetadataStore: Send + Sync {
     /// before `before` — pending uploads past their window, refused uploads, deletions that
     /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
+
+    /// The leftover with an upload under way (a direct upload or a new version not yet
+    /// verified) that expires first, any tenant: with one upload lifetime for all, the oldest
+    /// one. A read of the leftovers index, for the hourly metric of the oldest unverified upload.
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>>;
 }
 
 /// How a download link presents the content, and when it is valid.

@@ -1,8 +1,10 @@
 //! What the two AWS adapters share: the AWS SDK's configuration, loaded once per container by
 //! `aws-config` from the standard sources (environment, shared config and credentials files,
-//! web identity, ECS, IMDS), with one HTTPS client for both services, the standard retry mode
-//! and explicit timeouts; and the credentials that sign what the SDK cannot sign itself (S3 POST
-//! policies), resolved through the SDK's own identity cache.
+//! web identity, ECS, IMDS), with one HTTPS client for both services (and the admin command's
+//! SQS client), the standard retry mode and explicit timeouts; and the credentials that sign
+//! what the SDK cannot sign itself (S3 POST policies), resolved through the SDK's own identity
+//! cache. Every client carries the interceptor that makes each of its calls a span
+//! (`store::call_spans`), which X-Ray shows.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::service_config::ServiceConfigKey;
 
+use super::call_spans::CallSpans;
 use crate::config::ConfigError;
 
 /// Attempts per call, the first included (the standard retry mode's own default, stated here).
@@ -138,7 +141,77 @@ pub fn configured_endpoint(sdk: &SdkConfig, service_id: &str) -> Option<String> 
 
 /// The DynamoDB client: the shared configuration as loaded (its timeouts are DynamoDB's).
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(sdk)
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk).build())
+}
+
+/// The DynamoDB client's configuration, for a caller that adds to it before building the
+/// client (the tests' recorder of what the store writes, `setup::build_aws_with`).
+pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CallSpans)
+}
+
+/// The SQS client for the queue at `queue_url` (the finalize function's dead-letter queue, read
+/// by the admin command): the shared configuration as loaded, over the same HTTPS client. The
+/// queue's URL says where it is: an AWS queue's region (`sqs.<region>.amazonaws.com`) is the
+/// one the client calls, whatever the configured region; any other host (a VPC endpoint, an
+/// emulator) is the client's endpoint, unless one is configured for SQS.
+pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
+    let place = QueuePlace::of(queue_url)?;
+    let mut conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
+    match place {
+        QueuePlace::Aws { region } => {
+            conf = conf.region(aws_types::region::Region::new(region));
+        }
+        QueuePlace::Elsewhere { origin } => {
+            if configured_endpoint(sdk, "SQS").is_none() {
+                conf = conf.endpoint_url(origin);
+            }
+        }
+    }
+    Ok(aws_sdk_sqs::Client::from_conf(conf.build()))
+}
+
+/// Where a queue URL points.
+#[derive(Debug, PartialEq, Eq)]
+enum QueuePlace {
+    /// SQS in an AWS region.
+    Aws { region: String },
+    /// Another server, at this origin (`scheme://host:port`).
+    Elsewhere { origin: String },
+}
+
+impl QueuePlace {
+    /// Reads `https://sqs.<region>.amazonaws.com/<account>/<queue>` (or `.amazonaws.com.cn`,
+    /// `sqs-fips.`), or any other `http(s)://host/<account>/<queue>`.
+    fn of(queue_url: &str) -> Result<Self, String> {
+        let not = |why: &str| format!("{queue_url:?} is not a queue URL ({why})");
+        let uri: http::Uri = queue_url.parse().map_err(|_| not("unreadable"))?;
+        let scheme = uri
+            .scheme_str()
+            .filter(|s| matches!(*s, "http" | "https"))
+            .ok_or_else(|| not("not http:// or https://"))?;
+        let authority = uri.authority().ok_or_else(|| not("no host"))?;
+        if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
+            return Err(not("no account and queue in its path"));
+        }
+        let host = authority.host();
+        let region = ["sqs.", "sqs-fips."]
+            .iter()
+            .find_map(|prefix| host.strip_prefix(prefix))
+            .and_then(|rest| {
+                rest.strip_suffix(".amazonaws.com")
+                    .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
+            })
+            .filter(|r| !r.is_empty() && !r.contains('.'));
+        Ok(match region {
+            Some(region) => QueuePlace::Aws {
+                region: region.to_owned(),
+            },
+            None => QueuePlace::Elsewhere {
+                origin: format!("{scheme}://{authority}"),
+            },
+        })
+    }
 }
 
 /// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible
@@ -153,6 +226,7 @@ pub fn s3_client(sdk: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
         .force_path_style(path_style)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .interceptor(CallSpans)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -295,6 +369,43 @@ au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
         .await
         .unwrap();
         assert_eq!(configured_endpoint(&sdk, "S3"), None);
+    }
+
+    #[test]
+    fn queue_urls_say_where_the_queue_is() {
+        assert_eq!(
+            QueuePlace::of("https://sqs.eu-west-3.amazonaws.com/123456789012/dlq"),
+            Ok(QueuePlace::Aws {
+                region: "eu-west-3".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq"),
+            Ok(QueuePlace::Aws {
+                region: "cn-north-1".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("http://127.0.0.1:5000/000000000000/dlq"),
+            Ok(QueuePlace::Elsewhere {
+                origin: "http://127.0.0.1:5000".into()
+            })
+        );
+        assert_eq!(
+            QueuePlace::of("https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com/123456789012/dlq"),
+            Ok(QueuePlace::Elsewhere {
+                origin: "https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com".into()
+            })
+        );
+        for bad in [
+            "sqs.us-east-1.amazonaws.com/1/q",
+            "ftp://sqs.us-east-1.amazonaws.com/1/q",
+            "https://sqs.us-east-1.amazonaws.com/",
+            "https://sqs.us-east-1.amazonaws.com/123456789012",
+            "not a url",
+        ] {
+            assert!(QueuePlace::of(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -742,6 +742,19 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
+        self.with_conn(move |conn| {
+            Ok(all_docs(
+                conn,
+                "SELECT doc FROM attachments WHERE expires_at IS NOT NULL
+                 AND json_extract(doc, '$.upload') IS NOT NULL ORDER BY expires_at LIMIT 1",
+                params![],
+            )?
+            .pop())
+        })
+        .await
+    }
+
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {

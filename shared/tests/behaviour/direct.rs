@@ -666,3 +666,71 @@ pub async fn direct_bad_input(h: &Harness) {
         .unwrap();
     assert!(hidden.is_empty());
 }
+
+/// The hourly sweep's view of the oldest upload under way (the metric its alarm watches): the
+/// first one begun, until it is verified; refused and finished uploads do not count.
+pub async fn oldest_unverified_upload(h: &Harness) {
+    assert_eq!(h.app.oldest_unverified_upload().await.unwrap(), None);
+    h.parent(KEY_A, "profile", "p1").await;
+    let data = payload(1000, 9);
+    let first = begin(h, "profile/p1", json!({"file_name": "a.bin", "content_type": "application/octet-stream", "size": data.len()}))
+        .await
+        .expect(201)
+        .json();
+    let started = h
+        .app
+        .oldest_unverified_upload()
+        .await
+        .unwrap()
+        .expect("one under way");
+    let age = time::OffsetDateTime::now_utc() - started;
+    assert!(
+        age.whole_seconds() >= 0 && age.whole_seconds() < 60,
+        "{age}"
+    );
+    // A later upload, and one refused at verification (not a PNG), change nothing meanwhile.
+    let second = begin(
+        h,
+        "profile/p1",
+        json!({"file_name": "b.bin", "content_type": "application/octet-stream", "size": 5}),
+    )
+    .await
+    .expect(201)
+    .json();
+    let not_png = payload(64, 3);
+    let refused = begin(
+        h,
+        "profile/p1",
+        json!({"file_name": "c.png", "content_type": "image/png", "size": not_png.len()}),
+    )
+    .await
+    .expect(201)
+    .json();
+    assert!(post_form(&refused["upload"], &not_png)
+        .await
+        .status
+        .is_success());
+    complete(h, refused["attachment"]["id"].as_str().unwrap())
+        .await
+        .expect(422);
+    assert_eq!(
+        h.app.oldest_unverified_upload().await.unwrap(),
+        Some(started)
+    );
+    // Once the first is verified, the second is the oldest; once both are, none is left.
+    assert!(post_form(&first["upload"], &data).await.status.is_success());
+    complete(h, first["attachment"]["id"].as_str().unwrap())
+        .await
+        .expect(200);
+    let next = h.app.oldest_unverified_upload().await.unwrap().unwrap();
+    assert!(next >= started, "{next} before {started}");
+    assert_ne!(Some(next), None);
+    assert!(post_form(&second["upload"], b"12345")
+        .await
+        .status
+        .is_success());
+    complete(h, second["attachment"]["id"].as_str().unwrap())
+        .await
+        .expect(200);
+    assert_eq!(h.app.oldest_unverified_upload().await.unwrap(), None);
+}

@@ -168,8 +168,8 @@ impl Intercept for Recorder {
 }
 
 impl Recorder {
-    /// The DynamoDB client of `sdk` with this recorder on it. One thing differs from the
-    /// service's client: each attempt may take 30 s, not 3. Moto copies a whole table for
+    /// The service's DynamoDB client over `sdk` with this recorder on it. One thing differs
+    /// from the service's own: each attempt may take 30 s, not 3. Moto copies a whole table for
     /// every transaction (to roll it back), which for the tables of thousands of items these
     /// tests load takes seconds on a busy machine; and moto ignores `ClientRequestToken`, so an
     /// attempt cut short and sent again would fail its own conditions, where DynamoDB answers
@@ -183,7 +183,7 @@ impl Recorder {
             .operation_timeout(Duration::from_secs(60))
             .build();
         aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(sdk)
+            attachments::store::sdk::dynamodb_config(sdk)
                 .interceptor(self.clone())
                 .timeout_config(timeouts)
                 .build(),

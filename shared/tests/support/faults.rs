@@ -195,7 +195,7 @@ impl MetadataStore for FaultyMeta {
         self.0.put_api_key(key).await
     }
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.0.get_api_key(hash).await
+        guard(&self.1, "get_api_key", self.0.get_api_key(hash)).await
     }
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         self.0.list_api_keys().await
@@ -325,6 +325,14 @@ impl MetadataStore for FaultyMeta {
         .await
     }
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        self.0.expired_pending(before, limit).await
+        guard(
+            &self.1,
+            "expired_pending",
+            self.0.expired_pending(before, limit),
+        )
+        .await
+    }
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
+        self.0.oldest_upload_under_way().await
     }
 }

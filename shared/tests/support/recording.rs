@@ -282,4 +282,8 @@ impl MetadataStore for RecordingMeta {
         self.1.note(&[IndexRead, TableRead]);
         self.0.expired_pending(before, limit).await
     }
+    async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
+        self.1.note(&[IndexRead]);
+        self.0.oldest_upload_under_way().await
+    }
 }

@@ -305,15 +305,15 @@ impl App {
                 "{} bytes were uploaded, {} were declared",
                 info.size, upload.version.size
             );
-            return self.reject(att, &staged, why).await;
+            return self.reject(att, &staged, Refusal::SizeMismatch, why).await;
         }
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
         let inspection = self
             .inspect(source, &info, &upload.version, receipt)
             .await
             .map_err(replaced_meanwhile)?;
-        if let Some(why) = judge(&upload, &inspection) {
-            return self.reject(att, &staged, why).await;
+        if let Some((reason, why)) = judge(&upload, &inspection) {
+            return self.reject(att, &staged, reason, why).await;
         }
         if source == staged {
             self.blobs
@@ -352,7 +352,10 @@ impl App {
         let total: u64 = parts.iter().map(|p| p.size).sum();
         if total > size || parts.iter().any(|p| p.number > mp.parts) {
             let why = format!("more than the declared {size} bytes were uploaded");
-            return self.reject(att.clone(), staged, why).await.map(drop);
+            return self
+                .reject(att.clone(), staged, Refusal::TooManyBytes, why)
+                .await
+                .map(drop);
         }
         let complete = (1..=mp.parts).all(|n| {
             parts
@@ -444,7 +447,10 @@ impl App {
                 .update_attachment(&ready, Expected::of(&current))
                 .await
             {
-                Ok(()) => return Ok(ready),
+                Ok(()) => {
+                    crate::telemetry::metrics::upload(version.size);
+                    return Ok(ready);
+                }
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -470,13 +476,15 @@ impl App {
     }
 
     /// Deletes a refused upload's staged object (never a content) and records why on the
-    /// attachment.
+    /// attachment; counts the refusal by its reason.
     async fn reject(
         &self,
         att: Attachment,
         staged: &str,
+        reason: Refusal,
         why: String,
     ) -> ServiceResult<Attachment> {
+        crate::telemetry::metrics::verification_failed(reason.as_str());
         if let Some(mp) = att.upload.as_ref().and_then(|u| u.multipart.as_ref()) {
             self.blobs.abort_multipart(staged, &mp.upload_id).await?;
         }
@@ -538,15 +546,40 @@ fn replaced_meanwhile(e: StoreError) -> ServiceError {
     }
 }
 
+/// Why a verification refuses an upload: the `Reason` of the `VerificationFailures` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// More bytes, or more parts, than declared.
+    TooManyBytes,
+    /// The object's size is not the declared one.
+    SizeMismatch,
+    /// Its first bytes are not the declared type.
+    TypeMismatch,
+    /// Its SHA-256 is not the declared one.
+    ChecksumMismatch,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::TooManyBytes => "too_many_bytes",
+            Refusal::SizeMismatch => "size_mismatch",
+            Refusal::TypeMismatch => "type_mismatch",
+            Refusal::ChecksumMismatch => "checksum_mismatch",
+        }
+    }
+}
+
 /// Why an inspected upload is refused, if it is: its real type, or its declared checksum.
-fn judge(upload: &PendingUpload, inspection: &Inspection) -> Option<String> {
+fn judge(upload: &PendingUpload, inspection: &Inspection) -> Option<(Refusal, String)> {
     if let Some(why) = &inspection.wrong_type {
-        return Some(why.clone());
+        return Some((Refusal::TypeMismatch, why.clone()));
     }
     match &upload.declared_sha256 {
-        Some(declared) if *declared != inspection.digests.sha256_hex() => {
-            Some("the file's SHA-256 does not match the declared checksum".into())
-        }
+        Some(declared) if *declared != inspection.digests.sha256_hex() => Some((
+            Refusal::ChecksumMismatch,
+            "the file's SHA-256 does not match the declared checksum".into(),
+        )),
         _ => None,
     }
 }

@@ -9,8 +9,8 @@ use futures_util::future::try_join_all;
 use super::counts::{key_of, key_strings, listed_of_item, Listed};
 use super::{
     attachment_sk, doc, expiry_key, key_item, marker_pk, parent_key, parent_pk, s, DynamoStore,
-    Item, QueryInput, QueryOutput, LEFTOVER, LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK,
-    LEGACY_LEFTOVER, MARKER_SHARDS, PK, SK, STATUS,
+    Item, QueryInput, QueryOutput, DOC, LEFTOVER, LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK,
+    LEGACY_LEFTOVER, MARKER_SHARDS, PK, SK, STATUS, UPLOAD,
 };
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, ParentId, ParentKind, ParentRef, TenantId,
@@ -372,10 +372,7 @@ impl DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<Attachment>> {
         let limit = limit.max(1);
-        let mut partitions: Vec<String> = (0..self.leftover_shards)
-            .map(|i| format!("{LEFTOVER}#{i}"))
-            .collect();
-        partitions.push(LEGACY_LEFTOVER.to_owned());
+        let partitions = self.leftover_partitions();
         let reads = partitions.iter().map(|partition| async move {
             let mut found: Vec<(String, Item)> = Vec::new();
             let mut start = None;
@@ -433,5 +430,71 @@ impl DynamoStore {
         }
         out.sort_by_key(|a| (a.expires_at, a.id));
         Ok(out)
+    }
+}
+
+/// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
+const OLDEST_UPLOAD_PAGES: usize = 10;
+
+impl DynamoStore {
+    /// Every partition of the leftovers index the sweep reads: the `N` shards and the one
+    /// partition of tables from before they were sharded.
+    fn leftover_partitions(&self) -> Vec<String> {
+        let mut partitions: Vec<String> = (0..self.leftover_shards)
+            .map(|i| format!("{LEFTOVER}#{i}"))
+            .collect();
+        partitions.push(LEGACY_LEFTOVER.to_owned());
+        partitions
+    }
+
+    /// The leftover with an upload under way that expires first: each partition of the index
+    /// read at once for its first, the earliest of those.
+    pub(super) async fn oldest_upload(&self) -> StoreResult<Option<Attachment>> {
+        let partitions = self.leftover_partitions();
+        let firsts = partitions.iter().map(|p| self.oldest_upload_in(p));
+        Ok(try_join_all(firsts)
+            .await?
+            .into_iter()
+            .flatten()
+            .min_by_key(|a| (a.expires_at, a.id)))
+    }
+
+    /// The first leftover of one partition, in expiry order, with an upload under way. The
+    /// index holds every attribute (`ALL`), so its items are the answer. The filter applies
+    /// after each page is read, so pages of refused uploads and unfinished deletions may come
+    /// first: a few at most, as the sweep removes expired leftovers every hour.
+    async fn oldest_upload_in(&self, partition: &str) -> StoreResult<Option<Attachment>> {
+        let mut start = None;
+        for _ in 0..OLDEST_UPLOAD_PAGES {
+            let resp = self
+                .query(QueryInput {
+                    table_name: &self.table,
+                    index_name: Some(LEFTOVERS_INDEX),
+                    key_condition_expression: "#lpk = :l",
+                    filter_expression: Some("attribute_exists(#upv)"),
+                    projection_expression: Some("#doc"),
+                    expression_attribute_names: HashMap::from([
+                        ("#lpk", LEFTOVER_PK),
+                        ("#upv", UPLOAD),
+                        ("#doc", DOC),
+                    ]),
+                    expression_attribute_values: HashMap::from([(":l", s(partition))]),
+                    limit: Some(100),
+                    exclusive_start_key: start,
+                    ..Default::default()
+                })
+                .await?;
+            if let Some(item) = resp.items.first() {
+                return Ok(Some(doc(item)?));
+            }
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(None),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no upload under way among the first {} leftovers of {partition}: the sweep is not keeping up",
+            OLDEST_UPLOAD_PAGES * 100
+        )))
     }
 }

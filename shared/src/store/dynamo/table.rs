@@ -41,7 +41,8 @@ pub fn bulk_attachment_items(att: &Attachment, leftover_shards: u32) -> StoreRes
 
 /// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
 /// the sparse leftovers index `gsi1` and TTL on [`TTL_ATTRIBUTE`]. For tests and local
-/// emulators. (The store reads only the keys from the index: `KEYS_ONLY` would do as well.)
+/// emulators. The index projects every attribute: the oldest upload under way is read from it
+/// (see [`crate::store::MetadataStore::oldest_upload_under_way`]).
 pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
     let attr = |name: &str| {
         AttributeDefinition::builder()

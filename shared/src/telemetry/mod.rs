@@ -1,10 +1,23 @@
-//! Logging: human-readable locally, JSON on Lambda (with the request id of the invocation's
-//! span). `RUST_LOG` filters (`info`, `warn,attachments=debug`, …), `info` by default.
+//! What an operator sees: logs, metrics and traces.
+//!
+//! - Logs: human-readable locally, JSON on Lambda (with the request id of the invocation's
+//!   span). `RUST_LOG` filters (`info`, `warn,attachments=debug`, …), `info` by default. Every
+//!   request ends with one line of its own ([`request`]).
+//! - Metrics: CloudWatch embedded metric format lines on standard output ([`metrics`]), which
+//!   CloudWatch Logs turns into metrics without any API call.
+//! - Traces: the AWS calls as X-Ray subsegments of the Lambda invocation's trace ([`xray`]),
+//!   sent to the X-Ray daemon Lambda runs beside the function.
+
+pub mod metrics;
+pub mod request;
+pub mod xray;
 
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
+
+use crate::config::Config;
 
 /// The Lambda runtime logs whole events, API keys and bodies included, at trace and debug
 /// level: whatever `RUST_LOG` asks for, these targets log at most `info`.
@@ -29,25 +42,35 @@ fn filter(rust_log: Option<&str>) -> Targets {
     })
 }
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init(json: bool) {
-    let registry =
-        tracing_subscriber::registry().with(filter(std::env::var("RUST_LOG").ok().as_deref()));
-    let _ = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .flatten_event(true)
-                    .with_ansi(false)
-                    .without_time(),
-            )
-            .try_init()
-    } else {
-        registry.with(fmt::layer().with_target(false)).try_init()
+/// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
+/// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
+pub fn init(cfg: &Config) {
+    metrics::configure(cfg.metrics_namespace.clone());
+    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match (cfg.json_logs, on_lambda)
+    {
+        (true, true) => json_layer().without_time().boxed(),
+        (true, false) => json_layer().boxed(),
+        (false, _) => fmt::layer().with_target(false).boxed(),
     };
+    // The X-Ray layer has a filter of its own: traces do not depend on `RUST_LOG`.
+    let traces = xray::XrayLayer::from_env().map(|l| l.with_filter(xray::interest()));
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
+        .with(traces)
+        .try_init();
+}
+
+fn json_layer<S>() -> fmt::Layer<S, fmt::format::JsonFields, fmt::format::Format<fmt::format::Json>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_ansi(false)
 }
 
 #[cfg(test)]

@@ -1,0 +1,193 @@
+//! One log line per request, from the Lambda functions and the local server alike: route,
+//! method, path (never the query string, where Crafter's clients put their key), status,
+//! latency, bytes in and out, the tenant, and the request ids of Lambda and API Gateway.
+//!
+//! The tenant is known only after authentication, deep in a handler: a request runs in a
+//! [`scope`] whose record the use cases fill as they go ([`set_tenant`] on a successful
+//! authentication, the metrics they count), and the server that answered logs it with the
+//! response ([`finish`]). Nothing authenticates twice for the log's sake, and a key never
+//! reaches the record: only the tenant it belongs to.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::metrics::{self, Metric, Sample};
+
+/// The `target` of the request lines (`RUST_LOG=attachments::request=off` silences them).
+pub const TARGET: &str = "attachments::request";
+
+/// What a request's handling recorded about itself.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Record {
+    /// The tenant of the key the request authenticated with.
+    pub tenant: Option<String>,
+    /// The route that served it, when the server did not know it beforehand.
+    pub route: Option<&'static str>,
+    /// Metrics to emit with the request's line.
+    pub samples: Vec<Sample>,
+}
+
+tokio::task_local! {
+    static CURRENT: RefCell<Record>;
+}
+
+/// Runs `f` as one request; returns its output and what it recorded.
+pub async fn scope<F: Future>(f: F) -> (F::Output, Record) {
+    CURRENT
+        .scope(RefCell::new(Record::default()), async move {
+            let out = f.await;
+            let record = CURRENT.with(|r| r.take());
+            (out, record)
+        })
+        .await
+}
+
+/// The request authenticated as `tenant` (outside a request, nothing happens).
+pub fn set_tenant(tenant: &str) {
+    let _ = CURRENT.try_with(|r| r.borrow_mut().tenant = Some(tenant.to_owned()));
+}
+
+/// The request is served by the route (or part of the local server) named `name`.
+pub fn set_route(name: &'static str) {
+    let _ = CURRENT.try_with(|r| r.borrow_mut().route = Some(name));
+}
+
+/// Adds a metric sample to the current request's record; false outside any request.
+pub(super) fn record(sample: Sample) -> bool {
+    CURRENT
+        .try_with(|r| r.borrow_mut().samples.push(sample))
+        .is_ok()
+}
+
+/// How a request went, as its line says it.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome<'a> {
+    pub route: &'a str,
+    pub method: &'a str,
+    /// The path alone: a query string may hold a key.
+    pub path: &'a str,
+    pub status: u16,
+    pub latency: Duration,
+    /// The request body's length (what was read, or declared when it was not read).
+    pub bytes_in: Option<u64>,
+    /// The response body's length, when known before it is sent.
+    pub bytes_out: Option<u64>,
+    /// Lambda's request id of the invocation.
+    pub lambda_request_id: Option<&'a str>,
+    /// API Gateway's request id (also in the API's access log).
+    pub api_request_id: Option<&'a str>,
+    /// The X-Ray trace (`Root=…` of the trace header).
+    pub trace_id: Option<&'a str>,
+}
+
+/// The longest path a line repeats: a client chooses it.
+const MAX_PATH_CHARS: usize = 512;
+
+/// Logs the request's line and emits its metrics. A 4xx whose handler counted no reason of its
+/// own (a refusal before any handler ran: no such route, too large, a stalled body) is counted
+/// here by its status.
+pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
+    let status = http::StatusCode::from_u16(outcome.status).ok();
+    let counted = record
+        .samples
+        .iter()
+        .any(|s| s.metric == Metric::RejectedRequests);
+    if let (false, Some(reason)) = (counted, status.and_then(metrics::reason_of_status)) {
+        record.samples.push(Sample {
+            metric: Metric::RejectedRequests,
+            value: 1.0,
+            reason: Some(reason),
+        });
+    }
+    let path = truncated(outcome.path, MAX_PATH_CHARS);
+    tracing::info!(
+        target: TARGET,
+        route = outcome.route,
+        method = outcome.method,
+        path = path,
+        status = outcome.status,
+        latency_ms = (outcome.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        bytes_in = outcome.bytes_in,
+        bytes_out = outcome.bytes_out,
+        tenant = record.tenant.as_deref(),
+        lambda_request_id = outcome.lambda_request_id,
+        api_request_id = outcome.api_request_id,
+        trace_id = outcome.trace_id,
+        "request"
+    );
+    metrics::emit(&record.samples, &properties(outcome));
+}
+
+/// What the metric lines carry beside their values, to find the request they came from.
+fn properties(outcome: &Outcome<'_>) -> Map<String, Value> {
+    let mut props = Map::new();
+    props.insert("route".into(), json!(outcome.route));
+    if let Some(id) = outcome.lambda_request_id {
+        props.insert("lambda_request_id".into(), json!(id));
+    }
+    if let Some(id) = outcome.api_request_id {
+        props.insert("api_request_id".into(), json!(id));
+    }
+    props
+}
+
+fn truncated(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The `Root=…` part of an X-Ray trace header.
+pub fn trace_root(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_scope_collects_what_its_request_records_and_nothing_leaks_out() {
+        let (out, rec) = scope(async {
+            set_tenant("acme");
+            set_route("native-upload");
+            metrics::upload(42);
+            tokio::task::yield_now().await;
+            metrics::rejected("too_large");
+            7
+        })
+        .await;
+        assert_eq!(out, 7);
+        assert_eq!(rec.tenant.as_deref(), Some("acme"));
+        assert_eq!(rec.route, Some("native-upload"));
+        assert_eq!(rec.samples.len(), 3);
+        // Outside a scope nothing is recorded (and no scope sees another's records).
+        set_tenant("other");
+        assert!(!record(Sample {
+            metric: Metric::Uploads,
+            value: 1.0,
+            reason: None
+        }));
+        let (_, empty) = scope(async {}).await;
+        assert_eq!(empty, Record::default());
+    }
+
+    #[test]
+    fn paths_are_cut_and_trace_roots_found() {
+        assert_eq!(truncated("abcdé", 4), "abcd");
+        assert_eq!(truncated("ab", 4), "ab");
+        assert_eq!(
+            trace_root(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            ),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(trace_root("Parent=1"), None);
+    }
+}
