@@ -20,7 +20,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
-use super::routes::Params;
+use super::params::Params;
 use super::{
     empty, json as json_response, presented_key, query_param, redirect, Request, Response,
 };

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hrflow;
 pub mod multipart;
 pub mod native;
+pub mod params;
 pub mod records;
 pub mod routes;
 

@@ -51,7 +51,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::multipart;
-use super::routes::Params;
+use super::params::Params;
 use super::{empty, json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,

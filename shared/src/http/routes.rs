@@ -12,21 +12,8 @@ use http::{header, HeaderValue, Method, StatusCode};
 use super::conditional::Precondition;
 use super::{assets, crafter, hrflow, native, records, Request, Response};
 use crate::access::Capability;
+pub use crate::http::params::Params;
 use crate::service::App;
-
-/// Path parameters of a matched route, in the order of the pattern.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Params(Vec<(&'static str, String)>);
-
-impl Params {
-    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
@@ -131,7 +118,7 @@ impl Route {
         let mut params = Vec::new();
         loop {
             match (pattern.next(), actual.next()) {
-                (None, None) => return Some(Params(params)),
+                (None, None) => return Some(Params::new(params)),
                 (Some(p), Some(a)) => {
                     if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                         let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;

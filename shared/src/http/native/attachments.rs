@@ -9,7 +9,7 @@ use super::views::{attachment_view, AttachmentView};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::{Attachment, FileName};
 use crate::http::multipart::{self, FilePart};
-use crate::http::routes::Params;
+use crate::http::params::Params;
 use crate::http::{empty, json as json_response, query_pairs, redirect, Request};
 use crate::service::{App, AttachmentFields, NewFile, UploadRules, UploadTarget};
 

@@ -11,7 +11,7 @@ use super::attachments::one_attachment;
 use super::views::{attachment_json, instructions_json};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::{AttachmentId, FileName};
-use crate::http::routes::Params;
+use crate::http::params::Params;
 use crate::http::{json as json_response, Request};
 use crate::service::{
     parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest, ServiceError,
