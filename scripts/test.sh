@@ -37,8 +37,9 @@ fi
 step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda, selenium, openapi-spec-validator, schemathesis) into .tools/venv"
 scripts/tools.sh
 
-step "cargo fmt --check and clippy (warnings are errors)"
+step "cargo fmt --check, clippy (warnings are errors), no import cycle between modules"
 cargo fmt --all -- --check
+scripts/module-cycles.py
 cargo clippy --workspace --all-targets --locked --features attachments-shared/aws-tests -- -D warnings
 
 step "cargo test (embedded backend, fixtures, template, unit tests)"
