@@ -57,6 +57,18 @@ pub fn redirect(location: &str) -> Response {
     r
 }
 
+/// A form's file part as a new file of an upload: it must carry a valid file name.
+pub fn new_file<D>(part: &multipart::FilePart) -> Result<crate::service::NewFile, DialectError<D>> {
+    let name = part
+        .file_name
+        .as_deref()
+        .ok_or_else(|| DialectError::bad_request("every file part needs a filename"))?;
+    Ok(crate::service::NewFile {
+        file_name: crate::domain::FileName::parse(name)?,
+        bytes: part.bytes.clone(),
+    })
+}
+
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
 /// handler sees (and can refuse) them rather than have them vanish.
 pub fn query_pairs(req: &Request) -> Vec<(String, String)> {

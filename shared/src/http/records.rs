@@ -53,9 +53,7 @@ use serde_json::{json, Map, Value};
 use super::multipart;
 use super::params::Params;
 use super::{empty, json as json_response, presented_key, query_pairs, Request, Response};
-use crate::domain::{
-    Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
-};
+use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{
     App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget, VersionScope,
     MAX_RECORDS_PER_CALL,
@@ -316,19 +314,7 @@ fn upload_files(form: &multipart::Form) -> Result<Vec<NewFile>, Error> {
             "the form has no file part (name it file)",
         ));
     }
-    form.files
-        .iter()
-        .map(|part| {
-            let name = part
-                .file_name
-                .as_deref()
-                .ok_or_else(|| Error::bad_request("every file part needs a filename"))?;
-            Ok(NewFile {
-                file_name: FileName::parse(name)?,
-                bytes: part.bytes.clone(),
-            })
-        })
-        .collect()
+    form.files.iter().map(super::new_file).collect()
 }
 
 /// Where an upload's files go: a new version of the attachment `document_id` names (exactly one

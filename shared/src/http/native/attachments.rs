@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::views::{attachment_view, AttachmentView};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
-use crate::domain::{Attachment, FileName};
-use crate::http::multipart::{self, FilePart};
+use crate::domain::Attachment;
+use crate::http::multipart;
 use crate::http::params::Params;
-use crate::http::{empty, json as json_response, query_pairs, redirect, Request};
-use crate::service::{App, AttachmentFields, NewFile, UploadRules, UploadTarget};
+use crate::http::{empty, json as json_response, new_file, query_pairs, redirect, Request};
+use crate::service::{App, AttachmentFields, UploadRules, UploadTarget};
 
 /// The fields of an upload form: the files, and labels every file of the request gets.
 const UPLOAD_FIELDS: &[&str] = &[
@@ -41,18 +41,6 @@ async fn linked_view<'a>(
 /// 200 with one attachment and its links (when it has content).
 pub(super) async fn one_attachment(app: &App, att: &Attachment) -> Answer {
     Ok(json_response(StatusCode::OK, &linked_view(app, att).await?))
-}
-
-/// A file part as a new file: it must carry a valid file name.
-fn new_file(part: &FilePart) -> Result<NewFile, Error> {
-    let name = part
-        .file_name
-        .as_deref()
-        .ok_or_else(|| Error::bad_request("every file part needs a filename"))?;
-    Ok(NewFile {
-        file_name: FileName::parse(name)?,
-        bytes: part.bytes.clone(),
-    })
 }
 
 /// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
