@@ -502,7 +502,8 @@ mod tests {
         )
     }
 
-    fn chunked(
+    /// `data` as a stream of `size`-byte chunks, as a request body arrives.
+    pub(in crate::store::fs_blob) fn chunked(
         data: &[u8],
         size: usize,
     ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {

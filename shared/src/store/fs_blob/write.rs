@@ -359,17 +359,7 @@ pub(super) async fn join(parts: Vec<PathBuf>, dest: PathBuf) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn chunked(
-        data: &[u8],
-        size: usize,
-    ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {
-        let chunks: Vec<_> = data
-            .chunks(size)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        futures_util::stream::iter(chunks)
-    }
+    use crate::store::fs_blob::tests::chunked;
 
     #[tokio::test]
     async fn streams_are_written_whole_and_hashed_on_the_way() {
