@@ -101,46 +101,17 @@ impl DynamoStore {
         let pk = parent_pk(tenant, parent);
         // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
         // attachment still exists.
-        let mut start = after.map(|a| key_item(pk.clone(), attachment_sk(a)));
+        let start = after.map(|a| key_item(pk.clone(), attachment_sk(a)));
         let wanted = limit.saturating_add(1);
         let budget = if include_hidden {
             usize::MAX
         } else {
             wanted.saturating_add(MAX_HIDDEN_SKIPPED)
         };
-        let mut found: Vec<Attachment> = Vec::new();
-        let mut read = 0usize;
-        let mut stopped = None;
-        let mut extra = 0usize;
-        loop {
-            let page = (wanted - found.len())
-                .saturating_add(extra)
-                .min(budget - read);
-            let resp = self
-                .query(attachments_query(
-                    &self.table,
-                    pk.clone(),
-                    include_hidden,
-                    page,
-                    start.take(),
-                ))
-                .await?;
-            read = read.saturating_add(resp.scanned);
-            extra = more_for_hidden(extra, &resp);
-            for item in resp.items {
-                found.push(doc(&item)?);
-            }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => {
-                    if read >= budget {
-                        stopped = Some(attachment_of_key(&k)?);
-                        break;
-                    }
-                    start = Some(k);
-                }
-                _ => break,
-            }
-        }
+        let (mut found, over) = self
+            .read_attachments(&pk, include_hidden, start, wanted, budget, 0)
+            .await?;
+        let stopped = over.as_ref().map(attachment_of_key).transpose()?;
         let more = found.len() > limit;
         found.truncate(limit);
         let next_after = if more {
@@ -252,10 +223,33 @@ impl DynamoStore {
         };
         let budget = target.saturating_add(share);
         let pk = parent_pk(tenant, parent);
+        let (found, over) = self
+            .read_attachments(&pk, false, None, target, budget, SLACK)
+            .await?;
+        if over.is_some() {
+            return Ok(None);
+        }
+        Ok(match want {
+            Want::AtMost(room) if found.len() > room => None,
+            _ => Some(found),
+        })
+    }
+
+    /// A parent's attachments from `start` in strongly consistent Queries, each limited to
+    /// what is still wanted (plus `extra`, grown where hidden ones were stepped over), until
+    /// `target` are found or the partition ends. When `budget` items have been read before
+    /// either, the read stops and says at which key.
+    async fn read_attachments(
+        &self,
+        pk: &str,
+        include_hidden: bool,
+        mut start: Option<Item>,
+        target: usize,
+        budget: usize,
+        mut extra: usize,
+    ) -> StoreResult<(Vec<Attachment>, Option<Item>)> {
         let mut found: Vec<Attachment> = Vec::new();
         let mut read = 0usize;
-        let mut start = None;
-        let mut extra = SLACK;
         loop {
             let page = (target - found.len())
                 .saturating_add(extra)
@@ -263,10 +257,10 @@ impl DynamoStore {
             let resp = self
                 .query(attachments_query(
                     &self.table,
-                    pk.clone(),
-                    false,
+                    pk.to_owned(),
+                    include_hidden,
                     page,
-                    start,
+                    start.take(),
                 ))
                 .await?;
             read = read.saturating_add(resp.scanned);
@@ -275,22 +269,18 @@ impl DynamoStore {
                 found.push(doc(&item)?);
             }
             if found.len() >= target {
-                break;
+                return Ok((found, None));
             }
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => {
                     if read >= budget {
-                        return Ok(None);
+                        return Ok((found, Some(k)));
                     }
                     start = Some(k);
                 }
-                _ => break,
+                _ => return Ok((found, None)),
             }
         }
-        Ok(match want {
-            Want::AtMost(room) if found.len() > room => None,
-            _ => Some(found),
-        })
     }
 
     /// Parents of a kind with listed attachments: every marker shard is read at once, each
