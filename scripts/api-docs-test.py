@@ -83,9 +83,7 @@ def main():
         check(not errors, f"no script errors nor policy violations in the browser's console {errors[:3]}")
         print(f"API browser test: passed in {time.time() - t0:.1f} s; screenshots in {args.log_dir}")
     except BaseException:
-        driver.save_screenshot(os.path.join(args.log_dir, "api-docs-failure.png"))
-        with open(os.path.join(args.log_dir, "api-docs-failure.html"), "w") as f:
-            f.write(driver.page_source)
+        web.save_failure(driver, args.log_dir, "api-docs")
         raise
     finally:
         driver.quit()

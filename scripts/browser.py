@@ -102,3 +102,10 @@ def script_errors(driver):
     """Errors in the browser's console other than the network's (the API's 4xx answers are
     logged as network errors): script errors, and Content-Security-Policy violations."""
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
+
+
+def save_failure(driver, log_dir, name):
+    """A failed test's last screen and page source, kept in the log folder as NAME-failure.*."""
+    driver.save_screenshot(os.path.join(log_dir, f"{name}-failure.png"))
+    with open(os.path.join(log_dir, f"{name}-failure.html"), "w") as f:
+        f.write(driver.page_source)
