@@ -37,9 +37,18 @@ fi
 step "Python tools (cfn-lint, aws-sam-cli, moto, cargo-lambda, selenium, openapi-spec-validator, schemathesis) into .tools/venv"
 scripts/tools.sh
 
-step "cargo fmt --check, clippy (warnings are errors), no import cycle between modules"
+step "cargo fmt --check, clippy (warnings are errors), no import cycle between modules, one HTTP and TLS stack"
 cargo fmt --all -- --check
 scripts/module-cycles.py
+# The AWS backend is the SDK's, over one HTTP and TLS stack (hyper 1, rustls 0.23 with ring).
+tree=$(cargo tree -e normal -p attachments-shared --locked --prefix none)
+for crate in aws-config aws-sdk-dynamodb aws-sdk-s3; do
+  grep -q "^$crate v" <<<"$tree" || { echo "cargo tree: $crate is not a dependency" >&2; exit 1; }
+done
+if grep -E '^(hyper v0\.|rustls v0\.(1|2[0-2])\.|aws-lc-(rs|sys) v)' <<<"$tree"; then
+  echo "cargo tree: a second HTTP or TLS stack (above)" >&2
+  exit 1
+fi
 cargo clippy --workspace --all-targets --locked --features attachments-shared/aws-tests -- -D warnings
 
 step "cargo test (embedded backend, fixtures, template, unit tests)"
