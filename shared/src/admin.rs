@@ -3,98 +3,145 @@
 //! redrive the finalize function's dead-letter queue (see [`crate::dead_letters`]); migrate a
 //! DynamoDB table written by an older version.
 
+use clap::{Parser, Subcommand};
+
 use crate::config::{Backend, Config};
 use crate::domain::TenantId;
 use crate::setup;
 
-const USAGE: &str = "usage:
-  attachments-admin keys create --tenant TENANT [--owner OWNER]
-  attachments-admin keys list
-  attachments-admin keys revoke KEY_ID
-  attachments-admin sweep
-  attachments-admin dlq list --queue QUEUE_URL      (the finalize function's dead-letter queue)
-  attachments-admin dlq redrive --queue QUEUE_URL   (handle its events again; delete those that succeed)
-  attachments-admin fixtures load (backend embedded: the data events/ expects, in a new data folder)
-  attachments-admin init          (backend aws: create the table and bucket, for local emulators)
-  attachments-admin migrate       (backend aws: count the parents of a table from before counts, once)";
+/// The command line of `attachments-admin`; the backend and its settings come from the
+/// environment, as for the service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "attachments-admin",
+    about = "Administers the attachments service's storage"
+)]
+pub struct Admin {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// Runs the command line `args` (without the program name); returns what to print or an error.
-pub async fn run(args: &[String]) -> Result<String, String> {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// API keys.
+    #[command(subcommand)]
+    Keys(Keys),
+    /// Removes leftovers: expired uploads and the content of unfinished deletions.
+    Sweep,
+    /// The finalize function's dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        action: Dlq,
+    },
+    /// The event fixtures' data.
+    #[command(subcommand)]
+    Fixtures(Fixtures),
+    /// Backend aws: creates the table and bucket, for local emulators.
+    Init,
+    /// Backend aws: counts the parents of a table from before counts, once.
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+enum Keys {
+    /// A new key, shown once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Every key, secrets never shown.
+    List,
+    /// Revokes the key with this id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum Dlq {
+    /// Shows the failed storage events.
+    List {
+        #[arg(long)]
+        queue: String,
+    },
+    /// Handles them again; deletes those that succeed.
+    Redrive {
+        #[arg(long)]
+        queue: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Fixtures {
+    /// Loads the data events/ expects into a new embedded data folder.
+    Load,
+}
+
+/// Runs a parsed command line with the configuration of the environment; returns what to
+/// print or an error.
+pub async fn run(admin: Admin) -> Result<String, String> {
     let cfg = Config::from_env().map_err(|e| e.to_string())?;
-    run_with(cfg, args).await
+    run_with(cfg, admin).await
 }
 
 /// [`run`] with the given configuration.
-pub async fn run_with(cfg: Config, args: &[String]) -> Result<String, String> {
-    if args.first().map(String::as_str) == Some("init") {
-        return match cfg.backend {
-            Backend::Aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
-            Backend::Embedded => Ok(format!(
-                "embedded storage needs no set-up (data in {})",
-                cfg.data_dir.display()
-            )),
-        };
-    }
-    if args.first().map(String::as_str) == Some("migrate") {
-        return match cfg.backend {
-            Backend::Aws => migrate(&cfg).await,
-            Backend::Embedded => Ok("embedded storage needs no migration".into()),
-        };
-    }
-    if args.first().map(String::as_str) == Some("fixtures") && cfg.backend != Backend::Embedded {
-        return Err(
+pub async fn run_with(cfg: Config, admin: Admin) -> Result<String, String> {
+    let aws = cfg.backend == Backend::Aws;
+    match admin.command {
+        Command::Init if aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
+        Command::Init => Ok(format!(
+            "embedded storage needs no set-up (data in {})",
+            cfg.data_dir.display()
+        )),
+        Command::Migrate if aws => migrate(&cfg).await,
+        Command::Migrate => Ok("embedded storage needs no migration".into()),
+        Command::Fixtures(_) if aws => Err(
             "fixtures load: only on the embedded backend (the fixtures' API key is public)".into(),
-        );
-    }
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let ["dlq", action @ ("list" | "redrive"), "--queue", url] = words.as_slice() {
-        return dead_letters(&cfg, action, url).await;
-    }
-    let built = setup::build(&cfg).await.map_err(|e| e.to_string())?;
-    let app = built.app;
-    match words.as_slice() {
-        ["keys", "create", rest @ ..] => create_key(&app, rest).await,
-        ["keys", "list"] => list_keys(&app).await,
-        ["keys", "revoke", id] => {
-            app.revoke_key(id).await.map_err(|e| e.to_string())?;
-            Ok(format!("revoked {id}"))
+        ),
+        Command::Dlq { action } => dead_letters(&cfg, action).await,
+        Command::Keys(keys) => {
+            let app = setup::build(&cfg).await.map_err(|e| e.to_string())?.app;
+            match keys {
+                Keys::Create { tenant, owner } => create_key(&app, &tenant, owner.as_deref()).await,
+                Keys::List => list_keys(&app).await,
+                Keys::Revoke { id } => {
+                    app.revoke_key(&id).await.map_err(|e| e.to_string())?;
+                    Ok(format!("revoked {id}"))
+                }
+            }
         }
-        ["fixtures", "load"] => match crate::fixtures::load(&app).await {
-            Ok(()) => Ok(format!(
-                "loaded the event fixtures' data into {} (tenant {}, API key {})",
-                cfg.data_dir.display(),
-                crate::fixtures::TENANT,
-                crate::fixtures::KEY
-            )),
-            Err(crate::fixtures::FixturesError::NotNew) => Err(format!(
-                "{} is not a new data folder (it holds API keys: the fixtures' data, perhaps \
-                 changed by fixtures run since, or other data): remove it, or name a new one",
-                cfg.data_dir.display()
-            )),
-            Err(e) => Err(e.to_string()),
-        },
-        ["sweep"] => {
+        Command::Fixtures(Fixtures::Load) => load_fixtures(&cfg).await,
+        Command::Sweep => {
+            let app = setup::build(&cfg).await.map_err(|e| e.to_string())?.app;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let n = app.sweep(now).await.map_err(|e| e.to_string())?;
             Ok(format!("removed {n} leftovers"))
         }
-        _ => Err(USAGE.into()),
+    }
+}
+
+/// `fixtures load`: the event fixtures' data, into a new embedded data folder only.
+async fn load_fixtures(cfg: &Config) -> Result<String, String> {
+    let app = setup::build(cfg).await.map_err(|e| e.to_string())?.app;
+    match crate::fixtures::load(&app).await {
+        Ok(()) => Ok(format!(
+            "loaded the event fixtures' data into {} (tenant {}, API key {})",
+            cfg.data_dir.display(),
+            crate::fixtures::TENANT,
+            crate::fixtures::KEY
+        )),
+        Err(crate::fixtures::FixturesError::NotNew) => Err(format!(
+            "{} is not a new data folder (it holds API keys: the fixtures' data, perhaps \
+             changed by fixtures run since, or other data): remove it, or name a new one",
+            cfg.data_dir.display()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// `keys create --tenant T [--owner O]`: the new key, shown once.
-async fn create_key(app: &crate::App, flags: &[&str]) -> Result<String, String> {
-    let mut tenant = None;
-    let mut owner = None;
-    let mut it = flags.iter();
-    while let Some(flag) = it.next() {
-        match (*flag, it.next()) {
-            ("--tenant", Some(v)) => tenant = Some(*v),
-            ("--owner", Some(v)) => owner = Some(*v),
-            _ => return Err(USAGE.into()),
-        }
-    }
-    let tenant = TenantId::parse(tenant.ok_or(USAGE)?).map_err(|e| e.to_string())?;
+async fn create_key(app: &crate::App, tenant: &str, owner: Option<&str>) -> Result<String, String> {
+    let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
     let key = app
         .create_key(&tenant, owner)
         .await
@@ -139,14 +186,18 @@ async fn migrate(cfg: &Config) -> Result<String, String> {
 /// `dlq list` and `dlq redrive`: the queue at `url`, reached with the AWS configuration the
 /// SDK loads from the environment (credentials, region, endpoints, as for the table and
 /// bucket); a redrive handles the events with the deployment's own table and bucket.
-async fn dead_letters(cfg: &Config, action: &str, url: &str) -> Result<String, String> {
-    if action == "redrive" && cfg.backend != Backend::Aws {
+async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
+    let (redrive, url) = match &action {
+        Dlq::List { queue } => (false, queue),
+        Dlq::Redrive { queue } => (true, queue),
+    };
+    if redrive && cfg.backend != Backend::Aws {
         return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
     }
     let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
     let queue = crate::dead_letters::DeadLetterQueue::new(&sdk, url)
         .map_err(|e| format!("--queue: {e}"))?;
-    if action == "list" {
+    if !redrive {
         let letters = crate::dead_letters::list(&queue).await?;
         let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
         for l in letters {
@@ -179,8 +230,8 @@ async fn dead_letters(cfg: &Config, action: &str, url: &str) -> Result<String, S
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(str::to_owned).collect()
+    fn args(line: &str) -> Admin {
+        Admin::try_parse_from(std::iter::once("attachments-admin").chain(line.split(' '))).unwrap()
     }
 
     fn config(vars: &[(&str, &str)]) -> Config {
@@ -198,12 +249,12 @@ mod tests {
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
         let cfg = config(&[("ATTACHMENTS_DATA_DIR", data)]);
-        let out = run_with(cfg.clone(), &args("fixtures load")).await.unwrap();
+        let out = run_with(cfg.clone(), args("fixtures load")).await.unwrap();
         assert!(out.contains(crate::fixtures::KEY), "{out}");
         let app = setup::build(&cfg).await.unwrap().app;
         let who = app.authenticate(Some(crate::fixtures::KEY)).await.unwrap();
         assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
-        let again = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        let again = run_with(cfg, args("fixtures load")).await.unwrap_err();
         assert!(again.contains("is not a new data folder"), "{again}");
     }
 
@@ -214,7 +265,7 @@ mod tests {
         let cfg = config(&[("ATTACHMENTS_DATA_DIR", data.to_str().unwrap())]);
         let e = run_with(
             cfg,
-            &args("dlq redrive --queue https://sqs.us-east-1.amazonaws.com/1/q"),
+            args("dlq redrive --queue https://sqs.us-east-1.amazonaws.com/1/q"),
         )
         .await
         .unwrap_err();
@@ -231,7 +282,7 @@ mod tests {
             ("ATTACHMENTS_BUCKET", "b"),
             ("ATTACHMENTS_SECRET", &secret),
         ]);
-        let e = run_with(cfg, &args("fixtures load")).await.unwrap_err();
+        let e = run_with(cfg, args("fixtures load")).await.unwrap_err();
         assert!(e.contains("only on the embedded backend"), "{e}");
     }
 }

@@ -1,9 +1,12 @@
-//! The admin command: API keys, the sweep and the event fixtures' data, on the configured backend.
+//! The admin command: API keys, the sweep, the dead-letter queue and the event fixtures' data, on
+//! the configured backend (`attachments-admin --help`).
+
+use clap::Parser;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match attachments::admin::run(&args).await {
+    let admin = attachments::admin::Admin::parse();
+    match attachments::admin::run(admin).await {
         Ok(out) => {
             println!("{out}");
             std::process::ExitCode::SUCCESS
