@@ -1,4 +1,4 @@
-//! The HTTP rows: the local server (`bench-local-server`: `attachments::local::serve` on one
+//! The HTTP rows: the local server (`bench-local-server`: `functions::local::serve` on one
 //! tokio worker) against a hyper hello world on one worker, both loaded at 32 connections, in
 //! interleaved rounds. "metadata GET" is `GET /v1/attachments/{id}` (one attachment with its
 //! presigned links); "list with links" lists a parent's 20 attachments, each with its links,

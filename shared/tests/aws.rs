@@ -1196,7 +1196,7 @@ async fn aws_calls_are_xray_subsegments() {
 /// event that can now succeed (and deletes it) and leaves the one that still fails.
 #[tokio::test]
 async fn dead_letters_are_redriven() {
-    use attachments::dead_letters::DeadLetterQueue;
+    use functions::admin::dead_letters::DeadLetterQueue;
 
     let h = Harness::aws().await;
     // moto's SQS, reached as the admin command reaches the queue: the AWS configuration the
@@ -1270,7 +1270,7 @@ async fn dead_letters_are_redriven() {
             .await
             .unwrap();
     }
-    let report = attachments::dead_letters::redrive(&h.app, &queue)
+    let report = functions::admin::dead_letters::redrive(&h.app, &queue)
         .await
         .unwrap();
     assert_eq!(report.handled.len(), 1, "{report:?}");
@@ -1285,7 +1285,7 @@ async fn dead_letters_are_redriven() {
     assert_eq!(att["status"], "ready");
     // The handled message is gone; the failed one waits, visible, for the next look.
     assert_eq!(queue.depth().await.unwrap(), (1, 0));
-    let left = attachments::dead_letters::list(&queue).await.unwrap();
+    let left = functions::admin::dead_letters::list(&queue).await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].condition.as_deref(), Some("RetriesExhausted"));
     assert!(

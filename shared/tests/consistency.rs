@@ -307,10 +307,10 @@ async fn the_health_check_follows_storage() {
         app: Arc::new(app),
         fs_blobs: None,
     };
-    let server = attachments::local::Server::new(built, &cfg);
+    let server = functions::local::Server::new(built, &cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/healthz", listener.local_addr().unwrap());
-    let _task = support::AbortOnDrop(tokio::spawn(attachments::local::serve(server, listener)));
+    let _task = support::AbortOnDrop(tokio::spawn(functions::local::serve(server, listener)));
 
     let ok = support::fetch(&url).await.expect(200);
     assert_eq!(ok.json(), serde_json::json!({"status": "ok"}));

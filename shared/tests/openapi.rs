@@ -26,7 +26,7 @@ fn document() -> Value {
     let text = std::fs::read_to_string(path).expect("openapi.yaml at the repository's root");
     assert_eq!(
         text,
-        attachments::api_docs::DOCUMENT,
+        functions::api_docs::DOCUMENT,
         "the server serves the committed document"
     );
     serde_yaml::from_str(&text).expect("openapi.yaml is YAML")

@@ -1,4 +1,4 @@
-//! The subject of the HTTP rows: the local server (`attachments::local::serve`) on a tokio
+//! The subject of the HTTP rows: the local server (`functions::local::serve`) on a tokio
 //! runtime with one worker thread, configured from the environment like `attachments-local`.
 //! It listens on a free loopback port, prints its address, and serves until its standard input
 //! closes (so it never outlives the benchmark).
@@ -20,8 +20,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         _ => std::env::var(k).ok(),
     })?;
     attachments::telemetry::init(&cfg);
-    let (addr, server, listener, _) = attachments::local::start(&cfg, Some(listener)).await?;
+    let (addr, server, listener, _) = functions::local::start(&cfg, Some(listener)).await?;
     attachments_bench::announce(addr);
-    attachments::local::serve(server, listener).await?;
+    functions::local::serve(server, listener).await?;
     Ok(())
 }

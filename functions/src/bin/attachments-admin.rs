@@ -5,8 +5,8 @@ use clap::Parser;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let admin = attachments::admin::Admin::parse();
-    match attachments::admin::run(admin).await {
+    let admin = functions::admin::Admin::parse();
+    match functions::admin::run(admin).await {
         Ok(out) => {
             println!("{out}");
             std::process::ExitCode::SUCCESS

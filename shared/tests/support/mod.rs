@@ -16,10 +16,10 @@ use attachments::config::Config;
 use attachments::domain::{
     Attachment, AttachmentStatus, FileName, ParentRef, TenantId, Version, VersionId,
 };
-use attachments::local::{self, Server};
 use attachments::store::MetadataStore;
 use attachments::App;
 use bytes::Bytes;
+use functions::local::{self, Server};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

@@ -1,13 +1,15 @@
 //! The admin command: create, list and revoke API keys, and run the sweep, on whichever backend
 //! the configuration names; load the event fixtures' data into an embedded store; read and
-//! redrive the finalize function's dead-letter queue (see [`crate::dead_letters`]); migrate a
+//! redrive the finalize function's dead-letter queue (see [`dead_letters`]); migrate a
 //! DynamoDB table written by an older version.
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Backend, Config};
-use crate::domain::TenantId;
-use crate::setup;
+pub mod dead_letters;
+
+use attachments::config::{Backend, Config};
+use attachments::domain::TenantId;
+use attachments::setup;
 
 /// The command line of `attachments-admin`; the backend and its settings come from the
 /// environment, as for the service.
@@ -123,14 +125,14 @@ pub async fn run_with(cfg: Config, admin: Admin) -> Result<String, String> {
 /// `fixtures load`: the event fixtures' data, into a new embedded data folder only.
 async fn load_fixtures(cfg: &Config) -> Result<String, String> {
     let app = setup::build(cfg).await.map_err(|e| e.to_string())?.app;
-    match crate::fixtures::load(&app).await {
+    match attachments::fixtures::load(&app).await {
         Ok(()) => Ok(format!(
             "loaded the event fixtures' data into {} (tenant {}, API key {})",
             cfg.data_dir.display(),
-            crate::fixtures::TENANT,
-            crate::fixtures::KEY
+            attachments::fixtures::TENANT,
+            attachments::fixtures::KEY
         )),
-        Err(crate::fixtures::FixturesError::NotNew) => Err(format!(
+        Err(attachments::fixtures::FixturesError::NotNew) => Err(format!(
             "{} is not a new data folder (it holds API keys: the fixtures' data, perhaps \
              changed by fixtures run since, or other data): remove it, or name a new one",
             cfg.data_dir.display()
@@ -140,7 +142,11 @@ async fn load_fixtures(cfg: &Config) -> Result<String, String> {
 }
 
 /// `keys create --tenant T [--owner O]`: the new key, shown once.
-async fn create_key(app: &crate::App, tenant: &str, owner: Option<&str>) -> Result<String, String> {
+async fn create_key(
+    app: &attachments::App,
+    tenant: &str,
+    owner: Option<&str>,
+) -> Result<String, String> {
     let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
     let key = app
         .create_key(&tenant, owner)
@@ -153,7 +159,7 @@ async fn create_key(app: &crate::App, tenant: &str, owner: Option<&str>) -> Resu
 }
 
 /// `keys list`: a table of every key, secrets never shown.
-async fn list_keys(app: &crate::App) -> Result<String, String> {
+async fn list_keys(app: &attachments::App) -> Result<String, String> {
     let keys = app.list_keys().await.map_err(|e| e.to_string())?;
     let mut out = String::from("ID            TENANT           OWNER                    STATUS\n");
     for k in keys {
@@ -195,10 +201,10 @@ async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
         return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
     }
     let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
-    let queue = crate::dead_letters::DeadLetterQueue::new(&sdk, url)
-        .map_err(|e| format!("--queue: {e}"))?;
+    let queue =
+        dead_letters::DeadLetterQueue::new(&sdk, url).map_err(|e| format!("--queue: {e}"))?;
     if !redrive {
-        let letters = crate::dead_letters::list(&queue).await?;
+        let letters = dead_letters::list(&queue).await?;
         let mut out = format!("{} failed storage event(s) in the queue:\n", letters.len());
         for l in letters {
             out.push_str(&l.describe());
@@ -210,7 +216,7 @@ async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?
         .app;
-    let report = crate::dead_letters::redrive(&app, &queue).await?;
+    let report = dead_letters::redrive(&app, &queue).await?;
     let mut out = format!(
         "handled {} event(s) (deleted from the queue); {} failed again (left in the queue)\n",
         report.handled.len(),
@@ -250,10 +256,13 @@ mod tests {
         let data = data.to_str().unwrap();
         let cfg = config(&[("ATTACHMENTS_DATA_DIR", data)]);
         let out = run_with(cfg.clone(), args("fixtures load")).await.unwrap();
-        assert!(out.contains(crate::fixtures::KEY), "{out}");
+        assert!(out.contains(attachments::fixtures::KEY), "{out}");
         let app = setup::build(&cfg).await.unwrap().app;
-        let who = app.authenticate(Some(crate::fixtures::KEY)).await.unwrap();
-        assert_eq!(who.tenant.as_str(), crate::fixtures::TENANT);
+        let who = app
+            .authenticate(Some(attachments::fixtures::KEY))
+            .await
+            .unwrap();
+        assert_eq!(who.tenant.as_str(), attachments::fixtures::TENANT);
         let again = run_with(cfg, args("fixtures load")).await.unwrap_err();
         assert!(again.contains("is not a new data folder"), "{again}");
     }

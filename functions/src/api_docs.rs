@@ -67,7 +67,7 @@ pub fn serve<B>(req: &Request<B>) -> Option<Response<Bytes>> {
     let (content_type, body, page) = file_for(req.uri().path())?;
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        let mut resp = crate::http::native::error(
+        let mut resp = attachments::http::native::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "the API's description is read with GET",

@@ -87,7 +87,7 @@ impl Console {
              base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         );
         let types: serde_json::Map<String, serde_json::Value> =
-            crate::domain::content::known_types()
+            attachments::domain::content::known_types()
                 .map(|(ext, t)| (ext.to_owned(), serde_json::Value::from(t)))
                 .collect();
         Self {
@@ -112,7 +112,7 @@ impl Console {
         };
         let head = req.method() == Method::HEAD;
         if req.method() != Method::GET && !head {
-            return Some(crate::http::native::error(
+            return Some(attachments::http::native::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "the console is read with GET",

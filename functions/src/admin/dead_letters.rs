@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::Value;
 
-use crate::service::App;
+use attachments::service::App;
 
 /// How long a message read here stays hidden from other readers while the command works: the
 /// finalize function's own time limit, so that a redrive that is still working never sees its
@@ -38,7 +38,7 @@ impl DeadLetterQueue {
     /// configuration `sdk`.
     pub fn new(sdk: &aws_config::SdkConfig, url: &str) -> Result<Self, String> {
         Ok(Self {
-            client: crate::store::sdk::sqs_client(sdk, url)?,
+            client: attachments::store::sdk::sqs_client(sdk, url)?,
             url: url.to_owned(),
         })
     }
@@ -162,9 +162,9 @@ impl DeadLetter {
     pub fn describe(&self) -> String {
         let what = match &self.event {
             None => "unreadable".to_owned(),
-            Some(e) => match crate::storage_events::parse(e) {
-                Ok(crate::storage_events::StorageEvent::Sweep) => "sweep".to_owned(),
-                Ok(crate::storage_events::StorageEvent::Created(keys)) => {
+            Some(e) => match attachments::storage_events::parse(e) {
+                Ok(attachments::storage_events::StorageEvent::Sweep) => "sweep".to_owned(),
+                Ok(attachments::storage_events::StorageEvent::Created(keys)) => {
                     format!("object created: {}", keys.join(", "))
                 }
                 Err(e) => e.to_string(),
@@ -238,7 +238,7 @@ pub async fn redrive(app: &App, queue: &DeadLetterQueue) -> Result<Redrive, Stri
                 kept.push(letter.receipt_handle);
                 continue;
             };
-            match crate::storage_events::invoke(app, event, None, None).await {
+            match attachments::storage_events::invoke(app, event, None, None).await {
                 Ok(_) => {
                     queue.delete(&letter).await?;
                     report.handled.push(letter.message_id);

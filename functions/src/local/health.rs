@@ -4,13 +4,13 @@
 
 use http::{Method, StatusCode};
 
-use crate::http::Response;
-use crate::service::App;
+use attachments::http::Response;
+use attachments::service::App;
 
 /// Answers the health check.
 pub async fn check(app: &App, method: &Method) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        let mut r = crate::http::json(
+        let mut r = attachments::http::json(
             StatusCode::METHOD_NOT_ALLOWED,
             &serde_json::json!({ "error": "method not allowed" }),
         );
@@ -21,10 +21,10 @@ pub async fn check(app: &App, method: &Method) -> Response {
         return r;
     }
     let mut resp = match app.storage_reachable().await {
-        Ok(()) => crate::http::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        Ok(()) => attachments::http::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Err(e) => {
             tracing::error!(error = %e, "health check: storage unreachable");
-            crate::http::json(
+            attachments::http::json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &serde_json::json!({ "status": "unavailable" }),
             )

@@ -10,8 +10,10 @@ use hyper::body::{Frame, Incoming};
 
 use super::body::{chunks, Allowance};
 use super::{finish, full, Body};
-use crate::service::{App, Receipt};
-use crate::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, UploadError, MAX_PART_BYTES};
+use attachments::service::{App, Receipt};
+use attachments::store::fs_blob::{
+    FsBlobStore, LinkError, ReceiveError, UploadError, MAX_PART_BYTES,
+};
 
 /// Why a blob request was refused, with S3's status and code.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,7 @@ impl BlobError {
             BlobError::NotFound => (StatusCode::NOT_FOUND, "NoSuchKey"),
             BlobError::Method => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             BlobError::Upload(U::Receive(ReceiveError::Io(_))) | BlobError::Internal(_) => {
-                crate::http::log_internal(&self);
+                attachments::http::log_internal(&self);
                 return answer(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "InternalError",
@@ -76,7 +78,7 @@ impl BlobError {
 }
 
 fn answer(status: StatusCode, code: &str, message: &str) -> http::Response<Body> {
-    finish(crate::http::native::error(status, code, message))
+    finish(attachments::http::native::error(status, code, message))
 }
 
 fn now() -> i64 {
@@ -102,7 +104,7 @@ pub(super) async fn receive_form(
     idle: std::time::Duration,
 ) -> http::Response<Body> {
     match receive_form_inner(app, blobs, req, idle).await {
-        Ok(()) => finish(crate::http::empty(StatusCode::NO_CONTENT)),
+        Ok(()) => finish(attachments::http::empty(StatusCode::NO_CONTENT)),
         Err(e) => e.into_response(),
     }
 }
@@ -186,7 +188,7 @@ pub(super) async fn receive_part(
     };
     match received.await {
         Ok(etag) => {
-            let mut resp = finish(crate::http::empty(StatusCode::OK));
+            let mut resp = finish(attachments::http::empty(StatusCode::OK));
             if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
                 resp.headers_mut().insert(header::ETAG, v);
             }

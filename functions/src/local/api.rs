@@ -7,8 +7,8 @@ use http::{header, StatusCode};
 use hyper::body::Incoming;
 
 use super::body::{self, BodyError};
-use crate::http::{query_param, routes, Response};
-use crate::service::App;
+use attachments::http::{query_param, routes, Response};
+use attachments::service::App;
 
 /// Serves one API request.
 pub async fn serve(
@@ -51,7 +51,8 @@ pub async fn serve(
 /// routes also read `accessTokenId` from the URL; the route itself applies its own rule).
 async fn has_known_key(app: &App, parts: &http::request::Parts) -> bool {
     let head = http::Request::from_parts(parts.clone(), Bytes::new());
-    let key = crate::http::presented_key(&head).or_else(|| query_param(&head, "accessTokenId"));
+    let key =
+        attachments::http::presented_key(&head).or_else(|| query_param(&head, "accessTokenId"));
     app.knows_key(key.as_deref()).await
 }
 

@@ -2,12 +2,12 @@
 //! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
 //! browser console (`/console`, see [`crate::console`]), the API's description and a page that
 //! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]), CORS (see
-//! [`crate::http::cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
+//! [`attachments::http::cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
 //! one log line, as on Lambda.
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
 //! ([`body`]), keys are checked before bodies are read, the connections it serves at once are
-//! capped, and blocking work runs off its async workers ([`crate::blocking`]).
+//! capped, and blocking work runs off its async workers ([`attachments::blocking`]).
 
 mod api;
 mod blobs;
@@ -26,10 +26,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
-use crate::service::App;
-use crate::setup::{self, Built, SetupError};
-use crate::store::fs_blob::{FsBlobStore, LINK_PREFIX, POST_PATH};
+use attachments::config::Config;
+use attachments::service::App;
+use attachments::setup::{self, Built, SetupError};
+use attachments::store::fs_blob::{FsBlobStore, LINK_PREFIX, POST_PATH};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -40,7 +40,7 @@ fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-fn finish(resp: crate::http::Response) -> http::Response<Body> {
+fn finish(resp: attachments::http::Response) -> http::Response<Body> {
     resp.map(full)
 }
 
@@ -54,7 +54,7 @@ pub struct Server {
     /// How long a request body may send nothing (`ATTACHMENTS_BODY_IDLE_SECONDS`).
     pub body_idle: Duration,
     pub console: Arc<crate::console::Console>,
-    pub cors: Arc<crate::http::cors::Cors>,
+    pub cors: Arc<attachments::http::cors::Cors>,
 }
 
 impl Server {
@@ -67,16 +67,16 @@ impl Server {
             fs_blobs: built.fs_blobs,
             max_connections: cfg.max_connections,
             body_idle: cfg.body_idle,
-            cors: Arc::new(crate::http::cors::Cors::new(cfg.cors_origins.clone())),
+            cors: Arc::new(attachments::http::cors::Cors::new(cfg.cors_origins.clone())),
         }
     }
 }
 
 impl Server {
-    /// Serves one request, and logs its line (see [`crate::telemetry::request`]): the single
+    /// Serves one request, and logs its line (see [`attachments::telemetry::request`]): the single
     /// exit of every answer.
     pub async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Body> {
-        use crate::telemetry::request;
+        use attachments::telemetry::request;
         let started = std::time::Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -105,39 +105,41 @@ impl Server {
 
     /// The health check, the console, the API's description, CORS, then the links or the API.
     async fn respond(&self, req: http::Request<Incoming>) -> http::Response<Body> {
-        use crate::telemetry::request::set_route;
+        use attachments::telemetry::request::set_route;
         if req.uri().path() == HEALTH_PATH {
             set_route("healthz");
-            return crate::http::hardened(finish(health::check(&self.app, req.method()).await));
+            return attachments::http::hardened(finish(
+                health::check(&self.app, req.method()).await,
+            ));
         }
         if let Some(page) = self.console.serve(&req) {
             set_route("console");
-            return crate::http::hardened(finish(page));
+            return attachments::http::hardened(finish(page));
         }
         if let Some(page) = crate::api_docs::serve(&req) {
             set_route("api-docs");
-            return crate::http::hardened(finish(page));
+            return attachments::http::hardened(finish(page));
         }
         let blob = self.fs_blobs.is_some() && req.uri().path().starts_with(LINK_PREFIX);
         if let Some(preflight) = self.cors.preflight(&req, blob) {
             set_route("preflight");
-            return crate::http::hardened(finish(preflight));
+            return attachments::http::hardened(finish(preflight));
         }
         let cors = self.cors.verdict(&req, blob);
         let mut resp = self.route(req).await;
         cors.apply(resp.headers_mut());
-        crate::http::hardened(resp)
+        attachments::http::hardened(resp)
     }
 
     async fn route(&self, req: http::Request<Incoming>) -> http::Response<Body> {
         let path = req.uri().path();
         if let Some(blobs) = &self.fs_blobs {
             if path == POST_PATH && req.method() == Method::POST {
-                crate::telemetry::request::set_route("blobs-post");
+                attachments::telemetry::request::set_route("blobs-post");
                 return blobs::receive_form(&self.app, blobs, req, self.body_idle).await;
             }
             if let Some(key) = path.strip_prefix(LINK_PREFIX) {
-                crate::telemetry::request::set_route("blobs");
+                attachments::telemetry::request::set_route("blobs");
                 let key = key.to_owned();
                 if req.method() == Method::PUT {
                     return blobs::receive_part(blobs, req, &key, self.body_idle).await;
@@ -228,7 +230,7 @@ pub fn spawn_sweeper(app: Arc<App>) {
 /// The local server's `main`.
 pub async fn run() -> Result<(), SetupError> {
     let cfg = Config::from_env()?;
-    crate::telemetry::init(&cfg);
+    attachments::telemetry::init(&cfg);
     let (addr, server, listener, first_key) = start(&cfg, None).await?;
     if let Some(key) = first_key {
         // Printed once, on the first start of an empty store: the only time it is shown.
