@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
@@ -162,6 +163,24 @@ impl SqliteStore {
     ) -> StoreResult<Option<T>> {
         self.with_conn(move |conn| one_doc(conn, sql, rusqlite::params_from_iter(params)))
             .await
+    }
+
+    /// The documents of every row `sql` selects.
+    async fn all_docs<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+    ) -> StoreResult<Vec<T>> {
+        self.with_conn(move |conn| all_docs(conn, sql, rusqlite::params_from_iter(params)))
+            .await
+    }
+
+    /// Runs one statement; returns how many rows it changed, or the SQLite error (which the
+    /// caller maps: a unique key taken is a conflict for some statements).
+    async fn execute(&self, sql: &'static str, params: Vec<Value>) -> StoreResult<usize> {
+        self.with_conn(move |conn| Ok(conn.execute(sql, rusqlite::params_from_iter(params))))
+            .await?
+            .map_err(db_err)
     }
 }
 
@@ -339,7 +358,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.with_conn(|conn| all_docs(conn, "SELECT doc FROM api_keys ORDER BY id", []))
+        self.all_docs("SELECT doc FROM api_keys ORDER BY id", vec![])
             .await
     }
 
@@ -453,17 +472,9 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
-        let key = key_of(tenant, key);
-        self.with_conn(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                    rusqlite::params_from_iter(key),
-                )
-                .map_err(db_err)?;
-            Ok(n > 0)
-        })
-        .await
+        let key = key_of(tenant, key).into_iter().map(Value::from).collect();
+        let sql = "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+        Ok(self.execute(sql, key).await? > 0)
     }
 
     async fn parents_with_attachments(
@@ -689,22 +700,17 @@ impl MetadataStore for SqliteStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        let row = (
+        let row = [
             tenant.to_string(),
             att.to_string(),
             v.id.to_string(),
             to_json(v)?,
-        );
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![row.0, row.1, row.2, row.3],
-            )
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
+        ];
+        let sql = "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
+                   VALUES (?1, ?2, ?3, ?4)";
+        self.execute(sql, row.map(Value::from).into())
+            .await
+            .map(drop)
     }
 
     async fn list_versions(
@@ -712,16 +718,10 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        let (tenant, att) = (tenant.to_string(), att.to_string());
-        self.with_conn(move |conn| {
-            all_docs(
-                conn,
-                "SELECT doc FROM versions WHERE tenant = ?1 AND attachment_id = ?2
-                 ORDER BY version_id",
-                params![tenant, att],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM versions WHERE tenant = ?1 AND attachment_id = ?2
+                   ORDER BY version_id";
+        let key = [tenant.to_string(), att.to_string()];
+        self.all_docs(sql, key.map(Value::from).into()).await
     }
 
     async fn delete_version(
@@ -730,42 +730,25 @@ impl MetadataStore for SqliteStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
-        let key = (tenant.to_string(), att.to_string(), version.to_string());
-        self.with_conn(move |conn| {
-            conn.execute(
-                "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3",
-                params![key.0, key.1, key.2],
-            )
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
+        let sql =
+            "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3";
+        let key = [tenant.to_string(), att.to_string(), version.to_string()];
+        self.execute(sql, key.map(Value::from).into())
+            .await
+            .map(drop)
     }
 
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        self.with_conn(move |conn| {
-            Ok(all_docs(
-                conn,
-                "SELECT doc FROM attachments WHERE expires_at IS NOT NULL
-                 AND json_extract(doc, '$.upload') IS NOT NULL ORDER BY expires_at LIMIT 1",
-                params![],
-            )?
-            .pop())
-        })
-        .await
+        let sql = "SELECT doc FROM attachments WHERE expires_at IS NOT NULL
+                   AND json_extract(doc, '$.upload') IS NOT NULL ORDER BY expires_at LIMIT 1";
+        Ok(self.all_docs(sql, vec![]).await?.pop())
     }
 
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_conn(move |conn| {
-            all_docs(
-                conn,
-                "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
-                 ORDER BY expires_at LIMIT ?2",
-                params![before, limit],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
+                   ORDER BY expires_at LIMIT ?2";
+        self.all_docs(sql, vec![before.into(), limit.into()]).await
     }
 }
 
