@@ -136,6 +136,12 @@ fn table_and_bucket(cfg: &Config) -> Result<(String, String), SetupError> {
     Ok((table, bucket))
 }
 
+/// The region the SDK's configuration names.
+fn region(aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
+    let region = aws.region().ok_or_else(|| missing("AWS_REGION"))?;
+    Ok(region.as_ref().to_owned())
+}
+
 /// Where a service's endpoint went wrong: the endpoint variable when one is configured,
 /// else the region the SDK derived it from.
 fn endpoint_error(
@@ -231,10 +237,7 @@ pub async fn aws_stores_with(
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
     let (table, bucket) = table_and_bucket(cfg)?;
-    let region = aws
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .ok_or_else(|| missing("AWS_REGION"))?;
+    let region = region(aws)?;
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let url = bucket_url(cfg, aws, &bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
@@ -256,10 +259,7 @@ pub async fn init_aws_with(
     aws: &aws_config::SdkConfig,
 ) -> Result<String, SetupError> {
     let (table, bucket) = table_and_bucket(cfg)?;
-    let region = aws
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .ok_or_else(|| missing("AWS_REGION"))?;
+    let region = region(aws)?;
     let dynamodb = sdk::dynamodb_client(aws);
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     bucket_url(cfg, aws, &bucket, &region).await?;
@@ -355,14 +355,9 @@ fn read_secret(path: &Path) -> std::io::Result<Signer> {
 /// Writes a new file readable by its owner only, synced.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
+    let mut f = crate::store::fs_blob::private_file()
+        .create_new(true)
+        .open(path)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()
 }

@@ -217,14 +217,11 @@ fn all_docs<T: serde::de::DeserializeOwned>(
 /// Creates the database file readable by its owner only, before SQLite opens it (SQLite gives
 /// its journal files the database's permissions).
 fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).map(drop)
+    super::fs_blob::private_file()
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
 }
 
 /// A parent's attachments in id order, from the index, hidden ones included: a listing counts

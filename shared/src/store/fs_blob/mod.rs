@@ -22,7 +22,7 @@ use crate::domain::STAGING_PREFIX;
 use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
 use write::{blocking, identity, write_atomically, write_stream, Expect, Hashing};
-pub use write::{create_private_dir, sync_folder_of, ReceiveError, Written};
+pub use write::{create_private_dir, private_file, sync_folder_of, ReceiveError, Written};
 
 /// The largest part of a multipart upload (S3's limit).
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;

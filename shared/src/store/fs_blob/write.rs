@@ -49,16 +49,21 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Creates a new file readable and writable by the owner only.
-fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// Options that write a file readable and writable by its owner only, once created.
+pub fn private_file() -> std::fs::OpenOptions {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
+    opts
+}
+
+/// Creates a new file readable and writable by the owner only.
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    private_file().create_new(true).open(path)
 }
 
 impl TempFile {
