@@ -84,7 +84,7 @@ pub struct Config {
     /// default as in Crafter; `max_upload_bytes` caps it further.
     pub crafter_max_file_bytes: usize,
     /// Origins whose browsers may call the API (`ATTACHMENTS_CORS_ORIGINS`, comma-separated;
-    /// none by default). The local server applies it (see `http::cors`); on AWS the template's
+    /// none by default). The local server applies it; on AWS the template's
     /// `ApiCorsOrigins` configures the HTTP API instead.
     pub cors_origins: Vec<String>,
     /// The CloudWatch namespace of the service's metrics (`ATTACHMENTS_METRICS_NAMESPACE`): set,
@@ -216,8 +216,7 @@ impl Config {
             )?,
             cors_origins: v
                 .parsed("ATTACHMENTS_CORS_ORIGINS", |s| {
-                    crate::http::cors::parse_origins(s)
-                        .map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
+                    parse_origins(s).map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
                 })?
                 .unwrap_or_default(),
             metrics_namespace: v.parsed("ATTACHMENTS_METRICS_NAMESPACE", metrics_namespace)?,
@@ -503,6 +502,45 @@ fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
         .collect()
 }
 
+/// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
+/// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
+/// no trailing slash, since browsers send exactly that and compare it byte for byte.
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if o != "*" && !is_origin(o) {
+            return Err(format!(
+                "{o:?} is not an origin (scheme://host[:port], no path), nor *"
+            ));
+        }
+        out.push(o.to_owned());
+    }
+    Ok(out)
+}
+
+fn is_origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.rsplit_once(':') {
+        // A port (not the inside of an IPv6 literal such as `[::1]`).
+        Some((h, p)) if !p.contains(']') => {
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            h
+        }
+        _ => rest,
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,5 +734,25 @@ mod tests {
         assert_eq!(c.api_keys[0].owner.as_deref(), Some("me@acme.io"));
         assert_eq!(c.api_keys[1].tenant, "beta");
         assert!(!format!("{:?}", c.api_keys).contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_or_a_star() {
+        assert_eq!(
+            parse_origins(" https://app.example.com, http://localhost:5173 ,*").unwrap(),
+            ["https://app.example.com", "http://localhost:5173", "*"]
+        );
+        assert_eq!(parse_origins("").unwrap(), Vec::<String>::new());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/x",
+            "ftp://x",
+            "https://",
+            "http://x:port",
+            "http://x:123456",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! table ([`api`]), plus the embedded blob store's signed links under `/_blobs/` ([`blobs`]), the
 //! browser console (`/console`, see [`crate::console`]), the API's description and a page that
 //! renders it (`/openapi.yaml`, `/api-docs`, see [`crate::api_docs`]), CORS (see
-//! [`attachments::http::cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
+//! [`cors`]) and a health check (`/healthz`, [`health`]). Every request ends with
 //! one log line, as on Lambda.
 //!
 //! Nothing a client sends can take it down: bodies are bounded and cut when they stall
@@ -12,6 +12,7 @@
 mod api;
 mod blobs;
 mod body;
+mod cors;
 mod health;
 
 use std::convert::Infallible;
@@ -54,7 +55,7 @@ pub struct Server {
     /// How long a request body may send nothing (`ATTACHMENTS_BODY_IDLE_SECONDS`).
     pub body_idle: Duration,
     pub console: Arc<crate::console::Console>,
-    pub cors: Arc<attachments::http::cors::Cors>,
+    pub cors: Arc<cors::Cors>,
 }
 
 impl Server {
@@ -67,7 +68,7 @@ impl Server {
             fs_blobs: built.fs_blobs,
             max_connections: cfg.max_connections,
             body_idle: cfg.body_idle,
-            cors: Arc::new(attachments::http::cors::Cors::new(cfg.cors_origins.clone())),
+            cors: Arc::new(cors::Cors::new(cfg.cors_origins.clone())),
         }
     }
 }

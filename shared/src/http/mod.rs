@@ -3,7 +3,6 @@
 
 pub mod assets;
 pub mod conditional;
-pub mod cors;
 pub mod crafter;
 pub mod error;
 pub mod hrflow;

@@ -1,7 +1,8 @@
 //! Cross-origin requests on the local server, for browsers on other origins (an application's
 //! own front-end). Two rules, as on AWS:
 //!
-//! - The API answers the origins of `ATTACHMENTS_CORS_ORIGINS` (none by default), as the HTTP
+//! - The API answers the origins of `ATTACHMENTS_CORS_ORIGINS` (none by default; parsed in
+//!   [`attachments::config`]), as the HTTP
 //!   API's `CorsConfiguration` does on AWS (the template's `ApiCorsOrigins`). The key travels in a
 //!   header (`X-API-KEY` or `Authorization`), never in a cookie, so no credentials are allowed.
 //! - The embedded store's links under `/_blobs/` answer any origin, as the bucket's CORS rule
@@ -27,45 +28,6 @@ const MAX_AGE: &str = "3600";
 #[derive(Debug, Clone, Default)]
 pub struct Cors {
     origins: Vec<String>,
-}
-
-/// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
-/// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
-/// no trailing slash, since browsers send exactly that and compare it byte for byte.
-pub fn parse_origins(v: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        if o != "*" && !is_origin(o) {
-            return Err(format!(
-                "{o:?} is not an origin (scheme://host[:port], no path), nor *"
-            ));
-        }
-        out.push(o.to_owned());
-    }
-    Ok(out)
-}
-
-fn is_origin(o: &str) -> bool {
-    let Some(rest) = o
-        .strip_prefix("http://")
-        .or_else(|| o.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host = match rest.rsplit_once(':') {
-        // A port (not the inside of an IPv6 literal such as `[::1]`).
-        Some((h, p)) if !p.contains(']') => {
-            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return false;
-            }
-            h
-        }
-        _ => rest,
-    };
-    !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
 }
 
 /// What CORS adds to one response, decided from its request before it is served.
@@ -194,30 +156,5 @@ impl Cors {
         );
         *resp.status_mut() = StatusCode::NO_CONTENT;
         Some(resp)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_scheme_host_and_port_or_a_star() {
-        assert_eq!(
-            parse_origins(" https://app.example.com, http://localhost:5173 ,*").unwrap(),
-            ["https://app.example.com", "http://localhost:5173", "*"]
-        );
-        assert_eq!(parse_origins("").unwrap(), Vec::<String>::new());
-        for bad in [
-            "app.example.com",
-            "https://app.example.com/",
-            "https://app.example.com/x",
-            "ftp://x",
-            "https://",
-            "http://x:port",
-            "http://x:123456",
-        ] {
-            assert!(parse_origins(bad).is_err(), "{bad}");
-        }
     }
 }
