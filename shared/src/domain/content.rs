@@ -87,24 +87,20 @@ const BY_EXTENSION: &[(&str, &str, bool)] = &[
     ("eml", "message/rfc822", false),
 ];
 
+fn entry(extension: &str) -> Option<&'static (&'static str, &'static str, bool)> {
+    let ext = extension.to_ascii_lowercase();
+    BY_EXTENSION.iter().find(|(e, _, _)| *e == ext)
+}
+
 /// The type an extension stands for, if it is one we know.
 pub fn type_for_extension(extension: &str) -> Option<&'static str> {
-    let ext = extension.to_ascii_lowercase();
-    BY_EXTENSION
-        .iter()
-        .find(|(e, _, _)| *e == ext)
-        .map(|(_, t, _)| *t)
+    entry(extension).map(|(_, t, _)| *t)
 }
 
 /// Every extension the server knows, with its type: what a client must declare for such a file
 /// (the browser console reads it, so it declares exactly what the server expects).
 pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
     BY_EXTENSION.iter().map(|(e, t, _)| (*e, *t))
-}
-
-fn needs_magic(extension: &str) -> bool {
-    let ext = extension.to_ascii_lowercase();
-    BY_EXTENSION.iter().any(|(e, _, m)| *e == ext && *m)
 }
 
 /// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
@@ -174,7 +170,7 @@ pub fn decide_content_type(
     match (type_for_extension(extension), sniffed) {
         (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
         (Some(_), Some(s)) => Err(mismatch(s)),
-        (Some(_), None) if needs_magic(extension) && !bytes.is_empty() => {
+        (Some(_), None) if entry(extension).is_some_and(|e| e.2) && !bytes.is_empty() => {
             Err(mismatch("not recognisable"))
         }
         (Some(declared), None) => Ok(declared),
