@@ -118,7 +118,7 @@ mod tests {
         let other = ParentRef::new(p.kind.clone(), ParentId::parse("p2").unwrap());
         assert!(decode_att(&s, &c, &t, &other).is_err());
         assert!(decode_att(&s, "garbage!", &t, &p).is_err());
-        let forged = URL_SAFE_NO_PAD.encode_att(format!("{id}.{}", "0".repeat(32)));
+        let forged = URL_SAFE_NO_PAD.encode(format!("{id}.{}", "0".repeat(32)));
         assert!(decode_att(&s, &forged, &t, &p).is_err());
     }
 
@@ -138,7 +138,7 @@ mod tests {
         let att = encode_att(&s, &t, &p, AttachmentId::new());
         assert!(decode_record(&s, &att, &t, &kind).is_err());
         assert!(decode_att(&s, &c, &t, &p).is_err());
-        let forged = URL_SAFE_NO_PAD.encode_att(format!("{id}.{}", "0".repeat(32)));
+        let forged = URL_SAFE_NO_PAD.encode(format!("{id}.{}", "0".repeat(32)));
         assert!(decode_record(&s, &forged, &t, &kind).is_err());
         assert!(decode_record(&s, "not base64!", &t, &kind).is_err());
     }

@@ -6,7 +6,6 @@ mod cursor;
 pub mod dialects;
 mod direct;
 mod keys;
-mod named;
 mod records;
 mod staging;
 mod thumbnails;
@@ -90,6 +89,8 @@ impl From<IdError> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+const UPLOAD_UNDER_WAY: &str = "an upload to this attachment is already under way";
 
 /// A conditional write the store refused, as the caller's 409: saying `why`, or else the store's
 /// own reason (a storage limit such as the AWS backend's attachments per parent). Any other

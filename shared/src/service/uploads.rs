@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{bounded, now, refused, App, ServiceError, ServiceResult};
+use super::{bounded, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
     PendingUpload, Principal, Version, VersionId,
@@ -258,6 +258,32 @@ impl App {
         Ok(stored.into_iter().map(|(a, _)| a).collect())
     }
 
+    /// The oldest ready attachment of the parent whose current file has this name without
+    /// extension (Crafter Profile names attachments that way: `avatar` for `avatar.png`), the
+    /// one an upload with [`UploadTarget::SameStem`] replaces. `NotFound` for an unknown parent.
+    pub async fn find_by_stem(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        stem: &str,
+    ) -> ServiceResult<Option<Attachment>> {
+        self.find_named(who, parent, |n| n.stem() == stem).await
+    }
+
+    /// The oldest ready attachment of the parent whose current file name `matches`.
+    async fn find_named(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        matches: impl Fn(&FileName) -> bool,
+    ) -> ServiceResult<Option<Attachment>> {
+        let all = self.list_all(who, parent).await?;
+        let found = all
+            .into_iter()
+            .find(|a| a.ready_content().is_some_and(|c| matches(&c.file_name)));
+        Ok(found)
+    }
+
     /// Stores one checked file; says whether it created a new attachment.
     async fn store_one(
         &self,
@@ -271,14 +297,13 @@ impl App {
         let existing = match target {
             UploadTarget::New => None,
             UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-            UploadTarget::SameStem | UploadTarget::SameName => {
-                let all = self.list_all(who, parent).await?;
-                all.into_iter().find(|a| {
-                    a.content.as_ref().is_some_and(|c| match target {
-                        UploadTarget::SameStem => c.file_name.stem() == file.file_name.stem(),
-                        _ => c.file_name == file.file_name,
-                    })
-                })
+            UploadTarget::SameStem => {
+                let stem = file.file_name.stem();
+                self.find_named(who, parent, |n| n.stem() == stem).await?
+            }
+            UploadTarget::SameName => {
+                let name = &file.file_name;
+                self.find_named(who, parent, |n| n == name).await?
             }
         };
         let created = existing.is_none();
@@ -301,9 +326,7 @@ impl App {
         fields: AttachmentFields,
     ) -> ServiceResult<Attachment> {
         if current.as_ref().is_some_and(|c| c.upload.is_some()) {
-            return Err(ServiceError::Conflict(
-                "an upload to this attachment is already under way".into(),
-            ));
+            return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
         let hashing = Hashing::start(bytes.clone());
         let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));

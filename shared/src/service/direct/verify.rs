@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{expected_part_size, App, ServiceError, ServiceResult};
+use super::{missing_parts, App, ServiceError, ServiceResult};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
@@ -326,12 +326,7 @@ impl App {
                 .await
                 .map(drop);
         }
-        let complete = (1..=mp.parts).all(|n| {
-            parts
-                .iter()
-                .any(|p| p.number == n && p.size == expected_part_size(mp, size, n))
-        });
-        if !complete {
+        if !missing_parts(mp, size, &parts).is_empty() {
             return Err(ServiceError::Conflict(format!(
                 "the upload is incomplete: {} of {} parts received",
                 parts.len(),
