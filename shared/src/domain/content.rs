@@ -2,17 +2,13 @@
 //! bytes. A client's declared type is never trusted, and a file whose bytes contradict its name
 //! (an HTML page named `.png`) is refused.
 
-/// Why a content was refused.
+/// Why a content was refused: its bytes do not match its extension.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContentTypeError {
-    #[error(
-        "the content of {file_name} is {sniffed}, which does not match its extension .{extension}"
-    )]
-    Mismatch {
-        file_name: String,
-        extension: String,
-        sniffed: String,
-    },
+#[error("the content of {file_name} is {sniffed}, which does not match its extension .{extension}")]
+pub struct ContentTypeError {
+    file_name: String,
+    extension: String,
+    sniffed: String,
 }
 
 /// Known extensions and their types. Types marked `true` have magic bytes that must be present.
@@ -162,7 +158,7 @@ pub fn decide_content_type(
     bytes: &[u8],
 ) -> Result<&'static str, ContentTypeError> {
     let sniffed = sniff(bytes);
-    let mismatch = |s: &str| ContentTypeError::Mismatch {
+    let mismatch = |s: &str| ContentTypeError {
         file_name: file_name.to_owned(),
         extension: extension.to_owned(),
         sniffed: s.to_owned(),

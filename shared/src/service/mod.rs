@@ -211,13 +211,6 @@ impl App {
         }
     }
 
-    // ---- parents -------------------------------------------------------------------------
-
-    /// When an upload begun now is abandoned: the sweep removes it after.
-    pub(crate) fn pending_until(&self) -> i64 {
-        now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64
-    }
-
     /// Registers or updates a parent. Reference and e-mail are unique per tenant, kind and source.
     pub async fn put_parent(
         &self,
@@ -314,8 +307,6 @@ impl App {
         self.meta.delete_parent(&who.tenant, key).await?;
         Ok(ParentDeletion::Deleted)
     }
-
-    // ---- attachments ---------------------------------------------------------------------
 
     /// One page of a parent's attachments, oldest first.
     pub async fn list(
@@ -431,6 +422,11 @@ impl App {
         Ok(self.blobs.presign_get(&key, &options).await?)
     }
 
+    /// When an upload begun now is abandoned: the sweep removes it after.
+    pub(crate) fn pending_until(&self) -> i64 {
+        now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64
+    }
+
     /// Deletes an attachment, every version's file, then its metadata.
     pub async fn delete(&self, who: &Principal, id: AttachmentId) -> ServiceResult<()> {
         let att = self.get(who, id).await?;
@@ -539,7 +535,7 @@ impl App {
                     | AttachmentStatus::Deleted
                     | AttachmentStatus::Rejected => self.remove_attachment(att).await?,
                     // An existing attachment whose new upload never came: it stays as it was.
-                    _ => self.cancel_upload(att).await?,
+                    _ => self.cancel_upload(&att, Some("the upload expired")).await?,
                 }
                 removed += 1;
             }

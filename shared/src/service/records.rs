@@ -1,9 +1,6 @@
-//! Use cases of record-centred APIs (the records API): the attachments of many
-//! records in one call, deletion by file name, and removing only the newest version of a file.
-//!
-//! A "record" is an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
-//! Reads are batched: one existence check for all requested records and one listing for all of
-//! them, never a call per record.
+//! Use cases of the records API: the attachments of many records in one read (never a call per
+//! record), deletion by file name, and removing only the newest version of a file. A "record" is
+//! an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
 
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef};

@@ -1,10 +1,8 @@
-//! What lands under the staging prefix without an upload waiting for it — a form or a part
-//! replayed after its upload was verified, refused, cancelled or deleted; a multipart upload
-//! started by a request that crashed before recording it — is an orphan: nothing will ever
-//! read it. The sweep removes them (on S3 the bucket's lifecycle rule on the prefix is the
-//! backstop). A staged object is kept exactly while its attachment still waits for that very
-//! version; a multipart upload too, and always for its first hour, since it is started just
-//! before its attachment is recorded.
+//! Orphans under the staging prefix — a form or part replayed after its upload ended, a
+//! multipart upload whose request crashed before recording it — are removed by the sweep (on S3
+//! the bucket's lifecycle rule is the backstop). A staged object or multipart upload is kept
+//! exactly while its attachment still waits for that very version, and a multipart upload always
+//! for its first hour, since it is started just before its attachment is recorded.
 
 use super::{now, App, ServiceResult};
 use crate::domain::parse_staging_key;

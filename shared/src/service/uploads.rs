@@ -387,37 +387,25 @@ impl App {
             }
         };
         if let Err(e) = pointed {
-            self.discard(current.as_ref(), &intent, version.id).await;
+            self.discard(&intent, version.id).await;
             return Err(refusal(e));
         }
         crate::telemetry::metrics::upload(version.size);
         Ok(ready)
     }
 
-    /// Best-effort removal of what a failed upload wrote: its files, then a new attachment's
-    /// record, or a new version's record and intent (the attachment points at its previous
-    /// content again). What cannot be removed now stays recorded with its expiry, for the sweep.
-    async fn discard(&self, current: Option<&Attachment>, intent: &Attachment, version: VersionId) {
-        let cleaned = async {
-            self.delete_files(intent, version).await?;
-            let Some(current) = current else {
-                return self
-                    .meta
-                    .delete_attachment(&intent.tenant, intent.id)
-                    .await
-                    .map(drop);
-            };
-            self.meta
-                .delete_version(&intent.tenant, intent.id, version)
-                .await?;
-            let mut back = intent.clone();
-            back.upload = None;
-            back.expires_at = current.expires_at;
-            self.meta
-                .update_attachment(&back, Expected::of(intent))
-                .await
-        }
-        .await;
+    /// Best-effort removal of what a failed upload wrote: a new version's files and record (the
+    /// attachment keeps its previous content), or a new attachment's files and record. What
+    /// cannot be removed now stays recorded with its expiry, for the sweep.
+    async fn discard(&self, intent: &Attachment, version: VersionId) {
+        let cleaned = match intent.upload {
+            Some(_) => self.cancel_upload(intent, None).await,
+            None => match self.delete_files(intent, version).await {
+                Ok(()) => self.meta.delete_attachment(&intent.tenant, intent.id).await,
+                Err(e) => Err(e),
+            }
+            .map(drop),
+        };
         if let Err(err) = cleaned {
             tracing::warn!(error = %err, attachment = %intent.id, "clean-up of a failed upload left something; the sweep will remove it");
         }

@@ -1,9 +1,7 @@
-//! Large files: uploads that go straight to storage, never through the API. The client asks for
-//! an upload, storage receives the bytes (one form POST, or a resumable multipart upload) under
-//! a staging key that nothing serves, and a verification ([`verify`]) — on `complete`, or on
-//! storage's own "object created" event — checks size, checksum and type of exactly one object
-//! and only then makes it the attachment's content, at a key no upload link reaches. Repeated or
-//! concurrent verification gives one ready attachment.
+//! Large files: uploads that go straight to storage, never through the API. Storage receives the
+//! bytes (one form POST, or a resumable multipart upload) under a staging key that nothing
+//! serves; a verification ([`verify`]) then makes exactly one checked object the attachment's
+//! content. Repeated or concurrent verification gives one ready attachment.
 
 mod verify;
 

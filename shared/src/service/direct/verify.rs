@@ -1,12 +1,8 @@
 //! Verifying a direct upload: the staged object is assembled (multipart), inspected (size, real
-//! type from its first bytes, MD5 and SHA-256, the declared checksum), and only then promoted —
-//! exactly the object that was inspected, pinned by its ETag — to the content's own key, which
-//! no upload link reaches. A replayed form or part can only land under the staging key again,
-//! where nothing reads it and the sweep removes it.
-//!
-//! Small uploads are verified within the `complete` request; larger ones are handed to a
-//! verification in the background (storage's event on AWS, a task of the local server) and the
-//! attachment shows `verifying` until it ends.
+//! type, digests, the declared checksum), and only then promoted — exactly the inspected object,
+//! pinned by its ETag — to the content's own key, which no upload link reaches. Small uploads
+//! are verified within `complete`; larger ones in the background (storage's event on AWS, a task
+//! of the local server), the attachment showing `verifying` meanwhile.
 
 use std::sync::Arc;
 
@@ -20,7 +16,7 @@ use crate::domain::{
     Principal, Version,
 };
 use crate::service::{now, refused};
-use crate::store::{BlobInfo, Expected, StoreError};
+use crate::store::{BlobInfo, Expected, StoreError, StoreResult};
 
 /// How much of the object the verification reads at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
@@ -145,21 +141,20 @@ impl App {
         if let Some(u) = marked.upload.as_mut() {
             u.verifying_since = Some(now().unix_timestamp());
         }
-        match self
+        if let Err(e) = self
             .meta
             .update_attachment(&marked, Expected::of(&att))
             .await
         {
-            Ok(()) => {}
+            let StoreError::Conflict(_) = e else {
+                return Err(e.into());
+            };
             // Verified (or refused) meanwhile: say how it ended.
-            Err(StoreError::Conflict(_)) => {
-                let fresh = self.reload(&att).await?;
-                return match fresh.upload {
-                    Some(_) => Ok(Completion::Verifying(fresh)),
-                    None => self.settled(fresh).map(Completion::Ready),
-                };
-            }
-            Err(e) => return Err(e.into()),
+            let fresh = self.reload(&att).await?;
+            return match fresh.upload {
+                Some(_) => Ok(Completion::Verifying(fresh)),
+                None => self.settled(fresh).map(Completion::Ready),
+            };
         }
         if self.limits.verify_in_process {
             let (app, att) = (Arc::clone(self), marked.clone());
@@ -463,25 +458,29 @@ impl App {
         }
     }
 
-    /// Abandons an expired upload of an existing attachment: whatever of the new version got
+    /// Abandons the upload under way on an existing attachment: whatever of the new version got
     /// stored goes (staged object, parts, a promoted content, its thumbnail and record), and the
-    /// attachment stays as it was.
-    pub(crate) async fn cancel_upload(&self, att: Attachment) -> ServiceResult<()> {
+    /// attachment stays as it was, saying `problem` when given.
+    pub(crate) async fn cancel_upload(
+        &self,
+        att: &Attachment,
+        problem: Option<&str>,
+    ) -> StoreResult<()> {
         let Some(upload) = &att.upload else {
             return Ok(());
         };
-        self.discard_staged(&att, upload).await?;
-        self.delete_files(&att, upload.version.id).await?;
+        self.discard_staged(att, upload).await?;
+        self.delete_files(att, upload.version.id).await?;
         self.meta
             .delete_version(&att.tenant, att.id, upload.version.id)
             .await?;
         let mut next = att.clone();
         next.upload = None;
         next.expires_at = None;
-        next.problem = Some("the upload expired".into());
-        match self.meta.update_attachment(&next, Expected::of(&att)).await {
+        next.problem = problem.map(str::to_owned).or(next.problem);
+        match self.meta.update_attachment(&next, Expected::of(att)).await {
             Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 }
