@@ -86,8 +86,9 @@ impl Drop for Turn<'_> {
 /// What the inspection of an object found.
 struct Inspection {
     digests: Digests,
-    /// Why its first bytes are not the declared type, if they are not.
-    wrong_type: Option<String>,
+    /// Why the upload is refused, if it is (the reason counted, and the message): its real
+    /// type, or its declared checksum.
+    refusal: Option<(&'static str, String)>,
     /// The whole object, when it is an image small enough to make the thumbnail from.
     thumbnail_source: Bytes,
 }
@@ -273,10 +274,10 @@ impl App {
         }
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
         let inspection = self
-            .inspect(source, &info, &upload.version, receipt)
+            .inspect(source, &info, &upload, receipt)
             .await
             .map_err(refused(Some(REPLACED)))?;
-        if let Some((reason, why)) = judge(&upload, &inspection) {
+        if let Some((reason, why)) = inspection.refusal {
             return self.reject(att, reason, why).await;
         }
         if source == staged {
@@ -340,9 +341,10 @@ impl App {
         &self,
         key: &str,
         info: &BlobInfo,
-        version: &Version,
+        upload: &PendingUpload,
         receipt: Option<Receipt>,
     ) -> Result<Inspection, StoreError> {
+        let version = &upload.version;
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
         let mut hasher = receipt.is_none().then(Hasher::new);
         let mut kept = bytes::BytesMut::new();
@@ -381,9 +383,18 @@ impl App {
                 "the file changed while it was verified".into(),
             ));
         }
+        let declared = upload.declared_sha256.as_deref();
+        let refusal = match wrong_type {
+            Some(why) => Some(("type_mismatch", why)),
+            None if declared.is_some_and(|d| d != digests.sha256_hex()) => Some((
+                "checksum_mismatch",
+                "the file's SHA-256 does not match the declared checksum".into(),
+            )),
+            None => None,
+        };
         Ok(Inspection {
             digests,
-            wrong_type,
+            refusal,
             thumbnail_source: kept.freeze(),
         })
     }
@@ -490,20 +501,6 @@ impl App {
 const REPLACED: &str = "the file was replaced while it was verified; complete it again";
 const NO_UPLOAD: &str = "no upload is under way for this attachment";
 const NOT_UPLOADED: &str = "the file has not been uploaded yet";
-
-/// Why an inspected upload is refused, if it is: its real type, or its declared checksum.
-fn judge(upload: &PendingUpload, inspection: &Inspection) -> Option<(&'static str, String)> {
-    if let Some(why) = &inspection.wrong_type {
-        return Some(("type_mismatch", why.clone()));
-    }
-    match &upload.declared_sha256 {
-        Some(declared) if *declared != inspection.digests.sha256_hex() => Some((
-            "checksum_mismatch",
-            "the file's SHA-256 does not match the declared checksum".into(),
-        )),
-        _ => None,
-    }
-}
 
 /// Feeds `chunk` to the hasher on a blocking thread.
 async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, StoreError> {
