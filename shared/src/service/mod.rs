@@ -360,6 +360,9 @@ impl App {
         parents: &[ParentRef],
         too_many: impl FnOnce() -> String,
     ) -> ServiceResult<Vec<Option<Vec<Attachment>>>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
         let listing =
             self.meta
                 .list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);

@@ -58,9 +58,6 @@ impl App {
                 "at most {MAX_RECORDS_PER_CALL} records per call"
             )));
         }
-        if refs.is_empty() {
-            return Ok(Vec::new());
-        }
         let lists = self.listings(who, &refs, || {
             too_many_together("ask for fewer records at a time")
         });
@@ -102,12 +99,6 @@ impl App {
             .as_ref()
             .map(|a| cursor::encode(&self.signer, &scope, a.as_str()));
         page.parents.retain(|r| is_record(&r.id));
-        if page.parents.is_empty() {
-            return Ok(RecordsPage {
-                records: Vec::new(),
-                next_cursor,
-            });
-        }
         let lists = self.listings(who, &page.parents, || {
             too_many_together("ask for fewer records a page (limit)")
         });
