@@ -137,7 +137,6 @@ fn same_family(declared: &str, sniffed: &str) -> bool {
     );
     (zip_based && sniffed == "application/zip")
         || (ole_based && sniffed == "application/x-ole-storage")
-        || (ole_based && declared == sniffed)
         // infer names a few types differently from the IANA registry.
         || (declared == "image/vnd.microsoft.icon" && sniffed == "image/x-icon")
         || (declared == "audio/x-wav" && sniffed == "audio/wav")

@@ -44,18 +44,15 @@ pub struct Receipt {
     pub digests: Digests,
 }
 
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Verifications under way in this process, one gate per attachment.
 #[derive(Default)]
-pub(crate) struct InFlight(
-    std::sync::Mutex<std::collections::HashMap<AttachmentId, Arc<tokio::sync::Mutex<()>>>>,
-);
+pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<AttachmentId, Gate>>);
 
-/// A turn at verifying one attachment; the gate is forgotten when the last turn ends.
-struct Turn<'a> {
-    gates: &'a InFlight,
-    id: AttachmentId,
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
+/// A turn at verifying one attachment (its gate, to lock); the gate is forgotten when the last
+/// turn ends.
+struct Turn<'a>(&'a InFlight, AttachmentId, Gate);
 
 impl InFlight {
     fn gate(&self, id: AttachmentId) -> Turn<'_> {
@@ -64,20 +61,17 @@ impl InFlight {
             // A poisoned map only loses the de-duplication, never correctness.
             Err(_) => Arc::default(),
         };
-        Turn {
-            gates: self,
-            id,
-            gate,
-        }
+        Turn(self, id, gate)
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.gates.0.lock() {
+        let Turn(InFlight(gates), id, gate) = self;
+        if let Ok(mut m) = gates.lock() {
             // The map's and this turn's: nobody else holds or waits on it.
-            if Arc::strong_count(&self.gate) <= 2 {
-                m.remove(&self.id);
+            if Arc::strong_count(gate) <= 2 {
+                m.remove(id);
             }
         }
     }
@@ -208,7 +202,7 @@ impl App {
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
         let turn = self.verifying.gate(att.id);
-        let _held = turn.gate.lock().await;
+        let _held = turn.2.lock().await;
         let att = self.reload(&att).await?;
         if att.upload.is_none() {
             return self.settled(att);
