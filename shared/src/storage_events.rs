@@ -143,14 +143,15 @@ pub async fn invoke(
     lambda_request_id: Option<&str>,
     trace_header: Option<&str>,
 ) -> Result<usize, EventError> {
-    use crate::telemetry::request;
+    use crate::telemetry::{request, xray};
     let started = std::time::Instant::now();
     let kind = match parse(event) {
         Ok(StorageEvent::Sweep) => "sweep",
         Ok(StorageEvent::Created(_)) => "object-created",
         Err(_) => "unknown",
     };
-    let (result, record) = request::scope(handle(app, event)).await;
+    let traced = xray::traced(xray::daemon(), trace_header, handle(app, event));
+    let (result, record) = request::scope(traced).await;
     request::finish(
         &request::Outcome {
             route: "finalize",

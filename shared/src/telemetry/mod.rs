@@ -43,7 +43,7 @@ fn filter(rust_log: Option<&str>) -> Targets {
     })
 }
 
-/// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
+/// Installs the global subscriber, the metrics' namespace and the X-Ray daemon once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
     metrics::configure(cfg.metrics_namespace.clone());
@@ -54,11 +54,9 @@ pub fn init(cfg: &Config) {
         (true, false) => json_layer().boxed(),
         (false, _) => fmt::layer().with_target(false).boxed(),
     };
-    // The X-Ray layer has a filter of its own: traces do not depend on `RUST_LOG`.
-    let traces = xray::XrayLayer::from_env().map(|l| l.with_filter(xray::interest()));
+    xray::configure(xray::Daemon::from_env());
     let _ = tracing_subscriber::registry()
         .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
-        .with(traces)
         .try_init();
 }
 
