@@ -8,7 +8,6 @@
 //! - Traces: the AWS calls as X-Ray subsegments of the Lambda invocation's trace ([`xray`]),
 //!   sent to the X-Ray daemon Lambda runs beside the function.
 
-pub mod emf;
 pub mod metrics;
 pub mod request;
 pub mod xray;
