@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod request;
 pub mod xray;
 
+use tracing::level_filters::LevelFilter;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
@@ -31,14 +32,9 @@ fn filter(rust_log: Option<&str>) -> Targets {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
     EVENT_LOGGERS.iter().fold(asked, |t, target| {
-        let level = match t.iter().find(|(name, _)| name == target) {
-            Some((_, l)) => l.min(tracing::level_filters::LevelFilter::INFO),
-            None => t
-                .default_level()
-                .unwrap_or(tracing::level_filters::LevelFilter::OFF)
-                .min(tracing::level_filters::LevelFilter::INFO),
-        };
-        t.with_target(*target, level)
+        let asked = t.iter().find(|(name, _)| name == target).map(|(_, l)| l);
+        let level = asked.or(t.default_level()).unwrap_or(LevelFilter::OFF);
+        t.with_target(*target, level.min(LevelFilter::INFO))
     })
 }
 
