@@ -16,72 +16,38 @@ use crate::setup;
 
 pub use lambda_http::Error;
 
-/// Turns an API Gateway event into our request type. API Gateway has already decoded base64.
-pub fn into_request(event: lambda_http::Request) -> crate::http::Request {
-    let (parts, body) = event.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(s) => Bytes::from(s),
-        Body::Binary(b) => Bytes::from(b),
-        // `Body` is non-exhaustive in newer releases: anything else is no body we understand.
-        #[allow(unreachable_patterns)]
-        _ => Bytes::new(),
-    };
-    http::Request::from_parts(parts, bytes)
-}
-
-/// Turns our response into Lambda's. JSON goes as text; anything else as binary (base64).
-pub fn into_response(resp: crate::http::Response) -> lambda_http::Response<Body> {
-    let (parts, bytes) = resp.into_parts();
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        match String::from_utf8(bytes.to_vec()) {
-            Ok(s) => Body::Text(s),
-            Err(e) => Body::Binary(e.into_bytes()),
-        }
-    };
-    lambda_http::Response::from_parts(parts, body)
-}
-
-/// The ids an event carries: Lambda's request id, API Gateway's, and the X-Ray trace header.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EventIds {
-    pub lambda_request_id: Option<String>,
-    pub api_request_id: Option<String>,
-    pub trace_header: Option<String>,
-}
-
-impl EventIds {
-    pub fn of(event: &lambda_http::Request) -> Self {
-        let lambda = event.lambda_context_ref();
-        let api_request_id = match event.request_context_ref() {
-            Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
-        Self {
-            lambda_request_id: lambda.map(|c| c.request_id.clone()),
-            api_request_id,
-            trace_header: lambda.and_then(|c| c.xray_trace_id.clone()),
-        }
-    }
-}
-
-/// Serves one event with one route, and logs its line.
+/// Serves one event with one route, and logs its line. API Gateway has already decoded a
+/// base64 body; JSON goes back as text, anything else as binary (base64).
 pub async fn handle(
     app: &Arc<App>,
     route: &'static Route,
     event: lambda_http::Request,
 ) -> lambda_http::Response<Body> {
-    use crate::telemetry::request;
+    use crate::telemetry::{request, xray};
     let started = Instant::now();
-    let ids = EventIds::of(&event);
-    let method = event.method().clone();
-    let path = event.uri().path().to_owned();
-    let req = into_request(event);
-    let bytes_in = req.body().len() as u64;
-    let (resp, record) = request::scope(respond(app, route, req)).await;
+    let lambda = event.lambda_context_ref();
+    let lambda_request_id = lambda.map(|c| c.request_id.clone());
+    let trace_header = lambda.and_then(|c| c.xray_trace_id.clone());
+    let api_request_id = match event.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    let (parts, body) = event.into_parts();
+    let body = match body {
+        Body::Text(s) => Bytes::from(s),
+        Body::Binary(b) => Bytes::from(b),
+        other => Bytes::copy_from_slice(&other),
+    };
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+    let bytes_in = body.len() as u64;
+    let req = http::Request::from_parts(parts, body);
+    let traced = xray::traced(
+        xray::daemon(),
+        trace_header.as_deref(),
+        respond(app, route, req),
+    );
+    let (resp, record) = request::scope(traced).await;
     request::finish(
         &request::Outcome {
             route: route.name,
@@ -91,13 +57,19 @@ pub async fn handle(
             latency: started.elapsed(),
             bytes_in: Some(bytes_in),
             bytes_out: Some(resp.body().len() as u64),
-            lambda_request_id: ids.lambda_request_id.as_deref(),
-            api_request_id: ids.api_request_id.as_deref(),
-            trace_id: ids.trace_header.as_deref().and_then(request::trace_root),
+            lambda_request_id: lambda_request_id.as_deref(),
+            api_request_id: api_request_id.as_deref(),
+            trace_id: trace_header.as_deref().and_then(request::trace_root),
         },
         record,
     );
-    into_response(resp)
+    let (parts, bytes) = resp.into_parts();
+    let body = match String::from_utf8(bytes.into()) {
+        Ok(s) if s.is_empty() => Body::Empty,
+        Ok(s) => Body::Text(s),
+        Err(e) => Body::Binary(e.into_bytes()),
+    };
+    lambda_http::Response::from_parts(parts, body)
 }
 
 async fn respond(

@@ -34,46 +34,30 @@ pub struct UnknownEvent(pub String);
 /// What an event is: S3 notifications (`Records`, whose created objects it verifies; other
 /// records are not for it), an EventBridge "Object Created" event, or the schedule.
 pub fn parse(event: &Value) -> Result<StorageEvent, UnknownEvent> {
+    let unknown = |why: &str| UnknownEvent(why.to_owned());
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let mut keys = Vec::new();
-        for r in records {
-            let created = r
-                .get("eventName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.starts_with("ObjectCreated"));
-            if created {
-                let key = r
-                    .pointer("/s3/object/key")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        UnknownEvent("an ObjectCreated record without s3.object.key".into())
-                    })?;
-                keys.push(decode_key(key));
-            }
-        }
-        return Ok(StorageEvent::Created(keys));
+        let created = records.iter().filter(|r| {
+            r["eventName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("ObjectCreated"))
+        });
+        let keys = created.map(
+            |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
+                Some(key) => Ok(decode_key(key)),
+                None => Err(unknown("an ObjectCreated record without s3.object.key")),
+            },
+        );
+        return keys.collect::<Result<_, _>>().map(StorageEvent::Created);
     }
-    match event.get("detail-type").and_then(Value::as_str) {
+    match event["detail-type"].as_str() {
         Some("Scheduled Event") => Ok(StorageEvent::Sweep),
         Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
         {
             Some(k) => Ok(StorageEvent::Created(vec![decode_key(k)])),
-            None => Err(UnknownEvent(
-                "an Object Created event without detail.object.key".into(),
-            )),
+            None => Err(unknown("an Object Created event without detail.object.key")),
         },
         Some(other) => Err(UnknownEvent(format!("detail-type {other:?}"))),
-        None => Err(UnknownEvent(
-            "neither S3 Records nor an EventBridge event".into(),
-        )),
-    }
-}
-
-/// The object keys an event names as created (none for any other event).
-pub fn created_keys(event: &Value) -> Vec<String> {
-    match parse(event) {
-        Ok(StorageEvent::Created(keys)) => keys,
-        _ => Vec::new(),
+        None => Err(unknown("neither S3 Records nor an EventBridge event")),
     }
 }
 
@@ -143,14 +127,15 @@ pub async fn invoke(
     lambda_request_id: Option<&str>,
     trace_header: Option<&str>,
 ) -> Result<usize, EventError> {
-    use crate::telemetry::request;
+    use crate::telemetry::{request, xray};
     let started = std::time::Instant::now();
     let kind = match parse(event) {
         Ok(StorageEvent::Sweep) => "sweep",
         Ok(StorageEvent::Created(_)) => "object-created",
         Err(_) => "unknown",
     };
-    let (result, record) = request::scope(handle(app, event)).await;
+    let traced = xray::traced(xray::daemon(), trace_header, handle(app, event));
+    let (result, record) = request::scope(traced).await;
     request::finish(
         &request::Outcome {
             route: "finalize",
@@ -204,10 +189,15 @@ mod tests {
             {"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "t/a/w"}}},
             {"eventName": "ObjectCreated:CompleteMultipartUpload", "s3": {"object": {"key": "t/b/x%2Dy"}}}
         ]});
-        assert_eq!(created_keys(&s3), vec!["t/a/v", "t/b/x-y"]);
+        let created = |keys: &[&str]| {
+            Ok(StorageEvent::Created(
+                keys.iter().map(|k| k.to_string()).collect(),
+            ))
+        };
+        assert_eq!(parse(&s3), created(&["t/a/v", "t/b/x-y"]));
         let eb = serde_json::json!({"detail-type": "Object Created", "detail": {"object": {"key": "t/a/v"}}});
-        assert_eq!(created_keys(&eb), vec!["t/a/v"]);
-        assert!(created_keys(&serde_json::json!({"detail-type": "Object Deleted"})).is_empty());
+        assert_eq!(parse(&eb), created(&["t/a/v"]));
+        assert!(parse(&serde_json::json!({"detail-type": "Object Deleted"})).is_err());
     }
 
     #[test]

@@ -1063,24 +1063,14 @@ async fn aws_calls_are_xray_subsegments() {
     use attachments::service::{
         AttachmentFields, NewFile, ParentFields, UploadRules, UploadTarget,
     };
-    use tracing::Instrument;
-    use tracing_subscriber::prelude::*;
+    use attachments::telemetry::xray;
 
     let h = Harness::aws().await;
     let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     daemon
         .set_read_timeout(Some(std::time::Duration::from_millis(500)))
         .unwrap();
-    let layer = attachments::telemetry::xray::XrayLayer::new(daemon.local_addr().unwrap())
-        .unwrap()
-        .with_filter(attachments::telemetry::xray::interest());
-    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     let header = "Root=1-65dfb5a1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1";
-    let invoke = tracing::info_span!(
-        "Lambda runtime invoke",
-        requestId = "r",
-        xrayTraceId = header
-    );
     let who = Principal {
         tenant: TenantId::parse("a").unwrap(),
         owner: "o".into(),
@@ -1089,7 +1079,7 @@ async fn aws_calls_are_xray_subsegments() {
         ParentKind::parse("profile").unwrap(),
         ParentId::parse("traced").unwrap(),
     );
-    async {
+    let invocation = async {
         h.app
             .put_parent(&who, parent.clone(), ParentFields::default())
             .await
@@ -1131,9 +1121,9 @@ async fn aws_calls_are_xray_subsegments() {
             .send()
             .await
             .unwrap_err();
-    }
-    .instrument(invoke)
-    .await;
+    };
+    let daemon_at = xray::Daemon::new(daemon.local_addr().unwrap());
+    xray::traced(daemon_at, Some(header), invocation).await;
     let mut docs = Vec::new();
     let mut buf = [0u8; 65_536];
     while let Ok(n) = daemon.recv(&mut buf) {

@@ -2,17 +2,13 @@
 //! bytes. A client's declared type is never trusted, and a file whose bytes contradict its name
 //! (an HTML page named `.png`) is refused.
 
-/// Why a content was refused.
+/// Why a content was refused: its bytes do not match its extension.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContentTypeError {
-    #[error(
-        "the content of {file_name} is {sniffed}, which does not match its extension .{extension}"
-    )]
-    Mismatch {
-        file_name: String,
-        extension: String,
-        sniffed: String,
-    },
+#[error("the content of {file_name} is {sniffed}, which does not match its extension .{extension}")]
+pub struct ContentTypeError {
+    file_name: String,
+    extension: String,
+    sniffed: String,
 }
 
 /// Known extensions and their types. Types marked `true` have magic bytes that must be present.
@@ -87,24 +83,20 @@ const BY_EXTENSION: &[(&str, &str, bool)] = &[
     ("eml", "message/rfc822", false),
 ];
 
+fn entry(extension: &str) -> Option<&'static (&'static str, &'static str, bool)> {
+    let ext = extension.to_ascii_lowercase();
+    BY_EXTENSION.iter().find(|(e, _, _)| *e == ext)
+}
+
 /// The type an extension stands for, if it is one we know.
 pub fn type_for_extension(extension: &str) -> Option<&'static str> {
-    let ext = extension.to_ascii_lowercase();
-    BY_EXTENSION
-        .iter()
-        .find(|(e, _, _)| *e == ext)
-        .map(|(_, t, _)| *t)
+    entry(extension).map(|(_, t, _)| *t)
 }
 
 /// Every extension the server knows, with its type: what a client must declare for such a file
 /// (the browser console reads it, so it declares exactly what the server expects).
 pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
     BY_EXTENSION.iter().map(|(e, t, _)| (*e, *t))
-}
-
-fn needs_magic(extension: &str) -> bool {
-    let ext = extension.to_ascii_lowercase();
-    BY_EXTENSION.iter().any(|(e, _, m)| *e == ext && *m)
 }
 
 /// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
@@ -145,7 +137,6 @@ fn same_family(declared: &str, sniffed: &str) -> bool {
     );
     (zip_based && sniffed == "application/zip")
         || (ole_based && sniffed == "application/x-ole-storage")
-        || (ole_based && declared == sniffed)
         // infer names a few types differently from the IANA registry.
         || (declared == "image/vnd.microsoft.icon" && sniffed == "image/x-icon")
         || (declared == "audio/x-wav" && sniffed == "audio/wav")
@@ -166,7 +157,7 @@ pub fn decide_content_type(
     bytes: &[u8],
 ) -> Result<&'static str, ContentTypeError> {
     let sniffed = sniff(bytes);
-    let mismatch = |s: &str| ContentTypeError::Mismatch {
+    let mismatch = |s: &str| ContentTypeError {
         file_name: file_name.to_owned(),
         extension: extension.to_owned(),
         sniffed: s.to_owned(),
@@ -174,7 +165,7 @@ pub fn decide_content_type(
     match (type_for_extension(extension), sniffed) {
         (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
         (Some(_), Some(s)) => Err(mismatch(s)),
-        (Some(_), None) if needs_magic(extension) && !bytes.is_empty() => {
+        (Some(_), None) if entry(extension).is_some_and(|e| e.2) && !bytes.is_empty() => {
             Err(mismatch("not recognisable"))
         }
         (Some(declared), None) => Ok(declared),

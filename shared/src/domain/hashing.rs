@@ -20,12 +20,6 @@ pub struct Hasher {
     size: u64,
 }
 
-impl std::fmt::Debug for Hasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("size", &self.size).finish()
-    }
-}
-
 /// Chunk size that keeps a chunk in L1/L2 between the two hash passes.
 const CHUNK: usize = 16 * 1024;
 

@@ -21,38 +21,33 @@ impl IdError {
 }
 
 fn check_token(
-    value: &str,
+    value: String,
     what: &'static str,
     max: usize,
     allowed: impl Fn(char) -> bool,
-) -> Result<(), IdError> {
-    if value.is_empty() {
-        return Err(IdError::new(what, "must not be empty"));
-    }
-    if value.len() > max {
-        return Err(IdError::new(what, "is too long"));
-    }
-    if !value.chars().all(allowed) {
-        return Err(IdError::new(
-            what,
-            "contains characters that are not allowed",
-        ));
-    }
-    Ok(())
+) -> Result<String, IdError> {
+    let reason = if value.is_empty() {
+        "must not be empty"
+    } else if value.len() > max {
+        "is too long"
+    } else if !value.chars().all(allowed) {
+        "contains characters that are not allowed"
+    } else {
+        return Ok(value);
+    };
+    Err(IdError::new(what, reason))
 }
 
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr) => {
+/// A validated string: `check` decides, on every way in (parsing and deserializing), what it
+/// keeps of a raw string.
+macro_rules! string_type {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(value: &str) -> Result<Self, IdError> {
-                check_token(value, $what, $max, $allowed)?;
-                Ok(Self(value.to_owned()))
-            }
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -61,8 +56,7 @@ macro_rules! string_id {
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(value: String) -> Result<Self, IdError> {
-                check_token(&value, $what, $max, $allowed)?;
-                Ok(Self(value))
+                $check(value).map(Self)
             }
         }
 
@@ -75,6 +69,18 @@ macro_rules! string_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr) => {
+        string_type!($(#[$doc])* $name, |v| check_token(v, $what, $max, $allowed));
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                Self::try_from(value.to_owned())
             }
         }
     };
@@ -118,12 +124,11 @@ macro_rules! uuid_id {
             }
             pub fn parse(value: &str) -> Result<Self, IdError> {
                 // Only the hyphenated form: one spelling per id keeps storage keys canonical.
-                if value.len() != 36 {
-                    return Err(IdError::new($what, "is not a valid UUID"));
-                }
                 Uuid::try_parse(value)
+                    .ok()
+                    .filter(|_| value.len() == 36)
                     .map(Self)
-                    .map_err(|_| IdError::new($what, "is not a valid UUID"))
+                    .ok_or(IdError::new($what, "is not a valid UUID"))
             }
             pub fn as_uuid(&self) -> &Uuid {
                 &self.0
@@ -155,12 +160,13 @@ uuid_id!(
     "version id"
 );
 
-/// A file name as shown to users: a base name (directories a browser may send are dropped),
-/// without control or invisible formatting characters, at most 255 bytes. Never used to build a
-/// storage key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FileName(String);
+string_type!(
+    /// A file name as shown to users: a base name (directories a browser may send are dropped),
+    /// without control characters, at most 255 bytes; read back from storage under these rules.
+    /// Never used to build a storage key.
+    FileName,
+    stored_file_name
+);
 
 /// Characters that change how a name is displayed without being seen: Unicode's format
 /// characters (category Cf: bidirectional overrides and isolates, zero-width characters, the
@@ -177,7 +183,7 @@ fn is_invisible_formatting(c: char) -> bool {
 impl FileName {
     /// A name a client gives: refused when it is empty, too long, or hides characters.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let name = Self::stored(raw)?;
+        let name = Self::try_from(raw.to_owned())?;
         if name.0.chars().any(is_invisible_formatting) {
             return Err(IdError::new(
                 "file name",
@@ -185,27 +191,6 @@ impl FileName {
             ));
         }
         Ok(name)
-    }
-
-    /// A name as read back from storage: the rules it was accepted under when it was stored
-    /// (names stored before invisible formatting was refused stay readable).
-    fn stored(raw: &str) -> Result<Self, IdError> {
-        // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
-        let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw).trim();
-        if base.is_empty() || base == "." || base == ".." {
-            return Err(IdError::new("file name", "must not be empty"));
-        }
-        if base.len() > 255 {
-            return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
-        }
-        if base.chars().any(|c| c.is_control()) {
-            return Err(IdError::new("file name", "contains control characters"));
-        }
-        Ok(Self(base.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The name without its extension: `picture1` for `picture1.jpg`, `.bashrc` for `.bashrc`.
@@ -225,23 +210,21 @@ impl FileName {
     }
 }
 
-impl TryFrom<String> for FileName {
-    type Error = IdError;
-    fn try_from(value: String) -> Result<Self, IdError> {
-        Self::stored(&value)
+/// The rules a stored name was accepted under (names stored before invisible formatting was
+/// refused stay readable).
+fn stored_file_name(raw: String) -> Result<String, IdError> {
+    // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(&raw).trim();
+    if base.is_empty() || base == "." || base == ".." {
+        return Err(IdError::new("file name", "must not be empty"));
     }
-}
-
-impl From<FileName> for String {
-    fn from(value: FileName) -> String {
-        value.0
+    if base.len() > 255 {
+        return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
     }
-}
-
-impl fmt::Display for FileName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+    if base.chars().any(|c| c.is_control()) {
+        return Err(IdError::new("file name", "contains control characters"));
     }
+    Ok(base.to_owned())
 }
 
 #[cfg(test)]

@@ -82,17 +82,6 @@ impl AttachmentStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "placeholder" => Self::Placeholder,
-            "pending" => Self::Pending,
-            "ready" => Self::Ready,
-            "deleted" => Self::Deleted,
-            "rejected" => Self::Rejected,
-            _ => return None,
-        })
-    }
-
     /// Whether lists show it: half-uploaded and deleted attachments are never listed.
     pub fn is_listed(self) -> bool {
         matches!(self, Self::Placeholder | Self::Ready)
@@ -202,19 +191,27 @@ impl Attachment {
         }
     }
 
-    /// The storage key of one content of this attachment: tenant, attachment, version.
+    /// The storage key of one content: made only from validated ids, never from a file name.
     pub fn blob_key(&self, version: VersionId) -> String {
-        blob_key(&self.tenant, self.id, version)
+        format!("{}/{}/{version}", self.tenant, self.id)
     }
 
-    /// The storage key of the thumbnail of one content of this attachment.
+    /// The key of a content's thumbnail: beside it, `{version}_thumb`, one segment of id
+    /// characters like every key (the file store refuses anything else).
     pub fn thumbnail_key(&self, version: VersionId) -> String {
-        thumbnail_key(&self.tenant, self.id, version)
+        format!("{}_thumb", self.blob_key(version))
     }
 
-    /// Where a direct upload of one content of this attachment lands (see [`staging_key`]).
+    /// Where a direct upload lands: under [`STAGING_PREFIX`], which nothing is served from. Only
+    /// a verification makes it a content, by copying exactly the object it verified to the
+    /// content's own key, which no upload link reaches.
     pub fn staging_key(&self, version: VersionId) -> String {
-        staging_key(&self.tenant, self.id, version)
+        format!("{STAGING_PREFIX}{}", self.blob_key(version))
+    }
+
+    /// The current content, when it can be served: a ready attachment's.
+    pub fn ready_content(&self) -> Option<&Version> {
+        (self.status == AttachmentStatus::Ready).then_some(self.content.as_ref())?
     }
 
     /// The status as the APIs show it: a pending upload whose verification runs in the
@@ -229,39 +226,17 @@ impl Attachment {
     }
 }
 
-/// The storage key of a content: made only from validated ids, never from a file name.
-pub fn blob_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
-    format!("{tenant}/{attachment}/{version}")
-}
-
-/// Where a direct upload lands: under `staging/`, a prefix nothing is ever served from. Only a
-/// verification makes it a content, by copying exactly the object it verified to the content's
-/// own key, which no upload link can reach; whatever else lands here is removed by the sweep
-/// (and, on S3, by the bucket's lifecycle rule on the prefix).
-pub fn staging_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
-    format!("{STAGING_PREFIX}{tenant}/{attachment}/{version}")
-}
-
-/// The prefix of [`staging_key`]s.
+/// The prefix of [`Attachment::staging_key`]s; the sweep (and, on S3, the bucket's lifecycle
+/// rule) removes whatever lands there that no upload waits for.
 pub const STAGING_PREFIX: &str = "staging/";
 
 /// The ids a staging key names, if it is one.
 pub fn parse_staging_key(key: &str) -> Option<(TenantId, AttachmentId, VersionId)> {
-    let mut parts = key.strip_prefix(STAGING_PREFIX)?.split('/');
-    let (Some(t), Some(a), Some(v), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
+    let (t, rest) = key.strip_prefix(STAGING_PREFIX)?.split_once('/')?;
+    let (a, v) = rest.split_once('/')?;
     Some((
         TenantId::parse(t).ok()?,
         AttachmentId::parse(a).ok()?,
         VersionId::parse(v).ok()?,
     ))
-}
-
-/// The storage key of a content's thumbnail: beside the content, `{version}_thumb`, so it is one
-/// segment of id characters like every key (the file store refuses anything else).
-pub fn thumbnail_key(tenant: &TenantId, attachment: AttachmentId, version: VersionId) -> String {
-    format!("{tenant}/{attachment}/{version}_thumb")
 }

@@ -1,11 +1,7 @@
 //! Thumbnails, as pure functions (bytes in, PNG bytes out): a downscaled copy of an image, or a
-//! small icon of the file's family for anything that is not an image we decode.
-//!
-//! Decoding is bounded before any pixel buffer exists: the decoder reads the header, and an image
-//! wider or taller than [`MAX_IMAGE_SIDE`], or whose decoded pixels would take more than
-//! [`MAX_DECODE_BYTES`], is refused ([`ThumbnailError::TooLarge`]). A decompression bomb (a few
-//! bytes that claim 100000x100000 pixels) therefore costs a header read, not 40 GB. The service
-//! turns every refusal into the image icon; the upload itself never depends on a thumbnail.
+//! small icon of the file's family for anything else. Decoding is bounded from the header on: an
+//! image beyond [`MAX_IMAGE_SIDE`] or [`MAX_DECODE_BYTES`] is refused before any pixel buffer
+//! exists, so a decompression bomb costs a header read, not 40 GB.
 
 use std::io::Cursor;
 

@@ -1,98 +1,65 @@
-//! Opaque list cursors: the position, bound to the tenant and parent, signed by the server.
-//! Another tenant's cursor, another parent's, or an edited one is refused.
+//! Opaque list cursors: the position, bound to a scope (the tenant and the parent, or the kind)
+//! and signed by the server. Another tenant's cursor, another parent's, or an edited one is
+//! refused.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::ServiceError;
-use crate::domain::{AttachmentId, ParentId, ParentKind, ParentRef, TenantId};
+use crate::domain::{IdError, ParentKind, ParentRef, TenantId};
 use crate::signing::Signer;
 
-fn invalid() -> ServiceError {
-    ServiceError::Invalid("cursor is invalid".into())
-}
+/// The longest cursor looked at; a real one is about a quarter of it.
+const MAX_CURSOR: usize = 400;
 
-pub(super) fn encode(
-    signer: &Signer,
-    tenant: &TenantId,
-    parent: &ParentRef,
-    after: AttachmentId,
-) -> String {
-    let body = after.to_string();
-    let sig = signer.sign(&[
+/// The scope of a cursor of a parent's attachments.
+pub(super) fn of_parent<'a>(tenant: &'a TenantId, parent: &'a ParentRef) -> [&'a [u8]; 4] {
+    [
         b"cursor",
         tenant.as_str().as_bytes(),
         parent.kind.as_str().as_bytes(),
         parent.id.as_str().as_bytes(),
-        body.as_bytes(),
-    ]);
-    URL_SAFE_NO_PAD.encode(format!("{body}.{}", &sig[..32]))
+    ]
 }
 
-pub(super) fn decode(
-    signer: &Signer,
-    cursor: &str,
-    tenant: &TenantId,
-    parent: &ParentRef,
-) -> Result<AttachmentId, ServiceError> {
-    if cursor.len() > 200 {
-        return Err(invalid());
-    }
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (body, sig) = raw.split_once('.').ok_or_else(invalid)?;
-    let expected = signer.sign(&[
-        b"cursor",
-        tenant.as_str().as_bytes(),
-        parent.kind.as_str().as_bytes(),
-        parent.id.as_str().as_bytes(),
-        body.as_bytes(),
-    ]);
-    if !same_signature(&expected, sig) {
-        return Err(invalid());
-    }
-    AttachmentId::parse(body).map_err(|_| invalid())
-}
-
-/// The signature of a records cursor's body: bound to the tenant and the kind.
-fn record_signature(signer: &Signer, tenant: &TenantId, kind: &ParentKind, body: &str) -> String {
-    signer.sign(&[
+/// The scope of a cursor of the pages of a kind's records.
+pub(super) fn of_kind<'a>(tenant: &'a TenantId, kind: &'a ParentKind) -> [&'a [u8]; 3] {
+    [
         b"records-cursor",
         tenant.as_str().as_bytes(),
         kind.as_str().as_bytes(),
-        body.as_bytes(),
-    ])
+    ]
 }
 
-/// A cursor of the pages of a kind's records: the last record id of a page.
-pub(super) fn encode_record(
-    signer: &Signer,
-    tenant: &TenantId,
-    kind: &ParentKind,
-    after: &ParentId,
-) -> String {
-    let sig = record_signature(signer, tenant, kind, after.as_str());
+fn sign(signer: &Signer, scope: &[&[u8]], body: &str) -> String {
+    signer.sign(&[scope, &[body.as_bytes()]].concat())
+}
+
+/// The position `after` (the last id of a page) with its signature over `scope`.
+pub(super) fn encode(signer: &Signer, scope: &[&[u8]], after: &str) -> String {
+    let sig = sign(signer, scope, after);
     URL_SAFE_NO_PAD.encode(format!("{after}.{}", &sig[..32]))
 }
 
-pub(super) fn decode_record(
+/// The position in a cursor encoded for `scope`, if its signature holds.
+pub(super) fn decode<T>(
     signer: &Signer,
     cursor: &str,
-    tenant: &TenantId,
-    kind: &ParentKind,
-) -> Result<ParentId, ServiceError> {
-    if cursor.len() > 400 {
+    scope: &[&[u8]],
+    parse: impl FnOnce(&str) -> Result<T, IdError>,
+) -> Result<T, ServiceError> {
+    let invalid = || ServiceError::Invalid("cursor is invalid".into());
+    if cursor.len() > MAX_CURSOR {
         return Err(invalid());
     }
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let raw = String::from_utf8(raw).map_err(|_| invalid())?;
     // The signature is hex: the last dot separates it, whatever dots the id holds.
     let (body, sig) = raw.rsplit_once('.').ok_or_else(invalid)?;
-    let expected = record_signature(signer, tenant, kind, body);
-    if !same_signature(&expected, sig) {
+    if !same_signature(&sign(signer, scope, body), sig) {
         return Err(invalid());
     }
-    ParentId::parse(body).map_err(|_| invalid())
+    parse(body).map_err(|_| invalid())
 }
 
 /// A truncated signature (128 bits) keeps cursors short; it is compared in constant time.
@@ -108,7 +75,33 @@ fn same_signature(expected: &str, sig: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ParentId, ParentKind};
+    use crate::domain::{AttachmentId, ParentId, ParentKind};
+
+    fn encode_att(s: &Signer, t: &TenantId, p: &ParentRef, id: AttachmentId) -> String {
+        encode(s, &of_parent(t, p), &id.to_string())
+    }
+
+    fn decode_att(
+        s: &Signer,
+        c: &str,
+        t: &TenantId,
+        p: &ParentRef,
+    ) -> Result<AttachmentId, ServiceError> {
+        decode(s, c, &of_parent(t, p), AttachmentId::parse)
+    }
+
+    fn encode_record(s: &Signer, t: &TenantId, k: &ParentKind, id: &ParentId) -> String {
+        encode(s, &of_kind(t, k), id.as_str())
+    }
+
+    fn decode_record(
+        s: &Signer,
+        c: &str,
+        t: &TenantId,
+        k: &ParentKind,
+    ) -> Result<ParentId, ServiceError> {
+        decode(s, c, &of_kind(t, k), ParentId::parse)
+    }
 
     #[test]
     fn cursors_round_trip_and_bind_tenant_and_parent() {
@@ -119,14 +112,14 @@ mod tests {
             ParentId::parse("p1").unwrap(),
         );
         let id = AttachmentId::new();
-        let c = encode(&s, &t, &p, id);
-        assert_eq!(decode(&s, &c, &t, &p).unwrap(), id);
-        assert!(decode(&s, &c, &TenantId::parse("b").unwrap(), &p).is_err());
+        let c = encode_att(&s, &t, &p, id);
+        assert_eq!(decode_att(&s, &c, &t, &p).unwrap(), id);
+        assert!(decode_att(&s, &c, &TenantId::parse("b").unwrap(), &p).is_err());
         let other = ParentRef::new(p.kind.clone(), ParentId::parse("p2").unwrap());
-        assert!(decode(&s, &c, &t, &other).is_err());
-        assert!(decode(&s, "garbage!", &t, &p).is_err());
+        assert!(decode_att(&s, &c, &t, &other).is_err());
+        assert!(decode_att(&s, "garbage!", &t, &p).is_err());
         let forged = URL_SAFE_NO_PAD.encode(format!("{id}.{}", "0".repeat(32)));
-        assert!(decode(&s, &forged, &t, &p).is_err());
+        assert!(decode_att(&s, &forged, &t, &p).is_err());
     }
 
     #[test]
@@ -142,9 +135,9 @@ mod tests {
         assert!(decode_record(&s, &c, &t, &other).is_err());
         // An attachment cursor is no records cursor, nor the other way round.
         let p = ParentRef::new(kind.clone(), id.clone());
-        let att = encode(&s, &t, &p, AttachmentId::new());
+        let att = encode_att(&s, &t, &p, AttachmentId::new());
         assert!(decode_record(&s, &att, &t, &kind).is_err());
-        assert!(decode(&s, &c, &t, &p).is_err());
+        assert!(decode_att(&s, &c, &t, &p).is_err());
         let forged = URL_SAFE_NO_PAD.encode(format!("{id}.{}", "0".repeat(32)));
         assert!(decode_record(&s, &forged, &t, &kind).is_err());
         assert!(decode_record(&s, "not base64!", &t, &kind).is_err());

@@ -24,34 +24,8 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Keys remembered at most; past that the cache starts over.
 const KEY_CACHE_MAX: usize = 10_000;
 
-/// Recently checked keys, by hash.
-#[derive(Default)]
-pub(crate) struct KeyCache(Mutex<HashMap<String, (Principal, Instant)>>);
-
-impl KeyCache {
-    fn get(&self, hash: &str) -> Option<Principal> {
-        let c = self.0.lock().ok()?;
-        c.get(hash)
-            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
-            .map(|(p, _)| p.clone())
-    }
-
-    fn put(&self, hash: String, p: Principal) {
-        if let Ok(mut c) = self.0.lock() {
-            if c.len() >= KEY_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(hash, (p, Instant::now()));
-        }
-    }
-
-    /// Forgets the key whose public id (the start of its hash) is `id`.
-    fn forget_id(&self, id: &str) {
-        if let Ok(mut c) = self.0.lock() {
-            c.retain(|hash, _| !hash.starts_with(id));
-        }
-    }
-}
+/// Recently checked keys, by hash, with when they were checked.
+pub(crate) type KeyCache = Mutex<HashMap<String, (Principal, Instant)>>;
 
 pub(crate) fn hash_key(key: &str) -> String {
     crate::signing::hex32(&Sha256::digest(key.as_bytes()).into())
@@ -80,7 +54,11 @@ impl App {
             return Err(ServiceError::Unauthorized);
         };
         let hash = hash_key(key);
-        if let Some(p) = self.key_cache.get(&hash) {
+        let cached = self.key_cache.lock().ok().and_then(|c| {
+            let (p, at) = c.get(&hash)?;
+            (at.elapsed() < KEY_CACHE_TTL).then(|| p.clone())
+        });
+        if let Some(p) = cached {
             return Ok(p);
         }
         match self.meta.get_api_key(&hash).await? {
@@ -89,7 +67,12 @@ impl App {
                     tenant: k.tenant,
                     owner: k.owner,
                 };
-                self.key_cache.put(hash, p.clone());
+                if let Ok(mut c) = self.key_cache.lock() {
+                    if c.len() >= KEY_CACHE_MAX {
+                        c.clear();
+                    }
+                    c.insert(hash, (p.clone(), Instant::now()));
+                }
                 Ok(p)
             }
             _ => Err(ServiceError::Unauthorized),
@@ -146,7 +129,10 @@ impl App {
     /// Revokes a key by its public id. This process forgets it at once; other processes (other
     /// Lambda containers) within [`KEY_CACHE_TTL`].
     pub async fn revoke_key(&self, id: &str) -> ServiceResult<()> {
-        self.key_cache.forget_id(id);
+        if let Ok(mut c) = self.key_cache.lock() {
+            // The public id is the start of the hash.
+            c.retain(|hash, _| !hash.starts_with(id));
+        }
         if self.meta.revoke_api_key(id).await? {
             Ok(())
         } else {

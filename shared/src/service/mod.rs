@@ -6,7 +6,6 @@ mod cursor;
 pub mod dialects;
 mod direct;
 mod keys;
-mod named;
 mod records;
 mod staging;
 mod thumbnails;
@@ -18,12 +17,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Attachment, AttachmentId, AttachmentStatus, IdError, Parent, ParentKind, ParentRef, Principal,
+    Attachment, AttachmentId, AttachmentStatus, IdError, Parent, ParentKind, ParentRef,
+    PendingUpload, Principal, VersionId,
 };
 use crate::signing::Signer;
 use crate::store::{
     BlobStore, Expected, LinkOptions, LinkWindow, ManyListing, MetadataStore, ParentLookup,
-    PutOutcome, StoreError,
+    PutOutcome, StoreError, StoreResult,
 };
 
 /// The most attachments an answer that is not paged holds: the compatible APIs' lists of a
@@ -89,6 +89,18 @@ impl From<IdError> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+const UPLOAD_UNDER_WAY: &str = "an upload to this attachment is already under way";
+
+/// A conditional write the store refused, as the caller's 409: saying `why`, or else the store's
+/// own reason (a storage limit such as the AWS backend's attachments per parent). Any other
+/// failure is storage's.
+pub(crate) fn refused(why: Option<&'static str>) -> impl Fn(StoreError) -> ServiceError {
+    move |e| match e {
+        StoreError::Conflict(msg) => ServiceError::Conflict(why.map_or(msg, str::to_owned)),
+        other => other.into(),
+    }
+}
 
 /// Limits the use cases enforce, from configuration.
 #[derive(Debug, Clone)]
@@ -199,8 +211,6 @@ impl App {
         }
     }
 
-    // ---- parents -------------------------------------------------------------------------
-
     /// Registers or updates a parent. Reference and e-mail are unique per tenant, kind and source.
     pub async fn put_parent(
         &self,
@@ -232,11 +242,8 @@ impl App {
             created_at: existing.as_ref().map_or(t, |p| p.created_at),
             updated_at: t,
         };
-        match self.meta.put_parent(&parent).await {
-            Ok(outcome) => Ok((parent, outcome)),
-            Err(StoreError::Conflict(msg)) => Err(ServiceError::Conflict(msg)),
-            Err(e) => Err(e.into()),
-        }
+        let outcome = self.meta.put_parent(&parent).await.map_err(refused(None))?;
+        Ok((parent, outcome))
     }
 
     pub async fn get_parent(&self, who: &Principal, key: &ParentRef) -> ServiceResult<Parent> {
@@ -254,13 +261,11 @@ impl App {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> ServiceResult<Option<Parent>> {
+        let lower;
         let lookup = match lookup {
             ParentLookup::Email(e) => {
-                let lower = e.trim().to_lowercase();
-                return Ok(self
-                    .meta
-                    .find_parent(&who.tenant, kind, source, ParentLookup::Email(&lower))
-                    .await?);
+                lower = e.trim().to_lowercase();
+                ParentLookup::Email(&lower)
             }
             other => other,
         };
@@ -303,8 +308,6 @@ impl App {
         Ok(ParentDeletion::Deleted)
     }
 
-    // ---- attachments ---------------------------------------------------------------------
-
     /// One page of a parent's attachments, oldest first.
     pub async fn list(
         &self,
@@ -313,10 +316,10 @@ impl App {
         cursor: Option<&str>,
         limit: usize,
     ) -> ServiceResult<AttachmentPage> {
-        let after = match cursor {
-            Some(c) => Some(cursor::decode(&self.signer, c, &who.tenant, parent)?),
-            None => None,
-        };
+        let scope = cursor::of_parent(&who.tenant, parent);
+        let after = cursor
+            .map(|c| cursor::decode(&self.signer, c, &scope, AttachmentId::parse))
+            .transpose()?;
         self.get_parent(who, parent).await?;
         let page = self
             .meta
@@ -324,7 +327,7 @@ impl App {
             .await?;
         let next_cursor = page
             .next_after
-            .map(|a| cursor::encode(&self.signer, &who.tenant, parent, a));
+            .map(|a| cursor::encode(&self.signer, &scope, &a.to_string()));
         Ok(AttachmentPage {
             items: page.items,
             next_cursor,
@@ -338,22 +341,34 @@ impl App {
         who: &Principal,
         parent: &ParentRef,
     ) -> ServiceResult<Vec<Attachment>> {
-        let listing = self
-            .meta
-            .list_attachments_of_many(
-                &who.tenant,
-                std::slice::from_ref(parent),
-                MAX_UNPAGED_ATTACHMENTS,
-            )
-            .await?;
-        match listing {
-            ManyListing::Parents(mut lists) => lists
-                .pop()
-                .flatten()
-                .ok_or(ServiceError::NotFound("parent")),
-            ManyListing::TooMany => Err(ServiceError::TooMany(format!(
-                "the parent has more attachments than this API answers at once ({MAX_UNPAGED_ATTACHMENTS}, or uploads under way in numbers); the native API pages through any number"
-            ))),
+        let lists = self.listings(who, std::slice::from_ref(parent), || {
+            format!("the parent has more attachments than this API answers at once ({MAX_UNPAGED_ATTACHMENTS}, or uploads under way in numbers); the native API pages through any number")
+        });
+        lists
+            .await?
+            .pop()
+            .flatten()
+            .ok_or(ServiceError::NotFound("parent"))
+    }
+
+    /// The listed attachments of each of `parents` (`None` for one that does not exist), in one
+    /// read: at most [`MAX_UNPAGED_ATTACHMENTS`] in all, else [`ServiceError::TooMany`] saying
+    /// `too_many`.
+    pub(crate) async fn listings(
+        &self,
+        who: &Principal,
+        parents: &[ParentRef],
+        too_many: impl FnOnce() -> String,
+    ) -> ServiceResult<Vec<Option<Vec<Attachment>>>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let listing =
+            self.meta
+                .list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
+        match listing.await? {
+            ManyListing::Parents(lists) => Ok(lists),
+            ManyListing::TooMany => Err(ServiceError::TooMany(too_many())),
         }
     }
 
@@ -363,6 +378,12 @@ impl App {
             Some(a) if a.status != AttachmentStatus::Deleted => Ok(a),
             _ => Err(ServiceError::NotFound("attachment")),
         }
+    }
+
+    /// The attachment as it is stored now.
+    pub(crate) async fn reload(&self, att: &Attachment) -> ServiceResult<Attachment> {
+        let fresh = self.meta.get_attachment(&att.tenant, att.id).await?;
+        fresh.ok_or(ServiceError::NotFound("attachment"))
     }
 
     /// An attachment that belongs to the given parent (the APIs that nest ids under parents).
@@ -380,29 +401,33 @@ impl App {
     }
 
     /// A presigned download link of the attachment's current content, when it has one.
-    /// When the links handed out now are signed and expire (see [`LinkWindow`]).
-    pub(crate) fn link_window(&self) -> LinkWindow {
-        LinkWindow::aligned(now().unix_timestamp(), self.limits.link_ttl)
+    pub async fn download_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
+        let Some(v) = att.ready_content() else {
+            return Ok(None);
+        };
+        let link = self.presign_get(att.blob_key(v.id), &v.content_type, v.file_name.as_str());
+        Ok(Some(link.await?))
     }
 
-    pub async fn download_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
-        match (&att.content, att.status) {
-            (Some(v), AttachmentStatus::Ready) => {
-                let link = self
-                    .blobs
-                    .presign_get(
-                        &att.blob_key(v.id),
-                        &LinkOptions {
-                            content_type: &v.content_type,
-                            file_name: v.file_name.as_str(),
-                            valid: self.link_window(),
-                        },
-                    )
-                    .await?;
-                Ok(Some(link))
-            }
-            _ => Ok(None),
-        }
+    /// A signed link that expires (see [`LinkWindow`]).
+    async fn presign_get(
+        &self,
+        key: String,
+        content_type: &str,
+        file_name: &str,
+    ) -> ServiceResult<String> {
+        let valid = LinkWindow::aligned(now().unix_timestamp(), self.limits.link_ttl);
+        let options = LinkOptions {
+            content_type,
+            file_name,
+            valid,
+        };
+        Ok(self.blobs.presign_get(&key, &options).await?)
+    }
+
+    /// When an upload begun now is abandoned: the sweep removes it after.
+    pub(crate) fn pending_until(&self) -> i64 {
+        now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64
     }
 
     /// Deletes an attachment, every version's file, then its metadata.
@@ -432,38 +457,47 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Each version's thumbnail lives beside its file (thumbnails.rs) and goes first, so a
-        // thumbnail never outlives its file.
-        let mut keys: Vec<String> = self
-            .meta
-            .list_versions(&att.tenant, att.id)
-            .await?
+        // Every version's files, the current one's and an upload's under way too (a verification
+        // that did not live to record it may have promoted it), then what is staged.
+        let mut versions: Vec<VersionId> = (self.meta.list_versions(&att.tenant, att.id).await?)
             .iter()
-            .flat_map(|v| [att.thumbnail_key(v.id), att.blob_key(v.id)])
+            .map(|v| v.id)
+            .chain(att.content.as_ref().map(|v| v.id))
+            .chain(att.upload.as_ref().map(|u| u.version.id))
             .collect();
-        if let Some(v) = &att.content {
-            let k = att.blob_key(v.id);
-            if !keys.contains(&k) {
-                keys.push(att.thumbnail_key(v.id));
-                keys.push(k);
-            }
+        versions.sort_unstable();
+        versions.dedup();
+        for v in versions {
+            self.delete_files(&att, v).await?;
         }
         if let Some(u) = &att.upload {
-            // An upload under way: its staged object and parts, and what a verification that
-            // did not live to record it may have promoted.
-            let staged = att.staging_key(u.version.id);
-            if let Some(mp) = &u.multipart {
-                self.blobs.abort_multipart(&staged, &mp.upload_id).await?;
-            }
-            keys.push(staged);
-            keys.push(att.thumbnail_key(u.version.id));
-            keys.push(att.blob_key(u.version.id));
-        }
-        for k in &keys {
-            self.blobs.delete(k).await?;
+            self.discard_staged(&att, u).await?;
         }
         self.meta.delete_attachment(&att.tenant, att.id).await?;
         Ok(())
+    }
+
+    /// Removes a version's thumbnail, then its file: a thumbnail never outlives its file.
+    pub(crate) async fn delete_files(
+        &self,
+        att: &Attachment,
+        version: VersionId,
+    ) -> StoreResult<()> {
+        self.blobs.delete(&att.thumbnail_key(version)).await?;
+        self.blobs.delete(&att.blob_key(version)).await
+    }
+
+    /// Removes an upload's staged object, and its parts when it is a multipart upload.
+    pub(crate) async fn discard_staged(
+        &self,
+        att: &Attachment,
+        upload: &PendingUpload,
+    ) -> StoreResult<()> {
+        let staged = att.staging_key(upload.version.id);
+        if let Some(mp) = &upload.multipart {
+            self.blobs.abort_multipart(&staged, &mp.upload_id).await?;
+        }
+        self.blobs.delete(&staged).await
     }
 
     /// Whether both stores answer: one read, in each, of something that never exists (the
@@ -504,7 +538,7 @@ impl App {
                     | AttachmentStatus::Deleted
                     | AttachmentStatus::Rejected => self.remove_attachment(att).await?,
                     // An existing attachment whose new upload never came: it stays as it was.
-                    _ => self.cancel_upload(att).await?,
+                    _ => self.cancel_upload(&att, Some("the upload expired")).await?,
                 }
                 removed += 1;
             }

@@ -1,14 +1,11 @@
-//! Use cases of record-centred APIs (the records API): the attachments of many
-//! records in one call, deletion by file name, and removing only the newest version of a file.
-//!
-//! A "record" is an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
-//! Reads are batched: one existence check for all requested records and one listing for all of
-//! them, never a call per record.
+//! Use cases of the records API: the attachments of many records in one read (never a call per
+//! record), deletion by file name, and removing only the newest version of a file. A "record" is
+//! an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
 
-use super::{cursor, now, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
-use crate::domain::{Attachment, AttachmentId, AttachmentStatus, ParentId, ParentKind, ParentRef};
+use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
+use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef};
 use crate::domain::{Principal, Version};
-use crate::store::{Expected, ManyListing, StoreError, MAX_BATCH_KEYS};
+use crate::store::{Expected, MAX_BATCH_KEYS};
 
 /// The most records one call may ask for, or one page list.
 pub const MAX_RECORDS_PER_CALL: usize = MAX_BATCH_KEYS;
@@ -33,10 +30,8 @@ pub struct RecordsPage {
     pub next_cursor: Option<String>,
 }
 
-fn too_many_together() -> ServiceError {
-    ServiceError::TooMany(format!(
-        "these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: ask for fewer records at a time"
-    ))
+fn too_many_together(advice: &str) -> String {
+    format!("these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: {advice}")
 }
 
 impl App {
@@ -63,16 +58,10 @@ impl App {
                 "at most {MAX_RECORDS_PER_CALL} records per call"
             )));
         }
-        if refs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let listing = self
-            .meta
-            .list_attachments_of_many(&who.tenant, &refs, MAX_UNPAGED_ATTACHMENTS)
-            .await?;
-        let ManyListing::Parents(lists) = listing else {
-            return Err(too_many_together());
-        };
+        let lists = self.listings(who, &refs, || {
+            too_many_together("ask for fewer records at a time")
+        });
+        let lists = lists.await?;
         refs.into_iter()
             .zip(lists)
             .map(|(r, list)| {
@@ -96,10 +85,10 @@ impl App {
         limit: usize,
         is_record: fn(&ParentId) -> bool,
     ) -> ServiceResult<RecordsPage> {
-        let after = match cursor {
-            Some(c) => Some(cursor::decode_record(&self.signer, c, &who.tenant, kind)?),
-            None => None,
-        };
+        let scope = cursor::of_kind(&who.tenant, kind);
+        let after = cursor
+            .map(|c| cursor::decode(&self.signer, c, &scope, ParentId::parse))
+            .transpose()?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
         let mut page = self
             .meta
@@ -108,23 +97,12 @@ impl App {
         let next_cursor = page
             .next_after
             .as_ref()
-            .map(|a| cursor::encode_record(&self.signer, &who.tenant, kind, a));
+            .map(|a| cursor::encode(&self.signer, &scope, a.as_str()));
         page.parents.retain(|r| is_record(&r.id));
-        if page.parents.is_empty() {
-            return Ok(RecordsPage {
-                records: Vec::new(),
-                next_cursor,
-            });
-        }
-        let listing = self
-            .meta
-            .list_attachments_of_many(&who.tenant, &page.parents, MAX_UNPAGED_ATTACHMENTS)
-            .await?;
-        let ManyListing::Parents(lists) = listing else {
-            return Err(ServiceError::TooMany(format!(
-                "these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: ask for fewer records a page (limit)"
-            )));
-        };
+        let lists = self.listings(who, &page.parents, || {
+            too_many_together("ask for fewer records a page (limit)")
+        });
+        let lists = lists.await?;
         // A record deleted between the two reads is left out.
         let records = page
             .parents
@@ -149,30 +127,21 @@ impl App {
         scope: VersionScope,
     ) -> ServiceResult<()> {
         let all = self.list_all(who, record).await?;
-        let mut targets: Vec<Attachment> = Vec::new();
-        for name in names {
-            let mut matched = false;
-            for a in &all {
-                if a.content
-                    .as_ref()
-                    .is_some_and(|c| c.file_name.as_str() == name)
-                {
-                    matched = true;
-                    if !targets.iter().any(|t| t.id == a.id) {
-                        targets.push(a.clone());
-                    }
-                }
-            }
-            if !matched {
-                return Err(ServiceError::NotFound("file"));
-            }
+        let named = |a: &Attachment, name: &String| {
+            a.content
+                .as_ref()
+                .is_some_and(|c| c.file_name.as_str() == name)
+        };
+        if !names.iter().all(|n| all.iter().any(|a| named(a, n))) {
+            return Err(ServiceError::NotFound("file"));
         }
-        for att in targets {
+        for att in all
+            .into_iter()
+            .filter(|a| names.iter().any(|n| named(a, n)))
+        {
             match scope {
                 VersionScope::All => self.remove_attachment(att).await?,
-                VersionScope::Latest => {
-                    self.delete_latest_version(who, att.id).await?;
-                }
+                VersionScope::Latest => drop(self.delete_latest_version(who, att.id).await?),
             }
         }
         Ok(())
@@ -190,10 +159,8 @@ impl App {
         id: AttachmentId,
     ) -> ServiceResult<Option<Attachment>> {
         let att = self.get(who, id).await?;
-        let current = match (&att.content, att.status) {
-            (Some(c), AttachmentStatus::Ready) => c.clone(),
-            _ => return Err(ServiceError::NotFound("attachment")),
-        };
+        let current = att.ready_content().cloned();
+        let current = current.ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
         let previous: Option<Version> = versions
@@ -207,19 +174,12 @@ impl App {
         let mut next = att.clone();
         next.content = Some(previous);
         next.updated_at = now();
-        match self.meta.update_attachment(&next, Expected::of(&att)).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                return Err(ServiceError::Conflict(
-                    "the attachment changed while its latest version was removed; retry".into(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let why = "the attachment changed while its latest version was removed; retry";
+        let switched = self.meta.update_attachment(&next, Expected::of(&att)).await;
+        switched.map_err(refused(Some(why)))?;
         // Files before the record, so a failure half-way leaves a version record that the
         // attachment's removal still cleans up, never a file nobody knows about.
-        self.delete_thumbnail(&att, current.id).await?;
-        self.blobs.delete(&att.blob_key(current.id)).await?;
+        self.delete_files(&att, current.id).await?;
         self.meta
             .delete_version(&att.tenant, att.id, current.id)
             .await?;

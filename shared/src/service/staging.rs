@@ -1,25 +1,22 @@
-//! What lands under the staging prefix without an upload waiting for it — a form or a part
-//! replayed after its upload was verified, refused, cancelled or deleted; a multipart upload
-//! started by a request that crashed before recording it — is an orphan: nothing will ever
-//! read it. The sweep removes them (on S3 the bucket's lifecycle rule on the prefix is the
-//! backstop). A staged object is kept exactly while its attachment still waits for that very
-//! version; a multipart upload too, and always for its first hour, since it is started just
-//! before its attachment is recorded.
+//! Orphans under the staging prefix — a form or part replayed after its upload ended, a
+//! multipart upload whose request crashed before recording it — are removed by the sweep (on S3
+//! the bucket's lifecycle rule is the backstop). A staged object or multipart upload is kept
+//! exactly while its attachment still waits for that very version, and a multipart upload always
+//! for its first hour, since it is started just before its attachment is recorded.
 
 use super::{now, App, ServiceResult};
+use crate::domain::parse_staging_key;
 
 /// How long a multipart upload is kept whatever: `begin_upload` starts it a moment before it
 /// records the attachment that waits for it.
 const UPLOAD_GRACE_SECS: i64 = 3600;
-use crate::domain::parse_staging_key;
-use crate::store::StagedUpload;
 
 impl App {
     /// Removes the orphans under the staging prefix; returns how many it removed.
     pub(crate) async fn sweep_staging(&self) -> ServiceResult<usize> {
         let mut removed = 0;
         for key in self.staged_objects().await? {
-            if !self.awaited(&key).await? {
+            if !self.awaited(&key, None).await? {
                 self.blobs.delete(&key).await?;
                 removed += 1;
             }
@@ -28,14 +25,9 @@ impl App {
         loop {
             let page = self.blobs.list_staged_uploads(after.take()).await?;
             let recent = now().unix_timestamp() - UPLOAD_GRACE_SECS;
-            for StagedUpload {
-                key,
-                upload_id,
-                initiated,
-            } in page.items
-            {
-                if initiated < recent && !self.awaited_upload(&key, &upload_id).await? {
-                    self.blobs.abort_multipart(&key, &upload_id).await?;
+            for u in page.items {
+                if u.initiated < recent && !self.awaited(&u.key, Some(&u.upload_id)).await? {
+                    self.blobs.abort_multipart(&u.key, &u.upload_id).await?;
                     removed += 1;
                 }
             }
@@ -60,25 +52,16 @@ impl App {
         }
     }
 
-    /// Whether an attachment still waits for the object at a staging key.
-    async fn awaited(&self, key: &str) -> ServiceResult<bool> {
-        let Some((tenant, id, version)) = parse_staging_key(key) else {
-            return Ok(false);
-        };
-        let att = self.meta.get_attachment(&tenant, id).await?;
-        Ok(att
-            .and_then(|a| a.upload)
-            .is_some_and(|u| u.version.id == version))
-    }
-
-    /// Whether an attachment still waits for this very multipart upload.
-    async fn awaited_upload(&self, key: &str, upload_id: &str) -> ServiceResult<bool> {
+    /// Whether an attachment still waits for the object at a staging key, or for this very
+    /// multipart upload of it.
+    async fn awaited(&self, key: &str, upload_id: Option<&str>) -> ServiceResult<bool> {
         let Some((tenant, id, version)) = parse_staging_key(key) else {
             return Ok(false);
         };
         let att = self.meta.get_attachment(&tenant, id).await?;
         Ok(att.and_then(|a| a.upload).is_some_and(|u| {
-            u.version.id == version && u.multipart.is_some_and(|mp| mp.upload_id == upload_id)
+            let mp = u.multipart.map(|mp| mp.upload_id);
+            u.version.id == version && upload_id.is_none_or(|id| mp.is_some_and(|m| m == id))
         }))
     }
 }

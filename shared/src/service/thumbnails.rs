@@ -1,12 +1,10 @@
-//! Thumbnails of stored contents, for every API: made when a version is stored, kept as a blob
-//! beside the version's own (`{tenant}/{attachment}/{version}_thumb`, see
-//! [`crate::domain::model::thumbnail_key`]), and removed with it.
-//!
-//! A thumbnail never decides an upload's fate. An image that cannot be decoded, or that is beyond
-//! the decoding limits (a decompression bomb), gets the image icon; a failure to store the
-//! thumbnail is logged and the upload goes on (its link then answers 404). Decoding runs on a
-//! blocking thread, a few at a time, so it neither stalls the async runtime nor multiplies its
-//! memory budget by the number of concurrent uploads.
+//! Thumbnails of stored contents, for every API: made when a version is stored, kept beside it
+//! ([`Attachment::thumbnail_key`]) and removed with it. A thumbnail never decides an upload's
+//! fate: an image that cannot be decoded within the limits gets the image icon, and a failure to
+//! store it is only logged. Decoding runs on a blocking thread, a few at a time, so it neither
+//! stalls the runtime nor multiplies its memory budget by the number of concurrent uploads.
+
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -16,44 +14,23 @@ use super::{App, ServiceResult};
 use crate::domain::thumbnail::{
     icon_png, image_thumbnail, is_decodable, IconFamily, THUMBNAIL_CONTENT_TYPE,
 };
-use crate::domain::{Attachment, AttachmentStatus, VersionId};
-use crate::store::{LinkOptions, StoreResult};
+use crate::domain::{Attachment, VersionId};
 
 /// How many images are decoded at once in this process: each may take 64 MiB.
 static DECODE_SLOTS: Semaphore = Semaphore::const_new(2);
 
-/// The thumbnail of a content: its picture when it is an image we decode within the limits, else
-/// its family's icon. `None` only if even the icon could not be encoded.
-fn render(content_type: &str, bytes: &[u8]) -> Option<Bytes> {
-    if is_decodable(content_type) {
-        match image_thumbnail(content_type, bytes) {
-            Ok((png, _, _)) => return Some(Bytes::from(png)),
-            Err(e) => tracing::info!(error = %e, "no thumbnail from this image; using the icon"),
-        }
-    }
-    icon(IconFamily::of(content_type))
-}
-
 /// A family's icon. Every file of a family gets the same one, so each is drawn once per process.
 fn icon(family: IconFamily) -> Option<Bytes> {
-    static ICONS: std::sync::OnceLock<Vec<(IconFamily, Option<Bytes>)>> =
-        std::sync::OnceLock::new();
-    let icons = ICONS.get_or_init(|| {
-        IconFamily::ALL
-            .iter()
-            .map(|&f| match icon_png(f) {
-                Ok(png) => (f, Some(Bytes::from(png))),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not draw an icon");
-                    (f, None)
-                }
-            })
-            .collect()
-    });
-    icons
-        .iter()
-        .find(|(f, _)| *f == family)
-        .and_then(|(_, png)| png.clone())
+    static ICONS: [OnceLock<Option<Bytes>>; IconFamily::ALL.len()] =
+        [const { OnceLock::new() }; IconFamily::ALL.len()];
+    ICONS[family as usize]
+        .get_or_init(|| {
+            icon_png(family)
+                .map(Bytes::from)
+                .inspect_err(|e| tracing::warn!(error = %e, "could not draw an icon"))
+                .ok()
+        })
+        .clone()
 }
 
 impl App {
@@ -67,62 +44,39 @@ impl App {
         content_type: &str,
         bytes: Bytes,
     ) {
-        let family = IconFamily::of(content_type);
-        let png = if is_decodable(content_type) {
+        // Its picture when it is an image we decode within the limits, else its family's icon.
+        let mut png = None;
+        if is_decodable(content_type) {
             let _slot = DECODE_SLOTS.acquire().await;
             let content_type = content_type.to_owned();
-            // A decoder that panics ends its blocking task, not the request: the icon it is.
-            tokio::task::spawn_blocking(move || render(&content_type, &bytes))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "thumbnail task failed; using the icon");
-                    icon(family)
-                })
-        } else {
-            icon(family)
+            match tokio::task::spawn_blocking(move || image_thumbnail(&content_type, &bytes)).await
+            {
+                Ok(Ok((picture, _, _))) => png = Some(Bytes::from(picture)),
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "no thumbnail from this image; using the icon")
+                }
+                // A decoder that panics ends its blocking task, not the request: the icon it is.
+                Err(e) => tracing::warn!(error = %e, "thumbnail task failed; using the icon"),
+            }
+        }
+        let Some(png) = png.or_else(|| icon(IconFamily::of(content_type))) else {
+            return;
         };
-        let Some(png) = png else { return };
         let sha: [u8; 32] = Sha256::digest(&png).into();
         let key = att.thumbnail_key(version);
-        if let Err(e) = self
-            .blobs
-            .put(&key, png, THUMBNAIL_CONTENT_TYPE, &sha)
-            .await
-        {
+        let stored = self.blobs.put(&key, png, THUMBNAIL_CONTENT_TYPE, &sha);
+        if let Err(e) = stored.await {
             tracing::warn!(error = %e, attachment = %att.id, "could not store a thumbnail; the upload goes on without it");
         }
     }
 
-    /// Removes the thumbnail of one version (missing ones are fine).
-    pub(crate) async fn delete_thumbnail(
-        &self,
-        att: &Attachment,
-        version: VersionId,
-    ) -> StoreResult<()> {
-        self.blobs.delete(&att.thumbnail_key(version)).await
-    }
-
     /// A presigned link to the thumbnail of the attachment's current content, when it has one.
     pub async fn thumbnail_link(&self, att: &Attachment) -> ServiceResult<Option<String>> {
-        let Some(v) = att
-            .content
-            .as_ref()
-            .filter(|_| att.status == AttachmentStatus::Ready)
-        else {
+        let Some(v) = att.ready_content() else {
             return Ok(None);
         };
         let name = format!("{}_thumbnail.png", v.file_name.stem());
-        let link = self
-            .blobs
-            .presign_get(
-                &att.thumbnail_key(v.id),
-                &LinkOptions {
-                    content_type: THUMBNAIL_CONTENT_TYPE,
-                    file_name: &name,
-                    valid: self.link_window(),
-                },
-            )
-            .await?;
-        Ok(Some(link))
+        let link = self.presign_get(att.thumbnail_key(v.id), THUMBNAIL_CONTENT_TYPE, &name);
+        Ok(Some(link.await?))
     }
 }

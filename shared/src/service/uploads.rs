@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{bounded, now, App, ServiceError, ServiceResult};
+use super::{bounded, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
     PendingUpload, Principal, Version, VersionId,
@@ -100,18 +100,8 @@ impl Hashing {
     }
 }
 
-/// Validated labels, ready to be stored.
-#[derive(Clone)]
-pub(super) struct CleanFields {
-    label: Option<String>,
-    title: Option<String>,
-    description: Option<String>,
-    category: Option<String>,
-    tags: Option<Vec<String>>,
-    external_id: Option<String>,
-}
-
-pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanFields> {
+/// Checks the labels and keeps them as they are stored (trimmed, tags without duplicates).
+pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<AttachmentFields> {
     let label = bounded("type", fields.label, 64)?;
     if let Some(l) = &label {
         if !l
@@ -125,13 +115,11 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanField
     }
     let tags = match fields.tags {
         None => None,
-        Some(tags) => {
+        Some(raw) => {
             let mut out: Vec<String> = Vec::new();
-            for t in tags {
-                if let Some(t) = bounded("tag", Some(t), 64)? {
-                    if !out.contains(&t) {
-                        out.push(t);
-                    }
+            for t in raw {
+                if let Some(t) = bounded("tag", Some(t), 64)?.filter(|t| !out.contains(t)) {
+                    out.push(t);
                 }
             }
             if out.len() > 50 {
@@ -140,7 +128,7 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanField
             Some(out)
         }
     };
-    Ok(CleanFields {
+    Ok(AttachmentFields {
         label,
         title: bounded("title", fields.title, 255)?,
         description: bounded("description", fields.description, 4000)?,
@@ -150,25 +138,18 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<CleanField
     })
 }
 
-impl CleanFields {
+impl AttachmentFields {
+    /// Sets the labels that are given; the others stay as they are.
     pub(super) fn apply(self, att: &mut Attachment) {
+        att.title = self.title.or(att.title.take());
+        att.description = self.description.or(att.description.take());
+        att.category = self.category.or(att.category.take());
+        att.external_id = self.external_id.or(att.external_id.take());
         if let Some(v) = self.label {
             att.label = v;
         }
-        if self.title.is_some() {
-            att.title = self.title;
-        }
-        if self.description.is_some() {
-            att.description = self.description;
-        }
-        if self.category.is_some() {
-            att.category = self.category;
-        }
         if let Some(t) = self.tags {
             att.tags = t;
-        }
-        if self.external_id.is_some() {
-            att.external_id = self.external_id;
         }
     }
 }
@@ -277,6 +258,32 @@ impl App {
         Ok(stored.into_iter().map(|(a, _)| a).collect())
     }
 
+    /// The oldest ready attachment of the parent whose current file has this name without
+    /// extension (Crafter Profile names attachments that way: `avatar` for `avatar.png`), the
+    /// one an upload with [`UploadTarget::SameStem`] replaces. `NotFound` for an unknown parent.
+    pub async fn find_by_stem(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        stem: &str,
+    ) -> ServiceResult<Option<Attachment>> {
+        self.find_named(who, parent, |n| n.stem() == stem).await
+    }
+
+    /// The oldest ready attachment of the parent whose current file name `matches`.
+    async fn find_named(
+        &self,
+        who: &Principal,
+        parent: &ParentRef,
+        matches: impl Fn(&FileName) -> bool,
+    ) -> ServiceResult<Option<Attachment>> {
+        let all = self.list_all(who, parent).await?;
+        let found = all
+            .into_iter()
+            .find(|a| a.ready_content().is_some_and(|c| matches(&c.file_name)));
+        Ok(found)
+    }
+
     /// Stores one checked file; says whether it created a new attachment.
     async fn store_one(
         &self,
@@ -284,211 +291,123 @@ impl App {
         parent: &ParentRef,
         file: NewFile,
         version: Version,
-        fields: CleanFields,
+        fields: AttachmentFields,
         target: UploadTarget,
     ) -> ServiceResult<(Attachment, bool)> {
         let existing = match target {
             UploadTarget::New => None,
             UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-            UploadTarget::SameStem | UploadTarget::SameName => {
-                let all = self.list_all(who, parent).await?;
-                all.into_iter().find(|a| {
-                    a.content.as_ref().is_some_and(|c| match target {
-                        UploadTarget::SameStem => c.file_name.stem() == file.file_name.stem(),
-                        _ => c.file_name == file.file_name,
-                    })
-                })
+            UploadTarget::SameStem => {
+                let stem = file.file_name.stem();
+                self.find_named(who, parent, |n| n.stem() == stem).await?
+            }
+            UploadTarget::SameName => {
+                let name = &file.file_name;
+                self.find_named(who, parent, |n| n == name).await?
             }
         };
-        match existing {
-            Some(att) => Ok((
-                self.store_new_version(att, version, file.bytes, fields)
-                    .await?,
-                false,
-            )),
-            None => Ok((
-                self.store_new_attachment(who, parent, version, file.bytes, fields)
-                    .await?,
-                true,
-            )),
-        }
+        let created = existing.is_none();
+        let att = self.store_content(who, parent, existing, version, file.bytes, fields);
+        Ok((att.await?, created))
     }
 
-    async fn store_new_attachment(
+    /// Stores a checked file in a new attachment, or as a new version of `current`. The intent
+    /// is recorded before any byte is stored (a new attachment `pending`, a new version as an
+    /// upload under way), so that a crash is found by the sweep; then the bytes, the version
+    /// record, and only then does the attachment point at them. A failure at any step removes
+    /// what was written: a new version's attachment stays as it was.
+    async fn store_content(
         &self,
         who: &Principal,
         parent: &ParentRef,
+        current: Option<Attachment>,
         mut version: Version,
         bytes: Bytes,
-        fields: CleanFields,
+        fields: AttachmentFields,
     ) -> ServiceResult<Attachment> {
-        let hashing = Hashing::start(bytes.clone());
-        let t = now();
-        let mut att = Attachment::new(
-            who.tenant.clone(),
-            parent.clone(),
-            who.owner.clone(),
-            AttachmentStatus::Pending,
-            t,
-        );
-        att.content = Some(version.clone());
-        att.expires_at = Some(t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64);
-        fields.apply(&mut att);
-        // 1. pending: the intent is recorded, so a crash after this is found by the sweep.
-        self.meta
-            .create_attachment(&att)
-            .await
-            .map_err(refused_or_failed)?;
-        let key = att.blob_key(version.id);
-        // 2. the bytes, while they are hashed, and beside them the thumbnail.
-        let stored = hashing.store(self, &att, &key, &bytes, &mut version).await;
-        if let Err(e) = stored {
-            // The bytes may have landed even though the answer was lost: delete is idempotent.
-            self.undo(&att, Some(&key)).await;
-            return Err(e.into());
-        }
-        // 3. the version record, then ready.
-        let pending = Expected::of(&att);
-        att.content = Some(version.clone());
-        let mut ready = att.clone();
-        ready.status = AttachmentStatus::Ready;
-        ready.expires_at = None;
-        let finished = async {
-            self.meta.put_version(&att.tenant, att.id, &version).await?;
-            self.meta.update_attachment(&ready, pending).await
-        }
-        .await;
-        if let Err(e) = finished {
-            self.undo(&att, Some(&key)).await;
-            return Err(refused_or_failed(e));
-        }
-        crate::telemetry::metrics::upload(version.size);
-        Ok(ready)
-    }
-
-    /// Stores a new version of an existing attachment: the intent first, then the bytes, then
-    /// the attachment points at them. A failure at any step leaves the attachment as it was.
-    async fn store_new_version(
-        &self,
-        current: Attachment,
-        mut version: Version,
-        bytes: Bytes,
-        fields: CleanFields,
-    ) -> ServiceResult<Attachment> {
-        if current.upload.is_some() {
-            return Err(ServiceError::Conflict(
-                "an upload to this attachment is already under way".into(),
-            ));
+        if current.as_ref().is_some_and(|c| c.upload.is_some()) {
+            return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
         let hashing = Hashing::start(bytes.clone());
-        let intent = self.record_version_intent(&current, &version).await?;
+        let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
+        let expires_at = self.pending_until();
+        let (mut ready, intent) = match current.clone() {
+            None => {
+                let mut att = Attachment::new(
+                    who.tenant.clone(),
+                    parent.clone(),
+                    who.owner.clone(),
+                    AttachmentStatus::Pending,
+                    version.created_at,
+                );
+                att.content = Some(version.clone());
+                att.expires_at = Some(expires_at);
+                fields.apply(&mut att);
+                self.meta.create_attachment(&att).await.map_err(&refusal)?;
+                (att.clone(), att)
+            }
+            Some(mut current) => {
+                let mut intent = current.clone();
+                intent.upload = Some(PendingUpload {
+                    version: version.clone(),
+                    declared_sha256: None,
+                    multipart: None,
+                    expires_at,
+                    verifying_since: None,
+                });
+                intent.expires_at = Some(expires_at);
+                let written = self.meta.update_attachment(&intent, Expected::of(&current));
+                written.await.map_err(&refusal)?;
+                fields.apply(&mut current);
+                (current, intent)
+            }
+        };
         // The bytes, while they are hashed, and beside them the thumbnail.
-        let key = current.blob_key(version.id);
+        let key = intent.blob_key(version.id);
         let stored = hashing
-            .store(self, &current, &key, &bytes, &mut version)
+            .store(self, &intent, &key, &bytes, &mut version)
             .await;
-        let mut next = current.clone();
-        fields.apply(&mut next);
-        next.content = Some(version.clone());
-        next.status = AttachmentStatus::Ready;
-        next.upload = None;
-        next.expires_at = None;
-        next.updated_at = version.created_at;
+        ready.content = Some(version.clone());
+        ready.status = AttachmentStatus::Ready;
+        ready.upload = None;
+        ready.expires_at = None;
+        ready.updated_at = version.created_at;
         let pointed = match stored {
             Err(e) => Err(e),
-            // The version record, then the attachment points at it.
             Ok(()) => {
                 async {
                     self.meta
-                        .put_version(&current.tenant, current.id, &version)
+                        .put_version(&intent.tenant, intent.id, &version)
                         .await?;
                     self.meta
-                        .update_attachment(&next, Expected::of(&intent))
+                        .update_attachment(&ready, Expected::of(&intent))
                         .await
                 }
                 .await
             }
         };
         if let Err(e) = pointed {
-            self.forget_version(&current, &intent, version.id, &key)
-                .await;
-            return Err(changed_or_failed(e));
+            self.discard(&intent, version.id).await;
+            return Err(refusal(e));
         }
         crate::telemetry::metrics::upload(version.size);
-        Ok(next)
+        Ok(ready)
     }
 
-    /// Records a new version as an upload under way before any byte is stored, so that a crash
-    /// or a failed clean-up is found by the sweep, which removes the file and leaves the
-    /// attachment as it was. Returns the attachment as recorded.
-    async fn record_version_intent(
-        &self,
-        current: &Attachment,
-        version: &Version,
-    ) -> ServiceResult<Attachment> {
-        let expires_at = now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64;
-        let mut intent = current.clone();
-        intent.upload = Some(PendingUpload {
-            version: version.clone(),
-            declared_sha256: None,
-            multipart: None,
-            expires_at,
-            verifying_since: None,
-        });
-        intent.expires_at = Some(expires_at);
-        self.meta
-            .update_attachment(&intent, Expected::of(current))
-            .await
-            .map_err(changed_or_failed)?;
-        Ok(intent)
-    }
-
-    /// Forgets a version that could not be stored: the attachment still points at its previous
-    /// content. What cannot be removed now stays recorded in the intent, for the sweep.
-    async fn forget_version(
-        &self,
-        current: &Attachment,
-        intent: &Attachment,
-        version: VersionId,
-        key: &str,
-    ) {
-        let cleaned = async {
-            self.meta
-                .delete_version(&current.tenant, current.id, version)
-                .await?;
-            self.delete_thumbnail(current, version).await?;
-            self.blobs.delete(key).await?;
-            let mut back = intent.clone();
-            back.upload = None;
-            back.expires_at = current.expires_at;
-            self.meta
-                .update_attachment(&back, Expected::of(intent))
-                .await
-        }
-        .await;
+    /// Best-effort removal of what a failed upload wrote: a new version's files and record (the
+    /// attachment keeps its previous content), or a new attachment's files and record. What
+    /// cannot be removed now stays recorded with its expiry, for the sweep.
+    async fn discard(&self, intent: &Attachment, version: VersionId) {
+        let cleaned = match intent.upload {
+            Some(_) => self.cancel_upload(intent, None).await,
+            None => match self.delete_files(intent, version).await {
+                Ok(()) => self.meta.delete_attachment(&intent.tenant, intent.id).await,
+                Err(e) => Err(e),
+            }
+            .map(drop),
+        };
         if let Err(err) = cleaned {
-            tracing::warn!(error = %err, attachment = %current.id, "clean-up of a failed version left something; the sweep will remove it");
-        }
-    }
-
-    /// Best-effort removal of a failed new attachment. What cannot be removed now stays pending
-    /// with its expiry, and the sweep removes it later.
-    async fn undo(&self, att: &Attachment, key: Option<&str>) {
-        if let Some(k) = key {
-            // The thumbnail, stored right after the file, goes before it.
-            if let Some(v) = &att.content {
-                if let Err(e) = self.delete_thumbnail(att, v.id).await {
-                    tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its thumbnail; the sweep will remove it");
-                    return;
-                }
-            }
-            if let Err(e) = self.blobs.delete(k).await {
-                tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its file; the sweep will remove it");
-                return;
-            }
-        }
-        if let Err(e) = self.meta.delete_attachment(&att.tenant, att.id).await {
-            tracing::warn!(error = %e, attachment = %att.id, "clean-up of a failed upload left its record; the sweep will remove it");
+            tracing::warn!(error = %err, attachment = %intent.id, "clean-up of a failed upload left something; the sweep will remove it");
         }
     }
 
@@ -501,13 +420,12 @@ impl App {
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
         let fields = clean_fields(fields)?;
-        let t = now();
         let mut att = Attachment::new(
             who.tenant.clone(),
             parent.clone(),
             who.owner.clone(),
             AttachmentStatus::Placeholder,
-            t,
+            now(),
         );
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;
@@ -515,22 +433,4 @@ impl App {
     }
 }
 
-/// A conditional write the store refused is the caller's 409 (a storage limit such as the AWS
-/// backend's attachments per parent, or a concurrent change); anything else is a failure.
-fn refused_or_failed(e: StoreError) -> ServiceError {
-    match e {
-        StoreError::Conflict(msg) => ServiceError::Conflict(msg),
-        other => other.into(),
-    }
-}
-
-/// A conditional write that found the attachment changed is the caller's to retry; anything else
-/// is a failure of storage.
-fn changed_or_failed(e: StoreError) -> ServiceError {
-    match e {
-        StoreError::Conflict(_) => ServiceError::Conflict(
-            "the attachment changed while this version was stored; retry".into(),
-        ),
-        other => other.into(),
-    }
-}
+const CHANGED_MEANWHILE: &str = "the attachment changed while this version was stored; retry";

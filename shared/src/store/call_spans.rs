@@ -1,11 +1,9 @@
-//! Every call the AWS SDK's clients make, as a span of `telemetry::xray`: an interceptor,
-//! registered on each client's configuration (`store::sdk`), opens the call's span when the SDK
-//! starts an operation, and records on it what X-Ray shows of a call — the service and
-//! operation, the region, the bucket, each attempt's HTTP status and request id, how many
-//! attempts it took and why it failed — and closes it when the operation ends. Under a sampled
-//! Lambda invocation, the X-Ray layer sends the closed span to the daemon as a subsegment.
+//! Every call the AWS SDK's clients make under a sampled invocation, as an X-Ray subsegment
+//! (`telemetry::xray`): an interceptor, registered on each client's configuration
+//! (`store::sdk`), opens the call when the SDK starts an operation, records what X-Ray shows
+//! of it (the service and operation, the region, the bucket, the last attempt's HTTP status and
+//! request id, how many attempts it took and why it failed), and sends it when it ends.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -21,18 +19,18 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
 use aws_types::request_id::RequestId;
 
-use crate::telemetry::xray;
+use crate::telemetry::xray::{self, Call, Trace};
 
 /// The interceptor; one instance serves every call of a client.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallSpans;
 
-/// The span of the call under way, kept in the operation's configuration bag between hooks.
+/// The call under way, kept in the operation's configuration bag between hooks.
 #[derive(Debug)]
 struct OpenCall {
-    /// Taken out, recorded and dropped (which closes the span) when the operation ends.
-    span: Mutex<Option<tracing::Span>>,
-    attempts: AtomicU64,
+    trace: Trace,
+    /// Taken out and sent when the operation ends.
+    call: Mutex<Option<Call>>,
 }
 
 impl Storable for OpenCall {
@@ -40,28 +38,35 @@ impl Storable for OpenCall {
 }
 
 impl OpenCall {
-    /// Records how many attempts the call took, lets `outcome` record the rest, and closes the
-    /// span; only the first time.
-    fn finish(&self, outcome: impl FnOnce(&tracing::Span)) {
-        let span = self
-            .span
+    fn with(&self, f: impl FnOnce(&mut Call)) {
+        let mut call = self
+            .call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(call) = call.as_mut() {
+            f(call);
+        }
+    }
+
+    /// Lets `outcome` record the end of the call and sends it; only the first time.
+    fn finish(&self, outcome: impl FnOnce(&mut Call)) {
+        let call = self
+            .call
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(span) = span {
-            span.record("attempts", self.attempts.load(Ordering::Relaxed));
-            outcome(&span);
+        if let Some(mut call) = call {
+            outcome(&mut call);
+            self.trace.send(&call);
         }
     }
 }
 
 impl Drop for OpenCall {
     /// An operation dropped before it ended (its whole time ran out, or its caller gave up
-    /// waiting) never reaches `read_after_execution`: its span still closes, as unanswered.
+    /// waiting) never reaches `read_after_execution`: it is still sent, as unanswered.
     fn drop(&mut self) {
-        self.finish(|span| {
-            span.record("error_code", "Abandoned");
-        });
+        self.finish(|call| call.error_code = Some("Abandoned".into()));
     }
 }
 
@@ -78,18 +83,17 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let Some(trace) = xray::current() else {
+            return Ok(());
+        };
         let (service, operation) = cfg
             .load::<Metadata>()
-            .map(|m| (m.service().to_owned(), m.name().to_owned()))
-            .unwrap_or_else(|| ("AWS".into(), "unknown".into()));
-        let region = cfg
-            .load::<Region>()
-            .map(|r| r.as_ref().to_owned())
-            .unwrap_or_default();
-        let span = xray::aws_span(&service, &operation, &region, None);
+            .map_or(("AWS", "unknown"), |m| (m.service(), m.name()));
+        let region = cfg.load::<Region>().map_or("", |r| r.as_ref());
+        let call = Call::new(service, operation, region);
         cfg.interceptor_state().store_put(OpenCall {
-            span: Mutex::new(Some(span)),
-            attempts: AtomicU64::new(0),
+            trace,
+            call: Mutex::new(Some(call)),
         });
         Ok(())
     }
@@ -100,8 +104,8 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(call) = cfg.load::<OpenCall>() {
-            call.attempts.fetch_add(1, Ordering::Relaxed);
+        if let Some(open) = cfg.load::<OpenCall>() {
+            open.with(|call| call.attempts += 1);
         }
         Ok(())
     }
@@ -112,26 +116,24 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(call) = cfg.load::<OpenCall>() else {
+        let Some(open) = cfg.load::<OpenCall>() else {
             return Ok(());
         };
-        let guard = call
-            .span
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(span) = guard.as_ref() else {
-            return Ok(());
-        };
-        // The last attempt's answer is the call's.
-        if let Some(response) = context.response() {
-            span.record("status", u64::from(response.status().as_u16()));
-            if let Some(id) = response.request_id() {
-                span.record("request_id", id);
+        open.with(|call| {
+            // The last attempt's answer is the call's.
+            if let Some(response) = context.response() {
+                call.status = Some(response.status().as_u16());
+                if let Some(id) = response.request_id() {
+                    call.request_id = Some(id.to_owned());
+                }
             }
-        }
-        if let Some(bucket) = bucket_of(cfg) {
-            span.record("resource", bucket);
-        }
+            // The bucket an S3 call addresses, from its endpoint parameters.
+            let params = cfg.load::<EndpointResolverParams>();
+            let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
+            if let Some(bucket) = s3.and_then(|p| p.bucket()) {
+                call.bucket = Some(bucket.to_owned());
+            }
+        });
         Ok(())
     }
 
@@ -141,31 +143,22 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let status = context.response().map(|r| r.status().as_u16());
-        let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
-        let failure = match context.output_or_error() {
-            Some(Err(e)) => Some(error_code(e)),
-            _ => None,
+        let Some(open) = cfg.load::<OpenCall>() else {
+            return Ok(());
         };
-        if let Some(call) = cfg.load::<OpenCall>() {
-            call.finish(|span| match failure {
-                // A missing object is an answer, not a failure, where the caller looks for one.
-                Some(_) if s3 && status == Some(404) => {}
-                Some(code) => {
-                    span.record("error_code", code.as_str());
-                }
-                None => {}
-            });
-        }
+        let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
+        let missing = s3
+            && context
+                .response()
+                .is_some_and(|r| r.status().as_u16() == 404);
+        open.finish(|call| match context.output_or_error() {
+            // A missing object is an answer, not a failure, where the caller looks for one.
+            Some(Err(_)) if missing => {}
+            Some(Err(e)) => call.error_code = Some(error_code(e)),
+            _ => {}
+        });
         Ok(())
     }
-}
-
-/// The bucket an S3 call addresses, from its endpoint parameters.
-fn bucket_of(cfg: &ConfigBag) -> Option<&str> {
-    cfg.load::<EndpointResolverParams>()?
-        .get::<aws_sdk_s3::config::endpoint::Params>()?
-        .bucket()
 }
 
 /// What X-Ray shows as a failed call's exception: the service's error code where it answered

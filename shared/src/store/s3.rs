@@ -2,17 +2,13 @@
 //! validated ids, through the AWS SDK's S3 client. Uploads carry their SHA-256
 //! (`x-amz-checksum-sha256`), so S3 refuses bytes that changed on the way; downloads are
 //! presigned links naming the type and the file. Large files go straight to S3: a form POST
-//! under a SigV4 POST policy (ours: the SDK presigns no POST, so the policy is written here and
+//! under a SigV4 POST policy (the SDK presigns no POST, so the policy is written here and
 //! signed with `aws-sigv4`) or a presigned multipart upload.
 //!
-//! Links are signed by `aws-sigv4` (the SDK's signer) directly, at the bucket URL the SDK's
-//! endpoint rules give: the SDK's own presigning runs a whole operation per link (endpoint
-//! rules, interceptors), 56 us a link against 16 us here, over a millisecond for a listing of
-//! 20 (`docs/performance.md`).
-//!
-//! No link claims to live longer than the credentials that sign it: where they expire (SSO,
-//! assumed roles, web identity, container and instance roles, `credential_process`), a link's
-//! lifetime stops there.
+//! Links are signed by `aws-sigv4` directly, at the bucket URL the SDK's endpoint rules give:
+//! the SDK's own presigning runs a whole operation per link, 56 us against 16 us here
+//! (`docs/performance.md`). No link outlives the credentials that sign it (SSO, assumed roles,
+//! web identity, container and instance roles expire).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +22,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
+use serde_json::json;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
@@ -42,44 +39,18 @@ pub struct S3BlobStore {
     client: Client,
     bucket: String,
     /// The bucket's URL as the SDK addresses it (virtual-hosted or path-style, in the region's
-    /// partition, FIPS or dual-stack as configured): where form uploads are posted.
+    /// partition, FIPS or dual-stack as configured): where links point and forms are posted.
     bucket_url: String,
     /// The region requests are signed for.
     region: String,
     credentials: SigningCredentials,
-    /// Objects up to this size are copied in one CopyObject (S3's limit, 5 GiB); larger ones in
-    /// parts of this size.
+    /// Objects up to this size are copied in one CopyObject; larger ones in parts of this size.
     copy_part_bytes: u64,
 }
-
-/// S3's largest CopyObject, and the part size of larger copies.
-pub const COPY_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// A read or a copy pinned to an object that another object replaced meanwhile.
 fn replaced() -> StoreError {
     StoreError::Conflict("the object was replaced after it was read".into())
-}
-
-fn json_str(v: &str) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A failed call: S3's error when it answered one (code and message), else the SDK's whole
-/// chain of causes.
-fn s3_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    let cause = match e.as_service_error() {
-        Some(answered) => format!(
-            "{} ({})",
-            DisplayErrorContext(answered),
-            answered.code().unwrap_or("no code")
-        ),
-        None => DisplayErrorContext(&e).to_string(),
-    };
-    StoreError::Unavailable(format!("s3 {op}: {cause}"))
 }
 
 /// The error code S3 answered with, when it answered.
@@ -87,12 +58,25 @@ fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     e.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
-/// Whether S3 refused a request's condition (`If-Match`): 412, whose code a HEAD cannot carry.
-fn precondition_failed<E: ProvideErrorMetadata>(
-    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> bool {
-    code(e) == Some("PreconditionFailed")
-        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+/// A failed call: a missing key or upload is `NotFound`; a refused `If-Match` (412, whose code
+/// a HEAD cannot carry) means the object was replaced; anything else is S3's error (message
+/// and code) when it answered one, else the SDK's whole chain of causes.
+fn s3_err<E>(op: &str, e: SdkError<E, aws_smithy_runtime_api::http::Response>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    match (code(&e), e.raw_response().map(|r| r.status().as_u16())) {
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => replaced(),
+        (Some("NoSuchKey" | "NoSuchUpload" | "NotFound"), _) => StoreError::NotFound,
+        _ => StoreError::Unavailable(match e.as_service_error() {
+            Some(s) => format!(
+                "s3 {op}: {} ({})",
+                DisplayErrorContext(s),
+                s.code().unwrap_or("no code")
+            ),
+            None => format!("s3 {op}: {}", DisplayErrorContext(&e)),
+        }),
+    }
 }
 
 /// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
@@ -105,14 +89,13 @@ pub fn link_lifetime(
     let Some(expiry) = credentials.expiry() else {
         return Ok(ttl);
     };
-    let left = expiry.duration_since(now).unwrap_or_default();
-    let left = Duration::from_secs(left.as_secs());
-    if left.is_zero() {
+    let left = expiry.duration_since(now).unwrap_or_default().as_secs();
+    if left == 0 {
         return Err(StoreError::Unavailable(
             "the AWS credentials expire before a link signed with them could be used".into(),
         ));
     }
-    Ok(ttl.min(left))
+    Ok(ttl.min(Duration::from_secs(left)))
 }
 
 impl S3BlobStore {
@@ -131,7 +114,8 @@ impl S3BlobStore {
             bucket_url: bucket_url.into(),
             region: region.into(),
             credentials,
-            copy_part_bytes: COPY_PART_BYTES,
+            // S3's largest CopyObject, 5 GiB.
+            copy_part_bytes: 5 * 1024 * 1024 * 1024,
         }
     }
 
@@ -144,34 +128,12 @@ impl S3BlobStore {
 
     /// `bucket/key` as a copy source names it (the key URL-encoded).
     fn copy_source(&self, key: &str) -> String {
-        format!(
-            "{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(key, KEY_PATH)
-        )
-    }
-
-    /// One CopyObject of exactly the object `etag` names.
-    async fn copy_whole(&self, staged: &str, etag: &str, key: &str) -> StoreResult<()> {
-        match self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .copy_source(self.copy_source(staged))
-            .copy_source_if_match(etag)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if precondition_failed(&e) => Err(replaced()),
-            Err(e) if code(&e) == Some("NoSuchKey") => Err(StoreError::NotFound),
-            Err(e) => Err(s3_err("CopyObject", e)),
-        }
+        let key = percent_encoding::utf8_percent_encode(key, KEY_PATH);
+        format!("{}/{key}", self.bucket)
     }
 
     /// A multipart copy of exactly the object `etag` names, each part pinned to it; abandoned
-    /// (aborted) on any failure.
+    /// (aborted) when a part fails.
     async fn copy_in_parts(
         &self,
         staged: &str,
@@ -179,7 +141,7 @@ impl S3BlobStore {
         size: u64,
         key: &str,
     ) -> StoreResult<()> {
-        let content_type = self
+        let head = self
             .client
             .head_object()
             .bucket(&self.bucket)
@@ -187,21 +149,40 @@ impl S3BlobStore {
             .if_match(etag)
             .send()
             .await
-            .map_err(|e| {
-                if precondition_failed(&e) {
-                    replaced()
-                } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
-                    StoreError::NotFound
-                } else {
-                    s3_err("HeadObject", e)
-                }
-            })?
-            .content_type()
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let upload_id = self.create_multipart(key, &content_type).await?;
-        let copied = self.copy_parts(staged, etag, size, key, &upload_id).await;
-        match copied {
+            .map_err(|e| s3_err("HeadObject", e))?;
+        let content_type = head.content_type().unwrap_or("application/octet-stream");
+        let upload_id = self.create_multipart(key, content_type).await?;
+        let copied = async {
+            let mut parts = Vec::new();
+            let mut first = 0u64;
+            while first < size {
+                let last = (first + self.copy_part_bytes).min(size) - 1;
+                let number = i32::try_from(parts.len() + 1)
+                    .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(self.copy_source(staged))
+                    .copy_source_range(format!("bytes={first}-{last}"))
+                    .copy_source_if_match(etag)
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("UploadPartCopy", e))?;
+                let part_etag = out.copy_part_result().and_then(|r| r.e_tag());
+                parts.push(PartInfo {
+                    number: number.unsigned_abs(),
+                    size: last - first + 1,
+                    etag: part_etag.unwrap_or_default().trim_matches('"').to_owned(),
+                });
+                first = last + 1;
+            }
+            Ok(parts)
+        };
+        match copied.await {
             Ok(parts) => self.complete_multipart(key, &upload_id, &parts).await,
             Err(e) => {
                 let _ = self.abort_multipart(key, &upload_id).await;
@@ -210,80 +191,9 @@ impl S3BlobStore {
         }
     }
 
-    async fn copy_parts(
-        &self,
-        staged: &str,
-        etag: &str,
-        size: u64,
-        key: &str,
-        upload_id: &str,
-    ) -> StoreResult<Vec<PartInfo>> {
-        let mut parts = Vec::new();
-        let mut first = 0u64;
-        while first < size {
-            let last = (first + self.copy_part_bytes).min(size) - 1;
-            let number = u32::try_from(parts.len() + 1)
-                .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
-            let out = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(i32::try_from(number).unwrap_or(i32::MAX))
-                .copy_source(self.copy_source(staged))
-                .copy_source_range(format!("bytes={first}-{last}"))
-                .copy_source_if_match(etag)
-                .send()
-                .await
-                .map_err(|e| {
-                    if precondition_failed(&e) {
-                        replaced()
-                    } else if code(&e) == Some("NoSuchKey") {
-                        StoreError::NotFound
-                    } else {
-                        s3_err("UploadPartCopy", e)
-                    }
-                })?;
-            let part_etag = out
-                .copy_part_result()
-                .and_then(|r| r.e_tag())
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_owned();
-            parts.push(PartInfo {
-                number,
-                size: last - first + 1,
-                etag: part_etag,
-            });
-            first = last + 1;
-        }
-        Ok(parts)
-    }
-
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The credentials a link signed at `time` is signed with, and how long such a link may
-    /// live.
-    async fn signing(
-        &self,
-        ttl: Duration,
-        time: SystemTime,
-    ) -> StoreResult<(Credentials, Duration)> {
-        let creds = self
-            .credentials
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("s3 credentials: {e}")))?;
-        let ttl = link_lifetime(ttl, &creds, time)?;
-        Ok((creds, ttl))
-    }
-
-    /// A presigned URL for `method` on `key` with the request's own query parameters (which the
-    /// signature covers, so they cannot be edited), signed as of `time` and valid for `ttl` from
-    /// then, or until the credentials expire.
+    /// A presigned URL for `method` on `key` with the request's own query parameters and
+    /// headers (which the signature covers, so they cannot be edited), signed as of `time` and
+    /// valid for `ttl` from then, or until the credentials expire.
     async fn presign(
         &self,
         method: &str,
@@ -303,6 +213,21 @@ impl S3BlobStore {
             headers,
         };
         presigned_url(&link, creds, time, ttl)
+    }
+
+    /// The credentials a link signed at `time` is signed with, and how long it may live.
+    async fn signing(
+        &self,
+        ttl: Duration,
+        time: SystemTime,
+    ) -> StoreResult<(Credentials, Duration)> {
+        let creds = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("s3 credentials: {e}")))?;
+        let ttl = link_lifetime(ttl, &creds, time)?;
+        Ok((creds, ttl))
     }
 }
 
@@ -330,18 +255,21 @@ fn presigned_url(
         sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
         SignatureLocation, SigningSettings, UriPathNormalizationMode,
     };
+    use percent_encoding::utf8_percent_encode as encode;
     let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
-    let mut url = format!(
-        "{}/{}",
-        link.bucket_url,
-        percent_encoding::utf8_percent_encode(link.key, KEY_PATH)
-    );
-    for (i, (k, v)) in link.own.iter().enumerate() {
-        url.push(if i == 0 { '?' } else { '&' });
-        url.extend(percent_encoding::utf8_percent_encode(k, QUERY));
-        url.push('=');
-        url.extend(percent_encoding::utf8_percent_encode(v, QUERY));
-    }
+    let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+        pairs
+            .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let path = format!("{}/{}", link.bucket_url, encode(link.key, KEY_PATH));
+    let own = query(&mut link.own.iter().copied());
+    let url = if own.is_empty() {
+        path
+    } else {
+        format!("{path}?{own}")
+    };
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(ttl);
@@ -358,23 +286,15 @@ fn presigned_url(
         .build()
         .map_err(|e| failed(&e))?
         .into();
-    let signable = SignableRequest::new(
-        link.method,
-        &url,
-        link.headers.iter().copied(),
-        SignableBody::UnsignedPayload,
-    )
-    .map_err(|e| failed(&e))?;
+    let headers = link.headers.iter().copied();
+    let signable = SignableRequest::new(link.method, &url, headers, SignableBody::UnsignedPayload)
+        .map_err(|e| failed(&e))?;
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| failed(&e))?
         .into_parts();
-    let mut request = http::Request::builder()
-        .method(link.method)
-        .uri(&url)
-        .body(())
-        .map_err(|e| failed(&e))?;
-    instructions.apply_to_request_http1x(&mut request);
-    Ok(request.uri().to_string())
+    let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
+    let sep = if own.is_empty() { '?' } else { '&' };
+    Ok(format!("{url}{sep}{signed}"))
 }
 
 /// An object key in a URL path: everything but unreserved characters and `/` encoded, as
@@ -394,10 +314,8 @@ async fn read_body(mut body: ByteStream, max: u64) -> StoreResult<Bytes> {
         let mut out = BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "s3 GetObject: reading the body: {}",
-                    DisplayErrorContext(&e)
-                ))
+                let e = DisplayErrorContext(&e);
+                StoreError::Unavailable(format!("s3 GetObject: reading the body: {e}"))
             })?;
             if (out.len() + chunk.len()) as u64 > max {
                 return Err(StoreError::Unavailable(format!(
@@ -436,13 +354,12 @@ impl BlobStore for S3BlobStore {
             .disable_payload_signing()
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| s3_err("PutObject", e))
+            .map_err(|e| s3_err("PutObject", e))?;
+        Ok(())
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        use aws_sdk_s3::operation::head_object::HeadObjectError;
-        match self
+        let out = match self
             .client
             .head_object()
             .bucket(&self.bucket)
@@ -450,22 +367,20 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
         {
-            Ok(out) => match (
-                out.content_length().and_then(|n| u64::try_from(n).ok()),
-                out.e_tag(),
-            ) {
-                (Some(size), Some(etag)) => Ok(Some(BlobInfo {
-                    size,
-                    etag: etag.to_owned(),
-                })),
-                _ => Err(StoreError::Unavailable(
-                    "s3 HeadObject: the answer has no Content-Length or ETag".into(),
-                )),
+            Ok(out) => out,
+            Err(e) => match s3_err("HeadObject", e) {
+                StoreError::NotFound => return Ok(None),
+                e => return Err(e),
             },
-            Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
-                Ok(None)
-            }
-            Err(e) => Err(s3_err("HeadObject", e)),
+        };
+        match (
+            out.content_length().and_then(|n| u64::try_from(n).ok()),
+            out.e_tag,
+        ) {
+            (Some(size), Some(etag)) => Ok(Some(BlobInfo { size, etag })),
+            _ => Err(StoreError::Unavailable(
+                "s3 HeadObject: the answer has no Content-Length or ETag".into(),
+            )),
         }
     }
 
@@ -476,7 +391,6 @@ impl BlobStore for S3BlobStore {
         offset: u64,
         len: u64,
     ) -> StoreResult<Bytes> {
-        use aws_sdk_s3::operation::get_object::GetObjectError;
         if len == 0 {
             // No byte range can say "nothing"; the object must still exist.
             return match self.head(key).await? {
@@ -497,10 +411,6 @@ impl BlobStore for S3BlobStore {
             .await
         {
             Ok(out) => read_body(out.body, len).await,
-            Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-                Err(StoreError::NotFound)
-            }
-            Err(e) if precondition_failed(&e) => Err(replaced()),
             // Starting past the end: like reading a file there, nothing.
             Err(e) if code(&e) == Some("InvalidRange") => Ok(Bytes::new()),
             Err(e) => Err(s3_err("GetObject", e)),
@@ -509,7 +419,15 @@ impl BlobStore for S3BlobStore {
 
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
         if size <= self.copy_part_bytes {
-            self.copy_whole(staged, etag, key).await?;
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .copy_source(self.copy_source(staged))
+                .copy_source_if_match(etag)
+                .send()
+                .await
+                .map_err(|e| s3_err("CopyObject", e))?;
         } else {
             self.copy_in_parts(staged, etag, size, key).await?;
         }
@@ -527,16 +445,16 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
             .map_err(|e| s3_err("ListObjectsV2", e))?;
+        let next = page
+            .next_continuation_token()
+            .filter(|_| page.is_truncated() == Some(true));
         Ok(StagedPage {
             items: page
                 .contents()
                 .iter()
                 .filter_map(|o| o.key().map(str::to_owned))
                 .collect(),
-            next: page
-                .next_continuation_token()
-                .filter(|_| page.is_truncated() == Some(true))
-                .map(str::to_owned),
+            next: next.map(str::to_owned),
         })
     }
 
@@ -563,35 +481,31 @@ impl BlobStore for S3BlobStore {
             (Some(k), Some(i)) if page.is_truncated() == Some(true) => Some(format!("{k}\n{i}")),
             _ => None,
         };
+        let items = page.uploads().iter().filter_map(|u| {
+            Some(StagedUpload {
+                key: u.key()?.to_owned(),
+                upload_id: u.upload_id()?.to_owned(),
+                initiated: u.initiated().map_or(0, |t| t.secs()),
+            })
+        });
         Ok(StagedPage {
-            items: page
-                .uploads()
-                .iter()
-                .filter_map(|u| {
-                    Some(StagedUpload {
-                        key: u.key()?.to_owned(),
-                        upload_id: u.upload_id()?.to_owned(),
-                        initiated: u.initiated().map_or(0, |t| t.secs()),
-                    })
-                })
-                .collect(),
+            items: items.collect(),
             next,
         })
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        match self
+        let deleted = self
             .client
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
+            .await;
+        match deleted.map_err(|e| s3_err("DeleteObject", e)) {
             // S3 answers 204 for a missing key; some compatible servers say NoSuchKey.
-            Err(e) if code(&e) == Some("NoSuchKey") => Ok(()),
-            Err(e) => Err(s3_err("DeleteObject", e)),
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -601,47 +515,35 @@ impl BlobStore for S3BlobStore {
         let disposition = content_disposition(opts.file_name);
         // Signed as of the start of the link window, so that every answer of one window carries
         // the very same link (see `LinkWindow`).
-        let signed_at =
-            UNIX_EPOCH + Duration::from_secs(u64::try_from(opts.valid.signed_at).unwrap_or(0));
-        let ttl = Duration::from_secs(
-            u64::try_from(opts.valid.expires_at - opts.valid.signed_at).unwrap_or(0),
-        );
-        self.presign(
-            "GET",
-            key,
-            &[
-                ("response-content-disposition", &disposition),
-                ("response-content-type", opts.content_type),
-            ],
-            &[],
-            signed_at,
-            ttl,
-        )
-        .await
+        let (signed_at, expires_at) = (opts.valid.signed_at, opts.valid.expires_at);
+        let signed_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(signed_at).unwrap_or(0));
+        let ttl =
+            Duration::from_secs(u64::try_from(expires_at - opts.valid.signed_at).unwrap_or(0));
+        let own = [
+            ("response-content-disposition", disposition.as_str()),
+            ("response-content-type", opts.content_type),
+        ];
+        self.presign("GET", key, &own, &[], signed_at, ttl).await
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         let now = SystemTime::now();
-        let (creds, ttl) = self.signing(policy.ttl, SystemTime::now()).await?;
+        let (creds, ttl) = self.signing(policy.ttl, now).await?;
         let date = OffsetDateTime::from(now);
-        let expiration = (date + ttl)
-            .format(format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
-            ))
-            .map_err(|e| StoreError::Unavailable(format!("time: {e}")))?;
-        let fmt = |d: &[time::format_description::BorrowedFormatItem<'_>]| {
-            date.format(d)
+        let format = |d: OffsetDateTime, f: &[time::format_description::BorrowedFormatItem<'_>]| {
+            d.format(f)
                 .map_err(|e| StoreError::Unavailable(format!("time: {e}")))
         };
-        let day = fmt(format_description!("[year][month][day]"))?;
-        let amz_date = fmt(format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))?;
-        let credential = format!(
-            "{}/{day}/{}/s3/aws4_request",
-            creds.access_key_id(),
-            self.region
-        );
+        let expiration = format(
+            date + ttl,
+            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z"),
+        )?;
+        let day = format(date, format_description!("[year][month][day]"))?;
+        let amz_date = format(
+            date,
+            format_description!("[year][month][day]T[hour][minute][second]Z"),
+        )?;
+        let (access_key, region) = (creds.access_key_id(), &self.region);
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
         let mut fields: Vec<(String, String)> = vec![
@@ -652,35 +554,26 @@ impl BlobStore for S3BlobStore {
             fields.push(("x-amz-checksum-sha256".into(), STANDARD.encode(sha)));
         }
         fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+        let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
         fields.push(("x-amz-credential".into(), credential));
         fields.push(("x-amz-date".into(), amz_date));
         if let Some(token) = creds.session_token() {
             fields.push(("x-amz-security-token".into(), token.to_owned()));
         }
         let mut conditions = vec![
-            format!("{{\"bucket\":{}}}", json_str(&self.bucket)?),
-            format!("[\"content-length-range\",{},{}]", policy.size, policy.size),
+            json!({ "bucket": self.bucket }),
+            json!(["content-length-range", policy.size, policy.size]),
         ];
-        for (name, value) in &fields {
-            conditions.push(format!(
-                "[\"eq\",{},{}]",
-                json_str(&format!("${name}"))?,
-                json_str(value)?
-            ));
-        }
-        let doc = format!(
-            "{{\"expiration\":{},\"conditions\":[{}]}}",
-            json_str(&expiration)?,
-            conditions.join(",")
+        conditions.extend(
+            fields
+                .iter()
+                .map(|(name, value)| json!(["eq", format!("${name}"), value])),
         );
-        let policy_b64 = STANDARD.encode(doc);
+        let doc = json!({ "expiration": expiration, "conditions": conditions });
+        let policy_b64 = STANDARD.encode(doc.to_string());
         // SigV4 for a POST policy: the base64 policy is the string to sign.
-        let signing_key = aws_sigv4::sign::v4::generate_signing_key(
-            creds.secret_access_key(),
-            now,
-            &self.region,
-            "s3",
-        );
+        let secret = creds.secret_access_key();
+        let signing_key = aws_sigv4::sign::v4::generate_signing_key(secret, now, region, "s3");
         let signature =
             aws_sigv4::sign::v4::calculate_signature(signing_key, policy_b64.as_bytes());
         fields.push(("policy".into(), policy_b64));
@@ -692,15 +585,15 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        let out = self
+        let out = (self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .send()
-            .await
-            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+            .key(key))
+        .content_type(content_type)
+        .send()
+        .await
+        .map_err(|e| s3_err("CreateMultipartUpload", e))?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| StoreError::Unavailable("s3 CreateMultipartUpload: no upload id".into()))
@@ -715,23 +608,19 @@ impl BlobStore for S3BlobStore {
         ttl: Duration,
     ) -> StoreResult<String> {
         let number = number.to_string();
-        self.presign(
-            "PUT",
-            key,
-            &[("partNumber", &number), ("uploadId", upload_id)],
-            // The part's length is signed: S3 refuses a body of any other size.
-            &[("content-length", &size.to_string())],
-            SystemTime::now(),
-            ttl,
-        )
-        .await
+        let own = [("partNumber", number.as_str()), ("uploadId", upload_id)];
+        // The part's length is signed: S3 refuses a body of any other size.
+        let headers = [("content-length", size.to_string())];
+        let headers = headers.each_ref().map(|(k, v)| (*k, v.as_str()));
+        self.presign("PUT", key, &own, &headers, SystemTime::now(), ttl)
+            .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = match self
+            let page = self
                 .client
                 .list_parts()
                 .bucket(&self.bucket)
@@ -740,11 +629,7 @@ impl BlobStore for S3BlobStore {
                 .set_part_number_marker(marker.take())
                 .send()
                 .await
-            {
-                Ok(page) => page,
-                Err(e) if code(&e) == Some("NoSuchUpload") => return Err(StoreError::NotFound),
-                Err(e) => return Err(s3_err("ListParts", e)),
-            };
+                .map_err(|e| s3_err("ListParts", e))?;
             for part in page.parts() {
                 let number = part.part_number().and_then(|n| u32::try_from(n).ok());
                 let size = part.size().and_then(|n| u64::try_from(n).ok());
@@ -753,17 +638,14 @@ impl BlobStore for S3BlobStore {
                         "s3 ListParts: a part without its number or size".into(),
                     ));
                 };
-                parts.push(PartInfo {
-                    number,
-                    size,
-                    // Bare hex, as the file store gives; quoted again on completion. Some
-                    // compatible servers leave the ETag out; completion then sends it empty.
-                    etag: part
-                        .e_tag()
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                        .to_owned(),
-                });
+                // Bare hex, as the file store gives; quoted again on completion. Some
+                // compatible servers leave the ETag out; completion then sends it empty.
+                let etag = part
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned();
+                parts.push(PartInfo { number, size, etag });
             }
             match page.next_part_number_marker() {
                 Some(m) if page.is_truncated() == Some(true) && !m.is_empty() => {
@@ -782,50 +664,42 @@ impl BlobStore for S3BlobStore {
         upload_id: &str,
         parts: &[PartInfo],
     ) -> StoreResult<()> {
-        let mut completed = Vec::with_capacity(parts.len());
-        for p in parts {
+        let completed = parts.iter().map(|p| {
             let number = i32::try_from(p.number)
                 .map_err(|_| StoreError::Unavailable(format!("part number {}", p.number)))?;
-            completed.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .e_tag(format!("\"{}\"", p.etag.trim_matches('"')))
-                    .build(),
-            );
-        }
-        match self
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .e_tag(format!("\"{}\"", p.etag.trim_matches('"')))
+                .build())
+        });
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(completed.collect::<StoreResult<_>>()?))
+            .build();
+        (self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("NoSuchUpload") => Err(StoreError::NotFound),
-            Err(e) => Err(s3_err("CompleteMultipartUpload", e)),
-        }
+            .key(key))
+        .upload_id(upload_id)
+        .multipart_upload(upload)
+        .send()
+        .await
+        .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
+        Ok(())
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        match self
+        let aborted = (self
             .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("NoSuchUpload") => Ok(()),
-            Err(e) => Err(s3_err("AbortMultipartUpload", e)),
+            .key(key))
+        .upload_id(upload_id)
+        .send()
+        .await;
+        match aborted.map_err(|e| s3_err("AbortMultipartUpload", e)) {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -839,16 +713,16 @@ pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> Resul
         Err(e) if matches!(e.as_service_error(), Some(HeadBucketError::NotFound(_))) => {}
         Err(e) => return Err(DisplayErrorContext(&e).to_string()),
     }
-    let mut create = client.create_bucket().bucket(bucket);
     // us-east-1 takes no location constraint; every other region needs its own.
-    if region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region))
-                .build(),
-        );
-    }
-    create
+    let location = (region != "us-east-1").then(|| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region))
+            .build()
+    });
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .set_create_bucket_configuration(location)
         .send()
         .await
         .map_err(|e| DisplayErrorContext(&e).to_string())?;

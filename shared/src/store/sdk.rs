@@ -1,10 +1,9 @@
 //! What the two AWS adapters share: the AWS SDK's configuration, loaded once per container by
 //! `aws-config` from the standard sources (environment, shared config and credentials files,
-//! web identity, ECS, IMDS), with one HTTPS client for both services (and the admin command's
-//! SQS client), the standard retry mode and explicit timeouts; and the credentials that sign
-//! what the SDK cannot sign itself (S3 POST policies), resolved through the SDK's own identity
-//! cache. Every client carries the interceptor that makes each of its calls a span
-//! (`store::call_spans`), which X-Ray shows.
+//! web identity, ECS, IMDS), with one HTTPS client for every service, the standard retry mode
+//! and explicit timeouts; and the credentials that sign what the SDK cannot sign itself (S3 POST
+//! policies), from the SDK's own identity cache. Every client carries the interceptor that
+//! sends each of its calls to X-Ray (`store::call_spans`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -50,7 +49,15 @@ fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The HTTPS client both services share: hyper 1 over rustls with ring (smaller than aws-lc
+fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// The HTTPS client every service shares: hyper 1 over rustls with ring (smaller than aws-lc
 /// and as fast to start, see `docs/performance.md`). It trusts the system's roots, as the
 /// SDK's default client does (`SSL_CERT_FILE` and `SSL_CERT_DIR` choose them), plus the PEM
 /// certificates of `ca_bundle` (`AWS_CA_BUNDLE`), for endpoints behind a private CA.
@@ -77,13 +84,11 @@ fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
+    let bad = |e: &dyn std::fmt::Display| problem("AWS_CA_BUNDLE", format!("{shown}: {e}"));
+    let pem = std::fs::read(path).map_err(|e| bad(&e))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| problem("AWS_CA_BUNDLE", format!("{shown}: {e}")))?;
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     }
     if roots.is_empty() {
         return Err(problem(
@@ -96,19 +101,13 @@ fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
 
 /// `aws_config::defaults` as the service loads it: the full default chains (credentials,
 /// region, endpoints, profiles), over one HTTPS client, with the standard retry mode and every
-/// timeout set (DynamoDB's; the S3 client sets its own). Credentials are not resolved here but at the first call, and cached and
-/// refreshed by the SDK from then on. Tests add `.env(..)` to it.
+/// timeout set (DynamoDB's; the S3 client sets its own). Credentials are resolved at the first
+/// call, then cached and refreshed by the SDK. Tests add `.env(..)` to it.
 pub fn loader(ca_bundle: Option<&Path>) -> Result<ConfigLoader, ConfigError> {
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(ca_bundle)?)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(DYNAMODB_ATTEMPT)
-                .operation_timeout(DYNAMODB_OPERATION)
-                .build(),
-        ))
+        .timeout_config(timeouts(DYNAMODB_ATTEMPT, DYNAMODB_OPERATION)))
 }
 
 /// Loads the configuration; a missing region is an error that names its variable (without
@@ -151,23 +150,18 @@ pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
 }
 
 /// The SQS client for the queue at `queue_url` (the finalize function's dead-letter queue, read
-/// by the admin command): the shared configuration as loaded, over the same HTTPS client. The
-/// queue's URL says where it is: an AWS queue's region (`sqs.<region>.amazonaws.com`) is the
-/// one the client calls, whatever the configured region; any other host (a VPC endpoint, an
-/// emulator) is the client's endpoint, unless one is configured for SQS.
+/// by the admin command). An AWS queue's region (`sqs.<region>.amazonaws.com`) is the one the
+/// client calls, whatever the configured region; any other host (a VPC endpoint, an emulator)
+/// is the client's endpoint, unless one is configured for SQS.
 pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
-    let place = QueuePlace::of(queue_url)?;
-    let mut conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
-    match place {
-        QueuePlace::Aws { region } => {
-            conf = conf.region(aws_types::region::Region::new(region));
+    let conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
+    let conf = match QueuePlace::of(queue_url)? {
+        QueuePlace::Aws { region } => conf.region(aws_types::region::Region::new(region)),
+        QueuePlace::Elsewhere { origin } if configured_endpoint(sdk, "SQS").is_none() => {
+            conf.endpoint_url(origin)
         }
-        QueuePlace::Elsewhere { origin } => {
-            if configured_endpoint(sdk, "SQS").is_none() {
-                conf = conf.endpoint_url(origin);
-            }
-        }
-    }
+        QueuePlace::Elsewhere { .. } => conf,
+    };
     Ok(aws_sdk_sqs::Client::from_conf(conf.build()))
 }
 
@@ -195,12 +189,13 @@ impl QueuePlace {
             return Err(not("no account and queue in its path"));
         }
         let host = authority.host();
-        let region = ["sqs.", "sqs-fips."]
-            .iter()
-            .find_map(|prefix| host.strip_prefix(prefix))
-            .and_then(|rest| {
-                rest.strip_suffix(".amazonaws.com")
-                    .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
+        let rest = host
+            .strip_prefix("sqs.")
+            .or_else(|| host.strip_prefix("sqs-fips."));
+        let region = rest
+            .and_then(|r| {
+                r.strip_suffix(".amazonaws.com")
+                    .or_else(|| r.strip_suffix(".amazonaws.com.cn"))
             })
             .filter(|r| !r.is_empty() && !r.contains('.'));
         Ok(match region {
@@ -227,15 +222,8 @@ pub fn s3_client(sdk: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .interceptor(CallSpans)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(S3_ATTEMPT)
-                .operation_timeout(S3_OPERATION)
-                .build(),
-        )
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
+        .timeout_config(timeouts(S3_ATTEMPT, S3_OPERATION));
+    aws_sdk_s3::Client::from_conf(conf.build())
 }
 
 /// The credentials the SDK's clients sign with, for what we sign ourselves: resolved through
@@ -284,10 +272,10 @@ impl SigningCredentials {
 
     /// The current credentials, with their expiry when they have one.
     pub async fn get(&self) -> Result<Credentials, String> {
-        let bag = ConfigBag::base();
+        let resolver = self.resolver.clone();
         let identity = self
             .cache
-            .resolve_cached_identity(self.resolver.clone(), &self.components, &bag)
+            .resolve_cached_identity(resolver, &self.components, &ConfigBag::base())
             .await
             .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&*e).to_string())?;
         identity

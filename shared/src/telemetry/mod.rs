@@ -8,11 +8,11 @@
 //! - Traces: the AWS calls as X-Ray subsegments of the Lambda invocation's trace ([`xray`]),
 //!   sent to the X-Ray daemon Lambda runs beside the function.
 
-pub mod emf;
 pub mod metrics;
 pub mod request;
 pub mod xray;
 
+use tracing::level_filters::LevelFilter;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
@@ -32,18 +32,13 @@ fn filter(rust_log: Option<&str>) -> Targets {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
     EVENT_LOGGERS.iter().fold(asked, |t, target| {
-        let level = match t.iter().find(|(name, _)| name == target) {
-            Some((_, l)) => l.min(tracing::level_filters::LevelFilter::INFO),
-            None => t
-                .default_level()
-                .unwrap_or(tracing::level_filters::LevelFilter::OFF)
-                .min(tracing::level_filters::LevelFilter::INFO),
-        };
-        t.with_target(*target, level)
+        let asked = t.iter().find(|(name, _)| name == target).map(|(_, l)| l);
+        let level = asked.or(t.default_level()).unwrap_or(LevelFilter::OFF);
+        t.with_target(*target, level.min(LevelFilter::INFO))
     })
 }
 
-/// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
+/// Installs the global subscriber, the metrics' namespace and the X-Ray daemon once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
     metrics::configure(cfg.metrics_namespace.clone());
@@ -54,11 +49,9 @@ pub fn init(cfg: &Config) {
         (true, false) => json_layer().boxed(),
         (false, _) => fmt::layer().with_target(false).boxed(),
     };
-    // The X-Ray layer has a filter of its own: traces do not depend on `RUST_LOG`.
-    let traces = xray::XrayLayer::from_env().map(|l| l.with_filter(xray::interest()));
+    xray::configure(xray::Daemon::from_env());
     let _ = tracing_subscriber::registry()
         .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
-        .with(traces)
         .try_init();
 }
 

@@ -1,68 +1,24 @@
-//! The AWS calls as X-Ray subsegments. Every call of the AWS SDK's clients runs in an
-//! [`aws_span`] (opened and closed around it by an interceptor, `store::call_spans`); with
-//! active tracing, Lambda hands each sampled invocation a trace header
-//! (`Root=…;Parent=…;Sampled=1`, which the Lambda runtime's own span records as
-//! `xrayTraceId`) and runs the X-Ray daemon beside the function. This layer turns each closed
-//! call span under a sampled invocation into a subsegment document of the function's segment
-//! and sends it to the daemon over UDP (`AWS_XRAY_DAEMON_ADDRESS`), as the X-Ray SDKs of other
-//! languages do: no API call, no extension, a datagram per call.
+//! The AWS calls as X-Ray subsegments. With active tracing, Lambda hands each sampled
+//! invocation a trace header (`Root=…;Parent=…;Sampled=1`) and runs the X-Ray daemon beside the
+//! function (`AWS_XRAY_DAEMON_ADDRESS`). An invocation runs [`traced`]; every call the AWS SDK's
+//! clients make under it (seen by the interceptor of `store::call_spans`) becomes a subsegment
+//! of the function's segment, sent to the daemon over UDP as the X-Ray SDKs of other languages
+//! do: no API call, no extension, a datagram per call.
 //!
-//! The X-Ray crates for Rust are young (xray-lite is at 0.0.x: its SDK interceptor is attached
-//! to each request by hand, and it reads the trace from `_X_AMZN_TRACE_ID`, which the runtime
-//! leaves unset in its concurrent mode), and the OpenTelemetry path needs a collector layer in
-//! every function (a second process, and seconds of cold start); the daemon's protocol is a
-//! header line and a JSON document, which is all this writes.
+//! The X-Ray crates for Rust are young (xray-lite is at 0.0.x, and reads the trace from
+//! `_X_AMZN_TRACE_ID`, which the runtime leaves unset in its concurrent mode), and the
+//! OpenTelemetry path needs a collector layer in every function (a second process, and seconds
+//! of cold start); the daemon's protocol is a header line and a JSON document.
 
+use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::Subscriber;
-use tracing_subscriber::filter::{filter_fn, FilterFn};
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
 
-/// The target of the AWS call spans.
-pub const AWS_TARGET: &str = "attachments::aws";
-/// The span the Lambda runtime opens around each invocation, with the trace header.
-const INVOKE_SPAN: &str = "Lambda runtime invoke";
-const INVOKE_TRACE_FIELD: &str = "xrayTraceId";
 /// What precedes every document sent to the daemon.
 const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
-
-/// The span of one AWS call (retries included): `service` is X-Ray's name for it (`DynamoDB`,
-/// `S3`), `resource` the bucket where there is one. The interceptor records `status`,
-/// `request_id`, `attempts`, `error_code` (and `resource`) as it learns them.
-pub fn aws_span(
-    service: &str,
-    operation: &str,
-    region: &str,
-    resource: Option<&str>,
-) -> tracing::Span {
-    tracing::info_span!(
-        target: AWS_TARGET,
-        "aws",
-        service = service,
-        operation = operation,
-        region = region,
-        resource = resource,
-        status = tracing::field::Empty,
-        request_id = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-        error_code = tracing::field::Empty,
-    )
-}
-
-/// The spans this layer reads: the invocation's and the AWS calls', whatever `RUST_LOG` says.
-pub fn interest() -> FilterFn<fn(&tracing::Metadata<'_>) -> bool> {
-    filter_fn(read_by_this_layer)
-}
-
-fn read_by_this_layer(meta: &tracing::Metadata<'_>) -> bool {
-    meta.is_span() && (meta.name() == INVOKE_SPAN || meta.target() == AWS_TARGET)
-}
 
 /// An invocation's trace, when X-Ray sampled it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,17 +55,17 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
     udp.parse().ok()
 }
 
-/// The layer that sends the subsegments.
+/// The X-Ray daemon, and the socket subsegments leave from.
 #[derive(Debug)]
-pub struct XrayLayer {
+pub struct Daemon {
     socket: UdpSocket,
-    daemon: SocketAddr,
+    address: SocketAddr,
 }
 
-impl XrayLayer {
-    /// Sends to `daemon`; `None` when no socket can be had.
-    pub fn new(daemon: SocketAddr) -> Option<Self> {
-        let local: SocketAddr = if daemon.is_ipv4() {
+impl Daemon {
+    /// Sends to `address`; `None` when no socket can be had.
+    pub fn new(address: SocketAddr) -> Option<Arc<Self>> {
+        let local: SocketAddr = if address.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -117,58 +73,98 @@ impl XrayLayer {
         let socket = UdpSocket::bind(local).ok()?;
         // A send must never hold up a request.
         socket.set_nonblocking(true).ok()?;
-        Some(Self { socket, daemon })
+        Some(Arc::new(Self { socket, address }))
     }
 
-    /// The layer for `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
-    pub fn from_env() -> Option<Self> {
-        let addr = std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok()?;
-        Self::new(daemon_address(&addr)?)
+    /// The daemon of `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
+    pub fn from_env() -> Option<Arc<Self>> {
+        Self::new(daemon_address(
+            &std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok()?,
+        )?)
     }
+}
 
-    fn send(&self, doc: &Value) {
+static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
+
+/// Sets where the invocations' subsegments go (once per process; `None`: nowhere).
+pub fn configure(daemon: Option<Arc<Daemon>>) {
+    let _ = DAEMON.set(daemon);
+}
+
+/// The daemon [`configure`] set.
+pub fn daemon() -> Option<Arc<Daemon>> {
+    DAEMON.get().cloned().flatten()
+}
+
+/// A sampled invocation: the trace its calls join, and the daemon they go to.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    header: TraceHeader,
+    daemon: Arc<Daemon>,
+}
+
+impl Trace {
+    /// Sends `call`, ended now, as a subsegment. A lost datagram loses a subsegment, never a
+    /// request: errors are ignored.
+    pub fn send(&self, call: &Call) {
+        let doc = subsegment(call, &self.header, epoch_seconds());
         let datagram = format!("{DAEMON_HEADER}{doc}");
-        // Lost datagrams lose a subsegment, never a request: errors are ignored.
-        let _ = self.socket.send_to(datagram.as_bytes(), self.daemon);
+        let _ = self
+            .daemon
+            .socket
+            .send_to(datagram.as_bytes(), self.daemon.address);
     }
 }
 
-/// What a call span has recorded.
-#[derive(Debug, Default)]
-struct Call {
+tokio::task_local! {
+    static TRACE: Option<Trace>;
+}
+
+/// Runs `f` as the invocation of trace `header`: when it is sampled and there is a `daemon`, the
+/// AWS calls `f` makes are sent to it as subsegments.
+pub async fn traced<F: Future>(
+    daemon: Option<Arc<Daemon>>,
+    header: Option<&str>,
+    f: F,
+) -> F::Output {
+    let header = header.and_then(TraceHeader::sampled);
+    let trace = header
+        .zip(daemon)
+        .map(|(header, daemon)| Trace { header, daemon });
+    TRACE.scope(trace, f).await
+}
+
+/// The trace of the invocation under way, when it is sampled.
+pub fn current() -> Option<Trace> {
+    TRACE.try_with(Option::clone).ok().flatten()
+}
+
+/// What X-Ray shows of one AWS call, retries included.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    /// X-Ray's name of the service (`DynamoDB`, `S3`).
+    pub service: String,
+    pub operation: String,
+    pub region: String,
+    pub bucket: Option<String>,
+    /// The last attempt's answer.
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    pub attempts: u64,
+    /// Why it failed: the service's error code, or the kind of failure.
+    pub error_code: Option<String>,
     start: f64,
-    fields: Map<String, Value>,
 }
 
-impl Visit for Call {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.fields.insert(field.name().into(), json!(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().into(), json!(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().into(), json!(value));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.fields
-            .insert(field.name().into(), json!(format!("{value:?}")));
-    }
-}
-
-/// The trace header field of the invocation span.
-#[derive(Default)]
-struct HeaderField(Option<String>);
-
-impl Visit for HeaderField {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == INVOKE_TRACE_FIELD {
-            self.0 = Some(value.to_owned());
-        }
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == INVOKE_TRACE_FIELD {
-            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
+impl Call {
+    /// A call starting now.
+    pub fn new(service: &str, operation: &str, region: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+            region: region.to_owned(),
+            start: epoch_seconds(),
+            ..Self::default()
         }
     }
 }
@@ -189,35 +185,20 @@ fn segment_id() -> String {
     hex::encode(raw)
 }
 
-/// The subsegment document of a finished call.
+/// The subsegment document of a call that ended at `end`.
 fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
-    let field = |name: &str| call.fields.get(name).cloned();
-    let service = field("service")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "AWS".into());
     let mut aws = Map::new();
-    for (from, to) in [
-        ("operation", "operation"),
-        ("region", "region"),
-        ("request_id", "request_id"),
-    ] {
-        if let Some(v) = field(from) {
-            aws.insert(to.into(), v);
-        }
+    aws.insert("operation".into(), json!(call.operation));
+    aws.insert("region".into(), json!(call.region));
+    if let Some(id) = &call.request_id {
+        aws.insert("request_id".into(), json!(id));
     }
-    if let Some(attempts) = field("attempts").and_then(|v| v.as_u64()) {
-        aws.insert("retries".into(), json!(attempts.saturating_sub(1)));
-    }
-    if let Some(resource) = field("resource") {
-        let key = if service == "S3" {
-            "bucket_name"
-        } else {
-            "table_name"
-        };
-        aws.insert(key.into(), resource);
+    aws.insert("retries".into(), json!(call.attempts.saturating_sub(1)));
+    if let Some(bucket) = &call.bucket {
+        aws.insert("bucket_name".into(), json!(bucket));
     }
     let mut doc = json!({
-        "name": service,
+        "name": call.service,
         "id": segment_id(),
         "trace_id": trace.root,
         "parent_id": trace.parent,
@@ -227,24 +208,23 @@ fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
         "end_time": end,
         "aws": aws,
     });
-    let status = field("status").and_then(|v| v.as_u64());
-    if let Some(s) = status {
+    if let Some(s) = call.status {
         doc["http"] = json!({ "response": { "status": s } });
     }
-    let code = field("error_code").and_then(|v| v.as_str().map(str::to_owned));
-    let throttled = status == Some(429)
-        || code.as_deref().is_some_and(|c| {
+    let code = call.error_code.as_deref();
+    let throttled = call.status == Some(429)
+        || code.is_some_and(|c| {
             c.contains("Throttl")
                 || c == "SlowDown"
                 || c == "ProvisionedThroughputExceededException"
         });
-    match status {
+    match call.status {
         _ if throttled => {
             doc["throttle"] = json!(true);
             doc["error"] = json!(true);
         }
-        Some(s) if (400..500).contains(&s) => doc["error"] = json!(true),
-        Some(s) if s >= 500 => doc["fault"] = json!(true),
+        Some(400..=499) => doc["error"] = json!(true),
+        Some(500..) => doc["fault"] = json!(true),
         // No answer at all (a broken connection, a timeout): a fault.
         None if code.is_some() => doc["fault"] = json!(true),
         _ => {}
@@ -255,70 +235,19 @@ fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
     doc
 }
 
-impl<S> tracing_subscriber::Layer<S> for XrayLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        let meta = attrs.metadata();
-        if meta.name() == INVOKE_SPAN {
-            let mut header = HeaderField::default();
-            attrs.record(&mut header);
-            if let Some(trace) = header.0.as_deref().and_then(TraceHeader::sampled) {
-                span.extensions_mut().insert(trace);
-            }
-        } else if meta.target() == AWS_TARGET {
-            let mut call = Call {
-                start: epoch_seconds(),
-                ..Default::default()
-            };
-            attrs.record(&mut call);
-            span.extensions_mut().insert(call);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id) {
-            if let Some(call) = span.extensions_mut().get_mut::<Call>() {
-                values.record(call);
-            }
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else {
-            return;
-        };
-        let Some(call) = span.extensions_mut().remove::<Call>() else {
-            return;
-        };
-        let trace = span
-            .scope()
-            .skip(1)
-            .find_map(|s| s.extensions().get::<TraceHeader>().cloned());
-        if let Some(trace) = trace {
-            self.send(&subsegment(&call, &trace, epoch_seconds()));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::prelude::*;
 
     const SAMPLED: &str =
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
-    fn daemon() -> (UdpSocket, SocketAddr) {
+    fn daemon() -> (UdpSocket, Option<Arc<Daemon>>) {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
         let addr = s.local_addr().unwrap();
-        (s, addr)
+        (s, Daemon::new(addr))
     }
 
     fn received(daemon: &UdpSocket) -> Option<Value> {
@@ -331,30 +260,25 @@ mod tests {
         Some(serde_json::from_str(doc).unwrap())
     }
 
-    fn traced(addr: SocketAddr, header: &str, f: impl FnOnce()) {
-        let layer = XrayLayer::new(addr).unwrap().with_filter(interest());
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
-            let invoke = tracing::info_span!(
-                "Lambda runtime invoke",
-                requestId = "r-1",
-                xrayTraceId = header
-            );
-            let _in = invoke.enter();
-            f();
-        });
+    /// Sends `call` as the invocation of `header` would.
+    async fn traced_call(daemon: Option<Arc<Daemon>>, header: &str, call: Call) {
+        traced(daemon, Some(header), async {
+            if let Some(trace) = current() {
+                trace.send(&call);
+            }
+        })
+        .await;
     }
 
-    #[test]
-    fn a_call_under_a_sampled_invocation_is_a_subsegment_of_its_segment() {
-        let (daemon, addr) = daemon();
-        traced(addr, SAMPLED, || {
-            let call = aws_span("DynamoDB", "GetItem", "eu-west-1", None);
-            call.record("status", 200u64);
-            call.record("request_id", "REQ123");
-            call.record("attempts", 2u64);
-        });
-        let doc = received(&daemon).expect("a subsegment");
+    #[tokio::test]
+    async fn a_call_under_a_sampled_invocation_is_a_subsegment_of_its_segment() {
+        let (socket, daemon) = daemon();
+        let mut call = Call::new("DynamoDB", "GetItem", "eu-west-1");
+        call.status = Some(200);
+        call.request_id = Some("REQ123".into());
+        call.attempts = 2;
+        traced_call(daemon, SAMPLED, call).await;
+        let doc = received(&socket).expect("a subsegment");
         assert_eq!(doc["type"], "subsegment");
         assert_eq!(doc["name"], "DynamoDB");
         assert_eq!(doc["namespace"], "aws");
@@ -370,31 +294,33 @@ mod tests {
         assert!(doc.get("error").is_none() && doc.get("fault").is_none());
     }
 
-    #[test]
-    fn failures_are_marked_and_unsampled_invocations_send_nothing() {
-        let (daemon, addr) = daemon();
-        traced(addr, SAMPLED, || {
-            let call = aws_span("S3", "GetObject", "eu-west-1", Some("files"));
-            call.record("status", 503u64);
-            call.record("error_code", "SlowDown");
-        });
-        let doc = received(&daemon).unwrap();
+    #[tokio::test]
+    async fn failures_are_marked_and_unsampled_invocations_send_nothing() {
+        let (socket, daemon) = daemon();
+        let mut call = Call::new("S3", "GetObject", "eu-west-1");
+        call.bucket = Some("files".into());
+        call.status = Some(503);
+        call.error_code = Some("SlowDown".into());
+        traced_call(daemon.clone(), SAMPLED, call).await;
+        let doc = received(&socket).unwrap();
         assert_eq!(doc["aws"]["bucket_name"], "files");
         assert_eq!(doc["throttle"], true);
         assert_eq!(doc["cause"]["exceptions"][0]["type"], "SlowDown");
 
-        traced(addr, &SAMPLED.replace("Sampled=1", "Sampled=0"), || {
-            drop(aws_span("S3", "HeadObject", "eu-west-1", None));
-        });
-        // Outside any invocation there is no trace to join either.
-        let layer = XrayLayer::new(addr).unwrap().with_filter(interest());
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-            drop(aws_span("S3", "HeadObject", "eu-west-1", None));
-        });
-        daemon
+        let unsampled = SAMPLED.replace("Sampled=1", "Sampled=0");
+        traced_call(
+            daemon.clone(),
+            &unsampled,
+            Call::new("S3", "HeadObject", "eu-west-1"),
+        )
+        .await;
+        // Without a daemon, or outside any invocation, there is nowhere to send it either.
+        traced_call(None, SAMPLED, Call::new("S3", "HeadObject", "eu-west-1")).await;
+        assert!(current().is_none());
+        socket
             .set_read_timeout(Some(std::time::Duration::from_millis(200)))
             .unwrap();
-        assert!(received(&daemon).is_none());
+        assert!(received(&socket).is_none());
     }
 
     #[test]

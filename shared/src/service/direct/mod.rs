@@ -1,19 +1,19 @@
-//! Large files: uploads that go straight to storage, never through the API. The client asks for
-//! an upload, storage receives the bytes (one form POST, or a resumable multipart upload) under
-//! a staging key that nothing serves, and a verification ([`verify`]) — on `complete`, or on
-//! storage's own "object created" event — checks size, checksum and type of exactly one object
-//! and only then makes it the attachment's content, at a key no upload link reaches. Repeated or
-//! concurrent verification gives one ready attachment.
+//! Large files: uploads that go straight to storage, never through the API. Storage receives the
+//! bytes (one form POST, or a resumable multipart upload) under a staging key that nothing
+//! serves; a verification ([`verify`]) then makes exactly one checked object the attachment's
+//! content. Repeated or concurrent verification gives one ready attachment.
 
 mod verify;
 
-use super::{now, uploads::AttachmentFields, App, ServiceError, ServiceResult};
+use super::{
+    now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
+};
 use crate::domain::content::type_for_extension;
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
     PendingUpload, Principal, Version, VersionId,
 };
-use crate::store::{Expected, PartInfo, PostPolicy, StoreError};
+use crate::store::{Expected, PartInfo, PostPolicy};
 
 pub(crate) use verify::InFlight;
 pub use verify::{Completion, Receipt};
@@ -82,6 +82,15 @@ fn expected_part_size(mp: &MultipartUpload, size: u64, n: u32) -> u64 {
     }
 }
 
+/// The parts storage does not have at their size.
+fn missing_parts(mp: &MultipartUpload, size: u64, received: &[PartInfo]) -> Vec<u32> {
+    let has = |n| {
+        let expected = expected_part_size(mp, size, n);
+        received.iter().any(|p| p.number == n && p.size == expected)
+    };
+    (1..=mp.parts).filter(|&n| !has(n)).collect()
+}
+
 /// The declared content type, if it is a media type that agrees with the file's extension.
 fn declared_type(file_name: &FileName, content_type: &str) -> ServiceResult<String> {
     let declared = content_type.trim().to_ascii_lowercase();
@@ -130,7 +139,7 @@ impl App {
         let declared = declared_type(&req.file_name, &req.content_type)?;
         let fields = super::uploads::clean_fields(req.fields)?;
         let t = now();
-        let expires_at = t.unix_timestamp() + self.limits.pending_ttl.as_secs() as i64;
+        let expires_at = self.pending_until();
         let version = Version {
             id: VersionId::new(),
             file_name: req.file_name.clone(),
@@ -140,7 +149,17 @@ impl App {
             sha256: String::new(),
             created_at: t,
         };
-        let (mut att, expected) = self.upload_target(who, parent, req.attachment_id).await?;
+        let current = match req.attachment_id {
+            Some(id) => Some(self.get_of_parent(who, parent, id).await?),
+            None => None,
+        };
+        if current.as_ref().is_some_and(|c| c.upload.is_some()) {
+            return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
+        }
+        let mut att = current.clone().unwrap_or_else(|| {
+            let (tenant, owner) = (who.tenant.clone(), who.owner.clone());
+            Attachment::new(tenant, parent.clone(), owner, AttachmentStatus::Pending, t)
+        });
         fields.apply(&mut att);
         let staged = att.staging_key(version.id);
         let (instructions, multipart) = self
@@ -155,57 +174,26 @@ impl App {
         });
         att.expires_at = Some(expires_at);
         att.problem = None;
-        let written = match expected {
+        let written = match &current {
             None => self.meta.create_attachment(&att).await,
-            Some(e) => {
+            Some(current) => {
                 att.updated_at = t;
-                self.meta.update_attachment(&att, e).await
+                self.meta
+                    .update_attachment(&att, Expected::of(current))
+                    .await
             }
         };
         if let Err(e) = written {
             if let UploadInstructions::Multipart { upload_id, .. } = &instructions {
                 let _ = self.blobs.abort_multipart(&staged, upload_id).await;
             }
-            return Err(match e {
-                StoreError::Conflict(_) => {
-                    ServiceError::Conflict("the attachment changed meanwhile; retry".into())
-                }
-                other => other.into(),
-            });
+            return Err(refused(Some("the attachment changed meanwhile; retry"))(e));
         }
         Ok(DirectUpload {
             attachment: att,
             instructions,
             expires_at,
         })
-    }
-
-    /// The attachment an upload goes to: a new pending one, or an existing one of the parent
-    /// (then with the state the write must still find).
-    async fn upload_target(
-        &self,
-        who: &Principal,
-        parent: &ParentRef,
-        existing: Option<AttachmentId>,
-    ) -> ServiceResult<(Attachment, Option<Expected>)> {
-        let Some(id) = existing else {
-            let att = Attachment::new(
-                who.tenant.clone(),
-                parent.clone(),
-                who.owner.clone(),
-                AttachmentStatus::Pending,
-                now(),
-            );
-            return Ok((att, None));
-        };
-        let current = self.get_of_parent(who, parent, id).await?;
-        if current.upload.is_some() {
-            return Err(ServiceError::Conflict(
-                "an upload to this attachment is already under way".into(),
-            ));
-        }
-        let expected = Expected::of(&current);
-        Ok((current, Some(expected)))
     }
 
     /// How to upload `version` to `staged`: one form POST up to the configured size, else a
@@ -221,25 +209,14 @@ impl App {
             return Ok((post, None));
         }
         let part_size = part_size_for(version.size);
+        let upload_id = self.blobs.create_multipart(staged, &version.content_type);
         let mp = MultipartUpload {
-            upload_id: self
-                .blobs
-                .create_multipart(staged, &version.content_type)
-                .await?,
+            upload_id: upload_id.await?,
             part_size,
             parts: version.size.div_ceil(part_size) as u32,
         };
-        let links = self
-            .part_links(staged, &mp, version.size, (1..=mp.parts).collect())
-            .await?;
-        let instructions = UploadInstructions::Multipart {
-            upload_id: mp.upload_id.clone(),
-            part_size,
-            part_count: mp.parts,
-            links,
-            received: Vec::new(),
-        };
-        Ok((instructions, Some(mp)))
+        let instructions = self.multipart(staged, &mp, version.size, Vec::new());
+        Ok((instructions.await?, Some(mp)))
     }
 
     /// A form POST of exactly `version` (and its checksum, when declared) to `staged`.
@@ -249,42 +226,43 @@ impl App {
         version: &Version,
         sha256: Option<&[u8; 32]>,
     ) -> ServiceResult<UploadInstructions> {
-        let post = self
-            .blobs
-            .presign_post(
-                staged,
-                &PostPolicy {
-                    content_type: &version.content_type,
-                    size: version.size,
-                    sha256,
-                    ttl: self.limits.upload_link_ttl,
-                },
-            )
-            .await?;
+        let policy = PostPolicy {
+            content_type: &version.content_type,
+            size: version.size,
+            sha256,
+            ttl: self.limits.upload_link_ttl,
+        };
+        let post = self.blobs.presign_post(staged, &policy).await?;
         Ok(UploadInstructions::Post {
             url: post.url,
             fields: post.fields,
         })
     }
 
-    /// Links for the parts `numbers` of a multipart upload, each bound to its part's size.
-    async fn part_links(
+    /// The parts of a multipart upload still to send, with links (each bound to its part's size)
+    /// for the first [`PART_LINKS_PER_ANSWER`] of them.
+    async fn multipart(
         &self,
         staged: &str,
         mp: &MultipartUpload,
         size: u64,
-        numbers: Vec<u32>,
-    ) -> ServiceResult<Vec<(u32, String)>> {
-        let mut links = Vec::with_capacity(numbers.len().min(PART_LINKS_PER_ANSWER));
-        for n in numbers.into_iter().take(PART_LINKS_PER_ANSWER) {
+        received: Vec<PartInfo>,
+    ) -> ServiceResult<UploadInstructions> {
+        let missing = missing_parts(mp, size, &received);
+        let mut links = Vec::with_capacity(missing.len().min(PART_LINKS_PER_ANSWER));
+        for n in missing.into_iter().take(PART_LINKS_PER_ANSWER) {
             let part = expected_part_size(mp, size, n);
-            let link = self
-                .blobs
-                .presign_part(staged, &mp.upload_id, n, part, self.limits.upload_link_ttl)
-                .await?;
-            links.push((n, link));
+            let ttl = self.limits.upload_link_ttl;
+            let link = self.blobs.presign_part(staged, &mp.upload_id, n, part, ttl);
+            links.push((n, link.await?));
         }
-        Ok(links)
+        Ok(UploadInstructions::Multipart {
+            upload_id: mp.upload_id.clone(),
+            part_size: mp.part_size,
+            part_count: mp.parts,
+            links,
+            received,
+        })
     }
 
     /// Where an upload stands, with fresh links for what is still missing (to resume).
@@ -300,43 +278,21 @@ impl App {
             ));
         };
         let staged = att.staging_key(upload.version.id);
-        let sha256 = decode_sha(upload.declared_sha256.as_deref());
         let instructions = match &upload.multipart {
             None => {
+                let sha256 = upload.declared_sha256.as_deref().and_then(parse_sha256);
                 self.post_form(&staged, &upload.version, sha256.as_ref())
                     .await?
             }
             Some(mp) => {
-                let received = self
-                    .blobs
-                    .list_parts(&staged, &mp.upload_id)
-                    .await
-                    .unwrap_or_default();
-                let size = upload.version.size;
-                let missing: Vec<u32> = (1..=mp.parts)
-                    .filter(|n| {
-                        !received
-                            .iter()
-                            .any(|p| p.number == *n && p.size == expected_part_size(mp, size, *n))
-                    })
-                    .collect();
-                UploadInstructions::Multipart {
-                    upload_id: mp.upload_id.clone(),
-                    part_size: mp.part_size,
-                    part_count: mp.parts,
-                    links: self.part_links(&staged, mp, size, missing).await?,
-                    received,
-                }
+                let received = self.blobs.list_parts(&staged, &mp.upload_id).await;
+                let received = received.unwrap_or_default();
+                self.multipart(&staged, mp, upload.version.size, received)
+                    .await?
             }
         };
         Ok((att, instructions))
     }
-}
-
-fn decode_sha(hex_str: Option<&str>) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex_str?, &mut out).ok()?;
-    Some(out)
 }
 
 /// Parses a declared SHA-256: 64 hex characters or base64 of 32 bytes.

@@ -1,26 +1,22 @@
 //! Verifying a direct upload: the staged object is assembled (multipart), inspected (size, real
-//! type from its first bytes, MD5 and SHA-256, the declared checksum), and only then promoted —
-//! exactly the object that was inspected, pinned by its ETag — to the content's own key, which
-//! no upload link reaches. A replayed form or part can only land under the staging key again,
-//! where nothing reads it and the sweep removes it.
-//!
-//! Small uploads are verified within the `complete` request; larger ones are handed to a
-//! verification in the background (storage's event on AWS, a task of the local server) and the
-//! attachment shows `verifying` until it ends.
+//! type, digests, the declared checksum), and only then promoted — exactly the inspected object,
+//! pinned by its ETag — to the content's own key, which no upload link reaches. Small uploads
+//! are verified within `complete`; larger ones in the background (storage's event on AWS, a task
+//! of the local server), the attachment showing `verifying` meanwhile.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{expected_part_size, App, ServiceError, ServiceResult};
+use super::{missing_parts, App, ServiceError, ServiceResult};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
     parse_staging_key, Attachment, AttachmentId, AttachmentStatus, MultipartUpload, PendingUpload,
     Principal, Version,
 };
-use crate::service::now;
-use crate::store::{BlobInfo, Expected, StoreError};
+use crate::service::{now, refused};
+use crate::store::{BlobInfo, Expected, StoreError, StoreResult};
 
 /// How much of the object the verification reads at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
@@ -48,18 +44,15 @@ pub struct Receipt {
     pub digests: Digests,
 }
 
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Verifications under way in this process, one gate per attachment.
 #[derive(Default)]
-pub(crate) struct InFlight(
-    std::sync::Mutex<std::collections::HashMap<AttachmentId, Arc<tokio::sync::Mutex<()>>>>,
-);
+pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<AttachmentId, Gate>>);
 
-/// A turn at verifying one attachment; the gate is forgotten when the last turn ends.
-struct Turn<'a> {
-    gates: &'a InFlight,
-    id: AttachmentId,
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
+/// A turn at verifying one attachment (its gate, to lock); the gate is forgotten when the last
+/// turn ends.
+struct Turn<'a>(&'a InFlight, AttachmentId, Gate);
 
 impl InFlight {
     fn gate(&self, id: AttachmentId) -> Turn<'_> {
@@ -68,20 +61,17 @@ impl InFlight {
             // A poisoned map only loses the de-duplication, never correctness.
             Err(_) => Arc::default(),
         };
-        Turn {
-            gates: self,
-            id,
-            gate,
-        }
+        Turn(self, id, gate)
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.gates.0.lock() {
+        let Turn(InFlight(gates), id, gate) = self;
+        if let Ok(mut m) = gates.lock() {
             // The map's and this turn's: nobody else holds or waits on it.
-            if Arc::strong_count(&self.gate) <= 2 {
-                m.remove(&self.id);
+            if Arc::strong_count(gate) <= 2 {
+                m.remove(id);
             }
         }
     }
@@ -90,8 +80,9 @@ impl Drop for Turn<'_> {
 /// What the inspection of an object found.
 struct Inspection {
     digests: Digests,
-    /// Why its first bytes are not the declared type, if they are not.
-    wrong_type: Option<String>,
+    /// Why the upload is refused, if it is (the reason counted, and the message): its real
+    /// type, or its declared checksum.
+    refusal: Option<(&'static str, String)>,
     /// The whole object, when it is an image small enough to make the thumbnail from.
     thumbnail_source: Bytes,
 }
@@ -113,9 +104,7 @@ impl App {
                         .clone()
                         .unwrap_or_else(|| "the upload was rejected".into()),
                 )),
-                _ => Err(ServiceError::Conflict(
-                    "no upload is under way for this attachment".into(),
-                )),
+                _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
             };
         };
         if upload.version.size <= self.limits.inline_verify_max_bytes {
@@ -140,36 +129,27 @@ impl App {
         if self.blobs.head(&staged).await?.is_none() {
             match &upload.multipart {
                 Some(mp) => self.assemble(&att, upload, mp, &staged).await?,
-                None => {
-                    return Err(ServiceError::Conflict(
-                        "the file has not been uploaded yet".into(),
-                    ))
-                }
+                None => return Err(ServiceError::Conflict(NOT_UPLOADED.into())),
             }
         }
         let mut marked = att.clone();
         if let Some(u) = marked.upload.as_mut() {
             u.verifying_since = Some(now().unix_timestamp());
         }
-        match self
+        if let Err(e) = self
             .meta
             .update_attachment(&marked, Expected::of(&att))
             .await
         {
-            Ok(()) => {}
+            let StoreError::Conflict(_) = e else {
+                return Err(e.into());
+            };
             // Verified (or refused) meanwhile: say how it ended.
-            Err(StoreError::Conflict(_)) => {
-                let fresh = self
-                    .meta
-                    .get_attachment(&att.tenant, att.id)
-                    .await?
-                    .ok_or(ServiceError::NotFound("attachment"))?;
-                return match fresh.upload {
-                    Some(_) => Ok(Completion::Verifying(fresh)),
-                    None => self.settled(fresh).map(Completion::Ready),
-                };
-            }
-            Err(e) => return Err(e.into()),
+            let fresh = self.reload(&att).await?;
+            return match fresh.upload {
+                Some(_) => Ok(Completion::Verifying(fresh)),
+                None => self.settled(fresh).map(Completion::Ready),
+            };
         }
         if self.limits.verify_in_process {
             let (app, att) = (Arc::clone(self), marked.clone());
@@ -222,16 +202,26 @@ impl App {
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
         let turn = self.verifying.gate(att.id);
-        let _held = turn.gate.lock().await;
-        let att = self
-            .meta
-            .get_attachment(&att.tenant, att.id)
-            .await?
-            .ok_or(ServiceError::NotFound("attachment"))?;
+        let _held = turn.2.lock().await;
+        let att = self.reload(&att).await?;
         if att.upload.is_none() {
             return self.settled(att);
         }
-        self.verify_settled(att, receipt).await
+        match self.verify_once(att.clone(), receipt).await {
+            // Nothing to verify: not uploaded yet, or a concurrent verification took it (then
+            // it may still be writing its outcome: give it a moment).
+            Err(ServiceError::Internal(StoreError::NotFound)) => {
+                for _ in 0..20 {
+                    let fresh = self.reload(&att).await?;
+                    if fresh.upload.is_none() {
+                        return self.settled(fresh);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(ServiceError::Conflict(NOT_UPLOADED.into()))
+            }
+            other => other,
+        }
     }
 
     /// How an attachment whose upload ended answers: ready, or why it was refused.
@@ -239,38 +229,7 @@ impl App {
         match (att.status, &att.problem) {
             (AttachmentStatus::Ready, _) => Ok(att),
             (_, Some(p)) => Err(ServiceError::Unprocessable(p.clone())),
-            _ => Err(ServiceError::Conflict(
-                "no upload is under way for this attachment".into(),
-            )),
-        }
-    }
-
-    async fn verify_settled(
-        &self,
-        att: Attachment,
-        receipt: Option<Receipt>,
-    ) -> ServiceResult<Attachment> {
-        let (tenant, id) = (att.tenant.clone(), att.id);
-        match self.verify_once(att, receipt).await {
-            // Nothing to verify: not uploaded yet, or a concurrent verification took it (then
-            // it may still be writing its outcome: give it a moment).
-            Err(ServiceError::Internal(StoreError::NotFound)) => {
-                for _ in 0..20 {
-                    let fresh = self
-                        .meta
-                        .get_attachment(&tenant, id)
-                        .await?
-                        .ok_or(ServiceError::NotFound("attachment"))?;
-                    if fresh.upload.is_none() {
-                        return self.settled(fresh);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(ServiceError::Conflict(
-                    "the file has not been uploaded yet".into(),
-                ))
-            }
-            other => other,
+            _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
         }
     }
 
@@ -305,21 +264,21 @@ impl App {
                 "{} bytes were uploaded, {} were declared",
                 info.size, upload.version.size
             );
-            return self.reject(att, &staged, Refusal::SizeMismatch, why).await;
+            return self.reject(att, "size_mismatch", why).await;
         }
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
         let inspection = self
-            .inspect(source, &info, &upload.version, receipt)
+            .inspect(source, &info, &upload, receipt)
             .await
-            .map_err(replaced_meanwhile)?;
-        if let Some((reason, why)) = judge(&upload, &inspection) {
-            return self.reject(att, &staged, reason, why).await;
+            .map_err(refused(Some(REPLACED)))?;
+        if let Some((reason, why)) = inspection.refusal {
+            return self.reject(att, reason, why).await;
         }
         if source == staged {
             self.blobs
                 .promote(&staged, &info.etag, info.size, &content)
                 .await
-                .map_err(replaced_meanwhile)?;
+                .map_err(refused(Some(REPLACED)))?;
         }
         let mut version = upload.version.clone();
         version.md5 = inspection.digests.md5_hex();
@@ -353,16 +312,11 @@ impl App {
         if total > size || parts.iter().any(|p| p.number > mp.parts) {
             let why = format!("more than the declared {size} bytes were uploaded");
             return self
-                .reject(att.clone(), staged, Refusal::TooManyBytes, why)
+                .reject(att.clone(), "too_many_bytes", why)
                 .await
                 .map(drop);
         }
-        let complete = (1..=mp.parts).all(|n| {
-            parts
-                .iter()
-                .any(|p| p.number == n && p.size == expected_part_size(mp, size, n))
-        });
-        if !complete {
+        if !missing_parts(mp, size, &parts).is_empty() {
             return Err(ServiceError::Conflict(format!(
                 "the upload is incomplete: {} of {} parts received",
                 parts.len(),
@@ -381,9 +335,10 @@ impl App {
         &self,
         key: &str,
         info: &BlobInfo,
-        version: &Version,
+        upload: &PendingUpload,
         receipt: Option<Receipt>,
     ) -> Result<Inspection, StoreError> {
+        let version = &upload.version;
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
         let mut hasher = receipt.is_none().then(Hasher::new);
         let mut kept = bytes::BytesMut::new();
@@ -422,9 +377,18 @@ impl App {
                 "the file changed while it was verified".into(),
             ));
         }
+        let declared = upload.declared_sha256.as_deref();
+        let refusal = match wrong_type {
+            Some(why) => Some(("type_mismatch", why)),
+            None if declared.is_some_and(|d| d != digests.sha256_hex()) => Some((
+                "checksum_mismatch",
+                "the file's SHA-256 does not match the declared checksum".into(),
+            )),
+            None => None,
+        };
         Ok(Inspection {
             digests,
-            wrong_type,
+            refusal,
             thumbnail_source: kept.freeze(),
         })
     }
@@ -454,11 +418,7 @@ impl App {
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            let fresh = self
-                .meta
-                .get_attachment(&current.tenant, current.id)
-                .await?
-                .ok_or(ServiceError::NotFound("attachment"))?;
+            let fresh = self.reload(&current).await?;
             match &fresh.upload {
                 Some(u) if u.version.id == version.id => current = fresh,
                 // Someone verified it first (a repeated or concurrent completion, or the event).
@@ -476,30 +436,26 @@ impl App {
     }
 
     /// Deletes a refused upload's staged object (never a content) and records why on the
-    /// attachment; counts the refusal by its reason.
+    /// attachment; counts the refusal by its `reason` (of the `VerificationFailures` metric).
     async fn reject(
         &self,
         att: Attachment,
-        staged: &str,
-        reason: Refusal,
+        reason: &'static str,
         why: String,
     ) -> ServiceResult<Attachment> {
-        crate::telemetry::metrics::verification_failed(reason.as_str());
-        if let Some(mp) = att.upload.as_ref().and_then(|u| u.multipart.as_ref()) {
-            self.blobs.abort_multipart(staged, &mp.upload_id).await?;
+        crate::telemetry::metrics::verification_failed(reason);
+        if let Some(u) = &att.upload {
+            self.discard_staged(&att, u).await?;
         }
-        self.blobs.delete(staged).await?;
         let mut next = att.clone();
         next.upload = None;
         next.problem = Some(why.clone());
         next.updated_at = now();
+        next.expires_at = None;
         if att.status == AttachmentStatus::Pending {
             next.status = AttachmentStatus::Rejected;
             // The record stays long enough to say why, then the sweep removes it.
-            next.expires_at =
-                Some(now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64);
-        } else {
-            next.expires_at = None;
+            next.expires_at = Some(self.pending_until());
         }
         match self.meta.update_attachment(&next, Expected::of(&att)).await {
             Ok(()) | Err(StoreError::Conflict(_)) => Err(ServiceError::Unprocessable(why)),
@@ -507,82 +463,38 @@ impl App {
         }
     }
 
-    /// Abandons an expired upload of an existing attachment: whatever of the new version got
+    /// Abandons the upload under way on an existing attachment: whatever of the new version got
     /// stored goes (staged object, parts, a promoted content, its thumbnail and record), and the
-    /// attachment stays as it was.
-    pub(crate) async fn cancel_upload(&self, att: Attachment) -> ServiceResult<()> {
+    /// attachment stays as it was, saying `problem` when given.
+    pub(crate) async fn cancel_upload(
+        &self,
+        att: &Attachment,
+        problem: Option<&str>,
+    ) -> StoreResult<()> {
         let Some(upload) = &att.upload else {
             return Ok(());
         };
-        let staged = att.staging_key(upload.version.id);
-        if let Some(mp) = &upload.multipart {
-            self.blobs.abort_multipart(&staged, &mp.upload_id).await?;
-        }
+        self.discard_staged(att, upload).await?;
+        self.delete_files(att, upload.version.id).await?;
         self.meta
             .delete_version(&att.tenant, att.id, upload.version.id)
             .await?;
-        self.delete_thumbnail(&att, upload.version.id).await?;
-        self.blobs.delete(&staged).await?;
-        self.blobs.delete(&att.blob_key(upload.version.id)).await?;
         let mut next = att.clone();
         next.upload = None;
         next.expires_at = None;
-        next.problem = Some("the upload expired".into());
-        match self.meta.update_attachment(&next, Expected::of(&att)).await {
+        next.problem = problem.map(str::to_owned).or(next.problem);
+        match self.meta.update_attachment(&next, Expected::of(att)).await {
             Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 }
 
 /// A read or a promotion that found the object replaced: not a refusal of the upload (the new
 /// object may well be good), but a verification to run again.
-fn replaced_meanwhile(e: StoreError) -> ServiceError {
-    match e {
-        StoreError::Conflict(_) => ServiceError::Conflict(
-            "the file was replaced while it was verified; complete it again".into(),
-        ),
-        other => other.into(),
-    }
-}
-
-/// Why a verification refuses an upload: the `Reason` of the `VerificationFailures` metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// More bytes, or more parts, than declared.
-    TooManyBytes,
-    /// The object's size is not the declared one.
-    SizeMismatch,
-    /// Its first bytes are not the declared type.
-    TypeMismatch,
-    /// Its SHA-256 is not the declared one.
-    ChecksumMismatch,
-}
-
-impl Refusal {
-    fn as_str(self) -> &'static str {
-        match self {
-            Refusal::TooManyBytes => "too_many_bytes",
-            Refusal::SizeMismatch => "size_mismatch",
-            Refusal::TypeMismatch => "type_mismatch",
-            Refusal::ChecksumMismatch => "checksum_mismatch",
-        }
-    }
-}
-
-/// Why an inspected upload is refused, if it is: its real type, or its declared checksum.
-fn judge(upload: &PendingUpload, inspection: &Inspection) -> Option<(Refusal, String)> {
-    if let Some(why) = &inspection.wrong_type {
-        return Some((Refusal::TypeMismatch, why.clone()));
-    }
-    match &upload.declared_sha256 {
-        Some(declared) if *declared != inspection.digests.sha256_hex() => Some((
-            Refusal::ChecksumMismatch,
-            "the file's SHA-256 does not match the declared checksum".into(),
-        )),
-        _ => None,
-    }
-}
+const REPLACED: &str = "the file was replaced while it was verified; complete it again";
+const NO_UPLOAD: &str = "no upload is under way for this attachment";
+const NOT_UPLOADED: &str = "the file has not been uploaded yet";
 
 /// Feeds `chunk` to the hasher on a blocking thread.
 async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, StoreError> {
@@ -594,27 +506,22 @@ async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, Sto
     .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
-/// The real type of the first bytes against the declared one.
+/// The real type of the first bytes against the declared one: what the extension and the bytes
+/// decide together, or for an unknown extension what the bytes say, if anything.
 fn check_type(version: &Version, first: &[u8]) -> Result<(), String> {
     let name = &version.file_name;
-    match crate::domain::decide_content_type(name.as_str(), name.extension(), first) {
-        Err(e) => Err(e.to_string()),
-        Ok(decided) if type_for_extension(name.extension()).is_some() => {
-            if decided == version.content_type {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the content is {decided}, not the declared {}",
-                    version.content_type
-                ))
-            }
-        }
-        Ok(_) => match sniff(first) {
-            Some(s) if s != version.content_type => Err(format!(
-                "the content is {s}, not the declared {}",
-                version.content_type
-            )),
-            _ => Ok(()),
-        },
+    let found = match type_for_extension(name.extension()) {
+        Some(_) => Some(
+            crate::domain::decide_content_type(name.as_str(), name.extension(), first)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => sniff(first),
+    };
+    match found {
+        Some(t) if t != version.content_type => Err(format!(
+            "the content is {t}, not the declared {}",
+            version.content_type
+        )),
+        _ => Ok(()),
     }
 }
