@@ -18,7 +18,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::params::Params;
-use super::{json as json_response, presented_key, DialectError, Request, Response};
+use super::{json as json_response, presented_key, Dialect, DialectError, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
 
@@ -27,7 +27,7 @@ const MAX_TITLE_CHARS: usize = 255;
 
 /// Which parents a route serves. Assets and projects are each a dialect of their own, since
 /// this API's "not found" names which.
-pub trait Kind: Sized + 'static {
+pub trait Kind: Send + 'static {
     /// The parent kind, and the word of "… not found".
     const NAME: &'static str;
     /// The path parameter that holds the id.
@@ -52,48 +52,25 @@ impl Kind for Projects {
 }
 
 /// This API's envelope: `{"error":"…"}`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    let message = if status.is_server_error() {
-        "Internal Server Error"
-    } else {
-        message
-    };
-    json_response(status, &json!({ "error": message }))
-}
+impl<K: Kind> Dialect for K {
+    const INTERNAL: &'static str = "Internal Server Error";
 
-/// A use case's refusal in this API's words.
-fn refusal<K: Kind>(e: &ServiceError) -> Option<Response> {
-    match e {
-        ServiceError::Unauthorized => Some(error(StatusCode::UNAUTHORIZED, "Unauthorized")),
-        ServiceError::NotFound(_) => Some(error(
-            StatusCode::NOT_FOUND,
-            &format!("{} not found", K::NAME),
-        )),
-        _ => None,
+    fn envelope(_status: StatusCode, message: &str) -> Value {
+        json!({ "error": message })
     }
-}
 
-impl super::Dialect for Assets {
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
-    }
     fn refusal(e: &ServiceError) -> Option<Response> {
-        refusal::<Self>(e)
+        match e {
+            ServiceError::Unauthorized => {
+                Some(Self::error(StatusCode::UNAUTHORIZED, "Unauthorized"))
+            }
+            ServiceError::NotFound(_) => Some(Self::error(
+                StatusCode::NOT_FOUND,
+                &format!("{} not found", K::NAME),
+            )),
+            _ => None,
+        }
     }
-}
-
-impl super::Dialect for Projects {
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
-    }
-    fn refusal(e: &ServiceError) -> Option<Response> {
-        refusal::<Self>(e)
-    }
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    error(status, message)
 }
 
 /// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
@@ -197,7 +174,8 @@ fn parse_title(req: &Request) -> Result<String, Refusal> {
     }
 }
 
-async fn list<K: Kind + super::Dialect>(
+/// `GET /api/v2/{assets|projects}/{id}/attachments`.
+pub async fn list<K: Kind>(
     app: Arc<App>,
     req: Request,
     params: Params,
@@ -215,7 +193,8 @@ async fn list<K: Kind + super::Dialect>(
     ))
 }
 
-async fn create<K: Kind + super::Dialect>(
+/// `POST /api/v2/{assets|projects}/{id}/attachments` with `{"title":"…"}`.
+pub async fn create<K: Kind>(
     app: Arc<App>,
     req: Request,
     params: Params,
@@ -233,42 +212,6 @@ async fn create<K: Kind + super::Dialect>(
         StatusCode::OK,
         &json!({ "asset": attachment_json(&a) }),
     ))
-}
-
-/// `GET /api/v2/assets/{asset_id}/attachments`.
-pub async fn assets_list(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Assets>> {
-    list(app, req, params).await
-}
-
-/// `POST /api/v2/assets/{asset_id}/attachments` with `{"title":"…"}`.
-pub async fn assets_create(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Assets>> {
-    create(app, req, params).await
-}
-
-/// `GET /api/v2/projects/{project_id}/attachments`.
-pub async fn projects_list(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Projects>> {
-    list(app, req, params).await
-}
-
-/// `POST /api/v2/projects/{project_id}/attachments` with `{"title":"…"}`.
-pub async fn projects_create(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Projects>> {
-    create(app, req, params).await
 }
 
 #[cfg(test)]
@@ -293,7 +236,7 @@ mod tests {
 
     fn refused(r: Result<String, Refusal>) -> (u16, Value) {
         let (status, message) = r.unwrap_err();
-        let r = error(status, &message);
+        let r = Assets::error(status, &message);
         (
             r.status().as_u16(),
             serde_json::from_slice(r.body()).unwrap(),

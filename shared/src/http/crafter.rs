@@ -39,12 +39,14 @@ pub type Error = super::DialectError<Crafter>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Crafter {
-    fn error(status: StatusCode, message: &str) -> Response {
+    /// The documentation's body for an unexpected failure.
+    const INTERNAL: &'static str = "Internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
         if status.is_server_error() {
-            // The documentation's body for an unexpected failure.
-            return json_response(status, &json!({"message": "Internal server error"}));
+            return json!({ "message": message });
         }
-        error(status, "OTHER", message)
+        json!({"errorCode": "OTHER", "message": message})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -61,11 +63,6 @@ impl super::Dialect for Crafter {
 /// Crafter's error envelope.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &json!({"errorCode": code, "message": message}))
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in Crafter's envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Crafter as super::Dialect>::error(status, message)
 }
 
 fn no_such_profile(profile_id: &str) -> Error {
@@ -354,10 +351,11 @@ mod tests {
 
     #[test]
     fn errors_in_crafter_envelope() {
-        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let r = <Crafter as super::super::Dialect>::error(StatusCode::METHOD_NOT_ALLOWED, "nope");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"errorCode": "OTHER", "message": "nope"}));
-        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let r =
+            <Crafter as super::super::Dialect>::error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"message": "Internal server error"}));
     }

@@ -11,15 +11,28 @@ use super::multipart::MultipartError;
 use super::Response;
 use crate::domain::IdError;
 use crate::service::ServiceError;
+use crate::telemetry::metrics::reason_of_status;
 
 /// An API's error envelope.
 pub trait Dialect {
-    /// This API's error body for a status and a message; a 5xx gets the API's generic body,
-    /// whatever the message.
-    fn error(status: StatusCode, message: &str) -> Response;
+    /// What this API's 5xx bodies say, whatever the cause (which goes to the log).
+    const INTERNAL: &'static str;
+
+    /// This API's error body for a status and a message.
+    fn envelope(status: StatusCode, message: &str) -> serde_json::Value;
+
+    /// This API's error answer; a 5xx gets [`Self::INTERNAL`], whatever the message.
+    fn error(status: StatusCode, message: &str) -> Response {
+        let message = if status.is_server_error() {
+            Self::INTERNAL
+        } else {
+            message
+        };
+        super::json(status, &Self::envelope(status, message))
+    }
 
     /// A use case's refusal in this API's own terms, where it has them (its own message for
-    /// "not found", say). `None`: the status [`status_of`] gives, with the error's message.
+    /// "not found", say). `None`: the status [`status`] gives, with the error's message.
     fn refusal(_e: &ServiceError) -> Option<Response> {
         None
     }
@@ -97,22 +110,12 @@ impl Failure {
     /// Why the request was refused, as the rejected-requests metric counts it; `None` for an
     /// internal failure, which is no refusal.
     fn reason(&self) -> Option<&'static str> {
-        use ServiceError as E;
         match self {
-            Failure::Refused(status, _) => crate::telemetry::metrics::reason_of_status(*status),
-            Failure::Answer(r) => crate::telemetry::metrics::reason_of_status(r.status()),
-            Failure::Service(e) => match e {
-                E::Unauthorized => Some("unauthorized"),
-                E::NotFound(_) => Some("not_found"),
-                E::Invalid(_) => Some("invalid"),
-                E::Unprocessable(_) => Some("unprocessable"),
-                E::Conflict(_) => Some("conflict"),
-                E::TooLarge(_) => Some("too_large"),
-                E::UnsupportedMedia(_) => Some("unsupported_media"),
-                // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
-                E::TooMany(_) => Some("too_many"),
-                E::Internal(_) => None,
-            },
+            Failure::Refused(status, _) => reason_of_status(*status),
+            Failure::Answer(r) => reason_of_status(r.status()),
+            // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
+            Failure::Service(ServiceError::TooMany(_)) => Some("too_many"),
+            Failure::Service(e) => reason_of_status(status(e)),
         }
     }
 }
@@ -125,24 +128,20 @@ impl<D: Dialect> From<DialectError<D>> for Response {
         match *e.failure {
             Failure::Refused(status, message) => D::error(status, &message),
             Failure::Answer(r) => r,
-            Failure::Service(e) => {
-                if let Some(r) = D::refusal(&e) {
-                    return r;
+            Failure::Service(e) => D::refusal(&e).unwrap_or_else(|| {
+                if let ServiceError::Internal(cause) = &e {
+                    log_internal(cause);
                 }
-                match status_of(&e) {
-                    Some(status) => D::error(status, &e.to_string()),
-                    None => D::error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
-                }
-            }
+                D::error(status(&e), &e.to_string())
+            }),
         }
     }
 }
 
-/// The HTTP status of a use case's error, shared by every dialect. `None` for an internal
-/// failure, whose cause this logs; the dialect then answers its generic 500.
-pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
+/// The HTTP status of a use case's error, shared by every dialect.
+fn status(e: &ServiceError) -> StatusCode {
     use ServiceError as E;
-    Some(match e {
+    match e {
         E::Unauthorized => StatusCode::UNAUTHORIZED,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -153,11 +152,8 @@ pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
         // The request is sound; the parent's state (what it holds) is what it cannot be
         // answered in: the same request succeeds once there is less, or paged.
         E::TooMany(_) => StatusCode::CONFLICT,
-        E::Internal(cause) => {
-            log_internal(cause);
-            return None;
-        }
-    })
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// Logs a failure's cause; the body the caller gets stays generic.
@@ -172,13 +168,9 @@ mod tests {
 
     struct Plain;
     impl Dialect for Plain {
-        fn error(status: StatusCode, message: &str) -> Response {
-            let message = if status.is_server_error() {
-                "generic"
-            } else {
-                message
-            };
-            super::super::json(status, &serde_json::json!({ "m": message }))
+        const INTERNAL: &'static str = "generic";
+        fn envelope(_: StatusCode, message: &str) -> serde_json::Value {
+            serde_json::json!({ "m": message })
         }
         fn refusal(e: &ServiceError) -> Option<Response> {
             matches!(e, ServiceError::NotFound("parent"))

@@ -26,16 +26,10 @@ pub struct HrFlow;
 pub type Error = super::DialectError<HrFlow>;
 
 impl super::Dialect for HrFlow {
-    fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            "Internal server error"
-        } else {
-            message
-        };
-        json_response(
-            status,
-            &json!({"code": status.as_u16(), "message": message}),
-        )
+    const INTERNAL: &'static str = "Internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
+        json!({"code": status.as_u16(), "message": message})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -43,11 +37,6 @@ impl super::Dialect for HrFlow {
         matches!(e, ServiceError::NotFound(_))
             .then(|| Self::error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
     }
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in HrFlow's envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <HrFlow as super::Dialect>::error(status, message)
 }
 
 fn invalid_profile() -> Error {
@@ -248,10 +237,11 @@ mod tests {
 
     #[test]
     fn errors_in_hrflow_envelope() {
-        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let r = <HrFlow as super::super::Dialect>::error(StatusCode::METHOD_NOT_ALLOWED, "nope");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"code": 405, "message": "nope"}));
-        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let r =
+            <HrFlow as super::super::Dialect>::error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"code": 500, "message": "Internal server error"}));
     }

@@ -16,7 +16,7 @@ pub mod routes;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
-pub use error::{log_internal, status_of, Dialect, DialectError};
+pub use error::{log_internal, Dialect, DialectError};
 
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;

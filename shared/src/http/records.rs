@@ -64,7 +64,6 @@ const UUIDS_INVALID: &str = "The uuids parameter contains an invalid UUID";
 const RECORD_UUID_INVALID: &str = "The record UUID is invalid";
 const RECORDS_NOT_FOUND: &str = "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)";
 const RECORD_NOT_FOUND: &str = "The record was not found (or user has no permission to access it)";
-const INTERNAL: &str = "Internal Server error";
 /// The most names one deletion takes.
 const MAX_NAMES: usize = 100;
 
@@ -78,16 +77,10 @@ pub type Error = super::DialectError<Records>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Records {
-    fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            INTERNAL
-        } else {
-            message
-        };
-        json_response(
-            status,
-            &json!({"error": {"status": status.as_u16(), "message": message}}),
-        )
+    const INTERNAL: &'static str = "Internal Server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
+        json!({"error": {"status": status.as_u16(), "message": message}})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -103,11 +96,6 @@ impl super::Dialect for Records {
         };
         Some(Self::error(StatusCode::NOT_FOUND, message))
     }
-}
-
-/// Errors the router produces before a handler runs (405, 413, 404), in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Records as super::Dialect>::error(status, message)
 }
 
 /// A record id: a UUID in its hyphenated form (either case), kept as written, since that is the

@@ -32,11 +32,10 @@ pub type Error = super::DialectError<Native>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Native {
-    fn error(status: StatusCode, message: &str) -> Response {
-        if status.is_server_error() {
-            return error(status, "internal", "internal server error");
-        }
-        error(status, code_of(status), message)
+    const INTERNAL: &'static str = "internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> serde_json::Value {
+        json!({"error": {"code": code_of(status), "message": message}})
     }
 }
 
@@ -48,6 +47,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
+/// The code of a status; every 5xx is `internal`.
 fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad_request",
@@ -61,11 +61,6 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
         _ => "internal",
     }
-}
-
-/// Errors the router produces before a handler runs, in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Native as super::Dialect>::error(status, message)
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
@@ -98,7 +93,7 @@ mod tests {
     use super::*;
 
     fn code(status: StatusCode) -> String {
-        let r = router_error(status, "why");
+        let r = <Native as crate::http::Dialect>::error(status, "why");
         let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
         v["error"]["code"].as_str().unwrap().to_owned()
     }
