@@ -184,19 +184,12 @@ async fn named_attachment(
 /// The file of an upload and the name it is stored under: the `filename` field, else the
 /// `filename` query parameter, else the part's own file name.
 fn upload_file(req_name: Option<String>, form: &multipart::Form) -> Result<NewFile, Error> {
-    let part = match form.files.as_slice() {
-        [one] => one,
-        [] => {
-            return Err(Error::bad_request(
-                "the form has no file part named attachment",
-            ))
-        }
-        _ => {
-            return Err(Error::bad_request(
-                "the form has more than one part named attachment",
-            ))
-        }
-    };
+    let part = form
+        .one_file(
+            "the form has no file part named attachment",
+            "the form has more than one part named attachment",
+        )
+        .map_err(Error::bad_request)?;
     let given = |n: &String| !n.trim().is_empty();
     let raw_name = form
         .text("filename")

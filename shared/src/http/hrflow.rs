@@ -126,26 +126,6 @@ fn parse_query(req: &Request) -> Query {
     q
 }
 
-/// The parameter names of the spelling the caller used, for messages.
-struct Names {
-    source: &'static str,
-    lookups: &'static str,
-}
-
-fn names_for(req: &Request) -> Names {
-    if req.uri().path().contains("/indexing/") {
-        Names {
-            source: "source_key",
-            lookups: "key, reference or email",
-        }
-    } else {
-        Names {
-            source: "source_id",
-            lookups: "profile_id, profile_reference or profile_email",
-        }
-    }
-}
-
 /// The profile the query names; every look-up given must name the same one.
 async fn resolve_profile(
     app: &App,
@@ -189,18 +169,24 @@ async fn resolve_profile(
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`.
 pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
     let who = caller(&app, &req).await?;
-    let names = names_for(&req);
+    // The parameter names of the spelling the caller used, for messages.
+    let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
+        ("source_key", "key, reference or email")
+    } else {
+        (
+            "source_id",
+            "profile_id, profile_reference or profile_email",
+        )
+    };
     let q = parse_query(&req);
     let Some(source) = q.source.as_deref() else {
         return Err(Error::bad_request(format!(
-            "Missing parameter {}",
-            names.source
+            "Missing parameter {source_name}"
         )));
     };
     if q.id.is_none() && q.reference.is_none() && q.email.is_none() {
         return Err(Error::bad_request(format!(
-            "Missing parameter: one of {} is required",
-            names.lookups
+            "Missing parameter: one of {lookups} is required"
         )));
     }
     let profile = resolve_profile(&app, &who, &q, source).await?;

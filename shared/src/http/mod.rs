@@ -84,12 +84,32 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The first value of a query parameter.
-pub fn query_param(req: &Request, name: &str) -> Option<String> {
+/// Every value of a query parameter, in order.
+pub fn query_values(req: &Request, name: &str) -> Vec<String> {
     query_pairs(req)
         .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+        .filter_map(|(k, v)| (k == name).then_some(v))
+        .collect()
+}
+
+/// The first value of a query parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    query_values(req, name).into_iter().next()
+}
+
+/// A page size, `limit`: each value a number from 1 to `max` (else 400 with `message`), the
+/// last one counting; `None` when not given.
+pub fn limit_param<D>(
+    req: &Request,
+    max: usize,
+    message: &str,
+) -> Result<Option<usize>, DialectError<D>> {
+    let mut limit = None;
+    for v in query_values(req, "limit") {
+        let n = v.parse().ok().filter(|n| (1..=max).contains(n));
+        limit = Some(n.ok_or_else(|| DialectError::bad_request(message))?);
+    }
+    Ok(limit)
 }
 
 fn decode_component(s: &str) -> String {

@@ -40,6 +40,15 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The form's one file part; else `none` or `many`, the message that says why not.
+    pub fn one_file<'m>(&self, none: &'m str, many: &'m str) -> Result<&FilePart, &'m str> {
+        match self.files.as_slice() {
+            [one] => Ok(one),
+            [] => Err(none),
+            _ => Err(many),
+        }
+    }
+
     /// Refuses a text field that is not one of `known`, for an API whose forms, like its JSON
     /// bodies, take only the fields they document: a misspelled label (`titel`) must not be
     /// dropped in silence.
@@ -158,13 +167,7 @@ async fn field_bytes(mut field: multer::Field<'_>) -> Result<Bytes, MultipartErr
     Ok(match <[Bytes; 1]>::try_from(chunks) {
         Ok([whole]) => whole,
         // Never seen with a body given whole; a parser that splits a field anyway still works.
-        Err(chunks) => {
-            let mut joined = bytes::BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-            for c in &chunks {
-                joined.extend_from_slice(c);
-            }
-            joined.freeze()
-        }
+        Err(chunks) => chunks.concat().into(),
     })
 }
 

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::views::{attachment_view, AttachmentView};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::Attachment;
 use crate::http::multipart;
 use crate::http::params::Params;
-use crate::http::{empty, json as json_response, new_file, query_pairs, redirect, Request};
+use crate::http::Request;
+use crate::http::{empty, json as json_response, limit_param, new_file, query_values, redirect};
 use crate::service::{App, AttachmentFields, UploadRules, UploadTarget};
 
 /// The fields of an upload form: the files, and labels every file of the request gets.
@@ -27,6 +27,14 @@ const UPLOAD_FIELDS: &[&str] = &[
 /// The largest page of a listing, and the default one.
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
+
+/// A listing (with its `next_cursor`, null on the last page) or an upload's attachments.
+#[derive(serde::Serialize)]
+struct Items<'a> {
+    items: Vec<AttachmentView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<&'a Option<String>>,
+}
 
 /// The view with both links of a ready attachment: its download and its thumbnail.
 async fn linked_view<'a>(
@@ -77,59 +85,34 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
         // The files are stored: a link that cannot be signed now must not hide that.
-        let view = linked_view(&app, a).await.unwrap_or_else(|e| {
+        items.push(linked_view(&app, a).await.unwrap_or_else(|e| {
             crate::http::log_internal(&e);
             attachment_view(a, None)
-        });
-        items.push(serde_json::to_value(view).unwrap_or(serde_json::Value::Null));
+        }));
     }
+    let next_cursor = None;
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({ "items": items }),
+        &Items { items, next_cursor },
     ))
-}
-
-/// The page a listing asks for: `limit` (1 to 1000) and `cursor`.
-fn page_params(req: &Request) -> Result<(usize, Option<String>), Error> {
-    let mut limit = DEFAULT_LIMIT;
-    let mut cursor = None;
-    for (k, v) in query_pairs(req) {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        Error::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}"))
-                    })?;
-            }
-            "cursor" => cursor = Some(v),
-            _ => {}
-        }
-    }
-    Ok((limit, cursor))
 }
 
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
 pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, parent) = caller_and_parent(&app, &req, &params).await?;
-    let (limit, cursor) = page_params(&req)?;
+    let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
+    let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
+    let cursor = query_values(&req, "cursor").pop();
     let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
-    #[derive(serde::Serialize)]
-    struct ListView<'a> {
-        items: Vec<AttachmentView<'a>>,
-        next_cursor: &'a Option<String>,
-    }
     let mut items = Vec::with_capacity(page.items.len());
     for a in &page.items {
         items.push(linked_view(&app, a).await?);
     }
     Ok(json_response(
         StatusCode::OK,
-        &ListView {
+        &Items {
             items,
-            next_cursor: &page.next_cursor,
+            next_cursor: Some(&page.next_cursor),
         },
     ))
 }
@@ -169,15 +152,12 @@ pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer 
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     form.only(&["file"])?;
-    let part = match form.files.as_slice() {
-        [one] => one,
-        [] => return Err(Error::bad_request("the form has no part named file")),
-        _ => {
-            return Err(Error::bad_request(
-                "the form has more than one part named file",
-            ))
-        }
-    };
+    let part = form
+        .one_file(
+            "the form has no part named file",
+            "the form has more than one part named file",
+        )
+        .map_err(Error::bad_request)?;
     let stored = app
         .upload(
             &who,
