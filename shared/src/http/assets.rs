@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::params::Params;
+use super::Params;
 use super::{json as json_response, presented_key, Dialect, DialectError, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};

@@ -52,16 +52,11 @@ enum Failure {
 
 /// Why a request was not served, in the envelope of dialect `D`: each API's error type is this
 /// with its own `D` (`native::Error`, `crafter::Error`, …).
+#[derive(Debug)]
 pub struct DialectError<D> {
     // Boxed: errors are the rare path, and a `Result` should stay as small as its `Ok`.
     failure: Box<Failure>,
     dialect: PhantomData<fn() -> D>,
-}
-
-impl<D> std::fmt::Debug for DialectError<D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.failure.fmt(f)
-    }
 }
 
 impl<D> DialectError<D> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::params::Params;
+use super::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};

@@ -9,7 +9,6 @@ pub mod error;
 pub mod hrflow;
 pub mod multipart;
 pub mod native;
-pub mod params;
 pub mod records;
 pub mod routes;
 
@@ -22,6 +21,20 @@ pub use error::{log_internal, Dialect, DialectError};
 pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
 pub type Response = http::Response<Bytes>;
+
+/// Path parameters of a matched route, in the order of the pattern.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(pub(crate) Vec<(&'static str, String)>);
+
+impl Params {
+    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
 pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {

@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::multipart;
-use super::params::Params;
+use super::Params;
 use super::{empty, json as json_response, limit_param, new_file, presented_key, query_values};
 use super::{Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};

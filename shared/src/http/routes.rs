@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use super::conditional::Precondition;
 use super::{assets, crafter, hrflow, native, records, Dialect, DialectError, Request, Response};
 use crate::access::Capability;
-pub use crate::http::params::Params;
+pub use crate::http::Params;
 use crate::service::App;
 
 /// A boxed handler future.
@@ -117,26 +117,33 @@ impl Route {
         if !path.starts_with(literal) {
             return None;
         }
-        let mut pattern = self.path.split('/');
         let mut actual = path.split('/');
         let mut params = Vec::new();
-        loop {
-            match (pattern.next(), actual.next()) {
-                (None, None) => return Some(Params::new(params)),
-                (Some(p), Some(a)) => {
-                    if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                        let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
-                        if value.is_empty() {
-                            return None;
-                        }
-                        params.push((name, value.into_owned()));
-                    } else if p != a {
+        for p in self.path.split('/') {
+            let a = actual.next()?;
+            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) => {
+                    let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
+                    if value.is_empty() {
                         return None;
                     }
+                    params.push((name, value.into_owned()));
                 }
-                _ => return None,
+                None if p != a => return None,
+                None => {}
             }
         }
+        actual.next().is_none().then_some(Params(params))
+    }
+
+    /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
+    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+        crate::telemetry::request::set_route(self.name);
+        if self.method != Method::GET {
+            return (self.handler)(app.clone(), req, params).await;
+        }
+        let precondition = Precondition::of(req.headers());
+        precondition.apply((self.handler)(app.clone(), req, params).await)
     }
 }
 
@@ -148,18 +155,6 @@ pub fn errors_for_path(path: &str) -> ErrorRenderer {
         .map_or(<native::Native as Dialect>::error as ErrorRenderer, |r| {
             r.errors
         })
-}
-
-impl Route {
-    /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
-    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
-        crate::telemetry::request::set_route(self.name);
-        if self.method != Method::GET {
-            return (self.handler)(app.clone(), req, params).await;
-        }
-        let precondition = Precondition::of(req.headers());
-        precondition.apply((self.handler)(app.clone(), req, params).await)
-    }
 }
 
 /// Serves a request with the route table.

@@ -8,7 +8,7 @@ use super::views::{attachment_view, AttachmentView};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
 use crate::domain::Attachment;
 use crate::http::multipart;
-use crate::http::params::Params;
+use crate::http::Params;
 use crate::http::Request;
 use crate::http::{empty, json as json_response, limit_param, new_file, query_values, redirect};
 use crate::service::{App, AttachmentFields, UploadRules, UploadTarget};
@@ -72,15 +72,9 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             .map(|t| t.split(',').map(str::to_owned).collect()),
         external_id: text("external_id"),
     };
+    let (target, rules) = (UploadTarget::New, UploadRules::default());
     let stored = app
-        .upload_many(
-            &who,
-            &parent,
-            files,
-            fields,
-            UploadTarget::New,
-            UploadRules::default(),
-        )
+        .upload_many(&who, &parent, files, fields, target, rules)
         .await?;
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
@@ -158,15 +152,10 @@ pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer 
             "the form has more than one part named file",
         )
         .map_err(Error::bad_request)?;
+    let (file, fields) = (new_file(part)?, AttachmentFields::default());
+    let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
     let stored = app
-        .upload(
-            &who,
-            &att.parent,
-            new_file(part)?,
-            AttachmentFields::default(),
-            UploadTarget::Existing(id),
-            UploadRules::default(),
-        )
+        .upload(&who, &att.parent, file, fields, target, rules)
         .await?;
     one_attachment(&app, &stored).await
 }

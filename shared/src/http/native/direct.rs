@@ -10,11 +10,12 @@ use serde_json::json;
 use super::attachments::one_attachment;
 use super::views::{attachment_json, instructions_json};
 use super::{caller_and_attachment, caller_and_parent, Answer, Error};
-use crate::domain::{AttachmentId, FileName};
-use crate::http::params::Params;
-use crate::http::{json as json_response, Request};
+use crate::domain::{Attachment, AttachmentId, FileName};
+use crate::http::Params;
+use crate::http::{json as json_response, Request, Response};
 use crate::service::{
     parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest, ServiceError,
+    UploadInstructions,
 };
 
 #[derive(Deserialize)]
@@ -76,13 +77,27 @@ pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer
     let (who, parent) = caller_and_parent(&app, &req, &params).await?;
     let request = upload_request(req.body())?;
     let up = app.begin_upload(&who, &parent, request).await?;
-    Ok(json_response(
+    let expires_at = Some(up.expires_at);
+    Ok(upload_json(
         StatusCode::CREATED,
-        &json!({
-            "attachment": attachment_json(&up.attachment, None),
-            "upload": instructions_json(&up.instructions, Some(up.expires_at)),
-        }),
+        &up.attachment,
+        &up.instructions,
+        expires_at,
     ))
+}
+
+/// A direct upload: its attachment, and how to send its bytes.
+fn upload_json(
+    status: StatusCode,
+    att: &Attachment,
+    instructions: &UploadInstructions,
+    expires_at: Option<i64>,
+) -> Response {
+    let json = json!({
+        "attachment": attachment_json(att, None),
+        "upload": instructions_json(instructions, expires_at),
+    });
+    json_response(status, &json)
 }
 
 /// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
@@ -91,13 +106,7 @@ pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answe
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "attachment": attachment_json(&att, None),
-            "upload": instructions_json(&instructions, expires_at),
-        }),
-    ))
+    Ok(upload_json(StatusCode::OK, &att, &instructions, expires_at))
 }
 
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),

@@ -11,7 +11,7 @@ pub mod views;
 use http::StatusCode;
 use serde_json::json;
 
-use super::params::Params;
+use super::Params;
 use super::{json as json_response, presented_key, Request, Response};
 use crate::domain::{AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};

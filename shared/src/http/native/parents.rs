@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::views::parent_json;
 use super::{caller_and_parent, Answer, Error};
-use crate::http::params::Params;
+use crate::http::Params;
 use crate::http::{empty, json as json_response, Request};
 use crate::service::{App, ParentDeletion, ParentFields};
 use crate::store::PutOutcome;
