@@ -120,12 +120,9 @@ async fn caller_and_parent<K: Kind>(
     Ok((who, parent))
 }
 
-/// Why a create request's body was refused: the status and the message of the envelope.
-type Refusal = (StatusCode, String);
-
 /// The title of a create request, or why it is refused.
-fn parse_title(req: &Request) -> Result<String, Refusal> {
-    let refuse = |status: StatusCode, message: &str| (status, message.to_owned());
+fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
+    let refuse = |status: StatusCode, message: &str| DialectError::refused(status, message);
     let body = req.body();
     let blank = body.iter().all(u8::is_ascii_whitespace);
     let declared = req
@@ -200,8 +197,7 @@ pub async fn create<K: Kind>(
     params: Params,
 ) -> Result<Response, DialectError<K>> {
     let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
-    let title =
-        parse_title(&req).map_err(|(status, message)| DialectError::refused(status, message))?;
+    let title = parse_title(&req)?;
     let fields = AttachmentFields {
         title: Some(title),
         ..AttachmentFields::default()
@@ -234,9 +230,8 @@ mod tests {
         b.body(bytes::Bytes::from(body.to_owned())).unwrap()
     }
 
-    fn refused(r: Result<String, Refusal>) -> (u16, Value) {
-        let (status, message) = r.unwrap_err();
-        let r = Assets::error(status, &message);
+    fn refused(r: Result<String, DialectError<Assets>>) -> (u16, Value) {
+        let r = Response::from(r.unwrap_err());
         (
             r.status().as_u16(),
             serde_json::from_slice(r.body()).unwrap(),
@@ -246,14 +241,18 @@ mod tests {
     #[test]
     fn titles() {
         let j = Some("application/json; charset=utf-8");
-        assert_eq!(parse_title(&req(j, r#"{"title":"x"}"#)).unwrap(), "x");
         assert_eq!(
-            parse_title(&req(Some("Application/JSON"), r#"{"title":"x","other":1}"#)).unwrap(),
+            parse_title::<Assets>(&req(j, r#"{"title":"x"}"#)).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            parse_title::<Assets>(&req(Some("Application/JSON"), r#"{"title":"x","other":1}"#))
+                .unwrap(),
             "x"
         );
         let max = "é".repeat(255);
         assert_eq!(
-            parse_title(&req(j, &json!({ "title": max }).to_string())).unwrap(),
+            parse_title::<Assets>(&req(j, &json!({ "title": max }).to_string())).unwrap(),
             max
         );
         for (ct, body, status, message) in [
@@ -285,12 +284,12 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                refused(parse_title(&req(ct, body))),
+                refused(parse_title::<Assets>(&req(ct, body))),
                 (status, json!({ "error": message })),
                 "{ct:?} {body}"
             );
         }
-        let (status, v) = refused(parse_title(&req(j, "{not json")));
+        let (status, v) = refused(parse_title::<Assets>(&req(j, "{not json")));
         assert_eq!(status, 400);
         assert!(v["error"]
             .as_str()
@@ -298,7 +297,10 @@ mod tests {
             .starts_with("The body is not valid JSON"));
         let long = "é".repeat(256);
         assert_eq!(
-            refused(parse_title(&req(j, &json!({ "title": long }).to_string()))),
+            refused(parse_title::<Assets>(&req(
+                j,
+                &json!({ "title": long }).to_string()
+            ))),
             (
                 400,
                 json!({"error": "Title is too long (maximum is 255 characters)"})

@@ -94,79 +94,11 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
     })
 }
 
-/// The query, with both spellings of each parameter: the legacy one (`source_id`,
-/// `profile_id`, `profile_reference`, `profile_email`) and the indexing API's (`source_key`,
-/// `key`, `reference`, `email`). Empty values count as absent.
-#[derive(Debug, Default)]
-struct Query {
-    source: Option<String>,
-    id: Option<String>,
-    reference: Option<String>,
-    email: Option<String>,
-}
-
-fn parse_query(req: &Request) -> Query {
-    let mut q = Query::default();
-    for (k, v) in query_pairs(req) {
-        if v.trim().is_empty() {
-            continue;
-        }
-        let slot = match k.as_str() {
-            "source_id" | "source_key" => &mut q.source,
-            "profile_id" | "key" => &mut q.id,
-            "profile_reference" | "reference" => &mut q.reference,
-            "profile_email" | "email" => &mut q.email,
-            _ => continue,
-        };
-        // The first value wins, as with `query_param`.
-        if slot.is_none() {
-            *slot = Some(v);
-        }
-    }
-    q
-}
-
-/// The profile the query names; every look-up given must name the same one.
-async fn resolve_profile(
-    app: &App,
-    who: &Principal,
-    q: &Query,
-    source: &str,
-) -> Result<ParentRef, Error> {
-    let kind = ParentKind::parse("profile")?;
-    let mut found: Vec<ParentRef> = Vec::new();
-    if let Some(id) = &q.id {
-        // A malformed id names no profile.
-        let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
-        let p = app
-            .get_parent(who, &ParentRef::new(kind.clone(), id))
-            .await?;
-        if p.source.as_deref() != Some(source) {
-            return Err(invalid_profile());
-        }
-        found.push(p.key);
-    }
-    let lookups = [
-        q.reference.as_deref().map(ParentLookup::Reference),
-        q.email.as_deref().map(ParentLookup::Email),
-    ];
-    for lookup in lookups.into_iter().flatten() {
-        let p = app
-            .find_parent(who, &kind, Some(source), lookup)
-            .await?
-            .ok_or_else(invalid_profile)?;
-        found.push(p.key);
-    }
-    match found.split_first() {
-        Some((first, rest)) if rest.iter().all(|k| k == first) => Ok(first.clone()),
-        Some(_) => Err(Error::bad_request(
-            "The profile id, reference and email given do not designate the same profile",
-        )),
-        None => Err(invalid_profile()),
-    }
-}
-
-/// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`.
+/// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
+/// by source and any of id, reference and e-mail, which must all name the same one. Each
+/// parameter has two spellings, the legacy one (`source_id`, `profile_id`, `profile_reference`,
+/// `profile_email`) and the indexing API's (`source_key`, `key`, `reference`, `email`); the first
+/// non-empty value of either counts.
 pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
     let who = caller(&app, &req).await?;
     // The parameter names of the spelling the caller used, for messages.
@@ -178,21 +110,58 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Respon
             "profile_id, profile_reference or profile_email",
         )
     };
-    let q = parse_query(&req);
-    let Some(source) = q.source.as_deref() else {
+    let pairs = query_pairs(&req);
+    let param = |names: [&str; 2]| {
+        pairs
+            .iter()
+            .find(|(k, v)| names.contains(&k.as_str()) && !v.trim().is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(source) = param(["source_id", "source_key"]) else {
         return Err(Error::bad_request(format!(
             "Missing parameter {source_name}"
         )));
     };
-    if q.id.is_none() && q.reference.is_none() && q.email.is_none() {
+    let id = param(["profile_id", "key"]);
+    let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
+    let email = param(["profile_email", "email"]).map(ParentLookup::Email);
+    if id.is_none() && reference.is_none() && email.is_none() {
         return Err(Error::bad_request(format!(
             "Missing parameter: one of {lookups} is required"
         )));
     }
-    let profile = resolve_profile(&app, &who, &q, source).await?;
+    let kind = ParentKind::parse("profile")?;
+    let mut found: Vec<ParentRef> = Vec::new();
+    if let Some(id) = id {
+        // A malformed id names no profile.
+        let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
+        let p = app
+            .get_parent(&who, &ParentRef::new(kind.clone(), id))
+            .await?;
+        if p.source.as_deref() != Some(source) {
+            return Err(invalid_profile());
+        }
+        found.push(p.key);
+    }
+    for lookup in [reference, email].into_iter().flatten() {
+        let p = app
+            .find_parent(&who, &kind, Some(source), lookup)
+            .await?
+            .ok_or_else(invalid_profile)?;
+        found.push(p.key);
+    }
+    let profile = match found.split_first() {
+        Some((first, rest)) if rest.iter().all(|k| k == first) => first,
+        Some(_) => {
+            return Err(Error::bad_request(
+                "The profile id, reference and email given do not designate the same profile",
+            ))
+        }
+        None => return Err(invalid_profile()),
+    };
     let mut data = Vec::new();
     for a in app
-        .list_all(&who, &profile)
+        .list_all(&who, profile)
         .await?
         .iter()
         .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())

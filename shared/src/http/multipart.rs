@@ -17,7 +17,6 @@ pub const MAX_PART_HEADERS: usize = 16;
 /// A file part.
 #[derive(Debug, Clone)]
 pub struct FilePart {
-    pub field: String,
     /// The file name the client sent, if any.
     pub file_name: Option<String>,
     pub bytes: Bytes,
@@ -136,11 +135,7 @@ pub async fn parse(
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field_bytes(field).await?;
         if file_fields.contains(&name.as_str()) {
-            form.files.push(FilePart {
-                field: name,
-                file_name,
-                bytes,
-            });
+            form.files.push(FilePart { file_name, bytes });
         } else {
             if bytes.len() > MAX_TEXT_FIELD {
                 return Err(MultipartError::FieldTooLarge(name));
