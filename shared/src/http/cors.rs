@@ -92,10 +92,6 @@ impl Verdict {
     }
 }
 
-fn origin_of<B>(req: &Request<B>) -> Option<&HeaderValue> {
-    req.headers().get(header::ORIGIN)
-}
-
 impl Cors {
     /// The API's rule for these origins.
     pub fn new(origins: Vec<String>) -> Self {
@@ -117,16 +113,13 @@ impl Cors {
     /// The headers an actual (not preflight) request's answer gets. `blob` says whether it is
     /// for the embedded store's links.
     pub fn verdict<B>(&self, req: &Request<B>, blob: bool) -> Verdict {
-        match (origin_of(req), blob) {
-            (None, _) => Verdict::default(),
-            (Some(_), true) => Verdict {
-                allow_origin: Some(HeaderValue::from_static("*")),
-                expose: Some("ETag"),
+        let origin = req.headers().get(header::ORIGIN);
+        Verdict {
+            allow_origin: match blob {
+                true => origin.map(|_| HeaderValue::from_static("*")),
+                false => origin.and_then(|o| self.api_allows(o)),
             },
-            (Some(origin), false) => Verdict {
-                allow_origin: self.api_allows(origin),
-                expose: None,
-            },
+            expose: blob.then_some("ETag"),
         }
     }
 
@@ -138,7 +131,7 @@ impl Cors {
         if req.method() != Method::OPTIONS {
             return None;
         }
-        let origin = origin_of(req)?;
+        let origin = req.headers().get(header::ORIGIN)?;
         let asked = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)?

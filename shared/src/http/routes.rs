@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::conditional::Precondition;
+use super::conditional;
 use super::{assets, crafter, hrflow, native, records, Dialect, DialectError, Request, Response};
 use crate::access::Capability;
 pub use crate::http::Params;
@@ -142,8 +142,11 @@ impl Route {
         if self.method != Method::GET {
             return (self.handler)(app.clone(), req, params).await;
         }
-        let precondition = Precondition::of(req.headers());
-        precondition.apply((self.handler)(app.clone(), req, params).await)
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+        conditional::apply(
+            if_none_match,
+            (self.handler)(app.clone(), req, params).await,
+        )
     }
 }
 
