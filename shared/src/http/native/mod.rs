@@ -325,19 +325,17 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
             "the body must be a JSON object with file_name, content_type and size: {e}"
         ))
     })?;
-    let sha256 = match body.sha256.as_deref() {
-        None => None,
-        Some(s) => Some(parse_sha256(s).ok_or_else(|| {
+    let sha256 = body.sha256.as_deref().map(|s| {
+        parse_sha256(s).ok_or_else(|| {
             Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes")
-        })?),
-    };
-    let attachment_id = match body.attachment_id.as_deref() {
-        None => None,
-        // A malformed id names no attachment.
-        Some(raw) => {
-            Some(AttachmentId::parse(raw).map_err(|_| ServiceError::NotFound("attachment"))?)
-        }
-    };
+        })
+    });
+    let sha256 = sha256.transpose()?;
+    // A malformed id names no attachment.
+    let attachment_id = body.attachment_id.as_deref().map(|raw| {
+        AttachmentId::parse(raw).map_err(|_| Error::from(ServiceError::NotFound("attachment")))
+    });
+    let attachment_id = attachment_id.transpose()?;
     Ok(DirectUploadRequest {
         file_name: FileName::parse(&body.file_name)?,
         content_type: body.content_type,
