@@ -1,7 +1,6 @@
-//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; the
-//! route table turns the error into its dialect's envelope here, the one place where a use
-//! case's errors meet HTTP. A 5xx body is always the dialect's generic one; its cause goes to
-//! the log.
+//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; each
+//! error becomes its dialect's answer here, the one place where a use case's errors meet HTTP.
+//! A 5xx body is always the dialect's generic one; its cause goes to the log.
 
 use std::marker::PhantomData;
 
@@ -38,38 +37,30 @@ pub trait Dialect {
     }
 }
 
-/// Why a request was not served.
-#[derive(Debug)]
-enum Failure {
-    /// The request itself is refused: a status and what to tell the caller.
-    Refused(StatusCode, String),
-    /// A use case's error.
-    Service(ServiceError),
-    /// An answer the handler wrote itself, for refusals that need what only it knows (the
-    /// profile id of Crafter's "no such profile", the masked key of HrFlow's 401).
-    Answer(Response),
-}
-
-/// Why a request was not served, in the envelope of dialect `D`: each API's error type is this
-/// with its own `D` (`native::Error`, `crafter::Error`, …).
+/// Why a request was not served: the answer, already in the envelope of dialect `D`. Each API's
+/// error type is this with its own `D` (`native::Error`, `crafter::Error`, …).
 #[derive(Debug)]
 pub struct DialectError<D> {
     // Boxed: errors are the rare path, and a `Result` should stay as small as its `Ok`.
-    failure: Box<Failure>,
+    answer: Box<Response>,
+    /// Why the request was refused, as the rejected-requests metric counts it when the answer
+    /// is sent; `None` for an internal failure, which is no refusal.
+    reason: Option<&'static str>,
     dialect: PhantomData<fn() -> D>,
 }
 
-impl<D> DialectError<D> {
-    fn new(failure: Failure) -> Self {
+impl<D: Dialect> DialectError<D> {
+    fn new(answer: Response, reason: Option<&'static str>) -> Self {
         Self {
-            failure: Box::new(failure),
+            answer: Box::new(answer),
+            reason,
             dialect: PhantomData,
         }
     }
 
     /// The request is refused with `status` and `message`.
     pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
-        Self::new(Failure::Refused(status, message.into()))
+        Self::answer(D::error(status, &message.into()))
     }
 
     /// `400 Bad Request` with `message`.
@@ -77,59 +68,51 @@ impl<D> DialectError<D> {
         Self::refused(StatusCode::BAD_REQUEST, message)
     }
 
-    /// An error answer the handler rendered itself.
+    /// An error answer the handler wrote itself, for refusals that need what only it knows
+    /// (the profile id of Crafter's "no such profile").
     pub fn answer(response: Response) -> Self {
-        Self::new(Failure::Answer(response))
+        let reason = reason_of_status(response.status());
+        Self::new(response, reason)
     }
 }
 
-impl<D> From<ServiceError> for DialectError<D> {
+/// A use case's error, in the dialect's own terms where it has them ([`Dialect::refusal`]); the
+/// cause of an internal failure goes to the log.
+impl<D: Dialect> From<ServiceError> for DialectError<D> {
     fn from(e: ServiceError) -> Self {
-        Self::new(Failure::Service(e))
+        let reason = match &e {
+            // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
+            ServiceError::TooMany(_) => Some("too_many"),
+            e => reason_of_status(status(e)),
+        };
+        let answer = D::refusal(&e).unwrap_or_else(|| {
+            if let ServiceError::Internal(cause) = &e {
+                log_internal(cause);
+            }
+            D::error(status(&e), &e.to_string())
+        });
+        Self::new(answer, reason)
     }
 }
 
-impl<D> From<IdError> for DialectError<D> {
+impl<D: Dialect> From<IdError> for DialectError<D> {
     fn from(e: IdError) -> Self {
         ServiceError::from(e).into()
     }
 }
 
-impl<D> From<MultipartError> for DialectError<D> {
+impl<D: Dialect> From<MultipartError> for DialectError<D> {
     fn from(e: MultipartError) -> Self {
         Self::bad_request(e.to_string())
     }
 }
 
-impl Failure {
-    /// Why the request was refused, as the rejected-requests metric counts it; `None` for an
-    /// internal failure, which is no refusal.
-    fn reason(&self) -> Option<&'static str> {
-        match self {
-            Failure::Refused(status, _) => reason_of_status(*status),
-            Failure::Answer(r) => reason_of_status(r.status()),
-            // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
-            Failure::Service(ServiceError::TooMany(_)) => Some("too_many"),
-            Failure::Service(e) => reason_of_status(status(e)),
-        }
-    }
-}
-
-impl<D: Dialect> From<DialectError<D>> for Response {
+impl<D> From<DialectError<D>> for Response {
     fn from(e: DialectError<D>) -> Self {
-        if let Some(reason) = e.failure.reason() {
+        if let Some(reason) = e.reason {
             crate::telemetry::metrics::rejected(reason);
         }
-        match *e.failure {
-            Failure::Refused(status, message) => D::error(status, &message),
-            Failure::Answer(r) => r,
-            Failure::Service(e) => D::refusal(&e).unwrap_or_else(|| {
-                if let ServiceError::Internal(cause) = &e {
-                    log_internal(cause);
-                }
-                D::error(status(&e), &e.to_string())
-            }),
-        }
+        *e.answer
     }
 }
 

@@ -71,7 +71,9 @@ pub fn redirect(location: &str) -> Response {
 }
 
 /// A form's file part as a new file of an upload: it must carry a valid file name.
-pub fn new_file<D>(part: &multipart::FilePart) -> Result<crate::service::NewFile, DialectError<D>> {
+pub fn new_file<D: Dialect>(
+    part: &multipart::FilePart,
+) -> Result<crate::service::NewFile, DialectError<D>> {
     let name = part
         .file_name
         .as_deref()
@@ -112,7 +114,7 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 
 /// A page size, `limit`: each value a number from 1 to `max` (else 400 with `message`), the
 /// last one counting; `None` when not given.
-pub fn limit_param<D>(
+pub fn limit_param<D: Dialect>(
     req: &Request,
     max: usize,
     message: &str,
