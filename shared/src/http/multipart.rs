@@ -103,22 +103,14 @@ pub async fn parse(
     if !window.windows(marker.len()).any(|w| w == marker.as_bytes()) && body.len() > MAX_PREAMBLE {
         return Err(MultipartError::PreambleTooLong);
     }
-    let total = body.len() as u64;
-    let constraints = multer::Constraints::new().size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(total)
-            .per_field(total),
-    );
+    // The body is whole and already within the request limit: multer needs no size limit of
+    // its own (a limit of the body's own length, say, could never be reached).
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
-    let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let malformed = |e: multer::Error| MultipartError::Malformed(e.to_string());
     let mut form = Form::default();
     let mut parts = 0usize;
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(MultipartError::Malformed(e.to_string())),
-        };
+    while let Some(field) = mp.next_field().await.map_err(malformed)? {
         parts += 1;
         if parts > MAX_PARTS {
             return Err(MultipartError::TooManyParts);
