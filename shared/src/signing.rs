@@ -6,17 +6,13 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A 32-byte digest in lowercase hex. `hex::encode` collects its digits one `char` at a time;
-/// every link, API key check and AWS request signature goes through this instead.
+/// A 32-byte digest in lowercase hex, written in one go (`hex::encode` collects its digits one
+/// `char` at a time; every link, API key check and AWS request signature goes through this).
 pub fn hex32(digest: &[u8; 32]) -> String {
     let mut out = [0u8; 64];
-    let digits = hex::encode_to_slice(digest, &mut out)
-        .ok()
-        .and_then(|()| std::str::from_utf8(&out).ok());
-    match digits {
-        Some(d) => d.to_owned(),
-        None => unreachable!("32 bytes are 64 ASCII hex digits"),
-    }
+    // 32 bytes always fill exactly 64 digits, all ASCII.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A server secret of 32 bytes. Its `Debug` never shows the bytes.
@@ -36,11 +32,8 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(key: [u8; 32]) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
-        let keyed = match HmacSha256::new_from_slice(&key) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
+        let keyed = HmacSha256::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         Self { key, keyed }
     }
 

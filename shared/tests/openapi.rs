@@ -237,7 +237,9 @@ fn native_errors_carry_the_documents_codes() {
                 continue;
             }
             let status = http::StatusCode::from_u16(status).unwrap();
-            let body = attachments::http::native::router_error(status, "why");
+            let body = <attachments::http::native::Native as attachments::http::Dialect>::error(
+                status, "why",
+            );
             let v: serde_json::Value = serde_json::from_slice(body.body()).unwrap();
             let code = v["error"]["code"].as_str().unwrap();
             assert!(codes.contains(code), "{method} {path} {status}: {code}");

@@ -54,10 +54,6 @@ impl Verdict {
     }
 }
 
-fn origin_of<B>(req: &Request<B>) -> Option<&HeaderValue> {
-    req.headers().get(header::ORIGIN)
-}
-
 impl Cors {
     /// The API's rule for these origins.
     pub fn new(origins: Vec<String>) -> Self {
@@ -79,16 +75,13 @@ impl Cors {
     /// The headers an actual (not preflight) request's answer gets. `blob` says whether it is
     /// for the embedded store's links.
     pub fn verdict<B>(&self, req: &Request<B>, blob: bool) -> Verdict {
-        match (origin_of(req), blob) {
-            (None, _) => Verdict::default(),
-            (Some(_), true) => Verdict {
-                allow_origin: Some(HeaderValue::from_static("*")),
-                expose: Some("ETag"),
+        let origin = req.headers().get(header::ORIGIN);
+        Verdict {
+            allow_origin: match blob {
+                true => origin.map(|_| HeaderValue::from_static("*")),
+                false => origin.and_then(|o| self.api_allows(o)),
             },
-            (Some(origin), false) => Verdict {
-                allow_origin: self.api_allows(origin),
-                expose: None,
-            },
+            expose: blob.then_some("ETag"),
         }
     }
 
@@ -100,7 +93,7 @@ impl Cors {
         if req.method() != Method::OPTIONS {
             return None;
         }
-        let origin = origin_of(req)?;
+        let origin = req.headers().get(header::ORIGIN)?;
         let asked = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
@@ -108,52 +101,44 @@ impl Cors {
             .ok()?;
         let mut resp = Response::new(Bytes::new());
         let h = resp.headers_mut();
-        if blob {
+        let (allow_origin, methods, headers, expose) = if blob {
             if !BLOB_METHODS.iter().any(|m| m.as_str() == asked) {
                 *resp.status_mut() = StatusCode::FORBIDDEN;
                 return Some(resp);
             }
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD, PUT, POST"),
-            );
             // Any header, as the bucket rule's `AllowedHeaders: ["*"]`: echo what was asked.
-            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            }
+            let headers = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS);
+            let star = HeaderValue::from_static("*");
+            (star, "GET, HEAD, PUT, POST", headers.cloned(), Some("ETag"))
+        } else {
+            let headers = Some(HeaderValue::from_static(API_HEADERS));
+            (self.api_allows(origin)?, API_METHODS, headers, None)
+        };
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(methods),
+        );
+        if let Some(v) = headers {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+        }
+        if let Some(e) = expose {
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("ETag"),
-            );
-        } else {
-            let allow = self.api_allows(origin)?;
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(API_METHODS),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(API_HEADERS),
+                HeaderValue::from_static(e),
             );
         }
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(MAX_AGE),
         );
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
-        h.append(
-            header::VARY,
-            HeaderValue::from_static("Access-Control-Request-Method"),
-        );
-        h.append(
-            header::VARY,
-            HeaderValue::from_static("Access-Control-Request-Headers"),
-        );
+        for vary in [
+            "Origin",
+            "Access-Control-Request-Method",
+            "Access-Control-Request-Headers",
+        ] {
+            h.append(header::VARY, HeaderValue::from_static(vary));
+        }
         *resp.status_mut() = StatusCode::NO_CONTENT;
         Some(resp)
     }

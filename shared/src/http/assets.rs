@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::params::Params;
-use super::{json as json_response, presented_key, DialectError, Request, Response};
+use super::Params;
+use super::{json as json_response, presented_key, Dialect, DialectError, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
 
@@ -27,7 +27,7 @@ const MAX_TITLE_CHARS: usize = 255;
 
 /// Which parents a route serves. Assets and projects are each a dialect of their own, since
 /// this API's "not found" names which.
-pub trait Kind: Sized + 'static {
+pub trait Kind: Send + 'static {
     /// The parent kind, and the word of "… not found".
     const NAME: &'static str;
     /// The path parameter that holds the id.
@@ -52,48 +52,25 @@ impl Kind for Projects {
 }
 
 /// This API's envelope: `{"error":"…"}`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    let message = if status.is_server_error() {
-        "Internal Server Error"
-    } else {
-        message
-    };
-    json_response(status, &json!({ "error": message }))
-}
+impl<K: Kind> Dialect for K {
+    const INTERNAL: &'static str = "Internal Server Error";
 
-/// A use case's refusal in this API's words.
-fn refusal<K: Kind>(e: &ServiceError) -> Option<Response> {
-    match e {
-        ServiceError::Unauthorized => Some(error(StatusCode::UNAUTHORIZED, "Unauthorized")),
-        ServiceError::NotFound(_) => Some(error(
-            StatusCode::NOT_FOUND,
-            &format!("{} not found", K::NAME),
-        )),
-        _ => None,
+    fn envelope(_status: StatusCode, message: &str) -> Value {
+        json!({ "error": message })
     }
-}
 
-impl super::Dialect for Assets {
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
-    }
     fn refusal(e: &ServiceError) -> Option<Response> {
-        refusal::<Self>(e)
+        match e {
+            ServiceError::Unauthorized => {
+                Some(Self::error(StatusCode::UNAUTHORIZED, "Unauthorized"))
+            }
+            ServiceError::NotFound(_) => Some(Self::error(
+                StatusCode::NOT_FOUND,
+                &format!("{} not found", K::NAME),
+            )),
+            _ => None,
+        }
     }
-}
-
-impl super::Dialect for Projects {
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
-    }
-    fn refusal(e: &ServiceError) -> Option<Response> {
-        refusal::<Self>(e)
-    }
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    error(status, message)
 }
 
 /// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
@@ -143,12 +120,9 @@ async fn caller_and_parent<K: Kind>(
     Ok((who, parent))
 }
 
-/// Why a create request's body was refused: the status and the message of the envelope.
-type Refusal = (StatusCode, String);
-
 /// The title of a create request, or why it is refused.
-fn parse_title(req: &Request) -> Result<String, Refusal> {
-    let refuse = |status: StatusCode, message: &str| (status, message.to_owned());
+fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
+    let refuse = |status: StatusCode, message: &str| DialectError::refused(status, message);
     let body = req.body();
     let blank = body.iter().all(u8::is_ascii_whitespace);
     let declared = req
@@ -197,7 +171,8 @@ fn parse_title(req: &Request) -> Result<String, Refusal> {
     }
 }
 
-async fn list<K: Kind + super::Dialect>(
+/// `GET /api/v2/{assets|projects}/{id}/attachments`.
+pub async fn list<K: Kind>(
     app: Arc<App>,
     req: Request,
     params: Params,
@@ -215,14 +190,14 @@ async fn list<K: Kind + super::Dialect>(
     ))
 }
 
-async fn create<K: Kind + super::Dialect>(
+/// `POST /api/v2/{assets|projects}/{id}/attachments` with `{"title":"…"}`.
+pub async fn create<K: Kind>(
     app: Arc<App>,
     req: Request,
     params: Params,
 ) -> Result<Response, DialectError<K>> {
     let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
-    let title =
-        parse_title(&req).map_err(|(status, message)| DialectError::refused(status, message))?;
+    let title = parse_title(&req)?;
     let fields = AttachmentFields {
         title: Some(title),
         ..AttachmentFields::default()
@@ -233,42 +208,6 @@ async fn create<K: Kind + super::Dialect>(
         StatusCode::OK,
         &json!({ "asset": attachment_json(&a) }),
     ))
-}
-
-/// `GET /api/v2/assets/{asset_id}/attachments`.
-pub async fn assets_list(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Assets>> {
-    list(app, req, params).await
-}
-
-/// `POST /api/v2/assets/{asset_id}/attachments` with `{"title":"…"}`.
-pub async fn assets_create(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Assets>> {
-    create(app, req, params).await
-}
-
-/// `GET /api/v2/projects/{project_id}/attachments`.
-pub async fn projects_list(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Projects>> {
-    list(app, req, params).await
-}
-
-/// `POST /api/v2/projects/{project_id}/attachments` with `{"title":"…"}`.
-pub async fn projects_create(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<Projects>> {
-    create(app, req, params).await
 }
 
 #[cfg(test)]
@@ -291,9 +230,8 @@ mod tests {
         b.body(bytes::Bytes::from(body.to_owned())).unwrap()
     }
 
-    fn refused(r: Result<String, Refusal>) -> (u16, Value) {
-        let (status, message) = r.unwrap_err();
-        let r = error(status, &message);
+    fn refused(r: Result<String, DialectError<Assets>>) -> (u16, Value) {
+        let r = Response::from(r.unwrap_err());
         (
             r.status().as_u16(),
             serde_json::from_slice(r.body()).unwrap(),
@@ -303,14 +241,18 @@ mod tests {
     #[test]
     fn titles() {
         let j = Some("application/json; charset=utf-8");
-        assert_eq!(parse_title(&req(j, r#"{"title":"x"}"#)).unwrap(), "x");
         assert_eq!(
-            parse_title(&req(Some("Application/JSON"), r#"{"title":"x","other":1}"#)).unwrap(),
+            parse_title::<Assets>(&req(j, r#"{"title":"x"}"#)).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            parse_title::<Assets>(&req(Some("Application/JSON"), r#"{"title":"x","other":1}"#))
+                .unwrap(),
             "x"
         );
         let max = "é".repeat(255);
         assert_eq!(
-            parse_title(&req(j, &json!({ "title": max }).to_string())).unwrap(),
+            parse_title::<Assets>(&req(j, &json!({ "title": max }).to_string())).unwrap(),
             max
         );
         for (ct, body, status, message) in [
@@ -342,12 +284,12 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                refused(parse_title(&req(ct, body))),
+                refused(parse_title::<Assets>(&req(ct, body))),
                 (status, json!({ "error": message })),
                 "{ct:?} {body}"
             );
         }
-        let (status, v) = refused(parse_title(&req(j, "{not json")));
+        let (status, v) = refused(parse_title::<Assets>(&req(j, "{not json")));
         assert_eq!(status, 400);
         assert!(v["error"]
             .as_str()
@@ -355,7 +297,10 @@ mod tests {
             .starts_with("The body is not valid JSON"));
         let long = "é".repeat(256);
         assert_eq!(
-            refused(parse_title(&req(j, &json!({ "title": long }).to_string()))),
+            refused(parse_title::<Assets>(&req(
+                j,
+                &json!({ "title": long }).to_string()
+            ))),
             (
                 400,
                 json!({"error": "Title is too long (maximum is 255 characters)"})

@@ -7,7 +7,7 @@
 //! and when the window turns its links, and so its tag, change. A `304` therefore never tells
 //! a client to keep links that have less than half their lifetime left.
 
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::Response;
@@ -29,43 +29,32 @@ fn matches(if_none_match: &str, etag: &str) -> bool {
             .any(|t| t == etag)
 }
 
-/// The validator a GET request brings, taken before the request goes to its handler.
-#[derive(Debug, Default)]
-pub struct Precondition(Option<String>);
-
-impl Precondition {
-    pub fn of(headers: &HeaderMap) -> Self {
-        Self(
-            headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        )
+/// Tags a `200` and answers `304` when the client already has it, as the `If-None-Match` its
+/// request brought says (taken before the request went to its handler); other answers pass.
+pub fn apply(if_none_match: Option<HeaderValue>, mut resp: Response) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
     }
-
-    /// Tags a `200` and answers `304` when the client already has it; other answers pass.
-    pub fn apply(self, mut resp: Response) -> Response {
-        if resp.status() != StatusCode::OK {
-            return resp;
-        }
-        let etag = etag_of(resp.body());
-        let not_modified = self.0.is_some_and(|v| matches(&v, &etag));
-        let headers = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            headers.insert(header::ETAG, v);
-        }
-        // Kept by the client only, and checked with it before each use.
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-cache"),
-        );
-        if not_modified {
-            *resp.status_mut() = StatusCode::NOT_MODIFIED;
-            *resp.body_mut() = bytes::Bytes::new();
-            resp.headers_mut().remove(header::CONTENT_TYPE);
-        }
-        resp
+    let etag = etag_of(resp.body());
+    let not_modified = if_none_match
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches(v, &etag));
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
     }
+    // Kept by the client only, and checked with it before each use.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        *resp.body_mut() = bytes::Bytes::new();
+        resp.headers_mut().remove(header::CONTENT_TYPE);
+    }
+    resp
 }
 
 #[cfg(test)]
@@ -78,15 +67,13 @@ mod tests {
         r
     }
 
-    fn asking(v: &str) -> Precondition {
-        let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
-        Precondition::of(&h)
+    fn asking(v: &str) -> Option<HeaderValue> {
+        Some(HeaderValue::from_str(v).unwrap())
     }
 
     #[test]
     fn a_known_tag_is_not_sent_again() {
-        let first = Precondition::default().apply(ok("{\"a\":1}"));
+        let first = apply(None, ok("{\"a\":1}"));
         assert_eq!(first.status(), StatusCode::OK);
         let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
         assert_eq!(tag.len(), 34);
@@ -98,13 +85,13 @@ mod tests {
             format!("\"x\", {tag}"),
             "*".into(),
         ] {
-            let again = asking(&asked).apply(ok("{\"a\":1}"));
+            let again = apply(asking(&asked), ok("{\"a\":1}"));
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{asked}");
             assert!(again.body().is_empty());
             assert_eq!(again.headers()[header::ETAG], tag.as_str());
         }
         // Another body, another tag.
-        let changed = asking(&tag).apply(ok("{\"a\":2}"));
+        let changed = apply(asking(&tag), ok("{\"a\":2}"));
         assert_eq!(changed.status(), StatusCode::OK);
         assert_ne!(changed.headers()[header::ETAG], tag.as_str());
     }
@@ -113,7 +100,7 @@ mod tests {
     fn only_a_200_is_tagged() {
         let mut r = ok("x");
         *r.status_mut() = StatusCode::NOT_FOUND;
-        let r = asking("*").apply(r);
+        let r = apply(asking("*"), r);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert!(r.headers().get(header::ETAG).is_none());
     }

@@ -20,7 +20,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
-use super::params::Params;
+use super::Params;
 use super::{
     empty, json as json_response, presented_key, query_param, redirect, Request, Response,
 };
@@ -39,12 +39,14 @@ pub type Error = super::DialectError<Crafter>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Crafter {
-    fn error(status: StatusCode, message: &str) -> Response {
+    /// The documentation's body for an unexpected failure.
+    const INTERNAL: &'static str = "Internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
         if status.is_server_error() {
-            // The documentation's body for an unexpected failure.
-            return json_response(status, &json!({"message": "Internal server error"}));
+            return json!({ "message": message });
         }
-        error(status, "OTHER", message)
+        json!({"errorCode": "OTHER", "message": message})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -61,11 +63,6 @@ impl super::Dialect for Crafter {
 /// Crafter's error envelope.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &json!({"errorCode": code, "message": message}))
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in Crafter's envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Crafter as super::Dialect>::error(status, message)
 }
 
 fn no_such_profile(profile_id: &str) -> Error {
@@ -166,62 +163,28 @@ async fn caller_and_profile(
     }
 }
 
-/// The profile's attachment named in the path: by our id, or by its name without extension as
-/// Crafter's clients name them (`avatar`).
+/// The attachment named in the path of the caller's profile: by our id, or by its name
+/// without extension as Crafter's clients name them (`avatar`).
 async fn named_attachment(
     app: &App,
-    who: &Principal,
-    parent: &ParentRef,
-    name: &str,
-) -> Result<Option<Attachment>, ServiceError> {
+    req: &Request,
+    params: &Params,
+) -> Result<Option<Attachment>, Error> {
+    let (who, parent) = caller_and_profile(app, req, params).await?;
+    let name = params.get("attachmentId");
     if let Ok(id) = AttachmentId::parse(name) {
-        match app.get_of_parent(who, parent, id).await {
+        match app.get_of_parent(&who, &parent, id).await {
             Ok(a) if a.status == AttachmentStatus::Ready => return Ok(Some(a)),
             Ok(_) | Err(ServiceError::NotFound(_)) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    app.find_by_stem(who, parent, name).await
+    Ok(app.find_by_stem(&who, &parent, name).await?)
 }
 
-/// The file of an upload and the name it is stored under: the `filename` field, else the
-/// `filename` query parameter, else the part's own file name.
-fn upload_file(req_name: Option<String>, form: &multipart::Form) -> Result<NewFile, Error> {
-    let part = match form.files.as_slice() {
-        [one] => one,
-        [] => {
-            return Err(Error::bad_request(
-                "the form has no file part named attachment",
-            ))
-        }
-        _ => {
-            return Err(Error::bad_request(
-                "the form has more than one part named attachment",
-            ))
-        }
-    };
-    let given = |n: &String| !n.trim().is_empty();
-    let raw_name = form
-        .text("filename")
-        .map(str::to_owned)
-        .filter(given)
-        .or(req_name.filter(given))
-        .or_else(|| part.file_name.clone())
-        .ok_or_else(|| {
-            Error::bad_request(
-                "the attachment part has no filename, and no filename field names it",
-            )
-        })?;
-    let file_name = FileName::parse(&raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
-    Ok(NewFile {
-        file_name,
-        bytes: part.bytes.clone(),
-    })
-}
-
-/// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part; a `filename`
-/// field (or query parameter) overrides its name. Same name without extension: a new version of
-/// that attachment, same id.
+/// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the
+/// `filename` field, else the `filename` query parameter, else the part's own file name. Same
+/// name without extension: a new version of that attachment, same id.
 pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, parent) = caller_and_profile(&app, &req, &params).await?;
     let name_param = query_param(&req, "filename");
@@ -235,33 +198,48 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             )),
             e => e.into(),
         })?;
-    let file = upload_file(name_param, &form)?;
+    let part = form
+        .one_file(
+            "the form has no file part named attachment",
+            "the form has more than one part named attachment",
+        )
+        .map_err(Error::bad_request)?;
+    let given = |n: &String| !n.trim().is_empty();
+    let raw_name = form
+        .text("filename")
+        .map(str::to_owned)
+        .filter(given)
+        .or(name_param.filter(given))
+        .or_else(|| part.file_name.clone())
+        .ok_or_else(|| {
+            Error::bad_request(
+                "the attachment part has no filename, and no filename field names it",
+            )
+        })?;
+    let file_name = FileName::parse(&raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
     let settings = &app.dialects().crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
-    if type_for_extension(file.file_name.extension()).is_none() {
+    if type_for_extension(file_name.extension()).is_none() {
         return Err(Error::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "the type of {} cannot be told from its extension (allowed: {})",
-                file.file_name,
+                "the type of {file_name} cannot be told from its extension (allowed: {})",
                 settings.allowed_types.join(", ")
             ),
         ));
     }
+    let file = NewFile {
+        file_name,
+        bytes: part.bytes.clone(),
+    };
     let rules = UploadRules {
         allowed_types: Some(&settings.allowed_types),
         max_file_bytes: Some(settings.max_file_bytes),
     };
+    let (fields, target) = (AttachmentFields::default(), UploadTarget::SameStem);
     let att = app
-        .upload(
-            &who,
-            &parent,
-            file,
-            AttachmentFields::default(),
-            UploadTarget::SameStem,
-            rules,
-        )
+        .upload(&who, &parent, file, fields, target, rules)
         .await?;
     Ok(json_response(StatusCode::OK, &attachment_json(&att)))
 }
@@ -281,8 +259,7 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
 pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
-    let json = match named_attachment(&app, &who, &parent, params.get("attachmentId")).await? {
+    let json = match named_attachment(&app, &req, &params).await? {
         Some(a) => attachment_json(&a),
         None => empty_attachment_json(),
     };
@@ -291,8 +268,7 @@ pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
 pub async fn content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
-    let Some(att) = named_attachment(&app, &who, &parent, params.get("attachmentId")).await? else {
+    let Some(att) = named_attachment(&app, &req, &params).await? else {
         return Ok(empty(StatusCode::OK));
     };
     Ok(match app.download_link(&att).await? {
@@ -354,10 +330,11 @@ mod tests {
 
     #[test]
     fn errors_in_crafter_envelope() {
-        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let r = <Crafter as super::super::Dialect>::error(StatusCode::METHOD_NOT_ALLOWED, "nope");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"errorCode": "OTHER", "message": "nope"}));
-        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let r =
+            <Crafter as super::super::Dialect>::error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"message": "Internal server error"}));
     }

@@ -1,7 +1,6 @@
-//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; the
-//! route table turns the error into its dialect's envelope here, the one place where a use
-//! case's errors meet HTTP. A 5xx body is always the dialect's generic one; its cause goes to
-//! the log.
+//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; each
+//! error becomes its dialect's answer here, the one place where a use case's errors meet HTTP.
+//! A 5xx body is always the dialect's generic one; its cause goes to the log.
 
 use std::marker::PhantomData;
 
@@ -11,57 +10,57 @@ use super::multipart::MultipartError;
 use super::Response;
 use crate::domain::IdError;
 use crate::service::ServiceError;
+use crate::telemetry::metrics::reason_of_status;
 
 /// An API's error envelope.
 pub trait Dialect {
-    /// This API's error body for a status and a message; a 5xx gets the API's generic body,
-    /// whatever the message.
-    fn error(status: StatusCode, message: &str) -> Response;
+    /// What this API's 5xx bodies say, whatever the cause (which goes to the log).
+    const INTERNAL: &'static str;
+
+    /// This API's error body for a status and a message.
+    fn envelope(status: StatusCode, message: &str) -> serde_json::Value;
+
+    /// This API's error answer; a 5xx gets [`Self::INTERNAL`], whatever the message.
+    fn error(status: StatusCode, message: &str) -> Response {
+        let message = if status.is_server_error() {
+            Self::INTERNAL
+        } else {
+            message
+        };
+        super::json(status, &Self::envelope(status, message))
+    }
 
     /// A use case's refusal in this API's own terms, where it has them (its own message for
-    /// "not found", say). `None`: the status [`status_of`] gives, with the error's message.
+    /// "not found", say). `None`: the status [`status`] gives, with the error's message.
     fn refusal(_e: &ServiceError) -> Option<Response> {
         None
     }
 }
 
-/// Why a request was not served.
+/// Why a request was not served: the answer, already in the envelope of dialect `D`. Each API's
+/// error type is this with its own `D` (`native::Error`, `crafter::Error`, …).
 #[derive(Debug)]
-enum Failure {
-    /// The request itself is refused: a status and what to tell the caller.
-    Refused(StatusCode, String),
-    /// A use case's error.
-    Service(ServiceError),
-    /// An answer the handler wrote itself, for refusals that need what only it knows (the
-    /// profile id of Crafter's "no such profile", the masked key of HrFlow's 401).
-    Answer(Response),
-}
-
-/// Why a request was not served, in the envelope of dialect `D`: each API's error type is this
-/// with its own `D` (`native::Error`, `crafter::Error`, …).
 pub struct DialectError<D> {
     // Boxed: errors are the rare path, and a `Result` should stay as small as its `Ok`.
-    failure: Box<Failure>,
+    answer: Box<Response>,
+    /// Why the request was refused, as the rejected-requests metric counts it when the answer
+    /// is sent; `None` for an internal failure, which is no refusal.
+    reason: Option<&'static str>,
     dialect: PhantomData<fn() -> D>,
 }
 
-impl<D> std::fmt::Debug for DialectError<D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.failure.fmt(f)
-    }
-}
-
-impl<D> DialectError<D> {
-    fn new(failure: Failure) -> Self {
+impl<D: Dialect> DialectError<D> {
+    fn new(answer: Response, reason: Option<&'static str>) -> Self {
         Self {
-            failure: Box::new(failure),
+            answer: Box::new(answer),
+            reason,
             dialect: PhantomData,
         }
     }
 
     /// The request is refused with `status` and `message`.
     pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
-        Self::new(Failure::Refused(status, message.into()))
+        Self::answer(D::error(status, &message.into()))
     }
 
     /// `400 Bad Request` with `message`.
@@ -69,80 +68,58 @@ impl<D> DialectError<D> {
         Self::refused(StatusCode::BAD_REQUEST, message)
     }
 
-    /// An error answer the handler rendered itself.
+    /// An error answer the handler wrote itself, for refusals that need what only it knows
+    /// (the profile id of Crafter's "no such profile").
     pub fn answer(response: Response) -> Self {
-        Self::new(Failure::Answer(response))
+        let reason = reason_of_status(response.status());
+        Self::new(response, reason)
     }
 }
 
-impl<D> From<ServiceError> for DialectError<D> {
+/// A use case's error, in the dialect's own terms where it has them ([`Dialect::refusal`]); the
+/// cause of an internal failure goes to the log.
+impl<D: Dialect> From<ServiceError> for DialectError<D> {
     fn from(e: ServiceError) -> Self {
-        Self::new(Failure::Service(e))
+        let reason = match &e {
+            // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
+            ServiceError::TooMany(_) => Some("too_many"),
+            e => reason_of_status(status(e)),
+        };
+        let answer = D::refusal(&e).unwrap_or_else(|| {
+            if let ServiceError::Internal(cause) = &e {
+                log_internal(cause);
+            }
+            D::error(status(&e), &e.to_string())
+        });
+        Self::new(answer, reason)
     }
 }
 
-impl<D> From<IdError> for DialectError<D> {
+impl<D: Dialect> From<IdError> for DialectError<D> {
     fn from(e: IdError) -> Self {
         ServiceError::from(e).into()
     }
 }
 
-impl<D> From<MultipartError> for DialectError<D> {
+impl<D: Dialect> From<MultipartError> for DialectError<D> {
     fn from(e: MultipartError) -> Self {
         Self::bad_request(e.to_string())
     }
 }
 
-impl Failure {
-    /// Why the request was refused, as the rejected-requests metric counts it; `None` for an
-    /// internal failure, which is no refusal.
-    fn reason(&self) -> Option<&'static str> {
-        use ServiceError as E;
-        match self {
-            Failure::Refused(status, _) => crate::telemetry::metrics::reason_of_status(*status),
-            Failure::Answer(r) => crate::telemetry::metrics::reason_of_status(r.status()),
-            Failure::Service(e) => match e {
-                E::Unauthorized => Some("unauthorized"),
-                E::NotFound(_) => Some("not_found"),
-                E::Invalid(_) => Some("invalid"),
-                E::Unprocessable(_) => Some("unprocessable"),
-                E::Conflict(_) => Some("conflict"),
-                E::TooLarge(_) => Some("too_large"),
-                E::UnsupportedMedia(_) => Some("unsupported_media"),
-                // A 409 of its own: the answer would be too big unpaged, nothing conflicted.
-                E::TooMany(_) => Some("too_many"),
-                E::Internal(_) => None,
-            },
-        }
-    }
-}
-
-impl<D: Dialect> From<DialectError<D>> for Response {
+impl<D> From<DialectError<D>> for Response {
     fn from(e: DialectError<D>) -> Self {
-        if let Some(reason) = e.failure.reason() {
+        if let Some(reason) = e.reason {
             crate::telemetry::metrics::rejected(reason);
         }
-        match *e.failure {
-            Failure::Refused(status, message) => D::error(status, &message),
-            Failure::Answer(r) => r,
-            Failure::Service(e) => {
-                if let Some(r) = D::refusal(&e) {
-                    return r;
-                }
-                match status_of(&e) {
-                    Some(status) => D::error(status, &e.to_string()),
-                    None => D::error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
-                }
-            }
-        }
+        *e.answer
     }
 }
 
-/// The HTTP status of a use case's error, shared by every dialect. `None` for an internal
-/// failure, whose cause this logs; the dialect then answers its generic 500.
-pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
+/// The HTTP status of a use case's error, shared by every dialect.
+fn status(e: &ServiceError) -> StatusCode {
     use ServiceError as E;
-    Some(match e {
+    match e {
         E::Unauthorized => StatusCode::UNAUTHORIZED,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -153,11 +130,8 @@ pub fn status_of(e: &ServiceError) -> Option<StatusCode> {
         // The request is sound; the parent's state (what it holds) is what it cannot be
         // answered in: the same request succeeds once there is less, or paged.
         E::TooMany(_) => StatusCode::CONFLICT,
-        E::Internal(cause) => {
-            log_internal(cause);
-            return None;
-        }
-    })
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// Logs a failure's cause; the body the caller gets stays generic.
@@ -172,13 +146,9 @@ mod tests {
 
     struct Plain;
     impl Dialect for Plain {
-        fn error(status: StatusCode, message: &str) -> Response {
-            let message = if status.is_server_error() {
-                "generic"
-            } else {
-                message
-            };
-            super::super::json(status, &serde_json::json!({ "m": message }))
+        const INTERNAL: &'static str = "generic";
+        fn envelope(_: StatusCode, message: &str) -> serde_json::Value {
+            serde_json::json!({ "m": message })
         }
         fn refusal(e: &ServiceError) -> Option<Response> {
             matches!(e, ServiceError::NotFound("parent"))

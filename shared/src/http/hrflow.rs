@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::params::Params;
+use super::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};
@@ -26,16 +26,10 @@ pub struct HrFlow;
 pub type Error = super::DialectError<HrFlow>;
 
 impl super::Dialect for HrFlow {
-    fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            "Internal server error"
-        } else {
-            message
-        };
-        json_response(
-            status,
-            &json!({"code": status.as_u16(), "message": message}),
-        )
+    const INTERNAL: &'static str = "Internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
+        json!({"code": status.as_u16(), "message": message})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -43,11 +37,6 @@ impl super::Dialect for HrFlow {
         matches!(e, ServiceError::NotFound(_))
             .then(|| Self::error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
     }
-}
-
-/// Errors the router produces before a handler runs (404, 405, 413), in HrFlow's envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <HrFlow as super::Dialect>::error(status, message)
 }
 
 fn invalid_profile() -> Error {
@@ -105,119 +94,74 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
     })
 }
 
-/// The query, with both spellings of each parameter: the legacy one (`source_id`,
-/// `profile_id`, `profile_reference`, `profile_email`) and the indexing API's (`source_key`,
-/// `key`, `reference`, `email`). Empty values count as absent.
-#[derive(Debug, Default)]
-struct Query {
-    source: Option<String>,
-    id: Option<String>,
-    reference: Option<String>,
-    email: Option<String>,
-}
-
-fn parse_query(req: &Request) -> Query {
-    let mut q = Query::default();
-    for (k, v) in query_pairs(req) {
-        if v.trim().is_empty() {
-            continue;
-        }
-        let slot = match k.as_str() {
-            "source_id" | "source_key" => &mut q.source,
-            "profile_id" | "key" => &mut q.id,
-            "profile_reference" | "reference" => &mut q.reference,
-            "profile_email" | "email" => &mut q.email,
-            _ => continue,
-        };
-        // The first value wins, as with `query_param`.
-        if slot.is_none() {
-            *slot = Some(v);
-        }
-    }
-    q
-}
-
-/// The parameter names of the spelling the caller used, for messages.
-struct Names {
-    source: &'static str,
-    lookups: &'static str,
-}
-
-fn names_for(req: &Request) -> Names {
-    if req.uri().path().contains("/indexing/") {
-        Names {
-            source: "source_key",
-            lookups: "key, reference or email",
-        }
+/// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
+/// by source and any of id, reference and e-mail, which must all name the same one. Each
+/// parameter has two spellings, the legacy one (`source_id`, `profile_id`, `profile_reference`,
+/// `profile_email`) and the indexing API's (`source_key`, `key`, `reference`, `email`); the first
+/// non-empty value of either counts.
+pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
+    let who = caller(&app, &req).await?;
+    // The parameter names of the spelling the caller used, for messages.
+    let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
+        ("source_key", "key, reference or email")
     } else {
-        Names {
-            source: "source_id",
-            lookups: "profile_id, profile_reference or profile_email",
-        }
+        (
+            "source_id",
+            "profile_id, profile_reference or profile_email",
+        )
+    };
+    let pairs = query_pairs(&req);
+    let param = |names: [&str; 2]| {
+        pairs
+            .iter()
+            .find(|(k, v)| names.contains(&k.as_str()) && !v.trim().is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(source) = param(["source_id", "source_key"]) else {
+        return Err(Error::bad_request(format!(
+            "Missing parameter {source_name}"
+        )));
+    };
+    let id = param(["profile_id", "key"]);
+    let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
+    let email = param(["profile_email", "email"]).map(ParentLookup::Email);
+    if id.is_none() && reference.is_none() && email.is_none() {
+        return Err(Error::bad_request(format!(
+            "Missing parameter: one of {lookups} is required"
+        )));
     }
-}
-
-/// The profile the query names; every look-up given must name the same one.
-async fn resolve_profile(
-    app: &App,
-    who: &Principal,
-    q: &Query,
-    source: &str,
-) -> Result<ParentRef, Error> {
     let kind = ParentKind::parse("profile")?;
     let mut found: Vec<ParentRef> = Vec::new();
-    if let Some(id) = &q.id {
+    if let Some(id) = id {
         // A malformed id names no profile.
         let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
         let p = app
-            .get_parent(who, &ParentRef::new(kind.clone(), id))
+            .get_parent(&who, &ParentRef::new(kind.clone(), id))
             .await?;
         if p.source.as_deref() != Some(source) {
             return Err(invalid_profile());
         }
         found.push(p.key);
     }
-    let lookups = [
-        q.reference.as_deref().map(ParentLookup::Reference),
-        q.email.as_deref().map(ParentLookup::Email),
-    ];
-    for lookup in lookups.into_iter().flatten() {
+    for lookup in [reference, email].into_iter().flatten() {
         let p = app
-            .find_parent(who, &kind, Some(source), lookup)
+            .find_parent(&who, &kind, Some(source), lookup)
             .await?
             .ok_or_else(invalid_profile)?;
         found.push(p.key);
     }
-    match found.split_first() {
-        Some((first, rest)) if rest.iter().all(|k| k == first) => Ok(first.clone()),
-        Some(_) => Err(Error::bad_request(
-            "The profile id, reference and email given do not designate the same profile",
-        )),
-        None => Err(invalid_profile()),
-    }
-}
-
-/// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`.
-pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
-    let who = caller(&app, &req).await?;
-    let names = names_for(&req);
-    let q = parse_query(&req);
-    let Some(source) = q.source.as_deref() else {
-        return Err(Error::bad_request(format!(
-            "Missing parameter {}",
-            names.source
-        )));
+    let profile = match found.split_first() {
+        Some((first, rest)) if rest.iter().all(|k| k == first) => first,
+        Some(_) => {
+            return Err(Error::bad_request(
+                "The profile id, reference and email given do not designate the same profile",
+            ))
+        }
+        None => return Err(invalid_profile()),
     };
-    if q.id.is_none() && q.reference.is_none() && q.email.is_none() {
-        return Err(Error::bad_request(format!(
-            "Missing parameter: one of {} is required",
-            names.lookups
-        )));
-    }
-    let profile = resolve_profile(&app, &who, &q, source).await?;
     let mut data = Vec::new();
     for a in app
-        .list_all(&who, &profile)
+        .list_all(&who, profile)
         .await?
         .iter()
         .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
@@ -248,10 +192,11 @@ mod tests {
 
     #[test]
     fn errors_in_hrflow_envelope() {
-        let r = router_error(StatusCode::METHOD_NOT_ALLOWED, "nope");
+        let r = <HrFlow as super::super::Dialect>::error(StatusCode::METHOD_NOT_ALLOWED, "nope");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"code": 405, "message": "nope"}));
-        let r = router_error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
+        let r =
+            <HrFlow as super::super::Dialect>::error(StatusCode::INTERNAL_SERVER_ERROR, "cause");
         let v: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(v, json!({"code": 500, "message": "Internal server error"}));
     }

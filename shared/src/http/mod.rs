@@ -8,19 +8,32 @@ pub mod error;
 pub mod hrflow;
 pub mod multipart;
 pub mod native;
-pub mod params;
 pub mod records;
 pub mod routes;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
-pub use error::{log_internal, status_of, Dialect, DialectError};
+pub use error::{log_internal, Dialect, DialectError};
 
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
 pub type Response = http::Response<Bytes>;
+
+/// Path parameters of a matched route, in the order of the pattern.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(pub(crate) Vec<(&'static str, String)>);
+
+impl Params {
+    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
 pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
@@ -57,7 +70,9 @@ pub fn redirect(location: &str) -> Response {
 }
 
 /// A form's file part as a new file of an upload: it must carry a valid file name.
-pub fn new_file<D>(part: &multipart::FilePart) -> Result<crate::service::NewFile, DialectError<D>> {
+pub fn new_file<D: Dialect>(
+    part: &multipart::FilePart,
+) -> Result<crate::service::NewFile, DialectError<D>> {
     let name = part
         .file_name
         .as_deref()
@@ -83,12 +98,32 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The first value of a query parameter.
-pub fn query_param(req: &Request, name: &str) -> Option<String> {
+/// Every value of a query parameter, in order.
+pub fn query_values(req: &Request, name: &str) -> Vec<String> {
     query_pairs(req)
         .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+        .filter_map(|(k, v)| (k == name).then_some(v))
+        .collect()
+}
+
+/// The first value of a query parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    query_values(req, name).into_iter().next()
+}
+
+/// A page size, `limit`: each value a number from 1 to `max` (else 400 with `message`), the
+/// last one counting; `None` when not given.
+pub fn limit_param<D: Dialect>(
+    req: &Request,
+    max: usize,
+    message: &str,
+) -> Result<Option<usize>, DialectError<D>> {
+    let mut limit = None;
+    for v in query_values(req, "limit") {
+        let n = v.parse().ok().filter(|n| (1..=max).contains(n));
+        limit = Some(n.ok_or_else(|| DialectError::bad_request(message))?);
+    }
+    Ok(limit)
 }
 
 fn decode_component(s: &str) -> String {

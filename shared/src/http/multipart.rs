@@ -17,7 +17,6 @@ pub const MAX_PART_HEADERS: usize = 16;
 /// A file part.
 #[derive(Debug, Clone)]
 pub struct FilePart {
-    pub field: String,
     /// The file name the client sent, if any.
     pub file_name: Option<String>,
     pub bytes: Bytes,
@@ -38,6 +37,15 @@ impl Form {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The form's one file part; else `none` or `many`, the message that says why not.
+    pub fn one_file<'m>(&self, none: &'m str, many: &'m str) -> Result<&FilePart, &'m str> {
+        match self.files.as_slice() {
+            [one] => Ok(one),
+            [] => Err(none),
+            _ => Err(many),
+        }
     }
 
     /// Refuses a text field that is not one of `known`, for an API whose forms, like its JSON
@@ -95,22 +103,14 @@ pub async fn parse(
     if !window.windows(marker.len()).any(|w| w == marker.as_bytes()) && body.len() > MAX_PREAMBLE {
         return Err(MultipartError::PreambleTooLong);
     }
-    let total = body.len() as u64;
-    let constraints = multer::Constraints::new().size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(total)
-            .per_field(total),
-    );
+    // The body is whole and already within the request limit: multer needs no size limit of
+    // its own (a limit of the body's own length, say, could never be reached).
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
-    let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let malformed = |e: multer::Error| MultipartError::Malformed(e.to_string());
     let mut form = Form::default();
     let mut parts = 0usize;
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(MultipartError::Malformed(e.to_string())),
-        };
+    while let Some(field) = mp.next_field().await.map_err(malformed)? {
         parts += 1;
         if parts > MAX_PARTS {
             return Err(MultipartError::TooManyParts);
@@ -127,11 +127,7 @@ pub async fn parse(
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field_bytes(field).await?;
         if file_fields.contains(&name.as_str()) {
-            form.files.push(FilePart {
-                field: name,
-                file_name,
-                bytes,
-            });
+            form.files.push(FilePart { file_name, bytes });
         } else {
             if bytes.len() > MAX_TEXT_FIELD {
                 return Err(MultipartError::FieldTooLarge(name));
@@ -158,13 +154,7 @@ async fn field_bytes(mut field: multer::Field<'_>) -> Result<Bytes, MultipartErr
     Ok(match <[Bytes; 1]>::try_from(chunks) {
         Ok([whole]) => whole,
         // Never seen with a body given whole; a parser that splits a field anyway still works.
-        Err(chunks) => {
-            let mut joined = bytes::BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-            for c in &chunks {
-                joined.extend_from_slice(c);
-            }
-            joined.freeze()
-        }
+        Err(chunks) => chunks.concat().into(),
     })
 }
 

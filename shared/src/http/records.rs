@@ -1,49 +1,12 @@
-//! The records API: attachments of records under `/v2/{object}/…`, where `{object}`
-//! is the object's full identifier (`io_showcase`) and a record is a parent of that kind whose id
-//! is a UUID. Records are registered with the native API (`PUT /v1/parents/{object}/{uuid}`)
-//! before files are attached to them.
+//! The records API: attachments of records under `/v2/{object}/…`, where `{object}` is the
+//! object's full identifier (`io_showcase`) and a record is a parent of that kind whose id is a
+//! UUID, registered with the native API (`PUT /v1/parents/{object}/{uuid}`). `openapi.yaml`
+//! documents each route; the choices the documentation leaves open are said where they are made.
 //!
-//! Routes:
-//! - `GET /v2/{object}/attachments?uuids=a,b,…`: `200` with a JSON map from each requested UUID
-//!   (in the order asked, duplicates once) to its array of attachments (`[]` for none). At most
-//!   100 UUIDs. Every record must exist and be the caller's, else `404` for the whole call.
-//!   Without `uuids`: every record of the object that has at least one file (`{}` when none),
-//!   in UUID order, when there are at most 100 of them; with more, `409` (ask by `uuids`, or
-//!   page). Pages, our addition: `limit` (1 to 100 records) and `cursor`; a page after which
-//!   more records follow has a `Link: <?limit=…&cursor=…>; rel="next"` header. Parents of that
-//!   kind whose ids are not UUIDs are not records, and are left out.
-//! - `GET /v2/{object}/{uuid}/attachments`: `200` with the record's array.
-//! - Every listing answers at most 1,000 attachments (`MAX_UNPAGED_ATTACHMENTS`): records that
-//!   have more together (or one record alone) are a `409` that says so.
-//! - `POST /v2/{object}/{uuid}/attachments`: `multipart/form-data`, one or more parts named
-//!   `file` (or `files`), each with a filename. A file whose name is already on the record
-//!   becomes a new version of that attachment (same `uuid`, new `version_uuid`); a text field
-//!   `document_id` names the attachment to version explicitly (with exactly one file; unknown,
-//!   or another record's: `404`). `201` with the array of the stored attachments, in the order
-//!   of the parts. Every file is checked before any is stored: a refused request stores nothing.
-//! - `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
-//!   comma-separated, may repeat) are current file names on the record; every name must match
-//!   (else `404`, nothing removed). `version=all` (the default) removes the attachments;
-//!   `latest` removes only each one's newest version (the attachment then shows the previous
-//!   one; it goes with its last). `204`.
-//!
-//! An attachment: `{"updated_on","size","media_type","version_uuid","name","links","type",
-//! "uuid"}` as the documentation shows: `uuid` is the attachment id, `version_uuid` its current version,
-//! `size` and `updated_on` (epoch milliseconds of the current version) are strings, `type` is
-//! always `"file"`, and `links` are `url` (a presigned download of the current version) and
-//! `thumbnail_url` (a presigned PNG: the image at most 256 px on its longest side, or an icon
-//! of the file's family). Links expire (the link TTL). Placeholders, which have no file, are
-//! not shown, and a record left with only those does not appear in the call without `uuids`.
-//!
-//! Thumbnails are made when a file is stored, through any API (see `service/thumbnails.rs`).
-//! An image that cannot be decoded within the limits (a decompression bomb: a few bytes that
-//! claim 100000x100000 pixels) is refused by the decoder from its header, before any pixel
-//! memory exists; the upload itself is still stored (the file is the caller's, and a thumbnail
-//! must never cost an upload) and its `thumbnail_url` is the image icon.
-//!
-//! Every error has one envelope: `{"error":{"status":<code>,"message":"…"}}`, the documentation's
-//! messages where it has them. A `5xx` says only `Internal Server error`; the cause is logged.
-//! Another tenant's record answers exactly as a missing one.
+//! An attachment is shown as the documentation shows it, with fresh presigned links to its
+//! current version and its thumbnail; placeholders, which have no file, are not shown. Errors
+//! are `{"error":{"status":<code>,"message":"…"}}`, the documentation's messages where it has
+//! them; another tenant's record answers exactly as a missing one.
 
 use std::sync::Arc;
 
@@ -51,11 +14,12 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::multipart;
-use super::params::Params;
-use super::{empty, json as json_response, presented_key, query_pairs, Request, Response};
+use super::Params;
+use super::{empty, json as json_response, limit_param, new_file, presented_key, query_values};
+use super::{Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{
-    App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget, VersionScope,
+    App, AttachmentFields, ServiceError, UploadRules, UploadTarget, VersionScope,
     MAX_RECORDS_PER_CALL,
 };
 
@@ -64,7 +28,6 @@ const UUIDS_INVALID: &str = "The uuids parameter contains an invalid UUID";
 const RECORD_UUID_INVALID: &str = "The record UUID is invalid";
 const RECORDS_NOT_FOUND: &str = "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)";
 const RECORD_NOT_FOUND: &str = "The record was not found (or user has no permission to access it)";
-const INTERNAL: &str = "Internal Server error";
 /// The most names one deletion takes.
 const MAX_NAMES: usize = 100;
 
@@ -78,16 +41,10 @@ pub type Error = super::DialectError<Records>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Records {
-    fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            INTERNAL
-        } else {
-            message
-        };
-        json_response(
-            status,
-            &json!({"error": {"status": status.as_u16(), "message": message}}),
-        )
+    const INTERNAL: &'static str = "Internal Server error";
+
+    fn envelope(status: StatusCode, message: &str) -> Value {
+        json!({"error": {"status": status.as_u16(), "message": message}})
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
@@ -103,11 +60,6 @@ impl super::Dialect for Records {
         };
         Some(Self::error(StatusCode::NOT_FOUND, message))
     }
-}
-
-/// Errors the router produces before a handler runs (405, 413, 404), in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Records as super::Dialect>::error(status, message)
 }
 
 /// A record id: a UUID in its hyphenated form (either case), kept as written, since that is the
@@ -141,52 +93,39 @@ async fn caller_and_record(
     Ok((who, ParentRef::new(kind, id)))
 }
 
-/// One attachment in the documentation's shape, with fresh links.
-async fn item_json(app: &App, a: &Attachment) -> Result<Option<Value>, ServiceError> {
-    let Some(c) = &a.content else {
-        return Ok(None);
-    };
-    let (Some(url), Some(thumb)) = (app.download_link(a).await?, app.thumbnail_link(a).await?)
-    else {
-        return Ok(None);
-    };
-    let updated_on = c.created_at.unix_timestamp_nanos() / 1_000_000;
-    Ok(Some(json!({
-        "updated_on": updated_on.to_string(),
-        "size": c.size.to_string(),
-        "media_type": c.content_type,
-        "version_uuid": c.id.to_string(),
-        "name": c.file_name.as_str(),
-        "links": [
-            {"rel": "url", "href": url},
-            {"rel": "thumbnail_url", "href": thumb},
-        ],
-        "type": "file",
-        "uuid": a.id.to_string(),
-    })))
-}
-
+/// The attachments with files, in the documentation's shape, with fresh links.
 async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, ServiceError> {
     let mut out = Vec::with_capacity(atts.len());
     for a in atts {
-        if let Some(v) = item_json(app, a).await? {
-            out.push(v);
-        }
+        let Some(c) = &a.content else { continue };
+        let (Some(url), Some(thumb)) = (app.download_link(a).await?, app.thumbnail_link(a).await?)
+        else {
+            continue;
+        };
+        let updated_on = c.created_at.unix_timestamp_nanos() / 1_000_000;
+        out.push(json!({
+            "updated_on": updated_on.to_string(),
+            "size": c.size.to_string(),
+            "media_type": c.content_type,
+            "version_uuid": c.id.to_string(),
+            "name": c.file_name.as_str(),
+            "links": [
+                {"rel": "url", "href": url},
+                {"rel": "thumbnail_url", "href": thumb},
+            ],
+            "type": "file",
+            "uuid": a.id.to_string(),
+        }));
     }
     Ok(out)
 }
 
-/// The records a many-records listing names: `uuids=a,b` or `uuids=a&uuids=b`, at most
-/// [`MAX_RECORDS_PER_CALL`]; `None` when `uuids` is not given.
-fn asked_records(req: &Request) -> Result<Option<Vec<ParentId>>, Error> {
-    let uuids: Vec<String> = query_pairs(req)
-        .into_iter()
-        .filter(|(k, _)| k == "uuids")
-        .map(|(_, v)| v)
-        .collect();
-    if uuids.is_empty() {
-        return Ok(None);
-    }
+/// `GET /v2/{object}/attachments`: the records `uuids=a,b` (or `uuids=a&uuids=b`) names, at most
+/// [`MAX_RECORDS_PER_CALL`], each even without files; without `uuids`, the records with files,
+/// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
+pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, kind) = caller_and_object(&app, &req, &params).await?;
+    let uuids = query_values(&req, "uuids");
     let raw: Vec<&str> = uuids
         .iter()
         .flat_map(|v| v.split(','))
@@ -197,90 +136,54 @@ fn asked_records(req: &Request) -> Result<Option<Vec<ParentId>>, Error> {
             "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
         )));
     }
-    raw.into_iter()
+    let ids = raw
+        .into_iter()
         .map(|r| record_id(r).ok_or_else(|| Error::bad_request(UUIDS_INVALID)))
-        .collect::<Result<_, _>>()
-        .map(Some)
-}
-
-/// How a listing without `uuids` pages: `limit` (records) and `cursor`, both optional.
-struct Paging {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
-fn paging(req: &Request) -> Result<Paging, Error> {
-    let mut p = Paging {
-        limit: None,
-        cursor: None,
-    };
-    for (k, v) in query_pairs(req) {
-        match k.as_str() {
-            "limit" => {
-                let n = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_RECORDS_PER_CALL).contains(n))
-                    .ok_or_else(|| {
-                        Error::bad_request(format!(
-                            "The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}"
-                        ))
-                    })?;
-                p.limit = Some(n);
-            }
-            "cursor" => p.cursor = Some(v),
-            _ => {}
-        }
-    }
-    Ok(p)
-}
-
-/// `GET /v2/{object}/attachments[?uuids=a,b,…]` (or `?limit=&cursor=` without `uuids`).
-pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, kind) = caller_and_object(&app, &req, &params).await?;
-    let asked = asked_records(&req)?;
-    let paging = paging(&req)?;
-    let (records, next) = match &asked {
-        Some(_) if paging.limit.is_some() || paging.cursor.is_some() => {
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit = limit_param(
+        &req,
+        MAX_RECORDS_PER_CALL,
+        &format!(
+            "The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}"
+        ),
+    )?;
+    let cursor = query_values(&req, "cursor").pop();
+    let asked = !uuids.is_empty();
+    let (records, next) = if asked {
+        if limit.is_some() || cursor.is_some() {
             return Err(Error::bad_request(
                 "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records",
+            ));
+        }
+        (app.attachments_of_records(&who, &kind, &ids).await?, None)
+    } else {
+        // A parent of this kind registered under an id that is not a UUID (through the native
+        // API) is no record of this API: it cannot be asked for by its UUID, and a map keyed by
+        // record UUIDs has no place for it.
+        let page_size = limit.unwrap_or(MAX_RECORDS_PER_CALL);
+        let page = app
+            .records_with_attachments(&who, &kind, cursor.as_deref(), page_size, |id| {
+                record_id(id.as_str()).is_some()
+            })
+            .await?;
+        // Asked for all at once: answer all, or say that they do not fit.
+        if limit.is_none() && page.next_cursor.is_some() {
+            return Err(ServiceError::TooMany(format!(
+                "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
             ))
+            .into());
         }
-        Some(ids) => (app.attachments_of_records(&who, &kind, ids).await?, None),
-        // No ids: the records with files, a page of them.
-        None => {
-            // A parent of this kind registered under an id that is not a UUID (through the
-            // native API) is no record of this API: it cannot be asked for by its UUID, and a
-            // map keyed by record UUIDs has no place for it.
-            let page = app
-                .records_with_attachments(
-                    &who,
-                    &kind,
-                    paging.cursor.as_deref(),
-                    paging.limit.unwrap_or(MAX_RECORDS_PER_CALL),
-                    |id| record_id(id.as_str()).is_some(),
-                )
-                .await?;
-            // Asked for all at once: answer all, or say that they do not fit.
-            if paging.limit.is_none() && page.next_cursor.is_some() {
-                return Err(ServiceError::TooMany(format!(
-                    "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
-                ))
-                .into());
-            }
-            let limit = paging.limit.unwrap_or(MAX_RECORDS_PER_CALL);
-            (page.records, page.next_cursor.map(|c| (limit, c)))
-        }
+        (page.records, page.next_cursor.map(|c| (page_size, c)))
     };
     let mut map = Map::new();
     for (id, atts) in &records {
         let items = items_json(&app, atts).await?;
         // Without `uuids`, only records that have files; asked-for records always appear.
-        if asked.is_some() || !items.is_empty() {
+        if asked || !items.is_empty() {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
-    let mut resp = json_response(StatusCode::OK, &Value::Object(map));
+    let mut resp = json_response(StatusCode::OK, &map);
     if let Some((limit, cursor)) = next {
         // A reference relative to this very URL, wherever the API is mounted; the cursor is
         // URL-safe base64.
@@ -303,87 +206,74 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
             e => e,
         })?;
     let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
-    let items = items_json(&app, &atts).await?;
-    Ok(json_response(StatusCode::OK, &Value::Array(items)))
+    Ok(json_response(
+        StatusCode::OK,
+        &items_json(&app, &atts).await?,
+    ))
 }
 
-/// The files of an upload form, each with a valid name.
-fn upload_files(form: &multipart::Form) -> Result<Vec<NewFile>, Error> {
-    if form.files.is_empty() {
-        return Err(Error::bad_request(
-            "the form has no file part (name it file)",
-        ));
-    }
-    form.files.iter().map(super::new_file).collect()
-}
-
-/// Where an upload's files go: a new version of the attachment `document_id` names (exactly one
-/// file), else of the attachment with the same name, else a new attachment.
-fn upload_target(form: &multipart::Form, files: usize) -> Result<UploadTarget, Error> {
-    match form.text("document_id").map(str::trim) {
-        None | Some("") => Ok(UploadTarget::SameName),
-        Some(raw) => {
-            let id = AttachmentId::parse(raw)
-                .map_err(|_| Error::bad_request("document_id is not a valid UUID"))?;
-            if files != 1 {
-                return Err(Error::bad_request(
-                    "document_id names one attachment: send exactly one file",
-                ));
-            }
-            Ok(UploadTarget::Existing(id))
-        }
-    }
-}
-
-/// `POST /v2/{object}/{uuid}/attachments`.
+/// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
+/// goes to the attachment the text field `document_id` names (with exactly one file), else to
+/// the record's attachment of the same name, else to a new one.
 pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, record) = caller_and_record(&app, &req, &params).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
-    let files = upload_files(&form)?;
-    let target = upload_target(&form, files.len())?;
+    if form.files.is_empty() {
+        return Err(Error::bad_request(
+            "the form has no file part (name it file)",
+        ));
+    }
+    let files: Vec<_> = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    let target = match form.text("document_id").map(str::trim) {
+        None | Some("") => UploadTarget::SameName,
+        Some(raw) => {
+            let id = AttachmentId::parse(raw)
+                .map_err(|_| Error::bad_request("document_id is not a valid UUID"))?;
+            if files.len() != 1 {
+                return Err(Error::bad_request(
+                    "document_id names one attachment: send exactly one file",
+                ));
+            }
+            UploadTarget::Existing(id)
+        }
+    };
+    let (fields, rules) = (AttachmentFields::default(), UploadRules::default());
     let stored = app
-        .upload_many(
-            &who,
-            &record,
-            files,
-            AttachmentFields::default(),
-            target,
-            UploadRules::default(),
-        )
+        .upload_many(&who, &record, files, fields, target, rules)
         .await?;
-    let items = items_json(&app, &stored).await?;
-    Ok(json_response(StatusCode::CREATED, &Value::Array(items)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &items_json(&app, &stored).await?,
+    ))
 }
 
-/// A deletion's parameters: the names (required) and which versions.
-fn deletion(req: &Request) -> Result<(Vec<String>, VersionScope), Error> {
-    let mut names: Vec<String> = Vec::new();
+/// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
+/// comma-separated, may repeat) are current file names on the record; `latest` removes only
+/// each one's newest version.
+pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, record) = caller_and_record(&app, &req, &params).await?;
     let mut scope = VersionScope::All;
-    for (k, v) in query_pairs(req) {
-        match k.as_str() {
-            "names" => names.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned),
-            ),
-            "version" => {
-                scope = match v.as_str() {
-                    "all" => VersionScope::All,
-                    "latest" => VersionScope::Latest,
-                    _ => {
-                        return Err(Error::bad_request(
-                            "The version parameter must be all or latest",
-                        ))
-                    }
-                }
+    for v in query_values(&req, "version") {
+        scope = match v.as_str() {
+            "all" => VersionScope::All,
+            "latest" => VersionScope::Latest,
+            _ => {
+                return Err(Error::bad_request(
+                    "The version parameter must be all or latest",
+                ))
             }
-            _ => {}
         }
     }
+    let names: Vec<String> = query_values(&req, "names")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
     if names.is_empty() {
         return Err(Error::bad_request("The names parameter is required"));
     }
@@ -392,13 +282,6 @@ fn deletion(req: &Request) -> Result<(Vec<String>, VersionScope), Error> {
             "The names parameter contains more than {MAX_NAMES} names"
         )));
     }
-    Ok((names, scope))
-}
-
-/// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`.
-pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
-    let (names, scope) = deletion(&req)?;
     app.delete_by_names(&who, &record, &names, scope).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

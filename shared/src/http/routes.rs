@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::conditional::Precondition;
-use super::{assets, crafter, hrflow, native, records, Request, Response};
+use super::conditional;
+use super::{assets, crafter, hrflow, native, records, Dialect, DialectError, Request, Response};
 use crate::access::Capability;
-pub use crate::http::params::Params;
+pub use crate::http::Params;
 use crate::service::App;
 
 /// A boxed handler future.
@@ -38,7 +38,7 @@ pub struct Route {
 }
 
 macro_rules! routes {
-    ($($konst:ident = $name:literal, $method:ident, $path:literal, $handler:path, $errors:path, [$($need:ident),*];)*) => {
+    ($($konst:ident = $name:literal, $method:ident, $path:literal, $handler:path, $dialect:path, [$($need:ident),*];)*) => {
         $(
             #[doc = concat!("`", stringify!($method), " ", $path, "`, served by the `", $name, "` function.")]
             pub static $konst: Route = Route {
@@ -46,15 +46,19 @@ macro_rules! routes {
                 method: Method::$method,
                 path: $path,
                 handler: |app, req, params| {
-                    Box::pin(async move { $handler(app, req, params).await.unwrap_or_else(Response::from) })
+                    Box::pin(async move {
+                        $handler(app, req, params)
+                            .await
+                            .unwrap_or_else(<Response as From<DialectError<$dialect>>>::from)
+                    })
                 },
-                errors: $errors,
+                errors: <$dialect as Dialect>::error,
                 needs: &[$(Capability::$need),*],
             };
         )*
 
-        /// Every endpoint of every API: Lambda binary, method, path, handler, error envelope,
-        /// needs. Each row is also its own static, so a Lambda binary names only its row and
+        /// Every endpoint of every API: Lambda binary, method, path, handler, dialect (its error
+        /// envelope), needs. Each row is also its own static, so a Lambda binary names only its row and
         /// links only its handler.
         pub static ROUTES: &[&Route] = &[$(&$konst),*];
 
@@ -66,32 +70,32 @@ macro_rules! routes {
 
 #[rustfmt::skip]
 routes! {
-    NATIVE_PUT_PARENT = "native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::router_error, [TableRead, TableWrite];
-    NATIVE_GET_PARENT = "native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::router_error, [TableRead];
-    NATIVE_DELETE_PARENT = "native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
-    NATIVE_UPLOAD = "native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
-    NATIVE_LIST = "native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::router_error, [TableRead, ObjectRead];
-    NATIVE_GET_ATTACHMENT = "native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::router_error, [TableRead, ObjectRead];
-    NATIVE_GET_CONTENT = "native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::router_error, [TableRead, ObjectRead];
-    NATIVE_DELETE_ATTACHMENT = "native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
-    NATIVE_BEGIN_UPLOAD = "native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::router_error, [TableRead, TableWrite, ObjectWrite, MultipartAbort];
-    NATIVE_UPLOAD_STATUS = "native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::router_error, [TableRead, ObjectWrite, MultipartList];
-    NATIVE_COMPLETE_UPLOAD = "native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::router_error, [TableRead, TableWrite, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort];
-    RECORDS_LIST_MANY = "records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::router_error, [TableRead, ObjectRead];
-    RECORDS_LIST = "records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::router_error, [TableRead, ObjectRead];
-    RECORDS_UPLOAD = "records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
-    RECORDS_DELETE = "records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::router_error, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
-    CRAFTER_UPLOAD = "crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::router_error, [TableRead, TableWrite, ObjectWrite, ObjectDelete];
-    CRAFTER_LIST = "crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::router_error, [TableRead];
-    CRAFTER_DETAILS = "crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::router_error, [TableRead];
-    CRAFTER_CONTENT = "crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::router_error, [TableRead, ObjectRead];
-    HRFLOW_LIST = "hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::router_error, [TableRead, ObjectRead];
-    HRFLOW_LIST_INDEXING = "hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::router_error, [TableRead, ObjectRead];
-    ASSETS_LIST = "assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::assets_list, assets::router_error, [TableRead];
-    ASSETS_CREATE = "assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::assets_create, assets::router_error, [TableRead, TableWrite];
-    PROJECTS_LIST = "projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::projects_list, assets::router_error, [TableRead];
-    PROJECTS_CREATE = "projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::projects_create, assets::router_error, [TableRead, TableWrite];
-    NATIVE_PUT_CONTENT = "native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::router_error, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
+    NATIVE_PUT_PARENT = "native-put-parent", PUT, "/v1/parents/{kind}/{id}", native::put_parent, native::Native, [TableRead, TableWrite];
+    NATIVE_GET_PARENT = "native-get-parent", GET, "/v1/parents/{kind}/{id}", native::get_parent, native::Native, [TableRead];
+    NATIVE_DELETE_PARENT = "native-delete-parent", DELETE, "/v1/parents/{kind}/{id}", native::delete_parent, native::Native, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    NATIVE_UPLOAD = "native-upload", POST, "/v1/parents/{kind}/{id}/attachments", native::upload, native::Native, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
+    NATIVE_LIST = "native-list", GET, "/v1/parents/{kind}/{id}/attachments", native::list, native::Native, [TableRead, ObjectRead];
+    NATIVE_GET_ATTACHMENT = "native-get-attachment", GET, "/v1/attachments/{id}", native::get_attachment, native::Native, [TableRead, ObjectRead];
+    NATIVE_GET_CONTENT = "native-get-content", GET, "/v1/attachments/{id}/content", native::get_content, native::Native, [TableRead, ObjectRead];
+    NATIVE_DELETE_ATTACHMENT = "native-delete-attachment", DELETE, "/v1/attachments/{id}", native::delete_attachment, native::Native, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    NATIVE_BEGIN_UPLOAD = "native-begin-upload", POST, "/v1/parents/{kind}/{id}/uploads", native::begin_upload, native::Native, [TableRead, TableWrite, ObjectWrite, MultipartAbort];
+    NATIVE_UPLOAD_STATUS = "native-upload-status", GET, "/v1/attachments/{id}/upload", native::upload_status, native::Native, [TableRead, ObjectWrite, MultipartList];
+    NATIVE_COMPLETE_UPLOAD = "native-complete-upload", POST, "/v1/attachments/{id}/complete", native::complete_upload, native::Native, [TableRead, TableWrite, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort];
+    RECORDS_LIST_MANY = "records-list-many", GET, "/v2/{object}/attachments", records::list_many, records::Records, [TableRead, ObjectRead];
+    RECORDS_LIST = "records-list", GET, "/v2/{object}/{uuid}/attachments", records::list, records::Records, [TableRead, ObjectRead];
+    RECORDS_UPLOAD = "records-upload", POST, "/v2/{object}/{uuid}/attachments", records::upload, records::Records, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
+    RECORDS_DELETE = "records-delete", DELETE, "/v2/{object}/{uuid}/attachments", records::delete, records::Records, [TableRead, TableWrite, ObjectDelete, MultipartAbort];
+    CRAFTER_UPLOAD = "crafter-upload", POST, "/api/1/profile/{id}/uploadAttachment", crafter::upload, crafter::Crafter, [TableRead, TableWrite, ObjectWrite, ObjectDelete];
+    CRAFTER_LIST = "crafter-list", GET, "/api/1/profile/{id}/attachments", crafter::list, crafter::Crafter, [TableRead];
+    CRAFTER_DETAILS = "crafter-details", GET, "/api/1/profile/{id}/attachment/{attachmentId}/details", crafter::details, crafter::Crafter, [TableRead];
+    CRAFTER_CONTENT = "crafter-content", GET, "/api/1/profile/{id}/attachment/{attachmentId}", crafter::content, crafter::Crafter, [TableRead, ObjectRead];
+    HRFLOW_LIST = "hrflow-list", GET, "/v1/profile/attachments", hrflow::list, hrflow::HrFlow, [TableRead, ObjectRead];
+    HRFLOW_LIST_INDEXING = "hrflow-list-indexing", GET, "/v1/profile/indexing/attachments", hrflow::list, hrflow::HrFlow, [TableRead, ObjectRead];
+    ASSETS_LIST = "assets-list", GET, "/api/v2/assets/{asset_id}/attachments", assets::list, assets::Assets, [TableRead];
+    ASSETS_CREATE = "assets-create", POST, "/api/v2/assets/{asset_id}/attachments", assets::create, assets::Assets, [TableRead, TableWrite];
+    PROJECTS_LIST = "projects-list", GET, "/api/v2/projects/{project_id}/attachments", assets::list, assets::Projects, [TableRead];
+    PROJECTS_CREATE = "projects-create", POST, "/api/v2/projects/{project_id}/attachments", assets::create, assets::Projects, [TableRead, TableWrite];
+    NATIVE_PUT_CONTENT = "native-put-content", POST, "/v1/attachments/{id}/content", native::put_content, native::Native, [TableRead, TableWrite, ObjectRead, ObjectWrite, ObjectDelete];
 }
 
 /// The route of a Lambda binary.
@@ -113,26 +117,36 @@ impl Route {
         if !path.starts_with(literal) {
             return None;
         }
-        let mut pattern = self.path.split('/');
         let mut actual = path.split('/');
         let mut params = Vec::new();
-        loop {
-            match (pattern.next(), actual.next()) {
-                (None, None) => return Some(Params::new(params)),
-                (Some(p), Some(a)) => {
-                    if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                        let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
-                        if value.is_empty() {
-                            return None;
-                        }
-                        params.push((name, value.into_owned()));
-                    } else if p != a {
+        for p in self.path.split('/') {
+            let a = actual.next()?;
+            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) => {
+                    let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
+                    if value.is_empty() {
                         return None;
                     }
+                    params.push((name, value.into_owned()));
                 }
-                _ => return None,
+                None if p != a => return None,
+                None => {}
             }
         }
+        actual.next().is_none().then_some(Params(params))
+    }
+
+    /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
+    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+        crate::telemetry::request::set_route(self.name);
+        if self.method != Method::GET {
+            return (self.handler)(app.clone(), req, params).await;
+        }
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+        conditional::apply(
+            if_none_match,
+            (self.handler)(app.clone(), req, params).await,
+        )
     }
 }
 
@@ -141,19 +155,9 @@ pub fn errors_for_path(path: &str) -> ErrorRenderer {
     ROUTES
         .iter()
         .find(|r| r.matches(path).is_some())
-        .map_or(native::router_error as ErrorRenderer, |r| r.errors)
-}
-
-impl Route {
-    /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
-    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
-        crate::telemetry::request::set_route(self.name);
-        if self.method != Method::GET {
-            return (self.handler)(app.clone(), req, params).await;
-        }
-        let precondition = Precondition::of(req.headers());
-        precondition.apply((self.handler)(app.clone(), req, params).await)
-    }
+        .map_or(<native::Native as Dialect>::error as ErrorRenderer, |r| {
+            r.errors
+        })
 }
 
 /// Serves a request with the route table.
@@ -179,7 +183,7 @@ pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
             }
             resp
         }
-        None => native::router_error(StatusCode::NOT_FOUND, "no such route"),
+        None => native::Native::error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
 

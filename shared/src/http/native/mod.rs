@@ -1,24 +1,28 @@
 //! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
 //! This is the API new users program against; the compatible dialects sit beside it.
 //!
-//! [`views`] renders the JSON; [`parents`], [`attachments`] and [`direct`] are the handlers.
+//! [`views`] renders the JSON; the handlers below serve parents, attachments (multipart
+//! uploads, listings, content) and direct uploads (begin, status, complete).
 
-mod attachments;
-mod direct;
-mod parents;
 pub mod views;
 
+use std::sync::Arc;
+
 use http::StatusCode;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::params::Params;
-use super::{json as json_response, presented_key, Request, Response};
-use crate::domain::{AttachmentId, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::{App, ServiceError};
+use super::{empty, json as json_response, limit_param, multipart, new_file, presented_key};
+use super::{query_values, redirect, Params, Request, Response};
+use crate::domain::{
+    Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
+};
+use crate::service::UploadTarget;
+use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
+use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadInstructions, UploadRules};
+use crate::store::PutOutcome;
+use views::{instructions_json, parent_json};
 
-pub use attachments::{delete_attachment, get_attachment, get_content, list, put_content, upload};
-pub use direct::{begin_upload, complete_upload, upload_status};
-pub use parents::{delete_parent, get_parent, put_parent};
 pub use views::{attachment_json, attachment_view, AttachmentView};
 
 /// The native API's envelope.
@@ -32,11 +36,10 @@ pub type Error = super::DialectError<Native>;
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Native {
-    fn error(status: StatusCode, message: &str) -> Response {
-        if status.is_server_error() {
-            return error(status, "internal", "internal server error");
-        }
-        error(status, code_of(status), message)
+    const INTERNAL: &'static str = "internal server error";
+
+    fn envelope(status: StatusCode, message: &str) -> serde_json::Value {
+        json!({"error": {"code": code_of(status), "message": message}})
     }
 }
 
@@ -48,6 +51,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
+/// The code of a status; every 5xx is `internal`.
 fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad_request",
@@ -61,11 +65,6 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
         _ => "internal",
     }
-}
-
-/// Errors the router produces before a handler runs, in this envelope.
-pub fn router_error(status: StatusCode, message: &str) -> Response {
-    <Native as super::Dialect>::error(status, message)
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
@@ -93,12 +92,324 @@ async fn caller_and_attachment(
     Ok((who, id))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentBody {
+    source: Option<String>,
+    reference: Option<String>,
+    email: Option<String>,
+}
+
+/// The optional fields of a `PUT`; an empty body sets none.
+fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ParentFields::default());
+    }
+    let b: ParentBody = serde_json::from_slice(body).map_err(|e| {
+        Error::bad_request(format!(
+            "the body must be a JSON object with optional string fields source, reference, email: {e}"
+        ))
+    })?;
+    Ok(ParentFields {
+        source: b.source,
+        reference: b.reference,
+        email: b.email,
+    })
+}
+
+/// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
+pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+    let fields = parent_fields(req.body())?;
+    let (parent, outcome) = app.put_parent(&who, key, fields).await?;
+    let status = match outcome {
+        PutOutcome::Created => StatusCode::CREATED,
+        PutOutcome::Updated => StatusCode::OK,
+    };
+    Ok(json_response(status, &parent_json(&parent)))
+}
+
+/// `GET /v1/parents/{kind}/{id}`.
+pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+    let parent = app.get_parent(&who, &key).await?;
+    Ok(json_response(StatusCode::OK, &parent_json(&parent)))
+}
+
+/// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files; `204` when
+/// all are gone. A parent with more attachments than one request removes answers `202` with
+/// how many it removed: repeating the request goes on from there.
+pub async fn delete_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+    Ok(match app.delete_parent(&who, &key).await? {
+        ParentDeletion::Deleted => empty(StatusCode::NO_CONTENT),
+        ParentDeletion::Continuing { removed } => json_response(
+            StatusCode::ACCEPTED,
+            &json!({
+                "status": "deleting",
+                "removed": removed,
+                "message": "the parent still has attachments: repeat the DELETE until it answers 204",
+            }),
+        ),
+    })
+}
+
+/// The fields of an upload form: the files, and labels every file of the request gets.
+const UPLOAD_FIELDS: &[&str] = &[
+    "file",
+    "type",
+    "title",
+    "description",
+    "category",
+    "tags",
+    "external_id",
+];
+
+/// The largest page of a listing, and the default one.
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
+
+/// A listing (with its `next_cursor`, null on the last page) or an upload's attachments.
+#[derive(serde::Serialize)]
+struct Items<'a> {
+    items: Vec<AttachmentView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<&'a Option<String>>,
+}
+
+/// The view with both links of a ready attachment: its download and its thumbnail.
+async fn linked_view<'a>(
+    app: &App,
+    a: &'a Attachment,
+) -> Result<AttachmentView<'a>, crate::service::ServiceError> {
+    let mut view = attachment_view(a, app.download_link(a).await?);
+    view.thumbnail_url = app.thumbnail_link(a).await?;
+    Ok(view)
+}
+
+/// 200 with one attachment and its links (when it has content).
+async fn one_attachment(app: &App, att: &Attachment) -> Answer {
+    Ok(json_response(StatusCode::OK, &linked_view(app, att).await?))
+}
+
+/// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
+pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+    let (parts, body) = req.into_parts();
+    let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    form.only(UPLOAD_FIELDS)?;
+    if form.files.is_empty() {
+        return Err(Error::bad_request("the form has no part named file"));
+    }
+    let files = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    let text = |name: &str| form.text(name).map(str::to_owned);
+    let fields = AttachmentFields {
+        label: text("type"),
+        title: text("title"),
+        description: text("description"),
+        category: text("category"),
+        tags: form
+            .text("tags")
+            .map(|t| t.split(',').map(str::to_owned).collect()),
+        external_id: text("external_id"),
+    };
+    let (target, rules) = (UploadTarget::New, UploadRules::default());
+    let stored = app
+        .upload_many(&who, &parent, files, fields, target, rules)
+        .await?;
+    let mut items = Vec::with_capacity(stored.len());
+    for a in &stored {
+        // The files are stored: a link that cannot be signed now must not hide that.
+        items.push(linked_view(&app, a).await.unwrap_or_else(|e| {
+            crate::http::log_internal(&e);
+            attachment_view(a, None)
+        }));
+    }
+    let next_cursor = None;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &Items { items, next_cursor },
+    ))
+}
+
+/// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
+pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+    let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
+    let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
+    let cursor = query_values(&req, "cursor").pop();
+    let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for a in &page.items {
+        items.push(linked_view(&app, a).await?);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &Items {
+            items,
+            next_cursor: Some(&page.next_cursor),
+        },
+    ))
+}
+
+/// `GET /v1/attachments/{id}`: metadata with a download link when ready.
+pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    let att = app.get(&who, id).await?;
+    one_attachment(&app, &att).await
+}
+
+/// `GET /v1/attachments/{id}/content`: a redirect to the download link.
+pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    let att = app.get(&who, id).await?;
+    match app.download_link(&att).await? {
+        Some(link) => Ok(redirect(&link)),
+        None => Err(Error::refused(
+            StatusCode::CONFLICT,
+            "the attachment has no content yet",
+        )),
+    }
+}
+
+/// `DELETE /v1/attachments/{id}`.
+pub async fn delete_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    app.delete(&who, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
+/// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
+pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    let att = app.get(&who, id).await?;
+    let (parts, body) = req.into_parts();
+    let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    form.only(&["file"])?;
+    let part = form
+        .one_file(
+            "the form has no part named file",
+            "the form has more than one part named file",
+        )
+        .map_err(Error::bad_request)?;
+    let (file, fields) = (new_file(part)?, AttachmentFields::default());
+    let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
+    let stored = app
+        .upload(&who, &att.parent, file, fields, target, rules)
+        .await?;
+    one_attachment(&app, &stored).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    file_name: String,
+    content_type: String,
+    size: u64,
+    sha256: Option<String>,
+    #[serde(rename = "type")]
+    label: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    tags: Option<Vec<String>>,
+    external_id: Option<String>,
+    attachment_id: Option<String>,
+}
+
+/// A begin request's body, as the use case takes it.
+fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
+    let body: UploadBody = serde_json::from_slice(body).map_err(|e| {
+        Error::bad_request(format!(
+            "the body must be a JSON object with file_name, content_type and size: {e}"
+        ))
+    })?;
+    let sha256 = body.sha256.as_deref().map(|s| {
+        parse_sha256(s).ok_or_else(|| {
+            Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes")
+        })
+    });
+    let sha256 = sha256.transpose()?;
+    // A malformed id names no attachment.
+    let attachment_id = body.attachment_id.as_deref().map(|raw| {
+        AttachmentId::parse(raw).map_err(|_| Error::from(ServiceError::NotFound("attachment")))
+    });
+    let attachment_id = attachment_id.transpose()?;
+    Ok(DirectUploadRequest {
+        file_name: FileName::parse(&body.file_name)?,
+        content_type: body.content_type,
+        size: body.size,
+        sha256,
+        fields: AttachmentFields {
+            label: body.label,
+            title: body.title,
+            description: body.description,
+            category: body.category,
+            tags: body.tags,
+            external_id: body.external_id,
+        },
+        attachment_id,
+    })
+}
+
+/// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
+pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+    let request = upload_request(req.body())?;
+    let up = app.begin_upload(&who, &parent, request).await?;
+    let expires_at = Some(up.expires_at);
+    Ok(upload_json(
+        StatusCode::CREATED,
+        &up.attachment,
+        &up.instructions,
+        expires_at,
+    ))
+}
+
+/// A direct upload: its attachment, and how to send its bytes.
+fn upload_json(
+    status: StatusCode,
+    att: &Attachment,
+    instructions: &UploadInstructions,
+    expires_at: Option<i64>,
+) -> Response {
+    let json = json!({
+        "attachment": attachment_json(att, None),
+        "upload": instructions_json(instructions, expires_at),
+    });
+    json_response(status, &json)
+}
+
+/// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
+/// parts still missing (to resume an interrupted upload).
+pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    let (att, instructions) = app.upload_status(&who, id).await?;
+    let expires_at = att.upload.as_ref().map(|u| u.expires_at);
+    Ok(upload_json(StatusCode::OK, &att, &instructions, expires_at))
+}
+
+/// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
+/// or, too large to verify within the request, verifies it in the background (202, status
+/// `verifying`).
+pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+    match app.complete_upload(&who, id).await? {
+        Completion::Ready(att) => one_attachment(&app, &att).await,
+        Completion::Verifying(att) => Ok(json_response(
+            StatusCode::ACCEPTED,
+            &attachment_json(&att, None),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn code(status: StatusCode) -> String {
-        let r = router_error(status, "why");
+        let r = <Native as crate::http::Dialect>::error(status, "why");
         let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
         v["error"]["code"].as_str().unwrap().to_owned()
     }

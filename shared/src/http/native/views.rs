@@ -10,35 +10,18 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::{Attachment, AttachmentId, Parent, VersionId};
 use crate::service::UploadInstructions;
 
-/// A timestamp as the native API writes it: UTC, milliseconds.
-fn utc_millis(t: time::OffsetDateTime) -> time::OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t)
-}
-
 /// RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    utc_millis(t).format(&Rfc3339).unwrap_or_default()
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// [`rfc3339`] for the views, formatted on the stack rather than into a `String` of its own.
-struct Timestamp(time::OffsetDateTime);
-
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // "2026-12-02T05:25:54.966Z" and any year up to 9999 fit.
-        let mut buf = [0u8; 40];
-        let mut w = &mut buf[..];
-        utc_millis(self.0)
-            .format_into(&mut w, &Rfc3339)
-            .map_err(serde::ser::Error::custom)?;
-        // What was written is what the cursor moved past: the count `format_into` returns
-        // fell three bytes short of it for a timestamp with milliseconds (see the test).
-        let n = 40 - w.len();
-        let text = std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(text)
-    }
+/// [`rfc3339`], as the views' fields serialise it.
+fn timestamp<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
 }
 
 #[derive(serde::Serialize)]
@@ -69,8 +52,10 @@ pub struct AttachmentView<'a> {
     owner: &'a str,
     external_id: &'a Option<String>,
     version_id: Option<VersionId>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
+    #[serde(serialize_with = "timestamp")]
+    created_at: time::OffsetDateTime,
+    #[serde(serialize_with = "timestamp")]
+    updated_at: time::OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
     /// A PNG of at most 256 px (the image itself, or an icon of the file's family), when ready.
@@ -116,8 +101,8 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
         owner: &a.owner,
         external_id: &a.external_id,
         version_id: c.map(|c| c.id),
-        created_at: Timestamp(a.created_at),
-        updated_at: Timestamp(a.updated_at),
+        created_at: a.created_at,
+        updated_at: a.updated_at,
         download_url,
         thumbnail_url: None,
         problem: a.problem.as_deref(),
@@ -180,9 +165,9 @@ mod tests {
     #[test]
     fn timestamps_in_views_are_written_as_rfc3339_with_milliseconds() {
         let t = time::macros::datetime!(2026-12-02 07:25:54.966_789_123 +02:00);
-        let json = serde_json::to_string(&Timestamp(t)).unwrap();
-        assert_eq!(json, "\"2026-12-02T05:25:54.966Z\"");
-        assert_eq!(json, format!("\"{}\"", rfc3339(t)));
+        let json = timestamp(&t, serde_json::value::Serializer).unwrap();
+        assert_eq!(json, "2026-12-02T05:25:54.966Z");
+        assert_eq!(json, rfc3339(t));
     }
 
     #[test]
