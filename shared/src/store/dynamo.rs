@@ -15,8 +15,6 @@
 //! attributes that keys, conditions and filters need; the service bounds every free-text
 //! field, so an item stays far below DynamoDB's 400 KB.
 
-mod api_keys;
-mod attachments;
 mod calls;
 mod counts;
 mod items;
@@ -35,16 +33,21 @@ pub use table::{bulk_attachment_items, bulk_parent_items, create_table, table_ex
 use calls::*;
 use items::*;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use futures_util::future::try_join_all;
 
 use super::{
-    Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome, StoreResult,
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
+    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
     VersionId,
 };
+use counts::{listed_of_item, Listed};
 
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
@@ -71,42 +74,105 @@ impl DynamoStore {
         self
     }
 
-    fn attachment_item(&self, att: &Attachment) -> StoreResult<Item> {
-        attachment_item(att, self.leftover_shards)
+    /// Where an attachment lives: its parent, from the pointer item.
+    async fn home_of(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<Option<ParentRef>> {
+        let pointer = self.get_item(pointer_key(tenant, id)).await?;
+        pointer.as_ref().map(parent_of_pointer).transpose()
+    }
+
+    /// The items of an attachment's versions, in its own partition.
+    async fn versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Item>> {
+        let e = Expr::new()
+            .name("#pk", PK)
+            .name("#sk", SK)
+            .value(":pk", s(attachment_pk(tenant, att)))
+            .value(":prefix", s("V#"));
+        query_all(self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)).await
     }
 }
 
-/// Each method is one use of the table, written in the submodule named for what it stores.
+/// Each method is one use of the table; the helpers they share are in the submodules.
 #[async_trait]
 impl MetadataStore for DynamoStore {
+    // ---- API keys: each stored twice, by the hash of its secret (authentication, one
+    // GetItem) and by its public id in the one partition `KEYS` (listing, revocation), written
+    // together. Keys are few and change rarely, so that partition is never busy.
+
     async fn put_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
-        self.write_api_key(key_rec).await
+        let by_hash = doc_item(key_item(api_key_pk(&key_rec.hash), API_KEY_SK), key_rec)?;
+        let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
+        by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
+        let id_free = Expr::when("attribute_not_exists(#pk) OR #hash = :hash")
+            .name("#pk", PK)
+            .name("#hash", HASH)
+            .value(":hash", s(key_rec.hash.as_str()));
+        let items = vec![self.put(by_hash, &Expr::new())?, self.put(by_id, &id_free)?];
+        self.transact(items)
+            .await?
+            .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.api_key_by_hash(hash).await
+        // Consistent, so a revocation takes effect on the very next request.
+        self.get_doc(key_item(api_key_pk(hash), API_KEY_SK)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.all_api_keys().await
+        let e = Expr::new().name("#pk", PK).value(":pk", s(API_KEYS_PK));
+        let items = query_all(self.query("#pk = :pk", &e)).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        self.revoke_key(id).await
+        let by_id = key_item(API_KEYS_PK, id);
+        let Some(mut rec) = self.get_doc::<ApiKey>(by_id).await? else {
+            return Ok(false);
+        };
+        rec.revoked = true;
+        self.put_api_key(&rec).await?;
+        Ok(true)
     }
 
+    // ---- parents (see `parents.rs`)
+
+    /// Reads the parent, then one transaction of its item (on condition of the revision read)
+    /// and its look-ups. A look-up another parent holds is a `Conflict`; a revision that moved
+    /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        self.write_parent(parent).await
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
+            let mut items = vec![self.parent_write(parent, stored.as_ref())?];
+            let claims = self.lookup_writes(parent, stored.as_ref().map(|s| &s.0), &mut items)?;
+            match self.transact(items).await? {
+                Ok(()) if stored.is_some() => return Ok(PutOutcome::Updated),
+                Ok(()) => return Ok(PutOutcome::Created),
+                Err(codes) if claims.iter().any(|i| failed_at(&codes, *i)) => {
+                    return Err(StoreError::Conflict(
+                        "another parent of this kind and source has that reference or email".into(),
+                    ))
+                }
+                // The parent changed between the read and the write: read again.
+                Err(_) => continue,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the parent kept changing during the update".into(),
+        ))
     }
 
     async fn get_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<Option<Parent>> {
-        self.read_parent(tenant, k).await
+        self.get_doc(parent_key(tenant, k)).await
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        self.read_parents(tenant, keys).await
+        let (_, items) = self.parent_items(tenant, keys, "get_parents").await?;
+        items.iter().map(doc).collect()
     }
 
+    /// Its look-up item, then the parent.
     async fn find_parent(
         &self,
         tenant: &TenantId,
@@ -114,13 +180,66 @@ impl MetadataStore for DynamoStore {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> StoreResult<Option<Parent>> {
-        self.parent_by_lookup(tenant, kind, source, lookup).await
+        let (what, value) = match lookup {
+            ParentLookup::Reference(r) => ('R', r),
+            ParentLookup::Email(e) => ('E', e),
+        };
+        let claim = lookup_key(tenant, what, kind, source.unwrap_or(""), value);
+        let Some(item) = self.get_item(claim).await? else {
+            return Ok(None);
+        };
+        let id = parent_id(get_s(&item, PARENT_ID)?)?;
+        let parent = self
+            .get_parent(tenant, &ParentRef::new(kind.clone(), id))
+            .await?;
+        // Look-ups change with their parent in one transaction; checking costs nothing.
+        Ok(parent.filter(|p| {
+            p.source.as_deref().unwrap_or("") == source.unwrap_or("")
+                && match lookup {
+                    ParentLookup::Reference(r) => p.reference.as_deref() == Some(r),
+                    ParentLookup::Email(e) => p.email.as_deref() == Some(e),
+                }
+        }))
     }
 
+    /// Deletes the parent's item, its look-ups (while still its own), its marker and the index
+    /// item of a table from before counts existed: one transaction of at most five items,
+    /// whatever the parent held (its attachments are removed before, one by one).
     async fn delete_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<bool> {
-        self.remove_parent(tenant, k).await
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
+                return Ok(false);
+            };
+            let as_read = Expr::when("#rev = :rev")
+                .name("#rev", REV)
+                .value(":rev", n(rev));
+            let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
+            let ours = parents::mine(&k.id);
+            let src = parent.source.as_deref().unwrap_or("");
+            for (what, value) in [('R', &parent.reference), ('E', &parent.email)] {
+                if let Some(v) = value {
+                    let claim = lookup_key(tenant, what, &k.kind, src, v);
+                    items.push(self.delete(claim, &ours)?);
+                }
+            }
+            // Its marker goes with it (whatever its count, since nothing lists a parent that is
+            // gone), and the index item of a table from before counts existed.
+            items.push(self.delete(marker_key(tenant, k), &Expr::new())?);
+            items.push(self.delete(legacy_index_key(tenant, k), &Expr::new())?);
+            if self.transact(items).await?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the parent kept changing during its deletion".into(),
+        ))
     }
 
+    /// Every marker shard is read at once, each from `after` and for one more than `limit`,
+    /// and the answers merged in id order.
     async fn parents_with_attachments(
         &self,
         tenant: &TenantId,
@@ -128,25 +247,112 @@ impl MetadataStore for DynamoStore {
         after: Option<&ParentId>,
         limit: usize,
     ) -> StoreResult<ParentPage> {
-        self.marked_parents(tenant, kind, after, limit).await
+        let wanted = limit.saturating_add(1);
+        let shards = (0..MARKER_SHARDS).map(|shard| async move {
+            let mut e = Expr::new()
+                .name("#pk", PK)
+                .value(":pk", s(marker_pk(tenant, kind, shard)));
+            let mut cond = "#pk = :pk";
+            if let Some(a) = after {
+                e = e.name("#sk", SK).value(":after", s(a.as_str()));
+                cond = "#pk = :pk AND #sk > :after";
+            }
+            let mut ids: Vec<String> = Vec::new();
+            pages(self.query(cond, &e), None, wanted, |resp| {
+                let keys = resp.items().iter().filter_map(key_strings);
+                ids.extend(keys.map(|(_, sk)| sk.to_owned()));
+                Ok((ids.len() < wanted).then(|| wanted - ids.len()))
+            })
+            .await?;
+            Ok::<_, StoreError>(ids)
+        });
+        let mut ids: Vec<String> = try_join_all(shards).await?.concat();
+        ids.sort_unstable();
+        ids.dedup();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let parents = ids
+            .iter()
+            .map(|id| Ok(ParentRef::new(kind.clone(), parent_id(id)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = parents.last().filter(|_| more).map(|p| p.id.clone());
+        Ok(ParentPage {
+            parents,
+            next_after,
+        })
     }
 
+    // ---- attachments and their versions. An attachment's item lives in its parent's
+    // partition (so a listing is one Query); its pointer and its versions in a partition of
+    // its own, so finding it by id needs no parent and its versions never crowd the parent's.
+    // A write that lists an attachment or stops listing it moves the parent's count in the
+    // same transaction (`counts.rs`); nothing else of the parent is written.
+
+    /// Its item and its pointer, each only if absent; a listed one (a placeholder) moves its
+    /// parent's count in the same transaction.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        self.insert_attachment(att).await
+        let absent = Expr::when("attribute_not_exists(#pk)").name("#pk", PK);
+        let items = vec![
+            self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
+            self.put(pointer_item(att), &absent)?,
+        ];
+        // A placeholder is listed from the start: its parent's count goes up with it.
+        let listed = att.status.is_listed().then_some(1);
+        self.transact_counted(items, &att.tenant, &att.parent, listed)
+            .await?
+            .map_err(|_| StoreError::Conflict("attachment exists".into()))
     }
 
+    /// On condition that its status, version and upload under way are still as `expected`;
+    /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        self.change_attachment(att, expected).await
+        let mut e = Expr::new()
+            .name("#st", STATUS)
+            .name("#vid", VERSION)
+            .name("#upv", UPLOAD)
+            .value(":st", s(expected.status.as_str()));
+        let version = match expected.version {
+            Some(v) => {
+                e = e.value(":vid", s(v.to_string()));
+                "#vid = :vid"
+            }
+            None => "attribute_not_exists(#vid)",
+        };
+        let upload = match expected.upload {
+            Some(u) => {
+                e = e.value(":upv", s(u.to_string()));
+                "#upv = :upv"
+            }
+            None => "attribute_not_exists(#upv)",
+        };
+        e.cond = Some(format!("#st = :st AND {version} AND {upload}"));
+        let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
+        let delta = match (expected.status.is_listed(), att.status.is_listed()) {
+            (false, true) => Some(1),
+            (true, false) => Some(-1),
+            _ => None,
+        };
+        self.transact_counted(items, &att.tenant, &att.parent, delta)
+            .await?
+            .map_err(|_| StoreError::Conflict("attachment changed or was deleted meanwhile".into()))
     }
 
+    /// Its pointer (where it lives), then its item, both consistent.
     async fn get_attachment(
         &self,
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        self.read_attachment(tenant, id).await
+        match self.home_of(tenant, id).await? {
+            Some(parent) => self.get_doc(attachment_key(tenant, &parent, id)).await,
+            None => Ok(None),
+        }
     }
 
+    /// One page: strongly consistent Queries from `after`, each limited to what is still
+    /// wanted, until one more than `limit` is found (so `next_after` is set only when another
+    /// item follows) or [`MAX_HIDDEN_SKIPPED`] hidden ones have been stepped over (then the
+    /// page ends there).
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -155,21 +361,127 @@ impl MetadataStore for DynamoStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
-        self.page_of(tenant, parent, after, limit, include_hidden)
-            .await
+        // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
+        // attachment still exists.
+        let start = after.map(|a| attachment_key(tenant, parent, a));
+        let wanted = limit.saturating_add(1);
+        let budget = if include_hidden {
+            usize::MAX
+        } else {
+            wanted.saturating_add(MAX_HIDDEN_SKIPPED)
+        };
+        let pk = parent_pk(tenant, parent);
+        let (mut items, over) = self
+            .read_attachments(pk, include_hidden, start, wanted, budget, 0)
+            .await?;
+        let stopped = over.as_ref().map(listing::attachment_of_key).transpose()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_after = if more {
+            items.last().map(|a| a.id)
+        } else {
+            stopped
+        };
+        Ok(Page { items, next_after })
     }
 
+    /// Two round trips: one BatchGetItem of the parents' items (which exist, and their
+    /// counts), then one Query per parent that has listed attachments, all at once. Counts
+    /// past `limit` are refused before any attachment is read.
     async fn list_attachments_of_many(
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        self.listed_of_many(tenant, parents, limit).await
+        let (unique, items) = self
+            .parent_items(tenant, parents, "a listing of many parents")
+            .await?;
+        let mut by_pk: HashMap<&str, Listed> = HashMap::new();
+        for item in &items {
+            if let Some((pk, _)) = key_strings(item) {
+                by_pk.insert(pk, listed_of_item(Some(item))?);
+            }
+        }
+        let seen: Vec<Listed> = unique
+            .iter()
+            .map(|p| by_pk.get(parent_pk(tenant, p).as_str()).copied())
+            .map(|l| l.unwrap_or(Listed::NoParent))
+            .collect();
+        let known: usize = seen
+            .iter()
+            .map(|l| match l {
+                Listed::Count(k) => usize::try_from(*k).unwrap_or(0),
+                _ => 0,
+            })
+            .sum();
+        if known > limit {
+            return Ok(ManyListing::TooMany);
+        }
+        let share = hidden_share(unique.len());
+        // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
+        // flight, so the whole listing is two round trips in sequence.
+        let reads = unique
+            .iter()
+            .zip(&seen)
+            .map(|(p, listed)| self.listed_in(tenant, p, *listed, limit - known, share));
+        let mut lists: HashMap<&ParentRef, Option<Vec<Attachment>>> = HashMap::new();
+        let mut total = 0usize;
+        for (p, read) in unique.iter().zip(try_join_all(reads).await?) {
+            let Some(list) = read else {
+                return Ok(ManyListing::TooMany);
+            };
+            total += list.as_ref().map_or(0, Vec::len);
+            lists.insert(p, list);
+        }
+        if total > limit {
+            return Ok(ManyListing::TooMany);
+        }
+        let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
+        Ok(ManyListing::Parents(answer.collect()))
     }
 
+    /// Its versions, then its item and pointer in one transaction (with its parent's count
+    /// when it was listed), on condition that its status is as read.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        self.remove_attachment(tenant, id).await
+        let mut versions = self.versions(tenant, id).await?;
+        versions
+            .iter_mut()
+            .for_each(|v| v.retain(|k, _| k == PK || k == SK));
+        self.batch_delete(versions).await?;
+        let Some(parent) = self.home_of(tenant, id).await? else {
+            return Ok(false);
+        };
+        let home = attachment_key(tenant, &parent, id);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let current: Option<Attachment> = self.get_doc(home.clone()).await?;
+            let as_read = match &current {
+                Some(att) => Expr::when("#st = :st")
+                    .name("#st", STATUS)
+                    .value(":st", s(att.status.as_str())),
+                None => Expr::when("attribute_not_exists(#pk)").name("#pk", PK),
+            };
+            let items = vec![
+                self.delete(pointer_key(tenant, id), &Expr::new())?,
+                self.delete(home.clone(), &as_read)?,
+            ];
+            let listed = current.as_ref().filter(|a| a.status.is_listed());
+            let delta = listed.map(|_| -1);
+            // Its status changed meanwhile: read again, so the count stays right.
+            if self
+                .transact_counted(items, tenant, &parent, delta)
+                .await?
+                .is_ok()
+            {
+                return Ok(current.is_some());
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the attachment kept changing during its deletion".into(),
+        ))
     }
 
     async fn put_version(
@@ -178,7 +490,13 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        self.write_version(tenant, att, v).await
+        let item = doc_item(version_key(tenant, att, v.id), v)?;
+        let put = self.client.put_item().table_name(&self.table);
+        put.set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| dyn_err("PutItem", e))?;
+        Ok(())
     }
 
     async fn list_versions(
@@ -186,7 +504,8 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        self.read_versions(tenant, att).await
+        let items = self.versions(tenant, att).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn delete_version(
@@ -195,14 +514,70 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
-        self.remove_version(tenant, att, version).await
+        self.delete_item(version_key(tenant, att, version)).await
     }
 
+    // ---- leftovers
+
+    /// Every shard of the index (and the one partition of tables from before it was sharded)
+    /// is read at once for its earliest `limit`, the candidates merged, and each read again
+    /// consistently, since the index is eventually consistent: only those still expired are
+    /// kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        self.leftovers(before, limit).await
+        let limit = limit.max(1);
+        let e = Expr::new()
+            .name("#lpk", LEFTOVER_PK)
+            .name("#lsk", LEFTOVER_SK)
+            .name("#pk", PK)
+            .name("#sk", SK)
+            .value(":before", expiry_key(before));
+        let reads = self.leftover_partitions().into_iter().map(|partition| {
+            let q = self
+                .query(
+                    "#lpk = :l AND #lsk < :before",
+                    &e.clone().value(":l", s(partition)),
+                )
+                .index_name(LEFTOVERS_INDEX)
+                .set_consistent_read(None)
+                .projection_expression("#pk, #sk, #lsk");
+            async move {
+                let mut found: Vec<(String, Item)> = Vec::new();
+                pages(q, None, limit, |resp| {
+                    for item in resp.items() {
+                        let expiry = get_s(item, LEFTOVER_SK).unwrap_or_default().to_owned();
+                        if let Some((pk, sk)) = key_strings(item) {
+                            found.push((expiry, key_item(pk, sk)));
+                        }
+                    }
+                    Ok((found.len() < limit).then(|| limit - found.len()))
+                })
+                .await?;
+                Ok::<_, StoreError>(found)
+            }
+        });
+        let mut candidates: Vec<(String, Item)> = try_join_all(reads).await?.concat();
+        candidates.sort_by(|a, b| {
+            (a.0.as_str(), key_strings(&a.1)).cmp(&(b.0.as_str(), key_strings(&b.1)))
+        });
+        candidates.truncate(limit);
+        let keys = candidates.into_iter().map(|(_, k)| k).collect();
+        let items = self.batch_get(keys).await?;
+        let mut out = items
+            .iter()
+            .map(doc)
+            .collect::<StoreResult<Vec<Attachment>>>()?;
+        out.retain(|a| a.expires_at.is_some_and(|e| e < before));
+        out.sort_by_key(|a| (a.expires_at, a.id));
+        Ok(out)
     }
 
+    /// Each partition of the index read at once for its first, the earliest of those.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        self.oldest_upload().await
+        let firsts = self
+            .leftover_partitions()
+            .into_iter()
+            .map(|p| self.oldest_upload_in(p));
+        let firsts = try_join_all(firsts).await?.into_iter().flatten();
+        Ok(firsts.min_by_key(|a| (a.expires_at, a.id)))
     }
 }

@@ -15,13 +15,13 @@
 //! listed attachments (a consistent Query) and sets `n` on condition that it is still absent,
 //! which no other change of that parent can pass meanwhile.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 
 use super::{
-    backoff, failed_among, get_n, key_item, marker_key, n, parent_key, parent_pk, s, Cancelled,
-    DynamoStore, Expr, Item, QueryInput, COUNT, MAX_ATTEMPTS, PK, SK, STATUS,
+    backoff, dyn_err, failed_among, get_n, marker_key, n, parent_key, parent_pk, Cancelled,
+    DynamoStore, Expr, Item, COUNT, MAX_ATTEMPTS, PK,
 };
-use crate::domain::{AttachmentStatus, ParentRef, TenantId};
+use crate::domain::{ParentRef, TenantId};
 use crate::store::{StoreError, StoreResult};
 
 /// What a parent's item says of its listed attachments.
@@ -45,11 +45,7 @@ pub(super) fn listed_of_item(item: Option<&Item>) -> StoreResult<Listed> {
 
 impl DynamoStore {
     /// The parent's count as it is now (a consistent read of its item's key and count).
-    pub(super) async fn listed_count(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-    ) -> StoreResult<Listed> {
+    async fn listed_count(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<Listed> {
         let out = self
             .client
             .get_item()
@@ -61,7 +57,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| super::dyn_err("GetItem", e))?;
+            .map_err(|e| dyn_err("GetItem", e))?;
         listed_of_item(out.item.as_ref())
     }
 
@@ -107,33 +103,23 @@ impl DynamoStore {
         seen: Listed,
         delta: i64,
     ) -> StoreResult<Vec<TransactWriteItem>> {
+        let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
-            self.update(
-                parent_key(tenant, parent),
-                "ADD #n :delta",
-                Some(cond),
-                &Expr::new()
-                    .name("#n", COUNT)
-                    .value(":delta", n(delta))
-                    .value(":bound", n(bound)),
-            )
+            let e = Expr::when(cond).name("#n", COUNT).value(":bound", n(bound));
+            self.update(key.clone(), "ADD #n :delta", &e.value(":delta", n(delta)))
         };
+        let marker = |put: bool| self.marker_write(tenant, parent, put);
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
-            Listed::NoParent => vec![self.condition_check(
-                parent_key(tenant, parent),
-                "attribute_not_exists(#pk)",
-                &Expr::new().name("#pk", PK),
-            )?],
+            Listed::NoParent => {
+                let absent = Expr::when("attribute_not_exists(#pk)").name("#pk", PK);
+                vec![self.condition_check(key, &absent)?]
+            }
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
-            Listed::Count(0) if delta > 0 => {
-                vec![add("#n = :bound", 0)?, self.marker_put(tenant, parent)?]
-            }
+            Listed::Count(0) if delta > 0 => vec![add("#n = :bound", 0)?, marker(true)?],
             Listed::Count(k) if delta < 0 && k >= 2 => vec![add("#n >= :bound", 2)?],
-            Listed::Count(1) if delta < 0 => {
-                vec![add("#n = :bound", 1)?, self.marker_delete(tenant, parent)?]
-            }
+            Listed::Count(1) if delta < 0 => vec![add("#n = :bound", 1)?, marker(false)?],
             // No count yet, or one that cannot be right (below zero, or zero with one to take
             // away): count again.
             other => self.recount(tenant, parent, other, delta).await?,
@@ -142,70 +128,28 @@ impl DynamoStore {
 
     /// Counts the parent's listed attachments now and sets the count to that plus `delta`, on
     /// condition that the count is still as `seen`, with the marker as the new count says.
-    pub(super) async fn recount(
+    async fn recount(
         &self,
         tenant: &TenantId,
         parent: &ParentRef,
         seen: Listed,
         delta: i64,
     ) -> StoreResult<Vec<TransactWriteItem>> {
-        let counted = i64::try_from(self.count_listed(tenant, parent).await?).unwrap_or(i64::MAX);
-        let next = counted.saturating_add(delta).max(0);
-        let mut expr = Expr::new().name("#n", COUNT).value(":next", n(next));
-        let cond = match seen {
-            Listed::Count(k) => {
-                expr = expr.value(":seen", n(k));
-                "#n = :seen"
-            }
-            _ => {
-                expr = expr.name("#pk", PK);
-                "attribute_exists(#pk) AND attribute_not_exists(#n)"
-            }
-        };
-        let set = self.update(
-            parent_key(tenant, parent),
-            "SET #n = :next",
-            Some(cond),
-            &expr,
-        )?;
-        let marker = if next > 0 {
-            self.marker_put(tenant, parent)?
-        } else {
-            self.marker_delete(tenant, parent)?
-        };
-        Ok(vec![set, marker])
-    }
-
-    /// How many of the parent's attachments are listed, counted in its partition (consistent).
-    async fn count_listed(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<usize> {
-        let mut total = 0usize;
-        let mut start = None;
-        loop {
-            let resp = self
-                .query(QueryInput {
-                    table_name: &self.table,
-                    key_condition_expression: "#pk = :pk AND begins_with(#sk, :a)",
-                    filter_expression: Some("#st IN (:ready, :placeholder)"),
-                    expression_attribute_names: [("#pk", PK), ("#sk", SK), ("#st", STATUS)].into(),
-                    expression_attribute_values: [
-                        (":pk", s(parent_pk(tenant, parent))),
-                        (":a", s("A#")),
-                        (":ready", s(AttachmentStatus::Ready.as_str())),
-                        (":placeholder", s(AttachmentStatus::Placeholder.as_str())),
-                    ]
-                    .into(),
-                    consistent_read: Some(true),
-                    exclusive_start_key: start,
-                    count_only: true,
-                    ..Default::default()
-                })
-                .await?;
-            total += resp.count;
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(total),
-            }
+        // How many of its attachments are listed, counted in its partition (consistent).
+        let q = self.attachments_query(parent_pk(tenant, parent), false);
+        let mut pages = q.select(Select::Count).into_paginator().send();
+        let mut counted = 0i64;
+        while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Query", e))? {
+            counted = counted.saturating_add(i64::from(page.count));
         }
+        let next = counted.saturating_add(delta).max(0);
+        let e = match seen {
+            Listed::Count(k) => Expr::when("#n = :seen").value(":seen", n(k)),
+            _ => Expr::when("attribute_exists(#pk) AND attribute_not_exists(#n)").name("#pk", PK),
+        };
+        let e = e.name("#n", COUNT).value(":next", n(next));
+        let set = self.update(parent_key(tenant, parent), "SET #n = :next", &e)?;
+        Ok(vec![set, self.marker_write(tenant, parent, next > 0)?])
     }
 
     /// Gives a parent written before counts existed its count and marker, unless a change of
@@ -234,28 +178,18 @@ impl DynamoStore {
         ))
     }
 
-    fn marker_put(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<TransactWriteItem> {
-        self.put(marker_key(tenant, parent), None, &Expr::new())
-    }
-
-    fn marker_delete(
+    /// The put (`put`) or delete of the parent's marker.
+    fn marker_write(
         &self,
         tenant: &TenantId,
         parent: &ParentRef,
+        put: bool,
     ) -> StoreResult<TransactWriteItem> {
-        self.delete(marker_key(tenant, parent), None, &Expr::new())
+        let key = marker_key(tenant, parent);
+        if put {
+            self.put(key, &Expr::new())
+        } else {
+            self.delete(key, &Expr::new())
+        }
     }
-}
-
-/// The key of an item as a (pk, sk) pair of strings, for reading keys back.
-pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
-    match (item.get(PK), item.get(SK)) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
-        _ => None,
-    }
-}
-
-/// The key item of `(pk, sk)`.
-pub(super) fn key_of(pk: &str, sk: &str) -> Item {
-    key_item(pk.to_owned(), sk)
 }

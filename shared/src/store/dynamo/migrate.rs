@@ -9,12 +9,7 @@
 //! index item once its parent is counted, so it can be stopped and run again; a run over a
 //! migrated table finds nothing to do.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use super::counts::key_strings;
-use super::{dyn_err, key_item, DynamoStore, Item, DOC, PARENT_ID, PK};
+use super::{dyn_err, key_item, key_strings, s, DynamoStore, Expr, Item, DOC, PARENT_ID, PK, SK};
 use crate::domain::{ParentId, ParentKind, ParentRef, TenantId};
 use crate::store::StoreResult;
 
@@ -48,6 +43,12 @@ impl DynamoStore {
         loop {
             // Index items are the only items with neither a document nor a parent id, and a
             // `#I#` in their partition key (ids never contain `#`).
+            let e = Expr::new()
+                .name("#pk", PK)
+                .name("#sk", SK)
+                .name("#doc", DOC)
+                .name("#pid", PARENT_ID)
+                .value(":index", s("#I#"));
             let resp = self
                 .client
                 .scan()
@@ -56,13 +57,8 @@ impl DynamoStore {
                     "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
                 )
                 .projection_expression("#pk, #sk")
-                .set_expression_attribute_names(Some(HashMap::from([
-                    ("#pk".to_owned(), PK.to_owned()),
-                    ("#sk".to_owned(), super::SK.to_owned()),
-                    ("#doc".to_owned(), DOC.to_owned()),
-                    ("#pid".to_owned(), PARENT_ID.to_owned()),
-                ])))
-                .expression_attribute_values(":index", AttributeValue::S("#I#".into()))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -78,13 +74,7 @@ impl DynamoStore {
                 let Some((pk, sk)) = key_strings(&item) else {
                     continue;
                 };
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key_item(pk.to_owned(), sk)))
-                    .send()
-                    .await
-                    .map_err(|e| dyn_err("DeleteItem", e))?;
+                self.delete_item(key_item(pk, sk)).await?;
                 done.index_items += 1;
             }
             match resp.last_evaluated_key {
