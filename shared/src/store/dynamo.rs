@@ -36,6 +36,7 @@ use items::*;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::try_join_all;
 
@@ -81,13 +82,10 @@ impl DynamoStore {
     }
 
     /// The items of an attachment's versions, in its own partition.
-    async fn versions(&self, tenant: &TenantId, att: AttachmentId) -> StoreResult<Vec<Item>> {
-        let e = Expr::new()
-            .name("#pk", PK)
-            .name("#sk", SK)
-            .value(":pk", s(attachment_pk(tenant, att)))
-            .value(":prefix", s("V#"));
-        query_all(self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)).await
+    fn versions(&self, tenant: &TenantId, att: AttachmentId) -> QueryFluentBuilder {
+        let values = [(":pk", s(attachment_pk(tenant, att))), (":prefix", s("V#"))];
+        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)
     }
 }
 
@@ -99,14 +97,18 @@ impl MetadataStore for DynamoStore {
     // together. Keys are few and change rarely, so that partition is never busy.
 
     async fn put_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
-        let by_hash = doc_item(key_item(api_key_pk(&key_rec.hash), API_KEY_SK), key_rec)?;
+        let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
         let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
         by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
-        let id_free = Expr::when("attribute_not_exists(#pk) OR #hash = :hash")
-            .name("#pk", PK)
-            .name("#hash", HASH)
-            .value(":hash", s(key_rec.hash.as_str()));
-        let items = vec![self.put(by_hash, &Expr::new())?, self.put(by_id, &id_free)?];
+        let id_free = Expr::when(
+            "attribute_not_exists(#pk) OR #hash = :hash",
+            [("#pk", PK), ("#hash", HASH)],
+            [(":hash", s(key_rec.hash.as_str()))],
+        );
+        let items = vec![
+            self.put(by_hash, &Expr::default())?,
+            self.put(by_id, &id_free)?,
+        ];
         self.transact(items)
             .await?
             .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
@@ -114,13 +116,12 @@ impl MetadataStore for DynamoStore {
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
         // Consistent, so a revocation takes effect on the very next request.
-        self.get_doc(key_item(api_key_pk(hash), API_KEY_SK)).await
+        self.get_doc(api_key_key(hash)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        let e = Expr::new().name("#pk", PK).value(":pk", s(API_KEYS_PK));
-        let items = query_all(self.query("#pk = :pk", &e)).await?;
-        items.iter().map(doc).collect()
+        let e = Expr::of([("#pk", PK)], [(":pk", s(API_KEYS_PK))]);
+        query_docs(self.query("#pk = :pk", &e)).await
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
@@ -140,9 +141,7 @@ impl MetadataStore for DynamoStore {
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+            backoff(attempt).await;
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let mut items = vec![self.parent_write(parent, stored.as_ref())?];
             let claims = self.lookup_writes(parent, stored.as_ref().map(|s| &s.0), &mut items)?;
@@ -207,15 +206,11 @@ impl MetadataStore for DynamoStore {
     /// whatever the parent held (its attachments are removed before, one by one).
     async fn delete_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<bool> {
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+            backoff(attempt).await;
             let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
                 return Ok(false);
             };
-            let as_read = Expr::when("#rev = :rev")
-                .name("#rev", REV)
-                .value(":rev", n(rev));
+            let as_read = Expr::when("#rev = :rev", [("#rev", REV)], [(":rev", n(rev))]);
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
             let src = parent.source.as_deref().unwrap_or("");
@@ -227,8 +222,8 @@ impl MetadataStore for DynamoStore {
             }
             // Its marker goes with it (whatever its count, since nothing lists a parent that is
             // gone), and the index item of a table from before counts existed.
-            items.push(self.delete(marker_key(tenant, k), &Expr::new())?);
-            items.push(self.delete(legacy_index_key(tenant, k), &Expr::new())?);
+            items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
+            items.push(self.delete(legacy_index_key(tenant, k), &Expr::default())?);
             if self.transact(items).await?.is_ok() {
                 return Ok(true);
             }
@@ -249,9 +244,7 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<ParentPage> {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| async move {
-            let mut e = Expr::new()
-                .name("#pk", PK)
-                .value(":pk", s(marker_pk(tenant, kind, shard)));
+            let mut e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
             let mut cond = "#pk = :pk";
             if let Some(a) = after {
                 e = e.name("#sk", SK).value(":after", s(a.as_str()));
@@ -291,7 +284,7 @@ impl MetadataStore for DynamoStore {
     /// Its item and its pointer, each only if absent; a listed one (a placeholder) moves its
     /// parent's count in the same transaction.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        let absent = Expr::when("attribute_not_exists(#pk)").name("#pk", PK);
+        let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
         let items = vec![
             self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
             self.put(pointer_item(att), &absent)?,
@@ -306,11 +299,8 @@ impl MetadataStore for DynamoStore {
     /// On condition that its status, version and upload under way are still as `expected`;
     /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let mut e = Expr::new()
-            .name("#st", STATUS)
-            .name("#vid", VERSION)
-            .name("#upv", UPLOAD)
-            .value(":st", s(expected.status.as_str()));
+        let names = [("#st", STATUS), ("#vid", VERSION), ("#upv", UPLOAD)];
+        let mut e = Expr::of(names, [(":st", s(expected.status.as_str()))]);
         let version = match expected.version {
             Some(v) => {
                 e = e.value(":vid", s(v.to_string()));
@@ -397,17 +387,14 @@ impl MetadataStore for DynamoStore {
         let (unique, items) = self
             .parent_items(tenant, parents, "a listing of many parents")
             .await?;
-        let mut by_pk: HashMap<&str, Listed> = HashMap::new();
-        for item in &items {
-            if let Some((pk, _)) = key_strings(item) {
-                by_pk.insert(pk, listed_of_item(Some(item))?);
-            }
-        }
-        let seen: Vec<Listed> = unique
+        let by_pk: HashMap<&str, &Item> = items
             .iter()
-            .map(|p| by_pk.get(parent_pk(tenant, p).as_str()).copied())
-            .map(|l| l.unwrap_or(Listed::NoParent))
+            .filter_map(|item| Some((key_strings(item)?.0, item)))
             .collect();
+        let seen = unique
+            .iter()
+            .map(|p| listed_of_item(by_pk.get(parent_pk(tenant, p).as_str()).copied()))
+            .collect::<StoreResult<Vec<Listed>>>()?;
         let known: usize = seen
             .iter()
             .map(|l| match l {
@@ -425,18 +412,14 @@ impl MetadataStore for DynamoStore {
             .iter()
             .zip(&seen)
             .map(|(p, listed)| self.listed_in(tenant, p, *listed, limit - known, share));
-        let mut lists: HashMap<&ParentRef, Option<Vec<Attachment>>> = HashMap::new();
-        let mut total = 0usize;
-        for (p, read) in unique.iter().zip(try_join_all(reads).await?) {
-            let Some(list) = read else {
-                return Ok(ManyListing::TooMany);
-            };
-            total += list.as_ref().map_or(0, Vec::len);
-            lists.insert(p, list);
-        }
-        if total > limit {
+        // `None` where a parent has too many.
+        let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
+        let Some(lists) =
+            lists.filter(|l| l.iter().flatten().map(Vec::len).sum::<usize>() <= limit)
+        else {
             return Ok(ManyListing::TooMany);
-        }
+        };
+        let lists: HashMap<_, _> = unique.into_iter().zip(lists).collect();
         let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
         Ok(ManyListing::Parents(answer.collect()))
     }
@@ -444,7 +427,7 @@ impl MetadataStore for DynamoStore {
     /// Its versions, then its item and pointer in one transaction (with its parent's count
     /// when it was listed), on condition that its status is as read.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        let mut versions = self.versions(tenant, id).await?;
+        let mut versions = query_all(self.versions(tenant, id)).await?;
         versions
             .iter_mut()
             .for_each(|v| v.retain(|k, _| k == PK || k == SK));
@@ -454,18 +437,17 @@ impl MetadataStore for DynamoStore {
         };
         let home = attachment_key(tenant, &parent, id);
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+            backoff(attempt).await;
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
             let as_read = match &current {
-                Some(att) => Expr::when("#st = :st")
-                    .name("#st", STATUS)
-                    .value(":st", s(att.status.as_str())),
-                None => Expr::when("attribute_not_exists(#pk)").name("#pk", PK),
+                Some(att) => {
+                    let status = [(":st", s(att.status.as_str()))];
+                    Expr::when("#st = :st", [("#st", STATUS)], status)
+                }
+                None => Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []),
             };
             let items = vec![
-                self.delete(pointer_key(tenant, id), &Expr::new())?,
+                self.delete(pointer_key(tenant, id), &Expr::default())?,
                 self.delete(home.clone(), &as_read)?,
             ];
             let listed = current.as_ref().filter(|a| a.status.is_listed());
@@ -504,8 +486,7 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        let items = self.versions(tenant, att).await?;
-        items.iter().map(doc).collect()
+        query_docs(self.versions(tenant, att)).await
     }
 
     async fn delete_version(
@@ -525,12 +506,13 @@ impl MetadataStore for DynamoStore {
     /// kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = limit.max(1);
-        let e = Expr::new()
-            .name("#lpk", LEFTOVER_PK)
-            .name("#lsk", LEFTOVER_SK)
-            .name("#pk", PK)
-            .name("#sk", SK)
-            .value(":before", expiry_key(before));
+        let names = [
+            ("#lpk", LEFTOVER_PK),
+            ("#lsk", LEFTOVER_SK),
+            ("#pk", PK),
+            ("#sk", SK),
+        ];
+        let e = Expr::of(names, [(":before", expiry_key(before))]);
         let reads = self.leftover_partitions().into_iter().map(|partition| {
             let q = self
                 .query(

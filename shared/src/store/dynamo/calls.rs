@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use serde::de::DeserializeOwned;
 
 use super::{doc, DynamoStore, Item};
 use crate::store::{StoreError, StoreResult, MAX_BATCH_KEYS};
@@ -45,7 +46,11 @@ pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> St
 /// 25 ms doubling, with full jitter, so that writers that collided do not collide again; for
 /// the optimistic loops here (a condition failed, keys left unprocessed, a transaction
 /// cancelled by a conflict or by throttling), whose calls the SDK does not retry itself.
+/// Attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
@@ -73,14 +78,29 @@ pub(super) struct Expr {
 }
 
 impl Expr {
-    pub(super) fn new() -> Self {
-        Self::default()
-    }
-    /// A write on condition that `cond` holds.
-    pub(super) fn when(cond: impl Into<String>) -> Self {
+    /// The names and values of a key condition, an update or a filter.
+    pub(super) fn of<const N: usize, const V: usize>(
+        names: [(&str, &str); N],
+        values: [(&str, AttributeValue); V],
+    ) -> Self {
+        let names = names.map(|(p, a)| (p.to_owned(), a.to_owned())).into();
+        let values = values.map(|(p, v)| (p.to_owned(), v)).into();
         Self {
-            cond: Some(cond.into()),
-            ..Self::default()
+            cond: None,
+            names,
+            values,
+        }
+    }
+    /// A write on condition that `cond` holds, with the names and values it uses.
+    pub(super) fn when<const N: usize, const V: usize>(
+        cond: &str,
+        names: [(&str, &str); N],
+        values: [(&str, AttributeValue); V],
+    ) -> Self {
+        let cond = Some(cond.to_owned());
+        Self {
+            cond,
+            ..Self::of(names, values)
         }
     }
     pub(super) fn name(mut self, placeholder: &str, attr: &str) -> Self {
@@ -100,16 +120,18 @@ impl Expr {
 }
 
 /// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck of the
-/// table) makes, on the condition, with the names and values, of the [`Expr`] `$e`.
+/// table) makes, on the condition, with the names and values, of the [`Expr`] `$e`; `$kind`
+/// is the [`TransactWriteItem`] setter of its kind.
 macro_rules! conditional {
-    ($builder:expr, $e:expr) => {
-        $builder
+    ($kind:ident, $builder:expr, $e:expr) => {{
+        let write = $builder
             .set_condition_expression($e.cond.clone())
             .set_expression_attribute_names($e.names())
             .set_expression_attribute_values($e.values())
             .build()
-            .map_err(build_err)?
-    };
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().$kind(write).build())
+    }};
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -117,11 +139,6 @@ pub(super) type Cancelled = Vec<String>;
 
 pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
-}
-
-/// Whether a condition of one of the first `n` items of a transaction failed.
-pub(super) fn failed_among(codes: &Cancelled, n: usize) -> bool {
-    (0..n).any(|i| failed_at(codes, i))
 }
 
 /// Whether a transaction failed for what passes: cancelled only by a concurrent transaction on
@@ -170,44 +187,40 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
     items.map_err(|e| dyn_err("Query", e))
 }
 
+/// The documents of every item `q` finds.
+pub(super) async fn query_docs<T: DeserializeOwned>(q: QueryFluentBuilder) -> StoreResult<Vec<T>> {
+    query_all(q).await?.iter().map(doc).collect()
+}
+
 impl DynamoStore {
     /// A Put of a transaction.
     pub(super) fn put(&self, item: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let put = conditional!(
-            Put::builder().table_name(&self.table).set_item(Some(item)),
+        conditional!(
+            put,
+            Put::builder().set_item(Some(item)).table_name(&self.table),
             e
-        );
-        Ok(TransactWriteItem::builder().put(put).build())
+        )
     }
 
     /// A Delete of a transaction.
     pub(super) fn delete(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let delete = conditional!(
-            Delete::builder().table_name(&self.table).set_key(Some(k)),
+        conditional!(
+            delete,
+            Delete::builder().set_key(Some(k)).table_name(&self.table),
             e
-        );
-        Ok(TransactWriteItem::builder().delete(delete).build())
+        )
     }
 
     /// An Update of a transaction: `expression` on the item of `k`.
-    pub(super) fn update(
-        &self,
-        k: Item,
-        expression: &str,
-        e: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder().table_name(&self.table).set_key(Some(k));
-        let update = conditional!(update.update_expression(expression), e);
-        Ok(TransactWriteItem::builder().update(update).build())
+    pub(super) fn update(&self, k: Item, set: &str, e: &Expr) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder().set_key(Some(k)).update_expression(set);
+        conditional!(update, update.table_name(&self.table), e)
     }
 
     /// A condition on an item that the transaction does not change.
     pub(super) fn condition_check(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(k));
-        let check = conditional!(check, e);
-        Ok(TransactWriteItem::builder().condition_check(check).build())
+        let check = ConditionCheck::builder().set_key(Some(k));
+        conditional!(condition_check, check.table_name(&self.table), e)
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -260,26 +273,23 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(k));
-        let out = get.consistent_read(true).send().await;
+            .consistent_read(true);
+        let out = get.set_key(Some(k)).send().await;
         Ok(out.map_err(|e| dyn_err("GetItem", e))?.item)
     }
 
     /// The document of an item, strongly consistent.
-    pub(super) async fn get_doc<T: serde::de::DeserializeOwned>(
-        &self,
-        k: Item,
-    ) -> StoreResult<Option<T>> {
+    pub(super) async fn get_doc<T: DeserializeOwned>(&self, k: Item) -> StoreResult<Option<T>> {
         self.get_item(k).await?.as_ref().map(doc).transpose()
     }
 
     pub(super) async fn delete_item(&self, k: Item) -> StoreResult<()> {
-        let delete = self.client.delete_item().table_name(&self.table);
-        delete
-            .set_key(Some(k))
-            .send()
-            .await
-            .map_err(|e| dyn_err("DeleteItem", e))?;
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(k));
+        delete.send().await.map_err(|e| dyn_err("DeleteItem", e))?;
         Ok(())
     }
 

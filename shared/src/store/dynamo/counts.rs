@@ -17,12 +17,7 @@
 
 use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 
-use super::{
-    backoff, dyn_err, failed_among, get_n, marker_key, n, parent_key, parent_pk, Cancelled,
-    DynamoStore, Expr, Item, COUNT, MAX_ATTEMPTS, PK,
-};
-use crate::domain::{ParentRef, TenantId};
-use crate::store::{StoreError, StoreResult};
+use super::*;
 
 /// What a parent's item says of its listed attachments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,15 +71,15 @@ impl DynamoStore {
             return self.transact(items).await;
         };
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+            backoff(attempt).await;
             let seen = self.listed_count(tenant, parent).await?;
             let mut all = items.clone();
             all.extend(self.count_change(tenant, parent, seen, delta).await?);
             match self.transact(all).await? {
                 Ok(()) => return Ok(Ok(())),
-                Err(codes) if failed_among(&codes, items.len()) => return Ok(Err(codes)),
+                Err(codes) if (0..items.len()).any(|i| failed_at(&codes, i)) => {
+                    return Ok(Err(codes))
+                }
                 // Another change of the same parent came first.
                 Err(_) => continue,
             }
@@ -105,15 +100,16 @@ impl DynamoStore {
     ) -> StoreResult<Vec<TransactWriteItem>> {
         let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
-            let e = Expr::when(cond).name("#n", COUNT).value(":bound", n(bound));
-            self.update(key.clone(), "ADD #n :delta", &e.value(":delta", n(delta)))
+            let values = [(":delta", n(delta)), (":bound", n(bound))];
+            let e = Expr::when(cond, [("#n", COUNT)], values);
+            self.update(key.clone(), "ADD #n :delta", &e)
         };
         let marker = |put: bool| self.marker_write(tenant, parent, put);
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
             Listed::NoParent => {
-                let absent = Expr::when("attribute_not_exists(#pk)").name("#pk", PK);
+                let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
                 vec![self.condition_check(key, &absent)?]
             }
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
@@ -144,8 +140,11 @@ impl DynamoStore {
         }
         let next = counted.saturating_add(delta).max(0);
         let e = match seen {
-            Listed::Count(k) => Expr::when("#n = :seen").value(":seen", n(k)),
-            _ => Expr::when("attribute_exists(#pk) AND attribute_not_exists(#n)").name("#pk", PK),
+            Listed::Count(k) => Expr::when("#n = :seen", [], [(":seen", n(k))]),
+            _ => {
+                let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
+                Expr::when(cond, [("#pk", PK)], [])
+            }
         };
         let e = e.name("#n", COUNT).value(":next", n(next));
         let set = self.update(parent_key(tenant, parent), "SET #n = :next", &e)?;
@@ -161,9 +160,7 @@ impl DynamoStore {
         parent: &ParentRef,
     ) -> StoreResult<bool> {
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+            backoff(attempt).await;
             let seen = self.listed_count(tenant, parent).await?;
             if seen != Listed::Uncounted {
                 return Ok(false);
@@ -187,9 +184,9 @@ impl DynamoStore {
     ) -> StoreResult<TransactWriteItem> {
         let key = marker_key(tenant, parent);
         if put {
-            self.put(key, &Expr::new())
+            self.put(key, &Expr::default())
         } else {
-            self.delete(key, &Expr::new())
+            self.delete(key, &Expr::default())
         }
     }
 }

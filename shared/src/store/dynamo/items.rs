@@ -59,10 +59,10 @@ pub(super) const KEY_TEXT: &AsciiSet = &CONTROLS.add(b'#').add(b'%');
 
 // ---- keys -------------------------------------------------------------------------------------
 
-pub(super) fn api_key_pk(hash: &str) -> String {
-    format!("KEY#{hash}")
+/// A key by the hash of its secret.
+pub(super) fn api_key_key(hash: &str) -> Item {
+    key_item(format!("KEY#{hash}"), "KEY")
 }
-pub(super) const API_KEY_SK: &str = "KEY";
 /// All keys by public id, in one partition: keys are few and written rarely.
 pub(super) const API_KEYS_PK: &str = "KEYS";
 
@@ -75,13 +75,9 @@ pub(super) fn parent_key(tenant: &TenantId, key: &ParentRef) -> Item {
     key_item(parent_pk(tenant, key), "P")
 }
 
-pub(super) fn attachment_sk(id: AttachmentId) -> String {
-    format!("A#{id}")
-}
-
 /// An attachment's item, in its parent's partition.
 pub(super) fn attachment_key(tenant: &TenantId, parent: &ParentRef, id: AttachmentId) -> Item {
-    key_item(parent_pk(tenant, parent), attachment_sk(id))
+    key_item(parent_pk(tenant, parent), format!("A#{id}"))
 }
 
 /// An attachment's own partition: a pointer to its parent (`A`) and its versions (`V#<id>`).
@@ -138,20 +134,11 @@ pub(super) fn lookup_key(
     source: &str,
     value: &str,
 ) -> Item {
-    key_item(lookup_pk(tenant, what, kind, source, value), "LOOKUP")
-}
-
-pub(super) fn lookup_pk(
-    tenant: &TenantId,
-    what: char,
-    kind: &ParentKind,
-    source: &str,
-    value: &str,
-) -> String {
-    format!(
-        "T#{tenant}#{what}#{kind}#{}#{}",
-        utf8_percent_encode(source, KEY_TEXT),
-        utf8_percent_encode(value, KEY_TEXT)
+    let source = utf8_percent_encode(source, KEY_TEXT);
+    let value = utf8_percent_encode(value, KEY_TEXT);
+    key_item(
+        format!("T#{tenant}#{what}#{kind}#{source}#{value}"),
+        "LOOKUP",
     )
 }
 
@@ -279,12 +266,12 @@ mod tests {
         let k = ParentKind::parse("profile").unwrap();
         // Without encoding, source "s#x" + ref "y" and source "s" + ref "x#y" would collide.
         assert_ne!(
-            lookup_pk(&t, 'R', &k, "s#x", "y"),
-            lookup_pk(&t, 'R', &k, "s", "x#y")
+            lookup_key(&t, 'R', &k, "s#x", "y"),
+            lookup_key(&t, 'R', &k, "s", "x#y")
         );
         assert_eq!(
-            lookup_pk(&t, 'E', &k, "", "a%b#c"),
-            "T#a#E#profile##a%25b%23c"
+            lookup_key(&t, 'E', &k, "", "a%b#c").get(PK),
+            Some(&s("T#a#E#profile##a%25b%23c"))
         );
     }
 

@@ -2,16 +2,11 @@
 //! a budget, and the first upload under way in a partition of the leftovers index. Each reads
 //! a bounded number of items, whatever a parent or a tenant holds.
 
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 
 use super::counts::Listed;
-use super::{
-    doc, key_strings, pages, s, DynamoStore, Expr, Item, DOC, LEFTOVER, LEFTOVERS_INDEX,
-    LEFTOVER_PK, PK, SK, STATUS, UPLOAD,
-};
-use crate::domain::{Attachment, AttachmentId, AttachmentStatus, ParentRef, TenantId};
-use crate::store::{StoreError, StoreResult};
+use super::*;
+use crate::domain::AttachmentStatus;
 
 /// A few items more than wanted per Query of a counted parent, so that a hidden attachment or
 /// two among its listed ones cost no second round trip.
@@ -43,8 +38,10 @@ pub(super) fn attachment_of_key(k: &Item) -> StoreResult<AttachmentId> {
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
-        let mut e = Expr::new().name("#pk", PK).name("#sk", SK);
-        e = e.value(":pk", s(pk)).value(":a", s("A#"));
+        let mut e = Expr::of(
+            [("#pk", PK), ("#sk", SK)],
+            [(":pk", s(pk)), (":a", s("A#"))],
+        );
         if !hidden {
             e = e
                 .name("#st", STATUS)
@@ -137,11 +134,8 @@ impl DynamoStore {
         &self,
         partition: String,
     ) -> StoreResult<Option<Attachment>> {
-        let e = Expr::new()
-            .name("#lpk", LEFTOVER_PK)
-            .name("#upv", UPLOAD)
-            .name("#doc", DOC)
-            .value(":l", s(partition.as_str()));
+        let names = [("#lpk", LEFTOVER_PK), ("#upv", UPLOAD), ("#doc", DOC)];
+        let e = Expr::of(names, [(":l", s(partition.as_str()))]);
         let q = self
             .query("#lpk = :l", &e)
             .index_name(LEFTOVERS_INDEX)

@@ -9,9 +9,7 @@
 //! index item once its parent is counted, so it can be stopped and run again; a run over a
 //! migrated table finds nothing to do.
 
-use super::{dyn_err, key_item, key_strings, s, DynamoStore, Expr, Item, DOC, PARENT_ID, PK, SK};
-use crate::domain::{ParentId, ParentKind, ParentRef, TenantId};
-use crate::store::StoreResult;
+use super::*;
 
 /// What a migration did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,12 +41,8 @@ impl DynamoStore {
         loop {
             // Index items are the only items with neither a document nor a parent id, and a
             // `#I#` in their partition key (ids never contain `#`).
-            let e = Expr::new()
-                .name("#pk", PK)
-                .name("#sk", SK)
-                .name("#doc", DOC)
-                .name("#pid", PARENT_ID)
-                .value(":index", s("#I#"));
+            let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
+            let e = Expr::of(names, [(":index", s("#I#"))]);
             let resp = self
                 .client
                 .scan()

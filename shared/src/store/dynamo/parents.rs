@@ -6,22 +6,20 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use super::{
-    doc, get_n, lookup_key, n, parent_item, parent_key, s, DynamoStore, Expr, Item, DOC, PARENT_ID,
-    PK, REV,
-};
-use crate::domain::{Parent, ParentId, ParentRef, TenantId};
-use crate::store::{StoreError, StoreResult, MAX_BATCH_KEYS};
+use super::*;
+use crate::store::MAX_BATCH_KEYS;
 
 /// A parent as stored: its document and its revision.
 pub(super) type Stored = (Parent, i64);
 
 /// A look-up item that this parent may write or remove: free, or its own.
 pub(super) fn mine(id: &ParentId) -> Expr {
-    Expr::when("attribute_not_exists(#pk) OR #pid = :pid")
-        .name("#pk", PK)
-        .name("#pid", PARENT_ID)
-        .value(":pid", s(id.as_str()))
+    let names = [("#pk", PK), ("#pid", PARENT_ID)];
+    Expr::when(
+        "attribute_not_exists(#pk) OR #pid = :pid",
+        names,
+        [(":pid", s(id.as_str()))],
+    )
 }
 
 impl DynamoStore {
@@ -70,16 +68,12 @@ impl DynamoStore {
         old: Option<&Stored>,
     ) -> StoreResult<TransactWriteItem> {
         let Some((_, rev)) = old else {
-            let absent = Expr::when("attribute_not_exists(#pk)").name("#pk", PK);
+            let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
             return self.put(parent_item(parent, 0)?, &absent);
         };
         let body = serde_json::to_string(parent).map_err(super::corrupt)?;
-        let e = Expr::when("#rev = :rev")
-            .name("#doc", DOC)
-            .name("#rev", REV)
-            .value(":doc", s(body))
-            .value(":next", n(rev + 1))
-            .value(":rev", n(*rev));
+        let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
+        let e = Expr::when("#rev = :rev", [("#doc", DOC), ("#rev", REV)], values);
         let key = parent_key(&parent.tenant, &parent.key);
         self.update(key, "SET #doc = :doc, #rev = :next", &e)
     }

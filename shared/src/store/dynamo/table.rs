@@ -5,14 +5,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use aws_sdk_dynamodb::Client;
 
-use super::{
-    attachment_item, build_err, dyn_err, marker_key, parent_item, pointer_item, Item,
-    LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK, PK, SK, TTL_ATTRIBUTE,
-};
-use crate::domain::{Attachment, Parent};
-use crate::store::StoreResult;
+use super::*;
 
 /// The items a parent holding `listed` listed attachments is stored as: its item with that
 /// count, and its marker when it has any. With [`bulk_attachment_items`], for loading a table
