@@ -100,11 +100,11 @@ impl MetadataStore for DynamoStore {
         let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
         let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
         by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
-        let id_free = Expr::when(
-            "attribute_not_exists(#pk) OR #hash = :hash",
+        let id_free = Expr::of(
             [("#pk", PK), ("#hash", HASH)],
             [(":hash", s(key_rec.hash.as_str()))],
-        );
+        )
+        .when("attribute_not_exists(#pk) OR #hash = :hash");
         let items = vec![
             self.put(by_hash, &Expr::default())?,
             self.put(by_id, &id_free)?,
@@ -210,7 +210,7 @@ impl MetadataStore for DynamoStore {
             let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
                 return Ok(false);
             };
-            let as_read = Expr::when("#rev = :rev", [("#rev", REV)], [(":rev", n(rev))]);
+            let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
             let src = parent.source.as_deref().unwrap_or("");
@@ -243,23 +243,18 @@ impl MetadataStore for DynamoStore {
         limit: usize,
     ) -> StoreResult<ParentPage> {
         let wanted = limit.saturating_add(1);
-        let shards = (0..MARKER_SHARDS).map(|shard| async move {
-            let mut e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            let mut cond = "#pk = :pk";
-            if let Some(a) = after {
-                e = e.name("#sk", SK).value(":after", s(a.as_str()));
-                cond = "#pk = :pk AND #sk > :after";
+        let shards = (0..MARKER_SHARDS).map(|shard| {
+            let e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
+            match after {
+                None => self.query("#pk = :pk", &e),
+                Some(a) => {
+                    let e = e.name("#sk", SK).value(":after", s(a.as_str()));
+                    self.query("#pk = :pk AND #sk > :after", &e)
+                }
             }
-            let mut ids: Vec<String> = Vec::new();
-            pages(self.query(cond, &e), None, wanted, |resp| {
-                let keys = resp.items().iter().filter_map(key_strings);
-                ids.extend(keys.map(|(_, sk)| sk.to_owned()));
-                Ok((ids.len() < wanted).then(|| wanted - ids.len()))
-            })
-            .await?;
-            Ok::<_, StoreError>(ids)
         });
-        let mut ids: Vec<String> = try_join_all(shards).await?.concat();
+        let items = firsts(shards, wanted).await?;
+        let mut ids: Vec<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         ids.sort_unstable();
         ids.dedup();
         let more = ids.len() > limit;
@@ -284,7 +279,7 @@ impl MetadataStore for DynamoStore {
     /// Its item and its pointer, each only if absent; a listed one (a placeholder) moves its
     /// parent's count in the same transaction.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
+        let absent = Expr::absent();
         let items = vec![
             self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
             self.put(pointer_item(att), &absent)?,
@@ -301,21 +296,18 @@ impl MetadataStore for DynamoStore {
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
         let names = [("#st", STATUS), ("#vid", VERSION), ("#upv", UPLOAD)];
         let mut e = Expr::of(names, [(":st", s(expected.status.as_str()))]);
-        let version = match expected.version {
-            Some(v) => {
-                e = e.value(":vid", s(v.to_string()));
-                "#vid = :vid"
+        let mut cond = "#st = :st".to_owned();
+        // `#st = :st AND #vid = :vid AND attribute_not_exists(#upv)` and the like.
+        for (attr, expected) in [("vid", expected.version), ("upv", expected.upload)] {
+            match expected {
+                Some(v) => {
+                    e = e.value(&format!(":{attr}"), s(v.to_string()));
+                    cond += &format!(" AND #{attr} = :{attr}");
+                }
+                None => cond += &format!(" AND attribute_not_exists(#{attr})"),
             }
-            None => "attribute_not_exists(#vid)",
-        };
-        let upload = match expected.upload {
-            Some(u) => {
-                e = e.value(":upv", s(u.to_string()));
-                "#upv = :upv"
-            }
-            None => "attribute_not_exists(#upv)",
-        };
-        e.cond = Some(format!("#st = :st AND {version} AND {upload}"));
+        }
+        let e = e.when(cond);
         let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
         let delta = match (expected.status.is_listed(), att.status.is_listed()) {
             (false, true) => Some(1),
@@ -367,11 +359,9 @@ impl MetadataStore for DynamoStore {
         let stopped = over.as_ref().map(listing::attachment_of_key).transpose()?;
         let more = items.len() > limit;
         items.truncate(limit);
-        let next_after = if more {
-            items.last().map(|a| a.id)
-        } else {
-            stopped
-        };
+        // When more follow, the page ends at its last item (a page that ends at `stopped` has
+        // fewer than `limit`).
+        let next_after = items.last().filter(|_| more).map(|a| a.id).or(stopped);
         Ok(Page { items, next_after })
     }
 
@@ -442,9 +432,9 @@ impl MetadataStore for DynamoStore {
             let as_read = match &current {
                 Some(att) => {
                     let status = [(":st", s(att.status.as_str()))];
-                    Expr::when("#st = :st", [("#st", STATUS)], status)
+                    Expr::of([("#st", STATUS)], status).when("#st = :st")
                 }
-                None => Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []),
+                None => Expr::absent(),
             };
             let items = vec![
                 self.delete(pointer_key(tenant, id), &Expr::default())?,
@@ -512,37 +502,29 @@ impl MetadataStore for DynamoStore {
             ("#pk", PK),
             ("#sk", SK),
         ];
-        let e = Expr::of(names, [(":before", expiry_key(before))]);
-        let reads = self.leftover_partitions().into_iter().map(|partition| {
-            let q = self
-                .query(
-                    "#lpk = :l AND #lsk < :before",
-                    &e.clone().value(":l", s(partition)),
-                )
+        let queries = self.leftover_partitions().into_iter().map(|partition| {
+            let e = Expr::of(
+                names,
+                [(":l", s(partition)), (":before", expiry_key(before))],
+            );
+            self.query("#lpk = :l AND #lsk < :before", &e)
                 .index_name(LEFTOVERS_INDEX)
                 .set_consistent_read(None)
-                .projection_expression("#pk, #sk, #lsk");
-            async move {
-                let mut found: Vec<(String, Item)> = Vec::new();
-                pages(q, None, limit, |resp| {
-                    for item in resp.items() {
-                        let expiry = get_s(item, LEFTOVER_SK).unwrap_or_default().to_owned();
-                        if let Some((pk, sk)) = key_strings(item) {
-                            found.push((expiry, key_item(pk, sk)));
-                        }
-                    }
-                    Ok((found.len() < limit).then(|| limit - found.len()))
-                })
-                .await?;
-                Ok::<_, StoreError>(found)
-            }
+                .projection_expression("#pk, #sk, #lsk")
         });
-        let mut candidates: Vec<(String, Item)> = try_join_all(reads).await?.concat();
-        candidates.sort_by(|a, b| {
-            (a.0.as_str(), key_strings(&a.1)).cmp(&(b.0.as_str(), key_strings(&b.1)))
-        });
+        let found = firsts(queries, limit).await?;
+        // Earliest first, then in key order.
+        let mut candidates: Vec<(&str, &str, &str)> = found
+            .iter()
+            .filter_map(|i| Some((get_s(i, LEFTOVER_SK).unwrap_or_default(), key_strings(i)?)))
+            .map(|(expiry, (pk, sk))| (expiry, pk, sk))
+            .collect();
+        candidates.sort_unstable();
         candidates.truncate(limit);
-        let keys = candidates.into_iter().map(|(_, k)| k).collect();
+        let keys = candidates
+            .into_iter()
+            .map(|(_, pk, sk)| key_item(pk, sk))
+            .collect();
         let items = self.batch_get(keys).await?;
         let mut out = items
             .iter()

@@ -14,9 +14,10 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use futures_util::future::try_join_all;
 use serde::de::DeserializeOwned;
 
-use super::{doc, DynamoStore, Item};
+use super::{doc, DynamoStore, Item, PK};
 use crate::store::{StoreError, StoreResult, MAX_BATCH_KEYS};
 
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
@@ -72,7 +73,7 @@ async fn again(op: &str, attempt: u32, left: usize) -> StoreResult<()> {
 /// passed only when used (DynamoDB refuses unused ones).
 #[derive(Default, Clone)]
 pub(super) struct Expr {
-    pub(super) cond: Option<String>,
+    cond: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -91,17 +92,14 @@ impl Expr {
             values,
         }
     }
-    /// A write on condition that `cond` holds, with the names and values it uses.
-    pub(super) fn when<const N: usize, const V: usize>(
-        cond: &str,
-        names: [(&str, &str); N],
-        values: [(&str, AttributeValue); V],
-    ) -> Self {
-        let cond = Some(cond.to_owned());
-        Self {
-            cond,
-            ..Self::of(names, values)
-        }
+    /// On condition that `cond` holds.
+    pub(super) fn when(mut self, cond: impl Into<String>) -> Self {
+        self.cond = Some(cond.into());
+        self
+    }
+    /// On condition that the item does not exist.
+    pub(super) fn absent() -> Self {
+        Self::of([("#pk", PK)], []).when("attribute_not_exists(#pk)")
     }
     pub(super) fn name(mut self, placeholder: &str, attr: &str) -> Self {
         self.names.insert(placeholder.to_owned(), attr.to_owned());
@@ -179,6 +177,23 @@ pub(super) async fn pages(
             (_, more) => return Ok(more),
         }
     }
+}
+
+/// The first `limit` items each of `queries` finds, all read at once.
+pub(super) async fn firsts(
+    queries: impl Iterator<Item = QueryFluentBuilder>,
+    limit: usize,
+) -> StoreResult<Vec<Item>> {
+    let reads = queries.map(|q| async move {
+        let mut found = Vec::new();
+        pages(q, None, limit, |resp| {
+            found.extend(resp.items.unwrap_or_default());
+            Ok((found.len() < limit).then(|| limit - found.len()))
+        })
+        .await?;
+        Ok::<_, StoreError>(found)
+    });
+    Ok(try_join_all(reads).await?.concat())
 }
 
 /// Every item `q` finds, all pages of it.

@@ -101,7 +101,7 @@ impl DynamoStore {
         let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
             let values = [(":delta", n(delta)), (":bound", n(bound))];
-            let e = Expr::when(cond, [("#n", COUNT)], values);
+            let e = Expr::of([("#n", COUNT)], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
         let marker = |put: bool| self.marker_write(tenant, parent, put);
@@ -109,7 +109,7 @@ impl DynamoStore {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
             Listed::NoParent => {
-                let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
+                let absent = Expr::absent();
                 vec![self.condition_check(key, &absent)?]
             }
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
@@ -140,10 +140,10 @@ impl DynamoStore {
         }
         let next = counted.saturating_add(delta).max(0);
         let e = match seen {
-            Listed::Count(k) => Expr::when("#n = :seen", [], [(":seen", n(k))]),
+            Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
             _ => {
                 let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                Expr::when(cond, [("#pk", PK)], [])
+                Expr::of([("#pk", PK)], []).when(cond)
             }
         };
         let e = e.name("#n", COUNT).value(":next", n(next));

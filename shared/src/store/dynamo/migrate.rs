@@ -37,45 +37,37 @@ impl DynamoStore {
     /// Counts the parents the index items of an older table name, and deletes those items.
     pub async fn migrate_legacy(&self) -> StoreResult<Migrated> {
         let mut done = Migrated::default();
-        let mut start: Option<Item> = None;
-        loop {
-            // Index items are the only items with neither a document nor a parent id, and a
-            // `#I#` in their partition key (ids never contain `#`).
-            let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
-            let e = Expr::of(names, [(":index", s("#I#"))]);
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(
-                    "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
-                )
-                .projection_expression("#pk, #sk")
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dyn_err("Scan", e))?;
-            for item in resp.items.unwrap_or_default() {
+        // Index items are the only items with neither a document nor a parent id, and a `#I#`
+        // in their partition key (ids never contain `#`).
+        let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
+        let e = Expr::of(names, [(":index", s("#I#"))]);
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(
+                "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
+            )
+            .projection_expression("#pk, #sk")
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Scan", e))? {
+            for item in page.items.unwrap_or_default() {
                 let Some((tenant, parent)) = indexed_parent(&item) else {
                     continue;
                 };
                 if self.settle_count(&tenant, &parent).await? {
                     done.counted += 1;
                 }
-                let Some((pk, sk)) = key_strings(&item) else {
-                    continue;
-                };
-                self.delete_item(key_item(pk, sk)).await?;
+                // Read with only its key, so the item is its key.
+                self.delete_item(item).await?;
                 done.index_items += 1;
             }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(done),
-            }
         }
+        Ok(done)
     }
 }
 

@@ -15,11 +15,7 @@ pub(super) type Stored = (Parent, i64);
 /// A look-up item that this parent may write or remove: free, or its own.
 pub(super) fn mine(id: &ParentId) -> Expr {
     let names = [("#pk", PK), ("#pid", PARENT_ID)];
-    Expr::when(
-        "attribute_not_exists(#pk) OR #pid = :pid",
-        names,
-        [(":pid", s(id.as_str()))],
-    )
+    Expr::of(names, [(":pid", s(id.as_str()))]).when("attribute_not_exists(#pk) OR #pid = :pid")
 }
 
 impl DynamoStore {
@@ -68,12 +64,12 @@ impl DynamoStore {
         old: Option<&Stored>,
     ) -> StoreResult<TransactWriteItem> {
         let Some((_, rev)) = old else {
-            let absent = Expr::when("attribute_not_exists(#pk)", [("#pk", PK)], []);
+            let absent = Expr::absent();
             return self.put(parent_item(parent, 0)?, &absent);
         };
         let body = serde_json::to_string(parent).map_err(super::corrupt)?;
         let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
-        let e = Expr::when("#rev = :rev", [("#doc", DOC), ("#rev", REV)], values);
+        let e = Expr::of([("#doc", DOC), ("#rev", REV)], values).when("#rev = :rev");
         let key = parent_key(&parent.tenant, &parent.key);
         self.update(key, "SET #doc = :doc, #rev = :next", &e)
     }
