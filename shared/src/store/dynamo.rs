@@ -140,26 +140,24 @@ impl MetadataStore for DynamoStore {
     /// and its look-ups. A look-up another parent holds is a `Conflict`; a revision that moved
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        let gave_up = "the parent kept changing during the update";
+        optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let mut items = vec![self.parent_write(parent, stored.as_ref())?];
             let claims = self.lookup_writes(parent, stored.as_ref().map(|s| &s.0), &mut items)?;
             match self.transact(items).await? {
-                Ok(()) if stored.is_some() => return Ok(PutOutcome::Updated),
-                Ok(()) => return Ok(PutOutcome::Created),
+                Ok(()) if stored.is_some() => Ok(Some(PutOutcome::Updated)),
+                Ok(()) => Ok(Some(PutOutcome::Created)),
                 Err(codes) if claims.iter().any(|i| failed_at(&codes, *i)) => {
-                    return Err(StoreError::Conflict(
+                    Err(StoreError::Conflict(
                         "another parent of this kind and source has that reference or email".into(),
                     ))
                 }
                 // The parent changed between the read and the write: read again.
-                Err(_) => continue,
+                Err(_) => Ok(None),
             }
-        }
-        Err(StoreError::Unavailable(
-            "the parent kept changing during the update".into(),
-        ))
+        })
+        .await
     }
 
     async fn get_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<Option<Parent>> {
@@ -205,10 +203,10 @@ impl MetadataStore for DynamoStore {
     /// item of a table from before counts existed: one transaction of at most five items,
     /// whatever the parent held (its attachments are removed before, one by one).
     async fn delete_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<bool> {
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        let gave_up = "the parent kept changing during its deletion";
+        optimistic(gave_up, move || async move {
             let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
-                return Ok(false);
+                return Ok(Some(false));
             };
             let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
@@ -224,13 +222,9 @@ impl MetadataStore for DynamoStore {
             // gone), and the index item of a table from before counts existed.
             items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
             items.push(self.delete(legacy_index_key(tenant, k), &Expr::default())?);
-            if self.transact(items).await?.is_ok() {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the parent kept changing during its deletion".into(),
-        ))
+            Ok(self.transact(items).await?.ok().map(|()| true))
+        })
+        .await
     }
 
     /// Every marker shard is read at once, each from `after` and for one more than `limit`,
@@ -426,8 +420,9 @@ impl MetadataStore for DynamoStore {
             return Ok(false);
         };
         let home = attachment_key(tenant, &parent, id);
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        let (home, parent) = (&home, &parent);
+        let gave_up = "the attachment kept changing during its deletion";
+        optimistic(gave_up, move || async move {
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
             let as_read = match &current {
                 Some(att) => {
@@ -442,18 +437,11 @@ impl MetadataStore for DynamoStore {
             ];
             let listed = current.as_ref().filter(|a| a.status.is_listed());
             let delta = listed.map(|_| -1);
-            // Its status changed meanwhile: read again, so the count stays right.
-            if self
-                .transact_counted(items, tenant, &parent, delta)
-                .await?
-                .is_ok()
-            {
-                return Ok(current.is_some());
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the attachment kept changing during its deletion".into(),
-        ))
+            // When its status changed meanwhile, read again, so the count stays right.
+            let done = self.transact_counted(items, tenant, parent, delta).await?;
+            Ok(done.ok().map(|()| current.is_some()))
+        })
+        .await
     }
 
     async fn put_version(

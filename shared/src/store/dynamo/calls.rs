@@ -57,6 +57,21 @@ pub(super) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
 }
 
+/// Runs `attempt` until it gives an answer (`Some`): at most [`MAX_ATTEMPTS`] times, with
+/// backoff between, then `Unavailable` with `gave_up`.
+pub(super) async fn optimistic<T, F>(gave_up: &str, attempt: impl Fn() -> F) -> StoreResult<T>
+where
+    F: std::future::Future<Output = StoreResult<Option<T>>>,
+{
+    for i in 0..MAX_ATTEMPTS {
+        backoff(i).await;
+        if let Some(answer) = attempt().await? {
+            return Ok(answer);
+        }
+    }
+    Err(StoreError::Unavailable(gave_up.into()))
+}
+
 /// Waits before a batch call sends again what the last one left unprocessed; gives up after
 /// twice [`MAX_ATTEMPTS`].
 async fn again(op: &str, attempt: u32, left: usize) -> StoreResult<()> {

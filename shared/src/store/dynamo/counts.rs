@@ -70,23 +70,20 @@ impl DynamoStore {
         let Some(delta) = delta else {
             return self.transact(items).await;
         };
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        let items = &items;
+        let gave_up = "the parent's count of listed attachments kept changing";
+        optimistic(gave_up, move || async move {
             let seen = self.listed_count(tenant, parent).await?;
             let mut all = items.clone();
             all.extend(self.count_change(tenant, parent, seen, delta).await?);
-            match self.transact(all).await? {
-                Ok(()) => return Ok(Ok(())),
-                Err(codes) if (0..items.len()).any(|i| failed_at(&codes, i)) => {
-                    return Ok(Err(codes))
-                }
+            Ok(match self.transact(all).await? {
+                Ok(()) => Some(Ok(())),
+                Err(codes) if (0..items.len()).any(|i| failed_at(&codes, i)) => Some(Err(codes)),
                 // Another change of the same parent came first.
-                Err(_) => continue,
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the parent's count of listed attachments kept changing".into(),
-        ))
+                Err(_) => None,
+            })
+        })
+        .await
     }
 
     /// The writes that move the count from `seen` by `delta`, each conditioned on what was
@@ -159,20 +156,16 @@ impl DynamoStore {
         tenant: &TenantId,
         parent: &ParentRef,
     ) -> StoreResult<bool> {
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        let gave_up = "the parent's attachments kept changing while they were counted";
+        optimistic(gave_up, move || async move {
             let seen = self.listed_count(tenant, parent).await?;
             if seen != Listed::Uncounted {
-                return Ok(false);
+                return Ok(Some(false));
             }
             let items = self.recount(tenant, parent, seen, 0).await?;
-            if self.transact(items).await?.is_ok() {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the parent's attachments kept changing while they were counted".into(),
-        ))
+            Ok(self.transact(items).await?.ok().map(|()| true))
+        })
+        .await
     }
 
     /// The put (`put`) or delete of the parent's marker.
