@@ -121,7 +121,8 @@ impl MetadataStore for DynamoStore {
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         let e = Expr::of([("#pk", PK)], [(":pk", s(API_KEYS_PK))]);
-        query_docs(self.query("#pk = :pk", &e)).await
+        let items = query_all(self.query("#pk = :pk", &e)).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
@@ -165,8 +166,12 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        let (_, items) = self.parent_items(tenant, keys, "get_parents").await?;
-        items.iter().map(doc).collect()
+        let found = self.parent_items(tenant, keys, "get_parents").await?;
+        found
+            .iter()
+            .filter_map(|(_, item)| item.as_ref())
+            .map(doc)
+            .collect()
     }
 
     /// Its look-up item, then the parent.
@@ -191,11 +196,9 @@ impl MetadataStore for DynamoStore {
             .await?;
         // Look-ups change with their parent in one transaction; checking costs nothing.
         Ok(parent.filter(|p| {
+            let held = if what == 'R' { &p.reference } else { &p.email };
             p.source.as_deref().unwrap_or("") == source.unwrap_or("")
-                && match lookup {
-                    ParentLookup::Reference(r) => p.reference.as_deref() == Some(r),
-                    ParentLookup::Email(e) => p.email.as_deref() == Some(e),
-                }
+                && held.as_deref() == Some(value)
         }))
     }
 
@@ -278,7 +281,6 @@ impl MetadataStore for DynamoStore {
             self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
             self.put(pointer_item(att), &absent)?,
         ];
-        // A placeholder is listed from the start: its parent's count goes up with it.
         let listed = att.status.is_listed().then_some(1);
         self.transact_counted(items, &att.tenant, &att.parent, listed)
             .await?
@@ -350,7 +352,12 @@ impl MetadataStore for DynamoStore {
         let (mut items, over) = self
             .read_attachments(pk, include_hidden, start, wanted, budget, 0)
             .await?;
-        let stopped = over.as_ref().map(listing::attachment_of_key).transpose()?;
+        let stopped = over.map(|k| {
+            let id = get_s(&k, SK).ok().and_then(|sk| sk.strip_prefix("A#"));
+            let id = id.and_then(|id| AttachmentId::parse(id).ok());
+            id.ok_or_else(|| corrupt("a listing stopped on a key that is no attachment"))
+        });
+        let stopped = stopped.transpose()?;
         let more = items.len() > limit;
         items.truncate(limit);
         // When more follow, the page ends at its last item (a page that ends at `stopped` has
@@ -368,16 +375,10 @@ impl MetadataStore for DynamoStore {
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        let (unique, items) = self
+        let found = self
             .parent_items(tenant, parents, "a listing of many parents")
             .await?;
-        let by_pk: HashMap<&str, &Item> = items
-            .iter()
-            .filter_map(|item| Some((key_strings(item)?.0, item)))
-            .collect();
-        let seen = unique
-            .iter()
-            .map(|p| listed_of_item(by_pk.get(parent_pk(tenant, p).as_str()).copied()))
+        let seen = (found.iter().map(|(_, item)| listed_of_item(item.as_ref())))
             .collect::<StoreResult<Vec<Listed>>>()?;
         let known: usize = seen
             .iter()
@@ -389,13 +390,11 @@ impl MetadataStore for DynamoStore {
         if known > limit {
             return Ok(ManyListing::TooMany);
         }
-        let share = hidden_share(unique.len());
+        let share = hidden_share(found.len());
         // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
         // flight, so the whole listing is two round trips in sequence.
-        let reads = unique
-            .iter()
-            .zip(&seen)
-            .map(|(p, listed)| self.listed_in(tenant, p, *listed, limit - known, share));
+        let reads = (found.iter().zip(&seen))
+            .map(|((p, _), listed)| self.listed_in(tenant, p, *listed, limit - known, share));
         // `None` where a parent has too many.
         let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
         let Some(lists) =
@@ -403,7 +402,7 @@ impl MetadataStore for DynamoStore {
         else {
             return Ok(ManyListing::TooMany);
         };
-        let lists: HashMap<_, _> = unique.into_iter().zip(lists).collect();
+        let lists: HashMap<_, _> = found.iter().map(|(p, _)| *p).zip(lists).collect();
         let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
         Ok(ManyListing::Parents(answer.collect()))
     }
@@ -464,7 +463,8 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        query_docs(self.versions(tenant, att)).await
+        let items = query_all(self.versions(tenant, att)).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn delete_version(

@@ -154,21 +154,6 @@ pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
-/// Whether a transaction failed for what passes: cancelled only by a concurrent transaction on
-/// the same items or throttling of an item's partition, or another transaction with our token
-/// under way. The SDK retries throttling of the whole call itself, but a transaction
-/// cancelled because one item was throttled comes back as a `TransactionCanceledException`,
-/// which it does not retry.
-fn transient(codes: &Cancelled) -> bool {
-    let passing = |c: &String| {
-        matches!(
-            c.as_str(),
-            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-        )
-    };
-    codes.iter().any(passing) && codes.iter().all(|c| c == "None" || passing(c))
-}
-
 /// Runs `q` page by page from `start`, the first page limited to `limit` items: `next` takes
 /// each answer and says how many items the next page may read, or `None` to stop. Returns
 /// the key where the Query stopped while its partition went on.
@@ -215,11 +200,6 @@ pub(super) async fn firsts(
 pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
     let items = q.into_paginator().items().send().try_collect().await;
     items.map_err(|e| dyn_err("Query", e))
-}
-
-/// The documents of every item `q` finds.
-pub(super) async fn query_docs<T: DeserializeOwned>(q: QueryFluentBuilder) -> StoreResult<Vec<T>> {
-    query_all(q).await?.iter().map(doc).collect()
 }
 
 impl DynamoStore {
@@ -275,6 +255,17 @@ impl DynamoStore {
                 return Ok(Ok(()));
             };
             attempt += 1;
+            // Tried again when it failed for what passes: cancelled only by a concurrent
+            // transaction on the same items or throttling of an item's partition, or another
+            // transaction with our token under way. The SDK retries throttling of the whole
+            // call itself, but a transaction cancelled because one item was throttled comes
+            // back as a `TransactionCanceledException`, which it does not retry.
+            let passing = |c: &String| {
+                matches!(
+                    c.as_str(),
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            };
             let passes = match err.as_service_error() {
                 Some(TxError::TransactionCanceledException(t)) => {
                     let codes: Cancelled = t
@@ -285,7 +276,7 @@ impl DynamoStore {
                     if codes.iter().any(|c| c == "ConditionalCheckFailed") {
                         return Ok(Err(codes));
                     }
-                    transient(&codes)
+                    codes.iter().any(passing) && codes.iter().all(|c| c == "None" || passing(c))
                 }
                 Some(TxError::TransactionInProgressException(_)) => true,
                 _ => false,

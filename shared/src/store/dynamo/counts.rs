@@ -1,19 +1,10 @@
-//! A parent's count of listed attachments, and its marker.
-//!
-//! The parent item carries `n`, how many of its attachments are listed (ready or placeholder).
-//! Every write that lists an attachment or stops listing one moves `n` in the same transaction,
-//! so the count is exact; the write touches the attachment's own items and its parent's item,
-//! whatever the size of the parent or the tenant. When `n` leaves zero the same transaction
-//! puts the parent's marker under `T#<t>#L#<kind>#<shard>`, and when it returns to zero it
-//! deletes it: the markers are what lists the parents of a kind that have attachments, and
-//! they are written only then, not on every upload.
-//!
-//! Each change first reads the parent's count, then conditions its write on what it read (`n =
-//! 1` when it takes the last one away, `n >= 1` when it adds to a parent that already has
-//! some): a concurrent change of the same parent makes the condition fail, and the change
-//! reads again. A parent written before counts existed has no `n`: the first change counts its
-//! listed attachments (a consistent Query) and sets `n` on condition that it is still absent,
-//! which no other change of that parent can pass meanwhile.
+//! A parent's count of listed attachments (`n` on its item) and its marker. Every write that
+//! lists an attachment or stops listing one moves `n` in the same transaction, on condition of
+//! the count it read (a concurrent change makes it read again), and puts or deletes the
+//! parent's marker when `n` leaves or returns to zero: the markers list the parents of a kind
+//! that have attachments, and are written only then. A parent written before counts existed
+//! has no `n`: the first change counts its listed attachments and sets `n` on condition that it
+//! is still absent (docs/dynamodb.md, "Access patterns").
 
 use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 

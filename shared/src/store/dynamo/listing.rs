@@ -2,8 +2,6 @@
 //! a budget, and the first upload under way in a partition of the leftovers index. Each reads
 //! a bounded number of items, whatever a parent or a tenant holds.
 
-use aws_sdk_dynamodb::operation::query::QueryOutput;
-
 use super::counts::Listed;
 use super::*;
 use crate::domain::AttachmentStatus;
@@ -13,27 +11,6 @@ use crate::domain::AttachmentStatus;
 const SLACK: usize = 4;
 /// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
 const OLDEST_UPLOAD_PAGES: usize = 10;
-
-/// How many items beyond those still wanted the next Query of a listing reads: twice as many
-/// as before plus the hidden ones this one stepped over, so that a run of hidden attachments
-/// (abandoned uploads) costs a few round trips, not one per page's worth; what a listing reads
-/// in all stays within its budget.
-fn more_for_hidden(extra: usize, resp: &QueryOutput) -> usize {
-    match usize::try_from(resp.scanned_count - resp.count) {
-        Ok(0) | Err(_) => extra,
-        Ok(hidden) => extra.saturating_add(hidden).saturating_mul(2),
-    }
-}
-
-/// The attachment id of an attachment item's key (a page's stopping point).
-pub(super) fn attachment_of_key(k: &Item) -> StoreResult<AttachmentId> {
-    key_strings(k)
-        .and_then(|(_, sk)| sk.strip_prefix("A#"))
-        .and_then(|id| AttachmentId::parse(id).ok())
-        .ok_or_else(|| {
-            StoreError::Corrupt("a listing stopped on a key that is no attachment".into())
-        })
-}
 
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
@@ -100,7 +77,14 @@ impl DynamoStore {
         let first = target.saturating_add(extra).min(budget);
         let stopped = pages(q, start, first, |resp| {
             read = read.saturating_add(usize::try_from(resp.scanned_count).unwrap_or(0));
-            extra = more_for_hidden(extra, &resp);
+            // Beyond what is still wanted, the next Query reads twice as many as before plus the
+            // hidden ones this one stepped over, so that a run of hidden attachments (abandoned
+            // uploads) costs a few round trips, not one per page's worth; what a listing reads
+            // in all stays within its budget.
+            let hidden = usize::try_from(resp.scanned_count - resp.count).unwrap_or(0);
+            if hidden > 0 {
+                extra = extra.saturating_add(hidden).saturating_mul(2);
+            }
             for item in resp.items() {
                 found.push(doc(item)?);
             }

@@ -1,13 +1,8 @@
 //! The one-off migration of a table written before parents had counts: each per-kind parent
 //! index item (`T#<t>#I#<kind>`, sort key the parent id) names a parent that may have listed
-//! attachments but no count and no marker yet. The migration gives each of them its count and
-//! marker (as the first change of its attachments would, see `counts.rs`) and deletes the
-//! index item.
-//!
-//! It is the one place the store scans the table: the index items are spread over every
-//! tenant and kind, and nothing else finds them. It reads the table in pages and deletes each
-//! index item once its parent is counted, so it can be stopped and run again; a run over a
-//! migrated table finds nothing to do.
+//! attachments but no count and no marker yet; the migration counts it (see `counts.rs`) and
+//! deletes the index item. It is the one Scan of the store (nothing else finds those items);
+//! it can be stopped and run again, and finds nothing to do on a migrated table.
 
 use super::*;
 

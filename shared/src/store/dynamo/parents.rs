@@ -31,14 +31,15 @@ impl DynamoStore {
         }
     }
 
-    /// The items of distinct `keys` (BatchGetItem refuses repeats), in one BatchGetItem; more
-    /// than [`MAX_BATCH_KEYS`] distinct keys are refused, saying so in `too_many`.
+    /// Each of the distinct `keys` (BatchGetItem refuses repeats) with its item, `None` where
+    /// there is none, in one BatchGetItem; more than [`MAX_BATCH_KEYS`] distinct keys are
+    /// refused, saying so in `too_many`.
     pub(super) async fn parent_items<'a>(
         &self,
         tenant: &TenantId,
         keys: &'a [ParentRef],
         too_many: &str,
-    ) -> StoreResult<(Vec<&'a ParentRef>, Vec<Item>)> {
+    ) -> StoreResult<Vec<(&'a ParentRef, Option<Item>)>> {
         let mut unique: Vec<&ParentRef> = Vec::with_capacity(keys.len());
         for k in keys {
             if !unique.contains(&k) {
@@ -51,8 +52,13 @@ impl DynamoStore {
             )));
         }
         let batch = unique.iter().map(|k| parent_key(tenant, k)).collect();
-        let items = self.batch_get(batch).await?;
-        Ok((unique, items))
+        let mut by_pk: HashMap<String, Item> = (self.batch_get(batch).await?.into_iter())
+            .filter_map(|item| Some((key_strings(&item)?.0.to_owned(), item)))
+            .collect();
+        let found = unique
+            .into_iter()
+            .map(|k| (k, by_pk.remove(&parent_pk(tenant, k))));
+        Ok(found.collect())
     }
 
     /// The write of the parent's own item: an update of its document and revision while the
