@@ -393,9 +393,24 @@ impl MetadataStore for DynamoStore {
         let share = hidden_share(found.len());
         // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
         // flight, so the whole listing is two round trips in sequence.
-        let reads = (found.iter().zip(&seen))
-            .map(|((p, _), listed)| self.listed_in(tenant, p, *listed, limit - known, share));
-        // `None` where a parent has too many.
+        let room = limit - known;
+        let reads = found.iter().zip(&seen).map(|((p, _), listed)| async move {
+            // A parent's listed attachments, oldest first, or `None` when it has more than its
+            // count allows (or, without a count, more than `room`), or more than `share`
+            // hidden ones before its last listed one.
+            let (target, at_most) = match *listed {
+                Listed::NoParent => return Ok(Some(None)),
+                Listed::Count(0) => return Ok(Some(Some(Vec::new()))),
+                Listed::Count(k) if k > 0 => (usize::try_from(k).unwrap_or(0), None),
+                _ => (room.saturating_add(1), Some(room)),
+            };
+            let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
+            let (list, over) = self
+                .read_attachments(pk, false, None, target, budget, listing::SLACK)
+                .await?;
+            let too_many = over.is_some() || at_most.is_some_and(|room| list.len() > room);
+            Ok::<_, StoreError>((!too_many).then_some(Some(list)))
+        });
         let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
         let Some(lists) =
             lists.filter(|l| l.iter().flatten().map(Vec::len).sum::<usize>() <= limit)

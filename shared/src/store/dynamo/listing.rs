@@ -2,13 +2,12 @@
 //! a budget, and the first upload under way in a partition of the leftovers index. Each reads
 //! a bounded number of items, whatever a parent or a tenant holds.
 
-use super::counts::Listed;
 use super::*;
 use crate::domain::AttachmentStatus;
 
 /// A few items more than wanted per Query of a counted parent, so that a hidden attachment or
 /// two among its listed ones cost no second round trip.
-const SLACK: usize = 4;
+pub(super) const SLACK: usize = 4;
 /// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
 const OLDEST_UPLOAD_PAGES: usize = 10;
 
@@ -28,34 +27,6 @@ impl DynamoStore {
         let filter = (!hidden).then(|| "#st IN (:ready, :placeholder)".to_owned());
         self.query("#pk = :pk AND begins_with(#sk, :a)", &e)
             .set_filter_expression(filter)
-    }
-
-    /// A parent's listed attachments, oldest first, as its item's `listed` says (a parent with
-    /// a count of zero or none is answered without a read): `None` when it has more than
-    /// `room`, or more than `share` hidden ones before its last listed one.
-    pub(super) async fn listed_in(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        listed: Listed,
-        room: usize,
-        share: usize,
-    ) -> StoreResult<Option<Option<Vec<Attachment>>>> {
-        // Its count says how many there are; without one, a read of one more than `room`
-        // tells that it has too many.
-        let (target, at_most) = match listed {
-            Listed::NoParent => return Ok(Some(None)),
-            Listed::Count(0) => return Ok(Some(Some(Vec::new()))),
-            Listed::Count(k) if k > 0 => (usize::try_from(k).unwrap_or(0), None),
-            _ => (room.saturating_add(1), Some(room)),
-        };
-        let pk = super::parent_pk(tenant, parent);
-        let budget = target.saturating_add(share);
-        let (found, over) = self
-            .read_attachments(pk, false, None, target, budget, SLACK)
-            .await?;
-        let too_many = over.is_some() || at_most.is_some_and(|room| found.len() > room);
-        Ok((!too_many).then_some(Some(found)))
     }
 
     /// A parent's attachments from `start` in strongly consistent Queries, each limited to
@@ -88,12 +59,9 @@ impl DynamoStore {
             for item in resp.items() {
                 found.push(doc(item)?);
             }
-            let more = found.len() < target && read < budget;
-            Ok(more.then(|| {
-                (target - found.len())
-                    .saturating_add(extra)
-                    .min(budget - read)
-            }))
+            let next = (target.saturating_sub(found.len()).saturating_add(extra))
+                .min(budget.saturating_sub(read));
+            Ok((found.len() < target && read < budget).then_some(next))
         })
         .await?;
         // With `target` found, the read is complete wherever it stopped.
