@@ -45,10 +45,13 @@ use super::{
     StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
-    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
-    VersionId,
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
+    TenantId, Version, VersionId,
 };
 use counts::{listed_of_item, Listed};
+
+/// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
+const OLDEST_UPLOAD_PAGES: usize = 10;
 
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
@@ -196,9 +199,8 @@ impl MetadataStore for DynamoStore {
             .await?;
         // Look-ups change with their parent in one transaction; checking costs nothing.
         Ok(parent.filter(|p| {
-            let held = if what == 'R' { &p.reference } else { &p.email };
             p.source.as_deref().unwrap_or("") == source.unwrap_or("")
-                && held.as_deref() == Some(value)
+                && parents::held(p, what) == Some(value)
         }))
     }
 
@@ -305,11 +307,8 @@ impl MetadataStore for DynamoStore {
         }
         let e = e.when(cond);
         let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
-        let delta = match (expected.status.is_listed(), att.status.is_listed()) {
-            (false, true) => Some(1),
-            (true, false) => Some(-1),
-            _ => None,
-        };
+        let listed = |status: AttachmentStatus| i64::from(status.is_listed());
+        let delta = Some(listed(att.status) - listed(expected.status)).filter(|d| *d != 0);
         self.transact_counted(items, &att.tenant, &att.parent, delta)
             .await?
             .map_err(|_| StoreError::Conflict("attachment changed or was deleted meanwhile".into()))
@@ -538,12 +537,37 @@ impl MetadataStore for DynamoStore {
         Ok(out)
     }
 
-    /// Each partition of the index read at once for its first, the earliest of those.
+    /// Each partition of the index read at once for its first leftover, in expiry order, with
+    /// an upload under way; the earliest of those. The index holds every attribute (`ALL`), so
+    /// its items are the answer. The filter applies after each page is read, so pages of
+    /// refused uploads and unfinished deletions may come first: a few at most, as the sweep
+    /// removes expired leftovers every hour.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        let firsts = self
-            .leftover_partitions()
-            .into_iter()
-            .map(|p| self.oldest_upload_in(p));
+        let names = [("#lpk", LEFTOVER_PK), ("#upv", UPLOAD), ("#doc", DOC)];
+        let firsts = self.leftover_partitions().into_iter().map(|partition| async move {
+            let e = Expr::of(names, [(":l", s(partition.as_str()))]);
+            let q = self
+                .query("#lpk = :l", &e)
+                .index_name(LEFTOVERS_INDEX)
+                .set_consistent_read(None)
+                .filter_expression("attribute_exists(#upv)")
+                .projection_expression("#doc");
+            let (mut first, mut read) = (None, 0);
+            let more = pages(q, None, 100, |resp| {
+                first = resp.items.unwrap_or_default().into_iter().next();
+                read += 1;
+                Ok((first.is_none() && read < OLDEST_UPLOAD_PAGES).then_some(100))
+            })
+            .await?;
+            match first {
+                Some(item) => Ok(Some(doc::<Attachment>(&item)?)),
+                None if more.is_none() => Ok(None),
+                None => Err(StoreError::Unavailable(format!(
+                    "no upload under way among the first {} leftovers of {partition}: the sweep is not keeping up",
+                    OLDEST_UPLOAD_PAGES * 100
+                ))),
+            }
+        });
         let firsts = try_join_all(firsts).await?.into_iter().flatten();
         Ok(firsts.min_by_key(|a| (a.expires_at, a.id)))
     }

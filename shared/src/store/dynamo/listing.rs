@@ -8,8 +8,6 @@ use crate::domain::AttachmentStatus;
 /// A few items more than wanted per Query of a counted parent, so that a hidden attachment or
 /// two among its listed ones cost no second round trip.
 pub(super) const SLACK: usize = 4;
-/// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
-const OLDEST_UPLOAD_PAGES: usize = 10;
 
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
@@ -76,38 +74,5 @@ impl DynamoStore {
             .map(|i| format!("{LEFTOVER}#{i}"))
             .chain([LEFTOVER.to_owned()])
             .collect()
-    }
-
-    /// The first leftover of one partition, in expiry order, with an upload under way. The
-    /// index holds every attribute (`ALL`), so its items are the answer. The filter applies
-    /// after each page is read, so pages of refused uploads and unfinished deletions may come
-    /// first: a few at most, as the sweep removes expired leftovers every hour.
-    pub(super) async fn oldest_upload_in(
-        &self,
-        partition: String,
-    ) -> StoreResult<Option<Attachment>> {
-        let names = [("#lpk", LEFTOVER_PK), ("#upv", UPLOAD), ("#doc", DOC)];
-        let e = Expr::of(names, [(":l", s(partition.as_str()))]);
-        let q = self
-            .query("#lpk = :l", &e)
-            .index_name(LEFTOVERS_INDEX)
-            .set_consistent_read(None)
-            .filter_expression("attribute_exists(#upv)")
-            .projection_expression("#doc");
-        let (mut first, mut read) = (None, 0);
-        let more = pages(q, None, 100, |resp| {
-            first = resp.items.unwrap_or_default().into_iter().next();
-            read += 1;
-            Ok((first.is_none() && read < OLDEST_UPLOAD_PAGES).then_some(100))
-        })
-        .await?;
-        match first {
-            Some(item) => Ok(Some(doc(&item)?)),
-            None if more.is_none() => Ok(None),
-            None => Err(StoreError::Unavailable(format!(
-                "no upload under way among the first {} leftovers of {partition}: the sweep is not keeping up",
-                OLDEST_UPLOAD_PAGES * 100
-            ))),
-        }
     }
 }

@@ -18,6 +18,15 @@ pub(super) fn mine(id: &ParentId) -> Expr {
     Expr::of(names, [(":pid", s(id.as_str()))]).when("attribute_not_exists(#pk) OR #pid = :pid")
 }
 
+/// A parent's look-up value: its reference (`R`) or its e-mail (`E`).
+pub(super) fn held(p: &Parent, what: char) -> Option<&str> {
+    if what == 'R' {
+        p.reference.as_deref()
+    } else {
+        p.email.as_deref()
+    }
+}
+
 impl DynamoStore {
     /// The parent as stored now (consistent), with its revision.
     pub(super) async fn stored_parent(
@@ -25,10 +34,8 @@ impl DynamoStore {
         tenant: &TenantId,
         k: &ParentRef,
     ) -> StoreResult<Option<Stored>> {
-        match self.get_item(parent_key(tenant, k)).await? {
-            Some(item) => Ok(Some((doc(&item)?, get_n(&item, REV)?))),
-            None => Ok(None),
-        }
+        let item = self.get_item(parent_key(tenant, k)).await?;
+        item.map(|i| Ok((doc(&i)?, get_n(&i, REV)?))).transpose()
     }
 
     /// Each of the distinct `keys` (BatchGetItem refuses repeats) with its item, `None` where
@@ -70,8 +77,7 @@ impl DynamoStore {
         old: Option<&Stored>,
     ) -> StoreResult<TransactWriteItem> {
         let Some((_, rev)) = old else {
-            let absent = Expr::absent();
-            return self.put(parent_item(parent, 0)?, &absent);
+            return self.put(parent_item(parent, 0)?, &Expr::absent());
         };
         let body = serde_json::to_string(parent).map_err(super::corrupt)?;
         let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
@@ -92,22 +98,11 @@ impl DynamoStore {
         let (tenant, kind) = (&parent.tenant, &parent.key.kind);
         let ours = mine(&parent.key.id);
         let mut claims = Vec::new();
-        let values = [
-            (
-                'R',
-                parent.reference.as_deref(),
-                old.and_then(|p| p.reference.as_deref()),
-            ),
-            (
-                'E',
-                parent.email.as_deref(),
-                old.and_then(|p| p.email.as_deref()),
-            ),
-        ];
         let src = parent.source.as_deref().unwrap_or("");
         let old_src = old.and_then(|p| p.source.as_deref()).unwrap_or("");
-        for (what, new_value, old_value) in values {
-            let new_key = new_value.map(|v| lookup_key(tenant, what, kind, src, v));
+        for what in ['R', 'E'] {
+            let new_key = held(parent, what).map(|v| lookup_key(tenant, what, kind, src, v));
+            let old_value = old.and_then(|p| held(p, what));
             let old_key = old_value.map(|v| lookup_key(tenant, what, kind, old_src, v));
             if let Some(k) = &new_key {
                 let mut claim = k.clone();
