@@ -15,8 +15,6 @@
 //! attributes that keys, conditions and filters need; the service bounds every free-text
 //! field, so an item stays far below DynamoDB's 400 KB.
 
-mod api_keys;
-mod attachments;
 mod calls;
 mod counts;
 mod items;
@@ -35,16 +33,25 @@ pub use table::{bulk_attachment_items, bulk_parent_items, create_table, table_ex
 use calls::*;
 use items::*;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::Client;
+use futures_util::future::try_join_all;
 
 use super::{
-    Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome, StoreResult,
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
+    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
-    ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
-    VersionId,
+    ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
+    TenantId, Version, VersionId,
 };
+use counts::{listed_of_item, Listed};
+
+/// Pages of 100 leftovers read, at most, in each shard to find its oldest upload under way.
+const OLDEST_UPLOAD_PAGES: usize = 10;
 
 /// DynamoDB-backed [`MetadataStore`].
 #[derive(Debug, Clone)]
@@ -71,42 +78,106 @@ impl DynamoStore {
         self
     }
 
-    fn attachment_item(&self, att: &Attachment) -> StoreResult<Item> {
-        attachment_item(att, self.leftover_shards)
+    /// Where an attachment lives: its parent, from the pointer item.
+    async fn home_of(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<Option<ParentRef>> {
+        let pointer = self.get_item(pointer_key(tenant, id)).await?;
+        pointer.as_ref().map(parent_of_pointer).transpose()
+    }
+
+    /// The items of an attachment's versions, in its own partition.
+    fn versions(&self, tenant: &TenantId, att: AttachmentId) -> QueryFluentBuilder {
+        let values = [(":pk", s(attachment_pk(tenant, att))), (":prefix", s("V#"))];
+        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)
     }
 }
 
-/// Each method is one use of the table, written in the submodule named for what it stores.
+/// Each method is one use of the table; the helpers they share are in the submodules.
 #[async_trait]
 impl MetadataStore for DynamoStore {
+    // ---- API keys: each stored twice, by the hash of its secret (authentication, one
+    // GetItem) and by its public id in the one partition `KEYS` (listing, revocation), written
+    // together. Keys are few and change rarely, so that partition is never busy.
+
     async fn put_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
-        self.write_api_key(key_rec).await
+        let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
+        let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
+        by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
+        let id_free = Expr::of(
+            [("#pk", PK), ("#hash", HASH)],
+            [(":hash", s(key_rec.hash.as_str()))],
+        )
+        .when("attribute_not_exists(#pk) OR #hash = :hash");
+        let items = vec![
+            self.put(by_hash, &Expr::default())?,
+            self.put(by_id, &id_free)?,
+        ];
+        self.transact(items)
+            .await?
+            .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.api_key_by_hash(hash).await
+        // Consistent, so a revocation takes effect on the very next request.
+        self.get_doc(api_key_key(hash)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.all_api_keys().await
+        let e = Expr::of([("#pk", PK)], [(":pk", s(API_KEYS_PK))]);
+        let items = query_all(self.query("#pk = :pk", &e)).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        self.revoke_key(id).await
+        let by_id = key_item(API_KEYS_PK, id);
+        let Some(mut rec) = self.get_doc::<ApiKey>(by_id).await? else {
+            return Ok(false);
+        };
+        rec.revoked = true;
+        self.put_api_key(&rec).await?;
+        Ok(true)
     }
 
+    // ---- parents (see `parents.rs`)
+
+    /// Reads the parent, then one transaction of its item (on condition of the revision read)
+    /// and its look-ups. A look-up another parent holds is a `Conflict`; a revision that moved
+    /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        self.write_parent(parent).await
+        let gave_up = "the parent kept changing during the update";
+        optimistic(gave_up, move || async move {
+            let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
+            let mut items = vec![self.parent_write(parent, stored.as_ref())?];
+            let claims = self.lookup_writes(parent, stored.as_ref().map(|s| &s.0), &mut items)?;
+            match self.transact(items).await? {
+                Ok(()) if stored.is_some() => Ok(Some(PutOutcome::Updated)),
+                Ok(()) => Ok(Some(PutOutcome::Created)),
+                Err(codes) if claims.iter().any(|i| failed_at(&codes, *i)) => {
+                    Err(StoreError::Conflict(
+                        "another parent of this kind and source has that reference or email".into(),
+                    ))
+                }
+                // The parent changed between the read and the write: read again.
+                Err(_) => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn get_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<Option<Parent>> {
-        self.read_parent(tenant, k).await
+        self.get_doc(parent_key(tenant, k)).await
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        self.read_parents(tenant, keys).await
+        let found = self.parent_items(tenant, keys, "get_parents").await?;
+        found
+            .iter()
+            .filter_map(|(_, item)| item.as_ref())
+            .map(doc)
+            .collect()
     }
 
+    /// Its look-up item, then the parent.
     async fn find_parent(
         &self,
         tenant: &TenantId,
@@ -114,13 +185,55 @@ impl MetadataStore for DynamoStore {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> StoreResult<Option<Parent>> {
-        self.parent_by_lookup(tenant, kind, source, lookup).await
+        let (what, value) = match lookup {
+            ParentLookup::Reference(r) => ('R', r),
+            ParentLookup::Email(e) => ('E', e),
+        };
+        let claim = lookup_key(tenant, what, kind, source.unwrap_or(""), value);
+        let Some(item) = self.get_item(claim).await? else {
+            return Ok(None);
+        };
+        let id = parent_id(get_s(&item, PARENT_ID)?)?;
+        let parent = self
+            .get_parent(tenant, &ParentRef::new(kind.clone(), id))
+            .await?;
+        // Look-ups change with their parent in one transaction; checking costs nothing.
+        Ok(parent.filter(|p| {
+            p.source.as_deref().unwrap_or("") == source.unwrap_or("")
+                && parents::held(p, what) == Some(value)
+        }))
     }
 
+    /// Deletes the parent's item, its look-ups (while still its own), its marker and the index
+    /// item of a table from before counts existed: one transaction of at most five items,
+    /// whatever the parent held (its attachments are removed before, one by one).
     async fn delete_parent(&self, tenant: &TenantId, k: &ParentRef) -> StoreResult<bool> {
-        self.remove_parent(tenant, k).await
+        let gave_up = "the parent kept changing during its deletion";
+        optimistic(gave_up, move || async move {
+            let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
+                return Ok(Some(false));
+            };
+            let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
+            let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
+            let ours = parents::mine(&k.id);
+            let src = parent.source.as_deref().unwrap_or("");
+            for (what, value) in [('R', &parent.reference), ('E', &parent.email)] {
+                if let Some(v) = value {
+                    let claim = lookup_key(tenant, what, &k.kind, src, v);
+                    items.push(self.delete(claim, &ours)?);
+                }
+            }
+            // Its marker goes with it (whatever its count, since nothing lists a parent that is
+            // gone), and the index item of a table from before counts existed.
+            items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
+            items.push(self.delete(legacy_index_key(tenant, k), &Expr::default())?);
+            Ok(self.transact(items).await?.ok().map(|()| true))
+        })
+        .await
     }
 
+    /// Every marker shard is read at once, each from `after` and for one more than `limit`,
+    /// and the answers merged in id order.
     async fn parents_with_attachments(
         &self,
         tenant: &TenantId,
@@ -128,25 +241,95 @@ impl MetadataStore for DynamoStore {
         after: Option<&ParentId>,
         limit: usize,
     ) -> StoreResult<ParentPage> {
-        self.marked_parents(tenant, kind, after, limit).await
+        let wanted = limit.saturating_add(1);
+        let shards = (0..MARKER_SHARDS).map(|shard| {
+            let e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
+            match after {
+                None => self.query("#pk = :pk", &e),
+                Some(a) => {
+                    let e = e.name("#sk", SK).value(":after", s(a.as_str()));
+                    self.query("#pk = :pk AND #sk > :after", &e)
+                }
+            }
+        });
+        let items = firsts(shards, wanted).await?;
+        let mut ids: Vec<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let parents = ids
+            .iter()
+            .map(|id| Ok(ParentRef::new(kind.clone(), parent_id(id)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = parents.last().filter(|_| more).map(|p| p.id.clone());
+        Ok(ParentPage {
+            parents,
+            next_after,
+        })
     }
 
+    // ---- attachments and their versions. An attachment's item lives in its parent's
+    // partition (so a listing is one Query); its pointer and its versions in a partition of
+    // its own, so finding it by id needs no parent and its versions never crowd the parent's.
+    // A write that lists an attachment or stops listing it moves the parent's count in the
+    // same transaction (`counts.rs`); nothing else of the parent is written.
+
+    /// Its item and its pointer, each only if absent; a listed one (a placeholder) moves its
+    /// parent's count in the same transaction.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        self.insert_attachment(att).await
+        let absent = Expr::absent();
+        let items = vec![
+            self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
+            self.put(pointer_item(att), &absent)?,
+        ];
+        let listed = att.status.is_listed().then_some(1);
+        self.transact_counted(items, &att.tenant, &att.parent, listed)
+            .await?
+            .map_err(|_| StoreError::Conflict("attachment exists".into()))
     }
 
+    /// On condition that its status, version and upload under way are still as `expected`;
+    /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        self.change_attachment(att, expected).await
+        let names = [("#st", STATUS), ("#vid", VERSION), ("#upv", UPLOAD)];
+        let mut e = Expr::of(names, [(":st", s(expected.status.as_str()))]);
+        let mut cond = "#st = :st".to_owned();
+        // `#st = :st AND #vid = :vid AND attribute_not_exists(#upv)` and the like.
+        for (attr, expected) in [("vid", expected.version), ("upv", expected.upload)] {
+            match expected {
+                Some(v) => {
+                    e = e.value(&format!(":{attr}"), s(v.to_string()));
+                    cond += &format!(" AND #{attr} = :{attr}");
+                }
+                None => cond += &format!(" AND attribute_not_exists(#{attr})"),
+            }
+        }
+        let e = e.when(cond);
+        let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
+        let listed = |status: AttachmentStatus| i64::from(status.is_listed());
+        let delta = Some(listed(att.status) - listed(expected.status)).filter(|d| *d != 0);
+        self.transact_counted(items, &att.tenant, &att.parent, delta)
+            .await?
+            .map_err(|_| StoreError::Conflict("attachment changed or was deleted meanwhile".into()))
     }
 
+    /// Its pointer (where it lives), then its item, both consistent.
     async fn get_attachment(
         &self,
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        self.read_attachment(tenant, id).await
+        match self.home_of(tenant, id).await? {
+            Some(parent) => self.get_doc(attachment_key(tenant, &parent, id)).await,
+            None => Ok(None),
+        }
     }
 
+    /// One page: strongly consistent Queries from `after`, each limited to what is still
+    /// wanted, until one more than `limit` is found (so `next_after` is set only when another
+    /// item follows) or [`MAX_HIDDEN_SKIPPED`] hidden ones have been stepped over (then the
+    /// page ends there).
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -155,21 +338,123 @@ impl MetadataStore for DynamoStore {
         limit: usize,
         include_hidden: bool,
     ) -> StoreResult<Page> {
-        self.page_of(tenant, parent, after, limit, include_hidden)
-            .await
+        // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
+        // attachment still exists.
+        let start = after.map(|a| attachment_key(tenant, parent, a));
+        let wanted = limit.saturating_add(1);
+        let budget = if include_hidden {
+            usize::MAX
+        } else {
+            wanted.saturating_add(MAX_HIDDEN_SKIPPED)
+        };
+        let pk = parent_pk(tenant, parent);
+        let (mut items, over) = self
+            .read_attachments(pk, include_hidden, start, wanted, budget, 0)
+            .await?;
+        let stopped = over.map(|k| {
+            let id = get_s(&k, SK).ok().and_then(|sk| sk.strip_prefix("A#"));
+            let id = id.and_then(|id| AttachmentId::parse(id).ok());
+            id.ok_or_else(|| corrupt("a listing stopped on a key that is no attachment"))
+        });
+        let stopped = stopped.transpose()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        // When more follow, the page ends at its last item (a page that ends at `stopped` has
+        // fewer than `limit`).
+        let next_after = items.last().filter(|_| more).map(|a| a.id).or(stopped);
+        Ok(Page { items, next_after })
     }
 
+    /// Two round trips: one BatchGetItem of the parents' items (which exist, and their
+    /// counts), then one Query per parent that has listed attachments, all at once. Counts
+    /// past `limit` are refused before any attachment is read.
     async fn list_attachments_of_many(
         &self,
         tenant: &TenantId,
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        self.listed_of_many(tenant, parents, limit).await
+        let found = self
+            .parent_items(tenant, parents, "a listing of many parents")
+            .await?;
+        let seen = (found.iter().map(|(_, item)| listed_of_item(item.as_ref())))
+            .collect::<StoreResult<Vec<Listed>>>()?;
+        let known: usize = seen
+            .iter()
+            .map(|l| match l {
+                Listed::Count(k) => usize::try_from(*k).unwrap_or(0),
+                _ => 0,
+            })
+            .sum();
+        if known > limit {
+            return Ok(ManyListing::TooMany);
+        }
+        let share = hidden_share(found.len());
+        // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
+        // flight, so the whole listing is two round trips in sequence.
+        let room = limit - known;
+        let reads = found.iter().zip(&seen).map(|((p, _), listed)| async move {
+            // A parent's listed attachments, oldest first, or `None` when it has more than its
+            // count allows (or, without a count, more than `room`), or more than `share`
+            // hidden ones before its last listed one.
+            let (target, at_most) = match *listed {
+                Listed::NoParent => return Ok(Some(None)),
+                Listed::Count(0) => return Ok(Some(Some(Vec::new()))),
+                Listed::Count(k) if k > 0 => (usize::try_from(k).unwrap_or(0), None),
+                _ => (room.saturating_add(1), Some(room)),
+            };
+            let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
+            let (list, over) = self
+                .read_attachments(pk, false, None, target, budget, listing::SLACK)
+                .await?;
+            let too_many = over.is_some() || at_most.is_some_and(|room| list.len() > room);
+            Ok::<_, StoreError>((!too_many).then_some(Some(list)))
+        });
+        let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
+        let Some(lists) =
+            lists.filter(|l| l.iter().flatten().map(Vec::len).sum::<usize>() <= limit)
+        else {
+            return Ok(ManyListing::TooMany);
+        };
+        let lists: HashMap<_, _> = found.iter().map(|(p, _)| *p).zip(lists).collect();
+        let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
+        Ok(ManyListing::Parents(answer.collect()))
     }
 
+    /// Its versions, then its item and pointer in one transaction (with its parent's count
+    /// when it was listed), on condition that its status is as read.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        self.remove_attachment(tenant, id).await
+        let mut versions = query_all(self.versions(tenant, id)).await?;
+        versions
+            .iter_mut()
+            .for_each(|v| v.retain(|k, _| k == PK || k == SK));
+        self.batch_delete(versions).await?;
+        let Some(parent) = self.home_of(tenant, id).await? else {
+            return Ok(false);
+        };
+        let home = attachment_key(tenant, &parent, id);
+        let (home, parent) = (&home, &parent);
+        let gave_up = "the attachment kept changing during its deletion";
+        optimistic(gave_up, move || async move {
+            let current: Option<Attachment> = self.get_doc(home.clone()).await?;
+            let as_read = match &current {
+                Some(att) => {
+                    let status = [(":st", s(att.status.as_str()))];
+                    Expr::of([("#st", STATUS)], status).when("#st = :st")
+                }
+                None => Expr::absent(),
+            };
+            let items = vec![
+                self.delete(pointer_key(tenant, id), &Expr::default())?,
+                self.delete(home.clone(), &as_read)?,
+            ];
+            let listed = current.as_ref().filter(|a| a.status.is_listed());
+            let delta = listed.map(|_| -1);
+            // When its status changed meanwhile, read again, so the count stays right.
+            let done = self.transact_counted(items, tenant, parent, delta).await?;
+            Ok(done.ok().map(|()| current.is_some()))
+        })
+        .await
     }
 
     async fn put_version(
@@ -178,7 +463,13 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        self.write_version(tenant, att, v).await
+        let item = doc_item(version_key(tenant, att, v.id), v)?;
+        let put = self.client.put_item().table_name(&self.table);
+        put.set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| dyn_err("PutItem", e))?;
+        Ok(())
     }
 
     async fn list_versions(
@@ -186,7 +477,8 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         att: AttachmentId,
     ) -> StoreResult<Vec<Version>> {
-        self.read_versions(tenant, att).await
+        let items = query_all(self.versions(tenant, att)).await?;
+        items.iter().map(doc).collect()
     }
 
     async fn delete_version(
@@ -195,14 +487,88 @@ impl MetadataStore for DynamoStore {
         att: AttachmentId,
         version: VersionId,
     ) -> StoreResult<()> {
-        self.remove_version(tenant, att, version).await
+        self.delete_item(version_key(tenant, att, version)).await
     }
 
+    // ---- leftovers
+
+    /// Every shard of the index (and the one partition of tables from before it was sharded)
+    /// is read at once for its earliest `limit`, the candidates merged, and each read again
+    /// consistently, since the index is eventually consistent: only those still expired are
+    /// kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
-        self.leftovers(before, limit).await
+        let limit = limit.max(1);
+        let names = [
+            ("#lpk", LEFTOVER_PK),
+            ("#lsk", LEFTOVER_SK),
+            ("#pk", PK),
+            ("#sk", SK),
+        ];
+        let queries = self.leftover_partitions().into_iter().map(|partition| {
+            let e = Expr::of(
+                names,
+                [(":l", s(partition)), (":before", expiry_key(before))],
+            );
+            self.query("#lpk = :l AND #lsk < :before", &e)
+                .index_name(LEFTOVERS_INDEX)
+                .set_consistent_read(None)
+                .projection_expression("#pk, #sk, #lsk")
+        });
+        let found = firsts(queries, limit).await?;
+        // Earliest first, then in key order.
+        let mut candidates: Vec<(&str, &str, &str)> = found
+            .iter()
+            .filter_map(|i| Some((get_s(i, LEFTOVER_SK).unwrap_or_default(), key_strings(i)?)))
+            .map(|(expiry, (pk, sk))| (expiry, pk, sk))
+            .collect();
+        candidates.sort_unstable();
+        candidates.truncate(limit);
+        let keys = candidates
+            .into_iter()
+            .map(|(_, pk, sk)| key_item(pk, sk))
+            .collect();
+        let items = self.batch_get(keys).await?;
+        let mut out = items
+            .iter()
+            .map(doc)
+            .collect::<StoreResult<Vec<Attachment>>>()?;
+        out.retain(|a| a.expires_at.is_some_and(|e| e < before));
+        out.sort_by_key(|a| (a.expires_at, a.id));
+        Ok(out)
     }
 
+    /// Each partition of the index read at once for its first leftover, in expiry order, with
+    /// an upload under way; the earliest of those. The index holds every attribute (`ALL`), so
+    /// its items are the answer. The filter applies after each page is read, so pages of
+    /// refused uploads and unfinished deletions may come first: a few at most, as the sweep
+    /// removes expired leftovers every hour.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        self.oldest_upload().await
+        let names = [("#lpk", LEFTOVER_PK), ("#upv", UPLOAD), ("#doc", DOC)];
+        let firsts = self.leftover_partitions().into_iter().map(|partition| async move {
+            let e = Expr::of(names, [(":l", s(partition.as_str()))]);
+            let q = self
+                .query("#lpk = :l", &e)
+                .index_name(LEFTOVERS_INDEX)
+                .set_consistent_read(None)
+                .filter_expression("attribute_exists(#upv)")
+                .projection_expression("#doc");
+            let (mut first, mut read) = (None, 0);
+            let more = pages(q, None, 100, |resp| {
+                first = resp.items.unwrap_or_default().into_iter().next();
+                read += 1;
+                Ok((first.is_none() && read < OLDEST_UPLOAD_PAGES).then_some(100))
+            })
+            .await?;
+            match first {
+                Some(item) => Ok(Some(doc::<Attachment>(&item)?)),
+                None if more.is_none() => Ok(None),
+                None => Err(StoreError::Unavailable(format!(
+                    "no upload under way among the first {} leftovers of {partition}: the sweep is not keeping up",
+                    OLDEST_UPLOAD_PAGES * 100
+                ))),
+            }
+        });
+        let firsts = try_join_all(firsts).await?.into_iter().flatten();
+        Ok(firsts.min_by_key(|a| (a.expires_at, a.id)))
     }
 }

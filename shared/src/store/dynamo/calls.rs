@@ -1,26 +1,29 @@
-//! The calls the store makes, in one place: expression names and values, transaction items,
-//! Query, GetItem, BatchGetItem and BatchWriteItem with their retries of unprocessed keys, and
+//! The calls the store makes, in one place: expressions, transaction items, GetItem, Query
+//! (page by page), BatchGetItem and BatchWriteItem with their retries of unprocessed keys, and
 //! TransactWriteItems with its retries of cancellations that pass.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as TxError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use futures_util::future::try_join_all;
+use serde::de::DeserializeOwned;
 
-use super::{s, DynamoStore, Item, PK, SK};
+use super::{doc, DynamoStore, Item, PK};
 use crate::store::{StoreError, StoreResult, MAX_BATCH_KEYS};
 
 /// A condition failed, or a unique value is taken: several optimistic attempts, then give up.
 pub(super) const MAX_ATTEMPTS: u32 = 6;
-/// BatchGetItem and BatchWriteItem take at most this many keys per call.
-pub(super) const BATCH_GET: usize = MAX_BATCH_KEYS;
-pub(super) const BATCH_WRITE: usize = 25;
+/// BatchWriteItem takes at most this many items per call.
+const BATCH_WRITE: usize = 25;
 
 /// A failed call: DynamoDB's error when it answered one, else the SDK's whole chain of causes
 /// (its own `Display` says only "service error").
@@ -44,22 +47,74 @@ pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> St
 /// 25 ms doubling, with full jitter, so that writers that collided do not collide again; for
 /// the optimistic loops here (a condition failed, keys left unprocessed, a transaction
 /// cancelled by a conflict or by throttling), whose calls the SDK does not retry itself.
+/// Attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
 }
 
-/// Expression attribute names and values, passed only when used (DynamoDB refuses unused ones).
+/// Runs `attempt` until it gives an answer (`Some`): at most [`MAX_ATTEMPTS`] times, with
+/// backoff between, then `Unavailable` with `gave_up`.
+pub(super) async fn optimistic<T, F>(gave_up: &str, attempt: impl Fn() -> F) -> StoreResult<T>
+where
+    F: std::future::Future<Output = StoreResult<Option<T>>>,
+{
+    for i in 0..MAX_ATTEMPTS {
+        backoff(i).await;
+        if let Some(answer) = attempt().await? {
+            return Ok(answer);
+        }
+    }
+    Err(StoreError::Unavailable(gave_up.into()))
+}
+
+/// Waits before a batch call sends again what the last one left unprocessed; gives up after
+/// twice [`MAX_ATTEMPTS`].
+async fn again(op: &str, attempt: u32, left: usize) -> StoreResult<()> {
+    if attempt >= MAX_ATTEMPTS * 2 {
+        return Err(StoreError::Unavailable(format!(
+            "dynamodb {op}: {left} keys still unprocessed after {attempt} attempts"
+        )));
+    }
+    backoff(attempt).await;
+    Ok(())
+}
+
+/// A condition (when there is one) and the expression attribute names and values of a call,
+/// passed only when used (DynamoDB refuses unused ones).
 #[derive(Default, Clone)]
 pub(super) struct Expr {
+    cond: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
 
 impl Expr {
-    pub(super) fn new() -> Self {
-        Self::default()
+    /// The names and values of a key condition, an update or a filter.
+    pub(super) fn of<const N: usize, const V: usize>(
+        names: [(&str, &str); N],
+        values: [(&str, AttributeValue); V],
+    ) -> Self {
+        let names = names.map(|(p, a)| (p.to_owned(), a.to_owned())).into();
+        let values = values.map(|(p, v)| (p.to_owned(), v)).into();
+        Self {
+            cond: None,
+            names,
+            values,
+        }
+    }
+    /// On condition that `cond` holds.
+    pub(super) fn when(mut self, cond: impl Into<String>) -> Self {
+        self.cond = Some(cond.into());
+        self
+    }
+    /// On condition that the item does not exist.
+    pub(super) fn absent() -> Self {
+        Self::of([("#pk", PK)], []).when("attribute_not_exists(#pk)")
     }
     pub(super) fn name(mut self, placeholder: &str, attr: &str) -> Self {
         self.names.insert(placeholder.to_owned(), attr.to_owned());
@@ -69,41 +124,27 @@ impl Expr {
         self.values.insert(placeholder.to_owned(), v);
         self
     }
-    /// The names, when there are any.
     pub(super) fn names(&self) -> Option<HashMap<String, String>> {
         Some(self.names.clone()).filter(|n| !n.is_empty())
     }
-    /// The values, when there are any.
     pub(super) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
         Some(self.values.clone()).filter(|v| !v.is_empty())
     }
 }
 
-/// A Query: what the store's queries set, in one place.
-#[derive(Default)]
-pub(super) struct QueryInput<'a> {
-    pub(super) table_name: &'a str,
-    pub(super) index_name: Option<&'a str>,
-    pub(super) key_condition_expression: &'a str,
-    pub(super) filter_expression: Option<&'a str>,
-    pub(super) projection_expression: Option<&'a str>,
-    pub(super) expression_attribute_names: HashMap<&'a str, &'a str>,
-    pub(super) expression_attribute_values: HashMap<&'a str, AttributeValue>,
-    pub(super) consistent_read: Option<bool>,
-    pub(super) limit: Option<i32>,
-    pub(super) exclusive_start_key: Option<Item>,
-    /// Only how many items match (`Select: COUNT`), not the items.
-    pub(super) count_only: bool,
-}
-
-/// The part of a Query's answer the store reads.
-pub(super) struct QueryOutput {
-    pub(super) items: Vec<Item>,
-    pub(super) last_evaluated_key: Option<Item>,
-    /// Items matching the filter (all of them, with `count_only`).
-    pub(super) count: usize,
-    /// Items read before the filter: what `Limit` counts and what the read costs.
-    pub(super) scanned: usize,
+/// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck of the
+/// table) makes, on the condition, with the names and values, of the [`Expr`] `$e`; `$kind`
+/// is the [`TransactWriteItem`] setter of its kind.
+macro_rules! conditional {
+    ($kind:ident, $builder:expr, $e:expr) => {{
+        let write = $builder
+            .set_condition_expression($e.cond.clone())
+            .set_expression_attribute_names($e.names())
+            .set_expression_attribute_values($e.values())
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().$kind(write).build())
+    }};
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -113,169 +154,83 @@ pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
-/// What to do with a TransactWriteItems that failed.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Refusal {
-    /// A condition failed: the caller decides what that means.
-    Condition(Cancelled),
-    /// Cancelled only by what passes (a concurrent transaction on the same items, throttling of
-    /// an item's partition), or another transaction with our token under way: try again.
-    Transient,
-    /// Anything else: a failure.
-    Failed,
-}
-
-/// Sorts out a failed transaction by DynamoDB's cancellation reasons. The SDK retries
-/// throttling of the whole call itself, but a transaction cancelled because one item was
-/// throttled (`ThrottlingError`, `ProvisionedThroughputExceeded`) comes back as a
-/// `TransactionCanceledException`, which it does not retry.
-pub(super) fn refusal<R>(e: &SdkError<TransactWriteItemsError, R>) -> Refusal {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-            let codes: Cancelled = t
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
-                .collect();
-            let passing = |c: &str| {
-                matches!(
-                    c,
-                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                )
-            };
-            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
-                Refusal::Condition(codes)
-            } else if codes.iter().any(|c| passing(c))
-                && codes.iter().all(|c| c == "None" || passing(c))
-            {
-                Refusal::Transient
-            } else {
-                Refusal::Failed
-            }
-        }
-        Some(TransactWriteItemsError::TransactionInProgressException(_)) => Refusal::Transient,
-        _ => Refusal::Failed,
-    }
-}
-
-/// Whether a condition of one of the first `n` items of a transaction failed.
-pub(super) fn failed_among(codes: &Cancelled, n: usize) -> bool {
-    (0..n).any(|i| failed_at(codes, i))
-}
-
-impl DynamoStore {
-    /// A conditional Update of a transaction.
-    pub(super) fn update(
-        &self,
-        k: Item,
-        expression: &str,
-        cond: Option<&str>,
-        expr: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .update_expression(expression)
-            .set_condition_expression(cond.map(str::to_owned))
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// A condition on an item that the transaction does not change.
-    pub(super) fn condition_check(
-        &self,
-        k: Item,
-        cond: &str,
-        expr: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .condition_expression(cond)
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
-
-    /// A conditional Put of a transaction.
-    pub(super) fn put(
-        &self,
-        item: Item,
-        cond: Option<&str>,
-        expr: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(cond.map(str::to_owned))
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// A conditional Delete of a transaction.
-    pub(super) fn delete(
-        &self,
-        k: Item,
-        cond: Option<&str>,
-        expr: &Expr,
-    ) -> StoreResult<TransactWriteItem> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(k))
-            .set_condition_expression(cond.map(str::to_owned))
-            .set_expression_attribute_names(expr.names())
-            .set_expression_attribute_values(expr.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
-    pub(super) async fn query(&self, q: QueryInput<'_>) -> StoreResult<QueryOutput> {
-        let owned = |m: HashMap<&str, &str>| {
-            m.into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect::<HashMap<_, _>>()
-        };
-        let out = self
-            .client
-            .query()
-            .table_name(q.table_name)
-            .set_index_name(q.index_name.map(str::to_owned))
-            .key_condition_expression(q.key_condition_expression)
-            .set_filter_expression(q.filter_expression.map(str::to_owned))
-            .set_projection_expression(q.projection_expression.map(str::to_owned))
-            .set_expression_attribute_names(Some(owned(q.expression_attribute_names)))
-            .set_expression_attribute_values(Some(
-                q.expression_attribute_values
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect(),
-            ))
-            .set_consistent_read(q.consistent_read)
-            .set_limit(q.limit)
-            .set_exclusive_start_key(q.exclusive_start_key)
-            .set_select(
-                q.count_only
-                    .then_some(aws_sdk_dynamodb::types::Select::Count),
-            )
+/// Runs `q` page by page from `start`, the first page limited to `limit` items: `next` takes
+/// each answer and says how many items the next page may read, or `None` to stop. Returns
+/// the key where the Query stopped while its partition went on.
+pub(super) async fn pages(
+    q: QueryFluentBuilder,
+    mut start: Option<Item>,
+    mut limit: usize,
+    mut next: impl FnMut(QueryOutput) -> StoreResult<Option<usize>>,
+) -> StoreResult<Option<Item>> {
+    loop {
+        let resp = q
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| dyn_err("Query", e))?;
-        let count = usize::try_from(out.count).unwrap_or(0);
-        Ok(QueryOutput {
-            scanned: usize::try_from(out.scanned_count).unwrap_or(count),
-            count,
-            items: out.items.unwrap_or_default(),
-            last_evaluated_key: out.last_evaluated_key,
+        let more = resp.last_evaluated_key.clone().filter(|k| !k.is_empty());
+        match (next(resp)?, more) {
+            (Some(l), Some(k)) => (limit, start) = (l, Some(k)),
+            (_, more) => return Ok(more),
+        }
+    }
+}
+
+/// The first `limit` items each of `queries` finds, all read at once.
+pub(super) async fn firsts(
+    queries: impl Iterator<Item = QueryFluentBuilder>,
+    limit: usize,
+) -> StoreResult<Vec<Item>> {
+    let reads = queries.map(|q| async move {
+        let mut found = Vec::new();
+        pages(q, None, limit, |resp| {
+            found.extend(resp.items.unwrap_or_default());
+            Ok((found.len() < limit).then(|| limit - found.len()))
         })
+        .await?;
+        Ok::<_, StoreError>(found)
+    });
+    Ok(try_join_all(reads).await?.concat())
+}
+
+/// Every item `q` finds, all pages of it.
+pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
+    let items = q.into_paginator().items().send().try_collect().await;
+    items.map_err(|e| dyn_err("Query", e))
+}
+
+impl DynamoStore {
+    /// A Put of a transaction.
+    pub(super) fn put(&self, item: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
+        conditional!(
+            put,
+            Put::builder().set_item(Some(item)).table_name(&self.table),
+            e
+        )
+    }
+
+    /// A Delete of a transaction.
+    pub(super) fn delete(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
+        conditional!(
+            delete,
+            Delete::builder().set_key(Some(k)).table_name(&self.table),
+            e
+        )
+    }
+
+    /// An Update of a transaction: `expression` on the item of `k`.
+    pub(super) fn update(&self, k: Item, set: &str, e: &Expr) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder().set_key(Some(k)).update_expression(set);
+        conditional!(update, update.table_name(&self.table), e)
+    }
+
+    /// A condition on an item that the transaction does not change.
+    pub(super) fn condition_check(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
+        let check = ConditionCheck::builder().set_key(Some(k));
+        conditional!(condition_check, check.table_name(&self.table), e)
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -296,32 +251,79 @@ impl DynamoStore {
                 .client_request_token(uuid::Uuid::new_v4().to_string())
                 .send()
                 .await;
-            let err = match result {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) => e,
+            let Err(err) = result else {
+                return Ok(Ok(()));
             };
             attempt += 1;
-            match refusal(&err) {
-                Refusal::Condition(codes) => return Ok(Err(codes)),
-                Refusal::Transient if attempt < MAX_ATTEMPTS => backoff(attempt).await,
-                Refusal::Transient | Refusal::Failed => {
-                    return Err(dyn_err("TransactWriteItems", err))
+            // Tried again when it failed for what passes: cancelled only by a concurrent
+            // transaction on the same items or throttling of an item's partition, or another
+            // transaction with our token under way. The SDK retries throttling of the whole
+            // call itself, but a transaction cancelled because one item was throttled comes
+            // back as a `TransactionCanceledException`, which it does not retry.
+            let passing = |c: &String| {
+                matches!(
+                    c.as_str(),
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            };
+            let passes = match err.as_service_error() {
+                Some(TxError::TransactionCanceledException(t)) => {
+                    let codes: Cancelled = t
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None").to_owned())
+                        .collect();
+                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                        return Ok(Err(codes));
+                    }
+                    codes.iter().any(passing) && codes.iter().all(|c| c == "None" || passing(c))
                 }
+                Some(TxError::TransactionInProgressException(_)) => true,
+                _ => false,
+            };
+            if !passes || attempt >= MAX_ATTEMPTS {
+                return Err(dyn_err("TransactWriteItems", err));
             }
+            backoff(attempt).await;
         }
     }
 
+    /// An item, strongly consistent.
     pub(super) async fn get_item(&self, k: Item) -> StoreResult<Option<Item>> {
-        let out = self
+        let get = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(k))
+            .consistent_read(true);
+        let out = get.set_key(Some(k)).send().await;
+        Ok(out.map_err(|e| dyn_err("GetItem", e))?.item)
+    }
+
+    /// The document of an item, strongly consistent.
+    pub(super) async fn get_doc<T: DeserializeOwned>(&self, k: Item) -> StoreResult<Option<T>> {
+        self.get_item(k).await?.as_ref().map(doc).transpose()
+    }
+
+    pub(super) async fn delete_item(&self, k: Item) -> StoreResult<()> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(k));
+        delete.send().await.map_err(|e| dyn_err("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// A strongly consistent Query of the table on `key` (a key condition), with the names and
+    /// values of `e`.
+    pub(super) fn query(&self, key: &str, e: &Expr) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(key)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
             .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| dyn_err("GetItem", e))?;
-        Ok(out.item)
     }
 
     /// Reads many items by key, in as few calls as BatchGetItem allows, retrying whatever
@@ -329,15 +331,11 @@ impl DynamoStore {
     /// result is in no particular order; missing items are absent.
     pub(super) async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
         let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET) {
+        for chunk in keys.chunks(MAX_BATCH_KEYS) {
             let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_err)?;
+            for attempt in 1.. {
+                let request = KeysAndAttributes::builder().set_keys(Some(pending));
+                let request = request.consistent_read(true).build().map_err(build_err)?;
                 let resp = self
                     .client
                     .batch_get_item()
@@ -345,26 +343,14 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| dyn_err("BatchGetItem", e))?;
-                out.extend(
-                    resp.responses
-                        .and_then(|mut r| r.remove(&self.table))
-                        .unwrap_or_default(),
-                );
-                pending = resp
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS * 2 {
-                        return Err(StoreError::Unavailable(format!(
-                            "dynamodb BatchGetItem: {} keys still unprocessed after {attempt} attempts",
-                            pending.len()
-                        )));
-                    }
-                    backoff(attempt).await;
+                let mut found = resp.responses.unwrap_or_default();
+                out.extend(found.remove(&self.table).unwrap_or_default());
+                let mut left = resp.unprocessed_keys.unwrap_or_default();
+                pending = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
+                if pending.is_empty() {
+                    break;
                 }
+                again("BatchGetItem", attempt, pending.len()).await?;
             }
         }
         Ok(out)
@@ -376,15 +362,13 @@ impl DynamoStore {
             let mut pending = chunk
                 .iter()
                 .map(|k| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(k.clone()))
-                        .build()
-                        .map_err(build_err)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
+                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build();
+                    Ok(WriteRequest::builder()
+                        .delete_request(delete.map_err(build_err)?)
+                        .build())
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
-            let mut attempt = 0;
-            while !pending.is_empty() {
+            for attempt in 1.. {
                 let resp = self
                     .client
                     .batch_write_item()
@@ -392,50 +376,14 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| dyn_err("BatchWriteItem", e))?;
-                pending = resp
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS * 2 {
-                        return Err(StoreError::Unavailable(
-                            "dynamodb BatchWriteItem: items still unprocessed".into(),
-                        ));
-                    }
-                    backoff(attempt).await;
+                let mut left = resp.unprocessed_items.unwrap_or_default();
+                pending = left.remove(&self.table).unwrap_or_default();
+                if pending.is_empty() {
+                    break;
                 }
+                again("BatchWriteItem", attempt, pending.len()).await?;
             }
         }
         Ok(())
-    }
-
-    /// Every item of a partition whose sort key starts with `prefix`, in key order.
-    pub(super) async fn query_prefix(&self, pk: String, prefix: &str) -> StoreResult<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let mut q = QueryInput {
-                table_name: &self.table,
-                key_condition_expression: "#pk = :pk",
-                expression_attribute_names: HashMap::from([("#pk", PK)]),
-                expression_attribute_values: HashMap::from([(":pk", s(pk.clone()))]),
-                consistent_read: Some(true),
-                exclusive_start_key: start,
-                ..Default::default()
-            };
-            // DynamoDB refuses an empty prefix: no prefix is the whole partition.
-            if !prefix.is_empty() {
-                q.key_condition_expression = "#pk = :pk AND begins_with(#sk, :prefix)";
-                q.expression_attribute_names.insert("#sk", SK);
-                q.expression_attribute_values.insert(":prefix", s(prefix));
-            }
-            let resp = self.query(q).await?;
-            out.extend(resp.items);
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
     }
 }

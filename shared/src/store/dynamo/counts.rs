@@ -1,28 +1,14 @@
-//! A parent's count of listed attachments, and its marker.
-//!
-//! The parent item carries `n`, how many of its attachments are listed (ready or placeholder).
-//! Every write that lists an attachment or stops listing one moves `n` in the same transaction,
-//! so the count is exact; the write touches the attachment's own items and its parent's item,
-//! whatever the size of the parent or the tenant. When `n` leaves zero the same transaction
-//! puts the parent's marker under `T#<t>#L#<kind>#<shard>`, and when it returns to zero it
-//! deletes it: the markers are what lists the parents of a kind that have attachments, and
-//! they are written only then, not on every upload.
-//!
-//! Each change first reads the parent's count, then conditions its write on what it read (`n =
-//! 1` when it takes the last one away, `n >= 1` when it adds to a parent that already has
-//! some): a concurrent change of the same parent makes the condition fail, and the change
-//! reads again. A parent written before counts existed has no `n`: the first change counts its
-//! listed attachments (a consistent Query) and sets `n` on condition that it is still absent,
-//! which no other change of that parent can pass meanwhile.
+//! A parent's count of listed attachments (`n` on its item) and its marker. Every write that
+//! lists an attachment or stops listing one moves `n` in the same transaction, on condition of
+//! the count it read (a concurrent change makes it read again), and puts or deletes the
+//! parent's marker when `n` leaves or returns to zero: the markers list the parents of a kind
+//! that have attachments, and are written only then. A parent written before counts existed
+//! has no `n`: the first change counts its listed attachments and sets `n` on condition that it
+//! is still absent (docs/dynamodb.md, "Access patterns").
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 
-use super::{
-    backoff, failed_among, get_n, key_item, marker_key, n, parent_key, parent_pk, s, Cancelled,
-    DynamoStore, Expr, Item, QueryInput, COUNT, MAX_ATTEMPTS, PK, SK, STATUS,
-};
-use crate::domain::{AttachmentStatus, ParentRef, TenantId};
-use crate::store::{StoreError, StoreResult};
+use super::*;
 
 /// What a parent's item says of its listed attachments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +31,7 @@ pub(super) fn listed_of_item(item: Option<&Item>) -> StoreResult<Listed> {
 
 impl DynamoStore {
     /// The parent's count as it is now (a consistent read of its item's key and count).
-    pub(super) async fn listed_count(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-    ) -> StoreResult<Listed> {
+    async fn listed_count(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<Listed> {
         let out = self
             .client
             .get_item()
@@ -61,7 +43,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| super::dyn_err("GetItem", e))?;
+            .map_err(|e| dyn_err("GetItem", e))?;
         listed_of_item(out.item.as_ref())
     }
 
@@ -79,23 +61,20 @@ impl DynamoStore {
         let Some(delta) = delta else {
             return self.transact(items).await;
         };
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        let items = &items;
+        let gave_up = "the parent's count of listed attachments kept changing";
+        optimistic(gave_up, move || async move {
             let seen = self.listed_count(tenant, parent).await?;
             let mut all = items.clone();
             all.extend(self.count_change(tenant, parent, seen, delta).await?);
-            match self.transact(all).await? {
-                Ok(()) => return Ok(Ok(())),
-                Err(codes) if failed_among(&codes, items.len()) => return Ok(Err(codes)),
+            Ok(match self.transact(all).await? {
+                Ok(()) => Some(Ok(())),
+                Err(codes) if (0..items.len()).any(|i| failed_at(&codes, i)) => Some(Err(codes)),
                 // Another change of the same parent came first.
-                Err(_) => continue,
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the parent's count of listed attachments kept changing".into(),
-        ))
+                Err(_) => None,
+            })
+        })
+        .await
     }
 
     /// The writes that move the count from `seen` by `delta`, each conditioned on what was
@@ -107,33 +86,24 @@ impl DynamoStore {
         seen: Listed,
         delta: i64,
     ) -> StoreResult<Vec<TransactWriteItem>> {
+        let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
-            self.update(
-                parent_key(tenant, parent),
-                "ADD #n :delta",
-                Some(cond),
-                &Expr::new()
-                    .name("#n", COUNT)
-                    .value(":delta", n(delta))
-                    .value(":bound", n(bound)),
-            )
+            let values = [(":delta", n(delta)), (":bound", n(bound))];
+            let e = Expr::of([("#n", COUNT)], values).when(cond);
+            self.update(key.clone(), "ADD #n :delta", &e)
         };
+        let marker = |put: bool| self.marker_write(tenant, parent, put);
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
-            Listed::NoParent => vec![self.condition_check(
-                parent_key(tenant, parent),
-                "attribute_not_exists(#pk)",
-                &Expr::new().name("#pk", PK),
-            )?],
+            Listed::NoParent => {
+                let absent = Expr::absent();
+                vec![self.condition_check(key, &absent)?]
+            }
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
-            Listed::Count(0) if delta > 0 => {
-                vec![add("#n = :bound", 0)?, self.marker_put(tenant, parent)?]
-            }
+            Listed::Count(0) if delta > 0 => vec![add("#n = :bound", 0)?, marker(true)?],
             Listed::Count(k) if delta < 0 && k >= 2 => vec![add("#n >= :bound", 2)?],
-            Listed::Count(1) if delta < 0 => {
-                vec![add("#n = :bound", 1)?, self.marker_delete(tenant, parent)?]
-            }
+            Listed::Count(1) if delta < 0 => vec![add("#n = :bound", 1)?, marker(false)?],
             // No count yet, or one that cannot be right (below zero, or zero with one to take
             // away): count again.
             other => self.recount(tenant, parent, other, delta).await?,
@@ -142,70 +112,31 @@ impl DynamoStore {
 
     /// Counts the parent's listed attachments now and sets the count to that plus `delta`, on
     /// condition that the count is still as `seen`, with the marker as the new count says.
-    pub(super) async fn recount(
+    async fn recount(
         &self,
         tenant: &TenantId,
         parent: &ParentRef,
         seen: Listed,
         delta: i64,
     ) -> StoreResult<Vec<TransactWriteItem>> {
-        let counted = i64::try_from(self.count_listed(tenant, parent).await?).unwrap_or(i64::MAX);
-        let next = counted.saturating_add(delta).max(0);
-        let mut expr = Expr::new().name("#n", COUNT).value(":next", n(next));
-        let cond = match seen {
-            Listed::Count(k) => {
-                expr = expr.value(":seen", n(k));
-                "#n = :seen"
-            }
-            _ => {
-                expr = expr.name("#pk", PK);
-                "attribute_exists(#pk) AND attribute_not_exists(#n)"
-            }
-        };
-        let set = self.update(
-            parent_key(tenant, parent),
-            "SET #n = :next",
-            Some(cond),
-            &expr,
-        )?;
-        let marker = if next > 0 {
-            self.marker_put(tenant, parent)?
-        } else {
-            self.marker_delete(tenant, parent)?
-        };
-        Ok(vec![set, marker])
-    }
-
-    /// How many of the parent's attachments are listed, counted in its partition (consistent).
-    async fn count_listed(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<usize> {
-        let mut total = 0usize;
-        let mut start = None;
-        loop {
-            let resp = self
-                .query(QueryInput {
-                    table_name: &self.table,
-                    key_condition_expression: "#pk = :pk AND begins_with(#sk, :a)",
-                    filter_expression: Some("#st IN (:ready, :placeholder)"),
-                    expression_attribute_names: [("#pk", PK), ("#sk", SK), ("#st", STATUS)].into(),
-                    expression_attribute_values: [
-                        (":pk", s(parent_pk(tenant, parent))),
-                        (":a", s("A#")),
-                        (":ready", s(AttachmentStatus::Ready.as_str())),
-                        (":placeholder", s(AttachmentStatus::Placeholder.as_str())),
-                    ]
-                    .into(),
-                    consistent_read: Some(true),
-                    exclusive_start_key: start,
-                    count_only: true,
-                    ..Default::default()
-                })
-                .await?;
-            total += resp.count;
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(total),
-            }
+        // How many of its attachments are listed, counted in its partition (consistent).
+        let q = self.attachments_query(parent_pk(tenant, parent), false);
+        let mut pages = q.select(Select::Count).into_paginator().send();
+        let mut counted = 0i64;
+        while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Query", e))? {
+            counted = counted.saturating_add(i64::from(page.count));
         }
+        let next = counted.saturating_add(delta).max(0);
+        let e = match seen {
+            Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
+            _ => {
+                let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
+                Expr::of([("#pk", PK)], []).when(cond)
+            }
+        };
+        let e = e.name("#n", COUNT).value(":next", n(next));
+        let set = self.update(parent_key(tenant, parent), "SET #n = :next", &e)?;
+        Ok(vec![set, self.marker_write(tenant, parent, next > 0)?])
     }
 
     /// Gives a parent written before counts existed its count and marker, unless a change of
@@ -216,46 +147,30 @@ impl DynamoStore {
         tenant: &TenantId,
         parent: &ParentRef,
     ) -> StoreResult<bool> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        let gave_up = "the parent's attachments kept changing while they were counted";
+        optimistic(gave_up, move || async move {
             let seen = self.listed_count(tenant, parent).await?;
             if seen != Listed::Uncounted {
-                return Ok(false);
+                return Ok(Some(false));
             }
             let items = self.recount(tenant, parent, seen, 0).await?;
-            if self.transact(items).await?.is_ok() {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the parent's attachments kept changing while they were counted".into(),
-        ))
+            Ok(self.transact(items).await?.ok().map(|()| true))
+        })
+        .await
     }
 
-    fn marker_put(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<TransactWriteItem> {
-        self.put(marker_key(tenant, parent), None, &Expr::new())
-    }
-
-    fn marker_delete(
+    /// The put (`put`) or delete of the parent's marker.
+    fn marker_write(
         &self,
         tenant: &TenantId,
         parent: &ParentRef,
+        put: bool,
     ) -> StoreResult<TransactWriteItem> {
-        self.delete(marker_key(tenant, parent), None, &Expr::new())
+        let key = marker_key(tenant, parent);
+        if put {
+            self.put(key, &Expr::default())
+        } else {
+            self.delete(key, &Expr::default())
+        }
     }
-}
-
-/// The key of an item as a (pk, sk) pair of strings, for reading keys back.
-pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
-    match (item.get(PK), item.get(SK)) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
-        _ => None,
-    }
-}
-
-/// The key item of `(pk, sk)`.
-pub(super) fn key_of(pk: &str, sk: &str) -> Item {
-    key_item(pk.to_owned(), sk)
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::domain::{
-    Attachment, AttachmentId, AttachmentStatus, ParentId, ParentKind, ParentRef, TenantId,
+    Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef, TenantId,
     VersionId,
 };
 use crate::store::{StoreError, StoreResult};
@@ -48,9 +48,10 @@ pub(super) const PARENT_ID: &str = "pid";
 pub(super) const HASH: &str = "hash";
 pub(super) const LEFTOVER_PK: &str = "gsi1pk";
 pub(super) const LEFTOVER_SK: &str = "gsi1sk";
-/// The one leftovers partition of tables written before it was sharded: the sweep still reads
-/// it, so leftovers from before an upgrade are swept (docs/dynamodb.md, "Migration").
-pub(super) const LEGACY_LEFTOVER: &str = "leftover";
+/// The leftovers partitions are `leftover#<shard>`; tables written before they were sharded
+/// have the one partition `leftover`, which the sweep still reads (docs/dynamodb.md,
+/// "Migration").
+pub(super) const LEFTOVER: &str = "leftover";
 
 /// Free text inside a key (sources, references, e-mails): `#` separates key parts and `%`
 /// escapes, so both are percent-encoded, which keeps every key unambiguous.
@@ -58,10 +59,10 @@ pub(super) const KEY_TEXT: &AsciiSet = &CONTROLS.add(b'#').add(b'%');
 
 // ---- keys -------------------------------------------------------------------------------------
 
-pub(super) fn api_key_pk(hash: &str) -> String {
-    format!("KEY#{hash}")
+/// A key by the hash of its secret.
+pub(super) fn api_key_key(hash: &str) -> Item {
+    key_item(format!("KEY#{hash}"), "KEY")
 }
-pub(super) const API_KEY_SK: &str = "KEY";
 /// All keys by public id, in one partition: keys are few and written rarely.
 pub(super) const API_KEYS_PK: &str = "KEYS";
 
@@ -69,24 +70,27 @@ pub(super) const API_KEYS_PK: &str = "KEYS";
 pub(super) fn parent_pk(tenant: &TenantId, key: &ParentRef) -> String {
     format!("T#{tenant}#P#{}#{}", key.kind, key.id)
 }
-pub(super) const PARENT_SK: &str = "P";
 
 pub(super) fn parent_key(tenant: &TenantId, key: &ParentRef) -> Item {
-    key_item(parent_pk(tenant, key), PARENT_SK)
+    key_item(parent_pk(tenant, key), "P")
 }
 
-pub(super) fn attachment_sk(id: AttachmentId) -> String {
-    format!("A#{id}")
+/// An attachment's item, in its parent's partition.
+pub(super) fn attachment_key(tenant: &TenantId, parent: &ParentRef, id: AttachmentId) -> Item {
+    key_item(parent_pk(tenant, parent), format!("A#{id}"))
 }
 
 /// An attachment's own partition: a pointer to its parent (`A`) and its versions (`V#<id>`).
 pub(super) fn attachment_pk(tenant: &TenantId, id: AttachmentId) -> String {
     format!("T#{tenant}#A#{id}")
 }
-pub(super) const POINTER_SK: &str = "A";
 
-pub(super) fn version_sk(id: VersionId) -> String {
-    format!("V#{id}")
+pub(super) fn pointer_key(tenant: &TenantId, id: AttachmentId) -> Item {
+    key_item(attachment_pk(tenant, id), "A")
+}
+
+pub(super) fn version_key(tenant: &TenantId, att: AttachmentId, id: VersionId) -> Item {
+    key_item(attachment_pk(tenant, att), format!("V#{id}"))
 }
 
 /// One of the [`MARKER_SHARDS`] partitions of the markers of a tenant's parents of a kind that
@@ -103,10 +107,8 @@ pub(super) fn marker_shard(id: &ParentId) -> u32 {
 }
 
 pub(super) fn marker_key(tenant: &TenantId, parent: &ParentRef) -> Item {
-    key_item(
-        marker_pk(tenant, &parent.kind, marker_shard(&parent.id)),
-        parent.id.as_str(),
-    )
+    let shard = marker_shard(&parent.id);
+    key_item(marker_pk(tenant, &parent.kind, shard), parent.id.as_str())
 }
 
 /// The per-kind parent index item of tables written before counts existed (one partition per
@@ -122,23 +124,23 @@ pub(super) fn leftover_shard(id: AttachmentId, shards: u32) -> String {
     let n = id.as_uuid().as_u128() % u128::from(shards.max(1));
     format!("{LEFTOVER}#{n}")
 }
-pub(super) const LEFTOVER: &str = "leftover";
 
-/// A unique look-up value of a parent: `R` for references, `E` for e-mails.
-pub(super) fn lookup_pk(
+/// A unique look-up value of a parent (`R` for references, `E` for e-mails): the item that
+/// holds it.
+pub(super) fn lookup_key(
     tenant: &TenantId,
     what: char,
     kind: &ParentKind,
     source: &str,
     value: &str,
-) -> String {
-    format!(
-        "T#{tenant}#{what}#{kind}#{}#{}",
-        utf8_percent_encode(source, KEY_TEXT),
-        utf8_percent_encode(value, KEY_TEXT)
+) -> Item {
+    let source = utf8_percent_encode(source, KEY_TEXT);
+    let value = utf8_percent_encode(value, KEY_TEXT);
+    key_item(
+        format!("T#{tenant}#{what}#{kind}#{source}#{value}"),
+        "LOOKUP",
     )
 }
-pub(super) const LOOKUP_SK: &str = "LOOKUP";
 
 // ---- attribute helpers ----------------------------------------------------------------------
 
@@ -155,16 +157,27 @@ pub(super) fn expiry_key(unix: i64) -> AttributeValue {
     s(format!("{:020}", unix.max(0)))
 }
 
-pub(super) fn key_item(pk: String, sk: impl Into<String>) -> Item {
+pub(super) fn key_item(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+/// The key of an item as a (pk, sk) pair of strings, for reading keys back.
+pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
+    match (item.get(PK), item.get(SK)) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
+        _ => None,
+    }
+}
+
+/// Stored data that does not read back as it was written.
+pub(super) fn corrupt(e: impl ToString) -> StoreError {
+    StoreError::Corrupt(e.to_string())
 }
 
 pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(StoreError::Corrupt(format!(
-            "item without string attribute {name}"
-        ))),
+        _ => Err(corrupt(format!("item without string attribute {name}"))),
     }
 }
 
@@ -172,28 +185,35 @@ pub(super) fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer"))),
-        _ => Err(StoreError::Corrupt(format!(
-            "item without number attribute {name}"
-        ))),
+            .map_err(|_| corrupt(format!("attribute {name} is not an integer"))),
+        _ => Err(corrupt(format!("item without number attribute {name}"))),
     }
 }
 
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// The item of `key` with `v` as its JSON document.
+pub(super) fn doc_item<T: serde::Serialize>(mut key: Item, v: &T) -> StoreResult<Item> {
+    key.insert(DOC.into(), s(serde_json::to_string(v).map_err(corrupt)?));
+    Ok(key)
 }
 
 pub(super) fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
-    serde_json::from_str(get_s(item, DOC)?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(get_s(item, DOC)?).map_err(corrupt)
 }
 
-// ---- attachment items -------------------------------------------------------------------------
+// ---- items ------------------------------------------------------------------------------------
+
+/// A parent's item as first written: revision 1, `listed` listed attachments.
+pub(super) fn parent_item(parent: &Parent, listed: i64) -> StoreResult<Item> {
+    let mut item = doc_item(parent_key(&parent.tenant, &parent.key), parent)?;
+    item.insert(REV.into(), n(1));
+    item.insert(COUNT.into(), n(listed));
+    Ok(item)
+}
 
 /// An attachment's item; an attachment with an expiry goes to one of `leftover_shards`
 /// partitions of the leftovers index.
 pub(super) fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreResult<Item> {
-    let mut item = key_item(parent_pk(&att.tenant, &att.parent), attachment_sk(att.id));
-    item.insert(DOC.into(), s(to_json(att)?));
+    let mut item = doc_item(attachment_key(&att.tenant, &att.parent, att.id), att)?;
     item.insert(STATUS.into(), s(att.status.as_str()));
     if let Some(v) = &att.content {
         item.insert(VERSION.into(), s(v.id.to_string()));
@@ -205,10 +225,8 @@ pub(super) fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreRe
     // deletions, uploads under way to an existing attachment), so the sweep never reads the
     // settled ones.
     if let Some(exp) = att.expires_at {
-        item.insert(
-            LEFTOVER_PK.into(),
-            s(leftover_shard(att.id, leftover_shards)),
-        );
+        let shard = leftover_shard(att.id, leftover_shards);
+        item.insert(LEFTOVER_PK.into(), s(shard));
         item.insert(LEFTOVER_SK.into(), expiry_key(exp));
         // The TTL backstop only for what is gone anyway: never for an attachment that lives on
         // while a new upload to it is under way.
@@ -223,18 +241,19 @@ pub(super) fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreRe
 }
 
 pub(super) fn pointer_item(att: &Attachment) -> Item {
-    let mut item = key_item(attachment_pk(&att.tenant, att.id), POINTER_SK);
+    let mut item = pointer_key(&att.tenant, att.id);
     item.insert("kind".into(), s(att.parent.kind.as_str()));
     item.insert(PARENT_ID.into(), s(att.parent.id.as_str()));
     item
 }
 
 pub(super) fn parent_of_pointer(item: &Item) -> StoreResult<ParentRef> {
-    let kind =
-        ParentKind::parse(get_s(item, "kind")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let id =
-        ParentId::parse(get_s(item, PARENT_ID)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(ParentRef::new(kind, id))
+    let kind = ParentKind::parse(get_s(item, "kind")?).map_err(corrupt)?;
+    Ok(ParentRef::new(kind, parent_id(get_s(item, PARENT_ID)?)?))
+}
+
+pub(super) fn parent_id(id: &str) -> StoreResult<ParentId> {
+    ParentId::parse(id).map_err(corrupt)
 }
 
 #[cfg(test)]
@@ -247,12 +266,12 @@ mod tests {
         let k = ParentKind::parse("profile").unwrap();
         // Without encoding, source "s#x" + ref "y" and source "s" + ref "x#y" would collide.
         assert_ne!(
-            lookup_pk(&t, 'R', &k, "s#x", "y"),
-            lookup_pk(&t, 'R', &k, "s", "x#y")
+            lookup_key(&t, 'R', &k, "s#x", "y"),
+            lookup_key(&t, 'R', &k, "s", "x#y")
         );
         assert_eq!(
-            lookup_pk(&t, 'E', &k, "", "a%b#c"),
-            "T#a#E#profile##a%25b%23c"
+            lookup_key(&t, 'E', &k, "", "a%b#c").get(PK),
+            Some(&s("T#a#E#profile##a%25b%23c"))
         );
     }
 

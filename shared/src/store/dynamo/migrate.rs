@@ -1,22 +1,10 @@
 //! The one-off migration of a table written before parents had counts: each per-kind parent
 //! index item (`T#<t>#I#<kind>`, sort key the parent id) names a parent that may have listed
-//! attachments but no count and no marker yet. The migration gives each of them its count and
-//! marker (as the first change of its attachments would, see `counts.rs`) and deletes the
-//! index item.
-//!
-//! It is the one place the store scans the table: the index items are spread over every
-//! tenant and kind, and nothing else finds them. It reads the table in pages and deletes each
-//! index item once its parent is counted, so it can be stopped and run again; a run over a
-//! migrated table finds nothing to do.
+//! attachments but no count and no marker yet; the migration counts it (see `counts.rs`) and
+//! deletes the index item. It is the one Scan of the store (nothing else finds those items);
+//! it can be stopped and run again, and finds nothing to do on a migrated table.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use super::counts::key_strings;
-use super::{dyn_err, key_item, DynamoStore, Item, DOC, PARENT_ID, PK};
-use crate::domain::{ParentId, ParentKind, ParentRef, TenantId};
-use crate::store::StoreResult;
+use super::*;
 
 /// What a migration did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,54 +32,37 @@ impl DynamoStore {
     /// Counts the parents the index items of an older table name, and deletes those items.
     pub async fn migrate_legacy(&self) -> StoreResult<Migrated> {
         let mut done = Migrated::default();
-        let mut start: Option<Item> = None;
-        loop {
-            // Index items are the only items with neither a document nor a parent id, and a
-            // `#I#` in their partition key (ids never contain `#`).
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(
-                    "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
-                )
-                .projection_expression("#pk, #sk")
-                .set_expression_attribute_names(Some(HashMap::from([
-                    ("#pk".to_owned(), PK.to_owned()),
-                    ("#sk".to_owned(), super::SK.to_owned()),
-                    ("#doc".to_owned(), DOC.to_owned()),
-                    ("#pid".to_owned(), PARENT_ID.to_owned()),
-                ])))
-                .expression_attribute_values(":index", AttributeValue::S("#I#".into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dyn_err("Scan", e))?;
-            for item in resp.items.unwrap_or_default() {
+        // Index items are the only items with neither a document nor a parent id, and a `#I#`
+        // in their partition key (ids never contain `#`).
+        let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
+        let e = Expr::of(names, [(":index", s("#I#"))]);
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(
+                "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
+            )
+            .projection_expression("#pk, #sk")
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Scan", e))? {
+            for item in page.items.unwrap_or_default() {
                 let Some((tenant, parent)) = indexed_parent(&item) else {
                     continue;
                 };
                 if self.settle_count(&tenant, &parent).await? {
                     done.counted += 1;
                 }
-                let Some((pk, sk)) = key_strings(&item) else {
-                    continue;
-                };
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key_item(pk.to_owned(), sk)))
-                    .send()
-                    .await
-                    .map_err(|e| dyn_err("DeleteItem", e))?;
+                // Read with only its key, so the item is its key.
+                self.delete_item(item).await?;
                 done.index_items += 1;
             }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(done),
-            }
         }
+        Ok(done)
     }
 }
 

@@ -5,25 +5,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use aws_sdk_dynamodb::Client;
 
-use super::{
-    attachment_item, build_err, dyn_err, marker_key, n, parent_key, pointer_item, s, to_json, Item,
-    COUNT, DOC, LEFTOVERS_INDEX, LEFTOVER_PK, LEFTOVER_SK, PK, REV, SK, TTL_ATTRIBUTE,
-};
-use crate::domain::{Attachment, Parent};
-use crate::store::StoreResult;
+use super::*;
 
 /// The items a parent holding `listed` listed attachments is stored as: its item with that
 /// count, and its marker when it has any. With [`bulk_attachment_items`], for loading a table
 /// in bulk (BatchWriteItem) where the store's one transaction per attachment would take too
 /// long: the tests that need a parent with thousands of attachments load them so.
 pub fn bulk_parent_items(parent: &Parent, listed: i64) -> StoreResult<Vec<Item>> {
-    let mut item = parent_key(&parent.tenant, &parent.key);
-    item.insert(DOC.into(), s(to_json(parent)?));
-    item.insert(REV.into(), n(1));
-    item.insert(COUNT.into(), n(listed));
-    let mut out = vec![item];
+    let mut out = vec![parent_item(parent, listed)?];
     if listed > 0 {
         out.push(marker_key(&parent.tenant, &parent.key));
     }
