@@ -254,9 +254,7 @@ impl Config {
                 Some(_) => Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text"))?,
             },
             cors_origins: v
-                .parsed("ATTACHMENTS_CORS_ORIGINS", |s| {
-                    parse_origins(s).map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
-                })?
+                .parsed("ATTACHMENTS_CORS_ORIGINS", parse_origins)?
                 .unwrap_or_default(),
             metrics_namespace: v.parsed("ATTACHMENTS_METRICS_NAMESPACE", metrics_namespace)?,
             backend,
@@ -399,13 +397,14 @@ fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
     Ok(ns.to_owned())
 }
 
+/// The entries of a comma-separated list, trimmed, without empty ones.
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// A comma-separated list of content types, compared lower-case as the service decides them.
 fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
-    let types: Vec<String> = v
-        .split(',')
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let types: Vec<String> = list(v).map(str::to_ascii_lowercase).collect();
     let valid = |t: &str| {
         t.split_once('/').is_some_and(|(a, b)| {
             !a.is_empty()
@@ -429,43 +428,37 @@ fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|entry| {
-            let mut parts = entry.splitn(3, ':');
-            let tenant = parts.next().unwrap_or_default();
-            let key = parts.next().unwrap_or_default();
-            let owner = parts.next().map(str::to_owned);
-            if tenant.is_empty() || key.len() < 16 {
-                return Err(err(
-                    "ATTACHMENTS_API_KEYS",
-                    "entries are tenant:key[:owner], keys at least 16 characters",
-                ));
-            }
-            Ok(SeedKey {
+    let entry = |entry: &str| {
+        let mut parts = entry.splitn(3, ':');
+        match (parts.next(), parts.next()) {
+            (Some(tenant), Some(key)) if !tenant.is_empty() && key.len() >= 16 => Ok(SeedKey {
                 tenant: tenant.to_owned(),
                 key: key.to_owned(),
-                owner,
-            })
-        })
-        .collect()
+                owner: parts.next().map(str::to_owned),
+            }),
+            _ => Err(err(
+                "ATTACHMENTS_API_KEYS",
+                "entries are tenant:key[:owner], keys at least 16 characters",
+            )),
+        }
+    };
+    list(v).map(entry).collect()
 }
 
 /// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
 /// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
 /// no trailing slash, since browsers send exactly that and compare it byte for byte.
-fn parse_origins(v: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        if o != "*" && !is_origin(o) {
-            return Err(format!(
-                "{o:?} is not an origin (scheme://host[:port], no path), nor *"
-            ));
+fn parse_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    let origin = |o: &str| {
+        if o == "*" || is_origin(o) {
+            return Ok(o.to_owned());
         }
-        out.push(o.to_owned());
-    }
-    Ok(out)
+        Err(err(
+            "ATTACHMENTS_CORS_ORIGINS",
+            format!("{o:?} is not an origin (scheme://host[:port], no path), nor *"),
+        ))
+    };
+    list(v).map(origin).collect()
 }
 
 fn is_origin(o: &str) -> bool {
