@@ -132,11 +132,14 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
         let v = Vars(get);
+        let required = |var, what| {
+            (v.text(var)).ok_or_else(|| err(var, format!("must name the {what} (backend aws)")))
+        };
         let backend = match v.text("ATTACHMENTS_BACKEND").as_deref() {
             None | Some("embedded") => Backend::Embedded,
             Some("aws") => Backend::Aws {
-                table: v.required("ATTACHMENTS_TABLE", "must name the DynamoDB table")?,
-                bucket: v.required("ATTACHMENTS_BUCKET", "must name the S3 bucket")?,
+                table: required("ATTACHMENTS_TABLE", "DynamoDB table")?,
+                bucket: required("ATTACHMENTS_BUCKET", "S3 bucket")?,
             },
             Some(other) => Err(err(
                 "ATTACHMENTS_BACKEND",
@@ -315,12 +318,6 @@ struct Vars<F>(F);
 impl<F: Fn(&str) -> Option<String>> Vars<F> {
     fn text(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// A variable the AWS backend cannot do without.
-    fn required(&self, name: &'static str, problem: &str) -> Result<String, ConfigError> {
-        self.text(name)
-            .ok_or_else(|| err(name, format!("{problem} (backend aws)")))
     }
 
     /// The variable through `parse`, when it is set.

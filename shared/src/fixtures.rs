@@ -112,17 +112,34 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
     let tenant = TenantId::parse(TENANT)?;
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
     let t = time::OffsetDateTime::now_utc();
+    // Every attachment is the fixtures' tenant's and owner's, created now, without content yet.
+    let attachment = |id, parent| -> Result<Attachment, FixturesError> {
+        let status = AttachmentStatus::Placeholder;
+        let mut att = Attachment::new(tenant.clone(), parent_ref(parent)?, OWNER.into(), status, t);
+        att.id = AttachmentId::parse(id)?;
+        Ok(att)
+    };
     for (id, parent, name, label) in FILES {
-        let att = attachment(&tenant, id, parent, t)?;
-        load_file(app, att, name, label).await?;
+        load_file(app, attachment(id, parent)?, name, label).await?;
     }
     for (id, parent) in PLACEHOLDERS {
-        let mut att = attachment(&tenant, id, parent, t)?;
+        let mut att = attachment(id, parent)?;
         att.title = Some("sample attachment".into());
         app.meta.create_attachment(&att).await?;
     }
+    // Profiles carry the look-up fields the Crafter fixtures read.
     for (kind, id) in PARENTS {
-        app.meta.put_parent(&parent(&tenant, kind, id, t)?).await?;
+        let profile = kind == "profile";
+        let parent = Parent {
+            tenant: tenant.clone(),
+            key: parent_ref((kind, id))?,
+            source: profile.then(|| "src-1".into()),
+            reference: profile.then(|| "ref-1".into()),
+            email: profile.then(|| "jane@example.com".into()),
+            created_at: t,
+            updated_at: t,
+        };
+        app.meta.put_parent(&parent).await?;
     }
     Ok(())
 }
@@ -159,36 +176,4 @@ async fn load_file(
     app.meta.create_attachment(&att).await?;
     app.meta.put_version(&att.tenant, att.id, &version).await?;
     Ok(())
-}
-
-/// An attachment of the fixtures' tenant and owner, created at `t`, without content yet.
-fn attachment(
-    tenant: &TenantId,
-    id: &str,
-    parent: (&str, &str),
-    t: time::OffsetDateTime,
-) -> Result<Attachment, FixturesError> {
-    let status = AttachmentStatus::Placeholder;
-    let mut att = Attachment::new(tenant.clone(), parent_ref(parent)?, OWNER.into(), status, t);
-    att.id = AttachmentId::parse(id)?;
-    Ok(att)
-}
-
-/// A parent; profiles carry the look-up fields the Crafter fixtures read.
-fn parent(
-    tenant: &TenantId,
-    kind: &str,
-    id: &str,
-    t: time::OffsetDateTime,
-) -> Result<Parent, FixturesError> {
-    let profile = kind == "profile";
-    Ok(Parent {
-        tenant: tenant.clone(),
-        key: parent_ref((kind, id))?,
-        source: profile.then(|| "src-1".into()),
-        reference: profile.then(|| "ref-1".into()),
-        email: profile.then(|| "jane@example.com".into()),
-        created_at: t,
-        updated_at: t,
-    })
 }

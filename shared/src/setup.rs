@@ -321,15 +321,14 @@ pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), Setup
     if !cfg.load_fixtures {
         return Ok(());
     }
-    match crate::fixtures::load(app).await {
-        Ok(()) => {
-            tracing::info!(data = %cfg.data_dir.display(), "loaded the event fixtures' data");
-        }
+    let done = match crate::fixtures::load(app).await {
+        Ok(()) => "loaded the event fixtures' data",
         Err(crate::fixtures::FixturesError::NotNew) => {
-            tracing::info!(data = %cfg.data_dir.display(), "the store is not new: the event fixtures' data is not loaded again");
+            "the store is not new: the event fixtures' data is not loaded again"
         }
         Err(e) => return Err(SetupError::Other(format!("ATTACHMENTS_LOAD_FIXTURES: {e}"))),
-    }
+    };
+    tracing::info!(data = %cfg.data_dir.display(), "{done}");
     Ok(())
 }
 
