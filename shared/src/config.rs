@@ -133,7 +133,8 @@ impl Config {
         use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
         let v = Vars(get);
         let required = |var, what| {
-            (v.text(var)).ok_or_else(|| err(var, format!("must name the {what} (backend aws)")))
+            v.text(var)
+                .ok_or_else(|| err(var, format!("must name the {what} (backend aws)")))
         };
         let backend = match v.text("ATTACHMENTS_BACKEND").as_deref() {
             None | Some("embedded") => Backend::Embedded,
@@ -174,7 +175,7 @@ impl Config {
                 1,
                 65_536,
             )? as usize,
-            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 1, 3600)?,
+            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 3600)?,
             api_keys: v
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
@@ -183,19 +184,14 @@ impl Config {
                     .positive("ATTACHMENTS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
                 // Up to SigV4's 7 days.
                 link_ttl: v
-                    .seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 1, 604_800)
+                    .seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 604_800)
                     .map_err(|_| {
                         err(
                             "ATTACHMENTS_LINK_TTL_SECONDS",
                             "must be 1 to 604800 (7 days, SigV4's limit)",
                         )
                     })?,
-                pending_ttl: v.seconds(
-                    "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
-                    86_400,
-                    1,
-                    30 * 86_400,
-                )?,
+                pending_ttl: v.seconds("ATTACHMENTS_UPLOAD_EXPIRY_SECONDS", 86_400, 30 * 86_400)?,
                 direct_post_max_bytes: v.number(
                     "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
                     100 * 1024 * 1024,
@@ -208,12 +204,7 @@ impl Config {
                     1,
                     5 * 1024u64.pow(4),
                 )?,
-                upload_link_ttl: v.seconds(
-                    "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
-                    3600,
-                    1,
-                    604_800,
-                )?,
+                upload_link_ttl: v.seconds("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 3600, 604_800)?,
                 inline_verify_max_bytes: v.number(
                     "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
                     DEFAULT_INLINE_VERIFY_MAX_BYTES,
@@ -347,16 +338,9 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         Ok(self.parsed(name, number)?.unwrap_or(default))
     }
 
-    /// A number of seconds from `min` to `max`.
-    fn seconds(
-        &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.number(name, default, min, max)
-            .map(Duration::from_secs)
+    /// A number of seconds from 1 to `max`.
+    fn seconds(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default, 1, max).map(Duration::from_secs)
     }
 
     /// A positive number of bytes.
@@ -385,13 +369,12 @@ fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
         && ns
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
-    if !valid {
-        return Err(err(
+    valid.then(|| ns.to_owned()).ok_or_else(|| {
+        err(
             "ATTACHMENTS_METRICS_NAMESPACE",
             "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
-        ));
-    }
-    Ok(ns.to_owned())
+        )
+    })
 }
 
 /// The entries of a comma-separated list, trimmed, without empty ones.

@@ -39,14 +39,16 @@ pub struct Built {
 }
 
 /// The app over a backend's stores, with its limits and the dialects' settings from configuration.
-fn configured_app(
+fn built(
     cfg: &Config,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     signer: Signer,
-) -> Arc<App> {
+    fs_blobs: Option<Arc<FsBlobStore>>,
+) -> Built {
     let app = App::new(meta, blobs, signer, cfg.limits.clone());
-    Arc::new(app.with_dialects(cfg.dialects.clone()))
+    let app = Arc::new(app.with_dialects(cfg.dialects.clone()));
+    Built { app, fs_blobs }
 }
 
 /// Builds the app for the configured backend.
@@ -80,14 +82,12 @@ pub async fn build_aws_with(
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Result<Built, SetupError> {
     // Configuration refuses the AWS backend without a secret.
-    let signer = (cfg.secret.clone())
+    let signer = cfg
+        .secret
+        .clone()
         .ok_or_else(|| err("ATTACHMENTS_SECRET", "must be set for backend aws"))?;
     let (meta, blobs) = aws_stores_with(cfg, aws, dynamodb).await?;
-    let app = configured_app(cfg, Arc::new(meta), Arc::new(blobs), signer);
-    Ok(Built {
-        app,
-        fs_blobs: None,
-    })
+    Ok(built(cfg, Arc::new(meta), Arc::new(blobs), signer, None))
 }
 
 /// The configured table and bucket, and the region the SDK's configuration names.
@@ -250,11 +250,7 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         &cfg.public_url,
         signer.clone(),
     ));
-    let app = configured_app(cfg, meta, blobs.clone(), signer);
-    Ok(Built {
-        app,
-        fs_blobs: Some(blobs),
-    })
+    Ok(built(cfg, meta, blobs.clone(), signer, Some(blobs)))
 }
 
 /// The embedded mode's secret lives in the data folder, so links and cursors survive restarts.
@@ -288,14 +284,11 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
 }
 
 fn read_secret(path: &Path) -> std::io::Result<Signer> {
-    let key =
-        crate::config::secret_key(std::fs::read_to_string(path)?.trim()).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is corrupt", path.display()),
-            )
-        })?;
-    Ok(Signer::new(key))
+    use std::io::{Error, ErrorKind};
+    let key = crate::config::secret_key(std::fs::read_to_string(path)?.trim());
+    let corrupt = format!("{} is corrupt", path.display());
+    key.map(Signer::new)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
 }
 
 fn keys_error(e: impl std::fmt::Display) -> SetupError {
@@ -307,7 +300,9 @@ fn keys_error(e: impl std::fmt::Display) -> SetupError {
 pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
     for k in &cfg.api_keys {
         let tenant = crate::domain::TenantId::parse(&k.tenant).map_err(keys_error)?;
-        (app.register_key(&tenant, &k.key, k.owner.as_deref()).await).map_err(keys_error)?;
+        app.register_key(&tenant, &k.key, k.owner.as_deref())
+            .await
+            .map_err(keys_error)?;
     }
     Ok(())
 }
