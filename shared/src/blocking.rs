@@ -22,16 +22,10 @@ impl From<JobFailed> for std::io::Error {
     }
 }
 
-/// A slot for one blocking job, for code that spawns its own (see [`run`]).
-pub async fn slot() -> SemaphorePermit<'static> {
-    // The semaphore is never closed, so acquiring cannot fail; if it ever did, the job would
-    // simply run unbounded rather than not at all.
-    loop {
-        if let Ok(permit) = JOBS.acquire().await {
-            return permit;
-        }
-        tokio::task::yield_now().await;
-    }
+/// A slot for one blocking job, for code that spawns its own (see [`run`]). The semaphore is
+/// never closed; if it ever were, jobs would run unbounded rather than not at all.
+pub async fn slot() -> Option<SemaphorePermit<'static>> {
+    JOBS.acquire().await.ok()
 }
 
 /// Runs `work` on a blocking thread once a slot is free, and waits for it.

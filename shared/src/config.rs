@@ -4,13 +4,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::service::dialects::{CrafterSettings, DialectSettings};
+use crate::service::Limits;
+use crate::signing::Signer;
+
 /// Which adapters serve the storage ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     /// SQLite and files under `data_dir`: one machine, no AWS account.
     Embedded,
-    /// DynamoDB and S3.
-    Aws,
+    /// DynamoDB and S3: the table (`ATTACHMENTS_TABLE`) and bucket (`ATTACHMENTS_BUCKET`).
+    Aws { table: String, bucket: String },
 }
 
 /// An API key given in `ATTACHMENTS_API_KEYS`.
@@ -46,50 +50,28 @@ pub struct Config {
     /// How long the local server waits for more of a request body (`ATTACHMENTS_BODY_IDLE_SECONDS`).
     pub body_idle: Duration,
     pub api_keys: Vec<SeedKey>,
-    /// Largest request body accepted through the API (`ATTACHMENTS_MAX_UPLOAD_BYTES`).
-    pub max_upload_bytes: usize,
-    /// Lifetime of presigned links (`ATTACHMENTS_LINK_TTL_SECONDS`).
-    pub link_ttl: Duration,
-    /// Direct uploads up to this size are one form POST (`ATTACHMENTS_DIRECT_POST_MAX_BYTES`).
-    pub direct_post_max_bytes: u64,
-    /// The largest direct upload (`ATTACHMENTS_DIRECT_MAX_BYTES`).
-    pub direct_max_bytes: u64,
-    /// Direct uploads verified within `complete`, at most (`ATTACHMENTS_INLINE_VERIFY_MAX_BYTES`).
-    pub inline_verify_max_bytes: u64,
-    /// Lifetime of upload links (`ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS`).
-    pub upload_link_ttl: Duration,
-    /// How long an upload may stay unfinished (`ATTACHMENTS_UPLOAD_EXPIRY_SECONDS`).
-    pub upload_expiry: Duration,
-    /// Secret for cursors and embedded links, hex (`ATTACHMENTS_SECRET`); embedded mode makes
+    /// The service's limits: request body, link lifetimes, direct uploads and their expiry.
+    pub limits: Limits,
+    /// The compatible APIs' settings (`ATTACHMENTS_CRAFTER_*`).
+    pub dialects: DialectSettings,
+    /// Secret for cursors and embedded links (`ATTACHMENTS_SECRET`, hex); embedded mode makes
     /// and keeps one in the data folder when unset.
-    pub secret_hex: Option<String>,
-    /// DynamoDB table (`ATTACHMENTS_TABLE`), AWS backend only.
-    pub table: Option<String>,
-    /// S3 bucket (`ATTACHMENTS_BUCKET`), AWS backend only.
-    pub bucket: Option<String>,
+    pub secret: Option<Signer>,
     /// Path-style S3 addressing (`ATTACHMENTS_S3_PATH_STYLE`), for S3-compatible servers.
     pub s3_path_style: bool,
     /// Partitions of the DynamoDB leftovers index that pending uploads and unfinished deletions
-    /// are spread over (`ATTACHMENTS_LEFTOVER_SHARDS`, 16 by default); the sweep reads them all.
+    /// are spread over (`ATTACHMENTS_LEFTOVER_SHARDS`); the sweep reads them all.
     pub leftover_shards: u32,
     /// A Lambda function loads the event fixtures' data into its embedded store at start, when
     /// the store is new (`ATTACHMENTS_LOAD_FIXTURES`; see [`crate::fixtures`]).
     pub load_fixtures: bool,
     /// JSON logs (`ATTACHMENTS_LOG_FORMAT=json`); Lambda defaults to JSON.
     pub json_logs: bool,
-    /// Content types the Crafter Profile API accepts (`ATTACHMENTS_CRAFTER_ALLOWED_TYPES`,
-    /// comma-separated); Crafter's own list by default.
-    pub crafter_allowed_types: Vec<String>,
-    /// The Crafter Profile API's file limit (`ATTACHMENTS_CRAFTER_MAX_FILE_BYTES`), 5 MiB by
-    /// default as in Crafter; `max_upload_bytes` caps it further.
-    pub crafter_max_file_bytes: usize,
-    /// Origins whose browsers may call the API (`ATTACHMENTS_CORS_ORIGINS`, comma-separated;
-    /// none by default). The local server applies it; on AWS the template's
-    /// `ApiCorsOrigins` configures the HTTP API instead.
+    /// Origins whose browsers may call the API (`ATTACHMENTS_CORS_ORIGINS`). The local server
+    /// applies it; on AWS the template's `ApiCorsOrigins` configures the HTTP API instead.
     pub cors_origins: Vec<String>,
     /// The CloudWatch namespace of the service's metrics (`ATTACHMENTS_METRICS_NAMESPACE`): set,
-    /// every request and storage event writes its metrics as embedded metric format lines
-    /// (the template sets it); unset, no metric line is written.
+    /// every request and storage event writes embedded metric format lines; unset, none.
     pub metrics_namespace: Option<String>,
 }
 
@@ -101,7 +83,7 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
         problem: problem.into(),
@@ -148,94 +130,146 @@ impl Config {
 
     /// Reads the configuration through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
         let v = Vars(get);
-        let backend = backend(&v)?;
+        let required = |var, what| {
+            v.text(var)
+                .ok_or_else(|| err(var, format!("must name the {what} (backend aws)")))
+        };
+        let backend = match v.text("ATTACHMENTS_BACKEND").as_deref() {
+            None | Some("embedded") => Backend::Embedded,
+            Some("aws") => Backend::Aws {
+                table: required("ATTACHMENTS_TABLE", "DynamoDB table")?,
+                bucket: required("ATTACHMENTS_BUCKET", "S3 bucket")?,
+            },
+            Some(other) => Err(err(
+                "ATTACHMENTS_BACKEND",
+                format!("must be `embedded` or `aws`, not {other:?}"),
+            ))?,
+        };
         let addr: SocketAddr = v
             .text("ATTACHMENTS_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
             .parse()
             .map_err(|e| err("ATTACHMENTS_ADDR", format!("not a socket address: {e}")))?;
+        let public_url = v
+            .text("ATTACHMENTS_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{addr}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            Err(err(
+                "ATTACHMENTS_PUBLIC_URL",
+                "must start with http:// or https://",
+            ))?;
+        }
+        let aws = backend != Backend::Embedded;
         let cfg = Self {
             addr,
             data_dir: PathBuf::from(
                 v.text("ATTACHMENTS_DATA_DIR")
                     .unwrap_or_else(|| "data".into()),
             ),
-            public_url: public_url(&v, addr)?,
+            public_url,
             max_connections: v.number(
                 "ATTACHMENTS_MAX_CONNECTIONS",
                 DEFAULT_MAX_CONNECTIONS as u64,
                 1,
                 65_536,
             )? as usize,
-            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 1, 3600)?,
+            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 3600)?,
             api_keys: v
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
-            max_upload_bytes: v
-                .positive("ATTACHMENTS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
-            link_ttl: link_ttl(&v)?,
-            direct_post_max_bytes: v.number(
-                "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
-                100 * 1024 * 1024,
+            limits: Limits {
+                max_upload_bytes: v
+                    .positive("ATTACHMENTS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
+                // Up to SigV4's 7 days.
+                link_ttl: v
+                    .seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 604_800)
+                    .map_err(|_| {
+                        err(
+                            "ATTACHMENTS_LINK_TTL_SECONDS",
+                            "must be 1 to 604800 (7 days, SigV4's limit)",
+                        )
+                    })?,
+                pending_ttl: v.seconds("ATTACHMENTS_UPLOAD_EXPIRY_SECONDS", 86_400, 30 * 86_400)?,
+                direct_post_max_bytes: v.number(
+                    "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
+                    100 * 1024 * 1024,
+                    1,
+                    5 * 1024u64.pow(3),
+                )?,
+                direct_max_bytes: v.number(
+                    "ATTACHMENTS_DIRECT_MAX_BYTES",
+                    DEFAULT_DIRECT_MAX_BYTES,
+                    1,
+                    5 * 1024u64.pow(4),
+                )?,
+                upload_link_ttl: v.seconds("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 3600, 604_800)?,
+                inline_verify_max_bytes: v.number(
+                    "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
+                    DEFAULT_INLINE_VERIFY_MAX_BYTES,
+                    0,
+                    5 * 1024u64.pow(4),
+                )?,
+                // The embedded store has no storage events: this process verifies in the background.
+                verify_in_process: !aws,
+            },
+            dialects: DialectSettings {
+                crafter: CrafterSettings {
+                    allowed_types: v
+                        .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
+                        .unwrap_or_else(|| CrafterSettings::default().allowed_types),
+                    max_file_bytes: v.positive(
+                        "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
+                        DEFAULT_CRAFTER_MAX_FILE_BYTES,
+                    )?,
+                },
+            },
+            secret: v.parsed("ATTACHMENTS_SECRET", |s| {
+                secret_key(s).map(Signer::new).ok_or_else(|| {
+                    err("ATTACHMENTS_SECRET", "must be 64 hex characters (32 bytes)")
+                })
+            })?,
+            s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE")?,
+            // Within 1..=MAX_LEFTOVER_SHARDS, so it fits.
+            leftover_shards: u32::try_from(v.number(
+                "ATTACHMENTS_LEFTOVER_SHARDS",
+                u64::from(DEFAULT_LEFTOVER_SHARDS),
                 1,
-                5 * 1024u64.pow(3),
-            )?,
-            direct_max_bytes: v.number(
-                "ATTACHMENTS_DIRECT_MAX_BYTES",
-                DEFAULT_DIRECT_MAX_BYTES,
-                1,
-                5 * 1024u64.pow(4),
-            )?,
-            inline_verify_max_bytes: v.number(
-                "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
-                DEFAULT_INLINE_VERIFY_MAX_BYTES,
-                0,
-                5 * 1024u64.pow(4),
-            )?,
-            upload_link_ttl: v.seconds("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 3600, 1, 604_800)?,
-            upload_expiry: v.seconds(
-                "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
-                86_400,
-                1,
-                30 * 86_400,
-            )?,
-            secret_hex: secret(&v)?,
-            table: v.text("ATTACHMENTS_TABLE"),
-            bucket: v.text("ATTACHMENTS_BUCKET"),
-            s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE", false)?,
-            leftover_shards: leftover_shards(&v)?,
-            load_fixtures: v.flag("ATTACHMENTS_LOAD_FIXTURES", false)?,
-            json_logs: json_logs(&v)?,
-            crafter_allowed_types: v
-                .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
-                .unwrap_or_else(default_crafter_types),
-            crafter_max_file_bytes: v.positive(
-                "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
-                DEFAULT_CRAFTER_MAX_FILE_BYTES,
-            )?,
+                u64::from(MAX_LEFTOVER_SHARDS),
+            )?)
+            .unwrap_or(MAX_LEFTOVER_SHARDS),
+            load_fixtures: v.flag("ATTACHMENTS_LOAD_FIXTURES")?,
+            // JSON logs on Lambda, text elsewhere, unless asked.
+            json_logs: match v.text("ATTACHMENTS_LOG_FORMAT").as_deref() {
+                Some("json") => true,
+                Some("text") => false,
+                None => v.text("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+                Some(_) => Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text"))?,
+            },
             cors_origins: v
-                .parsed("ATTACHMENTS_CORS_ORIGINS", |s| {
-                    parse_origins(s).map_err(|problem| err("ATTACHMENTS_CORS_ORIGINS", problem))
-                })?
+                .parsed("ATTACHMENTS_CORS_ORIGINS", parse_origins)?
                 .unwrap_or_default(),
             metrics_namespace: v.parsed("ATTACHMENTS_METRICS_NAMESPACE", metrics_namespace)?,
             backend,
         };
-        cfg.checked_for_backend()
+        if aws {
+            cfg.check_for_aws()?;
+        }
+        Ok(cfg)
     }
 
-    /// What the AWS backend needs besides: its table, bucket and secret, link lifetimes its
+    /// What the AWS backend needs besides its table and bucket: its secret, link lifetimes its
     /// credentials can honour, and never the fixtures' public key.
-    fn checked_for_backend(self) -> Result<Self, ConfigError> {
-        if self.backend != Backend::Aws {
-            return Ok(self);
-        }
+    fn check_for_aws(&self) -> Result<(), ConfigError> {
         // A presigned link dies with the temporary credentials that signed it; a Lambda role's
         // last at most 12 hours, so a longer lifetime would be a false promise.
         for (var, ttl) in [
-            ("ATTACHMENTS_LINK_TTL_SECONDS", self.link_ttl),
-            ("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", self.upload_link_ttl),
+            ("ATTACHMENTS_LINK_TTL_SECONDS", self.limits.link_ttl),
+            (
+                "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
+                self.limits.upload_link_ttl,
+            ),
         ] {
             if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
                 return Err(err(
@@ -244,19 +278,7 @@ impl Config {
                 ));
             }
         }
-        if self.table.is_none() {
-            return Err(err(
-                "ATTACHMENTS_TABLE",
-                "must name the DynamoDB table (backend aws)",
-            ));
-        }
-        if self.bucket.is_none() {
-            return Err(err(
-                "ATTACHMENTS_BUCKET",
-                "must name the S3 bucket (backend aws)",
-            ));
-        }
-        if self.secret_hex.is_none() {
+        if self.secret.is_none() {
             return Err(err(
                 "ATTACHMENTS_SECRET",
                 "must be set for backend aws (64 hex characters)",
@@ -269,8 +291,15 @@ impl Config {
                 "only with the embedded backend (the fixtures' key is public)",
             ));
         }
-        Ok(self)
+        Ok(())
     }
+}
+
+/// A secret of 32 bytes written as 64 hex characters.
+pub(crate) fn secret_key(hex: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hex, &mut key).ok()?;
+    Some(key)
 }
 
 /// The variables, read through a lookup; a variable set to blanks counts as unset. Each reader
@@ -299,118 +328,36 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         min: u64,
         max: u64,
     ) -> Result<u64, ConfigError> {
-        match self.text(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
+        let number = |v: &str| {
+            v.trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| err(name, format!("must be a number from {min} to {max}"))),
-        }
+                .ok_or_else(|| err(name, format!("must be a number from {min} to {max}")))
+        };
+        Ok(self.parsed(name, number)?.unwrap_or(default))
     }
 
-    /// A number of seconds from `min` to `max`.
-    fn seconds(
-        &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.number(name, default, min, max)
-            .map(Duration::from_secs)
+    /// A number of seconds from 1 to `max`.
+    fn seconds(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default, 1, max).map(Duration::from_secs)
     }
 
     /// A positive number of bytes.
     fn positive(&self, name: &'static str, default: usize) -> Result<usize, ConfigError> {
-        match self.text(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| err(name, "must be a positive number of bytes")),
-        }
+        self.number(name, default as u64, 1, usize::MAX as u64)
+            .map(|n| n as usize)
+            .map_err(|_| err(name, "must be a positive number of bytes"))
     }
 
-    /// `true`/`1` or `false`/`0`.
-    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    /// `true`/`1` or `false`/`0`, `false` when unset.
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
         match self.text(name).as_deref() {
-            None => Ok(default),
-            Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
+            None | Some("false" | "0") => Ok(false),
+            Some("true" | "1") => Ok(true),
             Some(_) => Err(err(name, "must be true or false")),
         }
     }
-}
-
-/// Which adapters: the embedded store unless `aws`.
-fn backend<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Backend, ConfigError> {
-    match v.text("ATTACHMENTS_BACKEND").as_deref() {
-        None | Some("embedded") => Ok(Backend::Embedded),
-        Some("aws") => Ok(Backend::Aws),
-        Some(other) => Err(err(
-            "ATTACHMENTS_BACKEND",
-            format!("must be `embedded` or `aws`, not {other:?}"),
-        )),
-    }
-}
-
-/// The base of the embedded store's links: the server's own address unless given.
-fn public_url<F: Fn(&str) -> Option<String>>(
-    v: &Vars<F>,
-    addr: SocketAddr,
-) -> Result<String, ConfigError> {
-    let url = v
-        .text("ATTACHMENTS_PUBLIC_URL")
-        .unwrap_or_else(|| format!("http://{addr}"));
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(err(
-            "ATTACHMENTS_PUBLIC_URL",
-            "must start with http:// or https://",
-        ));
-    }
-    Ok(url)
-}
-
-/// How long download links live: up to SigV4's 7 days.
-fn link_ttl<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Duration, ConfigError> {
-    v.seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 1, 604_800)
-        .map_err(|_| {
-            err(
-                "ATTACHMENTS_LINK_TTL_SECONDS",
-                "must be 1 to 604800 (7 days, SigV4's limit)",
-            )
-        })
-}
-
-/// The service secret, when given: 32 bytes in hex.
-fn secret<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<Option<String>, ConfigError> {
-    let secret = v.text("ATTACHMENTS_SECRET");
-    if let Some(s) = &secret {
-        if hex::decode(s).map(|b| b.len()).unwrap_or(0) != 32 {
-            return Err(err(
-                "ATTACHMENTS_SECRET",
-                "must be 64 hex characters (32 bytes)",
-            ));
-        }
-    }
-    Ok(secret)
-}
-
-/// How many partitions the DynamoDB leftovers index is spread over.
-fn leftover_shards<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<u32, ConfigError> {
-    use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
-    let shards = v.number(
-        "ATTACHMENTS_LEFTOVER_SHARDS",
-        u64::from(DEFAULT_LEFTOVER_SHARDS),
-        1,
-        u64::from(MAX_LEFTOVER_SHARDS),
-    )?;
-    // Within 1..=MAX_LEFTOVER_SHARDS, so it fits.
-    Ok(u32::try_from(shards).unwrap_or(MAX_LEFTOVER_SHARDS))
 }
 
 /// A CloudWatch namespace: at most 255 letters, digits or `. - _ / #` and spaces, not in
@@ -422,40 +369,22 @@ fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
         && ns
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
-    if !valid {
-        return Err(err(
+    valid.then(|| ns.to_owned()).ok_or_else(|| {
+        err(
             "ATTACHMENTS_METRICS_NAMESPACE",
             "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
-        ));
-    }
-    Ok(ns.to_owned())
+        )
+    })
 }
 
-/// JSON logs on Lambda, text elsewhere, unless asked.
-fn json_logs<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<bool, ConfigError> {
-    match v.text("ATTACHMENTS_LOG_FORMAT").as_deref() {
-        Some("json") => Ok(true),
-        Some("text") => Ok(false),
-        None => Ok(v.text("AWS_LAMBDA_FUNCTION_NAME").is_some()),
-        Some(_) => Err(err("ATTACHMENTS_LOG_FORMAT", "must be json or text")),
-    }
-}
-
-/// Crafter Profile's own list of accepted types.
-fn default_crafter_types() -> Vec<String> {
-    DEFAULT_CRAFTER_ALLOWED_TYPES
-        .iter()
-        .map(|t| (*t).to_owned())
-        .collect()
+/// The entries of a comma-separated list, trimmed, without empty ones.
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// A comma-separated list of content types, compared lower-case as the service decides them.
 fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
-    let types: Vec<String> = v
-        .split(',')
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let types: Vec<String> = list(v).map(str::to_ascii_lowercase).collect();
     let valid = |t: &str| {
         t.split_once('/').is_some_and(|(a, b)| {
             !a.is_empty()
@@ -479,43 +408,37 @@ fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|entry| {
-            let mut parts = entry.splitn(3, ':');
-            let tenant = parts.next().unwrap_or_default();
-            let key = parts.next().unwrap_or_default();
-            let owner = parts.next().map(str::to_owned);
-            if tenant.is_empty() || key.len() < 16 {
-                return Err(err(
-                    "ATTACHMENTS_API_KEYS",
-                    "entries are tenant:key[:owner], keys at least 16 characters",
-                ));
-            }
-            Ok(SeedKey {
+    let entry = |entry: &str| {
+        let mut parts = entry.splitn(3, ':');
+        match (parts.next(), parts.next()) {
+            (Some(tenant), Some(key)) if !tenant.is_empty() && key.len() >= 16 => Ok(SeedKey {
                 tenant: tenant.to_owned(),
                 key: key.to_owned(),
-                owner,
-            })
-        })
-        .collect()
+                owner: parts.next().map(str::to_owned),
+            }),
+            _ => Err(err(
+                "ATTACHMENTS_API_KEYS",
+                "entries are tenant:key[:owner], keys at least 16 characters",
+            )),
+        }
+    };
+    list(v).map(entry).collect()
 }
 
 /// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
 /// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
 /// no trailing slash, since browsers send exactly that and compare it byte for byte.
-fn parse_origins(v: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        if o != "*" && !is_origin(o) {
-            return Err(format!(
-                "{o:?} is not an origin (scheme://host[:port], no path), nor *"
-            ));
+fn parse_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    let origin = |o: &str| {
+        if o == "*" || is_origin(o) {
+            return Ok(o.to_owned());
         }
-        out.push(o.to_owned());
-    }
-    Ok(out)
+        Err(err(
+            "ATTACHMENTS_CORS_ORIGINS",
+            format!("{o:?} is not an origin (scheme://host[:port], no path), nor *"),
+        ))
+    };
+    list(v).map(origin).collect()
 }
 
 fn is_origin(o: &str) -> bool {
@@ -559,8 +482,8 @@ mod tests {
         assert_eq!(c.backend, Backend::Embedded);
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
-        assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
-        assert_eq!(c.link_ttl, Duration::from_secs(900));
+        assert_eq!(c.limits.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert_eq!(c.limits.link_ttl, Duration::from_secs(900));
         assert!(!c.s3_path_style);
         assert!(c.cors_origins.is_empty(), "no API CORS unless asked");
         assert!(!c.load_fixtures);
@@ -673,8 +596,11 @@ mod tests {
     #[test]
     fn crafter_settings() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.crafter_allowed_types, DEFAULT_CRAFTER_ALLOWED_TYPES);
-        assert_eq!(c.crafter_max_file_bytes, 5 * 1024 * 1024);
+        assert_eq!(
+            c.dialects.crafter.allowed_types,
+            DEFAULT_CRAFTER_ALLOWED_TYPES
+        );
+        assert_eq!(c.dialects.crafter.max_file_bytes, 5 * 1024 * 1024);
         let c = cfg(&[
             (
                 "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
@@ -683,8 +609,11 @@ mod tests {
             ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "1000"),
         ])
         .unwrap();
-        assert_eq!(c.crafter_allowed_types, ["image/png", "application/pdf"]);
-        assert_eq!(c.crafter_max_file_bytes, 1000);
+        assert_eq!(
+            c.dialects.crafter.allowed_types,
+            ["image/png", "application/pdf"]
+        );
+        assert_eq!(c.dialects.crafter.max_file_bytes, 1000);
         for bad in ["png", "image/", "a/b/c", "image/p ng", ","] {
             assert_eq!(
                 cfg(&[("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", bad)])

@@ -1,14 +1,11 @@
 //! The data the event fixtures in `events/` are written against (`events/README.md` lists it):
 //! tenant `fixtures` and its API key, seven parents, two stored files and two placeholders.
 //!
-//! One piece of code prepares it for every way the fixtures run: the in-process fixture test,
-//! `attachments-admin fixtures load` (a data folder on this machine, for `cargo lambda watch` or
-//! the local server), and a function started with `ATTACHMENTS_LOAD_FIXTURES=true`: what
-//! `sam local invoke` runs with `events/env.json`, in a container whose `/tmp` starts empty at
-//! every invocation, so only the function itself can put the data there.
-//!
-//! The key is public (it is in the fixtures), so the data is only ever loaded into an embedded
-//! store: configuration refuses the flag on the AWS backend, and so does the admin command.
+//! The in-process fixture test, `attachments-admin fixtures load` and a function started with
+//! `ATTACHMENTS_LOAD_FIXTURES=true` load it (the last is what `sam local invoke` runs with
+//! `events/env.json`: its container's `/tmp` starts empty at every invocation). The key is public,
+//! so the data only ever goes into an embedded store: configuration refuses the flag on AWS, and
+//! so does the admin command.
 
 use bytes::Bytes;
 
@@ -28,7 +25,7 @@ pub const OWNER: &str = "admin-user-66@example.com";
 
 /// Parents: the profile (with its look-up fields, which HrFlow's fixtures use), the assets and
 /// projects, and the records.
-const PARENTS: &[(&str, &str)] = &[
+const PARENTS: [(&str, &str); 7] = [
     ("profile", "59284659d4c650213cc2f3fc"),
     ("asset", "bDzHAAxLXsSmhL4lax8D"),
     ("asset", "UqFkJDWdw7Sdg7TQZS-J"),
@@ -41,39 +38,26 @@ const PARENTS: &[(&str, &str)] = &[
 /// The version id of both stored files.
 const VERSION: &str = "01a20000-0000-7000-8000-0000000000f0";
 
-/// A stored file: attachment id, parent, file name, label.
-struct StoredFile {
-    id: &'static str,
-    parent: (&'static str, &'static str),
-    name: &'static str,
-    label: &'static str,
-}
-
-const FILES: &[StoredFile] = &[
-    StoredFile {
-        id: "01a20000-0000-7000-8000-000000000001",
-        parent: ("profile", "59284659d4c650213cc2f3fc"),
-        name: "picture1.jpg",
-        label: "resume",
-    },
-    StoredFile {
-        id: "01a20000-0000-7000-8000-000000000002",
-        parent: ("io_showcase", "41f19ff6-2738-4000-8bfd-a18950caa1d1"),
-        name: "file1.txt",
-        label: "file",
-    },
+/// Stored files: attachment id, parent, file name, label.
+const FILES: [(&str, (&str, &str), &str, &str); 2] = [
+    (
+        "01a20000-0000-7000-8000-000000000001",
+        PARENTS[0],
+        "picture1.jpg",
+        "resume",
+    ),
+    (
+        "01a20000-0000-7000-8000-000000000002",
+        PARENTS[5],
+        "file1.txt",
+        "file",
+    ),
 ];
 
 /// Placeholders (the asset API's attachments without a file yet): id and parent.
-const PLACEHOLDERS: &[(&str, (&str, &str))] = &[
-    (
-        "01a20000-0000-7000-8000-000000000003",
-        ("asset", "bDzHAAxLXsSmhL4lax8D"),
-    ),
-    (
-        "01a20000-0000-7000-8000-000000000004",
-        ("project", "If8_aXgtMF4ggxOPqvKM"),
-    ),
+const PLACEHOLDERS: [(&str, (&str, &str)); 2] = [
+    ("01a20000-0000-7000-8000-000000000003", PARENTS[1]),
+    ("01a20000-0000-7000-8000-000000000004", PARENTS[3]),
 ];
 
 /// Why the data could not be loaded.
@@ -128,18 +112,34 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
     let tenant = TenantId::parse(TENANT)?;
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
     let t = time::OffsetDateTime::now_utc();
-    for f in FILES {
-        load_file(app, &tenant, f, t).await?;
+    // Every attachment is the fixtures' tenant's and owner's, created now, without content yet.
+    let attachment = |id, parent| -> Result<Attachment, FixturesError> {
+        let status = AttachmentStatus::Placeholder;
+        let mut att = Attachment::new(tenant.clone(), parent_ref(parent)?, OWNER.into(), status, t);
+        att.id = AttachmentId::parse(id)?;
+        Ok(att)
+    };
+    for (id, parent, name, label) in FILES {
+        load_file(app, attachment(id, parent)?, name, label).await?;
     }
-    for &(id, parent) in PLACEHOLDERS {
-        let mut att = attachment(&tenant, id, parent, t)?;
-        att.label = "file".into();
+    for (id, parent) in PLACEHOLDERS {
+        let mut att = attachment(id, parent)?;
         att.title = Some("sample attachment".into());
-        att.status = AttachmentStatus::Placeholder;
         app.meta.create_attachment(&att).await?;
     }
-    for &(kind, id) in PARENTS {
-        app.meta.put_parent(&parent(&tenant, kind, id, t)?).await?;
+    // Profiles carry the look-up fields the Crafter fixtures read.
+    for (kind, id) in PARENTS {
+        let profile = kind == "profile";
+        let parent = Parent {
+            tenant: tenant.clone(),
+            key: parent_ref((kind, id))?,
+            source: profile.then(|| "src-1".into()),
+            reference: profile.then(|| "ref-1".into()),
+            email: profile.then(|| "jane@example.com".into()),
+            created_at: t,
+            updated_at: t,
+        };
+        app.meta.put_parent(&parent).await?;
     }
     Ok(())
 }
@@ -147,12 +147,12 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
 /// One file: its bytes in the blob store, then its attachment, ready, with its one version.
 async fn load_file(
     app: &App,
-    tenant: &TenantId,
-    f: &StoredFile,
-    t: time::OffsetDateTime,
+    mut att: Attachment,
+    name: &str,
+    label: &str,
 ) -> Result<(), FixturesError> {
-    let bytes = content(f.name);
-    let name = FileName::parse(f.name)?;
+    let bytes = content(name);
+    let name = FileName::parse(name)?;
     let d = Digests::of(&bytes);
     let content_type = decide_content_type(name.as_str(), name.extension(), &bytes)
         .map_err(|e| FixturesError::Service(ServiceError::UnsupportedMedia(e.to_string())))?
@@ -164,10 +164,9 @@ async fn load_file(
         size: d.size,
         md5: d.md5_hex(),
         sha256: d.sha256_hex(),
-        created_at: t,
+        created_at: att.created_at,
     };
-    let mut att = attachment(tenant, f.id, f.parent, t)?;
-    att.label = f.label.into();
+    att.label = label.into();
     att.status = AttachmentStatus::Ready;
     att.content = Some(version.clone());
     let key = att.blob_key(version.id);
@@ -175,53 +174,6 @@ async fn load_file(
         .put(&key, bytes, &version.content_type, &d.sha256)
         .await?;
     app.meta.create_attachment(&att).await?;
-    app.meta.put_version(tenant, att.id, &version).await?;
+    app.meta.put_version(&att.tenant, att.id, &version).await?;
     Ok(())
-}
-
-/// An attachment of the fixtures' tenant and owner, created at `t`, without content yet.
-fn attachment(
-    tenant: &TenantId,
-    id: &str,
-    parent: (&str, &str),
-    t: time::OffsetDateTime,
-) -> Result<Attachment, FixturesError> {
-    Ok(Attachment {
-        tenant: tenant.clone(),
-        id: AttachmentId::parse(id)?,
-        parent: parent_ref(parent)?,
-        label: String::new(),
-        title: None,
-        description: None,
-        category: None,
-        tags: vec![],
-        status: AttachmentStatus::Placeholder,
-        owner: OWNER.into(),
-        external_id: None,
-        content: None,
-        created_at: t,
-        updated_at: t,
-        expires_at: None,
-        upload: None,
-        problem: None,
-    })
-}
-
-/// A parent; profiles carry the look-up fields the Crafter fixtures read.
-fn parent(
-    tenant: &TenantId,
-    kind: &str,
-    id: &str,
-    t: time::OffsetDateTime,
-) -> Result<Parent, FixturesError> {
-    let profile = kind == "profile";
-    Ok(Parent {
-        tenant: tenant.clone(),
-        key: parent_ref((kind, id))?,
-        source: profile.then(|| "src-1".into()),
-        reference: profile.then(|| "ref-1".into()),
-        email: profile.then(|| "jane@example.com".into()),
-        created_at: t,
-        updated_at: t,
-    })
 }

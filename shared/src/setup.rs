@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Backend, Config};
-use crate::service::dialects::{CrafterSettings, DialectSettings};
-use crate::service::{App, Limits};
+use crate::config::{err, Backend, Config};
+use crate::service::App;
 use crate::signing::Signer;
 use crate::store::dynamo::DynamoStore;
 use crate::store::fs_blob::FsBlobStore;
@@ -39,45 +38,24 @@ pub struct Built {
     pub fs_blobs: Option<Arc<FsBlobStore>>,
 }
 
-fn limits(cfg: &Config) -> Limits {
-    Limits {
-        max_upload_bytes: cfg.max_upload_bytes,
-        link_ttl: cfg.link_ttl,
-        pending_ttl: cfg.upload_expiry,
-        direct_post_max_bytes: cfg.direct_post_max_bytes,
-        direct_max_bytes: cfg.direct_max_bytes,
-        upload_link_ttl: cfg.upload_link_ttl,
-        inline_verify_max_bytes: cfg.inline_verify_max_bytes,
-        // The embedded store has no storage events: this process verifies in the background.
-        verify_in_process: cfg.backend == crate::config::Backend::Embedded,
-    }
-}
-
-/// The compatible APIs' settings; every backend's wiring applies them with `App::with_dialects`.
-pub fn dialect_settings(cfg: &Config) -> DialectSettings {
-    DialectSettings {
-        crafter: CrafterSettings {
-            allowed_types: cfg.crafter_allowed_types.clone(),
-            max_file_bytes: cfg.crafter_max_file_bytes,
-        },
-    }
-}
-
-/// The app over a backend's stores, with everything else from configuration.
-fn configured_app(
+/// The app over a backend's stores, with its limits and the dialects' settings from configuration.
+fn built(
     cfg: &Config,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     signer: Signer,
-) -> Arc<App> {
-    Arc::new(App::new(meta, blobs, signer, limits(cfg)).with_dialects(dialect_settings(cfg)))
+    fs_blobs: Option<Arc<FsBlobStore>>,
+) -> Built {
+    let app = App::new(meta, blobs, signer, cfg.limits.clone());
+    let app = Arc::new(app.with_dialects(cfg.dialects.clone()));
+    Built { app, fs_blobs }
 }
 
 /// Builds the app for the configured backend.
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws => build_aws(cfg, &load_aws().await?).await,
+        Backend::Aws { .. } => build_aws(cfg, &load_aws().await?).await,
     }
 }
 
@@ -103,62 +81,42 @@ pub async fn build_aws_with(
     aws: &aws_config::SdkConfig,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Result<Built, SetupError> {
-    let secret = cfg
-        .secret_hex
-        .as_deref()
-        .ok_or_else(|| missing("ATTACHMENTS_SECRET"))?;
-    let signer = signer_from_hex(secret)?;
+    // Configuration refuses the AWS backend without a secret.
+    let signer = cfg
+        .secret
+        .clone()
+        .ok_or_else(|| err("ATTACHMENTS_SECRET", "must be set for backend aws"))?;
     let (meta, blobs) = aws_stores_with(cfg, aws, dynamodb).await?;
-    let app = configured_app(cfg, Arc::new(meta), Arc::new(blobs), signer);
-    Ok(Built {
-        app,
-        fs_blobs: None,
-    })
+    Ok(built(cfg, Arc::new(meta), Arc::new(blobs), signer, None))
 }
 
-fn missing(var: &'static str) -> SetupError {
-    SetupError::Config(crate::config::ConfigError {
-        var,
-        problem: "must be set for backend aws".into(),
-    })
+/// The configured table and bucket, and the region the SDK's configuration names.
+fn aws_names<'c>(
+    cfg: &'c Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<(&'c str, &'c str, String), SetupError> {
+    let Backend::Aws { table, bucket } = &cfg.backend else {
+        return Err(err("ATTACHMENTS_BACKEND", "must be aws").into());
+    };
+    let region = aws
+        .region()
+        .ok_or_else(|| err("AWS_REGION", "must be set for backend aws"))?;
+    Ok((table, bucket, region.as_ref().to_owned()))
 }
 
-/// The configured table and bucket.
-fn table_and_bucket(cfg: &Config) -> Result<(String, String), SetupError> {
-    let table = cfg
-        .table
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_TABLE"))?;
-    let bucket = cfg
-        .bucket
-        .clone()
-        .ok_or_else(|| missing("ATTACHMENTS_BUCKET"))?;
-    Ok((table, bucket))
-}
-
-/// The region the SDK's configuration names.
-fn region(aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
-    let region = aws.region().ok_or_else(|| missing("AWS_REGION"))?;
-    Ok(region.as_ref().to_owned())
-}
+const DYNAMODB: (&str, &str) = ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB");
+const S3: (&str, &str) = ("S3", "AWS_ENDPOINT_URL_S3");
 
 /// Where a service's endpoint went wrong: the endpoint variable when one is configured,
 /// else the region the SDK derived it from.
 fn endpoint_error(
     aws: &aws_config::SdkConfig,
-    service_id: &str,
-    var: &'static str,
+    (service_id, var): (&str, &'static str),
     e: impl std::fmt::Display,
 ) -> SetupError {
-    let var = if sdk::configured_endpoint(aws, service_id).is_some() {
-        var
-    } else {
-        "AWS_REGION"
-    };
-    SetupError::Config(crate::config::ConfigError {
-        var,
-        problem: format!("no usable endpoint: {e}"),
-    })
+    let configured = sdk::configured_endpoint(aws, service_id).is_some();
+    let var = if configured { var } else { "AWS_REGION" };
+    err(var, format!("no usable endpoint: {e}")).into()
 }
 
 /// The endpoint of each service as the SDK's endpoint rules resolve it (the clients use the
@@ -175,21 +133,14 @@ async fn bucket_url(
     let fips = aws.use_fips().unwrap_or(false);
     let dual_stack = aws.use_dual_stack().unwrap_or(false);
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
-    for (service_id, var) in [
-        ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB"),
-        ("S3", "AWS_ENDPOINT_URL_S3"),
-    ] {
-        if let Some(url) = sdk::configured_endpoint(aws, service_id) {
+    for service in [DYNAMODB, S3] {
+        if let Some(url) = sdk::configured_endpoint(aws, service.0) {
             let uri: http::Uri = url
                 .parse()
-                .map_err(|e| endpoint_error(aws, service_id, var, format!("{url:?}: {e}")))?;
+                .map_err(|e| endpoint_error(aws, service, format!("{url:?}: {e}")))?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(endpoint_error(
-                    aws,
-                    service_id,
-                    var,
-                    format!("{url:?} is not an http:// or https:// URL"),
-                ));
+                let problem = format!("{url:?} is not an http:// or https:// URL");
+                return Err(endpoint_error(aws, service, problem));
             }
         }
     }
@@ -197,26 +148,26 @@ async fn bucket_url(
         .region(region)
         .use_fips(fips)
         .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, "DynamoDB"))
+        .set_endpoint(sdk::configured_endpoint(aws, DYNAMODB.0))
         .build()
-        .map_err(|e| endpoint_error(aws, "DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB", e))?;
+        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
     aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
         .resolve_endpoint(&params)
         .await
-        .map_err(|e| endpoint_error(aws, "DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB", e))?;
+        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
     let params = aws_sdk_s3::config::endpoint::Params::builder()
         .region(region)
         .bucket(bucket)
         .force_path_style(cfg.s3_path_style)
         .use_fips(fips)
         .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, "S3"))
+        .set_endpoint(sdk::configured_endpoint(aws, S3.0))
         .build()
-        .map_err(|e| endpoint_error(aws, "S3", "AWS_ENDPOINT_URL_S3", e))?;
+        .map_err(|e| endpoint_error(aws, S3, e))?;
     let endpoint = aws_sdk_s3::config::endpoint::DefaultResolver::new()
         .resolve_endpoint(&params)
         .await
-        .map_err(|e| endpoint_error(aws, "S3", "AWS_ENDPOINT_URL_S3", e))?;
+        .map_err(|e| endpoint_error(aws, S3, e))?;
     Ok(endpoint.url().trim_end_matches('/').to_owned())
 }
 
@@ -236,10 +187,9 @@ pub async fn aws_stores_with(
     aws: &aws_config::SdkConfig,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let (table, bucket) = table_and_bucket(cfg)?;
-    let region = region(aws)?;
+    let (table, bucket, region) = aws_names(cfg, aws)?;
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
-    let url = bucket_url(cfg, aws, &bucket, &region).await?;
+    let url = bucket_url(cfg, aws, bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
         DynamoStore::new(dynamodb, table).with_leftover_shards(cfg.leftover_shards),
@@ -258,28 +208,27 @@ pub async fn init_aws_with(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
 ) -> Result<String, SetupError> {
-    let (table, bucket) = table_and_bucket(cfg)?;
-    let region = region(aws)?;
+    let (table, bucket, region) = aws_names(cfg, aws)?;
     let dynamodb = sdk::dynamodb_client(aws);
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
-    bucket_url(cfg, aws, &bucket, &region).await?;
-    let mut done = Vec::new();
-    if crate::store::dynamo::table_exists(&dynamodb, &table).await? {
-        done.push(format!("table {table} exists"));
+    bucket_url(cfg, aws, bucket, &region).await?;
+    let table_done = if crate::store::dynamo::table_exists(&dynamodb, table).await? {
+        format!("table {table} exists")
     } else {
-        crate::store::dynamo::create_table(&dynamodb, &table).await?;
-        done.push(format!("created table {table}"));
-    }
-    match crate::store::s3::ensure_bucket(&s3, &bucket, &region).await {
-        Ok(true) => done.push(format!("created bucket {bucket}")),
-        Ok(false) => done.push(format!("bucket {bucket} exists")),
-        Err(e) => {
-            return Err(SetupError::Other(format!(
-                "ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"
-            )))
-        }
-    }
-    Ok(done.join("\n"))
+        crate::store::dynamo::create_table(&dynamodb, table).await?;
+        format!("created table {table}")
+    };
+    let created = crate::store::s3::ensure_bucket(&s3, bucket, &region)
+        .await
+        .map_err(|e| {
+            SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"))
+        })?;
+    let bucket_done = if created {
+        format!("created bucket {bucket}")
+    } else {
+        format!("bucket {bucket} exists")
+    };
+    Ok(format!("{table_done}\n{bucket_done}"))
 }
 
 /// SQLite and files under the data folder.
@@ -291,8 +240,8 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
     };
     crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
     crate::store::fs_blob::create_private_dir(&dir.join("blobs")).map_err(io)?;
-    let signer = match &cfg.secret_hex {
-        Some(h) => signer_from_hex(h)?,
+    let signer = match &cfg.secret {
+        Some(signer) => signer.clone(),
         None => load_or_create_secret(dir).map_err(io)?,
     };
     let meta = Arc::new(SqliteStore::open(&dir.join("attachments.db"))?);
@@ -301,25 +250,15 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         &cfg.public_url,
         signer.clone(),
     ));
-    let app = configured_app(cfg, meta, blobs.clone(), signer);
-    Ok(Built {
-        app,
-        fs_blobs: Some(blobs),
-    })
-}
-
-pub(crate) fn signer_from_hex(h: &str) -> Result<Signer, SetupError> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(h, &mut key)
-        .map_err(|_| SetupError::Other("ATTACHMENTS_SECRET: must be 64 hex characters".into()))?;
-    Ok(Signer::new(key))
+    Ok(built(cfg, meta, blobs.clone(), signer, Some(blobs)))
 }
 
 /// The embedded mode's secret lives in the data folder, so links and cursors survive restarts.
 /// Two processes starting together on an empty folder agree on one secret: each writes its own
-/// candidate completely (synced) and publishes it with a link that fails if a secret exists;
-/// the loser reads the winner's.
+/// candidate completely (synced, readable by its owner only) and publishes it with a link that
+/// fails if a secret exists; the loser reads the winner's.
 fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
+    use std::io::Write;
     let path = dir.join("secret.key");
     match read_secret(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -327,7 +266,11 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     }
     let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
     let candidate = dir.join(format!("secret.key.{}", uuid::Uuid::new_v4()));
-    write_private(&candidate, &hex::encode(signer.key_bytes()))?;
+    let mut f = crate::store::fs_blob::private_file()
+        .create_new(true)
+        .open(&candidate)?;
+    f.write_all(hex::encode(signer.key_bytes()).as_bytes())?;
+    f.sync_all()?;
     let published = std::fs::hard_link(&candidate, &path);
     let _ = std::fs::remove_file(&candidate);
     match published {
@@ -341,37 +284,25 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
 }
 
 fn read_secret(path: &Path) -> std::io::Result<Signer> {
-    let h = std::fs::read_to_string(path)?;
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(h.trim(), &mut key).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} is corrupt", path.display()),
-        )
-    })?;
-    Ok(Signer::new(key))
+    use std::io::{Error, ErrorKind};
+    let key = crate::config::secret_key(std::fs::read_to_string(path)?.trim());
+    let corrupt = format!("{} is corrupt", path.display());
+    key.map(Signer::new)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
 }
 
-/// Writes a new file readable by its owner only, synced.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = crate::store::fs_blob::private_file()
-        .create_new(true)
-        .open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()
+fn keys_error(e: impl std::fmt::Display) -> SetupError {
+    SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"))
 }
 
 /// Registers the keys of `ATTACHMENTS_API_KEYS` (none on a normal AWS deployment, so a function's
 /// start writes nothing); what a Lambda function does at start.
 pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
-    use crate::domain::TenantId;
     for k in &cfg.api_keys {
-        let tenant = TenantId::parse(&k.tenant)
-            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
+        let tenant = crate::domain::TenantId::parse(&k.tenant).map_err(keys_error)?;
         app.register_key(&tenant, &k.key, k.owner.as_deref())
             .await
-            .map_err(|e| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}")))?;
+            .map_err(keys_error)?;
     }
     Ok(())
 }
@@ -385,32 +316,28 @@ pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), Setup
     if !cfg.load_fixtures {
         return Ok(());
     }
-    match crate::fixtures::load(app).await {
-        Ok(()) => {
-            tracing::info!(data = %cfg.data_dir.display(), "loaded the event fixtures' data");
-            Ok(())
-        }
+    let done = match crate::fixtures::load(app).await {
+        Ok(()) => "loaded the event fixtures' data",
         Err(crate::fixtures::FixturesError::NotNew) => {
-            tracing::info!(data = %cfg.data_dir.display(), "the store is not new: the event fixtures' data is not loaded again");
-            Ok(())
+            "the store is not new: the event fixtures' data is not loaded again"
         }
-        Err(e) => Err(SetupError::Other(format!("ATTACHMENTS_LOAD_FIXTURES: {e}"))),
-    }
+        Err(e) => return Err(SetupError::Other(format!("ATTACHMENTS_LOAD_FIXTURES: {e}"))),
+    };
+    tracing::info!(data = %cfg.data_dir.display(), "{done}");
+    Ok(())
 }
 
 /// Registers the keys of `ATTACHMENTS_API_KEYS`, and when the store has no key at all, creates
 /// one for tenant `default` and returns it (to be printed once).
 pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupError> {
-    use crate::domain::TenantId;
-    let svc =
-        |e: crate::service::ServiceError| SetupError::Other(format!("ATTACHMENTS_API_KEYS: {e}"));
     register_keys(app, cfg).await?;
-    if app.list_keys().await.map_err(svc)?.is_empty() {
-        let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
-        let key = app.create_key(&tenant, None).await.map_err(svc)?;
-        return Ok(Some(key.secret));
+    if !app.list_keys().await.map_err(keys_error)?.is_empty() {
+        return Ok(None);
     }
-    Ok(None)
+    let tenant =
+        crate::domain::TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
+    let key = app.create_key(&tenant, None).await.map_err(keys_error)?;
+    Ok(Some(key.secret))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub async fn run(admin: Admin) -> Result<String, String> {
 
 /// [`run`] with the given configuration.
 pub async fn run_with(cfg: Config, admin: Admin) -> Result<String, String> {
-    let aws = cfg.backend == Backend::Aws;
+    let aws = matches!(cfg.backend, Backend::Aws { .. });
     match admin.command {
         Command::Init if aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
         Command::Init => Ok(format!(
@@ -197,7 +197,7 @@ async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
         Dlq::List { queue } => (false, queue),
         Dlq::Redrive { queue } => (true, queue),
     };
-    if redrive && cfg.backend != Backend::Aws {
+    if redrive && cfg.backend == Backend::Embedded {
         return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
     }
     let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
