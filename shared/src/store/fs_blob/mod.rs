@@ -7,11 +7,13 @@
 pub mod links;
 mod write;
 
+use std::fmt::Display;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
@@ -125,15 +127,11 @@ impl FsBlobStore {
     /// Stores a form upload's file under the key its policy names, exactly its size and, when
     /// declared, its checksum; hashed as it is written. Anything else stores nothing, and
     /// leaves what was there.
-    pub async fn receive_post<S, E>(
+    pub async fn receive_post(
         &self,
         grant: &PostGrant,
-        stream: S,
-    ) -> Result<Written, UploadError>
-    where
-        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
+        stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
+    ) -> Result<Written, UploadError> {
         let path = self
             .path_of(&grant.key)
             .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
@@ -142,16 +140,12 @@ impl FsBlobStore {
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
     /// its ETag (hex MD5, as S3's).
-    pub async fn receive_part<S, E>(
+    pub async fn receive_part(
         &self,
         key: &str,
         grant: &PartGrant,
-        stream: S,
-    ) -> Result<String, UploadError>
-    where
-        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
+        stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
+    ) -> Result<String, UploadError> {
         let dir = self
             .upload_of(key, &grant.upload_id)
             .await
@@ -335,11 +329,8 @@ impl BlobStore for FsBlobStore {
             for entry in read_dir_if_any(&uploads)? {
                 let entry = entry?;
                 let upload_id = entry.file_name().to_string_lossy().into_owned();
-                let initiated = entry
-                    .metadata()?
-                    .modified()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
+                let initiated = modified.unix_timestamp().max(0);
                 let key = match std::fs::read_to_string(entry.path().join("key")) {
                     Ok(key) if key.starts_with(STAGING_PREFIX) => key,
                     // An upload folder whose key was never written: a start that crashed.
