@@ -78,12 +78,6 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SqliteStore")
-    }
-}
-
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
