@@ -103,10 +103,14 @@ fn taken_or_failed(e: rusqlite::Error, taken: Option<&'static str>) -> StoreErro
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file.
+    /// Opens (creating if needed) the database file, created readable by its owner only before
+    /// SQLite opens it (SQLite gives its journal files the database's permissions).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        create_private(path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        let file = super::fs_blob::private_file()
+            .create(true)
+            .truncate(false)
+            .open(path);
+        file.map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Self::init(Connection::open(path).map_err(db_err)?)
     }
 
@@ -201,16 +205,6 @@ fn all_docs<T: serde::de::DeserializeOwned>(
         out.push(from_json(text(row, 0)?)?);
     }
     Ok(out)
-}
-
-/// Creates the database file readable by its owner only, before SQLite opens it (SQLite gives
-/// its journal files the database's permissions).
-fn create_private(path: &Path) -> std::io::Result<()> {
-    super::fs_blob::private_file()
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map(drop)
 }
 
 /// A parent's attachments in id order, from the index, hidden ones included: a listing counts
@@ -556,9 +550,7 @@ impl MetadataStore for SqliteStore {
                 limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
             };
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-            let mut read = 0usize;
-            let mut last_read: Option<String> = None;
-            let mut next_after = None;
+            let (mut read, mut last_read, mut next_after) = (0usize, None::<String>, None);
             while let Some(row) = rows.next().map_err(db_err)? {
                 if read == budget {
                     // More rows than this call may read: the next page starts after the last.

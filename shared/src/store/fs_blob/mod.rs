@@ -68,13 +68,11 @@ pub enum UploadError {
 /// nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
     let key = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
-    let segments: Vec<&str> = key.split('/').collect();
-    segments.len() == 3
-        && segments.iter().all(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    key.split('/').count() == 3
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s.chars().all(id_char))
 }
 
 impl FsBlobStore {
@@ -256,7 +254,6 @@ impl BlobStore for FsBlobStore {
     }
 
     /// Nothing to verify in transit: written while the caller hashes.
-
     async fn put_while_hashing(
         &self,
         key: &str,
