@@ -390,19 +390,15 @@ pub fn content_disposition(file_name: &str) -> String {
 }
 
 /// attr-char of RFC 5987: everything else is percent-encoded.
-const RFC5987: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
+const RFC5987: &percent_encoding::AsciiSet = &{
+    const KEEP: &[u8] = b"!#$&+-.^_`|~";
+    let (mut set, mut i) = (percent_encoding::NON_ALPHANUMERIC.remove(KEEP[0]), 1);
+    while i < KEEP.len() {
+        set = set.remove(KEEP[i]);
+        i += 1;
+    }
+    set
+};
 
 #[cfg(test)]
 mod tests {

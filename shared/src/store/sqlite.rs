@@ -78,12 +78,6 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SqliteStore")
-    }
-}
-
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
@@ -96,19 +90,27 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation
-    )
+/// A unique key taken is the conflict `taken` says (when given); anything else is a failure.
+fn taken_or_failed(e: rusqlite::Error, taken: Option<&'static str>) -> StoreError {
+    match (&e, taken) {
+        (rusqlite::Error::SqliteFailure(f, _), Some(taken))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(taken.into())
+        }
+        _ => db_err(e),
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file.
+    /// Opens (creating if needed) the database file, created readable by its owner only before
+    /// SQLite opens it (SQLite gives its journal files the database's permissions).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        create_private(path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        let file = super::fs_blob::private_file()
+            .create(true)
+            .truncate(false)
+            .open(path);
+        file.map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Self::init(Connection::open(path).map_err(db_err)?)
     }
 
@@ -118,10 +120,9 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
+        for (pragma, value) in [("journal_mode", "WAL"), ("synchronous", "NORMAL")] {
+            conn.pragma_update(None, pragma, value).map_err(db_err)?;
+        }
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(db_err)?;
         // The schema script is parsed only when the file is new or older than this code:
@@ -155,14 +156,13 @@ impl SqliteStore {
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// The document of the one row `sql` selects, if there is one.
+    /// The document of the one row `sql` selects (by a unique key), if there is one.
     async fn one_doc<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         sql: &'static str,
-        params: Vec<String>,
+        params: Vec<Value>,
     ) -> StoreResult<Option<T>> {
-        self.with_conn(move |conn| one_doc(conn, sql, rusqlite::params_from_iter(params)))
-            .await
+        Ok(self.all_docs(sql, params).await?.pop())
     }
 
     /// The documents of every row `sql` selects.
@@ -175,31 +175,24 @@ impl SqliteStore {
             .await
     }
 
-    /// Runs one statement; returns how many rows it changed, or the SQLite error (which the
-    /// caller maps: a unique key taken is a conflict for some statements).
-    async fn execute(&self, sql: &'static str, params: Vec<Value>) -> StoreResult<usize> {
-        self.with_conn(move |conn| Ok(conn.execute(sql, rusqlite::params_from_iter(params))))
-            .await?
-            .map_err(db_err)
+    /// Runs one statement; returns how many rows it changed. With `taken`, a unique key taken
+    /// is that conflict.
+    async fn execute(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+        taken: Option<&'static str>,
+    ) -> StoreResult<usize> {
+        self.with_conn(move |conn| {
+            conn.execute(sql, rusqlite::params_from_iter(params))
+                .map_err(|e| taken_or_failed(e, taken))
+        })
+        .await
     }
 }
 
-/// The document of the one row `sql` selects, if there is one, through a statement prepared
-/// once per connection, decoded where SQLite keeps the text.
-fn one_doc<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> StoreResult<Option<T>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    let mut rows = stmt.query(params).map_err(db_err)?;
-    match rows.next().map_err(db_err)? {
-        Some(row) => from_json(text(row, 0)?).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The documents of every row `sql` selects.
+/// The documents of every row `sql` selects, through a statement prepared once per connection,
+/// decoded where SQLite keeps the text.
 fn all_docs<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     sql: &str,
@@ -212,16 +205,6 @@ fn all_docs<T: serde::de::DeserializeOwned>(
         out.push(from_json(text(row, 0)?)?);
     }
     Ok(out)
-}
-
-/// Creates the database file readable by its owner only, before SQLite opens it (SQLite gives
-/// its journal files the database's permissions).
-fn create_private(path: &Path) -> std::io::Result<()> {
-    super::fs_blob::private_file()
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map(drop)
 }
 
 /// A parent's attachments in id order, from the index, hidden ones included: a listing counts
@@ -252,12 +235,12 @@ fn is_listed(status: &str) -> bool {
     matches!(status, "ready" | "placeholder")
 }
 
-fn parent_exists(conn: &Connection, key: &[String]) -> StoreResult<bool> {
+fn parent_exists(conn: &Connection, key: &[Value]) -> StoreResult<bool> {
     let mut stmt = conn.prepare_cached(PARENT_EXISTS_SQL).map_err(db_err)?;
     stmt.exists(rusqlite::params_from_iter(key)).map_err(db_err)
 }
 
-fn listed_after(conn: &Connection, key: &[String], after: &str) -> StoreResult<bool> {
+fn listed_after(conn: &Connection, key: &[Value], after: &str) -> StoreResult<bool> {
     let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL).map_err(db_err)?;
     stmt.exists(params![key[0], key[1], key[2], after])
         .map_err(db_err)
@@ -267,7 +250,7 @@ fn listed_after(conn: &Connection, key: &[String], after: &str) -> StoreResult<b
 /// ones than `share` before its last listed one, or more listed ones than `room`.
 fn listed_of(
     conn: &Connection,
-    key: &[String],
+    key: &[Value],
     room: usize,
     share: usize,
 ) -> StoreResult<Option<Vec<Attachment>>> {
@@ -308,50 +291,37 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
 
 const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
 
-fn attachment_row(att: &Attachment) -> StoreResult<(String, Option<String>, String)> {
-    Ok((
-        att.status.as_str().to_owned(),
-        att.content.as_ref().map(|v| v.id.to_string()),
-        to_json(att)?,
-    ))
+/// The status, version, expiry and document columns of an attachment's row.
+fn attachment_row(att: &Attachment) -> StoreResult<[Value; 4]> {
+    Ok([
+        att.status.as_str().to_owned().into(),
+        att.content.as_ref().map(|v| v.id.to_string()).into(),
+        att.expires_at.into(),
+        to_json(att)?.into(),
+    ])
 }
 
-fn conflict_if_taken(message: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(message.into())
-        } else {
-            db_err(e)
-        }
-    }
-}
-
-fn key_of(tenant: &TenantId, key: &ParentRef) -> Vec<String> {
-    vec![tenant.to_string(), key.kind.to_string(), key.id.to_string()]
+/// The tenant, kind and id columns of a parent's row.
+fn key_of(tenant: &TenantId, key: &ParentRef) -> Vec<Value> {
+    let key = [tenant.to_string(), key.kind.to_string(), key.id.to_string()];
+    key.map(Value::from).into()
 }
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let (hash, id, doc) = (key.hash.clone(), key.id.clone(), to_json(key)?);
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO api_keys (hash, id, doc) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (hash) DO UPDATE SET doc = excluded.doc",
-                params![hash, id, doc],
-            )
-            .map_err(conflict_if_taken("an API key with that id exists"))?;
-            Ok(())
-        })
-        .await
+        let sql = "INSERT INTO api_keys (hash, id, doc) VALUES (?1, ?2, ?3)
+                   ON CONFLICT (hash) DO UPDATE SET doc = excluded.doc";
+        let row = [key.hash.clone(), key.id.clone(), to_json(key)?];
+        let taken = Some("an API key with that id exists");
+        self.execute(sql, row.map(Value::from).into(), taken)
+            .await
+            .map(drop)
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.one_doc(
-            "SELECT doc FROM api_keys WHERE hash = ?1",
-            vec![hash.to_owned()],
-        )
-        .await
+        let sql = "SELECT doc FROM api_keys WHERE hash = ?1";
+        self.one_doc(sql, vec![hash.to_owned().into()]).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
@@ -362,9 +332,8 @@ impl MetadataStore for SqliteStore {
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            let Some(mut key) =
-                one_doc::<ApiKey>(conn, "SELECT doc FROM api_keys WHERE id = ?1", [&id])?
-            else {
+            let sql = "SELECT doc FROM api_keys WHERE id = ?1";
+            let Some(mut key) = all_docs::<ApiKey>(conn, sql, [&id])?.pop() else {
                 return Ok(false);
             };
             key.revoked = true;
@@ -379,6 +348,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
+        const TAKEN: &str = "another parent of this kind and source has that reference or email";
         let key = key_of(&parent.tenant, &parent.key);
         let (source, reference, email) = (
             parent.source.clone().unwrap_or_default(),
@@ -387,15 +357,7 @@ impl MetadataStore for SqliteStore {
         );
         let doc = to_json(parent)?;
         self.with_conn(move |conn| {
-            let exists = conn
-                .query_row(
-                    "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-                    params![key[0], key[1], key[2]],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(db_err)?
-                .is_some();
+            let exists = parent_exists(conn, &key)?;
             conn.execute(
                 "INSERT INTO parents (tenant, kind, id, source, reference, email, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -404,9 +366,7 @@ impl MetadataStore for SqliteStore {
                    email = excluded.email, doc = excluded.doc",
                 params![key[0], key[1], key[2], source, reference, email, doc],
             )
-            .map_err(conflict_if_taken(
-                "another parent of this kind and source has that reference or email",
-            ))?;
+            .map_err(|e| taken_or_failed(e, Some(TAKEN)))?;
             Ok(if exists {
                 PutOutcome::Updated
             } else {
@@ -427,17 +387,12 @@ impl MetadataStore for SqliteStore {
                 super::MAX_BATCH_KEYS
             )));
         }
-        let keys: Vec<Vec<String>> = keys.iter().map(|k| key_of(tenant, k)).collect();
+        let keys: Vec<Vec<Value>> = keys.iter().map(|k| key_of(tenant, k)).collect();
         self.with_conn(move |conn| {
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                out.extend(one_doc(
-                    conn,
-                    PARENT_BY_KEY,
-                    rusqlite::params_from_iter(key),
-                )?);
-            }
-            Ok(out)
+            let found = keys.iter().map(|key| {
+                Ok(all_docs(conn, PARENT_BY_KEY, rusqlite::params_from_iter(key))?.pop())
+            });
+            found.filter_map(Result::transpose).collect()
         })
         .await
     }
@@ -459,19 +414,20 @@ impl MetadataStore for SqliteStore {
                 e,
             ),
         };
-        let params = vec![
+        let source = source.unwrap_or("").to_owned();
+        let params = [
             tenant.to_string(),
             kind.to_string(),
-            source.unwrap_or("").to_owned(),
+            source,
             value.to_owned(),
         ];
-        self.one_doc(sql, params).await
+        self.one_doc(sql, params.map(Value::from).into()).await
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
-        let key = key_of(tenant, key).into_iter().map(Value::from).collect();
+        let key = key_of(tenant, key);
         let sql = "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
-        Ok(self.execute(sql, key).await? > 0)
+        Ok(self.execute(sql, key, None).await? > 0)
     }
 
     async fn parents_with_attachments(
@@ -487,8 +443,7 @@ impl MetadataStore for SqliteStore {
             let mut next = conn
                 .prepare_cached(NEXT_LISTED_PARENT_SQL)
                 .map_err(db_err)?;
-            let mut parents = Vec::new();
-            let mut more = false;
+            let (mut parents, mut next_after) = (Vec::new(), None);
             // One seek per parent: a parent with a million attachments costs what one with one
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
@@ -498,10 +453,10 @@ impl MetadataStore for SqliteStore {
                     .optional()
                     .map_err(db_err)?;
                 let Some(id) = id else { break };
-                let key = vec![tenant.clone(), kind.to_string(), id.clone()];
+                let key = [tenant.clone(), kind.to_string(), id.clone()].map(Value::from);
                 if parent_exists(conn, &key)? {
                     if parents.len() == limit {
-                        more = true;
+                        next_after = parents.last().map(|p: &ParentRef| p.id.clone());
                         break;
                     }
                     let pid =
@@ -510,11 +465,6 @@ impl MetadataStore for SqliteStore {
                 }
                 after = id;
             }
-            let next_after = if more {
-                parents.last().map(|p| p.id.clone())
-            } else {
-                None
-            };
             Ok(ParentPage {
                 parents,
                 next_after,
@@ -524,56 +474,45 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()> {
-        let (status, version, doc) = attachment_row(att)?;
-        let (tenant, id) = (att.tenant.to_string(), att.id.to_string());
-        let (kind, parent) = (att.parent.kind.to_string(), att.parent.id.to_string());
-        let expires_at = att.expires_at;
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO attachments
-                   (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![tenant, id, kind, parent, status, version, expires_at, doc],
-            )
-            .map_err(conflict_if_taken("attachment exists"))?;
-            Ok(())
-        })
-        .await
+        let sql = "INSERT INTO attachments
+                     (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        let key = [
+            att.tenant.to_string(),
+            att.id.to_string(),
+            att.parent.kind.to_string(),
+            att.parent.id.to_string(),
+        ];
+        let row = key
+            .map(Value::from)
+            .into_iter()
+            .chain(attachment_row(att)?)
+            .collect();
+        self.execute(sql, row, Some("attachment exists"))
+            .await
+            .map(drop)
     }
 
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let (status, version, doc) = attachment_row(att)?;
-        let (tenant, id, expires_at) = (att.tenant.to_string(), att.id.to_string(), att.expires_at);
-        let expected_status = expected.status.as_str();
-        let expected_version = expected.version.map(|v| v.to_string());
-        let expected_upload = expected.upload.map(|v| v.to_string());
-        self.with_conn(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
-                     WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
-                       AND json_extract(doc, '$.upload.version.id') IS ?9",
-                    params![
-                        status,
-                        version,
-                        expires_at,
-                        doc,
-                        tenant,
-                        id,
-                        expected_status,
-                        expected_version,
-                        expected_upload,
-                    ],
-                )
-                .map_err(db_err)?;
-            if n == 0 {
-                return Err(StoreError::Conflict(
-                    "attachment changed or was deleted meanwhile".into(),
-                ));
-            }
-            Ok(())
-        })
-        .await
+        let sql = "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
+                   WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
+                     AND json_extract(doc, '$.upload.version.id') IS ?9";
+        let expected = [
+            Some(att.tenant.to_string()),
+            Some(att.id.to_string()),
+            Some(expected.status.as_str().to_owned()),
+            expected.version.map(|v| v.to_string()),
+            expected.upload.map(|v| v.to_string()),
+        ];
+        let row = attachment_row(att)?
+            .into_iter()
+            .chain(expected.map(Value::from));
+        if self.execute(sql, row.collect(), None).await? == 0 {
+            return Err(StoreError::Conflict(
+                "attachment changed or was deleted meanwhile".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn get_attachment(
@@ -583,7 +522,7 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<Option<Attachment>> {
         self.one_doc(
             "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
-            vec![tenant.to_string(), id.to_string()],
+            vec![tenant.to_string().into(), id.to_string().into()],
         )
         .await
     }
@@ -611,19 +550,12 @@ impl MetadataStore for SqliteStore {
                 limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
             };
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-            let mut read = 0usize;
-            let mut last_read: Option<String> = None;
-            let mut next_after = None;
+            let (mut read, mut last_read, mut next_after) = (0usize, None::<String>, None);
             while let Some(row) = rows.next().map_err(db_err)? {
                 if read == budget {
                     // More rows than this call may read: the next page starts after the last.
-                    next_after = match last_read {
-                        Some(id) => Some(
-                            AttachmentId::parse(&id)
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        ),
-                        None => None,
-                    };
+                    let last = last_read.as_deref().map(AttachmentId::parse).transpose();
+                    next_after = last.map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     break;
                 }
                 read += 1;
@@ -647,7 +579,7 @@ impl MetadataStore for SqliteStore {
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        let keys: Vec<Vec<String>> = parents.iter().map(|p| key_of(tenant, p)).collect();
+        let keys: Vec<Vec<Value>> = parents.iter().map(|p| key_of(tenant, p)).collect();
         let share = hidden_share(parents.len());
         self.with_conn(move |conn| {
             let mut out = Vec::with_capacity(keys.len());
@@ -705,7 +637,7 @@ impl MetadataStore for SqliteStore {
         ];
         let sql = "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
                    VALUES (?1, ?2, ?3, ?4)";
-        self.execute(sql, row.map(Value::from).into())
+        self.execute(sql, row.map(Value::from).into(), None)
             .await
             .map(drop)
     }
@@ -730,7 +662,7 @@ impl MetadataStore for SqliteStore {
         let sql =
             "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3";
         let key = [tenant.to_string(), att.to_string(), version.to_string()];
-        self.execute(sql, key.map(Value::from).into())
+        self.execute(sql, key.map(Value::from).into(), None)
             .await
             .map(drop)
     }

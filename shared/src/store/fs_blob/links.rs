@@ -70,18 +70,35 @@ pub struct Links {
     base_url: String,
 }
 
-/// A query string's pairs, percent-decoded; a pair without `=` or not UTF-8 is malformed.
-fn pairs(query: &str) -> Result<Vec<(&str, String)>, LinkError> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').ok_or_else(|| malformed("query"))?;
-            let v = percent_encoding::percent_decode_str(v)
-                .decode_utf8()
-                .map_err(|_| malformed("query"))?;
-            Ok((k, v.into_owned()))
-        })
+/// The percent-decoded values of `names` in a link's query, in that order: `incomplete` when
+/// one is missing, `unexpected` of any other name; a pair without `=` or not UTF-8 is malformed.
+fn query_values<const N: usize>(
+    query: &str,
+    names: [&str; N],
+    incomplete: &str,
+    unexpected: fn(&str) -> LinkError,
+) -> Result<[String; N], LinkError> {
+    let pairs = query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').ok_or_else(|| malformed("query"))?;
+        let v = percent_encoding::percent_decode_str(v).decode_utf8();
+        Ok((k, v.map_err(|_| malformed("query"))?.into_owned()))
+    });
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (k, v) in pairs.collect::<Result<Vec<_>, LinkError>>()? {
+        let slot = names.iter().position(|n| *n == k);
+        values[slot.ok_or_else(|| unexpected(k))?] = Some(v);
+    }
+    let values = values.into_iter().collect::<Option<Vec<_>>>();
+    values
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| malformed(incomplete))
+}
+
+/// What a link signs: its method and its fields, each a part of the signature.
+fn signed<'a>(method: &'a str, fields: &[&'a str]) -> Vec<&'a [u8]> {
+    std::iter::once(method)
+        .chain(fields.iter().copied())
+        .map(str::as_bytes)
         .collect()
 }
 
@@ -101,16 +118,6 @@ impl Links {
         }
     }
 
-    fn download_parts<'a>(key: &'a str, exp: &'a str, ct: &'a str, cd: &'a str) -> [&'a [u8]; 5] {
-        [
-            b"GET",
-            key.as_bytes(),
-            exp.as_bytes(),
-            ct.as_bytes(),
-            cd.as_bytes(),
-        ]
-    }
-
     /// A download link for `key`, valid until `expires` (unix seconds).
     pub fn download(
         &self,
@@ -120,12 +127,9 @@ impl Links {
         expires: i64,
     ) -> String {
         let expires = expires.to_string();
-        let sig = self.signer.sign(&Self::download_parts(
-            key,
-            &expires,
-            content_type,
-            disposition,
-        ));
+        let sig = self
+            .signer
+            .sign(&signed("GET", &[key, &expires, content_type, disposition]));
         format!(
             "{}{LINK_PREFIX}{key}?expires={expires}&response-content-type={}\
              &response-content-disposition={}&signature={sig}",
@@ -142,26 +146,21 @@ impl Links {
         query: &str,
         now: i64,
     ) -> Result<DownloadGrant, LinkError> {
-        let (mut expires, mut ct, mut cd, mut sig) = (None, None, None, None);
-        for (k, v) in pairs(query)? {
-            let slot = match k {
-                "expires" => &mut expires,
-                "response-content-type" => &mut ct,
-                "response-content-disposition" => &mut cd,
-                "signature" => &mut sig,
-                _ => return Err(malformed("unexpected parameter")),
-            };
-            *slot = Some(v);
-        }
-        let (Some(expires), Some(ct), Some(cd), Some(sig)) = (expires, ct, cd, sig) else {
-            return Err(malformed("the link is incomplete"));
-        };
+        let names = [
+            "expires",
+            "response-content-type",
+            "response-content-disposition",
+            "signature",
+        ];
+        let [expires, ct, cd, sig] = query_values(query, names, "the link is incomplete", |_| {
+            malformed("unexpected parameter")
+        })?;
         if !is_safe_key(key) {
             return Err(malformed("key"));
         }
         if !self
             .signer
-            .verify(&Self::download_parts(key, &expires, &ct, &cd), &sig)
+            .verify(&signed("GET", &[key, &expires, &ct, &cd]), &sig)
         {
             return Err(LinkError::BadSignature);
         }
@@ -230,42 +229,19 @@ impl Links {
             return Err(LinkError::Expired);
         }
         // The form's own fields must say what the policy pins, as S3's conditions do.
-        if field("key")? != doc.key || !is_safe_key(&doc.key) {
+        if field("key")? != doc.key
+            || !is_safe_key(&doc.key)
+            || field("Content-Type")? != doc.content_type
+        {
             return Err(LinkError::BadSignature);
         }
-        if field("Content-Type")? != doc.content_type {
-            return Err(LinkError::BadSignature);
-        }
-        let sha256 = match doc.sha256 {
-            None => None,
-            Some(h) => {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(&h, &mut out).map_err(|_| malformed("policy checksum"))?;
-                Some(out)
-            }
-        };
+        let sha256 = doc.sha256.map(hex::FromHex::from_hex).transpose();
+        let sha256 = sha256.map_err(|_| malformed("policy checksum"))?;
         Ok(PostGrant {
             key: doc.key,
             size: doc.size,
             sha256,
         })
-    }
-
-    fn part_parts<'a>(
-        key: &'a str,
-        id: &'a str,
-        n: &'a str,
-        size: &'a str,
-        exp: &'a str,
-    ) -> [&'a [u8]; 6] {
-        [
-            b"PUT",
-            key.as_bytes(),
-            id.as_bytes(),
-            n.as_bytes(),
-            size.as_bytes(),
-            exp.as_bytes(),
-        ]
     }
 
     /// A link that uploads part `number` of a multipart upload, exactly `size` bytes, valid
@@ -274,7 +250,7 @@ impl Links {
         let (number, size, expires) = (number.to_string(), size.to_string(), expires.to_string());
         let sig = self
             .signer
-            .sign(&Self::part_parts(key, upload_id, &number, &size, &expires));
+            .sign(&signed("PUT", &[key, upload_id, &number, &size, &expires]));
         format!(
             "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&size={size}&expires={expires}&signature={sig}",
             self.base_url
@@ -283,28 +259,13 @@ impl Links {
 
     /// Checks a part link's query against its key and the clock.
     pub fn check_part(&self, key: &str, query: &str, now: i64) -> Result<PartGrant, LinkError> {
-        let (mut upload_id, mut number, mut size, mut expires, mut sig) =
-            (None, None, None, None, None);
-        for (k, v) in pairs(query)? {
-            let slot = match k {
-                "uploadId" => &mut upload_id,
-                "partNumber" => &mut number,
-                "size" => &mut size,
-                "expires" => &mut expires,
-                "signature" => &mut sig,
-                _ => return Err(LinkError::Malformed(format!("unexpected parameter {k}"))),
-            };
-            *slot = Some(v);
-        }
-        let (Some(upload_id), Some(number), Some(size), Some(expires), Some(sig)) =
-            (upload_id, number, size, expires, sig)
-        else {
-            return Err(malformed("the part link is incomplete"));
-        };
-        if !self.signer.verify(
-            &Self::part_parts(key, &upload_id, &number, &size, &expires),
-            &sig,
-        ) {
+        let names = ["uploadId", "partNumber", "size", "expires", "signature"];
+        let [upload_id, number, size, expires, sig] =
+            query_values(query, names, "the part link is incomplete", |k| {
+                LinkError::Malformed(format!("unexpected parameter {k}"))
+            })?;
+        let fields = [key, &upload_id, &number, &size, &expires];
+        if !self.signer.verify(&signed("PUT", &fields), &sig) {
             return Err(LinkError::BadSignature);
         }
         not_expired(&expires, now)?;

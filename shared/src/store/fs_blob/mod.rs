@@ -7,11 +7,13 @@
 pub mod links;
 mod write;
 
+use std::fmt::Display;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
@@ -21,7 +23,7 @@ use super::{
 use crate::domain::STAGING_PREFIX;
 use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
-use write::{blocking, identity, write_atomically, write_stream, Expect, Hashing};
+use write::{blocking, identity, write_atomically, write_stream, Hashing};
 pub use write::{create_private_dir, private_file, sync_folder_of, ReceiveError, Written};
 
 /// The largest part of a multipart upload (S3's limit).
@@ -66,13 +68,11 @@ pub enum UploadError {
 /// nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
     let key = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
-    let segments: Vec<&str> = key.split('/').collect();
-    segments.len() == 3
-        && segments.iter().all(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    key.split('/').count() == 3
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s.chars().all(id_char))
 }
 
 impl FsBlobStore {
@@ -125,41 +125,32 @@ impl FsBlobStore {
     /// Stores a form upload's file under the key its policy names, exactly its size and, when
     /// declared, its checksum; hashed as it is written. Anything else stores nothing, and
     /// leaves what was there.
-    pub async fn receive_post<S, E>(
+    pub async fn receive_post(
         &self,
         grant: &PostGrant,
-        stream: S,
-    ) -> Result<Written, UploadError>
-    where
-        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
+        stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
+    ) -> Result<Written, UploadError> {
         let path = self
             .path_of(&grant.key)
             .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
-        let expect = Expect::exactly(grant.size, grant.sha256);
-        Ok(write_stream(path, stream, expect, Hashing::Both).await?)
+        Ok(write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await?)
     }
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
     /// its ETag (hex MD5, as S3's).
-    pub async fn receive_part<S, E>(
+    pub async fn receive_part(
         &self,
         key: &str,
         grant: &PartGrant,
-        stream: S,
-    ) -> Result<String, UploadError>
-    where
-        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
+        stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
+    ) -> Result<String, UploadError> {
         let dir = self
             .upload_of(key, &grant.upload_id)
             .await
             .ok_or(UploadError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
-        let expect = Expect::exactly(grant.size.min(MAX_PART_BYTES), None);
-        let written = write_stream(path, stream, expect, Hashing::Md5).await?;
+        let size = grant.size.min(MAX_PART_BYTES);
+        let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
         write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone()))
@@ -209,12 +200,7 @@ fn staged_keys(
     depth: usize,
     out: &mut Vec<String>,
 ) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
+    for entry in read_dir_if_any(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.contains('.') {
@@ -230,6 +216,16 @@ fn staged_keys(
         }
     }
     Ok(())
+}
+
+/// The entries of a folder; none when it is not there.
+fn read_dir_if_any(
+    dir: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<std::fs::DirEntry>>> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None.into_iter().flatten()),
+        r => Ok(Some(r?).into_iter().flatten()),
+    }
 }
 
 /// The page of `all` (sorted) after `after`.
@@ -257,6 +253,7 @@ impl BlobStore for FsBlobStore {
             .map_err(io_err)
     }
 
+    /// Nothing to verify in transit: written while the caller hashes.
     async fn put_while_hashing(
         &self,
         key: &str,
@@ -264,10 +261,7 @@ impl BlobStore for FsBlobStore {
         _content_type: &str,
         _sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
     ) -> StoreResult<()> {
-        // Nothing to verify in transit: write while the caller hashes.
-        write_atomically(self.path_of(key)?, data)
-            .await
-            .map_err(io_err)
+        self.put(key, data, "", &[0; 32]).await
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
@@ -329,19 +323,11 @@ impl BlobStore for FsBlobStore {
         let uploads = self.uploads.clone();
         let mut all = blocking(move || {
             let mut out = Vec::new();
-            let entries = match std::fs::read_dir(&uploads) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
+            for entry in read_dir_if_any(&uploads)? {
                 let entry = entry?;
                 let upload_id = entry.file_name().to_string_lossy().into_owned();
-                let initiated = entry
-                    .metadata()?
-                    .modified()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
+                let initiated = modified.unix_timestamp().max(0);
                 let key = match std::fs::read_to_string(entry.path().join("key")) {
                     Ok(key) if key.starts_with(STAGING_PREFIX) => key,
                     // An upload folder whose key was never written: a start that crashed.
@@ -364,11 +350,7 @@ impl BlobStore for FsBlobStore {
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
         let path = self.path_of(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(e)),
-        }
+        unless_missing(tokio::fs::remove_file(&path).await)?;
         // Drop the attachment's folder once its last version is gone; a non-empty one stays.
         if let Some(dir) = path.parent() {
             let _ = tokio::fs::remove_dir(dir).await;
@@ -385,17 +367,10 @@ impl BlobStore for FsBlobStore {
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         self.path_of(key)?;
-        let expires =
-            time::OffsetDateTime::now_utc().unix_timestamp() + policy.ttl.as_secs() as i64;
+        let (ct, size, sha256) = (policy.content_type, policy.size, policy.sha256);
         let (url, fields) = self
             .links
-            .post(
-                key,
-                policy.content_type,
-                policy.size,
-                policy.sha256,
-                expires,
-            )
+            .post(key, ct, size, sha256, expires_in(policy.ttl))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(PresignedPost { url, fields })
     }
@@ -418,8 +393,9 @@ impl BlobStore for FsBlobStore {
         size: u64,
         ttl: std::time::Duration,
     ) -> StoreResult<String> {
-        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
-        Ok(self.links.part(key, upload_id, number, size, expires))
+        Ok(self
+            .links
+            .part(key, upload_id, number, size, expires_in(ttl)))
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
@@ -474,14 +450,15 @@ impl BlobStore for FsBlobStore {
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> StoreResult<()> {
         if let Some(dir) = self.upload_dir(upload_id) {
-            match tokio::fs::remove_dir_all(&dir).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(e)),
-            }
+            unless_missing(tokio::fs::remove_dir_all(&dir).await)?;
         }
         Ok(())
     }
+}
+
+/// When a link made now that lives `ttl` expires (unix seconds).
+fn expires_in(ttl: std::time::Duration) -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64
 }
 
 /// Where a part's ETag is kept, beside the part.

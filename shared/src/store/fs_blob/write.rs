@@ -17,9 +17,6 @@ use crate::domain::hashing::{Digests, Hasher};
 /// batches at most: one being written, one being received).
 const BATCH_BYTES: usize = 1 << 20;
 
-/// How much of a part is read at a time when parts are joined.
-const JOIN_CHUNK: usize = 1 << 20;
-
 /// Runs blocking file work off the async workers ([`crate::blocking`]).
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -61,11 +58,6 @@ pub fn private_file() -> std::fs::OpenOptions {
     opts
 }
 
-/// Creates a new file readable and writable by the owner only.
-fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    private_file().create_new(true).open(path)
-}
-
 impl TempFile {
     fn create(dest: &Path) -> std::io::Result<Self> {
         if let Some(dir) = dest.parent() {
@@ -73,7 +65,7 @@ impl TempFile {
         }
         let tmp = dest.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
         Ok(Self {
-            file: create_private_file(&tmp)?,
+            file: private_file().create_new(true).open(&tmp)?,
             tmp,
             dest: dest.to_path_buf(),
             committed: false,
@@ -147,43 +139,38 @@ pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Res
     .await
 }
 
-/// What to compute while a stream is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is computed while a stream is written: for a whole object, MD5 and SHA-256 (its
+/// verification needs both); for a part of a multipart upload, its MD5, which is its ETag (as
+/// on S3), and its size.
 pub(super) enum Hashing {
-    /// A whole object: MD5 and SHA-256, for its verification.
-    Both,
-    /// A part of a multipart upload: its MD5, which is its ETag (as on S3).
-    Md5,
-}
-
-enum Sum {
     Both(Hasher),
     Md5(md5::Md5, u64),
 }
 
-impl Sum {
-    fn new(hashing: Hashing) -> Self {
-        match hashing {
-            Hashing::Both => Sum::Both(Hasher::new()),
-            Hashing::Md5 => Sum::Md5(md5::Md5::new(), 0),
-        }
+impl Hashing {
+    pub fn both() -> Self {
+        Hashing::Both(Hasher::new())
+    }
+
+    pub fn md5() -> Self {
+        Hashing::Md5(md5::Md5::new(), 0)
     }
 
     fn update(&mut self, bytes: &[u8]) {
         match self {
-            Sum::Both(h) => h.update(bytes),
-            Sum::Md5(h, size) => {
+            Hashing::Both(h) => h.update(bytes),
+            Hashing::Md5(h, size) => {
                 h.update(bytes);
                 *size += bytes.len() as u64;
             }
         }
     }
 
-    /// The digests; with [`Hashing::Md5`], the SHA-256 is left zero.
+    /// The digests; for a part, the SHA-256 is left zero.
     fn finish(self) -> Digests {
         match self {
-            Sum::Both(h) => h.finish(),
-            Sum::Md5(h, size) => Digests {
+            Hashing::Both(h) => h.finish(),
+            Hashing::Md5(h, size) => Digests {
                 md5: h.finalize().into(),
                 sha256: [0; 32],
                 size,
@@ -210,37 +197,7 @@ pub enum ReceiveError {
 /// The temporary file and the hashes of what it holds so far.
 struct Sink {
     file: TempFile,
-    sum: Sum,
-}
-
-/// What a received stream must be to be stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Expect {
-    pub min: u64,
-    pub max: u64,
-    /// With [`Hashing::Both`] only.
-    pub sha256: Option<[u8; 32]>,
-}
-
-impl Expect {
-    /// Anything up to `max` bytes.
-    #[cfg(test)]
-    pub fn at_most(max: u64) -> Self {
-        Self {
-            min: 0,
-            max,
-            sha256: None,
-        }
-    }
-
-    /// Exactly `size` bytes (and `sha256`, when given).
-    pub fn exactly(size: u64, sha256: Option<[u8; 32]>) -> Self {
-        Self {
-            min: size,
-            max: size,
-            sha256,
-        }
-    }
+    sum: Hashing,
 }
 
 /// What was stored: the digests, and the identity of the file (see [`identity`]).
@@ -250,24 +207,21 @@ pub struct Written {
     pub etag: String,
 }
 
-/// Writes a stream to `dest` if it is what `expect` says, hashing each batch in the same
-/// blocking job that writes it; anything else leaves `dest` as it was. While one batch is
-/// written, the next is received.
-pub(super) async fn write_stream<S, E>(
+/// Writes a stream to `dest` if it is exactly `expected` bytes and, when given, has that SHA-256
+/// (with [`Hashing::Both`]), hashing each batch in the same blocking job that writes it;
+/// anything else leaves `dest` as it was. While one batch is written, the next is received.
+pub(super) async fn write_stream(
     dest: PathBuf,
-    mut stream: S,
-    expect: Expect,
+    mut stream: impl futures_util::Stream<Item = Result<Bytes, impl std::fmt::Display>> + Unpin,
+    expected: u64,
+    sha256: Option<[u8; 32]>,
     hashing: Hashing,
-) -> Result<Written, ReceiveError>
-where
-    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
+) -> Result<Written, ReceiveError> {
     use futures_util::StreamExt;
     let sink = blocking(move || {
         Ok(Sink {
             file: TempFile::create(&dest)?,
-            sum: Sum::new(hashing),
+            sum: hashing,
         })
     })
     .await?;
@@ -277,7 +231,7 @@ where
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
         size += chunk.len() as u64;
-        if size > expect.max {
+        if size > expected {
             return Err(ReceiveError::TooLarge);
         }
         batched += chunk.len();
@@ -287,13 +241,13 @@ where
             batched = 0;
         }
     }
-    if size < expect.min {
+    if size < expected {
         return Err(ReceiveError::TooSmall);
     }
     let spool = spool.write(batch).await?;
     let sink = spool.idle().await?;
     let digests = sink.sum.finish();
-    if expect.sha256.is_some_and(|sha| sha != digests.sha256) {
+    if sha256.is_some_and(|sha| sha != digests.sha256) {
         return Err(ReceiveError::BadDigest);
     }
     let file = sink.file;
@@ -336,27 +290,14 @@ impl Spool {
     }
 }
 
-/// Joins `parts`, in order, into `dest`, hashing them in the same pass. Returns the digests of
-/// the joined object.
-pub(super) async fn join(parts: Vec<PathBuf>, dest: PathBuf) -> std::io::Result<Digests> {
+/// Joins `parts`, in order, into `dest`.
+pub(super) async fn join(parts: Vec<PathBuf>, dest: PathBuf) -> std::io::Result<()> {
     blocking(move || {
-        use std::io::Read;
         let mut out = TempFile::create(&dest)?;
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; JOIN_CHUNK];
         for part in parts {
-            let mut part = std::fs::File::open(part)?;
-            loop {
-                let n = part.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.file.write_all(&buf[..n])?;
-            }
+            std::io::copy(&mut std::fs::File::open(part)?, &mut out.file)?;
         }
-        out.commit()?;
-        Ok(hasher.finish())
+        out.commit().map(drop)
     })
     .await
 }
@@ -374,8 +315,9 @@ mod tests {
         let d = write_stream(
             dest.clone(),
             chunked(&data, 65_537),
-            Expect::at_most(1 << 30),
-            Hashing::Both,
+            data.len() as u64,
+            None,
+            Hashing::both(),
         )
         .await
         .unwrap();
@@ -393,8 +335,9 @@ mod tests {
         let d = write_stream(
             dest.clone(),
             chunked(&data, 100_000),
-            Expect::at_most(1 << 30),
-            Hashing::Md5,
+            data.len() as u64,
+            None,
+            Hashing::md5(),
         )
         .await
         .unwrap();
@@ -410,22 +353,25 @@ mod tests {
         let too_big = write_stream(
             dest.clone(),
             chunked(&[7; 5000], 1000),
-            Expect::at_most(4096),
-            Hashing::Both,
+            4096,
+            None,
+            Hashing::both(),
         );
         assert!(matches!(too_big.await, Err(ReceiveError::TooLarge)));
         let too_small = write_stream(
             dest.clone(),
             chunked(&[7; 5000], 1000),
-            Expect::exactly(5001, None),
-            Hashing::Both,
+            5001,
+            None,
+            Hashing::both(),
         );
         assert!(matches!(too_small.await, Err(ReceiveError::TooSmall)));
         let other = write_stream(
             dest.clone(),
             chunked(&[7; 5000], 1000),
-            Expect::exactly(5000, Some([1; 32])),
-            Hashing::Both,
+            5000,
+            Some([1; 32]),
+            Hashing::both(),
         );
         assert!(matches!(other.await, Err(ReceiveError::BadDigest)));
         let broken = futures_util::stream::iter(vec![
@@ -433,7 +379,7 @@ mod tests {
             Err(std::io::Error::other("reset")),
         ]);
         assert!(matches!(
-            write_stream(dest.clone(), broken, Expect::at_most(4096), Hashing::Both).await,
+            write_stream(dest.clone(), broken, 4096, None, Hashing::both()).await,
             Err(ReceiveError::Body(_))
         ));
         // The file that was there is untouched, and no temporary file is left.
@@ -442,7 +388,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn parts_join_in_order_and_hash() {
+    async fn parts_join_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 239) as u8).collect();
         let mut parts = vec![];
@@ -452,7 +398,7 @@ mod tests {
             parts.push(path);
         }
         let dest = dir.path().join("joined");
-        assert_eq!(join(parts, dest.clone()).await.unwrap(), Digests::of(&data));
+        join(parts, dest.clone()).await.unwrap();
         assert_eq!(std::fs::read(dest).unwrap(), data);
     }
 }
