@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::service::dialects::{CrafterSettings, DialectSettings};
-use crate::service::Limits;
+use crate::service::dialects::{CrafterSettings, DialectSettings, DEFAULT_CRAFTER_MAX_FILE_BYTES};
+use crate::service::{
+    Limits, DEFAULT_DIRECT_MAX_BYTES, DEFAULT_INLINE_VERIFY_MAX_BYTES, DEFAULT_MAX_UPLOAD_BYTES,
+};
 use crate::signing::Signer;
 
 /// Which adapters serve the storage ports.
@@ -90,18 +92,6 @@ pub(crate) fn err(var: &'static str, problem: impl Into<String>) -> ConfigError 
     }
 }
 
-/// Payload limits of API Gateway and Lambda: a synchronous Lambda request carries at most 6 MB,
-/// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
-/// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
-pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
-/// The largest direct upload by default: what the finalize function verifies within its 900 s
-/// with half of them to spare. It reads the object as one stream, which S3 serves a function at
-/// about 100 MB/s (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s
-/// (the benchmark's hashing row) and is not the bound.
-pub const DEFAULT_DIRECT_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
-/// Direct uploads verified within `complete` by default: an API function has 15 s and a share of
-/// a core; 64 MiB is read and hashed in about a second there, a wide margin.
-pub const DEFAULT_INLINE_VERIFY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Connections the local server serves at once, by default: each costs a little memory and a
 /// file descriptor; past the cap, new ones wait in the listen queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -109,18 +99,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const AWS_MAX_LINK_TTL_SECS: u64 = 12 * 3600;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
-
-/// Crafter Profile's default `validAttachmentMimeTypes`.
-pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
-    "image/bmp",
-    "image/gif",
-    "image/jpeg",
-    "image/png",
-    "image/tiff",
-    "image/svg+xml",
-];
-/// Crafter Profile's default upload limit (5 MiB).
-pub const DEFAULT_CRAFTER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -598,7 +576,7 @@ mod tests {
         let c = cfg(&[]).unwrap();
         assert_eq!(
             c.dialects.crafter.allowed_types,
-            DEFAULT_CRAFTER_ALLOWED_TYPES
+            crate::service::dialects::DEFAULT_CRAFTER_ALLOWED_TYPES
         );
         assert_eq!(c.dialects.crafter.max_file_bytes, 5 * 1024 * 1024);
         let c = cfg(&[

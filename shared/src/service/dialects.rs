@@ -3,7 +3,18 @@
 //! runs in the local server or in a Lambda function.
 
 use super::App;
-use crate::config::{DEFAULT_CRAFTER_ALLOWED_TYPES, DEFAULT_CRAFTER_MAX_FILE_BYTES};
+
+/// Crafter Profile's default `validAttachmentMimeTypes`.
+pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
+    "image/bmp",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/tiff",
+    "image/svg+xml",
+];
+/// Crafter Profile's default upload limit (5 MiB).
+pub const DEFAULT_CRAFTER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 /// Crafter Profile's upload rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,6 +102,19 @@ pub(crate) fn refused(why: Option<&'static str>) -> impl Fn(StoreError) -> Servi
     }
 }
 
+/// Payload limits of API Gateway and Lambda: a synchronous Lambda request carries at most 6 MB,
+/// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
+/// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The largest direct upload by default: what the finalize function verifies within its 900 s
+/// with half of them to spare. It reads the object as one stream, which S3 serves a function at
+/// about 100 MB/s (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s
+/// (the benchmark's hashing row) and is not the bound.
+pub const DEFAULT_DIRECT_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
+/// Direct uploads verified within `complete` by default: an API function has 15 s and a share of
+/// a core; 64 MiB is read and hashed in about a second there, a wide margin.
+pub const DEFAULT_INLINE_VERIFY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Limits the use cases enforce, from configuration.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -126,13 +139,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_upload_bytes: crate::config::DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            direct_max_bytes: crate::config::DEFAULT_DIRECT_MAX_BYTES,
+            direct_max_bytes: DEFAULT_DIRECT_MAX_BYTES,
             upload_link_ttl: Duration::from_secs(3600),
-            inline_verify_max_bytes: crate::config::DEFAULT_INLINE_VERIFY_MAX_BYTES,
+            inline_verify_max_bytes: DEFAULT_INLINE_VERIFY_MAX_BYTES,
             verify_in_process: true,
         }
     }

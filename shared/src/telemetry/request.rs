@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::metrics::{self, Metric, Sample};
+use super::emf::{self, Metric, Sample};
 
 /// The `target` of the request lines (`RUST_LOG=attachments::request=off` silences them).
 pub const TARGET: &str = "attachments::request";
@@ -95,7 +95,7 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
         .samples
         .iter()
         .any(|s| s.metric == Metric::RejectedRequests);
-    if let (false, Some(reason)) = (counted, status.and_then(metrics::reason_of_status)) {
+    if let (false, Some(reason)) = (counted, status.and_then(emf::reason_of_status)) {
         record.samples.push(Sample {
             metric: Metric::RejectedRequests,
             value: 1.0,
@@ -118,7 +118,7 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
         trace_id = outcome.trace_id,
         "request"
     );
-    metrics::emit(&record.samples, &properties(outcome));
+    emf::emit(&record.samples, &properties(outcome));
 }
 
 /// What the metric lines carry beside their values, to find the request they came from.
