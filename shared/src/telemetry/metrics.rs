@@ -22,8 +22,8 @@ pub fn verification_failed(reason: &'static str) {
     record(Metric::VerificationFailures, 1.0, Some(reason));
 }
 
-/// A request was answered 4xx; `reason` is one of [`super::emf::reason_of_status`]'s words, or a use case's
-/// (see `http::error`).
+/// A request was answered 4xx; `reason` is one of [`super::emf::reason_of_status`]'s words,
+/// or a use case's (see `http::error`).
 pub fn rejected(reason: &'static str) {
     record(Metric::RejectedRequests, 1.0, Some(reason));
 }
