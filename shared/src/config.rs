@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::service::dialects::{CrafterSettings, DialectSettings, DEFAULT_CRAFTER_MAX_FILE_BYTES};
-use crate::service::{
-    Limits, DEFAULT_DIRECT_MAX_BYTES, DEFAULT_INLINE_VERIFY_MAX_BYTES, DEFAULT_MAX_UPLOAD_BYTES,
-};
+use crate::service::Limits;
 use crate::signing::Signer;
 
 /// Which adapters serve the storage ports.
@@ -140,6 +138,8 @@ impl Config {
             ))?;
         }
         let aws = backend != Backend::Embedded;
+        // The service's own defaults, which the variables override.
+        let d = Limits::default();
         let cfg = Self {
             addr,
             data_dir: PathBuf::from(
@@ -158,34 +158,45 @@ impl Config {
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
             limits: Limits {
-                max_upload_bytes: v
-                    .positive("ATTACHMENTS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
+                max_upload_bytes: v.positive("ATTACHMENTS_MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
                 // Up to SigV4's 7 days.
                 link_ttl: v
-                    .seconds("ATTACHMENTS_LINK_TTL_SECONDS", 900, 604_800)
+                    .seconds(
+                        "ATTACHMENTS_LINK_TTL_SECONDS",
+                        d.link_ttl.as_secs(),
+                        604_800,
+                    )
                     .map_err(|_| {
                         err(
                             "ATTACHMENTS_LINK_TTL_SECONDS",
                             "must be 1 to 604800 (7 days, SigV4's limit)",
                         )
                     })?,
-                pending_ttl: v.seconds("ATTACHMENTS_UPLOAD_EXPIRY_SECONDS", 86_400, 30 * 86_400)?,
+                pending_ttl: v.seconds(
+                    "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
+                    d.pending_ttl.as_secs(),
+                    30 * 86_400,
+                )?,
                 direct_post_max_bytes: v.number(
                     "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
-                    100 * 1024 * 1024,
+                    d.direct_post_max_bytes,
                     1,
                     5 * 1024u64.pow(3),
                 )?,
                 direct_max_bytes: v.number(
                     "ATTACHMENTS_DIRECT_MAX_BYTES",
-                    DEFAULT_DIRECT_MAX_BYTES,
+                    d.direct_max_bytes,
                     1,
                     5 * 1024u64.pow(4),
                 )?,
-                upload_link_ttl: v.seconds("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 3600, 604_800)?,
+                upload_link_ttl: v.seconds(
+                    "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
+                    d.upload_link_ttl.as_secs(),
+                    604_800,
+                )?,
                 inline_verify_max_bytes: v.number(
                     "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
-                    DEFAULT_INLINE_VERIFY_MAX_BYTES,
+                    d.inline_verify_max_bytes,
                     0,
                     5 * 1024u64.pow(4),
                 )?,
@@ -445,6 +456,7 @@ fn is_origin(o: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::DEFAULT_MAX_UPLOAD_BYTES;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: Vec<(String, String)> = vars
