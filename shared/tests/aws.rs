@@ -702,7 +702,7 @@ mod adapters {
     /// listing that is not paged refuses; the same on both stores.
     #[tokio::test]
     async fn hidden_attachments_are_stepped_over_within_a_bound() {
-        use attachments::store::dynamo::{bulk_attachment_items, bulk_parent_items};
+        use attachments::store::dynamo::bulk_items;
         use attachments::store::MAX_HIDDEN_SKIPPED;
         let (dynamo, sqlite, _s3, task) = stores().await;
         let t = TenantId::parse("a").unwrap();
@@ -724,11 +724,9 @@ mod adapters {
         }
         // DynamoDB: loaded in bulk, as the store writes them.
         let stored = sqlite.get_parent(&t, &p).await.unwrap().unwrap();
-        let mut items = bulk_parent_items(&stored, 2).unwrap();
-        for a in &atts {
-            items.extend(bulk_attachment_items(a, 16).unwrap());
-        }
-        task.2.load(items).await;
+        task.2
+            .load(bulk_items(Some(&stored), &atts, 16).unwrap())
+            .await;
 
         let (ready, last) = (atts[0].id, atts[atts.len() - 1].id);
         for (name, s) in [
@@ -835,7 +833,7 @@ mod adapters {
         empty: &ParentRef,
         touched: &ParentRef,
     ) -> (Vec<Attachment>, Attachment, Attachment) {
-        use attachments::store::dynamo::bulk_attachment_items;
+        use attachments::store::dynamo::bulk_items;
         let t = TenantId::parse("a").unwrap();
         let listed: Vec<Attachment> = (0..3)
             .map(|_| attachment(&t, old, AttachmentStatus::Ready, None))
@@ -849,9 +847,12 @@ mod adapters {
             index_item(old, &listed.iter().collect::<Vec<_>>()),
             index_item(empty, &[]),
         ];
-        for a in listed.iter().chain([&abandoned, &pending]) {
-            items.extend(bulk_attachment_items(a, 16).unwrap());
-        }
+        let atts: Vec<Attachment> = listed
+            .iter()
+            .chain([&abandoned, &pending])
+            .cloned()
+            .collect();
+        items.extend(bulk_items(None, &atts, 16).unwrap());
         // The abandoned upload sits where the old code put every leftover.
         for item in &mut items {
             if item.get("gsi1sk") == Some(&A::S("00000000000000000100".into())) {

@@ -27,7 +27,7 @@ pub use items::{
     DEFAULT_LEFTOVER_SHARDS, LEFTOVERS_INDEX, MARKER_SHARDS, MAX_LEFTOVER_SHARDS, TTL_ATTRIBUTE,
 };
 pub use migrate::Migrated;
-pub use table::{bulk_attachment_items, bulk_parent_items, create_table, table_exists};
+pub use table::{bulk_items, create_table, table_exists};
 
 // The submodules share the keys, attribute names and calls through this module.
 use calls::*;

@@ -7,9 +7,7 @@
 use std::collections::BTreeSet;
 
 use attachments::domain::{ParentId, ParentKind, ParentRef};
-use attachments::store::dynamo::{
-    bulk_attachment_items, bulk_parent_items, DEFAULT_LEFTOVER_SHARDS,
-};
+use attachments::store::dynamo::{bulk_items, DEFAULT_LEFTOVER_SHARDS};
 use serde_json::{json, Value};
 
 use crate::behaviour::direct::{payload, post_form};
@@ -109,11 +107,10 @@ async fn load_big_parent(h: &Harness, rec: &Recorder) {
         owner: OWNER_A.into(),
     };
     let stored = h.app.get_parent(&who, &big).await.unwrap();
-    let mut items = bulk_parent_items(&stored, 6000).unwrap();
-    for i in 0..6000 {
-        let att = ready_attachment("a", &big, &format!("f{i:04}.txt"));
-        items.extend(bulk_attachment_items(&att, DEFAULT_LEFTOVER_SHARDS).unwrap());
-    }
+    let atts: Vec<_> = (0..6000)
+        .map(|i| ready_attachment("a", &big, &format!("f{i:04}.txt")))
+        .collect();
+    let items = bulk_items(Some(&stored), &atts, DEFAULT_LEFTOVER_SHARDS).unwrap();
     rec.know(&items.iter().map(json_item).collect::<Vec<_>>());
     h.peers.as_ref().unwrap().load(items).await;
 }

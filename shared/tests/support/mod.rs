@@ -282,13 +282,8 @@ impl Harness {
         let parent = self.app.get_parent(&who, parent).await.unwrap();
         #[cfg(feature = "aws-tests")]
         if let Some(peers) = &self.peers {
-            use attachments::store::dynamo::{
-                bulk_attachment_items, bulk_parent_items, DEFAULT_LEFTOVER_SHARDS,
-            };
-            let mut items = bulk_parent_items(&parent, atts.len() as i64).unwrap();
-            for a in atts {
-                items.extend(bulk_attachment_items(a, DEFAULT_LEFTOVER_SHARDS).unwrap());
-            }
+            use attachments::store::dynamo::{bulk_items, DEFAULT_LEFTOVER_SHARDS};
+            let items = bulk_items(Some(&parent), atts, DEFAULT_LEFTOVER_SHARDS).unwrap();
             peers.load(items).await;
             return;
         }

@@ -72,16 +72,37 @@ where
     Err(StoreError::Unavailable(gave_up.into()))
 }
 
-/// Waits before a batch call sends again what the last one left unprocessed; gives up after
-/// twice [`MAX_ATTEMPTS`].
-async fn again(op: &str, attempt: u32, left: usize) -> StoreResult<()> {
-    if attempt >= MAX_ATTEMPTS * 2 {
-        return Err(StoreError::Unavailable(format!(
-            "dynamodb {op}: {left} keys still unprocessed after {attempt} attempts"
-        )));
+/// Sends `requests` in calls of at most `size`; `call` answers the items it found and the
+/// requests DynamoDB left unprocessed, which go again with backoff, up to twice
+/// [`MAX_ATTEMPTS`] times.
+async fn batched<T: Clone, F>(
+    op: &str,
+    requests: Vec<T>,
+    size: usize,
+    call: impl Fn(Vec<T>) -> F,
+) -> StoreResult<Vec<Item>>
+where
+    F: std::future::Future<Output = StoreResult<(Vec<Item>, Vec<T>)>>,
+{
+    let mut out = Vec::new();
+    for chunk in requests.chunks(size) {
+        let mut pending = chunk.to_vec();
+        for attempt in 1.. {
+            let (found, left) = call(pending).await?;
+            out.extend(found);
+            pending = left;
+            if pending.is_empty() {
+                break;
+            } else if attempt >= MAX_ATTEMPTS * 2 {
+                return Err(StoreError::Unavailable(format!(
+                    "dynamodb {op}: {} keys still unprocessed after {attempt} attempts",
+                    pending.len()
+                )));
+            }
+            backoff(attempt).await;
+        }
     }
-    backoff(attempt).await;
-    Ok(())
+    Ok(out)
 }
 
 /// A condition (when there is one) and the expression attribute names and values of a call,
@@ -326,64 +347,45 @@ impl DynamoStore {
             .consistent_read(true)
     }
 
-    /// Reads many items by key, in as few calls as BatchGetItem allows, retrying whatever
-    /// DynamoDB leaves unprocessed (throttling, the 16 MB response limit) with backoff. The
-    /// result is in no particular order; missing items are absent.
+    /// Reads many items by key, retrying whatever DynamoDB leaves unprocessed (throttling, the
+    /// 16 MB response limit). The result is in no particular order; missing items are absent.
     pub(super) async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(MAX_BATCH_KEYS) {
-            let mut pending = chunk.to_vec();
-            for attempt in 1.. {
-                let request = KeysAndAttributes::builder().set_keys(Some(pending));
-                let request = request.consistent_read(true).build().map_err(build_err)?;
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| dyn_err("BatchGetItem", e))?;
-                let mut found = resp.responses.unwrap_or_default();
-                out.extend(found.remove(&self.table).unwrap_or_default());
-                let mut left = resp.unprocessed_keys.unwrap_or_default();
-                pending = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                again("BatchGetItem", attempt, pending.len()).await?;
-            }
-        }
-        Ok(out)
+        batched("BatchGetItem", keys, MAX_BATCH_KEYS, |keys| async move {
+            let request = KeysAndAttributes::builder().set_keys(Some(keys));
+            let request = request.consistent_read(true).build().map_err(build_err)?;
+            let call = self.client.batch_get_item();
+            let resp = call.request_items(&self.table, request).send().await;
+            let resp = resp.map_err(|e| dyn_err("BatchGetItem", e))?;
+            let left = resp
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table));
+            let left = left.map(|k| k.keys).unwrap_or_default();
+            Ok((self.ours(resp.responses), left))
+        })
+        .await
     }
 
-    /// Deletes many items, retrying unprocessed ones with backoff.
+    /// Deletes many items, retrying unprocessed ones.
     pub(super) async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
-        for chunk in keys.chunks(BATCH_WRITE) {
-            let mut pending = chunk
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build();
-                    Ok(WriteRequest::builder()
-                        .delete_request(delete.map_err(build_err)?)
-                        .build())
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            for attempt in 1.. {
-                let resp = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| dyn_err("BatchWriteItem", e))?;
-                let mut left = resp.unprocessed_items.unwrap_or_default();
-                pending = left.remove(&self.table).unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                again("BatchWriteItem", attempt, pending.len()).await?;
-            }
-        }
+        let delete = |k| DeleteRequest::builder().set_key(Some(k)).build();
+        let writes = (keys.into_iter())
+            .map(|k| Ok(WriteRequest::builder().delete_request(delete(k)?).build()))
+            .collect::<Result<_, _>>()
+            .map_err(build_err)?;
+        batched("BatchWriteItem", writes, BATCH_WRITE, |w| async move {
+            let call = self.client.batch_write_item();
+            let resp = call.request_items(&self.table, w).send().await;
+            let resp = resp.map_err(|e| dyn_err("BatchWriteItem", e))?;
+            Ok((Vec::new(), self.ours(resp.unprocessed_items)))
+        })
+        .await?;
         Ok(())
+    }
+
+    /// This table's part of a batch call's answer.
+    fn ours<T: Default>(&self, by_table: Option<HashMap<String, T>>) -> T {
+        by_table
+            .and_then(|mut m| m.remove(&self.table))
+            .unwrap_or_default()
     }
 }

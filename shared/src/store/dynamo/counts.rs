@@ -30,21 +30,9 @@ pub(super) fn listed_of_item(item: Option<&Item>) -> StoreResult<Listed> {
 }
 
 impl DynamoStore {
-    /// The parent's count as it is now (a consistent read of its item's key and count).
+    /// The parent's count as it is now (a consistent read of its item).
     async fn listed_count(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<Listed> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(parent_key(tenant, parent)))
-            .projection_expression("#pk, #n")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#n", COUNT)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| dyn_err("GetItem", e))?;
-        listed_of_item(out.item.as_ref())
+        listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())
     }
 
     /// Runs a transaction of attachment writes (`items`) that, with `delta`, lists one more

@@ -1,5 +1,5 @@
 //! The table itself: creating it in the shape the store needs (tests and local emulators), and
-//! the items of parents and attachments for loading a table in bulk.
+//! the items of a parent and its attachments for loading a table in bulk.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -8,25 +8,30 @@ use aws_sdk_dynamodb::types::{
 
 use super::*;
 
-/// The items a parent holding `listed` listed attachments is stored as: its item with that
-/// count, and its marker when it has any. With [`bulk_attachment_items`], for loading a table
-/// in bulk (BatchWriteItem) where the store's one transaction per attachment would take too
-/// long: the tests that need a parent with thousands of attachments load them so.
-pub fn bulk_parent_items(parent: &Parent, listed: i64) -> StoreResult<Vec<Item>> {
-    let mut out = vec![parent_item(parent, listed)?];
-    if listed > 0 {
-        out.push(marker_key(&parent.tenant, &parent.key));
+/// The items `parent` (when given, with a count of the listed ones among `atts`) and the
+/// attachments `atts` are stored as, for loading a table in bulk (BatchWriteItem) where one
+/// transaction per attachment would take too long: the tests that need a parent with thousands
+/// of attachments load them so.
+pub fn bulk_items(
+    parent: Option<&Parent>,
+    atts: &[Attachment],
+    leftover_shards: u32,
+) -> StoreResult<Vec<Item>> {
+    let mut out = Vec::with_capacity(atts.len() * 2 + 2);
+    if let Some(parent) = parent {
+        let listed = atts.iter().filter(|a| a.status.is_listed()).count();
+        out.push(parent_item(
+            parent,
+            i64::try_from(listed).unwrap_or(i64::MAX),
+        )?);
+        if listed > 0 {
+            out.push(marker_key(&parent.tenant, &parent.key));
+        }
+    }
+    for att in atts {
+        out.extend([attachment_item(att, leftover_shards)?, pointer_item(att)]);
     }
     Ok(out)
-}
-
-/// The items an attachment is stored as: its item (in one of `leftover_shards` partitions of
-/// the leftovers index when it has an expiry) and its pointer. See [`bulk_parent_items`].
-pub fn bulk_attachment_items(att: &Attachment, leftover_shards: u32) -> StoreResult<Vec<Item>> {
-    Ok(vec![
-        attachment_item(att, leftover_shards)?,
-        pointer_item(att),
-    ])
 }
 
 /// Creates a table of this store's shape, as `template.yaml` declares it: on-demand, `pk`/`sk`,
@@ -34,58 +39,42 @@ pub fn bulk_attachment_items(att: &Attachment, leftover_shards: u32) -> StoreRes
 /// emulators. The index projects every attribute: the oldest upload under way is read from it
 /// (see [`crate::store::MetadataStore::oldest_upload_under_way`]).
 pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
-    let attr = |name: &str| {
+    use ScalarAttributeType::S;
+    let attr = |name| {
         AttributeDefinition::builder()
             .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(build_err)
+            .attribute_type(S)
     };
-    let key_el = |name: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(t)
-            .build()
-            .map_err(build_err)
-    };
+    let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
+    let all = Projection::builder().projection_type(ProjectionType::All);
     let index = GlobalSecondaryIndex::builder()
         .index_name(LEFTOVERS_INDEX)
-        .key_schema(key_el(LEFTOVER_PK, KeyType::Hash)?)
-        .key_schema(key_el(LEFTOVER_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
+        .key_schema(key(LEFTOVER_PK, KeyType::Hash).build().map_err(build_err)?)
+        .key_schema(
+            key(LEFTOVER_SK, KeyType::Range)
+                .build()
+                .map_err(build_err)?,
         )
-        .build()
-        .map_err(build_err)?;
+        .projection(all.build());
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr(PK)?)
-        .attribute_definitions(attr(SK)?)
-        .attribute_definitions(attr(LEFTOVER_PK)?)
-        .attribute_definitions(attr(LEFTOVER_SK)?)
-        .key_schema(key_el(PK, KeyType::Hash)?)
-        .key_schema(key_el(SK, KeyType::Range)?)
-        .global_secondary_indexes(index)
+        .attribute_definitions(attr(PK).build().map_err(build_err)?)
+        .attribute_definitions(attr(SK).build().map_err(build_err)?)
+        .attribute_definitions(attr(LEFTOVER_PK).build().map_err(build_err)?)
+        .attribute_definitions(attr(LEFTOVER_SK).build().map_err(build_err)?)
+        .key_schema(key(PK, KeyType::Hash).build().map_err(build_err)?)
+        .key_schema(key(SK, KeyType::Range).build().map_err(build_err)?)
+        .global_secondary_indexes(index.build().map_err(build_err)?)
         .send()
         .await
         .map_err(|e| dyn_err("CreateTable", e))?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .map_err(build_err)?,
-        )
-        .send()
-        .await
-        .map_err(|e| dyn_err("UpdateTimeToLive", e))?;
+    let ttl = TimeToLiveSpecification::builder().attribute_name(TTL_ATTRIBUTE);
+    let ttl = ttl.enabled(true).build().map_err(build_err)?;
+    let update = client.update_time_to_live().table_name(table);
+    let done = update.time_to_live_specification(ttl).send().await;
+    done.map_err(|e| dyn_err("UpdateTimeToLive", e))?;
     Ok(())
 }
 
