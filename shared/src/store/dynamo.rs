@@ -1,19 +1,10 @@
-//! The DynamoDB metadata store: one table, string keys `PK`/`SK`, one sparse index. The key
-//! design, with every access pattern, the items it reads and writes and what they cost, is in
-//! `docs/dynamodb.md`; [`create_table`] makes a table of that shape (tests and local emulators;
-//! the SAM template declares the same for AWS).
-//!
-//! No partition key is written by more than one parent's uploads, except two sharded ones: the
-//! markers of parents with listed attachments (written only when a parent's first attachment
-//! is listed or its last one goes, see `counts.rs`) and the leftovers index. What a write costs
-//! never depends on how many attachments a parent or a tenant has.
-//!
-//! Every read is a GetItem, a Query or a BatchGetItem, never a Scan (the one-off migration of
-//! `migrate.rs` aside). Every state change is a conditional write; where items must change
-//! together (a parent and its unique look-ups, an attachment and its parent's count) it is one
-//! TransactWriteItems. Documents are stored as JSON in a `doc` attribute beside the few
-//! attributes that keys, conditions and filters need; the service bounds every free-text
-//! field, so an item stays far below DynamoDB's 400 KB.
+//! The DynamoDB metadata store: one table, string keys `pk`/`sk`, one sparse index; the key
+//! design, every access pattern and what it costs are in `docs/dynamodb.md`. No partition key is
+//! written by more than one parent's uploads but the two sharded ones (markers, leftovers), so
+//! what a write costs never depends on how many attachments a parent or a tenant has. Every read
+//! is a GetItem, a Query or a BatchGetItem (the migration's Scan aside); every change is a
+//! conditional write, one TransactWriteItems where items change together. Documents are JSON in
+//! a `doc` attribute beside the few attributes that keys, conditions and filters need.
 
 mod calls;
 mod counts;
@@ -33,7 +24,7 @@ pub use table::{bulk_items, create_table, table_exists};
 use calls::*;
 use items::*;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -100,14 +91,12 @@ impl MetadataStore for DynamoStore {
     // together. Keys are few and change rarely, so that partition is never busy.
 
     async fn put_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
+        let hash = s(key_rec.hash.as_str());
         let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
         let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
-        by_id.insert(HASH.into(), s(key_rec.hash.as_str()));
-        let id_free = Expr::of(
-            [("#pk", PK), ("#hash", HASH)],
-            [(":hash", s(key_rec.hash.as_str()))],
-        )
-        .when("attribute_not_exists(#pk) OR #hash = :hash");
+        by_id.insert(HASH.into(), hash.clone());
+        let id_free = Expr::of([("#pk", PK), ("#hash", HASH)], [(":hash", hash)]);
+        let id_free = id_free.when("attribute_not_exists(#pk) OR #hash = :hash");
         let items = vec![
             self.put(by_hash, &Expr::default())?,
             self.put(by_id, &id_free)?,
@@ -190,7 +179,7 @@ impl MetadataStore for DynamoStore {
             ParentLookup::Email(e) => ('E', e),
         };
         let claim = lookup_key(tenant, what, kind, source.unwrap_or(""), value);
-        let Some(item) = self.get_item(claim).await? else {
+        let Some(item) = self.get_item(claim.clone()).await? else {
             return Ok(None);
         };
         let id = parent_id(get_s(&item, PARENT_ID)?)?;
@@ -198,10 +187,7 @@ impl MetadataStore for DynamoStore {
             .get_parent(tenant, &ParentRef::new(kind.clone(), id))
             .await?;
         // Look-ups change with their parent in one transaction; checking costs nothing.
-        Ok(parent.filter(|p| {
-            p.source.as_deref().unwrap_or("") == source.unwrap_or("")
-                && parents::held(p, what) == Some(value)
-        }))
+        Ok(parent.filter(|p| parents::lookup_of(p, what) == Some(claim)))
     }
 
     /// Deletes the parent's item, its look-ups (while still its own), its marker and the index
@@ -216,12 +202,11 @@ impl MetadataStore for DynamoStore {
             let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
-            let src = parent.source.as_deref().unwrap_or("");
-            for (what, value) in [('R', &parent.reference), ('E', &parent.email)] {
-                if let Some(v) = value {
-                    let claim = lookup_key(tenant, what, &k.kind, src, v);
-                    items.push(self.delete(claim, &ours)?);
-                }
+            for claim in ['R', 'E']
+                .iter()
+                .filter_map(|w| parents::lookup_of(&parent, *w))
+            {
+                items.push(self.delete(claim, &ours)?);
             }
             // Its marker goes with it (whatever its count, since nothing lists a parent that is
             // gone), and the index item of a table from before counts existed.
@@ -253,13 +238,9 @@ impl MetadataStore for DynamoStore {
             }
         });
         let items = firsts(shards, wanted).await?;
-        let mut ids: Vec<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         let more = ids.len() > limit;
-        ids.truncate(limit);
-        let parents = ids
-            .iter()
+        let parents = (ids.into_iter().take(limit))
             .map(|id| Ok(ParentRef::new(kind.clone(), parent_id(id)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         let next_after = parents.last().filter(|_| more).map(|p| p.id.clone());

@@ -109,11 +109,9 @@ impl DynamoStore {
     ) -> StoreResult<Vec<TransactWriteItem>> {
         // How many of its attachments are listed, counted in its partition (consistent).
         let q = self.attachments_query(parent_pk(tenant, parent), false);
-        let mut pages = q.select(Select::Count).into_paginator().send();
-        let mut counted = 0i64;
-        while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Query", e))? {
-            counted = counted.saturating_add(i64::from(page.count));
-        }
+        let pages = q.select(Select::Count).into_paginator().send();
+        let pages = pages.try_collect().await.map_err(|e| dyn_err("Query", e))?;
+        let counted: i64 = pages.iter().map(|page| i64::from(page.count)).sum();
         let next = counted.saturating_add(delta).max(0);
         let e = match seen {
             Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),

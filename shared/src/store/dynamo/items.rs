@@ -175,19 +175,14 @@ pub(super) fn corrupt(e: impl ToString) -> StoreError {
 }
 
 pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(corrupt(format!("item without string attribute {name}"))),
-    }
+    let v = item.get(name).and_then(|v| v.as_s().ok());
+    v.map(String::as_str)
+        .ok_or_else(|| corrupt(format!("item without string attribute {name}")))
 }
 
 pub(super) fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map_err(|_| corrupt(format!("attribute {name} is not an integer"))),
-        _ => Err(corrupt(format!("item without number attribute {name}"))),
-    }
+    let v = item.get(name).and_then(|v| v.as_n().ok()?.parse().ok());
+    v.ok_or_else(|| corrupt(format!("item without integer attribute {name}")))
 }
 
 /// The item of `key` with `v` as its JSON document.

@@ -6,6 +6,8 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
+use std::collections::HashSet;
+
 use super::*;
 use crate::store::MAX_BATCH_KEYS;
 
@@ -18,13 +20,11 @@ pub(super) fn mine(id: &ParentId) -> Expr {
     Expr::of(names, [(":pid", s(id.as_str()))]).when("attribute_not_exists(#pk) OR #pid = :pid")
 }
 
-/// A parent's look-up value: its reference (`R`) or its e-mail (`E`).
-pub(super) fn held(p: &Parent, what: char) -> Option<&str> {
-    if what == 'R' {
-        p.reference.as_deref()
-    } else {
-        p.email.as_deref()
-    }
+/// The key of a parent's look-up item for its reference (`R`) or its e-mail (`E`), if it has one.
+pub(super) fn lookup_of(p: &Parent, what: char) -> Option<Item> {
+    let value = if what == 'R' { &p.reference } else { &p.email };
+    let source = p.source.as_deref().unwrap_or("");
+    (value.as_deref()).map(|v| lookup_key(&p.tenant, what, &p.key.kind, source, v))
 }
 
 impl DynamoStore {
@@ -38,8 +38,8 @@ impl DynamoStore {
         item.map(|i| Ok((doc(&i)?, get_n(&i, REV)?))).transpose()
     }
 
-    /// Each of the distinct `keys` (BatchGetItem refuses repeats) with its item, `None` where
-    /// there is none, in one BatchGetItem; more than [`MAX_BATCH_KEYS`] distinct keys are
+    /// Each of the distinct `keys` (BatchGetItem refuses repeats), in no particular order, with
+    /// its item or `None`, in one BatchGetItem; more than [`MAX_BATCH_KEYS`] distinct keys are
     /// refused, saying so in `too_many`.
     pub(super) async fn parent_items<'a>(
         &self,
@@ -47,12 +47,7 @@ impl DynamoStore {
         keys: &'a [ParentRef],
         too_many: &str,
     ) -> StoreResult<Vec<(&'a ParentRef, Option<Item>)>> {
-        let mut unique: Vec<&ParentRef> = Vec::with_capacity(keys.len());
-        for k in keys {
-            if !unique.contains(&k) {
-                unique.push(k);
-            }
-        }
+        let unique: HashSet<&ParentRef> = keys.iter().collect();
         if unique.len() > MAX_BATCH_KEYS {
             return Err(StoreError::Unavailable(format!(
                 "{too_many} takes at most {MAX_BATCH_KEYS} keys"
@@ -95,15 +90,11 @@ impl DynamoStore {
         old: Option<&Parent>,
         items: &mut Vec<TransactWriteItem>,
     ) -> StoreResult<Vec<usize>> {
-        let (tenant, kind) = (&parent.tenant, &parent.key.kind);
         let ours = mine(&parent.key.id);
         let mut claims = Vec::new();
-        let src = parent.source.as_deref().unwrap_or("");
-        let old_src = old.and_then(|p| p.source.as_deref()).unwrap_or("");
         for what in ['R', 'E'] {
-            let new_key = held(parent, what).map(|v| lookup_key(tenant, what, kind, src, v));
-            let old_value = old.and_then(|p| held(p, what));
-            let old_key = old_value.map(|v| lookup_key(tenant, what, kind, old_src, v));
+            let new_key = lookup_of(parent, what);
+            let old_key = old.and_then(|p| lookup_of(p, what));
             if let Some(k) = &new_key {
                 let mut claim = k.clone();
                 claim.insert(PARENT_ID.into(), s(parent.key.id.as_str()));
