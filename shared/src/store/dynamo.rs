@@ -83,12 +83,10 @@ impl DynamoStore {
     }
 }
 
-/// Each method is one use of the table; the helpers they share are in the submodules.
 #[async_trait]
 impl MetadataStore for DynamoStore {
-    // ---- API keys: each stored twice, by the hash of its secret (authentication, one
-    // GetItem) and by its public id in the one partition `KEYS` (listing, revocation), written
-    // together. Keys are few and change rarely, so that partition is never busy.
+    // ---- API keys: each stored by the hash of its secret (authentication) and by its id in the
+    // one partition `KEYS` (listing, revocation): keys are few, so that partition is never busy.
 
     async fn put_api_key(&self, key_rec: &ApiKey) -> StoreResult<()> {
         let hash = s(key_rec.hash.as_str());
@@ -250,11 +248,8 @@ impl MetadataStore for DynamoStore {
         })
     }
 
-    // ---- attachments and their versions. An attachment's item lives in its parent's
-    // partition (so a listing is one Query); its pointer and its versions in a partition of
-    // its own, so finding it by id needs no parent and its versions never crowd the parent's.
-    // A write that lists an attachment or stops listing it moves the parent's count in the
-    // same transaction (`counts.rs`); nothing else of the parent is written.
+    // ---- attachments: each in its parent's partition (a listing is one Query), its pointer and
+    // versions in a partition of its own (found by id alone, never crowding the parent's).
 
     /// Its item and its pointer, each only if absent; a listed one (a placeholder) moves its
     /// parent's count in the same transaction.
@@ -307,10 +302,8 @@ impl MetadataStore for DynamoStore {
         }
     }
 
-    /// One page: strongly consistent Queries from `after`, each limited to what is still
-    /// wanted, until one more than `limit` is found (so `next_after` is set only when another
-    /// item follows) or [`MAX_HIDDEN_SKIPPED`] hidden ones have been stepped over (then the
-    /// page ends there).
+    /// Queries from `after` until one more than `limit` is found (so `next_after` is set only
+    /// when another item follows) or [`MAX_HIDDEN_SKIPPED`] hidden ones were stepped over.
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -405,11 +398,8 @@ impl MetadataStore for DynamoStore {
     /// Its versions, then its item and pointer in one transaction (with its parent's count
     /// when it was listed), on condition that its status is as read.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
-        let mut versions = query_all(self.versions(tenant, id)).await?;
-        versions
-            .iter_mut()
-            .for_each(|v| v.retain(|k, _| k == PK || k == SK));
-        self.batch_delete(versions).await?;
+        let keys = self.versions(tenant, id).projection_expression("#pk, #sk");
+        self.batch_delete(query_all(keys).await?).await?;
         let Some(parent) = self.home_of(tenant, id).await? else {
             return Ok(false);
         };
@@ -446,10 +436,8 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<()> {
         let item = doc_item(version_key(tenant, att, v.id), v)?;
         let put = self.client.put_item().table_name(&self.table);
-        put.set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| dyn_err("PutItem", e))?;
+        let done = put.set_item(Some(item)).send().await;
+        done.map_err(|e| dyn_err("PutItem", e))?;
         Ok(())
     }
 
@@ -473,66 +461,39 @@ impl MetadataStore for DynamoStore {
 
     // ---- leftovers
 
-    /// Every shard of the index (and the one partition of tables from before it was sharded)
-    /// is read at once for its earliest `limit`, the candidates merged, and each read again
-    /// consistently, since the index is eventually consistent: only those still expired are
-    /// kept.
+    /// Every partition of the index read at once for its earliest `limit`, the candidates
+    /// merged, and each read again consistently (the index is eventually consistent): only
+    /// those still expired are kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = limit.max(1);
-        let names = [
-            ("#lpk", LEFTOVER_PK),
-            ("#lsk", LEFTOVER_SK),
-            ("#pk", PK),
-            ("#sk", SK),
-        ];
-        let queries = self.leftover_partitions().into_iter().map(|partition| {
-            let e = Expr::of(
-                names,
-                [(":l", s(partition)), (":before", expiry_key(before))],
-            );
-            self.query("#lpk = :l AND #lsk < :before", &e)
-                .index_name(LEFTOVERS_INDEX)
-                .set_consistent_read(None)
-                .projection_expression("#pk, #sk, #lsk")
-        });
+        let names = [("#lsk", LEFTOVER_SK), ("#pk", PK), ("#sk", SK)];
+        let e = Expr::of(names, [(":before", expiry_key(before))]);
+        let queries = self.leftover_queries(" AND #lsk < :before", &e);
+        let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #lsk"));
         let found = firsts(queries, limit).await?;
         // Earliest first, then in key order.
-        let mut candidates: Vec<(&str, &str, &str)> = found
+        let mut candidates: Vec<(&str, (&str, &str))> = found
             .iter()
             .filter_map(|i| Some((get_s(i, LEFTOVER_SK).unwrap_or_default(), key_strings(i)?)))
-            .map(|(expiry, (pk, sk))| (expiry, pk, sk))
             .collect();
         candidates.sort_unstable();
-        candidates.truncate(limit);
-        let keys = candidates
-            .into_iter()
-            .map(|(_, pk, sk)| key_item(pk, sk))
-            .collect();
-        let items = self.batch_get(keys).await?;
-        let mut out = items
-            .iter()
-            .map(doc)
-            .collect::<StoreResult<Vec<Attachment>>>()?;
+        let keys = candidates.into_iter().take(limit);
+        let items = self.batch_get(keys.map(|(_, (pk, sk))| key_item(pk, sk)).collect());
+        let mut out: Vec<Attachment> = items.await?.iter().map(doc).collect::<StoreResult<_>>()?;
         out.retain(|a| a.expires_at.is_some_and(|e| e < before));
         out.sort_by_key(|a| (a.expires_at, a.id));
         Ok(out)
     }
 
-    /// Each partition of the index read at once for its first leftover, in expiry order, with
-    /// an upload under way; the earliest of those. The index holds every attribute (`ALL`), so
-    /// its items are the answer. The filter applies after each page is read, so pages of
-    /// refused uploads and unfinished deletions may come first: a few at most, as the sweep
-    /// removes expired leftovers every hour.
+    /// Each partition of the index (which holds every attribute) read at once for its first
+    /// leftover with an upload under way; the earliest of those. The filter applies after each
+    /// page is read, so pages of refused uploads and unfinished deletions may come first: a
+    /// few at most, as the sweep removes expired leftovers every hour.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        let names = [("#lpk", LEFTOVER_PK), ("#upv", UPLOAD), ("#doc", DOC)];
-        let firsts = self.leftover_partitions().into_iter().map(|partition| async move {
-            let e = Expr::of(names, [(":l", s(partition.as_str()))]);
-            let q = self
-                .query("#lpk = :l", &e)
-                .index_name(LEFTOVERS_INDEX)
-                .set_consistent_read(None)
-                .filter_expression("attribute_exists(#upv)")
-                .projection_expression("#doc");
+        let e = Expr::of([("#upv", UPLOAD), ("#doc", DOC)], []);
+        let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
+            let q = q.filter_expression("attribute_exists(#upv)");
+            let q = q.projection_expression("#doc");
             let (mut first, mut read) = (None, 0);
             let more = pages(q, None, 100, |resp| {
                 first = resp.items.unwrap_or_default().into_iter().next();

@@ -120,13 +120,11 @@ impl Expr {
         names: [(&str, &str); N],
         values: [(&str, AttributeValue); V],
     ) -> Self {
-        let names = names.map(|(p, a)| (p.to_owned(), a.to_owned())).into();
-        let values = values.map(|(p, v)| (p.to_owned(), v)).into();
-        Self {
-            cond: None,
-            names,
-            values,
-        }
+        let mut e = Self::default();
+        e.names
+            .extend(names.map(|(p, a)| (p.to_owned(), a.to_owned())));
+        e.values.extend(values.map(|(p, v)| (p.to_owned(), v)));
+        e
     }
     /// On condition that `cond` holds.
     pub(super) fn when(mut self, cond: impl Into<String>) -> Self {
@@ -153,12 +151,13 @@ impl Expr {
     }
 }
 
-/// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck of the
-/// table) makes, on the condition, with the names and values, of the [`Expr`] `$e`; `$kind`
-/// is the [`TransactWriteItem`] setter of its kind.
+/// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck) makes
+/// on the store's table, on the condition, with the names and values, of the [`Expr`] `$e`;
+/// `$kind` is the [`TransactWriteItem`] setter of its kind.
 macro_rules! conditional {
-    ($kind:ident, $builder:expr, $e:expr) => {{
+    ($store:ident, $kind:ident, $builder:expr, $e:expr) => {{
         let write = $builder
+            .table_name(&$store.table)
             .set_condition_expression($e.cond.clone())
             .set_expression_attribute_names($e.names())
             .set_expression_attribute_values($e.values())
@@ -226,32 +225,24 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 impl DynamoStore {
     /// A Put of a transaction.
     pub(super) fn put(&self, item: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(
-            put,
-            Put::builder().set_item(Some(item)).table_name(&self.table),
-            e
-        )
+        conditional!(self, put, Put::builder().set_item(Some(item)), e)
     }
 
     /// A Delete of a transaction.
     pub(super) fn delete(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(
-            delete,
-            Delete::builder().set_key(Some(k)).table_name(&self.table),
-            e
-        )
+        conditional!(self, delete, Delete::builder().set_key(Some(k)), e)
     }
 
     /// An Update of a transaction: `expression` on the item of `k`.
     pub(super) fn update(&self, k: Item, set: &str, e: &Expr) -> StoreResult<TransactWriteItem> {
         let update = Update::builder().set_key(Some(k)).update_expression(set);
-        conditional!(update, update.table_name(&self.table), e)
+        conditional!(self, update, update, e)
     }
 
     /// A condition on an item that the transaction does not change.
     pub(super) fn condition_check(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
         let check = ConditionCheck::builder().set_key(Some(k));
-        conditional!(condition_check, check.table_name(&self.table), e)
+        conditional!(self, condition_check, check, e)
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -311,12 +302,8 @@ impl DynamoStore {
 
     /// An item, strongly consistent.
     pub(super) async fn get_item(&self, k: Item) -> StoreResult<Option<Item>> {
-        let get = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true);
-        let out = get.set_key(Some(k)).send().await;
+        let get = self.client.get_item().table_name(&self.table);
+        let out = get.consistent_read(true).set_key(Some(k)).send().await;
         Ok(out.map_err(|e| dyn_err("GetItem", e))?.item)
     }
 
@@ -326,12 +313,9 @@ impl DynamoStore {
     }
 
     pub(super) async fn delete_item(&self, k: Item) -> StoreResult<()> {
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(k));
-        delete.send().await.map_err(|e| dyn_err("DeleteItem", e))?;
+        let delete = self.client.delete_item().table_name(&self.table);
+        let done = delete.set_key(Some(k)).send().await;
+        done.map_err(|e| dyn_err("DeleteItem", e))?;
         Ok(())
     }
 

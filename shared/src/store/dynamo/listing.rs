@@ -67,12 +67,19 @@ impl DynamoStore {
         Ok((found, over))
     }
 
-    /// Every partition of the leftovers index the sweep reads: the `N` shards and the one
-    /// partition of tables from before they were sharded.
-    pub(super) fn leftover_partitions(&self) -> Vec<String> {
-        (0..self.leftover_shards)
-            .map(|i| format!("{LEFTOVER}#{i}"))
-            .chain([LEFTOVER.to_owned()])
-            .collect()
+    /// A Query of every partition of the leftovers index the sweep reads (the `N` shards and
+    /// the one partition of tables from before they were sharded), with the partition: `#lpk =
+    /// :l` and `more` of the key condition, with the names and values of `e`.
+    pub(super) fn leftover_queries<'a>(
+        &'a self,
+        more: &'a str,
+        e: &'a Expr,
+    ) -> impl Iterator<Item = (String, QueryFluentBuilder)> + 'a {
+        let shards = (0..self.leftover_shards).map(|i| format!("{LEFTOVER}#{i}"));
+        shards.chain([LEFTOVER.to_owned()]).map(move |l| {
+            let e = e.clone().name("#lpk", LEFTOVER_PK).value(":l", s(&l));
+            let q = self.query(&format!("#lpk = :l{more}"), &e);
+            (l, q.index_name(LEFTOVERS_INDEX).set_consistent_read(None))
+        })
     }
 }
