@@ -24,7 +24,7 @@ pub use table::{bulk_items, create_table, table_exists};
 use calls::*;
 use items::*;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;

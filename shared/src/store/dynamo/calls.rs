@@ -44,10 +44,8 @@ pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> St
     StoreError::Unavailable(format!("dynamodb request: {e}"))
 }
 
-/// 25 ms doubling, with full jitter, so that writers that collided do not collide again; for
-/// the optimistic loops here (a condition failed, keys left unprocessed, a transaction
-/// cancelled by a conflict or by throttling), whose calls the SDK does not retry itself.
-/// Attempt 0, the first, goes at once.
+/// 25 ms doubling, with full jitter, so that writers that collided do not collide again, for
+/// the retries the SDK does not make itself; attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
     if attempt == 0 {
         return;
@@ -267,11 +265,9 @@ impl DynamoStore {
                 return Ok(Ok(()));
             };
             attempt += 1;
-            // Tried again when it failed for what passes: cancelled only by a concurrent
-            // transaction on the same items or throttling of an item's partition, or another
-            // transaction with our token under way. The SDK retries throttling of the whole
-            // call itself, but a transaction cancelled because one item was throttled comes
-            // back as a `TransactionCanceledException`, which it does not retry.
+            // Tried again when cancelled only by a concurrent transaction on the same items or
+            // throttling of an item's partition (which the SDK does not retry, unlike throttling
+            // of the whole call), or while another transaction with our token is under way.
             let passing = |c: &String| {
                 matches!(
                     c.as_str(),

@@ -1,10 +1,8 @@
 //! A parent's count of listed attachments (`n` on its item) and its marker. Every write that
 //! lists an attachment or stops listing one moves `n` in the same transaction, on condition of
-//! the count it read (a concurrent change makes it read again), and puts or deletes the
-//! parent's marker when `n` leaves or returns to zero: the markers list the parents of a kind
-//! that have attachments, and are written only then. A parent written before counts existed
-//! has no `n`: the first change counts its listed attachments and sets `n` on condition that it
-//! is still absent (docs/dynamodb.md, "Access patterns").
+//! the count it read, and puts or deletes the marker (which lists the parents of a kind that
+//! have attachments) when `n` leaves or returns to zero. A parent from before counts existed has
+//! no `n`: its first change counts its listed attachments (docs/dynamodb.md, "Access patterns").
 
 use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 

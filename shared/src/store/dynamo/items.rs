@@ -136,10 +136,8 @@ pub(super) fn lookup_key(
 ) -> Item {
     let source = utf8_percent_encode(source, KEY_TEXT);
     let value = utf8_percent_encode(value, KEY_TEXT);
-    key_item(
-        format!("T#{tenant}#{what}#{kind}#{source}#{value}"),
-        "LOOKUP",
-    )
+    let pk = format!("T#{tenant}#{what}#{kind}#{source}#{value}");
+    key_item(pk, "LOOKUP")
 }
 
 // ---- attribute helpers ----------------------------------------------------------------------
@@ -163,10 +161,8 @@ pub(super) fn key_item(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 
 /// The key of an item as a (pk, sk) pair of strings, for reading keys back.
 pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
-    match (item.get(PK), item.get(SK)) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
-        _ => None,
-    }
+    let get = |name| item.get(name)?.as_s().ok().map(String::as_str);
+    Some((get(PK)?, get(SK)?))
 }
 
 /// Stored data that does not read back as it was written.

@@ -1,6 +1,6 @@
 //! What the listings read: a parent's attachments in Queries that grow past hidden ones within
-//! a budget, and the first upload under way in a partition of the leftovers index. Each reads
-//! a bounded number of items, whatever a parent or a tenant holds.
+//! a budget, and the partitions of the leftovers index. Each reads a bounded number of items,
+//! whatever a parent or a tenant holds.
 
 use super::*;
 use crate::domain::AttachmentStatus;

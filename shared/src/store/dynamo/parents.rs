@@ -6,8 +6,6 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use std::collections::HashSet;
-
 use super::*;
 use crate::store::MAX_BATCH_KEYS;
 

@@ -8,10 +8,9 @@ use aws_sdk_dynamodb::types::{
 
 use super::*;
 
-/// The items `parent` (when given, with a count of the listed ones among `atts`) and the
-/// attachments `atts` are stored as, for loading a table in bulk (BatchWriteItem) where one
-/// transaction per attachment would take too long: the tests that need a parent with thousands
-/// of attachments load them so.
+/// The items `parent` (when given, counting the listed ones among `atts`) and `atts` are stored
+/// as, for loading a table in bulk where a transaction per attachment would take too long (the
+/// tests that need a parent with thousands of attachments).
 pub fn bulk_items(
     parent: Option<&Parent>,
     atts: &[Attachment],
