@@ -150,11 +150,7 @@ impl DynamoStore {
         parent: &ParentRef,
         put: bool,
     ) -> StoreResult<TransactWriteItem> {
-        let key = marker_key(tenant, parent);
-        if put {
-            self.put(key, &Expr::default())
-        } else {
-            self.delete(key, &Expr::default())
-        }
+        let write = if put { Self::put } else { Self::delete };
+        write(self, marker_key(tenant, parent), &Expr::default())
     }
 }
