@@ -116,8 +116,7 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        let by_id = key_item(API_KEYS_PK, id);
-        let Some(mut rec) = self.get_doc::<ApiKey>(by_id).await? else {
+        let Some(mut rec) = self.get_doc::<ApiKey>(key_item(API_KEYS_PK, id)).await? else {
             return Ok(false);
         };
         rec.revoked = true;
@@ -159,8 +158,7 @@ impl MetadataStore for DynamoStore {
         let found = self.parent_items(tenant, keys, "get_parents").await?;
         found
             .iter()
-            .filter_map(|(_, item)| item.as_ref())
-            .map(doc)
+            .filter_map(|(_, item)| item.as_ref().map(doc))
             .collect()
     }
 

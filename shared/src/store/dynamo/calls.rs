@@ -27,11 +27,7 @@ const BATCH_WRITE: usize = 25;
 
 /// A failed call: DynamoDB's error when it answered one, else the SDK's whole chain of causes
 /// (its own `Display` says only "service error").
-pub(super) fn dyn_err<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
+pub(super) fn dyn_err<E: std::error::Error + 'static>(op: &str, e: SdkError<E>) -> StoreError {
     let cause = match e.as_service_error() {
         Some(answered) => DisplayErrorContext(answered).to_string(),
         None => DisplayErrorContext(&e).to_string(),
@@ -118,11 +114,10 @@ impl Expr {
         names: [(&str, &str); N],
         values: [(&str, AttributeValue); V],
     ) -> Self {
-        let mut e = Self::default();
-        e.names
-            .extend(names.map(|(p, a)| (p.to_owned(), a.to_owned())));
-        e.values.extend(values.map(|(p, v)| (p.to_owned(), v)));
-        e
+        let e = names
+            .into_iter()
+            .fold(Self::default(), |e, (p, a)| e.name(p, a));
+        values.into_iter().fold(e, |e, (p, v)| e.value(p, v))
     }
     /// On condition that `cond` holds.
     pub(super) fn when(mut self, cond: impl Into<String>) -> Self {
