@@ -133,8 +133,7 @@ impl MetadataStore for DynamoStore {
         let gave_up = "the parent kept changing during the update";
         optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
-            let mut items = vec![self.parent_write(parent, stored.as_ref())?];
-            let claims = self.lookup_writes(parent, stored.as_ref().map(|s| &s.0), &mut items)?;
+            let (items, claims) = self.parent_writes(parent, stored.as_ref())?;
             match self.transact(items).await? {
                 Ok(()) if stored.is_some() => Ok(Some(PutOutcome::Updated)),
                 Ok(()) => Ok(Some(PutOutcome::Created)),

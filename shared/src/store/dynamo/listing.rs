@@ -3,7 +3,7 @@
 //! whatever a parent or a tenant holds.
 
 use super::*;
-use crate::domain::AttachmentStatus;
+use crate::domain::AttachmentStatus::{Placeholder, Ready};
 
 /// A few items more than wanted per Query of a counted parent, so that a hidden attachment or
 /// two among its listed ones cost no second round trip.
@@ -12,19 +12,17 @@ pub(super) const SLACK: usize = 4;
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
-        let mut e = Expr::of(
-            [("#pk", PK), ("#sk", SK)],
-            [(":pk", s(pk)), (":a", s("A#"))],
-        );
-        if !hidden {
-            e = e
-                .name("#st", STATUS)
-                .value(":ready", s(AttachmentStatus::Ready.as_str()))
-                .value(":placeholder", s(AttachmentStatus::Placeholder.as_str()));
+        let values = [(":pk", s(pk)), (":a", s("A#"))];
+        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        let key = "#pk = :pk AND begins_with(#sk, :a)";
+        if hidden {
+            return self.query(key, &e);
         }
-        let filter = (!hidden).then(|| "#st IN (:ready, :placeholder)".to_owned());
-        self.query("#pk = :pk AND begins_with(#sk, :a)", &e)
-            .set_filter_expression(filter)
+        let [ready, placeholder] = [Ready, Placeholder].map(|st| s(st.as_str()));
+        let e = e.name("#st", STATUS).value(":ready", ready);
+        let e = e.value(":placeholder", placeholder);
+        self.query(key, &e)
+            .filter_expression("#st IN (:ready, :placeholder)")
     }
 
     /// A parent's attachments from `start` in strongly consistent Queries, each limited to

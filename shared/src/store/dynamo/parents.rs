@@ -61,38 +61,31 @@ impl DynamoStore {
         Ok(found.collect())
     }
 
-    /// The write of the parent's own item: an update of its document and revision while the
-    /// revision is as read (an update, not a put: its count changes beside it), or a new item
-    /// with a count of zero.
-    pub(super) fn parent_write(
+    /// The writes of a parent, `old` as read: its item, updated (document and revision) while
+    /// the revision is as read (an update, not a put: its count changes beside it), or new with
+    /// a count of zero; then a put of each look-up value it now claims (free, or already its
+    /// own) and a delete of each it gave up. With the positions of the claims, whose failed
+    /// condition means another parent holds the value.
+    pub(super) fn parent_writes(
         &self,
         parent: &Parent,
         old: Option<&Stored>,
-    ) -> StoreResult<TransactWriteItem> {
-        let Some((_, rev)) = old else {
-            return self.put(parent_item(parent, 0)?, &Expr::absent());
-        };
-        let body = serde_json::to_string(parent).map_err(super::corrupt)?;
-        let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
-        let e = Expr::of([("#doc", DOC), ("#rev", REV)], values).when("#rev = :rev");
-        let key = parent_key(&parent.tenant, &parent.key);
-        self.update(key, "SET #doc = :doc, #rev = :next", &e)
-    }
-
-    /// Appends the look-up writes of `parent` to `items`: a put of each value it now claims
-    /// (free, or already its own), a delete of each value it gave up. Returns the positions of
-    /// the claims, whose failed condition means another parent holds the value.
-    pub(super) fn lookup_writes(
-        &self,
-        parent: &Parent,
-        old: Option<&Parent>,
-        items: &mut Vec<TransactWriteItem>,
-    ) -> StoreResult<Vec<usize>> {
+    ) -> StoreResult<(Vec<TransactWriteItem>, Vec<usize>)> {
+        let mut items = vec![match old {
+            None => self.put(parent_item(parent, 0)?, &Expr::absent())?,
+            Some((_, rev)) => {
+                let body = serde_json::to_string(parent).map_err(super::corrupt)?;
+                let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
+                let e = Expr::of([("#doc", DOC), ("#rev", REV)], values).when("#rev = :rev");
+                let key = parent_key(&parent.tenant, &parent.key);
+                self.update(key, "SET #doc = :doc, #rev = :next", &e)?
+            }
+        }];
         let ours = mine(&parent.key.id);
         let mut claims = Vec::new();
         for what in ['R', 'E'] {
             let new_key = lookup_of(parent, what);
-            let old_key = old.and_then(|p| lookup_of(p, what));
+            let old_key = old.and_then(|(p, _)| lookup_of(p, what));
             if let Some(k) = &new_key {
                 let mut claim = k.clone();
                 claim.insert(PARENT_ID.into(), s(parent.key.id.as_str()));
@@ -103,6 +96,6 @@ impl DynamoStore {
                 items.push(self.delete(k, &ours)?);
             }
         }
-        Ok(claims)
+        Ok((items, claims))
     }
 }
