@@ -37,20 +37,15 @@ impl Params {
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
 pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
-    // Serialising cannot fail here: a `Value` and our views have string keys only.
     // An attachment's JSON is about a kilobyte: start there rather than at serde_json's 128
     // bytes and four reallocations.
     let mut body = Vec::with_capacity(1024);
+    // Cannot fail: a `Value` and our views have string keys only.
     if serde_json::to_writer(&mut body, value).is_err() {
         body.clear();
     }
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    let resp = with_header(empty(status), header::CONTENT_TYPE, "application/json");
+    resp.map(|_| Bytes::from(body))
 }
 
 /// An empty response.
@@ -62,11 +57,19 @@ pub fn empty(status: StatusCode) -> Response {
 
 /// A `302 Found` to a link.
 pub fn redirect(location: &str) -> Response {
-    let mut r = empty(StatusCode::FOUND);
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
+    with_header(empty(StatusCode::FOUND), header::LOCATION, location)
+}
+
+/// A response with a header set, unless `value` cannot be one.
+pub fn with_header<B>(
+    mut resp: http::Response<B>,
+    name: header::HeaderName,
+    value: &str,
+) -> http::Response<B> {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
     }
-    r
+    resp
 }
 
 /// A form's file part as a new file of an upload: it must carry a valid file name.
@@ -103,6 +106,16 @@ pub fn query_values(req: &Request, name: &str) -> Vec<String> {
     query_pairs(req)
         .into_iter()
         .filter_map(|(k, v)| (k == name).then_some(v))
+        .collect()
+}
+
+/// Every comma-separated item of a query parameter's values (`name=a,b&name=c`), trimmed.
+pub fn query_list(req: &Request, name: &str) -> Vec<String> {
+    let values = query_values(req, name);
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
         .collect()
 }
 
@@ -152,12 +165,8 @@ pub fn presented_key(req: &Request) -> Option<String> {
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser
 /// second-guesses a declared content type.
-pub fn hardened<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+pub fn hardened<B>(resp: http::Response<B>) -> http::Response<B> {
+    with_header(resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff")
 }
 
 #[cfg(test)]

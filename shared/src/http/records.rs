@@ -10,12 +10,13 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::multipart;
 use super::Params;
-use super::{empty, json as json_response, limit_param, new_file, presented_key, query_values};
+use super::{empty, json as json_response, limit_param, new_file, presented_key, query_list};
+use super::{query_values, with_header};
 use super::{Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{
@@ -102,17 +103,13 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
         else {
             continue;
         };
-        let updated_on = c.created_at.unix_timestamp_nanos() / 1_000_000;
         out.push(json!({
-            "updated_on": updated_on.to_string(),
+            "updated_on": (c.created_at.unix_timestamp_nanos() / 1_000_000).to_string(),
             "size": c.size.to_string(),
             "media_type": c.content_type,
             "version_uuid": c.id.to_string(),
             "name": c.file_name.as_str(),
-            "links": [
-                {"rel": "url", "href": url},
-                {"rel": "thumbnail_url", "href": thumb},
-            ],
+            "links": [{"rel": "url", "href": url}, {"rel": "thumbnail_url", "href": thumb}],
             "type": "file",
             "uuid": a.id.to_string(),
         }));
@@ -125,28 +122,19 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
 /// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
 pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, kind) = caller_and_object(&app, &req, &params).await?;
-    let uuids = query_values(&req, "uuids");
-    let raw: Vec<&str> = uuids
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    if raw.len() > MAX_RECORDS_PER_CALL {
+    let uuids = query_list(&req, "uuids");
+    if uuids.len() > MAX_RECORDS_PER_CALL {
         return Err(Error::bad_request(format!(
             "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
         )));
     }
-    let ids = raw
-        .into_iter()
+    let ids = uuids
+        .iter()
         .map(|r| record_id(r).ok_or_else(|| Error::bad_request(UUIDS_INVALID)))
         .collect::<Result<Vec<_>, _>>()?;
-    let limit = limit_param(
-        &req,
-        MAX_RECORDS_PER_CALL,
-        &format!(
-            "The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}"
-        ),
-    )?;
+    let message =
+        format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
+    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, &message)?;
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {
@@ -183,28 +171,27 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
-    let mut resp = json_response(StatusCode::OK, &map);
-    if let Some((limit, cursor)) = next {
-        // A reference relative to this very URL, wherever the API is mounted; the cursor is
-        // URL-safe base64.
-        let link = format!("<?limit={limit}&cursor={cursor}>; rel=\"next\"");
-        if let Ok(v) = http::HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(http::header::LINK, v);
-        }
-    }
-    Ok(resp)
+    let resp = json_response(StatusCode::OK, &map);
+    // A reference relative to this very URL, wherever the API is mounted; the cursor is
+    // URL-safe base64.
+    Ok(match next {
+        Some((limit, cursor)) => with_header(
+            resp,
+            LINK,
+            &format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""),
+        ),
+        None => resp,
+    })
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
 pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, record) = caller_and_record(&app, &req, &params).await?;
-    let mut records = app
-        .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
-        .await
-        .map_err(|e| match e {
-            ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
-            e => e,
-        })?;
+    let records = app.attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id));
+    let mut records = records.await.map_err(|e| match e {
+        ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
+        e => e,
+    })?;
     let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
     Ok(json_response(
         StatusCode::OK,
@@ -267,13 +254,8 @@ pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
             }
         }
     }
-    let names: Vec<String> = query_values(&req, "names")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut names = query_list(&req, "names");
+    names.retain(|n| !n.is_empty());
     if names.is_empty() {
         return Err(Error::bad_request("The names parameter is required"));
     }

@@ -1,8 +1,6 @@
 //! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
-//! This is the API new users program against; the compatible dialects sit beside it.
-//!
-//! [`views`] renders the JSON; the handlers below serve parents, attachments (multipart
-//! uploads, listings, content) and direct uploads (begin, status, complete).
+//! This is the API new users program against; [`views`] renders its JSON, the handlers below
+//! serve parents, attachments (multipart uploads, listings, content) and direct uploads.
 
 pub mod views;
 
@@ -17,13 +15,10 @@ use super::{query_values, redirect, Params, Request, Response};
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
 };
-use crate::service::UploadTarget;
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
-use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadInstructions, UploadRules};
+use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
 use crate::store::PutOutcome;
-use views::{instructions_json, parent_json};
-
-pub use views::{attachment_json, attachment_view, AttachmentView};
+use views::{attachment_view, parent_json, upload_json, AttachmentView};
 
 /// The native API's envelope.
 #[derive(Debug)]
@@ -32,7 +27,6 @@ pub struct Native;
 /// Why a native request was not served.
 pub type Error = super::DialectError<Native>;
 
-/// What a native handler returns.
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Native {
@@ -43,7 +37,7 @@ impl super::Dialect for Native {
     }
 }
 
-/// The native error envelope.
+/// The native error envelope with a code of its own (the local server's blob store's).
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(
         status,
@@ -79,25 +73,19 @@ async fn caller_and_parent(
     Ok((who, ParentRef::new(kind, id)))
 }
 
-/// Authenticates and parses the attachment of a `/v1/attachments/{id}…` path.
+/// Authenticates and parses the attachment of a `/v1/attachments/{id}…` path; a malformed id
+/// cannot name anything, so it is answered as an unknown one.
 async fn caller_and_attachment(
     app: &App,
     req: &Request,
     params: &Params,
 ) -> Result<(Principal, AttachmentId), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    // A malformed id cannot name anything: answer as for an unknown id.
-    let id =
-        AttachmentId::parse(params.get("id")).map_err(|_| ServiceError::NotFound("attachment"))?;
-    Ok((who, id))
+    Ok((who, attachment_id(params.get("id"))?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ParentBody {
-    source: Option<String>,
-    reference: Option<String>,
-    email: Option<String>,
+fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
+    AttachmentId::parse(raw).map_err(|_| ServiceError::NotFound("attachment"))
 }
 
 /// The optional fields of a `PUT`; an empty body sets none.
@@ -105,15 +93,10 @@ fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ParentFields::default());
     }
-    let b: ParentBody = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| {
         Error::bad_request(format!(
             "the body must be a JSON object with optional string fields source, reference, email: {e}"
         ))
-    })?;
-    Ok(ParentFields {
-        source: b.source,
-        reference: b.reference,
-        email: b.email,
     })
 }
 
@@ -178,10 +161,7 @@ struct Items<'a> {
 }
 
 /// The view with both links of a ready attachment: its download and its thumbnail.
-async fn linked_view<'a>(
-    app: &App,
-    a: &'a Attachment,
-) -> Result<AttachmentView<'a>, crate::service::ServiceError> {
+async fn linked_view<'a>(app: &App, a: &'a Attachment) -> Result<AttachmentView<'a>, ServiceError> {
     let mut view = attachment_view(a, app.download_link(a).await?);
     view.thumbnail_url = app.thumbnail_link(a).await?;
     Ok(view)
@@ -243,27 +223,20 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
     for a in &page.items {
         items.push(linked_view(&app, a).await?);
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &Items {
-            items,
-            next_cursor: Some(&page.next_cursor),
-        },
-    ))
+    let next_cursor = Some(&page.next_cursor);
+    Ok(json_response(StatusCode::OK, &Items { items, next_cursor }))
 }
 
 /// `GET /v1/attachments/{id}`: metadata with a download link when ready.
 pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
-    let att = app.get(&who, id).await?;
-    one_attachment(&app, &att).await
+    one_attachment(&app, &app.get(&who, id).await?).await
 }
 
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
 pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
-    let att = app.get(&who, id).await?;
-    match app.download_link(&att).await? {
+    match app.download_link(&app.get(&who, id).await?).await? {
         Some(link) => Ok(redirect(&link)),
         None => Err(Error::refused(
             StatusCode::CONFLICT,
@@ -332,10 +305,11 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
     });
     let sha256 = sha256.transpose()?;
     // A malformed id names no attachment.
-    let attachment_id = body.attachment_id.as_deref().map(|raw| {
-        AttachmentId::parse(raw).map_err(|_| Error::from(ServiceError::NotFound("attachment")))
-    });
-    let attachment_id = attachment_id.transpose()?;
+    let attachment_id = body
+        .attachment_id
+        .as_deref()
+        .map(attachment_id)
+        .transpose()?;
     Ok(DirectUploadRequest {
         file_name: FileName::parse(&body.file_name)?,
         content_type: body.content_type,
@@ -356,29 +330,11 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 /// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
 pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let (who, parent) = caller_and_parent(&app, &req, &params).await?;
-    let request = upload_request(req.body())?;
-    let up = app.begin_upload(&who, &parent, request).await?;
-    let expires_at = Some(up.expires_at);
-    Ok(upload_json(
-        StatusCode::CREATED,
-        &up.attachment,
-        &up.instructions,
-        expires_at,
-    ))
-}
-
-/// A direct upload: its attachment, and how to send its bytes.
-fn upload_json(
-    status: StatusCode,
-    att: &Attachment,
-    instructions: &UploadInstructions,
-    expires_at: Option<i64>,
-) -> Response {
-    let json = json!({
-        "attachment": attachment_json(att, None),
-        "upload": instructions_json(instructions, expires_at),
-    });
-    json_response(status, &json)
+    let up = app
+        .begin_upload(&who, &parent, upload_request(req.body())?)
+        .await?;
+    let json = upload_json(&up.attachment, &up.instructions, Some(up.expires_at));
+    Ok(json_response(StatusCode::CREATED, &json))
 }
 
 /// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
@@ -387,7 +343,10 @@ pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answe
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    Ok(upload_json(StatusCode::OK, &att, &instructions, expires_at))
+    Ok(json_response(
+        StatusCode::OK,
+        &upload_json(&att, &instructions, expires_at),
+    ))
 }
 
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
@@ -399,7 +358,7 @@ pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Ans
         Completion::Ready(att) => one_attachment(&app, &att).await,
         Completion::Verifying(att) => Ok(json_response(
             StatusCode::ACCEPTED,
-            &attachment_json(&att, None),
+            &attachment_view(&att, None),
         )),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{Attachment, AttachmentId, Parent, VersionId};
@@ -109,11 +109,6 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
     }
 }
 
-/// The native JSON of an attachment, as a value (for answers that nest it).
-pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
-    serde_json::to_value(attachment_view(a, download_url)).unwrap_or(Value::Null)
-}
-
 pub fn parent_json(p: &Parent) -> Value {
     json!({
         "kind": p.key.kind.as_str(),
@@ -126,21 +121,21 @@ pub fn parent_json(p: &Parent) -> Value {
     })
 }
 
-/// How to upload a direct upload's bytes: a form POST or the links of a multipart upload.
-pub fn instructions_json(i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    use UploadInstructions as I;
+/// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
+/// multipart upload).
+pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
     let expires = expires_at
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map(rfc3339);
-    match i {
-        I::Post { url, fields } => {
-            let fields: serde_json::Map<String, Value> = fields
+    let upload = match i {
+        UploadInstructions::Post { url, fields } => {
+            let fields: Map<String, Value> = fields
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
             json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
         }
-        I::Multipart {
+        UploadInstructions::Multipart {
             upload_id,
             part_size,
             part_count,
@@ -155,7 +150,8 @@ pub fn instructions_json(i: &UploadInstructions, expires_at: Option<i64>) -> Val
             "parts_received": received.iter().map(|p| json!({"part_number": p.number, "size": p.size, "etag": p.etag})).collect::<Vec<_>>(),
             "expires_at": expires,
         }),
-    }
+    };
+    json!({"attachment": attachment_view(att, None), "upload": upload})
 }
 
 #[cfg(test)]
