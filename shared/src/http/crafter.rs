@@ -1,18 +1,8 @@
-//! The Crafter Profile attachments API (`/api/1/profile/{id}/…`), as Crafter Profile's clients
-//! expect it: the key in `accessTokenId`, attachments named by their file name without extension,
-//! errors as `{"errorCode":"…","message":"…"}`.
-//!
-//! Where we differ from Crafter, on purpose:
-//! - bad uploads (type not on the allow-list, content that contradicts its extension, a missing
-//!   `attachment` part, a malformed form, an empty file) get a 4xx naming the problem, where
-//!   Crafter answers 500; their `errorCode` is `OTHER`, the code Crafter itself gives errors of
-//!   that kind, so the Java client (which reads `errorCode` into an enum) still understands it;
-//! - too large is 413 (same `OTHER` code);
-//! - the content is served by a redirect to a presigned link that always downloads (never inline).
-//!
-//! Like Crafter, the details of an attachment the profile does not have are a 200 with an empty
-//! record (every field null, `fileSizeBytes` 0) and its content an empty 200: Crafter's clients
-//! test for that (`if (info.id)`) rather than for a 404.
+//! The Crafter Profile attachments API (`/api/1/profile/{id}/…`) as Crafter's clients expect it:
+//! the key in `accessTokenId`, attachments named by their file name without extension, errors as
+//! `{"errorCode":"…","message":"…"}`. README and `openapi.yaml` list where we differ on purpose
+//! (a bad upload is a 4xx with code `OTHER`, where Crafter answers 500). Like Crafter, an
+//! attachment the profile does not have is a 200 with an empty record, which its clients test for.
 
 use std::sync::Arc;
 
@@ -20,10 +10,8 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
-use super::Params;
-use super::{
-    empty, json as json_response, presented_key, query_param, redirect, Request, Response,
-};
+use super::{empty, json as json_response, presented_key, query_param, redirect};
+use super::{Params, Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
@@ -50,27 +38,20 @@ impl super::Dialect for Crafter {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        matches!(e, ServiceError::Unauthorized).then(|| {
-            error(
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                "Access denied: the accessTokenId is missing, unknown or revoked",
-            )
-        })
+        let message = "Access denied: the accessTokenId is missing, unknown or revoked";
+        matches!(e, ServiceError::Unauthorized)
+            .then(|| error(StatusCode::FORBIDDEN, "ACCESS_DENIED", message))
     }
 }
 
-/// Crafter's error envelope.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// Crafter's error envelope with a code of its own.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &json!({"errorCode": code, "message": message}))
 }
 
 fn no_such_profile(profile_id: &str) -> Error {
-    Error::answer(error(
-        StatusCode::NOT_FOUND,
-        "NO_SUCH_PROFILE",
-        &format!("No profile with ID \"{profile_id}\" found"),
-    ))
+    let message = format!("No profile with ID \"{profile_id}\" found");
+    Error::answer(error(StatusCode::NOT_FOUND, "NO_SUCH_PROFILE", &message))
 }
 
 /// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, at most
@@ -85,16 +66,12 @@ pub fn human_size(bytes: u64) -> String {
     if bytes == 0 {
         return "0".into();
     }
-    let mut unit = 0usize;
-    let mut divisor: u128 = 1;
-    while unit + 1 < UNITS.len() && u128::from(bytes) >= divisor * 1024 {
-        divisor *= 1024;
-        unit += 1;
-    }
+    let bytes = u128::from(bytes);
+    let unit = (1..5).take_while(|&u| bytes >= 1024u128.pow(u)).count();
+    let divisor = 1024u128.pow(unit as u32);
     // Tenths of the unit, rounded half-even with integers, so no float error can creep in.
-    let scaled = u128::from(bytes) * 10;
-    let mut tenths = scaled / divisor;
-    let twice_rest = (scaled % divisor) * 2;
+    let mut tenths = bytes * 10 / divisor;
+    let twice_rest = bytes * 10 % divisor * 2;
     if twice_rest > divisor || (twice_rest == divisor && tenths % 2 == 1) {
         tenths += 1;
     }
@@ -107,38 +84,22 @@ pub fn human_size(bytes: u64) -> String {
 
 fn group_thousands(n: u128) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups = digits.as_bytes().rchunks(3).rev();
+    let groups: Vec<_> = groups.map(|g| String::from_utf8_lossy(g)).collect();
+    groups.join(",")
 }
 
-/// Crafter's `ProfileAttachment` JSON, in the documentation's field order.
-pub fn attachment_json(a: &Attachment) -> Value {
-    let c = a.content.as_ref();
+/// Crafter's `ProfileAttachment` JSON, in the documentation's field order; what Crafter answers
+/// for an attachment the profile does not have (every field null, the size 0) when `None`.
+pub fn attachment_json(a: Option<&Attachment>) -> Value {
+    let c = a.and_then(|a| a.content.as_ref());
     json!({
         "md5": c.map(|c| c.md5.as_str()),
         "contentType": c.map(|c| c.content_type.as_str()),
         "fileSize": c.map(|c| human_size(c.size)),
         "fileName": c.map(|c| c.file_name.stem()),
         "fileSizeBytes": c.map_or(0, |c| c.size),
-        "id": a.id.to_string(),
-    })
-}
-
-/// What Crafter answers for an attachment the profile does not have.
-fn empty_attachment_json() -> Value {
-    json!({
-        "md5": null,
-        "contentType": null,
-        "fileSize": null,
-        "fileName": null,
-        "fileSizeBytes": 0,
-        "id": null,
+        "id": a.map(|a| a.id.to_string()),
     })
 }
 
@@ -204,19 +165,16 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             "the form has more than one part named attachment",
         )
         .map_err(Error::bad_request)?;
-    let given = |n: &String| !n.trim().is_empty();
-    let raw_name = form
-        .text("filename")
-        .map(str::to_owned)
-        .filter(given)
-        .or(name_param.filter(given))
-        .or_else(|| part.file_name.clone())
+    let given = |n: &&str| !n.trim().is_empty();
+    let raw_name = (form.text("filename").filter(given))
+        .or(name_param.as_deref().filter(given))
+        .or(part.file_name.as_deref())
         .ok_or_else(|| {
             Error::bad_request(
                 "the attachment part has no filename, and no filename field names it",
             )
         })?;
-    let file_name = FileName::parse(&raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
+    let file_name = FileName::parse(raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
     let settings = &app.dialects().crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
@@ -241,7 +199,7 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let att = app
         .upload(&who, &parent, file, fields, target, rules)
         .await?;
-    Ok(json_response(StatusCode::OK, &attachment_json(&att)))
+    Ok(json_response(StatusCode::OK, &attachment_json(Some(&att))))
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
@@ -252,17 +210,15 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
         .await?
         .iter()
         .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-        .map(attachment_json)
+        .map(|a| attachment_json(Some(a)))
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(items)))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
 pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let json = match named_attachment(&app, &req, &params).await? {
-        Some(a) => attachment_json(&a),
-        None => empty_attachment_json(),
-    };
+    let att = named_attachment(&app, &req, &params).await?;
+    let json = attachment_json(att.as_ref());
     Ok(json_response(StatusCode::OK, &json))
 }
 

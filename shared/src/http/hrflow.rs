@@ -170,10 +170,8 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Respon
             data.push(attachment_json(a, &link));
         }
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"code": 200, "message": "Profile attachment list", "data": data}),
-    ))
+    let json = json!({"code": 200, "message": "Profile attachment list", "data": data});
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 #[cfg(test)]

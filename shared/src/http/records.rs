@@ -193,10 +193,8 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
         e => e,
     })?;
     let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
-    Ok(json_response(
-        StatusCode::OK,
-        &items_json(&app, &atts).await?,
-    ))
+    let items = items_json(&app, &atts).await?;
+    Ok(json_response(StatusCode::OK, &items))
 }
 
 /// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
@@ -231,10 +229,8 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let stored = app
         .upload_many(&who, &record, files, fields, target, rules)
         .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &items_json(&app, &stored).await?,
-    ))
+    let items = items_json(&app, &stored).await?;
+    Ok(json_response(StatusCode::CREATED, &items))
 }
 
 /// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,

@@ -39,10 +39,8 @@ impl super::Dialect for Native {
 
 /// The native error envelope with a code of its own (the local server's blob store's).
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
+    let json = json!({"error": {"code": code, "message": message}});
+    json_response(status, &json)
 }
 
 /// The code of a status; every 5xx is `internal`.
@@ -205,11 +203,11 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             attachment_view(a, None)
         }));
     }
-    let next_cursor = None;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &Items { items, next_cursor },
-    ))
+    let items = Items {
+        items,
+        next_cursor: None,
+    };
+    Ok(json_response(StatusCode::CREATED, &items))
 }
 
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
@@ -343,10 +341,8 @@ pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answe
     let (who, id) = caller_and_attachment(&app, &req, &params).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    Ok(json_response(
-        StatusCode::OK,
-        &upload_json(&att, &instructions, expires_at),
-    ))
+    let json = upload_json(&att, &instructions, expires_at);
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
