@@ -209,7 +209,7 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
         .list_all(&who, &parent)
         .await?
         .iter()
-        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
+        .filter(|a| a.ready_content().is_some())
         .map(|a| attachment_json(Some(a)))
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(items)))
