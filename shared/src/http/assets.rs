@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::Params;
-use super::{json as json_response, presented_key, Dialect, DialectError, Request, Response};
+use super::{
+    json as json_response, param, presented_key, Dialect, DialectError, Request, Response,
+};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
 
@@ -102,10 +103,9 @@ pub fn attachment_json(a: &Attachment) -> Value {
 async fn caller_and_parent<K: Kind>(
     app: &App,
     req: &Request,
-    params: &Params,
 ) -> Result<(Principal, ParentRef), DialectError<K>> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let id = params.get(&format!("{}_id", K::NAME));
+    let id = param(req, &format!("{}_id", K::NAME));
     let id = ParentId::parse(id).map_err(|_| ServiceError::NotFound("parent"))?;
     let parent = ParentRef::new(ParentKind::parse(K::NAME)?, id);
     app.get_parent(&who, &parent).await?;
@@ -153,8 +153,8 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
 }
 
 /// `GET /api/v2/{assets|projects}/{id}/attachments`.
-pub async fn list<K: Kind>(app: Arc<App>, req: Request, params: Params) -> Answer<K> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
+pub async fn list<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
     let atts = app.list_all(&who, &parent).await?;
     let items: Vec<Value> = atts.iter().map(attachment_json).collect();
     let json = json!({ "attachments": items });
@@ -162,8 +162,8 @@ pub async fn list<K: Kind>(app: Arc<App>, req: Request, params: Params) -> Answe
 }
 
 /// `POST /api/v2/{assets|projects}/{id}/attachments` with `{"title":"…"}`.
-pub async fn create<K: Kind>(app: Arc<App>, req: Request, params: Params) -> Answer<K> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
+pub async fn create<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
     let title = Some(parse_title(&req)?);
     let fields = AttachmentFields {
         title,

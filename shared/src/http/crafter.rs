@@ -10,8 +10,8 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
-use super::{empty, json as json_response, presented_key, query_param, redirect};
-use super::{Params, Request, Response};
+use super::{empty, json as json_response, param, presented_key, query_param, redirect};
+use super::{Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
@@ -105,12 +105,8 @@ pub fn attachment_json(a: Option<&Attachment>) -> Value {
 
 /// Authenticates (403 first, as Crafter checks the token before anything else) and checks that
 /// the profile is registered; a malformed id names no profile.
-async fn caller_and_profile(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
-    let profile_id = params.get("id");
+async fn caller_and_profile(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
+    let profile_id = param(req, "id");
     // Crafter's clients send the key as `accessTokenId`; the headers work too.
     let key = presented_key(req).or_else(|| query_param(req, "accessTokenId"));
     let who = app.authenticate(key.as_deref()).await?;
@@ -126,13 +122,9 @@ async fn caller_and_profile(
 
 /// The attachment named in the path of the caller's profile: by our id, or by its name
 /// without extension as Crafter's clients name them (`avatar`).
-async fn named_attachment(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<Option<Attachment>, Error> {
-    let (who, parent) = caller_and_profile(app, req, params).await?;
-    let name = params.get("attachmentId");
+async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>, Error> {
+    let (who, parent) = caller_and_profile(app, req).await?;
+    let name = param(req, "attachmentId");
     if let Ok(id) = AttachmentId::parse(name) {
         match app.get_of_parent(&who, &parent, id).await {
             Ok(a) if a.status == AttachmentStatus::Ready => return Ok(Some(a)),
@@ -146,8 +138,8 @@ async fn named_attachment(
 /// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the
 /// `filename` field, else the `filename` query parameter, else the part's own file name. Same
 /// name without extension: a new version of that attachment, same id.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["attachment"])
@@ -203,8 +195,8 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req).await?;
     let items: Vec<Value> = app
         .list_all(&who, &parent)
         .await?
@@ -216,15 +208,15 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
-pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let att = named_attachment(&app, &req, &params).await?;
+pub async fn details(app: Arc<App>, req: Request) -> Answer {
+    let att = named_attachment(&app, &req).await?;
     let json = attachment_json(att.as_ref());
     Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
-pub async fn content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let Some(att) = named_attachment(&app, &req, &params).await? else {
+pub async fn content(app: Arc<App>, req: Request) -> Answer {
+    let Some(att) = named_attachment(&app, &req).await? else {
         return Ok(empty(StatusCode::OK));
     };
     Ok(match app.download_link(&att).await? {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};
@@ -93,7 +92,7 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 /// parameter has two spellings, the legacy one (`source_id`, `profile_id`, `profile_reference`,
 /// `profile_email`) and the indexing API's (`source_key`, `key`, `reference`, `email`); the first
 /// non-empty value of either counts.
-pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
+pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
     let who = caller(&app, &req).await?;
     // The parameter names of the spelling the caller used, for messages.
     let (source_name, lookups) = if req.uri().path().contains("/indexing/") {

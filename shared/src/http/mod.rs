@@ -21,18 +21,22 @@ pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
 pub type Response = http::Response<Bytes>;
 
-/// Path parameters of a matched route, in the order of the pattern.
+/// Path parameters of a matched route, in the order of the pattern; the router puts them in
+/// the request's extensions, where [`param`] reads them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(&'static str, String)>);
 
 impl Params {
     /// A parameter's value (percent-decoded); empty when the pattern has no such name.
     pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| v.as_str())
+        let found = self.0.iter().find(|(k, _)| *k == name);
+        found.map_or("", |(_, v)| v.as_str())
     }
+}
+
+/// A path parameter of the request's route; empty when it has none of that name.
+pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
+    req.extensions().get::<Params>().map_or("", |p| p.get(name))
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).

@@ -14,8 +14,9 @@ use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::multipart;
-use super::Params;
-use super::{empty, json as json_response, limit_param, new_file, presented_key, query_list};
+use super::{
+    empty, json as json_response, limit_param, new_file, param, presented_key, query_list,
+};
 use super::{query_values, with_header};
 use super::{Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
@@ -72,25 +73,17 @@ fn record_id(raw: &str) -> Option<ParentId> {
     ParentId::parse(raw).ok()
 }
 
-async fn caller_and_object(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentKind), Error> {
+async fn caller_and_object(app: &App, req: &Request) -> Result<(Principal, ParentKind), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
     let kind =
-        ParentKind::parse(params.get("object")).map_err(|_| Error::bad_request(OBJECT_INVALID))?;
+        ParentKind::parse(param(req, "object")).map_err(|_| Error::bad_request(OBJECT_INVALID))?;
     Ok((who, kind))
 }
 
-async fn caller_and_record(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
-    let (who, kind) = caller_and_object(app, req, params).await?;
+async fn caller_and_record(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
+    let (who, kind) = caller_and_object(app, req).await?;
     let id =
-        record_id(params.get("uuid")).ok_or_else(|| Error::bad_request(RECORD_UUID_INVALID))?;
+        record_id(param(req, "uuid")).ok_or_else(|| Error::bad_request(RECORD_UUID_INVALID))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
@@ -120,8 +113,8 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
 /// `GET /v2/{object}/attachments`: the records `uuids=a,b` (or `uuids=a&uuids=b`) names, at most
 /// [`MAX_RECORDS_PER_CALL`], each even without files; without `uuids`, the records with files,
 /// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
-pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, kind) = caller_and_object(&app, &req, &params).await?;
+pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
+    let (who, kind) = caller_and_object(&app, &req).await?;
     let uuids = query_list(&req, "uuids");
     if uuids.len() > MAX_RECORDS_PER_CALL {
         return Err(Error::bad_request(format!(
@@ -185,8 +178,8 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
     let records = app.attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id));
     let mut records = records.await.map_err(|e| match e {
         ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
@@ -200,8 +193,8 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
 /// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
 /// goes to the attachment the text field `document_id` names (with exactly one file), else to
 /// the record's attachment of the same name, else to a new one.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
@@ -236,8 +229,8 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
 /// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
 /// comma-separated, may repeat) are current file names on the record; `latest` removes only
 /// each one's newest version.
-pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
+pub async fn delete(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
     let mut scope = VersionScope::All;
     for v in query_values(&req, "version") {
         scope = match v.as_str() {

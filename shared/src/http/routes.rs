@@ -15,8 +15,8 @@ use crate::access::Capability;
 use crate::http::Params;
 use crate::service::App;
 
-/// A handler: the app, the request, the path parameters.
-pub type Handler = fn(Arc<App>, Request, Params) -> BoxFuture<'static, Response>;
+/// A handler: the app, and the request with its path parameters ([`super::param`]).
+pub type Handler = fn(Arc<App>, Request) -> BoxFuture<'static, Response>;
 /// How a dialect renders an error the router itself produces (405, 413, 404).
 pub type ErrorRenderer = fn(StatusCode, &str) -> Response;
 
@@ -43,9 +43,9 @@ macro_rules! routes {
                 name: $name,
                 method: Method::$method,
                 path: $path,
-                handler: |app, req, params| {
+                handler: |app, req| {
                     Box::pin(async move {
-                        $handler(app, req, params)
+                        $handler(app, req)
                             .await
                             .unwrap_or_else(<Response as From<DialectError<$dialect>>>::from)
                     })
@@ -135,11 +135,12 @@ impl Route {
     }
 
     /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
-    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+    async fn serve(&self, app: &Arc<App>, mut req: Request, params: Params) -> Response {
         crate::telemetry::request::set_route(self.name);
+        req.extensions_mut().insert(params);
         let read = self.method == Method::GET;
         let if_none_match = read.then(|| req.headers().get(header::IF_NONE_MATCH).cloned());
-        let resp = (self.handler)(app.clone(), req, params).await;
+        let resp = (self.handler)(app.clone(), req).await;
         match if_none_match {
             Some(tag) => conditional::apply(tag, resp),
             None => resp,

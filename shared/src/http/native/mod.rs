@@ -10,8 +10,8 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, presented_key};
-use super::{query_values, redirect, Params, Request, Response};
+use super::{empty, json as json_response, limit_param, multipart, new_file, param, presented_key};
+use super::{query_values, redirect, Request, Response};
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
 };
@@ -60,14 +60,10 @@ fn code_of(status: StatusCode) -> &'static str {
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
-async fn caller_and_parent(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
+async fn caller_and_parent(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let kind = ParentKind::parse(params.get("kind"))?;
-    let id = ParentId::parse(params.get("id"))?;
+    let kind = ParentKind::parse(param(req, "kind"))?;
+    let id = ParentId::parse(param(req, "id"))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
@@ -76,10 +72,9 @@ async fn caller_and_parent(
 async fn caller_and_attachment(
     app: &App,
     req: &Request,
-    params: &Params,
 ) -> Result<(Principal, AttachmentId), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    Ok((who, attachment_id(params.get("id"))?))
+    Ok((who, attachment_id(param(req, "id"))?))
 }
 
 fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
@@ -99,8 +94,8 @@ fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
 }
 
 /// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
-pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn put_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     let fields = parent_fields(req.body())?;
     let (parent, outcome) = app.put_parent(&who, key, fields).await?;
     let status = match outcome {
@@ -111,8 +106,8 @@ pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /v1/parents/{kind}/{id}`.
-pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn get_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     let parent = app.get_parent(&who, &key).await?;
     Ok(json_response(StatusCode::OK, &parent_json(&parent)))
 }
@@ -120,8 +115,8 @@ pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
 /// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files; `204` when
 /// all are gone. A parent with more attachments than one request removes answers `202` with
 /// how many it removed: repeating the request goes on from there.
-pub async fn delete_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn delete_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     Ok(match app.delete_parent(&who, &key).await? {
         ParentDeletion::Deleted => empty(StatusCode::NO_CONTENT),
         ParentDeletion::Continuing { removed } => json_response(
@@ -171,8 +166,8 @@ async fn one_attachment(app: &App, att: &Attachment) -> Answer {
 }
 
 /// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     form.only(UPLOAD_FIELDS)?;
@@ -211,8 +206,8 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
     let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
     let cursor = query_values(&req, "cursor").pop();
@@ -226,14 +221,14 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /v1/attachments/{id}`: metadata with a download link when ready.
-pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn get_attachment(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     one_attachment(&app, &app.get(&who, id).await?).await
 }
 
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
-pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn get_content(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     match app.download_link(&app.get(&who, id).await?).await? {
         Some(link) => Ok(redirect(&link)),
         None => Err(Error::refused(
@@ -244,16 +239,16 @@ pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Answer 
 }
 
 /// `DELETE /v1/attachments/{id}`.
-pub async fn delete_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     app.delete(&who, id).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
 /// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
-pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn put_content(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     let att = app.get(&who, id).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
@@ -326,8 +321,8 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 }
 
 /// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
-pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let up = app
         .begin_upload(&who, &parent, upload_request(req.body())?)
         .await?;
@@ -337,8 +332,8 @@ pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer
 
 /// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
 /// parts still missing (to resume an interrupted upload).
-pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn upload_status(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
     let json = upload_json(&att, &instructions, expires_at);
@@ -348,8 +343,8 @@ pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answe
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
 /// or, too large to verify within the request, verifies it in the background (202, status
 /// `verifying`).
-pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn complete_upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     match app.complete_upload(&who, id).await? {
         Completion::Ready(att) => one_attachment(&app, &att).await,
         Completion::Verifying(att) => Ok(json_response(
