@@ -10,45 +10,28 @@
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
-use super::Response;
-
-/// The strong entity tag of a body: 128 bits of its SHA-256, quoted.
-pub fn etag_of(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    format!("\"{}\"", hex::encode(&digest[..16]))
-}
-
-/// Whether an `If-None-Match` header value names `etag`: `*`, or a list of tags compared
-/// weakly (a `W/` prefix is ignored), as RFC 9110 has it for this header.
-fn matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.trim() == "*"
-        || if_none_match
-            .split(',')
-            .map(|t| t.trim())
-            .map(|t| t.strip_prefix("W/").unwrap_or(t))
-            .any(|t| t == etag)
-}
+use super::{with_header, Response};
 
 /// Tags a `200` and answers `304` when the client already has it, as the `If-None-Match` its
 /// request brought says (taken before the request went to its handler); other answers pass.
-pub fn apply(if_none_match: Option<HeaderValue>, mut resp: Response) -> Response {
+pub fn apply(if_none_match: Option<HeaderValue>, resp: Response) -> Response {
     if resp.status() != StatusCode::OK {
         return resp;
     }
-    let etag = etag_of(resp.body());
-    let not_modified = if_none_match
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches(v, &etag));
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
+    // The strong entity tag of the body: 128 bits of its SHA-256, quoted.
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(resp.body())[..16]));
+    // `*`, or a list of tags compared weakly (a `W/` prefix is ignored), as RFC 9110 has it.
+    let asked = if_none_match.as_ref().and_then(|v| v.to_str().ok());
+    let not_modified = asked.is_some_and(|v| {
+        let tags = v.split(',').map(str::trim);
+        v.trim() == "*"
+            || tags
+                .map(|t| t.strip_prefix("W/").unwrap_or(t))
+                .any(|t| t == etag)
+    });
+    let resp = with_header(resp, header::ETAG, &etag);
     // Kept by the client only, and checked with it before each use.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
+    let mut resp = with_header(resp, header::CACHE_CONTROL, "private, no-cache");
     if not_modified {
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         *resp.body_mut() = bytes::Bytes::new();

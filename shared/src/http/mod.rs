@@ -14,6 +14,8 @@ pub mod routes;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
+use crate::domain::FileName;
+use crate::service::NewFile;
 pub use error::{log_internal, Dialect, DialectError};
 
 /// A request as every handler sees it.
@@ -77,17 +79,11 @@ pub fn with_header<B>(
 }
 
 /// A form's file part as a new file of an upload: it must carry a valid file name.
-pub fn new_file<D: Dialect>(
-    part: &multipart::FilePart,
-) -> Result<crate::service::NewFile, DialectError<D>> {
-    let name = part
-        .file_name
-        .as_deref()
-        .ok_or_else(|| DialectError::bad_request("every file part needs a filename"))?;
-    Ok(crate::service::NewFile {
-        file_name: crate::domain::FileName::parse(name)?,
-        bytes: part.bytes.clone(),
-    })
+pub fn new_file<D: Dialect>(part: &multipart::FilePart) -> Result<NewFile, DialectError<D>> {
+    let name = part.file_name.as_deref();
+    let name = name.ok_or_else(|| DialectError::bad_request("every file part needs a filename"))?;
+    let (file_name, bytes) = (FileName::parse(name)?, part.bytes.clone());
+    Ok(NewFile { file_name, bytes })
 }
 
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
@@ -155,16 +151,16 @@ fn decode_component(s: &str) -> String {
 /// Only Crafter's routes also take one from the URL ([`crafter`]), where keys end up in logs
 /// and histories, because Crafter's clients send it there.
 pub fn presented_key(req: &Request) -> Option<String> {
-    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.to_owned());
-    }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())?;
-    auth.strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(|token| token.trim().to_owned())
+    let header = |name: &str| req.headers().get(name)?.to_str().ok();
+    let bearer = || {
+        let auth = header("authorization")?;
+        Some(
+            auth.strip_prefix("Bearer ")
+                .or(auth.strip_prefix("bearer "))?
+                .trim(),
+        )
+    };
+    header("x-api-key").or_else(bearer).map(str::to_owned)
 }
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser

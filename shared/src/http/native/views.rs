@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Attachment, AttachmentId, Parent, VersionId};
+use crate::domain::{Attachment, AttachmentId, Parent, ParentRef, VersionId};
 use crate::service::UploadInstructions;
 
 /// RFC 3339 in UTC with milliseconds.
@@ -24,17 +24,11 @@ fn timestamp<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::
     s.serialize_str(&rfc3339(*t))
 }
 
-#[derive(serde::Serialize)]
-struct ParentView<'a> {
-    kind: &'a str,
-    id: &'a str,
-}
-
 /// The fields of the native attachment JSON, in their documented order.
 #[derive(serde::Serialize)]
 pub struct AttachmentView<'a> {
     id: AttachmentId,
-    parent: ParentView<'a>,
+    parent: &'a ParentRef,
     file_name: Option<&'a str>,
     original_file_name: Option<&'a str>,
     extension: Option<Cow<'a, str>>,
@@ -81,10 +75,7 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
     let c = a.content.as_ref();
     AttachmentView {
         id: a.id,
-        parent: ParentView {
-            kind: a.parent.kind.as_str(),
-            id: a.parent.id.as_str(),
-        },
+        parent: &a.parent,
         file_name: c.map(|c| c.file_name.as_str()),
         original_file_name: c.map(|c| c.file_name.stem()),
         extension: c.map(|c| lowercase(c.file_name.extension())),
