@@ -1,39 +1,24 @@
 //! The records API: attachments of records under `/v2/{object}/…`, where `{object}` is the
 //! object's full identifier (`io_showcase`) and a record is a parent of that kind whose id is a
-//! UUID, registered with the native API (`PUT /v1/parents/{object}/{uuid}`). `openapi.yaml`
-//! documents each route; the choices the documentation leaves open are said where they are made.
-//!
-//! An attachment is shown as the documentation shows it, with fresh presigned links to its
-//! current version and its thumbnail; placeholders, which have no file, are not shown. Errors
-//! are `{"error":{"status":<code>,"message":"…"}}`, the documentation's messages where it has
-//! them; another tenant's record answers exactly as a missing one.
+//! UUID. Attachments are shown as the documentation shows them, with fresh links; placeholders,
+//! which have no file, are not. `openapi.yaml` documents each route and the choices we made.
 
 use std::sync::Arc;
 
 use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::multipart;
-use super::{
-    empty, json as json_response, limit_param, new_file, param, presented_key, query_list,
-};
-use super::{query_values, with_header};
-use super::{Request, Response};
+use super::{empty, json as json_response, limit_param, multipart, new_file, param};
+use super::{presented_key, query_list, query_values, with_header, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::{
-    App, AttachmentFields, ServiceError, UploadRules, UploadTarget, VersionScope,
-    MAX_RECORDS_PER_CALL,
-};
+use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
+use crate::service::{VersionScope, MAX_RECORDS_PER_CALL};
 
-const OBJECT_INVALID: &str = "The object identifier is not specified or is invalid";
-const UUIDS_INVALID: &str = "The uuids parameter contains an invalid UUID";
-const RECORD_UUID_INVALID: &str = "The record UUID is invalid";
-const RECORDS_NOT_FOUND: &str = "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)";
-const RECORD_NOT_FOUND: &str = "The record was not found (or user has no permission to access it)";
 /// The most names one deletion takes.
 const MAX_NAMES: usize = 100;
 
-/// This API's envelope: `{"error":{"status","message"}}`.
+/// This API's envelope: `{"error":{"status","message"}}`, the documentation's messages where it
+/// has them; another tenant's record answers exactly as a missing one.
 #[derive(Debug)]
 pub struct Records;
 
@@ -54,8 +39,8 @@ impl super::Dialect for Records {
             return None;
         };
         let message = match *what {
-            "records" => RECORDS_NOT_FOUND,
-            "parent" => RECORD_NOT_FOUND,
+            "records" => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
+            "parent" => "The record was not found (or user has no permission to access it)",
             "attachment" => "The document was not found (or user has no permission to access it)",
             "file" => "No attachment of the record has one of the given names",
             _ => "Not found",
@@ -67,23 +52,21 @@ impl super::Dialect for Records {
 /// A record id: a UUID in its hyphenated form (either case), kept as written, since that is the
 /// parent id it was registered under.
 fn record_id(raw: &str) -> Option<ParentId> {
-    if raw.len() != 36 || uuid::Uuid::try_parse(raw).is_err() {
-        return None;
-    }
-    ParentId::parse(raw).ok()
+    let uuid = raw.len() == 36 && uuid::Uuid::try_parse(raw).is_ok();
+    uuid.then(|| ParentId::parse(raw).ok())?
 }
 
 async fn caller_and_object(app: &App, req: &Request) -> Result<(Principal, ParentKind), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let kind =
-        ParentKind::parse(param(req, "object")).map_err(|_| Error::bad_request(OBJECT_INVALID))?;
+    let kind = ParentKind::parse(param(req, "object"))
+        .map_err(|_| Error::bad_request("The object identifier is not specified or is invalid"))?;
     Ok((who, kind))
 }
 
 async fn caller_and_record(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
     let (who, kind) = caller_and_object(app, req).await?;
-    let id =
-        record_id(param(req, "uuid")).ok_or_else(|| Error::bad_request(RECORD_UUID_INVALID))?;
+    let id = record_id(param(req, "uuid"))
+        .ok_or_else(|| Error::bad_request("The record UUID is invalid"))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
@@ -123,7 +106,10 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
     }
     let ids = uuids
         .iter()
-        .map(|r| record_id(r).ok_or_else(|| Error::bad_request(UUIDS_INVALID)))
+        .map(|r| {
+            record_id(r)
+                .ok_or_else(|| Error::bad_request("The uuids parameter contains an invalid UUID"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let message =
         format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
