@@ -151,12 +151,11 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
             )),
             e => e.into(),
         })?;
-    let part = form
-        .one_file(
-            "the form has no file part named attachment",
-            "the form has more than one part named attachment",
-        )
-        .map_err(Error::bad_request)?;
+    let (none, many) = (
+        "no file part named attachment",
+        "more than one part named attachment",
+    );
+    let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let given = |n: &&str| !n.trim().is_empty();
     let raw_name = (form.text("filename").filter(given))
         .or(name_param.as_deref().filter(given))
@@ -179,10 +178,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
             ),
         ));
     }
-    let file = NewFile {
-        file_name,
-        bytes: part.bytes.clone(),
-    };
+    let bytes = part.bytes.clone();
+    let file = NewFile { file_name, bytes };
     let rules = UploadRules {
         allowed_types: Some(&settings.allowed_types),
         max_file_bytes: Some(settings.max_file_bytes),

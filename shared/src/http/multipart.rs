@@ -40,12 +40,12 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The form's one file part; else `none` or `many`, the message that says why not.
-    pub fn one_file<'m>(&self, none: &'m str, many: &'m str) -> Result<&FilePart, &'m str> {
+    /// The form's one file part; else why not: "the form has" `none` or `many`.
+    pub fn one_file(&self, none: &str, many: &str) -> Result<&FilePart, String> {
         match self.files.as_slice() {
             [one] => Ok(one),
-            [] => Err(none),
-            _ => Err(many),
+            [] => Err(format!("the form has {none}")),
+            _ => Err(format!("the form has {many}")),
         }
     }
 

@@ -43,13 +43,10 @@ macro_rules! routes {
                 name: $name,
                 method: Method::$method,
                 path: $path,
-                handler: |app, req| {
-                    Box::pin(async move {
-                        $handler(app, req)
-                            .await
-                            .unwrap_or_else(<Response as From<DialectError<$dialect>>>::from)
-                    })
-                },
+                handler: |app, req| Box::pin(async move {
+                    let answer: Result<Response, DialectError<$dialect>> = $handler(app, req).await;
+                    answer.unwrap_or_else(Response::from)
+                }),
                 errors: <$dialect as Dialect>::error,
                 needs: &[$(Capability::$need),*],
             };

@@ -222,13 +222,9 @@ pub async fn get_attachment(app: Arc<App>, req: Request) -> Answer {
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
 pub async fn get_content(app: Arc<App>, req: Request) -> Answer {
     let (who, id) = caller_and_attachment(&app, &req).await?;
-    match app.download_link(&app.get(&who, id).await?).await? {
-        Some(link) => Ok(redirect(&link)),
-        None => Err(Error::refused(
-            StatusCode::CONFLICT,
-            "the attachment has no content yet",
-        )),
-    }
+    let link = app.download_link(&app.get(&who, id).await?).await?;
+    let none = || Error::refused(StatusCode::CONFLICT, "the attachment has no content yet");
+    Ok(redirect(&link.ok_or_else(none)?))
 }
 
 /// `DELETE /v1/attachments/{id}`.
@@ -246,12 +242,8 @@ pub async fn put_content(app: Arc<App>, req: Request) -> Answer {
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     form.only(&["file"])?;
-    let part = form
-        .one_file(
-            "the form has no part named file",
-            "the form has more than one part named file",
-        )
-        .map_err(Error::bad_request)?;
+    let (none, many) = ("no part named file", "more than one part named file");
+    let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
     let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
     let stored = app
@@ -316,9 +308,8 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 /// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
 pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer {
     let (who, parent) = caller_and_parent(&app, &req).await?;
-    let up = app
-        .begin_upload(&who, &parent, upload_request(req.body())?)
-        .await?;
+    let request = upload_request(req.body())?;
+    let up = app.begin_upload(&who, &parent, request).await?;
     let json = upload_json(&up.attachment, &up.instructions, Some(up.expires_at));
     Ok(json_response(StatusCode::CREATED, &json))
 }
