@@ -2,10 +2,8 @@
 //! digest of its exact body) and `Cache-Control: private, no-cache`, and a request whose
 //! `If-None-Match` names that tag gets `304 Not Modified` without the body.
 //!
-//! An answer's links are signed for windows of half their lifetime (see
-//! [`crate::store::LinkWindow`]): within a window an unchanged answer is byte for byte the same,
-//! and when the window turns its links, and so its tag, change. A `304` therefore never tells
-//! a client to keep links that have less than half their lifetime left.
+//! Links are signed for windows of half their lifetime ([`crate::store::LinkWindow`]), so an
+//! answer's tag changes when its window turns: a `304` never keeps links past half their life.
 
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};

@@ -54,13 +54,10 @@ fn no_such_profile(profile_id: &str) -> Error {
     Error::answer(error(StatusCode::NOT_FOUND, "NO_SUCH_PROFILE", &message))
 }
 
-/// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, at most
-/// one decimal, thousands separated by commas, `0` for nothing.
-///
-/// Java formats with `DecimalFormat("#,##0.#")`, whose rounding is half-even on the exact value
-/// and which drops a trailing `.0`: 1024 is `1 KB`, 1280 (1.25 KB) is `1.2 KB`, 1331 (1.2998 KB)
-/// is `1.3 KB`. The unit is chosen before rounding, so 1048575 is `1,024 KB`, as in Java. Past
-/// 1,024 TB the unit stays TB (Crafter would fail there).
+/// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, `0` for
+/// nothing, and Java's `DecimalFormat("#,##0.#")`: thousands separated by commas, at most one
+/// decimal rounded half-even on the exact value (1280 is `1.2 KB`), no trailing `.0`. The unit
+/// is chosen before rounding, so 1048575 is `1,024 KB`, as in Java; past 1,024 TB it stays TB.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     if bytes == 0 {

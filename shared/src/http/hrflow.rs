@@ -89,9 +89,7 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
 /// by source and any of id, reference and e-mail, which must all name the same one. Each
-/// parameter has two spellings, the legacy one (`source_id`, `profile_id`, `profile_reference`,
-/// `profile_email`) and the indexing API's (`source_key`, `key`, `reference`, `email`); the first
-/// non-empty value of either counts.
+/// parameter has the legacy spelling and the indexing API's; the first non-empty value counts.
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
     let who = caller(&app, &req).await?;
     // The parameter names of the spelling the caller used, for messages.

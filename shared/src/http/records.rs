@@ -150,15 +150,13 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
-    let resp = json_response(StatusCode::OK, &map);
     // A reference relative to this very URL, wherever the API is mounted; the cursor is
     // URL-safe base64.
-    Ok(match next {
-        Some((limit, cursor)) => with_header(
-            resp,
-            LINK,
-            &format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""),
-        ),
+    let link =
+        next.map(|(limit, cursor)| format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""));
+    let resp = json_response(StatusCode::OK, &map);
+    Ok(match link {
+        Some(link) => with_header(resp, LINK, &link),
         None => resp,
     })
 }
