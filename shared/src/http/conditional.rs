@@ -10,14 +10,18 @@ use sha2::{Digest, Sha256};
 
 use super::{with_header, Response};
 
+/// The strong entity tag of a body: 128 bits of its SHA-256, quoted.
+pub fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
+}
+
 /// Tags a `200` and answers `304` when the client already has it, as the `If-None-Match` its
 /// request brought says (taken before the request went to its handler); other answers pass.
 pub fn apply(if_none_match: Option<HeaderValue>, resp: Response) -> Response {
     if resp.status() != StatusCode::OK {
         return resp;
     }
-    // The strong entity tag of the body: 128 bits of its SHA-256, quoted.
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(resp.body())[..16]));
+    let etag = etag_of(resp.body());
     // `*`, or a list of tags compared weakly (a `W/` prefix is ignored), as RFC 9110 has it.
     let asked = if_none_match.as_ref().and_then(|v| v.to_str().ok());
     let not_modified = asked.is_some_and(|v| {

@@ -18,7 +18,9 @@ use crate::domain::{
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
 use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
 use crate::store::PutOutcome;
-use views::{attachment_view, parent_json, upload_json, AttachmentView};
+use views::{parent_json, upload_json};
+
+pub use views::{attachment_view, AttachmentView};
 
 /// The native API's envelope.
 #[derive(Debug)]
