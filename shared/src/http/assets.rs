@@ -1,14 +1,7 @@
-//! The media bank's API v2 attachments (`/api/v2/assets/{asset_id}/attachments` and
-//! `/api/v2/projects/{project_id}/attachments`): an attachment is created as a
+//! The media bank's API v2 attachments of assets and projects: an attachment is created as a
 //! placeholder with a title, and gets its file later through the native API. Key in `X-API-KEY`,
-//! JSON in the documentation's field order, errors as `{"error":"…"}`.
-//!
-//! Choices where the documentation is silent:
-//! - `project_id` is always null, as every example of the documentation shows, a project's attachments
-//!   included (the project is already `parent_id`);
-//! - a POST whose body is not declared `application/json` is refused with 415; an empty body with
-//!   no `Content-Type` at all is the documentation's "missing parameters" request, answered 422;
-//! - a title that is null or blank counts as missing (422); one that is not a string is 400.
+//! JSON in the documentation's field order, errors as `{"error":"…"}`; `openapi.yaml` says what
+//! we chose where the documentation is silent (`project_id` always null, 415 and 422 for bodies).
 
 use std::sync::Arc;
 
@@ -17,38 +10,37 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::Params;
-use super::{json as json_response, presented_key, Dialect, DialectError, Request, Response};
+use super::{
+    json as json_response, param, presented_key, Dialect, DialectError, Request, Response,
+};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
+
+type Answer<K> = Result<Response, DialectError<K>>;
 
 /// The longest title, in characters.
 const MAX_TITLE_CHARS: usize = 255;
 
-/// Which parents a route serves. Assets and projects are each a dialect of their own, since
-/// this API's "not found" names which.
+/// Which parents a route serves: assets and projects are each a dialect of their own, since this
+/// API's "not found" names which.
 pub trait Kind: Send + 'static {
-    /// The parent kind, and the word of "… not found".
+    /// The parent kind, the word of "… not found", and (with `_id`) the path parameter.
     const NAME: &'static str;
-    /// The path parameter that holds the id.
-    const PARAM: &'static str;
 }
 
-/// `/api/v2/assets/…`.
+/// `/api/v2/assets/{asset_id}/…`.
 #[derive(Debug)]
 pub struct Assets;
-/// `/api/v2/projects/…`.
+/// `/api/v2/projects/{project_id}/…`.
 #[derive(Debug)]
 pub struct Projects;
 
 impl Kind for Assets {
     const NAME: &'static str = "asset";
-    const PARAM: &'static str = "asset_id";
 }
 
 impl Kind for Projects {
     const NAME: &'static str = "project";
-    const PARAM: &'static str = "project_id";
 }
 
 /// This API's envelope: `{"error":"…"}`.
@@ -111,10 +103,10 @@ pub fn attachment_json(a: &Attachment) -> Value {
 async fn caller_and_parent<K: Kind>(
     app: &App,
     req: &Request,
-    params: &Params,
 ) -> Result<(Principal, ParentRef), DialectError<K>> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let id = ParentId::parse(params.get(K::PARAM)).map_err(|_| ServiceError::NotFound("parent"))?;
+    let id = param(req, &format!("{}_id", K::NAME));
+    let id = ParentId::parse(id).map_err(|_| ServiceError::NotFound("parent"))?;
     let parent = ParentRef::new(ParentKind::parse(K::NAME)?, id);
     app.get_parent(&who, &parent).await?;
     Ok((who, parent))
@@ -122,92 +114,65 @@ async fn caller_and_parent<K: Kind>(
 
 /// The title of a create request, or why it is refused.
 fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
-    let refuse = |status: StatusCode, message: &str| DialectError::refused(status, message);
     let body = req.body();
     let blank = body.iter().all(u8::is_ascii_whitespace);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default());
-    let is_json = declared.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .eq_ignore_ascii_case("application/json")
-    });
+    let declared = req.headers().get(header::CONTENT_TYPE);
+    let declared = declared.map(|v| v.to_str().unwrap_or_default());
+    let is_json = declared
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !is_json && (declared.is_some() || !blank) {
-        return Err(refuse(
+        let message = "Content-Type must be application/json";
+        return Err(DialectError::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
+            message,
         ));
     }
-    let value: Value = if blank {
+    let value = if blank {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                &format!("The body is not valid JSON: {e}"),
-            )
-        })?
+        let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
+        serde_json::from_slice(body).map_err(invalid)?
     };
-    let Some(obj) = value.as_object() else {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "The body must be a JSON object",
-        ));
+    let Value::Object(obj) = value else {
+        return Err(DialectError::bad_request("The body must be a JSON object"));
     };
-    let missing = || refuse(StatusCode::UNPROCESSABLE_ENTITY, "Missing parameter title");
+    let missing = StatusCode::UNPROCESSABLE_ENTITY;
+    let missing = || DialectError::refused(missing, "Missing parameter title");
     match obj.get("title") {
         None | Some(Value::Null) => Err(missing()),
         Some(Value::String(s)) if s.trim().is_empty() => Err(missing()),
-        Some(Value::String(s)) if s.trim().chars().count() > MAX_TITLE_CHARS => Err(refuse(
-            StatusCode::BAD_REQUEST,
-            &format!("Title is too long (maximum is {MAX_TITLE_CHARS} characters)"),
-        )),
+        Some(Value::String(s)) if s.trim().chars().count() > MAX_TITLE_CHARS => {
+            Err(DialectError::bad_request(format!(
+                "Title is too long (maximum is {MAX_TITLE_CHARS} characters)"
+            )))
+        }
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(refuse(StatusCode::BAD_REQUEST, "Title must be a String")),
+        Some(_) => Err(DialectError::bad_request("Title must be a String")),
     }
 }
 
 /// `GET /api/v2/{assets|projects}/{id}/attachments`.
-pub async fn list<K: Kind>(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<K>> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
-    let items: Vec<Value> = app
-        .list_all(&who, &parent)
-        .await?
-        .iter()
-        .map(attachment_json)
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "attachments": items }),
-    ))
+pub async fn list<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
+    let atts = app.list_all(&who, &parent).await?;
+    let items: Vec<Value> = atts.iter().map(attachment_json).collect();
+    let json = json!({ "attachments": items });
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `POST /api/v2/{assets|projects}/{id}/attachments` with `{"title":"…"}`.
-pub async fn create<K: Kind>(
-    app: Arc<App>,
-    req: Request,
-    params: Params,
-) -> Result<Response, DialectError<K>> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req, &params).await?;
-    let title = parse_title(&req)?;
+pub async fn create<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
+    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
+    let title = Some(parse_title(&req)?);
     let fields = AttachmentFields {
-        title: Some(title),
+        title,
         ..AttachmentFields::default()
     };
     let a = app.create_placeholder(&who, &parent, fields).await?;
     // The documentation answers a creation with 200, not 201.
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "asset": attachment_json(&a) }),
-    ))
+    let json = json!({ "asset": attachment_json(&a) });
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 #[cfg(test)]

@@ -2,53 +2,38 @@
 //! digest of its exact body) and `Cache-Control: private, no-cache`, and a request whose
 //! `If-None-Match` names that tag gets `304 Not Modified` without the body.
 //!
-//! An answer's links are signed for windows of half their lifetime (see
-//! [`crate::store::LinkWindow`]): within a window an unchanged answer is byte for byte the same,
-//! and when the window turns its links, and so its tag, change. A `304` therefore never tells
-//! a client to keep links that have less than half their lifetime left.
+//! Links are signed for windows of half their lifetime ([`crate::store::LinkWindow`]), so an
+//! answer's tag changes when its window turns: a `304` never keeps links past half their life.
 
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
-use super::Response;
+use super::{with_header, Response};
 
 /// The strong entity tag of a body: 128 bits of its SHA-256, quoted.
 pub fn etag_of(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    format!("\"{}\"", hex::encode(&digest[..16]))
-}
-
-/// Whether an `If-None-Match` header value names `etag`: `*`, or a list of tags compared
-/// weakly (a `W/` prefix is ignored), as RFC 9110 has it for this header.
-fn matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.trim() == "*"
-        || if_none_match
-            .split(',')
-            .map(|t| t.trim())
-            .map(|t| t.strip_prefix("W/").unwrap_or(t))
-            .any(|t| t == etag)
+    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
 }
 
 /// Tags a `200` and answers `304` when the client already has it, as the `If-None-Match` its
 /// request brought says (taken before the request went to its handler); other answers pass.
-pub fn apply(if_none_match: Option<HeaderValue>, mut resp: Response) -> Response {
+pub fn apply(if_none_match: Option<HeaderValue>, resp: Response) -> Response {
     if resp.status() != StatusCode::OK {
         return resp;
     }
     let etag = etag_of(resp.body());
-    let not_modified = if_none_match
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches(v, &etag));
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
+    // `*`, or a list of tags compared weakly (a `W/` prefix is ignored), as RFC 9110 has it.
+    let asked = if_none_match.as_ref().and_then(|v| v.to_str().ok());
+    let not_modified = asked.is_some_and(|v| {
+        let tags = v.split(',').map(str::trim);
+        v.trim() == "*"
+            || tags
+                .map(|t| t.strip_prefix("W/").unwrap_or(t))
+                .any(|t| t == etag)
+    });
+    let resp = with_header(resp, header::ETAG, &etag);
     // Kept by the client only, and checked with it before each use.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
+    let mut resp = with_header(resp, header::CACHE_CONTROL, "private, no-cache");
     if not_modified {
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         *resp.body_mut() = bytes::Bytes::new();

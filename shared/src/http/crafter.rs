@@ -1,18 +1,8 @@
-//! The Crafter Profile attachments API (`/api/1/profile/{id}/…`), as Crafter Profile's clients
-//! expect it: the key in `accessTokenId`, attachments named by their file name without extension,
-//! errors as `{"errorCode":"…","message":"…"}`.
-//!
-//! Where we differ from Crafter, on purpose:
-//! - bad uploads (type not on the allow-list, content that contradicts its extension, a missing
-//!   `attachment` part, a malformed form, an empty file) get a 4xx naming the problem, where
-//!   Crafter answers 500; their `errorCode` is `OTHER`, the code Crafter itself gives errors of
-//!   that kind, so the Java client (which reads `errorCode` into an enum) still understands it;
-//! - too large is 413 (same `OTHER` code);
-//! - the content is served by a redirect to a presigned link that always downloads (never inline).
-//!
-//! Like Crafter, the details of an attachment the profile does not have are a 200 with an empty
-//! record (every field null, `fileSizeBytes` 0) and its content an empty 200: Crafter's clients
-//! test for that (`if (info.id)`) rather than for a 404.
+//! The Crafter Profile attachments API (`/api/1/profile/{id}/…`) as Crafter's clients expect it:
+//! the key in `accessTokenId`, attachments named by their file name without extension, errors as
+//! `{"errorCode":"…","message":"…"}`. README and `openapi.yaml` list where we differ on purpose
+//! (a bad upload is a 4xx with code `OTHER`, where Crafter answers 500). Like Crafter, an
+//! attachment the profile does not have is a 200 with an empty record, which its clients test for.
 
 use std::sync::Arc;
 
@@ -20,10 +10,8 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
-use super::Params;
-use super::{
-    empty, json as json_response, presented_key, query_param, redirect, Request, Response,
-};
+use super::{empty, json as json_response, param, presented_key, query_param, redirect};
+use super::{Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
@@ -50,51 +38,37 @@ impl super::Dialect for Crafter {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        matches!(e, ServiceError::Unauthorized).then(|| {
-            error(
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                "Access denied: the accessTokenId is missing, unknown or revoked",
-            )
-        })
+        let message = "Access denied: the accessTokenId is missing, unknown or revoked";
+        matches!(e, ServiceError::Unauthorized)
+            .then(|| error(StatusCode::FORBIDDEN, "ACCESS_DENIED", message))
     }
 }
 
-/// Crafter's error envelope.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// Crafter's error envelope with a code of its own.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &json!({"errorCode": code, "message": message}))
 }
 
 fn no_such_profile(profile_id: &str) -> Error {
-    Error::answer(error(
-        StatusCode::NOT_FOUND,
-        "NO_SUCH_PROFILE",
-        &format!("No profile with ID \"{profile_id}\" found"),
-    ))
+    let message = format!("No profile with ID \"{profile_id}\" found");
+    Error::answer(error(StatusCode::NOT_FOUND, "NO_SUCH_PROFILE", &message))
 }
 
-/// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, at most
-/// one decimal, thousands separated by commas, `0` for nothing.
-///
-/// Java formats with `DecimalFormat("#,##0.#")`, whose rounding is half-even on the exact value
-/// and which drops a trailing `.0`: 1024 is `1 KB`, 1280 (1.25 KB) is `1.2 KB`, 1331 (1.2998 KB)
-/// is `1.3 KB`. The unit is chosen before rounding, so 1048575 is `1,024 KB`, as in Java. Past
-/// 1,024 TB the unit stays TB (Crafter would fail there).
+/// A size as Crafter shows it (`FileUtils.readableFileSize`): base 1024, units B to TB, `0` for
+/// nothing, and Java's `DecimalFormat("#,##0.#")`: thousands separated by commas, at most one
+/// decimal rounded half-even on the exact value (1280 is `1.2 KB`), no trailing `.0`. The unit
+/// is chosen before rounding, so 1048575 is `1,024 KB`, as in Java; past 1,024 TB it stays TB.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     if bytes == 0 {
         return "0".into();
     }
-    let mut unit = 0usize;
-    let mut divisor: u128 = 1;
-    while unit + 1 < UNITS.len() && u128::from(bytes) >= divisor * 1024 {
-        divisor *= 1024;
-        unit += 1;
-    }
+    let bytes = u128::from(bytes);
+    let unit = (1..5).take_while(|&u| bytes >= 1024u128.pow(u)).count();
+    let divisor = 1024u128.pow(unit as u32);
     // Tenths of the unit, rounded half-even with integers, so no float error can creep in.
-    let scaled = u128::from(bytes) * 10;
-    let mut tenths = scaled / divisor;
-    let twice_rest = (scaled % divisor) * 2;
+    let mut tenths = bytes * 10 / divisor;
+    let twice_rest = bytes * 10 % divisor * 2;
     if twice_rest > divisor || (twice_rest == divisor && tenths % 2 == 1) {
         tenths += 1;
     }
@@ -107,49 +81,29 @@ pub fn human_size(bytes: u64) -> String {
 
 fn group_thousands(n: u128) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups = digits.as_bytes().rchunks(3).rev();
+    let groups: Vec<_> = groups.map(|g| String::from_utf8_lossy(g)).collect();
+    groups.join(",")
 }
 
-/// Crafter's `ProfileAttachment` JSON, in the documentation's field order.
-pub fn attachment_json(a: &Attachment) -> Value {
-    let c = a.content.as_ref();
+/// Crafter's `ProfileAttachment` JSON, in the documentation's field order; what Crafter answers
+/// for an attachment the profile does not have (every field null, the size 0) when `None`.
+pub fn attachment_json(a: Option<&Attachment>) -> Value {
+    let c = a.and_then(|a| a.content.as_ref());
     json!({
         "md5": c.map(|c| c.md5.as_str()),
         "contentType": c.map(|c| c.content_type.as_str()),
         "fileSize": c.map(|c| human_size(c.size)),
         "fileName": c.map(|c| c.file_name.stem()),
         "fileSizeBytes": c.map_or(0, |c| c.size),
-        "id": a.id.to_string(),
-    })
-}
-
-/// What Crafter answers for an attachment the profile does not have.
-fn empty_attachment_json() -> Value {
-    json!({
-        "md5": null,
-        "contentType": null,
-        "fileSize": null,
-        "fileName": null,
-        "fileSizeBytes": 0,
-        "id": null,
+        "id": a.map(|a| a.id.to_string()),
     })
 }
 
 /// Authenticates (403 first, as Crafter checks the token before anything else) and checks that
 /// the profile is registered; a malformed id names no profile.
-async fn caller_and_profile(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
-    let profile_id = params.get("id");
+async fn caller_and_profile(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
+    let profile_id = param(req, "id");
     // Crafter's clients send the key as `accessTokenId`; the headers work too.
     let key = presented_key(req).or_else(|| query_param(req, "accessTokenId"));
     let who = app.authenticate(key.as_deref()).await?;
@@ -165,13 +119,9 @@ async fn caller_and_profile(
 
 /// The attachment named in the path of the caller's profile: by our id, or by its name
 /// without extension as Crafter's clients name them (`avatar`).
-async fn named_attachment(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<Option<Attachment>, Error> {
-    let (who, parent) = caller_and_profile(app, req, params).await?;
-    let name = params.get("attachmentId");
+async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>, Error> {
+    let (who, parent) = caller_and_profile(app, req).await?;
+    let name = param(req, "attachmentId");
     if let Ok(id) = AttachmentId::parse(name) {
         match app.get_of_parent(&who, &parent, id).await {
             Ok(a) if a.status == AttachmentStatus::Ready => return Ok(Some(a)),
@@ -185,8 +135,8 @@ async fn named_attachment(
 /// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the
 /// `filename` field, else the `filename` query parameter, else the part's own file name. Same
 /// name without extension: a new version of that attachment, same id.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["attachment"])
@@ -198,25 +148,21 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             )),
             e => e.into(),
         })?;
-    let part = form
-        .one_file(
-            "the form has no file part named attachment",
-            "the form has more than one part named attachment",
-        )
-        .map_err(Error::bad_request)?;
-    let given = |n: &String| !n.trim().is_empty();
-    let raw_name = form
-        .text("filename")
-        .map(str::to_owned)
-        .filter(given)
-        .or(name_param.filter(given))
-        .or_else(|| part.file_name.clone())
+    let (none, many) = (
+        "no file part named attachment",
+        "more than one part named attachment",
+    );
+    let part = form.one_file(none, many).map_err(Error::bad_request)?;
+    let given = |n: &&str| !n.trim().is_empty();
+    let raw_name = (form.text("filename").filter(given))
+        .or(name_param.as_deref().filter(given))
+        .or(part.file_name.as_deref())
         .ok_or_else(|| {
             Error::bad_request(
                 "the attachment part has no filename, and no filename field names it",
             )
         })?;
-    let file_name = FileName::parse(&raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
+    let file_name = FileName::parse(raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
     let settings = &app.dialects().crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
@@ -229,10 +175,8 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             ),
         ));
     }
-    let file = NewFile {
-        file_name,
-        bytes: part.bytes.clone(),
-    };
+    let bytes = part.bytes.clone();
+    let file = NewFile { file_name, bytes };
     let rules = UploadRules {
         allowed_types: Some(&settings.allowed_types),
         max_file_bytes: Some(settings.max_file_bytes),
@@ -241,34 +185,32 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let att = app
         .upload(&who, &parent, file, fields, target, rules)
         .await?;
-    Ok(json_response(StatusCode::OK, &attachment_json(&att)))
+    Ok(json_response(StatusCode::OK, &attachment_json(Some(&att))))
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_profile(&app, &req, &params).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_profile(&app, &req).await?;
     let items: Vec<Value> = app
         .list_all(&who, &parent)
         .await?
         .iter()
-        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-        .map(attachment_json)
+        .filter(|a| a.ready_content().is_some())
+        .map(|a| attachment_json(Some(a)))
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(items)))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
-pub async fn details(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let json = match named_attachment(&app, &req, &params).await? {
-        Some(a) => attachment_json(&a),
-        None => empty_attachment_json(),
-    };
+pub async fn details(app: Arc<App>, req: Request) -> Answer {
+    let att = named_attachment(&app, &req).await?;
+    let json = attachment_json(att.as_ref());
     Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
-pub async fn content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let Some(att) = named_attachment(&app, &req, &params).await? else {
+pub async fn content(app: Arc<App>, req: Request) -> Answer {
+    let Some(att) = named_attachment(&app, &req).await? else {
         return Ok(empty(StatusCode::OK));
     };
     Ok(match app.download_link(&att).await? {

@@ -1,20 +1,15 @@
 //! HrFlow's profile attachments API (`GET /v1/profile/attachments` and its newer spelling
-//! `GET /v1/profile/indexing/attachments`), as HrFlow's SDKs expect it: the key in `X-API-KEY`,
-//! profiles named by source and id, reference or e-mail, answers and errors as
-//! `{"code":…,"message":"…"}`.
-//!
-//! A profile is a parent of kind `profile` whose `source` is HrFlow's source id. A profile that
-//! exists only in another source or another tenant is no match: 400 `Invalid profile array`, the
-//! answer HrFlow gives for a profile it cannot find.
+//! `GET /v1/profile/indexing/attachments`) as HrFlow's SDKs expect it: the key in `X-API-KEY`,
+//! a profile (a `profile` parent whose `source` is HrFlow's source id) named by source and id,
+//! reference or e-mail; answers and errors as `{"code":…,"message":"…"}`.
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::Params;
 use super::{json as json_response, presented_key, query_pairs, Request, Response};
-use crate::domain::{Attachment, AttachmentStatus, ParentId, ParentKind, ParentRef, Principal};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
 
@@ -33,17 +28,18 @@ impl super::Dialect for HrFlow {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        // Every look-up that finds nothing is HrFlow's "Invalid profile array".
+        // A profile that is not found, in another source or tenant too, is HrFlow's answer for
+        // a profile it cannot find.
         matches!(e, ServiceError::NotFound(_))
             .then(|| Self::error(StatusCode::BAD_REQUEST, INVALID_PROFILE))
     }
 }
 
+const INVALID_PROFILE: &str = "Invalid profile array";
+
 fn invalid_profile() -> Error {
     Error::bad_request(INVALID_PROFILE)
 }
-
-const INVALID_PROFILE: &str = "Invalid profile array";
 
 /// Enough of a presented key to recognise it, never enough to use it: the first four characters
 /// of a long key, nothing of a short one.
@@ -52,10 +48,8 @@ pub fn mask_key(key: Option<&str>) -> String {
         return "none given".into();
     };
     let head: String = key.chars().take(4).collect();
-    let shows_nothing_odd = head
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if key.chars().count() >= 16 && shows_nothing_odd {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if key.chars().count() >= 16 && head.chars().all(plain) {
         format!("{head}…")
     } else {
         "…".into()
@@ -65,18 +59,17 @@ pub fn mask_key(key: Option<&str>) -> String {
 /// Authenticates; a refused key is HrFlow's 401, which shows the key masked.
 async fn caller(app: &App, req: &Request) -> Result<Principal, Error> {
     let presented = presented_key(req);
+    let refused = |e| match e {
+        ServiceError::Unauthorized => {
+            let masked = mask_key(presented.as_deref());
+            let message = format!("Unauthorized. Invalid secret key: {masked}");
+            Error::refused(StatusCode::UNAUTHORIZED, message)
+        }
+        e => e.into(),
+    };
     app.authenticate(presented.as_deref())
         .await
-        .map_err(|e| match e {
-            ServiceError::Unauthorized => Error::refused(
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    "Unauthorized. Invalid secret key: {}",
-                    mask_key(presented.as_deref())
-                ),
-            ),
-            e => e.into(),
-        })
+        .map_err(refused)
 }
 
 /// One attachment as the documentation shows it, with a presigned link.
@@ -96,10 +89,8 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
 /// by source and any of id, reference and e-mail, which must all name the same one. Each
-/// parameter has two spellings, the legacy one (`source_id`, `profile_id`, `profile_reference`,
-/// `profile_email`) and the indexing API's (`source_key`, `key`, `reference`, `email`); the first
-/// non-empty value of either counts.
-pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Response, Error> {
+/// parameter has the legacy spelling and the indexing API's; the first non-empty value counts.
+pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
     let who = caller(&app, &req).await?;
     // The parameter names of the spelling the caller used, for messages.
     let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
@@ -126,9 +117,8 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Respon
     let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
     let email = param(["profile_email", "email"]).map(ParentLookup::Email);
     if id.is_none() && reference.is_none() && email.is_none() {
-        return Err(Error::bad_request(format!(
-            "Missing parameter: one of {lookups} is required"
-        )));
+        let message = format!("Missing parameter: one of {lookups} is required");
+        return Err(Error::bad_request(message));
     }
     let kind = ParentKind::parse("profile")?;
     let mut found: Vec<ParentRef> = Vec::new();
@@ -144,11 +134,8 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Respon
         found.push(p.key);
     }
     for lookup in [reference, email].into_iter().flatten() {
-        let p = app
-            .find_parent(&who, &kind, Some(source), lookup)
-            .await?
-            .ok_or_else(invalid_profile)?;
-        found.push(p.key);
+        let p = app.find_parent(&who, &kind, Some(source), lookup).await?;
+        found.push(p.ok_or_else(invalid_profile)?.key);
     }
     let profile = match found.split_first() {
         Some((first, rest)) if rest.iter().all(|k| k == first) => first,
@@ -160,20 +147,14 @@ pub async fn list(app: Arc<App>, req: Request, _params: Params) -> Result<Respon
         None => return Err(invalid_profile()),
     };
     let mut data = Vec::new();
-    for a in app
-        .list_all(&who, profile)
-        .await?
-        .iter()
-        .filter(|a| a.status == AttachmentStatus::Ready && a.content.is_some())
-    {
-        if let Some(link) = app.download_link(a).await? {
-            data.push(attachment_json(a, &link));
+    // Only a ready attachment with content has a link.
+    for a in app.list_all(&who, profile).await? {
+        if let Some(link) = app.download_link(&a).await? {
+            data.push(attachment_json(&a, &link));
         }
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"code": 200, "message": "Profile attachment list", "data": data}),
-    ))
+    let json = json!({"code": 200, "message": "Profile attachment list", "data": data});
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub mod routes;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
+use crate::domain::FileName;
+use crate::service::NewFile;
 pub use error::{log_internal, Dialect, DialectError};
 
 /// A request as every handler sees it.
@@ -21,36 +23,35 @@ pub type Request = http::Request<Bytes>;
 /// A response as every handler returns it.
 pub type Response = http::Response<Bytes>;
 
-/// Path parameters of a matched route, in the order of the pattern.
+/// Path parameters of a matched route, in the order of the pattern; the router puts them in
+/// the request's extensions, where [`param`] reads them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(&'static str, String)>);
 
 impl Params {
     /// A parameter's value (percent-decoded); empty when the pattern has no such name.
     pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| v.as_str())
+        let found = self.0.iter().find(|(k, _)| *k == name);
+        found.map_or("", |(_, v)| v.as_str())
     }
+}
+
+/// A path parameter of the request's route; empty when it has none of that name.
+pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
+    req.extensions().get::<Params>().map_or("", |p| p.get(name))
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
 pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
-    // Serialising cannot fail here: a `Value` and our views have string keys only.
     // An attachment's JSON is about a kilobyte: start there rather than at serde_json's 128
     // bytes and four reallocations.
     let mut body = Vec::with_capacity(1024);
+    // Cannot fail: a `Value` and our views have string keys only.
     if serde_json::to_writer(&mut body, value).is_err() {
         body.clear();
     }
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    let resp = with_header(empty(status), header::CONTENT_TYPE, "application/json");
+    resp.map(|_| Bytes::from(body))
 }
 
 /// An empty response.
@@ -62,25 +63,27 @@ pub fn empty(status: StatusCode) -> Response {
 
 /// A `302 Found` to a link.
 pub fn redirect(location: &str) -> Response {
-    let mut r = empty(StatusCode::FOUND);
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
+    with_header(empty(StatusCode::FOUND), header::LOCATION, location)
+}
+
+/// A response with a header set, unless `value` cannot be one.
+pub fn with_header<B>(
+    mut resp: http::Response<B>,
+    name: header::HeaderName,
+    value: &str,
+) -> http::Response<B> {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
     }
-    r
+    resp
 }
 
 /// A form's file part as a new file of an upload: it must carry a valid file name.
-pub fn new_file<D: Dialect>(
-    part: &multipart::FilePart,
-) -> Result<crate::service::NewFile, DialectError<D>> {
-    let name = part
-        .file_name
-        .as_deref()
-        .ok_or_else(|| DialectError::bad_request("every file part needs a filename"))?;
-    Ok(crate::service::NewFile {
-        file_name: crate::domain::FileName::parse(name)?,
-        bytes: part.bytes.clone(),
-    })
+pub fn new_file<D: Dialect>(part: &multipart::FilePart) -> Result<NewFile, DialectError<D>> {
+    let name = part.file_name.as_deref();
+    let name = name.ok_or_else(|| DialectError::bad_request("every file part needs a filename"))?;
+    let (file_name, bytes) = (FileName::parse(name)?, part.bytes.clone());
+    Ok(NewFile { file_name, bytes })
 }
 
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
@@ -103,6 +106,16 @@ pub fn query_values(req: &Request, name: &str) -> Vec<String> {
     query_pairs(req)
         .into_iter()
         .filter_map(|(k, v)| (k == name).then_some(v))
+        .collect()
+}
+
+/// Every comma-separated item of a query parameter's values (`name=a,b&name=c`), trimmed.
+pub fn query_list(req: &Request, name: &str) -> Vec<String> {
+    let values = query_values(req, name);
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
         .collect()
 }
 
@@ -138,26 +151,22 @@ fn decode_component(s: &str) -> String {
 /// Only Crafter's routes also take one from the URL ([`crafter`]), where keys end up in logs
 /// and histories, because Crafter's clients send it there.
 pub fn presented_key(req: &Request) -> Option<String> {
-    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.to_owned());
-    }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())?;
-    auth.strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(|token| token.trim().to_owned())
+    let header = |name: &str| req.headers().get(name)?.to_str().ok();
+    let bearer = || {
+        let auth = header("authorization")?;
+        Some(
+            auth.strip_prefix("Bearer ")
+                .or(auth.strip_prefix("bearer "))?
+                .trim(),
+        )
+    };
+    header("x-api-key").or_else(bearer).map(str::to_owned)
 }
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser
 /// second-guesses a declared content type.
-pub fn hardened<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+pub fn hardened<B>(resp: http::Response<B>) -> http::Response<B> {
+    with_header(resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff")
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! body, each text field, the number of parts, and each part's headers.
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http::HeaderMap;
 
 /// How many parts a form may have: far more than any real upload, far fewer than an attack.
@@ -39,12 +40,12 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The form's one file part; else `none` or `many`, the message that says why not.
-    pub fn one_file<'m>(&self, none: &'m str, many: &'m str) -> Result<&FilePart, &'m str> {
+    /// The form's one file part; else why not: "the form has" `none` or `many`.
+    pub fn one_file(&self, none: &str, many: &str) -> Result<&FilePart, String> {
         match self.files.as_slice() {
             [one] => Ok(one),
-            [] => Err(none),
-            _ => Err(many),
+            [] => Err(format!("the form has {none}")),
+            _ => Err(format!("the form has {many}")),
         }
     }
 
@@ -52,11 +53,11 @@ impl Form {
     /// bodies, take only the fields they document: a misspelled label (`titel`) must not be
     /// dropped in silence.
     pub fn only(&self, known: &[&str]) -> Result<(), MultipartError> {
-        match self
+        let unknown = self
             .texts
             .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()))
-        {
+            .find(|(k, _)| !known.contains(&k.as_str()));
+        match unknown {
             Some((name, _)) => Err(MultipartError::UnknownField(name.clone(), known.join(", "))),
             None => Ok(()),
         }
@@ -90,10 +91,10 @@ pub async fn parse(
     body: Bytes,
     file_fields: &[&str],
 ) -> Result<Form, MultipartError> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
+    let content_type = headers.get(http::header::CONTENT_TYPE);
+    let content_type = content_type
         .and_then(|v| v.to_str().ok())
-        .ok_or(MultipartError::NotMultipart)?;
+        .unwrap_or_default();
     let boundary =
         multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
     // The preamble (bytes before the first boundary) is legal MIME, but nothing a client needs;
@@ -109,10 +110,8 @@ pub async fn parse(
     let mut mp = multer::Multipart::new(stream, boundary);
     let malformed = |e: multer::Error| MultipartError::Malformed(e.to_string());
     let mut form = Form::default();
-    let mut parts = 0usize;
     while let Some(field) = mp.next_field().await.map_err(malformed)? {
-        parts += 1;
-        if parts > MAX_PARTS {
+        if form.files.len() + form.texts.len() == MAX_PARTS {
             return Err(MultipartError::TooManyParts);
         }
         let header_bytes: usize = field
@@ -125,7 +124,13 @@ pub async fn parse(
         }
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
-        let bytes = field_bytes(field).await?;
+        // A body given whole yields each field as one chunk, kept as it is (`Field::bytes`
+        // would copy it again); a parser that splits a field anyway still works.
+        let chunks: Vec<Bytes> = field.try_collect().await.map_err(malformed)?;
+        let bytes = match <[Bytes; 1]>::try_from(chunks) {
+            Ok([whole]) => whole,
+            Err(chunks) => chunks.concat().into(),
+        };
         if file_fields.contains(&name.as_str()) {
             form.files.push(FilePart { file_name, bytes });
         } else {
@@ -138,24 +143,6 @@ pub async fn parse(
         }
     }
     Ok(form)
-}
-
-/// A field's bytes. A body given whole (as every upload route gives it) yields each field as one
-/// chunk, which is kept as it is: `multer`'s own `Field::bytes` would copy it again.
-async fn field_bytes(mut field: multer::Field<'_>) -> Result<Bytes, MultipartError> {
-    let mut chunks = Vec::with_capacity(1);
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| MultipartError::Malformed(e.to_string()))?
-    {
-        chunks.push(chunk);
-    }
-    Ok(match <[Bytes; 1]>::try_from(chunks) {
-        Ok([whole]) => whole,
-        // Never seen with a body given whole; a parser that splits a field anyway still works.
-        Err(chunks) => chunks.concat().into(),
-    })
 }
 
 #[cfg(test)]

@@ -1,37 +1,24 @@
 //! The records API: attachments of records under `/v2/{object}/…`, where `{object}` is the
 //! object's full identifier (`io_showcase`) and a record is a parent of that kind whose id is a
-//! UUID, registered with the native API (`PUT /v1/parents/{object}/{uuid}`). `openapi.yaml`
-//! documents each route; the choices the documentation leaves open are said where they are made.
-//!
-//! An attachment is shown as the documentation shows it, with fresh presigned links to its
-//! current version and its thumbnail; placeholders, which have no file, are not shown. Errors
-//! are `{"error":{"status":<code>,"message":"…"}}`, the documentation's messages where it has
-//! them; another tenant's record answers exactly as a missing one.
+//! UUID. Attachments are shown as the documentation shows them, with fresh links; placeholders,
+//! which have no file, are not. `openapi.yaml` documents each route and the choices we made.
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::multipart;
-use super::Params;
-use super::{empty, json as json_response, limit_param, new_file, presented_key, query_values};
-use super::{Request, Response};
+use super::{empty, json as json_response, limit_param, multipart, new_file, param};
+use super::{presented_key, query_list, query_values, with_header, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::{
-    App, AttachmentFields, ServiceError, UploadRules, UploadTarget, VersionScope,
-    MAX_RECORDS_PER_CALL,
-};
+use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
+use crate::service::{VersionScope, MAX_RECORDS_PER_CALL};
 
-const OBJECT_INVALID: &str = "The object identifier is not specified or is invalid";
-const UUIDS_INVALID: &str = "The uuids parameter contains an invalid UUID";
-const RECORD_UUID_INVALID: &str = "The record UUID is invalid";
-const RECORDS_NOT_FOUND: &str = "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)";
-const RECORD_NOT_FOUND: &str = "The record was not found (or user has no permission to access it)";
 /// The most names one deletion takes.
 const MAX_NAMES: usize = 100;
 
-/// This API's envelope: `{"error":{"status","message"}}`.
+/// This API's envelope: `{"error":{"status","message"}}`, the documentation's messages where it
+/// has them; another tenant's record answers exactly as a missing one.
 #[derive(Debug)]
 pub struct Records;
 
@@ -52,8 +39,8 @@ impl super::Dialect for Records {
             return None;
         };
         let message = match *what {
-            "records" => RECORDS_NOT_FOUND,
-            "parent" => RECORD_NOT_FOUND,
+            "records" => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
+            "parent" => "The record was not found (or user has no permission to access it)",
             "attachment" => "The document was not found (or user has no permission to access it)",
             "file" => "No attachment of the record has one of the given names",
             _ => "Not found",
@@ -65,31 +52,21 @@ impl super::Dialect for Records {
 /// A record id: a UUID in its hyphenated form (either case), kept as written, since that is the
 /// parent id it was registered under.
 fn record_id(raw: &str) -> Option<ParentId> {
-    if raw.len() != 36 || uuid::Uuid::try_parse(raw).is_err() {
-        return None;
-    }
-    ParentId::parse(raw).ok()
+    let uuid = raw.len() == 36 && uuid::Uuid::try_parse(raw).is_ok();
+    uuid.then(|| ParentId::parse(raw).ok())?
 }
 
-async fn caller_and_object(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentKind), Error> {
+async fn caller_and_object(app: &App, req: &Request) -> Result<(Principal, ParentKind), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let kind =
-        ParentKind::parse(params.get("object")).map_err(|_| Error::bad_request(OBJECT_INVALID))?;
+    let kind = ParentKind::parse(param(req, "object"))
+        .map_err(|_| Error::bad_request("The object identifier is not specified or is invalid"))?;
     Ok((who, kind))
 }
 
-async fn caller_and_record(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
-    let (who, kind) = caller_and_object(app, req, params).await?;
-    let id =
-        record_id(params.get("uuid")).ok_or_else(|| Error::bad_request(RECORD_UUID_INVALID))?;
+async fn caller_and_record(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
+    let (who, kind) = caller_and_object(app, req).await?;
+    let id = record_id(param(req, "uuid"))
+        .ok_or_else(|| Error::bad_request("The record UUID is invalid"))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
@@ -102,17 +79,13 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
         else {
             continue;
         };
-        let updated_on = c.created_at.unix_timestamp_nanos() / 1_000_000;
         out.push(json!({
-            "updated_on": updated_on.to_string(),
+            "updated_on": (c.created_at.unix_timestamp_nanos() / 1_000_000).to_string(),
             "size": c.size.to_string(),
             "media_type": c.content_type,
             "version_uuid": c.id.to_string(),
             "name": c.file_name.as_str(),
-            "links": [
-                {"rel": "url", "href": url},
-                {"rel": "thumbnail_url", "href": thumb},
-            ],
+            "links": [{"rel": "url", "href": url}, {"rel": "thumbnail_url", "href": thumb}],
             "type": "file",
             "uuid": a.id.to_string(),
         }));
@@ -123,30 +96,24 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
 /// `GET /v2/{object}/attachments`: the records `uuids=a,b` (or `uuids=a&uuids=b`) names, at most
 /// [`MAX_RECORDS_PER_CALL`], each even without files; without `uuids`, the records with files,
 /// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
-pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, kind) = caller_and_object(&app, &req, &params).await?;
-    let uuids = query_values(&req, "uuids");
-    let raw: Vec<&str> = uuids
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    if raw.len() > MAX_RECORDS_PER_CALL {
+pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
+    let (who, kind) = caller_and_object(&app, &req).await?;
+    let uuids = query_list(&req, "uuids");
+    if uuids.len() > MAX_RECORDS_PER_CALL {
         return Err(Error::bad_request(format!(
             "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
         )));
     }
-    let ids = raw
-        .into_iter()
-        .map(|r| record_id(r).ok_or_else(|| Error::bad_request(UUIDS_INVALID)))
+    let ids = uuids
+        .iter()
+        .map(|r| {
+            record_id(r)
+                .ok_or_else(|| Error::bad_request("The uuids parameter contains an invalid UUID"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let limit = limit_param(
-        &req,
-        MAX_RECORDS_PER_CALL,
-        &format!(
-            "The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}"
-        ),
-    )?;
+    let message =
+        format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
+    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, &message)?;
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {
@@ -183,40 +150,35 @@ pub async fn list_many(app: Arc<App>, req: Request, params: Params) -> Answer {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
-    let mut resp = json_response(StatusCode::OK, &map);
-    if let Some((limit, cursor)) = next {
-        // A reference relative to this very URL, wherever the API is mounted; the cursor is
-        // URL-safe base64.
-        let link = format!("<?limit={limit}&cursor={cursor}>; rel=\"next\"");
-        if let Ok(v) = http::HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(http::header::LINK, v);
-        }
-    }
-    Ok(resp)
+    // A reference relative to this very URL, wherever the API is mounted; the cursor is
+    // URL-safe base64.
+    let link =
+        next.map(|(limit, cursor)| format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""));
+    let resp = json_response(StatusCode::OK, &map);
+    Ok(match link {
+        Some(link) => with_header(resp, LINK, &link),
+        None => resp,
+    })
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
-    let mut records = app
-        .attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id))
-        .await
-        .map_err(|e| match e {
-            ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
-            e => e,
-        })?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
+    let records = app.attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id));
+    let mut records = records.await.map_err(|e| match e {
+        ServiceError::NotFound(_) => ServiceError::NotFound("parent"),
+        e => e,
+    })?;
     let atts = records.pop().map(|(_, a)| a).unwrap_or_default();
-    Ok(json_response(
-        StatusCode::OK,
-        &items_json(&app, &atts).await?,
-    ))
+    let items = items_json(&app, &atts).await?;
+    Ok(json_response(StatusCode::OK, &items))
 }
 
 /// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
 /// goes to the attachment the text field `document_id` names (with exactly one file), else to
 /// the record's attachment of the same name, else to a new one.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
@@ -244,17 +206,15 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
     let stored = app
         .upload_many(&who, &record, files, fields, target, rules)
         .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &items_json(&app, &stored).await?,
-    ))
+    let items = items_json(&app, &stored).await?;
+    Ok(json_response(StatusCode::CREATED, &items))
 }
 
 /// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
 /// comma-separated, may repeat) are current file names on the record; `latest` removes only
 /// each one's newest version.
-pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, record) = caller_and_record(&app, &req, &params).await?;
+pub async fn delete(app: Arc<App>, req: Request) -> Answer {
+    let (who, record) = caller_and_record(&app, &req).await?;
     let mut scope = VersionScope::All;
     for v in query_values(&req, "version") {
         scope = match v.as_str() {
@@ -267,13 +227,8 @@ pub async fn delete(app: Arc<App>, req: Request, params: Params) -> Answer {
             }
         }
     }
-    let names: Vec<String> = query_values(&req, "names")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut names = query_list(&req, "names");
+    names.retain(|n| !n.is_empty());
     if names.is_empty() {
         return Err(Error::bad_request("The names parameter is required"));
     }

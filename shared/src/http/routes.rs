@@ -3,22 +3,20 @@
 //! Lambda binary serves one row of it, and `scripts/gen-template.py` writes `template.yaml` and
 //! the `cargo lambda watch` router from it (the `template` test checks both).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Method, StatusCode};
+use futures_util::future::BoxFuture;
+use http::{header, Method, StatusCode};
 
 use super::conditional;
-use super::{assets, crafter, hrflow, native, records, Dialect, DialectError, Request, Response};
+use super::{assets, crafter, hrflow, native, records, with_header};
+use super::{Dialect, DialectError, Request, Response};
 use crate::access::Capability;
-pub use crate::http::Params;
+use crate::http::Params;
 use crate::service::App;
 
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
-/// A handler: the app, the request, the path parameters.
-pub type Handler = fn(Arc<App>, Request, Params) -> HandlerFuture;
+/// A handler: the app, and the request with its path parameters ([`super::param`]).
+pub type Handler = fn(Arc<App>, Request) -> BoxFuture<'static, Response>;
 /// How a dialect renders an error the router itself produces (405, 413, 404).
 pub type ErrorRenderer = fn(StatusCode, &str) -> Response;
 
@@ -45,13 +43,10 @@ macro_rules! routes {
                 name: $name,
                 method: Method::$method,
                 path: $path,
-                handler: |app, req, params| {
-                    Box::pin(async move {
-                        $handler(app, req, params)
-                            .await
-                            .unwrap_or_else(<Response as From<DialectError<$dialect>>>::from)
-                    })
-                },
+                handler: |app, req| Box::pin(async move {
+                    let answer: Result<Response, DialectError<$dialect>> = $handler(app, req).await;
+                    answer.unwrap_or_else(Response::from)
+                }),
                 errors: <$dialect as Dialect>::error,
                 needs: &[$(Capability::$need),*],
             };
@@ -103,6 +98,8 @@ pub fn by_name(name: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.name == name).copied()
 }
 
+const NOT_ALLOWED: &str = "method not allowed on this path";
+
 impl Route {
     /// Matches a request path against the pattern. A single trailing slash is ignored, as
     /// Crafter's clients send both spellings.
@@ -123,10 +120,8 @@ impl Route {
             let a = actual.next()?;
             match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 Some(name) => {
-                    let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
-                    if value.is_empty() {
-                        return None;
-                    }
+                    let value = percent_encoding::percent_decode_str(a).decode_utf8().ok();
+                    let value = value.filter(|v| !v.is_empty())?;
                     params.push((name, value.into_owned()));
                 }
                 None if p != a => return None,
@@ -137,32 +132,29 @@ impl Route {
     }
 
     /// Runs the handler; a read route's answer is made conditional ([`super::conditional`]).
-    async fn serve(&self, app: &Arc<App>, req: Request, params: Params) -> Response {
+    async fn serve(&self, app: &Arc<App>, mut req: Request, params: Params) -> Response {
         crate::telemetry::request::set_route(self.name);
-        if self.method != Method::GET {
-            return (self.handler)(app.clone(), req, params).await;
+        req.extensions_mut().insert(params);
+        let read = self.method == Method::GET;
+        let if_none_match = read.then(|| req.headers().get(header::IF_NONE_MATCH).cloned());
+        let resp = (self.handler)(app.clone(), req).await;
+        match if_none_match {
+            Some(tag) => conditional::apply(tag, resp),
+            None => resp,
         }
-        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        conditional::apply(
-            if_none_match,
-            (self.handler)(app.clone(), req, params).await,
-        )
     }
 }
 
 /// The route whose pattern matches a path, for the envelope of errors that precede dispatch.
 pub fn errors_for_path(path: &str) -> ErrorRenderer {
-    ROUTES
-        .iter()
-        .find(|r| r.matches(path).is_some())
-        .map_or(<native::Native as Dialect>::error as ErrorRenderer, |r| {
-            r.errors
-        })
+    let route = ROUTES.iter().find(|r| r.matches(path).is_some());
+    route.map_or(native::Native::error, |r| r.errors)
 }
 
-/// Serves a request with the route table.
+/// Serves a request with the route table; a path served with other methods answers 405 in
+/// the envelope of the first such route, naming them in `Allow`.
 pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
-    let mut allowed: Vec<&Route> = Vec::new();
+    let mut allowed = Vec::new();
     for route in ROUTES {
         if let Some(params) = route.matches(req.uri().path()) {
             if route.method == req.method() {
@@ -171,30 +163,19 @@ pub async fn dispatch(app: &Arc<App>, req: Request) -> Response {
             allowed.push(route);
         }
     }
-    match allowed.first() {
-        Some(first) => {
-            let mut resp = (first.errors)(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed on this path",
-            );
-            let allow: Vec<&str> = allowed.iter().map(|r| r.method.as_str()).collect();
-            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
-                resp.headers_mut().insert(header::ALLOW, v);
-            }
-            resp
-        }
-        None => native::Native::error(StatusCode::NOT_FOUND, "no such route"),
-    }
+    let Some(first) = allowed.first() else {
+        return native::Native::error(StatusCode::NOT_FOUND, "no such route");
+    };
+    let allow: Vec<&str> = allowed.iter().map(|r| r.method.as_str()).collect();
+    let resp = (first.errors)(StatusCode::METHOD_NOT_ALLOWED, NOT_ALLOWED);
+    with_header(resp, header::ALLOW, &allow.join(", "))
 }
 
 /// Serves a request with one route (a Lambda function), refusing any other method or path.
 pub async fn dispatch_route(app: &Arc<App>, route: &'static Route, req: Request) -> Response {
     match route.matches(req.uri().path()) {
         Some(params) if route.method == req.method() => route.serve(app, req, params).await,
-        Some(_) => (route.errors)(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed on this path",
-        ),
+        Some(_) => (route.errors)(StatusCode::METHOD_NOT_ALLOWED, NOT_ALLOWED),
         None => (route.errors)(StatusCode::NOT_FOUND, "no such route"),
     }
 }

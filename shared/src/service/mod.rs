@@ -172,8 +172,9 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// The optional look-up fields of a parent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The optional look-up fields of a parent (the native API's `PUT` body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ParentFields {
     pub source: Option<String>,
     pub reference: Option<String>,

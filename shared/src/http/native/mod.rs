@@ -1,8 +1,6 @@
 //! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
-//! This is the API new users program against; the compatible dialects sit beside it.
-//!
-//! [`views`] renders the JSON; the handlers below serve parents, attachments (multipart
-//! uploads, listings, content) and direct uploads (begin, status, complete).
+//! This is the API new users program against; [`views`] renders its JSON, the handlers below
+//! serve parents, attachments (multipart uploads, listings, content) and direct uploads.
 
 pub mod views;
 
@@ -12,18 +10,17 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, presented_key};
-use super::{query_values, redirect, Params, Request, Response};
+use super::{empty, json as json_response, limit_param, multipart, new_file, param, presented_key};
+use super::{query_values, redirect, Request, Response};
 use crate::domain::{
     Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
 };
-use crate::service::UploadTarget;
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
-use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadInstructions, UploadRules};
+use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
 use crate::store::PutOutcome;
-use views::{instructions_json, parent_json};
+use views::{parent_json, upload_json};
 
-pub use views::{attachment_json, attachment_view, AttachmentView};
+pub use views::{attachment_view, AttachmentView};
 
 /// The native API's envelope.
 #[derive(Debug)]
@@ -32,7 +29,6 @@ pub struct Native;
 /// Why a native request was not served.
 pub type Error = super::DialectError<Native>;
 
-/// What a native handler returns.
 type Answer = Result<Response, Error>;
 
 impl super::Dialect for Native {
@@ -43,61 +39,41 @@ impl super::Dialect for Native {
     }
 }
 
-/// The native error envelope.
+/// The native error envelope with a code of its own (the local server's blob store's).
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
+    let json = json!({"error": {"code": code, "message": message}});
+    json_response(status, &json)
 }
 
-/// The code of a status; every 5xx is `internal`.
-fn code_of(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
-        _ => "internal",
+/// The code of a refusal is its status's reason in snake case (`payload_too_large`); of
+/// anything else, `internal`.
+fn code_of(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) if status.is_client_error() => reason.to_lowercase().replace(' ', "_"),
+        _ => "internal".into(),
     }
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
-async fn caller_and_parent(
-    app: &App,
-    req: &Request,
-    params: &Params,
-) -> Result<(Principal, ParentRef), Error> {
+async fn caller_and_parent(app: &App, req: &Request) -> Result<(Principal, ParentRef), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let kind = ParentKind::parse(params.get("kind"))?;
-    let id = ParentId::parse(params.get("id"))?;
+    let kind = ParentKind::parse(param(req, "kind"))?;
+    let id = ParentId::parse(param(req, "id"))?;
     Ok((who, ParentRef::new(kind, id)))
 }
 
-/// Authenticates and parses the attachment of a `/v1/attachments/{id}…` path.
+/// Authenticates and parses the attachment of a `/v1/attachments/{id}…` path; a malformed id
+/// cannot name anything, so it is answered as an unknown one.
 async fn caller_and_attachment(
     app: &App,
     req: &Request,
-    params: &Params,
 ) -> Result<(Principal, AttachmentId), Error> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    // A malformed id cannot name anything: answer as for an unknown id.
-    let id =
-        AttachmentId::parse(params.get("id")).map_err(|_| ServiceError::NotFound("attachment"))?;
-    Ok((who, id))
+    Ok((who, attachment_id(param(req, "id"))?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ParentBody {
-    source: Option<String>,
-    reference: Option<String>,
-    email: Option<String>,
+fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
+    AttachmentId::parse(raw).map_err(|_| ServiceError::NotFound("attachment"))
 }
 
 /// The optional fields of a `PUT`; an empty body sets none.
@@ -105,21 +81,16 @@ fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ParentFields::default());
     }
-    let b: ParentBody = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| {
         Error::bad_request(format!(
             "the body must be a JSON object with optional string fields source, reference, email: {e}"
         ))
-    })?;
-    Ok(ParentFields {
-        source: b.source,
-        reference: b.reference,
-        email: b.email,
     })
 }
 
 /// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
-pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn put_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     let fields = parent_fields(req.body())?;
     let (parent, outcome) = app.put_parent(&who, key, fields).await?;
     let status = match outcome {
@@ -130,8 +101,8 @@ pub async fn put_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
 }
 
 /// `GET /v1/parents/{kind}/{id}`.
-pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn get_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     let parent = app.get_parent(&who, &key).await?;
     Ok(json_response(StatusCode::OK, &parent_json(&parent)))
 }
@@ -139,8 +110,8 @@ pub async fn get_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
 /// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files; `204` when
 /// all are gone. A parent with more attachments than one request removes answers `202` with
 /// how many it removed: repeating the request goes on from there.
-pub async fn delete_parent(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, key) = caller_and_parent(&app, &req, &params).await?;
+pub async fn delete_parent(app: Arc<App>, req: Request) -> Answer {
+    let (who, key) = caller_and_parent(&app, &req).await?;
     Ok(match app.delete_parent(&who, &key).await? {
         ParentDeletion::Deleted => empty(StatusCode::NO_CONTENT),
         ParentDeletion::Continuing { removed } => json_response(
@@ -178,10 +149,7 @@ struct Items<'a> {
 }
 
 /// The view with both links of a ready attachment: its download and its thumbnail.
-async fn linked_view<'a>(
-    app: &App,
-    a: &'a Attachment,
-) -> Result<AttachmentView<'a>, crate::service::ServiceError> {
+async fn linked_view<'a>(app: &App, a: &'a Attachment) -> Result<AttachmentView<'a>, ServiceError> {
     let mut view = attachment_view(a, app.download_link(a).await?);
     view.thumbnail_url = app.thumbnail_link(a).await?;
     Ok(view)
@@ -193,8 +161,8 @@ async fn one_attachment(app: &App, att: &Attachment) -> Answer {
 }
 
 /// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
-pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     form.only(UPLOAD_FIELDS)?;
@@ -225,16 +193,16 @@ pub async fn upload(app: Arc<App>, req: Request, params: Params) -> Answer {
             attachment_view(a, None)
         }));
     }
-    let next_cursor = None;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &Items { items, next_cursor },
-    ))
+    let items = Items {
+        items,
+        next_cursor: None,
+    };
+    Ok(json_response(StatusCode::CREATED, &items))
 }
 
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
-pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
     let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
     let cursor = query_values(&req, "cursor").pop();
@@ -243,56 +211,41 @@ pub async fn list(app: Arc<App>, req: Request, params: Params) -> Answer {
     for a in &page.items {
         items.push(linked_view(&app, a).await?);
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &Items {
-            items,
-            next_cursor: Some(&page.next_cursor),
-        },
-    ))
+    let next_cursor = Some(&page.next_cursor);
+    Ok(json_response(StatusCode::OK, &Items { items, next_cursor }))
 }
 
 /// `GET /v1/attachments/{id}`: metadata with a download link when ready.
-pub async fn get_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
-    let att = app.get(&who, id).await?;
-    one_attachment(&app, &att).await
+pub async fn get_attachment(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
+    one_attachment(&app, &app.get(&who, id).await?).await
 }
 
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
-pub async fn get_content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
-    let att = app.get(&who, id).await?;
-    match app.download_link(&att).await? {
-        Some(link) => Ok(redirect(&link)),
-        None => Err(Error::refused(
-            StatusCode::CONFLICT,
-            "the attachment has no content yet",
-        )),
-    }
+pub async fn get_content(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
+    let link = app.download_link(&app.get(&who, id).await?).await?;
+    let none = || Error::refused(StatusCode::CONFLICT, "the attachment has no content yet");
+    Ok(redirect(&link.ok_or_else(none)?))
 }
 
 /// `DELETE /v1/attachments/{id}`.
-pub async fn delete_attachment(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     app.delete(&who, id).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
 /// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
-pub async fn put_content(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn put_content(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     let att = app.get(&who, id).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     form.only(&["file"])?;
-    let part = form
-        .one_file(
-            "the form has no part named file",
-            "the form has more than one part named file",
-        )
-        .map_err(Error::bad_request)?;
+    let (none, many) = ("no part named file", "more than one part named file");
+    let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
     let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
     let stored = app
@@ -332,10 +285,11 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
     });
     let sha256 = sha256.transpose()?;
     // A malformed id names no attachment.
-    let attachment_id = body.attachment_id.as_deref().map(|raw| {
-        AttachmentId::parse(raw).map_err(|_| Error::from(ServiceError::NotFound("attachment")))
-    });
-    let attachment_id = attachment_id.transpose()?;
+    let attachment_id = body
+        .attachment_id
+        .as_deref()
+        .map(attachment_id)
+        .transpose()?;
     Ok(DirectUploadRequest {
         file_name: FileName::parse(&body.file_name)?,
         content_type: body.content_type,
@@ -354,52 +308,34 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 }
 
 /// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
-pub async fn begin_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, parent) = caller_and_parent(&app, &req, &params).await?;
+pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let request = upload_request(req.body())?;
     let up = app.begin_upload(&who, &parent, request).await?;
-    let expires_at = Some(up.expires_at);
-    Ok(upload_json(
-        StatusCode::CREATED,
-        &up.attachment,
-        &up.instructions,
-        expires_at,
-    ))
-}
-
-/// A direct upload: its attachment, and how to send its bytes.
-fn upload_json(
-    status: StatusCode,
-    att: &Attachment,
-    instructions: &UploadInstructions,
-    expires_at: Option<i64>,
-) -> Response {
-    let json = json!({
-        "attachment": attachment_json(att, None),
-        "upload": instructions_json(instructions, expires_at),
-    });
-    json_response(status, &json)
+    let json = upload_json(&up.attachment, &up.instructions, Some(up.expires_at));
+    Ok(json_response(StatusCode::CREATED, &json))
 }
 
 /// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
 /// parts still missing (to resume an interrupted upload).
-pub async fn upload_status(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn upload_status(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    Ok(upload_json(StatusCode::OK, &att, &instructions, expires_at))
+    let json = upload_json(&att, &instructions, expires_at);
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
 /// or, too large to verify within the request, verifies it in the background (202, status
 /// `verifying`).
-pub async fn complete_upload(app: Arc<App>, req: Request, params: Params) -> Answer {
-    let (who, id) = caller_and_attachment(&app, &req, &params).await?;
+pub async fn complete_upload(app: Arc<App>, req: Request) -> Answer {
+    let (who, id) = caller_and_attachment(&app, &req).await?;
     match app.complete_upload(&who, id).await? {
         Completion::Ready(att) => one_attachment(&app, &att).await,
         Completion::Verifying(att) => Ok(json_response(
             StatusCode::ACCEPTED,
-            &attachment_json(&att, None),
+            &attachment_view(&att, None),
         )),
     }
 }
@@ -420,5 +356,18 @@ mod tests {
         assert_eq!(code(StatusCode::REQUEST_TIMEOUT), "request_timeout");
         assert_eq!(code(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
         assert_eq!(code(StatusCode::INTERNAL_SERVER_ERROR), "internal");
+        // Every code the API documents (openapi.yaml's NativeError).
+        for (status, expected) in [
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            (StatusCode::NOT_FOUND, "not_found"),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (StatusCode::CONFLICT, "conflict"),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity"),
+            (StatusCode::SERVICE_UNAVAILABLE, "internal"),
+        ] {
+            assert_eq!(code(status), expected);
+        }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::borrow::Cow;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Attachment, AttachmentId, Parent, VersionId};
+use crate::domain::{Attachment, AttachmentId, Parent, ParentRef, VersionId};
 use crate::service::UploadInstructions;
 
 /// RFC 3339 in UTC with milliseconds.
@@ -24,17 +24,11 @@ fn timestamp<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::
     s.serialize_str(&rfc3339(*t))
 }
 
-#[derive(serde::Serialize)]
-struct ParentView<'a> {
-    kind: &'a str,
-    id: &'a str,
-}
-
 /// The fields of the native attachment JSON, in their documented order.
 #[derive(serde::Serialize)]
 pub struct AttachmentView<'a> {
     id: AttachmentId,
-    parent: ParentView<'a>,
+    parent: &'a ParentRef,
     file_name: Option<&'a str>,
     original_file_name: Option<&'a str>,
     extension: Option<Cow<'a, str>>,
@@ -81,10 +75,7 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
     let c = a.content.as_ref();
     AttachmentView {
         id: a.id,
-        parent: ParentView {
-            kind: a.parent.kind.as_str(),
-            id: a.parent.id.as_str(),
-        },
+        parent: &a.parent,
         file_name: c.map(|c| c.file_name.as_str()),
         original_file_name: c.map(|c| c.file_name.stem()),
         extension: c.map(|c| lowercase(c.file_name.extension())),
@@ -109,11 +100,6 @@ pub fn attachment_view(a: &Attachment, download_url: Option<String>) -> Attachme
     }
 }
 
-/// The native JSON of an attachment, as a value (for answers that nest it).
-pub fn attachment_json(a: &Attachment, download_url: Option<String>) -> Value {
-    serde_json::to_value(attachment_view(a, download_url)).unwrap_or(Value::Null)
-}
-
 pub fn parent_json(p: &Parent) -> Value {
     json!({
         "kind": p.key.kind.as_str(),
@@ -126,21 +112,21 @@ pub fn parent_json(p: &Parent) -> Value {
     })
 }
 
-/// How to upload a direct upload's bytes: a form POST or the links of a multipart upload.
-pub fn instructions_json(i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    use UploadInstructions as I;
+/// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
+/// multipart upload).
+pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
     let expires = expires_at
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map(rfc3339);
-    match i {
-        I::Post { url, fields } => {
-            let fields: serde_json::Map<String, Value> = fields
+    let upload = match i {
+        UploadInstructions::Post { url, fields } => {
+            let fields: Map<String, Value> = fields
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
             json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
         }
-        I::Multipart {
+        UploadInstructions::Multipart {
             upload_id,
             part_size,
             part_count,
@@ -155,7 +141,8 @@ pub fn instructions_json(i: &UploadInstructions, expires_at: Option<i64>) -> Val
             "parts_received": received.iter().map(|p| json!({"part_number": p.number, "size": p.size, "etag": p.etag})).collect::<Vec<_>>(),
             "expires_at": expires,
         }),
-    }
+    };
+    json!({"attachment": attachment_view(att, None), "upload": upload})
 }
 
 #[cfg(test)]
