@@ -21,7 +21,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::json;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -193,7 +193,9 @@ impl S3BlobStore {
 
     /// A presigned URL for `method` on `key` with the request's own query parameters and
     /// headers (which the signature covers, so they cannot be edited), signed as of `time` and
-    /// valid for `ttl` from then, or until the credentials expire.
+    /// valid for `ttl` from then, or until the credentials expire. S3's flavour of SigV4: the
+    /// path encoded once and not normalised, the payload unsigned (the client sends it later),
+    /// the session token signed in the query.
     async fn presign(
         &self,
         method: &str,
@@ -203,16 +205,52 @@ impl S3BlobStore {
         time: SystemTime,
         ttl: Duration,
     ) -> StoreResult<String> {
-        let (creds, ttl) = self.signing(ttl, time).await?;
-        let link = Link {
-            bucket_url: &self.bucket_url,
-            region: &self.region,
-            method,
-            key,
-            own,
-            headers,
+        use aws_sigv4::http_request::{
+            sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SignatureLocation, SigningSettings, UriPathNormalizationMode,
         };
-        presigned_url(&link, creds, time, ttl)
+        use percent_encoding::utf8_percent_encode as encode;
+        let (creds, ttl) = self.signing(ttl, time).await?;
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
+        let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+            pairs
+                .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let path = format!("{}/{}", self.bucket_url, encode(key, KEY_PATH));
+        let own = query(&mut own.iter().copied());
+        let url = if own.is_empty() {
+            path
+        } else {
+            format!("{path}?{own}")
+        };
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(ttl);
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+        let identity = creds.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(time)
+            .settings(settings)
+            .build()
+            .map_err(|e| failed(&e))?
+            .into();
+        let headers = headers.iter().copied();
+        let signable = SignableRequest::new(method, &url, headers, SignableBody::UnsignedPayload)
+            .map_err(|e| failed(&e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| failed(&e))?
+            .into_parts();
+        let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
+        let sep = if own.is_empty() { '?' } else { '&' };
+        Ok(format!("{url}{sep}{signed}"))
     }
 
     /// The credentials a link signed at `time` is signed with, and how long it may live.
@@ -231,72 +269,6 @@ impl S3BlobStore {
     }
 }
 
-/// What a presigned link is for.
-struct Link<'a> {
-    bucket_url: &'a str,
-    region: &'a str,
-    method: &'a str,
-    key: &'a str,
-    own: &'a [(&'a str, &'a str)],
-    /// Headers the client must send as signed (a part's `content-length`).
-    headers: &'a [(&'a str, &'a str)],
-}
-
-/// The presigned URL of `link`, signed by `creds` at `time` for `ttl`. S3's flavour of SigV4:
-/// the path encoded once and not normalised, the payload unsigned (the client sends it later),
-/// the session token signed in the query.
-fn presigned_url(
-    link: &Link<'_>,
-    creds: Credentials,
-    time: SystemTime,
-    ttl: Duration,
-) -> StoreResult<String> {
-    use aws_sigv4::http_request::{
-        sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-        SignatureLocation, SigningSettings, UriPathNormalizationMode,
-    };
-    use percent_encoding::utf8_percent_encode as encode;
-    let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
-    let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
-        pairs
-            .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    let path = format!("{}/{}", link.bucket_url, encode(link.key, KEY_PATH));
-    let own = query(&mut link.own.iter().copied());
-    let url = if own.is_empty() {
-        path
-    } else {
-        format!("{path}?{own}")
-    };
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(ttl);
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-    let identity = creds.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(link.region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| failed(&e))?
-        .into();
-    let headers = link.headers.iter().copied();
-    let signable = SignableRequest::new(link.method, &url, headers, SignableBody::UnsignedPayload)
-        .map_err(|e| failed(&e))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| failed(&e))?
-        .into_parts();
-    let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
-    let sep = if own.is_empty() { '?' } else { '&' };
-    Ok(format!("{url}{sep}{signed}"))
-}
-
 /// An object key in a URL path: everything but unreserved characters and `/` encoded, as
 /// SigV4 canonicalises S3 paths.
 const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -309,26 +281,23 @@ const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERI
 const QUERY: &percent_encoding::AsciiSet = &KEY_PATH.add(b'/');
 
 /// Reads a body, refusing more than `max` bytes and a peer that stalls.
-async fn read_body(mut body: ByteStream, max: u64) -> StoreResult<Bytes> {
-    let read = async {
-        let mut out = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                let e = DisplayErrorContext(&e);
-                StoreError::Unavailable(format!("s3 GetObject: reading the body: {e}"))
-            })?;
-            if (out.len() + chunk.len()) as u64 > max {
-                return Err(StoreError::Unavailable(format!(
-                    "s3 GetObject: the answer holds more than the {max} bytes asked"
-                )));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out.freeze())
-    };
-    tokio::time::timeout(S3_ATTEMPT, read)
-        .await
-        .map_err(|_| StoreError::Unavailable("s3 GetObject: the body stalled".into()))?
+async fn read_body(body: ByteStream, max: u64) -> StoreResult<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut body = body.into_async_read().take(max + 1);
+    match tokio::time::timeout(S3_ATTEMPT, body.read_to_end(&mut out)).await {
+        Err(_) => Err(StoreError::Unavailable(
+            "s3 GetObject: the body stalled".into(),
+        )),
+        Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+            "s3 GetObject: reading the body: {}",
+            DisplayErrorContext(&e)
+        ))),
+        Ok(Ok(n)) if n as u64 > max => Err(StoreError::Unavailable(format!(
+            "s3 GetObject: the answer holds more than the {max} bytes asked"
+        ))),
+        Ok(Ok(_)) => Ok(out.into()),
+    }
 }
 
 #[async_trait]
@@ -359,24 +328,13 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        let out = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => match s3_err("HeadObject", e) {
-                StoreError::NotFound => return Ok(None),
-                e => return Err(e),
-            },
+        let out = self.client.head_object().bucket(&self.bucket).key(key);
+        let out = match out.send().await.map_err(|e| s3_err("HeadObject", e)) {
+            Err(StoreError::NotFound) => return Ok(None),
+            out => out?,
         };
-        match (
-            out.content_length().and_then(|n| u64::try_from(n).ok()),
-            out.e_tag,
-        ) {
+        let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+        match (size, out.e_tag) {
             (Some(size), Some(etag)) => Ok(Some(BlobInfo { size, etag })),
             _ => Err(StoreError::Unavailable(
                 "s3 HeadObject: the answer has no Content-Length or ETag".into(),
@@ -530,36 +488,39 @@ impl BlobStore for S3BlobStore {
         let now = SystemTime::now();
         let (creds, ttl) = self.signing(policy.ttl, now).await?;
         let date = OffsetDateTime::from(now);
-        let format = |d: OffsetDateTime, f: &[time::format_description::BorrowedFormatItem<'_>]| {
-            d.format(f)
-                .map_err(|e| StoreError::Unavailable(format!("time: {e}")))
-        };
-        let expiration = format(
-            date + ttl,
-            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z"),
-        )?;
-        let day = format(date, format_description!("[year][month][day]"))?;
-        let amz_date = format(
-            date,
-            format_description!("[year][month][day]T[hour][minute][second]Z"),
-        )?;
-        let (access_key, region) = (creds.access_key_id(), &self.region);
+        let failed = |e: time::error::Format| StoreError::Unavailable(format!("time: {e}"));
+        let expiration = (date + ttl)
+            .format(format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+            ))
+            .map_err(failed)?;
+        let amz_date = date
+            .format(format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .map_err(failed)?;
+        let (access_key, day, region) = (creds.access_key_id(), &amz_date[..8], &self.region);
+        let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
-        let mut fields: Vec<(String, String)> = vec![
-            ("key".into(), key.to_owned()),
-            ("Content-Type".into(), policy.content_type.to_owned()),
-        ];
-        if let Some(sha) = policy.sha256 {
-            fields.push(("x-amz-checksum-sha256".into(), STANDARD.encode(sha)));
-        }
-        fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
-        let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
-        fields.push(("x-amz-credential".into(), credential));
-        fields.push(("x-amz-date".into(), amz_date));
-        if let Some(token) = creds.session_token() {
-            fields.push(("x-amz-security-token".into(), token.to_owned()));
-        }
+        let mut fields: Vec<(String, String)> = [
+            ("key", Some(key.to_owned())),
+            ("Content-Type", Some(policy.content_type.to_owned())),
+            (
+                "x-amz-checksum-sha256",
+                policy.sha256.map(|s| STANDARD.encode(s)),
+            ),
+            ("x-amz-algorithm", Some("AWS4-HMAC-SHA256".into())),
+            ("x-amz-credential", Some(credential)),
+            ("x-amz-date", Some(amz_date.clone())),
+            (
+                "x-amz-security-token",
+                creds.session_token().map(str::to_owned),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect();
         let mut conditions = vec![
             json!({ "bucket": self.bucket }),
             json!(["content-length-range", policy.size, policy.size]),
@@ -617,43 +578,32 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| s3_err("ListParts", e))?;
-            for part in page.parts() {
-                let number = part.part_number().and_then(|n| u32::try_from(n).ok());
-                let size = part.size().and_then(|n| u64::try_from(n).ok());
-                let (Some(number), Some(size)) = (number, size) else {
-                    return Err(StoreError::Unavailable(
-                        "s3 ListParts: a part without its number or size".into(),
-                    ));
-                };
-                // Bare hex, as the file store gives; quoted again on completion. Some
-                // compatible servers leave the ETag out; completion then sends it empty.
-                let etag = part
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned();
-                parts.push(PartInfo { number, size, etag });
-            }
-            match page.next_part_number_marker() {
-                Some(m) if page.is_truncated() == Some(true) && !m.is_empty() => {
-                    marker = Some(m.to_owned())
-                }
-                _ => break,
-            }
-        }
+        let listed = (self.client.list_parts().bucket(&self.bucket).key(key))
+            .upload_id(upload_id)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| s3_err("ListParts", e))?;
+        let parts = listed.iter().map(|part| {
+            let number = part.part_number().and_then(|n| u32::try_from(n).ok());
+            let size = part.size().and_then(|n| u64::try_from(n).ok());
+            let (Some(number), Some(size)) = (number, size) else {
+                return Err(StoreError::Unavailable(
+                    "s3 ListParts: a part without its number or size".into(),
+                ));
+            };
+            // Bare hex, as the file store gives; quoted again on completion. Some compatible
+            // servers leave the ETag out; completion then sends it empty.
+            let etag = part
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned();
+            Ok(PartInfo { number, size, etag })
+        });
+        let mut parts = parts.collect::<StoreResult<Vec<_>>>()?;
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
@@ -737,11 +687,28 @@ mod tests {
         Credentials::new("AKID", "secret", None, expiry, "test")
     }
 
+    /// A store at `bucket_url` signing for `region` with `creds` (presigning calls nothing).
+    async fn store(bucket_url: &str, region: &str, creds: Credentials) -> S3BlobStore {
+        let env = aws_types::os_shim_internal::Env::from_slice(&[
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+        ]);
+        let loader = crate::store::sdk::loader(None).unwrap().env(env);
+        let loader = loader.region(aws_types::region::Region::new(region.to_owned()));
+        let sdk = loader.credentials_provider(creds).load().await;
+        let signing = SigningCredentials::new(&sdk).unwrap();
+        let client = crate::store::sdk::s3_client(&sdk, false);
+        S3BlobStore::new(client, "unused", bucket_url, region, signing)
+    }
+
     /// "Authenticating Requests: Using Query Parameters" (S3 API reference): the presigned GET
     /// of `examplebucket/test.txt` for 86400 s, signed on 2013-05-24 with the documented example
     /// keys, carries this signature.
-    #[test]
-    fn links_match_aws_documented_example() {
+    #[tokio::test]
+    async fn links_match_aws_documented_example() {
         let creds = Credentials::new(
             "AKIAIOSFODNN7EXAMPLE",
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -749,16 +716,11 @@ mod tests {
             None,
             "test",
         );
-        let link = Link {
-            bucket_url: "https://examplebucket.s3.amazonaws.com",
-            region: "us-east-1",
-            method: "GET",
-            key: "test.txt",
-            own: &[],
-            headers: &[],
-        };
+        let s3 = store("https://examplebucket.s3.amazonaws.com", "us-east-1", creds).await;
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
-        let url = presigned_url(&link, creds, time, Duration::from_secs(86400)).unwrap();
+        let ttl = Duration::from_secs(86400);
+        let url = s3.presign("GET", "test.txt", &[], &[], time, ttl).await;
+        let url = url.unwrap();
         assert!(
             url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"),
             "{url}"
@@ -772,18 +734,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keys_and_parameters_are_encoded_once() {
+    #[tokio::test]
+    async fn keys_and_parameters_are_encoded_once() {
         let creds = Credentials::new("AKID", "secret", Some("tok/+=".into()), None, "test");
-        let link = Link {
-            bucket_url: "http://127.0.0.1:9000/base/my-bucket",
-            region: "eu-west-1",
-            method: "GET",
-            key: "t/a b",
-            own: &[("response-content-type", "text/plain")],
-            headers: &[],
-        };
-        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        let s3 = store("http://127.0.0.1:9000/base/my-bucket", "eu-west-1", creds).await;
+        let own = [("response-content-type", "text/plain")];
+        let ttl = Duration::from_secs(60);
+        let url = s3.presign("GET", "t/a b", &own, &[], SystemTime::now(), ttl);
+        let url = url.await.unwrap();
         assert!(
             url.starts_with("http://127.0.0.1:9000/base/my-bucket/t/a%20b?"),
             "{url}"
@@ -793,22 +751,19 @@ mod tests {
         assert!(url.contains("X-Amz-Expires=60&"), "{url}");
     }
 
-    #[test]
-    fn a_part_link_signs_its_length() {
+    #[tokio::test]
+    async fn a_part_link_signs_its_length() {
         let creds = Credentials::new("AKID", "secret", None, None, "test");
-        let link = Link {
-            bucket_url: "https://b.s3.amazonaws.com",
-            region: "us-east-1",
-            method: "PUT",
-            key: "staging/t/a/v",
-            own: &[("partNumber", "1"), ("uploadId", "u")],
-            headers: &[("content-length", "8388608")],
-        };
-        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        let s3 = store("https://b.s3.amazonaws.com", "us-east-1", creds).await;
+        let url = s3
+            .presign_part("staging/t/a/v", "u", 1, 8_388_608, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert!(
             url.contains("X-Amz-SignedHeaders=content-length%3Bhost"),
             "{url}"
         );
+        assert!(url.contains("?partNumber=1&uploadId=u&"), "{url}");
     }
 
     #[test]
