@@ -4,8 +4,6 @@
 //! of it (the service and operation, the region, the bucket, the last attempt's HTTP status and
 //! request id, how many attempts it took and why it failed), and sends it when it ends.
 
-use std::sync::Mutex;
-
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -25,12 +23,12 @@ use crate::telemetry::xray::{self, Call, Trace};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallSpans;
 
-/// The call under way, kept in the operation's configuration bag between hooks.
+/// The call under way, kept in the operation's configuration bag between hooks; taken out and
+/// sent when the operation ends.
 #[derive(Debug)]
 struct OpenCall {
     trace: Trace,
-    /// Taken out and sent when the operation ends.
-    call: Mutex<Option<Call>>,
+    call: Option<Call>,
 }
 
 impl Storable for OpenCall {
@@ -38,24 +36,9 @@ impl Storable for OpenCall {
 }
 
 impl OpenCall {
-    fn with(&self, f: impl FnOnce(&mut Call)) {
-        let mut call = self
-            .call
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(call) = call.as_mut() {
-            f(call);
-        }
-    }
-
     /// Lets `outcome` record the end of the call and sends it; only the first time.
-    fn finish(&self, outcome: impl FnOnce(&mut Call)) {
-        let call = self
-            .call
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(mut call) = call {
+    fn finish(&mut self, outcome: impl FnOnce(&mut Call)) {
+        if let Some(mut call) = self.call.take() {
             outcome(&mut call);
             self.trace.send(&call);
         }
@@ -70,13 +53,18 @@ impl Drop for OpenCall {
     }
 }
 
+/// The call under way of the operation whose configuration `cfg` is, if it is traced.
+fn open(cfg: &mut ConfigBag) -> Option<&mut OpenCall> {
+    cfg.get_mut_from_interceptor_state::<OpenCall>()
+}
+
 impl Intercept for CallSpans {
     fn name(&self) -> &'static str {
         "CallSpans"
     }
 
-    /// The first hook that sees the operation's own configuration (its name), a moment after
-    /// the operation starts.
+    /// The first hook that sees the operation's own configuration (its name) and its endpoint
+    /// parameters (an S3 call's bucket), a moment after the operation starts.
     fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
@@ -90,10 +78,13 @@ impl Intercept for CallSpans {
             .load::<Metadata>()
             .map_or(("AWS", "unknown"), |m| (m.service(), m.name()));
         let region = cfg.load::<Region>().map_or("", |r| r.as_ref());
-        let call = Call::new(service, operation, region);
+        let mut call = Call::new(service, operation, region);
+        let params = cfg.load::<EndpointResolverParams>();
+        let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
+        call.bucket = s3.and_then(|p| p.bucket()).map(str::to_owned);
         cfg.interceptor_state().store_put(OpenCall {
             trace,
-            call: Mutex::new(Some(call)),
+            call: Some(call),
         });
         Ok(())
     }
@@ -104,36 +95,26 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(open) = cfg.load::<OpenCall>() {
-            open.with(|call| call.attempts += 1);
+        if let Some(call) = open(cfg).and_then(|o| o.call.as_mut()) {
+            call.attempts += 1;
         }
         Ok(())
     }
 
+    /// The last attempt's answer is the call's.
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(open) = cfg.load::<OpenCall>() else {
-            return Ok(());
-        };
-        open.with(|call| {
-            // The last attempt's answer is the call's.
-            if let Some(response) = context.response() {
-                call.status = Some(response.status().as_u16());
-                if let Some(id) = response.request_id() {
-                    call.request_id = Some(id.to_owned());
-                }
+        let call = open(cfg).and_then(|o| o.call.as_mut());
+        if let (Some(call), Some(response)) = (call, context.response()) {
+            call.status = Some(response.status().as_u16());
+            if let Some(id) = response.request_id() {
+                call.request_id = Some(id.to_owned());
             }
-            // The bucket an S3 call addresses, from its endpoint parameters.
-            let params = cfg.load::<EndpointResolverParams>();
-            let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
-            if let Some(bucket) = s3.and_then(|p| p.bucket()) {
-                call.bucket = Some(bucket.to_owned());
-            }
-        });
+        }
         Ok(())
     }
 
@@ -143,20 +124,19 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(open) = cfg.load::<OpenCall>() else {
-            return Ok(());
-        };
         let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
         let missing = s3
             && context
                 .response()
                 .is_some_and(|r| r.status().as_u16() == 404);
-        open.finish(|call| match context.output_or_error() {
-            // A missing object is an answer, not a failure, where the caller looks for one.
-            Some(Err(_)) if missing => {}
-            Some(Err(e)) => call.error_code = Some(error_code(e)),
-            _ => {}
-        });
+        if let Some(open) = open(cfg) {
+            open.finish(|call| match context.output_or_error() {
+                // A missing object is an answer, not a failure, where the caller looks for one.
+                Some(Err(_)) if missing => {}
+                Some(Err(e)) => call.error_code = Some(error_code(e)),
+                _ => {}
+            });
+        }
         Ok(())
     }
 }

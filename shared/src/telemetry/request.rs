@@ -143,9 +143,7 @@ fn truncated(s: &str, max_chars: usize) -> &str {
 
 /// The `Root=…` part of an X-Ray trace header.
 pub fn trace_root(header: &str) -> Option<&str> {
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("Root="))
+    super::xray::field(header, "Root")
 }
 
 #[cfg(test)]

@@ -13,9 +13,8 @@
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// What precedes every document sent to the daemon.
 const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
@@ -30,20 +29,19 @@ pub struct TraceHeader {
 impl TraceHeader {
     /// Parses `Root=…;Parent=…;Sampled=1`; `None` when not sampled or incomplete.
     pub fn sampled(header: &str) -> Option<Self> {
-        let (mut root, mut parent, mut sampled) = (None, None, false);
-        for part in header.split(';') {
-            match part.trim().split_once('=') {
-                Some(("Root", v)) => root = Some(v.to_owned()),
-                Some(("Parent", v)) => parent = Some(v.to_owned()),
-                Some(("Sampled", v)) => sampled = v == "1",
-                _ => {}
-            }
-        }
-        match (root, parent, sampled) {
-            (Some(root), Some(parent), true) => Some(Self { root, parent }),
-            _ => None,
-        }
+        field(header, "Sampled").filter(|s| *s == "1")?;
+        Some(Self {
+            root: field(header, "Root")?.to_owned(),
+            parent: field(header, "Parent")?.to_owned(),
+        })
     }
+}
+
+/// The value of `name` in a trace header (`Root=…;Parent=…;Sampled=…`).
+pub fn field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Where the daemon listens: `host:port`, or the UDP one of `tcp:host:port udp:host:port`.
@@ -65,10 +63,10 @@ pub struct Daemon {
 impl Daemon {
     /// Sends to `address`; `None` when no socket can be had.
     pub fn new(address: SocketAddr) -> Option<Arc<Self>> {
-        let local: SocketAddr = if address.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
+        let local = if address.is_ipv4() {
+            "0.0.0.0:0"
         } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            "[::]:0"
         };
         let socket = UdpSocket::bind(local).ok()?;
         // A send must never hold up a request.
@@ -170,10 +168,7 @@ impl Call {
 }
 
 fn epoch_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
 }
 
 fn segment_id() -> String {
@@ -187,17 +182,17 @@ fn segment_id() -> String {
 
 /// The subsegment document of a call that ended at `end`.
 fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
-    let mut aws = Map::new();
-    aws.insert("operation".into(), json!(call.operation));
-    aws.insert("region".into(), json!(call.region));
-    if let Some(id) = &call.request_id {
-        aws.insert("request_id".into(), json!(id));
-    }
-    aws.insert("retries".into(), json!(call.attempts.saturating_sub(1)));
-    if let Some(bucket) = &call.bucket {
-        aws.insert("bucket_name".into(), json!(bucket));
-    }
-    let mut doc = json!({
+    let code = call.error_code.as_deref();
+    let throttled = call.status == Some(429)
+        || code.is_some_and(|c| {
+            c.contains("Throttl")
+                || c == "SlowDown"
+                || c == "ProvisionedThroughputExceededException"
+        });
+    let error = throttled || matches!(call.status, Some(400..=499));
+    // No answer at all (a broken connection, a timeout) is a fault.
+    let fault = !throttled && matches!((call.status, code), (Some(500..), _) | (None, Some(_)));
+    present(json!({
         "name": call.service,
         "id": segment_id(),
         "trace_id": trace.root,
@@ -206,33 +201,27 @@ fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
         "namespace": "aws",
         "start_time": call.start,
         "end_time": end,
-        "aws": aws,
-    });
-    if let Some(s) = call.status {
-        doc["http"] = json!({ "response": { "status": s } });
+        "aws": present(json!({
+            "operation": call.operation,
+            "region": call.region,
+            "request_id": call.request_id,
+            "retries": call.attempts.saturating_sub(1),
+            "bucket_name": call.bucket,
+        })),
+        "http": call.status.map(|s| json!({ "response": { "status": s } })),
+        "throttle": throttled.then_some(true),
+        "error": error.then_some(true),
+        "fault": fault.then_some(true),
+        "cause": code.map(|c| json!({ "exceptions": [{ "id": segment_id(), "type": c, "message": c }] })),
+    }))
+}
+
+/// `object` without its null fields: what a call does not have is left out.
+fn present(object: Value) -> Value {
+    match object {
+        Value::Object(fields) => fields.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        other => other,
     }
-    let code = call.error_code.as_deref();
-    let throttled = call.status == Some(429)
-        || code.is_some_and(|c| {
-            c.contains("Throttl")
-                || c == "SlowDown"
-                || c == "ProvisionedThroughputExceededException"
-        });
-    match call.status {
-        _ if throttled => {
-            doc["throttle"] = json!(true);
-            doc["error"] = json!(true);
-        }
-        Some(400..=499) => doc["error"] = json!(true),
-        Some(500..) => doc["fault"] = json!(true),
-        // No answer at all (a broken connection, a timeout): a fault.
-        None if code.is_some() => doc["fault"] = json!(true),
-        _ => {}
-    }
-    if let Some(c) = code {
-        doc["cause"] = json!({ "exceptions": [{ "id": segment_id(), "type": c, "message": c }] });
-    }
-    doc
 }
 
 #[cfg(test)]
