@@ -33,6 +33,16 @@ use super::{
 };
 use crate::domain::STAGING_PREFIX;
 
+/// `$op` of the S3 client on the store's bucket, or on `$key` in it.
+macro_rules! on {
+    ($store:expr, $op:ident) => {
+        $store.client.$op().bucket(&$store.bucket)
+    };
+    ($store:expr, $op:ident, $key:expr) => {
+        on!($store, $op).key($key)
+    };
+}
+
 /// S3-backed [`BlobStore`].
 #[derive(Debug)]
 pub struct S3BlobStore {
@@ -141,11 +151,7 @@ impl S3BlobStore {
         size: u64,
         key: &str,
     ) -> StoreResult<()> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(staged)
+        let head = on!(self, head_object, staged)
             .if_match(etag)
             .send()
             .await
@@ -159,11 +165,7 @@ impl S3BlobStore {
                 let last = (first + self.copy_part_bytes).min(size) - 1;
                 let number = i32::try_from(parts.len() + 1)
                     .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
-                let out = self
-                    .client
-                    .upload_part_copy()
-                    .bucket(&self.bucket)
-                    .key(key)
+                let out = on!(self, upload_part_copy, key)
                     .upload_id(&upload_id)
                     .part_number(number)
                     .copy_source(self.copy_source(staged))
@@ -172,11 +174,11 @@ impl S3BlobStore {
                     .send()
                     .await
                     .map_err(|e| s3_err("UploadPartCopy", e))?;
-                let part_etag = out.copy_part_result().and_then(|r| r.e_tag());
+                let tag = out.copy_part_result().and_then(|r| r.e_tag());
                 parts.push(PartInfo {
                     number: number.unsigned_abs(),
                     size: last - first + 1,
-                    etag: part_etag.unwrap_or_default().trim_matches('"').to_owned(),
+                    etag: tag.unwrap_or_default().to_owned(),
                 });
                 first = last + 1;
             }
@@ -312,10 +314,7 @@ impl BlobStore for S3BlobStore {
         // The digest the service computed while it checked the upload: S3 verifies the bytes
         // it received against it and refuses the object (BadDigest) if they differ. The
         // signature covers that checksum header, not the bytes, so they are hashed once.
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
+        on!(self, put_object, key)
             .content_type(content_type)
             .checksum_sha256(STANDARD.encode(sha256))
             .body(ByteStream::from(data))
@@ -328,7 +327,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        let out = self.client.head_object().bucket(&self.bucket).key(key);
+        let out = on!(self, head_object, key);
         let out = match out.send().await.map_err(|e| s3_err("HeadObject", e)) {
             Err(StoreError::NotFound) => return Ok(None),
             out => out?,
@@ -358,11 +357,7 @@ impl BlobStore for S3BlobStore {
             };
         }
         let last = offset.saturating_add(len - 1);
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
+        match on!(self, get_object, key)
             .range(format!("bytes={offset}-{last}"))
             .set_if_match(etag.map(str::to_owned))
             .send()
@@ -377,10 +372,7 @@ impl BlobStore for S3BlobStore {
 
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
         if size <= self.copy_part_bytes {
-            self.client
-                .copy_object()
-                .bucket(&self.bucket)
-                .key(key)
+            on!(self, copy_object, key)
                 .copy_source(self.copy_source(staged))
                 .copy_source_if_match(etag)
                 .send()
@@ -394,10 +386,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
-        let page = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
+        let page = on!(self, list_objects_v2)
             .prefix(STAGING_PREFIX)
             .set_continuation_token(after)
             .send()
@@ -406,12 +395,9 @@ impl BlobStore for S3BlobStore {
         let next = page
             .next_continuation_token()
             .filter(|_| page.is_truncated() == Some(true));
+        let items = page.contents().iter().filter_map(|o| o.key());
         Ok(StagedPage {
-            items: page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned))
-                .collect(),
+            items: items.map(str::to_owned).collect(),
             next: next.map(str::to_owned),
         })
     }
@@ -425,10 +411,7 @@ impl BlobStore for S3BlobStore {
             Some((k, i)) => (Some(k.to_owned()), Some(i.to_owned())),
             None => (None, None),
         };
-        let page = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
+        let page = on!(self, list_multipart_uploads)
             .prefix(STAGING_PREFIX)
             .set_key_marker(key_marker)
             .set_upload_id_marker(id_marker)
@@ -453,13 +436,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        let deleted = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
+        let deleted = on!(self, delete_object, key).send().await;
         match deleted.map_err(|e| s3_err("DeleteObject", e)) {
             // S3 answers 204 for a missing key; some compatible servers say NoSuchKey.
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
@@ -474,14 +451,13 @@ impl BlobStore for S3BlobStore {
         // Signed as of the start of the link window, so that every answer of one window carries
         // the very same link (see `LinkWindow`).
         let (signed_at, expires_at) = (opts.valid.signed_at, opts.valid.expires_at);
-        let signed_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(signed_at).unwrap_or(0));
-        let ttl =
-            Duration::from_secs(u64::try_from(expires_at - opts.valid.signed_at).unwrap_or(0));
+        let secs = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         let own = [
             ("response-content-disposition", disposition.as_str()),
             ("response-content-type", opts.content_type),
         ];
-        self.presign("GET", key, &own, &[], signed_at, ttl).await
+        let (time, ttl) = (UNIX_EPOCH + secs(signed_at), secs(expires_at - signed_at));
+        self.presign("GET", key, &own, &[], time, ttl).await
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
@@ -546,15 +522,11 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        let out = (self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .content_type(content_type)
-        .send()
-        .await
-        .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+        let out = on!(self, create_multipart_upload, key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| StoreError::Unavailable("s3 CreateMultipartUpload: no upload id".into()))
@@ -578,7 +550,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        let listed = (self.client.list_parts().bucket(&self.bucket).key(key))
+        let listed = on!(self, list_parts, key)
             .upload_id(upload_id)
             .into_paginator()
             .items()
@@ -625,28 +597,20 @@ impl BlobStore for S3BlobStore {
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(completed.collect::<StoreResult<_>>()?))
             .build();
-        (self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .upload_id(upload_id)
-        .multipart_upload(upload)
-        .send()
-        .await
-        .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
+        on!(self, complete_multipart_upload, key)
+            .upload_id(upload_id)
+            .multipart_upload(upload)
+            .send()
+            .await
+            .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
         Ok(())
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        let aborted = (self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .upload_id(upload_id)
-        .send()
-        .await;
+        let aborted = on!(self, abort_multipart_upload, key)
+            .upload_id(upload_id)
+            .send()
+            .await;
         match aborted.map_err(|e| s3_err("AbortMultipartUpload", e)) {
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
