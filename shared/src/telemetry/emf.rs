@@ -25,16 +25,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    /// The metric's name in CloudWatch (the template's alarms use these).
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Uploads => "Uploads",
-            Metric::UploadedBytes => "UploadedBytes",
-            Metric::VerificationFailures => "VerificationFailures",
-            Metric::RejectedRequests => "RejectedRequests",
-            Metric::SweptUploads => "SweptUploads",
-            Metric::OldestUnverifiedUploadAge => "OldestUnverifiedUploadAge",
-        }
+    /// The metric's name in CloudWatch (the template's alarms use these): the variant's own.
+    pub fn name(self) -> String {
+        format!("{self:?}")
     }
 
     /// A CloudWatch unit.

@@ -123,15 +123,14 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
 
 /// What the metric lines carry beside their values, to find the request they came from.
 fn properties(outcome: &Outcome<'_>) -> Map<String, Value> {
-    let mut props = Map::new();
-    props.insert("route".into(), json!(outcome.route));
-    if let Some(id) = outcome.lambda_request_id {
-        props.insert("lambda_request_id".into(), json!(id));
-    }
-    if let Some(id) = outcome.api_request_id {
-        props.insert("api_request_id".into(), json!(id));
-    }
-    props
+    let ids = [
+        ("route", Some(outcome.route)),
+        ("lambda_request_id", outcome.lambda_request_id),
+        ("api_request_id", outcome.api_request_id),
+    ];
+    ids.into_iter()
+        .filter_map(|(name, id)| Some((name.to_owned(), json!(id?))))
+        .collect()
 }
 
 fn truncated(s: &str, max_chars: usize) -> &str {
