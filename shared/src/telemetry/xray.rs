@@ -19,24 +19,6 @@ use serde_json::{json, Value};
 /// What precedes every document sent to the daemon.
 const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
 
-/// An invocation's trace, when X-Ray sampled it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceHeader {
-    pub root: String,
-    pub parent: String,
-}
-
-impl TraceHeader {
-    /// Parses `Root=…;Parent=…;Sampled=1`; `None` when not sampled or incomplete.
-    pub fn sampled(header: &str) -> Option<Self> {
-        field(header, "Sampled").filter(|s| *s == "1")?;
-        Some(Self {
-            root: field(header, "Root")?.to_owned(),
-            parent: field(header, "Parent")?.to_owned(),
-        })
-    }
-}
-
 /// The value of `name` in a trace header (`Root=…;Parent=…;Sampled=…`).
 pub fn field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header
@@ -53,12 +35,9 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
     udp.parse().ok()
 }
 
-/// The X-Ray daemon, and the socket subsegments leave from.
+/// The X-Ray daemon: the socket subsegments leave from, connected to it.
 #[derive(Debug)]
-pub struct Daemon {
-    socket: UdpSocket,
-    address: SocketAddr,
-}
+pub struct Daemon(UdpSocket);
 
 impl Daemon {
     /// Sends to `address`; `None` when no socket can be had.
@@ -69,9 +48,10 @@ impl Daemon {
             "[::]:0"
         };
         let socket = UdpSocket::bind(local).ok()?;
+        socket.connect(address).ok()?;
         // A send must never hold up a request.
         socket.set_nonblocking(true).ok()?;
-        Some(Arc::new(Self { socket, address }))
+        Some(Arc::new(Self(socket)))
     }
 
     /// The daemon of `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
@@ -94,23 +74,35 @@ pub fn daemon() -> Option<Arc<Daemon>> {
     DAEMON.get().cloned().flatten()
 }
 
-/// A sampled invocation: the trace its calls join, and the daemon they go to.
+/// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
+/// the daemon they go to.
 #[derive(Debug, Clone)]
 pub struct Trace {
-    header: TraceHeader,
+    root: String,
+    parent: String,
     daemon: Arc<Daemon>,
 }
 
 impl Trace {
+    /// The trace of `header` (`Root=…;Parent=…;Sampled=1`); `None` when not sampled or
+    /// incomplete.
+    pub fn sampled(header: &str, daemon: Arc<Daemon>) -> Option<Self> {
+        field(header, "Sampled").filter(|s| *s == "1")?;
+        Some(Self {
+            root: field(header, "Root")?.to_owned(),
+            parent: field(header, "Parent")?.to_owned(),
+            daemon,
+        })
+    }
+
     /// Sends `call`, ended now, as a subsegment. A lost datagram loses a subsegment, never a
     /// request: errors are ignored.
     pub fn send(&self, call: &Call) {
-        let doc = subsegment(call, &self.header, epoch_seconds());
-        let datagram = format!("{DAEMON_HEADER}{doc}");
+        let doc = subsegment(call, self, epoch_seconds());
         let _ = self
             .daemon
-            .socket
-            .send_to(datagram.as_bytes(), self.daemon.address);
+            .0
+            .send(format!("{DAEMON_HEADER}{doc}").as_bytes());
     }
 }
 
@@ -125,10 +117,7 @@ pub async fn traced<F: Future>(
     header: Option<&str>,
     f: F,
 ) -> F::Output {
-    let header = header.and_then(TraceHeader::sampled);
-    let trace = header
-        .zip(daemon)
-        .map(|(header, daemon)| Trace { header, daemon });
+    let trace = header.zip(daemon).and_then(|(h, d)| Trace::sampled(h, d));
     TRACE.scope(trace, f).await
 }
 
@@ -181,7 +170,7 @@ fn segment_id() -> String {
 }
 
 /// The subsegment document of a call that ended at `end`.
-fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
+fn subsegment(call: &Call, trace: &Trace, end: f64) -> Value {
     let code = call.error_code.as_deref();
     let throttled = call.status == Some(429)
         || code.is_some_and(|c| {
@@ -314,14 +303,11 @@ mod tests {
 
     #[test]
     fn headers_and_daemon_addresses_parse() {
-        assert_eq!(TraceHeader::sampled("Root=1-a;Parent=b"), None);
-        assert_eq!(
-            TraceHeader::sampled("Root=1-a;Parent=b;Sampled=1;Lineage=x:1"),
-            Some(TraceHeader {
-                root: "1-a".into(),
-                parent: "b".into()
-            })
-        );
+        let (_socket, daemon) = daemon();
+        let daemon = daemon.unwrap();
+        assert!(Trace::sampled("Root=1-a;Parent=b", daemon.clone()).is_none());
+        let trace = Trace::sampled("Root=1-a;Parent=b;Sampled=1;Lineage=x:1", daemon).unwrap();
+        assert_eq!((trace.root.as_str(), trace.parent.as_str()), ("1-a", "b"));
         assert_eq!(
             daemon_address("169.254.79.129:2000"),
             Some("169.254.79.129:2000".parse().unwrap())
