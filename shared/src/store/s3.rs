@@ -99,13 +99,12 @@ pub fn link_lifetime(
     let Some(expiry) = credentials.expiry() else {
         return Ok(ttl);
     };
-    let left = expiry.duration_since(now).unwrap_or_default().as_secs();
-    if left == 0 {
-        return Err(StoreError::Unavailable(
+    match expiry.duration_since(now).unwrap_or_default().as_secs() {
+        0 => Err(StoreError::Unavailable(
             "the AWS credentials expire before a link signed with them could be used".into(),
-        ));
+        )),
+        left => Ok(ttl.min(Duration::from_secs(left))),
     }
-    Ok(ttl.min(Duration::from_secs(left)))
 }
 
 impl S3BlobStore {
@@ -221,13 +220,8 @@ impl S3BlobStore {
                 .collect::<Vec<_>>()
                 .join("&")
         };
-        let path = format!("{}/{}", self.bucket_url, encode(key, KEY_PATH));
         let own = query(&mut own.iter().copied());
-        let url = if own.is_empty() {
-            path
-        } else {
-            format!("{path}?{own}")
-        };
+        let url = format!("{}/{}?{own}", self.bucket_url, encode(key, KEY_PATH));
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(ttl);
@@ -251,7 +245,7 @@ impl S3BlobStore {
             .map_err(|e| failed(&e))?
             .into_parts();
         let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
-        let sep = if own.is_empty() { '?' } else { '&' };
+        let sep = if own.is_empty() { "" } else { "&" };
         Ok(format!("{url}{sep}{signed}"))
     }
 
@@ -407,14 +401,11 @@ impl BlobStore for S3BlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         // The position is S3's pair of markers, one per line.
-        let (key_marker, id_marker) = match after.as_deref().and_then(|a| a.split_once('\n')) {
-            Some((k, i)) => (Some(k.to_owned()), Some(i.to_owned())),
-            None => (None, None),
-        };
+        let markers = after.as_deref().and_then(|a| a.split_once('\n'));
         let page = on!(self, list_multipart_uploads)
             .prefix(STAGING_PREFIX)
-            .set_key_marker(key_marker)
-            .set_upload_id_marker(id_marker)
+            .set_key_marker(markers.map(|(k, _)| k.to_owned()))
+            .set_upload_id_marker(markers.map(|(_, i)| i.to_owned()))
             .send()
             .await
             .map_err(|e| s3_err("ListMultipartUploads", e))?;
@@ -465,34 +456,24 @@ impl BlobStore for S3BlobStore {
         let (creds, ttl) = self.signing(policy.ttl, now).await?;
         let date = OffsetDateTime::from(now);
         let failed = |e: time::error::Format| StoreError::Unavailable(format!("time: {e}"));
-        let expiration = (date + ttl)
-            .format(format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
-            ))
-            .map_err(failed)?;
-        let amz_date = date
-            .format(format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))
-            .map_err(failed)?;
+        let iso = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+        let basic = format_description!("[year][month][day]T[hour][minute][second]Z");
+        let expiration = (date + ttl).format(iso).map_err(failed)?;
+        let amz_date = date.format(basic).map_err(failed)?;
         let (access_key, day, region) = (creds.access_key_id(), &amz_date[..8], &self.region);
         let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
+        let sha256 = policy.sha256.map(|s| STANDARD.encode(s));
+        let token = creds.session_token().map(str::to_owned);
         let mut fields: Vec<(String, String)> = [
             ("key", Some(key.to_owned())),
             ("Content-Type", Some(policy.content_type.to_owned())),
-            (
-                "x-amz-checksum-sha256",
-                policy.sha256.map(|s| STANDARD.encode(s)),
-            ),
+            ("x-amz-checksum-sha256", sha256),
             ("x-amz-algorithm", Some("AWS4-HMAC-SHA256".into())),
             ("x-amz-credential", Some(credential)),
             ("x-amz-date", Some(amz_date.clone())),
-            (
-                "x-amz-security-token",
-                creds.session_token().map(str::to_owned),
-            ),
+            ("x-amz-security-token", token),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name.to_owned(), value?)))
