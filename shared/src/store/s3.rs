@@ -280,18 +280,14 @@ const QUERY: &percent_encoding::AsciiSet = &KEY_PATH.add(b'/');
 async fn read_body(body: ByteStream, max: u64) -> StoreResult<Bytes> {
     use tokio::io::AsyncReadExt;
     let mut out = Vec::new();
-    let mut body = body.into_async_read().take(max + 1);
+    let mut body = body.into_async_read().take(max.saturating_add(1));
+    let failed = |why: String| Err(StoreError::Unavailable(format!("s3 GetObject: {why}")));
     match tokio::time::timeout(S3_ATTEMPT, body.read_to_end(&mut out)).await {
-        Err(_) => Err(StoreError::Unavailable(
-            "s3 GetObject: the body stalled".into(),
-        )),
-        Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-            "s3 GetObject: reading the body: {}",
-            DisplayErrorContext(&e)
-        ))),
-        Ok(Ok(n)) if n as u64 > max => Err(StoreError::Unavailable(format!(
-            "s3 GetObject: the answer holds more than the {max} bytes asked"
-        ))),
+        Err(_) => failed("the body stalled".into()),
+        Ok(Err(e)) => failed(format!("reading the body: {}", DisplayErrorContext(&e))),
+        Ok(Ok(n)) if n as u64 > max => {
+            failed(format!("the answer holds more than the {max} bytes asked"))
+        }
         Ok(Ok(_)) => Ok(out.into()),
     }
 }
