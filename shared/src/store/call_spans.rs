@@ -193,10 +193,8 @@ impl Intercept for CallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
-        let missing = s3
-            && context
-                .response()
-                .is_some_and(|r| r.status().as_u16() == 404);
+        let status = context.response().map(|r| r.status().as_u16());
+        let missing = s3 && status == Some(404);
         if let Some(call) = open(cfg) {
             call.finish(match context.output_or_error() {
                 // A missing object is an answer, not a failure, where the caller looks for one.

@@ -517,11 +517,10 @@ impl BlobStore for S3BlobStore {
         size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
-        let number = number.to_string();
+        let (number, size) = (number.to_string(), size.to_string());
         let own = [("partNumber", number.as_str()), ("uploadId", upload_id)];
         // The part's length is signed: S3 refuses a body of any other size.
-        let headers = [("content-length", size.to_string())];
-        let headers = headers.each_ref().map(|(k, v)| (*k, v.as_str()));
+        let headers = [("content-length", size.as_str())];
         self.presign("PUT", key, &own, &headers, SystemTime::now(), ttl)
             .await
     }

@@ -1,9 +1,7 @@
 //! What the two AWS adapters share: the AWS SDK's configuration, loaded once per container by
-//! `aws-config` from the standard sources (environment, shared config and credentials files,
-//! web identity, ECS, IMDS), with one HTTPS client for every service, the standard retry mode
-//! and explicit timeouts; and the credentials that sign what the SDK cannot sign itself (S3 POST
-//! policies), from the SDK's own identity cache. Every client carries the interceptor that
-//! sends each of its calls to X-Ray (`store::call_spans`).
+//! `aws-config` from the standard sources, with one HTTPS client, the standard retry mode and
+//! explicit timeouts; the credentials that sign what the SDK cannot sign itself (S3 POST
+//! policies, links); and the X-Ray interceptor every client carries (`store::call_spans`).
 
 use std::path::Path;
 use std::time::Duration;

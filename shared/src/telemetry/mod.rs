@@ -39,7 +39,7 @@ fn filter(rust_log: Option<&str>) -> Targets {
     })
 }
 
-/// Installs the global subscriber, the metrics' namespace and the X-Ray daemon once; later calls do nothing.
+/// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
     emf::configure(cfg.metrics_namespace.clone());
@@ -55,7 +55,6 @@ pub fn init(cfg: &Config) {
         (true, false) => json.boxed(),
         (false, _) => fmt::layer().with_target(false).boxed(),
     };
-    xray::configure(xray::Daemon::from_env());
     let _ = tracing_subscriber::registry()
         .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
         .try_init();

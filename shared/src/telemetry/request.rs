@@ -1,12 +1,9 @@
 //! One log line per request, from the Lambda functions and the local server alike: route,
 //! method, path (never the query string, where Crafter's clients put their key), status,
 //! latency, bytes in and out, the tenant, and the request ids of Lambda and API Gateway.
-//!
-//! The tenant is known only after authentication, deep in a handler: a request runs in a
-//! [`scope`] whose record the use cases fill as they go ([`set_tenant`] on a successful
-//! authentication, the metrics they count), and the server that answered logs it with the
-//! response ([`finish`]). Nothing authenticates twice for the log's sake, and a key never
-//! reaches the record: only the tenant it belongs to.
+//! A request runs in a [`scope`] whose record the use cases fill as they go (the tenant on a
+//! successful authentication, the metrics they count); the server logs it with the response
+//! ([`finish`]), so nothing authenticates twice for the log, and no key reaches the record.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -1,14 +1,10 @@
 //! The AWS calls as X-Ray subsegments. With active tracing, Lambda hands each sampled
 //! invocation a trace header (`Root=…;Parent=…;Sampled=1`) and runs the X-Ray daemon beside the
 //! function (`AWS_XRAY_DAEMON_ADDRESS`). An invocation runs [`traced`]; every call the AWS SDK's
-//! clients make under it (seen by the interceptor of `store::call_spans`) becomes a subsegment
-//! of the function's segment, sent to the daemon over UDP as the X-Ray SDKs of other languages
-//! do: no API call, no extension, a datagram per call.
-//!
-//! The X-Ray crates for Rust are young (xray-lite is at 0.0.x, and reads the trace from
-//! `_X_AMZN_TRACE_ID`, which the runtime leaves unset in its concurrent mode), and the
-//! OpenTelemetry path needs a collector layer in every function (a second process, and seconds
-//! of cold start); the daemon's protocol is a header line and a JSON document.
+//! clients make under it becomes a subsegment (`store::call_spans`), a datagram to the daemon as
+//! the X-Ray SDKs of other languages send. The Rust X-Ray crates are young (xray-lite reads
+//! `_X_AMZN_TRACE_ID`, unset in the runtime's concurrent mode) and OpenTelemetry needs a
+//! collector layer per function (seconds of cold start); the protocol is a header and a JSON line.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,14 +60,9 @@ impl Daemon {
 
 static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
 
-/// Sets where the invocations' subsegments go (once per process; `None`: nowhere).
-pub fn configure(daemon: Option<Arc<Daemon>>) {
-    let _ = DAEMON.set(daemon);
-}
-
-/// The daemon [`configure`] set.
+/// Where the invocations' subsegments go: the daemon of the environment, found once.
 pub fn daemon() -> Option<Arc<Daemon>> {
-    DAEMON.get().cloned().flatten()
+    DAEMON.get_or_init(Daemon::from_env).clone()
 }
 
 /// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
