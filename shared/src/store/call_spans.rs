@@ -4,8 +4,6 @@
 //! of it (the service and operation, the region, the bucket, the last attempt's HTTP status and
 //! request id, how many attempts it took and why it failed), and sends it when it ends.
 
-use std::sync::Mutex;
-
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -18,19 +16,35 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::region::Region;
 use aws_types::request_id::RequestId;
+use serde_json::{json, Value};
 
-use crate::telemetry::xray::{self, Call, Trace};
+use crate::telemetry::xray::{self, Trace};
 
 /// The interceptor; one instance serves every call of a client.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallSpans;
 
-/// The call under way, kept in the operation's configuration bag between hooks.
+/// What X-Ray shows of an AWS call, retries included.
+#[derive(Debug, Default)]
+struct Call {
+    /// X-Ray's name of the service (`DynamoDB`, `S3`).
+    service: String,
+    operation: String,
+    region: String,
+    bucket: Option<String>,
+    /// The last attempt's answer.
+    status: Option<u16>,
+    request_id: Option<String>,
+    attempts: u64,
+    start: f64,
+}
+
+/// The call under way, kept in the operation's configuration bag between hooks. Its trace is
+/// taken when it is sent, so it is sent once.
 #[derive(Debug)]
 struct OpenCall {
-    trace: Trace,
-    /// Taken out and sent when the operation ends.
-    call: Mutex<Option<Call>>,
+    trace: Option<Trace>,
+    call: Call,
 }
 
 impl Storable for OpenCall {
@@ -38,27 +52,58 @@ impl Storable for OpenCall {
 }
 
 impl OpenCall {
-    fn with(&self, f: impl FnOnce(&mut Call)) {
-        let mut call = self
-            .call
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(call) = call.as_mut() {
-            f(call);
+    /// Sends the call, ended now, failed with `code` (the service's error code, or the kind of
+    /// failure) if it failed.
+    fn finish(&mut self, code: Option<String>) {
+        if let Some(trace) = self.trace.take() {
+            trace.send(&self.call.subsegment(&trace, code.as_deref()));
         }
     }
+}
 
-    /// Lets `outcome` record the end of the call and sends it; only the first time.
-    fn finish(&self, outcome: impl FnOnce(&mut Call)) {
-        let call = self
-            .call
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(mut call) = call {
-            outcome(&mut call);
-            self.trace.send(&call);
-        }
+impl Call {
+    fn subsegment(&self, trace: &Trace, code: Option<&str>) -> Value {
+        let throttled = self.status == Some(429)
+            || code.is_some_and(|c| {
+                c.contains("Throttl")
+                    || c == "SlowDown"
+                    || c == "ProvisionedThroughputExceededException"
+            });
+        let error = throttled || matches!(self.status, Some(400..=499));
+        // No answer at all (a broken connection, a timeout) is a fault.
+        let fault = !throttled && matches!((self.status, code), (Some(500..), _) | (None, Some(_)));
+        let exception =
+            |c| json!({ "exceptions": [{ "id": xray::segment_id(), "type": c, "message": c }] });
+        present(json!({
+            "name": self.service,
+            "id": xray::segment_id(),
+            "trace_id": trace.root,
+            "parent_id": trace.parent,
+            "type": "subsegment",
+            "namespace": "aws",
+            "start_time": self.start,
+            "end_time": xray::epoch_seconds(),
+            "aws": present(json!({
+                "operation": self.operation,
+                "region": self.region,
+                "request_id": self.request_id,
+                "retries": self.attempts.saturating_sub(1),
+                "bucket_name": self.bucket,
+            })),
+            "http": self.status.map(|s| json!({ "response": { "status": s } })),
+            "throttle": throttled.then_some(true),
+            "error": error.then_some(true),
+            "fault": fault.then_some(true),
+            "cause": code.map(exception),
+        }))
+    }
+}
+
+/// `object` without its null fields: what a call does not have is left out.
+fn present(object: Value) -> Value {
+    match object {
+        Value::Object(fields) => fields.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        other => other,
     }
 }
 
@@ -66,8 +111,13 @@ impl Drop for OpenCall {
     /// An operation dropped before it ended (its whole time ran out, or its caller gave up
     /// waiting) never reaches `read_after_execution`: it is still sent, as unanswered.
     fn drop(&mut self) {
-        self.finish(|call| call.error_code = Some("Abandoned".into()));
+        self.finish(Some("Abandoned".into()));
     }
+}
+
+/// The call under way of the operation whose configuration `cfg` is, if it is traced.
+fn open(cfg: &mut ConfigBag) -> Option<&mut OpenCall> {
+    cfg.get_mut_from_interceptor_state::<OpenCall>()
 }
 
 impl Intercept for CallSpans {
@@ -75,8 +125,8 @@ impl Intercept for CallSpans {
         "CallSpans"
     }
 
-    /// The first hook that sees the operation's own configuration (its name), a moment after
-    /// the operation starts.
+    /// The first hook that sees the operation's own configuration (its name) and its endpoint
+    /// parameters (an S3 call's bucket), a moment after the operation starts.
     fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
@@ -90,11 +140,21 @@ impl Intercept for CallSpans {
             .load::<Metadata>()
             .map_or(("AWS", "unknown"), |m| (m.service(), m.name()));
         let region = cfg.load::<Region>().map_or("", |r| r.as_ref());
-        let call = Call::new(service, operation, region);
-        cfg.interceptor_state().store_put(OpenCall {
-            trace,
-            call: Mutex::new(Some(call)),
-        });
+        let params = cfg.load::<EndpointResolverParams>();
+        let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
+        let call = Call {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+            region: region.to_owned(),
+            bucket: s3.and_then(|p| p.bucket()).map(str::to_owned),
+            start: xray::epoch_seconds(),
+            ..Call::default()
+        };
+        let open = OpenCall {
+            trace: Some(trace),
+            call,
+        };
+        cfg.interceptor_state().store_put(open);
         Ok(())
     }
 
@@ -104,36 +164,25 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(open) = cfg.load::<OpenCall>() {
-            open.with(|call| call.attempts += 1);
+        if let Some(open) = open(cfg) {
+            open.call.attempts += 1;
         }
         Ok(())
     }
 
+    /// The last attempt's answer is the call's.
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(open) = cfg.load::<OpenCall>() else {
-            return Ok(());
-        };
-        open.with(|call| {
-            // The last attempt's answer is the call's.
-            if let Some(response) = context.response() {
-                call.status = Some(response.status().as_u16());
-                if let Some(id) = response.request_id() {
-                    call.request_id = Some(id.to_owned());
-                }
+        if let (Some(open), Some(response)) = (open(cfg), context.response()) {
+            open.call.status = Some(response.status().as_u16());
+            if let Some(id) = response.request_id() {
+                open.call.request_id = Some(id.to_owned());
             }
-            // The bucket an S3 call addresses, from its endpoint parameters.
-            let params = cfg.load::<EndpointResolverParams>();
-            let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
-            if let Some(bucket) = s3.and_then(|p| p.bucket()) {
-                call.bucket = Some(bucket.to_owned());
-            }
-        });
+        }
         Ok(())
     }
 
@@ -143,20 +192,16 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(open) = cfg.load::<OpenCall>() else {
-            return Ok(());
-        };
         let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
-        let missing = s3
-            && context
-                .response()
-                .is_some_and(|r| r.status().as_u16() == 404);
-        open.finish(|call| match context.output_or_error() {
-            // A missing object is an answer, not a failure, where the caller looks for one.
-            Some(Err(_)) if missing => {}
-            Some(Err(e)) => call.error_code = Some(error_code(e)),
-            _ => {}
-        });
+        let status = context.response().map(|r| r.status().as_u16());
+        let missing = s3 && status == Some(404);
+        if let Some(call) = open(cfg) {
+            call.finish(match context.output_or_error() {
+                // A missing object is an answer, not a failure, where the caller looks for one.
+                Some(Err(e)) if !missing => Some(error_code(e)),
+                _ => None,
+            });
+        }
         Ok(())
     }
 }
@@ -202,6 +247,82 @@ fn operation_error_code(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::UdpSocket;
+
+    /// A call starting under a sampled trace whose daemon is the socket returned.
+    fn started(service: &str, operation: &str) -> (UdpSocket, OpenCall) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let daemon = xray::Daemon::new(socket.local_addr().unwrap()).unwrap();
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let call = Call {
+            service: service.into(),
+            operation: operation.into(),
+            region: "eu-west-1".into(),
+            start: xray::epoch_seconds(),
+            ..Call::default()
+        };
+        let trace = Trace::sampled(header, daemon);
+        (socket, OpenCall { trace, call })
+    }
+
+    fn received(daemon: &UdpSocket) -> Value {
+        let mut buf = [0u8; 65_536];
+        let n = daemon.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        let doc = text.strip_prefix("{\"format\": \"json\", \"version\": 1}\n");
+        serde_json::from_str(doc.expect("the daemon header first")).unwrap()
+    }
+
+    #[test]
+    fn a_call_is_a_subsegment_of_its_invocations_segment() {
+        let (socket, mut call) = started("DynamoDB", "GetItem");
+        call.call.status = Some(200);
+        call.call.request_id = Some("REQ123".into());
+        call.call.attempts = 2;
+        call.finish(None);
+        let doc = received(&socket);
+        assert_eq!(doc["type"], "subsegment");
+        assert_eq!(doc["name"], "DynamoDB");
+        assert_eq!(doc["namespace"], "aws");
+        assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+        assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
+        assert_eq!(doc["aws"]["operation"], "GetItem");
+        assert_eq!(doc["aws"]["region"], "eu-west-1");
+        assert_eq!(doc["aws"]["request_id"], "REQ123");
+        assert_eq!(doc["aws"]["retries"], 1);
+        assert_eq!(doc["http"]["response"]["status"], 200);
+        assert_eq!(doc["id"].as_str().unwrap().len(), 16);
+        assert!(doc["end_time"].as_f64().unwrap() >= doc["start_time"].as_f64().unwrap());
+        assert!(doc.get("error").is_none() && doc.get("fault").is_none());
+        assert!(doc["aws"].get("bucket_name").is_none() && doc.get("cause").is_none());
+    }
+
+    #[test]
+    fn failures_are_marked_and_a_dropped_call_is_sent_once_as_abandoned() {
+        let (socket, mut call) = started("S3", "GetObject");
+        call.call.bucket = Some("files".into());
+        call.call.status = Some(503);
+        call.finish(Some("SlowDown".into()));
+        let doc = received(&socket);
+        assert_eq!(doc["aws"]["bucket_name"], "files");
+        assert_eq!(doc["throttle"], true);
+        assert_eq!(doc["cause"]["exceptions"][0]["type"], "SlowDown");
+        drop(call);
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(socket.recv(&mut buf).is_err(), "sent once");
+
+        let (socket, call) = started("S3", "HeadObject");
+        drop(call);
+        let doc = received(&socket);
+        assert_eq!(doc["fault"], true);
+        assert_eq!(doc["cause"]["exceptions"][0]["type"], "Abandoned");
+    }
 
     #[test]
     fn codes_are_read_from_the_sdks_messages() {

@@ -21,7 +21,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::json;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -32,6 +32,16 @@ use super::{
     StagedPage, StagedUpload, StoreError, StoreResult,
 };
 use crate::domain::STAGING_PREFIX;
+
+/// `$op` of the S3 client on the store's bucket, or on `$key` in it.
+macro_rules! on {
+    ($store:expr, $op:ident) => {
+        $store.client.$op().bucket(&$store.bucket)
+    };
+    ($store:expr, $op:ident, $key:expr) => {
+        on!($store, $op).key($key)
+    };
+}
 
 /// S3-backed [`BlobStore`].
 #[derive(Debug)]
@@ -89,13 +99,12 @@ pub fn link_lifetime(
     let Some(expiry) = credentials.expiry() else {
         return Ok(ttl);
     };
-    let left = expiry.duration_since(now).unwrap_or_default().as_secs();
-    if left == 0 {
-        return Err(StoreError::Unavailable(
+    match expiry.duration_since(now).unwrap_or_default().as_secs() {
+        0 => Err(StoreError::Unavailable(
             "the AWS credentials expire before a link signed with them could be used".into(),
-        ));
+        )),
+        left => Ok(ttl.min(Duration::from_secs(left))),
     }
-    Ok(ttl.min(Duration::from_secs(left)))
 }
 
 impl S3BlobStore {
@@ -141,11 +150,7 @@ impl S3BlobStore {
         size: u64,
         key: &str,
     ) -> StoreResult<()> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(staged)
+        let head = on!(self, head_object, staged)
             .if_match(etag)
             .send()
             .await
@@ -159,11 +164,7 @@ impl S3BlobStore {
                 let last = (first + self.copy_part_bytes).min(size) - 1;
                 let number = i32::try_from(parts.len() + 1)
                     .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
-                let out = self
-                    .client
-                    .upload_part_copy()
-                    .bucket(&self.bucket)
-                    .key(key)
+                let out = on!(self, upload_part_copy, key)
                     .upload_id(&upload_id)
                     .part_number(number)
                     .copy_source(self.copy_source(staged))
@@ -172,11 +173,11 @@ impl S3BlobStore {
                     .send()
                     .await
                     .map_err(|e| s3_err("UploadPartCopy", e))?;
-                let part_etag = out.copy_part_result().and_then(|r| r.e_tag());
+                let tag = out.copy_part_result().and_then(|r| r.e_tag());
                 parts.push(PartInfo {
                     number: number.unsigned_abs(),
                     size: last - first + 1,
-                    etag: part_etag.unwrap_or_default().trim_matches('"').to_owned(),
+                    etag: tag.unwrap_or_default().to_owned(),
                 });
                 first = last + 1;
             }
@@ -193,7 +194,9 @@ impl S3BlobStore {
 
     /// A presigned URL for `method` on `key` with the request's own query parameters and
     /// headers (which the signature covers, so they cannot be edited), signed as of `time` and
-    /// valid for `ttl` from then, or until the credentials expire.
+    /// valid for `ttl` from then, or until the credentials expire. S3's flavour of SigV4: the
+    /// path encoded once and not normalised, the payload unsigned (the client sends it later),
+    /// the session token signed in the query.
     async fn presign(
         &self,
         method: &str,
@@ -203,16 +206,47 @@ impl S3BlobStore {
         time: SystemTime,
         ttl: Duration,
     ) -> StoreResult<String> {
-        let (creds, ttl) = self.signing(ttl, time).await?;
-        let link = Link {
-            bucket_url: &self.bucket_url,
-            region: &self.region,
-            method,
-            key,
-            own,
-            headers,
+        use aws_sigv4::http_request::{
+            sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SignatureLocation, SigningSettings, UriPathNormalizationMode,
         };
-        presigned_url(&link, creds, time, ttl)
+        use percent_encoding::utf8_percent_encode as encode;
+        let (creds, ttl) = self.signing(ttl, time).await?;
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
+        let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+            pairs
+                .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let own = query(&mut own.iter().copied());
+        let url = format!("{}/{}?{own}", self.bucket_url, encode(key, KEY_PATH));
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(ttl);
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+        let identity = creds.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(time)
+            .settings(settings)
+            .build()
+            .map_err(|e| failed(&e))?
+            .into();
+        let headers = headers.iter().copied();
+        let signable = SignableRequest::new(method, &url, headers, SignableBody::UnsignedPayload)
+            .map_err(|e| failed(&e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| failed(&e))?
+            .into_parts();
+        let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
+        let sep = if own.is_empty() { "" } else { "&" };
+        Ok(format!("{url}{sep}{signed}"))
     }
 
     /// The credentials a link signed at `time` is signed with, and how long it may live.
@@ -231,72 +265,6 @@ impl S3BlobStore {
     }
 }
 
-/// What a presigned link is for.
-struct Link<'a> {
-    bucket_url: &'a str,
-    region: &'a str,
-    method: &'a str,
-    key: &'a str,
-    own: &'a [(&'a str, &'a str)],
-    /// Headers the client must send as signed (a part's `content-length`).
-    headers: &'a [(&'a str, &'a str)],
-}
-
-/// The presigned URL of `link`, signed by `creds` at `time` for `ttl`. S3's flavour of SigV4:
-/// the path encoded once and not normalised, the payload unsigned (the client sends it later),
-/// the session token signed in the query.
-fn presigned_url(
-    link: &Link<'_>,
-    creds: Credentials,
-    time: SystemTime,
-    ttl: Duration,
-) -> StoreResult<String> {
-    use aws_sigv4::http_request::{
-        sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-        SignatureLocation, SigningSettings, UriPathNormalizationMode,
-    };
-    use percent_encoding::utf8_percent_encode as encode;
-    let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
-    let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
-        pairs
-            .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    let path = format!("{}/{}", link.bucket_url, encode(link.key, KEY_PATH));
-    let own = query(&mut link.own.iter().copied());
-    let url = if own.is_empty() {
-        path
-    } else {
-        format!("{path}?{own}")
-    };
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(ttl);
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-    let identity = creds.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(link.region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| failed(&e))?
-        .into();
-    let headers = link.headers.iter().copied();
-    let signable = SignableRequest::new(link.method, &url, headers, SignableBody::UnsignedPayload)
-        .map_err(|e| failed(&e))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| failed(&e))?
-        .into_parts();
-    let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
-    let sep = if own.is_empty() { '?' } else { '&' };
-    Ok(format!("{url}{sep}{signed}"))
-}
-
 /// An object key in a URL path: everything but unreserved characters and `/` encoded, as
 /// SigV4 canonicalises S3 paths.
 const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -309,26 +277,19 @@ const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERI
 const QUERY: &percent_encoding::AsciiSet = &KEY_PATH.add(b'/');
 
 /// Reads a body, refusing more than `max` bytes and a peer that stalls.
-async fn read_body(mut body: ByteStream, max: u64) -> StoreResult<Bytes> {
-    let read = async {
-        let mut out = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                let e = DisplayErrorContext(&e);
-                StoreError::Unavailable(format!("s3 GetObject: reading the body: {e}"))
-            })?;
-            if (out.len() + chunk.len()) as u64 > max {
-                return Err(StoreError::Unavailable(format!(
-                    "s3 GetObject: the answer holds more than the {max} bytes asked"
-                )));
-            }
-            out.extend_from_slice(&chunk);
+async fn read_body(body: ByteStream, max: u64) -> StoreResult<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut body = body.into_async_read().take(max.saturating_add(1));
+    let failed = |why: String| Err(StoreError::Unavailable(format!("s3 GetObject: {why}")));
+    match tokio::time::timeout(S3_ATTEMPT, body.read_to_end(&mut out)).await {
+        Err(_) => failed("the body stalled".into()),
+        Ok(Err(e)) => failed(format!("reading the body: {}", DisplayErrorContext(&e))),
+        Ok(Ok(n)) if n as u64 > max => {
+            failed(format!("the answer holds more than the {max} bytes asked"))
         }
-        Ok(out.freeze())
-    };
-    tokio::time::timeout(S3_ATTEMPT, read)
-        .await
-        .map_err(|_| StoreError::Unavailable("s3 GetObject: the body stalled".into()))?
+        Ok(Ok(_)) => Ok(out.into()),
+    }
 }
 
 #[async_trait]
@@ -343,10 +304,7 @@ impl BlobStore for S3BlobStore {
         // The digest the service computed while it checked the upload: S3 verifies the bytes
         // it received against it and refuses the object (BadDigest) if they differ. The
         // signature covers that checksum header, not the bytes, so they are hashed once.
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
+        on!(self, put_object, key)
             .content_type(content_type)
             .checksum_sha256(STANDARD.encode(sha256))
             .body(ByteStream::from(data))
@@ -359,24 +317,13 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
-        let out = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => match s3_err("HeadObject", e) {
-                StoreError::NotFound => return Ok(None),
-                e => return Err(e),
-            },
+        let out = on!(self, head_object, key);
+        let out = match out.send().await.map_err(|e| s3_err("HeadObject", e)) {
+            Err(StoreError::NotFound) => return Ok(None),
+            out => out?,
         };
-        match (
-            out.content_length().and_then(|n| u64::try_from(n).ok()),
-            out.e_tag,
-        ) {
+        let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+        match (size, out.e_tag) {
             (Some(size), Some(etag)) => Ok(Some(BlobInfo { size, etag })),
             _ => Err(StoreError::Unavailable(
                 "s3 HeadObject: the answer has no Content-Length or ETag".into(),
@@ -400,11 +347,7 @@ impl BlobStore for S3BlobStore {
             };
         }
         let last = offset.saturating_add(len - 1);
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
+        match on!(self, get_object, key)
             .range(format!("bytes={offset}-{last}"))
             .set_if_match(etag.map(str::to_owned))
             .send()
@@ -419,10 +362,7 @@ impl BlobStore for S3BlobStore {
 
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
         if size <= self.copy_part_bytes {
-            self.client
-                .copy_object()
-                .bucket(&self.bucket)
-                .key(key)
+            on!(self, copy_object, key)
                 .copy_source(self.copy_source(staged))
                 .copy_source_if_match(etag)
                 .send()
@@ -436,10 +376,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
-        let page = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
+        let page = on!(self, list_objects_v2)
             .prefix(STAGING_PREFIX)
             .set_continuation_token(after)
             .send()
@@ -448,12 +385,9 @@ impl BlobStore for S3BlobStore {
         let next = page
             .next_continuation_token()
             .filter(|_| page.is_truncated() == Some(true));
+        let items = page.contents().iter().filter_map(|o| o.key());
         Ok(StagedPage {
-            items: page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned))
-                .collect(),
+            items: items.map(str::to_owned).collect(),
             next: next.map(str::to_owned),
         })
     }
@@ -463,17 +397,11 @@ impl BlobStore for S3BlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         // The position is S3's pair of markers, one per line.
-        let (key_marker, id_marker) = match after.as_deref().and_then(|a| a.split_once('\n')) {
-            Some((k, i)) => (Some(k.to_owned()), Some(i.to_owned())),
-            None => (None, None),
-        };
-        let page = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
+        let markers = after.as_deref().and_then(|a| a.split_once('\n'));
+        let page = on!(self, list_multipart_uploads)
             .prefix(STAGING_PREFIX)
-            .set_key_marker(key_marker)
-            .set_upload_id_marker(id_marker)
+            .set_key_marker(markers.map(|(k, _)| k.to_owned()))
+            .set_upload_id_marker(markers.map(|(_, i)| i.to_owned()))
             .send()
             .await
             .map_err(|e| s3_err("ListMultipartUploads", e))?;
@@ -495,13 +423,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        let deleted = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
+        let deleted = on!(self, delete_object, key).send().await;
         match deleted.map_err(|e| s3_err("DeleteObject", e)) {
             // S3 answers 204 for a missing key; some compatible servers say NoSuchKey.
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
@@ -516,50 +438,42 @@ impl BlobStore for S3BlobStore {
         // Signed as of the start of the link window, so that every answer of one window carries
         // the very same link (see `LinkWindow`).
         let (signed_at, expires_at) = (opts.valid.signed_at, opts.valid.expires_at);
-        let signed_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(signed_at).unwrap_or(0));
-        let ttl =
-            Duration::from_secs(u64::try_from(expires_at - opts.valid.signed_at).unwrap_or(0));
+        let secs = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         let own = [
             ("response-content-disposition", disposition.as_str()),
             ("response-content-type", opts.content_type),
         ];
-        self.presign("GET", key, &own, &[], signed_at, ttl).await
+        let (time, ttl) = (UNIX_EPOCH + secs(signed_at), secs(expires_at - signed_at));
+        self.presign("GET", key, &own, &[], time, ttl).await
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         let now = SystemTime::now();
         let (creds, ttl) = self.signing(policy.ttl, now).await?;
         let date = OffsetDateTime::from(now);
-        let format = |d: OffsetDateTime, f: &[time::format_description::BorrowedFormatItem<'_>]| {
-            d.format(f)
-                .map_err(|e| StoreError::Unavailable(format!("time: {e}")))
-        };
-        let expiration = format(
-            date + ttl,
-            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z"),
-        )?;
-        let day = format(date, format_description!("[year][month][day]"))?;
-        let amz_date = format(
-            date,
-            format_description!("[year][month][day]T[hour][minute][second]Z"),
-        )?;
-        let (access_key, region) = (creds.access_key_id(), &self.region);
+        let failed = |e: time::error::Format| StoreError::Unavailable(format!("time: {e}"));
+        let iso = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+        let basic = format_description!("[year][month][day]T[hour][minute][second]Z");
+        let expiration = (date + ttl).format(iso).map_err(failed)?;
+        let amz_date = date.format(basic).map_err(failed)?;
+        let (access_key, day, region) = (creds.access_key_id(), &amz_date[..8], &self.region);
+        let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
         // Every field the form carries is pinned by a condition, and the size is exact: S3
         // refuses another key, type, checksum or size before it stores anything.
-        let mut fields: Vec<(String, String)> = vec![
-            ("key".into(), key.to_owned()),
-            ("Content-Type".into(), policy.content_type.to_owned()),
-        ];
-        if let Some(sha) = policy.sha256 {
-            fields.push(("x-amz-checksum-sha256".into(), STANDARD.encode(sha)));
-        }
-        fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
-        let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
-        fields.push(("x-amz-credential".into(), credential));
-        fields.push(("x-amz-date".into(), amz_date));
-        if let Some(token) = creds.session_token() {
-            fields.push(("x-amz-security-token".into(), token.to_owned()));
-        }
+        let sha256 = policy.sha256.map(|s| STANDARD.encode(s));
+        let token = creds.session_token().map(str::to_owned);
+        let mut fields: Vec<(String, String)> = [
+            ("key", Some(key.to_owned())),
+            ("Content-Type", Some(policy.content_type.to_owned())),
+            ("x-amz-checksum-sha256", sha256),
+            ("x-amz-algorithm", Some("AWS4-HMAC-SHA256".into())),
+            ("x-amz-credential", Some(credential)),
+            ("x-amz-date", Some(amz_date.clone())),
+            ("x-amz-security-token", token),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect();
         let mut conditions = vec![
             json!({ "bucket": self.bucket }),
             json!(["content-length-range", policy.size, policy.size]),
@@ -585,15 +499,11 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String> {
-        let out = (self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .content_type(content_type)
-        .send()
-        .await
-        .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+        let out = on!(self, create_multipart_upload, key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| StoreError::Unavailable("s3 CreateMultipartUpload: no upload id".into()))
@@ -607,53 +517,41 @@ impl BlobStore for S3BlobStore {
         size: u64,
         ttl: Duration,
     ) -> StoreResult<String> {
-        let number = number.to_string();
+        let (number, size) = (number.to_string(), size.to_string());
         let own = [("partNumber", number.as_str()), ("uploadId", upload_id)];
         // The part's length is signed: S3 refuses a body of any other size.
-        let headers = [("content-length", size.to_string())];
-        let headers = headers.each_ref().map(|(k, v)| (*k, v.as_str()));
+        let headers = [("content-length", size.as_str())];
         self.presign("PUT", key, &own, &headers, SystemTime::now(), ttl)
             .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| s3_err("ListParts", e))?;
-            for part in page.parts() {
-                let number = part.part_number().and_then(|n| u32::try_from(n).ok());
-                let size = part.size().and_then(|n| u64::try_from(n).ok());
-                let (Some(number), Some(size)) = (number, size) else {
-                    return Err(StoreError::Unavailable(
-                        "s3 ListParts: a part without its number or size".into(),
-                    ));
-                };
-                // Bare hex, as the file store gives; quoted again on completion. Some
-                // compatible servers leave the ETag out; completion then sends it empty.
-                let etag = part
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned();
-                parts.push(PartInfo { number, size, etag });
-            }
-            match page.next_part_number_marker() {
-                Some(m) if page.is_truncated() == Some(true) && !m.is_empty() => {
-                    marker = Some(m.to_owned())
-                }
-                _ => break,
-            }
-        }
+        let listed = on!(self, list_parts, key)
+            .upload_id(upload_id)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| s3_err("ListParts", e))?;
+        let parts = listed.iter().map(|part| {
+            let number = part.part_number().and_then(|n| u32::try_from(n).ok());
+            let size = part.size().and_then(|n| u64::try_from(n).ok());
+            let (Some(number), Some(size)) = (number, size) else {
+                return Err(StoreError::Unavailable(
+                    "s3 ListParts: a part without its number or size".into(),
+                ));
+            };
+            // Bare hex, as the file store gives; quoted again on completion. Some compatible
+            // servers leave the ETag out; completion then sends it empty.
+            let etag = part
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned();
+            Ok(PartInfo { number, size, etag })
+        });
+        let mut parts = parts.collect::<StoreResult<Vec<_>>>()?;
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
@@ -675,28 +573,20 @@ impl BlobStore for S3BlobStore {
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(completed.collect::<StoreResult<_>>()?))
             .build();
-        (self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .upload_id(upload_id)
-        .multipart_upload(upload)
-        .send()
-        .await
-        .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
+        on!(self, complete_multipart_upload, key)
+            .upload_id(upload_id)
+            .multipart_upload(upload)
+            .send()
+            .await
+            .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
         Ok(())
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        let aborted = (self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key))
-        .upload_id(upload_id)
-        .send()
-        .await;
+        let aborted = on!(self, abort_multipart_upload, key)
+            .upload_id(upload_id)
+            .send()
+            .await;
         match aborted.map_err(|e| s3_err("AbortMultipartUpload", e)) {
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
@@ -737,11 +627,28 @@ mod tests {
         Credentials::new("AKID", "secret", None, expiry, "test")
     }
 
+    /// A store at `bucket_url` signing for `region` with `creds` (presigning calls nothing).
+    async fn store(bucket_url: &str, region: &str, creds: Credentials) -> S3BlobStore {
+        let env = aws_types::os_shim_internal::Env::from_slice(&[
+            ("AWS_CONFIG_FILE", "/nonexistent/attachments/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/attachments/credentials",
+            ),
+        ]);
+        let loader = crate::store::sdk::loader(None).unwrap().env(env);
+        let loader = loader.region(aws_types::region::Region::new(region.to_owned()));
+        let sdk = loader.credentials_provider(creds).load().await;
+        let signing = SigningCredentials::new(&sdk).unwrap();
+        let client = crate::store::sdk::s3_client(&sdk, false);
+        S3BlobStore::new(client, "unused", bucket_url, region, signing)
+    }
+
     /// "Authenticating Requests: Using Query Parameters" (S3 API reference): the presigned GET
     /// of `examplebucket/test.txt` for 86400 s, signed on 2013-05-24 with the documented example
     /// keys, carries this signature.
-    #[test]
-    fn links_match_aws_documented_example() {
+    #[tokio::test]
+    async fn links_match_aws_documented_example() {
         let creds = Credentials::new(
             "AKIAIOSFODNN7EXAMPLE",
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -749,16 +656,11 @@ mod tests {
             None,
             "test",
         );
-        let link = Link {
-            bucket_url: "https://examplebucket.s3.amazonaws.com",
-            region: "us-east-1",
-            method: "GET",
-            key: "test.txt",
-            own: &[],
-            headers: &[],
-        };
+        let s3 = store("https://examplebucket.s3.amazonaws.com", "us-east-1", creds).await;
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
-        let url = presigned_url(&link, creds, time, Duration::from_secs(86400)).unwrap();
+        let ttl = Duration::from_secs(86400);
+        let url = s3.presign("GET", "test.txt", &[], &[], time, ttl).await;
+        let url = url.unwrap();
         assert!(
             url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"),
             "{url}"
@@ -772,18 +674,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keys_and_parameters_are_encoded_once() {
+    #[tokio::test]
+    async fn keys_and_parameters_are_encoded_once() {
         let creds = Credentials::new("AKID", "secret", Some("tok/+=".into()), None, "test");
-        let link = Link {
-            bucket_url: "http://127.0.0.1:9000/base/my-bucket",
-            region: "eu-west-1",
-            method: "GET",
-            key: "t/a b",
-            own: &[("response-content-type", "text/plain")],
-            headers: &[],
-        };
-        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        let s3 = store("http://127.0.0.1:9000/base/my-bucket", "eu-west-1", creds).await;
+        let own = [("response-content-type", "text/plain")];
+        let ttl = Duration::from_secs(60);
+        let url = s3.presign("GET", "t/a b", &own, &[], SystemTime::now(), ttl);
+        let url = url.await.unwrap();
         assert!(
             url.starts_with("http://127.0.0.1:9000/base/my-bucket/t/a%20b?"),
             "{url}"
@@ -793,22 +691,19 @@ mod tests {
         assert!(url.contains("X-Amz-Expires=60&"), "{url}");
     }
 
-    #[test]
-    fn a_part_link_signs_its_length() {
+    #[tokio::test]
+    async fn a_part_link_signs_its_length() {
         let creds = Credentials::new("AKID", "secret", None, None, "test");
-        let link = Link {
-            bucket_url: "https://b.s3.amazonaws.com",
-            region: "us-east-1",
-            method: "PUT",
-            key: "staging/t/a/v",
-            own: &[("partNumber", "1"), ("uploadId", "u")],
-            headers: &[("content-length", "8388608")],
-        };
-        let url = presigned_url(&link, creds, SystemTime::now(), Duration::from_secs(60)).unwrap();
+        let s3 = store("https://b.s3.amazonaws.com", "us-east-1", creds).await;
+        let url = s3
+            .presign_part("staging/t/a/v", "u", 1, 8_388_608, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert!(
             url.contains("X-Amz-SignedHeaders=content-length%3Bhost"),
             "{url}"
         );
+        assert!(url.contains("?partNumber=1&uploadId=u&"), "{url}");
     }
 
     #[test]

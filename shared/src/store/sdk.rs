@@ -1,9 +1,7 @@
 //! What the two AWS adapters share: the AWS SDK's configuration, loaded once per container by
-//! `aws-config` from the standard sources (environment, shared config and credentials files,
-//! web identity, ECS, IMDS), with one HTTPS client for every service, the standard retry mode
-//! and explicit timeouts; and the credentials that sign what the SDK cannot sign itself (S3 POST
-//! policies), from the SDK's own identity cache. Every client carries the interceptor that
-//! sends each of its calls to X-Ray (`store::call_spans`).
+//! `aws-config` from the standard sources, with one HTTPS client, the standard retry mode and
+//! explicit timeouts; the credentials that sign what the SDK cannot sign itself (S3 POST
+//! policies, links); and the X-Ray interceptor every client carries (`store::call_spans`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -155,58 +153,38 @@ pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
 /// is the client's endpoint, unless one is configured for SQS.
 pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
     let conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
-    let conf = match QueuePlace::of(queue_url)? {
-        QueuePlace::Aws { region } => conf.region(aws_types::region::Region::new(region)),
-        QueuePlace::Elsewhere { origin } if configured_endpoint(sdk, "SQS").is_none() => {
-            conf.endpoint_url(origin)
-        }
-        QueuePlace::Elsewhere { .. } => conf,
+    let conf = match queue_place(queue_url)? {
+        (_, Some(region)) => conf.region(aws_types::region::Region::new(region)),
+        (origin, None) if configured_endpoint(sdk, "SQS").is_none() => conf.endpoint_url(origin),
+        _ => conf,
     };
     Ok(aws_sdk_sqs::Client::from_conf(conf.build()))
 }
 
-/// Where a queue URL points.
-#[derive(Debug, PartialEq, Eq)]
-enum QueuePlace {
-    /// SQS in an AWS region.
-    Aws { region: String },
-    /// Another server, at this origin (`scheme://host:port`).
-    Elsewhere { origin: String },
-}
-
-impl QueuePlace {
-    /// Reads `https://sqs.<region>.amazonaws.com/<account>/<queue>` (or `.amazonaws.com.cn`,
-    /// `sqs-fips.`), or any other `http(s)://host/<account>/<queue>`.
-    fn of(queue_url: &str) -> Result<Self, String> {
-        let not = |why: &str| format!("{queue_url:?} is not a queue URL ({why})");
-        let uri: http::Uri = queue_url.parse().map_err(|_| not("unreadable"))?;
-        let scheme = uri
-            .scheme_str()
-            .filter(|s| matches!(*s, "http" | "https"))
-            .ok_or_else(|| not("not http:// or https://"))?;
-        let authority = uri.authority().ok_or_else(|| not("no host"))?;
-        if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
-            return Err(not("no account and queue in its path"));
-        }
-        let host = authority.host();
-        let rest = host
-            .strip_prefix("sqs.")
-            .or_else(|| host.strip_prefix("sqs-fips."));
-        let region = rest
-            .and_then(|r| {
-                r.strip_suffix(".amazonaws.com")
-                    .or_else(|| r.strip_suffix(".amazonaws.com.cn"))
-            })
-            .filter(|r| !r.is_empty() && !r.contains('.'));
-        Ok(match region {
-            Some(region) => QueuePlace::Aws {
-                region: region.to_owned(),
-            },
-            None => QueuePlace::Elsewhere {
-                origin: format!("{scheme}://{authority}"),
-            },
-        })
+/// Where a queue URL points: its origin (`scheme://host:port`), and its region for SQS in an
+/// AWS region (`https://sqs.<region>.amazonaws.com/<account>/<queue>`, or `.amazonaws.com.cn`,
+/// `sqs-fips.`); any other `http(s)://host/<account>/<queue>` has none.
+fn queue_place(queue_url: &str) -> Result<(String, Option<String>), String> {
+    let not = |why: &str| format!("{queue_url:?} is not a queue URL ({why})");
+    let uri: http::Uri = queue_url.parse().map_err(|_| not("unreadable"))?;
+    let scheme = uri
+        .scheme_str()
+        .filter(|s| matches!(*s, "http" | "https"))
+        .ok_or_else(|| not("not http:// or https://"))?;
+    let authority = uri.authority().ok_or_else(|| not("no host"))?;
+    if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
+        return Err(not("no account and queue in its path"));
     }
+    let host = authority.host();
+    let region = (host
+        .strip_prefix("sqs.")
+        .or_else(|| host.strip_prefix("sqs-fips.")))
+    .and_then(|r| {
+        r.strip_suffix(".amazonaws.com")
+            .or_else(|| r.strip_suffix(".amazonaws.com.cn"))
+    })
+    .filter(|r| !r.is_empty() && !r.contains('.'));
+    Ok((format!("{scheme}://{authority}"), region.map(str::to_owned)))
 }
 
 /// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible
@@ -361,29 +339,25 @@ au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
 
     #[test]
     fn queue_urls_say_where_the_queue_is() {
+        let aws = |origin: &str, region: &str| Ok((origin.to_owned(), Some(region.to_owned())));
         assert_eq!(
-            QueuePlace::of("https://sqs.eu-west-3.amazonaws.com/123456789012/dlq"),
-            Ok(QueuePlace::Aws {
-                region: "eu-west-3".into()
-            })
+            queue_place("https://sqs.eu-west-3.amazonaws.com/123456789012/dlq"),
+            aws("https://sqs.eu-west-3.amazonaws.com", "eu-west-3")
         );
         assert_eq!(
-            QueuePlace::of("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq"),
-            Ok(QueuePlace::Aws {
-                region: "cn-north-1".into()
-            })
+            queue_place("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq"),
+            aws("https://sqs.cn-north-1.amazonaws.com.cn", "cn-north-1")
         );
         assert_eq!(
-            QueuePlace::of("http://127.0.0.1:5000/000000000000/dlq"),
-            Ok(QueuePlace::Elsewhere {
-                origin: "http://127.0.0.1:5000".into()
-            })
+            queue_place("http://127.0.0.1:5000/000000000000/dlq"),
+            Ok(("http://127.0.0.1:5000".into(), None))
         );
         assert_eq!(
-            QueuePlace::of("https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com/123456789012/dlq"),
-            Ok(QueuePlace::Elsewhere {
-                origin: "https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com".into()
-            })
+            queue_place("https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com/123456789012/dlq"),
+            Ok((
+                "https://vpce-1a2b.sqs.us-east-1.vpce.amazonaws.com".into(),
+                None
+            ))
         );
         for bad in [
             "sqs.us-east-1.amazonaws.com/1/q",
@@ -392,7 +366,7 @@ au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
             "https://sqs.us-east-1.amazonaws.com/123456789012",
             "not a url",
         ] {
-            assert!(QueuePlace::of(bad).is_err(), "{bad}");
+            assert!(queue_place(bad).is_err(), "{bad}");
         }
     }
 

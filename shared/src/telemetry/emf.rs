@@ -25,16 +25,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    /// The metric's name in CloudWatch (the template's alarms use these).
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Uploads => "Uploads",
-            Metric::UploadedBytes => "UploadedBytes",
-            Metric::VerificationFailures => "VerificationFailures",
-            Metric::RejectedRequests => "RejectedRequests",
-            Metric::SweptUploads => "SweptUploads",
-            Metric::OldestUnverifiedUploadAge => "OldestUnverifiedUploadAge",
-        }
+    /// The metric's name in CloudWatch (the template's alarms use these): the variant's own.
+    pub fn name(self) -> String {
+        format!("{self:?}")
     }
 
     /// A CloudWatch unit.
@@ -60,10 +53,7 @@ const REASON: &str = "Reason";
 
 /// The reason word of a 4xx status, as [`rejected`] counts it; `None` for any other status.
 pub fn reason_of_status(status: http::StatusCode) -> Option<&'static str> {
-    if !status.is_client_error() {
-        return None;
-    }
-    Some(match status.as_u16() {
+    status.is_client_error().then(|| match status.as_u16() {
         400 => "invalid",
         401 => "unauthorized",
         403 => "forbidden",
@@ -114,19 +104,14 @@ pub fn documents(
 ) -> Vec<Value> {
     let mut groups: BTreeMap<Option<&str>, BTreeMap<Metric, f64>> = BTreeMap::new();
     for s in samples {
-        let v = groups
-            .entry(s.reason)
-            .or_default()
-            .entry(s.metric)
-            .or_insert(0.0);
+        let group = groups.entry(s.reason).or_default();
+        let v = group.entry(s.metric).or_insert(0.0);
         let gauge = s.metric == Metric::OldestUnverifiedUploadAge;
         *v = if gauge { s.value } else { *v + s.value };
     }
     let documents = groups.into_iter().map(|(reason, values)| {
         let mut doc = properties.clone();
-        if let Some(r) = reason {
-            doc.insert(REASON.into(), json!(r));
-        }
+        doc.extend(reason.map(|r| (REASON.to_owned(), json!(r))));
         let dimensions = match reason {
             Some(_) => json!([[REASON], []]),
             None => json!([[]]),

@@ -39,33 +39,25 @@ fn filter(rust_log: Option<&str>) -> Targets {
     })
 }
 
-/// Installs the global subscriber, the metrics' namespace and the X-Ray daemon once; later calls do nothing.
+/// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
     emf::configure(cfg.metrics_namespace.clone());
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match (cfg.json_logs, on_lambda)
-    {
-        (true, true) => json_layer().without_time().boxed(),
-        (true, false) => json_layer().boxed(),
-        (false, _) => fmt::layer().with_target(false).boxed(),
-    };
-    xray::configure(xray::Daemon::from_env());
-    let _ = tracing_subscriber::registry()
-        .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
-        .try_init();
-}
-
-fn json_layer<S>() -> fmt::Layer<S, fmt::format::JsonFields, fmt::format::Format<fmt::format::Json>>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    fmt::layer()
+    let json = fmt::layer()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
-        .with_ansi(false)
+        .with_ansi(false);
+    let logs = match (cfg.json_logs, on_lambda) {
+        (true, true) => json.without_time().boxed(),
+        (true, false) => json.boxed(),
+        (false, _) => fmt::layer().with_target(false).boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter(std::env::var("RUST_LOG").ok().as_deref())))
+        .try_init();
 }
 
 #[cfg(test)]

@@ -1,12 +1,9 @@
 //! One log line per request, from the Lambda functions and the local server alike: route,
 //! method, path (never the query string, where Crafter's clients put their key), status,
 //! latency, bytes in and out, the tenant, and the request ids of Lambda and API Gateway.
-//!
-//! The tenant is known only after authentication, deep in a handler: a request runs in a
-//! [`scope`] whose record the use cases fill as they go ([`set_tenant`] on a successful
-//! authentication, the metrics they count), and the server that answered logs it with the
-//! response ([`finish`]). Nothing authenticates twice for the log's sake, and a key never
-//! reaches the record: only the tenant it belongs to.
+//! A request runs in a [`scope`] whose record the use cases fill as they go (the tenant on a
+//! successful authentication, the metrics they count); the server logs it with the response
+//! ([`finish`]), so nothing authenticates twice for the log, and no key reaches the record.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -123,15 +120,14 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
 
 /// What the metric lines carry beside their values, to find the request they came from.
 fn properties(outcome: &Outcome<'_>) -> Map<String, Value> {
-    let mut props = Map::new();
-    props.insert("route".into(), json!(outcome.route));
-    if let Some(id) = outcome.lambda_request_id {
-        props.insert("lambda_request_id".into(), json!(id));
-    }
-    if let Some(id) = outcome.api_request_id {
-        props.insert("api_request_id".into(), json!(id));
-    }
-    props
+    let ids = [
+        ("route", Some(outcome.route)),
+        ("lambda_request_id", outcome.lambda_request_id),
+        ("api_request_id", outcome.api_request_id),
+    ];
+    ids.into_iter()
+        .filter_map(|(name, id)| Some((name.to_owned(), json!(id?))))
+        .collect()
 }
 
 fn truncated(s: &str, max_chars: usize) -> &str {
@@ -143,9 +139,7 @@ fn truncated(s: &str, max_chars: usize) -> &str {
 
 /// The `Root=…` part of an X-Ray trace header.
 pub fn trace_root(header: &str) -> Option<&str> {
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("Root="))
+    super::xray::field(header, "Root")
 }
 
 #[cfg(test)]

@@ -1,49 +1,25 @@
 //! The AWS calls as X-Ray subsegments. With active tracing, Lambda hands each sampled
 //! invocation a trace header (`Root=…;Parent=…;Sampled=1`) and runs the X-Ray daemon beside the
 //! function (`AWS_XRAY_DAEMON_ADDRESS`). An invocation runs [`traced`]; every call the AWS SDK's
-//! clients make under it (seen by the interceptor of `store::call_spans`) becomes a subsegment
-//! of the function's segment, sent to the daemon over UDP as the X-Ray SDKs of other languages
-//! do: no API call, no extension, a datagram per call.
-//!
-//! The X-Ray crates for Rust are young (xray-lite is at 0.0.x, and reads the trace from
-//! `_X_AMZN_TRACE_ID`, which the runtime leaves unset in its concurrent mode), and the
-//! OpenTelemetry path needs a collector layer in every function (a second process, and seconds
-//! of cold start); the daemon's protocol is a header line and a JSON document.
+//! clients make under it becomes a subsegment (`store::call_spans`), a datagram to the daemon as
+//! the X-Ray SDKs of other languages send. The Rust X-Ray crates are young (xray-lite reads
+//! `_X_AMZN_TRACE_ID`, unset in the runtime's concurrent mode) and OpenTelemetry needs a
+//! collector layer per function (seconds of cold start); the protocol is a header and a JSON line.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 /// What precedes every document sent to the daemon.
 const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
 
-/// An invocation's trace, when X-Ray sampled it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceHeader {
-    pub root: String,
-    pub parent: String,
-}
-
-impl TraceHeader {
-    /// Parses `Root=…;Parent=…;Sampled=1`; `None` when not sampled or incomplete.
-    pub fn sampled(header: &str) -> Option<Self> {
-        let (mut root, mut parent, mut sampled) = (None, None, false);
-        for part in header.split(';') {
-            match part.trim().split_once('=') {
-                Some(("Root", v)) => root = Some(v.to_owned()),
-                Some(("Parent", v)) => parent = Some(v.to_owned()),
-                Some(("Sampled", v)) => sampled = v == "1",
-                _ => {}
-            }
-        }
-        match (root, parent, sampled) {
-            (Some(root), Some(parent), true) => Some(Self { root, parent }),
-            _ => None,
-        }
-    }
+/// The value of `name` in a trace header (`Root=…;Parent=…;Sampled=…`).
+pub fn field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Where the daemon listens: `host:port`, or the UDP one of `tcp:host:port udp:host:port`.
@@ -55,25 +31,23 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
     udp.parse().ok()
 }
 
-/// The X-Ray daemon, and the socket subsegments leave from.
+/// The X-Ray daemon: the socket subsegments leave from, connected to it.
 #[derive(Debug)]
-pub struct Daemon {
-    socket: UdpSocket,
-    address: SocketAddr,
-}
+pub struct Daemon(UdpSocket);
 
 impl Daemon {
     /// Sends to `address`; `None` when no socket can be had.
     pub fn new(address: SocketAddr) -> Option<Arc<Self>> {
-        let local: SocketAddr = if address.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
+        let local = if address.is_ipv4() {
+            "0.0.0.0:0"
         } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            "[::]:0"
         };
         let socket = UdpSocket::bind(local).ok()?;
+        socket.connect(address).ok()?;
         // A send must never hold up a request.
         socket.set_nonblocking(true).ok()?;
-        Some(Arc::new(Self { socket, address }))
+        Some(Arc::new(Self(socket)))
     }
 
     /// The daemon of `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
@@ -86,33 +60,37 @@ impl Daemon {
 
 static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
 
-/// Sets where the invocations' subsegments go (once per process; `None`: nowhere).
-pub fn configure(daemon: Option<Arc<Daemon>>) {
-    let _ = DAEMON.set(daemon);
-}
-
-/// The daemon [`configure`] set.
+/// Where the invocations' subsegments go: the daemon of the environment, found once.
 pub fn daemon() -> Option<Arc<Daemon>> {
-    DAEMON.get().cloned().flatten()
+    DAEMON.get_or_init(Daemon::from_env).clone()
 }
 
-/// A sampled invocation: the trace its calls join, and the daemon they go to.
+/// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
+/// the daemon they go to.
 #[derive(Debug, Clone)]
 pub struct Trace {
-    header: TraceHeader,
+    pub root: String,
+    pub parent: String,
     daemon: Arc<Daemon>,
 }
 
 impl Trace {
-    /// Sends `call`, ended now, as a subsegment. A lost datagram loses a subsegment, never a
-    /// request: errors are ignored.
-    pub fn send(&self, call: &Call) {
-        let doc = subsegment(call, &self.header, epoch_seconds());
-        let datagram = format!("{DAEMON_HEADER}{doc}");
-        let _ = self
-            .daemon
-            .socket
-            .send_to(datagram.as_bytes(), self.daemon.address);
+    /// The trace of `header` (`Root=…;Parent=…;Sampled=1`); `None` when not sampled or
+    /// incomplete.
+    pub fn sampled(header: &str, daemon: Arc<Daemon>) -> Option<Self> {
+        field(header, "Sampled").filter(|s| *s == "1")?;
+        Some(Self {
+            root: field(header, "Root")?.to_owned(),
+            parent: field(header, "Parent")?.to_owned(),
+            daemon,
+        })
+    }
+
+    /// Sends a subsegment of this trace. A lost datagram loses a subsegment, never a request:
+    /// errors are ignored.
+    pub fn send(&self, subsegment: &Value) {
+        let datagram = format!("{DAEMON_HEADER}{subsegment}");
+        let _ = self.daemon.0.send(datagram.as_bytes());
     }
 }
 
@@ -127,10 +105,7 @@ pub async fn traced<F: Future>(
     header: Option<&str>,
     f: F,
 ) -> F::Output {
-    let header = header.and_then(TraceHeader::sampled);
-    let trace = header
-        .zip(daemon)
-        .map(|(header, daemon)| Trace { header, daemon });
+    let trace = header.zip(daemon).and_then(|(h, d)| Trace::sampled(h, d));
     TRACE.scope(trace, f).await
 }
 
@@ -139,100 +114,19 @@ pub fn current() -> Option<Trace> {
     TRACE.try_with(Option::clone).ok().flatten()
 }
 
-/// What X-Ray shows of one AWS call, retries included.
-#[derive(Debug, Clone, Default)]
-pub struct Call {
-    /// X-Ray's name of the service (`DynamoDB`, `S3`).
-    pub service: String,
-    pub operation: String,
-    pub region: String,
-    pub bucket: Option<String>,
-    /// The last attempt's answer.
-    pub status: Option<u16>,
-    pub request_id: Option<String>,
-    pub attempts: u64,
-    /// Why it failed: the service's error code, or the kind of failure.
-    pub error_code: Option<String>,
-    start: f64,
+/// Now, as X-Ray's times are written.
+pub fn epoch_seconds() -> f64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
 }
 
-impl Call {
-    /// A call starting now.
-    pub fn new(service: &str, operation: &str, region: &str) -> Self {
-        Self {
-            service: service.to_owned(),
-            operation: operation.to_owned(),
-            region: region.to_owned(),
-            start: epoch_seconds(),
-            ..Self::default()
-        }
-    }
-}
-
-fn epoch_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-fn segment_id() -> String {
+/// A new subsegment (or exception) id.
+pub fn segment_id() -> String {
     let mut raw = [0u8; 8];
     // Without randomness (never on Lambda), the clock's nanoseconds still tell calls apart.
     if getrandom::fill(&mut raw).is_err() {
         raw = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64).to_be_bytes();
     }
     hex::encode(raw)
-}
-
-/// The subsegment document of a call that ended at `end`.
-fn subsegment(call: &Call, trace: &TraceHeader, end: f64) -> Value {
-    let mut aws = Map::new();
-    aws.insert("operation".into(), json!(call.operation));
-    aws.insert("region".into(), json!(call.region));
-    if let Some(id) = &call.request_id {
-        aws.insert("request_id".into(), json!(id));
-    }
-    aws.insert("retries".into(), json!(call.attempts.saturating_sub(1)));
-    if let Some(bucket) = &call.bucket {
-        aws.insert("bucket_name".into(), json!(bucket));
-    }
-    let mut doc = json!({
-        "name": call.service,
-        "id": segment_id(),
-        "trace_id": trace.root,
-        "parent_id": trace.parent,
-        "type": "subsegment",
-        "namespace": "aws",
-        "start_time": call.start,
-        "end_time": end,
-        "aws": aws,
-    });
-    if let Some(s) = call.status {
-        doc["http"] = json!({ "response": { "status": s } });
-    }
-    let code = call.error_code.as_deref();
-    let throttled = call.status == Some(429)
-        || code.is_some_and(|c| {
-            c.contains("Throttl")
-                || c == "SlowDown"
-                || c == "ProvisionedThroughputExceededException"
-        });
-    match call.status {
-        _ if throttled => {
-            doc["throttle"] = json!(true);
-            doc["error"] = json!(true);
-        }
-        Some(400..=499) => doc["error"] = json!(true),
-        Some(500..) => doc["fault"] = json!(true),
-        // No answer at all (a broken connection, a timeout): a fault.
-        None if code.is_some() => doc["fault"] = json!(true),
-        _ => {}
-    }
-    if let Some(c) = code {
-        doc["cause"] = json!({ "exceptions": [{ "id": segment_id(), "type": c, "message": c }] });
-    }
-    doc
 }
 
 #[cfg(test)]
@@ -260,62 +154,26 @@ mod tests {
         Some(serde_json::from_str(doc).unwrap())
     }
 
-    /// Sends `call` as the invocation of `header` would.
-    async fn traced_call(daemon: Option<Arc<Daemon>>, header: &str, call: Call) {
+    /// Sends a subsegment as the invocation of `header` would.
+    async fn traced_send(daemon: Option<Arc<Daemon>>, header: &str) {
         traced(daemon, Some(header), async {
             if let Some(trace) = current() {
-                trace.send(&call);
+                trace.send(&serde_json::json!({ "name": "S3" }));
             }
         })
         .await;
     }
 
     #[tokio::test]
-    async fn a_call_under_a_sampled_invocation_is_a_subsegment_of_its_segment() {
+    async fn only_sampled_invocations_send_to_the_daemon() {
         let (socket, daemon) = daemon();
-        let mut call = Call::new("DynamoDB", "GetItem", "eu-west-1");
-        call.status = Some(200);
-        call.request_id = Some("REQ123".into());
-        call.attempts = 2;
-        traced_call(daemon, SAMPLED, call).await;
-        let doc = received(&socket).expect("a subsegment");
-        assert_eq!(doc["type"], "subsegment");
-        assert_eq!(doc["name"], "DynamoDB");
-        assert_eq!(doc["namespace"], "aws");
-        assert_eq!(doc["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
-        assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
-        assert_eq!(doc["aws"]["operation"], "GetItem");
-        assert_eq!(doc["aws"]["region"], "eu-west-1");
-        assert_eq!(doc["aws"]["request_id"], "REQ123");
-        assert_eq!(doc["aws"]["retries"], 1);
-        assert_eq!(doc["http"]["response"]["status"], 200);
-        assert_eq!(doc["id"].as_str().unwrap().len(), 16);
-        assert!(doc["end_time"].as_f64().unwrap() >= doc["start_time"].as_f64().unwrap());
-        assert!(doc.get("error").is_none() && doc.get("fault").is_none());
-    }
-
-    #[tokio::test]
-    async fn failures_are_marked_and_unsampled_invocations_send_nothing() {
-        let (socket, daemon) = daemon();
-        let mut call = Call::new("S3", "GetObject", "eu-west-1");
-        call.bucket = Some("files".into());
-        call.status = Some(503);
-        call.error_code = Some("SlowDown".into());
-        traced_call(daemon.clone(), SAMPLED, call).await;
-        let doc = received(&socket).unwrap();
-        assert_eq!(doc["aws"]["bucket_name"], "files");
-        assert_eq!(doc["throttle"], true);
-        assert_eq!(doc["cause"]["exceptions"][0]["type"], "SlowDown");
+        traced_send(daemon.clone(), SAMPLED).await;
+        assert_eq!(received(&socket).expect("a subsegment")["name"], "S3");
 
         let unsampled = SAMPLED.replace("Sampled=1", "Sampled=0");
-        traced_call(
-            daemon.clone(),
-            &unsampled,
-            Call::new("S3", "HeadObject", "eu-west-1"),
-        )
-        .await;
+        traced_send(daemon.clone(), &unsampled).await;
         // Without a daemon, or outside any invocation, there is nowhere to send it either.
-        traced_call(None, SAMPLED, Call::new("S3", "HeadObject", "eu-west-1")).await;
+        traced_send(None, SAMPLED).await;
         assert!(current().is_none());
         socket
             .set_read_timeout(Some(std::time::Duration::from_millis(200)))
@@ -325,14 +183,11 @@ mod tests {
 
     #[test]
     fn headers_and_daemon_addresses_parse() {
-        assert_eq!(TraceHeader::sampled("Root=1-a;Parent=b"), None);
-        assert_eq!(
-            TraceHeader::sampled("Root=1-a;Parent=b;Sampled=1;Lineage=x:1"),
-            Some(TraceHeader {
-                root: "1-a".into(),
-                parent: "b".into()
-            })
-        );
+        let (_socket, daemon) = daemon();
+        let daemon = daemon.unwrap();
+        assert!(Trace::sampled("Root=1-a;Parent=b", daemon.clone()).is_none());
+        let trace = Trace::sampled("Root=1-a;Parent=b;Sampled=1;Lineage=x:1", daemon).unwrap();
+        assert_eq!((trace.root.as_str(), trace.parent.as_str()), ("1-a", "b"));
         assert_eq!(
             daemon_address("169.254.79.129:2000"),
             Some("169.254.79.129:2000".parse().unwrap())
