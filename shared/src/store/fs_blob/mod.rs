@@ -55,15 +55,6 @@ fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
     }
 }
 
-/// Why a form upload or a part was not stored (the reasons S3 gives).
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error(transparent)]
-    Receive(#[from] ReceiveError),
-    #[error("no such upload")]
-    NoSuchUpload,
-}
-
 /// `tenant/attachment/version` (or `staging/` and those three): segments of id characters,
 /// nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
@@ -129,11 +120,11 @@ impl FsBlobStore {
         &self,
         grant: &PostGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
-    ) -> Result<Written, UploadError> {
+    ) -> Result<Written, ReceiveError> {
         let path = self
             .path_of(&grant.key)
             .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await?)
+        write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await
     }
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
@@ -143,19 +134,17 @@ impl FsBlobStore {
         key: &str,
         grant: &PartGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
-    ) -> Result<String, UploadError> {
+    ) -> Result<String, ReceiveError> {
         let dir = self
             .upload_of(key, &grant.upload_id)
             .await
-            .ok_or(UploadError::NoSuchUpload)?;
+            .ok_or(ReceiveError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
         let size = grant.size.min(MAX_PART_BYTES);
         let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
-        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone()))
-            .await
-            .map_err(ReceiveError::Io)?;
+        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone())).await?;
         Ok(etag)
     }
 }
@@ -568,8 +557,8 @@ mod tests {
         assert_eq!(w.digests, Digests::of(&data));
         assert_eq!(w.etag, s.head(key).await.unwrap().unwrap().etag);
         // Fewer bytes, more bytes, another checksum: refused, and the stored file is untouched.
-        let refused = |r: Result<Written, UploadError>| match r {
-            Err(UploadError::Receive(e)) => e.to_string(),
+        let refused = |r: Result<Written, ReceiveError>| match r {
+            Err(e) => e.to_string(),
             other => panic!("{other:?}"),
         };
         let short = s.receive_post(&grant, chunked(&data[1..], 70_000)).await;
@@ -620,7 +609,7 @@ mod tests {
         let stolen = s
             .receive_part("staging/t/c/v", &grant(1, 10), chunked(&data[..10], 10))
             .await;
-        assert!(matches!(stolen, Err(UploadError::NoSuchUpload)));
+        assert!(matches!(stolen, Err(ReceiveError::NoSuchUpload)));
         let parts = s.list_parts(key, &id).await.unwrap();
         assert_eq!(parts.len(), 3);
         s.complete_multipart(key, &id, &parts).await.unwrap();
