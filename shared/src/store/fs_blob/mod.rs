@@ -183,28 +183,21 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
 
 /// Every file under `dir` (a folder of the staging tree, `depth` levels of folders deep), as
 /// keys of `prefix`. Files whose names have a dot are the store's own (temporary, claimed).
-fn staged_keys(
-    dir: &Path,
-    prefix: &str,
-    depth: usize,
-    out: &mut Vec<String>,
-) -> std::io::Result<()> {
+fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
     for entry in read_dir_if_any(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        let (key, kind) = (format!("{prefix}{name}"), entry.file_type()?);
         if name.contains('.') {
             continue;
-        }
-        let key = format!("{prefix}{name}");
-        if depth == 0 {
-            if entry.file_type()?.is_file() {
-                out.push(key);
-            }
-        } else if entry.file_type()?.is_dir() {
-            staged_keys(&entry.path(), &format!("{key}/"), depth - 1, out)?;
+        } else if depth == 0 && kind.is_file() {
+            out.push(key);
+        } else if depth > 0 && kind.is_dir() {
+            out.extend(staged_keys(&entry.path(), &format!("{key}/"), depth - 1)?);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The entries of a folder; none when it is not there.
@@ -217,11 +210,13 @@ fn read_dir_if_any(
     }
 }
 
-/// The page of `all` (sorted) after `after`.
-fn page_after<T: Clone>(all: &[T], after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+/// The page of `all`, sorted by `of`, after `after`.
+fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+    all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
-    let items: Vec<T> = all[start..].iter().take(STAGED_PAGE).cloned().collect();
-    let next = (start + items.len() < all.len())
+    let more = all.len() > start + STAGED_PAGE;
+    let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
+    let next = more
         .then(|| items.last().map(|x| of(x).to_owned()))
         .flatten();
     StagedPage { items, next }
@@ -294,15 +289,12 @@ impl BlobStore for FsBlobStore {
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
         let dir = self.root.join(STAGING_PREFIX);
-        let mut all = blocking(move || {
-            let mut out = Vec::new();
-            staged_keys(&dir, STAGING_PREFIX, 2, &mut out)?;
-            Ok(out)
-        })
-        .await
-        .map_err(io_err)?;
-        all.sort();
-        Ok(page_after(&all, after.as_deref(), |k| k.as_str()))
+        let all = blocking(move || staged_keys(&dir, STAGING_PREFIX, 2));
+        Ok(page_after(
+            all.await.map_err(io_err)?,
+            after.as_deref(),
+            |k| k,
+        ))
     }
 
     async fn list_staged_uploads(
@@ -310,7 +302,7 @@ impl BlobStore for FsBlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         let uploads = self.uploads.clone();
-        let mut all = blocking(move || {
+        let all = blocking(move || {
             let mut out = Vec::new();
             for entry in read_dir_if_any(&uploads)? {
                 let entry = entry?;
@@ -333,8 +325,7 @@ impl BlobStore for FsBlobStore {
         })
         .await
         .map_err(io_err)?;
-        all.sort_by(|a, b| a.upload_id.cmp(&b.upload_id));
-        Ok(page_after(&all, after.as_deref(), |u| u.upload_id.as_str()))
+        Ok(page_after(all, after.as_deref(), |u| &u.upload_id))
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -356,12 +347,8 @@ impl BlobStore for FsBlobStore {
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         self.path_of(key)?;
-        let (ct, size, sha256) = (policy.content_type, policy.size, policy.sha256);
-        let (url, fields) = self
-            .links
-            .post(key, ct, size, sha256, expires_in(policy.ttl))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(PresignedPost { url, fields })
+        let post = self.links.post(key, policy, expires_in(policy.ttl));
+        post.map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     async fn create_multipart(&self, key: &str, _content_type: &str) -> StoreResult<String> {
