@@ -122,11 +122,9 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        for (pragma, value) in [("journal_mode", "WAL"), ("synchronous", "NORMAL")] {
-            conn.pragma_update(None, pragma, value).map_err(db_err)?;
-        }
-        conn.pragma_update(None, "busy_timeout", 5000)
-            .map_err(db_err)?;
+        let pragmas = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                       PRAGMA busy_timeout = 5000;";
+        conn.execute_batch(pragmas).map_err(db_err)?;
         // The schema script is parsed only when the file is new or older than this code:
         // parsing it costs about a third of a millisecond of every cold start.
         let version: i64 = conn
@@ -279,14 +277,19 @@ fn doc<T: DeserializeOwned>(row: &rusqlite::Row<'_>, column: usize) -> StoreResu
     serde_json::from_str(text(row, column)?).map_err(corrupt)
 }
 
-/// The status, version, expiry and document columns of an attachment's row.
-fn attachment_row(att: &Attachment) -> StoreResult<[Value; 4]> {
-    Ok([
-        att.status.as_str().to_owned().into(),
-        att.content.as_ref().map(|v| v.id.to_string()).into(),
-        att.expires_at.into(),
-        to_json(att)?.into(),
-    ])
+/// An attachment's row: tenant, id, parent kind, parent id, status, version, expiry, document.
+fn attachment_row(att: &Attachment) -> StoreResult<Vec<Value>> {
+    let key = [
+        &att.tenant as &dyn Display,
+        &att.id,
+        &att.parent.kind,
+        &att.parent.id,
+    ];
+    let mut row: Vec<Value> = key.iter().map(|k| k.to_string().into()).collect();
+    row.push(att.status.as_str().to_owned().into());
+    row.push(att.content.as_ref().map(|v| v.id.to_string()).into());
+    row.extend([att.expires_at.into(), to_json(att)?.into()]);
+    Ok(row)
 }
 
 /// The tenant, kind and id columns of a parent's row.
@@ -450,26 +453,19 @@ impl MetadataStore for SqliteStore {
         let sql = "INSERT INTO attachments
                      (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-        let key = [
-            &att.tenant as &dyn Display,
-            &att.id,
-            &att.parent.kind,
-            &att.parent.id,
-        ];
-        let row = key.map(|k| Value::from(k.to_string())).into_iter();
-        let row = params_from_iter(row.chain(attachment_row(att)?));
+        let row = params_from_iter(attachment_row(att)?);
         self.execute(sql, row, Some("attachment exists"))
             .await
             .map(drop)
     }
 
+    /// The row's parent columns (?3, ?4) are bound and left as they are: an attachment keeps its
+    /// parent.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let sql = "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
-                   WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
-                     AND json_extract(doc, '$.upload.version.id') IS ?9";
+        let sql = "UPDATE attachments SET status = ?5, version_id = ?6, expires_at = ?7, doc = ?8
+                   WHERE tenant = ?1 AND id = ?2 AND status = ?9 AND version_id IS ?10
+                     AND json_extract(doc, '$.upload.version.id') IS ?11";
         let expected = [
-            Some(att.tenant.to_string()),
-            Some(att.id.to_string()),
             Some(expected.status.as_str().to_owned()),
             expected.version.map(|v| v.to_string()),
             expected.upload.map(|v| v.to_string()),
