@@ -121,9 +121,7 @@ impl FsBlobStore {
         grant: &PostGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
     ) -> Result<Written, ReceiveError> {
-        let path = self
-            .path_of(&grant.key)
-            .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
+        let path = self.path_of(&grant.key).map_err(std::io::Error::other)?;
         write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await
     }
 

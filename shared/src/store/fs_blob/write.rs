@@ -106,13 +106,8 @@ pub(super) fn identity(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        format!(
-            "{:x}-{:x}.{:x}-{:x}",
-            meta.ino(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.len()
-        )
+        let (ino, secs, nanos) = (meta.ino(), meta.mtime(), meta.mtime_nsec());
+        format!("{ino:x}-{secs:x}.{nanos:x}-{:x}", meta.len())
     }
     #[cfg(not(unix))]
     {
@@ -137,10 +132,10 @@ pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Res
 
 /// What is computed while a stream is written: for a whole object, MD5 and SHA-256 (its
 /// verification needs both); for a part of a multipart upload, its MD5, which is its ETag (as
-/// on S3), and its size.
+/// on S3).
 pub(super) enum Hashing {
     Both(Hasher),
-    Md5(md5::Md5, u64),
+    Md5(md5::Md5),
 }
 
 impl Hashing {
@@ -149,24 +144,21 @@ impl Hashing {
     }
 
     pub fn md5() -> Self {
-        Hashing::Md5(md5::Md5::new(), 0)
+        Hashing::Md5(md5::Md5::new())
     }
 
     fn update(&mut self, bytes: &[u8]) {
         match self {
             Hashing::Both(h) => h.update(bytes),
-            Hashing::Md5(h, size) => {
-                h.update(bytes);
-                *size += bytes.len() as u64;
-            }
+            Hashing::Md5(h) => h.update(bytes),
         }
     }
 
-    /// The digests; for a part, the SHA-256 is left zero.
-    fn finish(self) -> Digests {
+    /// The digests of `size` bytes; for a part, the SHA-256 is left zero.
+    fn finish(self, size: u64) -> Digests {
         match self {
             Hashing::Both(h) => h.finish(),
-            Hashing::Md5(h, size) => Digests {
+            Hashing::Md5(h) => Digests {
                 md5: h.finalize().into(),
                 sha256: [0; 32],
                 size,
@@ -260,7 +252,7 @@ pub(super) async fn write_stream(
         return Err(refused);
     }
     let (file, sum) = written(write_batch(sink?, batch)).await?;
-    let digests = sum.finish();
+    let digests = sum.finish(size);
     if sha256.is_some_and(|sha| sha != digests.sha256) {
         return Err(ReceiveError::BadDigest);
     }
