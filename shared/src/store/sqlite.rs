@@ -94,10 +94,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
 
 /// A unique key taken is the conflict `taken` says (when given); anything else is a failure.
 fn taken_or_failed(e: rusqlite::Error, taken: Option<&'static str>) -> StoreError {
-    match (&e, taken) {
-        (rusqlite::Error::SqliteFailure(f, _), Some(taken))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+    match taken {
+        Some(taken) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             StoreError::Conflict(taken.into())
         }
         _ => db_err(e),
@@ -131,9 +129,8 @@ impl SqliteStore {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db_err)?;
         if version != SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA).map_err(db_err)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(db_err)?;
+            let script = format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};");
+            conn.execute_batch(&script).map_err(db_err)?;
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
