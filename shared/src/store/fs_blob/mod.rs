@@ -95,12 +95,13 @@ impl FsBlobStore {
         Some(self.uploads.join(upload_id))
     }
 
-    /// The folder of a multipart upload of `key`, when it exists and belongs to that key.
-    async fn upload_of(&self, key: &str, upload_id: &str) -> Option<PathBuf> {
-        let dir = self.upload_dir(upload_id)?;
+    /// The folder of a multipart upload of `key`: `NotFound` unless it exists and belongs to
+    /// that key.
+    async fn upload_of(&self, key: &str, upload_id: &str) -> StoreResult<PathBuf> {
+        let dir = self.upload_dir(upload_id).ok_or(StoreError::NotFound)?;
         match tokio::fs::read_to_string(dir.join("key")).await {
-            Ok(owner) if owner == key => Some(dir),
-            _ => None,
+            Ok(owner) if owner == key => Ok(dir),
+            _ => Err(StoreError::NotFound),
         }
     }
 
@@ -133,10 +134,8 @@ impl FsBlobStore {
         grant: &PartGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
     ) -> Result<String, ReceiveError> {
-        let dir = self
-            .upload_of(key, &grant.upload_id)
-            .await
-            .ok_or(ReceiveError::NoSuchUpload)?;
+        let dir = self.upload_of(key, &grant.upload_id).await;
+        let dir = dir.map_err(|_| ReceiveError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
         let size = grant.size.min(MAX_PART_BYTES);
         let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
@@ -373,29 +372,18 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        let dir = self
-            .upload_of(key, upload_id)
-            .await
-            .ok_or(StoreError::NotFound)?;
+        let dir = self.upload_of(key, upload_id).await?;
         let mut parts = Vec::new();
         let mut rd = tokio::fs::read_dir(&dir).await.map_err(io_err)?;
         while let Some(e) = rd.next_entry().await.map_err(io_err)? {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(n) = name
-                .strip_suffix(".part")
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(number) = name.strip_suffix(".part").and_then(|n| n.parse().ok()) else {
                 continue;
             };
             let size = e.metadata().await.map_err(io_err)?.len();
-            let etag = tokio::fs::read_to_string(etag_path(&dir, n))
-                .await
-                .unwrap_or_default();
-            parts.push(PartInfo {
-                number: n,
-                size,
-                etag,
-            });
+            let etag = tokio::fs::read_to_string(etag_path(&dir, number)).await;
+            let etag = etag.unwrap_or_default();
+            parts.push(PartInfo { number, size, etag });
         }
         parts.sort_by_key(|p| p.number);
         Ok(parts)
@@ -407,10 +395,7 @@ impl BlobStore for FsBlobStore {
         upload_id: &str,
         parts: &[PartInfo],
     ) -> StoreResult<()> {
-        let dir = self
-            .upload_of(key, upload_id)
-            .await
-            .ok_or(StoreError::NotFound)?;
+        let dir = self.upload_of(key, upload_id).await?;
         let files = parts
             .iter()
             .map(|p| dir.join(format!("{:05}.part", p.number)))
