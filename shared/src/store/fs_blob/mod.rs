@@ -164,13 +164,12 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
         if let Some(dir) = dest.parent() {
             create_private_dir(dir).map_err(io_err)?;
         }
-        match std::fs::hard_link(&claim, dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Conflict("the content exists already".into()))
+        std::fs::hard_link(&claim, dest).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                StoreError::Conflict("the content exists already".into())
             }
-            Err(e) => return Err(io_err(e)),
-        }
+            _ => io_err(e),
+        })?;
         sync_folder_of(dest).map_err(io_err)
     })();
     let _ = std::fs::remove_file(&claim);
@@ -260,9 +259,7 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         len: u64,
     ) -> StoreResult<Bytes> {
-        let Some((mut f, _)) = self.open(key).await? else {
-            return Err(StoreError::NotFound);
-        };
+        let (mut f, _) = self.open(key).await?.ok_or(StoreError::NotFound)?;
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
             if identity(&f.metadata().await.map_err(io_err)?) != etag {
