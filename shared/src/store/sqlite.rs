@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
-    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
+    StoreError, StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -357,11 +357,9 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        if keys.len() > super::MAX_BATCH_KEYS {
-            return Err(StoreError::Unavailable(format!(
-                "get_parents takes at most {} keys",
-                super::MAX_BATCH_KEYS
-            )));
+        if keys.len() > MAX_BATCH_KEYS {
+            let e = format!("get_parents takes at most {MAX_BATCH_KEYS} keys");
+            return Err(StoreError::Unavailable(e));
         }
         let keys: Vec<Key> = keys.iter().map(|k| key_of(tenant, k)).collect();
         self.with_conn(move |conn| {
@@ -391,10 +389,8 @@ impl MetadataStore for SqliteStore {
             ),
         };
         let params = [tenant.as_str(), kind.as_str(), source.unwrap_or(""), value];
-        Ok(self
-            .docs(sql, params_from_iter(params.map(str::to_owned)))
-            .await?
-            .pop())
+        let params = params_from_iter(params.map(str::to_owned));
+        Ok(self.docs(sql, params).await?.pop())
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
@@ -421,13 +417,11 @@ impl MetadataStore for SqliteStore {
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
             loop {
-                let found: Option<(String, bool)> = next
-                    .query_row(params![tenant, kind.as_str(), after], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
-                    .map_err(db_err)?;
-                let Some((id, exists)) = found else { break };
+                let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
+                let found = next.query_row(params![tenant, kind.as_str(), after], row);
+                let Some((id, exists)) = found.optional().map_err(db_err)? else {
+                    break;
+                };
                 if exists {
                     if parents.len() == limit {
                         next_after = parents.last().map(|p: &ParentRef| p.id.clone());
@@ -484,10 +478,8 @@ impl MetadataStore for SqliteStore {
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
         let sql = "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2";
-        Ok(self
-            .docs(sql, (tenant.to_string(), id.to_string()))
-            .await?
-            .pop())
+        let key = (tenant.to_string(), id.to_string());
+        Ok(self.docs(sql, key).await?.pop())
     }
 
     async fn list_attachments(
