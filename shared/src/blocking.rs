@@ -4,7 +4,7 @@
 //! blocking thread, and with them every request, hostage. Image decoding has its own, smaller
 //! bound (`service::thumbnails`).
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Semaphore;
 
 /// Blocking jobs at once, in this process.
 pub const SLOTS: usize = 32;
@@ -22,17 +22,12 @@ impl From<JobFailed> for std::io::Error {
     }
 }
 
-/// A slot for one blocking job, for code that spawns its own (see [`run`]). The semaphore is
-/// never closed; if it ever were, jobs would run unbounded rather than not at all.
-pub async fn slot() -> Option<SemaphorePermit<'static>> {
-    JOBS.acquire().await.ok()
-}
-
-/// Runs `work` on a blocking thread once a slot is free, and waits for it.
+/// Runs `work` on a blocking thread once a slot is free, and waits for it. The semaphore is never
+/// closed; if it ever were, jobs would run unbounded rather than not at all.
 pub async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, JobFailed> {
-    let permit = slot().await;
+    let permit = JOBS.acquire().await.ok();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         work()

@@ -11,9 +11,7 @@ use hyper::body::{Frame, Incoming};
 use super::body::{chunks, Allowance};
 use super::{finish, full, Body};
 use attachments::service::{App, Receipt};
-use attachments::store::fs_blob::{
-    FsBlobStore, LinkError, ReceiveError, UploadError, MAX_PART_BYTES,
-};
+use attachments::store::fs_blob::{FsBlobStore, LinkError, ReceiveError, MAX_PART_BYTES};
 
 /// Why a blob request was refused, with S3's status and code.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +19,7 @@ enum BlobError {
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
-    Upload(#[from] UploadError),
+    Upload(#[from] ReceiveError),
     #[error("{0}")]
     Malformed(String),
     #[error("no such object")]
@@ -32,15 +30,9 @@ enum BlobError {
     Internal(String),
 }
 
-impl From<ReceiveError> for BlobError {
-    fn from(e: ReceiveError) -> Self {
-        BlobError::Upload(UploadError::Receive(e))
-    }
-}
-
 impl BlobError {
     fn into_response(self) -> http::Response<Body> {
-        use UploadError as U;
+        use ReceiveError as U;
         let (status, code) = match &self {
             BlobError::Malformed(_) | BlobError::Link(LinkError::Malformed(_)) => {
                 (StatusCode::BAD_REQUEST, "MalformedPOSTRequest")
@@ -49,22 +41,14 @@ impl BlobError {
                 (StatusCode::FORBIDDEN, "SignatureDoesNotMatch")
             }
             BlobError::Link(LinkError::Expired) => (StatusCode::FORBIDDEN, "AccessDenied"),
-            BlobError::Upload(U::Receive(ReceiveError::TooLarge)) => {
-                (StatusCode::BAD_REQUEST, "EntityTooLarge")
-            }
-            BlobError::Upload(U::Receive(ReceiveError::Body(_))) => {
-                (StatusCode::BAD_REQUEST, "IncompleteBody")
-            }
-            BlobError::Upload(U::Receive(ReceiveError::TooSmall)) => {
-                (StatusCode::BAD_REQUEST, "EntityTooSmall")
-            }
-            BlobError::Upload(U::Receive(ReceiveError::BadDigest)) => {
-                (StatusCode::BAD_REQUEST, "BadDigest")
-            }
+            BlobError::Upload(U::TooLarge) => (StatusCode::BAD_REQUEST, "EntityTooLarge"),
+            BlobError::Upload(U::Body(_)) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
+            BlobError::Upload(U::TooSmall) => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+            BlobError::Upload(U::BadDigest) => (StatusCode::BAD_REQUEST, "BadDigest"),
             BlobError::Upload(U::NoSuchUpload) => (StatusCode::NOT_FOUND, "NoSuchUpload"),
             BlobError::NotFound => (StatusCode::NOT_FOUND, "NoSuchKey"),
             BlobError::Method => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
-            BlobError::Upload(U::Receive(ReceiveError::Io(_))) | BlobError::Internal(_) => {
+            BlobError::Upload(U::Io(_)) | BlobError::Internal(_) => {
                 attachments::http::log_internal(&self);
                 return answer(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -184,7 +184,6 @@ pub trait MetadataStore: Send + Sync {
     /// Deletes an attachment and its version records.
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool>;
 
-    /// Records a stored content of an attachment.
     async fn put_version(
         &self,
         tenant: &TenantId,
@@ -356,7 +355,6 @@ pub trait BlobStore: Send + Sync {
 
     /// A form upload of exactly one object under `key`, limited by `policy`.
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost>;
-    /// Starts a multipart upload; returns its id.
     async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<String>;
     /// A link that uploads one part (PUT, the part's bytes as the body) of exactly `size`
     /// bytes: the link signs its length, so a part can never hold more than was declared.
@@ -370,7 +368,6 @@ pub trait BlobStore: Send + Sync {
     ) -> StoreResult<String>;
     /// The parts received so far, by number; `NotFound` when the upload is gone.
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>>;
-    /// Joins the parts into the object.
     async fn complete_multipart(
         &self,
         key: &str,

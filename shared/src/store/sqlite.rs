@@ -6,16 +6,18 @@
 //! lock (the local server, the functions and the admin command may share the file), which must
 //! never stall an async worker.
 
+use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
+use serde::de::DeserializeOwned;
 
 use super::{
     hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
-    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
+    StoreError, StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -82,20 +84,18 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(corrupt)
 }
 
 /// A unique key taken is the conflict `taken` says (when given); anything else is a failure.
 fn taken_or_failed(e: rusqlite::Error, taken: Option<&'static str>) -> StoreError {
-    match (&e, taken) {
-        (rusqlite::Error::SqliteFailure(f, _), Some(taken))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+    match taken {
+        Some(taken) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             StoreError::Conflict(taken.into())
         }
         _ => db_err(e),
@@ -120,20 +120,17 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        for (pragma, value) in [("journal_mode", "WAL"), ("synchronous", "NORMAL")] {
-            conn.pragma_update(None, pragma, value).map_err(db_err)?;
-        }
-        conn.pragma_update(None, "busy_timeout", 5000)
-            .map_err(db_err)?;
+        let pragmas = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                       PRAGMA busy_timeout = 5000;";
+        conn.execute_batch(pragmas).map_err(db_err)?;
         // The schema script is parsed only when the file is new or older than this code:
         // parsing it costs about a third of a millisecond of every cold start.
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db_err)?;
         if version != SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA).map_err(db_err)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(db_err)?;
+            let script = format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};");
+            conn.execute_batch(&script).map_err(db_err)?;
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -156,36 +153,26 @@ impl SqliteStore {
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// The document of the one row `sql` selects (by a unique key), if there is one.
-    async fn one_doc<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        sql: &'static str,
-        params: Vec<Value>,
-    ) -> StoreResult<Option<T>> {
-        Ok(self.all_docs(sql, params).await?.pop())
-    }
-
     /// The documents of every row `sql` selects.
-    async fn all_docs<T: serde::de::DeserializeOwned + Send + 'static>(
+    async fn docs<T: DeserializeOwned + Send + 'static>(
         &self,
         sql: &'static str,
-        params: Vec<Value>,
+        params: impl Params + Send + 'static,
     ) -> StoreResult<Vec<T>> {
-        self.with_conn(move |conn| all_docs(conn, sql, rusqlite::params_from_iter(params)))
-            .await
+        self.with_conn(move |conn| docs(conn, sql, params)).await
     }
 
-    /// Runs one statement; returns how many rows it changed. With `taken`, a unique key taken
-    /// is that conflict.
+    /// Runs one statement; whether it changed a row. With `taken`, a unique key taken is that
+    /// conflict.
     async fn execute(
         &self,
         sql: &'static str,
-        params: Vec<Value>,
+        params: impl Params + Send + 'static,
         taken: Option<&'static str>,
-    ) -> StoreResult<usize> {
+    ) -> StoreResult<bool> {
         self.with_conn(move |conn| {
-            conn.execute(sql, rusqlite::params_from_iter(params))
-                .map_err(|e| taken_or_failed(e, taken))
+            let changed = conn.execute(sql, params);
+            Ok(changed.map_err(|e| taken_or_failed(e, taken))? > 0)
         })
         .await
     }
@@ -193,16 +180,16 @@ impl SqliteStore {
 
 /// The documents of every row `sql` selects, through a statement prepared once per connection,
 /// decoded where SQLite keeps the text.
-fn all_docs<T: serde::de::DeserializeOwned>(
+fn docs<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
-    params: impl rusqlite::Params,
+    params: impl Params,
 ) -> StoreResult<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let mut rows = stmt.query(params).map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(from_json(text(row, 0)?)?);
+        out.push(doc(row, 0)?);
     }
     Ok(out)
 }
@@ -222,42 +209,37 @@ const LISTED_AFTER_SQL: &str = "SELECT 1 FROM attachments
        AND status IN ('ready', 'placeholder')
      LIMIT 1";
 
-/// The next parent of a kind, after an id, that has a listed attachment and exists (the
-/// partial index of listed attachments, one seek per parent).
-const NEXT_LISTED_PARENT_SQL: &str = "SELECT a.parent_id FROM attachments a
+/// The next parent of a kind, after an id, that has a listed attachment (the partial index of
+/// listed attachments, one seek per parent), and whether it exists.
+const NEXT_LISTED_PARENT_SQL: &str = "SELECT a.parent_id, EXISTS (SELECT 1 FROM parents
+       WHERE tenant = ?1 AND kind = ?2 AND id = a.parent_id)
+     FROM attachments a
      WHERE a.tenant = ?1 AND a.parent_kind = ?2 AND a.parent_id > ?3
        AND a.status IN ('ready', 'placeholder')
      ORDER BY a.parent_id LIMIT 1";
 
-const PARENT_EXISTS_SQL: &str = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
 
 fn is_listed(status: &str) -> bool {
     matches!(status, "ready" | "placeholder")
 }
 
-fn parent_exists(conn: &Connection, key: &[Value]) -> StoreResult<bool> {
-    let mut stmt = conn.prepare_cached(PARENT_EXISTS_SQL).map_err(db_err)?;
-    stmt.exists(rusqlite::params_from_iter(key)).map_err(db_err)
-}
-
-fn listed_after(conn: &Connection, key: &[Value], after: &str) -> StoreResult<bool> {
-    let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL).map_err(db_err)?;
-    stmt.exists(params![key[0], key[1], key[2], after])
-        .map_err(db_err)
+fn parent_exists(conn: &Connection, key: &Key) -> StoreResult<bool> {
+    let sql = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    stmt.exists(params_from_iter(key)).map_err(db_err)
 }
 
 /// One parent's listed attachments for a listing of several: `None` when it has more hidden
 /// ones than `share` before its last listed one, or more listed ones than `room`.
 fn listed_of(
     conn: &Connection,
-    key: &[Value],
+    key: &Key,
     room: usize,
     share: usize,
 ) -> StoreResult<Option<Vec<Attachment>>> {
     let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
-    let mut rows = stmt
-        .query(params![key[0], key[1], key[2], ""])
-        .map_err(db_err)?;
+    let mut rows = stmt.query(key_after(key, "")).map_err(db_err)?;
     let mut out: Vec<Attachment> = Vec::new();
     let mut hidden = 0usize;
     while let Some(row) = rows.next().map_err(db_err)? {
@@ -265,18 +247,16 @@ fn listed_of(
             if hidden > share || out.len() == room {
                 return Ok(None);
             }
-            out.push(from_json(text(row, 2)?)?);
+            out.push(doc(row, 2)?);
             continue;
         }
         hidden += 1;
         // Past its share, only whether a listed one still follows matters: the partial index
         // answers that without reading the rest.
         if hidden > share {
-            return Ok(if listed_after(conn, key, text(row, 0)?)? {
-                None
-            } else {
-                Some(out)
-            });
+            let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL).map_err(db_err)?;
+            let more = stmt.exists(key_after(key, text(row, 0)?)).map_err(db_err)?;
+            return Ok((!more).then_some(out));
         }
     }
     Ok(Some(out))
@@ -289,22 +269,36 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
         .map_err(db_err)
 }
 
-const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+/// The document in a column of a row, decoded where SQLite keeps its text.
+fn doc<T: DeserializeOwned>(row: &rusqlite::Row<'_>, column: usize) -> StoreResult<T> {
+    serde_json::from_str(text(row, column)?).map_err(corrupt)
+}
 
-/// The status, version, expiry and document columns of an attachment's row.
-fn attachment_row(att: &Attachment) -> StoreResult<[Value; 4]> {
-    Ok([
-        att.status.as_str().to_owned().into(),
-        att.content.as_ref().map(|v| v.id.to_string()).into(),
-        att.expires_at.into(),
-        to_json(att)?.into(),
-    ])
+/// An attachment's row: tenant, id, parent kind, parent id, status, version, expiry, document.
+fn attachment_row(att: &Attachment) -> StoreResult<Vec<Value>> {
+    let key = [
+        &att.tenant as &dyn Display,
+        &att.id,
+        &att.parent.kind,
+        &att.parent.id,
+    ];
+    let mut row: Vec<Value> = key.iter().map(|k| k.to_string().into()).collect();
+    row.push(att.status.as_str().to_owned().into());
+    row.push(att.content.as_ref().map(|v| v.id.to_string()).into());
+    row.extend([att.expires_at.into(), to_json(att)?.into()]);
+    Ok(row)
 }
 
 /// The tenant, kind and id columns of a parent's row.
-fn key_of(tenant: &TenantId, key: &ParentRef) -> Vec<Value> {
-    let key = [tenant.to_string(), key.kind.to_string(), key.id.to_string()];
-    key.map(Value::from).into()
+type Key = [String; 3];
+
+fn key_of(tenant: &TenantId, key: &ParentRef) -> Key {
+    [tenant.to_string(), key.kind.to_string(), key.id.to_string()]
+}
+
+/// A parent's key and an attachment id after which to read, as one statement's parameters.
+fn key_after<'a>(key: &'a Key, id: &'a str) -> impl Params + 'a {
+    params_from_iter(key.iter().map(String::as_str).chain([id]))
 }
 
 #[async_trait]
@@ -312,50 +306,31 @@ impl MetadataStore for SqliteStore {
     async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         let sql = "INSERT INTO api_keys (hash, id, doc) VALUES (?1, ?2, ?3)
                    ON CONFLICT (hash) DO UPDATE SET doc = excluded.doc";
-        let row = [key.hash.clone(), key.id.clone(), to_json(key)?];
+        let row = (key.hash.clone(), key.id.clone(), to_json(key)?);
         let taken = Some("an API key with that id exists");
-        self.execute(sql, row.map(Value::from).into(), taken)
-            .await
-            .map(drop)
+        self.execute(sql, row, taken).await.map(drop)
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
         let sql = "SELECT doc FROM api_keys WHERE hash = ?1";
-        self.one_doc(sql, vec![hash.to_owned().into()]).await
+        Ok(self.docs(sql, (hash.to_owned(),)).await?.pop())
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.all_docs("SELECT doc FROM api_keys ORDER BY id", vec![])
-            .await
+        self.docs("SELECT doc FROM api_keys ORDER BY id", ()).await
     }
 
     async fn revoke_api_key(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.with_conn(move |conn| {
-            let sql = "SELECT doc FROM api_keys WHERE id = ?1";
-            let Some(mut key) = all_docs::<ApiKey>(conn, sql, [&id])?.pop() else {
-                return Ok(false);
-            };
-            key.revoked = true;
-            conn.execute(
-                "UPDATE api_keys SET doc = ?1 WHERE id = ?2",
-                params![to_json(&key)?, id],
-            )
-            .map_err(db_err)?;
-            Ok(true)
-        })
-        .await
+        let sql =
+            "UPDATE api_keys SET doc = json_set(doc, '$.revoked', json('true')) WHERE id = ?1";
+        self.execute(sql, (id.to_owned(),), None).await
     }
 
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
         const TAKEN: &str = "another parent of this kind and source has that reference or email";
         let key = key_of(&parent.tenant, &parent.key);
-        let (source, reference, email) = (
-            parent.source.clone().unwrap_or_default(),
-            parent.reference.clone(),
-            parent.email.clone(),
-        );
-        let doc = to_json(parent)?;
+        let (reference, email) = (parent.reference.clone(), parent.email.clone());
+        let (source, doc) = (parent.source.clone().unwrap_or_default(), to_json(parent)?);
         self.with_conn(move |conn| {
             let exists = parent_exists(conn, &key)?;
             conn.execute(
@@ -377,21 +352,20 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>> {
-        self.one_doc(PARENT_BY_KEY, key_of(tenant, key)).await
+        let key = params_from_iter(key_of(tenant, key));
+        Ok(self.docs(PARENT_BY_KEY, key).await?.pop())
     }
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
-        if keys.len() > super::MAX_BATCH_KEYS {
-            return Err(StoreError::Unavailable(format!(
-                "get_parents takes at most {} keys",
-                super::MAX_BATCH_KEYS
-            )));
+        if keys.len() > MAX_BATCH_KEYS {
+            let e = format!("get_parents takes at most {MAX_BATCH_KEYS} keys");
+            return Err(StoreError::Unavailable(e));
         }
-        let keys: Vec<Vec<Value>> = keys.iter().map(|k| key_of(tenant, k)).collect();
+        let keys: Vec<Key> = keys.iter().map(|k| key_of(tenant, k)).collect();
         self.with_conn(move |conn| {
-            let found = keys.iter().map(|key| {
-                Ok(all_docs(conn, PARENT_BY_KEY, rusqlite::params_from_iter(key))?.pop())
-            });
+            let found = keys
+                .iter()
+                .map(|key| Ok(docs(conn, PARENT_BY_KEY, params_from_iter(key))?.pop()));
             found.filter_map(Result::transpose).collect()
         })
         .await
@@ -414,20 +388,15 @@ impl MetadataStore for SqliteStore {
                 e,
             ),
         };
-        let source = source.unwrap_or("").to_owned();
-        let params = [
-            tenant.to_string(),
-            kind.to_string(),
-            source,
-            value.to_owned(),
-        ];
-        self.one_doc(sql, params.map(Value::from).into()).await
+        let params = [tenant.as_str(), kind.as_str(), source.unwrap_or(""), value];
+        let params = params_from_iter(params.map(str::to_owned));
+        Ok(self.docs(sql, params).await?.pop())
     }
 
     async fn delete_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<bool> {
-        let key = key_of(tenant, key);
         let sql = "DELETE FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
-        Ok(self.execute(sql, key, None).await? > 0)
+        self.execute(sql, params_from_iter(key_of(tenant, key)), None)
+            .await
     }
 
     async fn parents_with_attachments(
@@ -448,20 +417,18 @@ impl MetadataStore for SqliteStore {
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
             loop {
-                let id: Option<String> = next
-                    .query_row(params![tenant, kind.as_str(), after], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                let Some(id) = id else { break };
-                let key = [tenant.clone(), kind.to_string(), id.clone()].map(Value::from);
-                if parent_exists(conn, &key)? {
+                let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
+                let found = next.query_row(params![tenant, kind.as_str(), after], row);
+                let Some((id, exists)) = found.optional().map_err(db_err)? else {
+                    break;
+                };
+                if exists {
                     if parents.len() == limit {
                         next_after = parents.last().map(|p: &ParentRef| p.id.clone());
                         break;
                     }
-                    let pid =
-                        ParentId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    parents.push(ParentRef::new(kind.clone(), pid));
+                    let id = ParentId::parse(&id).map_err(corrupt)?;
+                    parents.push(ParentRef::new(kind.clone(), id));
                 }
                 after = id;
             }
@@ -477,29 +444,19 @@ impl MetadataStore for SqliteStore {
         let sql = "INSERT INTO attachments
                      (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-        let key = [
-            att.tenant.to_string(),
-            att.id.to_string(),
-            att.parent.kind.to_string(),
-            att.parent.id.to_string(),
-        ];
-        let row = key
-            .map(Value::from)
-            .into_iter()
-            .chain(attachment_row(att)?)
-            .collect();
+        let row = params_from_iter(attachment_row(att)?);
         self.execute(sql, row, Some("attachment exists"))
             .await
             .map(drop)
     }
 
+    /// The row's parent columns (?3, ?4) are bound and left as they are: an attachment keeps its
+    /// parent.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let sql = "UPDATE attachments SET status = ?1, version_id = ?2, expires_at = ?3, doc = ?4
-                   WHERE tenant = ?5 AND id = ?6 AND status = ?7 AND version_id IS ?8
-                     AND json_extract(doc, '$.upload.version.id') IS ?9";
+        let sql = "UPDATE attachments SET status = ?5, version_id = ?6, expires_at = ?7, doc = ?8
+                   WHERE tenant = ?1 AND id = ?2 AND status = ?9 AND version_id IS ?10
+                     AND json_extract(doc, '$.upload.version.id') IS ?11";
         let expected = [
-            Some(att.tenant.to_string()),
-            Some(att.id.to_string()),
             Some(expected.status.as_str().to_owned()),
             expected.version.map(|v| v.to_string()),
             expected.upload.map(|v| v.to_string()),
@@ -507,7 +464,7 @@ impl MetadataStore for SqliteStore {
         let row = attachment_row(att)?
             .into_iter()
             .chain(expected.map(Value::from));
-        if self.execute(sql, row.collect(), None).await? == 0 {
+        if !self.execute(sql, params_from_iter(row), None).await? {
             return Err(StoreError::Conflict(
                 "attachment changed or was deleted meanwhile".into(),
             ));
@@ -520,11 +477,9 @@ impl MetadataStore for SqliteStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        self.one_doc(
-            "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2",
-            vec![tenant.to_string().into(), id.to_string().into()],
-        )
-        .await
+        let sql = "SELECT doc FROM attachments WHERE tenant = ?1 AND id = ?2";
+        let key = (tenant.to_string(), id.to_string());
+        Ok(self.docs(sql, key).await?.pop())
     }
 
     async fn list_attachments(
@@ -539,9 +494,7 @@ impl MetadataStore for SqliteStore {
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
-            let mut rows = stmt
-                .query(params![key[0], key[1], key[2], after])
-                .map_err(db_err)?;
+            let mut rows = stmt.query(key_after(&key, &after)).map_err(db_err)?;
             // Read as the DynamoDB store reads: one more than asked tells whether another page
             // follows (it is not decoded), and at most `MAX_HIDDEN_SKIPPED` hidden ones besides.
             let budget = if include_hidden {
@@ -555,7 +508,7 @@ impl MetadataStore for SqliteStore {
                 if read == budget {
                     // More rows than this call may read: the next page starts after the last.
                     let last = last_read.as_deref().map(AttachmentId::parse).transpose();
-                    next_after = last.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    next_after = last.map_err(corrupt)?;
                     break;
                 }
                 read += 1;
@@ -564,7 +517,7 @@ impl MetadataStore for SqliteStore {
                         next_after = items.last().map(|a| a.id);
                         break;
                     }
-                    items.push(from_json(text(row, 2)?)?);
+                    items.push(doc(row, 2)?);
                 }
                 last_read = Some(text(row, 0)?.to_owned());
             }
@@ -579,7 +532,7 @@ impl MetadataStore for SqliteStore {
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        let keys: Vec<Vec<Value>> = parents.iter().map(|p| key_of(tenant, p)).collect();
+        let keys: Vec<Key> = parents.iter().map(|p| key_of(tenant, p)).collect();
         let share = hidden_share(parents.len());
         self.with_conn(move |conn| {
             let mut out = Vec::with_capacity(keys.len());
@@ -589,13 +542,11 @@ impl MetadataStore for SqliteStore {
                     out.push(None);
                     continue;
                 }
-                match listed_of(conn, &key, limit - total, share)? {
-                    Some(list) => {
-                        total += list.len();
-                        out.push(Some(list));
-                    }
-                    None => return Ok(ManyListing::TooMany),
-                }
+                let Some(list) = listed_of(conn, &key, limit - total, share)? else {
+                    return Ok(ManyListing::TooMany);
+                };
+                total += list.len();
+                out.push(Some(list));
             }
             Ok(ManyListing::Parents(out))
         })
@@ -606,17 +557,10 @@ impl MetadataStore for SqliteStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
-            tx.execute(
-                "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2",
-                params![tenant, id],
-            )
-            .map_err(db_err)?;
-            let n = tx
-                .execute(
-                    "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id],
-                )
-                .map_err(db_err)?;
+            let versions = "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2";
+            tx.execute(versions, [&tenant, &id]).map_err(db_err)?;
+            let sql = "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2";
+            let n = tx.execute(sql, [&tenant, &id]).map_err(db_err)?;
             tx.commit().map_err(db_err)?;
             Ok(n > 0)
         })
@@ -629,17 +573,15 @@ impl MetadataStore for SqliteStore {
         att: AttachmentId,
         v: &Version,
     ) -> StoreResult<()> {
-        let row = [
+        let sql = "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
+                   VALUES (?1, ?2, ?3, ?4)";
+        let row = (
             tenant.to_string(),
             att.to_string(),
             v.id.to_string(),
             to_json(v)?,
-        ];
-        let sql = "INSERT OR REPLACE INTO versions (tenant, attachment_id, version_id, doc)
-                   VALUES (?1, ?2, ?3, ?4)";
-        self.execute(sql, row.map(Value::from).into(), None)
-            .await
-            .map(drop)
+        );
+        self.execute(sql, row, None).await.map(drop)
     }
 
     async fn list_versions(
@@ -649,8 +591,7 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<Vec<Version>> {
         let sql = "SELECT doc FROM versions WHERE tenant = ?1 AND attachment_id = ?2
                    ORDER BY version_id";
-        let key = [tenant.to_string(), att.to_string()];
-        self.all_docs(sql, key.map(Value::from).into()).await
+        self.docs(sql, (tenant.to_string(), att.to_string())).await
     }
 
     async fn delete_version(
@@ -661,23 +602,21 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<()> {
         let sql =
             "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2 AND version_id = ?3";
-        let key = [tenant.to_string(), att.to_string(), version.to_string()];
-        self.execute(sql, key.map(Value::from).into(), None)
-            .await
-            .map(drop)
+        let key = (tenant.to_string(), att.to_string(), version.to_string());
+        self.execute(sql, key, None).await.map(drop)
     }
 
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
         let sql = "SELECT doc FROM attachments WHERE expires_at IS NOT NULL
                    AND json_extract(doc, '$.upload') IS NOT NULL ORDER BY expires_at LIMIT 1";
-        Ok(self.all_docs(sql, vec![]).await?.pop())
+        Ok(self.docs(sql, ()).await?.pop())
     }
 
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let sql = "SELECT doc FROM attachments WHERE expires_at IS NOT NULL AND expires_at < ?1
                    ORDER BY expires_at LIMIT ?2";
-        self.all_docs(sql, vec![before.into(), limit.into()]).await
+        self.docs(sql, (before, limit)).await
     }
 }
 

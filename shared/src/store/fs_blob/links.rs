@@ -7,6 +7,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::is_safe_key;
 use crate::signing::Signer;
+use crate::store::{PostPolicy, PresignedPost};
 
 /// Where the local server takes form uploads.
 pub const POST_PATH: &str = "/_blobs/upload";
@@ -175,16 +176,15 @@ impl Links {
     pub fn post(
         &self,
         key: &str,
-        content_type: &str,
-        size: u64,
-        sha256: Option<&[u8; 32]>,
+        policy: &PostPolicy<'_>,
         expires: i64,
-    ) -> Result<(String, Vec<(String, String)>), serde_json::Error> {
+    ) -> Result<PresignedPost, serde_json::Error> {
+        let content_type = policy.content_type;
         let doc = PolicyDoc {
             key: key.to_owned(),
             content_type: content_type.to_owned(),
-            size,
-            sha256: sha256.map(hex::encode),
+            size: policy.size,
+            sha256: policy.sha256.map(hex::encode),
             expires,
         };
         let policy = base64::Engine::encode(
@@ -198,7 +198,8 @@ impl Links {
             ("policy".into(), policy),
             ("signature".into(), signature),
         ];
-        Ok((format!("{}{POST_PATH}", self.base_url), fields))
+        let url = format!("{}{POST_PATH}", self.base_url);
+        Ok(PresignedPost { url, fields })
     }
 
     /// Checks a form upload's fields (everything before the file) against its signed policy.
@@ -359,7 +360,13 @@ mod tests {
     #[test]
     fn policies_pin_key_and_type() {
         let l = links();
-        let (_, fields) = l.post("t/a/v", "image/png", 10, None, 1000).unwrap();
+        let policy = PostPolicy {
+            content_type: "image/png",
+            size: 10,
+            sha256: None,
+            ttl: std::time::Duration::ZERO,
+        };
+        let fields = l.post("t/a/v", &policy, 1000).unwrap().fields;
         let grant = l.check_post(&fields, 10).unwrap();
         assert_eq!((grant.key.as_str(), grant.size), ("t/a/v", 10));
         let mut other = fields.clone();

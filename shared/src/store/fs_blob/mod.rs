@@ -55,15 +55,6 @@ fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
     }
 }
 
-/// Why a form upload or a part was not stored (the reasons S3 gives).
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error(transparent)]
-    Receive(#[from] ReceiveError),
-    #[error("no such upload")]
-    NoSuchUpload,
-}
-
 /// `tenant/attachment/version` (or `staging/` and those three): segments of id characters,
 /// nothing that walks the tree.
 pub fn is_safe_key(key: &str) -> bool {
@@ -104,12 +95,13 @@ impl FsBlobStore {
         Some(self.uploads.join(upload_id))
     }
 
-    /// The folder of a multipart upload of `key`, when it exists and belongs to that key.
-    async fn upload_of(&self, key: &str, upload_id: &str) -> Option<PathBuf> {
-        let dir = self.upload_dir(upload_id)?;
+    /// The folder of a multipart upload of `key`: `NotFound` unless it exists and belongs to
+    /// that key.
+    async fn upload_of(&self, key: &str, upload_id: &str) -> StoreResult<PathBuf> {
+        let dir = self.upload_dir(upload_id).ok_or(StoreError::NotFound)?;
         match tokio::fs::read_to_string(dir.join("key")).await {
-            Ok(owner) if owner == key => Some(dir),
-            _ => None,
+            Ok(owner) if owner == key => Ok(dir),
+            _ => Err(StoreError::NotFound),
         }
     }
 
@@ -129,11 +121,9 @@ impl FsBlobStore {
         &self,
         grant: &PostGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
-    ) -> Result<Written, UploadError> {
-        let path = self
-            .path_of(&grant.key)
-            .map_err(|e| ReceiveError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await?)
+    ) -> Result<Written, ReceiveError> {
+        let path = self.path_of(&grant.key).map_err(std::io::Error::other)?;
+        write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await
     }
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
@@ -143,19 +133,15 @@ impl FsBlobStore {
         key: &str,
         grant: &PartGrant,
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
-    ) -> Result<String, UploadError> {
-        let dir = self
-            .upload_of(key, &grant.upload_id)
-            .await
-            .ok_or(UploadError::NoSuchUpload)?;
+    ) -> Result<String, ReceiveError> {
+        let dir = self.upload_of(key, &grant.upload_id).await;
+        let dir = dir.map_err(|_| ReceiveError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
         let size = grant.size.min(MAX_PART_BYTES);
         let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
-        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone()))
-            .await
-            .map_err(ReceiveError::Io)?;
+        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone())).await?;
         Ok(etag)
     }
 }
@@ -178,13 +164,12 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
         if let Some(dir) = dest.parent() {
             create_private_dir(dir).map_err(io_err)?;
         }
-        match std::fs::hard_link(&claim, dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Conflict("the content exists already".into()))
+        std::fs::hard_link(&claim, dest).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                StoreError::Conflict("the content exists already".into())
             }
-            Err(e) => return Err(io_err(e)),
-        }
+            _ => io_err(e),
+        })?;
         sync_folder_of(dest).map_err(io_err)
     })();
     let _ = std::fs::remove_file(&claim);
@@ -194,28 +179,21 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
 
 /// Every file under `dir` (a folder of the staging tree, `depth` levels of folders deep), as
 /// keys of `prefix`. Files whose names have a dot are the store's own (temporary, claimed).
-fn staged_keys(
-    dir: &Path,
-    prefix: &str,
-    depth: usize,
-    out: &mut Vec<String>,
-) -> std::io::Result<()> {
+fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
     for entry in read_dir_if_any(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        let (key, kind) = (format!("{prefix}{name}"), entry.file_type()?);
         if name.contains('.') {
             continue;
-        }
-        let key = format!("{prefix}{name}");
-        if depth == 0 {
-            if entry.file_type()?.is_file() {
-                out.push(key);
-            }
-        } else if entry.file_type()?.is_dir() {
-            staged_keys(&entry.path(), &format!("{key}/"), depth - 1, out)?;
+        } else if depth == 0 && kind.is_file() {
+            out.push(key);
+        } else if depth > 0 && kind.is_dir() {
+            out.extend(staged_keys(&entry.path(), &format!("{key}/"), depth - 1)?);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The entries of a folder; none when it is not there.
@@ -228,11 +206,13 @@ fn read_dir_if_any(
     }
 }
 
-/// The page of `all` (sorted) after `after`.
-fn page_after<T: Clone>(all: &[T], after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+/// The page of `all`, sorted by `of`, after `after`.
+fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+    all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
-    let items: Vec<T> = all[start..].iter().take(STAGED_PAGE).cloned().collect();
-    let next = (start + items.len() < all.len())
+    let more = all.len() > start + STAGED_PAGE;
+    let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
+    let next = more
         .then(|| items.last().map(|x| of(x).to_owned()))
         .flatten();
     StagedPage { items, next }
@@ -279,9 +259,7 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         len: u64,
     ) -> StoreResult<Bytes> {
-        let Some((mut f, _)) = self.open(key).await? else {
-            return Err(StoreError::NotFound);
-        };
+        let (mut f, _) = self.open(key).await?.ok_or(StoreError::NotFound)?;
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
             if identity(&f.metadata().await.map_err(io_err)?) != etag {
@@ -305,15 +283,12 @@ impl BlobStore for FsBlobStore {
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
         let dir = self.root.join(STAGING_PREFIX);
-        let mut all = blocking(move || {
-            let mut out = Vec::new();
-            staged_keys(&dir, STAGING_PREFIX, 2, &mut out)?;
-            Ok(out)
-        })
-        .await
-        .map_err(io_err)?;
-        all.sort();
-        Ok(page_after(&all, after.as_deref(), |k| k.as_str()))
+        let all = blocking(move || staged_keys(&dir, STAGING_PREFIX, 2));
+        Ok(page_after(
+            all.await.map_err(io_err)?,
+            after.as_deref(),
+            |k| k,
+        ))
     }
 
     async fn list_staged_uploads(
@@ -321,7 +296,7 @@ impl BlobStore for FsBlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         let uploads = self.uploads.clone();
-        let mut all = blocking(move || {
+        let all = blocking(move || {
             let mut out = Vec::new();
             for entry in read_dir_if_any(&uploads)? {
                 let entry = entry?;
@@ -344,8 +319,7 @@ impl BlobStore for FsBlobStore {
         })
         .await
         .map_err(io_err)?;
-        all.sort_by(|a, b| a.upload_id.cmp(&b.upload_id));
-        Ok(page_after(&all, after.as_deref(), |u| u.upload_id.as_str()))
+        Ok(page_after(all, after.as_deref(), |u| &u.upload_id))
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -367,12 +341,8 @@ impl BlobStore for FsBlobStore {
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         self.path_of(key)?;
-        let (ct, size, sha256) = (policy.content_type, policy.size, policy.sha256);
-        let (url, fields) = self
-            .links
-            .post(key, ct, size, sha256, expires_in(policy.ttl))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(PresignedPost { url, fields })
+        let post = self.links.post(key, policy, expires_in(policy.ttl));
+        post.map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     async fn create_multipart(&self, key: &str, _content_type: &str) -> StoreResult<String> {
@@ -399,29 +369,18 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        let dir = self
-            .upload_of(key, upload_id)
-            .await
-            .ok_or(StoreError::NotFound)?;
+        let dir = self.upload_of(key, upload_id).await?;
         let mut parts = Vec::new();
         let mut rd = tokio::fs::read_dir(&dir).await.map_err(io_err)?;
         while let Some(e) = rd.next_entry().await.map_err(io_err)? {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(n) = name
-                .strip_suffix(".part")
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(number) = name.strip_suffix(".part").and_then(|n| n.parse().ok()) else {
                 continue;
             };
             let size = e.metadata().await.map_err(io_err)?.len();
-            let etag = tokio::fs::read_to_string(etag_path(&dir, n))
-                .await
-                .unwrap_or_default();
-            parts.push(PartInfo {
-                number: n,
-                size,
-                etag,
-            });
+            let etag = tokio::fs::read_to_string(etag_path(&dir, number)).await;
+            let etag = etag.unwrap_or_default();
+            parts.push(PartInfo { number, size, etag });
         }
         parts.sort_by_key(|p| p.number);
         Ok(parts)
@@ -433,10 +392,7 @@ impl BlobStore for FsBlobStore {
         upload_id: &str,
         parts: &[PartInfo],
     ) -> StoreResult<()> {
-        let dir = self
-            .upload_of(key, upload_id)
-            .await
-            .ok_or(StoreError::NotFound)?;
+        let dir = self.upload_of(key, upload_id).await?;
         let files = parts
             .iter()
             .map(|p| dir.join(format!("{:05}.part", p.number)))
@@ -568,8 +524,8 @@ mod tests {
         assert_eq!(w.digests, Digests::of(&data));
         assert_eq!(w.etag, s.head(key).await.unwrap().unwrap().etag);
         // Fewer bytes, more bytes, another checksum: refused, and the stored file is untouched.
-        let refused = |r: Result<Written, UploadError>| match r {
-            Err(UploadError::Receive(e)) => e.to_string(),
+        let refused = |r: Result<Written, ReceiveError>| match r {
+            Err(e) => e.to_string(),
             other => panic!("{other:?}"),
         };
         let short = s.receive_post(&grant, chunked(&data[1..], 70_000)).await;
@@ -620,7 +576,7 @@ mod tests {
         let stolen = s
             .receive_part("staging/t/c/v", &grant(1, 10), chunked(&data[..10], 10))
             .await;
-        assert!(matches!(stolen, Err(UploadError::NoSuchUpload)));
+        assert!(matches!(stolen, Err(ReceiveError::NoSuchUpload)));
         let parts = s.list_parts(key, &id).await.unwrap();
         assert_eq!(parts.len(), 3);
         s.complete_multipart(key, &id, &parts).await.unwrap();

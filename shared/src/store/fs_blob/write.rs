@@ -30,7 +30,6 @@ struct TempFile {
     file: std::fs::File,
     tmp: PathBuf,
     dest: PathBuf,
-    committed: bool,
 }
 
 /// Creates a folder and its missing parents, readable by the owner only: the data folder holds
@@ -68,26 +67,23 @@ impl TempFile {
             file: private_file().create_new(true).open(&tmp)?,
             tmp,
             dest: dest.to_path_buf(),
-            committed: false,
         })
     }
 
     /// Syncs the bytes, renames the file into place and syncs the folder. Returns the file's
     /// identity (see [`identity`]).
-    fn commit(mut self) -> std::io::Result<String> {
+    fn commit(self) -> std::io::Result<String> {
         self.file.sync_all()?;
         std::fs::rename(&self.tmp, &self.dest)?;
-        self.committed = true;
         sync_folder_of(&self.dest)?;
         Ok(identity(&self.file.metadata()?))
     }
 }
 
 impl Drop for TempFile {
+    /// Once committed, there is nothing left under the temporary name to remove.
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -110,13 +106,8 @@ pub(super) fn identity(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        format!(
-            "{:x}-{:x}.{:x}-{:x}",
-            meta.ino(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.len()
-        )
+        let (ino, secs, nanos) = (meta.ino(), meta.mtime(), meta.mtime_nsec());
+        format!("{ino:x}-{secs:x}.{nanos:x}-{:x}", meta.len())
     }
     #[cfg(not(unix))]
     {
@@ -141,10 +132,10 @@ pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Res
 
 /// What is computed while a stream is written: for a whole object, MD5 and SHA-256 (its
 /// verification needs both); for a part of a multipart upload, its MD5, which is its ETag (as
-/// on S3), and its size.
+/// on S3).
 pub(super) enum Hashing {
     Both(Hasher),
-    Md5(md5::Md5, u64),
+    Md5(md5::Md5),
 }
 
 impl Hashing {
@@ -153,24 +144,21 @@ impl Hashing {
     }
 
     pub fn md5() -> Self {
-        Hashing::Md5(md5::Md5::new(), 0)
+        Hashing::Md5(md5::Md5::new())
     }
 
     fn update(&mut self, bytes: &[u8]) {
         match self {
             Hashing::Both(h) => h.update(bytes),
-            Hashing::Md5(h, size) => {
-                h.update(bytes);
-                *size += bytes.len() as u64;
-            }
+            Hashing::Md5(h) => h.update(bytes),
         }
     }
 
-    /// The digests; for a part, the SHA-256 is left zero.
-    fn finish(self) -> Digests {
+    /// The digests of `size` bytes; for a part, the SHA-256 is left zero.
+    fn finish(self, size: u64) -> Digests {
         match self {
             Hashing::Both(h) => h.finish(),
-            Hashing::Md5(h, size) => Digests {
+            Hashing::Md5(h) => Digests {
                 md5: h.finalize().into(),
                 sha256: [0; 32],
                 size,
@@ -179,9 +167,11 @@ impl Hashing {
     }
 }
 
-/// Why a received stream was not stored.
+/// Why a received stream (a form upload's file, a part) was not stored: the reasons S3 gives.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
+    #[error("no such upload")]
+    NoSuchUpload,
     #[error("the body is larger than the upload allows")]
     TooLarge,
     #[error("the body is smaller than the upload requires")]
@@ -194,17 +184,33 @@ pub enum ReceiveError {
     Io(#[from] std::io::Error),
 }
 
-/// The temporary file and the hashes of what it holds so far.
-struct Sink {
-    file: TempFile,
-    sum: Hashing,
-}
-
 /// What was stored: the digests, and the identity of the file (see [`identity`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub digests: Digests,
     pub etag: String,
+}
+
+/// The temporary file and the hashes of what it holds so far.
+type Sink = (TempFile, Hashing);
+
+/// Writes and hashes `batch` on a blocking thread, without waiting for it.
+fn write_batch(
+    (mut file, mut sum): Sink,
+    batch: Vec<Bytes>,
+) -> tokio::task::JoinHandle<std::io::Result<Sink>> {
+    tokio::spawn(blocking(move || {
+        for chunk in &batch {
+            sum.update(chunk);
+            file.file.write_all(chunk)?;
+        }
+        Ok((file, sum))
+    }))
+}
+
+/// The sink once a [`write_batch`] is done.
+async fn written(job: tokio::task::JoinHandle<std::io::Result<Sink>>) -> std::io::Result<Sink> {
+    job.await.map_err(std::io::Error::other)?
 }
 
 /// Writes a stream to `dest` if it is exactly `expected` bytes and, when given, has that SHA-256
@@ -218,76 +224,40 @@ pub(super) async fn write_stream(
     hashing: Hashing,
 ) -> Result<Written, ReceiveError> {
     use futures_util::StreamExt;
-    let sink = blocking(move || {
-        Ok(Sink {
-            file: TempFile::create(&dest)?,
-            sum: hashing,
-        })
-    })
-    .await?;
-    let mut spool = Spool::Idle(Box::new(sink));
-    let mut batch: Vec<Bytes> = Vec::new();
-    let (mut batched, mut size) = (0usize, 0u64);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
+    let sink = blocking(move || Ok((TempFile::create(&dest)?, hashing))).await?;
+    let mut job = tokio::spawn(std::future::ready(Ok(sink)));
+    let (mut batch, mut batched, mut size) = (Vec::new(), 0usize, 0u64);
+    let refused = loop {
+        let Some(chunk) = stream.next().await else {
+            break (size < expected).then_some(ReceiveError::TooSmall);
+        };
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => break Some(ReceiveError::Body(e.to_string())),
+        };
         size += chunk.len() as u64;
         if size > expected {
-            return Err(ReceiveError::TooLarge);
+            break Some(ReceiveError::TooLarge);
         }
         batched += chunk.len();
         batch.push(chunk);
         if batched >= BATCH_BYTES {
-            spool = spool.write(std::mem::take(&mut batch)).await?;
+            job = write_batch(written(job).await?, std::mem::take(&mut batch));
             batched = 0;
         }
+    };
+    // The write under way ends before the answer: a refused stream leaves no file behind.
+    let sink = written(job).await;
+    if let Some(refused) = refused {
+        return Err(refused);
     }
-    if size < expected {
-        return Err(ReceiveError::TooSmall);
-    }
-    let spool = spool.write(batch).await?;
-    let sink = spool.idle().await?;
-    let digests = sink.sum.finish();
+    let (file, sum) = written(write_batch(sink?, batch)).await?;
+    let digests = sum.finish(size);
     if sha256.is_some_and(|sha| sha != digests.sha256) {
         return Err(ReceiveError::BadDigest);
     }
-    let file = sink.file;
     let etag = blocking(move || file.commit()).await?;
     Ok(Written { digests, etag })
-}
-
-/// The sink of [`write_stream`]: idle, or busy writing a batch on a blocking thread.
-enum Spool {
-    Idle(Box<Sink>),
-    Busy(tokio::task::JoinHandle<std::io::Result<Sink>>),
-}
-
-impl Spool {
-    /// The sink once the batch under way is written.
-    async fn idle(self) -> std::io::Result<Sink> {
-        match self {
-            Spool::Idle(s) => Ok(*s),
-            Spool::Busy(job) => job
-                .await
-                .map_err(|e| std::io::Error::other(format!("a file task failed: {e}")))?,
-        }
-    }
-
-    /// Hands `batch` to a blocking thread once the previous one is written.
-    async fn write(self, batch: Vec<Bytes>) -> std::io::Result<Spool> {
-        let mut sink = self.idle().await?;
-        if batch.is_empty() {
-            return Ok(Spool::Idle(Box::new(sink)));
-        }
-        let slot = crate::blocking::slot().await;
-        Ok(Spool::Busy(tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            for chunk in &batch {
-                sink.sum.update(chunk);
-                sink.file.file.write_all(chunk)?;
-            }
-            Ok(sink)
-        })))
-    }
 }
 
 /// Joins `parts`, in order, into `dest`.
