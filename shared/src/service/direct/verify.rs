@@ -4,7 +4,8 @@
 //! are verified within `complete`; larger ones in the background (storage's event on AWS, a task
 //! of the local server), the attachment showing `verifying` meanwhile.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
@@ -46,45 +47,22 @@ pub struct Receipt {
 
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
-/// Verifications under way in this process, one gate per attachment.
+/// Verifications under way in this process, one gate per attachment, held weakly: a gate goes
+/// with its last turn.
 #[derive(Default)]
-pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<AttachmentId, Gate>>);
-
-/// A turn at verifying one attachment (its gate, to lock); the gate is forgotten when the last
-/// turn ends.
-struct Turn<'a>(&'a InFlight, AttachmentId, Gate);
+pub(crate) struct InFlight(std::sync::Mutex<HashMap<AttachmentId, Weak<tokio::sync::Mutex<()>>>>);
 
 impl InFlight {
-    fn gate(&self, id: AttachmentId) -> Turn<'_> {
-        let gate = match self.0.lock() {
-            Ok(mut m) => m.entry(id).or_default().clone(),
-            // A poisoned map only loses the de-duplication, never correctness.
-            Err(_) => Arc::default(),
+    fn gate(&self, id: AttachmentId) -> Gate {
+        // A poisoned map only loses the de-duplication, never correctness.
+        let Ok(mut gates) = self.0.lock() else {
+            return Gate::default();
         };
-        Turn(self, id, gate)
+        gates.retain(|_, g| g.strong_count() > 0);
+        let gate = gates.get(&id).and_then(Weak::upgrade).unwrap_or_default();
+        gates.insert(id, Arc::downgrade(&gate));
+        gate
     }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let Turn(InFlight(gates), id, gate) = self;
-        if let Ok(mut m) = gates.lock() {
-            // The map's and this turn's: nobody else holds or waits on it.
-            if Arc::strong_count(gate) <= 2 {
-                m.remove(id);
-            }
-        }
-    }
-}
-
-/// What the inspection of an object found.
-struct Inspection {
-    digests: Digests,
-    /// Why the upload is refused, if it is (the reason counted, and the message): its real
-    /// type, or its declared checksum.
-    refusal: Option<(&'static str, String)>,
-    /// The whole object, when it is an image small enough to make the thumbnail from.
-    thumbnail_source: Bytes,
 }
 
 impl App {
@@ -110,27 +88,16 @@ impl App {
         if upload.version.size <= self.limits.inline_verify_max_bytes {
             return self.verify_upload(att, None).await.map(Completion::Ready);
         }
-        self.verify_in_background(att, &upload).await
-    }
-
-    /// Hands a large upload to a verification of its own: the object is assembled first (so
-    /// that storage reports it), the attachment marked `verifying`, and in this process (the
-    /// embedded backend) a task started; on AWS, storage's event runs the finalize function.
-    async fn verify_in_background(
-        self: &Arc<Self>,
-        att: Attachment,
-        upload: &PendingUpload,
-    ) -> ServiceResult<Completion> {
+        // Too large for this request: a verification of its own. The object is assembled first
+        // (so that storage reports it), the attachment marked `verifying`, and in this process
+        // (the embedded backend) a task started; on AWS, storage's event runs the finalize
+        // function.
         let started = upload.verifying_since;
         if started.is_some_and(|t| now().unix_timestamp() - t < STALE_VERIFICATION_SECS) {
             return Ok(Completion::Verifying(att));
         }
-        let staged = att.staging_key(upload.version.id);
-        if self.blobs.head(&staged).await?.is_none() {
-            match &upload.multipart {
-                Some(mp) => self.assemble(&att, upload, mp, &staged).await?,
-                None => return Err(ServiceError::Conflict(NOT_UPLOADED.into())),
-            }
+        if self.uploaded(&att, &upload).await?.is_none() {
+            return Err(ServiceError::Conflict(NOT_UPLOADED.into()));
         }
         let mut marked = att.clone();
         if let Some(u) = marked.upload.as_mut() {
@@ -163,13 +130,8 @@ impl App {
     }
 
     /// What storage's "object created" event triggers: the same verification, found by the
-    /// staged object's key. Other keys and uploads already verified are ignored, so a repeated
-    /// event changes nothing.
-    pub async fn finalize_key(&self, key: &str) -> ServiceResult<Option<Attachment>> {
-        self.finalize_received(key, None).await
-    }
-
-    /// [`Self::finalize_key`] for a store that received the object itself, with what it knows.
+    /// staged object's key, with what the store knows of the object when it received it itself.
+    /// Other keys and uploads already verified are ignored, so a repeated event changes nothing.
     pub async fn finalize_received(
         &self,
         key: &str,
@@ -201,8 +163,8 @@ impl App {
         att: Attachment,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
-        let turn = self.verifying.gate(att.id);
-        let _held = turn.2.lock().await;
+        let gate = self.verifying.gate(att.id);
+        let _held = gate.lock().await;
         let att = self.reload(&att).await?;
         if att.upload.is_none() {
             return self.settled(att);
@@ -241,56 +203,66 @@ impl App {
         let Some(upload) = att.upload.clone() else {
             return Ok(att);
         };
-        let staged = att.staging_key(upload.version.id);
-        let content = att.blob_key(upload.version.id);
-        if let Some(mp) = &upload.multipart {
-            if self.blobs.head(&staged).await?.is_none()
-                && self.blobs.head(&content).await?.is_none()
-            {
-                self.assemble(&att, &upload, mp, &staged).await?;
-            }
-        }
-        // The staged object, or the content itself when a verification promoted it but did not
-        // live to record it (no upload link reaches the content: it is what was verified).
-        let (source, info) = match self.blobs.head(&staged).await? {
-            Some(info) => (staged.as_str(), info),
-            None => match self.blobs.head(&content).await? {
-                Some(info) => (content.as_str(), info),
-                None => return Err(ServiceError::Internal(StoreError::NotFound)),
-            },
+        let Some((source, info)) = self.uploaded(&att, &upload).await? else {
+            return Err(ServiceError::Internal(StoreError::NotFound));
         };
-        if info.size != upload.version.size {
+        let version = &upload.version;
+        if info.size != version.size {
             let why = format!(
                 "{} bytes were uploaded, {} were declared",
-                info.size, upload.version.size
+                info.size, version.size
             );
             return self.reject(att, "size_mismatch", why).await;
         }
+        let staged = att.staging_key(version.id);
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
-        let inspection = self
-            .inspect(source, &info, &upload, receipt)
+        let (digests, wrong_type, thumbnail_source) = self
+            .inspect(&source, &info, version, receipt)
             .await
             .map_err(refused(Some(REPLACED)))?;
-        if let Some((reason, why)) = inspection.refusal {
-            return self.reject(att, reason, why).await;
+        if let Some(why) = wrong_type {
+            return self.reject(att, "type_mismatch", why).await;
+        }
+        if (upload.declared_sha256.as_deref()).is_some_and(|d| d != digests.sha256_hex()) {
+            let why = "the file's SHA-256 does not match the declared checksum";
+            return self.reject(att, "checksum_mismatch", why.into()).await;
         }
         if source == staged {
+            let content = att.blob_key(version.id);
             self.blobs
                 .promote(&staged, &info.etag, info.size, &content)
                 .await
                 .map_err(refused(Some(REPLACED)))?;
         }
-        let mut version = upload.version.clone();
-        version.md5 = inspection.digests.md5_hex();
-        version.sha256 = inspection.digests.sha256_hex();
-        self.store_thumbnail(
-            &att,
-            version.id,
-            &version.content_type,
-            inspection.thumbnail_source,
-        )
-        .await;
+        let mut version = version.clone();
+        version.md5 = digests.md5_hex();
+        version.sha256 = digests.sha256_hex();
+        let (id, content_type) = (version.id, &version.content_type);
+        self.store_thumbnail(&att, id, content_type, thumbnail_source)
+            .await;
         self.make_ready(att, version).await
+    }
+
+    /// The object to verify and what storage says of it: the staged object (a multipart
+    /// upload's assembled first, once all of it is there), or the content itself when a
+    /// verification promoted it but did not live to record it (no upload link reaches the
+    /// content: it is what was verified). `None` when nothing is uploaded yet.
+    async fn uploaded(
+        &self,
+        att: &Attachment,
+        upload: &PendingUpload,
+    ) -> ServiceResult<Option<(String, BlobInfo)>> {
+        let staged = att.staging_key(upload.version.id);
+        for key in [staged.clone(), att.blob_key(upload.version.id)] {
+            if let Some(info) = self.blobs.head(&key).await? {
+                return Ok(Some((key, info)));
+            }
+        }
+        let Some(mp) = &upload.multipart else {
+            return Ok(None);
+        };
+        self.assemble(att, upload, mp, &staged).await?;
+        Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
     }
 
     /// Joins the parts of a multipart upload into the staged object, once every part is there
@@ -330,15 +302,16 @@ impl App {
     }
 
     /// Reads the object `info` names, and only it: its first bytes for the type, all of it for
-    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail.
+    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail. Answers
+    /// the digests, why the real type is not the declared one (if it is not), and the whole
+    /// object when it is an image small enough to make the thumbnail from.
     async fn inspect(
         &self,
         key: &str,
         info: &BlobInfo,
-        upload: &PendingUpload,
+        version: &Version,
         receipt: Option<Receipt>,
-    ) -> Result<Inspection, StoreError> {
-        let version = &upload.version;
+    ) -> Result<(Digests, Option<String>, Bytes), StoreError> {
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
         let mut hasher = receipt.is_none().then(Hasher::new);
         let mut kept = bytes::BytesMut::new();
@@ -377,20 +350,7 @@ impl App {
                 "the file changed while it was verified".into(),
             ));
         }
-        let declared = upload.declared_sha256.as_deref();
-        let refusal = match wrong_type {
-            Some(why) => Some(("type_mismatch", why)),
-            None if declared.is_some_and(|d| d != digests.sha256_hex()) => Some((
-                "checksum_mismatch",
-                "the file's SHA-256 does not match the declared checksum".into(),
-            )),
-            None => None,
-        };
-        Ok(Inspection {
-            digests,
-            refusal,
-            thumbnail_source: kept.freeze(),
-        })
+        Ok((digests, wrong_type, kept.freeze()))
     }
 
     /// Records the verified version and makes the attachment ready with it. A write that finds
