@@ -158,8 +158,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
-    /// Settings of the compatible APIs (see [`dialects`]).
-    dialects: dialects::DialectSettings,
+    /// Settings of the compatible APIs (see [`dialects`]); defaults until wiring sets them.
+    pub dialects: dialects::DialectSettings,
     /// Recently checked API keys (see `keys.rs`).
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way (see `direct.rs`).
@@ -192,6 +192,22 @@ pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .unwrap_or(t)
+}
+
+/// A new attachment of the caller's under `parent`.
+fn new_attachment(
+    who: &Principal,
+    parent: &ParentRef,
+    status: AttachmentStatus,
+    t: OffsetDateTime,
+) -> Attachment {
+    Attachment::new(
+        who.tenant.clone(),
+        parent.clone(),
+        who.owner.clone(),
+        status,
+        t,
+    )
 }
 
 fn bounded(field: &str, value: Option<String>, max_chars: usize) -> ServiceResult<Option<String>> {
@@ -274,14 +290,11 @@ impl App {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> ServiceResult<Option<Parent>> {
-        let lower;
-        let lookup = match lookup {
-            ParentLookup::Email(e) => {
-                lower = e.trim().to_lowercase();
-                ParentLookup::Email(&lower)
-            }
-            other => other,
+        let lower = match lookup {
+            ParentLookup::Email(e) => Some(e.trim().to_lowercase()),
+            _ => None,
         };
+        let lookup = lower.as_deref().map_or(lookup, ParentLookup::Email);
         Ok(self
             .meta
             .find_parent(&who.tenant, kind, source, lookup)
@@ -436,6 +449,14 @@ impl App {
             valid,
         };
         Ok(self.blobs.presign_get(&key, &options).await?)
+    }
+
+    /// Records `att`: new, or `current` changed (unless someone changed it meanwhile).
+    async fn record(&self, att: &Attachment, current: Option<&Attachment>) -> StoreResult<()> {
+        match current {
+            None => self.meta.create_attachment(att).await,
+            Some(c) => self.meta.update_attachment(att, Expected::of(c)).await,
+        }
     }
 
     /// When an upload begun now is abandoned: the sweep removes it after.

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 
-use super::{bounded, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY};
+use super::{
+    bounded, new_attachment, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
+};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
     PendingUpload, Principal, Version, VersionId,
@@ -51,53 +53,6 @@ pub struct UploadRules<'a> {
     pub allowed_types: Option<&'a [String]>,
     /// A file limit below the request limit.
     pub max_file_bytes: Option<usize>,
-}
-
-/// An upload's digests, computed in one pass on a blocking thread from the moment its file is
-/// accepted, so that hashing overlaps the metadata writes and the blob write instead of
-/// preceding them. The SHA-256 goes to the blob store as soon as it is known (S3 sends it with
-/// the bytes).
-struct Hashing {
-    digests: tokio::task::JoinHandle<Result<Digests, crate::blocking::JobFailed>>,
-    sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
-}
-
-impl Hashing {
-    fn start(bytes: Bytes) -> Self {
-        let (tx, sha256) = tokio::sync::oneshot::channel();
-        let digests = tokio::spawn(crate::blocking::run(move || {
-            let digests = Digests::of(&bytes);
-            // The store may not want it (the file store writes without it).
-            let _ = tx.send(digests.sha256);
-            digests
-        }));
-        Self { digests, sha256 }
-    }
-
-    /// Stores the bytes under `key` while they are hashed, and beside them the version's
-    /// thumbnail; gives `version` its digests.
-    async fn store(
-        self,
-        app: &App,
-        att: &Attachment,
-        key: &str,
-        bytes: &Bytes,
-        version: &mut Version,
-    ) -> Result<(), StoreError> {
-        let (stored, digests, ()) = tokio::join!(
-            app.blobs
-                .put_while_hashing(key, bytes.clone(), &version.content_type, self.sha256),
-            self.digests,
-            app.store_thumbnail(att, version.id, &version.content_type, bytes.clone()),
-        );
-        let digests = digests
-            .map_err(|e| e.to_string())
-            .and_then(|d| d.map_err(|e| e.to_string()))
-            .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
-        version.md5 = digests.md5_hex();
-        version.sha256 = digests.sha256_hex();
-        stored
-    }
 }
 
 /// Checks the labels and keeps them as they are stored (trimmed, tags without duplicates).
@@ -328,66 +283,70 @@ impl App {
         if current.as_ref().is_some_and(|c| c.upload.is_some()) {
             return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
-        let hashing = Hashing::start(bytes.clone());
-        let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
-        let expires_at = self.pending_until();
-        let (mut ready, intent) = match current.clone() {
-            None => {
-                let mut att = Attachment::new(
-                    who.tenant.clone(),
-                    parent.clone(),
-                    who.owner.clone(),
-                    AttachmentStatus::Pending,
-                    version.created_at,
-                );
-                att.content = Some(version.clone());
-                att.expires_at = Some(expires_at);
-                fields.apply(&mut att);
-                self.meta.create_attachment(&att).await.map_err(&refusal)?;
-                (att.clone(), att)
+        // Hashed in one pass on a blocking thread from now on, so that hashing overlaps the
+        // writes instead of preceding them; the SHA-256 goes to the blob store as soon as it is
+        // known (S3 sends it with the bytes; the file store writes without it).
+        let (tx, sha256) = tokio::sync::oneshot::channel();
+        let hashing = tokio::spawn(crate::blocking::run({
+            let bytes = bytes.clone();
+            move || {
+                let digests = Digests::of(&bytes);
+                let _ = tx.send(digests.sha256);
+                digests
             }
-            Some(mut current) => {
-                let mut intent = current.clone();
+        }));
+        let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
+        let pending = AttachmentStatus::Pending;
+        let mut ready = (current.clone())
+            .unwrap_or_else(|| new_attachment(who, parent, pending, version.created_at));
+        fields.apply(&mut ready);
+        let mut intent = current.clone().unwrap_or_else(|| ready.clone());
+        let expires_at = self.pending_until();
+        intent.expires_at = Some(expires_at);
+        match &current {
+            None => intent.content = Some(version.clone()),
+            Some(_) => {
                 intent.upload = Some(PendingUpload {
                     version: version.clone(),
                     declared_sha256: None,
                     multipart: None,
                     expires_at,
                     verifying_since: None,
-                });
-                intent.expires_at = Some(expires_at);
-                let written = self.meta.update_attachment(&intent, Expected::of(&current));
-                written.await.map_err(&refusal)?;
-                fields.apply(&mut current);
-                (current, intent)
+                })
             }
-        };
+        }
+        self.record(&intent, current.as_ref())
+            .await
+            .map_err(&refusal)?;
         // The bytes, while they are hashed, and beside them the thumbnail.
-        let key = intent.blob_key(version.id);
-        let stored = hashing
-            .store(self, &intent, &key, &bytes, &mut version)
-            .await;
-        ready.content = Some(version.clone());
-        ready.status = AttachmentStatus::Ready;
-        ready.upload = None;
-        ready.expires_at = None;
-        ready.updated_at = version.created_at;
-        let pointed = match stored {
-            Err(e) => Err(e),
-            Ok(()) => {
-                async {
-                    self.meta
-                        .put_version(&intent.tenant, intent.id, &version)
-                        .await?;
-                    self.meta
-                        .update_attachment(&ready, Expected::of(&intent))
-                        .await
-                }
+        let (id, content_type) = (version.id, version.content_type.clone());
+        let key = intent.blob_key(id);
+        let (stored, digests, ()) = tokio::join!(
+            (self.blobs).put_while_hashing(&key, bytes.clone(), &content_type, sha256),
+            hashing,
+            self.store_thumbnail(&intent, id, &content_type, bytes),
+        );
+        let pointed = async {
+            let digests = digests
+                .map_err(|e| e.to_string())
+                .and_then(|d| d.map_err(|e| e.to_string()))
+                .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
+            stored?;
+            version.md5 = digests.md5_hex();
+            version.sha256 = digests.sha256_hex();
+            ready.content = Some(version.clone());
+            ready.status = AttachmentStatus::Ready;
+            ready.upload = None;
+            ready.expires_at = None;
+            ready.updated_at = version.created_at;
+            let tenant = &intent.tenant;
+            self.meta.put_version(tenant, intent.id, &version).await?;
+            self.meta
+                .update_attachment(&ready, Expected::of(&intent))
                 .await
-            }
         };
-        if let Err(e) = pointed {
-            self.discard(&intent, version.id).await;
+        if let Err(e) = pointed.await {
+            self.discard(&intent, id).await;
             return Err(refusal(e));
         }
         crate::telemetry::metrics::upload(version.size);
@@ -420,13 +379,7 @@ impl App {
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
         let fields = clean_fields(fields)?;
-        let mut att = Attachment::new(
-            who.tenant.clone(),
-            parent.clone(),
-            who.owner.clone(),
-            AttachmentStatus::Placeholder,
-            now(),
-        );
+        let mut att = new_attachment(who, parent, AttachmentStatus::Placeholder, now());
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;
         Ok(att)

@@ -6,14 +6,15 @@
 mod verify;
 
 use super::{
-    now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
+    new_attachment, now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult,
+    UPLOAD_UNDER_WAY,
 };
 use crate::domain::content::type_for_extension;
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
     PendingUpload, Principal, Version, VersionId,
 };
-use crate::store::{Expected, PartInfo, PostPolicy};
+use crate::store::{PartInfo, PostPolicy};
 
 pub(crate) use verify::InFlight;
 pub use verify::{Completion, Receipt};
@@ -156,10 +157,8 @@ impl App {
         if current.as_ref().is_some_and(|c| c.upload.is_some()) {
             return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
-        let mut att = current.clone().unwrap_or_else(|| {
-            let (tenant, owner) = (who.tenant.clone(), who.owner.clone());
-            Attachment::new(tenant, parent.clone(), owner, AttachmentStatus::Pending, t)
-        });
+        let pending = AttachmentStatus::Pending;
+        let mut att = (current.clone()).unwrap_or_else(|| new_attachment(who, parent, pending, t));
         fields.apply(&mut att);
         let staged = att.staging_key(version.id);
         // One form POST up to the configured size, else a multipart upload, started here.
@@ -184,16 +183,10 @@ impl App {
         att.upload = Some(upload);
         att.expires_at = Some(expires_at);
         att.problem = None;
-        let written = match &current {
-            None => self.meta.create_attachment(&att).await,
-            Some(current) => {
-                att.updated_at = t;
-                self.meta
-                    .update_attachment(&att, Expected::of(current))
-                    .await
-            }
-        };
-        if let Err(e) = written {
+        if current.is_some() {
+            att.updated_at = t;
+        }
+        if let Err(e) = self.record(&att, current.as_ref()).await {
             if let UploadInstructions::Multipart { upload_id, .. } = &instructions {
                 let _ = self.blobs.abort_multipart(&staged, upload_id).await;
             }
