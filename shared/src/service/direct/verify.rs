@@ -77,11 +77,12 @@ impl App {
         let Some(upload) = att.upload.clone() else {
             return match att.status {
                 AttachmentStatus::Ready => Ok(Completion::Ready(att)),
-                AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
-                    att.problem
-                        .clone()
-                        .unwrap_or_else(|| "the upload was rejected".into()),
-                )),
+                AttachmentStatus::Rejected => {
+                    let why = att
+                        .problem
+                        .unwrap_or_else(|| "the upload was rejected".into());
+                    Err(ServiceError::Unprocessable(why))
+                }
                 _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
             };
         };
@@ -140,18 +141,17 @@ impl App {
         let Some((tenant, id, version)) = parse_staging_key(key) else {
             return Ok(None);
         };
-        let Some(att) = self.meta.get_attachment(&tenant, id).await? else {
+        let att = self.meta.get_attachment(&tenant, id).await?;
+        let Some(att) = att.filter(|a| a.upload.as_ref().is_some_and(|u| u.version.id == version))
+        else {
             return Ok(None);
         };
-        match &att.upload {
-            Some(u) if u.version.id == version => match self.verify_upload(att, receipt).await {
-                Ok(a) => Ok(Some(a)),
-                // Refused (recorded on the attachment), or not all there yet: the event itself
-                // went fine.
-                Err(ServiceError::Unprocessable(_)) | Err(ServiceError::Conflict(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            _ => Ok(None),
+        match self.verify_upload(att, receipt).await {
+            Ok(a) => Ok(Some(a)),
+            // Refused (recorded on the attachment), or not all there yet: the event itself went
+            // fine.
+            Err(ServiceError::Unprocessable(_) | ServiceError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -313,7 +313,7 @@ impl App {
         receipt: Option<Receipt>,
     ) -> Result<(Digests, Option<String>, Bytes), StoreError> {
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
-        let mut hasher = receipt.is_none().then(Hasher::new);
+        let mut hasher = Hasher::new();
         let mut kept = bytes::BytesMut::new();
         let mut wrong_type = None;
         let mut offset = 0;
@@ -332,19 +332,21 @@ impl App {
             if keep {
                 kept.extend_from_slice(&chunk);
             }
-            match hasher.take() {
+            if receipt.is_none() {
                 // Hashing is CPU work: off the async workers.
-                Some(h) => hasher = Some(hash_off_thread(h, chunk).await?),
-                // The digests are known: the first bytes (and a thumbnail's) were all it took.
-                None if !keep => break,
-                None => {}
+                let hashed = crate::blocking::run(move || {
+                    hasher.update(&chunk);
+                    hasher
+                });
+                hasher = hashed
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            } else if !keep {
+                // The digests are known: the first bytes were all it took.
+                break;
             }
         }
-        let digests = match (hasher, receipt) {
-            (Some(h), _) => h.finish(),
-            (None, Some(r)) => r.digests,
-            (None, None) => Hasher::new().finish(),
-        };
+        let digests = receipt.map_or_else(|| hasher.finish(), |r| r.digests);
         if digests.size != info.size {
             return Err(StoreError::Conflict(
                 "the file changed while it was verified".into(),
@@ -455,16 +457,6 @@ impl App {
 const REPLACED: &str = "the file was replaced while it was verified; complete it again";
 const NO_UPLOAD: &str = "no upload is under way for this attachment";
 const NOT_UPLOADED: &str = "the file has not been uploaded yet";
-
-/// Feeds `chunk` to the hasher on a blocking thread.
-async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, StoreError> {
-    crate::blocking::run(move || {
-        hasher.update(&chunk);
-        hasher
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(e.to_string()))
-}
 
 /// The real type of the first bytes against the declared one: what the extension and the bytes
 /// decide together, or for an unknown extension what the bytes say, if anything.
