@@ -11,6 +11,7 @@ mod staging;
 mod thumbnails;
 mod uploads;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -473,34 +474,29 @@ impl App {
     /// Tombstone first, so a failure half-way leaves nothing listed and the sweep can finish the
     /// job; then files; then metadata.
     pub(crate) async fn remove_attachment(&self, att: Attachment) -> ServiceResult<()> {
-        let expected = Expected::of(&att);
-        let mut tomb = att.clone();
         if att.status != AttachmentStatus::Deleted {
+            let mut tomb = att.clone();
             tomb.status = AttachmentStatus::Deleted;
             tomb.expires_at = Some(now().unix_timestamp());
             tomb.updated_at = now();
-            match self.meta.update_attachment(&tomb, expected).await {
-                Ok(()) => {}
+            if let Err(e) = self.meta.update_attachment(&tomb, Expected::of(&att)).await {
+                let StoreError::Conflict(_) = e else {
+                    return Err(e.into());
+                };
                 // Someone else changed it meanwhile: start over from what is stored now.
-                Err(StoreError::Conflict(_)) => {
-                    return match self.meta.get_attachment(&att.tenant, att.id).await? {
-                        Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
-                        None => Ok(()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
+                return match self.meta.get_attachment(&att.tenant, att.id).await? {
+                    Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
+                    None => Ok(()),
+                };
             }
         }
         // Every version's files, the current one's and an upload's under way too (a verification
         // that did not live to record it may have promoted it), then what is staged.
-        let mut versions: Vec<VersionId> = (self.meta.list_versions(&att.tenant, att.id).await?)
-            .iter()
-            .map(|v| v.id)
+        let stored = self.meta.list_versions(&att.tenant, att.id).await?;
+        let versions: BTreeSet<VersionId> = (stored.iter().map(|v| v.id))
             .chain(att.content.as_ref().map(|v| v.id))
             .chain(att.upload.as_ref().map(|u| u.version.id))
             .collect();
-        versions.sort_unstable();
-        versions.dedup();
         for v in versions {
             self.delete_files(&att, v).await?;
         }

@@ -191,19 +191,33 @@ impl App {
             .into_iter()
             .map(|f| self.describe(&f, rules).map(|v| (f, v)))
             .collect::<ServiceResult<Vec<_>>>()?;
+        // Each attachment stored, and whether this call created it.
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
         for (file, version) in checked {
-            match self
-                .store_one(who, parent, file, version, fields.clone(), target)
-                .await
-            {
+            let one = async {
+                let existing = match target {
+                    UploadTarget::New => None,
+                    UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
+                    UploadTarget::SameStem => {
+                        let stem = file.file_name.stem();
+                        self.find_named(who, parent, |n| n.stem() == stem).await?
+                    }
+                    UploadTarget::SameName => {
+                        let name = &file.file_name;
+                        self.find_named(who, parent, |n| n == name).await?
+                    }
+                };
+                let created = existing.is_none();
+                let (bytes, fields) = (file.bytes.clone(), fields.clone());
+                let att = self.store_content(who, parent, existing, version, bytes, fields);
+                Ok::<_, ServiceError>((att.await?, created))
+            };
+            match one.await {
                 Ok(done) => stored.push(done),
                 Err(e) => {
-                    for (att, created) in stored {
-                        if created {
-                            if let Err(err) = self.remove_attachment(att).await {
-                                tracing::warn!(error = %err, "could not roll back an upload; the sweep will");
-                            }
+                    for (att, _) in stored.into_iter().filter(|(_, created)| *created) {
+                        if let Err(err) = self.remove_attachment(att).await {
+                            tracing::warn!(error = %err, "could not roll back an upload; the sweep will");
                         }
                     }
                     return Err(e);
@@ -237,33 +251,6 @@ impl App {
             .into_iter()
             .find(|a| a.ready_content().is_some_and(|c| matches(&c.file_name)));
         Ok(found)
-    }
-
-    /// Stores one checked file; says whether it created a new attachment.
-    async fn store_one(
-        &self,
-        who: &Principal,
-        parent: &ParentRef,
-        file: NewFile,
-        version: Version,
-        fields: AttachmentFields,
-        target: UploadTarget,
-    ) -> ServiceResult<(Attachment, bool)> {
-        let existing = match target {
-            UploadTarget::New => None,
-            UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-            UploadTarget::SameStem => {
-                let stem = file.file_name.stem();
-                self.find_named(who, parent, |n| n.stem() == stem).await?
-            }
-            UploadTarget::SameName => {
-                let name = &file.file_name;
-                self.find_named(who, parent, |n| n == name).await?
-            }
-        };
-        let created = existing.is_none();
-        let att = self.store_content(who, parent, existing, version, file.bytes, fields);
-        Ok((att.await?, created))
     }
 
     /// Stores a checked file in a new attachment, or as a new version of `current`. The intent

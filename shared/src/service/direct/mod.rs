@@ -272,10 +272,7 @@ pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
         return Some(out);
     }
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).ok()?;
-    (bytes.len() == 32).then(|| {
-        out.copy_from_slice(&bytes);
-        out
-    })
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]
