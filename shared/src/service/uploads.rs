@@ -111,7 +111,7 @@ impl AttachmentFields {
 
 impl App {
     /// Checks a file against the rules and describes it as a version (type, size); its digests
-    /// are computed while it is stored (see [`Hashing`]).
+    /// are computed while it is stored.
     fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<Version> {
         if file.bytes.is_empty() {
             return Err(ServiceError::Unprocessable(format!(
@@ -199,8 +199,8 @@ impl App {
                     UploadTarget::New => None,
                     UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
                     UploadTarget::SameStem => {
-                        let stem = file.file_name.stem();
-                        self.find_named(who, parent, |n| n.stem() == stem).await?
+                        self.find_by_stem(who, parent, file.file_name.stem())
+                            .await?
                     }
                     UploadTarget::SameName => {
                         let name = &file.file_name;
