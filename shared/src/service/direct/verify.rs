@@ -77,12 +77,9 @@ impl App {
         let Some(upload) = att.upload.clone() else {
             return match att.status {
                 AttachmentStatus::Ready => Ok(Completion::Ready(att)),
-                AttachmentStatus::Rejected => {
-                    let why = att
-                        .problem
-                        .unwrap_or_else(|| "the upload was rejected".into());
-                    Err(ServiceError::Unprocessable(why))
-                }
+                AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
+                    (att.problem).unwrap_or_else(|| "the upload was rejected".into()),
+                )),
                 _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
             };
         };
@@ -104,11 +101,8 @@ impl App {
         if let Some(u) = marked.upload.as_mut() {
             u.verifying_since = Some(now().unix_timestamp());
         }
-        if let Err(e) = self
-            .meta
-            .update_attachment(&marked, Expected::of(&att))
-            .await
-        {
+        let marking = self.meta.update_attachment(&marked, Expected::of(&att));
+        if let Err(e) = marking.await {
             let StoreError::Conflict(_) = e else {
                 return Err(e.into());
             };
