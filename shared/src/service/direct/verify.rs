@@ -160,10 +160,10 @@ impl App {
         let gate = self.verifying.gate(att.id);
         let _held = gate.lock().await;
         let att = self.reload(&att).await?;
-        if att.upload.is_none() {
+        let Some(upload) = att.upload.clone() else {
             return self.settled(att);
-        }
-        match self.verify_once(att.clone(), receipt).await {
+        };
+        match self.verify_once(att.clone(), upload, receipt).await {
             // Nothing to verify: not uploaded yet, or a concurrent verification took it (then
             // it may still be writing its outcome: give it a moment).
             Err(ServiceError::Internal(StoreError::NotFound)) => {
@@ -192,11 +192,9 @@ impl App {
     async fn verify_once(
         &self,
         att: Attachment,
+        upload: PendingUpload,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
-        let Some(upload) = att.upload.clone() else {
-            return Ok(att);
-        };
         let Some((source, info)) = self.uploaded(&att, &upload).await? else {
             return Err(ServiceError::Internal(StoreError::NotFound));
         };
@@ -362,11 +360,8 @@ impl App {
             ready.expires_at = None;
             ready.problem = None;
             ready.updated_at = now();
-            match self
-                .meta
-                .update_attachment(&ready, Expected::of(&current))
-                .await
-            {
+            let written = self.meta.update_attachment(&ready, Expected::of(&current));
+            match written.await {
                 Ok(()) => {
                     crate::telemetry::metrics::upload(version.size);
                     return Ok(ready);
@@ -374,14 +369,14 @@ impl App {
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            let fresh = self.reload(&current).await?;
-            match &fresh.upload {
-                Some(u) if u.version.id == version.id => current = fresh,
+            current = self.reload(&current).await?;
+            match &current.upload {
+                Some(u) if u.version.id == version.id => {}
                 // Someone verified it first (a repeated or concurrent completion, or the event).
-                None if fresh.status == AttachmentStatus::Ready
-                    && fresh.content.as_ref().map(|c| c.id) == Some(version.id) =>
+                None if current.status == AttachmentStatus::Ready
+                    && current.content.as_ref().map(|c| c.id) == Some(version.id) =>
                 {
-                    return Ok(fresh)
+                    return Ok(current)
                 }
                 _ => break,
             }
