@@ -107,14 +107,6 @@ pub(crate) fn refused(why: Option<&'static str>) -> impl Fn(StoreError) -> Servi
 /// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
 /// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
-/// The largest direct upload by default: what the finalize function verifies within its 900 s
-/// with half of them to spare. It reads the object as one stream, which S3 serves a function at
-/// about 100 MB/s (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s
-/// (the benchmark's hashing row) and is not the bound.
-pub const DEFAULT_DIRECT_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
-/// Direct uploads verified within `complete` by default: an API function has 15 s and a share of
-/// a core; 64 MiB is read and hashed in about a second there, a wide margin.
-pub const DEFAULT_INLINE_VERIFY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Limits the use cases enforce, from configuration.
 #[derive(Debug, Clone)]
@@ -144,9 +136,15 @@ impl Default for Limits {
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            direct_max_bytes: DEFAULT_DIRECT_MAX_BYTES,
+            // What the finalize function verifies within its 900 s with half of them to spare.
+            // It reads the object as one stream, which S3 serves a function at about 100 MB/s
+            // (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s (the
+            // benchmark's hashing row) and is not the bound.
+            direct_max_bytes: 40 * 1024 * 1024 * 1024,
             upload_link_ttl: Duration::from_secs(3600),
-            inline_verify_max_bytes: DEFAULT_INLINE_VERIFY_MAX_BYTES,
+            // An API function has 15 s and a share of a core; 64 MiB is read and hashed in about
+            // a second there, a wide margin.
+            inline_verify_max_bytes: 64 * 1024 * 1024,
             verify_in_process: true,
         }
     }
