@@ -46,8 +46,9 @@ fn built(
     signer: Signer,
     fs_blobs: Option<Arc<FsBlobStore>>,
 ) -> Built {
-    let app = App::new(meta, blobs, signer, cfg.limits.clone());
-    let app = Arc::new(app.with_dialects(cfg.dialects.clone()));
+    let mut app = App::new(meta, blobs, signer, cfg.limits.clone());
+    app.dialects = cfg.dialects.clone();
+    let app = Arc::new(app);
     Built { app, fs_blobs }
 }
 

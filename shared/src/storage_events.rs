@@ -95,7 +95,7 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
         StorageEvent::Created(keys) => {
             let mut verified = 0;
             for key in keys {
-                if app.finalize_key(&key).await?.is_some() {
+                if app.finalize_received(&key, None).await?.is_some() {
                     verified += 1;
                 }
             }

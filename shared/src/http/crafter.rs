@@ -163,7 +163,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
             )
         })?;
     let file_name = FileName::parse(raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
-    let settings = &app.dialects().crafter;
+    let settings = &app.dialects.crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
     if type_for_extension(file_name.extension()).is_none() {

@@ -1,8 +1,6 @@
 //! Settings of the compatible APIs that come from configuration (Crafter Profile's allow-list and
-//! file limit). They live on [`App`] so every dialect reads them from the same place whether it
-//! runs in the local server or in a Lambda function.
-
-use super::App;
+//! file limit). They live on [`App`](super::App) so every dialect reads them from the same place
+//! whether it runs in the local server or in a Lambda function.
 
 /// Crafter Profile's default `validAttachmentMimeTypes`.
 pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
@@ -41,16 +39,4 @@ impl Default for CrafterSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DialectSettings {
     pub crafter: CrafterSettings,
-}
-
-impl App {
-    /// Replaces the dialects' settings (defaults until then); called once while wiring.
-    pub fn with_dialects(mut self, settings: DialectSettings) -> Self {
-        self.dialects = settings;
-        self
-    }
-
-    pub fn dialects(&self) -> &DialectSettings {
-        &self.dialects
-    }
 }

@@ -50,9 +50,7 @@ impl App {
         let key = presented
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 512);
-        let Some(key) = key else {
-            return Err(ServiceError::Unauthorized);
-        };
+        let key = key.ok_or(ServiceError::Unauthorized)?;
         let hash = hash_key(key);
         let cached = self.key_cache.lock().ok().and_then(|c| {
             let (p, at) = c.get(&hash)?;

@@ -11,6 +11,7 @@ mod staging;
 mod thumbnails;
 mod uploads;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,14 +107,6 @@ pub(crate) fn refused(why: Option<&'static str>) -> impl Fn(StoreError) -> Servi
 /// and API Gateway base64-encodes binary bodies (4 bytes for every 3). 4 MiB + 64 KiB of body
 /// becomes about 5.7 MB of event, which leaves room for headers: a 4 MiB file fits.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
-/// The largest direct upload by default: what the finalize function verifies within its 900 s
-/// with half of them to spare. It reads the object as one stream, which S3 serves a function at
-/// about 100 MB/s (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s
-/// (the benchmark's hashing row) and is not the bound.
-pub const DEFAULT_DIRECT_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
-/// Direct uploads verified within `complete` by default: an API function has 15 s and a share of
-/// a core; 64 MiB is read and hashed in about a second there, a wide margin.
-pub const DEFAULT_INLINE_VERIFY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Limits the use cases enforce, from configuration.
 #[derive(Debug, Clone)]
@@ -143,9 +136,15 @@ impl Default for Limits {
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            direct_max_bytes: DEFAULT_DIRECT_MAX_BYTES,
+            // What the finalize function verifies within its 900 s with half of them to spare.
+            // It reads the object as one stream, which S3 serves a function at about 100 MB/s
+            // (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s (the
+            // benchmark's hashing row) and is not the bound.
+            direct_max_bytes: 40 * 1024 * 1024 * 1024,
             upload_link_ttl: Duration::from_secs(3600),
-            inline_verify_max_bytes: DEFAULT_INLINE_VERIFY_MAX_BYTES,
+            // An API function has 15 s and a share of a core; 64 MiB is read and hashed in about
+            // a second there, a wide margin.
+            inline_verify_max_bytes: 64 * 1024 * 1024,
             verify_in_process: true,
         }
     }
@@ -158,8 +157,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
-    /// Settings of the compatible APIs (see [`dialects`]).
-    dialects: dialects::DialectSettings,
+    /// Settings of the compatible APIs (see [`dialects`]); defaults until wiring sets them.
+    pub dialects: dialects::DialectSettings,
     /// Recently checked API keys (see `keys.rs`).
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way (see `direct.rs`).
@@ -193,6 +192,22 @@ pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .unwrap_or(t)
+}
+
+/// A new attachment of the caller's under `parent`.
+fn new_attachment(
+    who: &Principal,
+    parent: &ParentRef,
+    status: AttachmentStatus,
+    t: OffsetDateTime,
+) -> Attachment {
+    Attachment::new(
+        who.tenant.clone(),
+        parent.clone(),
+        who.owner.clone(),
+        status,
+        t,
+    )
 }
 
 fn bounded(field: &str, value: Option<String>, max_chars: usize) -> ServiceResult<Option<String>> {
@@ -275,14 +290,11 @@ impl App {
         source: Option<&str>,
         lookup: ParentLookup<'_>,
     ) -> ServiceResult<Option<Parent>> {
-        let lower;
-        let lookup = match lookup {
-            ParentLookup::Email(e) => {
-                lower = e.trim().to_lowercase();
-                ParentLookup::Email(&lower)
-            }
-            other => other,
+        let lower = match lookup {
+            ParentLookup::Email(e) => Some(e.trim().to_lowercase()),
+            _ => None,
         };
+        let lookup = lower.as_deref().map_or(lookup, ParentLookup::Email);
         Ok(self
             .meta
             .find_parent(&who.tenant, kind, source, lookup)
@@ -439,6 +451,14 @@ impl App {
         Ok(self.blobs.presign_get(&key, &options).await?)
     }
 
+    /// Records `att`: new, or `current` changed (unless someone changed it meanwhile).
+    async fn record(&self, att: &Attachment, current: Option<&Attachment>) -> StoreResult<()> {
+        match current {
+            None => self.meta.create_attachment(att).await,
+            Some(c) => self.meta.update_attachment(att, Expected::of(c)).await,
+        }
+    }
+
     /// When an upload begun now is abandoned: the sweep removes it after.
     pub(crate) fn pending_until(&self) -> i64 {
         now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64
@@ -453,34 +473,29 @@ impl App {
     /// Tombstone first, so a failure half-way leaves nothing listed and the sweep can finish the
     /// job; then files; then metadata.
     pub(crate) async fn remove_attachment(&self, att: Attachment) -> ServiceResult<()> {
-        let expected = Expected::of(&att);
-        let mut tomb = att.clone();
         if att.status != AttachmentStatus::Deleted {
+            let mut tomb = att.clone();
             tomb.status = AttachmentStatus::Deleted;
             tomb.expires_at = Some(now().unix_timestamp());
             tomb.updated_at = now();
-            match self.meta.update_attachment(&tomb, expected).await {
-                Ok(()) => {}
+            if let Err(e) = self.meta.update_attachment(&tomb, Expected::of(&att)).await {
+                let StoreError::Conflict(_) = e else {
+                    return Err(e.into());
+                };
                 // Someone else changed it meanwhile: start over from what is stored now.
-                Err(StoreError::Conflict(_)) => {
-                    return match self.meta.get_attachment(&att.tenant, att.id).await? {
-                        Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
-                        None => Ok(()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
+                return match self.meta.get_attachment(&att.tenant, att.id).await? {
+                    Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
+                    None => Ok(()),
+                };
             }
         }
         // Every version's files, the current one's and an upload's under way too (a verification
         // that did not live to record it may have promoted it), then what is staged.
-        let mut versions: Vec<VersionId> = (self.meta.list_versions(&att.tenant, att.id).await?)
-            .iter()
-            .map(|v| v.id)
+        let stored = self.meta.list_versions(&att.tenant, att.id).await?;
+        let versions: BTreeSet<VersionId> = (stored.iter().map(|v| v.id))
             .chain(att.content.as_ref().map(|v| v.id))
             .chain(att.upload.as_ref().map(|u| u.version.id))
             .collect();
-        versions.sort_unstable();
-        versions.dedup();
         for v in versions {
             self.delete_files(&att, v).await?;
         }

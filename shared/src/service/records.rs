@@ -159,8 +159,7 @@ impl App {
         id: AttachmentId,
     ) -> ServiceResult<Option<Attachment>> {
         let att = self.get(who, id).await?;
-        let current = att.ready_content().cloned();
-        let current = current.ok_or(ServiceError::NotFound("attachment"))?;
+        let current = (att.ready_content().cloned()).ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
         let previous: Option<Version> = versions

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 
-use super::{bounded, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY};
+use super::{
+    bounded, new_attachment, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
+};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
     PendingUpload, Principal, Version, VersionId,
@@ -51,53 +53,6 @@ pub struct UploadRules<'a> {
     pub allowed_types: Option<&'a [String]>,
     /// A file limit below the request limit.
     pub max_file_bytes: Option<usize>,
-}
-
-/// An upload's digests, computed in one pass on a blocking thread from the moment its file is
-/// accepted, so that hashing overlaps the metadata writes and the blob write instead of
-/// preceding them. The SHA-256 goes to the blob store as soon as it is known (S3 sends it with
-/// the bytes).
-struct Hashing {
-    digests: tokio::task::JoinHandle<Result<Digests, crate::blocking::JobFailed>>,
-    sha256: tokio::sync::oneshot::Receiver<[u8; 32]>,
-}
-
-impl Hashing {
-    fn start(bytes: Bytes) -> Self {
-        let (tx, sha256) = tokio::sync::oneshot::channel();
-        let digests = tokio::spawn(crate::blocking::run(move || {
-            let digests = Digests::of(&bytes);
-            // The store may not want it (the file store writes without it).
-            let _ = tx.send(digests.sha256);
-            digests
-        }));
-        Self { digests, sha256 }
-    }
-
-    /// Stores the bytes under `key` while they are hashed, and beside them the version's
-    /// thumbnail; gives `version` its digests.
-    async fn store(
-        self,
-        app: &App,
-        att: &Attachment,
-        key: &str,
-        bytes: &Bytes,
-        version: &mut Version,
-    ) -> Result<(), StoreError> {
-        let (stored, digests, ()) = tokio::join!(
-            app.blobs
-                .put_while_hashing(key, bytes.clone(), &version.content_type, self.sha256),
-            self.digests,
-            app.store_thumbnail(att, version.id, &version.content_type, bytes.clone()),
-        );
-        let digests = digests
-            .map_err(|e| e.to_string())
-            .and_then(|d| d.map_err(|e| e.to_string()))
-            .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
-        version.md5 = digests.md5_hex();
-        version.sha256 = digests.sha256_hex();
-        stored
-    }
 }
 
 /// Checks the labels and keeps them as they are stored (trimmed, tags without duplicates).
@@ -156,7 +111,7 @@ impl AttachmentFields {
 
 impl App {
     /// Checks a file against the rules and describes it as a version (type, size); its digests
-    /// are computed while it is stored (see [`Hashing`]).
+    /// are computed while it is stored.
     fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<Version> {
         if file.bytes.is_empty() {
             return Err(ServiceError::Unprocessable(format!(
@@ -236,19 +191,33 @@ impl App {
             .into_iter()
             .map(|f| self.describe(&f, rules).map(|v| (f, v)))
             .collect::<ServiceResult<Vec<_>>>()?;
+        // Each attachment stored, and whether this call created it.
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
         for (file, version) in checked {
-            match self
-                .store_one(who, parent, file, version, fields.clone(), target)
-                .await
-            {
+            let one = async {
+                let existing = match target {
+                    UploadTarget::New => None,
+                    UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
+                    UploadTarget::SameStem => {
+                        self.find_by_stem(who, parent, file.file_name.stem())
+                            .await?
+                    }
+                    UploadTarget::SameName => {
+                        let name = &file.file_name;
+                        self.find_named(who, parent, |n| n == name).await?
+                    }
+                };
+                let created = existing.is_none();
+                let (bytes, fields) = (file.bytes.clone(), fields.clone());
+                let att = self.store_content(who, parent, existing, version, bytes, fields);
+                Ok::<_, ServiceError>((att.await?, created))
+            };
+            match one.await {
                 Ok(done) => stored.push(done),
                 Err(e) => {
-                    for (att, created) in stored {
-                        if created {
-                            if let Err(err) = self.remove_attachment(att).await {
-                                tracing::warn!(error = %err, "could not roll back an upload; the sweep will");
-                            }
+                    for (att, _) in stored.into_iter().filter(|(_, created)| *created) {
+                        if let Err(err) = self.remove_attachment(att).await {
+                            tracing::warn!(error = %err, "could not roll back an upload; the sweep will");
                         }
                     }
                     return Err(e);
@@ -284,33 +253,6 @@ impl App {
         Ok(found)
     }
 
-    /// Stores one checked file; says whether it created a new attachment.
-    async fn store_one(
-        &self,
-        who: &Principal,
-        parent: &ParentRef,
-        file: NewFile,
-        version: Version,
-        fields: AttachmentFields,
-        target: UploadTarget,
-    ) -> ServiceResult<(Attachment, bool)> {
-        let existing = match target {
-            UploadTarget::New => None,
-            UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-            UploadTarget::SameStem => {
-                let stem = file.file_name.stem();
-                self.find_named(who, parent, |n| n.stem() == stem).await?
-            }
-            UploadTarget::SameName => {
-                let name = &file.file_name;
-                self.find_named(who, parent, |n| n == name).await?
-            }
-        };
-        let created = existing.is_none();
-        let att = self.store_content(who, parent, existing, version, file.bytes, fields);
-        Ok((att.await?, created))
-    }
-
     /// Stores a checked file in a new attachment, or as a new version of `current`. The intent
     /// is recorded before any byte is stored (a new attachment `pending`, a new version as an
     /// upload under way), so that a crash is found by the sweep; then the bytes, the version
@@ -328,66 +270,70 @@ impl App {
         if current.as_ref().is_some_and(|c| c.upload.is_some()) {
             return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
-        let hashing = Hashing::start(bytes.clone());
-        let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
-        let expires_at = self.pending_until();
-        let (mut ready, intent) = match current.clone() {
-            None => {
-                let mut att = Attachment::new(
-                    who.tenant.clone(),
-                    parent.clone(),
-                    who.owner.clone(),
-                    AttachmentStatus::Pending,
-                    version.created_at,
-                );
-                att.content = Some(version.clone());
-                att.expires_at = Some(expires_at);
-                fields.apply(&mut att);
-                self.meta.create_attachment(&att).await.map_err(&refusal)?;
-                (att.clone(), att)
+        // Hashed in one pass on a blocking thread from now on, so that hashing overlaps the
+        // writes instead of preceding them; the SHA-256 goes to the blob store as soon as it is
+        // known (S3 sends it with the bytes; the file store writes without it).
+        let (tx, sha256) = tokio::sync::oneshot::channel();
+        let hashing = tokio::spawn(crate::blocking::run({
+            let bytes = bytes.clone();
+            move || {
+                let digests = Digests::of(&bytes);
+                let _ = tx.send(digests.sha256);
+                digests
             }
-            Some(mut current) => {
-                let mut intent = current.clone();
+        }));
+        let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
+        let pending = AttachmentStatus::Pending;
+        let mut ready = (current.clone())
+            .unwrap_or_else(|| new_attachment(who, parent, pending, version.created_at));
+        fields.apply(&mut ready);
+        let mut intent = current.clone().unwrap_or_else(|| ready.clone());
+        let expires_at = self.pending_until();
+        intent.expires_at = Some(expires_at);
+        match &current {
+            None => intent.content = Some(version.clone()),
+            Some(_) => {
                 intent.upload = Some(PendingUpload {
                     version: version.clone(),
                     declared_sha256: None,
                     multipart: None,
                     expires_at,
                     verifying_since: None,
-                });
-                intent.expires_at = Some(expires_at);
-                let written = self.meta.update_attachment(&intent, Expected::of(&current));
-                written.await.map_err(&refusal)?;
-                fields.apply(&mut current);
-                (current, intent)
+                })
             }
-        };
+        }
+        self.record(&intent, current.as_ref())
+            .await
+            .map_err(&refusal)?;
         // The bytes, while they are hashed, and beside them the thumbnail.
-        let key = intent.blob_key(version.id);
-        let stored = hashing
-            .store(self, &intent, &key, &bytes, &mut version)
-            .await;
-        ready.content = Some(version.clone());
-        ready.status = AttachmentStatus::Ready;
-        ready.upload = None;
-        ready.expires_at = None;
-        ready.updated_at = version.created_at;
-        let pointed = match stored {
-            Err(e) => Err(e),
-            Ok(()) => {
-                async {
-                    self.meta
-                        .put_version(&intent.tenant, intent.id, &version)
-                        .await?;
-                    self.meta
-                        .update_attachment(&ready, Expected::of(&intent))
-                        .await
-                }
+        let (id, content_type) = (version.id, version.content_type.clone());
+        let key = intent.blob_key(id);
+        let (stored, digests, ()) = tokio::join!(
+            (self.blobs).put_while_hashing(&key, bytes.clone(), &content_type, sha256),
+            hashing,
+            self.store_thumbnail(&intent, id, &content_type, bytes),
+        );
+        let pointed = async {
+            let digests = digests
+                .map_err(|e| e.to_string())
+                .and_then(|d| d.map_err(|e| e.to_string()))
+                .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
+            stored?;
+            version.md5 = digests.md5_hex();
+            version.sha256 = digests.sha256_hex();
+            ready.content = Some(version.clone());
+            ready.status = AttachmentStatus::Ready;
+            ready.upload = None;
+            ready.expires_at = None;
+            ready.updated_at = version.created_at;
+            let tenant = &intent.tenant;
+            self.meta.put_version(tenant, intent.id, &version).await?;
+            self.meta
+                .update_attachment(&ready, Expected::of(&intent))
                 .await
-            }
         };
-        if let Err(e) = pointed {
-            self.discard(&intent, version.id).await;
+        if let Err(e) = pointed.await {
+            self.discard(&intent, id).await;
             return Err(refusal(e));
         }
         crate::telemetry::metrics::upload(version.size);
@@ -420,13 +366,7 @@ impl App {
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
         let fields = clean_fields(fields)?;
-        let mut att = Attachment::new(
-            who.tenant.clone(),
-            parent.clone(),
-            who.owner.clone(),
-            AttachmentStatus::Placeholder,
-            now(),
-        );
+        let mut att = new_attachment(who, parent, AttachmentStatus::Placeholder, now());
         fields.apply(&mut att);
         self.meta.create_attachment(&att).await?;
         Ok(att)

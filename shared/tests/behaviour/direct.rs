@@ -530,7 +530,12 @@ pub async fn concurrent_completion_and_events(h: &Harness) {
         2
     );
     // Events for keys that name nothing are ignored.
-    assert!(h.app.finalize_key("a/not-an-id/x").await.unwrap().is_none());
+    assert!(h
+        .app
+        .finalize_received("a/not-an-id/x", None)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// An upload that never comes is swept once its window closes: nothing is left.

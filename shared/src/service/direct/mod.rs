@@ -6,14 +6,15 @@
 mod verify;
 
 use super::{
-    now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
+    new_attachment, now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult,
+    UPLOAD_UNDER_WAY,
 };
 use crate::domain::content::type_for_extension;
 use crate::domain::{
     Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
     PendingUpload, Principal, Version, VersionId,
 };
-use crate::store::{Expected, PartInfo, PostPolicy};
+use crate::store::{PartInfo, PostPolicy};
 
 pub(crate) use verify::InFlight;
 pub use verify::{Completion, Receipt};
@@ -156,34 +157,36 @@ impl App {
         if current.as_ref().is_some_and(|c| c.upload.is_some()) {
             return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
         }
-        let mut att = current.clone().unwrap_or_else(|| {
-            let (tenant, owner) = (who.tenant.clone(), who.owner.clone());
-            Attachment::new(tenant, parent.clone(), owner, AttachmentStatus::Pending, t)
-        });
+        let pending = AttachmentStatus::Pending;
+        let mut att = (current.clone()).unwrap_or_else(|| new_attachment(who, parent, pending, t));
         fields.apply(&mut att);
         let staged = att.staging_key(version.id);
-        let (instructions, multipart) = self
-            .instructions_for(&staged, &version, req.sha256.as_ref())
-            .await?;
-        att.upload = Some(PendingUpload {
+        // One form POST up to the configured size, else a multipart upload, started here.
+        let mut multipart = None;
+        if version.size > self.limits.direct_post_max_bytes {
+            let part_size = part_size_for(version.size);
+            let upload_id = self.blobs.create_multipart(&staged, &version.content_type);
+            multipart = Some(MultipartUpload {
+                upload_id: upload_id.await?,
+                part_size,
+                parts: version.size.div_ceil(part_size) as u32,
+            });
+        }
+        let upload = PendingUpload {
             version,
             declared_sha256: req.sha256.map(hex::encode),
             multipart,
             expires_at,
             verifying_since: None,
-        });
+        };
+        let instructions = self.instructions(&staged, &upload, Vec::new()).await?;
+        att.upload = Some(upload);
         att.expires_at = Some(expires_at);
         att.problem = None;
-        let written = match &current {
-            None => self.meta.create_attachment(&att).await,
-            Some(current) => {
-                att.updated_at = t;
-                self.meta
-                    .update_attachment(&att, Expected::of(current))
-                    .await
-            }
-        };
-        if let Err(e) = written {
+        if current.is_some() {
+            att.updated_at = t;
+        }
+        if let Err(e) = self.record(&att, current.as_ref()).await {
             if let UploadInstructions::Multipart { upload_id, .. } = &instructions {
                 let _ = self.blobs.abort_multipart(&staged, upload_id).await;
             }
@@ -196,63 +199,36 @@ impl App {
         })
     }
 
-    /// How to upload `version` to `staged`: one form POST up to the configured size, else a
-    /// multipart upload (started here).
-    async fn instructions_for(
-        &self,
-        staged: &str,
-        version: &Version,
-        sha256: Option<&[u8; 32]>,
-    ) -> ServiceResult<(UploadInstructions, Option<MultipartUpload>)> {
-        if version.size <= self.limits.direct_post_max_bytes {
-            let post = self.post_form(staged, version, sha256).await?;
-            return Ok((post, None));
-        }
-        let part_size = part_size_for(version.size);
-        let upload_id = self.blobs.create_multipart(staged, &version.content_type);
-        let mp = MultipartUpload {
-            upload_id: upload_id.await?,
-            part_size,
-            parts: version.size.div_ceil(part_size) as u32,
-        };
-        let instructions = self.multipart(staged, &mp, version.size, Vec::new());
-        Ok((instructions.await?, Some(mp)))
-    }
-
-    /// A form POST of exactly `version` (and its checksum, when declared) to `staged`.
-    async fn post_form(
-        &self,
-        staged: &str,
-        version: &Version,
-        sha256: Option<&[u8; 32]>,
-    ) -> ServiceResult<UploadInstructions> {
-        let policy = PostPolicy {
-            content_type: &version.content_type,
-            size: version.size,
-            sha256,
-            ttl: self.limits.upload_link_ttl,
-        };
-        let post = self.blobs.presign_post(staged, &policy).await?;
-        Ok(UploadInstructions::Post {
-            url: post.url,
-            fields: post.fields,
-        })
-    }
-
-    /// The parts of a multipart upload still to send, with links (each bound to its part's size)
+    /// How to send `upload` to `staged`: a form POST of exactly its file (and checksum, when
+    /// declared), or the parts not among `received`, with links (each bound to its part's size)
     /// for the first [`PART_LINKS_PER_ANSWER`] of them.
-    async fn multipart(
+    async fn instructions(
         &self,
         staged: &str,
-        mp: &MultipartUpload,
-        size: u64,
+        upload: &PendingUpload,
         received: Vec<PartInfo>,
     ) -> ServiceResult<UploadInstructions> {
-        let missing = missing_parts(mp, size, &received);
-        let mut links = Vec::with_capacity(missing.len().min(PART_LINKS_PER_ANSWER));
-        for n in missing.into_iter().take(PART_LINKS_PER_ANSWER) {
-            let part = expected_part_size(mp, size, n);
-            let ttl = self.limits.upload_link_ttl;
+        let (version, ttl) = (&upload.version, self.limits.upload_link_ttl);
+        let Some(mp) = &upload.multipart else {
+            let sha256 = upload.declared_sha256.as_deref().and_then(parse_sha256);
+            let policy = PostPolicy {
+                content_type: &version.content_type,
+                size: version.size,
+                sha256: sha256.as_ref(),
+                ttl,
+            };
+            let post = self.blobs.presign_post(staged, &policy).await?;
+            return Ok(UploadInstructions::Post {
+                url: post.url,
+                fields: post.fields,
+            });
+        };
+        let mut links = Vec::new();
+        for n in missing_parts(mp, version.size, &received)
+            .into_iter()
+            .take(PART_LINKS_PER_ANSWER)
+        {
+            let part = expected_part_size(mp, version.size, n);
             let link = self.blobs.presign_part(staged, &mp.upload_id, n, part, ttl);
             links.push((n, link.await?));
         }
@@ -278,19 +254,12 @@ impl App {
             ));
         };
         let staged = att.staging_key(upload.version.id);
-        let instructions = match &upload.multipart {
-            None => {
-                let sha256 = upload.declared_sha256.as_deref().and_then(parse_sha256);
-                self.post_form(&staged, &upload.version, sha256.as_ref())
-                    .await?
-            }
-            Some(mp) => {
-                let received = self.blobs.list_parts(&staged, &mp.upload_id).await;
-                let received = received.unwrap_or_default();
-                self.multipart(&staged, mp, upload.version.size, received)
-                    .await?
-            }
+        let received = match &upload.multipart {
+            Some(mp) => self.blobs.list_parts(&staged, &mp.upload_id).await,
+            None => Ok(Vec::new()),
         };
+        let instructions = self.instructions(&staged, &upload, received.unwrap_or_default());
+        let instructions = instructions.await?;
         Ok((att, instructions))
     }
 }
@@ -303,10 +272,7 @@ pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
         return Some(out);
     }
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).ok()?;
-    (bytes.len() == 32).then(|| {
-        out.copy_from_slice(&bytes);
-        out
-    })
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]

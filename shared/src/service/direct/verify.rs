@@ -4,7 +4,8 @@
 //! are verified within `complete`; larger ones in the background (storage's event on AWS, a task
 //! of the local server), the attachment showing `verifying` meanwhile.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
@@ -46,45 +47,22 @@ pub struct Receipt {
 
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
-/// Verifications under way in this process, one gate per attachment.
+/// Verifications under way in this process, one gate per attachment, held weakly: a gate goes
+/// with its last turn.
 #[derive(Default)]
-pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<AttachmentId, Gate>>);
-
-/// A turn at verifying one attachment (its gate, to lock); the gate is forgotten when the last
-/// turn ends.
-struct Turn<'a>(&'a InFlight, AttachmentId, Gate);
+pub(crate) struct InFlight(std::sync::Mutex<HashMap<AttachmentId, Weak<tokio::sync::Mutex<()>>>>);
 
 impl InFlight {
-    fn gate(&self, id: AttachmentId) -> Turn<'_> {
-        let gate = match self.0.lock() {
-            Ok(mut m) => m.entry(id).or_default().clone(),
-            // A poisoned map only loses the de-duplication, never correctness.
-            Err(_) => Arc::default(),
+    fn gate(&self, id: AttachmentId) -> Gate {
+        // A poisoned map only loses the de-duplication, never correctness.
+        let Ok(mut gates) = self.0.lock() else {
+            return Gate::default();
         };
-        Turn(self, id, gate)
+        gates.retain(|_, g| g.strong_count() > 0);
+        let gate = gates.get(&id).and_then(Weak::upgrade).unwrap_or_default();
+        gates.insert(id, Arc::downgrade(&gate));
+        gate
     }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let Turn(InFlight(gates), id, gate) = self;
-        if let Ok(mut m) = gates.lock() {
-            // The map's and this turn's: nobody else holds or waits on it.
-            if Arc::strong_count(gate) <= 2 {
-                m.remove(id);
-            }
-        }
-    }
-}
-
-/// What the inspection of an object found.
-struct Inspection {
-    digests: Digests,
-    /// Why the upload is refused, if it is (the reason counted, and the message): its real
-    /// type, or its declared checksum.
-    refusal: Option<(&'static str, String)>,
-    /// The whole object, when it is an image small enough to make the thumbnail from.
-    thumbnail_source: Bytes,
 }
 
 impl App {
@@ -100,9 +78,7 @@ impl App {
             return match att.status {
                 AttachmentStatus::Ready => Ok(Completion::Ready(att)),
                 AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
-                    att.problem
-                        .clone()
-                        .unwrap_or_else(|| "the upload was rejected".into()),
+                    (att.problem).unwrap_or_else(|| "the upload was rejected".into()),
                 )),
                 _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
             };
@@ -110,37 +86,23 @@ impl App {
         if upload.version.size <= self.limits.inline_verify_max_bytes {
             return self.verify_upload(att, None).await.map(Completion::Ready);
         }
-        self.verify_in_background(att, &upload).await
-    }
-
-    /// Hands a large upload to a verification of its own: the object is assembled first (so
-    /// that storage reports it), the attachment marked `verifying`, and in this process (the
-    /// embedded backend) a task started; on AWS, storage's event runs the finalize function.
-    async fn verify_in_background(
-        self: &Arc<Self>,
-        att: Attachment,
-        upload: &PendingUpload,
-    ) -> ServiceResult<Completion> {
+        // Too large for this request: a verification of its own. The object is assembled first
+        // (so that storage reports it), the attachment marked `verifying`, and in this process
+        // (the embedded backend) a task started; on AWS, storage's event runs the finalize
+        // function.
         let started = upload.verifying_since;
         if started.is_some_and(|t| now().unix_timestamp() - t < STALE_VERIFICATION_SECS) {
             return Ok(Completion::Verifying(att));
         }
-        let staged = att.staging_key(upload.version.id);
-        if self.blobs.head(&staged).await?.is_none() {
-            match &upload.multipart {
-                Some(mp) => self.assemble(&att, upload, mp, &staged).await?,
-                None => return Err(ServiceError::Conflict(NOT_UPLOADED.into())),
-            }
+        if self.uploaded(&att, &upload).await?.is_none() {
+            return Err(ServiceError::Conflict(NOT_UPLOADED.into()));
         }
         let mut marked = att.clone();
         if let Some(u) = marked.upload.as_mut() {
             u.verifying_since = Some(now().unix_timestamp());
         }
-        if let Err(e) = self
-            .meta
-            .update_attachment(&marked, Expected::of(&att))
-            .await
-        {
+        let marking = self.meta.update_attachment(&marked, Expected::of(&att));
+        if let Err(e) = marking.await {
             let StoreError::Conflict(_) = e else {
                 return Err(e.into());
             };
@@ -163,13 +125,8 @@ impl App {
     }
 
     /// What storage's "object created" event triggers: the same verification, found by the
-    /// staged object's key. Other keys and uploads already verified are ignored, so a repeated
-    /// event changes nothing.
-    pub async fn finalize_key(&self, key: &str) -> ServiceResult<Option<Attachment>> {
-        self.finalize_received(key, None).await
-    }
-
-    /// [`Self::finalize_key`] for a store that received the object itself, with what it knows.
+    /// staged object's key, with what the store knows of the object when it received it itself.
+    /// Other keys and uploads already verified are ignored, so a repeated event changes nothing.
     pub async fn finalize_received(
         &self,
         key: &str,
@@ -178,18 +135,17 @@ impl App {
         let Some((tenant, id, version)) = parse_staging_key(key) else {
             return Ok(None);
         };
-        let Some(att) = self.meta.get_attachment(&tenant, id).await? else {
+        let att = self.meta.get_attachment(&tenant, id).await?;
+        let Some(att) = att.filter(|a| a.upload.as_ref().is_some_and(|u| u.version.id == version))
+        else {
             return Ok(None);
         };
-        match &att.upload {
-            Some(u) if u.version.id == version => match self.verify_upload(att, receipt).await {
-                Ok(a) => Ok(Some(a)),
-                // Refused (recorded on the attachment), or not all there yet: the event itself
-                // went fine.
-                Err(ServiceError::Unprocessable(_)) | Err(ServiceError::Conflict(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            _ => Ok(None),
+        match self.verify_upload(att, receipt).await {
+            Ok(a) => Ok(Some(a)),
+            // Refused (recorded on the attachment), or not all there yet: the event itself went
+            // fine.
+            Err(ServiceError::Unprocessable(_) | ServiceError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -201,13 +157,13 @@ impl App {
         att: Attachment,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
-        let turn = self.verifying.gate(att.id);
-        let _held = turn.2.lock().await;
+        let gate = self.verifying.gate(att.id);
+        let _held = gate.lock().await;
         let att = self.reload(&att).await?;
-        if att.upload.is_none() {
+        let Some(upload) = att.upload.clone() else {
             return self.settled(att);
-        }
-        match self.verify_once(att.clone(), receipt).await {
+        };
+        match self.verify_once(att.clone(), upload, receipt).await {
             // Nothing to verify: not uploaded yet, or a concurrent verification took it (then
             // it may still be writing its outcome: give it a moment).
             Err(ServiceError::Internal(StoreError::NotFound)) => {
@@ -236,61 +192,69 @@ impl App {
     async fn verify_once(
         &self,
         att: Attachment,
+        upload: PendingUpload,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
-        let Some(upload) = att.upload.clone() else {
-            return Ok(att);
+        let Some((source, info)) = self.uploaded(&att, &upload).await? else {
+            return Err(ServiceError::Internal(StoreError::NotFound));
         };
-        let staged = att.staging_key(upload.version.id);
-        let content = att.blob_key(upload.version.id);
-        if let Some(mp) = &upload.multipart {
-            if self.blobs.head(&staged).await?.is_none()
-                && self.blobs.head(&content).await?.is_none()
-            {
-                self.assemble(&att, &upload, mp, &staged).await?;
-            }
-        }
-        // The staged object, or the content itself when a verification promoted it but did not
-        // live to record it (no upload link reaches the content: it is what was verified).
-        let (source, info) = match self.blobs.head(&staged).await? {
-            Some(info) => (staged.as_str(), info),
-            None => match self.blobs.head(&content).await? {
-                Some(info) => (content.as_str(), info),
-                None => return Err(ServiceError::Internal(StoreError::NotFound)),
-            },
-        };
-        if info.size != upload.version.size {
+        let version = &upload.version;
+        if info.size != version.size {
             let why = format!(
                 "{} bytes were uploaded, {} were declared",
-                info.size, upload.version.size
+                info.size, version.size
             );
             return self.reject(att, "size_mismatch", why).await;
         }
+        let staged = att.staging_key(version.id);
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
-        let inspection = self
-            .inspect(source, &info, &upload, receipt)
+        let (digests, wrong_type, thumbnail_source) = self
+            .inspect(&source, &info, version, receipt)
             .await
             .map_err(refused(Some(REPLACED)))?;
-        if let Some((reason, why)) = inspection.refusal {
-            return self.reject(att, reason, why).await;
+        if let Some(why) = wrong_type {
+            return self.reject(att, "type_mismatch", why).await;
+        }
+        if (upload.declared_sha256.as_deref()).is_some_and(|d| d != digests.sha256_hex()) {
+            let why = "the file's SHA-256 does not match the declared checksum";
+            return self.reject(att, "checksum_mismatch", why.into()).await;
         }
         if source == staged {
+            let content = att.blob_key(version.id);
             self.blobs
                 .promote(&staged, &info.etag, info.size, &content)
                 .await
                 .map_err(refused(Some(REPLACED)))?;
         }
-        let mut version = upload.version.clone();
-        version.md5 = inspection.digests.md5_hex();
-        version.sha256 = inspection.digests.sha256_hex();
-        self.store_thumbnail(
-            &att,
-            version.id,
-            &version.content_type,
-            inspection.thumbnail_source,
-        )
-        .await;
+        let mut version = version.clone();
+        version.md5 = digests.md5_hex();
+        version.sha256 = digests.sha256_hex();
+        let (id, content_type) = (version.id, &version.content_type);
+        self.store_thumbnail(&att, id, content_type, thumbnail_source)
+            .await;
         self.make_ready(att, version).await
+    }
+
+    /// The object to verify and what storage says of it: the staged object (a multipart
+    /// upload's assembled first, once all of it is there), or the content itself when a
+    /// verification promoted it but did not live to record it (no upload link reaches the
+    /// content: it is what was verified). `None` when nothing is uploaded yet.
+    async fn uploaded(
+        &self,
+        att: &Attachment,
+        upload: &PendingUpload,
+    ) -> ServiceResult<Option<(String, BlobInfo)>> {
+        let staged = att.staging_key(upload.version.id);
+        for key in [staged.clone(), att.blob_key(upload.version.id)] {
+            if let Some(info) = self.blobs.head(&key).await? {
+                return Ok(Some((key, info)));
+            }
+        }
+        let Some(mp) = &upload.multipart else {
+            return Ok(None);
+        };
+        self.assemble(att, upload, mp, &staged).await?;
+        Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
     }
 
     /// Joins the parts of a multipart upload into the staged object, once every part is there
@@ -330,17 +294,18 @@ impl App {
     }
 
     /// Reads the object `info` names, and only it: its first bytes for the type, all of it for
-    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail.
+    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail. Answers
+    /// the digests, why the real type is not the declared one (if it is not), and the whole
+    /// object when it is an image small enough to make the thumbnail from.
     async fn inspect(
         &self,
         key: &str,
         info: &BlobInfo,
-        upload: &PendingUpload,
+        version: &Version,
         receipt: Option<Receipt>,
-    ) -> Result<Inspection, StoreError> {
-        let version = &upload.version;
+    ) -> Result<(Digests, Option<String>, Bytes), StoreError> {
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
-        let mut hasher = receipt.is_none().then(Hasher::new);
+        let mut hasher = Hasher::new();
         let mut kept = bytes::BytesMut::new();
         let mut wrong_type = None;
         let mut offset = 0;
@@ -359,38 +324,27 @@ impl App {
             if keep {
                 kept.extend_from_slice(&chunk);
             }
-            match hasher.take() {
+            if receipt.is_none() {
                 // Hashing is CPU work: off the async workers.
-                Some(h) => hasher = Some(hash_off_thread(h, chunk).await?),
-                // The digests are known: the first bytes (and a thumbnail's) were all it took.
-                None if !keep => break,
-                None => {}
+                let hashed = crate::blocking::run(move || {
+                    hasher.update(&chunk);
+                    hasher
+                });
+                hasher = hashed
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            } else if !keep {
+                // The digests are known: the first bytes were all it took.
+                break;
             }
         }
-        let digests = match (hasher, receipt) {
-            (Some(h), _) => h.finish(),
-            (None, Some(r)) => r.digests,
-            (None, None) => Hasher::new().finish(),
-        };
+        let digests = receipt.map_or_else(|| hasher.finish(), |r| r.digests);
         if digests.size != info.size {
             return Err(StoreError::Conflict(
                 "the file changed while it was verified".into(),
             ));
         }
-        let declared = upload.declared_sha256.as_deref();
-        let refusal = match wrong_type {
-            Some(why) => Some(("type_mismatch", why)),
-            None if declared.is_some_and(|d| d != digests.sha256_hex()) => Some((
-                "checksum_mismatch",
-                "the file's SHA-256 does not match the declared checksum".into(),
-            )),
-            None => None,
-        };
-        Ok(Inspection {
-            digests,
-            refusal,
-            thumbnail_source: kept.freeze(),
-        })
+        Ok((digests, wrong_type, kept.freeze()))
     }
 
     /// Records the verified version and makes the attachment ready with it. A write that finds
@@ -406,11 +360,8 @@ impl App {
             ready.expires_at = None;
             ready.problem = None;
             ready.updated_at = now();
-            match self
-                .meta
-                .update_attachment(&ready, Expected::of(&current))
-                .await
-            {
+            let written = self.meta.update_attachment(&ready, Expected::of(&current));
+            match written.await {
                 Ok(()) => {
                     crate::telemetry::metrics::upload(version.size);
                     return Ok(ready);
@@ -418,14 +369,14 @@ impl App {
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            let fresh = self.reload(&current).await?;
-            match &fresh.upload {
-                Some(u) if u.version.id == version.id => current = fresh,
+            current = self.reload(&current).await?;
+            match &current.upload {
+                Some(u) if u.version.id == version.id => {}
                 // Someone verified it first (a repeated or concurrent completion, or the event).
-                None if fresh.status == AttachmentStatus::Ready
-                    && fresh.content.as_ref().map(|c| c.id) == Some(version.id) =>
+                None if current.status == AttachmentStatus::Ready
+                    && current.content.as_ref().map(|c| c.id) == Some(version.id) =>
                 {
-                    return Ok(fresh)
+                    return Ok(current)
                 }
                 _ => break,
             }
@@ -495,16 +446,6 @@ impl App {
 const REPLACED: &str = "the file was replaced while it was verified; complete it again";
 const NO_UPLOAD: &str = "no upload is under way for this attachment";
 const NOT_UPLOADED: &str = "the file has not been uploaded yet";
-
-/// Feeds `chunk` to the hasher on a blocking thread.
-async fn hash_off_thread(mut hasher: Hasher, chunk: Bytes) -> Result<Hasher, StoreError> {
-    crate::blocking::run(move || {
-        hasher.update(&chunk);
-        hasher
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(e.to_string()))
-}
 
 /// The real type of the first bytes against the declared one: what the extension and the bytes
 /// decide together, or for an unknown extension what the bytes say, if anything.
