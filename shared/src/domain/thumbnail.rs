@@ -31,17 +31,19 @@ pub enum ThumbnailError {
     Encode(String),
 }
 
-/// The families of files that get an icon rather than a picture.
+/// The families of files that get an icon rather than a picture; each one's value is the RGB
+/// colour of its icon's band, which tells the families apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum IconFamily {
     /// An image we do not decode (TIFF, HEIC, SVG…) or could not decode.
-    Image,
-    Document,
-    Text,
-    Archive,
-    Audio,
-    Video,
-    Other,
+    Image = 0x2e9e5b,
+    Document = 0xd93f3f,
+    Text = 0x3f6fd9,
+    Archive = 0xc98a1b,
+    Audio = 0x8e44ad,
+    Video = 0xe05a9b,
+    Other = 0x7f8c8d,
 }
 
 impl IconFamily {
@@ -80,44 +82,17 @@ impl IconFamily {
             _ => Self::Other,
         }
     }
-
-    /// The band colour that tells the families apart.
-    fn colour(self) -> [u8; 3] {
-        match self {
-            Self::Image => [0x2e, 0x9e, 0x5b],
-            Self::Document => [0xd9, 0x3f, 0x3f],
-            Self::Text => [0x3f, 0x6f, 0xd9],
-            Self::Archive => [0xc9, 0x8a, 0x1b],
-            Self::Audio => [0x8e, 0x44, 0xad],
-            Self::Video => [0xe0, 0x5a, 0x9b],
-            Self::Other => [0x7f, 0x8c, 0x8d],
-        }
-    }
 }
 
-/// The image formats we decode, by content type: the ones browsers upload. Others get an icon.
+/// The image formats we decode, by content type: those the image crate is built to read (its
+/// features in Cargo.toml: the ones browsers upload). Others get an icon.
 fn decodable_format(content_type: &str) -> Option<ImageFormat> {
-    match content_type {
-        "image/png" => Some(ImageFormat::Png),
-        "image/jpeg" => Some(ImageFormat::Jpeg),
-        "image/gif" => Some(ImageFormat::Gif),
-        "image/webp" => Some(ImageFormat::WebP),
-        "image/bmp" => Some(ImageFormat::Bmp),
-        _ => None,
-    }
+    ImageFormat::from_mime_type(content_type).filter(ImageFormat::reading_enabled)
 }
 
 /// Whether [`image_thumbnail`] may succeed for this content type.
 pub fn is_decodable(content_type: &str) -> bool {
     decodable_format(content_type).is_some()
-}
-
-fn limits() -> Limits {
-    let mut l = Limits::default();
-    l.max_image_width = Some(MAX_IMAGE_SIDE);
-    l.max_image_height = Some(MAX_IMAGE_SIDE);
-    l.max_alloc = Some(MAX_DECODE_BYTES);
-    l
 }
 
 fn decode_error(e: image::ImageError) -> ThumbnailError {
@@ -150,8 +125,12 @@ pub fn image_thumbnail(
 ) -> Result<(Vec<u8>, u32, u32), ThumbnailError> {
     let format = decodable_format(content_type)
         .ok_or_else(|| ThumbnailError::NotDecodable(content_type.to_owned()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits());
+    reader.limits(limits);
     // Only the header is read here; the limits on sides apply already.
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (w, h) = decoder.dimensions();
@@ -196,7 +175,7 @@ pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
     const TOP: u32 = 4;
     const BOTTOM: u32 = 60;
     const FOLD: u32 = 12;
-    let [r, g, b] = family.colour();
+    let [_, r, g, b] = (family as u32).to_be_bytes();
     let edge = Rgba([0x9a, 0xa0, 0xa6, 0xff]);
     let paper = Rgba([0xff, 0xff, 0xff, 0xff]);
     let band = Rgba([r, g, b, 0xff]);
