@@ -65,10 +65,7 @@ impl Signer {
 
     /// Checks a hex signature in constant time.
     pub fn verify(&self, parts: &[&[u8]], signature_hex: &str) -> bool {
-        match hex::decode(signature_hex) {
-            Ok(sig) => self.mac(parts).verify_slice(&sig).is_ok(),
-            Err(_) => false,
-        }
+        hex::decode(signature_hex).is_ok_and(|sig| self.mac(parts).verify_slice(&sig).is_ok())
     }
 }
 

@@ -95,9 +95,7 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
         StorageEvent::Created(keys) => {
             let mut verified = 0;
             for key in keys {
-                if app.finalize_key(&key).await?.is_some() {
-                    verified += 1;
-                }
+                verified += usize::from(app.finalize_key(&key).await?.is_some());
             }
             Ok(verified)
         }

@@ -184,25 +184,19 @@ pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
             return Rgba([0, 0, 0, 0]);
         }
         // The folded corner: cut the top-right triangle, draw the fold's diagonal.
-        let dx = RIGHT - x;
-        let dy = y - TOP;
-        if dx + dy < FOLD {
-            return Rgba([0, 0, 0, 0]);
-        }
-        if dx + dy == FOLD || (dx < FOLD && dy == FOLD) || (dy < FOLD && dx == FOLD) {
-            return edge;
-        }
-        if x == LEFT || x == RIGHT || y == TOP || y == BOTTOM {
-            return edge;
-        }
-        if (38..=50).contains(&y) {
-            return band;
-        }
+        let (dx, dy) = (RIGHT - x, y - TOP);
+        let fold = dx + dy == FOLD || (dx < FOLD && dy == FOLD) || (dy < FOLD && dx == FOLD);
         // A few grey "lines of text" above the band.
-        if (18..=30).contains(&y) && y % 4 == 2 && (LEFT + 6..=RIGHT - 6).contains(&x) {
-            return edge;
+        let text = (18..=30).contains(&y) && y % 4 == 2 && (LEFT + 6..=RIGHT - 6).contains(&x);
+        if dx + dy < FOLD {
+            Rgba([0, 0, 0, 0])
+        } else if fold || text || x == LEFT || x == RIGHT || y == TOP || y == BOTTOM {
+            edge
+        } else if (38..=50).contains(&y) {
+            band
+        } else {
+            paper
         }
-        paper
     });
     encode_png(&DynamicImage::ImageRgba8(img))
 }
