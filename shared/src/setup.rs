@@ -308,10 +308,9 @@ pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
 }
 
 /// Loads the event fixtures' data when `ATTACHMENTS_LOAD_FIXTURES` asks for it and the store is
-/// new: what a function run by `sam local invoke` with `events/env.json` does at start, since
-/// each invocation's container starts with an empty `/tmp`. A store that is not new is left as
-/// it is (a warm container, a restart under `cargo lambda watch`); so keys from
-/// `ATTACHMENTS_API_KEYS` are registered after this.
+/// new: `sam local invoke` with `events/env.json` starts every invocation with an empty `/tmp`.
+/// A store that is not new (a warm container, a restart under `cargo lambda watch`) is left as
+/// it is, so keys from `ATTACHMENTS_API_KEYS` are registered after this.
 pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), SetupError> {
     if !cfg.load_fixtures {
         return Ok(());
