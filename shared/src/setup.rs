@@ -238,18 +238,15 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         path: dir.display().to_string(),
         source,
     };
+    let blobs_dir = dir.join("blobs");
     crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
-    crate::store::fs_blob::create_private_dir(&dir.join("blobs")).map_err(io)?;
+    crate::store::fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
     let signer = match &cfg.secret {
         Some(signer) => signer.clone(),
         None => load_or_create_secret(dir).map_err(io)?,
     };
     let meta = Arc::new(SqliteStore::open(&dir.join("attachments.db"))?);
-    let blobs = Arc::new(FsBlobStore::new(
-        dir.join("blobs"),
-        &cfg.public_url,
-        signer.clone(),
-    ));
+    let blobs = Arc::new(FsBlobStore::new(blobs_dir, &cfg.public_url, signer.clone()));
     Ok(built(cfg, meta, blobs.clone(), signer, Some(blobs)))
 }
 

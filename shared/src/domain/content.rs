@@ -100,9 +100,9 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         .trim_start_matches('\u{feff}')
         .trim_start()
         .to_ascii_lowercase();
-    if text.starts_with("<!doctype html")
-        || text.starts_with("<html")
-        || text.starts_with("<script")
+    if ["<!doctype html", "<html", "<script"]
+        .iter()
+        .any(|p| text.starts_with(p))
     {
         return Some("text/html");
     }

@@ -61,24 +61,16 @@ impl IconFamily {
     pub fn of(content_type: &str) -> Self {
         let ct = content_type.to_ascii_lowercase();
         let (top, sub) = ct.split_once('/').unwrap_or((ct.as_str(), ""));
-        match top {
-            "image" => return Self::Image,
-            "audio" => return Self::Audio,
-            "video" => return Self::Video,
-            "text" | "message" => return Self::Text,
-            _ => {}
-        }
-        match sub {
-            "json" | "xml" | "yaml" => Self::Text,
-            "zip" | "gzip" | "x-7z-compressed" | "vnd.rar" | "x-tar" | "x-bzip2" | "x-xz"
-            | "zstd" => Self::Archive,
-            "pdf" | "rtf" | "msword" | "epub+zip" => Self::Document,
-            s if s.starts_with("vnd.ms-")
-                || s.starts_with("vnd.openxmlformats")
-                || s.starts_with("vnd.oasis") =>
-            {
-                Self::Document
-            }
+        let office = ["vnd.ms-", "vnd.openxmlformats", "vnd.oasis"];
+        match (top, sub) {
+            ("image", _) => Self::Image,
+            ("audio", _) => Self::Audio,
+            ("video", _) => Self::Video,
+            ("text" | "message", _) | (_, "json" | "xml" | "yaml") => Self::Text,
+            (_, "zip" | "gzip" | "x-7z-compressed" | "vnd.rar" | "x-tar" | "x-bzip2")
+            | (_, "x-xz" | "zstd") => Self::Archive,
+            (_, "pdf" | "rtf" | "msword" | "epub+zip") => Self::Document,
+            (_, s) if office.iter().any(|p| s.starts_with(p)) => Self::Document,
             _ => Self::Other,
         }
     }
