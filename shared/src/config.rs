@@ -190,9 +190,8 @@ impl Config {
                 },
             },
             secret: v.parsed("ATTACHMENTS_SECRET", |s| {
-                secret_key(s).map(Signer::new).ok_or_else(|| {
-                    err("ATTACHMENTS_SECRET", "must be 64 hex characters (32 bytes)")
-                })
+                let secret = "must be 64 hex characters (32 bytes)";
+                Signer::from_hex(s).ok_or_else(|| err("ATTACHMENTS_SECRET", secret))
             })?,
             s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE")?,
             leftover_shards: v.number(LEFTOVER_SHARDS, DEFAULT_LEFTOVER_SHARDS)?,
@@ -248,13 +247,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// A secret of 32 bytes written as 64 hex characters.
-pub(crate) fn secret_key(hex: &str) -> Option<[u8; 32]> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(hex, &mut key).ok()?;
-    Some(key)
 }
 
 /// The variables, read through a lookup; a variable set to blanks counts as unset. Each reader

@@ -282,10 +282,9 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
 
 fn read_secret(path: &Path) -> std::io::Result<Signer> {
     use std::io::{Error, ErrorKind};
-    let key = crate::config::secret_key(std::fs::read_to_string(path)?.trim());
+    let signer = Signer::from_hex(std::fs::read_to_string(path)?.trim());
     let corrupt = format!("{} is corrupt", path.display());
-    key.map(Signer::new)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
+    signer.ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
 }
 
 fn keys_error(e: impl std::fmt::Display) -> SetupError {

@@ -37,6 +37,11 @@ impl Signer {
         Self { key, keyed }
     }
 
+    /// A secret written as 64 hex characters.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        hex::FromHex::from_hex(hex).ok().map(Self::new)
+    }
+
     /// A fresh random secret.
     pub fn random() -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
