@@ -31,19 +31,17 @@ pub enum ThumbnailError {
     Encode(String),
 }
 
-/// The families of files that get an icon rather than a picture; each one's value is the RGB
-/// colour of its icon's band, which tells the families apart.
+/// The families of files that get an icon rather than a picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
 pub enum IconFamily {
     /// An image we do not decode (TIFF, HEIC, SVG…) or could not decode.
-    Image = 0x2e9e5b,
-    Document = 0xd93f3f,
-    Text = 0x3f6fd9,
-    Archive = 0xc98a1b,
-    Audio = 0x8e44ad,
-    Video = 0xe05a9b,
-    Other = 0x7f8c8d,
+    Image,
+    Document,
+    Text,
+    Archive,
+    Audio,
+    Video,
+    Other,
 }
 
 impl IconFamily {
@@ -72,6 +70,19 @@ impl IconFamily {
             (_, "pdf" | "rtf" | "msword" | "epub+zip") => Self::Document,
             (_, s) if office.iter().any(|p| s.starts_with(p)) => Self::Document,
             _ => Self::Other,
+        }
+    }
+
+    /// The band colour that tells the families apart.
+    fn colour(self) -> [u8; 3] {
+        match self {
+            Self::Image => [0x2e, 0x9e, 0x5b],
+            Self::Document => [0xd9, 0x3f, 0x3f],
+            Self::Text => [0x3f, 0x6f, 0xd9],
+            Self::Archive => [0xc9, 0x8a, 0x1b],
+            Self::Audio => [0x8e, 0x44, 0xad],
+            Self::Video => [0xe0, 0x5a, 0x9b],
+            Self::Other => [0x7f, 0x8c, 0x8d],
         }
     }
 }
@@ -167,7 +178,7 @@ pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
     const TOP: u32 = 4;
     const BOTTOM: u32 = 60;
     const FOLD: u32 = 12;
-    let [_, r, g, b] = (family as u32).to_be_bytes();
+    let [r, g, b] = family.colour();
     let edge = Rgba([0x9a, 0xa0, 0xa6, 0xff]);
     let paper = Rgba([0xff, 0xff, 0xff, 0xff]);
     let band = Rgba([r, g, b, 0xff]);
