@@ -126,16 +126,14 @@ pub const FINALIZE: &[Capability] = &[TableRead, TableWrite, IndexRead, ObjectRe
 
 /// Every (action, resource) pair that `needs` grants, sorted and without repeats.
 pub fn permissions(needs: &[Capability]) -> Vec<(&'static str, Resource)> {
-    let mut out: Vec<(&'static str, Resource)> = needs
+    let pairs = needs
         .iter()
-        .flat_map(|c| {
-            let g = c.grant();
-            g.actions.iter().map(move |a| (*a, g.resource))
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+        .map(|c| c.grant())
+        .flat_map(|g| g.actions.iter().map(move |a| (*a, g.resource)));
+    pairs
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::service::dialects::{CrafterSettings, DialectSettings, DEFAULT_CRAFTER_MAX_FILE_BYTES};
+use crate::service::dialects::{CrafterSettings, DialectSettings};
 use crate::service::Limits;
 use crate::signing::Signer;
+use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
 
 /// Which adapters serve the storage ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,21 @@ pub const AWS_MAX_LINK_TTL_SECS: u64 = 12 * 3600;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
 
+/// A numeric variable: its name, and the least and greatest value it takes.
+type Number = (&'static str, u64, u64);
+const MAX_CONNECTIONS: Number = ("ATTACHMENTS_MAX_CONNECTIONS", 1, 65_536);
+const BODY_IDLE: Number = ("ATTACHMENTS_BODY_IDLE_SECONDS", 1, 3600);
+const MAX_UPLOAD: Number = ("ATTACHMENTS_MAX_UPLOAD_BYTES", 1, usize::MAX as u64);
+/// Up to SigV4's 7 days.
+const LINK_TTL: Number = ("ATTACHMENTS_LINK_TTL_SECONDS", 1, 604_800);
+const PENDING_TTL: Number = ("ATTACHMENTS_UPLOAD_EXPIRY_SECONDS", 1, 30 * 86_400);
+const DIRECT_POST_MAX: Number = ("ATTACHMENTS_DIRECT_POST_MAX_BYTES", 1, 5 * 1024u64.pow(3));
+const DIRECT_MAX: Number = ("ATTACHMENTS_DIRECT_MAX_BYTES", 1, 5 * 1024u64.pow(4));
+const UPLOAD_LINK_TTL: Number = ("ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS", 1, 604_800);
+const INLINE_VERIFY_MAX: Number = ("ATTACHMENTS_INLINE_VERIFY_MAX_BYTES", 0, 5 * 1024u64.pow(4));
+const CRAFTER_MAX_FILE: Number = ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", 1, usize::MAX as u64);
+const LEFTOVER_SHARDS: Number = ("ATTACHMENTS_LEFTOVER_SHARDS", 1, MAX_LEFTOVER_SHARDS as u64);
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -106,7 +122,6 @@ impl Config {
 
     /// Reads the configuration through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
         let v = Vars(get);
         let required = |var, what| {
             v.text(var)
@@ -139,95 +154,47 @@ impl Config {
         }
         let aws = backend != Backend::Embedded;
         // The service's own defaults, which the variables override.
-        let d = Limits::default();
+        let (d, crafter) = (Limits::default(), CrafterSettings::default());
+        let limits = Limits {
+            max_upload_bytes: v.bytes(MAX_UPLOAD, d.max_upload_bytes)?,
+            link_ttl: v
+                .seconds(LINK_TTL, d.link_ttl)
+                .map_err(|_| err(LINK_TTL.0, "must be 1 to 604800 (7 days, SigV4's limit)"))?,
+            pending_ttl: v.seconds(PENDING_TTL, d.pending_ttl)?,
+            direct_post_max_bytes: v.number(DIRECT_POST_MAX, d.direct_post_max_bytes)?,
+            direct_max_bytes: v.number(DIRECT_MAX, d.direct_max_bytes)?,
+            upload_link_ttl: v.seconds(UPLOAD_LINK_TTL, d.upload_link_ttl)?,
+            inline_verify_max_bytes: v.number(INLINE_VERIFY_MAX, d.inline_verify_max_bytes)?,
+            // The embedded store has no storage events: this process verifies in the background.
+            verify_in_process: !aws,
+        };
         let cfg = Self {
             addr,
-            data_dir: PathBuf::from(
-                v.text("ATTACHMENTS_DATA_DIR")
-                    .unwrap_or_else(|| "data".into()),
-            ),
+            data_dir: v
+                .text("ATTACHMENTS_DATA_DIR")
+                .unwrap_or("data".into())
+                .into(),
             public_url,
-            max_connections: v.number(
-                "ATTACHMENTS_MAX_CONNECTIONS",
-                DEFAULT_MAX_CONNECTIONS as u64,
-                1,
-                65_536,
-            )? as usize,
-            body_idle: v.seconds("ATTACHMENTS_BODY_IDLE_SECONDS", 30, 3600)?,
+            max_connections: v.number(MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)?,
+            body_idle: v.seconds(BODY_IDLE, Duration::from_secs(30))?,
             api_keys: v
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
-            limits: Limits {
-                max_upload_bytes: v.positive("ATTACHMENTS_MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
-                // Up to SigV4's 7 days.
-                link_ttl: v
-                    .seconds(
-                        "ATTACHMENTS_LINK_TTL_SECONDS",
-                        d.link_ttl.as_secs(),
-                        604_800,
-                    )
-                    .map_err(|_| {
-                        err(
-                            "ATTACHMENTS_LINK_TTL_SECONDS",
-                            "must be 1 to 604800 (7 days, SigV4's limit)",
-                        )
-                    })?,
-                pending_ttl: v.seconds(
-                    "ATTACHMENTS_UPLOAD_EXPIRY_SECONDS",
-                    d.pending_ttl.as_secs(),
-                    30 * 86_400,
-                )?,
-                direct_post_max_bytes: v.number(
-                    "ATTACHMENTS_DIRECT_POST_MAX_BYTES",
-                    d.direct_post_max_bytes,
-                    1,
-                    5 * 1024u64.pow(3),
-                )?,
-                direct_max_bytes: v.number(
-                    "ATTACHMENTS_DIRECT_MAX_BYTES",
-                    d.direct_max_bytes,
-                    1,
-                    5 * 1024u64.pow(4),
-                )?,
-                upload_link_ttl: v.seconds(
-                    "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
-                    d.upload_link_ttl.as_secs(),
-                    604_800,
-                )?,
-                inline_verify_max_bytes: v.number(
-                    "ATTACHMENTS_INLINE_VERIFY_MAX_BYTES",
-                    d.inline_verify_max_bytes,
-                    0,
-                    5 * 1024u64.pow(4),
-                )?,
-                // The embedded store has no storage events: this process verifies in the background.
-                verify_in_process: !aws,
-            },
+            limits,
             dialects: DialectSettings {
                 crafter: CrafterSettings {
                     allowed_types: v
                         .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
-                        .unwrap_or_else(|| CrafterSettings::default().allowed_types),
-                    max_file_bytes: v.positive(
-                        "ATTACHMENTS_CRAFTER_MAX_FILE_BYTES",
-                        DEFAULT_CRAFTER_MAX_FILE_BYTES,
-                    )?,
+                        .unwrap_or(crafter.allowed_types),
+                    max_file_bytes: v.bytes(CRAFTER_MAX_FILE, crafter.max_file_bytes)?,
                 },
             },
             secret: v.parsed("ATTACHMENTS_SECRET", |s| {
-                secret_key(s).map(Signer::new).ok_or_else(|| {
-                    err("ATTACHMENTS_SECRET", "must be 64 hex characters (32 bytes)")
-                })
+                let secret = "must be 64 hex characters (32 bytes)";
+                Signer::from_hex(s).ok_or_else(|| err("ATTACHMENTS_SECRET", secret))
             })?,
             s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE")?,
-            // Within 1..=MAX_LEFTOVER_SHARDS, so it fits.
-            leftover_shards: u32::try_from(v.number(
-                "ATTACHMENTS_LEFTOVER_SHARDS",
-                u64::from(DEFAULT_LEFTOVER_SHARDS),
-                1,
-                u64::from(MAX_LEFTOVER_SHARDS),
-            )?)
-            .unwrap_or(MAX_LEFTOVER_SHARDS),
+            leftover_shards: v.number(LEFTOVER_SHARDS, DEFAULT_LEFTOVER_SHARDS)?,
             load_fixtures: v.flag("ATTACHMENTS_LOAD_FIXTURES")?,
             // JSON logs on Lambda, text elsewhere, unless asked.
             json_logs: match v.text("ATTACHMENTS_LOG_FORMAT").as_deref() {
@@ -253,16 +220,14 @@ impl Config {
     fn check_for_aws(&self) -> Result<(), ConfigError> {
         // A presigned link dies with the temporary credentials that signed it; a Lambda role's
         // last at most 12 hours, so a longer lifetime would be a false promise.
+        let limits = &self.limits;
         for (var, ttl) in [
-            ("ATTACHMENTS_LINK_TTL_SECONDS", self.limits.link_ttl),
-            (
-                "ATTACHMENTS_UPLOAD_LINK_TTL_SECONDS",
-                self.limits.upload_link_ttl,
-            ),
+            (LINK_TTL, limits.link_ttl),
+            (UPLOAD_LINK_TTL, limits.upload_link_ttl),
         ] {
             if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
                 return Err(err(
-                    var,
+                    var.0,
                     "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
                 ));
             }
@@ -284,13 +249,6 @@ impl Config {
     }
 }
 
-/// A secret of 32 bytes written as 64 hex characters.
-pub(crate) fn secret_key(hex: &str) -> Option<[u8; 32]> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(hex, &mut key).ok()?;
-    Some(key)
-}
-
 /// The variables, read through a lookup; a variable set to blanks counts as unset. Each reader
 /// names the variable in its error.
 struct Vars<F>(F);
@@ -309,34 +267,33 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         self.text(name).as_deref().map(parse).transpose()
     }
 
-    /// A number from `min` to `max`.
-    fn number(
+    /// A number in its range, `default` when unset.
+    fn number<T: TryFrom<u64>>(
         &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
+        (name, min, max): Number,
+        default: T,
+    ) -> Result<T, ConfigError> {
         let number = |v: &str| {
-            v.trim()
+            let n = v
+                .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|n| (min..=max).contains(n))
+                .filter(|n| (min..=max).contains(n));
+            n.and_then(|n| T::try_from(n).ok())
                 .ok_or_else(|| err(name, format!("must be a number from {min} to {max}")))
         };
         Ok(self.parsed(name, number)?.unwrap_or(default))
     }
 
-    /// A number of seconds from 1 to `max`.
-    fn seconds(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
-        self.number(name, default, 1, max).map(Duration::from_secs)
+    /// A number of seconds.
+    fn seconds(&self, var: Number, default: Duration) -> Result<Duration, ConfigError> {
+        self.number(var, default.as_secs()).map(Duration::from_secs)
     }
 
     /// A positive number of bytes.
-    fn positive(&self, name: &'static str, default: usize) -> Result<usize, ConfigError> {
-        self.number(name, default as u64, 1, usize::MAX as u64)
-            .map(|n| n as usize)
-            .map_err(|_| err(name, "must be a positive number of bytes"))
+    fn bytes(&self, var: Number, default: usize) -> Result<usize, ConfigError> {
+        self.number(var, default)
+            .map_err(|_| err(var.0, "must be a positive number of bytes"))
     }
 
     /// `true`/`1` or `false`/`0`, `false` when unset.

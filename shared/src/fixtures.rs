@@ -1,11 +1,8 @@
 //! The data the event fixtures in `events/` are written against (`events/README.md` lists it):
 //! tenant `fixtures` and its API key, seven parents, two stored files and two placeholders.
-//!
-//! The in-process fixture test, `attachments-admin fixtures load` and a function started with
-//! `ATTACHMENTS_LOAD_FIXTURES=true` load it (the last is what `sam local invoke` runs with
-//! `events/env.json`: its container's `/tmp` starts empty at every invocation). The key is public,
-//! so the data only ever goes into an embedded store: configuration refuses the flag on AWS, and
-//! so does the admin command.
+//! The fixture test, `attachments-admin fixtures load` and `ATTACHMENTS_LOAD_FIXTURES` load it.
+//! Its key is public, so it only ever goes into an embedded store: configuration refuses the
+//! flag on AWS, and so does the admin command.
 
 use bytes::Bytes;
 

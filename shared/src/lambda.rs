@@ -77,14 +77,10 @@ async fn respond(
     route: &'static Route,
     req: crate::http::Request,
 ) -> crate::http::Response {
-    let resp = if req.body().len() > app.limits.max_upload_bytes {
-        (route.errors)(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the request body is larger than the limit of {} bytes",
-                app.limits.max_upload_bytes
-            ),
-        )
+    let limit = app.limits.max_upload_bytes;
+    let resp = if req.body().len() > limit {
+        let problem = format!("the request body is larger than the limit of {limit} bytes");
+        (route.errors)(StatusCode::PAYLOAD_TOO_LARGE, &problem)
     } else {
         routes::dispatch_route(app, route, req).await
     };
@@ -97,8 +93,7 @@ async fn respond(
 pub async fn run(route: &'static Route) -> Result<(), Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(&cfg);
-    let built = setup::build(&cfg).await?;
-    let app = built.app;
+    let app = setup::build(&cfg).await?.app;
     // The event fixtures' data when asked for, and keys given in the environment (local runs:
     // `sam local invoke`, `cargo lambda watch`); a deployed function writes nothing at start.
     setup::load_fixtures_if_asked(&app, &cfg).await?;

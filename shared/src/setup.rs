@@ -239,18 +239,15 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         path: dir.display().to_string(),
         source,
     };
+    let blobs_dir = dir.join("blobs");
     crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
-    crate::store::fs_blob::create_private_dir(&dir.join("blobs")).map_err(io)?;
+    crate::store::fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
     let signer = match &cfg.secret {
         Some(signer) => signer.clone(),
         None => load_or_create_secret(dir).map_err(io)?,
     };
     let meta = Arc::new(SqliteStore::open(&dir.join("attachments.db"))?);
-    let blobs = Arc::new(FsBlobStore::new(
-        dir.join("blobs"),
-        &cfg.public_url,
-        signer.clone(),
-    ));
+    let blobs = Arc::new(FsBlobStore::new(blobs_dir, &cfg.public_url, signer.clone()));
     Ok(built(cfg, meta, blobs.clone(), signer, Some(blobs)))
 }
 
@@ -286,10 +283,9 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
 
 fn read_secret(path: &Path) -> std::io::Result<Signer> {
     use std::io::{Error, ErrorKind};
-    let key = crate::config::secret_key(std::fs::read_to_string(path)?.trim());
+    let signer = Signer::from_hex(std::fs::read_to_string(path)?.trim());
     let corrupt = format!("{} is corrupt", path.display());
-    key.map(Signer::new)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
+    signer.ok_or_else(|| Error::new(ErrorKind::InvalidData, corrupt))
 }
 
 fn keys_error(e: impl std::fmt::Display) -> SetupError {
@@ -309,10 +305,9 @@ pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
 }
 
 /// Loads the event fixtures' data when `ATTACHMENTS_LOAD_FIXTURES` asks for it and the store is
-/// new: what a function run by `sam local invoke` with `events/env.json` does at start, since
-/// each invocation's container starts with an empty `/tmp`. A store that is not new is left as
-/// it is (a warm container, a restart under `cargo lambda watch`); so keys from
-/// `ATTACHMENTS_API_KEYS` are registered after this.
+/// new: `sam local invoke` with `events/env.json` starts every invocation with an empty `/tmp`.
+/// A store that is not new (a warm container, a restart under `cargo lambda watch`) is left as
+/// it is, so keys from `ATTACHMENTS_API_KEYS` are registered after this.
 pub async fn load_fixtures_if_asked(app: &App, cfg: &Config) -> Result<(), SetupError> {
     if !cfg.load_fixtures {
         return Ok(());

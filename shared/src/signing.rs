@@ -37,6 +37,11 @@ impl Signer {
         Self { key, keyed }
     }
 
+    /// A secret written as 64 hex characters.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        hex::FromHex::from_hex(hex).ok().map(Self::new)
+    }
+
     /// A fresh random secret.
     pub fn random() -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
@@ -65,10 +70,7 @@ impl Signer {
 
     /// Checks a hex signature in constant time.
     pub fn verify(&self, parts: &[&[u8]], signature_hex: &str) -> bool {
-        match hex::decode(signature_hex) {
-            Ok(sig) => self.mac(parts).verify_slice(&sig).is_ok(),
-            Err(_) => false,
-        }
+        hex::decode(signature_hex).is_ok_and(|sig| self.mac(parts).verify_slice(&sig).is_ok())
     }
 
     /// Checks, in constant time, a hex signature cut to its first `len` bytes.

@@ -24,8 +24,7 @@ pub enum StorageEvent {
     Sweep,
 }
 
-/// An event the function cannot act on. It fails the invocation, so that Lambda retries it and
-/// then hands it to the function's on-failure destination, where an operator sees it, rather
+/// An event the function cannot act on. It fails the invocation (see [`EventError`]) rather
 /// than being acknowledged and forgotten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a storage event this function handles: {0}")]
@@ -71,7 +70,8 @@ fn decode_key(k: &str) -> String {
         .unwrap_or(plus)
 }
 
-/// Why handling an event failed: Lambda retries it, then hands it to the on-failure destination.
+/// Why handling an event failed: Lambda retries it, then hands it to the on-failure destination,
+/// where an operator sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(transparent)]
@@ -95,9 +95,7 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
         StorageEvent::Created(keys) => {
             let mut verified = 0;
             for key in keys {
-                if app.finalize_received(&key, None).await?.is_some() {
-                    verified += 1;
-                }
+                verified += usize::from(app.finalize_received(&key, None).await?.is_some());
             }
             Ok(verified)
         }

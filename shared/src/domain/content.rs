@@ -11,92 +11,84 @@ pub struct ContentTypeError {
     sniffed: String,
 }
 
-/// Known extensions and their types. Types marked `true` have magic bytes that must be present.
-const BY_EXTENSION: &[(&str, &str, bool)] = &[
-    ("jpg", "image/jpeg", true),
-    ("jpeg", "image/jpeg", true),
-    ("jpe", "image/jpeg", true),
-    ("png", "image/png", true),
-    ("gif", "image/gif", true),
-    ("bmp", "image/bmp", true),
-    ("tif", "image/tiff", true),
-    ("tiff", "image/tiff", true),
-    ("webp", "image/webp", true),
-    ("heic", "image/heic", true),
-    ("ico", "image/vnd.microsoft.icon", true),
-    ("svg", "image/svg+xml", false),
-    ("pdf", "application/pdf", true),
-    ("zip", "application/zip", true),
-    ("gz", "application/gzip", true),
-    ("tgz", "application/gzip", true),
-    ("7z", "application/x-7z-compressed", true),
-    ("rar", "application/vnd.rar", true),
-    ("mp3", "audio/mpeg", true),
-    ("wav", "audio/x-wav", true),
-    ("ogg", "audio/ogg", true),
-    ("mp4", "video/mp4", true),
-    ("m4a", "audio/m4a", true),
-    ("mov", "video/quicktime", true),
-    ("webm", "video/webm", true),
-    ("avi", "video/x-msvideo", true),
-    ("doc", "application/msword", true),
-    ("xls", "application/vnd.ms-excel", true),
-    ("ppt", "application/vnd.ms-powerpoint", true),
+/// Binary types and their extensions: their magic bytes must be present.
+const BINARY: &[(&str, &[&str])] = &[
+    ("image/jpeg", &["jpg", "jpeg", "jpe"]),
+    ("image/png", &["png"]),
+    ("image/gif", &["gif"]),
+    ("image/bmp", &["bmp"]),
+    ("image/tiff", &["tif", "tiff"]),
+    ("image/webp", &["webp"]),
+    ("image/heic", &["heic"]),
+    ("image/vnd.microsoft.icon", &["ico"]),
+    ("application/pdf", &["pdf"]),
+    ("application/zip", &["zip"]),
+    ("application/gzip", &["gz", "tgz"]),
+    ("application/x-7z-compressed", &["7z"]),
+    ("application/vnd.rar", &["rar"]),
+    ("audio/mpeg", &["mp3"]),
+    ("audio/x-wav", &["wav"]),
+    ("audio/ogg", &["ogg"]),
+    ("video/mp4", &["mp4"]),
+    ("audio/m4a", &["m4a"]),
+    ("video/quicktime", &["mov"]),
+    ("video/webm", &["webm"]),
+    ("video/x-msvideo", &["avi"]),
+    ("application/msword", &["doc"]),
+    ("application/vnd.ms-excel", &["xls"]),
+    ("application/vnd.ms-powerpoint", &["ppt"]),
     (
-        "docx",
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        true,
+        &["docx"],
     ),
     (
-        "xlsx",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        true,
+        &["xlsx"],
     ),
     (
-        "pptx",
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        true,
+        &["pptx"],
     ),
-    ("odt", "application/vnd.oasis.opendocument.text", true),
-    (
-        "ods",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        true,
-    ),
-    ("epub", "application/epub+zip", true),
-    ("rtf", "application/rtf", true),
-    ("txt", "text/plain", false),
-    ("text", "text/plain", false),
-    ("md", "text/markdown", false),
-    ("csv", "text/csv", false),
-    ("tsv", "text/tab-separated-values", false),
-    ("json", "application/json", false),
-    ("xml", "application/xml", false),
-    ("html", "text/html", false),
-    ("htm", "text/html", false),
-    ("css", "text/css", false),
-    ("js", "text/javascript", false),
-    ("yaml", "application/yaml", false),
-    ("yml", "application/yaml", false),
-    ("ics", "text/calendar", false),
-    ("vcf", "text/vcard", false),
-    ("eml", "message/rfc822", false),
+    ("application/vnd.oasis.opendocument.text", &["odt"]),
+    ("application/vnd.oasis.opendocument.spreadsheet", &["ods"]),
+    ("application/epub+zip", &["epub"]),
+    ("application/rtf", &["rtf"]),
 ];
 
-fn entry(extension: &str) -> Option<&'static (&'static str, &'static str, bool)> {
+/// Textual types and their extensions: their bytes need only not turn out to be something else.
+const TEXTUAL: &[(&str, &[&str])] = &[
+    ("image/svg+xml", &["svg"]),
+    ("text/plain", &["txt", "text"]),
+    ("text/markdown", &["md"]),
+    ("text/csv", &["csv"]),
+    ("text/tab-separated-values", &["tsv"]),
+    ("application/json", &["json"]),
+    ("application/xml", &["xml"]),
+    ("text/html", &["html", "htm"]),
+    ("text/css", &["css"]),
+    ("text/javascript", &["js"]),
+    ("application/yaml", &["yaml", "yml"]),
+    ("text/calendar", &["ics"]),
+    ("text/vcard", &["vcf"]),
+    ("message/rfc822", &["eml"]),
+];
+
+/// The type `table` gives an extension.
+fn find(table: &[(&'static str, &[&str])], extension: &str) -> Option<&'static str> {
     let ext = extension.to_ascii_lowercase();
-    BY_EXTENSION.iter().find(|(e, _, _)| *e == ext)
+    let found = table.iter().find(|(_, exts)| exts.contains(&ext.as_str()));
+    found.map(|(t, _)| *t)
 }
 
 /// The type an extension stands for, if it is one we know.
 pub fn type_for_extension(extension: &str) -> Option<&'static str> {
-    entry(extension).map(|(_, t, _)| *t)
+    find(BINARY, extension).or_else(|| find(TEXTUAL, extension))
 }
 
 /// Every extension the server knows, with its type: what a client must declare for such a file
 /// (the browser console reads it, so it declares exactly what the server expects).
 pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
-    BY_EXTENSION.iter().map(|(e, t, _)| (*e, *t))
+    (BINARY.iter().chain(TEXTUAL)).flat_map(|(t, exts)| exts.iter().map(move |e| (*e, *t)))
 }
 
 /// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
@@ -108,9 +100,9 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         .trim_start_matches('\u{feff}')
         .trim_start()
         .to_ascii_lowercase();
-    if text.starts_with("<!doctype html")
-        || text.starts_with("<html")
-        || text.starts_with("<script")
+    if ["<!doctype html", "<html", "<script"]
+        .iter()
+        .any(|p| text.starts_with(p))
     {
         return Some("text/html");
     }
@@ -165,7 +157,7 @@ pub fn decide_content_type(
     match (type_for_extension(extension), sniffed) {
         (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
         (Some(_), Some(s)) => Err(mismatch(s)),
-        (Some(_), None) if entry(extension).is_some_and(|e| e.2) && !bytes.is_empty() => {
+        (Some(_), None) if find(BINARY, extension).is_some() && !bytes.is_empty() => {
             Err(mismatch("not recognisable"))
         }
         (Some(declared), None) => Ok(declared),

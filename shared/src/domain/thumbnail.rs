@@ -59,24 +59,16 @@ impl IconFamily {
     pub fn of(content_type: &str) -> Self {
         let ct = content_type.to_ascii_lowercase();
         let (top, sub) = ct.split_once('/').unwrap_or((ct.as_str(), ""));
-        match top {
-            "image" => return Self::Image,
-            "audio" => return Self::Audio,
-            "video" => return Self::Video,
-            "text" | "message" => return Self::Text,
-            _ => {}
-        }
-        match sub {
-            "json" | "xml" | "yaml" => Self::Text,
-            "zip" | "gzip" | "x-7z-compressed" | "vnd.rar" | "x-tar" | "x-bzip2" | "x-xz"
-            | "zstd" => Self::Archive,
-            "pdf" | "rtf" | "msword" | "epub+zip" => Self::Document,
-            s if s.starts_with("vnd.ms-")
-                || s.starts_with("vnd.openxmlformats")
-                || s.starts_with("vnd.oasis") =>
-            {
-                Self::Document
-            }
+        let office = ["vnd.ms-", "vnd.openxmlformats", "vnd.oasis"];
+        match (top, sub) {
+            ("image", _) => Self::Image,
+            ("audio", _) => Self::Audio,
+            ("video", _) => Self::Video,
+            ("text" | "message", _) | (_, "json" | "xml" | "yaml") => Self::Text,
+            (_, "zip" | "gzip" | "x-7z-compressed" | "vnd.rar" | "x-tar" | "x-bzip2")
+            | (_, "x-xz" | "zstd") => Self::Archive,
+            (_, "pdf" | "rtf" | "msword" | "epub+zip") => Self::Document,
+            (_, s) if office.iter().any(|p| s.starts_with(p)) => Self::Document,
             _ => Self::Other,
         }
     }
@@ -95,29 +87,15 @@ impl IconFamily {
     }
 }
 
-/// The image formats we decode, by content type: the ones browsers upload. Others get an icon.
+/// The image formats we decode, by content type: those the image crate is built to read (its
+/// features in Cargo.toml: the ones browsers upload). Others get an icon.
 fn decodable_format(content_type: &str) -> Option<ImageFormat> {
-    match content_type {
-        "image/png" => Some(ImageFormat::Png),
-        "image/jpeg" => Some(ImageFormat::Jpeg),
-        "image/gif" => Some(ImageFormat::Gif),
-        "image/webp" => Some(ImageFormat::WebP),
-        "image/bmp" => Some(ImageFormat::Bmp),
-        _ => None,
-    }
+    ImageFormat::from_mime_type(content_type).filter(ImageFormat::reading_enabled)
 }
 
 /// Whether [`image_thumbnail`] may succeed for this content type.
 pub fn is_decodable(content_type: &str) -> bool {
     decodable_format(content_type).is_some()
-}
-
-fn limits() -> Limits {
-    let mut l = Limits::default();
-    l.max_image_width = Some(MAX_IMAGE_SIDE);
-    l.max_image_height = Some(MAX_IMAGE_SIDE);
-    l.max_alloc = Some(MAX_DECODE_BYTES);
-    l
 }
 
 fn decode_error(e: image::ImageError) -> ThumbnailError {
@@ -150,8 +128,12 @@ pub fn image_thumbnail(
 ) -> Result<(Vec<u8>, u32, u32), ThumbnailError> {
     let format = decodable_format(content_type)
         .ok_or_else(|| ThumbnailError::NotDecodable(content_type.to_owned()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits());
+    reader.limits(limits);
     // Only the header is read here; the limits on sides apply already.
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (w, h) = decoder.dimensions();
@@ -205,25 +187,19 @@ pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
             return Rgba([0, 0, 0, 0]);
         }
         // The folded corner: cut the top-right triangle, draw the fold's diagonal.
-        let dx = RIGHT - x;
-        let dy = y - TOP;
-        if dx + dy < FOLD {
-            return Rgba([0, 0, 0, 0]);
-        }
-        if dx + dy == FOLD || (dx < FOLD && dy == FOLD) || (dy < FOLD && dx == FOLD) {
-            return edge;
-        }
-        if x == LEFT || x == RIGHT || y == TOP || y == BOTTOM {
-            return edge;
-        }
-        if (38..=50).contains(&y) {
-            return band;
-        }
+        let (dx, dy) = (RIGHT - x, y - TOP);
+        let fold = dx + dy == FOLD || (dx < FOLD && dy == FOLD) || (dy < FOLD && dx == FOLD);
         // A few grey "lines of text" above the band.
-        if (18..=30).contains(&y) && y % 4 == 2 && (LEFT + 6..=RIGHT - 6).contains(&x) {
-            return edge;
+        let text = (18..=30).contains(&y) && y % 4 == 2 && (LEFT + 6..=RIGHT - 6).contains(&x);
+        if dx + dy < FOLD {
+            Rgba([0, 0, 0, 0])
+        } else if fold || text || x == LEFT || x == RIGHT || y == TOP || y == BOTTOM {
+            edge
+        } else if (38..=50).contains(&y) {
+            band
+        } else {
+            paper
         }
-        paper
     });
     encode_png(&DynamicImage::ImageRgba8(img))
 }
