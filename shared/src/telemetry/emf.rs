@@ -123,10 +123,7 @@ pub fn documents(
         // A whole number as an integer (counts, bytes, seconds), anything else as it is.
         doc.extend(values.into_iter().map(|(m, v)| {
             let whole = v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v);
-            (
-                m.name().into(),
-                if whole { json!(v as u64) } else { json!(v) },
-            )
+            (m.name(), if whole { json!(v as u64) } else { json!(v) })
         }));
         doc.insert(
             "_aws".into(),
