@@ -61,12 +61,22 @@ pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
 }
 
 /// The AWS SDK's configuration, loaded from the process environment as the SDK documents it
-/// (credentials, region, endpoints, profiles), plus `AWS_CA_BUNDLE`.
+/// (credentials, region, endpoints, profiles), plus `AWS_CA_BUNDLE`; a region is required.
 pub async fn load_aws() -> Result<aws_config::SdkConfig, SetupError> {
+    Ok(sdk::load(aws_loader()?).await?)
+}
+
+/// [`load_aws`] for a client that may take its region from elsewhere: the admin command's
+/// queue client reads it from the queue's URL.
+pub async fn load_aws_any_region() -> Result<aws_config::SdkConfig, SetupError> {
+    Ok(aws_loader()?.load().await)
+}
+
+fn aws_loader() -> Result<aws_config::ConfigLoader, SetupError> {
     let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from);
-    Ok(sdk::load(sdk::loader(ca_bundle.as_deref())?).await?)
+    Ok(sdk::loader(ca_bundle.as_deref())?)
 }
 
 /// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and

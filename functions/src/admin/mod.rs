@@ -200,7 +200,11 @@ async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
     if redrive && cfg.backend == Backend::Embedded {
         return Err("dlq redrive: the dead-letter queue holds events of an AWS deployment: set ATTACHMENTS_BACKEND=aws and its table, bucket and secret".into());
     }
-    let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
+    // An AWS queue's URL names its region; a redrive's table and bucket need one configured,
+    // which building the AWS stores checks.
+    let sdk = setup::load_aws_any_region()
+        .await
+        .map_err(|e| e.to_string())?;
     let queue =
         dead_letters::DeadLetterQueue::new(&sdk, url).map_err(|e| format!("--queue: {e}"))?;
     if !redrive {

@@ -150,11 +150,17 @@ pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
 /// The SQS client for the queue at `queue_url` (the finalize function's dead-letter queue, read
 /// by the admin command). An AWS queue's region (`sqs.<region>.amazonaws.com`) is the one the
 /// client calls, whatever the configured region; any other host (a VPC endpoint, an emulator)
-/// is the client's endpoint, unless one is configured for SQS.
+/// is the client's endpoint, unless one is configured for SQS, and the region is the configured
+/// one, which only such a queue needs.
 pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
     let conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
     let conf = match queue_place(queue_url)? {
         (_, Some(region)) => conf.region(aws_types::region::Region::new(region)),
+        _ if sdk.region().is_none() => {
+            return Err(format!(
+                "{queue_url:?} names no AWS region (it is not sqs.<region>.amazonaws.com): set AWS_REGION, or `region` in the profile's config"
+            ))
+        }
         (origin, None) if configured_endpoint(sdk, "SQS").is_none() => conf.endpoint_url(origin),
         _ => conf,
     };
@@ -368,6 +374,28 @@ au7sY8ApNtM0FEtsjZLX8I+a6MMZJHM=
         ] {
             assert!(queue_place(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The admin command loads no region of its own: an AWS queue's URL names it; any other
+    /// queue needs one configured.
+    #[tokio::test]
+    async fn a_queue_client_takes_its_region_from_the_url() {
+        let no_region = loader(None).unwrap().env(env(&[])).load().await;
+        let aws_queue = "https://sqs.eu-west-3.amazonaws.com/123456789012/dlq";
+        let client = sqs_client(&no_region, aws_queue).unwrap();
+        let region = client.config().region().map(|r| r.as_ref().to_owned());
+        assert_eq!(region.as_deref(), Some("eu-west-3"));
+        let elsewhere = "http://127.0.0.1:5000/000000000000/dlq";
+        let e = sqs_client(&no_region, elsewhere).unwrap_err();
+        assert!(e.contains("AWS_REGION"), "{e}");
+        let with_region = loader(None)
+            .unwrap()
+            .env(env(&[("AWS_REGION", "us-east-1")]))
+            .load()
+            .await;
+        let client = sqs_client(&with_region, elsewhere).unwrap();
+        let region = client.config().region().map(|r| r.as_ref().to_owned());
+        assert_eq!(region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
