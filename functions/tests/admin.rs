@@ -47,10 +47,8 @@ fn dlq_list_takes_the_region_from_an_aws_queue_url() {
 /// variable to set before it calls anything.
 #[test]
 fn dlq_list_elsewhere_needs_a_region() {
-    let (ok, err) = admin(
-        &["dlq", "list", "--queue", "http://127.0.0.1:1/000000000000/dlq"],
-        &[],
-    );
+    let queue = "http://127.0.0.1:1/000000000000/dlq";
+    let (ok, err) = admin(&["dlq", "list", "--queue", queue], &[]);
     assert!(!ok);
     assert!(err.contains("AWS_REGION"), "{err}");
     assert!(!err.contains("reading the queue"), "{err}");
