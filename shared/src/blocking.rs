@@ -27,6 +27,12 @@ impl From<JobFailed> for std::io::Error {
 pub async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, JobFailed> {
+    // Boxed, so that tokio's task machinery is built once per answer type rather than once per
+    // caller: every copy would add kilobytes to each function's binary (the size row).
+    run_boxed(Box::new(work)).await
+}
+
+async fn run_boxed<T: Send + 'static>(work: Box<dyn FnOnce() -> T + Send>) -> Result<T, JobFailed> {
     let permit = JOBS.acquire().await.ok();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
