@@ -150,8 +150,7 @@ pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
 /// The SQS client for the queue at `queue_url` (the finalize function's dead-letter queue, read
 /// by the admin command). An AWS queue's region (`sqs.<region>.amazonaws.com`) is the one the
 /// client calls, whatever the configured region; any other host (a VPC endpoint, an emulator)
-/// is the client's endpoint, unless one is configured for SQS, and the region is the configured
-/// one, which only such a queue needs.
+/// is the client's endpoint (unless one is configured for SQS) and needs the configured region.
 pub fn sqs_client(sdk: &SdkConfig, queue_url: &str) -> Result<aws_sdk_sqs::Client, String> {
     let conf = aws_sdk_sqs::config::Builder::from(sdk).interceptor(CallSpans);
     let conf = match queue_place(queue_url)? {
