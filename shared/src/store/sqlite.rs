@@ -149,8 +149,7 @@ impl SqliteStore {
                 .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
             f(&mut guard)
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .await?
     }
 
     /// The documents of every row `sql` selects.

@@ -330,9 +330,7 @@ impl App {
                     hasher.update(&chunk);
                     hasher
                 });
-                hasher = hashed
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                hasher = hashed.await?;
             } else if !keep {
                 // The digests are known: the first bytes were all it took.
                 break;

@@ -276,9 +276,7 @@ impl BlobStore for FsBlobStore {
 
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
         let (staged, dest, etag) = (self.path_of(staged)?, self.path_of(key)?, etag.to_owned());
-        crate::blocking::run(move || promote_file(&staged, &etag, size, &dest))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        crate::blocking::run(move || promote_file(&staged, &etag, size, &dest)).await?
     }
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
