@@ -91,8 +91,6 @@ impl From<IdError> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-const UPLOAD_UNDER_WAY: &str = "an upload to this attachment is already under way";
-
 /// A conditional write the store refused, as the caller's 409: saying `why`, or else the store's
 /// own reason (a storage limit such as the AWS backend's attachments per parent). Any other
 /// failure is storage's.
@@ -194,20 +192,25 @@ pub(crate) fn now() -> OffsetDateTime {
         .unwrap_or(t)
 }
 
-/// A new attachment of the caller's under `parent`.
-fn new_attachment(
+/// What an upload or a placeholder starts from, with `fields` applied: `current` (refused while
+/// an upload to it is under way) or a new pending attachment of the caller's under `parent`.
+fn labelled(
     who: &Principal,
     parent: &ParentRef,
-    status: AttachmentStatus,
+    current: Option<&Attachment>,
+    fields: AttachmentFields,
     t: OffsetDateTime,
-) -> Attachment {
-    Attachment::new(
-        who.tenant.clone(),
-        parent.clone(),
-        who.owner.clone(),
-        status,
-        t,
-    )
+) -> ServiceResult<Attachment> {
+    if current.is_some_and(|c| c.upload.is_some()) {
+        let why = "an upload to this attachment is already under way";
+        return Err(ServiceError::Conflict(why.into()));
+    }
+    let (tenant, owner, pending) = (&who.tenant, &who.owner, AttachmentStatus::Pending);
+    let mut att = (current.cloned()).unwrap_or_else(|| {
+        Attachment::new(tenant.clone(), parent.clone(), owner.clone(), pending, t)
+    });
+    fields.apply(&mut att);
+    Ok(att)
 }
 
 fn bounded(field: &str, value: Option<String>, max_chars: usize) -> ServiceResult<Option<String>> {
@@ -250,15 +253,15 @@ impl App {
         let source = bounded("source", fields.source, 128)?;
         let reference = bounded("reference", fields.reference, 256)?;
         let email = bounded("email", fields.email, 254)?.map(|e| e.to_lowercase());
-        if let Some(e) = &email {
-            let valid = e.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace)
-            });
-            if !valid {
-                return Err(ServiceError::Invalid(
-                    "email is not an e-mail address".into(),
-                ));
-            }
+        let valid = |e: &String| {
+            let parts = e
+                .split_once('@')
+                .filter(|_| !e.contains(char::is_whitespace));
+            parts.is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        };
+        if email.as_ref().is_some_and(|e| !valid(e)) {
+            let why = "email is not an e-mail address";
+            return Err(ServiceError::Invalid(why.into()));
         }
         let existing = self.meta.get_parent(&who.tenant, &key).await?;
         let t = now();

@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{
-    bounded, new_attachment, now, refused, App, ServiceError, ServiceResult, UPLOAD_UNDER_WAY,
-};
+use super::{bounded, labelled, now, refused, App, ServiceError, ServiceResult};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
     PendingUpload, Principal, Version, VersionId,
@@ -93,6 +91,19 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<Attachment
     })
 }
 
+/// A version of a file about to be stored; its digests are known once it is.
+pub(super) fn new_version(file_name: FileName, content_type: String, size: u64) -> Version {
+    Version {
+        id: VersionId::new(),
+        file_name,
+        content_type,
+        size,
+        md5: String::new(),
+        sha256: String::new(),
+        created_at: now(),
+    }
+}
+
 impl AttachmentFields {
     /// Sets the labels that are given; the others stay as they are.
     pub(super) fn apply(self, att: &mut Attachment) {
@@ -144,15 +155,8 @@ impl App {
                 )));
             }
         }
-        Ok(Version {
-            id: VersionId::new(),
-            file_name: file.file_name.clone(),
-            content_type: content_type.to_owned(),
-            size: file.bytes.len() as u64,
-            md5: String::new(),
-            sha256: String::new(),
-            created_at: now(),
-        })
+        let (name, size) = (file.file_name.clone(), file.bytes.len() as u64);
+        Ok(new_version(name, content_type.into(), size))
     }
 
     /// Stores an uploaded file as a new attachment or a new version, per `target`.
@@ -267,9 +271,7 @@ impl App {
         bytes: Bytes,
         fields: AttachmentFields,
     ) -> ServiceResult<Attachment> {
-        if current.as_ref().is_some_and(|c| c.upload.is_some()) {
-            return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
-        }
+        let mut ready = labelled(who, parent, current.as_ref(), fields, version.created_at)?;
         // Hashed in one pass on a blocking thread from now on, so that hashing overlaps the
         // writes instead of preceding them; the SHA-256 goes to the blob store as soon as it is
         // known (S3 sends it with the bytes; the file store writes without it).
@@ -283,10 +285,6 @@ impl App {
             }
         }));
         let refusal = refused(current.as_ref().map(|_| CHANGED_MEANWHILE));
-        let pending = AttachmentStatus::Pending;
-        let mut ready = (current.clone())
-            .unwrap_or_else(|| new_attachment(who, parent, pending, version.created_at));
-        fields.apply(&mut ready);
         let mut intent = current.clone().unwrap_or_else(|| ready.clone());
         let expires_at = self.pending_until();
         intent.expires_at = Some(expires_at);
@@ -314,10 +312,8 @@ impl App {
             self.store_thumbnail(&intent, id, &content_type, bytes),
         );
         let pointed = async {
-            let digests = digests
-                .map_err(|e| e.to_string())
-                .and_then(|d| d.map_err(|e| e.to_string()))
-                .map_err(|e| StoreError::Unavailable(format!("hashing an upload: {e}")))?;
+            let hashed = digests.map_err(|e| format!("hashing an upload: {e}"));
+            let digests = hashed.map_err(StoreError::Unavailable)??;
             stored?;
             version.md5 = digests.md5_hex();
             version.sha256 = digests.sha256_hex();
@@ -344,15 +340,17 @@ impl App {
     /// attachment keeps its previous content), or a new attachment's files and record. What
     /// cannot be removed now stays recorded with its expiry, for the sweep.
     async fn discard(&self, intent: &Attachment, version: VersionId) {
-        let cleaned = match intent.upload {
-            Some(_) => self.cancel_upload(intent, None).await,
-            None => match self.delete_files(intent, version).await {
-                Ok(()) => self.meta.delete_attachment(&intent.tenant, intent.id).await,
-                Err(e) => Err(e),
+        let cleaned = async {
+            if intent.upload.is_some() {
+                return self.cancel_upload(intent, None).await;
             }
-            .map(drop),
+            self.delete_files(intent, version).await?;
+            self.meta
+                .delete_attachment(&intent.tenant, intent.id)
+                .await
+                .map(drop)
         };
-        if let Err(err) = cleaned {
+        if let Err(err) = cleaned.await {
             tracing::warn!(error = %err, attachment = %intent.id, "clean-up of a failed upload left something; the sweep will remove it");
         }
     }
@@ -366,8 +364,8 @@ impl App {
     ) -> ServiceResult<Attachment> {
         self.get_parent(who, parent).await?;
         let fields = clean_fields(fields)?;
-        let mut att = new_attachment(who, parent, AttachmentStatus::Placeholder, now());
-        fields.apply(&mut att);
+        let mut att = labelled(who, parent, None, fields, now())?;
+        att.status = AttachmentStatus::Placeholder;
         self.meta.create_attachment(&att).await?;
         Ok(att)
     }

@@ -5,14 +5,10 @@
 
 mod verify;
 
-use super::{
-    new_attachment, now, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult,
-    UPLOAD_UNDER_WAY,
-};
+use super::{labelled, refused, uploads::AttachmentFields, App, ServiceError, ServiceResult};
 use crate::domain::content::type_for_extension;
 use crate::domain::{
-    Attachment, AttachmentId, AttachmentStatus, FileName, MultipartUpload, ParentRef,
-    PendingUpload, Principal, Version, VersionId,
+    Attachment, AttachmentId, FileName, MultipartUpload, ParentRef, PendingUpload, Principal,
 };
 use crate::store::{PartInfo, PostPolicy};
 
@@ -139,27 +135,13 @@ impl App {
         }
         let declared = declared_type(&req.file_name, &req.content_type)?;
         let fields = super::uploads::clean_fields(req.fields)?;
-        let t = now();
-        let expires_at = self.pending_until();
-        let version = Version {
-            id: VersionId::new(),
-            file_name: req.file_name.clone(),
-            content_type: declared,
-            size: req.size,
-            md5: String::new(),
-            sha256: String::new(),
-            created_at: t,
-        };
+        let version = super::uploads::new_version(req.file_name, declared, req.size);
+        let (t, expires_at) = (version.created_at, self.pending_until());
         let current = match req.attachment_id {
             Some(id) => Some(self.get_of_parent(who, parent, id).await?),
             None => None,
         };
-        if current.as_ref().is_some_and(|c| c.upload.is_some()) {
-            return Err(ServiceError::Conflict(UPLOAD_UNDER_WAY.into()));
-        }
-        let pending = AttachmentStatus::Pending;
-        let mut att = (current.clone()).unwrap_or_else(|| new_attachment(who, parent, pending, t));
-        fields.apply(&mut att);
+        let mut att = labelled(who, parent, current.as_ref(), fields, t)?;
         let staged = att.staging_key(version.id);
         // One form POST up to the configured size, else a multipart upload, started here.
         let mut multipart = None;
