@@ -27,15 +27,13 @@ use crate::store::{
     PutOutcome, StoreError, StoreResult,
 };
 
-/// The most attachments an answer that is not paged holds: the compatible APIs' lists of a
-/// parent, the records API's listings, and the look-ups by file name. Past it they answer 409;
-/// the native API pages through any number. At about 3 KB an item with its two links (signed
-/// with a Lambda role's session token), 1,000 items stay within the 6 MB a Lambda answer may be.
+/// The most attachments an answer that is not paged holds (past it, 409; the native API pages).
+/// At about 3 KB an item with its two links (signed with a Lambda role's session token), 1,000
+/// items stay within the 6 MB a Lambda answer may be.
 pub const MAX_UNPAGED_ATTACHMENTS: usize = 1000;
 
-/// The most attachments one `DELETE` of a parent removes, and for how long it goes on: a
-/// parent with more is removed by repeating the request, each one going on from where the
-/// last stopped (the parent goes last). Removing one attachment takes about a dozen calls to
+/// The most attachments one `DELETE` of a parent removes, and for how long it goes on (a parent
+/// with more is removed by repeating it). Removing one attachment takes about a dozen calls to
 /// DynamoDB and S3, so this stays well inside a function's 15 s.
 pub const PARENT_DELETION_BATCH: usize = 100;
 const PARENT_DELETION_TIME: Duration = Duration::from_secs(5);
@@ -91,9 +89,8 @@ impl From<IdError> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-/// A conditional write the store refused, as the caller's 409: saying `why`, or else the store's
-/// own reason (a storage limit such as the AWS backend's attachments per parent). Any other
-/// failure is storage's.
+/// A conditional write the store refused, as the caller's 409 saying `why`, or else the store's
+/// own reason (a storage limit such as the AWS backend's attachments per parent).
 pub(crate) fn refused(why: Option<&'static str>) -> impl Fn(StoreError) -> ServiceError {
     move |e| match e {
         StoreError::Conflict(msg) => ServiceError::Conflict(why.map_or(msg, str::to_owned)),
@@ -157,9 +154,8 @@ pub struct App {
     pub limits: Limits,
     /// Settings of the compatible APIs (see [`dialects`]); defaults until wiring sets them.
     pub dialects: dialects::DialectSettings,
-    /// Recently checked API keys (see `keys.rs`).
     key_cache: keys::KeyCache,
-    /// Direct-upload verifications under way (see `direct.rs`).
+    /// Direct-upload verifications under way.
     verifying: direct::InFlight,
 }
 
@@ -298,17 +294,13 @@ impl App {
             _ => None,
         };
         let lookup = lower.as_deref().map_or(lookup, ParentLookup::Email);
-        Ok(self
-            .meta
-            .find_parent(&who.tenant, kind, source, lookup)
-            .await?)
+        let found = self.meta.find_parent(&who.tenant, kind, source, lookup);
+        Ok(found.await?)
     }
 
-    /// Removes a parent with all of its attachments and their stored files, at most
-    /// [`PARENT_DELETION_BATCH`] attachments (or a few seconds' worth) a call: it answers
-    /// [`ParentDeletion::Continuing`] when some remain, and a new call goes on with them, so a
-    /// parent of any size is removed in pages, none needing more than one attachment's
-    /// transaction. The parent itself goes last.
+    /// Removes a parent with its attachments and their files, at most [`PARENT_DELETION_BATCH`]
+    /// (or a few seconds' worth) a call, so a parent of any size is removed in pages, none
+    /// needing more than one attachment's transaction. The parent itself goes last.
     pub async fn delete_parent(
         &self,
         who: &Principal,
@@ -423,10 +415,9 @@ impl App {
         id: AttachmentId,
     ) -> ServiceResult<Attachment> {
         let att = self.get(who, id).await?;
-        if &att.parent != parent || !att.status.is_listed() {
-            return Err(ServiceError::NotFound("attachment"));
-        }
-        Ok(att)
+        let ours = &att.parent == parent && att.status.is_listed();
+        ours.then_some(att)
+            .ok_or(ServiceError::NotFound("attachment"))
     }
 
     /// A presigned download link of the attachment's current content, when it has one.
@@ -438,7 +429,6 @@ impl App {
         Ok(Some(link.await?))
     }
 
-    /// A signed link that expires (see [`LinkWindow`]).
     async fn presign_get(
         &self,
         key: String,
@@ -467,7 +457,6 @@ impl App {
         now().unix_timestamp() + self.limits.pending_ttl.as_secs() as i64
     }
 
-    /// Deletes an attachment, every version's file, then its metadata.
     pub async fn delete(&self, who: &Principal, id: AttachmentId) -> ServiceResult<()> {
         let att = self.get(who, id).await?;
         self.remove_attachment(att).await
@@ -532,8 +521,7 @@ impl App {
         self.blobs.delete(&staged).await
     }
 
-    /// Whether both stores answer: one read, in each, of something that never exists (the
-    /// local server's health check).
+    /// Whether both stores answer a read of something that never exists (a health check).
     pub async fn storage_reachable(&self) -> ServiceResult<()> {
         self.meta.get_api_key("health-check").await?;
         self.blobs.head("health/check/probe").await?;
@@ -544,17 +532,13 @@ impl App {
     /// started; `None` when none is. The hourly sweep reports its age as a metric, whose alarm
     /// says uploads stay unverified (see the README, *Operating it*).
     pub async fn oldest_unverified_upload(&self) -> ServiceResult<Option<OffsetDateTime>> {
-        Ok(self
-            .meta
-            .oldest_upload_under_way()
-            .await?
-            .and_then(|a| a.upload.map(|u| u.version.created_at)))
+        let oldest = self.meta.oldest_upload_under_way().await?;
+        Ok(oldest.and_then(|a| a.upload.map(|u| u.version.created_at)))
     }
 
     /// Removes what a failure or an abandoned upload left behind: pending uploads past their
     /// window, refused uploads once they have said why, deletions that did not finish, and
-    /// whatever lies under the staging prefix that no upload waits for.
-    /// Returns how many attachments it cleaned.
+    /// whatever lies under the staging prefix that no upload waits for; answers how many.
     pub async fn sweep(&self, now_unix: i64) -> ServiceResult<usize> {
         let mut removed = 0;
         loop {

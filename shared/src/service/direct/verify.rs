@@ -13,8 +13,8 @@ use super::{missing_parts, App, ServiceError, ServiceResult};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
-    parse_staging_key, Attachment, AttachmentId, AttachmentStatus, MultipartUpload, PendingUpload,
-    Principal, Version,
+    parse_staging_key, Attachment, AttachmentId, AttachmentStatus, PendingUpload, Principal,
+    Version,
 };
 use crate::service::{now, refused};
 use crate::store::{BlobInfo, Expected, StoreError, StoreResult};
@@ -229,14 +229,12 @@ impl App {
         let mut version = version.clone();
         version.md5 = digests.md5_hex();
         version.sha256 = digests.sha256_hex();
-        let (id, content_type) = (version.id, &version.content_type);
-        self.store_thumbnail(&att, id, content_type, thumbnail_source)
-            .await;
+        (self.store_thumbnail(&att, version.id, &version.content_type, thumbnail_source)).await;
         self.make_ready(att, version).await
     }
 
     /// The object to verify and what storage says of it: the staged object (a multipart
-    /// upload's assembled first, once all of it is there), or the content itself when a
+    /// upload's assembled first), or the content itself when a
     /// verification promoted it but did not live to record it (no upload link reaches the
     /// content: it is what was verified). `None` when nothing is uploaded yet.
     async fn uploaded(
@@ -253,32 +251,17 @@ impl App {
         let Some(mp) = &upload.multipart else {
             return Ok(None);
         };
-        self.assemble(att, upload, mp, &staged).await?;
-        Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
-    }
-
-    /// Joins the parts of a multipart upload into the staged object, once every part is there
-    /// at its size; more bytes than declared refuse the upload.
-    async fn assemble(
-        &self,
-        att: &Attachment,
-        upload: &PendingUpload,
-        mp: &MultipartUpload,
-        staged: &str,
-    ) -> ServiceResult<()> {
-        let parts = match self.blobs.list_parts(staged, &mp.upload_id).await {
-            Ok(p) => p,
+        // Its parts joined, once each is there at its size; more bytes than declared refuse it.
+        let parts = match self.blobs.list_parts(&staged, &mp.upload_id).await {
             Err(StoreError::NotFound) => Vec::new(),
-            Err(e) => return Err(e.into()),
+            parts => parts?,
         };
         let size = upload.version.size;
         let total: u64 = parts.iter().map(|p| p.size).sum();
         if total > size || parts.iter().any(|p| p.number > mp.parts) {
             let why = format!("more than the declared {size} bytes were uploaded");
-            return self
-                .reject(att.clone(), "too_many_bytes", why)
-                .await
-                .map(drop);
+            let rejected = self.reject(att.clone(), "too_many_bytes", why);
+            return rejected.await.map(|_| None);
         }
         if !missing_parts(mp, size, &parts).is_empty() {
             return Err(ServiceError::Conflict(format!(
@@ -287,10 +270,11 @@ impl App {
                 mp.parts
             )));
         }
-        Ok(self
+        let joined = self
             .blobs
-            .complete_multipart(staged, &mp.upload_id, &parts)
-            .await?)
+            .complete_multipart(&staged, &mp.upload_id, &parts);
+        joined.await?;
+        Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
     }
 
     /// Reads the object `info` names, and only it: its first bytes for the type, all of it for
