@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{now, App, ServiceError, ServiceResult};
 use crate::domain::{ApiKey, Principal, TenantId};
+use crate::store::StoreError;
 
 /// A key just created: the stored record and the secret, which is never shown again.
 #[derive(Debug)]
@@ -59,22 +60,19 @@ impl App {
         if let Some(p) = cached {
             return Ok(p);
         }
-        match self.meta.get_api_key(&hash).await? {
-            Some(k) if !k.revoked => {
-                let p = Principal {
-                    tenant: k.tenant,
-                    owner: k.owner,
-                };
-                if let Ok(mut c) = self.key_cache.lock() {
-                    if c.len() >= KEY_CACHE_MAX {
-                        c.clear();
-                    }
-                    c.insert(hash, (p.clone(), Instant::now()));
-                }
-                Ok(p)
+        let stored = self.meta.get_api_key(&hash).await?.filter(|k| !k.revoked);
+        let k = stored.ok_or(ServiceError::Unauthorized)?;
+        let p = Principal {
+            tenant: k.tenant,
+            owner: k.owner,
+        };
+        if let Ok(mut c) = self.key_cache.lock() {
+            if c.len() >= KEY_CACHE_MAX {
+                c.clear();
             }
-            _ => Err(ServiceError::Unauthorized),
+            c.insert(hash, (p.clone(), Instant::now()));
         }
+        Ok(p)
     }
 
     /// Creates a random key for a tenant.
@@ -84,9 +82,7 @@ impl App {
         owner: Option<&str>,
     ) -> ServiceResult<NewKey> {
         let mut raw = [0u8; 24];
-        getrandom::fill(&mut raw).map_err(|e| {
-            ServiceError::Internal(crate::store::StoreError::Unavailable(e.to_string()))
-        })?;
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let secret = format!("ak_{}", hex::encode(raw));
         let record = self.register_key(tenant, &secret, owner).await?;
         Ok(NewKey { record, secret })
@@ -131,10 +127,9 @@ impl App {
             // The public id is the start of the hash.
             c.retain(|hash, _| !hash.starts_with(id));
         }
-        if self.meta.revoke_api_key(id).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("API key"))
-        }
+        let revoked = self.meta.revoke_api_key(id).await?;
+        revoked
+            .then_some(())
+            .ok_or(ServiceError::NotFound("API key"))
     }
 }

@@ -2,9 +2,11 @@
 //! record), deletion by file name, and removing only the newest version of a file. A "record" is
 //! an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
 
+use std::collections::HashSet;
+
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
+use crate::domain::Principal;
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef};
-use crate::domain::{Principal, Version};
 use crate::store::{Expected, MAX_BATCH_KEYS};
 
 /// The most records one call may ask for, or one page list.
@@ -37,22 +39,17 @@ fn too_many_together(advice: &str) -> String {
 impl App {
     /// The attachments of each requested record of a kind, in the order asked (duplicates
     /// once). Every record must exist and be the caller's, else `NotFound("records")` for the
-    /// whole call, whichever is missing, so the answer does not tell which ids exist elsewhere.
-    /// One read of the records (existence and counts), then their attachments all at once; at
-    /// most [`MAX_UNPAGED_ATTACHMENTS`] in all, else [`ServiceError::TooMany`].
+    /// whole call, so the answer does not tell which ids exist elsewhere.
     pub async fn attachments_of_records(
         &self,
         who: &Principal,
         kind: &ParentKind,
         ids: &[ParentId],
     ) -> ServiceResult<Vec<RecordAttachments>> {
-        let mut refs: Vec<ParentRef> = Vec::with_capacity(ids.len());
-        for id in ids {
-            let r = ParentRef::new(kind.clone(), id.clone());
-            if !refs.contains(&r) {
-                refs.push(r);
-            }
-        }
+        let mut seen = HashSet::new();
+        let refs: Vec<ParentRef> = (ids.iter().filter(|id| seen.insert(*id)))
+            .map(|id| ParentRef::new(kind.clone(), id.clone()))
+            .collect();
         if refs.len() > MAX_RECORDS_PER_CALL {
             return Err(ServiceError::Invalid(format!(
                 "at most {MAX_RECORDS_PER_CALL} records per call"
@@ -71,12 +68,10 @@ impl App {
             .collect()
     }
 
-    /// The records of a kind that have at least one listed attachment, with their attachments,
-    /// in record id order: a page of at most `limit` parents of the kind (up to
-    /// [`MAX_RECORDS_PER_CALL`]) after the `cursor`'s, with the cursor of the next page when more
-    /// follow. `is_record` says which parent ids are records of the API asking: parents of the
-    /// kind registered under other ids are left out before their attachments are read (a page
-    /// may then hold fewer than `limit`).
+    /// The records of a kind that have a listed attachment, with their attachments, in record id
+    /// order, a page of at most `limit` parents of the kind. `is_record` says which parent ids
+    /// are records of the API asking: other parents of the kind are left out before their
+    /// attachments are read (a page may then hold fewer than `limit`).
     pub async fn records_with_attachments(
         &self,
         who: &Principal,
@@ -148,11 +143,8 @@ impl App {
     }
 
     /// Removes the attachment's current (newest) version: the attachment then shows the version
-    /// before it, or is removed when it had no other. Returns the attachment as it now is.
-    ///
-    /// The attachment is switched to the previous version first (a conditional write, so a
-    /// concurrent upload is not undone), then the old version's thumbnail, file and record go:
-    /// the attachment never points at removed bytes.
+    /// before it, or is removed when it had no other. It is switched first (a conditional write,
+    /// so a concurrent upload is not undone), so it never points at removed bytes.
     pub async fn delete_latest_version(
         &self,
         who: &Principal,
@@ -162,11 +154,8 @@ impl App {
         let current = (att.ready_content().cloned()).ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
-        let previous: Option<Version> = versions
-            .into_iter()
-            .filter(|v| v.id < current.id)
-            .max_by_key(|v| v.id);
-        let Some(previous) = previous else {
+        let previous = versions.into_iter().filter(|v| v.id < current.id);
+        let Some(previous) = previous.max_by_key(|v| v.id) else {
             self.remove_attachment(att).await?;
             return Ok(None);
         };

@@ -1,8 +1,7 @@
 //! Orphans under the staging prefix — a form or part replayed after its upload ended, a
 //! multipart upload whose request crashed before recording it — are removed by the sweep (on S3
 //! the bucket's lifecycle rule is the backstop). A staged object or multipart upload is kept
-//! exactly while its attachment still waits for that very version, and a multipart upload always
-//! for its first hour, since it is started just before its attachment is recorded.
+//! exactly while its attachment still waits for that very version.
 
 use super::{now, App, ServiceResult};
 use crate::domain::parse_staging_key;
@@ -23,7 +22,7 @@ impl App {
         }
         let mut after = None;
         loop {
-            let page = self.blobs.list_staged_uploads(after.take()).await?;
+            let page = self.blobs.list_staged_uploads(after).await?;
             let recent = now().unix_timestamp() - UPLOAD_GRACE_SECS;
             for u in page.items {
                 if u.initiated < recent && !self.awaited(&u.key, Some(&u.upload_id)).await? {
@@ -31,9 +30,9 @@ impl App {
                     removed += 1;
                 }
             }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(removed),
+            after = page.next;
+            if after.is_none() {
+                return Ok(removed);
             }
         }
     }
@@ -43,11 +42,11 @@ impl App {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let page = self.blobs.list_staged(after.take()).await?;
+            let page = self.blobs.list_staged(after).await?;
             all.extend(page.items);
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(all),
+            after = page.next;
+            if after.is_none() {
+                return Ok(all);
             }
         }
     }

@@ -17,6 +17,7 @@ pub use verify::{Completion, Receipt};
 
 /// The smallest part the server cuts (S3 wants at least 5 MiB but for the last part).
 const MIN_PART: u64 = 8 * 1024 * 1024;
+const NO_UPLOAD: &str = "no upload is under way for this attachment";
 /// Part links handed out in one answer; the status call hands out the rest.
 pub const PART_LINKS_PER_ANSWER: usize = 1000;
 
@@ -99,9 +100,8 @@ fn declared_type(file_name: &FileName, content_type: &str) -> ServiceResult<Stri
                 .all(|c| c.is_ascii_alphanumeric() || "/.+-_".contains(c))
     });
     if !well_formed || declared.len() > 127 {
-        return Err(ServiceError::Invalid(
-            "content_type is not a media type".into(),
-        ));
+        let why = "content_type is not a media type";
+        return Err(ServiceError::Invalid(why.into()));
     }
     if let Some(by_ext) = type_for_extension(file_name.extension()) {
         if by_ext != declared {
@@ -122,16 +122,14 @@ impl App {
         req: DirectUploadRequest,
     ) -> ServiceResult<DirectUpload> {
         self.get_parent(who, parent).await?;
+        let max = self.limits.direct_max_bytes;
         if req.size == 0 {
-            return Err(ServiceError::Unprocessable(
-                "size must be at least 1 byte".into(),
-            ));
+            let why = "size must be at least 1 byte";
+            return Err(ServiceError::Unprocessable(why.into()));
         }
-        if req.size > self.limits.direct_max_bytes {
-            return Err(ServiceError::TooLarge(format!(
-                "size is larger than the limit of {} bytes",
-                self.limits.direct_max_bytes
-            )));
+        if req.size > max {
+            let why = format!("size is larger than the limit of {max} bytes");
+            return Err(ServiceError::TooLarge(why));
         }
         let declared = declared_type(&req.file_name, &req.content_type)?;
         let fields = super::uploads::clean_fields(req.fields)?;
@@ -206,10 +204,8 @@ impl App {
             });
         };
         let mut links = Vec::new();
-        for n in missing_parts(mp, version.size, &received)
-            .into_iter()
-            .take(PART_LINKS_PER_ANSWER)
-        {
+        let missing = missing_parts(mp, version.size, &received);
+        for n in missing.into_iter().take(PART_LINKS_PER_ANSWER) {
             let part = expected_part_size(mp, version.size, n);
             let link = self.blobs.presign_part(staged, &mp.upload_id, n, part, ttl);
             links.push((n, link.await?));
@@ -231,9 +227,7 @@ impl App {
     ) -> ServiceResult<(Attachment, UploadInstructions)> {
         let att = self.get(who, id).await?;
         let Some(upload) = att.upload.clone() else {
-            return Err(ServiceError::Conflict(
-                "no upload is under way for this attachment".into(),
-            ));
+            return Err(ServiceError::Conflict(NO_UPLOAD.into()));
         };
         let staged = att.staging_key(upload.version.id);
         let received = match &upload.multipart {

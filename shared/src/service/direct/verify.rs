@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use super::{missing_parts, App, ServiceError, ServiceResult};
+use super::{missing_parts, App, ServiceError, ServiceResult, NO_UPLOAD};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
@@ -426,7 +426,6 @@ impl App {
 /// A read or a promotion that found the object replaced: not a refusal of the upload (the new
 /// object may well be good), but a verification to run again.
 const REPLACED: &str = "the file was replaced while it was verified; complete it again";
-const NO_UPLOAD: &str = "no upload is under way for this attachment";
 const NOT_UPLOADED: &str = "the file has not been uploaded yet";
 
 /// The real type of the first bytes against the declared one: what the extension and the bytes
