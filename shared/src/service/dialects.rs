@@ -3,7 +3,7 @@
 //! whether it runs in the local server or in a Lambda function.
 
 /// Crafter Profile's default `validAttachmentMimeTypes`.
-pub const DEFAULT_CRAFTER_ALLOWED_TYPES: &[&str] = &[
+pub const DEFAULT_CRAFTER_ALLOWED_TYPES: [&str; 6] = [
     "image/bmp",
     "image/gif",
     "image/jpeg",
@@ -26,10 +26,7 @@ pub struct CrafterSettings {
 impl Default for CrafterSettings {
     fn default() -> Self {
         Self {
-            allowed_types: DEFAULT_CRAFTER_ALLOWED_TYPES
-                .iter()
-                .map(|t| (*t).to_owned())
-                .collect(),
+            allowed_types: DEFAULT_CRAFTER_ALLOWED_TYPES.map(String::from).into(),
             max_file_bytes: DEFAULT_CRAFTER_MAX_FILE_BYTES,
         }
     }

@@ -169,12 +169,9 @@ impl App {
         target: UploadTarget,
         rules: UploadRules<'_>,
     ) -> ServiceResult<Attachment> {
-        let mut stored = self
-            .upload_many(who, parent, vec![file], fields, target, rules)
-            .await?;
-        stored
-            .pop()
-            .ok_or_else(|| ServiceError::Invalid("no file to store".into()))
+        let stored = self.upload_many(who, parent, vec![file], fields, target, rules);
+        let stored = stored.await?.pop();
+        stored.ok_or_else(|| ServiceError::Invalid("no file to store".into()))
     }
 
     /// Stores several files of one request. Every file is checked before any is stored, so a
@@ -190,7 +187,7 @@ impl App {
         rules: UploadRules<'_>,
     ) -> ServiceResult<Vec<Attachment>> {
         self.get_parent(who, parent).await?;
-        let fields = clean_fields(fields)?;
+        let fields = &clean_fields(fields)?;
         let checked = files
             .into_iter()
             .map(|f| self.describe(&f, rules).map(|v| (f, v)))
@@ -198,7 +195,7 @@ impl App {
         // Each attachment stored, and whether this call created it.
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
         for (file, version) in checked {
-            let one = async {
+            let one = async move {
                 let existing = match target {
                     UploadTarget::New => None,
                     UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
@@ -212,7 +209,7 @@ impl App {
                     }
                 };
                 let created = existing.is_none();
-                let (bytes, fields) = (file.bytes.clone(), fields.clone());
+                let (bytes, fields) = (file.bytes, fields.clone());
                 let att = self.store_content(who, parent, existing, version, bytes, fields);
                 Ok::<_, ServiceError>((att.await?, created))
             };
@@ -300,9 +297,8 @@ impl App {
                 })
             }
         }
-        self.record(&intent, current.as_ref())
-            .await
-            .map_err(&refusal)?;
+        let recorded = self.record(&intent, current.as_ref());
+        recorded.await.map_err(&refusal)?;
         // The bytes, while they are hashed, and beside them the thumbnail.
         let (id, content_type) = (version.id, version.content_type.clone());
         let key = intent.blob_key(id);
@@ -324,9 +320,8 @@ impl App {
             ready.updated_at = version.created_at;
             let tenant = &intent.tenant;
             self.meta.put_version(tenant, intent.id, &version).await?;
-            self.meta
-                .update_attachment(&ready, Expected::of(&intent))
-                .await
+            let written = self.meta.update_attachment(&ready, Expected::of(&intent));
+            written.await
         };
         if let Err(e) = pointed.await {
             self.discard(&intent, id).await;
