@@ -275,10 +275,8 @@ impl App {
     }
 
     pub async fn get_parent(&self, who: &Principal, key: &ParentRef) -> ServiceResult<Parent> {
-        self.meta
-            .get_parent(&who.tenant, key)
-            .await?
-            .ok_or(ServiceError::NotFound("parent"))
+        let parent = self.meta.get_parent(&who.tenant, key).await?;
+        parent.ok_or(ServiceError::NotFound("parent"))
     }
 
     /// Finds a parent by its reference or e-mail within a kind and source.
@@ -310,10 +308,9 @@ impl App {
         let started = std::time::Instant::now();
         let mut removed = 0;
         loop {
-            let page = self
-                .meta
-                .list_attachments(&who.tenant, key, None, PARENT_DELETION_BATCH, true)
-                .await?;
+            let page =
+                (self.meta).list_attachments(&who.tenant, key, None, PARENT_DELETION_BATCH, true);
+            let page = page.await?;
             if page.items.is_empty() {
                 break;
             }
@@ -342,10 +339,8 @@ impl App {
             .map(|c| cursor::decode(&self.signer, c, &scope, AttachmentId::parse))
             .transpose()?;
         self.get_parent(who, parent).await?;
-        let page = self
-            .meta
-            .list_attachments(&who.tenant, parent, after, limit, false)
-            .await?;
+        let page = (self.meta).list_attachments(&who.tenant, parent, after, limit, false);
+        let page = page.await?;
         let next_cursor = page
             .next_after
             .map(|a| cursor::encode(&self.signer, &scope, &a.to_string()));
@@ -365,11 +360,8 @@ impl App {
         let lists = self.listings(who, std::slice::from_ref(parent), || {
             format!("the parent has more attachments than this API answers at once ({MAX_UNPAGED_ATTACHMENTS}, or uploads under way in numbers); the native API pages through any number")
         });
-        lists
-            .await?
-            .pop()
-            .flatten()
-            .ok_or(ServiceError::NotFound("parent"))
+        let list = lists.await?.pop().flatten();
+        list.ok_or(ServiceError::NotFound("parent"))
     }
 
     /// The listed attachments of each of `parents` (`None` for one that does not exist), in one

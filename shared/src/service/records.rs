@@ -85,10 +85,8 @@ impl App {
             .map(|c| cursor::decode(&self.signer, c, &scope, ParentId::parse))
             .transpose()?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
-        let mut page = self
-            .meta
-            .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
-            .await?;
+        let page = (self.meta).parents_with_attachments(&who.tenant, kind, after.as_ref(), limit);
+        let mut page = page.await?;
         let next_cursor = page
             .next_after
             .as_ref()
@@ -168,9 +166,8 @@ impl App {
         // Files before the record, so a failure half-way leaves a version record that the
         // attachment's removal still cleans up, never a file nobody knows about.
         self.delete_files(&att, current.id).await?;
-        self.meta
-            .delete_version(&att.tenant, att.id, current.id)
-            .await?;
+        let deleted = self.meta.delete_version(&att.tenant, att.id, current.id);
+        deleted.await?;
         Ok(Some(next))
     }
 }

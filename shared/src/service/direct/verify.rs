@@ -200,18 +200,14 @@ impl App {
         };
         let version = &upload.version;
         if info.size != version.size {
-            let why = format!(
-                "{} bytes were uploaded, {} were declared",
-                info.size, version.size
-            );
+            let (got, declared) = (info.size, version.size);
+            let why = format!("{got} bytes were uploaded, {declared} were declared");
             return self.reject(att, "size_mismatch", why).await;
         }
         let staged = att.staging_key(version.id);
         let receipt = receipt.filter(|r| r.etag == info.etag && source == staged);
-        let (digests, wrong_type, thumbnail_source) = self
-            .inspect(&source, &info, version, receipt)
-            .await
-            .map_err(refused(Some(REPLACED)))?;
+        let inspected = self.inspect(&source, &info, version, receipt).await;
+        let (digests, wrong_type, thumbnail_source) = inspected.map_err(refused(Some(REPLACED)))?;
         if let Some(why) = wrong_type {
             return self.reject(att, "type_mismatch", why).await;
         }
@@ -221,10 +217,8 @@ impl App {
         }
         if source == staged {
             let content = att.blob_key(version.id);
-            self.blobs
-                .promote(&staged, &info.etag, info.size, &content)
-                .await
-                .map_err(refused(Some(REPLACED)))?;
+            let promoted = self.blobs.promote(&staged, &info.etag, info.size, &content);
+            promoted.await.map_err(refused(Some(REPLACED)))?;
         }
         let mut version = version.clone();
         version.md5 = digests.md5_hex();
@@ -233,10 +227,10 @@ impl App {
         self.make_ready(att, version).await
     }
 
-    /// The object to verify and what storage says of it: the staged object (a multipart
-    /// upload's assembled first), or the content itself when a
-    /// verification promoted it but did not live to record it (no upload link reaches the
-    /// content: it is what was verified). `None` when nothing is uploaded yet.
+    /// The object to verify and what storage says of it: the staged object (a multipart upload's
+    /// assembled first), or the content itself when a verification promoted it but did not live
+    /// to record it (no upload link reaches the content: it is what was verified). `None` when
+    /// nothing is uploaded yet.
     async fn uploaded(
         &self,
         att: &Attachment,
@@ -294,10 +288,8 @@ impl App {
         let mut wrong_type = None;
         let mut offset = 0;
         while offset < info.size {
-            let chunk = self
-                .blobs
-                .get_range(key, Some(&info.etag), offset, READ_CHUNK)
-                .await?;
+            let chunk = (self.blobs).get_range(key, Some(&info.etag), offset, READ_CHUNK);
+            let chunk = chunk.await?;
             if chunk.is_empty() {
                 break;
             }
@@ -409,9 +401,8 @@ impl App {
         };
         self.discard_staged(att, upload).await?;
         self.delete_files(att, upload.version.id).await?;
-        self.meta
-            .delete_version(&att.tenant, att.id, upload.version.id)
-            .await?;
+        let deleted = (self.meta).delete_version(&att.tenant, att.id, upload.version.id);
+        deleted.await?;
         let mut next = att.clone();
         next.upload = None;
         next.expires_at = None;
