@@ -108,9 +108,8 @@ impl App {
             revoked: existing.as_ref().is_some_and(|k| k.revoked),
         };
         if existing.as_ref().is_some_and(|k| k.tenant != record.tenant) {
-            return Err(ServiceError::Conflict(
-                "that key belongs to another tenant".into(),
-            ));
+            let why = "that key belongs to another tenant";
+            return Err(ServiceError::Conflict(why.into()));
         }
         self.meta.put_api_key(&record).await?;
         Ok(record)

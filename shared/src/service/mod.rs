@@ -377,8 +377,7 @@ impl App {
             return Ok(Vec::new());
         }
         let listing =
-            self.meta
-                .list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
+            (self.meta).list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
         match listing.await? {
             ManyListing::Parents(lists) => Ok(lists),
             ManyListing::TooMany => Err(ServiceError::TooMany(too_many())),

@@ -51,9 +51,8 @@ impl App {
             .map(|id| ParentRef::new(kind.clone(), id.clone()))
             .collect();
         if refs.len() > MAX_RECORDS_PER_CALL {
-            return Err(ServiceError::Invalid(format!(
-                "at most {MAX_RECORDS_PER_CALL} records per call"
-            )));
+            let why = format!("at most {MAX_RECORDS_PER_CALL} records per call");
+            return Err(ServiceError::Invalid(why));
         }
         let lists = self.listings(who, &refs, || {
             too_many_together("ask for fewer records at a time")

@@ -61,9 +61,8 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<Attachment
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
-            return Err(ServiceError::Invalid(
-                "type may only contain letters, digits, '_', '-' and '.'".into(),
-            ));
+            let why = "type may only contain letters, digits, '_', '-' and '.'";
+            return Err(ServiceError::Invalid(why.into()));
         }
     }
     let tags = match fields.tags {
@@ -124,39 +123,28 @@ impl App {
     /// Checks a file against the rules and describes it as a version (type, size); its digests
     /// are computed while it is stored.
     fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<Version> {
-        if file.bytes.is_empty() {
-            return Err(ServiceError::Unprocessable(format!(
-                "{} is empty",
-                file.file_name
-            )));
+        let (name, size) = (&file.file_name, file.bytes.len());
+        if size == 0 {
+            return Err(ServiceError::Unprocessable(format!("{name} is empty")));
         }
-        let limit = rules
-            .max_file_bytes
-            .unwrap_or(usize::MAX)
-            .min(self.limits.max_upload_bytes);
-        if file.bytes.len() > limit {
-            return Err(ServiceError::TooLarge(format!(
-                "{} is larger than the limit of {limit} bytes",
-                file.file_name
-            )));
+        let limit = self.limits.max_upload_bytes;
+        let limit = rules.max_file_bytes.map_or(limit, |l| l.min(limit));
+        if size > limit {
+            let why = format!("{name} is larger than the limit of {limit} bytes");
+            return Err(ServiceError::TooLarge(why));
         }
-        let content_type = decide_content_type(
-            file.file_name.as_str(),
-            file.file_name.extension(),
-            &file.bytes,
-        )
-        .map_err(|e| ServiceError::UnsupportedMedia(e.to_string()))?;
+        let decided = decide_content_type(name.as_str(), name.extension(), &file.bytes);
+        let content_type = decided.map_err(|e| ServiceError::UnsupportedMedia(e.to_string()))?;
         if let Some(allowed) = rules.allowed_types {
             if !allowed.iter().any(|a| a == content_type) {
-                return Err(ServiceError::UnsupportedMedia(format!(
-                    "{} is {content_type}, which is not an allowed type (allowed: {})",
-                    file.file_name,
-                    allowed.join(", ")
-                )));
+                let allowed = allowed.join(", ");
+                let why = format!(
+                    "{name} is {content_type}, which is not an allowed type (allowed: {allowed})"
+                );
+                return Err(ServiceError::UnsupportedMedia(why));
             }
         }
-        let (name, size) = (file.file_name.clone(), file.bytes.len() as u64);
-        Ok(new_version(name, content_type.into(), size))
+        Ok(new_version(name.clone(), content_type.into(), size as u64))
     }
 
     /// Stores an uploaded file as a new attachment or a new version, per `target`.
@@ -340,10 +328,8 @@ impl App {
                 return self.cancel_upload(intent, None).await;
             }
             self.delete_files(intent, version).await?;
-            self.meta
-                .delete_attachment(&intent.tenant, intent.id)
-                .await
-                .map(drop)
+            let deleted = (self.meta).delete_attachment(&intent.tenant, intent.id);
+            deleted.await.map(drop)
         };
         if let Err(err) = cleaned.await {
             tracing::warn!(error = %err, attachment = %intent.id, "clean-up of a failed upload left something; the sweep will remove it");

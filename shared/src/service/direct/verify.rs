@@ -258,15 +258,11 @@ impl App {
             return rejected.await.map(|_| None);
         }
         if !missing_parts(mp, size, &parts).is_empty() {
-            return Err(ServiceError::Conflict(format!(
-                "the upload is incomplete: {} of {} parts received",
-                parts.len(),
-                mp.parts
-            )));
+            let (got, all) = (parts.len(), mp.parts);
+            let why = format!("the upload is incomplete: {got} of {all} parts received");
+            return Err(ServiceError::Conflict(why));
         }
-        let joined = self
-            .blobs
-            .complete_multipart(&staged, &mp.upload_id, &parts);
+        let joined = (self.blobs).complete_multipart(&staged, &mp.upload_id, &parts);
         joined.await?;
         Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
     }
@@ -355,9 +351,8 @@ impl App {
                 _ => break,
             }
         }
-        Err(ServiceError::Conflict(
-            "the attachment changed meanwhile; retry".into(),
-        ))
+        let why = "the attachment changed meanwhile; retry";
+        Err(ServiceError::Conflict(why.into()))
     }
 
     /// Deletes a refused upload's staged object (never a content) and records why on the
