@@ -32,8 +32,9 @@ pub struct RecordsPage {
     pub next_cursor: Option<String>,
 }
 
-fn too_many_together(advice: &str) -> String {
-    format!("these records have more than {MAX_UNPAGED_ATTACHMENTS} attachments together: {advice}")
+fn too_many_together(advice: &'static str) -> impl FnOnce() -> String {
+    let most = MAX_UNPAGED_ATTACHMENTS;
+    move || format!("these records have more than {most} attachments together: {advice}")
 }
 
 impl App {
@@ -54,10 +55,8 @@ impl App {
             let why = format!("at most {MAX_RECORDS_PER_CALL} records per call");
             return Err(ServiceError::Invalid(why));
         }
-        let lists = self.listings(who, &refs, || {
-            too_many_together("ask for fewer records at a time")
-        });
-        let lists = lists.await?;
+        let advice = too_many_together("ask for fewer records at a time");
+        let lists = self.listings(who, &refs, advice).await?;
         refs.into_iter()
             .zip(lists)
             .map(|(r, list)| {
@@ -91,10 +90,8 @@ impl App {
             .as_ref()
             .map(|a| cursor::encode(&self.signer, &scope, a.as_str()));
         page.parents.retain(|r| is_record(&r.id));
-        let lists = self.listings(who, &page.parents, || {
-            too_many_together("ask for fewer records a page (limit)")
-        });
-        let lists = lists.await?;
+        let advice = too_many_together("ask for fewer records a page (limit)");
+        let lists = self.listings(who, &page.parents, advice).await?;
         // A record deleted between the two reads is left out.
         let records = page
             .parents

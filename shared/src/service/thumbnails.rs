@@ -49,8 +49,8 @@ impl App {
         if is_decodable(content_type) {
             let _slot = DECODE_SLOTS.acquire().await;
             let content_type = content_type.to_owned();
-            match tokio::task::spawn_blocking(move || image_thumbnail(&content_type, &bytes)).await
-            {
+            let made = tokio::task::spawn_blocking(move || image_thumbnail(&content_type, &bytes));
+            match made.await {
                 Ok(Ok((picture, _, _))) => png = Some(Bytes::from(picture)),
                 Ok(Err(e)) => {
                     tracing::info!(error = %e, "no thumbnail from this image; using the icon")

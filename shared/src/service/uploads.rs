@@ -56,14 +56,10 @@ pub struct UploadRules<'a> {
 /// Checks the labels and keeps them as they are stored (trimmed, tags without duplicates).
 pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<AttachmentFields> {
     let label = bounded("type", fields.label, 64)?;
-    if let Some(l) = &label {
-        if !l
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            let why = "type may only contain letters, digits, '_', '-' and '.'";
-            return Err(ServiceError::Invalid(why.into()));
-        }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    if label.as_ref().is_some_and(|l| !l.chars().all(plain)) {
+        let why = "type may only contain letters, digits, '_', '-' and '.'";
+        return Err(ServiceError::Invalid(why.into()));
     }
     let tags = match fields.tags {
         None => None,

@@ -64,11 +64,8 @@ pub struct DirectUpload {
 pub fn part_size_for(size: u64) -> u64 {
     let mib = 1024 * 1024;
     let needed = size.div_ceil(u64::from(crate::store::fs_blob::MAX_PARTS));
-    needed
-        .div_ceil(mib)
-        .max(1)
-        .saturating_mul(mib)
-        .max(MIN_PART)
+    let mibs = needed.div_ceil(mib).max(1);
+    mibs.saturating_mul(mib).max(MIN_PART)
 }
 
 /// The size of part `n` of an upload of `size` bytes cut as `mp` says: the last is shorter.
@@ -92,13 +89,10 @@ fn missing_parts(mp: &MultipartUpload, size: u64, received: &[PartInfo]) -> Vec<
 /// The declared content type, if it is a media type that agrees with the file's extension.
 fn declared_type(file_name: &FileName, content_type: &str) -> ServiceResult<String> {
     let declared = content_type.trim().to_ascii_lowercase();
-    let well_formed = declared.split_once('/').is_some_and(|(t, s)| {
-        !t.is_empty()
-            && !s.is_empty()
-            && declared
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/.+-_".contains(c))
-    });
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/.+-_".contains(c);
+    let halves = declared.split_once('/');
+    let well_formed = halves.is_some_and(|(t, s)| !t.is_empty() && !s.is_empty())
+        && declared.chars().all(allowed);
     if !well_formed || declared.len() > 127 {
         let why = "content_type is not a media type";
         return Err(ServiceError::Invalid(why.into()));
@@ -230,12 +224,12 @@ impl App {
             return Err(ServiceError::Conflict(NO_UPLOAD.into()));
         };
         let staged = att.staging_key(upload.version.id);
-        let received = match &upload.multipart {
-            Some(mp) => self.blobs.list_parts(&staged, &mp.upload_id).await,
-            None => Ok(Vec::new()),
-        };
-        let instructions = self.instructions(&staged, &upload, received.unwrap_or_default());
-        let instructions = instructions.await?;
+        let mut received = Vec::new();
+        if let Some(mp) = &upload.multipart {
+            let listed = self.blobs.list_parts(&staged, &mp.upload_id).await;
+            received = listed.unwrap_or_default();
+        }
+        let instructions = self.instructions(&staged, &upload, received).await?;
         Ok((att, instructions))
     }
 }

@@ -310,9 +310,8 @@ impl App {
         }
         let digests = receipt.map_or_else(|| hasher.finish(), |r| r.digests);
         if digests.size != info.size {
-            return Err(StoreError::Conflict(
-                "the file changed while it was verified".into(),
-            ));
+            let why = "the file changed while it was verified";
+            return Err(StoreError::Conflict(why.into()));
         }
         Ok((digests, wrong_type, kept.freeze()))
     }
