@@ -34,19 +34,27 @@ pub(super) fn of_kind<'a>(tenant: &'a TenantId, kind: &'a ParentKind) -> [&'a [u
 /// The signature is cut to 128 bits, to keep cursors short.
 const SIGNATURE_BYTES: usize = 16;
 
-/// The position `after` (the last id of a page) with its signature over `scope`.
-pub(super) fn encode(signer: &Signer, scope: &[&[u8]], after: &str) -> String {
+/// The position `after` (the last id of a page), if any, with its signature over `scope`.
+pub(super) fn encode(
+    signer: &Signer,
+    scope: &[&[u8]],
+    after: Option<impl std::fmt::Display>,
+) -> Option<String> {
+    let after = after?.to_string();
     let sig = signer.sign(&[scope, &[after.as_bytes()]].concat());
-    URL_SAFE_NO_PAD.encode(format!("{after}.{}", &sig[..2 * SIGNATURE_BYTES]))
+    Some(URL_SAFE_NO_PAD.encode(format!("{after}.{}", &sig[..2 * SIGNATURE_BYTES])))
 }
 
-/// The position in a cursor encoded for `scope`, if its signature holds.
+/// The position in a cursor encoded for `scope`, if there is one and its signature holds.
 pub(super) fn decode<T>(
     signer: &Signer,
-    cursor: &str,
+    cursor: Option<&str>,
     scope: &[&[u8]],
     parse: impl FnOnce(&str) -> Result<T, IdError>,
-) -> Result<T, ServiceError> {
+) -> Result<Option<T>, ServiceError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
     let invalid = || ServiceError::Invalid("cursor is invalid".into());
     if cursor.len() > MAX_CURSOR {
         return Err(invalid());
@@ -59,7 +67,7 @@ pub(super) fn decode<T>(
     if !signer.verify_truncated(&signed, sig, SIGNATURE_BYTES) {
         return Err(invalid());
     }
-    parse(body).map_err(|_| invalid())
+    parse(body).map(Some).map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -68,7 +76,7 @@ mod tests {
     use crate::domain::{AttachmentId, ParentId, ParentKind};
 
     fn encode_att(s: &Signer, t: &TenantId, p: &ParentRef, id: AttachmentId) -> String {
-        encode(s, &of_parent(t, p), &id.to_string())
+        encode(s, &of_parent(t, p), Some(id)).unwrap()
     }
 
     fn decode_att(
@@ -77,11 +85,11 @@ mod tests {
         t: &TenantId,
         p: &ParentRef,
     ) -> Result<AttachmentId, ServiceError> {
-        decode(s, c, &of_parent(t, p), AttachmentId::parse)
+        decode(s, Some(c), &of_parent(t, p), AttachmentId::parse).map(Option::unwrap)
     }
 
     fn encode_record(s: &Signer, t: &TenantId, k: &ParentKind, id: &ParentId) -> String {
-        encode(s, &of_kind(t, k), id.as_str())
+        encode(s, &of_kind(t, k), Some(id)).unwrap()
     }
 
     fn decode_record(
@@ -90,7 +98,7 @@ mod tests {
         t: &TenantId,
         k: &ParentKind,
     ) -> Result<ParentId, ServiceError> {
-        decode(s, c, &of_kind(t, k), ParentId::parse)
+        decode(s, Some(c), &of_kind(t, k), ParentId::parse).map(Option::unwrap)
     }
 
     #[test]

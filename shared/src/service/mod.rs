@@ -335,15 +335,11 @@ impl App {
         limit: usize,
     ) -> ServiceResult<AttachmentPage> {
         let scope = cursor::of_parent(&who.tenant, parent);
-        let after = cursor
-            .map(|c| cursor::decode(&self.signer, c, &scope, AttachmentId::parse))
-            .transpose()?;
+        let after = cursor::decode(&self.signer, cursor, &scope, AttachmentId::parse)?;
         self.get_parent(who, parent).await?;
         let page = (self.meta).list_attachments(&who.tenant, parent, after, limit, false);
         let page = page.await?;
-        let next_cursor = page
-            .next_after
-            .map(|a| cursor::encode(&self.signer, &scope, &a.to_string()));
+        let next_cursor = cursor::encode(&self.signer, &scope, page.next_after);
         Ok(AttachmentPage {
             items: page.items,
             next_cursor,

@@ -3,6 +3,7 @@
 //! an ordinary parent; nothing here knows about UUIDs or the records API's JSON.
 
 use std::collections::HashSet;
+use std::iter::zip;
 
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
 use crate::domain::Principal;
@@ -57,13 +58,8 @@ impl App {
         }
         let advice = too_many_together("ask for fewer records at a time");
         let lists = self.listings(who, &refs, advice).await?;
-        refs.into_iter()
-            .zip(lists)
-            .map(|(r, list)| {
-                list.map(|l| (r.id, l))
-                    .ok_or(ServiceError::NotFound("records"))
-            })
-            .collect()
+        let found: Option<Vec<_>> = zip(refs, lists).map(|(r, l)| Some((r.id, l?))).collect();
+        found.ok_or(ServiceError::NotFound("records"))
     }
 
     /// The records of a kind that have a listed attachment, with their attachments, in record id
@@ -79,26 +75,17 @@ impl App {
         is_record: fn(&ParentId) -> bool,
     ) -> ServiceResult<RecordsPage> {
         let scope = cursor::of_kind(&who.tenant, kind);
-        let after = cursor
-            .map(|c| cursor::decode(&self.signer, c, &scope, ParentId::parse))
-            .transpose()?;
+        let after = cursor::decode(&self.signer, cursor, &scope, ParentId::parse)?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
         let page = (self.meta).parents_with_attachments(&who.tenant, kind, after.as_ref(), limit);
         let mut page = page.await?;
-        let next_cursor = page
-            .next_after
-            .as_ref()
-            .map(|a| cursor::encode(&self.signer, &scope, a.as_str()));
+        let next_cursor = cursor::encode(&self.signer, &scope, page.next_after.as_ref());
         page.parents.retain(|r| is_record(&r.id));
         let advice = too_many_together("ask for fewer records a page (limit)");
         let lists = self.listings(who, &page.parents, advice).await?;
         // A record deleted between the two reads is left out.
-        let records = page
-            .parents
-            .into_iter()
-            .zip(lists)
-            .filter_map(|(r, list)| list.map(|l| (r.id, l)))
-            .collect();
+        let found = zip(page.parents, lists);
+        let records = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
         Ok(RecordsPage {
             records,
             next_cursor,
