@@ -183,9 +183,7 @@ pub struct AttachmentPage {
 
 pub(crate) fn now() -> OffsetDateTime {
     // Milliseconds are what every API shows; storing more would make round trips differ.
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t)
+    OffsetDateTime::now_utc().truncate_to_millisecond()
 }
 
 /// What an upload or a placeholder starts from, with `fields` applied: `current` (refused while
@@ -305,17 +303,16 @@ impl App {
         key: &ParentRef,
     ) -> ServiceResult<ParentDeletion> {
         self.get_parent(who, key).await?;
-        let started = std::time::Instant::now();
+        let (started, batch) = (std::time::Instant::now(), PARENT_DELETION_BATCH);
         let mut removed = 0;
         loop {
-            let page =
-                (self.meta).list_attachments(&who.tenant, key, None, PARENT_DELETION_BATCH, true);
+            let page = (self.meta).list_attachments(&who.tenant, key, None, batch, true);
             let page = page.await?;
             if page.items.is_empty() {
                 break;
             }
             for att in page.items {
-                if removed == PARENT_DELETION_BATCH || started.elapsed() > PARENT_DELETION_TIME {
+                if removed == batch || started.elapsed() > PARENT_DELETION_TIME {
                     return Ok(ParentDeletion::Continuing { removed });
                 }
                 self.remove_attachment(att).await?;

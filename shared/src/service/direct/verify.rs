@@ -5,7 +5,7 @@
 //! of the local server), the attachment showing `verifying` meanwhile.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -47,10 +47,10 @@ pub struct Receipt {
 
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
-/// Verifications under way in this process, one gate per attachment, held weakly: a gate goes
-/// with its last turn.
+/// Verifications under way in this process, one gate per attachment: a gate goes once no turn
+/// holds it.
 #[derive(Default)]
-pub(crate) struct InFlight(std::sync::Mutex<HashMap<AttachmentId, Weak<tokio::sync::Mutex<()>>>>);
+pub(crate) struct InFlight(std::sync::Mutex<HashMap<AttachmentId, Gate>>);
 
 impl InFlight {
     fn gate(&self, id: AttachmentId) -> Gate {
@@ -58,10 +58,8 @@ impl InFlight {
         let Ok(mut gates) = self.0.lock() else {
             return Gate::default();
         };
-        gates.retain(|_, g| g.strong_count() > 0);
-        let gate = gates.get(&id).and_then(Weak::upgrade).unwrap_or_default();
-        gates.insert(id, Arc::downgrade(&gate));
-        gate
+        gates.retain(|_, g| Arc::strong_count(g) > 1);
+        gates.entry(id).or_default().clone()
     }
 }
 
@@ -135,9 +133,8 @@ impl App {
         let Some((tenant, id, version)) = parse_staging_key(key) else {
             return Ok(None);
         };
-        let att = self.meta.get_attachment(&tenant, id).await?;
-        let Some(att) = att.filter(|a| a.upload.as_ref().is_some_and(|u| u.version.id == version))
-        else {
+        let waits = |a: &Attachment| a.upload.as_ref().is_some_and(|u| u.version.id == version);
+        let Some(att) = self.meta.get_attachment(&tenant, id).await?.filter(waits) else {
             return Ok(None);
         };
         match self.verify_upload(att, receipt).await {
