@@ -454,15 +454,15 @@ impl App {
             tomb.status = AttachmentStatus::Deleted;
             tomb.expires_at = Some(now().unix_timestamp());
             tomb.updated_at = now();
-            if let Err(e) = self.meta.update_attachment(&tomb, Expected::of(&att)).await {
-                let StoreError::Conflict(_) = e else {
-                    return Err(e.into());
-                };
+            match self.meta.update_attachment(&tomb, Expected::of(&att)).await {
                 // Someone else changed it meanwhile: start over from what is stored now.
-                return match self.meta.get_attachment(&att.tenant, att.id).await? {
-                    Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
-                    None => Ok(()),
-                };
+                Err(StoreError::Conflict(_)) => {
+                    return match self.meta.get_attachment(&att.tenant, att.id).await? {
+                        Some(fresh) => Box::pin(self.remove_attachment(fresh)).await,
+                        None => Ok(()),
+                    };
+                }
+                written => written?,
             }
         }
         // Every version's files, the current one's and an upload's under way too (a verification

@@ -106,12 +106,8 @@ impl AttachmentFields {
         att.description = self.description.or(att.description.take());
         att.category = self.category.or(att.category.take());
         att.external_id = self.external_id.or(att.external_id.take());
-        if let Some(v) = self.label {
-            att.label = v;
-        }
-        if let Some(t) = self.tags {
-            att.tags = t;
-        }
+        att.label = self.label.unwrap_or(std::mem::take(&mut att.label));
+        att.tags = self.tags.unwrap_or(std::mem::take(&mut att.tags));
     }
 }
 

@@ -157,9 +157,7 @@ impl App {
         att.upload = Some(upload);
         att.expires_at = Some(expires_at);
         att.problem = None;
-        if current.is_some() {
-            att.updated_at = t;
-        }
+        att.updated_at = t;
         if let Err(e) = self.record(&att, current.as_ref()).await {
             if let UploadInstructions::Multipart { upload_id, .. } = &instructions {
                 let _ = self.blobs.abort_multipart(&staged, upload_id).await;

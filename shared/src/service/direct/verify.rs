@@ -100,16 +100,16 @@ impl App {
             u.verifying_since = Some(now().unix_timestamp());
         }
         let marking = self.meta.update_attachment(&marked, Expected::of(&att));
-        if let Err(e) = marking.await {
-            let StoreError::Conflict(_) = e else {
-                return Err(e.into());
-            };
+        match marking.await {
             // Verified (or refused) meanwhile: say how it ended.
-            let fresh = self.reload(&att).await?;
-            return match fresh.upload {
-                Some(_) => Ok(Completion::Verifying(fresh)),
-                None => self.settled(fresh).map(Completion::Ready),
-            };
+            Err(StoreError::Conflict(_)) => {
+                let fresh = self.reload(&att).await?;
+                return match fresh.upload {
+                    Some(_) => Ok(Completion::Verifying(fresh)),
+                    None => self.settled(fresh).map(Completion::Ready),
+                };
+            }
+            marked => marked?,
         }
         if self.limits.verify_in_process {
             let (app, att) = (Arc::clone(self), marked.clone());
