@@ -18,9 +18,8 @@ pub struct NewKey {
     pub secret: String,
 }
 
-/// How long a checked key is trusted without asking the store again: the delay, at most, before
-/// a revocation reaches every process. It saves a store read (on AWS, a DynamoDB read) on
-/// almost every request.
+/// How long a checked key is trusted without asking the store again (a read saved on almost
+/// every request): the delay, at most, before a revocation reaches every process.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Keys remembered at most; past that the cache starts over.
 const KEY_CACHE_MAX: usize = 10_000;

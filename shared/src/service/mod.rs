@@ -72,8 +72,7 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMedia(String),
-    /// An answer that is not paged would hold more than it may (see
-    /// [`MAX_UNPAGED_ATTACHMENTS`]): the caller pages, or asks for less.
+    /// An unpaged answer would pass [`MAX_UNPAGED_ATTACHMENTS`]: the caller pages, or asks less.
     #[error("{0}")]
     TooMany(String),
     /// A failure of storage; the cause is logged, the caller sees a generic 500.
@@ -343,8 +342,7 @@ impl App {
         })
     }
 
-    /// Every listed attachment of a parent, for the APIs that do not paginate: at most
-    /// [`MAX_UNPAGED_ATTACHMENTS`], else [`ServiceError::TooMany`].
+    /// Every listed attachment of a parent, for the APIs that do not paginate.
     pub async fn list_all(
         &self,
         who: &Principal,
@@ -358,8 +356,7 @@ impl App {
     }
 
     /// The listed attachments of each of `parents` (`None` for one that does not exist), in one
-    /// read: at most [`MAX_UNPAGED_ATTACHMENTS`] in all, else [`ServiceError::TooMany`] saying
-    /// `too_many`.
+    /// read: [`ServiceError::TooMany`] saying `too_many` past [`MAX_UNPAGED_ATTACHMENTS`] in all.
     pub(crate) async fn listings(
         &self,
         who: &Principal,
@@ -513,8 +510,7 @@ impl App {
     }
 
     /// When the oldest upload still under way (begun, neither verified, refused nor expired)
-    /// started; `None` when none is. The hourly sweep reports its age as a metric, whose alarm
-    /// says uploads stay unverified (see the README, *Operating it*).
+    /// started: the hourly sweep's metric, whose alarm says uploads stay unverified.
     pub async fn oldest_unverified_upload(&self) -> ServiceResult<Option<OffsetDateTime>> {
         let oldest = self.meta.oldest_upload_under_way().await?;
         Ok(oldest.and_then(|a| a.upload.map(|u| u.version.created_at)))

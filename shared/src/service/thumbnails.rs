@@ -1,8 +1,6 @@
-//! Thumbnails of stored contents, for every API: made when a version is stored, kept beside it
-//! ([`Attachment::thumbnail_key`]) and removed with it. A thumbnail never decides an upload's
-//! fate: an image that cannot be decoded within the limits gets the image icon, and a failure to
-//! store it is only logged. Decoding runs on a blocking thread, a few at a time, so it neither
-//! stalls the runtime nor multiplies its memory budget by the number of concurrent uploads.
+//! Thumbnails of stored contents, made when a version is stored and removed with it. A thumbnail
+//! never decides an upload's fate: an image that cannot be decoded gets the image icon, a failed
+//! store is only logged. Decoding runs on blocking threads, a few at a time, to bound memory.
 
 use std::sync::OnceLock;
 
@@ -35,8 +33,7 @@ fn icon(family: IconFamily) -> Option<Bytes> {
 
 impl App {
     /// Makes and stores the thumbnail of a version whose bytes are being or were just stored.
-    /// Best effort: whatever fails is logged, and the upload it belongs to goes on. Whoever
-    /// removes a failed version removes its thumbnail with it.
+    /// Best effort: whatever fails is logged, and the upload it belongs to goes on.
     pub(crate) async fn store_thumbnail(
         &self,
         att: &Attachment,

@@ -209,8 +209,7 @@ impl App {
     }
 
     /// The oldest ready attachment of the parent whose current file has this name without
-    /// extension (Crafter Profile names attachments that way: `avatar` for `avatar.png`), the
-    /// one an upload with [`UploadTarget::SameStem`] replaces. `NotFound` for an unknown parent.
+    /// extension (`avatar` for `avatar.png`), the one [`UploadTarget::SameStem`] replaces.
     pub async fn find_by_stem(
         &self,
         who: &Principal,
@@ -234,11 +233,9 @@ impl App {
         Ok(found)
     }
 
-    /// Stores a checked file in a new attachment, or as a new version of `current`. The intent
-    /// is recorded before any byte is stored (a new attachment `pending`, a new version as an
-    /// upload under way), so that a crash is found by the sweep; then the bytes, the version
-    /// record, and only then does the attachment point at them. A failure at any step removes
-    /// what was written: a new version's attachment stays as it was.
+    /// Stores a checked file in a new attachment (recorded `pending` first), or as a new version
+    /// of `current` (recorded as an upload under way first, so a crash is found by the sweep);
+    /// then the bytes, the version record, and only then does the attachment point at them.
     async fn store_content(
         &self,
         who: &Principal,

@@ -1,7 +1,6 @@
-//! Large files: uploads that go straight to storage, never through the API. Storage receives the
-//! bytes (one form POST, or a resumable multipart upload) under a staging key that nothing
-//! serves; a verification ([`verify`]) then makes exactly one checked object the attachment's
-//! content. Repeated or concurrent verification gives one ready attachment.
+//! Large files: uploads that go straight to storage (one form POST, or a resumable multipart
+//! upload) under a staging key that nothing serves; a verification ([`verify`]) then makes
+//! exactly one checked object the attachment's content, however often it runs.
 
 mod verify;
 

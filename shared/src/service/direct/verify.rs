@@ -84,10 +84,9 @@ impl App {
         if upload.version.size <= self.limits.inline_verify_max_bytes {
             return self.verify_upload(att, None).await.map(Completion::Ready);
         }
-        // Too large for this request: a verification of its own. The object is assembled first
-        // (so that storage reports it), the attachment marked `verifying`, and in this process
-        // (the embedded backend) a task started; on AWS, storage's event runs the finalize
-        // function.
+        // Too large for this request: the object is assembled (so that storage reports it), the
+        // attachment marked `verifying`, and a task started here (embedded backend) or, on AWS,
+        // storage's event runs the finalize function.
         let started = upload.verifying_since;
         if started.is_some_and(|t| now().unix_timestamp() - t < STALE_VERIFICATION_SECS) {
             return Ok(Completion::Verifying(att));
@@ -139,8 +138,7 @@ impl App {
         };
         match self.verify_upload(att, receipt).await {
             Ok(a) => Ok(Some(a)),
-            // Refused (recorded on the attachment), or not all there yet: the event itself went
-            // fine.
+            // Refused (and recorded), or not all there yet: the event itself went fine.
             Err(ServiceError::Unprocessable(_) | ServiceError::Conflict(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -265,9 +263,8 @@ impl App {
     }
 
     /// Reads the object `info` names, and only it: its first bytes for the type, all of it for
-    /// the digests (unless `receipt` has them) and, for a small image, its thumbnail. Answers
-    /// the digests, why the real type is not the declared one (if it is not), and the whole
-    /// object when it is an image small enough to make the thumbnail from.
+    /// the digests (unless `receipt` has them) and, for a small image, the thumbnail's source.
+    /// Answers the digests, why the real type is not the declared one, and that source.
     async fn inspect(
         &self,
         key: &str,
