@@ -176,17 +176,12 @@ impl App {
         let mut stored: Vec<(Attachment, bool)> = Vec::with_capacity(checked.len());
         for (file, version) in checked {
             let one = async move {
+                let name = &file.file_name;
                 let existing = match target {
                     UploadTarget::New => None,
                     UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-                    UploadTarget::SameStem => {
-                        self.find_by_stem(who, parent, file.file_name.stem())
-                            .await?
-                    }
-                    UploadTarget::SameName => {
-                        let name = &file.file_name;
-                        self.find_named(who, parent, |n| n == name).await?
-                    }
+                    UploadTarget::SameStem => self.find_by_stem(who, parent, name.stem()).await?,
+                    UploadTarget::SameName => self.find_named(who, parent, |n| n == name).await?,
                 };
                 let created = existing.is_none();
                 let (bytes, fields) = (file.bytes, fields.clone());
