@@ -103,18 +103,11 @@ impl App {
         scope: VersionScope,
     ) -> ServiceResult<()> {
         let all = self.list_all(who, record).await?;
-        let named = |a: &Attachment, name: &String| {
-            a.content
-                .as_ref()
-                .is_some_and(|c| c.file_name.as_str() == name)
-        };
-        if !names.iter().all(|n| all.iter().any(|a| named(a, n))) {
+        let is = |a: &Attachment, n: &str| a.content.iter().any(|c| c.file_name.as_str() == n);
+        if !names.iter().all(|n| all.iter().any(|a| is(a, n))) {
             return Err(ServiceError::NotFound("file"));
         }
-        for att in all
-            .into_iter()
-            .filter(|a| names.iter().any(|n| named(a, n)))
-        {
+        for att in all.into_iter().filter(|a| names.iter().any(|n| is(a, n))) {
             match scope {
                 VersionScope::All => self.remove_attachment(att).await?,
                 VersionScope::Latest => drop(self.delete_latest_version(who, att.id).await?),

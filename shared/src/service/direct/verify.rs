@@ -13,8 +13,8 @@ use super::{missing_parts, App, ServiceError, ServiceResult, NO_UPLOAD};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
-    parse_staging_key, Attachment, AttachmentId, AttachmentStatus, PendingUpload, Principal,
-    Version,
+    decide_content_type, parse_staging_key, Attachment, AttachmentId, AttachmentStatus,
+    PendingUpload, Principal, Version,
 };
 use crate::service::{now, refused};
 use crate::store::{BlobInfo, Expected, StoreError, StoreResult};
@@ -275,7 +275,7 @@ impl App {
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
         let mut hasher = Hasher::new();
         let mut kept = bytes::BytesMut::new();
-        let mut wrong_type = None;
+        let mut wrong = None;
         let mut offset = 0;
         while offset < info.size {
             let chunk = (self.blobs).get_range(key, Some(&info.etag), offset, READ_CHUNK);
@@ -284,7 +284,7 @@ impl App {
                 break;
             }
             if offset == 0 {
-                wrong_type = check_type(version, &chunk).err();
+                wrong = wrong_type(version, &chunk);
             }
             offset += chunk.len() as u64;
             if keep {
@@ -307,7 +307,7 @@ impl App {
             let why = "the file changed while it was verified";
             return Err(StoreError::Conflict(why.into()));
         }
-        Ok((digests, wrong_type, kept.freeze()))
+        Ok((digests, wrong, kept.freeze()))
     }
 
     /// Records the verified version and makes the attachment ready with it. A write that finds
@@ -407,22 +407,17 @@ impl App {
 const REPLACED: &str = "the file was replaced while it was verified; complete it again";
 const NOT_UPLOADED: &str = "the file has not been uploaded yet";
 
-/// The real type of the first bytes against the declared one: what the extension and the bytes
-/// decide together, or for an unknown extension what the bytes say, if anything.
-fn check_type(version: &Version, first: &[u8]) -> Result<(), String> {
-    let name = &version.file_name;
+/// Why the real type of the first bytes is not the declared one, if it is not: the type the
+/// extension and the bytes decide together, or for an unknown extension what the bytes say.
+fn wrong_type(version: &Version, first: &[u8]) -> Option<String> {
+    let (name, declared) = (&version.file_name, &version.content_type);
     let found = match type_for_extension(name.extension()) {
-        Some(_) => Some(
-            crate::domain::decide_content_type(name.as_str(), name.extension(), first)
-                .map_err(|e| e.to_string())?,
-        ),
-        None => sniff(first),
+        Some(_) => decide_content_type(name.as_str(), name.extension(), first),
+        None => Ok(sniff(first)?),
     };
     match found {
-        Some(t) if t != version.content_type => Err(format!(
-            "the content is {t}, not the declared {}",
-            version.content_type
-        )),
-        _ => Ok(()),
+        Ok(t) if t != declared => Some(format!("the content is {t}, not the declared {declared}")),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
     }
 }
