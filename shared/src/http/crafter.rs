@@ -129,7 +129,7 @@ async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(app.find_by_stem(&who, &parent, name).await?)
+    Ok(app.find_named(&who, &parent, |n| n.stem() == name).await?)
 }
 
 /// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the

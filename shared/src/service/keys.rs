@@ -47,9 +47,8 @@ impl App {
     }
 
     async fn principal_of(&self, presented: Option<&str>) -> ServiceResult<Principal> {
-        let key = presented
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 512);
+        let usable = |k: &&str| !k.is_empty() && k.len() <= 512;
+        let key = presented.map(str::trim).filter(usable);
         let key = key.ok_or(ServiceError::Unauthorized)?;
         let hash = hash_key(key);
         let cached = self.key_cache.lock().ok().and_then(|c| {

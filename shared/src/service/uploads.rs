@@ -61,21 +61,19 @@ pub(super) fn clean_fields(fields: AttachmentFields) -> ServiceResult<Attachment
         let why = "type may only contain letters, digits, '_', '-' and '.'";
         return Err(ServiceError::Invalid(why.into()));
     }
-    let tags = match fields.tags {
-        None => None,
-        Some(raw) => {
-            let mut out: Vec<String> = Vec::new();
-            for t in raw {
-                if let Some(t) = bounded("tag", Some(t), 64)?.filter(|t| !out.contains(t)) {
-                    out.push(t);
-                }
+    let mut tags = None;
+    if let Some(raw) = fields.tags {
+        let mut out: Vec<String> = Vec::new();
+        for t in raw {
+            if let Some(t) = bounded("tag", Some(t), 64)?.filter(|t| !out.contains(t)) {
+                out.push(t);
             }
-            if out.len() > 50 {
-                return Err(ServiceError::Invalid("at most 50 tags".into()));
-            }
-            Some(out)
         }
-    };
+        if out.len() > 50 {
+            return Err(ServiceError::Invalid("at most 50 tags".into()));
+        }
+        tags = Some(out);
+    }
     Ok(AttachmentFields {
         label,
         title: bounded("title", fields.title, 255)?,
@@ -180,7 +178,10 @@ impl App {
                 let existing = match target {
                     UploadTarget::New => None,
                     UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-                    UploadTarget::SameStem => self.find_by_stem(who, parent, name.stem()).await?,
+                    UploadTarget::SameStem => {
+                        self.find_named(who, parent, |n| n.stem() == name.stem())
+                            .await?
+                    }
                     UploadTarget::SameName => self.find_named(who, parent, |n| n == name).await?,
                 };
                 let created = existing.is_none();
@@ -203,29 +204,16 @@ impl App {
         Ok(stored.into_iter().map(|(a, _)| a).collect())
     }
 
-    /// The oldest ready attachment of the parent whose current file has this name without
-    /// extension (`avatar` for `avatar.png`), the one [`UploadTarget::SameStem`] replaces.
-    pub async fn find_by_stem(
-        &self,
-        who: &Principal,
-        parent: &ParentRef,
-        stem: &str,
-    ) -> ServiceResult<Option<Attachment>> {
-        self.find_named(who, parent, |n| n.stem() == stem).await
-    }
-
-    /// The oldest ready attachment of the parent whose current file name `matches`.
-    async fn find_named(
+    /// The oldest ready attachment of the parent whose current file name `matches` (the one
+    /// [`UploadTarget::SameName`] or [`UploadTarget::SameStem`] replaces).
+    pub async fn find_named(
         &self,
         who: &Principal,
         parent: &ParentRef,
         matches: impl Fn(&FileName) -> bool,
     ) -> ServiceResult<Option<Attachment>> {
-        let all = self.list_all(who, parent).await?;
-        let found = all
-            .into_iter()
-            .find(|a| a.ready_content().is_some_and(|c| matches(&c.file_name)));
-        Ok(found)
+        let named = |a: &Attachment| a.ready_content().is_some_and(|c| matches(&c.file_name));
+        Ok(self.list_all(who, parent).await?.into_iter().find(named))
     }
 
     /// Stores a checked file in a new attachment (recorded `pending` first), or as a new version
