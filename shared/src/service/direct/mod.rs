@@ -217,9 +217,8 @@ impl App {
         id: AttachmentId,
     ) -> ServiceResult<(Attachment, UploadInstructions)> {
         let att = self.get(who, id).await?;
-        let Some(upload) = att.upload.clone() else {
-            return Err(ServiceError::Conflict(NO_UPLOAD.into()));
-        };
+        let upload = att.upload.clone();
+        let upload = upload.ok_or_else(|| ServiceError::Conflict(NO_UPLOAD.into()))?;
         let staged = att.staging_key(upload.version.id);
         let mut received = Vec::new();
         if let Some(mp) = &upload.multipart {

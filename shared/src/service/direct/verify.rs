@@ -333,14 +333,11 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
             current = self.reload(&current).await?;
+            let ours = current.ready_content().is_some_and(|c| c.id == version.id);
             match &current.upload {
                 Some(u) if u.version.id == version.id => {}
                 // Someone verified it first (a repeated or concurrent completion, or the event).
-                None if current.status == AttachmentStatus::Ready
-                    && current.content.as_ref().map(|c| c.id) == Some(version.id) =>
-                {
-                    return Ok(current)
-                }
+                None if ours => return Ok(current),
                 _ => break,
             }
         }
