@@ -52,7 +52,7 @@ pub use direct::{
     UploadInstructions,
 };
 pub use keys::NewKey;
-pub use records::{RecordAttachments, RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
+pub use records::{RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.

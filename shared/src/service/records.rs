@@ -22,13 +22,11 @@ pub enum VersionScope {
     Latest,
 }
 
-/// A record with its listed attachments, oldest first.
-pub type RecordAttachments = (ParentId, Vec<Attachment>);
-
 /// One page of the records of a kind that have attachments.
 #[derive(Debug)]
 pub struct RecordsPage {
-    pub records: Vec<RecordAttachments>,
+    /// Each record with its listed attachments, oldest first.
+    pub records: Vec<(ParentId, Vec<Attachment>)>,
     /// The cursor of the next page, when more records follow.
     pub next_cursor: Option<String>,
 }
@@ -47,7 +45,7 @@ impl App {
         who: &Principal,
         kind: &ParentKind,
         ids: &[ParentId],
-    ) -> ServiceResult<Vec<RecordAttachments>> {
+    ) -> ServiceResult<Vec<(ParentId, Vec<Attachment>)>> {
         let mut seen = HashSet::new();
         let refs: Vec<ParentRef> = (ids.iter().filter(|id| seen.insert(*id)))
             .map(|id| ParentRef::new(kind.clone(), id.clone()))
