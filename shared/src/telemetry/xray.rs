@@ -49,20 +49,16 @@ impl Daemon {
         socket.set_nonblocking(true).ok()?;
         Some(Arc::new(Self(socket)))
     }
-
-    /// The daemon of `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
-    pub fn from_env() -> Option<Arc<Self>> {
-        Self::new(daemon_address(
-            &std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok()?,
-        )?)
-    }
 }
 
-static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
-
-/// Where the invocations' subsegments go: the daemon of the environment, found once.
+/// Where the invocations' subsegments go: the daemon of `AWS_XRAY_DAEMON_ADDRESS` (which Lambda
+/// sets), found once; `None` without it.
 pub fn daemon() -> Option<Arc<Daemon>> {
-    DAEMON.get_or_init(Daemon::from_env).clone()
+    static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
+    let address = || std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok();
+    DAEMON
+        .get_or_init(|| Daemon::new(daemon_address(&address()?)?))
+        .clone()
 }
 
 /// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
