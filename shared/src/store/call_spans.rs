@@ -168,9 +168,8 @@ impl Intercept for CallSpans {
     ) -> Result<(), BoxError> {
         if let (Some(open), Some(response)) = (open(cfg), context.response()) {
             open.status = Some(response.status().as_u16());
-            if let Some(id) = response.request_id() {
-                open.request_id = Some(id.to_owned());
-            }
+            let id = response.request_id().map(str::to_owned);
+            open.request_id = id.or(open.request_id.take());
         }
         Ok(())
     }
@@ -199,19 +198,13 @@ impl Intercept for CallSpans {
 /// What X-Ray shows as a failed call's exception: the service's error code where it answered
 /// one, else what kind of failure it was.
 fn error_code<E: std::fmt::Display>(e: &OrchestratorError<E>) -> String {
-    if let Some(op) = e.as_operation_error() {
-        return operation_error_code(&op.to_string());
+    match e.as_operation_error() {
+        Some(op) => operation_error_code(&op.to_string()),
+        None if e.is_timeout_error() => "Timeout".into(),
+        None if e.is_connector_error() => "NoAnswer".into(),
+        None if e.is_response_error() => "UnreadableAnswer".into(),
+        None => "ClientError".into(),
     }
-    if e.is_timeout_error() {
-        "Timeout"
-    } else if e.is_connector_error() {
-        "NoAnswer"
-    } else if e.is_response_error() {
-        "UnreadableAnswer"
-    } else {
-        "ClientError"
-    }
-    .to_owned()
 }
 
 /// The error code in an SDK operation error's message: the SDK writes a modelled error as

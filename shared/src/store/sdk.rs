@@ -173,16 +173,15 @@ fn queue_place(queue_url: &str) -> Result<(String, Option<String>), String> {
     if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
         return Err(not("no account and queue in its path"));
     }
-    let host = authority.host();
-    let region = (host
-        .strip_prefix("sqs.")
-        .or_else(|| host.strip_prefix("sqs-fips.")))
-    .and_then(|r| {
-        r.strip_suffix(".amazonaws.com")
-            .or_else(|| r.strip_suffix(".amazonaws.com.cn"))
-    })
-    .filter(|r| !r.is_empty() && !r.contains('.'));
-    Ok((format!("{scheme}://{authority}"), region.map(str::to_owned)))
+    let region = match authority.host().split('.').collect::<Vec<_>>()[..] {
+        ["sqs" | "sqs-fips", region, "amazonaws", "com"]
+        | ["sqs" | "sqs-fips", region, "amazonaws", "com", "cn"] => Some(region.to_owned()),
+        _ => None,
+    };
+    Ok((
+        format!("{scheme}://{authority}"),
+        region.filter(|r| !r.is_empty()),
+    ))
 }
 
 /// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible
