@@ -233,7 +233,7 @@ mod tests {
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
-        let daemon = xray::Daemon::new(socket.local_addr().unwrap()).unwrap();
+        let daemon = xray::connect(socket.local_addr().unwrap()).unwrap();
         let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
         let call = Call {
             trace: Trace::sampled(header, daemon),

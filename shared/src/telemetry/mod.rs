@@ -45,7 +45,6 @@ pub fn init(cfg: &Config) {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let json = fmt::layer()
         .json()
-        .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_ansi(false);
