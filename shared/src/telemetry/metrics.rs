@@ -136,7 +136,6 @@ pub fn emit(samples: &[Sample], properties: &Map<String, Value>) {
         // Nobody may be reading (a closed pipe): metrics never stop the service.
         let _ = writeln!(out, "{doc}");
     }
-    let _ = out.flush();
 }
 
 /// The EMF documents of `samples`: one per reason (a by-reason metric has `Reason` as its

@@ -87,12 +87,10 @@ const MAX_PATH_CHARS: usize = 512;
 /// own (a refusal before any handler ran: no such route, too large, a stalled body) is counted
 /// here by its status.
 pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
-    let status = http::StatusCode::from_u16(outcome.status).ok();
-    let counted = record
-        .samples
-        .iter()
-        .any(|s| s.metric == Metric::RejectedRequests);
-    if let (false, Some(reason)) = (counted, status.and_then(metrics::reason_of_status)) {
+    let counted = |s: &Sample| s.metric == Metric::RejectedRequests;
+    let status = http::StatusCode::from_u16(outcome.status);
+    let reason = status.ok().and_then(metrics::reason_of_status);
+    if let (false, Some(reason)) = (record.samples.iter().any(counted), reason) {
         record.samples.push(Sample {
             metric: Metric::RejectedRequests,
             value: 1.0,
