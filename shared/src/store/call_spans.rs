@@ -1,8 +1,6 @@
 //! Every call the AWS SDK's clients make under a sampled invocation, as an X-Ray subsegment
-//! (`telemetry::xray`): an interceptor, registered on each client's configuration
-//! (`store::sdk`), opens the call when the SDK starts an operation, records what X-Ray shows
-//! of it (the service and operation, the region, the bucket, the last attempt's HTTP status and
-//! request id, how many attempts it took and why it failed), and sends it when it ends.
+//! (`telemetry::xray`): an interceptor, registered on each client (`store::sdk`), opens the call
+//! when the SDK starts an operation, records what X-Ray shows of it, and sends it when it ends.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;

@@ -1,12 +1,7 @@
-//! What an operator sees: logs, metrics and traces.
-//!
-//! - Logs: human-readable locally, JSON on Lambda (with the request id of the invocation's
-//!   span). `RUST_LOG` filters (`info`, `warn,attachments=debug`, …), `info` by default. Every
-//!   request ends with one line of its own ([`request`]).
-//! - Metrics: counted by [`metrics`], written as CloudWatch embedded metric format lines, which
-//!   CloudWatch Logs turns into metrics without any API call.
-//! - Traces: the AWS calls as X-Ray subsegments of the Lambda invocation's trace ([`xray`]),
-//!   sent to the X-Ray daemon Lambda runs beside the function.
+//! What an operator sees: logs (human-readable locally, JSON on Lambda with the request id of
+//! the invocation's span; `RUST_LOG` filters, `info` by default), one line per request
+//! ([`request`]), CloudWatch metrics ([`metrics`]) and the AWS calls as X-Ray subsegments
+//! ([`xray`]).
 
 pub mod metrics;
 pub mod request;
