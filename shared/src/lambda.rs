@@ -59,7 +59,7 @@ pub async fn handle(
             bytes_out: Some(resp.body().len() as u64),
             lambda_request_id: lambda_request_id.as_deref(),
             api_request_id: api_request_id.as_deref(),
-            trace_id: trace_header.as_deref().and_then(request::trace_root),
+            trace_id: trace_header.as_deref().and_then(|h| xray::field(h, "Root")),
         },
         record,
     );

@@ -142,7 +142,7 @@ pub async fn invoke(
             status: if result.is_ok() { 200 } else { 500 },
             latency: started.elapsed(),
             lambda_request_id,
-            trace_id: trace_header.and_then(request::trace_root),
+            trace_id: trace_header.and_then(|h| xray::field(h, "Root")),
             ..Default::default()
         },
         record,

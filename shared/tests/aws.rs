@@ -1123,7 +1123,7 @@ async fn aws_calls_are_xray_subsegments() {
             .await
             .unwrap_err();
     };
-    let daemon_at = xray::Daemon::new(daemon.local_addr().unwrap());
+    let daemon_at = xray::connect(daemon.local_addr().unwrap());
     xray::traced(daemon_at, Some(header), invocation).await;
     let mut docs = Vec::new();
     let mut buf = [0u8; 65_536];
@@ -1297,7 +1297,7 @@ async fn dead_letters_are_redriven() {
 /// the sweep then removes.
 #[tokio::test]
 async fn verification_metrics_count_uploads_and_refusals_by_reason() {
-    use attachments::telemetry::emf::{Metric, Sample};
+    use attachments::telemetry::metrics::{Metric, Sample};
     use attachments::telemetry::request;
 
     let h = Harness::aws().await;

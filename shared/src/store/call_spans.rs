@@ -1,8 +1,6 @@
 //! Every call the AWS SDK's clients make under a sampled invocation, as an X-Ray subsegment
-//! (`telemetry::xray`): an interceptor, registered on each client's configuration
-//! (`store::sdk`), opens the call when the SDK starts an operation, records what X-Ray shows
-//! of it (the service and operation, the region, the bucket, the last attempt's HTTP status and
-//! request id, how many attempts it took and why it failed), and sends it when it ends.
+//! (`telemetry::xray`): an interceptor, registered on each client (`store::sdk`), opens the call
+//! when the SDK starts an operation, records what X-Ray shows of it, and sends it when it ends.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;
@@ -24,9 +22,12 @@ use crate::telemetry::xray::{self, Trace};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallSpans;
 
-/// What X-Ray shows of an AWS call, retries included.
-#[derive(Debug, Default)]
+/// What X-Ray shows of an AWS call, retries included, kept in the operation's configuration
+/// bag between hooks while it is under way. Its trace is taken when it is sent, so it is sent
+/// once.
+#[derive(Debug)]
 struct Call {
+    trace: Option<Trace>,
     /// X-Ray's name of the service (`DynamoDB`, `S3`).
     service: String,
     operation: String,
@@ -39,30 +40,17 @@ struct Call {
     start: f64,
 }
 
-/// The call under way, kept in the operation's configuration bag between hooks. Its trace is
-/// taken when it is sent, so it is sent once.
-#[derive(Debug)]
-struct OpenCall {
-    trace: Option<Trace>,
-    call: Call,
-}
-
-impl Storable for OpenCall {
+impl Storable for Call {
     type Storer = StoreReplace<Self>;
 }
 
-impl OpenCall {
+impl Call {
     /// Sends the call, ended now, failed with `code` (the service's error code, or the kind of
     /// failure) if it failed.
-    fn finish(&mut self, code: Option<String>) {
-        if let Some(trace) = self.trace.take() {
-            trace.send(&self.call.subsegment(&trace, code.as_deref()));
-        }
-    }
-}
-
-impl Call {
-    fn subsegment(&self, trace: &Trace, code: Option<&str>) -> Value {
+    fn finish(&mut self, code: Option<&str>) {
+        let Some(trace) = self.trace.take() else {
+            return;
+        };
         let throttled = self.status == Some(429)
             || code.is_some_and(|c| {
                 c.contains("Throttl")
@@ -74,7 +62,7 @@ impl Call {
         let fault = !throttled && matches!((self.status, code), (Some(500..), _) | (None, Some(_)));
         let exception =
             |c| json!({ "exceptions": [{ "id": xray::segment_id(), "type": c, "message": c }] });
-        present(json!({
+        trace.send(&present(json!({
             "name": self.service,
             "id": xray::segment_id(),
             "trace_id": trace.root,
@@ -95,7 +83,7 @@ impl Call {
             "error": error.then_some(true),
             "fault": fault.then_some(true),
             "cause": code.map(exception),
-        }))
+        })));
     }
 }
 
@@ -107,17 +95,17 @@ fn present(object: Value) -> Value {
     }
 }
 
-impl Drop for OpenCall {
-    /// An operation dropped before it ended (its whole time ran out, or its caller gave up
-    /// waiting) never reaches `read_after_execution`: it is still sent, as unanswered.
+impl Drop for Call {
+    /// An operation dropped before it ended (its caller gave up waiting) never reaches
+    /// `read_after_execution`: it is still sent, as unanswered.
     fn drop(&mut self) {
-        self.finish(Some("Abandoned".into()));
+        self.finish(Some("Abandoned"));
     }
 }
 
 /// The call under way of the operation whose configuration `cfg` is, if it is traced.
-fn open(cfg: &mut ConfigBag) -> Option<&mut OpenCall> {
-    cfg.get_mut_from_interceptor_state::<OpenCall>()
+fn open(cfg: &mut ConfigBag) -> Option<&mut Call> {
+    cfg.get_mut_from_interceptor_state::<Call>()
 }
 
 impl Intercept for CallSpans {
@@ -143,18 +131,17 @@ impl Intercept for CallSpans {
         let params = cfg.load::<EndpointResolverParams>();
         let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
         let call = Call {
+            trace: Some(trace),
             service: service.to_owned(),
             operation: operation.to_owned(),
             region: region.to_owned(),
             bucket: s3.and_then(|p| p.bucket()).map(str::to_owned),
+            status: None,
+            request_id: None,
+            attempts: 0,
             start: xray::epoch_seconds(),
-            ..Call::default()
         };
-        let open = OpenCall {
-            trace: Some(trace),
-            call,
-        };
-        cfg.interceptor_state().store_put(open);
+        cfg.interceptor_state().store_put(call);
         Ok(())
     }
 
@@ -165,7 +152,7 @@ impl Intercept for CallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(open) = open(cfg) {
-            open.call.attempts += 1;
+            open.attempts += 1;
         }
         Ok(())
     }
@@ -178,10 +165,9 @@ impl Intercept for CallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let (Some(open), Some(response)) = (open(cfg), context.response()) {
-            open.call.status = Some(response.status().as_u16());
-            if let Some(id) = response.request_id() {
-                open.call.request_id = Some(id.to_owned());
-            }
+            open.status = Some(response.status().as_u16());
+            let id = response.request_id().map(str::to_owned);
+            open.request_id = id.or(open.request_id.take());
         }
         Ok(())
     }
@@ -195,12 +181,13 @@ impl Intercept for CallSpans {
         let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
         let status = context.response().map(|r| r.status().as_u16());
         let missing = s3 && status == Some(404);
+        let code = match context.output_or_error() {
+            // A missing object is an answer, not a failure, where the caller looks for one.
+            Some(Err(e)) if !missing => Some(error_code(e)),
+            _ => None,
+        };
         if let Some(call) = open(cfg) {
-            call.finish(match context.output_or_error() {
-                // A missing object is an answer, not a failure, where the caller looks for one.
-                Some(Err(e)) if !missing => Some(error_code(e)),
-                _ => None,
-            });
+            call.finish(code.as_deref());
         }
         Ok(())
     }
@@ -209,39 +196,28 @@ impl Intercept for CallSpans {
 /// What X-Ray shows as a failed call's exception: the service's error code where it answered
 /// one, else what kind of failure it was.
 fn error_code<E: std::fmt::Display>(e: &OrchestratorError<E>) -> String {
-    if let Some(op) = e.as_operation_error() {
-        return operation_error_code(&op.to_string());
+    match e.as_operation_error() {
+        Some(op) => operation_error_code(&op.to_string()),
+        None if e.is_timeout_error() => "Timeout".into(),
+        None if e.is_connector_error() => "NoAnswer".into(),
+        None if e.is_response_error() => "UnreadableAnswer".into(),
+        None => "ClientError".into(),
     }
-    if e.is_timeout_error() {
-        "Timeout"
-    } else if e.is_connector_error() {
-        "NoAnswer"
-    } else if e.is_response_error() {
-        "UnreadableAnswer"
-    } else {
-        "ClientError"
-    }
-    .to_owned()
 }
 
 /// The error code in an SDK operation error's message: the SDK writes a modelled error as
 /// `Code: message` (or `Code` alone) and any other as `unhandled error (Code)`.
 fn operation_error_code(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("unhandled error") {
-        return rest
+    let code = match message.strip_prefix("unhandled error") {
+        Some(rest) => rest
             .trim()
             .strip_prefix('(')
-            .and_then(|r| r.split_once(')'))
-            .map(|(code, _)| code.to_owned())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "UnknownError".into());
-    }
-    let code = message.split(':').next().unwrap_or_default().trim();
-    if !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-        code.to_owned()
-    } else {
-        "UnknownError".into()
-    }
+            .and_then(|r| r.split_once(')')),
+        None => message.split_once(':').or(Some((message, ""))),
+    };
+    let code = code.map_or("", |(code, _)| code.trim());
+    let known = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+    if known { code } else { "UnknownError" }.to_owned()
 }
 
 #[cfg(test)]
@@ -250,22 +226,25 @@ mod tests {
     use std::net::UdpSocket;
 
     /// A call starting under a sampled trace whose daemon is the socket returned.
-    fn started(service: &str, operation: &str) -> (UdpSocket, OpenCall) {
+    fn started(service: &str, operation: &str) -> (UdpSocket, Call) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
-        let daemon = xray::Daemon::new(socket.local_addr().unwrap()).unwrap();
+        let daemon = xray::connect(socket.local_addr().unwrap()).unwrap();
         let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
         let call = Call {
+            trace: Trace::sampled(header, daemon),
             service: service.into(),
             operation: operation.into(),
             region: "eu-west-1".into(),
+            bucket: None,
+            status: None,
+            request_id: None,
+            attempts: 0,
             start: xray::epoch_seconds(),
-            ..Call::default()
         };
-        let trace = Trace::sampled(header, daemon);
-        (socket, OpenCall { trace, call })
+        (socket, call)
     }
 
     fn received(daemon: &UdpSocket) -> Value {
@@ -279,9 +258,9 @@ mod tests {
     #[test]
     fn a_call_is_a_subsegment_of_its_invocations_segment() {
         let (socket, mut call) = started("DynamoDB", "GetItem");
-        call.call.status = Some(200);
-        call.call.request_id = Some("REQ123".into());
-        call.call.attempts = 2;
+        call.status = Some(200);
+        call.request_id = Some("REQ123".into());
+        call.attempts = 2;
         call.finish(None);
         let doc = received(&socket);
         assert_eq!(doc["type"], "subsegment");
@@ -303,9 +282,9 @@ mod tests {
     #[test]
     fn failures_are_marked_and_a_dropped_call_is_sent_once_as_abandoned() {
         let (socket, mut call) = started("S3", "GetObject");
-        call.call.bucket = Some("files".into());
-        call.call.status = Some(503);
-        call.finish(Some("SlowDown".into()));
+        call.bucket = Some("files".into());
+        call.status = Some(503);
+        call.finish(Some("SlowDown"));
         let doc = received(&socket);
         assert_eq!(doc["aws"]["bucket_name"], "files");
         assert_eq!(doc["throttle"], true);

@@ -69,8 +69,8 @@ fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
 }
 
 /// A failed call: a missing key or upload is `NotFound`; a refused `If-Match` (412, whose code
-/// a HEAD cannot carry) means the object was replaced; anything else is S3's error (message
-/// and code) when it answered one, else the SDK's whole chain of causes.
+/// a HEAD cannot carry) means the object was replaced; anything else is the SDK's whole chain
+/// of causes (S3's code and message among them when it answered).
 fn s3_err<E>(op: &str, e: SdkError<E, aws_smithy_runtime_api::http::Response>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
@@ -78,32 +78,23 @@ where
     match (code(&e), e.raw_response().map(|r| r.status().as_u16())) {
         (Some("PreconditionFailed"), _) | (_, Some(412)) => replaced(),
         (Some("NoSuchKey" | "NoSuchUpload" | "NotFound"), _) => StoreError::NotFound,
-        _ => StoreError::Unavailable(match e.as_service_error() {
-            Some(s) => format!(
-                "s3 {op}: {} ({})",
-                DisplayErrorContext(s),
-                s.code().unwrap_or("no code")
-            ),
-            None => format!("s3 {op}: {}", DisplayErrorContext(&e)),
-        }),
+        _ => StoreError::Unavailable(format!("s3 {op}: {}", DisplayErrorContext(&e))),
     }
 }
 
 /// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
 /// second, at or before now, so a link signed now with this lifetime ends by their expiry.
-pub fn link_lifetime(
+fn link_lifetime(
     ttl: Duration,
     credentials: &Credentials,
     now: SystemTime,
 ) -> StoreResult<Duration> {
-    let Some(expiry) = credentials.expiry() else {
-        return Ok(ttl);
-    };
-    match expiry.duration_since(now).unwrap_or_default().as_secs() {
-        0 => Err(StoreError::Unavailable(
+    let left = |expiry: SystemTime| expiry.duration_since(now).unwrap_or_default().as_secs();
+    match credentials.expiry().map(left) {
+        Some(0) => Err(StoreError::Unavailable(
             "the AWS credentials expire before a link signed with them could be used".into(),
         )),
-        left => Ok(ttl.min(Duration::from_secs(left))),
+        left => Ok(ttl.min(Duration::from_secs(left.unwrap_or(u64::MAX)))),
     }
 }
 

@@ -26,7 +26,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::service_config::ServiceConfigKey;
 
 use super::call_spans::CallSpans;
-use crate::config::ConfigError;
+use crate::config::{err, ConfigError};
 
 /// Attempts per call, the first included (the standard retry mode's own default, stated here).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -39,13 +39,6 @@ const DYNAMODB_OPERATION: Duration = Duration::from_secs(10);
 /// S3 calls carry up to an API request's body (4 MiB by default) or read a range of one.
 pub const S3_ATTEMPT: Duration = Duration::from_secs(10);
 const S3_OPERATION: Duration = Duration::from_secs(14);
-
-fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        problem: problem.into(),
-    }
-}
 
 fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -69,7 +62,7 @@ pub fn https_client(
     let context = TlsContext::builder()
         .with_trust_store(trust)
         .build()
-        .map_err(|e| problem("AWS_CA_BUNDLE", e.to_string()))?;
+        .map_err(|e| err("AWS_CA_BUNDLE", e.to_string()))?;
     Ok(aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(context)
@@ -82,14 +75,14 @@ fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let shown = path.display();
-    let bad = |e: &dyn std::fmt::Display| problem("AWS_CA_BUNDLE", format!("{shown}: {e}"));
+    let bad = |e: &dyn std::fmt::Display| err("AWS_CA_BUNDLE", format!("{shown}: {e}"));
     let pem = std::fs::read(path).map_err(|e| bad(&e))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     }
     if roots.is_empty() {
-        return Err(problem(
+        return Err(err(
             "AWS_CA_BUNDLE",
             format!("{shown} holds no PEM certificate"),
         ));
@@ -113,7 +106,7 @@ pub fn loader(ca_bundle: Option<&Path>) -> Result<ConfigLoader, ConfigError> {
 pub async fn load(loader: ConfigLoader) -> Result<SdkConfig, ConfigError> {
     let sdk = loader.load().await;
     if sdk.region().is_none() {
-        return Err(problem(
+        return Err(err(
             "AWS_REGION",
             "must be set for backend aws (for example us-east-1), or `region` in the profile's config",
         ));
@@ -180,16 +173,15 @@ fn queue_place(queue_url: &str) -> Result<(String, Option<String>), String> {
     if uri.path().split('/').filter(|p| !p.is_empty()).count() < 2 {
         return Err(not("no account and queue in its path"));
     }
-    let host = authority.host();
-    let region = (host
-        .strip_prefix("sqs.")
-        .or_else(|| host.strip_prefix("sqs-fips.")))
-    .and_then(|r| {
-        r.strip_suffix(".amazonaws.com")
-            .or_else(|| r.strip_suffix(".amazonaws.com.cn"))
-    })
-    .filter(|r| !r.is_empty() && !r.contains('.'));
-    Ok((format!("{scheme}://{authority}"), region.map(str::to_owned)))
+    let region = match authority.host().split('.').collect::<Vec<_>>()[..] {
+        ["sqs" | "sqs-fips", region, "amazonaws", "com"]
+        | ["sqs" | "sqs-fips", region, "amazonaws", "com", "cn"] => Some(region.to_owned()),
+        _ => None,
+    };
+    Ok((
+        format!("{scheme}://{authority}"),
+        region.filter(|r| !r.is_empty()),
+    ))
 }
 
 /// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible

@@ -1,14 +1,8 @@
-//! What an operator sees: logs, metrics and traces.
-//!
-//! - Logs: human-readable locally, JSON on Lambda (with the request id of the invocation's
-//!   span). `RUST_LOG` filters (`info`, `warn,attachments=debug`, …), `info` by default. Every
-//!   request ends with one line of its own ([`request`]).
-//! - Metrics: counted by [`metrics`], written as CloudWatch embedded metric format lines ([`emf`]), which
-//!   CloudWatch Logs turns into metrics without any API call.
-//! - Traces: the AWS calls as X-Ray subsegments of the Lambda invocation's trace ([`xray`]),
-//!   sent to the X-Ray daemon Lambda runs beside the function.
+//! What an operator sees: logs (human-readable locally, JSON on Lambda with the request id of
+//! the invocation's span; `RUST_LOG` filters, `info` by default), one line per request
+//! ([`request`]), CloudWatch metrics ([`metrics`]) and the AWS calls as X-Ray subsegments
+//! ([`xray`]).
 
-pub mod emf;
 pub mod metrics;
 pub mod request;
 pub mod xray;
@@ -42,11 +36,10 @@ fn filter(rust_log: Option<&str>) -> Targets {
 /// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
-    emf::configure(cfg.metrics_namespace.clone());
+    metrics::configure(cfg.metrics_namespace.clone());
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let json = fmt::layer()
         .json()
-        .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_ansi(false);

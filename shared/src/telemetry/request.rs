@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::emf::{self, Metric, Sample};
+use super::metrics::{self, Metric, Sample};
 
 /// The `target` of the request lines (`RUST_LOG=attachments::request=off` silences them).
 pub const TARGET: &str = "attachments::request";
@@ -87,12 +87,10 @@ const MAX_PATH_CHARS: usize = 512;
 /// own (a refusal before any handler ran: no such route, too large, a stalled body) is counted
 /// here by its status.
 pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
-    let status = http::StatusCode::from_u16(outcome.status).ok();
-    let counted = record
-        .samples
-        .iter()
-        .any(|s| s.metric == Metric::RejectedRequests);
-    if let (false, Some(reason)) = (counted, status.and_then(emf::reason_of_status)) {
+    let counted = |s: &Sample| s.metric == Metric::RejectedRequests;
+    let status = http::StatusCode::from_u16(outcome.status);
+    let reason = status.ok().and_then(metrics::reason_of_status);
+    if let (false, Some(reason)) = (record.samples.iter().any(counted), reason) {
         record.samples.push(Sample {
             metric: Metric::RejectedRequests,
             value: 1.0,
@@ -115,7 +113,7 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
         trace_id = outcome.trace_id,
         "request"
     );
-    emf::emit(&record.samples, &properties(outcome));
+    metrics::emit(&record.samples, &properties(outcome));
 }
 
 /// What the metric lines carry beside their values, to find the request they came from.
@@ -131,21 +129,12 @@ fn properties(outcome: &Outcome<'_>) -> Map<String, Value> {
 }
 
 fn truncated(s: &str, max_chars: usize) -> &str {
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-/// The `Root=…` part of an X-Ray trace header.
-pub fn trace_root(header: &str) -> Option<&str> {
-    super::xray::field(header, "Root")
+    s.char_indices().nth(max_chars).map_or(s, |(i, _)| &s[..i])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics;
 
     #[tokio::test]
     async fn a_scope_collects_what_its_request_records_and_nothing_leaks_out() {
@@ -178,11 +167,12 @@ mod tests {
         assert_eq!(truncated("abcdé", 4), "abcd");
         assert_eq!(truncated("ab", 4), "ab");
         assert_eq!(
-            trace_root(
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            crate::telemetry::xray::field(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                "Root"
             ),
             Some("1-5759e988-bd862e3fe1be46a994272793")
         );
-        assert_eq!(trace_root("Parent=1"), None);
+        assert_eq!(crate::telemetry::xray::field("Parent=1", "Root"), None);
     }
 }

@@ -32,37 +32,30 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
 }
 
 /// The X-Ray daemon: the socket subsegments leave from, connected to it.
-#[derive(Debug)]
-pub struct Daemon(UdpSocket);
+pub type Daemon = UdpSocket;
 
-impl Daemon {
-    /// Sends to `address`; `None` when no socket can be had.
-    pub fn new(address: SocketAddr) -> Option<Arc<Self>> {
-        let local = if address.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
-        let socket = UdpSocket::bind(local).ok()?;
-        socket.connect(address).ok()?;
-        // A send must never hold up a request.
-        socket.set_nonblocking(true).ok()?;
-        Some(Arc::new(Self(socket)))
-    }
-
-    /// The daemon of `AWS_XRAY_DAEMON_ADDRESS`, which Lambda sets; `None` without it.
-    pub fn from_env() -> Option<Arc<Self>> {
-        Self::new(daemon_address(
-            &std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok()?,
-        )?)
-    }
+/// The daemon at `address`; `None` when no socket can be had.
+pub fn connect(address: SocketAddr) -> Option<Arc<Daemon>> {
+    let local = if address.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = UdpSocket::bind(local).ok()?;
+    socket.connect(address).ok()?;
+    // A send must never hold up a request.
+    socket.set_nonblocking(true).ok()?;
+    Some(Arc::new(socket))
 }
 
-static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
-
-/// Where the invocations' subsegments go: the daemon of the environment, found once.
+/// Where the invocations' subsegments go: the daemon of `AWS_XRAY_DAEMON_ADDRESS` (which Lambda
+/// sets), found once; `None` without it.
 pub fn daemon() -> Option<Arc<Daemon>> {
-    DAEMON.get_or_init(Daemon::from_env).clone()
+    static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
+    let address = || std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok();
+    DAEMON
+        .get_or_init(|| connect(daemon_address(&address()?)?))
+        .clone()
 }
 
 /// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
@@ -90,7 +83,7 @@ impl Trace {
     /// errors are ignored.
     pub fn send(&self, subsegment: &Value) {
         let datagram = format!("{DAEMON_HEADER}{subsegment}");
-        let _ = self.daemon.0.send(datagram.as_bytes());
+        let _ = self.daemon.send(datagram.as_bytes());
     }
 }
 
@@ -141,7 +134,7 @@ mod tests {
         s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
         let addr = s.local_addr().unwrap();
-        (s, Daemon::new(addr))
+        (s, connect(addr))
     }
 
     fn received(daemon: &UdpSocket) -> Option<Value> {
