@@ -305,8 +305,10 @@ impl App {
         let (started, batch) = (std::time::Instant::now(), PARENT_DELETION_BATCH);
         let mut removed = 0;
         loop {
-            let page = (self.meta).list_attachments(&who.tenant, key, None, batch, true);
-            let page = page.await?;
+            let page = self
+                .meta
+                .list_attachments(&who.tenant, key, None, batch, true)
+                .await?;
             if page.items.is_empty() {
                 break;
             }
@@ -333,8 +335,10 @@ impl App {
         let scope = cursor::of_parent(&who.tenant, parent);
         let after = cursor::decode(&self.signer, cursor, &scope, AttachmentId::parse)?;
         self.get_parent(who, parent).await?;
-        let page = (self.meta).list_attachments(&who.tenant, parent, after, limit, false);
-        let page = page.await?;
+        let page = self
+            .meta
+            .list_attachments(&who.tenant, parent, after, limit, false)
+            .await?;
         let next_cursor = cursor::encode(&self.signer, &scope, page.next_after);
         Ok(AttachmentPage {
             items: page.items,
@@ -367,7 +371,8 @@ impl App {
             return Ok(Vec::new());
         }
         let listing =
-            (self.meta).list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
+            self.meta
+                .list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
         match listing.await? {
             ManyListing::Parents(lists) => Ok(lists),
             ManyListing::TooMany => Err(ServiceError::TooMany(too_many())),

@@ -75,8 +75,10 @@ impl App {
         let scope = cursor::of_kind(&who.tenant, kind);
         let after = cursor::decode(&self.signer, cursor, &scope, ParentId::parse)?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
-        let page = (self.meta).parents_with_attachments(&who.tenant, kind, after.as_ref(), limit);
-        let mut page = page.await?;
+        let mut page = self
+            .meta
+            .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
+            .await?;
         let next_cursor = cursor::encode(&self.signer, &scope, page.next_after.as_ref());
         page.parents.retain(|r| is_record(&r.id));
         let advice = too_many_together("ask for fewer records a page (limit)");
@@ -140,8 +142,9 @@ impl App {
         // Files before the record, so a failure half-way leaves a version record that the
         // attachment's removal still cleans up, never a file nobody knows about.
         self.delete_files(&att, current.id).await?;
-        let deleted = self.meta.delete_version(&att.tenant, att.id, current.id);
-        deleted.await?;
+        self.meta
+            .delete_version(&att.tenant, att.id, current.id)
+            .await?;
         Ok(Some(next))
     }
 }

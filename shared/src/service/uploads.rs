@@ -263,7 +263,8 @@ impl App {
         let (id, content_type) = (version.id, version.content_type.clone());
         let key = intent.blob_key(id);
         let (stored, digests, ()) = tokio::join!(
-            (self.blobs).put_while_hashing(&key, bytes.clone(), &content_type, sha256),
+            self.blobs
+                .put_while_hashing(&key, bytes.clone(), &content_type, sha256),
             hashing,
             self.store_thumbnail(&intent, id, &content_type, bytes),
         );
@@ -300,7 +301,7 @@ impl App {
                 return self.cancel_upload(intent, None).await;
             }
             self.delete_files(intent, version).await?;
-            let deleted = (self.meta).delete_attachment(&intent.tenant, intent.id);
+            let deleted = self.meta.delete_attachment(&intent.tenant, intent.id);
             deleted.await.map(drop)
         };
         if let Err(err) = cleaned.await {

@@ -218,7 +218,8 @@ impl App {
         let mut version = version.clone();
         version.md5 = digests.md5_hex();
         version.sha256 = digests.sha256_hex();
-        (self.store_thumbnail(&att, version.id, &version.content_type, thumbnail_source)).await;
+        self.store_thumbnail(&att, version.id, &version.content_type, thumbnail_source)
+            .await;
         self.make_ready(att, version).await
     }
 
@@ -257,8 +258,9 @@ impl App {
             let why = format!("the upload is incomplete: {got} of {all} parts received");
             return Err(ServiceError::Conflict(why));
         }
-        let joined = (self.blobs).complete_multipart(&staged, &mp.upload_id, &parts);
-        joined.await?;
+        self.blobs
+            .complete_multipart(&staged, &mp.upload_id, &parts)
+            .await?;
         Ok(self.blobs.head(&staged).await?.map(|info| (staged, info)))
     }
 
@@ -278,8 +280,10 @@ impl App {
         let mut wrong = None;
         let mut offset = 0;
         while offset < info.size {
-            let chunk = (self.blobs).get_range(key, Some(&info.etag), offset, READ_CHUNK);
-            let chunk = chunk.await?;
+            let chunk = self
+                .blobs
+                .get_range(key, Some(&info.etag), offset, READ_CHUNK)
+                .await?;
             if chunk.is_empty() {
                 break;
             }
@@ -386,8 +390,9 @@ impl App {
         };
         self.discard_staged(att, upload).await?;
         self.delete_files(att, upload.version.id).await?;
-        let deleted = (self.meta).delete_version(&att.tenant, att.id, upload.version.id);
-        deleted.await?;
+        self.meta
+            .delete_version(&att.tenant, att.id, upload.version.id)
+            .await?;
         let mut next = att.clone();
         next.upload = None;
         next.expires_at = None;
