@@ -82,45 +82,31 @@ impl DynamoStore {
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
-            Listed::NoParent => {
-                let absent = Expr::absent();
-                vec![self.condition_check(key, &absent)?]
-            }
+            Listed::NoParent => vec![self.condition_check(key, &Expr::absent())?],
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
             Listed::Count(0) if delta > 0 => vec![add("#n = :bound", 0)?, marker(true)?],
             Listed::Count(k) if delta < 0 && k >= 2 => vec![add("#n >= :bound", 2)?],
             Listed::Count(1) if delta < 0 => vec![add("#n = :bound", 1)?, marker(false)?],
             // No count yet, or one that cannot be right (below zero, or zero with one to take
-            // away): count again.
-            other => self.recount(tenant, parent, other, delta).await?,
-        })
-    }
-
-    /// Counts the parent's listed attachments now and sets the count to that plus `delta`, on
-    /// condition that the count is still as `seen`, with the marker as the new count says.
-    async fn recount(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        seen: Listed,
-        delta: i64,
-    ) -> StoreResult<Vec<TransactWriteItem>> {
-        // How many of its attachments are listed, counted in its partition (consistent).
-        let q = self.attachments_query(parent_pk(tenant, parent), false);
-        let pages = q.select(Select::Count).into_paginator().send();
-        let pages = pages.try_collect().await.map_err(|e| dyn_err("Query", e))?;
-        let counted: i64 = pages.iter().map(|page| i64::from(page.count)).sum();
-        let next = counted.saturating_add(delta).max(0);
-        let e = match seen {
-            Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
-            _ => {
-                let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                Expr::of([("#pk", PK)], []).when(cond)
+            // away): its listed attachments counted now in its partition (consistent), plus
+            // `delta`, on condition that the count is still as seen.
+            other => {
+                let q = self.attachments_query(parent_pk(tenant, parent), false);
+                let pages = q.select(Select::Count).into_paginator().send();
+                let pages = pages.try_collect().await.map_err(|e| dyn_err("Query", e))?;
+                let counted: i64 = pages.iter().map(|page| i64::from(page.count)).sum();
+                let next = counted.saturating_add(delta).max(0);
+                let e = match other {
+                    Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
+                    _ => {
+                        let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
+                        Expr::of([("#pk", PK)], []).when(cond)
+                    }
+                };
+                let e = e.name("#n", COUNT).value(":next", n(next));
+                vec![self.update(key, "SET #n = :next", &e)?, marker(next > 0)?]
             }
-        };
-        let e = e.name("#n", COUNT).value(":next", n(next));
-        let set = self.update(parent_key(tenant, parent), "SET #n = :next", &e)?;
-        Ok(vec![set, self.marker_write(tenant, parent, next > 0)?])
+        })
     }
 
     /// Gives a parent written before counts existed its count and marker, unless a change of
@@ -137,7 +123,7 @@ impl DynamoStore {
             if seen != Listed::Uncounted {
                 return Ok(Some(false));
             }
-            let items = self.recount(tenant, parent, seen, 0).await?;
+            let items = self.count_change(tenant, parent, seen, 0).await?;
             Ok(self.transact(items).await?.ok().map(|()| true))
         })
         .await
