@@ -78,7 +78,7 @@ impl DynamoStore {
     /// The items of an attachment's versions, in its own partition.
     fn versions(&self, tenant: &TenantId, att: AttachmentId) -> QueryFluentBuilder {
         let values = [(":pk", s(attachment_pk(tenant, att))), (":prefix", s("V#"))];
-        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        let e = Expr::of([PK, SK], values);
         self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)
     }
 }
@@ -93,7 +93,7 @@ impl MetadataStore for DynamoStore {
         let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
         let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
         by_id.insert(HASH.into(), hash.clone());
-        let id_free = Expr::of([("#pk", PK), ("#hash", HASH)], [(":hash", hash)]);
+        let id_free = Expr::of([PK, HASH], [(":hash", hash)]);
         let id_free = id_free.when("attribute_not_exists(#pk) OR #hash = :hash");
         let items = vec![
             self.put(by_hash, &Expr::default())?,
@@ -110,7 +110,7 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        let e = Expr::of([("#pk", PK)], [(":pk", s(API_KEYS_PK))]);
+        let e = Expr::of([PK], [(":pk", s(API_KEYS_PK))]);
         let items = query_all(self.query("#pk = :pk", &e)).await?;
         items.iter().map(doc).collect()
     }
@@ -194,7 +194,7 @@ impl MetadataStore for DynamoStore {
             let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
                 return Ok(Some(false));
             };
-            let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
+            let as_read = Expr::of([REV], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
             for claim in ['R', 'E']
@@ -223,11 +223,11 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<ParentPage> {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
-            let e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
+            let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
             match after {
                 None => self.query("#pk = :pk", &e),
                 Some(a) => {
-                    let e = e.name("#sk", SK).value(":after", s(a.as_str()));
+                    let e = e.name(SK).value(":after", s(a.as_str()));
                     self.query("#pk = :pk AND #sk > :after", &e)
                 }
             }
@@ -265,8 +265,10 @@ impl MetadataStore for DynamoStore {
     /// On condition that its status, version and upload under way are still as `expected`;
     /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let names = [("#st", STATUS), ("#vid", VERSION), ("#upv", UPLOAD)];
-        let mut e = Expr::of(names, [(":st", s(expected.status.as_str()))]);
+        let mut e = Expr::of(
+            [STATUS, VERSION, UPLOAD],
+            [(":st", s(expected.status.as_str()))],
+        );
         let mut cond = "#st = :st".to_owned();
         // `#st = :st AND #vid = :vid AND attribute_not_exists(#upv)` and the like.
         for (attr, expected) in [("vid", expected.version), ("upv", expected.upload)] {
@@ -408,7 +410,7 @@ impl MetadataStore for DynamoStore {
             let as_read = match &current {
                 Some(att) => {
                     let status = [(":st", s(att.status.as_str()))];
-                    Expr::of([("#st", STATUS)], status).when("#st = :st")
+                    Expr::of([STATUS], status).when("#st = :st")
                 }
                 None => Expr::absent(),
             };
@@ -463,10 +465,9 @@ impl MetadataStore for DynamoStore {
     /// those still expired are kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = limit.max(1);
-        let names = [("#lsk", LEFTOVER_SK), ("#pk", PK), ("#sk", SK)];
-        let e = Expr::of(names, [(":before", expiry_key(before))]);
-        let queries = self.leftover_queries(" AND #lsk < :before", &e);
-        let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #lsk"));
+        let e = Expr::of([LEFTOVER_SK, PK, SK], [(":before", expiry_key(before))]);
+        let queries = self.leftover_queries(" AND #gsi1sk < :before", &e);
+        let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #gsi1sk"));
         let found = firsts(queries, limit).await?;
         // Earliest first, then in key order.
         let mut candidates: Vec<(&str, (&str, &str))> = found
@@ -487,7 +488,7 @@ impl MetadataStore for DynamoStore {
     /// page is read, so pages of refused uploads and unfinished deletions may come first: a
     /// few at most, as the sweep removes expired leftovers every hour.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        let e = Expr::of([("#upv", UPLOAD), ("#doc", DOC)], []);
+        let e = Expr::of([UPLOAD, DOC], []);
         let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
             let q = q.filter_expression("attribute_exists(#upv)");
             let q = q.projection_expression("#doc");

@@ -111,12 +111,10 @@ pub(super) struct Expr {
 impl Expr {
     /// The names and values of a key condition, an update or a filter.
     pub(super) fn of<const N: usize, const V: usize>(
-        names: [(&str, &str); N],
+        names: [&str; N],
         values: [(&str, AttributeValue); V],
     ) -> Self {
-        let e = names
-            .into_iter()
-            .fold(Self::default(), |e, (p, a)| e.name(p, a));
+        let e = names.into_iter().fold(Self::default(), Self::name);
         values.into_iter().fold(e, |e, (p, v)| e.value(p, v))
     }
     /// On condition that `cond` holds.
@@ -126,10 +124,11 @@ impl Expr {
     }
     /// On condition that the item does not exist.
     pub(super) fn absent() -> Self {
-        Self::of([("#pk", PK)], []).when("attribute_not_exists(#pk)")
+        Self::of([PK], []).when("attribute_not_exists(#pk)")
     }
-    pub(super) fn name(mut self, placeholder: &str, attr: &str) -> Self {
-        self.names.insert(placeholder.to_owned(), attr.to_owned());
+    /// An attribute name, as `#` and itself in the expressions.
+    pub(super) fn name(mut self, attr: &str) -> Self {
+        self.names.insert(format!("#{attr}"), attr.to_owned());
         self
     }
     pub(super) fn value(mut self, placeholder: &str, v: AttributeValue) -> Self {

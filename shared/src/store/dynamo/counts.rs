@@ -75,7 +75,7 @@ impl DynamoStore {
         let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
             let values = [(":delta", n(delta)), (":bound", n(bound))];
-            let e = Expr::of([("#n", COUNT)], values).when(cond);
+            let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
         let marker = |put: bool| self.marker_write(tenant, parent, put);
@@ -100,10 +100,10 @@ impl DynamoStore {
                     Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
                     _ => {
                         let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                        Expr::of([("#pk", PK)], []).when(cond)
+                        Expr::of([PK], []).when(cond)
                     }
                 };
-                let e = e.name("#n", COUNT).value(":next", n(next));
+                let e = e.name(COUNT).value(":next", n(next));
                 vec![self.update(key, "SET #n = :next", &e)?, marker(next > 0)?]
             }
         })

@@ -13,13 +13,13 @@ impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
         let values = [(":pk", s(pk)), (":a", s("A#"))];
-        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        let e = Expr::of([PK, SK], values);
         let key = "#pk = :pk AND begins_with(#sk, :a)";
         if hidden {
             return self.query(key, &e);
         }
         let [ready, placeholder] = [Ready, Placeholder].map(|st| s(st.as_str()));
-        let e = e.name("#st", STATUS).value(":ready", ready);
+        let e = e.name(STATUS).value(":ready", ready);
         let e = e.value(":placeholder", placeholder);
         self.query(key, &e)
             .filter_expression("#st IN (:ready, :placeholder)")
@@ -66,7 +66,7 @@ impl DynamoStore {
     }
 
     /// A Query of every partition of the leftovers index the sweep reads (the `N` shards and
-    /// the one partition of tables from before they were sharded), with the partition: `#lpk =
+    /// the one partition of tables from before they were sharded), with the partition: `#gsi1pk =
     /// :l` and `more` of the key condition, with the names and values of `e`.
     pub(super) fn leftover_queries<'a>(
         &'a self,
@@ -75,8 +75,8 @@ impl DynamoStore {
     ) -> impl Iterator<Item = (String, QueryFluentBuilder)> + 'a {
         let shards = (0..self.leftover_shards).map(|i| format!("{LEFTOVER}#{i}"));
         shards.chain([LEFTOVER.to_owned()]).map(move |l| {
-            let e = e.clone().name("#lpk", LEFTOVER_PK).value(":l", s(&l));
-            let q = self.query(&format!("#lpk = :l{more}"), &e);
+            let e = e.clone().name(LEFTOVER_PK).value(":l", s(&l));
+            let q = self.query(&format!("#gsi1pk = :l{more}"), &e);
             (l, q.index_name(LEFTOVERS_INDEX).set_consistent_read(None))
         })
     }

@@ -34,8 +34,7 @@ impl DynamoStore {
         let mut done = Migrated::default();
         // Index items are the only items with neither a document nor a parent id, and a `#I#`
         // in their partition key (ids never contain `#`).
-        let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
-        let e = Expr::of(names, [(":index", s("#I#"))]);
+        let e = Expr::of([PK, SK, DOC, PARENT_ID], [(":index", s("#I#"))]);
         let mut pages = self
             .client
             .scan()

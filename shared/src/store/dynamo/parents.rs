@@ -14,8 +14,8 @@ pub(super) type Stored = (Parent, i64);
 
 /// A look-up item that this parent may write or remove: free, or its own.
 pub(super) fn mine(id: &ParentId) -> Expr {
-    let names = [("#pk", PK), ("#pid", PARENT_ID)];
-    Expr::of(names, [(":pid", s(id.as_str()))]).when("attribute_not_exists(#pk) OR #pid = :pid")
+    Expr::of([PK, PARENT_ID], [(":pid", s(id.as_str()))])
+        .when("attribute_not_exists(#pk) OR #pid = :pid")
 }
 
 /// The key of a parent's look-up item for its reference (`R`) or its e-mail (`E`), if it has one.
@@ -76,7 +76,7 @@ impl DynamoStore {
             Some((_, rev)) => {
                 let body = serde_json::to_string(parent).map_err(super::corrupt)?;
                 let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
-                let e = Expr::of([("#doc", DOC), ("#rev", REV)], values).when("#rev = :rev");
+                let e = Expr::of([DOC, REV], values).when("#rev = :rev");
                 let key = parent_key(&parent.tenant, &parent.key);
                 self.update(key, "SET #doc = :doc, #rev = :next", &e)?
             }
