@@ -95,10 +95,8 @@ impl MetadataStore for DynamoStore {
         by_id.insert(HASH.into(), hash.clone());
         let id_free = Expr::of([PK, HASH], [(":hash", hash)]);
         let id_free = id_free.when("attribute_not_exists(#pk) OR #hash = :hash");
-        let items = vec![
-            self.put(by_hash, &Expr::default())?,
-            self.put(by_id, &id_free)?,
-        ];
+        let none = Expr::default();
+        let items = vec![self.put(by_hash, &none)?, self.put(by_id, &id_free)?];
         self.transact(items)
             .await?
             .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
@@ -197,10 +195,8 @@ impl MetadataStore for DynamoStore {
             let as_read = Expr::of([REV], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
-            for claim in ['R', 'E']
-                .iter()
-                .filter_map(|w| parents::lookup_of(&parent, *w))
-            {
+            let claims = ['R', 'E'].map(|w| parents::lookup_of(&parent, w));
+            for claim in claims.into_iter().flatten() {
                 items.push(self.delete(claim, &ours)?);
             }
             // Its marker goes with it (whatever its count, since nothing lists a parent that is
@@ -407,13 +403,8 @@ impl MetadataStore for DynamoStore {
         let gave_up = "the attachment kept changing during its deletion";
         optimistic(gave_up, move || async move {
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
-            let as_read = match &current {
-                Some(att) => {
-                    let status = [(":st", s(att.status.as_str()))];
-                    Expr::of([STATUS], status).when("#st = :st")
-                }
-                None => Expr::absent(),
-            };
+            let st = current.as_ref().map(|a| [(":st", s(a.status.as_str()))]);
+            let as_read = st.map_or_else(Expr::absent, |v| Expr::of([STATUS], v).when("#st = :st"));
             let items = vec![
                 self.delete(pointer_key(tenant, id), &Expr::default())?,
                 self.delete(home.clone(), &as_read)?,
