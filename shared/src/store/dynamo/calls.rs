@@ -104,8 +104,8 @@ where
 #[derive(Default, Clone)]
 pub(super) struct Expr {
     cond: Option<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    pub(super) names: Option<HashMap<String, String>>,
+    pub(super) values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Expr {
@@ -128,18 +128,14 @@ impl Expr {
     }
     /// An attribute name, as `#` and itself in the expressions.
     pub(super) fn name(mut self, attr: &str) -> Self {
-        self.names.insert(format!("#{attr}"), attr.to_owned());
+        let names = self.names.get_or_insert_with(HashMap::new);
+        names.insert(format!("#{attr}"), attr.to_owned());
         self
     }
     pub(super) fn value(mut self, placeholder: &str, v: AttributeValue) -> Self {
-        self.values.insert(placeholder.to_owned(), v);
+        let values = self.values.get_or_insert_with(HashMap::new);
+        values.insert(placeholder.to_owned(), v);
         self
-    }
-    pub(super) fn names(&self) -> Option<HashMap<String, String>> {
-        Some(self.names.clone()).filter(|n| !n.is_empty())
-    }
-    pub(super) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        Some(self.values.clone()).filter(|v| !v.is_empty())
     }
 }
 
@@ -151,8 +147,8 @@ macro_rules! conditional {
         let write = $builder
             .table_name(&$store.table)
             .set_condition_expression($e.cond.clone())
-            .set_expression_attribute_names($e.names())
-            .set_expression_attribute_values($e.values())
+            .set_expression_attribute_names($e.names.clone())
+            .set_expression_attribute_values($e.values.clone())
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().$kind(write).build())
@@ -248,14 +244,10 @@ impl DynamoStore {
         loop {
             // The token makes the SDK's own retries of this call (a lost answer) idempotent; a
             // new attempt after a cancellation is a new request with a new token.
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .client_request_token(uuid::Uuid::new_v4().to_string())
-                .send()
-                .await;
-            let Err(err) = result else {
+            let call = self.client.transact_write_items();
+            let call = call.set_transact_items(Some(items.clone()));
+            let token = uuid::Uuid::new_v4().to_string();
+            let Err(err) = call.client_request_token(token).send().await else {
                 return Ok(Ok(()));
             };
             attempt += 1;
@@ -316,8 +308,8 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression(key)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
+            .set_expression_attribute_names(e.names.clone())
+            .set_expression_attribute_values(e.values.clone())
             .consistent_read(true)
     }
 
@@ -333,8 +325,10 @@ impl DynamoStore {
             let left = resp
                 .unprocessed_keys
                 .and_then(|mut u| u.remove(&self.table));
-            let left = left.map(|k| k.keys).unwrap_or_default();
-            Ok((self.ours(resp.responses), left))
+            Ok((
+                self.ours(resp.responses),
+                left.map(|k| k.keys).unwrap_or_default(),
+            ))
         })
         .await
     }

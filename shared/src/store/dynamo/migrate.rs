@@ -43,8 +43,8 @@ impl DynamoStore {
                 "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
             )
             .projection_expression("#pk, #sk")
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
+            .set_expression_attribute_names(e.names)
+            .set_expression_attribute_values(e.values)
             .consistent_read(true)
             .into_paginator()
             .send();
