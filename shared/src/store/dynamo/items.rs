@@ -196,8 +196,7 @@ pub(super) fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T>
 /// A parent's item as first written: revision 1, `listed` listed attachments.
 pub(super) fn parent_item(parent: &Parent, listed: i64) -> StoreResult<Item> {
     let mut item = doc_item(parent_key(&parent.tenant, &parent.key), parent)?;
-    item.insert(REV.into(), n(1));
-    item.insert(COUNT.into(), n(listed));
+    item.extend([(REV.into(), n(1)), (COUNT.into(), n(listed))]);
     Ok(item)
 }
 
