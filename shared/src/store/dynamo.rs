@@ -427,8 +427,7 @@ impl MetadataStore for DynamoStore {
         let item = doc_item(version_key(tenant, att, v.id), v)?;
         let put = self.client.put_item().table_name(&self.table);
         let done = put.set_item(Some(item)).send().await;
-        done.map_err(|e| dyn_err("PutItem", e))?;
-        Ok(())
+        done.map(drop).map_err(|e| dyn_err("PutItem", e))
     }
 
     async fn list_versions(

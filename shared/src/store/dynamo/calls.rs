@@ -43,12 +43,11 @@ pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> St
 /// 25 ms doubling, with full jitter, so that writers that collided do not collide again, for
 /// the retries the SDK does not make itself; attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
-    if attempt == 0 {
-        return;
-    }
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
-    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    }
 }
 
 /// Runs `attempt` until it gives an answer (`Some`): at most [`MAX_ATTEMPTS`] times, with
@@ -172,13 +171,9 @@ pub(super) async fn pages(
     mut next: impl FnMut(QueryOutput) -> StoreResult<Option<usize>>,
 ) -> StoreResult<Option<Item>> {
     loop {
-        let resp = q
-            .clone()
-            .set_exclusive_start_key(start.take())
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| dyn_err("Query", e))?;
+        let page = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let page = q.clone().set_exclusive_start_key(start.take()).limit(page);
+        let resp = page.send().await.map_err(|e| dyn_err("Query", e))?;
         let more = resp.last_evaluated_key.clone().filter(|k| !k.is_empty());
         match (next(resp)?, more) {
             (Some(l), Some(k)) => (limit, start) = (l, Some(k)),
@@ -297,8 +292,7 @@ impl DynamoStore {
     pub(super) async fn delete_item(&self, k: Item) -> StoreResult<()> {
         let delete = self.client.delete_item().table_name(&self.table);
         let done = delete.set_key(Some(k)).send().await;
-        done.map_err(|e| dyn_err("DeleteItem", e))?;
-        Ok(())
+        done.map(drop).map_err(|e| dyn_err("DeleteItem", e))
     }
 
     /// A strongly consistent Query of the table on `key` (a key condition), with the names and

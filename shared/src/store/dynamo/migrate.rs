@@ -35,19 +35,13 @@ impl DynamoStore {
         // Index items are the only items with neither a document nor a parent id, and a `#I#`
         // in their partition key (ids never contain `#`).
         let e = Expr::of([PK, SK, DOC, PARENT_ID], [(":index", s("#I#"))]);
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression(
-                "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
-            )
-            .projection_expression("#pk, #sk")
-            .set_expression_attribute_names(e.names)
-            .set_expression_attribute_values(e.values)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
+        let missing = "attribute_not_exists(#doc) AND attribute_not_exists(#pid)";
+        let scan = self.client.scan().table_name(&self.table);
+        let scan = scan.filter_expression(format!("contains(#pk, :index) AND {missing}"));
+        let scan = scan.projection_expression("#pk, #sk").consistent_read(true);
+        let scan = scan.set_expression_attribute_names(e.names);
+        let scan = scan.set_expression_attribute_values(e.values);
+        let mut pages = scan.into_paginator().send();
         while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Scan", e))? {
             for item in page.items.unwrap_or_default() {
                 let Some((tenant, parent)) = indexed_parent(&item) else {
