@@ -1,10 +1,7 @@
-//! The DynamoDB metadata store: one table, string keys `pk`/`sk`, one sparse index; the key
-//! design, every access pattern and what it costs are in `docs/dynamodb.md`. No partition key is
-//! written by more than one parent's uploads but the two sharded ones (markers, leftovers), so
-//! what a write costs never depends on how many attachments a parent or a tenant has. Every read
-//! is a GetItem, a Query or a BatchGetItem (the migration's Scan aside); every change is a
-//! conditional write, one TransactWriteItems where items change together. Documents are JSON in
-//! a `doc` attribute beside the few attributes that keys, conditions and filters need.
+//! The DynamoDB metadata store: one table (`pk`/`sk`, documents as JSON in `doc`), one sparse
+//! index, every change a conditional write. No partition key but the two sharded ones is written
+//! by more than one parent, so no write's cost grows with a parent or a tenant; the key design,
+//! access patterns and costs are in `docs/dynamodb.md`.
 
 mod calls;
 mod counts;
@@ -199,8 +196,7 @@ impl MetadataStore for DynamoStore {
             for claim in claims.into_iter().flatten() {
                 items.push(self.delete(claim, &ours)?);
             }
-            // Its marker goes with it (whatever its count, since nothing lists a parent that is
-            // gone), and the index item of a table from before counts existed.
+            // Its marker goes whatever its count: nothing lists a parent that is gone.
             items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
             items.push(self.delete(legacy_index_key(tenant, k), &Expr::default())?);
             Ok(self.transact(items).await?.ok().map(|()| true))
@@ -359,8 +355,6 @@ impl MetadataStore for DynamoStore {
             return Ok(ManyListing::TooMany);
         }
         let share = hidden_share(found.len());
-        // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
-        // flight, so the whole listing is two round trips in sequence.
         let room = limit - known;
         let reads = found.iter().zip(&seen).map(|((p, _), listed)| async move {
             // A parent's listed attachments, oldest first, or `None` when it has more than its

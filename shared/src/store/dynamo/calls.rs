@@ -1,6 +1,5 @@
-//! The calls the store makes, in one place: expressions, transaction items, GetItem, Query
-//! (page by page), BatchGetItem and BatchWriteItem with their retries of unprocessed keys, and
-//! TransactWriteItems with its retries of cancellations that pass.
+//! Every call the store makes, with expressions, transaction items and the retries the SDK does
+//! not make (unprocessed keys, cancellations that pass, optimistic attempts).
 
 use std::collections::HashMap;
 use std::time::Duration;

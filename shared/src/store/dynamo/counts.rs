@@ -1,8 +1,6 @@
-//! A parent's count of listed attachments (`n` on its item) and its marker. Every write that
-//! lists an attachment or stops listing one moves `n` in the same transaction, on condition of
-//! the count it read, and puts or deletes the marker (which lists the parents of a kind that
-//! have attachments) when `n` leaves or returns to zero. A parent from before counts existed has
-//! no `n`: its first change counts its listed attachments (docs/dynamodb.md, "Access patterns").
+//! A parent's count of listed attachments (`n` on its item), moved in the transaction of every
+//! write that lists or unlists one, and its marker, put or deleted when `n` leaves or returns to
+//! zero. A parent from before counts existed is counted at its first change.
 
 use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 

@@ -1,6 +1,5 @@
-//! What the listings read: a parent's attachments in Queries that grow past hidden ones within
-//! a budget, and the partitions of the leftovers index. Each reads a bounded number of items,
-//! whatever a parent or a tenant holds.
+//! What the listings read, a bounded number of items each: a parent's attachments in Queries
+//! that grow past hidden ones within a budget, and the partitions of the leftovers index.
 
 use super::*;
 use crate::domain::AttachmentStatus::{Placeholder, Ready};

@@ -1,8 +1,6 @@
-//! The one-off migration of a table written before parents had counts: each per-kind parent
-//! index item (`T#<t>#I#<kind>`, sort key the parent id) names a parent that may have listed
-//! attachments but no count and no marker yet; the migration counts it (see `counts.rs`) and
-//! deletes the index item. It is the one Scan of the store (nothing else finds those items);
-//! it can be stopped and run again, and finds nothing to do on a migrated table.
+//! The one-off migration of a table from before parents had counts: the parent each per-kind
+//! index item (`T#<t>#I#<kind>`, sort key the parent id) names is counted, and the item deleted.
+//! The store's one Scan; it can be stopped and run again.
 
 use super::*;
 

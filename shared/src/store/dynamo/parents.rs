@@ -1,8 +1,6 @@
-//! What a parent's writes are made of. A parent is written with its unique look-ups
-//! (references, e-mails) in one transaction. Its item carries `rev`, bumped on every write: a
-//! write is conditioned on the `rev` it read, so its look-ups stay in step with the document
-//! even when two writers race. Its count of listed attachments (`n`, see `counts.rs`) lives on
-//! the same item and is never touched here but on creation.
+//! What a parent's writes are made of: its item and its unique look-ups (references, e-mails) in
+//! one transaction, conditioned on the revision `rev` it read, so the look-ups stay in step with
+//! the document when two writers race. Its count (`n`, see `counts.rs`) is set only on creation.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
