@@ -339,31 +339,28 @@ impl MetadataStore for DynamoStore {
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        let found = self
-            .parent_items(tenant, parents, "a listing of many parents")
-            .await?;
-        let seen = (found.iter().map(|(_, item)| listed_of_item(item.as_ref())))
-            .collect::<StoreResult<Vec<Listed>>>()?;
-        let known: usize = seen
-            .iter()
-            .map(|l| match l {
-                Listed::Count(k) => usize::try_from(*k).unwrap_or(0),
-                _ => 0,
-            })
-            .sum();
+        let found = self.parent_items(tenant, parents, "a listing of many parents");
+        let seen = (found.await?.into_iter())
+            .map(|(p, item)| Ok((p, listed_of_item(item.as_ref())?)))
+            .collect::<StoreResult<Vec<(&ParentRef, Listed)>>>()?;
+        // A parent's count, when it is one that can be right.
+        let count = |l: Listed| match l {
+            Listed::Count(k) => usize::try_from(k).ok(),
+            _ => None,
+        };
+        let known: usize = seen.iter().filter_map(|(_, l)| count(*l)).sum();
         if known > limit {
             return Ok(ManyListing::TooMany);
         }
-        let share = hidden_share(found.len());
-        let room = limit - known;
-        let reads = found.iter().zip(&seen).map(|((p, _), listed)| async move {
+        let (share, room) = (hidden_share(seen.len()), limit - known);
+        let reads = seen.iter().map(|&(p, listed)| async move {
             // A parent's listed attachments, oldest first, or `None` when it has more than its
             // count allows (or, without a count, more than `room`), or more than `share`
             // hidden ones before its last listed one.
-            let (target, at_most) = match *listed {
-                Listed::NoParent => return Ok(Some(None)),
-                Listed::Count(0) => return Ok(Some(Some(Vec::new()))),
-                Listed::Count(k) if k > 0 => (usize::try_from(k).unwrap_or(0), None),
+            let (target, at_most) = match (listed, count(listed)) {
+                (Listed::NoParent, _) => return Ok(Some(None)),
+                (_, Some(0)) => return Ok(Some(Some(Vec::new()))),
+                (_, Some(k)) => (k, None),
                 _ => (room.saturating_add(1), Some(room)),
             };
             let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
@@ -379,7 +376,7 @@ impl MetadataStore for DynamoStore {
         else {
             return Ok(ManyListing::TooMany);
         };
-        let lists: HashMap<_, _> = found.iter().map(|(p, _)| *p).zip(lists).collect();
+        let lists: HashMap<_, _> = seen.iter().map(|(p, _)| *p).zip(lists).collect();
         let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
         Ok(ManyListing::Parents(answer.collect()))
     }

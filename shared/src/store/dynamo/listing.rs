@@ -37,8 +37,7 @@ impl DynamoStore {
         budget: usize,
         mut extra: usize,
     ) -> StoreResult<(Vec<Attachment>, Option<Item>)> {
-        let mut found: Vec<Attachment> = Vec::new();
-        let mut read = 0usize;
+        let (mut found, mut read) = (Vec::<Attachment>::new(), 0usize);
         let q = self.attachments_query(pk, include_hidden);
         let first = target.saturating_add(extra).min(budget);
         let stopped = pages(q, start, first, |resp| {
@@ -51,9 +50,8 @@ impl DynamoStore {
             if hidden > 0 {
                 extra = extra.saturating_add(hidden).saturating_mul(2);
             }
-            for item in resp.items() {
-                found.push(doc(item)?);
-            }
+            let page = resp.items().iter().map(doc);
+            found.extend(page.collect::<StoreResult<Vec<_>>>()?);
             let next = (target.saturating_sub(found.len()).saturating_add(extra))
                 .min(budget.saturating_sub(read));
             Ok((found.len() < target && read < budget).then_some(next))
