@@ -137,20 +137,23 @@ impl Expr {
     }
 }
 
-/// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck) makes
-/// on the store's table, on the condition, with the names and values, of the [`Expr`] `$e`;
-/// `$kind` is the [`TransactWriteItem`] setter of its kind.
+/// Methods that make an item of a transaction on the store's table, on the condition and with
+/// the names and values of an [`Expr`]: `name(args) => kind(builder)` makes `name`, whose
+/// `builder` (a Put, Update, Delete or ConditionCheck) is the item's by its setter `kind`.
 macro_rules! conditional {
-    ($store:ident, $kind:ident, $builder:expr, $e:expr) => {{
-        let write = $builder
-            .table_name(&$store.table)
-            .set_condition_expression($e.cond.clone())
-            .set_expression_attribute_names($e.names.clone())
-            .set_expression_attribute_values($e.values.clone())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().$kind(write).build())
-    }};
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $kind:ident($builder:expr);)*) => {$(
+        $(#[$doc])*
+        pub(super) fn $name(&self, $($arg: $t,)* e: &Expr) -> StoreResult<TransactWriteItem> {
+            let write = $builder
+                .table_name(&self.table)
+                .set_condition_expression(e.cond.clone())
+                .set_expression_attribute_names(e.names.clone())
+                .set_expression_attribute_values(e.values.clone())
+                .build()
+                .map_err(build_err)?;
+            Ok(TransactWriteItem::builder().$kind(write).build())
+        }
+    )*};
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -205,26 +208,16 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 }
 
 impl DynamoStore {
-    /// A Put of a transaction.
-    pub(super) fn put(&self, item: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(self, put, Put::builder().set_item(Some(item)), e)
-    }
-
-    /// A Delete of a transaction.
-    pub(super) fn delete(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(self, delete, Delete::builder().set_key(Some(k)), e)
-    }
-
-    /// An Update of a transaction: `expression` on the item of `k`.
-    pub(super) fn update(&self, k: Item, set: &str, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder().set_key(Some(k)).update_expression(set);
-        conditional!(self, update, update, e)
-    }
-
-    /// A condition on an item that the transaction does not change.
-    pub(super) fn condition_check(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let check = ConditionCheck::builder().set_key(Some(k));
-        conditional!(self, condition_check, check, e)
+    conditional! {
+        /// A Put of a transaction.
+        put(item: Item) => put(Put::builder().set_item(Some(item)));
+        /// A Delete of a transaction.
+        delete(k: Item) => delete(Delete::builder().set_key(Some(k)));
+        /// An Update of a transaction: `set` on the item of `k`.
+        update(k: Item, set: &str) =>
+            update(Update::builder().set_key(Some(k)).update_expression(set));
+        /// A condition on an item that the transaction does not change.
+        condition_check(k: Item) => condition_check(ConditionCheck::builder().set_key(Some(k)));
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
