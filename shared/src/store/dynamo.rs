@@ -248,7 +248,7 @@ impl MetadataStore for DynamoStore {
             self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
             self.put(pointer_item(att), &absent)?,
         ];
-        let listed = att.status.is_listed().then_some(1);
+        let listed = i64::from(att.status.is_listed());
         self.transact_counted(items, &att.tenant, &att.parent, listed)
             .await?
             .map_err(|_| StoreError::Conflict("attachment exists".into()))
@@ -275,7 +275,7 @@ impl MetadataStore for DynamoStore {
         let e = e.when(cond);
         let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
         let listed = |status: AttachmentStatus| i64::from(status.is_listed());
-        let delta = Some(listed(att.status) - listed(expected.status)).filter(|d| *d != 0);
+        let delta = listed(att.status) - listed(expected.status);
         self.transact_counted(items, &att.tenant, &att.parent, delta)
             .await?
             .map_err(|_| StoreError::Conflict("attachment changed or was deleted meanwhile".into()))
@@ -400,8 +400,7 @@ impl MetadataStore for DynamoStore {
                 self.delete(pointer_key(tenant, id), &Expr::default())?,
                 self.delete(home.clone(), &as_read)?,
             ];
-            let listed = current.as_ref().filter(|a| a.status.is_listed());
-            let delta = listed.map(|_| -1);
+            let delta = -i64::from(current.as_ref().is_some_and(|a| a.status.is_listed()));
             // When its status changed meanwhile, read again, so the count stays right.
             let done = self.transact_counted(items, tenant, parent, delta).await?;
             Ok(done.ok().map(|()| current.is_some()))

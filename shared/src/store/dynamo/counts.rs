@@ -31,8 +31,8 @@ impl DynamoStore {
         listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())
     }
 
-    /// Runs a transaction of attachment writes (`items`) that, with `delta`, lists one more
-    /// (`1`) or one fewer (`-1`) of the parent's attachments, moving its count in the same
+    /// Runs a transaction of attachment writes (`items`) that list one more (`delta` 1), one
+    /// fewer (-1) or as many (0) of the parent's attachments, moving its count in the same
     /// transaction. `Ok(Err(codes))` when a condition of `items` failed; a count that changed
     /// meanwhile is read again and the transaction tried anew.
     pub(super) async fn transact_counted(
@@ -40,11 +40,11 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         tenant: &TenantId,
         parent: &ParentRef,
-        delta: Option<i64>,
+        delta: i64,
     ) -> StoreResult<Result<(), Cancelled>> {
-        let Some(delta) = delta else {
+        if delta == 0 {
             return self.transact(items).await;
-        };
+        }
         let items = &items;
         let gave_up = "the parent's count of listed attachments kept changing";
         optimistic(gave_up, move || async move {
