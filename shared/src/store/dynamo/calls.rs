@@ -64,9 +64,8 @@ where
     Err(StoreError::Unavailable(gave_up.into()))
 }
 
-/// Sends `requests` in calls of at most `size`; `call` answers the items it found and the
-/// requests DynamoDB left unprocessed, which go again with backoff, up to twice
-/// [`MAX_ATTEMPTS`] times.
+/// Sends `requests` in calls of at most `size`; `call` answers the items found and the requests
+/// left unprocessed, which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
 async fn batched<T: Clone, F>(
     op: &str,
     requests: Vec<T>,
@@ -209,11 +208,8 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 
 impl DynamoStore {
     conditional! {
-        /// A Put of a transaction.
         put(item: Item) => put(Put::builder().set_item(Some(item)));
-        /// A Delete of a transaction.
         delete(k: Item) => delete(Delete::builder().set_key(Some(k)));
-        /// An Update of a transaction: `set` on the item of `k`.
         update(k: Item, set: &str) =>
             update(Update::builder().set_key(Some(k)).update_expression(set));
         /// A condition on an item that the transaction does not change.

@@ -59,11 +59,9 @@ impl DynamoStore {
         Ok(found.collect())
     }
 
-    /// The writes of a parent, `old` as read: its item, updated (document and revision) while
-    /// the revision is as read (an update, not a put: its count changes beside it), or new with
-    /// a count of zero; then a put of each look-up value it now claims (free, or already its
-    /// own) and a delete of each it gave up. With the positions of the claims, whose failed
-    /// condition means another parent holds the value.
+    /// The writes of a parent, `old` as read: its item, new or updated while its revision is as
+    /// read (an update: its count changes beside it); a put of each look-up it claims and a delete
+    /// of each it gave up. With the claims' positions (a failed claim: another parent holds it).
     pub(super) fn parent_writes(
         &self,
         parent: &Parent,

@@ -39,7 +39,6 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         let attr = AttributeDefinition::builder().attribute_name(name);
         attr.attribute_type(ScalarAttributeType::S).build()
     };
-    // The key schema of the table or the index: a hash key and a range key.
     let schema = |hash, range| {
         let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
         let keys = [key(hash, KeyType::Hash), key(range, KeyType::Range)].map(|k| k.build());
