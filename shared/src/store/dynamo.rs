@@ -172,10 +172,8 @@ impl MetadataStore for DynamoStore {
         let Some(item) = self.get_item(claim.clone()).await? else {
             return Ok(None);
         };
-        let id = parent_id(get_s(&item, PARENT_ID)?)?;
-        let parent = self
-            .get_parent(tenant, &ParentRef::new(kind.clone(), id))
-            .await?;
+        let at = ParentRef::new(kind.clone(), parent_id(get_s(&item, PARENT_ID)?)?);
+        let parent = self.get_parent(tenant, &at).await?;
         // Look-ups change with their parent in one transaction; checking costs nothing.
         Ok(parent.filter(|p| parents::lookup_of(p, what) == Some(claim)))
     }
@@ -257,10 +255,8 @@ impl MetadataStore for DynamoStore {
     /// On condition that its status, version and upload under way are still as `expected`;
     /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let mut e = Expr::of(
-            [STATUS, VERSION, UPLOAD],
-            [(":st", s(expected.status.as_str()))],
-        );
+        let st = [(":st", s(expected.status.as_str()))];
+        let mut e = Expr::of([STATUS, VERSION, UPLOAD], st);
         let mut cond = "#st = :st".to_owned();
         // `#st = :st AND #vid = :vid AND attribute_not_exists(#upv)` and the like.
         for (attr, expected) in [("vid", expected.version), ("upv", expected.upload)] {
