@@ -94,9 +94,8 @@ impl MetadataStore for DynamoStore {
         let id_free = id_free.when("attribute_not_exists(#pk) OR #hash = :hash");
         let none = Expr::default();
         let items = vec![self.put(by_hash, &none)?, self.put(by_id, &id_free)?];
-        self.transact(items)
-            .await?
-            .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
+        let done = self.transact(items).await?;
+        done.map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
