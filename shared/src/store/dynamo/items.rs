@@ -49,8 +49,7 @@ pub(super) const HASH: &str = "hash";
 pub(super) const LEFTOVER_PK: &str = "gsi1pk";
 pub(super) const LEFTOVER_SK: &str = "gsi1sk";
 /// The leftovers partitions are `leftover#<shard>`; tables written before they were sharded
-/// have the one partition `leftover`, which the sweep still reads (docs/dynamodb.md,
-/// "Migration").
+/// have the one partition `leftover`, which the sweep still reads.
 pub(super) const LEFTOVER: &str = "leftover";
 
 /// Free text inside a key (sources, references, e-mails): `#` separates key parts and `%`
@@ -111,9 +110,8 @@ pub(super) fn marker_key(tenant: &TenantId, parent: &ParentRef) -> Item {
     key_item(marker_pk(tenant, &parent.kind, shard), parent.id.as_str())
 }
 
-/// The per-kind parent index item of tables written before counts existed (one partition per
-/// tenant and kind, an `ids` set per parent): never read, removed with its parent and by the
-/// migration.
+/// The per-kind parent index item of tables written before counts existed: never read, removed
+/// with its parent and by the migration.
 pub(super) fn legacy_index_key(tenant: &TenantId, parent: &ParentRef) -> Item {
     key_item(format!("T#{tenant}#I#{}", parent.kind), parent.id.as_str())
 }
