@@ -1,10 +1,7 @@
-//! The DynamoDB metadata store: one table, string keys `pk`/`sk`, one sparse index; the key
-//! design, every access pattern and what it costs are in `docs/dynamodb.md`. No partition key is
-//! written by more than one parent's uploads but the two sharded ones (markers, leftovers), so
-//! what a write costs never depends on how many attachments a parent or a tenant has. Every read
-//! is a GetItem, a Query or a BatchGetItem (the migration's Scan aside); every change is a
-//! conditional write, one TransactWriteItems where items change together. Documents are JSON in
-//! a `doc` attribute beside the few attributes that keys, conditions and filters need.
+//! The DynamoDB metadata store: one table (`pk`/`sk`, documents as JSON in `doc`), one sparse
+//! index, every change a conditional write. No partition key but the two sharded ones is written
+//! by more than one parent, so no write's cost grows with a parent or a tenant; the key design,
+//! access patterns and costs are in `docs/dynamodb.md`.
 
 mod calls;
 mod counts;
@@ -78,7 +75,7 @@ impl DynamoStore {
     /// The items of an attachment's versions, in its own partition.
     fn versions(&self, tenant: &TenantId, att: AttachmentId) -> QueryFluentBuilder {
         let values = [(":pk", s(attachment_pk(tenant, att))), (":prefix", s("V#"))];
-        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        let e = Expr::of([PK, SK], values);
         self.query("#pk = :pk AND begins_with(#sk, :prefix)", &e)
     }
 }
@@ -93,15 +90,12 @@ impl MetadataStore for DynamoStore {
         let by_hash = doc_item(api_key_key(&key_rec.hash), key_rec)?;
         let mut by_id = doc_item(key_item(API_KEYS_PK, key_rec.id.as_str()), key_rec)?;
         by_id.insert(HASH.into(), hash.clone());
-        let id_free = Expr::of([("#pk", PK), ("#hash", HASH)], [(":hash", hash)]);
+        let id_free = Expr::of([PK, HASH], [(":hash", hash)]);
         let id_free = id_free.when("attribute_not_exists(#pk) OR #hash = :hash");
-        let items = vec![
-            self.put(by_hash, &Expr::default())?,
-            self.put(by_id, &id_free)?,
-        ];
-        self.transact(items)
-            .await?
-            .map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
+        let none = Expr::default();
+        let items = vec![self.put(by_hash, &none)?, self.put(by_id, &id_free)?];
+        let done = self.transact(items).await?;
+        done.map_err(|_| StoreError::Conflict("an API key with that id exists".into()))
     }
 
     async fn get_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
@@ -110,7 +104,7 @@ impl MetadataStore for DynamoStore {
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        let e = Expr::of([("#pk", PK)], [(":pk", s(API_KEYS_PK))]);
+        let e = Expr::of([PK], [(":pk", s(API_KEYS_PK))]);
         let items = query_all(self.query("#pk = :pk", &e)).await?;
         items.iter().map(doc).collect()
     }
@@ -177,10 +171,8 @@ impl MetadataStore for DynamoStore {
         let Some(item) = self.get_item(claim.clone()).await? else {
             return Ok(None);
         };
-        let id = parent_id(get_s(&item, PARENT_ID)?)?;
-        let parent = self
-            .get_parent(tenant, &ParentRef::new(kind.clone(), id))
-            .await?;
+        let at = ParentRef::new(kind.clone(), parent_id(get_s(&item, PARENT_ID)?)?);
+        let parent = self.get_parent(tenant, &at).await?;
         // Look-ups change with their parent in one transaction; checking costs nothing.
         Ok(parent.filter(|p| parents::lookup_of(p, what) == Some(claim)))
     }
@@ -194,17 +186,14 @@ impl MetadataStore for DynamoStore {
             let Some((parent, rev)) = self.stored_parent(tenant, k).await? else {
                 return Ok(Some(false));
             };
-            let as_read = Expr::of([("#rev", REV)], [(":rev", n(rev))]).when("#rev = :rev");
+            let as_read = Expr::of([REV], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
             let ours = parents::mine(&k.id);
-            for claim in ['R', 'E']
-                .iter()
-                .filter_map(|w| parents::lookup_of(&parent, *w))
-            {
+            let claims = ['R', 'E'].map(|w| parents::lookup_of(&parent, w));
+            for claim in claims.into_iter().flatten() {
                 items.push(self.delete(claim, &ours)?);
             }
-            // Its marker goes with it (whatever its count, since nothing lists a parent that is
-            // gone), and the index item of a table from before counts existed.
+            // Its marker goes whatever its count: nothing lists a parent that is gone.
             items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
             items.push(self.delete(legacy_index_key(tenant, k), &Expr::default())?);
             Ok(self.transact(items).await?.ok().map(|()| true))
@@ -223,11 +212,11 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<ParentPage> {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
-            let e = Expr::of([("#pk", PK)], [(":pk", s(marker_pk(tenant, kind, shard)))]);
+            let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
             match after {
                 None => self.query("#pk = :pk", &e),
                 Some(a) => {
-                    let e = e.name("#sk", SK).value(":after", s(a.as_str()));
+                    let e = e.name(SK).value(":after", s(a.as_str()));
                     self.query("#pk = :pk AND #sk > :after", &e)
                 }
             }
@@ -256,7 +245,7 @@ impl MetadataStore for DynamoStore {
             self.put(attachment_item(att, self.leftover_shards)?, &absent)?,
             self.put(pointer_item(att), &absent)?,
         ];
-        let listed = att.status.is_listed().then_some(1);
+        let listed = i64::from(att.status.is_listed());
         self.transact_counted(items, &att.tenant, &att.parent, listed)
             .await?
             .map_err(|_| StoreError::Conflict("attachment exists".into()))
@@ -265,8 +254,8 @@ impl MetadataStore for DynamoStore {
     /// On condition that its status, version and upload under way are still as `expected`;
     /// entering or leaving the lists moves its parent's count with it.
     async fn update_attachment(&self, att: &Attachment, expected: Expected) -> StoreResult<()> {
-        let names = [("#st", STATUS), ("#vid", VERSION), ("#upv", UPLOAD)];
-        let mut e = Expr::of(names, [(":st", s(expected.status.as_str()))]);
+        let st = [(":st", s(expected.status.as_str()))];
+        let mut e = Expr::of([STATUS, VERSION, UPLOAD], st);
         let mut cond = "#st = :st".to_owned();
         // `#st = :st AND #vid = :vid AND attribute_not_exists(#upv)` and the like.
         for (attr, expected) in [("vid", expected.version), ("upv", expected.upload)] {
@@ -281,7 +270,7 @@ impl MetadataStore for DynamoStore {
         let e = e.when(cond);
         let items = vec![self.put(attachment_item(att, self.leftover_shards)?, &e)?];
         let listed = |status: AttachmentStatus| i64::from(status.is_listed());
-        let delta = Some(listed(att.status) - listed(expected.status)).filter(|d| *d != 0);
+        let delta = listed(att.status) - listed(expected.status);
         self.transact_counted(items, &att.tenant, &att.parent, delta)
             .await?
             .map_err(|_| StoreError::Conflict("attachment changed or was deleted meanwhile".into()))
@@ -345,33 +334,28 @@ impl MetadataStore for DynamoStore {
         parents: &[ParentRef],
         limit: usize,
     ) -> StoreResult<ManyListing> {
-        let found = self
-            .parent_items(tenant, parents, "a listing of many parents")
-            .await?;
-        let seen = (found.iter().map(|(_, item)| listed_of_item(item.as_ref())))
-            .collect::<StoreResult<Vec<Listed>>>()?;
-        let known: usize = seen
-            .iter()
-            .map(|l| match l {
-                Listed::Count(k) => usize::try_from(*k).unwrap_or(0),
-                _ => 0,
-            })
-            .sum();
+        let found = self.parent_items(tenant, parents, "a listing of many parents");
+        let seen = (found.await?.into_iter())
+            .map(|(p, item)| Ok((p, listed_of_item(item.as_ref())?)))
+            .collect::<StoreResult<Vec<(&ParentRef, Listed)>>>()?;
+        // A parent's count, when it is one that can be right.
+        let count = |l: Listed| match l {
+            Listed::Count(k) => usize::try_from(k).ok(),
+            _ => None,
+        };
+        let known: usize = seen.iter().filter_map(|(_, l)| count(*l)).sum();
         if known > limit {
             return Ok(ManyListing::TooMany);
         }
-        let share = hidden_share(found.len());
-        // One Query per parent, all at once: at most MAX_BATCH_KEYS (100, checked above) in
-        // flight, so the whole listing is two round trips in sequence.
-        let room = limit - known;
-        let reads = found.iter().zip(&seen).map(|((p, _), listed)| async move {
+        let (share, room) = (hidden_share(seen.len()), limit - known);
+        let reads = seen.iter().map(|&(p, listed)| async move {
             // A parent's listed attachments, oldest first, or `None` when it has more than its
             // count allows (or, without a count, more than `room`), or more than `share`
             // hidden ones before its last listed one.
-            let (target, at_most) = match *listed {
-                Listed::NoParent => return Ok(Some(None)),
-                Listed::Count(0) => return Ok(Some(Some(Vec::new()))),
-                Listed::Count(k) if k > 0 => (usize::try_from(k).unwrap_or(0), None),
+            let (target, at_most) = match (listed, count(listed)) {
+                (Listed::NoParent, _) => return Ok(Some(None)),
+                (_, Some(0)) => return Ok(Some(Some(Vec::new()))),
+                (_, Some(k)) => (k, None),
                 _ => (room.saturating_add(1), Some(room)),
             };
             let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
@@ -387,7 +371,7 @@ impl MetadataStore for DynamoStore {
         else {
             return Ok(ManyListing::TooMany);
         };
-        let lists: HashMap<_, _> = found.iter().map(|(p, _)| *p).zip(lists).collect();
+        let lists: HashMap<_, _> = seen.iter().map(|(p, _)| *p).zip(lists).collect();
         let answer = parents.iter().map(|p| lists.get(p).cloned().flatten());
         Ok(ManyListing::Parents(answer.collect()))
     }
@@ -405,19 +389,13 @@ impl MetadataStore for DynamoStore {
         let gave_up = "the attachment kept changing during its deletion";
         optimistic(gave_up, move || async move {
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
-            let as_read = match &current {
-                Some(att) => {
-                    let status = [(":st", s(att.status.as_str()))];
-                    Expr::of([("#st", STATUS)], status).when("#st = :st")
-                }
-                None => Expr::absent(),
-            };
+            let st = current.as_ref().map(|a| [(":st", s(a.status.as_str()))]);
+            let as_read = st.map_or_else(Expr::absent, |v| Expr::of([STATUS], v).when("#st = :st"));
             let items = vec![
                 self.delete(pointer_key(tenant, id), &Expr::default())?,
                 self.delete(home.clone(), &as_read)?,
             ];
-            let listed = current.as_ref().filter(|a| a.status.is_listed());
-            let delta = listed.map(|_| -1);
+            let delta = -i64::from(current.as_ref().is_some_and(|a| a.status.is_listed()));
             // When its status changed meanwhile, read again, so the count stays right.
             let done = self.transact_counted(items, tenant, parent, delta).await?;
             Ok(done.ok().map(|()| current.is_some()))
@@ -434,8 +412,7 @@ impl MetadataStore for DynamoStore {
         let item = doc_item(version_key(tenant, att, v.id), v)?;
         let put = self.client.put_item().table_name(&self.table);
         let done = put.set_item(Some(item)).send().await;
-        done.map_err(|e| dyn_err("PutItem", e))?;
-        Ok(())
+        done.map(drop).map_err(|e| dyn_err("PutItem", e))
     }
 
     async fn list_versions(
@@ -463,10 +440,9 @@ impl MetadataStore for DynamoStore {
     /// those still expired are kept.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>> {
         let limit = limit.max(1);
-        let names = [("#lsk", LEFTOVER_SK), ("#pk", PK), ("#sk", SK)];
-        let e = Expr::of(names, [(":before", expiry_key(before))]);
-        let queries = self.leftover_queries(" AND #lsk < :before", &e);
-        let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #lsk"));
+        let e = Expr::of([LEFTOVER_SK, PK, SK], [(":before", expiry_key(before))]);
+        let queries = self.leftover_queries(" AND #gsi1sk < :before", &e);
+        let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #gsi1sk"));
         let found = firsts(queries, limit).await?;
         // Earliest first, then in key order.
         let mut candidates: Vec<(&str, (&str, &str))> = found
@@ -487,7 +463,7 @@ impl MetadataStore for DynamoStore {
     /// page is read, so pages of refused uploads and unfinished deletions may come first: a
     /// few at most, as the sweep removes expired leftovers every hour.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
-        let e = Expr::of([("#upv", UPLOAD), ("#doc", DOC)], []);
+        let e = Expr::of([UPLOAD, DOC], []);
         let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
             let q = q.filter_expression("attribute_exists(#upv)");
             let q = q.projection_expression("#doc");

@@ -1,6 +1,5 @@
-//! The calls the store makes, in one place: expressions, transaction items, GetItem, Query
-//! (page by page), BatchGetItem and BatchWriteItem with their retries of unprocessed keys, and
-//! TransactWriteItems with its retries of cancellations that pass.
+//! Every call the store makes, with expressions, transaction items and the retries the SDK does
+//! not make (unprocessed keys, cancellations that pass, optimistic attempts).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,12 +42,11 @@ pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> St
 /// 25 ms doubling, with full jitter, so that writers that collided do not collide again, for
 /// the retries the SDK does not make itself; attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
-    if attempt == 0 {
-        return;
-    }
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(time::OffsetDateTime::now_utc().nanosecond()) % (base / 2 + 1);
-    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    }
 }
 
 /// Runs `attempt` until it gives an answer (`Some`): at most [`MAX_ATTEMPTS`] times, with
@@ -66,9 +64,8 @@ where
     Err(StoreError::Unavailable(gave_up.into()))
 }
 
-/// Sends `requests` in calls of at most `size`; `call` answers the items it found and the
-/// requests DynamoDB left unprocessed, which go again with backoff, up to twice
-/// [`MAX_ATTEMPTS`] times.
+/// Sends `requests` in calls of at most `size`; `call` answers the items found and the requests
+/// left unprocessed, which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
 async fn batched<T: Clone, F>(
     op: &str,
     requests: Vec<T>,
@@ -104,19 +101,17 @@ where
 #[derive(Default, Clone)]
 pub(super) struct Expr {
     cond: Option<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    pub(super) names: Option<HashMap<String, String>>,
+    pub(super) values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Expr {
     /// The names and values of a key condition, an update or a filter.
     pub(super) fn of<const N: usize, const V: usize>(
-        names: [(&str, &str); N],
+        names: [&str; N],
         values: [(&str, AttributeValue); V],
     ) -> Self {
-        let e = names
-            .into_iter()
-            .fold(Self::default(), |e, (p, a)| e.name(p, a));
+        let e = names.into_iter().fold(Self::default(), Self::name);
         values.into_iter().fold(e, |e, (p, v)| e.value(p, v))
     }
     /// On condition that `cond` holds.
@@ -126,38 +121,38 @@ impl Expr {
     }
     /// On condition that the item does not exist.
     pub(super) fn absent() -> Self {
-        Self::of([("#pk", PK)], []).when("attribute_not_exists(#pk)")
+        Self::of([PK], []).when("attribute_not_exists(#pk)")
     }
-    pub(super) fn name(mut self, placeholder: &str, attr: &str) -> Self {
-        self.names.insert(placeholder.to_owned(), attr.to_owned());
+    /// An attribute name, as `#` and itself in the expressions.
+    pub(super) fn name(mut self, attr: &str) -> Self {
+        let names = self.names.get_or_insert_with(HashMap::new);
+        names.insert(format!("#{attr}"), attr.to_owned());
         self
     }
     pub(super) fn value(mut self, placeholder: &str, v: AttributeValue) -> Self {
-        self.values.insert(placeholder.to_owned(), v);
+        let values = self.values.get_or_insert_with(HashMap::new);
+        values.insert(placeholder.to_owned(), v);
         self
-    }
-    pub(super) fn names(&self) -> Option<HashMap<String, String>> {
-        Some(self.names.clone()).filter(|n| !n.is_empty())
-    }
-    pub(super) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        Some(self.values.clone()).filter(|v| !v.is_empty())
     }
 }
 
-/// The item of a transaction that `$builder` (a Put, Update, Delete or ConditionCheck) makes
-/// on the store's table, on the condition, with the names and values, of the [`Expr`] `$e`;
-/// `$kind` is the [`TransactWriteItem`] setter of its kind.
+/// Methods that make an item of a transaction on the store's table, on the condition and with
+/// the names and values of an [`Expr`]: `name(args) => kind(builder)` makes `name`, whose
+/// `builder` (a Put, Update, Delete or ConditionCheck) is the item's by its setter `kind`.
 macro_rules! conditional {
-    ($store:ident, $kind:ident, $builder:expr, $e:expr) => {{
-        let write = $builder
-            .table_name(&$store.table)
-            .set_condition_expression($e.cond.clone())
-            .set_expression_attribute_names($e.names())
-            .set_expression_attribute_values($e.values())
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().$kind(write).build())
-    }};
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $kind:ident($builder:expr);)*) => {$(
+        $(#[$doc])*
+        pub(super) fn $name(&self, $($arg: $t,)* e: &Expr) -> StoreResult<TransactWriteItem> {
+            let write = $builder
+                .table_name(&self.table)
+                .set_condition_expression(e.cond.clone())
+                .set_expression_attribute_names(e.names.clone())
+                .set_expression_attribute_values(e.values.clone())
+                .build()
+                .map_err(build_err)?;
+            Ok(TransactWriteItem::builder().$kind(write).build())
+        }
+    )*};
 }
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
@@ -177,13 +172,9 @@ pub(super) async fn pages(
     mut next: impl FnMut(QueryOutput) -> StoreResult<Option<usize>>,
 ) -> StoreResult<Option<Item>> {
     loop {
-        let resp = q
-            .clone()
-            .set_exclusive_start_key(start.take())
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| dyn_err("Query", e))?;
+        let page = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let page = q.clone().set_exclusive_start_key(start.take()).limit(page);
+        let resp = page.send().await.map_err(|e| dyn_err("Query", e))?;
         let more = resp.last_evaluated_key.clone().filter(|k| !k.is_empty());
         match (next(resp)?, more) {
             (Some(l), Some(k)) => (limit, start) = (l, Some(k)),
@@ -216,26 +207,13 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 }
 
 impl DynamoStore {
-    /// A Put of a transaction.
-    pub(super) fn put(&self, item: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(self, put, Put::builder().set_item(Some(item)), e)
-    }
-
-    /// A Delete of a transaction.
-    pub(super) fn delete(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        conditional!(self, delete, Delete::builder().set_key(Some(k)), e)
-    }
-
-    /// An Update of a transaction: `expression` on the item of `k`.
-    pub(super) fn update(&self, k: Item, set: &str, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder().set_key(Some(k)).update_expression(set);
-        conditional!(self, update, update, e)
-    }
-
-    /// A condition on an item that the transaction does not change.
-    pub(super) fn condition_check(&self, k: Item, e: &Expr) -> StoreResult<TransactWriteItem> {
-        let check = ConditionCheck::builder().set_key(Some(k));
-        conditional!(self, condition_check, check, e)
+    conditional! {
+        put(item: Item) => put(Put::builder().set_item(Some(item)));
+        delete(k: Item) => delete(Delete::builder().set_key(Some(k)));
+        update(k: Item, set: &str) =>
+            update(Update::builder().set_key(Some(k)).update_expression(set));
+        /// A condition on an item that the transaction does not change.
+        condition_check(k: Item) => condition_check(ConditionCheck::builder().set_key(Some(k)));
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -249,14 +227,10 @@ impl DynamoStore {
         loop {
             // The token makes the SDK's own retries of this call (a lost answer) idempotent; a
             // new attempt after a cancellation is a new request with a new token.
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .client_request_token(uuid::Uuid::new_v4().to_string())
-                .send()
-                .await;
-            let Err(err) = result else {
+            let call = self.client.transact_write_items();
+            let call = call.set_transact_items(Some(items.clone()));
+            let token = uuid::Uuid::new_v4().to_string();
+            let Err(err) = call.client_request_token(token).send().await else {
                 return Ok(Ok(()));
             };
             attempt += 1;
@@ -306,8 +280,7 @@ impl DynamoStore {
     pub(super) async fn delete_item(&self, k: Item) -> StoreResult<()> {
         let delete = self.client.delete_item().table_name(&self.table);
         let done = delete.set_key(Some(k)).send().await;
-        done.map_err(|e| dyn_err("DeleteItem", e))?;
-        Ok(())
+        done.map(drop).map_err(|e| dyn_err("DeleteItem", e))
     }
 
     /// A strongly consistent Query of the table on `key` (a key condition), with the names and
@@ -317,8 +290,8 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression(key)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
+            .set_expression_attribute_names(e.names.clone())
+            .set_expression_attribute_values(e.values.clone())
             .consistent_read(true)
     }
 
@@ -334,8 +307,10 @@ impl DynamoStore {
             let left = resp
                 .unprocessed_keys
                 .and_then(|mut u| u.remove(&self.table));
-            let left = left.map(|k| k.keys).unwrap_or_default();
-            Ok((self.ours(resp.responses), left))
+            Ok((
+                self.ours(resp.responses),
+                left.map(|k| k.keys).unwrap_or_default(),
+            ))
         })
         .await
     }

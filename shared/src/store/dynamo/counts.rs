@@ -1,8 +1,6 @@
-//! A parent's count of listed attachments (`n` on its item) and its marker. Every write that
-//! lists an attachment or stops listing one moves `n` in the same transaction, on condition of
-//! the count it read, and puts or deletes the marker (which lists the parents of a kind that
-//! have attachments) when `n` leaves or returns to zero. A parent from before counts existed has
-//! no `n`: its first change counts its listed attachments (docs/dynamodb.md, "Access patterns").
+//! A parent's count of listed attachments (`n` on its item), moved in the transaction of every
+//! write that lists or unlists one, and its marker, put or deleted when `n` leaves or returns to
+//! zero. A parent from before counts existed is counted at its first change.
 
 use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
 
@@ -33,8 +31,8 @@ impl DynamoStore {
         listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())
     }
 
-    /// Runs a transaction of attachment writes (`items`) that, with `delta`, lists one more
-    /// (`1`) or one fewer (`-1`) of the parent's attachments, moving its count in the same
+    /// Runs a transaction of attachment writes (`items`) that list one more (`delta` 1), one
+    /// fewer (-1) or as many (0) of the parent's attachments, moving its count in the same
     /// transaction. `Ok(Err(codes))` when a condition of `items` failed; a count that changed
     /// meanwhile is read again and the transaction tried anew.
     pub(super) async fn transact_counted(
@@ -42,11 +40,11 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         tenant: &TenantId,
         parent: &ParentRef,
-        delta: Option<i64>,
+        delta: i64,
     ) -> StoreResult<Result<(), Cancelled>> {
-        let Some(delta) = delta else {
+        if delta == 0 {
             return self.transact(items).await;
-        };
+        }
         let items = &items;
         let gave_up = "the parent's count of listed attachments kept changing";
         optimistic(gave_up, move || async move {
@@ -75,52 +73,38 @@ impl DynamoStore {
         let key = parent_key(tenant, parent);
         let add = |cond: &str, bound: i64| {
             let values = [(":delta", n(delta)), (":bound", n(bound))];
-            let e = Expr::of([("#n", COUNT)], values).when(cond);
+            let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
         let marker = |put: bool| self.marker_write(tenant, parent, put);
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
-            Listed::NoParent => {
-                let absent = Expr::absent();
-                vec![self.condition_check(key, &absent)?]
-            }
+            Listed::NoParent => vec![self.condition_check(key, &Expr::absent())?],
             Listed::Count(k) if delta > 0 && k >= 1 => vec![add("#n >= :bound", 1)?],
             Listed::Count(0) if delta > 0 => vec![add("#n = :bound", 0)?, marker(true)?],
             Listed::Count(k) if delta < 0 && k >= 2 => vec![add("#n >= :bound", 2)?],
             Listed::Count(1) if delta < 0 => vec![add("#n = :bound", 1)?, marker(false)?],
             // No count yet, or one that cannot be right (below zero, or zero with one to take
-            // away): count again.
-            other => self.recount(tenant, parent, other, delta).await?,
-        })
-    }
-
-    /// Counts the parent's listed attachments now and sets the count to that plus `delta`, on
-    /// condition that the count is still as `seen`, with the marker as the new count says.
-    async fn recount(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        seen: Listed,
-        delta: i64,
-    ) -> StoreResult<Vec<TransactWriteItem>> {
-        // How many of its attachments are listed, counted in its partition (consistent).
-        let q = self.attachments_query(parent_pk(tenant, parent), false);
-        let pages = q.select(Select::Count).into_paginator().send();
-        let pages = pages.try_collect().await.map_err(|e| dyn_err("Query", e))?;
-        let counted: i64 = pages.iter().map(|page| i64::from(page.count)).sum();
-        let next = counted.saturating_add(delta).max(0);
-        let e = match seen {
-            Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
-            _ => {
-                let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                Expr::of([("#pk", PK)], []).when(cond)
+            // away): its listed attachments counted now in its partition (consistent), plus
+            // `delta`, on condition that the count is still as seen.
+            other => {
+                let q = self.attachments_query(parent_pk(tenant, parent), false);
+                let pages = q.select(Select::Count).into_paginator().send();
+                let pages = pages.try_collect().await.map_err(|e| dyn_err("Query", e))?;
+                let counted: i64 = pages.iter().map(|page| i64::from(page.count)).sum();
+                let next = counted.saturating_add(delta).max(0);
+                let e = match other {
+                    Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
+                    _ => {
+                        let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
+                        Expr::of([PK], []).when(cond)
+                    }
+                };
+                let e = e.name(COUNT).value(":next", n(next));
+                vec![self.update(key, "SET #n = :next", &e)?, marker(next > 0)?]
             }
-        };
-        let e = e.name("#n", COUNT).value(":next", n(next));
-        let set = self.update(parent_key(tenant, parent), "SET #n = :next", &e)?;
-        Ok(vec![set, self.marker_write(tenant, parent, next > 0)?])
+        })
     }
 
     /// Gives a parent written before counts existed its count and marker, unless a change of
@@ -137,7 +121,7 @@ impl DynamoStore {
             if seen != Listed::Uncounted {
                 return Ok(Some(false));
             }
-            let items = self.recount(tenant, parent, seen, 0).await?;
+            let items = self.count_change(tenant, parent, seen, 0).await?;
             Ok(self.transact(items).await?.ok().map(|()| true))
         })
         .await

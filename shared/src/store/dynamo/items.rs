@@ -49,8 +49,7 @@ pub(super) const HASH: &str = "hash";
 pub(super) const LEFTOVER_PK: &str = "gsi1pk";
 pub(super) const LEFTOVER_SK: &str = "gsi1sk";
 /// The leftovers partitions are `leftover#<shard>`; tables written before they were sharded
-/// have the one partition `leftover`, which the sweep still reads (docs/dynamodb.md,
-/// "Migration").
+/// have the one partition `leftover`, which the sweep still reads.
 pub(super) const LEFTOVER: &str = "leftover";
 
 /// Free text inside a key (sources, references, e-mails): `#` separates key parts and `%`
@@ -111,9 +110,8 @@ pub(super) fn marker_key(tenant: &TenantId, parent: &ParentRef) -> Item {
     key_item(marker_pk(tenant, &parent.kind, shard), parent.id.as_str())
 }
 
-/// The per-kind parent index item of tables written before counts existed (one partition per
-/// tenant and kind, an `ids` set per parent): never read, removed with its parent and by the
-/// migration.
+/// The per-kind parent index item of tables written before counts existed: never read, removed
+/// with its parent and by the migration.
 pub(super) fn legacy_index_key(tenant: &TenantId, parent: &ParentRef) -> Item {
     key_item(format!("T#{tenant}#I#{}", parent.kind), parent.id.as_str())
 }
@@ -196,8 +194,7 @@ pub(super) fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T>
 /// A parent's item as first written: revision 1, `listed` listed attachments.
 pub(super) fn parent_item(parent: &Parent, listed: i64) -> StoreResult<Item> {
     let mut item = doc_item(parent_key(&parent.tenant, &parent.key), parent)?;
-    item.insert(REV.into(), n(1));
-    item.insert(COUNT.into(), n(listed));
+    item.extend([(REV.into(), n(1)), (COUNT.into(), n(listed))]);
     Ok(item)
 }
 

@@ -1,6 +1,5 @@
-//! What the listings read: a parent's attachments in Queries that grow past hidden ones within
-//! a budget, and the partitions of the leftovers index. Each reads a bounded number of items,
-//! whatever a parent or a tenant holds.
+//! What the listings read, a bounded number of items each: a parent's attachments in Queries
+//! that grow past hidden ones within a budget, and the partitions of the leftovers index.
 
 use super::*;
 use crate::domain::AttachmentStatus::{Placeholder, Ready};
@@ -13,13 +12,13 @@ impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
         let values = [(":pk", s(pk)), (":a", s("A#"))];
-        let e = Expr::of([("#pk", PK), ("#sk", SK)], values);
+        let e = Expr::of([PK, SK], values);
         let key = "#pk = :pk AND begins_with(#sk, :a)";
         if hidden {
             return self.query(key, &e);
         }
         let [ready, placeholder] = [Ready, Placeholder].map(|st| s(st.as_str()));
-        let e = e.name("#st", STATUS).value(":ready", ready);
+        let e = e.name(STATUS).value(":ready", ready);
         let e = e.value(":placeholder", placeholder);
         self.query(key, &e)
             .filter_expression("#st IN (:ready, :placeholder)")
@@ -38,8 +37,7 @@ impl DynamoStore {
         budget: usize,
         mut extra: usize,
     ) -> StoreResult<(Vec<Attachment>, Option<Item>)> {
-        let mut found: Vec<Attachment> = Vec::new();
-        let mut read = 0usize;
+        let (mut found, mut read) = (Vec::<Attachment>::new(), 0usize);
         let q = self.attachments_query(pk, include_hidden);
         let first = target.saturating_add(extra).min(budget);
         let stopped = pages(q, start, first, |resp| {
@@ -52,9 +50,8 @@ impl DynamoStore {
             if hidden > 0 {
                 extra = extra.saturating_add(hidden).saturating_mul(2);
             }
-            for item in resp.items() {
-                found.push(doc(item)?);
-            }
+            let page = resp.items().iter().map(doc);
+            found.extend(page.collect::<StoreResult<Vec<_>>>()?);
             let next = (target.saturating_sub(found.len()).saturating_add(extra))
                 .min(budget.saturating_sub(read));
             Ok((found.len() < target && read < budget).then_some(next))
@@ -66,7 +63,7 @@ impl DynamoStore {
     }
 
     /// A Query of every partition of the leftovers index the sweep reads (the `N` shards and
-    /// the one partition of tables from before they were sharded), with the partition: `#lpk =
+    /// the one partition of tables from before they were sharded), with the partition: `#gsi1pk =
     /// :l` and `more` of the key condition, with the names and values of `e`.
     pub(super) fn leftover_queries<'a>(
         &'a self,
@@ -75,8 +72,8 @@ impl DynamoStore {
     ) -> impl Iterator<Item = (String, QueryFluentBuilder)> + 'a {
         let shards = (0..self.leftover_shards).map(|i| format!("{LEFTOVER}#{i}"));
         shards.chain([LEFTOVER.to_owned()]).map(move |l| {
-            let e = e.clone().name("#lpk", LEFTOVER_PK).value(":l", s(&l));
-            let q = self.query(&format!("#lpk = :l{more}"), &e);
+            let e = e.clone().name(LEFTOVER_PK).value(":l", s(&l));
+            let q = self.query(&format!("#gsi1pk = :l{more}"), &e);
             (l, q.index_name(LEFTOVERS_INDEX).set_consistent_read(None))
         })
     }

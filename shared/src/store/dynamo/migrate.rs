@@ -1,8 +1,6 @@
-//! The one-off migration of a table written before parents had counts: each per-kind parent
-//! index item (`T#<t>#I#<kind>`, sort key the parent id) names a parent that may have listed
-//! attachments but no count and no marker yet; the migration counts it (see `counts.rs`) and
-//! deletes the index item. It is the one Scan of the store (nothing else finds those items);
-//! it can be stopped and run again, and finds nothing to do on a migrated table.
+//! The one-off migration of a table from before parents had counts: the parent each per-kind
+//! index item (`T#<t>#I#<kind>`, sort key the parent id) names is counted, and the item deleted.
+//! The store's one Scan; it can be stopped and run again.
 
 use super::*;
 
@@ -34,21 +32,14 @@ impl DynamoStore {
         let mut done = Migrated::default();
         // Index items are the only items with neither a document nor a parent id, and a `#I#`
         // in their partition key (ids never contain `#`).
-        let names = [("#pk", PK), ("#sk", SK), ("#doc", DOC), ("#pid", PARENT_ID)];
-        let e = Expr::of(names, [(":index", s("#I#"))]);
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression(
-                "contains(#pk, :index) AND attribute_not_exists(#doc) AND attribute_not_exists(#pid)",
-            )
-            .projection_expression("#pk, #sk")
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .consistent_read(true)
-            .into_paginator()
-            .send();
+        let e = Expr::of([PK, SK, DOC, PARENT_ID], [(":index", s("#I#"))]);
+        let missing = "attribute_not_exists(#doc) AND attribute_not_exists(#pid)";
+        let scan = self.client.scan().table_name(&self.table);
+        let scan = scan.filter_expression(format!("contains(#pk, :index) AND {missing}"));
+        let scan = scan.projection_expression("#pk, #sk").consistent_read(true);
+        let scan = scan.set_expression_attribute_names(e.names);
+        let scan = scan.set_expression_attribute_values(e.values);
+        let mut pages = scan.into_paginator().send();
         while let Some(page) = pages.try_next().await.map_err(|e| dyn_err("Scan", e))? {
             for item in page.items.unwrap_or_default() {
                 let Some((tenant, parent)) = indexed_parent(&item) else {

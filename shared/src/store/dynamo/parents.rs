@@ -1,8 +1,6 @@
-//! What a parent's writes are made of. A parent is written with its unique look-ups
-//! (references, e-mails) in one transaction. Its item carries `rev`, bumped on every write: a
-//! write is conditioned on the `rev` it read, so its look-ups stay in step with the document
-//! even when two writers race. Its count of listed attachments (`n`, see `counts.rs`) lives on
-//! the same item and is never touched here but on creation.
+//! What a parent's writes are made of: its item and its unique look-ups (references, e-mails) in
+//! one transaction, conditioned on the revision `rev` it read, so the look-ups stay in step with
+//! the document when two writers race. Its count (`n`, see `counts.rs`) is set only on creation.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
@@ -14,8 +12,8 @@ pub(super) type Stored = (Parent, i64);
 
 /// A look-up item that this parent may write or remove: free, or its own.
 pub(super) fn mine(id: &ParentId) -> Expr {
-    let names = [("#pk", PK), ("#pid", PARENT_ID)];
-    Expr::of(names, [(":pid", s(id.as_str()))]).when("attribute_not_exists(#pk) OR #pid = :pid")
+    Expr::of([PK, PARENT_ID], [(":pid", s(id.as_str()))])
+        .when("attribute_not_exists(#pk) OR #pid = :pid")
 }
 
 /// The key of a parent's look-up item for its reference (`R`) or its e-mail (`E`), if it has one.
@@ -61,11 +59,9 @@ impl DynamoStore {
         Ok(found.collect())
     }
 
-    /// The writes of a parent, `old` as read: its item, updated (document and revision) while
-    /// the revision is as read (an update, not a put: its count changes beside it), or new with
-    /// a count of zero; then a put of each look-up value it now claims (free, or already its
-    /// own) and a delete of each it gave up. With the positions of the claims, whose failed
-    /// condition means another parent holds the value.
+    /// The writes of a parent, `old` as read: its item, new or updated while its revision is as
+    /// read (an update: its count changes beside it); a put of each look-up it claims and a delete
+    /// of each it gave up. With the claims' positions (a failed claim: another parent holds it).
     pub(super) fn parent_writes(
         &self,
         parent: &Parent,
@@ -76,7 +72,7 @@ impl DynamoStore {
             Some((_, rev)) => {
                 let body = serde_json::to_string(parent).map_err(super::corrupt)?;
                 let values = [(":doc", s(body)), (":next", n(rev + 1)), (":rev", n(*rev))];
-                let e = Expr::of([("#doc", DOC), ("#rev", REV)], values).when("#rev = :rev");
+                let e = Expr::of([DOC, REV], values).when("#rev = :rev");
                 let key = parent_key(&parent.tenant, &parent.key);
                 self.update(key, "SET #doc = :doc, #rev = :next", &e)?
             }

@@ -18,11 +18,8 @@ pub fn bulk_items(
 ) -> StoreResult<Vec<Item>> {
     let mut out = Vec::with_capacity(atts.len() * 2 + 2);
     if let Some(parent) = parent {
-        let listed = atts.iter().filter(|a| a.status.is_listed()).count();
-        out.push(parent_item(
-            parent,
-            i64::try_from(listed).unwrap_or(i64::MAX),
-        )?);
+        let listed: i64 = atts.iter().map(|a| i64::from(a.status.is_listed())).sum();
+        out.push(parent_item(parent, listed)?);
         if listed > 0 {
             out.push(marker_key(&parent.tenant, &parent.key));
         }
@@ -38,33 +35,30 @@ pub fn bulk_items(
 /// emulators. The index projects every attribute: the oldest upload under way is read from it
 /// (see [`crate::store::MetadataStore::oldest_upload_under_way`]).
 pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
-    use ScalarAttributeType::S;
     let attr = |name| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(S)
+        let attr = AttributeDefinition::builder().attribute_name(name);
+        attr.attribute_type(ScalarAttributeType::S).build()
     };
-    let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
+    let schema = |hash, range| {
+        let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
+        let keys = [key(hash, KeyType::Hash), key(range, KeyType::Range)].map(|k| k.build());
+        keys.into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(build_err)
+            .map(Some)
+    };
     let all = Projection::builder().projection_type(ProjectionType::All);
     let index = GlobalSecondaryIndex::builder()
         .index_name(LEFTOVERS_INDEX)
-        .key_schema(key(LEFTOVER_PK, KeyType::Hash).build().map_err(build_err)?)
-        .key_schema(
-            key(LEFTOVER_SK, KeyType::Range)
-                .build()
-                .map_err(build_err)?,
-        )
+        .set_key_schema(schema(LEFTOVER_PK, LEFTOVER_SK)?)
         .projection(all.build());
+    let attrs = [PK, SK, LEFTOVER_PK, LEFTOVER_SK].map(attr).into_iter();
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr(PK).build().map_err(build_err)?)
-        .attribute_definitions(attr(SK).build().map_err(build_err)?)
-        .attribute_definitions(attr(LEFTOVER_PK).build().map_err(build_err)?)
-        .attribute_definitions(attr(LEFTOVER_SK).build().map_err(build_err)?)
-        .key_schema(key(PK, KeyType::Hash).build().map_err(build_err)?)
-        .key_schema(key(SK, KeyType::Range).build().map_err(build_err)?)
+        .set_attribute_definitions(Some(attrs.collect::<Result<_, _>>().map_err(build_err)?))
+        .set_key_schema(schema(PK, SK)?)
         .global_secondary_indexes(index.build().map_err(build_err)?)
         .send()
         .await
