@@ -73,10 +73,8 @@ pub async fn load_aws_any_region() -> Result<aws_config::SdkConfig, SetupError> 
 }
 
 fn aws_loader() -> Result<aws_config::ConfigLoader, SetupError> {
-    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from);
-    Ok(sdk::loader(ca_bundle.as_deref())?)
+    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty());
+    Ok(sdk::loader(ca_bundle.as_deref().map(Path::new))?)
 }
 
 /// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and
@@ -139,8 +137,6 @@ async fn bucket_url(
     bucket: &str,
     region: &str,
 ) -> Result<String, SetupError> {
-    use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
-    use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
     let fips = aws.use_fips().unwrap_or(false);
     let dual_stack = aws.use_dual_stack().unwrap_or(false);
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
@@ -155,31 +151,27 @@ async fn bucket_url(
             }
         }
     }
-    let params = aws_sdk_dynamodb::config::endpoint::Params::builder()
-        .region(region)
-        .use_fips(fips)
-        .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, DYNAMODB.0))
-        .build()
-        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
-    aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
-    let params = aws_sdk_s3::config::endpoint::Params::builder()
-        .region(region)
-        .bucket(bucket)
-        .force_path_style(cfg.s3_path_style)
-        .use_fips(fips)
-        .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, S3.0))
-        .build()
-        .map_err(|e| endpoint_error(aws, S3, e))?;
-    let endpoint = aws_sdk_s3::config::endpoint::DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| endpoint_error(aws, S3, e))?;
-    Ok(endpoint.url().trim_end_matches('/').to_owned())
+    // One service's endpoint through its SDK's default rules, with that service's own parameters.
+    macro_rules! resolve {
+        ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
+            use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+            let params = Params::builder()
+                .region(region)
+                .use_fips(fips)
+                .use_dual_stack(dual_stack)
+                .set_endpoint(sdk::configured_endpoint(aws, $service.0))
+                $($(.$param($value))*)?
+                .build()
+                .map_err(|e| endpoint_error(aws, $service, e))?;
+            DefaultResolver::new()
+                .resolve_endpoint(&params)
+                .await
+                .map_err(|e| endpoint_error(aws, $service, e))?
+        }};
+    }
+    resolve!(aws_sdk_dynamodb, DYNAMODB);
+    let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
+    Ok(s3.url().trim_end_matches('/').to_owned())
 }
 
 /// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
