@@ -70,7 +70,7 @@ impl Signer {
 
     /// Checks a hex signature in constant time.
     pub fn verify(&self, parts: &[&[u8]], signature_hex: &str) -> bool {
-        hex::decode(signature_hex).is_ok_and(|sig| self.mac(parts).verify_slice(&sig).is_ok())
+        self.verify_truncated(parts, signature_hex, 32)
     }
 
     /// Checks, in constant time, a hex signature cut to its first `len` bytes.

@@ -95,11 +95,8 @@ pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// render (HTML, SVG), which `infer` does not look for.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
-    let text = String::from_utf8_lossy(head);
-    let text = text
-        .trim_start_matches('\u{feff}')
-        .trim_start()
-        .to_ascii_lowercase();
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let text = text.trim_start_matches('\u{feff}').trim_start();
     if ["<!doctype html", "<html", "<script"]
         .iter()
         .any(|p| text.starts_with(p))
