@@ -7,12 +7,11 @@ use std::sync::Arc;
 use crate::config::{err, Backend, Config};
 use crate::service::App;
 use crate::signing::Signer;
-use crate::store::dynamo::DynamoStore;
-use crate::store::fs_blob::FsBlobStore;
-use crate::store::s3::S3BlobStore;
-use crate::store::sdk;
+use crate::store::dynamo::{self, DynamoStore};
+use crate::store::fs_blob::{self, FsBlobStore};
+use crate::store::s3::{self, S3BlobStore};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{BlobStore, MetadataStore, StoreError};
+use crate::store::{sdk, BlobStore, MetadataStore, StoreError};
 
 /// What a start can fail on; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -212,24 +211,20 @@ pub async fn init_aws_with(
     aws: &aws_config::SdkConfig,
 ) -> Result<String, SetupError> {
     let (table, bucket, region) = aws_names(cfg, aws)?;
-    let dynamodb = sdk::dynamodb_client(aws);
-    let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     bucket_url(cfg, aws, bucket, &region).await?;
-    let table_done = if crate::store::dynamo::table_exists(&dynamodb, table).await? {
+    let dynamodb = sdk::dynamodb_client(aws);
+    let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
     } else {
-        crate::store::dynamo::create_table(&dynamodb, table).await?;
+        dynamo::create_table(&dynamodb, table).await?;
         format!("created table {table}")
     };
-    let created = crate::store::s3::ensure_bucket(&s3, bucket, &region)
-        .await
-        .map_err(|e| {
-            SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"))
-        })?;
-    let bucket_done = if created {
-        format!("created bucket {bucket}")
-    } else {
-        format!("bucket {bucket} exists")
+    let client = sdk::s3_client(aws, cfg.s3_path_style);
+    let cannot = |e| SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"));
+    let created = s3::ensure_bucket(&client, bucket, &region).await;
+    let bucket_done = match created.map_err(cannot)? {
+        true => format!("created bucket {bucket}"),
+        false => format!("bucket {bucket} exists"),
     };
     Ok(format!("{table_done}\n{bucket_done}"))
 }
@@ -242,8 +237,8 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         source,
     };
     let blobs_dir = dir.join("blobs");
-    crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
-    crate::store::fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
+    fs_blob::create_private_dir(dir).map_err(io)?;
+    fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
     let signer = match &cfg.secret {
         Some(signer) => signer.clone(),
         None => load_or_create_secret(dir).map_err(io)?,
@@ -266,16 +261,14 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     }
     let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
     let candidate = dir.join(format!("secret.key.{}", uuid::Uuid::new_v4()));
-    let mut f = crate::store::fs_blob::private_file()
-        .create_new(true)
-        .open(&candidate)?;
+    let mut f = fs_blob::private_file().create_new(true).open(&candidate)?;
     f.write_all(hex::encode(signer.key_bytes()).as_bytes())?;
     f.sync_all()?;
     let published = std::fs::hard_link(&candidate, &path);
     let _ = std::fs::remove_file(&candidate);
     match published {
         Ok(()) => {
-            crate::store::fs_blob::sync_folder_of(&path)?;
+            fs_blob::sync_folder_of(&path)?;
             Ok(signer)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path),
