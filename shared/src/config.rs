@@ -36,7 +36,6 @@ impl std::fmt::Debug for SeedKey {
     }
 }
 
-/// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub backend: Backend,
@@ -115,7 +114,6 @@ const CRAFTER_MAX_FILE: Number = ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", 1, usize
 const LEFTOVER_SHARDS: Number = ("ATTACHMENTS_LEFTOVER_SHARDS", 1, MAX_LEFTOVER_SHARDS as u64);
 
 impl Config {
-    /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -281,7 +279,6 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         Ok(self.parsed(name, number)?.unwrap_or(default))
     }
 
-    /// A number of seconds.
     fn seconds(&self, var: Number, default: Duration) -> Result<Duration, ConfigError> {
         self.number(var, default.as_secs()).map(Duration::from_secs)
     }

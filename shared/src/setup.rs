@@ -51,7 +51,6 @@ fn built(
     Built { app, fs_blobs }
 }
 
-/// Builds the app for the configured backend.
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),

@@ -73,16 +73,10 @@ const TEXTUAL: &[(&str, &[&str])] = &[
     ("message/rfc822", &["eml"]),
 ];
 
-/// The type `table` gives an extension.
-fn find(table: &[(&'static str, &[&str])], extension: &str) -> Option<&'static str> {
-    let ext = extension.to_ascii_lowercase();
-    let found = table.iter().find(|(_, exts)| exts.contains(&ext.as_str()));
-    found.map(|(t, _)| *t)
-}
-
 /// The type an extension stands for, if it is one we know.
 pub fn type_for_extension(extension: &str) -> Option<&'static str> {
-    find(BINARY, extension).or_else(|| find(TEXTUAL, extension))
+    let found = known_types().find(|(e, _)| e.eq_ignore_ascii_case(extension));
+    found.map(|(_, t)| t)
 }
 
 /// Every extension the server knows, with its type: what a client must declare for such a file
@@ -154,7 +148,7 @@ pub fn decide_content_type(
     match (type_for_extension(extension), sniffed) {
         (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
         (Some(_), Some(s)) => Err(mismatch(s)),
-        (Some(_), None) if find(BINARY, extension).is_some() && !bytes.is_empty() => {
+        (Some(d), None) if BINARY.iter().any(|(t, _)| *t == d) && !bytes.is_empty() => {
             Err(mismatch("not recognisable"))
         }
         (Some(declared), None) => Ok(declared),
