@@ -303,11 +303,8 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 /// AWS's own `AWS/` (and no `:`, which CloudWatch reserves).
 fn metrics_namespace(ns: &str) -> Result<String, String> {
     let ns = ns.trim();
-    let valid = ns.len() <= 255
-        && !ns.starts_with("AWS/")
-        && ns
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " .-_/#".contains(c);
+    let valid = ns.len() <= 255 && !ns.starts_with("AWS/") && ns.chars().all(allowed);
     let problem =
         "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/";
     valid.then(|| ns.to_owned()).ok_or(problem.into())
@@ -321,15 +318,9 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 /// A comma-separated list of content types, compared lower-case as the service decides them.
 fn parse_types(v: &str) -> Result<Vec<String>, String> {
     let types: Vec<String> = list(v).map(str::to_ascii_lowercase).collect();
-    let valid = |t: &str| {
-        t.split_once('/').is_some_and(|(a, b)| {
-            !a.is_empty()
-                && !b.is_empty()
-                && !b.contains('/')
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
-        })
-    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/+-.".contains(c);
+    let two_parts = |(a, b): (&str, &str)| !a.is_empty() && !b.is_empty() && !b.contains('/');
+    let valid = |t: &str| t.split_once('/').is_some_and(two_parts) && t.chars().all(allowed);
     match types.iter().find(|t| !valid(t)) {
         Some(bad) => Err(format!(
             "{bad:?} is not a content type (type/subtype, comma-separated)"
@@ -368,26 +359,18 @@ fn parse_origins(v: &str) -> Result<Vec<String>, String> {
 }
 
 fn is_origin(o: &str) -> bool {
-    let Some(rest) = o
+    let rest = o
         .strip_prefix("http://")
-        .or_else(|| o.strip_prefix("https://"))
-    else {
-        return false;
+        .or_else(|| o.strip_prefix("https://"));
+    let Some(rest) = rest else { return false };
+    // A port (not the inside of an IPv6 literal such as `[::1]`).
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
     };
-    let host = match rest.rsplit_once(':') {
-        // A port (not the inside of an IPv6 literal such as `[::1]`).
-        Some((h, p)) if !p.contains(']') => {
-            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return false;
-            }
-            h
-        }
-        _ => rest,
-    };
-    !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+    let digits = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let host_char = |c: char| c.is_ascii_alphanumeric() || "-.[]:".contains(c);
+    port.is_none_or(digits) && !host.is_empty() && host.chars().all(host_char)
 }
 
 #[cfg(test)]
