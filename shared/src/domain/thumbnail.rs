@@ -6,6 +6,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, Rgba, RgbaImage};
+use IconFamily::*;
 
 /// The longest side of a thumbnail; smaller images keep their size.
 pub const THUMBNAIL_MAX_SIDE: u32 = 256;
@@ -45,15 +46,7 @@ pub enum IconFamily {
 }
 
 impl IconFamily {
-    pub const ALL: [IconFamily; 7] = [
-        Self::Image,
-        Self::Document,
-        Self::Text,
-        Self::Archive,
-        Self::Audio,
-        Self::Video,
-        Self::Other,
-    ];
+    pub const ALL: [IconFamily; 7] = [Image, Document, Text, Archive, Audio, Video, Other];
 
     /// The family of a content type, as decided by [`crate::domain::decide_content_type`].
     pub fn of(content_type: &str) -> Self {
