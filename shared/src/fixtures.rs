@@ -35,26 +35,21 @@ const PARENTS: [(&str, &str); 7] = [
 /// The version id of both stored files.
 const VERSION: &str = "01a20000-0000-7000-8000-0000000000f0";
 
-/// Stored files: attachment id, parent, file name, label.
-const FILES: [(&str, (&str, &str), &str, &str); 2] = [
+/// Attachments: id, parent, and for the two stored files their name and label; the other two
+/// are placeholders (the asset API's attachments without a file yet).
+const ATTACHMENTS: [(&str, (&str, &str), Option<(&str, &str)>); 4] = [
     (
         "01a20000-0000-7000-8000-000000000001",
         PARENTS[0],
-        "picture1.jpg",
-        "resume",
+        Some(("picture1.jpg", "resume")),
     ),
     (
         "01a20000-0000-7000-8000-000000000002",
         PARENTS[5],
-        "file1.txt",
-        "file",
+        Some(("file1.txt", "file")),
     ),
-];
-
-/// Placeholders (the asset API's attachments without a file yet): id and parent.
-const PLACEHOLDERS: [(&str, (&str, &str)); 2] = [
-    ("01a20000-0000-7000-8000-000000000003", PARENTS[1]),
-    ("01a20000-0000-7000-8000-000000000004", PARENTS[3]),
+    ("01a20000-0000-7000-8000-000000000003", PARENTS[1], None),
+    ("01a20000-0000-7000-8000-000000000004", PARENTS[3], None),
 ];
 
 /// Why the data could not be loaded.
@@ -107,20 +102,18 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
     let tenant = TenantId::parse(TENANT)?;
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
     let t = time::OffsetDateTime::now_utc();
-    // Every attachment is the fixtures' tenant's and owner's, created now, without content yet.
-    let attachment = |id, parent| -> Result<Attachment, FixturesError> {
+    for (id, parent, file) in ATTACHMENTS {
+        // The fixtures' tenant's and owner's, created now, without content yet.
         let status = AttachmentStatus::Placeholder;
         let mut att = Attachment::new(tenant.clone(), parent_ref(parent)?, OWNER.into(), status, t);
         att.id = AttachmentId::parse(id)?;
-        Ok(att)
-    };
-    for (id, parent, name, label) in FILES {
-        load_file(app, attachment(id, parent)?, name, label).await?;
-    }
-    for (id, parent) in PLACEHOLDERS {
-        let mut att = attachment(id, parent)?;
-        att.title = Some("sample attachment".into());
-        app.meta.create_attachment(&att).await?;
+        match file {
+            Some((name, label)) => load_file(app, att, name, label).await?,
+            None => {
+                att.title = Some("sample attachment".into());
+                app.meta.create_attachment(&att).await?;
+            }
+        }
     }
     // Profiles carry the look-up fields the Crafter fixtures read.
     for (kind, id) in PARENTS {
