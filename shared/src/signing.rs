@@ -75,10 +75,8 @@ impl Signer {
 
     /// Checks, in constant time, a hex signature cut to its first `len` bytes.
     pub fn verify_truncated(&self, parts: &[&[u8]], signature_hex: &str, len: usize) -> bool {
-        match hex::decode(signature_hex) {
-            Ok(sig) if sig.len() == len => self.mac(parts).verify_truncated_left(&sig).is_ok(),
-            _ => false,
-        }
+        let sig = hex::decode(signature_hex);
+        sig.is_ok_and(|sig| sig.len() == len && self.mac(parts).verify_truncated_left(&sig).is_ok())
     }
 }
 
