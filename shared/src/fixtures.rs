@@ -20,9 +20,12 @@ pub const KEY: &str = "fixture-key-0123456789abcdef";
 /// The owner of the key and of the stored attachments.
 pub const OWNER: &str = "admin-user-66@example.com";
 
+/// Two names: a parent's kind and id, or a stored file's name and label.
+type Names = (&'static str, &'static str);
+
 /// Parents: the profile (with its look-up fields, which HrFlow's fixtures use), the assets and
 /// projects, and the records.
-const PARENTS: [(&str, &str); 7] = [
+const PARENTS: [Names; 7] = [
     ("profile", "59284659d4c650213cc2f3fc"),
     ("asset", "bDzHAAxLXsSmhL4lax8D"),
     ("asset", "UqFkJDWdw7Sdg7TQZS-J"),
@@ -37,7 +40,7 @@ const VERSION: &str = "01a20000-0000-7000-8000-0000000000f0";
 
 /// Attachments: id, parent, and for the two stored files their name and label; the other two
 /// are placeholders (the asset API's attachments without a file yet).
-const ATTACHMENTS: [(&str, (&str, &str), Option<(&str, &str)>); 4] = [
+const ATTACHMENTS: [(&str, Names, Option<Names>); 4] = [
     (
         "01a20000-0000-7000-8000-000000000001",
         PARENTS[0],
@@ -79,7 +82,7 @@ fn content(name: &str) -> Bytes {
     }
 }
 
-fn parent_ref((kind, id): (&str, &str)) -> Result<ParentRef, IdError> {
+fn parent_ref((kind, id): Names) -> Result<ParentRef, IdError> {
     Ok(ParentRef::new(
         ParentKind::parse(kind)?,
         ParentId::parse(id)?,
