@@ -213,32 +213,23 @@ impl Config {
     fn check_for_aws(&self) -> Result<(), ConfigError> {
         // A presigned link dies with the temporary credentials that signed it; a Lambda role's
         // last at most 12 hours, so a longer lifetime would be a false promise.
-        let limits = &self.limits;
-        for (var, ttl) in [
-            (LINK_TTL, limits.link_ttl),
-            (UPLOAD_LINK_TTL, limits.upload_link_ttl),
-        ] {
-            if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
-                return Err(err(
-                    var.0,
-                    "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
-                ));
-            }
-        }
-        if self.secret.is_none() {
-            return Err(err(
-                "ATTACHMENTS_SECRET",
-                "must be set for backend aws (64 hex characters)",
-            ));
-        }
-        if self.load_fixtures {
+        let max = Duration::from_secs(AWS_MAX_LINK_TTL_SECS);
+        let ttl = "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them";
+        let (var, problem) = if self.limits.link_ttl > max {
+            (LINK_TTL.0, ttl)
+        } else if self.limits.upload_link_ttl > max {
+            (UPLOAD_LINK_TTL.0, ttl)
+        } else if self.secret.is_none() {
+            let problem = "must be set for backend aws (64 hex characters)";
+            ("ATTACHMENTS_SECRET", problem)
+        } else if self.load_fixtures {
             // The fixtures' API key is public: their data never goes into a real table.
-            return Err(err(
-                "ATTACHMENTS_LOAD_FIXTURES",
-                "only with the embedded backend (the fixtures' key is public)",
-            ));
-        }
-        Ok(())
+            let problem = "only with the embedded backend (the fixtures' key is public)";
+            ("ATTACHMENTS_LOAD_FIXTURES", problem)
+        } else {
+            return Ok(());
+        };
+        Err(err(var, problem))
     }
 }
 

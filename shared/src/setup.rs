@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{err, Backend, Config};
+use crate::domain::TenantId;
 use crate::service::App;
 use crate::signing::Signer;
 use crate::store::dynamo::{self, DynamoStore};
@@ -290,7 +291,7 @@ fn keys_error(e: impl std::fmt::Display) -> SetupError {
 /// start writes nothing); what a Lambda function does at start.
 pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
     for k in &cfg.api_keys {
-        let tenant = crate::domain::TenantId::parse(&k.tenant).map_err(keys_error)?;
+        let tenant = TenantId::parse(&k.tenant).map_err(keys_error)?;
         app.register_key(&tenant, &k.key, k.owner.as_deref())
             .await
             .map_err(keys_error)?;
@@ -324,8 +325,7 @@ pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupE
     if !app.list_keys().await.map_err(keys_error)?.is_empty() {
         return Ok(None);
     }
-    let tenant =
-        crate::domain::TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
+    let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
     let key = app.create_key(&tenant, None).await.map_err(keys_error)?;
     Ok(Some(key.secret))
 }

@@ -91,19 +91,16 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
     let text = String::from_utf8_lossy(head).to_ascii_lowercase();
     let text = text.trim_start_matches('\u{feff}').trim_start();
-    if ["<!doctype html", "<html", "<script"]
-        .iter()
-        .any(|p| text.starts_with(p))
-    {
-        return Some("text/html");
+    let starts = |prefix: &str| text.starts_with(prefix);
+    if starts("<!doctype html") || starts("<html") || starts("<script") {
+        Some("text/html")
+    } else if starts("<svg") || (starts("<?xml") && text.contains("<svg")) {
+        Some("image/svg+xml")
+    } else if starts("{\\rtf") {
+        Some("application/rtf")
+    } else {
+        infer::get(bytes).map(|kind| kind.mime_type())
     }
-    if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
-        return Some("image/svg+xml");
-    }
-    if text.starts_with("{\\rtf") {
-        return Some("application/rtf");
-    }
-    infer::get(bytes).map(|kind| kind.mime_type())
 }
 
 /// Container formats that `infer` reports by their container (a .docx is a zip).
