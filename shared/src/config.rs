@@ -36,7 +36,6 @@ impl std::fmt::Debug for SeedKey {
     }
 }
 
-/// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub backend: Backend,
@@ -115,7 +114,6 @@ const CRAFTER_MAX_FILE: Number = ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", 1, usize
 const LEFTOVER_SHARDS: Number = ("ATTACHMENTS_LEFTOVER_SHARDS", 1, MAX_LEFTOVER_SHARDS as u64);
 
 impl Config {
-    /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -143,15 +141,11 @@ impl Config {
             .unwrap_or_else(|| "127.0.0.1:3000".into())
             .parse()
             .map_err(|e| err("ATTACHMENTS_ADDR", format!("not a socket address: {e}")))?;
-        let public_url = v
-            .text("ATTACHMENTS_PUBLIC_URL")
-            .unwrap_or_else(|| format!("http://{addr}"));
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            Err(err(
-                "ATTACHMENTS_PUBLIC_URL",
-                "must start with http:// or https://",
-            ))?;
-        }
+        let public_url = v.parsed("ATTACHMENTS_PUBLIC_URL", |url| {
+            let web = url.starts_with("http://") || url.starts_with("https://");
+            web.then(|| url.into())
+                .ok_or("must start with http:// or https://".into())
+        })?;
         let aws = backend != Backend::Embedded;
         // The service's own defaults, which the variables override.
         let (d, crafter) = (Limits::default(), CrafterSettings::default());
@@ -174,7 +168,7 @@ impl Config {
                 .text("ATTACHMENTS_DATA_DIR")
                 .unwrap_or("data".into())
                 .into(),
-            public_url,
+            public_url: public_url.unwrap_or_else(|| format!("http://{addr}")),
             max_connections: v.number(MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)?,
             body_idle: v.seconds(BODY_IDLE, Duration::from_secs(30))?,
             api_keys: v
@@ -190,8 +184,7 @@ impl Config {
                 },
             },
             secret: v.parsed("ATTACHMENTS_SECRET", |s| {
-                let secret = "must be 64 hex characters (32 bytes)";
-                Signer::from_hex(s).ok_or_else(|| err("ATTACHMENTS_SECRET", secret))
+                Signer::from_hex(s).ok_or("must be 64 hex characters (32 bytes)".into())
             })?,
             s3_path_style: v.flag("ATTACHMENTS_S3_PATH_STYLE")?,
             leftover_shards: v.number(LEFTOVER_SHARDS, DEFAULT_LEFTOVER_SHARDS)?,
@@ -220,32 +213,23 @@ impl Config {
     fn check_for_aws(&self) -> Result<(), ConfigError> {
         // A presigned link dies with the temporary credentials that signed it; a Lambda role's
         // last at most 12 hours, so a longer lifetime would be a false promise.
-        let limits = &self.limits;
-        for (var, ttl) in [
-            (LINK_TTL, limits.link_ttl),
-            (UPLOAD_LINK_TTL, limits.upload_link_ttl),
-        ] {
-            if ttl > Duration::from_secs(AWS_MAX_LINK_TTL_SECS) {
-                return Err(err(
-                    var.0,
-                    "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them",
-                ));
-            }
-        }
-        if self.secret.is_none() {
-            return Err(err(
-                "ATTACHMENTS_SECRET",
-                "must be set for backend aws (64 hex characters)",
-            ));
-        }
-        if self.load_fixtures {
+        let max = Duration::from_secs(AWS_MAX_LINK_TTL_SECS);
+        let ttl = "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them";
+        let (var, problem) = if self.limits.link_ttl > max {
+            (LINK_TTL.0, ttl)
+        } else if self.limits.upload_link_ttl > max {
+            (UPLOAD_LINK_TTL.0, ttl)
+        } else if self.secret.is_none() {
+            let problem = "must be set for backend aws (64 hex characters)";
+            ("ATTACHMENTS_SECRET", problem)
+        } else if self.load_fixtures {
             // The fixtures' API key is public: their data never goes into a real table.
-            return Err(err(
-                "ATTACHMENTS_LOAD_FIXTURES",
-                "only with the embedded backend (the fixtures' key is public)",
-            ));
-        }
-        Ok(())
+            let problem = "only with the embedded backend (the fixtures' key is public)";
+            ("ATTACHMENTS_LOAD_FIXTURES", problem)
+        } else {
+            return Ok(());
+        };
+        Err(err(var, problem))
     }
 }
 
@@ -258,13 +242,14 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
-    /// The variable through `parse`, when it is set.
+    /// The variable through `parse`, when it is set; `parse` says what is wrong with it.
     fn parsed<T>(
         &self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
-        self.text(name).as_deref().map(parse).transpose()
+        let parsed = self.text(name).as_deref().map(parse).transpose();
+        parsed.map_err(|problem| err(name, problem))
     }
 
     /// A number in its range, `default` when unset.
@@ -280,12 +265,11 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
                 .ok()
                 .filter(|n| (min..=max).contains(n));
             n.and_then(|n| T::try_from(n).ok())
-                .ok_or_else(|| err(name, format!("must be a number from {min} to {max}")))
+                .ok_or_else(|| format!("must be a number from {min} to {max}"))
         };
         Ok(self.parsed(name, number)?.unwrap_or(default))
     }
 
-    /// A number of seconds.
     fn seconds(&self, var: Number, default: Duration) -> Result<Duration, ConfigError> {
         self.number(var, default.as_secs()).map(Duration::from_secs)
     }
@@ -308,19 +292,13 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 
 /// A CloudWatch namespace: at most 255 letters, digits or `. - _ / #` and spaces, not in
 /// AWS's own `AWS/` (and no `:`, which CloudWatch reserves).
-fn metrics_namespace(ns: &str) -> Result<String, ConfigError> {
+fn metrics_namespace(ns: &str) -> Result<String, String> {
     let ns = ns.trim();
-    let valid = ns.len() <= 255
-        && !ns.starts_with("AWS/")
-        && ns
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " .-_/#".contains(c));
-    valid.then(|| ns.to_owned()).ok_or_else(|| {
-        err(
-            "ATTACHMENTS_METRICS_NAMESPACE",
-            "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/",
-        )
-    })
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " .-_/#".contains(c);
+    let valid = ns.len() <= 255 && !ns.starts_with("AWS/") && ns.chars().all(allowed);
+    let problem =
+        "must be at most 255 letters, digits or . - _ / # and space, not starting with AWS/";
+    valid.then(|| ns.to_owned()).ok_or(problem.into())
 }
 
 /// The entries of a comma-separated list, trimmed, without empty ones.
@@ -329,31 +307,21 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A comma-separated list of content types, compared lower-case as the service decides them.
-fn parse_types(v: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_types(v: &str) -> Result<Vec<String>, String> {
     let types: Vec<String> = list(v).map(str::to_ascii_lowercase).collect();
-    let valid = |t: &str| {
-        t.split_once('/').is_some_and(|(a, b)| {
-            !a.is_empty()
-                && !b.is_empty()
-                && !b.contains('/')
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
-        })
-    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/+-.".contains(c);
+    let two_parts = |(a, b): (&str, &str)| !a.is_empty() && !b.is_empty() && !b.contains('/');
+    let valid = |t: &str| t.split_once('/').is_some_and(two_parts) && t.chars().all(allowed);
     match types.iter().find(|t| !valid(t)) {
-        Some(bad) => Err(err(
-            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
-            format!("{bad:?} is not a content type (type/subtype, comma-separated)"),
+        Some(bad) => Err(format!(
+            "{bad:?} is not a content type (type/subtype, comma-separated)"
         )),
-        None if types.is_empty() => Err(err(
-            "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
-            "must list at least one content type",
-        )),
+        None if types.is_empty() => Err("must list at least one content type".into()),
         None => Ok(types),
     }
 }
 
-fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
+fn parse_keys(v: &str) -> Result<Vec<SeedKey>, String> {
     let entry = |entry: &str| {
         let mut parts = entry.splitn(3, ':');
         match (parts.next(), parts.next()) {
@@ -362,10 +330,7 @@ fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
                 key: key.to_owned(),
                 owner: parts.next().map(str::to_owned),
             }),
-            _ => Err(err(
-                "ATTACHMENTS_API_KEYS",
-                "entries are tenant:key[:owner], keys at least 16 characters",
-            )),
+            _ => Err("entries are tenant:key[:owner], keys at least 16 characters".into()),
         }
     };
     list(v).map(entry).collect()
@@ -374,40 +339,29 @@ fn parse_keys(v: &str) -> Result<Vec<SeedKey>, ConfigError> {
 /// Parses `ATTACHMENTS_CORS_ORIGINS`: comma-separated origins (`https://app.example.com`,
 /// `http://localhost:5173`) or `*`. An origin is a scheme, a host and an optional port: no path,
 /// no trailing slash, since browsers send exactly that and compare it byte for byte.
-fn parse_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
     let origin = |o: &str| {
-        if o == "*" || is_origin(o) {
-            return Ok(o.to_owned());
-        }
-        Err(err(
-            "ATTACHMENTS_CORS_ORIGINS",
-            format!("{o:?} is not an origin (scheme://host[:port], no path), nor *"),
-        ))
+        let problem = format!("{o:?} is not an origin (scheme://host[:port], no path), nor *");
+        (o == "*" || is_origin(o))
+            .then(|| o.to_owned())
+            .ok_or(problem)
     };
     list(v).map(origin).collect()
 }
 
 fn is_origin(o: &str) -> bool {
-    let Some(rest) = o
+    let rest = o
         .strip_prefix("http://")
-        .or_else(|| o.strip_prefix("https://"))
-    else {
-        return false;
+        .or_else(|| o.strip_prefix("https://"));
+    let Some(rest) = rest else { return false };
+    // A port (not the inside of an IPv6 literal such as `[::1]`).
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
     };
-    let host = match rest.rsplit_once(':') {
-        // A port (not the inside of an IPv6 literal such as `[::1]`).
-        Some((h, p)) if !p.contains(']') => {
-            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return false;
-            }
-            h
-        }
-        _ => rest,
-    };
-    !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+    let digits = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let host_char = |c: char| c.is_ascii_alphanumeric() || "-.[]:".contains(c);
+    port.is_none_or(digits) && !host.is_empty() && host.chars().all(host_char)
 }
 
 #[cfg(test)]

@@ -20,9 +20,12 @@ pub const KEY: &str = "fixture-key-0123456789abcdef";
 /// The owner of the key and of the stored attachments.
 pub const OWNER: &str = "admin-user-66@example.com";
 
+/// Two names: a parent's kind and id, or a stored file's name and label.
+type Names = (&'static str, &'static str);
+
 /// Parents: the profile (with its look-up fields, which HrFlow's fixtures use), the assets and
 /// projects, and the records.
-const PARENTS: [(&str, &str); 7] = [
+const PARENTS: [Names; 7] = [
     ("profile", "59284659d4c650213cc2f3fc"),
     ("asset", "bDzHAAxLXsSmhL4lax8D"),
     ("asset", "UqFkJDWdw7Sdg7TQZS-J"),
@@ -35,26 +38,21 @@ const PARENTS: [(&str, &str); 7] = [
 /// The version id of both stored files.
 const VERSION: &str = "01a20000-0000-7000-8000-0000000000f0";
 
-/// Stored files: attachment id, parent, file name, label.
-const FILES: [(&str, (&str, &str), &str, &str); 2] = [
+/// Attachments: id, parent, and for the two stored files their name and label; the other two
+/// are placeholders (the asset API's attachments without a file yet).
+const ATTACHMENTS: [(&str, Names, Option<Names>); 4] = [
     (
         "01a20000-0000-7000-8000-000000000001",
         PARENTS[0],
-        "picture1.jpg",
-        "resume",
+        Some(("picture1.jpg", "resume")),
     ),
     (
         "01a20000-0000-7000-8000-000000000002",
         PARENTS[5],
-        "file1.txt",
-        "file",
+        Some(("file1.txt", "file")),
     ),
-];
-
-/// Placeholders (the asset API's attachments without a file yet): id and parent.
-const PLACEHOLDERS: [(&str, (&str, &str)); 2] = [
-    ("01a20000-0000-7000-8000-000000000003", PARENTS[1]),
-    ("01a20000-0000-7000-8000-000000000004", PARENTS[3]),
+    ("01a20000-0000-7000-8000-000000000003", PARENTS[1], None),
+    ("01a20000-0000-7000-8000-000000000004", PARENTS[3], None),
 ];
 
 /// Why the data could not be loaded.
@@ -76,9 +74,7 @@ pub enum FixturesError {
 /// 23193 bytes the Crafter fixtures show, and a line of text.
 fn content(name: &str) -> Bytes {
     if name.ends_with(".jpg") {
-        let mut v = vec![
-            0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
-        ];
+        let mut v = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00".to_vec();
         v.resize(23193, 0x42);
         Bytes::from(v)
     } else {
@@ -86,7 +82,7 @@ fn content(name: &str) -> Bytes {
     }
 }
 
-fn parent_ref((kind, id): (&str, &str)) -> Result<ParentRef, IdError> {
+fn parent_ref((kind, id): Names) -> Result<ParentRef, IdError> {
     Ok(ParentRef::new(
         ParentKind::parse(kind)?,
         ParentId::parse(id)?,
@@ -109,20 +105,18 @@ pub async fn load(app: &App) -> Result<(), FixturesError> {
     let tenant = TenantId::parse(TENANT)?;
     app.register_key(&tenant, KEY, Some(OWNER)).await?;
     let t = time::OffsetDateTime::now_utc();
-    // Every attachment is the fixtures' tenant's and owner's, created now, without content yet.
-    let attachment = |id, parent| -> Result<Attachment, FixturesError> {
+    for (id, parent, file) in ATTACHMENTS {
+        // The fixtures' tenant's and owner's, created now, without content yet.
         let status = AttachmentStatus::Placeholder;
         let mut att = Attachment::new(tenant.clone(), parent_ref(parent)?, OWNER.into(), status, t);
         att.id = AttachmentId::parse(id)?;
-        Ok(att)
-    };
-    for (id, parent, name, label) in FILES {
-        load_file(app, attachment(id, parent)?, name, label).await?;
-    }
-    for (id, parent) in PLACEHOLDERS {
-        let mut att = attachment(id, parent)?;
-        att.title = Some("sample attachment".into());
-        app.meta.create_attachment(&att).await?;
+        match file {
+            Some((name, label)) => load_file(app, att, name, label).await?,
+            None => {
+                att.title = Some("sample attachment".into());
+                app.meta.create_attachment(&att).await?;
+            }
+        }
     }
     // Profiles carry the look-up fields the Crafter fixtures read.
     for (kind, id) in PARENTS {

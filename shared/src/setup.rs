@@ -5,14 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{err, Backend, Config};
+use crate::domain::TenantId;
 use crate::service::App;
 use crate::signing::Signer;
-use crate::store::dynamo::DynamoStore;
-use crate::store::fs_blob::FsBlobStore;
-use crate::store::s3::S3BlobStore;
-use crate::store::sdk;
+use crate::store::dynamo::{self, DynamoStore};
+use crate::store::fs_blob::{self, FsBlobStore};
+use crate::store::s3::{self, S3BlobStore};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{BlobStore, MetadataStore, StoreError};
+use crate::store::{sdk, BlobStore, MetadataStore, StoreError};
 
 /// What a start can fail on; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,6 @@ fn built(
     Built { app, fs_blobs }
 }
 
-/// Builds the app for the configured backend.
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
@@ -73,10 +72,8 @@ pub async fn load_aws_any_region() -> Result<aws_config::SdkConfig, SetupError> 
 }
 
 fn aws_loader() -> Result<aws_config::ConfigLoader, SetupError> {
-    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from);
-    Ok(sdk::loader(ca_bundle.as_deref())?)
+    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty());
+    Ok(sdk::loader(ca_bundle.as_deref().map(Path::new))?)
 }
 
 /// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and
@@ -139,8 +136,6 @@ async fn bucket_url(
     bucket: &str,
     region: &str,
 ) -> Result<String, SetupError> {
-    use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
-    use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
     let fips = aws.use_fips().unwrap_or(false);
     let dual_stack = aws.use_dual_stack().unwrap_or(false);
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
@@ -155,31 +150,27 @@ async fn bucket_url(
             }
         }
     }
-    let params = aws_sdk_dynamodb::config::endpoint::Params::builder()
-        .region(region)
-        .use_fips(fips)
-        .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, DYNAMODB.0))
-        .build()
-        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
-    aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| endpoint_error(aws, DYNAMODB, e))?;
-    let params = aws_sdk_s3::config::endpoint::Params::builder()
-        .region(region)
-        .bucket(bucket)
-        .force_path_style(cfg.s3_path_style)
-        .use_fips(fips)
-        .use_dual_stack(dual_stack)
-        .set_endpoint(sdk::configured_endpoint(aws, S3.0))
-        .build()
-        .map_err(|e| endpoint_error(aws, S3, e))?;
-    let endpoint = aws_sdk_s3::config::endpoint::DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| endpoint_error(aws, S3, e))?;
-    Ok(endpoint.url().trim_end_matches('/').to_owned())
+    // One service's endpoint through its SDK's default rules, with that service's own parameters.
+    macro_rules! resolve {
+        ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
+            use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+            let params = Params::builder()
+                .region(region)
+                .use_fips(fips)
+                .use_dual_stack(dual_stack)
+                .set_endpoint(sdk::configured_endpoint(aws, $service.0))
+                $($(.$param($value))*)?
+                .build()
+                .map_err(|e| endpoint_error(aws, $service, e))?;
+            DefaultResolver::new()
+                .resolve_endpoint(&params)
+                .await
+                .map_err(|e| endpoint_error(aws, $service, e))?
+        }};
+    }
+    resolve!(aws_sdk_dynamodb, DYNAMODB);
+    let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
+    Ok(s3.url().trim_end_matches('/').to_owned())
 }
 
 /// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
@@ -220,24 +211,20 @@ pub async fn init_aws_with(
     aws: &aws_config::SdkConfig,
 ) -> Result<String, SetupError> {
     let (table, bucket, region) = aws_names(cfg, aws)?;
-    let dynamodb = sdk::dynamodb_client(aws);
-    let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     bucket_url(cfg, aws, bucket, &region).await?;
-    let table_done = if crate::store::dynamo::table_exists(&dynamodb, table).await? {
+    let dynamodb = sdk::dynamodb_client(aws);
+    let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
     } else {
-        crate::store::dynamo::create_table(&dynamodb, table).await?;
+        dynamo::create_table(&dynamodb, table).await?;
         format!("created table {table}")
     };
-    let created = crate::store::s3::ensure_bucket(&s3, bucket, &region)
-        .await
-        .map_err(|e| {
-            SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"))
-        })?;
-    let bucket_done = if created {
-        format!("created bucket {bucket}")
-    } else {
-        format!("bucket {bucket} exists")
+    let client = sdk::s3_client(aws, cfg.s3_path_style);
+    let cannot = |e| SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"));
+    let created = s3::ensure_bucket(&client, bucket, &region).await;
+    let bucket_done = match created.map_err(cannot)? {
+        true => format!("created bucket {bucket}"),
+        false => format!("bucket {bucket} exists"),
     };
     Ok(format!("{table_done}\n{bucket_done}"))
 }
@@ -250,8 +237,8 @@ pub fn build_embedded(cfg: &Config) -> Result<Built, SetupError> {
         source,
     };
     let blobs_dir = dir.join("blobs");
-    crate::store::fs_blob::create_private_dir(dir).map_err(io)?;
-    crate::store::fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
+    fs_blob::create_private_dir(dir).map_err(io)?;
+    fs_blob::create_private_dir(&blobs_dir).map_err(io)?;
     let signer = match &cfg.secret {
         Some(signer) => signer.clone(),
         None => load_or_create_secret(dir).map_err(io)?,
@@ -274,16 +261,14 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     }
     let signer = Signer::random().map_err(|e| std::io::Error::other(e.to_string()))?;
     let candidate = dir.join(format!("secret.key.{}", uuid::Uuid::new_v4()));
-    let mut f = crate::store::fs_blob::private_file()
-        .create_new(true)
-        .open(&candidate)?;
+    let mut f = fs_blob::private_file().create_new(true).open(&candidate)?;
     f.write_all(hex::encode(signer.key_bytes()).as_bytes())?;
     f.sync_all()?;
     let published = std::fs::hard_link(&candidate, &path);
     let _ = std::fs::remove_file(&candidate);
     match published {
         Ok(()) => {
-            crate::store::fs_blob::sync_folder_of(&path)?;
+            fs_blob::sync_folder_of(&path)?;
             Ok(signer)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path),
@@ -306,7 +291,7 @@ fn keys_error(e: impl std::fmt::Display) -> SetupError {
 /// start writes nothing); what a Lambda function does at start.
 pub async fn register_keys(app: &App, cfg: &Config) -> Result<(), SetupError> {
     for k in &cfg.api_keys {
-        let tenant = crate::domain::TenantId::parse(&k.tenant).map_err(keys_error)?;
+        let tenant = TenantId::parse(&k.tenant).map_err(keys_error)?;
         app.register_key(&tenant, &k.key, k.owner.as_deref())
             .await
             .map_err(keys_error)?;
@@ -340,8 +325,7 @@ pub async fn seed_keys(app: &App, cfg: &Config) -> Result<Option<String>, SetupE
     if !app.list_keys().await.map_err(keys_error)?.is_empty() {
         return Ok(None);
     }
-    let tenant =
-        crate::domain::TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
+    let tenant = TenantId::parse("default").map_err(|e| SetupError::Other(e.to_string()))?;
     let key = app.create_key(&tenant, None).await.map_err(keys_error)?;
     Ok(Some(key.secret))
 }

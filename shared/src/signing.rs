@@ -70,15 +70,13 @@ impl Signer {
 
     /// Checks a hex signature in constant time.
     pub fn verify(&self, parts: &[&[u8]], signature_hex: &str) -> bool {
-        hex::decode(signature_hex).is_ok_and(|sig| self.mac(parts).verify_slice(&sig).is_ok())
+        self.verify_truncated(parts, signature_hex, 32)
     }
 
     /// Checks, in constant time, a hex signature cut to its first `len` bytes.
     pub fn verify_truncated(&self, parts: &[&[u8]], signature_hex: &str, len: usize) -> bool {
-        match hex::decode(signature_hex) {
-            Ok(sig) if sig.len() == len => self.mac(parts).verify_truncated_left(&sig).is_ok(),
-            _ => false,
-        }
+        let sig = hex::decode(signature_hex);
+        sig.is_ok_and(|sig| sig.len() == len && self.mac(parts).verify_truncated_left(&sig).is_ok())
     }
 }
 

@@ -73,16 +73,10 @@ const TEXTUAL: &[(&str, &[&str])] = &[
     ("message/rfc822", &["eml"]),
 ];
 
-/// The type `table` gives an extension.
-fn find(table: &[(&'static str, &[&str])], extension: &str) -> Option<&'static str> {
-    let ext = extension.to_ascii_lowercase();
-    let found = table.iter().find(|(_, exts)| exts.contains(&ext.as_str()));
-    found.map(|(t, _)| *t)
-}
-
 /// The type an extension stands for, if it is one we know.
 pub fn type_for_extension(extension: &str) -> Option<&'static str> {
-    find(BINARY, extension).or_else(|| find(TEXTUAL, extension))
+    let found = known_types().find(|(e, _)| e.eq_ignore_ascii_case(extension));
+    found.map(|(_, t)| t)
 }
 
 /// Every extension the server knows, with its type: what a client must declare for such a file
@@ -95,24 +89,18 @@ pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// render (HTML, SVG), which `infer` does not look for.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
-    let text = String::from_utf8_lossy(head);
-    let text = text
-        .trim_start_matches('\u{feff}')
-        .trim_start()
-        .to_ascii_lowercase();
-    if ["<!doctype html", "<html", "<script"]
-        .iter()
-        .any(|p| text.starts_with(p))
-    {
-        return Some("text/html");
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    let starts = |prefix: &str| text.starts_with(prefix);
+    if starts("<!doctype html") || starts("<html") || starts("<script") {
+        Some("text/html")
+    } else if starts("<svg") || (starts("<?xml") && text.contains("<svg")) {
+        Some("image/svg+xml")
+    } else if starts("{\\rtf") {
+        Some("application/rtf")
+    } else {
+        infer::get(bytes).map(|kind| kind.mime_type())
     }
-    if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
-        return Some("image/svg+xml");
-    }
-    if text.starts_with("{\\rtf") {
-        return Some("application/rtf");
-    }
-    infer::get(bytes).map(|kind| kind.mime_type())
 }
 
 /// Container formats that `infer` reports by their container (a .docx is a zip).
@@ -157,7 +145,7 @@ pub fn decide_content_type(
     match (type_for_extension(extension), sniffed) {
         (Some(declared), Some(s)) if same_family(declared, s) => Ok(declared),
         (Some(_), Some(s)) => Err(mismatch(s)),
-        (Some(_), None) if find(BINARY, extension).is_some() && !bytes.is_empty() => {
+        (Some(d), None) if BINARY.iter().any(|(t, _)| *t == d) && !bytes.is_empty() => {
             Err(mismatch("not recognisable"))
         }
         (Some(declared), None) => Ok(declared),

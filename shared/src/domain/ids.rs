@@ -44,7 +44,7 @@ macro_rules! string_type {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[serde(try_from = "String")]
         pub struct $name(String);
 
         impl $name {
@@ -57,12 +57,6 @@ macro_rules! string_type {
             type Error = IdError;
             fn try_from(value: String) -> Result<Self, IdError> {
                 $check(value).map(Self)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
             }
         }
 

@@ -126,13 +126,10 @@ pub struct Attachment {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// While pending: when the upload window closes (unix seconds); the sweep removes it after.
-    #[serde(default)]
     pub expires_at: Option<i64>,
     /// A direct upload under way (a new attachment's first content, or a new version).
-    #[serde(default)]
     pub upload: Option<PendingUpload>,
     /// Why the last direct upload was refused.
-    #[serde(default)]
     pub problem: Option<String>,
 }
 
@@ -149,7 +146,7 @@ pub struct PendingUpload {
     pub expires_at: i64,
     /// When the upload was handed to a verification that runs in the background (unix
     /// seconds): too large to verify within a request, it is `verifying` until that ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verifying_since: Option<i64>,
 }
 

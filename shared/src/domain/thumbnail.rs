@@ -6,6 +6,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, Rgba, RgbaImage};
+use IconFamily::*;
 
 /// The longest side of a thumbnail; smaller images keep their size.
 pub const THUMBNAIL_MAX_SIDE: u32 = 256;
@@ -45,15 +46,7 @@ pub enum IconFamily {
 }
 
 impl IconFamily {
-    pub const ALL: [IconFamily; 7] = [
-        Self::Image,
-        Self::Document,
-        Self::Text,
-        Self::Archive,
-        Self::Audio,
-        Self::Video,
-        Self::Other,
-    ];
+    pub const ALL: [IconFamily; 7] = [Image, Document, Text, Archive, Audio, Video, Other];
 
     /// The family of a content type, as decided by [`crate::domain::decide_content_type`].
     pub fn of(content_type: &str) -> Self {
@@ -105,21 +98,6 @@ fn decode_error(e: image::ImageError) -> ThumbnailError {
     }
 }
 
-/// The size of a downscaled image: at most [`THUMBNAIL_MAX_SIDE`] on its longest side, the
-/// aspect ratio kept (rounded, never below 1 px); smaller images keep their size.
-pub fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
-    let longest = width.max(height);
-    if longest <= THUMBNAIL_MAX_SIDE {
-        return (width, height);
-    }
-    let scale = |side: u32| -> u32 {
-        let scaled = (u64::from(side) * u64::from(THUMBNAIL_MAX_SIDE) + u64::from(longest) / 2)
-            / u64::from(longest);
-        scaled.clamp(1, u64::from(THUMBNAIL_MAX_SIDE)) as u32
-    };
-    (scale(width), scale(height))
-}
-
 /// A PNG thumbnail of an image, with its width and height. Refuses, before decoding a pixel, an
 /// image beyond [`MAX_IMAGE_SIDE`] or [`MAX_DECODE_BYTES`].
 pub fn image_thumbnail(
@@ -149,9 +127,10 @@ pub fn image_thumbnail(
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     img.apply_orientation(orientation);
-    let (tw, th) = thumbnail_size(img.width(), img.height());
-    if (tw, th) != (img.width(), img.height()) {
-        img = img.thumbnail_exact(tw, th);
+    // At most THUMBNAIL_MAX_SIDE on the longest side, the aspect ratio kept (rounded, never
+    // below 1 px); smaller images keep their size.
+    if img.width().max(img.height()) > THUMBNAIL_MAX_SIDE {
+        img = img.thumbnail(THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE);
     }
     // 8 bits per channel: what every viewer shows, and the smallest PNG.
     let img = if img.color().has_alpha() {
@@ -277,11 +256,16 @@ mod tests {
 
     #[test]
     fn sizes_round_and_never_vanish() {
-        assert_eq!(thumbnail_size(600, 300), (256, 128));
-        assert_eq!(thumbnail_size(256, 10), (256, 10));
-        assert_eq!(thumbnail_size(10_000, 1), (256, 1));
-        assert_eq!(thumbnail_size(1, 10_000), (1, 256));
-        assert_eq!(thumbnail_size(1000, 999), (256, 256));
+        for ((w, h), want) in [
+            ((600, 300), (256, 128)),
+            ((256, 10), (256, 10)),
+            ((10_000, 1), (256, 1)),
+            ((1, 10_000), (1, 256)),
+            ((1000, 999), (256, 256)),
+        ] {
+            let (_, tw, th) = image_thumbnail("image/png", &png_of(w, h, false)).unwrap();
+            assert_eq!((tw, th), want, "{w}x{h}");
+        }
     }
 
     #[test]
