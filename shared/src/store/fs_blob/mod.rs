@@ -17,8 +17,8 @@ use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StagedPage, StagedUpload, StoreError, StoreResult,
+    BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost, StagedPage,
+    StagedUpload, StoreError, StoreResult,
 };
 use crate::domain::STAGING_PREFIX;
 use crate::signing::Signer;
@@ -42,8 +42,11 @@ pub struct FsBlobStore {
     links: Links,
 }
 
-fn io_err(e: std::io::Error) -> StoreError {
-    StoreError::Unavailable(format!("blob file: {e}"))
+/// A file that could not be read or written (only this store does file I/O).
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Unavailable(format!("blob file: {e}"))
+    }
 }
 
 /// A file that is not there is `None`, not a failure.
@@ -51,7 +54,7 @@ fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -110,7 +113,7 @@ impl FsBlobStore {
         let Some(file) = unless_missing(tokio::fs::File::open(self.path_of(key)?).await)? else {
             return Ok(None);
         };
-        let size = file.metadata().await.map_err(io_err)?.len();
+        let size = file.metadata().await?.len();
         Ok(Some((file, size)))
     }
 
@@ -155,22 +158,22 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
         return Err(StoreError::NotFound);
     }
     let promoted = (|| {
-        let meta = std::fs::metadata(&claim).map_err(io_err)?;
+        let meta = std::fs::metadata(&claim)?;
         if identity(&meta) != etag || meta.len() != size {
             return Err(StoreError::Conflict(
                 "the staged file was replaced after it was verified".into(),
             ));
         }
         if let Some(dir) = dest.parent() {
-            create_private_dir(dir).map_err(io_err)?;
+            create_private_dir(dir)?;
         }
         std::fs::hard_link(&claim, dest).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => {
                 StoreError::Conflict("the content exists already".into())
             }
-            _ => io_err(e),
+            _ => e.into(),
         })?;
-        sync_folder_of(dest).map_err(io_err)
+        Ok(sync_folder_of(dest)?)
     })();
     let _ = std::fs::remove_file(&claim);
     let _ = sync_folder_of(staged);
@@ -228,9 +231,7 @@ impl BlobStore for FsBlobStore {
         _sha256: &[u8; 32],
     ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
-        write_atomically(self.path_of(key)?, data)
-            .await
-            .map_err(io_err)
+        Ok(write_atomically(self.path_of(key)?, data).await?)
     }
 
     /// Nothing to verify in transit: written while the caller hashes.
@@ -262,15 +263,15 @@ impl BlobStore for FsBlobStore {
         let (mut f, _) = self.open(key).await?.ok_or(StoreError::NotFound)?;
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
-            if identity(&f.metadata().await.map_err(io_err)?) != etag {
+            if identity(&f.metadata().await?) != etag {
                 return Err(StoreError::Conflict(
                     "the object was replaced while it was read".into(),
                 ));
             }
         }
-        f.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
+        f.seek(SeekFrom::Start(offset)).await?;
         let mut buf = Vec::with_capacity(len.min(64 * 1024 * 1024) as usize);
-        f.take(len).read_to_end(&mut buf).await.map_err(io_err)?;
+        f.take(len).read_to_end(&mut buf).await?;
         Ok(Bytes::from(buf))
     }
 
@@ -282,11 +283,7 @@ impl BlobStore for FsBlobStore {
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
         let dir = self.root.join(STAGING_PREFIX);
         let all = blocking(move || staged_keys(&dir, STAGING_PREFIX, 2));
-        Ok(page_after(
-            all.await.map_err(io_err)?,
-            after.as_deref(),
-            |k| k,
-        ))
+        Ok(page_after(all.await?, after.as_deref(), |k| k))
     }
 
     async fn list_staged_uploads(
@@ -315,8 +312,7 @@ impl BlobStore for FsBlobStore {
             }
             Ok(out)
         })
-        .await
-        .map_err(io_err)?;
+        .await?;
         Ok(page_after(all, after.as_deref(), |u| &u.upload_id))
     }
 
@@ -331,10 +327,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
-        let disposition = content_disposition(opts.file_name);
-        Ok(self
-            .links
-            .download(key, opts.content_type, &disposition, opts.valid.expires_at))
+        Ok(self.links.download(key, opts))
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
@@ -347,9 +340,7 @@ impl BlobStore for FsBlobStore {
         self.path_of(key)?;
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.uploads.join(&id);
-        write_atomically(dir.join("key"), Bytes::from(key.to_owned()))
-            .await
-            .map_err(io_err)?;
+        write_atomically(dir.join("key"), Bytes::from(key.to_owned())).await?;
         Ok(id)
     }
 
@@ -369,13 +360,13 @@ impl BlobStore for FsBlobStore {
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         let dir = self.upload_of(key, upload_id).await?;
         let mut parts = Vec::new();
-        let mut rd = tokio::fs::read_dir(&dir).await.map_err(io_err)?;
-        while let Some(e) = rd.next_entry().await.map_err(io_err)? {
+        let mut rd = tokio::fs::read_dir(&dir).await?;
+        while let Some(e) = rd.next_entry().await? {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(number) = name.strip_suffix(".part").and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            let size = e.metadata().await.map_err(io_err)?.len();
+            let size = e.metadata().await?.len();
             let etag = tokio::fs::read_to_string(etag_path(&dir, number)).await;
             let etag = etag.unwrap_or_default();
             parts.push(PartInfo { number, size, etag });
@@ -395,9 +386,7 @@ impl BlobStore for FsBlobStore {
             .iter()
             .map(|p| dir.join(format!("{:05}.part", p.number)))
             .collect();
-        write::join(files, self.path_of(key)?)
-            .await
-            .map_err(io_err)?;
+        write::join(files, self.path_of(key)?).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(())
     }
