@@ -21,7 +21,8 @@ const BATCH_BYTES: usize = 1 << 20;
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
-    crate::blocking::run(work).await?
+    let done = crate::blocking::run(work).await;
+    done.map_err(std::io::Error::other)?
 }
 
 /// A file being written beside its destination. Committed, it takes the destination's name;
