@@ -3,6 +3,7 @@
 //! over length-prefixed, domain-separated parts) and carries its expiry. The store makes them;
 //! the local server checks them with the same code, so the format lives in one place.
 
+use base64::{engine::general_purpose::STANDARD, Engine};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 use super::is_safe_key;
@@ -191,10 +192,7 @@ impl Links {
             sha256: policy.sha256.map(hex::encode),
             expires,
         };
-        let policy = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            serde_json::to_vec(&doc)?,
-        );
+        let policy = STANDARD.encode(serde_json::to_vec(&doc)?);
         let signature = self.signer.sign(&[b"POST", policy.as_bytes()]);
         let fields = vec![
             ("key".into(), key.to_owned()),
@@ -220,14 +218,12 @@ impl Links {
                 .ok_or_else(|| LinkError::Malformed(format!("the form has no {name} field")))
         };
         let policy = field("policy")?;
-        if !self
-            .signer
-            .verify(&[b"POST", policy.as_bytes()], field("signature")?)
-        {
+        let signed = [b"POST".as_slice(), policy.as_bytes()];
+        if !self.signer.verify(&signed, field("signature")?) {
             return Err(LinkError::BadSignature);
         }
-        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, policy)
-            .map_err(|_| malformed("policy is not base64"))?;
+        let raw = STANDARD.decode(policy);
+        let raw = raw.map_err(|_| malformed("policy is not base64"))?;
         let doc: PolicyDoc =
             serde_json::from_slice(&raw).map_err(|_| malformed("policy is not valid"))?;
         if now > doc.expires {
