@@ -20,11 +20,11 @@ use super::{
     BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost, StagedPage,
     StagedUpload, StoreError, StoreResult,
 };
-use crate::domain::STAGING_PREFIX;
+use crate::domain::{hashing::Hasher, STAGING_PREFIX};
 use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
-use write::{blocking, identity, write_atomically, write_stream, Hashing};
 pub use write::{create_private_dir, private_file, sync_folder_of, ReceiveError, Written};
+use write::{identity, write_atomically, write_stream, Hashing};
 
 /// The largest part of a multipart upload (S3's limit).
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -126,7 +126,8 @@ impl FsBlobStore {
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
     ) -> Result<Written, ReceiveError> {
         let path = self.path_of(&grant.key).map_err(std::io::Error::other)?;
-        write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await
+        let hashing = Hashing::Both(Hasher::new());
+        write_stream(path, stream, grant.size, grant.sha256, hashing).await
     }
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
@@ -141,7 +142,8 @@ impl FsBlobStore {
         let dir = dir.map_err(|_| ReceiveError::NoSuchUpload)?;
         let path = dir.join(format!("{:05}.part", grant.number));
         let size = grant.size.min(MAX_PART_BYTES);
-        let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
+        let hashing = Hashing::Md5(Default::default());
+        let written = write_stream(path, stream, size, None, hashing).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
         write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone())).await?;
@@ -154,9 +156,7 @@ impl FsBlobStore {
 /// `staged` meanwhile, and the link into place never replaces a file.
 fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResult<()> {
     let claim = staged.with_extension(format!("claim-{}", uuid::Uuid::new_v4()));
-    if unless_missing(std::fs::rename(staged, &claim))?.is_none() {
-        return Err(StoreError::NotFound);
-    }
+    unless_missing(std::fs::rename(staged, &claim))?.ok_or(StoreError::NotFound)?;
     let promoted = (|| {
         let meta = std::fs::metadata(&claim)?;
         if identity(&meta) != etag || meta.len() != size {
@@ -182,9 +182,10 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
 
 /// Every file under `dir` (a folder of the staging tree, `depth` levels of folders deep), as
 /// keys of `prefix`. Files whose names have a dot are the store's own (temporary, claimed).
-fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<String>> {
+fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> StoreResult<Vec<String>> {
     let mut out = Vec::new();
-    for entry in read_dir_if_any(dir)? {
+    let entries = unless_missing(std::fs::read_dir(dir))?;
+    for entry in entries.into_iter().flatten() {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let (key, kind) = (format!("{prefix}{name}"), entry.file_type()?);
@@ -199,25 +200,13 @@ fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<St
     Ok(out)
 }
 
-/// The entries of a folder; none when it is not there.
-fn read_dir_if_any(
-    dir: &Path,
-) -> std::io::Result<impl Iterator<Item = std::io::Result<std::fs::DirEntry>>> {
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None.into_iter().flatten()),
-        r => Ok(Some(r?).into_iter().flatten()),
-    }
-}
-
 /// The page of `all`, sorted by `of`, after `after`.
 fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
     all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
     let more = all.len() > start + STAGED_PAGE;
     let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
-    let next = more
-        .then(|| items.last().map(|x| of(x).to_owned()))
-        .flatten();
+    let next = items.last().filter(|_| more).map(|x| of(x).to_owned());
     StagedPage { items, next }
 }
 
@@ -282,8 +271,8 @@ impl BlobStore for FsBlobStore {
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
         let dir = self.root.join(STAGING_PREFIX);
-        let all = blocking(move || staged_keys(&dir, STAGING_PREFIX, 2));
-        Ok(page_after(all.await?, after.as_deref(), |k| k))
+        let all = crate::blocking::run(move || staged_keys(&dir, STAGING_PREFIX, 2));
+        Ok(page_after(all.await??, after.as_deref(), |k| k))
     }
 
     async fn list_staged_uploads(
@@ -291,9 +280,10 @@ impl BlobStore for FsBlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         let uploads = self.uploads.clone();
-        let all = blocking(move || {
+        let all = crate::blocking::run(move || {
             let mut out = Vec::new();
-            for entry in read_dir_if_any(&uploads)? {
+            let entries = unless_missing(std::fs::read_dir(&uploads))?;
+            for entry in entries.into_iter().flatten() {
                 let entry = entry?;
                 let upload_id = entry.file_name().to_string_lossy().into_owned();
                 let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
@@ -310,9 +300,9 @@ impl BlobStore for FsBlobStore {
                     initiated,
                 });
             }
-            Ok(out)
+            Ok::<_, StoreError>(out)
         })
-        .await?;
+        .await??;
         Ok(page_after(all, after.as_deref(), |u| &u.upload_id))
     }
 
@@ -352,9 +342,8 @@ impl BlobStore for FsBlobStore {
         size: u64,
         ttl: std::time::Duration,
     ) -> StoreResult<String> {
-        Ok(self
-            .links
-            .part(key, upload_id, number, size, expires_in(ttl)))
+        let expires = expires_in(ttl);
+        Ok(self.links.part(key, upload_id, number, size, expires))
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
