@@ -234,8 +234,7 @@ fn listed_of(
 ) -> StoreResult<Option<Vec<Attachment>>> {
     let mut stmt = conn.prepare_cached(LIST_SQL)?;
     let mut rows = stmt.query(key_after(key, ""))?;
-    let mut out: Vec<Attachment> = Vec::new();
-    let mut hidden = 0usize;
+    let (mut out, mut hidden) = (Vec::new(), 0usize);
     while let Some(row) = rows.next()? {
         if is_listed(text(row, 1)?) {
             if hidden > share || out.len() == room {
@@ -435,9 +434,8 @@ impl MetadataStore for SqliteStore {
                      (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
         let row = params_from_iter(attachment_row(att)?);
-        self.execute(sql, row, Some("attachment exists"))
-            .await
-            .map(drop)
+        let taken = Some("attachment exists");
+        self.execute(sql, row, taken).await.map(drop)
     }
 
     /// The row's parent columns (?3, ?4) are bound and left as they are: an attachment keeps its
@@ -451,9 +449,8 @@ impl MetadataStore for SqliteStore {
             expected.version.map(|v| v.to_string()),
             expected.upload.map(|v| v.to_string()),
         ];
-        let row = attachment_row(att)?
-            .into_iter()
-            .chain(expected.map(Value::from));
+        let mut row = attachment_row(att)?;
+        row.extend(expected.map(Value::from));
         let changed = self.execute(sql, params_from_iter(row), None).await?;
         let conflict =
             || StoreError::Conflict("attachment changed or was deleted meanwhile".into());

@@ -52,9 +52,8 @@ impl From<std::io::Error> for StoreError {
 /// A file that is not there is `None`, not a failure.
 fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
     match r {
-        Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
+        r => Ok(Some(r?)),
     }
 }
 
@@ -63,10 +62,8 @@ fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
 pub fn is_safe_key(key: &str) -> bool {
     let key = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
     let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    key.split('/').count() == 3
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s.chars().all(id_char))
+    let segment = |s: &str| !s.is_empty() && s.chars().all(id_char);
+    key.split('/').count() == 3 && key.split('/').all(segment)
 }
 
 impl FsBlobStore {
