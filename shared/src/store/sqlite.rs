@@ -214,6 +214,10 @@ const NEXT_LISTED_PARENT_SQL: &str = "SELECT a.parent_id, EXISTS (SELECT 1 FROM 
      ORDER BY a.parent_id LIMIT 1";
 
 const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+const PARENT_BY_REFERENCE: &str = "SELECT doc FROM parents
+     WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND reference = ?4";
+const PARENT_BY_EMAIL: &str = "SELECT doc FROM parents
+     WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND email = ?4";
 
 fn is_listed(status: &str) -> bool {
     matches!(status, "ready" | "placeholder")
@@ -370,14 +374,8 @@ impl MetadataStore for SqliteStore {
         lookup: ParentLookup<'_>,
     ) -> StoreResult<Option<Parent>> {
         let (sql, value) = match lookup {
-            ParentLookup::Reference(r) => (
-                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND reference = ?4",
-                r,
-            ),
-            ParentLookup::Email(e) => (
-                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND email = ?4",
-                e,
-            ),
+            ParentLookup::Reference(r) => (PARENT_BY_REFERENCE, r),
+            ParentLookup::Email(e) => (PARENT_BY_EMAIL, e),
         };
         let params = [tenant.as_str(), kind.as_str(), source.unwrap_or(""), value];
         let params = params_from_iter(params.map(str::to_owned));

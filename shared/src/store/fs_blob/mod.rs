@@ -137,13 +137,13 @@ impl FsBlobStore {
     ) -> Result<String, ReceiveError> {
         let dir = self.upload_of(key, &grant.upload_id).await;
         let dir = dir.map_err(|_| ReceiveError::NoSuchUpload)?;
-        let path = dir.join(format!("{:05}.part", grant.number));
+        let path = part_path(&dir, grant.number);
         let size = grant.size.min(MAX_PART_BYTES);
         let hashing = Hashing::Md5(Default::default());
-        let written = write_stream(path, stream, size, None, hashing).await?;
+        let written = write_stream(path.clone(), stream, size, None, hashing).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
-        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone())).await?;
+        write_atomically(path.with_extension("etag"), Bytes::from(etag.clone())).await?;
         Ok(etag)
     }
 }
@@ -353,7 +353,7 @@ impl BlobStore for FsBlobStore {
                 continue;
             };
             let size = e.metadata().await?.len();
-            let etag = tokio::fs::read_to_string(etag_path(&dir, number)).await;
+            let etag = tokio::fs::read_to_string(e.path().with_extension("etag")).await;
             let etag = etag.unwrap_or_default();
             parts.push(PartInfo { number, size, etag });
         }
@@ -368,11 +368,8 @@ impl BlobStore for FsBlobStore {
         parts: &[PartInfo],
     ) -> StoreResult<()> {
         let dir = self.upload_of(key, upload_id).await?;
-        let files = parts
-            .iter()
-            .map(|p| dir.join(format!("{:05}.part", p.number)))
-            .collect();
-        write::join(files, self.path_of(key)?).await?;
+        let files = parts.iter().map(|p| part_path(&dir, p.number));
+        write::join(files.collect(), self.path_of(key)?).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(())
     }
@@ -390,9 +387,9 @@ fn expires_in(ttl: std::time::Duration) -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64
 }
 
-/// Where a part's ETag is kept, beside the part.
-fn etag_path(dir: &Path, number: u32) -> PathBuf {
-    dir.join(format!("{number:05}.etag"))
+/// Where a part is kept in its upload's folder (its ETag beside it, as `.etag`).
+fn part_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:05}.part"))
 }
 
 #[cfg(test)]
