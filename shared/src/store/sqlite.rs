@@ -108,10 +108,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file, created readable by its owner only before
     /// SQLite opens it (SQLite gives its journal files the database's permissions).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let file = super::fs_blob::private_file()
-            .create(true)
-            .truncate(false)
-            .open(path);
+        let mut options = super::fs_blob::private_file();
+        let file = options.create(true).truncate(false).open(path);
         file.map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Self::init(Connection::open(path)?)
     }
@@ -132,9 +130,8 @@ impl SqliteStore {
             let script = format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};");
             conn.execute_batch(&script)?;
         }
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        Ok(Self { conn })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -144,10 +141,8 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let conn = self.conn.clone();
         crate::blocking::run(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
-            f(&mut guard)
+            let poisoned = |_| StoreError::Unavailable("sqlite connection poisoned".into());
+            f(&mut *conn.lock().map_err(poisoned)?)
         })
         .await?
     }
