@@ -513,8 +513,7 @@ impl MetadataStore for SqliteStore {
         let keys: Vec<Key> = parents.iter().map(|p| key_of(tenant, p)).collect();
         let share = hidden_share(parents.len());
         self.with_conn(move |conn| {
-            let mut out = Vec::with_capacity(keys.len());
-            let mut total = 0usize;
+            let (mut out, mut total) = (Vec::with_capacity(keys.len()), 0usize);
             for key in keys {
                 if !parent_exists(conn, &key)? {
                     out.push(None);

@@ -184,10 +184,9 @@ impl Links {
         policy: &PostPolicy<'_>,
         expires: i64,
     ) -> Result<PresignedPost, serde_json::Error> {
-        let content_type = policy.content_type;
         let doc = PolicyDoc {
             key: key.to_owned(),
-            content_type: content_type.to_owned(),
+            content_type: policy.content_type.to_owned(),
             size: policy.size,
             sha256: policy.sha256.map(hex::encode),
             expires,
@@ -195,8 +194,8 @@ impl Links {
         let policy = STANDARD.encode(serde_json::to_vec(&doc)?);
         let signature = self.signer.sign(&[b"POST", policy.as_bytes()]);
         let fields = vec![
-            ("key".into(), key.to_owned()),
-            ("Content-Type".into(), content_type.to_owned()),
+            ("key".into(), doc.key),
+            ("Content-Type".into(), doc.content_type),
             ("policy".into(), policy),
             ("signature".into(), signature),
         ];
