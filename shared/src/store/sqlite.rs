@@ -236,19 +236,18 @@ fn listed_of(
     let (mut out, mut hidden) = (Vec::new(), 0usize);
     while let Some(row) = rows.next()? {
         if is_listed(text(row, 1)?) {
-            if hidden > share || out.len() == room {
+            if out.len() == room {
                 return Ok(None);
             }
             out.push(doc(row, 2)?);
-            continue;
-        }
-        hidden += 1;
-        // Past its share, only whether a listed one still follows matters: the partial index
-        // answers that without reading the rest.
-        if hidden > share {
+        } else if hidden == share {
+            // Past its share, only whether a listed one still follows matters: the partial index
+            // answers that without reading the rest.
             let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL)?;
             let more = stmt.exists(key_after(key, text(row, 0)?))?;
             return Ok((!more).then_some(out));
+        } else {
+            hidden += 1;
         }
     }
     Ok(Some(out))

@@ -290,7 +290,22 @@ mod tests {
             valid,
         };
         let link = l.download("t/a/v", &opts);
-        assert!(link.starts_with("http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&"));
+        // The format is fixed: links handed out before must keep working.
+        let sig = Signer::new([1; 32]).sign(&[
+            b"GET",
+            b"t/a/v",
+            b"1000",
+            b"text/plain",
+            b"attachment; filename*=UTF-8''a.txt",
+        ]);
+        assert_eq!(
+            link,
+            format!(
+                "http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&response-content-type=text%2Fplain\
+                 &response-content-disposition=attachment%3B%20filename%2A%3DUTF%2D8%27%27a%2Etxt\
+                 &signature={sig}"
+            )
+        );
         let (k, q) = query_of(&link);
         assert_eq!(
             l.check_download(k, q, 999).unwrap().content_type,
@@ -324,6 +339,14 @@ mod tests {
     fn parts_verify_and_refuse_another_part() {
         let l = links();
         let link = l.part("t/a/v", "u-1", 3, 8, 1000);
+        let sig = Signer::new([1; 32]).sign(&[b"PUT", b"t/a/v", b"u-1", b"3", b"8", b"1000"]);
+        assert_eq!(
+            link,
+            format!(
+                "http://127.0.0.1:3000/_blobs/t/a/v?uploadId=u-1&partNumber=3&size=8&expires=1000\
+                 &signature={sig}"
+            )
+        );
         let (k, q) = query_of(&link);
         assert_eq!(
             l.check_part(k, q, 10).unwrap(),
