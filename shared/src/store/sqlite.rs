@@ -397,12 +397,11 @@ impl MetadataStore for SqliteStore {
             // One seek per parent: a parent with a million attachments costs what one with one
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
-            loop {
-                let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
-                let found = next.query_row(params![tenant, kind.as_str(), after], row);
-                let Some((id, exists)) = found.optional()? else {
-                    break;
-                };
+            let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
+            while let Some((id, exists)) = next
+                .query_row(params![tenant, kind.as_str(), after], row)
+                .optional()?
+            {
                 if exists {
                     if parents.len() == limit {
                         next_after = parents.last().map(|p: &ParentRef| p.id.clone());
