@@ -6,40 +6,30 @@
 
 use tokio::sync::Semaphore;
 
+use crate::store::{StoreError, StoreResult};
+
 /// Blocking jobs at once, in this process.
 pub const SLOTS: usize = 32;
 
 static JOBS: Semaphore = Semaphore::const_new(SLOTS);
 
-/// A blocking job that could not finish: it panicked (a bug, contained to its job).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("a blocking job failed: {0}")]
-pub struct JobFailed(String);
-
-impl From<JobFailed> for std::io::Error {
-    fn from(e: JobFailed) -> Self {
-        std::io::Error::other(e)
-    }
-}
-
-/// Runs `work` on a blocking thread once a slot is free, and waits for it. The semaphore is never
+/// Runs `work` on a blocking thread once a slot is free, and waits for it; a job that panicked
+/// (a bug, contained to its job) leaves storage unable to answer. The semaphore is never
 /// closed; if it ever were, jobs would run unbounded rather than not at all.
-pub async fn run<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, JobFailed> {
+pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
     // Boxed, so that tokio's task machinery is built once per answer type rather than once per
     // caller: every copy would add kilobytes to each function's binary (the size row).
     run_boxed(Box::new(work)).await
 }
 
-async fn run_boxed<T: Send + 'static>(work: Box<dyn FnOnce() -> T + Send>) -> Result<T, JobFailed> {
+async fn run_boxed<T: Send + 'static>(work: Box<dyn FnOnce() -> T + Send>) -> StoreResult<T> {
     let permit = JOBS.acquire().await.ok();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         work()
     })
     .await
-    .map_err(|e| JobFailed(e.to_string()))
+    .map_err(|e| StoreError::Unavailable(format!("a blocking job failed: {e}")))
 }
 
 #[cfg(test)]

@@ -36,13 +36,6 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Blocking work that could not finish (it panicked) left storage unable to answer.
-impl From<crate::blocking::JobFailed> for StoreError {
-    fn from(e: crate::blocking::JobFailed) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
 /// The most keys one batched read takes (DynamoDB's BatchGetItem limit).
 pub const MAX_BATCH_KEYS: usize = 100;
 

@@ -80,8 +80,10 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(format!("sqlite: {e}"))
+    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -98,7 +100,7 @@ fn taken_or_failed(e: rusqlite::Error, taken: Option<&'static str>) -> StoreErro
         Some(taken) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             StoreError::Conflict(taken.into())
         }
-        _ => db_err(e),
+        _ => e.into(),
     }
 }
 
@@ -106,35 +108,30 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file, created readable by its owner only before
     /// SQLite opens it (SQLite gives its journal files the database's permissions).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let file = super::fs_blob::private_file()
-            .create(true)
-            .truncate(false)
-            .open(path);
+        let mut options = super::fs_blob::private_file();
+        let file = options.create(true).truncate(false).open(path);
         file.map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        Self::init(Connection::open(path).map_err(db_err)?)
+        Self::init(Connection::open(path)?)
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory().map_err(db_err)?)
+        Self::init(Connection::open_in_memory()?)
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
         let pragmas = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
                        PRAGMA busy_timeout = 5000;";
-        conn.execute_batch(pragmas).map_err(db_err)?;
+        conn.execute_batch(pragmas)?;
         // The schema script is parsed only when the file is new or older than this code:
         // parsing it costs about a third of a millisecond of every cold start.
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db_err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             let script = format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};");
-            conn.execute_batch(&script).map_err(db_err)?;
+            conn.execute_batch(&script)?;
         }
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        Ok(Self { conn })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -144,10 +141,8 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let conn = self.conn.clone();
         crate::blocking::run(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))?;
-            f(&mut guard)
+            let poisoned = |_| StoreError::Unavailable("sqlite connection poisoned".into());
+            f(&mut *conn.lock().map_err(poisoned)?)
         })
         .await?
     }
@@ -184,13 +179,9 @@ fn docs<T: DeserializeOwned>(
     sql: &str,
     params: impl Params,
 ) -> StoreResult<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    let mut rows = stmt.query(params).map_err(db_err)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(doc(row, 0)?);
-    }
-    Ok(out)
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_and_then(params, |row| doc(row, 0))?;
+    rows.collect()
 }
 
 /// A parent's attachments in id order, from the index, hidden ones included: a listing counts
@@ -218,6 +209,10 @@ const NEXT_LISTED_PARENT_SQL: &str = "SELECT a.parent_id, EXISTS (SELECT 1 FROM 
      ORDER BY a.parent_id LIMIT 1";
 
 const PARENT_BY_KEY: &str = "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
+const PARENT_BY_REFERENCE: &str = "SELECT doc FROM parents
+     WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND reference = ?4";
+const PARENT_BY_EMAIL: &str = "SELECT doc FROM parents
+     WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND email = ?4";
 
 fn is_listed(status: &str) -> bool {
     matches!(status, "ready" | "placeholder")
@@ -225,8 +220,7 @@ fn is_listed(status: &str) -> bool {
 
 fn parent_exists(conn: &Connection, key: &Key) -> StoreResult<bool> {
     let sql = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    stmt.exists(params_from_iter(key)).map_err(db_err)
+    Ok(conn.prepare_cached(sql)?.exists(params_from_iter(key))?)
 }
 
 /// One parent's listed attachments for a listing of several: `None` when it has more hidden
@@ -237,25 +231,23 @@ fn listed_of(
     room: usize,
     share: usize,
 ) -> StoreResult<Option<Vec<Attachment>>> {
-    let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
-    let mut rows = stmt.query(key_after(key, "")).map_err(db_err)?;
-    let mut out: Vec<Attachment> = Vec::new();
-    let mut hidden = 0usize;
-    while let Some(row) = rows.next().map_err(db_err)? {
+    let mut stmt = conn.prepare_cached(LIST_SQL)?;
+    let mut rows = stmt.query(key_after(key, ""))?;
+    let (mut out, mut hidden) = (Vec::new(), 0usize);
+    while let Some(row) = rows.next()? {
         if is_listed(text(row, 1)?) {
-            if hidden > share || out.len() == room {
+            if out.len() == room {
                 return Ok(None);
             }
             out.push(doc(row, 2)?);
-            continue;
-        }
-        hidden += 1;
-        // Past its share, only whether a listed one still follows matters: the partial index
-        // answers that without reading the rest.
-        if hidden > share {
-            let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL).map_err(db_err)?;
-            let more = stmt.exists(key_after(key, text(row, 0)?)).map_err(db_err)?;
+        } else if hidden == share {
+            // Past its share, only whether a listed one still follows matters: the partial index
+            // answers that without reading the rest.
+            let mut stmt = conn.prepare_cached(LISTED_AFTER_SQL)?;
+            let more = stmt.exists(key_after(key, text(row, 0)?))?;
             return Ok((!more).then_some(out));
+        } else {
+            hidden += 1;
         }
     }
     Ok(Some(out))
@@ -263,9 +255,7 @@ fn listed_of(
 
 /// A text column of a row, borrowed from SQLite.
 fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
-    row.get_ref(column)
-        .and_then(|v| Ok(v.as_str()?))
-        .map_err(db_err)
+    Ok(row.get_ref(column).and_then(|v| Ok(v.as_str()?))?)
 }
 
 /// The document in a column of a row, decoded where SQLite keeps its text.
@@ -378,14 +368,8 @@ impl MetadataStore for SqliteStore {
         lookup: ParentLookup<'_>,
     ) -> StoreResult<Option<Parent>> {
         let (sql, value) = match lookup {
-            ParentLookup::Reference(r) => (
-                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND reference = ?4",
-                r,
-            ),
-            ParentLookup::Email(e) => (
-                "SELECT doc FROM parents WHERE tenant = ?1 AND kind = ?2 AND source = ?3 AND email = ?4",
-                e,
-            ),
+            ParentLookup::Reference(r) => (PARENT_BY_REFERENCE, r),
+            ParentLookup::Email(e) => (PARENT_BY_EMAIL, e),
         };
         let params = [tenant.as_str(), kind.as_str(), source.unwrap_or(""), value];
         let params = params_from_iter(params.map(str::to_owned));
@@ -408,19 +392,16 @@ impl MetadataStore for SqliteStore {
         let (tenant, kind) = (tenant.to_string(), kind.clone());
         let mut after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
-            let mut next = conn
-                .prepare_cached(NEXT_LISTED_PARENT_SQL)
-                .map_err(db_err)?;
+            let mut next = conn.prepare_cached(NEXT_LISTED_PARENT_SQL)?;
             let (mut parents, mut next_after) = (Vec::new(), None);
             // One seek per parent: a parent with a million attachments costs what one with one
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
-            loop {
-                let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
-                let found = next.query_row(params![tenant, kind.as_str(), after], row);
-                let Some((id, exists)) = found.optional().map_err(db_err)? else {
-                    break;
-                };
+            let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
+            while let Some((id, exists)) = next
+                .query_row(params![tenant, kind.as_str(), after], row)
+                .optional()?
+            {
                 if exists {
                     if parents.len() == limit {
                         next_after = parents.last().map(|p: &ParentRef| p.id.clone());
@@ -444,9 +425,8 @@ impl MetadataStore for SqliteStore {
                      (tenant, id, parent_kind, parent_id, status, version_id, expires_at, doc)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
         let row = params_from_iter(attachment_row(att)?);
-        self.execute(sql, row, Some("attachment exists"))
-            .await
-            .map(drop)
+        let taken = Some("attachment exists");
+        self.execute(sql, row, taken).await.map(drop)
     }
 
     /// The row's parent columns (?3, ?4) are bound and left as they are: an attachment keeps its
@@ -460,15 +440,12 @@ impl MetadataStore for SqliteStore {
             expected.version.map(|v| v.to_string()),
             expected.upload.map(|v| v.to_string()),
         ];
-        let row = attachment_row(att)?
-            .into_iter()
-            .chain(expected.map(Value::from));
-        if !self.execute(sql, params_from_iter(row), None).await? {
-            return Err(StoreError::Conflict(
-                "attachment changed or was deleted meanwhile".into(),
-            ));
-        }
-        Ok(())
+        let mut row = attachment_row(att)?;
+        row.extend(expected.map(Value::from));
+        let changed = self.execute(sql, params_from_iter(row), None).await?;
+        let conflict =
+            || StoreError::Conflict("attachment changed or was deleted meanwhile".into());
+        changed.then_some(()).ok_or_else(conflict)
     }
 
     async fn get_attachment(
@@ -492,8 +469,8 @@ impl MetadataStore for SqliteStore {
         let key = key_of(tenant, parent);
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(LIST_SQL).map_err(db_err)?;
-            let mut rows = stmt.query(key_after(&key, &after)).map_err(db_err)?;
+            let mut stmt = conn.prepare_cached(LIST_SQL)?;
+            let mut rows = stmt.query(key_after(&key, &after))?;
             // Read as the DynamoDB store reads: one more than asked tells whether another page
             // follows (it is not decoded), and at most `MAX_HIDDEN_SKIPPED` hidden ones besides.
             let budget = if include_hidden {
@@ -503,7 +480,7 @@ impl MetadataStore for SqliteStore {
             };
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
             let (mut read, mut last_read, mut next_after) = (0usize, None::<String>, None);
-            while let Some(row) = rows.next().map_err(db_err)? {
+            while let Some(row) = rows.next()? {
                 if read == budget {
                     // More rows than this call may read: the next page starts after the last.
                     let last = last_read.as_deref().map(AttachmentId::parse).transpose();
@@ -534,8 +511,7 @@ impl MetadataStore for SqliteStore {
         let keys: Vec<Key> = parents.iter().map(|p| key_of(tenant, p)).collect();
         let share = hidden_share(parents.len());
         self.with_conn(move |conn| {
-            let mut out = Vec::with_capacity(keys.len());
-            let mut total = 0usize;
+            let (mut out, mut total) = (Vec::with_capacity(keys.len()), 0usize);
             for key in keys {
                 if !parent_exists(conn, &key)? {
                     out.push(None);
@@ -555,12 +531,12 @@ impl MetadataStore for SqliteStore {
     async fn delete_attachment(&self, tenant: &TenantId, id: AttachmentId) -> StoreResult<bool> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(db_err)?;
+            let tx = conn.transaction()?;
             let versions = "DELETE FROM versions WHERE tenant = ?1 AND attachment_id = ?2";
-            tx.execute(versions, [&tenant, &id]).map_err(db_err)?;
+            tx.execute(versions, [&tenant, &id])?;
             let sql = "DELETE FROM attachments WHERE tenant = ?1 AND id = ?2";
-            let n = tx.execute(sql, [&tenant, &id]).map_err(db_err)?;
-            tx.commit().map_err(db_err)?;
+            let n = tx.execute(sql, [&tenant, &id])?;
+            tx.commit()?;
             Ok(n > 0)
         })
         .await

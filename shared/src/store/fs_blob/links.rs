@@ -3,16 +3,25 @@
 //! over length-prefixed, domain-separated parts) and carries its expiry. The store makes them;
 //! the local server checks them with the same code, so the format lives in one place.
 
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 use super::is_safe_key;
 use crate::signing::Signer;
-use crate::store::{PostPolicy, PresignedPost};
+use crate::store::{content_disposition, LinkOptions, PostPolicy, PresignedPost};
 
 /// Where the local server takes form uploads.
 pub const POST_PATH: &str = "/_blobs/upload";
 /// The path under which the local server serves download and part links.
 pub const LINK_PREFIX: &str = "/_blobs/";
+
+/// The query of a download link and of a part link, in order; the signature follows.
+const DOWNLOAD: [&str; 3] = [
+    "expires",
+    "response-content-type",
+    "response-content-disposition",
+];
+const PART: [&str; 4] = ["uploadId", "partNumber", "size", "expires"];
 
 /// Why a link or a form was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,44 +80,10 @@ pub struct Links {
     base_url: String,
 }
 
-/// The percent-decoded values of `names` in a link's query, in that order: `incomplete` when
-/// one is missing, `unexpected` of any other name; a pair without `=` or not UTF-8 is malformed.
-fn query_values<const N: usize>(
-    query: &str,
-    names: [&str; N],
-    incomplete: &str,
-    unexpected: fn(&str) -> LinkError,
-) -> Result<[String; N], LinkError> {
-    let pairs = query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').ok_or_else(|| malformed("query"))?;
-        let v = percent_encoding::percent_decode_str(v).decode_utf8();
-        Ok((k, v.map_err(|_| malformed("query"))?.into_owned()))
-    });
-    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
-    for (k, v) in pairs.collect::<Result<Vec<_>, LinkError>>()? {
-        let slot = names.iter().position(|n| *n == k);
-        values[slot.ok_or_else(|| unexpected(k))?] = Some(v);
-    }
-    let values = values.into_iter().collect::<Option<Vec<_>>>();
-    values
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| malformed(incomplete))
-}
-
-/// What a link signs: its method and its fields, each a part of the signature.
-fn signed<'a>(method: &'a str, fields: &[&'a str]) -> Vec<&'a [u8]> {
-    std::iter::once(method)
-        .chain(fields.iter().copied())
-        .map(str::as_bytes)
-        .collect()
-}
-
-fn not_expired(expires: &str, now: i64) -> Result<(), LinkError> {
-    let exp: i64 = expires.parse().map_err(|_| malformed("expires"))?;
-    if now > exp {
-        return Err(LinkError::Expired);
-    }
-    Ok(())
+/// What a link signs: its method, its key and its query's values, each a part of the signature.
+fn signed<'a>(method: &'a str, key: &'a str, values: &[&'a str]) -> Vec<&'a [u8]> {
+    let parts = [method, key].into_iter().chain(values.iter().copied());
+    parts.map(str::as_bytes).collect()
 }
 
 impl Links {
@@ -119,25 +94,69 @@ impl Links {
         }
     }
 
-    /// A download link for `key`, valid until `expires` (unix seconds).
-    pub fn download(
+    /// A link to `key` whose query holds `names` with their `values` (encoded with `set`), then
+    /// the signature of `method`, the key and those values.
+    fn link<const N: usize>(
         &self,
-        key: &str,
-        content_type: &str,
-        disposition: &str,
-        expires: i64,
+        (method, key): (&str, &str),
+        names: [&str; N],
+        values: [&str; N],
+        set: &'static AsciiSet,
     ) -> String {
-        let expires = expires.to_string();
-        let sig = self
-            .signer
-            .sign(&signed("GET", &[key, &expires, content_type, disposition]));
-        format!(
-            "{}{LINK_PREFIX}{key}?expires={expires}&response-content-type={}\
-             &response-content-disposition={}&signature={sig}",
-            self.base_url,
-            utf8_percent_encode(content_type, NON_ALPHANUMERIC),
-            utf8_percent_encode(disposition, NON_ALPHANUMERIC),
-        )
+        let sig = self.signer.sign(&signed(method, key, &values));
+        let query = names.iter().zip(values);
+        let query: String = query
+            .map(|(name, value)| format!("{name}={}&", utf8_percent_encode(value, set)))
+            .collect();
+        format!("{}{LINK_PREFIX}{key}?{query}signature={sig}", self.base_url)
+    }
+
+    /// The percent-decoded values of `names` in a link's query, in that order, once the
+    /// signature that follows them is `method`'s, the key's and theirs and their `expires` has
+    /// not passed. Any other name, or a pair without `=` or not UTF-8, is malformed; `what`
+    /// names the link when one is missing.
+    fn check<const N: usize>(
+        &self,
+        (method, key, query): (&str, &str, &str),
+        names: [&str; N],
+        what: &str,
+        now: i64,
+    ) -> Result<[String; N], LinkError> {
+        let pairs = query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+            let (k, v) = pair.split_once('=').ok_or_else(|| malformed("query"))?;
+            let v = percent_encoding::percent_decode_str(v).decode_utf8();
+            Ok((k, v.map_err(|_| malformed("query"))?.into_owned()))
+        });
+        let (mut values, mut sig): ([Option<String>; N], _) = (std::array::from_fn(|_| None), None);
+        for (k, v) in pairs.collect::<Result<Vec<_>, LinkError>>()? {
+            *match names.iter().position(|n| *n == k) {
+                Some(i) => &mut values[i],
+                None if k == "signature" => &mut sig,
+                None => return Err(LinkError::Malformed(format!("unexpected parameter {k}"))),
+            } = Some(v);
+        }
+        let (Some(sig), true) = (sig, values.iter().all(Option::is_some)) else {
+            return Err(LinkError::Malformed(format!("the {what} is incomplete")));
+        };
+        let values = values.map(Option::unwrap_or_default);
+        let fields = values.each_ref().map(String::as_str);
+        if !self.signer.verify(&signed(method, key, &fields), &sig) {
+            return Err(LinkError::BadSignature);
+        }
+        let expires = names.iter().position(|n| *n == "expires");
+        let expires = expires.and_then(|i| fields[i].parse::<i64>().ok());
+        if now > expires.ok_or_else(|| malformed("expires"))? {
+            return Err(LinkError::Expired);
+        }
+        Ok(values)
+    }
+
+    /// A download link for `key`, presented as `opts` say.
+    pub fn download(&self, key: &str, opts: &LinkOptions<'_>) -> String {
+        let expires = opts.valid.expires_at.to_string();
+        let disposition = content_disposition(opts.file_name);
+        let values = [expires.as_str(), opts.content_type, &disposition];
+        self.link(("GET", key), DOWNLOAD, values, NON_ALPHANUMERIC)
     }
 
     /// Checks a download link's query against its key and the clock.
@@ -147,28 +166,14 @@ impl Links {
         query: &str,
         now: i64,
     ) -> Result<DownloadGrant, LinkError> {
-        let names = [
-            "expires",
-            "response-content-type",
-            "response-content-disposition",
-            "signature",
-        ];
-        let [expires, ct, cd, sig] = query_values(query, names, "the link is incomplete", |_| {
-            malformed("unexpected parameter")
-        })?;
         if !is_safe_key(key) {
             return Err(malformed("key"));
         }
-        if !self
-            .signer
-            .verify(&signed("GET", &[key, &expires, &ct, &cd]), &sig)
-        {
-            return Err(LinkError::BadSignature);
-        }
-        not_expired(&expires, now)?;
+        let [_, content_type, content_disposition] =
+            self.check(("GET", key, query), DOWNLOAD, "link", now)?;
         Ok(DownloadGrant {
-            content_type: ct,
-            content_disposition: cd,
+            content_type,
+            content_disposition,
         })
     }
 
@@ -179,22 +184,18 @@ impl Links {
         policy: &PostPolicy<'_>,
         expires: i64,
     ) -> Result<PresignedPost, serde_json::Error> {
-        let content_type = policy.content_type;
         let doc = PolicyDoc {
             key: key.to_owned(),
-            content_type: content_type.to_owned(),
+            content_type: policy.content_type.to_owned(),
             size: policy.size,
             sha256: policy.sha256.map(hex::encode),
             expires,
         };
-        let policy = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            serde_json::to_vec(&doc)?,
-        );
+        let policy = STANDARD.encode(serde_json::to_vec(&doc)?);
         let signature = self.signer.sign(&[b"POST", policy.as_bytes()]);
         let fields = vec![
-            ("key".into(), key.to_owned()),
-            ("Content-Type".into(), content_type.to_owned()),
+            ("key".into(), doc.key),
+            ("Content-Type".into(), doc.content_type),
             ("policy".into(), policy),
             ("signature".into(), signature),
         ];
@@ -216,14 +217,12 @@ impl Links {
                 .ok_or_else(|| LinkError::Malformed(format!("the form has no {name} field")))
         };
         let policy = field("policy")?;
-        if !self
-            .signer
-            .verify(&[b"POST", policy.as_bytes()], field("signature")?)
-        {
+        let signed = [b"POST".as_slice(), policy.as_bytes()];
+        if !self.signer.verify(&signed, field("signature")?) {
             return Err(LinkError::BadSignature);
         }
-        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, policy)
-            .map_err(|_| malformed("policy is not base64"))?;
+        let raw = STANDARD.decode(policy);
+        let raw = raw.map_err(|_| malformed("policy is not base64"))?;
         let doc: PolicyDoc =
             serde_json::from_slice(&raw).map_err(|_| malformed("policy is not valid"))?;
         if now > doc.expires {
@@ -249,33 +248,18 @@ impl Links {
     /// until `expires`.
     pub fn part(&self, key: &str, upload_id: &str, number: u32, size: u64, expires: i64) -> String {
         let (number, size, expires) = (number.to_string(), size.to_string(), expires.to_string());
-        let sig = self
-            .signer
-            .sign(&signed("PUT", &[key, upload_id, &number, &size, &expires]));
-        format!(
-            "{}{LINK_PREFIX}{key}?uploadId={upload_id}&partNumber={number}&size={size}&expires={expires}&signature={sig}",
-            self.base_url
-        )
+        let values = [upload_id, &number, &size, &expires];
+        self.link(("PUT", key), PART, values, CONTROLS)
     }
 
     /// Checks a part link's query against its key and the clock.
     pub fn check_part(&self, key: &str, query: &str, now: i64) -> Result<PartGrant, LinkError> {
-        let names = ["uploadId", "partNumber", "size", "expires", "signature"];
-        let [upload_id, number, size, expires, sig] =
-            query_values(query, names, "the part link is incomplete", |k| {
-                LinkError::Malformed(format!("unexpected parameter {k}"))
-            })?;
-        let fields = [key, &upload_id, &number, &size, &expires];
-        if !self.signer.verify(&signed("PUT", &fields), &sig) {
-            return Err(LinkError::BadSignature);
-        }
-        not_expired(&expires, now)?;
-        let number = number.parse().map_err(|_| malformed("partNumber"))?;
-        let size = size.parse().map_err(|_| malformed("size"))?;
+        let [upload_id, number, size, _] =
+            self.check(("PUT", key, query), PART, "part link", now)?;
         Ok(PartGrant {
             upload_id,
-            number,
-            size,
+            number: number.parse().map_err(|_| malformed("partNumber"))?,
+            size: size.parse().map_err(|_| malformed("size"))?,
         })
     }
 }
@@ -296,13 +280,32 @@ mod tests {
     #[test]
     fn downloads_verify_and_refuse_tampering_and_expiry() {
         let l = links();
-        let link = l.download(
-            "t/a/v",
-            "text/plain",
-            "attachment; filename*=UTF-8''a.txt",
-            1000,
+        let valid = crate::store::LinkWindow {
+            signed_at: 0,
+            expires_at: 1000,
+        };
+        let opts = LinkOptions {
+            content_type: "text/plain",
+            file_name: "a.txt",
+            valid,
+        };
+        let link = l.download("t/a/v", &opts);
+        // The format is fixed: links handed out before must keep working.
+        let sig = Signer::new([1; 32]).sign(&[
+            b"GET",
+            b"t/a/v",
+            b"1000",
+            b"text/plain",
+            b"attachment; filename*=UTF-8''a.txt",
+        ]);
+        assert_eq!(
+            link,
+            format!(
+                "http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&response-content-type=text%2Fplain\
+                 &response-content-disposition=attachment%3B%20filename%2A%3DUTF%2D8%27%27a%2Etxt\
+                 &signature={sig}"
+            )
         );
-        assert!(link.starts_with("http://127.0.0.1:3000/_blobs/t/a/v?expires=1000&"));
         let (k, q) = query_of(&link);
         assert_eq!(
             l.check_download(k, q, 999).unwrap().content_type,
@@ -336,6 +339,14 @@ mod tests {
     fn parts_verify_and_refuse_another_part() {
         let l = links();
         let link = l.part("t/a/v", "u-1", 3, 8, 1000);
+        let sig = Signer::new([1; 32]).sign(&[b"PUT", b"t/a/v", b"u-1", b"3", b"8", b"1000"]);
+        assert_eq!(
+            link,
+            format!(
+                "http://127.0.0.1:3000/_blobs/t/a/v?uploadId=u-1&partNumber=3&size=8&expires=1000\
+                 &signature={sig}"
+            )
+        );
         let (k, q) = query_of(&link);
         assert_eq!(
             l.check_part(k, q, 10).unwrap(),

@@ -17,14 +17,14 @@ use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StagedPage, StagedUpload, StoreError, StoreResult,
+    BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost, StagedPage,
+    StagedUpload, StoreError, StoreResult,
 };
-use crate::domain::STAGING_PREFIX;
+use crate::domain::{hashing::Hasher, STAGING_PREFIX};
 use crate::signing::Signer;
 pub use links::{LinkError, Links, PartGrant, PostGrant, LINK_PREFIX, POST_PATH};
-use write::{blocking, identity, write_atomically, write_stream, Hashing};
 pub use write::{create_private_dir, private_file, sync_folder_of, ReceiveError, Written};
+use write::{identity, write_atomically, write_stream, Hashing};
 
 /// The largest part of a multipart upload (S3's limit).
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -42,16 +42,18 @@ pub struct FsBlobStore {
     links: Links,
 }
 
-fn io_err(e: std::io::Error) -> StoreError {
-    StoreError::Unavailable(format!("blob file: {e}"))
+/// A file that could not be read or written (only this store does file I/O).
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Unavailable(format!("blob file: {e}"))
+    }
 }
 
 /// A file that is not there is `None`, not a failure.
 fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
     match r {
-        Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(e)),
+        r => Ok(Some(r?)),
     }
 }
 
@@ -60,10 +62,8 @@ fn unless_missing<T>(r: std::io::Result<T>) -> StoreResult<Option<T>> {
 pub fn is_safe_key(key: &str) -> bool {
     let key = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
     let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    key.split('/').count() == 3
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s.chars().all(id_char))
+    let segment = |s: &str| !s.is_empty() && s.chars().all(id_char);
+    key.split('/').count() == 3 && key.split('/').all(segment)
 }
 
 impl FsBlobStore {
@@ -110,7 +110,7 @@ impl FsBlobStore {
         let Some(file) = unless_missing(tokio::fs::File::open(self.path_of(key)?).await)? else {
             return Ok(None);
         };
-        let size = file.metadata().await.map_err(io_err)?.len();
+        let size = file.metadata().await?.len();
         Ok(Some((file, size)))
     }
 
@@ -123,7 +123,8 @@ impl FsBlobStore {
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
     ) -> Result<Written, ReceiveError> {
         let path = self.path_of(&grant.key).map_err(std::io::Error::other)?;
-        write_stream(path, stream, grant.size, grant.sha256, Hashing::both()).await
+        let hashing = Hashing::Both(Hasher::new());
+        write_stream(path, stream, grant.size, grant.sha256, hashing).await
     }
 
     /// Stores one part of a multipart upload of `key`, exactly the size its link signs; returns
@@ -136,12 +137,13 @@ impl FsBlobStore {
     ) -> Result<String, ReceiveError> {
         let dir = self.upload_of(key, &grant.upload_id).await;
         let dir = dir.map_err(|_| ReceiveError::NoSuchUpload)?;
-        let path = dir.join(format!("{:05}.part", grant.number));
+        let path = part_path(&dir, grant.number);
         let size = grant.size.min(MAX_PART_BYTES);
-        let written = write_stream(path, stream, size, None, Hashing::md5()).await?;
+        let hashing = Hashing::Md5(Default::default());
+        let written = write_stream(path.clone(), stream, size, None, hashing).await?;
         let etag = hex::encode(written.digests.md5);
         // Kept beside the part, as S3 keeps it, for the listing of parts.
-        write_atomically(etag_path(&dir, grant.number), Bytes::from(etag.clone())).await?;
+        write_atomically(path.with_extension("etag"), Bytes::from(etag.clone())).await?;
         Ok(etag)
     }
 }
@@ -151,26 +153,24 @@ impl FsBlobStore {
 /// `staged` meanwhile, and the link into place never replaces a file.
 fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResult<()> {
     let claim = staged.with_extension(format!("claim-{}", uuid::Uuid::new_v4()));
-    if unless_missing(std::fs::rename(staged, &claim))?.is_none() {
-        return Err(StoreError::NotFound);
-    }
+    unless_missing(std::fs::rename(staged, &claim))?.ok_or(StoreError::NotFound)?;
     let promoted = (|| {
-        let meta = std::fs::metadata(&claim).map_err(io_err)?;
+        let meta = std::fs::metadata(&claim)?;
         if identity(&meta) != etag || meta.len() != size {
             return Err(StoreError::Conflict(
                 "the staged file was replaced after it was verified".into(),
             ));
         }
         if let Some(dir) = dest.parent() {
-            create_private_dir(dir).map_err(io_err)?;
+            create_private_dir(dir)?;
         }
         std::fs::hard_link(&claim, dest).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => {
                 StoreError::Conflict("the content exists already".into())
             }
-            _ => io_err(e),
+            _ => e.into(),
         })?;
-        sync_folder_of(dest).map_err(io_err)
+        Ok(sync_folder_of(dest)?)
     })();
     let _ = std::fs::remove_file(&claim);
     let _ = sync_folder_of(staged);
@@ -179,9 +179,10 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
 
 /// Every file under `dir` (a folder of the staging tree, `depth` levels of folders deep), as
 /// keys of `prefix`. Files whose names have a dot are the store's own (temporary, claimed).
-fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<String>> {
+fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> StoreResult<Vec<String>> {
     let mut out = Vec::new();
-    for entry in read_dir_if_any(dir)? {
+    let entries = unless_missing(std::fs::read_dir(dir))?;
+    for entry in entries.into_iter().flatten() {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let (key, kind) = (format!("{prefix}{name}"), entry.file_type()?);
@@ -196,25 +197,13 @@ fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> std::io::Result<Vec<St
     Ok(out)
 }
 
-/// The entries of a folder; none when it is not there.
-fn read_dir_if_any(
-    dir: &Path,
-) -> std::io::Result<impl Iterator<Item = std::io::Result<std::fs::DirEntry>>> {
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None.into_iter().flatten()),
-        r => Ok(Some(r?).into_iter().flatten()),
-    }
-}
-
 /// The page of `all`, sorted by `of`, after `after`.
 fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
     all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
     let more = all.len() > start + STAGED_PAGE;
     let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
-    let next = more
-        .then(|| items.last().map(|x| of(x).to_owned()))
-        .flatten();
+    let next = items.last().filter(|_| more).map(|x| of(x).to_owned());
     StagedPage { items, next }
 }
 
@@ -228,9 +217,7 @@ impl BlobStore for FsBlobStore {
         _sha256: &[u8; 32],
     ) -> StoreResult<()> {
         // No transport to verify: the caller hashed these very bytes.
-        write_atomically(self.path_of(key)?, data)
-            .await
-            .map_err(io_err)
+        Ok(write_atomically(self.path_of(key)?, data).await?)
     }
 
     /// Nothing to verify in transit: written while the caller hashes.
@@ -262,15 +249,15 @@ impl BlobStore for FsBlobStore {
         let (mut f, _) = self.open(key).await?.ok_or(StoreError::NotFound)?;
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
-            if identity(&f.metadata().await.map_err(io_err)?) != etag {
+            if identity(&f.metadata().await?) != etag {
                 return Err(StoreError::Conflict(
                     "the object was replaced while it was read".into(),
                 ));
             }
         }
-        f.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
+        f.seek(SeekFrom::Start(offset)).await?;
         let mut buf = Vec::with_capacity(len.min(64 * 1024 * 1024) as usize);
-        f.take(len).read_to_end(&mut buf).await.map_err(io_err)?;
+        f.take(len).read_to_end(&mut buf).await?;
         Ok(Bytes::from(buf))
     }
 
@@ -281,12 +268,8 @@ impl BlobStore for FsBlobStore {
 
     async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
         let dir = self.root.join(STAGING_PREFIX);
-        let all = blocking(move || staged_keys(&dir, STAGING_PREFIX, 2));
-        Ok(page_after(
-            all.await.map_err(io_err)?,
-            after.as_deref(),
-            |k| k,
-        ))
+        let all = crate::blocking::run(move || staged_keys(&dir, STAGING_PREFIX, 2));
+        Ok(page_after(all.await??, after.as_deref(), |k| k))
     }
 
     async fn list_staged_uploads(
@@ -294,9 +277,10 @@ impl BlobStore for FsBlobStore {
         after: Option<String>,
     ) -> StoreResult<StagedPage<StagedUpload>> {
         let uploads = self.uploads.clone();
-        let all = blocking(move || {
+        let all = crate::blocking::run(move || {
             let mut out = Vec::new();
-            for entry in read_dir_if_any(&uploads)? {
+            let entries = unless_missing(std::fs::read_dir(&uploads))?;
+            for entry in entries.into_iter().flatten() {
                 let entry = entry?;
                 let upload_id = entry.file_name().to_string_lossy().into_owned();
                 let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
@@ -313,10 +297,9 @@ impl BlobStore for FsBlobStore {
                     initiated,
                 });
             }
-            Ok(out)
+            Ok::<_, StoreError>(out)
         })
-        .await
-        .map_err(io_err)?;
+        .await??;
         Ok(page_after(all, after.as_deref(), |u| &u.upload_id))
     }
 
@@ -331,10 +314,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn presign_get(&self, key: &str, opts: &LinkOptions<'_>) -> StoreResult<String> {
-        let disposition = content_disposition(opts.file_name);
-        Ok(self
-            .links
-            .download(key, opts.content_type, &disposition, opts.valid.expires_at))
+        Ok(self.links.download(key, opts))
     }
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
@@ -347,9 +327,7 @@ impl BlobStore for FsBlobStore {
         self.path_of(key)?;
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.uploads.join(&id);
-        write_atomically(dir.join("key"), Bytes::from(key.to_owned()))
-            .await
-            .map_err(io_err)?;
+        write_atomically(dir.join("key"), Bytes::from(key.to_owned())).await?;
         Ok(id)
     }
 
@@ -361,22 +339,21 @@ impl BlobStore for FsBlobStore {
         size: u64,
         ttl: std::time::Duration,
     ) -> StoreResult<String> {
-        Ok(self
-            .links
-            .part(key, upload_id, number, size, expires_in(ttl)))
+        let expires = expires_in(ttl);
+        Ok(self.links.part(key, upload_id, number, size, expires))
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
         let dir = self.upload_of(key, upload_id).await?;
         let mut parts = Vec::new();
-        let mut rd = tokio::fs::read_dir(&dir).await.map_err(io_err)?;
-        while let Some(e) = rd.next_entry().await.map_err(io_err)? {
+        let mut rd = tokio::fs::read_dir(&dir).await?;
+        while let Some(e) = rd.next_entry().await? {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(number) = name.strip_suffix(".part").and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            let size = e.metadata().await.map_err(io_err)?.len();
-            let etag = tokio::fs::read_to_string(etag_path(&dir, number)).await;
+            let size = e.metadata().await?.len();
+            let etag = tokio::fs::read_to_string(e.path().with_extension("etag")).await;
             let etag = etag.unwrap_or_default();
             parts.push(PartInfo { number, size, etag });
         }
@@ -391,13 +368,8 @@ impl BlobStore for FsBlobStore {
         parts: &[PartInfo],
     ) -> StoreResult<()> {
         let dir = self.upload_of(key, upload_id).await?;
-        let files = parts
-            .iter()
-            .map(|p| dir.join(format!("{:05}.part", p.number)))
-            .collect();
-        write::join(files, self.path_of(key)?)
-            .await
-            .map_err(io_err)?;
+        let files = parts.iter().map(|p| part_path(&dir, p.number));
+        write::join(files.collect(), self.path_of(key)?).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(())
     }
@@ -415,9 +387,9 @@ fn expires_in(ttl: std::time::Duration) -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64
 }
 
-/// Where a part's ETag is kept, beside the part.
-fn etag_path(dir: &Path, number: u32) -> PathBuf {
-    dir.join(format!("{number:05}.etag"))
+/// Where a part is kept in its upload's folder (its ETag beside it, as `.etag`).
+fn part_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:05}.part"))
 }
 
 #[cfg(test)]

@@ -18,10 +18,11 @@ use crate::domain::hashing::{Digests, Hasher};
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Runs blocking file work off the async workers ([`crate::blocking`]).
-pub(super) async fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
-    crate::blocking::run(work).await?
+    let done = crate::blocking::run(work).await;
+    done.map_err(std::io::Error::other)?
 }
 
 /// A file being written beside its destination. Committed, it takes the destination's name;
@@ -139,14 +140,6 @@ pub(super) enum Hashing {
 }
 
 impl Hashing {
-    pub fn both() -> Self {
-        Hashing::Both(Hasher::new())
-    }
-
-    pub fn md5() -> Self {
-        Hashing::Md5(md5::Md5::new())
-    }
-
     fn update(&mut self, bytes: &[u8]) {
         match self {
             Hashing::Both(h) => h.update(bytes),
@@ -287,7 +280,7 @@ mod tests {
             chunked(&data, 65_537),
             data.len() as u64,
             None,
-            Hashing::both(),
+            Hashing::Both(Hasher::new()),
         )
         .await
         .unwrap();
@@ -307,7 +300,7 @@ mod tests {
             chunked(&data, 100_000),
             data.len() as u64,
             None,
-            Hashing::md5(),
+            Hashing::Md5(md5::Md5::new()),
         )
         .await
         .unwrap();
@@ -325,7 +318,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             4096,
             None,
-            Hashing::both(),
+            Hashing::Both(Hasher::new()),
         );
         assert!(matches!(too_big.await, Err(ReceiveError::TooLarge)));
         let too_small = write_stream(
@@ -333,7 +326,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             5001,
             None,
-            Hashing::both(),
+            Hashing::Both(Hasher::new()),
         );
         assert!(matches!(too_small.await, Err(ReceiveError::TooSmall)));
         let other = write_stream(
@@ -341,7 +334,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             5000,
             Some([1; 32]),
-            Hashing::both(),
+            Hashing::Both(Hasher::new()),
         );
         assert!(matches!(other.await, Err(ReceiveError::BadDigest)));
         let broken = futures_util::stream::iter(vec![
@@ -349,7 +342,14 @@ mod tests {
             Err(std::io::Error::other("reset")),
         ]);
         assert!(matches!(
-            write_stream(dest.clone(), broken, 4096, None, Hashing::both()).await,
+            write_stream(
+                dest.clone(),
+                broken,
+                4096,
+                None,
+                Hashing::Both(Hasher::new())
+            )
+            .await,
             Err(ReceiveError::Body(_))
         ));
         // The file that was there is untouched, and no temporary file is left.
