@@ -139,7 +139,8 @@ pub fn limit_param<D: Dialect>(
     Ok(limit)
 }
 
-fn decode_component(s: &str) -> String {
+/// A URL component, percent- and plus-decoded; kept raw when it does not decode to UTF-8.
+pub(crate) fn decode_component(s: &str) -> String {
     let plus = s.replace('+', " ");
     percent_encoding::percent_decode_str(&plus)
         .decode_utf8()
