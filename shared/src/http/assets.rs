@@ -10,13 +10,10 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{
-    json as json_response, param, presented_key, Dialect, DialectError, Request, Response,
-};
+use super::{json as json_response, param, presented_key, Answer, Dialect, DialectError};
+use super::{Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
-
-type Answer<K> = Result<Response, DialectError<K>>;
 
 /// The longest title, in characters.
 const MAX_TITLE_CHARS: usize = 255;

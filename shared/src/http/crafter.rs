@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
 use super::{empty, json as json_response, param, presented_key, query_param, redirect};
-use super::{Request, Response};
+use super::{Answer, Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
@@ -23,8 +23,6 @@ pub struct Crafter;
 
 /// Why a Crafter request was not served.
 pub type Error = super::DialectError<Crafter>;
-
-type Answer = Result<Response, Error>;
 
 impl super::Dialect for Crafter {
     /// The documentation's body for an unexpected failure.
@@ -135,7 +133,7 @@ async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>
 /// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the
 /// `filename` field, else the `filename` query parameter, else the part's own file name. Same
 /// name without extension: a new version of that attachment, same id.
-pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
     let (parts, body) = req.into_parts();
@@ -189,7 +187,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
-pub async fn list(app: Arc<App>, req: Request) -> Answer {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
     let items: Vec<Value> = app
         .list_all(&who, &parent)
@@ -202,14 +200,14 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
-pub async fn details(app: Arc<App>, req: Request) -> Answer {
+pub async fn details(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let att = named_attachment(&app, &req).await?;
     let json = attachment_json(att.as_ref());
     Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
-pub async fn content(app: Arc<App>, req: Request) -> Answer {
+pub async fn content(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let Some(att) = named_attachment(&app, &req).await? else {
         return Ok(empty(StatusCode::OK));
     };

@@ -37,6 +37,9 @@ pub trait Dialect {
     }
 }
 
+/// What a handler of dialect `D` returns.
+pub type Answer<D> = Result<Response, DialectError<D>>;
+
 /// Why a request was not served: the answer, already in the envelope of dialect `D`. Each API's
 /// error type is this with its own `D` (`native::Error`, `crafter::Error`, …).
 #[derive(Debug)]

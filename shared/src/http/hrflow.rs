@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{json as json_response, presented_key, query_pairs, Request, Response};
+use super::{json as json_response, presented_key, query_pairs, Answer, Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
@@ -90,7 +90,7 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
 /// by source and any of id, reference and e-mail, which must all name the same one. Each
 /// parameter has the legacy spelling and the indexing API's; the first non-empty value counts.
-pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
     let who = caller(&app, &req).await?;
     // The parameter names of the spelling the caller used, for messages.
     let (source_name, lookups) = if req.uri().path().contains("/indexing/") {

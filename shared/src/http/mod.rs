@@ -16,7 +16,7 @@ use http::{header, HeaderValue, StatusCode};
 
 use crate::domain::FileName;
 use crate::service::NewFile;
-pub use error::{log_internal, Dialect, DialectError};
+pub use error::{log_internal, Answer, Dialect, DialectError};
 
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;
@@ -153,15 +153,11 @@ pub(crate) fn decode_component(s: &str) -> String {
 /// and histories, because Crafter's clients send it there.
 pub fn presented_key(req: &Request) -> Option<String> {
     let header = |name: &str| req.headers().get(name)?.to_str().ok();
-    let bearer = || {
-        let auth = header("authorization")?;
-        Some(
-            auth.strip_prefix("Bearer ")
-                .or(auth.strip_prefix("bearer "))?
-                .trim(),
-        )
-    };
-    header("x-api-key").or_else(bearer).map(str::to_owned)
+    let auth = header("authorization");
+    let bearer = auth.and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("bearer ")));
+    header("x-api-key")
+        .or(bearer.map(str::trim))
+        .map(str::to_owned)
 }
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser

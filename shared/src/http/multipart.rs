@@ -49,16 +49,19 @@ impl Form {
         }
     }
 
-    /// Refuses a text field that is not one of `known`, for an API whose forms, like its JSON
-    /// bodies, take only the fields they document: a misspelled label (`titel`) must not be
-    /// dropped in silence.
-    pub fn only(&self, known: &[&str]) -> Result<(), MultipartError> {
+    /// Refuses a text field that is not one of `known` (names separated by spaces), for an API
+    /// whose forms, like its JSON bodies, take only the fields they document: a misspelled label
+    /// (`titel`) must not be dropped in silence.
+    pub fn only(&self, known: &str) -> Result<(), MultipartError> {
         let unknown = self
             .texts
             .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()));
+            .find(|(k, _)| !known.split(' ').any(|n| n == k));
         match unknown {
-            Some((name, _)) => Err(MultipartError::UnknownField(name.clone(), known.join(", "))),
+            Some((name, _)) => Err(MultipartError::UnknownField(
+                name.clone(),
+                known.replace(' ', ", "),
+            )),
             None => Ok(()),
         }
     }
@@ -197,8 +200,8 @@ mod tests {
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n\
                     abc\r\n--XX--\r\n";
         let f = parse_xx(body).await.unwrap();
-        assert_eq!(f.only(&["file", "title"]), Ok(()));
-        let e = f.only(&["file", "type"]).unwrap_err();
+        assert_eq!(f.only("file title"), Ok(()));
+        let e = f.only("file type").unwrap_err();
         assert_eq!(
             e,
             MultipartError::UnknownField("title".into(), "file, type".into())

@@ -9,7 +9,7 @@ use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::{empty, json as json_response, limit_param, multipart, new_file, param};
-use super::{presented_key, query_list, query_values, with_header, Request, Response};
+use super::{presented_key, query_list, query_values, with_header, Answer, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
 use crate::service::{VersionScope, MAX_RECORDS_PER_CALL};
@@ -24,8 +24,6 @@ pub struct Records;
 
 /// Why a records request was not served.
 pub type Error = super::DialectError<Records>;
-
-type Answer = Result<Response, Error>;
 
 impl super::Dialect for Records {
     const INTERNAL: &'static str = "Internal Server error";
@@ -96,7 +94,7 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
 /// `GET /v2/{object}/attachments`: the records `uuids=a,b` (or `uuids=a&uuids=b`) names, at most
 /// [`MAX_RECORDS_PER_CALL`], each even without files; without `uuids`, the records with files,
 /// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
-pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
+pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, kind) = caller_and_object(&app, &req).await?;
     let uuids = query_list(&req, "uuids");
     if uuids.len() > MAX_RECORDS_PER_CALL {
@@ -162,7 +160,7 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
-pub async fn list(app: Arc<App>, req: Request) -> Answer {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     let records = app.attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id));
     let mut records = records.await.map_err(|e| match e {
@@ -177,7 +175,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer {
 /// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
 /// goes to the attachment the text field `document_id` names (with exactly one file), else to
 /// the record's attachment of the same name, else to a new one.
-pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
@@ -213,7 +211,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
 /// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
 /// comma-separated, may repeat) are current file names on the record; `latest` removes only
 /// each one's newest version.
-pub async fn delete(app: Arc<App>, req: Request) -> Answer {
+pub async fn delete(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     let mut scope = VersionScope::All;
     for v in query_values(&req, "version") {

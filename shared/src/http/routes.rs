@@ -10,7 +10,7 @@ use http::{header, Method, StatusCode};
 
 use super::conditional;
 use super::{assets, crafter, hrflow, native, records, with_header};
-use super::{Dialect, DialectError, Request, Response};
+use super::{Answer, Dialect, Request, Response};
 use crate::access::Capability;
 use crate::http::Params;
 use crate::service::App;
@@ -44,7 +44,7 @@ macro_rules! routes {
                 method: Method::$method,
                 path: $path,
                 handler: |app, req| Box::pin(async move {
-                    let answer: Result<Response, DialectError<$dialect>> = $handler(app, req).await;
+                    let answer: Answer<$dialect> = $handler(app, req).await;
                     answer.unwrap_or_else(Response::from)
                 }),
                 errors: <$dialect as Dialect>::error,
