@@ -152,15 +152,12 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     );
     let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let given = |n: &&str| !n.trim().is_empty();
+    let unnamed = "the attachment part has no filename, and no filename field names it";
     let raw_name = (form.text("filename").filter(given))
         .or(name_param.as_deref().filter(given))
         .or(part.file_name.as_deref())
-        .ok_or_else(|| {
-            Error::bad_request(
-                "the attachment part has no filename, and no filename field names it",
-            )
-        })?;
-    let file_name = FileName::parse(raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
+        .ok_or_else(|| Error::bad_request(unnamed))?;
+    let file_name = FileName::parse(raw_name)?;
     let settings = &app.dialects.crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
@@ -189,32 +186,28 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
 pub async fn list(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
-    let items: Vec<Value> = app
-        .list_all(&who, &parent)
-        .await?
-        .iter()
-        .filter(|a| a.ready_content().is_some())
-        .map(|a| attachment_json(Some(a)))
-        .collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(items)))
+    let atts = app.list_all(&who, &parent).await?;
+    let ready = atts.iter().filter(|a| a.ready_content().is_some());
+    let items: Vec<Value> = ready.map(|a| attachment_json(Some(a))).collect();
+    Ok(json_response(StatusCode::OK, &items))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
 pub async fn details(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let att = named_attachment(&app, &req).await?;
-    let json = attachment_json(att.as_ref());
-    Ok(json_response(StatusCode::OK, &json))
+    Ok(json_response(
+        StatusCode::OK,
+        &attachment_json(att.as_ref()),
+    ))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
 pub async fn content(app: Arc<App>, req: Request) -> Answer<Crafter> {
-    let Some(att) = named_attachment(&app, &req).await? else {
-        return Ok(empty(StatusCode::OK));
+    let link = match named_attachment(&app, &req).await? {
+        Some(att) => app.download_link(&att).await?,
+        None => None,
     };
-    Ok(match app.download_link(&att).await? {
-        Some(link) => redirect(&link),
-        None => empty(StatusCode::OK),
-    })
+    Ok(link.map_or_else(|| empty(StatusCode::OK), |link| redirect(&link)))
 }
 
 #[cfg(test)]

@@ -86,6 +86,17 @@ pub fn new_file<D: Dialect>(part: &multipart::FilePart) -> Result<NewFile, Diale
     Ok(NewFile { file_name, bytes })
 }
 
+/// Every file part of a form as a new file; "the form has" `none` when it has no file part.
+pub fn new_files<D: Dialect>(
+    form: &multipart::Form,
+    none: &str,
+) -> Result<Vec<NewFile>, DialectError<D>> {
+    if form.files.is_empty() {
+        return Err(DialectError::bad_request(format!("the form has {none}")));
+    }
+    form.files.iter().map(new_file).collect()
+}
+
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
 /// handler sees (and can refuse) them rather than have them vanish.
 pub fn query_pairs(req: &Request) -> Vec<(String, String)> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, param};
+use super::{empty, json as json_response, limit_param, multipart, new_files, param};
 use super::{presented_key, query_list, query_values, with_header, Answer, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
@@ -102,13 +102,9 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
             "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
         )));
     }
-    let ids = uuids
-        .iter()
-        .map(|r| {
-            record_id(r)
-                .ok_or_else(|| Error::bad_request("The uuids parameter contains an invalid UUID"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let invalid = || Error::bad_request("The uuids parameter contains an invalid UUID");
+    let ids = uuids.iter().map(|r| record_id(r).ok_or_else(invalid));
+    let ids = ids.collect::<Result<Vec<_>, _>>()?;
     let message =
         format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
     let limit = limit_param(&req, MAX_RECORDS_PER_CALL, &message)?;
@@ -181,12 +177,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
-    if form.files.is_empty() {
-        return Err(Error::bad_request(
-            "the form has no file part (name it file)",
-        ));
-    }
-    let files: Vec<_> = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    let files = new_files(&form, "no file part (name it file)")?;
     let target = match form.text("document_id").map(str::trim) {
         None | Some("") => UploadTarget::SameName,
         Some(raw) => {
@@ -213,16 +204,13 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
 /// each one's newest version.
 pub async fn delete(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
+    let bad = || Error::bad_request("The version parameter must be all or latest");
     let mut scope = VersionScope::All;
     for v in query_values(&req, "version") {
         scope = match v.as_str() {
             "all" => VersionScope::All,
             "latest" => VersionScope::Latest,
-            _ => {
-                return Err(Error::bad_request(
-                    "The version parameter must be all or latest",
-                ))
-            }
+            _ => return Err(bad()),
         }
     }
     let mut names = query_list(&req, "names");

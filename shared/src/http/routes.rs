@@ -135,13 +135,9 @@ impl Route {
     async fn serve(&self, app: &Arc<App>, mut req: Request, params: Params) -> Response {
         crate::telemetry::request::set_route(self.name);
         req.extensions_mut().insert(params);
-        let read = self.method == Method::GET;
-        let if_none_match = read.then(|| req.headers().get(header::IF_NONE_MATCH).cloned());
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let resp = (self.handler)(app.clone(), req).await;
-        match if_none_match {
-            Some(tag) => conditional::apply(tag, resp),
-            None => resp,
-        }
+        conditional::apply(&self.method, if_none_match, resp)
     }
 }
 

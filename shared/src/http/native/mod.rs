@@ -11,11 +11,10 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, param, presented_key};
-use super::{query_values, redirect, Answer, Request, Response};
-use crate::domain::{
-    Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
-};
+use super::{empty, json as json_response, limit_param, multipart, new_file, new_files, param};
+use super::{presented_key, query_values, redirect, Answer, Request, Response};
+use crate::domain::Principal;
+use crate::domain::{Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef};
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
 use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
 use crate::store::PutOutcome;
@@ -157,10 +156,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
     // The files, and labels every file of the request gets.
     form.only("file type title description category tags external_id")?;
-    if form.files.is_empty() {
-        return Err(Error::bad_request("the form has no part named file"));
-    }
-    let files = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    let files = new_files(&form, "no part named file")?;
     let text = |name: &str| form.text(name).map(str::to_owned);
     let fields = AttachmentFields {
         label: text("type"),
