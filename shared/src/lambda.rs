@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use lambda_http::{service_fn, Body, RequestExt};
+use lambda_http::{request::RequestContext, service_fn, Body, RequestExt};
 
 use crate::config::Config;
 use crate::http::routes::{self, Route};
@@ -28,9 +28,9 @@ pub async fn handle(
     let lambda = event.lambda_context_ref();
     let lambda_request_id = lambda.map(|c| c.request_id.clone());
     let trace_header = lambda.and_then(|c| c.xray_trace_id.clone());
+    let trace_header = trace_header.as_deref();
     let api_request_id = match event.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
-        #[allow(unreachable_patterns)]
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
         _ => None,
     };
     let (parts, body) = event.into_parts();
@@ -42,11 +42,17 @@ pub async fn handle(
     let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
     let bytes_in = body.len() as u64;
     let req = http::Request::from_parts(parts, body);
-    let traced = xray::traced(
-        xray::daemon(),
-        trace_header.as_deref(),
-        respond(app, route, req),
-    );
+    let limit = app.limits.max_upload_bytes;
+    let respond = async move {
+        let resp = if req.body().len() > limit {
+            let problem = format!("the request body is larger than the limit of {limit} bytes");
+            (route.errors)(StatusCode::PAYLOAD_TOO_LARGE, &problem)
+        } else {
+            routes::dispatch_route(app, route, req).await
+        };
+        crate::http::hardened(resp)
+    };
+    let traced = xray::traced(xray::daemon(), trace_header, respond);
     let (resp, record) = request::scope(traced).await;
     request::finish(
         &request::Outcome {
@@ -59,7 +65,7 @@ pub async fn handle(
             bytes_out: Some(resp.body().len() as u64),
             lambda_request_id: lambda_request_id.as_deref(),
             api_request_id: api_request_id.as_deref(),
-            trace_id: trace_header.as_deref().and_then(request::trace_root),
+            trace_id: trace_header.and_then(request::trace_root),
         },
         record,
     );
@@ -70,21 +76,6 @@ pub async fn handle(
         Err(e) => Body::Binary(e.into_bytes()),
     };
     lambda_http::Response::from_parts(parts, body)
-}
-
-async fn respond(
-    app: &Arc<App>,
-    route: &'static Route,
-    req: crate::http::Request,
-) -> crate::http::Response {
-    let limit = app.limits.max_upload_bytes;
-    let resp = if req.body().len() > limit {
-        let problem = format!("the request body is larger than the limit of {limit} bytes");
-        (route.errors)(StatusCode::PAYLOAD_TOO_LARGE, &problem)
-    } else {
-        routes::dispatch_route(app, route, req).await
-    };
-    crate::http::hardened(resp)
 }
 
 /// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary

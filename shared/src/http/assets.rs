@@ -119,11 +119,9 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !is_json && (declared.is_some() || !blank) {
-        let message = "Content-Type must be application/json";
-        return Err(DialectError::refused(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            message,
-        ));
+        let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        let refused = DialectError::refused(status, "Content-Type must be application/json");
+        return Err(refused);
     }
     let value = if blank {
         json!({})

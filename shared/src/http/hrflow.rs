@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{json as json_response, presented_key, query_pairs, Answer, Request, Response};
-use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef};
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
 
@@ -56,22 +56,6 @@ pub fn mask_key(key: Option<&str>) -> String {
     }
 }
 
-/// Authenticates; a refused key is HrFlow's 401, which shows the key masked.
-async fn caller(app: &App, req: &Request) -> Result<Principal, Error> {
-    let presented = presented_key(req);
-    let refused = |e| match e {
-        ServiceError::Unauthorized => {
-            let masked = mask_key(presented.as_deref());
-            let message = format!("Unauthorized. Invalid secret key: {masked}");
-            Error::refused(StatusCode::UNAUTHORIZED, message)
-        }
-        e => e.into(),
-    };
-    app.authenticate(presented.as_deref())
-        .await
-        .map_err(refused)
-}
-
 /// One attachment as the documentation shows it, with a presigned link.
 pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
     let c = a.content.as_ref();
@@ -91,7 +75,18 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 /// by source and any of id, reference and e-mail, which must all name the same one. Each
 /// parameter has the legacy spelling and the indexing API's; the first non-empty value counts.
 pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
-    let who = caller(&app, &req).await?;
+    let key = presented_key(&req);
+    let who = match app.authenticate(key.as_deref()).await {
+        // HrFlow's 401 shows the key, masked.
+        Err(ServiceError::Unauthorized) => {
+            let message = format!(
+                "Unauthorized. Invalid secret key: {}",
+                mask_key(key.as_deref())
+            );
+            return Err(Error::refused(StatusCode::UNAUTHORIZED, message));
+        }
+        who => who?,
+    };
     // The parameter names of the spelling the caller used, for messages.
     let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
         ("source_key", "key, reference or email")
@@ -137,13 +132,10 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
         let p = app.find_parent(&who, &kind, Some(source), lookup).await?;
         found.push(p.ok_or_else(invalid_profile)?.key);
     }
+    let not_same = "The profile id, reference and email given do not designate the same profile";
     let profile = match found.split_first() {
         Some((first, rest)) if rest.iter().all(|k| k == first) => first,
-        Some(_) => {
-            return Err(Error::bad_request(
-                "The profile id, reference and email given do not designate the same profile",
-            ))
-        }
+        Some(_) => return Err(Error::bad_request(not_same)),
         None => return Err(invalid_profile()),
     };
     let mut data = Vec::new();
