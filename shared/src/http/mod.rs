@@ -135,8 +135,8 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     query_values(req, name).into_iter().next()
 }
 
-/// A page size, `limit`: each value a number from 1 to `max` (else 400 with `message`), the
-/// last one counting; `None` when not given.
+/// A page size, `limit`: each value a number from 1 to `max` (else 400: `message` "from 1 to
+/// `max`"), the last one counting; `None` when not given.
 pub fn limit_param<D: Dialect>(
     req: &Request,
     max: usize,
@@ -145,7 +145,8 @@ pub fn limit_param<D: Dialect>(
     let mut limit = None;
     for v in query_values(req, "limit") {
         let n = v.parse().ok().filter(|n| (1..=max).contains(n));
-        limit = Some(n.ok_or_else(|| DialectError::bad_request(message))?);
+        let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
+        limit = Some(n.ok_or_else(refused)?);
     }
     Ok(limit)
 }

@@ -105,9 +105,8 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
     let invalid = || Error::bad_request("The uuids parameter contains an invalid UUID");
     let ids = uuids.iter().map(|r| record_id(r).ok_or_else(invalid));
     let ids = ids.collect::<Result<Vec<_>, _>>()?;
-    let message =
-        format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
-    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, &message)?;
+    let message = "The limit parameter must be a number of records";
+    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, message)?;
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {

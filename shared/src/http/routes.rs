@@ -104,10 +104,7 @@ impl Route {
     /// Matches a request path against the pattern. A single trailing slash is ignored, as
     /// Crafter's clients send both spellings.
     pub fn matches(&self, path: &str) -> Option<Params> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
+        let path = path.strip_suffix('/').unwrap_or(path);
         // Every request is matched against the table in order: the literal start of the
         // pattern turns most routes away before any splitting.
         let literal = self.path.split_once('{').map_or(self.path, |(l, _)| l);

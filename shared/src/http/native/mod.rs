@@ -187,8 +187,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
 pub async fn list(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
-    let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
-    let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
+    let limit = limit_param(&req, MAX_LIMIT, "limit must be a number")?.unwrap_or(DEFAULT_LIMIT);
     let cursor = query_values(&req, "cursor").pop();
     let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
     let items = stream::iter(&page.items).then(|a| linked_view(&app, a));
