@@ -33,15 +33,13 @@ pub async fn handle(
         Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
         _ => None,
     };
-    let (parts, body) = event.into_parts();
-    let body = match body {
+    let req = event.map(|body| match body {
         Body::Text(s) => Bytes::from(s),
         Body::Binary(b) => Bytes::from(b),
         other => Bytes::copy_from_slice(&other),
-    };
-    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
-    let bytes_in = body.len() as u64;
-    let req = http::Request::from_parts(parts, body);
+    });
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let bytes_in = req.body().len() as u64;
     let limit = app.limits.max_upload_bytes;
     let respond = async move {
         let resp = if req.body().len() > limit {
@@ -69,13 +67,11 @@ pub async fn handle(
         },
         record,
     );
-    let (parts, bytes) = resp.into_parts();
-    let body = match String::from_utf8(bytes.into()) {
+    resp.map(|bytes| match String::from_utf8(bytes.into()) {
         Ok(s) if s.is_empty() => Body::Empty,
         Ok(s) => Body::Text(s),
         Err(e) => Body::Binary(e.into_bytes()),
-    };
-    lambda_http::Response::from_parts(parts, body)
+    })
 }
 
 /// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary

@@ -145,14 +145,9 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move {
-            let ctx = &event.context;
-            let n = invoke(
-                &app,
-                &event.payload,
-                Some(&ctx.request_id),
-                ctx.xray_trace_id.as_deref(),
-            )
-            .await?;
+            let (ctx, event) = (event.context, event.payload);
+            let trace_header = ctx.xray_trace_id.as_deref();
+            let n = invoke(&app, &event, Some(&ctx.request_id), trace_header).await?;
             Ok::<_, lambda_http::Error>(serde_json::json!({ "verified": n }))
         }
     }))

@@ -32,26 +32,21 @@ pub type Error = super::DialectError<Native>;
 impl super::Dialect for Native {
     const INTERNAL: &'static str = "internal server error";
 
+    /// A refusal's code is its status's reason in snake case (`payload_too_large`); anything
+    /// else's is `internal`.
     fn envelope(status: StatusCode, message: &str) -> serde_json::Value {
-        json!({"error": {"code": code_of(status), "message": message}})
+        let code = match status.canonical_reason() {
+            Some(reason) if status.is_client_error() => reason.to_lowercase().replace(' ', "_"),
+            _ => "internal".into(),
+        };
+        json!({"error": {"code": code, "message": message}})
     }
 }
 
 /// The native error envelope with a code of its own (the local server's blob store's).
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
-}
-
-/// The code of a refusal is its status's reason in snake case (`payload_too_large`); of
-/// anything else, `internal`.
-fn code_of(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) if status.is_client_error() => reason.to_lowercase().replace(' ', "_"),
-        _ => "internal".into(),
-    }
+    let json = json!({"error": {"code": code, "message": message}});
+    json_response(status, &json)
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
