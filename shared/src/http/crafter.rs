@@ -137,20 +137,17 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
     let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["attachment"])
-        .await
-        .map_err(|e| match e {
-            // Binary bytes in another field are most likely the file sent under the wrong name.
-            MultipartError::NotText(field) => Error::bad_request(format!(
-                "the field {field} is not text; the file must be sent in the part named attachment"
-            )),
-            e => e.into(),
-        })?;
-    let (none, many) = (
-        "no file part named attachment",
-        "more than one part named attachment",
-    );
-    let part = form.one_file(none, many).map_err(Error::bad_request)?;
+    let form = multipart::parse(&parts.headers, body, &["attachment"]).await;
+    // Binary bytes in another field are most likely the file sent under the wrong name.
+    let form = form.map_err(|e| match e {
+        MultipartError::NotText(field) => Error::bad_request(format!(
+            "the field {field} is not text; the file must be sent in the part named attachment"
+        )),
+        e => e.into(),
+    })?;
+    let none = "no file part named attachment";
+    let part = form.one_file(none, "more than one part named attachment");
+    let part = part.map_err(Error::bad_request)?;
     let given = |n: &&str| !n.trim().is_empty();
     let unnamed = "the attachment part has no filename, and no filename field names it";
     let raw_name = (form.text("filename").filter(given))
@@ -162,13 +159,10 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
     if type_for_extension(file_name.extension()).is_none() {
-        return Err(Error::refused(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "the type of {file_name} cannot be told from its extension (allowed: {})",
-                settings.allowed_types.join(", ")
-            ),
-        ));
+        let allowed = settings.allowed_types.join(", ");
+        let message = format!("the type of {file_name} cannot be told from its extension");
+        let message = format!("{message} (allowed: {allowed})");
+        return Err(Error::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
     }
     let bytes = part.bytes.clone();
     let file = NewFile { file_name, bytes };
