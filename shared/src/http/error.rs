@@ -22,12 +22,8 @@ pub trait Dialect {
 
     /// This API's error answer; a 5xx gets [`Self::INTERNAL`], whatever the message.
     fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            Self::INTERNAL
-        } else {
-            message
-        };
-        super::json(status, &Self::envelope(status, message))
+        let internal = status.is_server_error().then_some(Self::INTERNAL);
+        super::json(status, &Self::envelope(status, internal.unwrap_or(message)))
     }
 
     /// A use case's refusal in this API's own terms, where it has them (its own message for
