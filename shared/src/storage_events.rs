@@ -9,7 +9,7 @@ use lambda_http::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::http::decode_component;
+use crate::http::decode;
 use crate::service::App;
 use crate::setup;
 
@@ -35,7 +35,7 @@ pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
         });
         let keys = created.map(
             |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
-                Some(key) => Ok(decode_component(key)),
+                Some(key) => Ok(decode(key)),
                 None => Err(unknown("an ObjectCreated record without s3.object.key")),
             },
         );
@@ -45,7 +45,7 @@ pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
         Some("Scheduled Event") => Ok(StorageEvent::Sweep),
         Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
         {
-            Some(k) => Ok(StorageEvent::Created(vec![decode_component(k)])),
+            Some(k) => Ok(StorageEvent::Created(vec![decode(k)])),
             None => Err(unknown("an Object Created event without detail.object.key")),
         },
         Some(other) => Err(EventError::Unknown(format!("detail-type {other:?}"))),

@@ -11,6 +11,8 @@ pub mod native;
 pub mod records;
 pub mod routes;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
@@ -100,22 +102,16 @@ pub fn new_files<D: Dialect>(
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
 /// handler sees (and can refuse) them rather than have them vanish.
 pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
-    let Some(q) = req.uri().query() else {
-        return Vec::new();
-    };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode_component(k), decode_component(v))
-        })
-        .collect()
+    let query = req.uri().query().unwrap_or_default();
+    let pairs = query.split('&').filter(|p| !p.is_empty());
+    let pairs = pairs.map(|p| p.split_once('=').unwrap_or((p, "")));
+    pairs.map(|(k, v)| (decode(k), decode(v))).collect()
 }
 
 /// Every value of a query parameter, in order.
 pub fn query_values(req: &Request, name: &str) -> Vec<String> {
-    query_pairs(req)
-        .into_iter()
+    let pairs = query_pairs(req).into_iter();
+    pairs
         .filter_map(|(k, v)| (k == name).then_some(v))
         .collect()
 }
@@ -123,11 +119,8 @@ pub fn query_values(req: &Request, name: &str) -> Vec<String> {
 /// Every comma-separated item of a query parameter's values (`name=a,b&name=c`), trimmed.
 pub fn query_list(req: &Request, name: &str) -> Vec<String> {
     let values = query_values(req, name);
-    values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .collect()
+    let items = values.iter().flat_map(|v| v.split(','));
+    items.map(|s| s.trim().to_owned()).collect()
 }
 
 /// The first value of a query parameter.
@@ -152,12 +145,10 @@ pub fn limit_param<D: Dialect>(
 }
 
 /// A URL component, percent- and plus-decoded; kept raw when it does not decode to UTF-8.
-pub(crate) fn decode_component(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .unwrap_or(plus)
+    let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8();
+    decoded.map(Cow::into_owned).unwrap_or(plus)
 }
 
 /// The API key a request presents in its headers: `X-API-KEY` or `Authorization: Bearer …`.
