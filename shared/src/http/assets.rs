@@ -49,26 +49,21 @@ impl<K: Kind> Dialect for K {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        match e {
-            ServiceError::Unauthorized => {
-                Some(Self::error(StatusCode::UNAUTHORIZED, "Unauthorized"))
-            }
-            ServiceError::NotFound(_) => Some(Self::error(
-                StatusCode::NOT_FOUND,
-                &format!("{} not found", K::NAME),
-            )),
-            _ => None,
-        }
+        let (status, message) = match e {
+            ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".into()),
+            ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, format!("{} not found", K::NAME)),
+            _ => return None,
+        };
+        Some(Self::error(status, &message))
     }
 }
 
 /// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
 pub fn iso_millis(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        ))
-        .unwrap_or_default()
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let t = t.to_offset(UtcOffset::UTC);
+    t.format(format).unwrap_or_default()
 }
 
 /// An attachment as the documentation shows it, every field in its order, unset ones null.
