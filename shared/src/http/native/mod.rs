@@ -254,13 +254,10 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
             "the body must be a JSON object with file_name, content_type and size: {e}"
         ))
     })?;
-    let bad_sha256 =
-        || Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes");
-    let sha256 = body
-        .sha256
-        .as_deref()
-        .map(|s| parse_sha256(s).ok_or_else(bad_sha256));
-    let (sha256, id) = (sha256.transpose()?, body.attachment_id.as_deref());
+    let bad = || Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes");
+    let sha256 = body.sha256.as_deref().map(parse_sha256);
+    let sha256 = sha256.map(|s| s.ok_or_else(bad)).transpose()?;
+    let id = body.attachment_id.as_deref();
     let attachment_id = id.map(attachment_id).transpose()?;
     Ok(DirectUploadRequest {
         file_name: FileName::parse(&body.file_name)?,
