@@ -79,10 +79,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
     let who = match app.authenticate(key.as_deref()).await {
         // HrFlow's 401 shows the key, masked.
         Err(ServiceError::Unauthorized) => {
-            let message = format!(
-                "Unauthorized. Invalid secret key: {}",
-                mask_key(key.as_deref())
-            );
+            let masked = mask_key(key.as_deref());
+            let message = format!("Unauthorized. Invalid secret key: {masked}");
             return Err(Error::refused(StatusCode::UNAUTHORIZED, message));
         }
         who => who?,
@@ -104,9 +102,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
             .map(|(_, v)| v.as_str())
     };
     let Some(source) = param(["source_id", "source_key"]) else {
-        return Err(Error::bad_request(format!(
-            "Missing parameter {source_name}"
-        )));
+        let message = format!("Missing parameter {source_name}");
+        return Err(Error::bad_request(message));
     };
     let id = param(["profile_id", "key"]);
     let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
@@ -120,9 +117,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
     if let Some(id) = id {
         // A malformed id names no profile.
         let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
-        let p = app
-            .get_parent(&who, &ParentRef::new(kind.clone(), id))
-            .await?;
+        let named = ParentRef::new(kind.clone(), id);
+        let p = app.get_parent(&who, &named).await?;
         if p.source.as_deref() != Some(source) {
             return Err(invalid_profile());
         }
