@@ -28,11 +28,9 @@ pub enum StorageEvent {
 pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
     let unknown = |why: &str| EventError::Unknown(why.to_owned());
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let created = records.iter().filter(|r| {
-            r["eventName"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("ObjectCreated"))
-        });
+        let created = records.iter().filter(
+            |r| matches!(r["eventName"].as_str(), Some(n) if n.starts_with("ObjectCreated")),
+        );
         let keys = created.map(
             |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
                 Some(key) => Ok(decode(key)),

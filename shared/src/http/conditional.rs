@@ -27,10 +27,8 @@ pub fn apply(method: &Method, if_none_match: Option<HeaderValue>, resp: Response
     let asked = if_none_match.as_ref().and_then(|v| v.to_str().ok());
     let not_modified = asked.is_some_and(|v| {
         let tags = v.split(',').map(str::trim);
-        v.trim() == "*"
-            || tags
-                .map(|t| t.strip_prefix("W/").unwrap_or(t))
-                .any(|t| t == etag)
+        let mut tags = tags.map(|t| t.strip_prefix("W/").unwrap_or(t));
+        v.trim() == "*" || tags.any(|t| t == etag)
     });
     let resp = with_header(resp, header::ETAG, &etag);
     // Kept by the client only, and checked with it before each use.

@@ -171,9 +171,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
         max_file_bytes: Some(settings.max_file_bytes),
     };
     let (fields, target) = (AttachmentFields::default(), UploadTarget::SameStem);
-    let att = app
-        .upload(&who, &parent, file, fields, target, rules)
-        .await?;
+    let att = app.upload(&who, &parent, file, fields, target, rules);
+    let att = att.await?;
     Ok(json_response(StatusCode::OK, &attachment_json(Some(&att))))
 }
 

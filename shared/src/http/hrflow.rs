@@ -96,10 +96,9 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
     };
     let pairs = query_pairs(&req);
     let param = |names: [&str; 2]| {
-        pairs
-            .iter()
-            .find(|(k, v)| names.contains(&k.as_str()) && !v.trim().is_empty())
-            .map(|(_, v)| v.as_str())
+        let named =
+            |(k, v): &&(String, String)| names.contains(&k.as_str()) && !v.trim().is_empty();
+        pairs.iter().find(named).map(|(_, v)| v.as_str())
     };
     let Some(source) = param(["source_id", "source_key"]) else {
         let message = format!("Missing parameter {source_name}");

@@ -110,10 +110,8 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
 
 /// Every value of a query parameter, in order.
 pub fn query_values(req: &Request, name: &str) -> Vec<String> {
-    let pairs = query_pairs(req).into_iter();
-    pairs
-        .filter_map(|(k, v)| (k == name).then_some(v))
-        .collect()
+    let pairs = query_pairs(req).into_iter().filter(|(k, _)| k == name);
+    pairs.map(|(_, v)| v).collect()
 }
 
 /// Every comma-separated item of a query parameter's values (`name=a,b&name=c`), trimmed.
@@ -158,9 +156,8 @@ pub fn presented_key(req: &Request) -> Option<String> {
     let header = |name: &str| req.headers().get(name)?.to_str().ok();
     let auth = header("authorization");
     let bearer = auth.and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("bearer ")));
-    header("x-api-key")
-        .or(bearer.map(str::trim))
-        .map(str::to_owned)
+    let key = header("x-api-key").or(bearer.map(str::trim));
+    key.map(str::to_owned)
 }
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser

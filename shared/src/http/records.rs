@@ -120,12 +120,10 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
         // A parent of this kind registered under an id that is not a UUID (through the native
         // API) is no record of this API: it cannot be asked for by its UUID, and a map keyed by
         // record UUIDs has no place for it.
-        let page_size = limit.unwrap_or(MAX_RECORDS_PER_CALL);
-        let page = app
-            .records_with_attachments(&who, &kind, cursor.as_deref(), page_size, |id| {
-                record_id(id.as_str()).is_some()
-            })
-            .await?;
+        let size = limit.unwrap_or(MAX_RECORDS_PER_CALL);
+        let is_record = |id: &ParentId| record_id(id.as_str()).is_some();
+        let page = app.records_with_attachments(&who, &kind, cursor.as_deref(), size, is_record);
+        let page = page.await?;
         // Asked for all at once: answer all, or say that they do not fit.
         if limit.is_none() && page.next_cursor.is_some() {
             return Err(ServiceError::TooMany(format!(
@@ -133,7 +131,7 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
             ))
             .into());
         }
-        (page.records, page.next_cursor.map(|c| (page_size, c)))
+        (page.records, page.next_cursor.map(|c| (size, c)))
     };
     let mut map = Map::new();
     for (id, atts) in &records {
@@ -191,9 +189,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
         }
     };
     let (fields, rules) = (AttachmentFields::default(), UploadRules::default());
-    let stored = app
-        .upload_many(&who, &record, files, fields, target, rules)
-        .await?;
+    let stored = app.upload_many(&who, &record, files, fields, target, rules);
+    let stored = stored.await?;
     let items = items_json(&app, &stored).await?;
     Ok(json_response(StatusCode::CREATED, &items))
 }

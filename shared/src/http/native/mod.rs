@@ -164,9 +164,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
         external_id: text("external_id"),
     };
     let (target, rules) = (UploadTarget::New, UploadRules::default());
-    let stored = app
-        .upload_many(&who, &parent, files, fields, target, rules)
-        .await?;
+    let stored = app.upload_many(&who, &parent, files, fields, target, rules);
+    let stored = stored.await?;
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
         // The files are stored: a link that cannot be signed now must not hide that.
@@ -224,9 +223,8 @@ pub async fn put_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
     let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
-    let stored = app
-        .upload(&who, &att.parent, file, fields, target, rules)
-        .await?;
+    let stored = app.upload(&who, &att.parent, file, fields, target, rules);
+    let stored = stored.await?;
     one_attachment(&app, &stored).await
 }
 

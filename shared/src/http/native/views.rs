@@ -112,9 +112,8 @@ pub fn parent_json(p: &Parent) -> Value {
 /// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
 /// multipart upload).
 pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    let expires = expires_at
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .map(rfc3339);
+    let expires = expires_at.map(time::OffsetDateTime::from_unix_timestamp);
+    let expires = expires.and_then(Result::ok).map(rfc3339);
     let upload = match i {
         UploadInstructions::Post { url, fields } => {
             let fields: Map<_, _> = fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
