@@ -62,10 +62,8 @@ pub enum EventError {
     Service(#[from] crate::service::ServiceError),
 }
 
-/// Handles one event: verifies every object it names (keys that name nothing of ours are
-/// ignored), or sweeps expired uploads and unfinished deletions and reports the age of the
-/// oldest upload still under way. A storage failure or an event it cannot read is an error.
-/// Returns how many uploads it verified or leftovers it swept.
+/// Handles one event: verifies every object it names (ignoring keys not ours), or sweeps expired
+/// uploads and unfinished deletions; answers how many uploads it verified or leftovers it swept.
 pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
     match parse(event)? {
         StorageEvent::Sweep => {
@@ -97,9 +95,8 @@ async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
     }
 }
 
-/// Handles one invocation and logs its line, as the API functions log theirs: the Lambda
-/// request id, what the event was, the outcome and the time it took, and the metrics the
-/// handling recorded.
+/// Handles one invocation and logs its line, as the API functions log theirs (the event's kind
+/// stands for the path).
 pub async fn invoke(
     app: &App,
     event: &Value,

@@ -188,10 +188,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<Crafter> {
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
 pub async fn details(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let att = named_attachment(&app, &req).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &attachment_json(att.as_ref()),
-    ))
+    let json = attachment_json(att.as_ref());
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.

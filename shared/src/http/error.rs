@@ -1,6 +1,5 @@
-//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; each
-//! error becomes its dialect's answer here, the one place where a use case's errors meet HTTP.
-//! A 5xx body is always the dialect's generic one; its cause goes to the log.
+//! How handlers fail: a handler returns [`Answer<D>`] and uses `?`; each error becomes its
+//! dialect's answer here. A 5xx body is always the dialect's generic one; its cause is logged.
 
 use std::marker::PhantomData;
 
