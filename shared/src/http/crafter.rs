@@ -25,7 +25,6 @@ pub struct Crafter;
 pub type Error = super::DialectError<Crafter>;
 
 impl super::Dialect for Crafter {
-    /// The documentation's body for an unexpected failure.
     const INTERNAL: &'static str = "Internal server error";
 
     fn envelope(status: StatusCode, message: &str) -> Value {
