@@ -133,9 +133,8 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
         None | Some(Value::Null) => Err(missing()),
         Some(Value::String(s)) if s.trim().is_empty() => Err(missing()),
         Some(Value::String(s)) if s.trim().chars().count() > MAX_TITLE_CHARS => {
-            Err(DialectError::bad_request(format!(
-                "Title is too long (maximum is {MAX_TITLE_CHARS} characters)"
-            )))
+            let too_long = format!("Title is too long (maximum is {MAX_TITLE_CHARS} characters)");
+            Err(DialectError::bad_request(too_long))
         }
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(DialectError::bad_request("Title must be a String")),

@@ -126,10 +126,10 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
         let page = page.await?;
         // Asked for all at once: answer all, or say that they do not fit.
         if limit.is_none() && page.next_cursor.is_some() {
-            return Err(ServiceError::TooMany(format!(
+            let too_many = format!(
                 "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
-            ))
-            .into());
+            );
+            return Err(ServiceError::TooMany(too_many).into());
         }
         (page.records, page.next_cursor.map(|c| (size, c)))
     };
@@ -215,9 +215,8 @@ pub async fn delete(app: Arc<App>, req: Request) -> Answer<Records> {
         return Err(Error::bad_request("The names parameter is required"));
     }
     if names.len() > MAX_NAMES {
-        return Err(Error::bad_request(format!(
-            "The names parameter contains more than {MAX_NAMES} names"
-        )));
+        let message = format!("The names parameter contains more than {MAX_NAMES} names");
+        return Err(Error::bad_request(message));
     }
     app.delete_by_names(&who, &record, &names, scope).await?;
     Ok(empty(StatusCode::NO_CONTENT))

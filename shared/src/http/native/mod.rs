@@ -77,11 +77,9 @@ fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ParentFields::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request(format!(
-            "the body must be a JSON object with optional string fields source, reference, email: {e}"
-        ))
-    })
+    let expected = "a JSON object with optional string fields source, reference, email";
+    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
+    serde_json::from_slice(body).map_err(invalid)
 }
 
 /// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
@@ -247,11 +245,9 @@ struct UploadBody {
 
 /// A begin request's body, as the use case takes it.
 fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
-    let body: UploadBody = serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request(format!(
-            "the body must be a JSON object with file_name, content_type and size: {e}"
-        ))
-    })?;
+    let expected = "a JSON object with file_name, content_type and size";
+    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
+    let body: UploadBody = serde_json::from_slice(body).map_err(invalid)?;
     let bad = || Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes");
     let sha256 = body.sha256.as_deref().map(parse_sha256);
     let sha256 = sha256.map(|s| s.ok_or_else(bad)).transpose()?;
