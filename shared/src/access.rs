@@ -1,19 +1,15 @@
 //! What a Lambda function may do to the table and the bucket. Every route of the route table
 //! names the capabilities its handler needs on the AWS backend ([`crate::http::routes`]), and
 //! so does the finalize function ([`FINALIZE`]); `scripts/gen-template.py` turns them into each
-//! function's IAM policy, and the `template` test checks that every policy grants exactly that.
-//!
-//! A capability is the smallest group of IAM actions on one resource that some code path uses
-//! together; the rows below say which calls of the AWS adapters (`store/dynamo.rs`,
-//! `store/s3.rs`) each one covers. Nothing here is a wildcard but the bucket's objects: keys are
-//! `tenant/attachment/version`, made at run time. The bucket is encrypted with S3-managed keys
-//! (SSE-S3), which needs no KMS permission.
+//! function's IAM policy, which the `template` test checks. A capability is the smallest group
+//! of IAM actions on one resource that some call of `store/dynamo.rs` or `store/s3.rs` needs.
+//! Only the bucket's objects are a wildcard: keys are made at run time. The bucket is encrypted
+//! with S3-managed keys (SSE-S3), which needs no KMS permission.
 
 /// A resource a policy statement names, as the template writes its ARN: a CloudFormation
 /// intrinsic function and its argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Resource {
-    pub name: &'static str,
     /// `GetAtt` or `Sub`.
     pub function: &'static str,
     pub argument: &'static str,
@@ -23,11 +19,7 @@ macro_rules! resources {
     ($($konst:ident = $function:literal, $argument:literal;)*) => {
         $(
             #[doc = concat!("`!", $function, " ", $argument, "`")]
-            pub const $konst: Resource = Resource {
-                name: stringify!($konst),
-                function: $function,
-                argument: $argument,
-            };
+            pub const $konst: Resource = Resource { function: $function, argument: $argument };
         )*
     };
 }
@@ -44,41 +36,29 @@ resources! {
 /// One thing a function may do: IAM actions on one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
-    /// `GetItem`, `BatchGetItem` and `Query` on the table: API keys (every route authenticates),
-    /// parents, attachments, versions.
+    /// API keys (every route authenticates), parents, attachments, versions.
     TableRead,
-    /// `PutItem`, `UpdateItem`, `DeleteItem` (also what `TransactWriteItems` checks for each
-    /// of its items) and `BatchWriteItem` on the table.
+    /// Also what `TransactWriteItems` checks for each of its items.
     TableWrite,
-    /// `Query` on the leftovers index: the sweep finds expired uploads and unfinished deletions.
+    /// The sweep finds expired uploads and unfinished deletions through the leftovers index.
     IndexRead,
-    /// `GetObject`: reading an object (`GetObject`, `HeadObject`) and signing download links,
-    /// which S3 checks against the signer's permissions when they are followed.
+    /// Reading (`GetObject`, `HeadObject`) and signing download links, which S3 checks against
+    /// the signer's permissions when they are followed.
     ObjectRead,
-    /// `ListBucket` on the bucket: S3 tells a caller that an object is missing (404) only if it
-    /// may list the bucket, and answers 403 otherwise. Needed where the code looks for an object
-    /// that may not be there yet (verifying a direct upload).
+    /// S3 answers 404 for a missing object only to a caller that may list the bucket (else
+    /// 403): needed where the code looks for an object that may not be there yet.
     BucketList,
-    /// `PutObject`: storing an object and its thumbnail, signing form uploads, and starting,
-    /// uploading parts of (signed links) and completing multipart uploads, which S3 all checks
-    /// as `PutObject`.
+    /// Storing objects and thumbnails, signing form uploads, and starting, uploading parts of
+    /// and completing multipart uploads, which S3 all checks as `PutObject`.
     ObjectWrite,
-    /// `DeleteObject`: deleting files and thumbnails, and cleaning up after a failed upload.
+    /// Deleting files and thumbnails, and cleaning up after a failed upload.
     ObjectDelete,
-    /// `ListMultipartUploadParts`: which parts of a direct upload storage has received.
+    /// Which parts of a direct upload storage has received.
     MultipartList,
-    /// `AbortMultipartUpload`: dropping an unfinished direct upload and its parts.
+    /// Dropping an unfinished direct upload and its parts.
     MultipartAbort,
-    /// `ListBucketMultipartUploads` on the bucket: the sweep finds the multipart uploads under
-    /// the staging prefix that no upload waits for any more.
+    /// The sweep finds the staging prefix's multipart uploads that no upload waits for.
     UploadsList,
-}
-
-/// What a capability grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant {
-    pub resource: Resource,
-    pub actions: &'static [&'static str],
 }
 
 macro_rules! grants {
@@ -87,10 +67,10 @@ macro_rules! grants {
             /// Every capability, in the order of the rows below.
             pub const ALL: &'static [Capability] = &[$(Capability::$cap),*];
 
-            /// The IAM actions this capability grants, and on what.
-            pub const fn grant(self) -> Grant {
+            /// The resource this capability grants IAM actions on, and the actions.
+            pub const fn grant(self) -> (Resource, &'static [&'static str]) {
                 match self {
-                    $(Capability::$cap => Grant { resource: $resource, actions: &[$($action),+] },)*
+                    $(Capability::$cap => ($resource, &[$($action),+]),)*
                 }
             }
         }
@@ -112,27 +92,22 @@ grants! {
     UploadsList = BUCKET: "s3:ListBucketMultipartUploads";
 }
 
+use std::collections::BTreeSet;
+
 use Capability::*;
 
-/// The finalize function (`storage_events`): an S3 "object created" event verifies a direct
-/// upload as `POST /v1/attachments/{id}/complete` does (reads the object, which may be gone,
-/// completes or aborts a multipart upload, stores the thumbnail, deletes a refused file, records
-/// the outcome, promotes the verified object by a copy); the hourly sweep finds leftovers
-/// through the index and removes or cancels them, and lists the staging prefix's objects and
-/// multipart uploads for orphans.
+/// The finalize function (`storage_events`): verifying a direct upload needs what
+/// `POST /v1/attachments/{id}/complete` needs; the sweep also queries the leftovers index and
+/// lists the staging prefix's multipart uploads for orphans.
 // `scripts/gen-template.py` reads this line.
 #[rustfmt::skip]
 pub const FINALIZE: &[Capability] = &[TableRead, TableWrite, IndexRead, ObjectRead, BucketList, ObjectWrite, ObjectDelete, MultipartList, MultipartAbort, UploadsList];
 
 /// Every (action, resource) pair that `needs` grants, sorted and without repeats.
-pub fn permissions(needs: &[Capability]) -> Vec<(&'static str, Resource)> {
-    let pairs = needs
-        .iter()
-        .map(|c| c.grant())
-        .flat_map(|g| g.actions.iter().map(move |a| (*a, g.resource)));
+pub fn permissions(needs: &[Capability]) -> BTreeSet<(&'static str, Resource)> {
+    let pairs = needs.iter().map(|c| c.grant());
     pairs
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .flat_map(|(resource, actions)| actions.iter().map(move |a| (*a, resource)))
         .collect()
 }
 
@@ -143,7 +118,7 @@ mod tests {
     #[test]
     fn no_two_capabilities_grant_the_same_action_on_the_same_resource() {
         let all = Capability::ALL;
-        let total: usize = all.iter().map(|c| c.grant().actions.len()).sum();
+        let total: usize = all.iter().map(|c| c.grant().1.len()).sum();
         assert_eq!(permissions(all).len(), total);
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use lambda_http::{service_fn, Body, RequestExt};
+use lambda_http::{request::RequestContext, service_fn, Body, RequestExt};
 
 use crate::config::Config;
 use crate::http::routes::{self, Route};
@@ -28,25 +28,29 @@ pub async fn handle(
     let lambda = event.lambda_context_ref();
     let lambda_request_id = lambda.map(|c| c.request_id.clone());
     let trace_header = lambda.and_then(|c| c.xray_trace_id.clone());
+    let trace_header = trace_header.as_deref();
     let api_request_id = match event.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
-        #[allow(unreachable_patterns)]
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
         _ => None,
     };
-    let (parts, body) = event.into_parts();
-    let body = match body {
+    let req = event.map(|body| match body {
         Body::Text(s) => Bytes::from(s),
         Body::Binary(b) => Bytes::from(b),
         other => Bytes::copy_from_slice(&other),
+    });
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let bytes_in = req.body().len() as u64;
+    let limit = app.limits.max_upload_bytes;
+    let respond = async move {
+        let resp = if req.body().len() > limit {
+            let problem = format!("the request body is larger than the limit of {limit} bytes");
+            (route.errors)(StatusCode::PAYLOAD_TOO_LARGE, &problem)
+        } else {
+            routes::dispatch_route(app, route, req).await
+        };
+        crate::http::hardened(resp)
     };
-    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
-    let bytes_in = body.len() as u64;
-    let req = http::Request::from_parts(parts, body);
-    let traced = xray::traced(
-        xray::daemon(),
-        trace_header.as_deref(),
-        respond(app, route, req),
-    );
+    let traced = xray::traced(xray::daemon(), trace_header, respond);
     let (resp, record) = request::scope(traced).await;
     request::finish(
         &request::Outcome {
@@ -59,32 +63,15 @@ pub async fn handle(
             bytes_out: Some(resp.body().len() as u64),
             lambda_request_id: lambda_request_id.as_deref(),
             api_request_id: api_request_id.as_deref(),
-            trace_id: trace_header.as_deref().and_then(|h| xray::field(h, "Root")),
+            trace_id: trace_header.and_then(|h| xray::field(h, "Root")),
         },
         record,
     );
-    let (parts, bytes) = resp.into_parts();
-    let body = match String::from_utf8(bytes.into()) {
+    resp.map(|bytes| match String::from_utf8(bytes.into()) {
         Ok(s) if s.is_empty() => Body::Empty,
         Ok(s) => Body::Text(s),
         Err(e) => Body::Binary(e.into_bytes()),
-    };
-    lambda_http::Response::from_parts(parts, body)
-}
-
-async fn respond(
-    app: &Arc<App>,
-    route: &'static Route,
-    req: crate::http::Request,
-) -> crate::http::Response {
-    let limit = app.limits.max_upload_bytes;
-    let resp = if req.body().len() > limit {
-        let problem = format!("the request body is larger than the limit of {limit} bytes");
-        (route.errors)(StatusCode::PAYLOAD_TOO_LARGE, &problem)
-    } else {
-        routes::dispatch_route(app, route, req).await
-    };
-    crate::http::hardened(resp)
+    })
 }
 
 /// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary

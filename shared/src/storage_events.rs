@@ -1,10 +1,7 @@
-//! The finalize function: storage's "object created" events run the same verification as
-//! `POST /v1/attachments/{id}/complete`, so a client that uploads directly to S3 and never
-//! calls `complete` still ends up with a verified attachment. Both S3 notification events
-//! (`Records`) and EventBridge "Object Created" events are understood; a repeated event
-//! changes nothing. The same function, on a schedule, sweeps expired uploads. An event it
-//! cannot handle fails, and after Lambda's retries lands in the function's on-failure
-//! destination (a dead-letter queue that `attachments-admin dlq` reads and redrives).
+//! The finalize function: storage's "object created" events (S3 notifications or EventBridge)
+//! run the verification of `POST /v1/attachments/{id}/complete`, so a direct upload whose client
+//! never calls `complete` still ends verified; a repeated event changes nothing. On a schedule,
+//! it sweeps expired uploads.
 
 use std::sync::Arc;
 
@@ -12,6 +9,7 @@ use lambda_http::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::http::decode;
 use crate::service::App;
 use crate::setup;
 
@@ -24,25 +22,18 @@ pub enum StorageEvent {
     Sweep,
 }
 
-/// An event the function cannot act on. It fails the invocation (see [`EventError`]) rather
-/// than being acknowledged and forgotten.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a storage event this function handles: {0}")]
-pub struct UnknownEvent(pub String);
-
 /// What an event is: S3 notifications (`Records`, whose created objects it verifies; other
-/// records are not for it), an EventBridge "Object Created" event, or the schedule.
-pub fn parse(event: &Value) -> Result<StorageEvent, UnknownEvent> {
-    let unknown = |why: &str| UnknownEvent(why.to_owned());
+/// records are not for it), an EventBridge "Object Created" event, or the schedule. S3
+/// URL-encodes keys (`+` for a space): ours never need it, but any key shown is decoded.
+pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
+    let unknown = |why: &str| EventError::Unknown(why.to_owned());
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let created = records.iter().filter(|r| {
-            r["eventName"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("ObjectCreated"))
-        });
+        let created = records.iter().filter(
+            |r| matches!(r["eventName"].as_str(), Some(n) if n.starts_with("ObjectCreated")),
+        );
         let keys = created.map(
             |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
-                Some(key) => Ok(decode_key(key)),
+                Some(key) => Ok(decode(key)),
                 None => Err(unknown("an ObjectCreated record without s3.object.key")),
             },
         );
@@ -52,38 +43,27 @@ pub fn parse(event: &Value) -> Result<StorageEvent, UnknownEvent> {
         Some("Scheduled Event") => Ok(StorageEvent::Sweep),
         Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
         {
-            Some(k) => Ok(StorageEvent::Created(vec![decode_key(k)])),
+            Some(k) => Ok(StorageEvent::Created(vec![decode(k)])),
             None => Err(unknown("an Object Created event without detail.object.key")),
         },
-        Some(other) => Err(UnknownEvent(format!("detail-type {other:?}"))),
+        Some(other) => Err(EventError::Unknown(format!("detail-type {other:?}"))),
         None => Err(unknown("neither S3 Records nor an EventBridge event")),
     }
 }
 
-/// S3 notifications URL-encode keys (`+` for a space). Ours never need it, but decoding keeps
-/// the function correct for any key it is shown.
-fn decode_key(k: &str) -> String {
-    let plus = k.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .unwrap_or(plus)
-}
-
-/// Why handling an event failed: Lambda retries it, then hands it to the on-failure destination,
-/// where an operator sees it.
+/// Why handling an event failed: Lambda retries it, then hands it to the on-failure destination
+/// (a dead-letter queue that `attachments-admin dlq` reads and redrives), where an operator sees
+/// it. An event it cannot act on fails too, rather than being acknowledged and forgotten.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error(transparent)]
-    Unknown(#[from] UnknownEvent),
+    #[error("not a storage event this function handles: {0}")]
+    Unknown(String),
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
 }
 
-/// Handles one event: verifies every object it names (keys that name nothing of ours are
-/// ignored), or sweeps expired uploads and unfinished deletions and reports the age of the
-/// oldest upload still under way. A storage failure or an event it cannot read is an error.
-/// Returns how many uploads it verified or leftovers it swept.
+/// Handles one event: verifies every object it names (ignoring keys not ours), or sweeps expired
+/// uploads and unfinished deletions; answers how many uploads it verified or leftovers it swept.
 pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
     match parse(event)? {
         StorageEvent::Sweep => {
@@ -107,18 +87,16 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
 async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
     match app.oldest_unverified_upload().await {
         Ok(started) => {
-            let age = started.map_or(std::time::Duration::ZERO, |s| {
-                (now - s).try_into().unwrap_or(std::time::Duration::ZERO)
-            });
+            let age = started.and_then(|s| (now - s).try_into().ok());
+            let age: std::time::Duration = age.unwrap_or_default();
             crate::telemetry::metrics::oldest_unverified_upload(age);
         }
         Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
     }
 }
 
-/// Handles one invocation and logs its line, as the API functions log theirs: the Lambda
-/// request id, what the event was, the outcome and the time it took, and the metrics the
-/// handling recorded.
+/// Handles one invocation and logs its line, as the API functions log theirs (the event's kind
+/// stands for the path).
 pub async fn invoke(
     app: &App,
     event: &Value,
@@ -162,14 +140,9 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move {
-            let ctx = &event.context;
-            let n = invoke(
-                &app,
-                &event.payload,
-                Some(&ctx.request_id),
-                ctx.xray_trace_id.as_deref(),
-            )
-            .await?;
+            let (ctx, event) = (event.context, event.payload);
+            let trace_header = ctx.xray_trace_id.as_deref();
+            let n = invoke(&app, &event, Some(&ctx.request_id), trace_header).await?;
             Ok::<_, lambda_http::Error>(serde_json::json!({ "verified": n }))
         }
     }))
@@ -188,13 +161,13 @@ mod tests {
             {"eventName": "ObjectCreated:CompleteMultipartUpload", "s3": {"object": {"key": "t/b/x%2Dy"}}}
         ]});
         let created = |keys: &[&str]| {
-            Ok(StorageEvent::Created(
+            Some(StorageEvent::Created(
                 keys.iter().map(|k| k.to_string()).collect(),
             ))
         };
-        assert_eq!(parse(&s3), created(&["t/a/v", "t/b/x-y"]));
+        assert_eq!(parse(&s3).ok(), created(&["t/a/v", "t/b/x-y"]));
         let eb = serde_json::json!({"detail-type": "Object Created", "detail": {"object": {"key": "t/a/v"}}});
-        assert_eq!(parse(&eb), created(&["t/a/v"]));
+        assert_eq!(parse(&eb).ok(), created(&["t/a/v"]));
         assert!(parse(&serde_json::json!({"detail-type": "Object Deleted"})).is_err());
     }
 
@@ -202,13 +175,13 @@ mod tests {
     fn events_it_cannot_act_on_are_errors_not_silence() {
         use serde_json::json;
         assert_eq!(
-            parse(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})),
-            Ok(StorageEvent::Sweep)
+            parse(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})).ok(),
+            Some(StorageEvent::Sweep)
         );
         // S3 notifications of other kinds are not for it, and say so by naming no key.
         assert_eq!(
-            parse(&json!({"Records": [{"eventName": "ObjectRemoved:Delete"}]})),
-            Ok(StorageEvent::Created(vec![]))
+            parse(&json!({"Records": [{"eventName": "ObjectRemoved:Delete"}]})).ok(),
+            Some(StorageEvent::Created(vec![]))
         );
         for bad in [
             json!({"detail-type": "Object Created", "detail": {}}),

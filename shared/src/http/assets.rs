@@ -10,13 +10,10 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{
-    json as json_response, param, presented_key, Dialect, DialectError, Request, Response,
-};
+use super::{json as json_response, param, presented_key, Answer, Dialect, DialectError};
+use super::{Request, Response};
 use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError};
-
-type Answer<K> = Result<Response, DialectError<K>>;
 
 /// The longest title, in characters.
 const MAX_TITLE_CHARS: usize = 255;
@@ -52,26 +49,21 @@ impl<K: Kind> Dialect for K {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        match e {
-            ServiceError::Unauthorized => {
-                Some(Self::error(StatusCode::UNAUTHORIZED, "Unauthorized"))
-            }
-            ServiceError::NotFound(_) => Some(Self::error(
-                StatusCode::NOT_FOUND,
-                &format!("{} not found", K::NAME),
-            )),
-            _ => None,
-        }
+        let (status, message) = match e {
+            ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".into()),
+            ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, format!("{} not found", K::NAME)),
+            _ => return None,
+        };
+        Some(Self::error(status, &message))
     }
 }
 
 /// `2023-11-27T09:42:52.099Z`: UTC, milliseconds.
 pub fn iso_millis(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        ))
-        .unwrap_or_default()
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let t = t.to_offset(UtcOffset::UTC);
+    t.format(format).unwrap_or_default()
 }
 
 /// An attachment as the documentation shows it, every field in its order, unset ones null.
@@ -122,11 +114,9 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !is_json && (declared.is_some() || !blank) {
-        let message = "Content-Type must be application/json";
-        return Err(DialectError::refused(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            message,
-        ));
+        let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        let refused = DialectError::refused(status, "Content-Type must be application/json");
+        return Err(refused);
     }
     let value = if blank {
         json!({})
@@ -143,9 +133,8 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
         None | Some(Value::Null) => Err(missing()),
         Some(Value::String(s)) if s.trim().is_empty() => Err(missing()),
         Some(Value::String(s)) if s.trim().chars().count() > MAX_TITLE_CHARS => {
-            Err(DialectError::bad_request(format!(
-                "Title is too long (maximum is {MAX_TITLE_CHARS} characters)"
-            )))
+            let too_long = format!("Title is too long (maximum is {MAX_TITLE_CHARS} characters)");
+            Err(DialectError::bad_request(too_long))
         }
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(DialectError::bad_request("Title must be a String")),

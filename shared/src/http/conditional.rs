@@ -5,7 +5,7 @@
 //! Links are signed for windows of half their lifetime ([`crate::store::LinkWindow`]), so an
 //! answer's tag changes when its window turns: a `304` never keeps links past half their life.
 
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::{with_header, Response};
@@ -15,10 +15,11 @@ pub fn etag_of(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
 }
 
-/// Tags a `200` and answers `304` when the client already has it, as the `If-None-Match` its
-/// request brought says (taken before the request went to its handler); other answers pass.
-pub fn apply(if_none_match: Option<HeaderValue>, resp: Response) -> Response {
-    if resp.status() != StatusCode::OK {
+/// Tags a `200` answer to a `GET` and answers `304` when the client already has it, as the
+/// `If-None-Match` its request brought says (taken before the request went to its handler);
+/// other answers pass.
+pub fn apply(method: &Method, if_none_match: Option<HeaderValue>, resp: Response) -> Response {
+    if method != Method::GET || resp.status() != StatusCode::OK {
         return resp;
     }
     let etag = etag_of(resp.body());
@@ -26,10 +27,8 @@ pub fn apply(if_none_match: Option<HeaderValue>, resp: Response) -> Response {
     let asked = if_none_match.as_ref().and_then(|v| v.to_str().ok());
     let not_modified = asked.is_some_and(|v| {
         let tags = v.split(',').map(str::trim);
-        v.trim() == "*"
-            || tags
-                .map(|t| t.strip_prefix("W/").unwrap_or(t))
-                .any(|t| t == etag)
+        let mut tags = tags.map(|t| t.strip_prefix("W/").unwrap_or(t));
+        v.trim() == "*" || tags.any(|t| t == etag)
     });
     let resp = with_header(resp, header::ETAG, &etag);
     // Kept by the client only, and checked with it before each use.
@@ -58,7 +57,7 @@ mod tests {
 
     #[test]
     fn a_known_tag_is_not_sent_again() {
-        let first = apply(None, ok("{\"a\":1}"));
+        let first = apply(&Method::GET, None, ok("{\"a\":1}"));
         assert_eq!(first.status(), StatusCode::OK);
         let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
         assert_eq!(tag.len(), 34);
@@ -70,13 +69,13 @@ mod tests {
             format!("\"x\", {tag}"),
             "*".into(),
         ] {
-            let again = apply(asking(&asked), ok("{\"a\":1}"));
+            let again = apply(&Method::GET, asking(&asked), ok("{\"a\":1}"));
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{asked}");
             assert!(again.body().is_empty());
             assert_eq!(again.headers()[header::ETAG], tag.as_str());
         }
         // Another body, another tag.
-        let changed = apply(asking(&tag), ok("{\"a\":2}"));
+        let changed = apply(&Method::GET, asking(&tag), ok("{\"a\":2}"));
         assert_eq!(changed.status(), StatusCode::OK);
         assert_ne!(changed.headers()[header::ETAG], tag.as_str());
     }
@@ -85,8 +84,11 @@ mod tests {
     fn only_a_200_is_tagged() {
         let mut r = ok("x");
         *r.status_mut() = StatusCode::NOT_FOUND;
-        let r = apply(asking("*"), r);
+        let r = apply(&Method::GET, asking("*"), r);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers().get(header::ETAG).is_none());
+        let r = apply(&Method::POST, asking("*"), ok("x"));
+        assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers().get(header::ETAG).is_none());
     }
 }

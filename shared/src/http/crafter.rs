@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::multipart::{self, MultipartError};
 use super::{empty, json as json_response, param, presented_key, query_param, redirect};
-use super::{Request, Response};
+use super::{Answer, Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
@@ -24,10 +24,7 @@ pub struct Crafter;
 /// Why a Crafter request was not served.
 pub type Error = super::DialectError<Crafter>;
 
-type Answer = Result<Response, Error>;
-
 impl super::Dialect for Crafter {
-    /// The documentation's body for an unexpected failure.
     const INTERNAL: &'static str = "Internal server error";
 
     fn envelope(status: StatusCode, message: &str) -> Value {
@@ -135,45 +132,36 @@ async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>
 /// `POST /api/1/profile/{id}/uploadAttachment`: the file in the `attachment` part, named by the
 /// `filename` field, else the `filename` query parameter, else the part's own file name. Same
 /// name without extension: a new version of that attachment, same id.
-pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
     let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["attachment"])
-        .await
-        .map_err(|e| match e {
-            // Binary bytes in another field are most likely the file sent under the wrong name.
-            MultipartError::NotText(field) => Error::bad_request(format!(
-                "the field {field} is not text; the file must be sent in the part named attachment"
-            )),
-            e => e.into(),
-        })?;
-    let (none, many) = (
-        "no file part named attachment",
-        "more than one part named attachment",
-    );
-    let part = form.one_file(none, many).map_err(Error::bad_request)?;
+    let form = multipart::parse(&parts.headers, body, &["attachment"]).await;
+    // Binary bytes in another field are most likely the file sent under the wrong name.
+    let form = form.map_err(|e| match e {
+        MultipartError::NotText(field) => Error::bad_request(format!(
+            "the field {field} is not text; the file must be sent in the part named attachment"
+        )),
+        e => e.into(),
+    })?;
+    let none = "no file part named attachment";
+    let part = form.one_file(none, "more than one part named attachment");
+    let part = part.map_err(Error::bad_request)?;
     let given = |n: &&str| !n.trim().is_empty();
+    let unnamed = "the attachment part has no filename, and no filename field names it";
     let raw_name = (form.text("filename").filter(given))
         .or(name_param.as_deref().filter(given))
         .or(part.file_name.as_deref())
-        .ok_or_else(|| {
-            Error::bad_request(
-                "the attachment part has no filename, and no filename field names it",
-            )
-        })?;
-    let file_name = FileName::parse(raw_name).map_err(|e| Error::bad_request(e.to_string()))?;
+        .ok_or_else(|| Error::bad_request(unnamed))?;
+    let file_name = FileName::parse(raw_name)?;
     let settings = &app.dialects.crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
     if type_for_extension(file_name.extension()).is_none() {
-        return Err(Error::refused(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "the type of {file_name} cannot be told from its extension (allowed: {})",
-                settings.allowed_types.join(", ")
-            ),
-        ));
+        let allowed = settings.allowed_types.join(", ");
+        let message = format!("the type of {file_name} cannot be told from its extension");
+        let message = format!("{message} (allowed: {allowed})");
+        return Err(Error::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
     }
     let bytes = part.bytes.clone();
     let file = NewFile { file_name, bytes };
@@ -182,41 +170,34 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
         max_file_bytes: Some(settings.max_file_bytes),
     };
     let (fields, target) = (AttachmentFields::default(), UploadTarget::SameStem);
-    let att = app
-        .upload(&who, &parent, file, fields, target, rules)
-        .await?;
+    let att = app.upload(&who, &parent, file, fields, target, rules);
+    let att = att.await?;
     Ok(json_response(StatusCode::OK, &attachment_json(Some(&att))))
 }
 
 /// `GET /api/1/profile/{id}/attachments`: every attachment with content, oldest first.
-pub async fn list(app: Arc<App>, req: Request) -> Answer {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
-    let items: Vec<Value> = app
-        .list_all(&who, &parent)
-        .await?
-        .iter()
-        .filter(|a| a.ready_content().is_some())
-        .map(|a| attachment_json(Some(a)))
-        .collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(items)))
+    let atts = app.list_all(&who, &parent).await?;
+    let ready = atts.iter().filter(|a| a.ready_content().is_some());
+    let items: Vec<Value> = ready.map(|a| attachment_json(Some(a))).collect();
+    Ok(json_response(StatusCode::OK, &items))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}/details`.
-pub async fn details(app: Arc<App>, req: Request) -> Answer {
+pub async fn details(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let att = named_attachment(&app, &req).await?;
     let json = attachment_json(att.as_ref());
     Ok(json_response(StatusCode::OK, &json))
 }
 
 /// `GET /api/1/profile/{id}/attachment/{attachmentId}`: a redirect to a link that downloads it.
-pub async fn content(app: Arc<App>, req: Request) -> Answer {
-    let Some(att) = named_attachment(&app, &req).await? else {
-        return Ok(empty(StatusCode::OK));
+pub async fn content(app: Arc<App>, req: Request) -> Answer<Crafter> {
+    let link = match named_attachment(&app, &req).await? {
+        Some(att) => app.download_link(&att).await?,
+        None => None,
     };
-    Ok(match app.download_link(&att).await? {
-        Some(link) => redirect(&link),
-        None => empty(StatusCode::OK),
-    })
+    Ok(link.map_or_else(|| empty(StatusCode::OK), |link| redirect(&link)))
 }
 
 #[cfg(test)]

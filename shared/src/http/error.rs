@@ -1,6 +1,5 @@
-//! How handlers fail. A handler returns `Result<Response, DialectError<D>>` and uses `?`; each
-//! error becomes its dialect's answer here, the one place where a use case's errors meet HTTP.
-//! A 5xx body is always the dialect's generic one; its cause goes to the log.
+//! How handlers fail: a handler returns [`Answer<D>`] and uses `?`; each error becomes its
+//! dialect's answer here. A 5xx body is always the dialect's generic one; its cause is logged.
 
 use std::marker::PhantomData;
 
@@ -22,12 +21,8 @@ pub trait Dialect {
 
     /// This API's error answer; a 5xx gets [`Self::INTERNAL`], whatever the message.
     fn error(status: StatusCode, message: &str) -> Response {
-        let message = if status.is_server_error() {
-            Self::INTERNAL
-        } else {
-            message
-        };
-        super::json(status, &Self::envelope(status, message))
+        let internal = status.is_server_error().then_some(Self::INTERNAL);
+        super::json(status, &Self::envelope(status, internal.unwrap_or(message)))
     }
 
     /// A use case's refusal in this API's own terms, where it has them (its own message for
@@ -36,6 +31,9 @@ pub trait Dialect {
         None
     }
 }
+
+/// What a handler of dialect `D` returns.
+pub type Answer<D> = Result<Response, DialectError<D>>;
 
 /// Why a request was not served: the answer, already in the envelope of dialect `D`. Each API's
 /// error type is this with its own `D` (`native::Error`, `crafter::Error`, …).

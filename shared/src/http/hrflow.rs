@@ -8,8 +8,8 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{json as json_response, presented_key, query_pairs, Request, Response};
-use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
+use super::{json as json_response, presented_key, query_pairs, Answer, Request, Response};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef};
 use crate::service::{App, ServiceError};
 use crate::store::ParentLookup;
 
@@ -56,22 +56,6 @@ pub fn mask_key(key: Option<&str>) -> String {
     }
 }
 
-/// Authenticates; a refused key is HrFlow's 401, which shows the key masked.
-async fn caller(app: &App, req: &Request) -> Result<Principal, Error> {
-    let presented = presented_key(req);
-    let refused = |e| match e {
-        ServiceError::Unauthorized => {
-            let masked = mask_key(presented.as_deref());
-            let message = format!("Unauthorized. Invalid secret key: {masked}");
-            Error::refused(StatusCode::UNAUTHORIZED, message)
-        }
-        e => e.into(),
-    };
-    app.authenticate(presented.as_deref())
-        .await
-        .map_err(refused)
-}
-
 /// One attachment as the documentation shows it, with a presigned link.
 pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
     let c = a.content.as_ref();
@@ -90,8 +74,17 @@ pub fn attachment_json(a: &Attachment, public_url: &str) -> Value {
 /// `GET /v1/profile/attachments` and `GET /v1/profile/indexing/attachments`: the profile is named
 /// by source and any of id, reference and e-mail, which must all name the same one. Each
 /// parameter has the legacy spelling and the indexing API's; the first non-empty value counts.
-pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
-    let who = caller(&app, &req).await?;
+pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
+    let key = presented_key(&req);
+    let who = match app.authenticate(key.as_deref()).await {
+        // HrFlow's 401 shows the key, masked.
+        Err(ServiceError::Unauthorized) => {
+            let masked = mask_key(key.as_deref());
+            let message = format!("Unauthorized. Invalid secret key: {masked}");
+            return Err(Error::refused(StatusCode::UNAUTHORIZED, message));
+        }
+        who => who?,
+    };
     // The parameter names of the spelling the caller used, for messages.
     let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
         ("source_key", "key, reference or email")
@@ -103,15 +96,13 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
     };
     let pairs = query_pairs(&req);
     let param = |names: [&str; 2]| {
-        pairs
-            .iter()
-            .find(|(k, v)| names.contains(&k.as_str()) && !v.trim().is_empty())
-            .map(|(_, v)| v.as_str())
+        let named =
+            |(k, v): &&(String, String)| names.contains(&k.as_str()) && !v.trim().is_empty();
+        pairs.iter().find(named).map(|(_, v)| v.as_str())
     };
     let Some(source) = param(["source_id", "source_key"]) else {
-        return Err(Error::bad_request(format!(
-            "Missing parameter {source_name}"
-        )));
+        let message = format!("Missing parameter {source_name}");
+        return Err(Error::bad_request(message));
     };
     let id = param(["profile_id", "key"]);
     let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
@@ -125,9 +116,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
     if let Some(id) = id {
         // A malformed id names no profile.
         let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
-        let p = app
-            .get_parent(&who, &ParentRef::new(kind.clone(), id))
-            .await?;
+        let named = ParentRef::new(kind.clone(), id);
+        let p = app.get_parent(&who, &named).await?;
         if p.source.as_deref() != Some(source) {
             return Err(invalid_profile());
         }
@@ -137,13 +127,10 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response, Error> {
         let p = app.find_parent(&who, &kind, Some(source), lookup).await?;
         found.push(p.ok_or_else(invalid_profile)?.key);
     }
+    let not_same = "The profile id, reference and email given do not designate the same profile";
     let profile = match found.split_first() {
         Some((first, rest)) if rest.iter().all(|k| k == first) => first,
-        Some(_) => {
-            return Err(Error::bad_request(
-                "The profile id, reference and email given do not designate the same profile",
-            ))
-        }
+        Some(_) => return Err(Error::bad_request(not_same)),
         None => return Err(invalid_profile()),
     };
     let mut data = Vec::new();

@@ -11,12 +11,14 @@ pub mod native;
 pub mod records;
 pub mod routes;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
 use crate::domain::FileName;
 use crate::service::NewFile;
-pub use error::{log_internal, Dialect, DialectError};
+pub use error::{log_internal, Answer, Dialect, DialectError};
 
 /// A request as every handler sees it.
 pub type Request = http::Request<Bytes>;
@@ -86,37 +88,37 @@ pub fn new_file<D: Dialect>(part: &multipart::FilePart) -> Result<NewFile, Diale
     Ok(NewFile { file_name, bytes })
 }
 
+/// Every file part of a form as a new file; "the form has" `none` when it has no file part.
+pub fn new_files<D: Dialect>(
+    form: &multipart::Form,
+    none: &str,
+) -> Result<Vec<NewFile>, DialectError<D>> {
+    if form.files.is_empty() {
+        return Err(DialectError::bad_request(format!("the form has {none}")));
+    }
+    form.files.iter().map(new_file).collect()
+}
+
 /// The query string's pairs, percent- and plus-decoded. Undecodable pairs are kept raw, so a
 /// handler sees (and can refuse) them rather than have them vanish.
 pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
-    let Some(q) = req.uri().query() else {
-        return Vec::new();
-    };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode_component(k), decode_component(v))
-        })
-        .collect()
+    let query = req.uri().query().unwrap_or_default();
+    let pairs = query.split('&').filter(|p| !p.is_empty());
+    let pairs = pairs.map(|p| p.split_once('=').unwrap_or((p, "")));
+    pairs.map(|(k, v)| (decode(k), decode(v))).collect()
 }
 
 /// Every value of a query parameter, in order.
 pub fn query_values(req: &Request, name: &str) -> Vec<String> {
-    query_pairs(req)
-        .into_iter()
-        .filter_map(|(k, v)| (k == name).then_some(v))
-        .collect()
+    let pairs = query_pairs(req).into_iter().filter(|(k, _)| k == name);
+    pairs.map(|(_, v)| v).collect()
 }
 
 /// Every comma-separated item of a query parameter's values (`name=a,b&name=c`), trimmed.
 pub fn query_list(req: &Request, name: &str) -> Vec<String> {
     let values = query_values(req, name);
-    values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .collect()
+    let items = values.iter().flat_map(|v| v.split(','));
+    items.map(|s| s.trim().to_owned()).collect()
 }
 
 /// The first value of a query parameter.
@@ -124,8 +126,8 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     query_values(req, name).into_iter().next()
 }
 
-/// A page size, `limit`: each value a number from 1 to `max` (else 400 with `message`), the
-/// last one counting; `None` when not given.
+/// A page size, `limit`: each value a number from 1 to `max` (else 400: `message` "from 1 to
+/// `max`"), the last one counting; `None` when not given.
 pub fn limit_param<D: Dialect>(
     req: &Request,
     max: usize,
@@ -134,17 +136,17 @@ pub fn limit_param<D: Dialect>(
     let mut limit = None;
     for v in query_values(req, "limit") {
         let n = v.parse().ok().filter(|n| (1..=max).contains(n));
-        limit = Some(n.ok_or_else(|| DialectError::bad_request(message))?);
+        let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
+        limit = Some(n.ok_or_else(refused)?);
     }
     Ok(limit)
 }
 
-fn decode_component(s: &str) -> String {
+/// A URL component, percent- and plus-decoded; kept raw when it does not decode to UTF-8.
+pub(crate) fn decode(s: &str) -> String {
     let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .unwrap_or(plus)
+    let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8();
+    decoded.map(Cow::into_owned).unwrap_or(plus)
 }
 
 /// The API key a request presents in its headers: `X-API-KEY` or `Authorization: Bearer …`.
@@ -152,15 +154,10 @@ fn decode_component(s: &str) -> String {
 /// and histories, because Crafter's clients send it there.
 pub fn presented_key(req: &Request) -> Option<String> {
     let header = |name: &str| req.headers().get(name)?.to_str().ok();
-    let bearer = || {
-        let auth = header("authorization")?;
-        Some(
-            auth.strip_prefix("Bearer ")
-                .or(auth.strip_prefix("bearer "))?
-                .trim(),
-        )
-    };
-    header("x-api-key").or_else(bearer).map(str::to_owned)
+    let auth = header("authorization");
+    let bearer = auth.and_then(|a| a.strip_prefix("Bearer ").or(a.strip_prefix("bearer ")));
+    let key = header("x-api-key").or(bearer.map(str::trim));
+    key.map(str::to_owned)
 }
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser

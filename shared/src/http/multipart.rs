@@ -33,11 +33,8 @@ pub struct Form {
 impl Form {
     /// The last value of a text field.
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.texts
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        let last = self.texts.iter().rfind(|(k, _)| k == name);
+        last.map(|(_, v)| v.as_str())
     }
 
     /// The form's one file part; else why not: "the form has" `none` or `many`.
@@ -49,16 +46,14 @@ impl Form {
         }
     }
 
-    /// Refuses a text field that is not one of `known`, for an API whose forms, like its JSON
-    /// bodies, take only the fields they document: a misspelled label (`titel`) must not be
-    /// dropped in silence.
-    pub fn only(&self, known: &[&str]) -> Result<(), MultipartError> {
-        let unknown = self
-            .texts
-            .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()));
-        match unknown {
-            Some((name, _)) => Err(MultipartError::UnknownField(name.clone(), known.join(", "))),
+    /// Refuses a text field that is not one of `known` (names separated by spaces), for an API
+    /// whose forms, like its JSON bodies, take only the fields they document: a misspelled label
+    /// (`titel`) must not be dropped in silence.
+    pub fn only(&self, known: &str) -> Result<(), MultipartError> {
+        let is_known = |k: &str| known.split(' ').any(|n| n == k);
+        let taken = known.replace(' ', ", ");
+        match self.texts.iter().find(|(k, _)| !is_known(k)) {
+            Some((k, _)) => Err(MultipartError::UnknownField(k.clone(), taken)),
             None => Ok(()),
         }
     }
@@ -91,12 +86,9 @@ pub async fn parse(
     body: Bytes,
     file_fields: &[&str],
 ) -> Result<Form, MultipartError> {
-    let content_type = headers.get(http::header::CONTENT_TYPE);
-    let content_type = content_type
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let boundary =
-        multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
+    let ct = headers.get(http::header::CONTENT_TYPE);
+    let ct = ct.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let boundary = multer::parse_boundary(ct).map_err(|_| MultipartError::NotMultipart)?;
     // The preamble (bytes before the first boundary) is legal MIME, but nothing a client needs;
     // a long one is only a way to make the parser scan.
     let marker = format!("--{boundary}");
@@ -114,12 +106,9 @@ pub async fn parse(
         if form.files.len() + form.texts.len() == MAX_PARTS {
             return Err(MultipartError::TooManyParts);
         }
-        let header_bytes: usize = field
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        if header_bytes > MAX_PART_HEADER_BYTES || field.headers().len() > MAX_PART_HEADERS {
+        let h = field.headers();
+        let header_bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if header_bytes > MAX_PART_HEADER_BYTES || h.len() > MAX_PART_HEADERS {
             return Err(MultipartError::HeadersTooLarge);
         }
         let name = field.name().unwrap_or_default().to_owned();
@@ -197,8 +186,8 @@ mod tests {
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n\
                     abc\r\n--XX--\r\n";
         let f = parse_xx(body).await.unwrap();
-        assert_eq!(f.only(&["file", "title"]), Ok(()));
-        let e = f.only(&["file", "type"]).unwrap_err();
+        assert_eq!(f.only("file title"), Ok(()));
+        let e = f.only("file type").unwrap_err();
         assert_eq!(
             e,
             MultipartError::UnknownField("title".into(), "file, type".into())

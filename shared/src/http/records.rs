@@ -8,8 +8,8 @@ use std::sync::Arc;
 use http::{header::LINK, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, param};
-use super::{presented_key, query_list, query_values, with_header, Request, Response};
+use super::{empty, json as json_response, limit_param, multipart, new_files, param};
+use super::{presented_key, query_list, query_values, with_header, Answer, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
 use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
 use crate::service::{VersionScope, MAX_RECORDS_PER_CALL};
@@ -24,8 +24,6 @@ pub struct Records;
 
 /// Why a records request was not served.
 pub type Error = super::DialectError<Records>;
-
-type Answer = Result<Response, Error>;
 
 impl super::Dialect for Records {
     const INTERNAL: &'static str = "Internal Server error";
@@ -96,7 +94,7 @@ async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, Servic
 /// `GET /v2/{object}/attachments`: the records `uuids=a,b` (or `uuids=a&uuids=b`) names, at most
 /// [`MAX_RECORDS_PER_CALL`], each even without files; without `uuids`, the records with files,
 /// all at once or (our addition) paged by `limit` and `cursor`, a `Link` header naming the next.
-pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
+pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, kind) = caller_and_object(&app, &req).await?;
     let uuids = query_list(&req, "uuids");
     if uuids.len() > MAX_RECORDS_PER_CALL {
@@ -104,16 +102,11 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
             "The uuids parameter contains more than {MAX_RECORDS_PER_CALL} UUIDs"
         )));
     }
-    let ids = uuids
-        .iter()
-        .map(|r| {
-            record_id(r)
-                .ok_or_else(|| Error::bad_request("The uuids parameter contains an invalid UUID"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let message =
-        format!("The limit parameter must be a number of records from 1 to {MAX_RECORDS_PER_CALL}");
-    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, &message)?;
+    let invalid = || Error::bad_request("The uuids parameter contains an invalid UUID");
+    let ids = uuids.iter().map(|r| record_id(r).ok_or_else(invalid));
+    let ids = ids.collect::<Result<Vec<_>, _>>()?;
+    let message = "The limit parameter must be a number of records";
+    let limit = limit_param(&req, MAX_RECORDS_PER_CALL, message)?;
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {
@@ -127,20 +120,18 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
         // A parent of this kind registered under an id that is not a UUID (through the native
         // API) is no record of this API: it cannot be asked for by its UUID, and a map keyed by
         // record UUIDs has no place for it.
-        let page_size = limit.unwrap_or(MAX_RECORDS_PER_CALL);
-        let page = app
-            .records_with_attachments(&who, &kind, cursor.as_deref(), page_size, |id| {
-                record_id(id.as_str()).is_some()
-            })
-            .await?;
+        let size = limit.unwrap_or(MAX_RECORDS_PER_CALL);
+        let is_record = |id: &ParentId| record_id(id.as_str()).is_some();
+        let page = app.records_with_attachments(&who, &kind, cursor.as_deref(), size, is_record);
+        let page = page.await?;
         // Asked for all at once: answer all, or say that they do not fit.
         if limit.is_none() && page.next_cursor.is_some() {
-            return Err(ServiceError::TooMany(format!(
+            let too_many = format!(
                 "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
-            ))
-            .into());
+            );
+            return Err(ServiceError::TooMany(too_many).into());
         }
-        (page.records, page.next_cursor.map(|c| (page_size, c)))
+        (page.records, page.next_cursor.map(|c| (size, c)))
     };
     let mut map = Map::new();
     for (id, atts) in &records {
@@ -162,7 +153,7 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
-pub async fn list(app: Arc<App>, req: Request) -> Answer {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     let records = app.attachments_of_records(&who, &record.kind, std::slice::from_ref(&record.id));
     let mut records = records.await.map_err(|e| match e {
@@ -177,18 +168,13 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer {
 /// `POST /v2/{object}/{uuid}/attachments`: one or more parts named `file` (or `files`). Each
 /// goes to the attachment the text field `document_id` names (with exactly one file), else to
 /// the record's attachment of the same name, else to a new one.
-pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
-    if form.files.is_empty() {
-        return Err(Error::bad_request(
-            "the form has no file part (name it file)",
-        ));
-    }
-    let files: Vec<_> = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    let files = new_files(&form, "no file part (name it file)")?;
     let target = match form.text("document_id").map(str::trim) {
         None | Some("") => UploadTarget::SameName,
         Some(raw) => {
@@ -203,9 +189,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
         }
     };
     let (fields, rules) = (AttachmentFields::default(), UploadRules::default());
-    let stored = app
-        .upload_many(&who, &record, files, fields, target, rules)
-        .await?;
+    let stored = app.upload_many(&who, &record, files, fields, target, rules);
+    let stored = stored.await?;
     let items = items_json(&app, &stored).await?;
     Ok(json_response(StatusCode::CREATED, &items))
 }
@@ -213,18 +198,15 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
 /// `DELETE /v2/{object}/{uuid}/attachments?names=a,b&version=all|latest`: `names` (required,
 /// comma-separated, may repeat) are current file names on the record; `latest` removes only
 /// each one's newest version.
-pub async fn delete(app: Arc<App>, req: Request) -> Answer {
+pub async fn delete(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
+    let bad = || Error::bad_request("The version parameter must be all or latest");
     let mut scope = VersionScope::All;
     for v in query_values(&req, "version") {
         scope = match v.as_str() {
             "all" => VersionScope::All,
             "latest" => VersionScope::Latest,
-            _ => {
-                return Err(Error::bad_request(
-                    "The version parameter must be all or latest",
-                ))
-            }
+            _ => return Err(bad()),
         }
     }
     let mut names = query_list(&req, "names");
@@ -233,9 +215,8 @@ pub async fn delete(app: Arc<App>, req: Request) -> Answer {
         return Err(Error::bad_request("The names parameter is required"));
     }
     if names.len() > MAX_NAMES {
-        return Err(Error::bad_request(format!(
-            "The names parameter contains more than {MAX_NAMES} names"
-        )));
+        let message = format!("The names parameter contains more than {MAX_NAMES} names");
+        return Err(Error::bad_request(message));
     }
     app.delete_by_names(&who, &record, &names, scope).await?;
     Ok(empty(StatusCode::NO_CONTENT))

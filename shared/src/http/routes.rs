@@ -10,7 +10,7 @@ use http::{header, Method, StatusCode};
 
 use super::conditional;
 use super::{assets, crafter, hrflow, native, records, with_header};
-use super::{Dialect, DialectError, Request, Response};
+use super::{Answer, Dialect, Request, Response};
 use crate::access::Capability;
 use crate::http::Params;
 use crate::service::App;
@@ -44,7 +44,7 @@ macro_rules! routes {
                 method: Method::$method,
                 path: $path,
                 handler: |app, req| Box::pin(async move {
-                    let answer: Result<Response, DialectError<$dialect>> = $handler(app, req).await;
+                    let answer: Answer<$dialect> = $handler(app, req).await;
                     answer.unwrap_or_else(Response::from)
                 }),
                 errors: <$dialect as Dialect>::error,
@@ -104,10 +104,7 @@ impl Route {
     /// Matches a request path against the pattern. A single trailing slash is ignored, as
     /// Crafter's clients send both spellings.
     pub fn matches(&self, path: &str) -> Option<Params> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
+        let path = path.strip_suffix('/').unwrap_or(path);
         // Every request is matched against the table in order: the literal start of the
         // pattern turns most routes away before any splitting.
         let literal = self.path.split_once('{').map_or(self.path, |(l, _)| l);
@@ -135,13 +132,9 @@ impl Route {
     async fn serve(&self, app: &Arc<App>, mut req: Request, params: Params) -> Response {
         crate::telemetry::request::set_route(self.name);
         req.extensions_mut().insert(params);
-        let read = self.method == Method::GET;
-        let if_none_match = read.then(|| req.headers().get(header::IF_NONE_MATCH).cloned());
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let resp = (self.handler)(app.clone(), req).await;
-        match if_none_match {
-            Some(tag) => conditional::apply(tag, resp),
-            None => resp,
-        }
+        conditional::apply(&self.method, if_none_match, resp)
     }
 }
 

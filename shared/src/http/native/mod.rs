@@ -6,15 +6,15 @@ pub mod views;
 
 use std::sync::Arc;
 
+use futures_util::{stream, StreamExt, TryStreamExt};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{empty, json as json_response, limit_param, multipart, new_file, param, presented_key};
-use super::{query_values, redirect, Request, Response};
-use crate::domain::{
-    Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef, Principal,
-};
+use super::{empty, json as json_response, limit_param, multipart, new_file, new_files, param};
+use super::{presented_key, query_values, redirect, Answer, Request, Response};
+use crate::domain::Principal;
+use crate::domain::{Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef};
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
 use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
 use crate::store::PutOutcome;
@@ -29,13 +29,17 @@ pub struct Native;
 /// Why a native request was not served.
 pub type Error = super::DialectError<Native>;
 
-type Answer = Result<Response, Error>;
-
 impl super::Dialect for Native {
     const INTERNAL: &'static str = "internal server error";
 
+    /// A refusal's code is its status's reason in snake case (`payload_too_large`); anything
+    /// else's is `internal`.
     fn envelope(status: StatusCode, message: &str) -> serde_json::Value {
-        json!({"error": {"code": code_of(status), "message": message}})
+        let code = match status.canonical_reason() {
+            Some(reason) if status.is_client_error() => reason.to_lowercase().replace(' ', "_"),
+            _ => "internal".into(),
+        };
+        json!({"error": {"code": code, "message": message}})
     }
 }
 
@@ -43,15 +47,6 @@ impl super::Dialect for Native {
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let json = json!({"error": {"code": code, "message": message}});
     json_response(status, &json)
-}
-
-/// The code of a refusal is its status's reason in snake case (`payload_too_large`); of
-/// anything else, `internal`.
-fn code_of(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) if status.is_client_error() => reason.to_lowercase().replace(' ', "_"),
-        _ => "internal".into(),
-    }
 }
 
 /// Authenticates and parses the parent of a `/v1/parents/{kind}/{id}…` path.
@@ -72,6 +67,7 @@ async fn caller_and_attachment(
     Ok((who, attachment_id(param(req, "id"))?))
 }
 
+/// A malformed id names no attachment.
 fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
     AttachmentId::parse(raw).map_err(|_| ServiceError::NotFound("attachment"))
 }
@@ -81,15 +77,13 @@ fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ParentFields::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request(format!(
-            "the body must be a JSON object with optional string fields source, reference, email: {e}"
-        ))
-    })
+    let expected = "a JSON object with optional string fields source, reference, email";
+    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
+    serde_json::from_slice(body).map_err(invalid)
 }
 
 /// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
-pub async fn put_parent(app: Arc<App>, req: Request) -> Answer {
+pub async fn put_parent(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, key) = caller_and_parent(&app, &req).await?;
     let fields = parent_fields(req.body())?;
     let (parent, outcome) = app.put_parent(&who, key, fields).await?;
@@ -101,7 +95,7 @@ pub async fn put_parent(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `GET /v1/parents/{kind}/{id}`.
-pub async fn get_parent(app: Arc<App>, req: Request) -> Answer {
+pub async fn get_parent(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, key) = caller_and_parent(&app, &req).await?;
     let parent = app.get_parent(&who, &key).await?;
     Ok(json_response(StatusCode::OK, &parent_json(&parent)))
@@ -110,7 +104,7 @@ pub async fn get_parent(app: Arc<App>, req: Request) -> Answer {
 /// `DELETE /v1/parents/{kind}/{id}`: the parent, its attachments and their files; `204` when
 /// all are gone. A parent with more attachments than one request removes answers `202` with
 /// how many it removed: repeating the request goes on from there.
-pub async fn delete_parent(app: Arc<App>, req: Request) -> Answer {
+pub async fn delete_parent(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, key) = caller_and_parent(&app, &req).await?;
     Ok(match app.delete_parent(&who, &key).await? {
         ParentDeletion::Deleted => empty(StatusCode::NO_CONTENT),
@@ -125,27 +119,15 @@ pub async fn delete_parent(app: Arc<App>, req: Request) -> Answer {
     })
 }
 
-/// The fields of an upload form: the files, and labels every file of the request gets.
-const UPLOAD_FIELDS: &[&str] = &[
-    "file",
-    "type",
-    "title",
-    "description",
-    "category",
-    "tags",
-    "external_id",
-];
-
 /// The largest page of a listing, and the default one.
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
 
-/// A listing (with its `next_cursor`, null on the last page) or an upload's attachments.
+/// A listing, with its `next_cursor` (null on the last page).
 #[derive(serde::Serialize)]
 struct Items<'a> {
     items: Vec<AttachmentView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<&'a Option<String>>,
+    next_cursor: &'a Option<String>,
 }
 
 /// The view with both links of a ready attachment: its download and its thumbnail.
@@ -156,20 +138,18 @@ async fn linked_view<'a>(app: &App, a: &'a Attachment) -> Result<AttachmentView<
 }
 
 /// 200 with one attachment and its links (when it has content).
-async fn one_attachment(app: &App, att: &Attachment) -> Answer {
+async fn one_attachment(app: &App, att: &Attachment) -> Answer<Native> {
     Ok(json_response(StatusCode::OK, &linked_view(app, att).await?))
 }
 
 /// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
-pub async fn upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
-    form.only(UPLOAD_FIELDS)?;
-    if form.files.is_empty() {
-        return Err(Error::bad_request("the form has no part named file"));
-    }
-    let files = form.files.iter().map(new_file).collect::<Result<_, _>>()?;
+    // The files, and labels every file of the request gets.
+    form.only("file type title description category tags external_id")?;
+    let files = new_files(&form, "no part named file")?;
     let text = |name: &str| form.text(name).map(str::to_owned);
     let fields = AttachmentFields {
         label: text("type"),
@@ -182,9 +162,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
         external_id: text("external_id"),
     };
     let (target, rules) = (UploadTarget::New, UploadRules::default());
-    let stored = app
-        .upload_many(&who, &parent, files, fields, target, rules)
-        .await?;
+    let stored = app.upload_many(&who, &parent, files, fields, target, rules);
+    let stored = stored.await?;
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
         // The files are stored: a link that cannot be signed now must not hide that.
@@ -193,36 +172,30 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer {
             attachment_view(a, None)
         }));
     }
-    let items = Items {
-        items,
-        next_cursor: None,
-    };
-    Ok(json_response(StatusCode::CREATED, &items))
+    let json = json!({ "items": items });
+    Ok(json_response(StatusCode::CREATED, &json))
 }
 
 /// `GET /v1/parents/{kind}/{id}/attachments?limit=&cursor=`.
-pub async fn list(app: Arc<App>, req: Request) -> Answer {
+pub async fn list(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
-    let message = format!("limit must be a number from 1 to {MAX_LIMIT}");
-    let limit = limit_param(&req, MAX_LIMIT, &message)?.unwrap_or(DEFAULT_LIMIT);
+    let limit = limit_param(&req, MAX_LIMIT, "limit must be a number")?.unwrap_or(DEFAULT_LIMIT);
     let cursor = query_values(&req, "cursor").pop();
     let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for a in &page.items {
-        items.push(linked_view(&app, a).await?);
-    }
-    let next_cursor = Some(&page.next_cursor);
+    let items = stream::iter(&page.items).then(|a| linked_view(&app, a));
+    let items = items.try_collect().await?;
+    let next_cursor = &page.next_cursor;
     Ok(json_response(StatusCode::OK, &Items { items, next_cursor }))
 }
 
 /// `GET /v1/attachments/{id}`: metadata with a download link when ready.
-pub async fn get_attachment(app: Arc<App>, req: Request) -> Answer {
+pub async fn get_attachment(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     one_attachment(&app, &app.get(&who, id).await?).await
 }
 
 /// `GET /v1/attachments/{id}/content`: a redirect to the download link.
-pub async fn get_content(app: Arc<App>, req: Request) -> Answer {
+pub async fn get_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let link = app.download_link(&app.get(&who, id).await?).await?;
     let none = || Error::refused(StatusCode::CONFLICT, "the attachment has no content yet");
@@ -230,7 +203,7 @@ pub async fn get_content(app: Arc<App>, req: Request) -> Answer {
 }
 
 /// `DELETE /v1/attachments/{id}`.
-pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer {
+pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     app.delete(&who, id).await?;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -238,19 +211,18 @@ pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer {
 
 /// `POST /v1/attachments/{id}/content`: one `file` part, the attachment's new content; a
 /// placeholder (the asset API's) gets its first file this way, a ready attachment a new version.
-pub async fn put_content(app: Arc<App>, req: Request) -> Answer {
+pub async fn put_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let att = app.get(&who, id).await?;
     let (parts, body) = req.into_parts();
     let form = multipart::parse(&parts.headers, body, &["file"]).await?;
-    form.only(&["file"])?;
+    form.only("file")?;
     let (none, many) = ("no part named file", "more than one part named file");
     let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
     let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
-    let stored = app
-        .upload(&who, &att.parent, file, fields, target, rules)
-        .await?;
+    let stored = app.upload(&who, &att.parent, file, fields, target, rules);
+    let stored = stored.await?;
     one_attachment(&app, &stored).await
 }
 
@@ -273,23 +245,14 @@ struct UploadBody {
 
 /// A begin request's body, as the use case takes it.
 fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
-    let body: UploadBody = serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request(format!(
-            "the body must be a JSON object with file_name, content_type and size: {e}"
-        ))
-    })?;
-    let sha256 = body.sha256.as_deref().map(|s| {
-        parse_sha256(s).ok_or_else(|| {
-            Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes")
-        })
-    });
-    let sha256 = sha256.transpose()?;
-    // A malformed id names no attachment.
-    let attachment_id = body
-        .attachment_id
-        .as_deref()
-        .map(attachment_id)
-        .transpose()?;
+    let expected = "a JSON object with file_name, content_type and size";
+    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
+    let body: UploadBody = serde_json::from_slice(body).map_err(invalid)?;
+    let bad = || Error::bad_request("sha256 must be 64 hex characters or base64 of 32 bytes");
+    let sha256 = body.sha256.as_deref().map(parse_sha256);
+    let sha256 = sha256.map(|s| s.ok_or_else(bad)).transpose()?;
+    let id = body.attachment_id.as_deref();
+    let attachment_id = id.map(attachment_id).transpose()?;
     Ok(DirectUploadRequest {
         file_name: FileName::parse(&body.file_name)?,
         content_type: body.content_type,
@@ -308,7 +271,7 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 }
 
 /// `POST /v1/parents/{kind}/{id}/uploads`: a direct-to-storage upload, for files of any size.
-pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
     let request = upload_request(req.body())?;
     let up = app.begin_upload(&who, &parent, request).await?;
@@ -318,7 +281,7 @@ pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer {
 
 /// `GET /v1/attachments/{id}/upload`: where a direct upload stands, with fresh links for the
 /// parts still missing (to resume an interrupted upload).
-pub async fn upload_status(app: Arc<App>, req: Request) -> Answer {
+pub async fn upload_status(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
     let expires_at = att.upload.as_ref().map(|u| u.expires_at);
@@ -329,7 +292,7 @@ pub async fn upload_status(app: Arc<App>, req: Request) -> Answer {
 /// `POST /v1/attachments/{id}/complete`: verifies the uploaded file and makes it ready (200),
 /// or, too large to verify within the request, verifies it in the background (202, status
 /// `verifying`).
-pub async fn complete_upload(app: Arc<App>, req: Request) -> Answer {
+pub async fn complete_upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     match app.complete_upload(&who, id).await? {
         Completion::Ready(att) => one_attachment(&app, &att).await,

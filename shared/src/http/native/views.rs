@@ -12,10 +12,7 @@ use crate::service::UploadInstructions;
 
 /// RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
+    let t = t.to_offset(time::UtcOffset::UTC).truncate_to_millisecond();
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -115,15 +112,11 @@ pub fn parent_json(p: &Parent) -> Value {
 /// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
 /// multipart upload).
 pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    let expires = expires_at
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .map(rfc3339);
+    let expires = expires_at.map(time::OffsetDateTime::from_unix_timestamp);
+    let expires = expires.and_then(Result::ok).map(rfc3339);
     let upload = match i {
         UploadInstructions::Post { url, fields } => {
-            let fields: Map<String, Value> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into()))
-                .collect();
+            let fields: Map<_, _> = fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
             json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
         }
         UploadInstructions::Multipart {
