@@ -1297,7 +1297,7 @@ async fn dead_letters_are_redriven() {
 /// the sweep then removes.
 #[tokio::test]
 async fn verification_metrics_count_uploads_and_refusals_by_reason() {
-    use attachments::telemetry::metrics::{Metric, Sample};
+    use attachments::telemetry::emf::{Metric, Sample};
     use attachments::telemetry::request;
 
     let h = Harness::aws().await;

@@ -491,7 +491,7 @@ fn failed_storage_events_land_in_a_watched_queue_and_tracing_is_on() {
 /// namespace they are given.
 #[test]
 fn the_metric_alarm_reads_what_the_functions_write() {
-    use attachments::telemetry::metrics::Metric;
+    use attachments::telemetry::emf::Metric;
     let doc = template();
     let ns =
         tag(&doc["Globals"]["Function"]["Environment"]["Variables"]

@@ -9,7 +9,7 @@ use super::multipart::MultipartError;
 use super::Response;
 use crate::domain::IdError;
 use crate::service::ServiceError;
-use crate::telemetry::metrics::reason_of_status;
+use crate::telemetry::emf::reason_of_status;
 
 /// An API's error envelope.
 pub trait Dialect {

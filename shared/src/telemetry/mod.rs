@@ -1,8 +1,9 @@
-//! What an operator sees: logs (human-readable locally, JSON on Lambda with the request id of
-//! the invocation's span; `RUST_LOG` filters, `info` by default), one line per request
-//! ([`request`]), CloudWatch metrics ([`metrics`]) and the AWS calls as X-Ray subsegments
+//! What an operator sees: logs (human-readable locally, JSON on Lambda with the request id of the
+//! invocation's span; `RUST_LOG` filters, `info` by default), one line per request ([`request`]),
+//! CloudWatch metrics ([`metrics`], written by [`emf`]) and the AWS calls as X-Ray subsegments
 //! ([`xray`]).
 
+pub mod emf;
 pub mod metrics;
 pub mod request;
 pub mod xray;
@@ -36,7 +37,7 @@ fn filter(rust_log: Option<&str>) -> Targets {
 /// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
-    metrics::configure(cfg.metrics_namespace.clone());
+    emf::configure(cfg.metrics_namespace.clone());
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let json = fmt::layer()
         .json()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::metrics::{self, Metric, Sample};
+use super::emf::{self, Metric, Sample};
 
 /// The `target` of the request lines (`RUST_LOG=attachments::request=off` silences them).
 pub const TARGET: &str = "attachments::request";
@@ -89,7 +89,7 @@ const MAX_PATH_CHARS: usize = 512;
 pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
     let counted = |s: &Sample| s.metric == Metric::RejectedRequests;
     let status = http::StatusCode::from_u16(outcome.status);
-    let reason = status.ok().and_then(metrics::reason_of_status);
+    let reason = status.ok().and_then(emf::reason_of_status);
     if let (false, Some(reason)) = (record.samples.iter().any(counted), reason) {
         record.samples.push(Sample {
             metric: Metric::RejectedRequests,
@@ -113,7 +113,7 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
         trace_id = outcome.trace_id,
         "request"
     );
-    metrics::emit(&record.samples, &properties(outcome));
+    emf::emit(&record.samples, &properties(outcome));
 }
 
 /// What the metric lines carry beside their values, to find the request they came from.
@@ -135,6 +135,7 @@ fn truncated(s: &str, max_chars: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::metrics;
 
     #[tokio::test]
     async fn a_scope_collects_what_its_request_records_and_nothing_leaks_out() {
