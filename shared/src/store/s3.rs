@@ -150,10 +150,10 @@ impl S3BlobStore {
         let upload_id = self.create_multipart(key, content_type).await?;
         let copied = async {
             let mut parts = Vec::new();
-            let mut first = 0u64;
-            while first < size {
+            let step = usize::try_from(self.copy_part_bytes).unwrap_or(usize::MAX);
+            for (i, first) in (0..size).step_by(step).enumerate() {
                 let last = (first + self.copy_part_bytes).min(size) - 1;
-                let number = i32::try_from(parts.len() + 1)
+                let number = i32::try_from(i + 1)
                     .map_err(|_| StoreError::Unavailable("too many parts to copy".into()))?;
                 let out = on!(self, upload_part_copy, key)
                     .upload_id(&upload_id)
@@ -170,7 +170,6 @@ impl S3BlobStore {
                     size: last - first + 1,
                     etag: tag.unwrap_or_default().to_owned(),
                 });
-                first = last + 1;
             }
             Ok(parts)
         };
@@ -202,7 +201,7 @@ impl S3BlobStore {
             SignatureLocation, SigningSettings, UriPathNormalizationMode,
         };
         use percent_encoding::utf8_percent_encode as encode;
-        let (creds, ttl) = self.signing(ttl, time).await?;
+        let (ttl, creds) = self.signing(ttl, time).await?;
         let failed =
             |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
         let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
@@ -245,14 +244,9 @@ impl S3BlobStore {
         &self,
         ttl: Duration,
         time: SystemTime,
-    ) -> StoreResult<(Credentials, Duration)> {
-        let creds = self
-            .credentials
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("s3 credentials: {e}")))?;
-        let ttl = link_lifetime(ttl, &creds, time)?;
-        Ok((creds, ttl))
+    ) -> StoreResult<(Duration, Credentials)> {
+        let creds = self.credentials.get().await?;
+        Ok((link_lifetime(ttl, &creds, time)?, creds))
     }
 }
 
@@ -440,7 +434,7 @@ impl BlobStore for S3BlobStore {
 
     async fn presign_post(&self, key: &str, policy: &PostPolicy<'_>) -> StoreResult<PresignedPost> {
         let now = SystemTime::now();
-        let (creds, ttl) = self.signing(policy.ttl, now).await?;
+        let (ttl, creds) = self.signing(policy.ttl, now).await?;
         let date = OffsetDateTime::from(now);
         let failed = |e: time::error::Format| StoreError::Unavailable(format!("time: {e}"));
         let iso = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
@@ -525,24 +519,22 @@ impl BlobStore for S3BlobStore {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| s3_err("ListParts", e))?;
+        // Bare hex, as the file store gives; quoted again on completion. Some compatible
+        // servers leave the ETag out; completion then sends it empty.
         let parts = listed.iter().map(|part| {
-            let number = part.part_number().and_then(|n| u32::try_from(n).ok());
-            let size = part.size().and_then(|n| u64::try_from(n).ok());
-            let (Some(number), Some(size)) = (number, size) else {
-                return Err(StoreError::Unavailable(
-                    "s3 ListParts: a part without its number or size".into(),
-                ));
-            };
-            // Bare hex, as the file store gives; quoted again on completion. Some compatible
-            // servers leave the ETag out; completion then sends it empty.
-            let etag = part
-                .e_tag()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_owned();
-            Ok(PartInfo { number, size, etag })
+            Some(PartInfo {
+                number: part.part_number()?.try_into().ok()?,
+                size: part.size()?.try_into().ok()?,
+                etag: part
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned(),
+            })
         });
-        let mut parts = parts.collect::<StoreResult<Vec<_>>>()?;
+        let mut parts = parts.collect::<Option<Vec<_>>>().ok_or_else(|| {
+            StoreError::Unavailable("s3 ListParts: a part without its number or size".into())
+        })?;
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }

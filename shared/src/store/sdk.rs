@@ -23,9 +23,11 @@ use aws_smithy_runtime_api::client::runtime_components::{
     RuntimeComponents, RuntimeComponentsBuilder,
 };
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::service_config::ServiceConfigKey;
 
 use super::call_spans::CallSpans;
+use super::{StoreError, StoreResult};
 use crate::config::{err, ConfigError};
 
 /// Attempts per call, the first included (the standard retry mode's own default, stated here).
@@ -246,17 +248,17 @@ impl SigningCredentials {
     }
 
     /// The current credentials, with their expiry when they have one.
-    pub async fn get(&self) -> Result<Credentials, String> {
+    pub async fn get(&self) -> StoreResult<Credentials> {
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 credentials: {e}"));
         let resolver = self.resolver.clone();
         let identity = self
             .cache
             .resolve_cached_identity(resolver, &self.components, &ConfigBag::base())
             .await
-            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&*e).to_string())?;
-        identity
-            .data::<Credentials>()
-            .cloned()
-            .ok_or_else(|| "the identity resolved is not AWS credentials".to_owned())
+            .map_err(|e| failed(&DisplayErrorContext(&*e)))?;
+        let not_aws = || failed(&"the identity resolved is not AWS credentials");
+        identity.data::<Credentials>().cloned().ok_or_else(not_aws)
     }
 }
 
