@@ -34,10 +34,8 @@ tokio::task_local! {
 /// Runs `f` as one request; returns its output and what it recorded.
 pub async fn scope<F: Future>(f: F) -> (F::Output, Record) {
     CURRENT
-        .scope(RefCell::new(Record::default()), async move {
-            let out = f.await;
-            let record = CURRENT.with(|r| r.take());
-            (out, record)
+        .scope(RefCell::default(), async move {
+            (f.await, CURRENT.with(RefCell::take))
         })
         .await
 }

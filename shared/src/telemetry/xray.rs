@@ -31,11 +31,9 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
     udp.parse().ok()
 }
 
-/// The X-Ray daemon: the socket subsegments leave from, connected to it.
-pub type Daemon = UdpSocket;
-
-/// The daemon at `address`; `None` when no socket can be had.
-pub fn connect(address: SocketAddr) -> Option<Arc<Daemon>> {
+/// The X-Ray daemon at `address`: the socket subsegments leave from, connected to it; `None`
+/// when no socket can be had.
+pub fn connect(address: SocketAddr) -> Option<Arc<UdpSocket>> {
     let local = if address.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -50,8 +48,8 @@ pub fn connect(address: SocketAddr) -> Option<Arc<Daemon>> {
 
 /// Where the invocations' subsegments go: the daemon of `AWS_XRAY_DAEMON_ADDRESS` (which Lambda
 /// sets), found once; `None` without it.
-pub fn daemon() -> Option<Arc<Daemon>> {
-    static DAEMON: OnceLock<Option<Arc<Daemon>>> = OnceLock::new();
+pub fn daemon() -> Option<Arc<UdpSocket>> {
+    static DAEMON: OnceLock<Option<Arc<UdpSocket>>> = OnceLock::new();
     let address = || std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok();
     DAEMON
         .get_or_init(|| connect(daemon_address(&address()?)?))
@@ -64,13 +62,13 @@ pub fn daemon() -> Option<Arc<Daemon>> {
 pub struct Trace {
     pub root: String,
     pub parent: String,
-    daemon: Arc<Daemon>,
+    daemon: Arc<UdpSocket>,
 }
 
 impl Trace {
     /// The trace of `header` (`Root=…;Parent=…;Sampled=1`); `None` when not sampled or
     /// incomplete.
-    pub fn sampled(header: &str, daemon: Arc<Daemon>) -> Option<Self> {
+    pub fn sampled(header: &str, daemon: Arc<UdpSocket>) -> Option<Self> {
         field(header, "Sampled").filter(|s| *s == "1")?;
         Some(Self {
             root: field(header, "Root")?.to_owned(),
@@ -94,7 +92,7 @@ tokio::task_local! {
 /// Runs `f` as the invocation of trace `header`: when it is sampled and there is a `daemon`, the
 /// AWS calls `f` makes are sent to it as subsegments.
 pub async fn traced<F: Future>(
-    daemon: Option<Arc<Daemon>>,
+    daemon: Option<Arc<UdpSocket>>,
     header: Option<&str>,
     f: F,
 ) -> F::Output {
@@ -129,7 +127,7 @@ mod tests {
     const SAMPLED: &str =
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
-    fn daemon() -> (UdpSocket, Option<Arc<Daemon>>) {
+    fn daemon() -> (UdpSocket, Option<Arc<UdpSocket>>) {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
@@ -148,7 +146,7 @@ mod tests {
     }
 
     /// Sends a subsegment as the invocation of `header` would.
-    async fn traced_send(daemon: Option<Arc<Daemon>>, header: &str) {
+    async fn traced_send(daemon: Option<Arc<UdpSocket>>, header: &str) {
         traced(daemon, Some(header), async {
             if let Some(trace) = current() {
                 trace.send(&serde_json::json!({ "name": "S3" }));
