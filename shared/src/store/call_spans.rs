@@ -51,12 +51,11 @@ impl Call {
         let Some(trace) = self.trace.take() else {
             return;
         };
-        let throttled = self.status == Some(429)
-            || code.is_some_and(|c| {
-                c.contains("Throttl")
-                    || c == "SlowDown"
-                    || c == "ProvisionedThroughputExceededException"
-            });
+        let throttling = |c: &str| {
+            c.contains("Throttl")
+                || matches!(c, "SlowDown" | "ProvisionedThroughputExceededException")
+        };
+        let throttled = self.status == Some(429) || code.is_some_and(throttling);
         let error = throttled || matches!(self.status, Some(400..=499));
         // No answer at all (a broken connection, a timeout) is a fault.
         let fault = !throttled && matches!((self.status, code), (Some(500..), _) | (None, Some(_)));

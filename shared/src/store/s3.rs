@@ -1,14 +1,10 @@
-//! The S3 blob store: one object per stored version, under the key the service derives from
-//! validated ids, through the AWS SDK's S3 client. Uploads carry their SHA-256
-//! (`x-amz-checksum-sha256`), so S3 refuses bytes that changed on the way; downloads are
-//! presigned links naming the type and the file. Large files go straight to S3: a form POST
-//! under a SigV4 POST policy (the SDK presigns no POST, so the policy is written here and
-//! signed with `aws-sigv4`) or a presigned multipart upload.
-//!
-//! Links are signed by `aws-sigv4` directly, at the bucket URL the SDK's endpoint rules give:
-//! the SDK's own presigning runs a whole operation per link, 56 us against 16 us here
-//! (`docs/performance.md`). No link outlives the credentials that sign it (SSO, assumed roles,
-//! web identity, container and instance roles expire).
+//! The S3 blob store: one object per stored version, through the AWS SDK's S3 client. Uploads
+//! carry their SHA-256 (`x-amz-checksum-sha256`), so S3 refuses bytes changed on the way. Large
+//! files go straight to S3 by a form POST (the SDK presigns no POST: the policy is written here)
+//! or a presigned multipart upload. Links and policies are signed with `aws-sigv4` at the bucket
+//! URL the SDK's endpoint rules give: the SDK's presigning runs a whole operation per link, 56 us
+//! against 16 us (`docs/performance.md`). No link outlives the credentials that sign it (SSO,
+//! assumed roles, web identity, container and instance roles expire).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -183,10 +179,9 @@ impl S3BlobStore {
     }
 
     /// A presigned URL for `method` on `key` with the request's own query parameters and
-    /// headers (which the signature covers, so they cannot be edited), signed as of `time` and
-    /// valid for `ttl` from then, or until the credentials expire. S3's flavour of SigV4: the
-    /// path encoded once and not normalised, the payload unsigned (the client sends it later),
-    /// the session token signed in the query.
+    /// headers (signed, so they cannot be edited), valid from `time` for `ttl` or until the
+    /// credentials expire. S3's SigV4: the path encoded once and not normalised, the payload
+    /// unsigned (the client sends it later), the session token in the query.
     async fn presign(
         &self,
         method: &str,
@@ -459,15 +454,10 @@ impl BlobStore for S3BlobStore {
         .into_iter()
         .filter_map(|(name, value)| Some((name.to_owned(), value?)))
         .collect();
-        let mut conditions = vec![
-            json!({ "bucket": self.bucket }),
-            json!(["content-length-range", policy.size, policy.size]),
-        ];
-        conditions.extend(
-            fields
-                .iter()
-                .map(|(name, value)| json!(["eq", format!("${name}"), value])),
-        );
+        let size = json!(["content-length-range", policy.size, policy.size]);
+        let mut conditions = vec![json!({ "bucket": self.bucket }), size];
+        let eq = |(name, value): &(String, String)| json!(["eq", format!("${name}"), value]);
+        conditions.extend(fields.iter().map(eq));
         let doc = json!({ "expiration": expiration, "conditions": conditions });
         let policy_b64 = STANDARD.encode(doc.to_string());
         // SigV4 for a POST policy: the base64 policy is the string to sign.
