@@ -204,9 +204,8 @@ pub fn s3_client(sdk: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
 }
 
 /// The credentials the SDK's clients sign with, for what we sign ourselves: resolved through
-/// the SDK's identity cache, in the same partition as the clients' own calls, so each call
-/// gets the very credentials a request made now would carry, refreshed as the SDK refreshes
-/// them.
+/// the SDK's identity cache as the clients' own calls are, so each call gets the credentials a
+/// request made now would carry, refreshed as the SDK refreshes them.
 #[derive(Debug, Clone)]
 pub struct SigningCredentials {
     cache: SharedIdentityCache,

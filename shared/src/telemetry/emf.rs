@@ -51,8 +51,7 @@ pub struct Sample {
 /// The dimension of the by-reason metrics.
 const REASON: &str = "Reason";
 
-/// The reason word of a 4xx status, as [`super::metrics::rejected`] counts it; `None` for any other
-/// status.
+/// The reason word of a 4xx status, as [`super::metrics::rejected`] counts it; else `None`.
 pub fn reason_of_status(status: http::StatusCode) -> Option<&'static str> {
     status.is_client_error().then(|| match status.as_u16() {
         400 => "invalid",
@@ -112,16 +111,13 @@ pub fn documents(
     let documents = groups.into_iter().map(|(reason, values)| {
         let mut doc = properties.clone();
         doc.extend(reason.map(|r| (REASON.to_owned(), json!(r))));
+        let metric = |m: &Metric| json!({ "Name": m.name(), "Unit": m.unit() });
         let dimensions = match reason {
             Some(_) => json!([[REASON], []]),
             None => json!([[]]),
         };
-        let metrics: Vec<Value> = values
-            .keys()
-            .map(|m| json!({ "Name": m.name(), "Unit": m.unit() }))
-            .collect();
         // A whole number as an integer (counts, bytes, seconds), anything else as it is.
-        doc.extend(values.into_iter().map(|(m, v)| {
+        doc.extend(values.iter().map(|(m, &v)| {
             let whole = v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v);
             (m.name(), if whole { json!(v as u64) } else { json!(v) })
         }));
@@ -132,7 +128,7 @@ pub fn documents(
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
                     "Dimensions": dimensions,
-                    "Metrics": metrics,
+                    "Metrics": values.keys().map(metric).collect::<Vec<_>>(),
                 }],
             }),
         );

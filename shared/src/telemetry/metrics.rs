@@ -1,9 +1,7 @@
-//! The service's own CloudWatch metrics, counted by the use cases with the one-line calls below and
-//! written in the embedded metric format ([`super::emf`]). What one request (or storage event)
-//! counted goes out with its line ([`super::request`]); what happens outside any request goes out
-//! at once. Metrics go out only where `ATTACHMENTS_METRICS_NAMESPACE` names a namespace (the
-//! template sets it to `Attachments/<stack name>`); without one these calls cost a push onto a
-//! vector.
+//! The service's own CloudWatch metrics, counted by the use cases with the one-line calls below
+//! and written by [`super::emf`]: with the line of the request (or storage event) that counted
+//! them ([`super::request`]), else at once. They go out only where `ATTACHMENTS_METRICS_NAMESPACE`
+//! names a namespace (the template's `Attachments/<stack name>`); else a call costs a push.
 
 use std::time::Duration;
 
@@ -45,8 +43,7 @@ fn record(metric: Metric, value: f64, reason: Option<&'static str>) {
         value,
         reason,
     };
-    // Within a request, it goes out with the request's line; outside one (the local sweeper,
-    // the admin command), at once.
+    // Outside any request (the local sweeper, the admin command), at once.
     if !super::request::record(sample) {
         emit(&[sample], &Map::new());
     }

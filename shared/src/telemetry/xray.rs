@@ -31,8 +31,7 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
     udp.parse().ok()
 }
 
-/// The X-Ray daemon at `address`: the socket subsegments leave from, connected to it; `None`
-/// when no socket can be had.
+/// A socket connected to the X-Ray daemon at `address`; `None` when none can be had.
 pub fn connect(address: SocketAddr) -> Option<Arc<UdpSocket>> {
     let local = if address.is_ipv4() {
         "0.0.0.0:0"
@@ -66,8 +65,7 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// The trace of `header` (`Root=…;Parent=…;Sampled=1`); `None` when not sampled or
-    /// incomplete.
+    /// The trace of `header`; `None` when it is not sampled or incomplete.
     pub fn sampled(header: &str, daemon: Arc<UdpSocket>) -> Option<Self> {
         field(header, "Sampled").filter(|s| *s == "1")?;
         Some(Self {
@@ -77,8 +75,7 @@ impl Trace {
         })
     }
 
-    /// Sends a subsegment of this trace. A lost datagram loses a subsegment, never a request:
-    /// errors are ignored.
+    /// Sends a subsegment of this trace; a lost datagram loses a subsegment, never a request.
     pub fn send(&self, subsegment: &Value) {
         let datagram = format!("{DAEMON_HEADER}{subsegment}");
         let _ = self.daemon.send(datagram.as_bytes());
