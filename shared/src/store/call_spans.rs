@@ -177,15 +177,13 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let s3 = cfg.load::<Metadata>().is_some_and(|m| m.service() == "S3");
-        let status = context.response().map(|r| r.status().as_u16());
-        let missing = s3 && status == Some(404);
-        let code = match context.output_or_error() {
-            // A missing object is an answer, not a failure, where the caller looks for one.
-            Some(Err(e)) if !missing => Some(error_code(e)),
-            _ => None,
-        };
         if let Some(call) = open(cfg) {
+            // A missing object is an answer, not a failure, where the caller looks for one.
+            let missing = call.service == "S3" && call.status == Some(404);
+            let code = match context.output_or_error() {
+                Some(Err(e)) if !missing => Some(error_code(e)),
+                _ => None,
+            };
             call.finish(code.as_deref());
         }
         Ok(())

@@ -109,12 +109,9 @@ pub fn epoch_seconds() -> f64 {
 
 /// A new subsegment (or exception) id.
 pub fn segment_id() -> String {
-    let mut raw = [0u8; 8];
     // Without randomness (never on Lambda), the clock's nanoseconds still tell calls apart.
-    if getrandom::fill(&mut raw).is_err() {
-        raw = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64).to_be_bytes();
-    }
-    hex::encode(raw)
+    let nanos = || time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    format!("{:016x}", getrandom::u64().unwrap_or_else(|_| nanos()))
 }
 
 #[cfg(test)]
