@@ -76,7 +76,11 @@ impl DynamoStore {
             let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
-        let marker = |put: bool| self.marker_write(tenant, parent, put);
+        // The put (`put`) or delete of the parent's marker.
+        let marker = |put: bool| {
+            let write = if put { Self::put } else { Self::delete };
+            write(self, marker_key(tenant, parent), &Expr::default())
+        };
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
@@ -125,16 +129,5 @@ impl DynamoStore {
             Ok(self.transact(items).await?.ok().map(|()| true))
         })
         .await
-    }
-
-    /// The put (`put`) or delete of the parent's marker.
-    fn marker_write(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        put: bool,
-    ) -> StoreResult<TransactWriteItem> {
-        let write = if put { Self::put } else { Self::delete };
-        write(self, marker_key(tenant, parent), &Expr::default())
     }
 }
