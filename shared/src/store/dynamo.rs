@@ -11,9 +11,7 @@ mod migrate;
 mod parents;
 mod table;
 
-pub use items::{
-    DEFAULT_LEFTOVER_SHARDS, LEFTOVERS_INDEX, MARKER_SHARDS, MAX_LEFTOVER_SHARDS, TTL_ATTRIBUTE,
-};
+pub use items::{DEFAULT_LEFTOVER_SHARDS, LEFTOVERS_INDEX, MAX_LEFTOVER_SHARDS};
 pub use migrate::Migrated;
 pub use table::{bulk_items, create_table, table_exists};
 
@@ -213,13 +211,13 @@ impl MetadataStore for DynamoStore {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
             let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            match after {
-                None => self.query("#pk = :pk", &e),
-                Some(a) => {
-                    let e = e.name(SK).value(":after", s(a.as_str()));
-                    self.query("#pk = :pk AND #sk > :after", &e)
-                }
-            }
+            let Some(a) = after else {
+                return self.query("#pk = :pk", &e);
+            };
+            self.query(
+                "#pk = :pk AND #sk > :after",
+                &e.name(SK).value(":after", s(a.as_str())),
+            )
         });
         let items = firsts(shards, wanted).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
@@ -282,10 +280,10 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        match self.home_of(tenant, id).await? {
-            Some(parent) => self.get_doc(attachment_key(tenant, &parent, id)).await,
-            None => Ok(None),
-        }
+        let Some(parent) = self.home_of(tenant, id).await? else {
+            return Ok(None);
+        };
+        self.get_doc(attachment_key(tenant, &parent, id)).await
     }
 
     /// Queries from `after` until one more than `limit` is found (so `next_after` is set only
