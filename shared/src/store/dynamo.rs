@@ -49,19 +49,14 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// Leftovers are spread over `shards` partitions of the index (1 to [`MAX_LEFTOVER_SHARDS`]).
+    /// The sweep reads every one of them, and the one partition of tables from before.
+    pub fn new(client: Client, table: impl Into<String>, shards: u32) -> Self {
         Self {
             client,
             table: table.into(),
-            leftover_shards: DEFAULT_LEFTOVER_SHARDS,
+            leftover_shards: shards.clamp(1, MAX_LEFTOVER_SHARDS),
         }
-    }
-
-    /// Spreads leftovers over `shards` partitions of the index (1 to [`MAX_LEFTOVER_SHARDS`]).
-    /// The sweep reads every one of them, and the one partition of tables from before.
-    pub fn with_leftover_shards(mut self, shards: u32) -> Self {
-        self.leftover_shards = shards.clamp(1, MAX_LEFTOVER_SHARDS);
-        self
     }
 
     /// Where an attachment lives: its parent, from the pointer item.
@@ -443,11 +438,10 @@ impl MetadataStore for DynamoStore {
         let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #gsi1sk"));
         let found = firsts(queries, limit).await?;
         // Earliest first, then in key order.
-        let mut candidates: Vec<(&str, (&str, &str))> = found
+        let candidates: BTreeSet<(&str, (&str, &str))> = found
             .iter()
             .filter_map(|i| Some((get_s(i, LEFTOVER_SK).unwrap_or_default(), key_strings(i)?)))
             .collect();
-        candidates.sort_unstable();
         let keys = candidates.into_iter().take(limit);
         let items = self.batch_get(keys.map(|(_, (pk, sk))| key_item(pk, sk)).collect());
         let mut out: Vec<Attachment> = items.await?.iter().map(doc).collect::<StoreResult<_>>()?;

@@ -68,11 +68,10 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
 
 /// Whether the table exists (`init` of the local emulators).
 pub async fn table_exists(client: &Client, table: &str) -> StoreResult<bool> {
-    use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
     match client.describe_table().table_name(table).send().await {
         Ok(_) => Ok(true),
         Err(e) => match e.as_service_error() {
-            Some(DescribeTableError::ResourceNotFoundException(_)) => Ok(false),
+            Some(answer) if answer.is_resource_not_found_exception() => Ok(false),
             _ => Err(dyn_err("DescribeTable", e)),
         },
     }
