@@ -118,6 +118,7 @@ impl MetadataStore for DynamoStore {
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
         let gave_up = "the parent kept changing during the update";
+        let taken = "another parent of this kind and source has that reference or email";
         optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let (items, claims) = self.parent_writes(parent, stored.as_ref())?;
@@ -125,9 +126,7 @@ impl MetadataStore for DynamoStore {
                 Ok(()) if stored.is_some() => Ok(Some(PutOutcome::Updated)),
                 Ok(()) => Ok(Some(PutOutcome::Created)),
                 Err(codes) if claims.iter().any(|i| failed_at(&codes, *i)) => {
-                    Err(StoreError::Conflict(
-                        "another parent of this kind and source has that reference or email".into(),
-                    ))
+                    Err(StoreError::Conflict(taken.into()))
                 }
                 // The parent changed between the read and the write: read again.
                 Err(_) => Ok(None),

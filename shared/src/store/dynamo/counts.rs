@@ -100,10 +100,8 @@ impl DynamoStore {
                 let next = counted.saturating_add(delta).max(0);
                 let e = match other {
                     Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
-                    _ => {
-                        let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                        Expr::of([PK], []).when(cond)
-                    }
+                    _ => Expr::of([PK], [])
+                        .when("attribute_exists(#pk) AND attribute_not_exists(#n)"),
                 };
                 let e = e.name(COUNT).value(":next", n(next));
                 vec![self.update(key, "SET #n = :next", &e)?, marker(next > 0)?]
