@@ -141,10 +141,8 @@ impl MetadataStore for DynamoStore {
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
         let found = self.parent_items(tenant, keys, "get_parents").await?;
-        found
-            .iter()
-            .filter_map(|(_, item)| item.as_ref().map(doc))
-            .collect()
+        let docs = found.iter().filter_map(|(_, i)| i.as_ref().map(doc));
+        docs.collect()
     }
 
     /// Its look-up item, then the parent.
