@@ -194,7 +194,7 @@ pub async fn aws_stores_with(
     let url = bucket_url(cfg, aws, bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
-        DynamoStore::new(dynamodb, table).with_leftover_shards(cfg.leftover_shards),
+        DynamoStore::new(dynamodb, table, cfg.leftover_shards),
         S3BlobStore::new(s3, bucket, url, region, credentials),
     ))
 }

@@ -11,9 +11,7 @@ mod migrate;
 mod parents;
 mod table;
 
-pub use items::{
-    DEFAULT_LEFTOVER_SHARDS, LEFTOVERS_INDEX, MARKER_SHARDS, MAX_LEFTOVER_SHARDS, TTL_ATTRIBUTE,
-};
+pub use items::{DEFAULT_LEFTOVER_SHARDS, LEFTOVERS_INDEX, MAX_LEFTOVER_SHARDS};
 pub use migrate::Migrated;
 pub use table::{bulk_items, create_table, table_exists};
 
@@ -51,19 +49,14 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// Leftovers are spread over `shards` partitions of the index (1 to [`MAX_LEFTOVER_SHARDS`]).
+    /// The sweep reads every one of them, and the one partition of tables from before.
+    pub fn new(client: Client, table: impl Into<String>, shards: u32) -> Self {
         Self {
             client,
             table: table.into(),
-            leftover_shards: DEFAULT_LEFTOVER_SHARDS,
+            leftover_shards: shards.clamp(1, MAX_LEFTOVER_SHARDS),
         }
-    }
-
-    /// Spreads leftovers over `shards` partitions of the index (1 to [`MAX_LEFTOVER_SHARDS`]).
-    /// The sweep reads every one of them, and the one partition of tables from before.
-    pub fn with_leftover_shards(mut self, shards: u32) -> Self {
-        self.leftover_shards = shards.clamp(1, MAX_LEFTOVER_SHARDS);
-        self
     }
 
     /// Where an attachment lives: its parent, from the pointer item.
@@ -125,6 +118,7 @@ impl MetadataStore for DynamoStore {
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
         let gave_up = "the parent kept changing during the update";
+        let taken = "another parent of this kind and source has that reference or email";
         optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let (items, claims) = self.parent_writes(parent, stored.as_ref())?;
@@ -132,9 +126,7 @@ impl MetadataStore for DynamoStore {
                 Ok(()) if stored.is_some() => Ok(Some(PutOutcome::Updated)),
                 Ok(()) => Ok(Some(PutOutcome::Created)),
                 Err(codes) if claims.iter().any(|i| failed_at(&codes, *i)) => {
-                    Err(StoreError::Conflict(
-                        "another parent of this kind and source has that reference or email".into(),
-                    ))
+                    Err(StoreError::Conflict(taken.into()))
                 }
                 // The parent changed between the read and the write: read again.
                 Err(_) => Ok(None),
@@ -149,10 +141,8 @@ impl MetadataStore for DynamoStore {
 
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>> {
         let found = self.parent_items(tenant, keys, "get_parents").await?;
-        found
-            .iter()
-            .filter_map(|(_, item)| item.as_ref().map(doc))
-            .collect()
+        let docs = found.iter().filter_map(|(_, i)| i.as_ref().map(doc));
+        docs.collect()
     }
 
     /// Its look-up item, then the parent.
@@ -213,13 +203,13 @@ impl MetadataStore for DynamoStore {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
             let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            match after {
-                None => self.query("#pk = :pk", &e),
-                Some(a) => {
-                    let e = e.name(SK).value(":after", s(a.as_str()));
-                    self.query("#pk = :pk AND #sk > :after", &e)
-                }
-            }
+            let Some(a) = after else {
+                return self.query("#pk = :pk", &e);
+            };
+            self.query(
+                "#pk = :pk AND #sk > :after",
+                &e.name(SK).value(":after", s(a.as_str())),
+            )
         });
         let items = firsts(shards, wanted).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
@@ -282,10 +272,10 @@ impl MetadataStore for DynamoStore {
         tenant: &TenantId,
         id: AttachmentId,
     ) -> StoreResult<Option<Attachment>> {
-        match self.home_of(tenant, id).await? {
-            Some(parent) => self.get_doc(attachment_key(tenant, &parent, id)).await,
-            None => Ok(None),
-        }
+        let Some(parent) = self.home_of(tenant, id).await? else {
+            return Ok(None);
+        };
+        self.get_doc(attachment_key(tenant, &parent, id)).await
     }
 
     /// Queries from `after` until one more than `limit` is found (so `next_after` is set only
@@ -445,11 +435,10 @@ impl MetadataStore for DynamoStore {
         let queries = queries.map(|(_, q)| q.projection_expression("#pk, #sk, #gsi1sk"));
         let found = firsts(queries, limit).await?;
         // Earliest first, then in key order.
-        let mut candidates: Vec<(&str, (&str, &str))> = found
+        let candidates: BTreeSet<(&str, (&str, &str))> = found
             .iter()
             .filter_map(|i| Some((get_s(i, LEFTOVER_SK).unwrap_or_default(), key_strings(i)?)))
             .collect();
-        candidates.sort_unstable();
         let keys = candidates.into_iter().take(limit);
         let items = self.batch_get(keys.map(|(_, (pk, sk))| key_item(pk, sk)).collect());
         let mut out: Vec<Attachment> = items.await?.iter().map(doc).collect::<StoreResult<_>>()?;

@@ -36,6 +36,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A request the SDK refused to build (a required field left out): our bug, not the peer's.
+impl From<aws_smithy_types::error::operation::BuildError> for StoreError {
+    fn from(e: aws_smithy_types::error::operation::BuildError) -> Self {
+        Self::Unavailable(format!("dynamodb request: {e}"))
+    }
+}
+
 /// The most keys one batched read takes (DynamoDB's BatchGetItem limit).
 pub const MAX_BATCH_KEYS: usize = 100;
 

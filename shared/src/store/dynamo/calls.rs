@@ -34,11 +34,6 @@ pub(super) fn dyn_err<E: std::error::Error + 'static>(op: &str, e: SdkError<E>) 
     StoreError::Unavailable(format!("dynamodb {op}: {cause}"))
 }
 
-/// A request the SDK refused to build (a required field left out): our bug, not the peer's.
-pub(super) fn build_err(e: aws_smithy_types::error::operation::BuildError) -> StoreError {
-    StoreError::Unavailable(format!("dynamodb request: {e}"))
-}
-
 /// 25 ms doubling, with full jitter, so that writers that collided do not collide again, for
 /// the retries the SDK does not make itself; attempt 0, the first, goes at once.
 pub(super) async fn backoff(attempt: u32) {
@@ -148,8 +143,7 @@ macro_rules! conditional {
                 .set_condition_expression(e.cond.clone())
                 .set_expression_attribute_names(e.names.clone())
                 .set_expression_attribute_values(e.values.clone())
-                .build()
-                .map_err(build_err)?;
+                .build()?;
             Ok(TransactWriteItem::builder().$kind(write).build())
         }
     )*};
@@ -300,17 +294,13 @@ impl DynamoStore {
     pub(super) async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
         batched("BatchGetItem", keys, MAX_BATCH_KEYS, |keys| async move {
             let request = KeysAndAttributes::builder().set_keys(Some(keys));
-            let request = request.consistent_read(true).build().map_err(build_err)?;
+            let request = request.consistent_read(true).build()?;
             let call = self.client.batch_get_item();
             let resp = call.request_items(&self.table, request).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchGetItem", e))?;
-            let left = resp
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table));
-            Ok((
-                self.ours(resp.responses),
-                left.map(|k| k.keys).unwrap_or_default(),
-            ))
+            let left = self.ours(resp.unprocessed_keys).map(|k| k.keys);
+            let found = self.ours(resp.responses).unwrap_or_default();
+            Ok((found, left.unwrap_or_default()))
         })
         .await
     }
@@ -320,22 +310,22 @@ impl DynamoStore {
         let delete = |k| DeleteRequest::builder().set_key(Some(k)).build();
         let writes = (keys.into_iter())
             .map(|k| Ok(WriteRequest::builder().delete_request(delete(k)?).build()))
-            .collect::<Result<_, _>>()
-            .map_err(build_err)?;
+            .collect::<StoreResult<_>>()?;
         batched("BatchWriteItem", writes, BATCH_WRITE, |w| async move {
             let call = self.client.batch_write_item();
             let resp = call.request_items(&self.table, w).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchWriteItem", e))?;
-            Ok((Vec::new(), self.ours(resp.unprocessed_items)))
+            Ok((
+                Vec::new(),
+                self.ours(resp.unprocessed_items).unwrap_or_default(),
+            ))
         })
         .await?;
         Ok(())
     }
 
     /// This table's part of a batch call's answer.
-    fn ours<T: Default>(&self, by_table: Option<HashMap<String, T>>) -> T {
-        by_table
-            .and_then(|mut m| m.remove(&self.table))
-            .unwrap_or_default()
+    fn ours<T>(&self, by_table: Option<HashMap<String, T>>) -> Option<T> {
+        by_table?.remove(&self.table)
     }
 }

@@ -76,7 +76,11 @@ impl DynamoStore {
             let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
-        let marker = |put: bool| self.marker_write(tenant, parent, put);
+        // The put (`put`) or delete of the parent's marker.
+        let marker = |put: bool| {
+            let write = if put { Self::put } else { Self::delete };
+            write(self, marker_key(tenant, parent), &Expr::default())
+        };
         Ok(match seen {
             // An attachment whose parent is gone (its deletion raced an upload): nothing to
             // count, as long as no parent appears meanwhile.
@@ -96,10 +100,8 @@ impl DynamoStore {
                 let next = counted.saturating_add(delta).max(0);
                 let e = match other {
                     Listed::Count(k) => Expr::of([], [(":seen", n(k))]).when("#n = :seen"),
-                    _ => {
-                        let cond = "attribute_exists(#pk) AND attribute_not_exists(#n)";
-                        Expr::of([PK], []).when(cond)
-                    }
+                    _ => Expr::of([PK], [])
+                        .when("attribute_exists(#pk) AND attribute_not_exists(#n)"),
                 };
                 let e = e.name(COUNT).value(":next", n(next));
                 vec![self.update(key, "SET #n = :next", &e)?, marker(next > 0)?]
@@ -125,16 +127,5 @@ impl DynamoStore {
             Ok(self.transact(items).await?.ok().map(|()| true))
         })
         .await
-    }
-
-    /// The put (`put`) or delete of the parent's marker.
-    fn marker_write(
-        &self,
-        tenant: &TenantId,
-        parent: &ParentRef,
-        put: bool,
-    ) -> StoreResult<TransactWriteItem> {
-        let write = if put { Self::put } else { Self::delete };
-        write(self, marker_key(tenant, parent), &Expr::default())
     }
 }

@@ -8,8 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::domain::{
-    Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef, TenantId,
-    VersionId,
+    Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, VersionId,
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -21,7 +20,7 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 pub const LEFTOVERS_INDEX: &str = "gsi1";
 /// DynamoDB's TTL attribute. It is a backstop only, set well after `expires_at`: the sweep must
 /// remove a leftover first, because only the sweep also removes its file.
-pub const TTL_ATTRIBUTE: &str = "ttl";
+pub(super) const TTL_ATTRIBUTE: &str = "ttl";
 pub(super) const TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
 /// Partitions of the leftovers index that uploads are spread over by default
 /// (`ATTACHMENTS_LEFTOVER_SHARDS`): each takes about 500 uploads a second (two index writes of
@@ -32,7 +31,7 @@ pub const DEFAULT_LEFTOVER_SHARDS: u32 = 16;
 pub const MAX_LEFTOVER_SHARDS: u32 = 256;
 /// Partitions the markers of a tenant's parents of one kind are spread over. Fixed: a parent's
 /// marker is found where its id hashes to, so changing it would lose the markers written before.
-pub const MARKER_SHARDS: u32 = 16;
+pub(super) const MARKER_SHARDS: u32 = 16;
 
 pub(super) const PK: &str = "pk";
 pub(super) const SK: &str = "sk";
@@ -203,11 +202,10 @@ pub(super) fn parent_item(parent: &Parent, listed: i64) -> StoreResult<Item> {
 pub(super) fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreResult<Item> {
     let mut item = doc_item(attachment_key(&att.tenant, &att.parent, att.id), att)?;
     item.insert(STATUS.into(), s(att.status.as_str()));
-    if let Some(v) = &att.content {
-        item.insert(VERSION.into(), s(v.id.to_string()));
-    }
-    if let Some(u) = &att.upload {
-        item.insert(UPLOAD.into(), s(u.version.id.to_string()));
+    let version = att.content.as_ref().map(|v| v.id.to_string());
+    let upload = att.upload.as_ref().map(|u| u.version.id.to_string());
+    for (name, id) in [(VERSION, version), (UPLOAD, upload)] {
+        item.extend(id.map(|id| (name.to_owned(), s(id))));
     }
     // Only what has an expiry is in the sparse index (pending and refused uploads, unfinished
     // deletions, uploads under way to an existing attachment), so the sweep never reads the
@@ -216,12 +214,9 @@ pub(super) fn attachment_item(att: &Attachment, leftover_shards: u32) -> StoreRe
         let shard = leftover_shard(att.id, leftover_shards);
         item.insert(LEFTOVER_PK.into(), s(shard));
         item.insert(LEFTOVER_SK.into(), expiry_key(exp));
-        // The TTL backstop only for what is gone anyway: never for an attachment that lives on
-        // while a new upload to it is under way.
-        if matches!(
-            att.status,
-            AttachmentStatus::Pending | AttachmentStatus::Deleted | AttachmentStatus::Rejected
-        ) {
+        // The TTL backstop only for what is gone anyway (pending, refused, deleted): never for
+        // an attachment that lives on, listed, while a new upload to it is under way.
+        if !att.status.is_listed() {
             item.insert(TTL_ATTRIBUTE.into(), n(exp.saturating_add(TTL_GRACE_SECS)));
         }
     }
@@ -247,6 +242,7 @@ pub(super) fn parent_id(id: &str) -> StoreResult<ParentId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::AttachmentStatus;
 
     #[test]
     fn free_text_in_keys_cannot_forge_another_key() {

@@ -11,8 +11,7 @@ pub(super) const SLACK: usize = 4;
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
-        let values = [(":pk", s(pk)), (":a", s("A#"))];
-        let e = Expr::of([PK, SK], values);
+        let e = Expr::of([PK, SK], [(":pk", s(pk)), (":a", s("A#"))]);
         let key = "#pk = :pk AND begins_with(#sk, :a)";
         if hidden {
             return self.query(key, &e);

@@ -39,32 +39,27 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         let attr = AttributeDefinition::builder().attribute_name(name);
         attr.attribute_type(ScalarAttributeType::S).build()
     };
-    let schema = |hash, range| {
-        let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
-        let keys = [key(hash, KeyType::Hash), key(range, KeyType::Range)].map(|k| k.build());
-        keys.into_iter()
-            .collect::<Result<_, _>>()
-            .map_err(build_err)
-            .map(Some)
-    };
+    let key = |name, t| KeySchemaElement::builder().attribute_name(name).key_type(t);
     let all = Projection::builder().projection_type(ProjectionType::All);
     let index = GlobalSecondaryIndex::builder()
         .index_name(LEFTOVERS_INDEX)
-        .set_key_schema(schema(LEFTOVER_PK, LEFTOVER_SK)?)
+        .key_schema(key(LEFTOVER_PK, KeyType::Hash).build()?)
+        .key_schema(key(LEFTOVER_SK, KeyType::Range).build()?)
         .projection(all.build());
     let attrs = [PK, SK, LEFTOVER_PK, LEFTOVER_SK].map(attr).into_iter();
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(attrs.collect::<Result<_, _>>().map_err(build_err)?))
-        .set_key_schema(schema(PK, SK)?)
-        .global_secondary_indexes(index.build().map_err(build_err)?)
+        .set_attribute_definitions(Some(attrs.collect::<Result<_, _>>()?))
+        .key_schema(key(PK, KeyType::Hash).build()?)
+        .key_schema(key(SK, KeyType::Range).build()?)
+        .global_secondary_indexes(index.build()?)
         .send()
         .await
         .map_err(|e| dyn_err("CreateTable", e))?;
     let ttl = TimeToLiveSpecification::builder().attribute_name(TTL_ATTRIBUTE);
-    let ttl = ttl.enabled(true).build().map_err(build_err)?;
+    let ttl = ttl.enabled(true).build()?;
     let update = client.update_time_to_live().table_name(table);
     let done = update.time_to_live_specification(ttl).send().await;
     done.map_err(|e| dyn_err("UpdateTimeToLive", e))?;
@@ -73,11 +68,10 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
 
 /// Whether the table exists (`init` of the local emulators).
 pub async fn table_exists(client: &Client, table: &str) -> StoreResult<bool> {
-    use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
     match client.describe_table().table_name(table).send().await {
         Ok(_) => Ok(true),
         Err(e) => match e.as_service_error() {
-            Some(DescribeTableError::ResourceNotFoundException(_)) => Ok(false),
+            Some(answer) if answer.is_resource_not_found_exception() => Ok(false),
             _ => Err(dyn_err("DescribeTable", e)),
         },
     }
