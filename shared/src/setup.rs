@@ -55,7 +55,7 @@ fn built(
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws { .. } => build_aws(cfg, &load_aws().await?).await,
+        Backend::Aws { .. } => build_aws(cfg, &load_aws().await?, None).await,
     }
 }
 
@@ -78,23 +78,18 @@ fn aws_loader() -> Result<aws_config::ConfigLoader, SetupError> {
 
 /// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and
 /// region). The clients are built here once and shared by every request; they connect, and
-/// resolve credentials, on first use.
-pub async fn build_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Built, SetupError> {
-    build_aws_with(cfg, aws, sdk::dynamodb_client(aws)).await
-}
-
-/// [`build_aws`] over a DynamoDB client of the caller's (see [`aws_stores_with`]).
-pub async fn build_aws_with(
+/// resolve credentials, on first use. `dynamodb` is a client of the caller's (see [`aws_stores`]).
+pub async fn build_aws(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<Built, SetupError> {
     // Configuration refuses the AWS backend without a secret.
     let signer = cfg
         .secret
         .clone()
         .ok_or_else(|| err("ATTACHMENTS_SECRET", "must be set for backend aws"))?;
-    let (meta, blobs) = aws_stores_with(cfg, aws, dynamodb).await?;
+    let (meta, blobs) = aws_stores(cfg, aws, dynamodb).await?;
     Ok(built(cfg, Arc::new(meta), Arc::new(blobs), signer, None))
 }
 
@@ -174,22 +169,15 @@ async fn bucket_url(
 }
 
 /// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
-/// HTTPS client, one credentials cache).
+/// HTTPS client, one credentials cache), or over a DynamoDB client of the caller's (the tests'
+/// clients record what the store sends, through an interceptor).
 pub async fn aws_stores(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
-) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    aws_stores_with(cfg, aws, sdk::dynamodb_client(aws)).await
-}
-
-/// [`aws_stores`] over a DynamoDB client of the caller's (the tests' clients record what the
-/// store sends, through an interceptor); everything else as the service configures it.
-pub async fn aws_stores_with(
-    cfg: &Config,
-    aws: &aws_config::SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
     let (table, bucket, region) = aws_names(cfg, aws)?;
+    let dynamodb = dynamodb.unwrap_or_else(|| sdk::dynamodb_client(aws));
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let url = bucket_url(cfg, aws, bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
@@ -201,15 +189,7 @@ pub async fn aws_stores_with(
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
-pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
-    init_aws_with(cfg, &load_aws().await?).await
-}
-
-/// [`init_aws`] with the given AWS configuration.
-pub async fn init_aws_with(
-    cfg: &Config,
-    aws: &aws_config::SdkConfig,
-) -> Result<String, SetupError> {
+pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
     let (table, bucket, region) = aws_names(cfg, aws)?;
     bucket_url(cfg, aws, bucket, &region).await?;
     let dynamodb = sdk::dynamodb_client(aws);
@@ -443,11 +423,11 @@ mod tests {
         ] {
             for url in ["not a url", "ftp://host", "/path"] {
                 let sdk = sdk_with(&[("AWS_REGION", "us-east-1"), (var, url)]).await;
-                assert_eq!(var_of(aws_stores(&cfg, &sdk).await), name, "{url}");
+                assert_eq!(var_of(aws_stores(&cfg, &sdk, None).await), name, "{url}");
             }
         }
         let sdk = sdk_with(&[("AWS_REGION", "not a region!")]).await;
-        assert_eq!(var_of(aws_stores(&cfg, &sdk).await), "AWS_REGION");
+        assert_eq!(var_of(aws_stores(&cfg, &sdk, None).await), "AWS_REGION");
     }
 
     /// Form uploads go where the SDK's endpoint rules put the bucket: the region's partition,
