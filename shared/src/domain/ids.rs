@@ -14,12 +14,6 @@ pub struct IdError {
     pub reason: &'static str,
 }
 
-impl IdError {
-    fn new(what: &'static str, reason: &'static str) -> Self {
-        Self { what, reason }
-    }
-}
-
 fn check_token(
     value: String,
     what: &'static str,
@@ -35,7 +29,7 @@ fn check_token(
     } else {
         return Ok(value);
     };
-    Err(IdError::new(what, reason))
+    Err(IdError { what, reason })
 }
 
 /// A validated string: `check` decides, on every way in (parsing and deserializing), what it
@@ -122,7 +116,7 @@ macro_rules! uuid_id {
                     .ok()
                     .filter(|_| value.len() == 36)
                     .map(Self)
-                    .ok_or(IdError::new($what, "is not a valid UUID"))
+                    .ok_or(IdError { what: $what, reason: "is not a valid UUID" })
             }
             pub fn as_uuid(&self) -> &Uuid {
                 &self.0
@@ -179,10 +173,11 @@ impl FileName {
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let name = Self::try_from(raw.to_owned())?;
         if name.0.chars().any(is_invisible_formatting) {
-            return Err(IdError::new(
-                "file name",
-                "contains invisible formatting characters (such as a right-to-left override)",
-            ));
+            return Err(IdError {
+                what: "file name",
+                reason:
+                    "contains invisible formatting characters (such as a right-to-left override)",
+            });
         }
         Ok(name)
     }
@@ -209,16 +204,19 @@ impl FileName {
 fn stored_file_name(raw: String) -> Result<String, IdError> {
     // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(&raw).trim();
-    if base.is_empty() || base == "." || base == ".." {
-        return Err(IdError::new("file name", "must not be empty"));
-    }
-    if base.len() > 255 {
-        return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
-    }
-    if base.chars().any(|c| c.is_control()) {
-        return Err(IdError::new("file name", "contains control characters"));
-    }
-    Ok(base.to_owned())
+    let reason = if base.is_empty() || base == "." || base == ".." {
+        "must not be empty"
+    } else if base.len() > 255 {
+        "is too long (at most 255 bytes)"
+    } else if base.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(base.to_owned());
+    };
+    Err(IdError {
+        what: "file name",
+        reason,
+    })
 }
 
 #[cfg(test)]
