@@ -62,8 +62,9 @@ macro_rules! string_type {
     };
 }
 
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr) => {
+/// Ids checked by [`check_token`]: what errors call them, their longest length, their characters.
+macro_rules! string_ids {
+    ($($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr;)*) => {$(
         string_type!($(#[$doc])* $name, |v| check_token(v, $what, $max, $allowed));
 
         impl $name {
@@ -71,35 +72,20 @@ macro_rules! string_id {
                 Self::try_from(value.to_owned())
             }
         }
-    };
+    )*};
 }
 
-string_id!(
+string_ids! {
     /// The owner of API keys and of everything stored; part of every storage key.
-    TenantId,
-    "tenant",
-    64,
-    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_'
-);
-
-string_id!(
+    TenantId, "tenant", 64, |c: char| c.is_ascii_alphanumeric() || "-_".contains(c);
     /// The kind of a parent record: `profile`, `asset`, `project`, `io_showcase`…
-    ParentKind,
-    "parent kind",
-    64,
-    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
-);
-
-string_id!(
+    ParentKind, "parent kind", 64, |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
     /// The id of a parent record in the user's application (Mongo ids, UUIDs, slugs…).
-    ParentId,
-    "parent id",
-    200,
-    |c: char| c.is_ascii_alphanumeric() || "-_.~@:+=".contains(c)
-);
+    ParentId, "parent id", 200, |c: char| c.is_ascii_alphanumeric() || "-_.~@:+=".contains(c);
+}
 
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+macro_rules! uuid_ids {
+    ($($(#[$doc:meta])* $name:ident, $what:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -134,19 +120,15 @@ macro_rules! uuid_id {
                 fmt::Display::fmt(&self.0.hyphenated(), f)
             }
         }
-    };
+    )*};
 }
 
-uuid_id!(
+uuid_ids! {
     /// An attachment's id.
-    AttachmentId,
-    "attachment id"
-);
-uuid_id!(
+    AttachmentId, "attachment id";
     /// The id of one stored content of an attachment.
-    VersionId,
-    "version id"
-);
+    VersionId, "version id";
+}
 
 string_type!(
     /// A file name as shown to users: a base name (directories a browser may send are dropped),
