@@ -578,7 +578,7 @@ pub async fn s3_links(links: usize, rounds: usize) -> Result<String, Error> {
             .map(|(_, v)| (*v).to_owned())
     })
     .map_err(|e| e.to_string())?;
-    let (_, s3) = attachments::setup::aws_stores(&cfg, &sdk)
+    let (_, s3) = attachments::setup::aws_stores(&cfg, &sdk, None)
         .await
         .map_err(|e| e.to_string())?;
     let opts = LinkOptions {

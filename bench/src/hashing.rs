@@ -28,7 +28,7 @@ pub fn measure(len: usize, rounds: usize) -> Speeds {
     let (mut ours, mut raw, mut md5, mut sha) = (vec![], vec![], vec![], vec![]);
     for round in 0..=rounds {
         let t = Instant::now();
-        let mut h = Hasher::new();
+        let mut h = Hasher::default();
         h.update(black_box(&buf));
         black_box(h.finish());
         let t_ours = t.elapsed().as_secs_f64();

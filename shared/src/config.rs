@@ -215,21 +215,17 @@ impl Config {
         // last at most 12 hours, so a longer lifetime would be a false promise.
         let max = Duration::from_secs(AWS_MAX_LINK_TTL_SECS);
         let ttl = "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them";
-        let (var, problem) = if self.limits.link_ttl > max {
-            (LINK_TTL.0, ttl)
-        } else if self.limits.upload_link_ttl > max {
-            (UPLOAD_LINK_TTL.0, ttl)
-        } else if self.secret.is_none() {
-            let problem = "must be set for backend aws (64 hex characters)";
-            ("ATTACHMENTS_SECRET", problem)
-        } else if self.load_fixtures {
-            // The fixtures' API key is public: their data never goes into a real table.
-            let problem = "only with the embedded backend (the fixtures' key is public)";
-            ("ATTACHMENTS_LOAD_FIXTURES", problem)
-        } else {
-            return Ok(());
-        };
-        Err(err(var, problem))
+        let secret = "must be set for backend aws (64 hex characters)";
+        // The fixtures' API key is public: their data never goes into a real table.
+        let fixtures = "only with the embedded backend (the fixtures' key is public)";
+        let wrong = [
+            (self.limits.link_ttl > max, LINK_TTL.0, ttl),
+            (self.limits.upload_link_ttl > max, UPLOAD_LINK_TTL.0, ttl),
+            (self.secret.is_none(), "ATTACHMENTS_SECRET", secret),
+            (self.load_fixtures, "ATTACHMENTS_LOAD_FIXTURES", fixtures),
+        ];
+        let first = wrong.into_iter().find(|(wrong, ..)| *wrong);
+        first.map_or(Ok(()), |(_, var, problem)| Err(err(var, problem)))
     }
 }
 

@@ -55,7 +55,7 @@ fn built(
 pub async fn build(cfg: &Config) -> Result<Built, SetupError> {
     match cfg.backend {
         Backend::Embedded => build_embedded(cfg),
-        Backend::Aws { .. } => build_aws(cfg, &load_aws().await?).await,
+        Backend::Aws { .. } => build_aws(cfg, &load_aws().await?, None).await,
     }
 }
 
@@ -78,38 +78,19 @@ fn aws_loader() -> Result<aws_config::ConfigLoader, SetupError> {
 
 /// DynamoDB and S3 through the AWS SDK, configured by `aws` (on Lambda, the function's role and
 /// region). The clients are built here once and shared by every request; they connect, and
-/// resolve credentials, on first use.
-pub async fn build_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Built, SetupError> {
-    build_aws_with(cfg, aws, sdk::dynamodb_client(aws)).await
-}
-
-/// [`build_aws`] over a DynamoDB client of the caller's (see [`aws_stores_with`]).
-pub async fn build_aws_with(
+/// resolve credentials, on first use. `dynamodb` is a client of the caller's (see [`aws_stores`]).
+pub async fn build_aws(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<Built, SetupError> {
     // Configuration refuses the AWS backend without a secret.
     let signer = cfg
         .secret
         .clone()
         .ok_or_else(|| err("ATTACHMENTS_SECRET", "must be set for backend aws"))?;
-    let (meta, blobs) = aws_stores_with(cfg, aws, dynamodb).await?;
+    let (meta, blobs) = aws_stores(cfg, aws, dynamodb).await?;
     Ok(built(cfg, Arc::new(meta), Arc::new(blobs), signer, None))
-}
-
-/// The configured table and bucket, and the region the SDK's configuration names.
-fn aws_names<'c>(
-    cfg: &'c Config,
-    aws: &aws_config::SdkConfig,
-) -> Result<(&'c str, &'c str, String), SetupError> {
-    let Backend::Aws { table, bucket } = &cfg.backend else {
-        return Err(err("ATTACHMENTS_BACKEND", "must be aws").into());
-    };
-    let region = aws
-        .region()
-        .ok_or_else(|| err("AWS_REGION", "must be set for backend aws"))?;
-    Ok((table, bucket, region.as_ref().to_owned()))
 }
 
 const DYNAMODB: (&str, &str) = ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB");
@@ -127,15 +108,21 @@ fn endpoint_error(
     err(var, format!("no usable endpoint: {e}")).into()
 }
 
-/// The endpoint of each service as the SDK's endpoint rules resolve it (the clients use the
-/// default rules), checked once at start: a bad `AWS_ENDPOINT_URL_*` or region would otherwise
-/// fail every call. S3's is the bucket's URL, which form uploads are posted to.
-async fn bucket_url(
-    cfg: &Config,
+/// The configured table and bucket, the region the SDK's configuration names, and the bucket's
+/// URL. Each service's endpoint is resolved by the SDK's endpoint rules (the clients use the
+/// default rules) once at start: a bad `AWS_ENDPOINT_URL_*` or region would otherwise fail every
+/// call. S3's is the bucket's URL, which form uploads are posted to.
+async fn aws_target<'c>(
+    cfg: &'c Config,
     aws: &aws_config::SdkConfig,
-    bucket: &str,
-    region: &str,
-) -> Result<String, SetupError> {
+) -> Result<(&'c str, &'c str, String, String), SetupError> {
+    let Backend::Aws { table, bucket } = &cfg.backend else {
+        return Err(err("ATTACHMENTS_BACKEND", "must be aws").into());
+    };
+    let region = aws
+        .region()
+        .ok_or_else(|| err("AWS_REGION", "must be set for backend aws"))?
+        .to_string();
     let fips = aws.use_fips().unwrap_or(false);
     let dual_stack = aws.use_dual_stack().unwrap_or(false);
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
@@ -155,7 +142,7 @@ async fn bucket_url(
         ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
             use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
             let params = Params::builder()
-                .region(region)
+                .region(&region)
                 .use_fips(fips)
                 .use_dual_stack(dual_stack)
                 .set_endpoint(sdk::configured_endpoint(aws, $service.0))
@@ -170,28 +157,21 @@ async fn bucket_url(
     }
     resolve!(aws_sdk_dynamodb, DYNAMODB);
     let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
-    Ok(s3.url().trim_end_matches('/').to_owned())
+    let url = s3.url().trim_end_matches('/').to_owned();
+    Ok((table, bucket, region, url))
 }
 
 /// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
-/// HTTPS client, one credentials cache).
+/// HTTPS client, one credentials cache), or over a DynamoDB client of the caller's (the tests'
+/// clients record what the store sends, through an interceptor).
 pub async fn aws_stores(
     cfg: &Config,
     aws: &aws_config::SdkConfig,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    aws_stores_with(cfg, aws, sdk::dynamodb_client(aws)).await
-}
-
-/// [`aws_stores`] over a DynamoDB client of the caller's (the tests' clients record what the
-/// store sends, through an interceptor); everything else as the service configures it.
-pub async fn aws_stores_with(
-    cfg: &Config,
-    aws: &aws_config::SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
-) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let (table, bucket, region) = aws_names(cfg, aws)?;
+    let (table, bucket, region, url) = aws_target(cfg, aws).await?;
+    let dynamodb = dynamodb.unwrap_or_else(|| sdk::dynamodb_client(aws));
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
-    let url = bucket_url(cfg, aws, bucket, &region).await?;
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
         DynamoStore::new(dynamodb, table, cfg.leftover_shards),
@@ -201,17 +181,8 @@ pub async fn aws_stores_with(
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
-pub async fn init_aws(cfg: &Config) -> Result<String, SetupError> {
-    init_aws_with(cfg, &load_aws().await?).await
-}
-
-/// [`init_aws`] with the given AWS configuration.
-pub async fn init_aws_with(
-    cfg: &Config,
-    aws: &aws_config::SdkConfig,
-) -> Result<String, SetupError> {
-    let (table, bucket, region) = aws_names(cfg, aws)?;
-    bucket_url(cfg, aws, bucket, &region).await?;
+pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
+    let (table, bucket, region, _) = aws_target(cfg, aws).await?;
     let dynamodb = sdk::dynamodb_client(aws);
     let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
@@ -443,11 +414,11 @@ mod tests {
         ] {
             for url in ["not a url", "ftp://host", "/path"] {
                 let sdk = sdk_with(&[("AWS_REGION", "us-east-1"), (var, url)]).await;
-                assert_eq!(var_of(aws_stores(&cfg, &sdk).await), name, "{url}");
+                assert_eq!(var_of(aws_stores(&cfg, &sdk, None).await), name, "{url}");
             }
         }
         let sdk = sdk_with(&[("AWS_REGION", "not a region!")]).await;
-        assert_eq!(var_of(aws_stores(&cfg, &sdk).await), "AWS_REGION");
+        assert_eq!(var_of(aws_stores(&cfg, &sdk, None).await), "AWS_REGION");
     }
 
     /// Form uploads go where the SDK's endpoint rules put the bucket: the region's partition,
@@ -473,9 +444,7 @@ mod tests {
             ),
         ] {
             let sdk = sdk_with(vars).await;
-            let url = bucket_url(&cfg, &sdk, "my-bucket", sdk.region().unwrap().as_ref())
-                .await
-                .unwrap();
+            let (_, _, _, url) = aws_target(&cfg, &sdk).await.unwrap();
             assert_eq!(url, want);
         }
         cfg.s3_path_style = true;
@@ -484,9 +453,7 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
         ])
         .await;
-        let url = bucket_url(&cfg, &sdk, "my-bucket", "us-east-1")
-            .await
-            .unwrap();
+        let (_, _, _, url) = aws_target(&cfg, &sdk).await.unwrap();
         assert_eq!(url, "http://127.0.0.1:9000/my-bucket");
     }
 }

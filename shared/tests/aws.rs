@@ -292,7 +292,7 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+        let (dynamo, s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await, None)
             .await
             .unwrap();
         (
@@ -639,7 +639,7 @@ mod adapters {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let (dynamo, _s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await)
+        let (dynamo, _s3) = attachments::setup::aws_stores(&cfg, &peers.sdk(&[]).await, None)
             .await
             .unwrap();
         let t = TenantId::parse("a").unwrap();
@@ -1445,7 +1445,7 @@ mod credential_process {
         std::fs::create_dir_all(&dir).unwrap();
         let config = profile(&dir, SECRET_KEY, Duration::from_secs(600));
         let sdk = sdk_with_profile(&peers, &config).await;
-        let (meta, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+        let (meta, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk, None)
             .await
             .unwrap();
 
@@ -1559,7 +1559,7 @@ mod credential_process {
         std::fs::create_dir_all(&dir).unwrap();
         let config = profile(&dir, "not/the/secret/s3s/knows", Duration::from_secs(600));
         let sdk = sdk_with_profile(&peers, &config).await;
-        let (_, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk)
+        let (_, blobs) = attachments::setup::aws_stores(&peers.config(), &sdk, None)
             .await
             .unwrap();
         let data = Bytes::from_static(b"x");

@@ -63,9 +63,10 @@ async fn world() -> World {
     let peers = Peers::new(&s3.endpoint);
     let s3_task = AbortOnDrop(tokio::spawn(s3.serve()));
     peers.create().await;
-    let (meta, blobs) = attachments::setup::aws_stores(&config(&peers), &peers.sdk(&[]).await)
-        .await
-        .unwrap();
+    let (meta, blobs) =
+        attachments::setup::aws_stores(&config(&peers), &peers.sdk(&[]).await, None)
+            .await
+            .unwrap();
     let meta: Arc<dyn MetadataStore> = Arc::new(meta);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let plan = Arc::new(Plan::default());
@@ -536,7 +537,7 @@ async fn s3_unreachable_during_upload_and_delete() {
         format!("http://{addr}")
     };
     let sdk = w.peers.sdk(&[("AWS_ENDPOINT_URL_S3", dead)]).await;
-    let down = attachments::setup::build_aws(&config(&w.peers), &sdk)
+    let down = attachments::setup::build_aws(&config(&w.peers), &sdk, None)
         .await
         .unwrap()
         .app;
@@ -716,7 +717,7 @@ async fn throttled_app(w: &World, mode: Stingy) -> (Arc<App>, Arc<AtomicUsize>, 
         .peers
         .sdk(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint)])
         .await;
-    let app = attachments::setup::build_aws(&config(&w.peers), &sdk)
+    let app = attachments::setup::build_aws(&config(&w.peers), &sdk, None)
         .await
         .unwrap()
         .app;

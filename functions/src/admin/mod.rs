@@ -90,7 +90,10 @@ pub async fn run(admin: Admin) -> Result<String, String> {
 pub async fn run_with(cfg: Config, admin: Admin) -> Result<String, String> {
     let aws = matches!(cfg.backend, Backend::Aws { .. });
     match admin.command {
-        Command::Init if aws => setup::init_aws(&cfg).await.map_err(|e| e.to_string()),
+        Command::Init if aws => {
+            let sdk = setup::load_aws().await.map_err(|e| e.to_string())?;
+            setup::init_aws(&cfg, &sdk).await.map_err(|e| e.to_string())
+        }
         Command::Init => Ok(format!(
             "embedded storage needs no set-up (data in {})",
             cfg.data_dir.display()
@@ -179,7 +182,7 @@ async fn list_keys(app: &attachments::App) -> Result<String, String> {
 /// run while the service runs, and again.
 async fn migrate(cfg: &Config) -> Result<String, String> {
     let aws = setup::load_aws().await.map_err(|e| e.to_string())?;
-    let (meta, _) = setup::aws_stores(cfg, &aws)
+    let (meta, _) = setup::aws_stores(cfg, &aws, None)
         .await
         .map_err(|e| e.to_string())?;
     let done = meta.migrate_legacy().await.map_err(|e| e.to_string())?;
@@ -216,7 +219,7 @@ async fn dead_letters(cfg: &Config, action: Dlq) -> Result<String, String> {
         }
         return Ok(out);
     }
-    let app = setup::build_aws(cfg, &sdk)
+    let app = setup::build_aws(cfg, &sdk, None)
         .await
         .map_err(|e| e.to_string())?
         .app;

@@ -103,27 +103,24 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Container formats that `infer` reports by their container (a .docx is a zip).
+/// Whether the sniffed type is the declared one, or what `infer` reports for it: container formats
+/// by their container (a .docx is a zip), and a few types by other names than the IANA registry's.
 fn same_family(declared: &str, sniffed: &str) -> bool {
-    if declared == sniffed {
-        return true;
-    }
-    let zip_based = declared.starts_with("application/vnd.openxmlformats")
-        || declared.starts_with("application/vnd.oasis")
-        || declared == "application/epub+zip";
-    let ole_based = matches!(
-        declared,
-        "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint"
-    );
-    (zip_based && sniffed == "application/zip")
-        || (ole_based && sniffed == "application/x-ole-storage")
-        // infer names a few types differently from the IANA registry.
-        || (declared == "image/vnd.microsoft.icon" && sniffed == "image/x-icon")
-        || (declared == "audio/x-wav" && sniffed == "audio/wav")
-        || (declared == "audio/m4a" && sniffed == "audio/x-m4a")
-        || (declared == "video/mp4" && sniffed == "audio/x-m4a")
-        || (declared == "application/svg+xml" && sniffed == "image/svg+xml")
-        || (declared == "application/xml" && sniffed == "text/xml")
+    let reported = match declared {
+        d if d.starts_with("application/vnd.openxmlformats") => "application/zip",
+        d if d.starts_with("application/vnd.oasis") => "application/zip",
+        "application/epub+zip" => "application/zip",
+        "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" => {
+            "application/x-ole-storage"
+        }
+        "image/vnd.microsoft.icon" => "image/x-icon",
+        "audio/x-wav" => "audio/wav",
+        "audio/m4a" | "video/mp4" => "audio/x-m4a",
+        "application/svg+xml" => "image/svg+xml",
+        "application/xml" => "text/xml",
+        _ => declared,
+    };
+    sniffed == declared || sniffed == reported
 }
 
 /// Decides the content type of a file from its extension and its bytes.

@@ -24,10 +24,6 @@ pub struct Hasher {
 const CHUNK: usize = 16 * 1024;
 
 impl Hasher {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     pub fn update(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(CHUNK) {
             self.md5.update(chunk);
@@ -47,7 +43,7 @@ impl Hasher {
 
 impl Digests {
     pub fn of(bytes: &[u8]) -> Self {
-        let mut h = Hasher::new();
+        let mut h = Hasher::default();
         h.update(bytes);
         h.finish()
     }
@@ -79,7 +75,7 @@ mod tests {
     #[test]
     fn streaming_equals_whole() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let mut h = Hasher::new();
+        let mut h = Hasher::default();
         for part in data.chunks(7777) {
             h.update(part);
         }

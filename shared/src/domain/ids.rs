@@ -14,12 +14,6 @@ pub struct IdError {
     pub reason: &'static str,
 }
 
-impl IdError {
-    fn new(what: &'static str, reason: &'static str) -> Self {
-        Self { what, reason }
-    }
-}
-
 fn check_token(
     value: String,
     what: &'static str,
@@ -35,7 +29,7 @@ fn check_token(
     } else {
         return Ok(value);
     };
-    Err(IdError::new(what, reason))
+    Err(IdError { what, reason })
 }
 
 /// A validated string: `check` decides, on every way in (parsing and deserializing), what it
@@ -68,8 +62,9 @@ macro_rules! string_type {
     };
 }
 
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr) => {
+/// Ids checked by [`check_token`]: what errors call them, their longest length, their characters.
+macro_rules! string_ids {
+    ($($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr;)*) => {$(
         string_type!($(#[$doc])* $name, |v| check_token(v, $what, $max, $allowed));
 
         impl $name {
@@ -77,35 +72,20 @@ macro_rules! string_id {
                 Self::try_from(value.to_owned())
             }
         }
-    };
+    )*};
 }
 
-string_id!(
+string_ids! {
     /// The owner of API keys and of everything stored; part of every storage key.
-    TenantId,
-    "tenant",
-    64,
-    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_'
-);
-
-string_id!(
+    TenantId, "tenant", 64, |c: char| c.is_ascii_alphanumeric() || "-_".contains(c);
     /// The kind of a parent record: `profile`, `asset`, `project`, `io_showcase`…
-    ParentKind,
-    "parent kind",
-    64,
-    |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
-);
-
-string_id!(
+    ParentKind, "parent kind", 64, |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
     /// The id of a parent record in the user's application (Mongo ids, UUIDs, slugs…).
-    ParentId,
-    "parent id",
-    200,
-    |c: char| c.is_ascii_alphanumeric() || "-_.~@:+=".contains(c)
-);
+    ParentId, "parent id", 200, |c: char| c.is_ascii_alphanumeric() || "-_.~@:+=".contains(c);
+}
 
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+macro_rules! uuid_ids {
+    ($($(#[$doc:meta])* $name:ident, $what:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -122,7 +102,7 @@ macro_rules! uuid_id {
                     .ok()
                     .filter(|_| value.len() == 36)
                     .map(Self)
-                    .ok_or(IdError::new($what, "is not a valid UUID"))
+                    .ok_or(IdError { what: $what, reason: "is not a valid UUID" })
             }
             pub fn as_uuid(&self) -> &Uuid {
                 &self.0
@@ -140,19 +120,15 @@ macro_rules! uuid_id {
                 fmt::Display::fmt(&self.0.hyphenated(), f)
             }
         }
-    };
+    )*};
 }
 
-uuid_id!(
+uuid_ids! {
     /// An attachment's id.
-    AttachmentId,
-    "attachment id"
-);
-uuid_id!(
+    AttachmentId, "attachment id";
     /// The id of one stored content of an attachment.
-    VersionId,
-    "version id"
-);
+    VersionId, "version id";
+}
 
 string_type!(
     /// A file name as shown to users: a base name (directories a browser may send are dropped),
@@ -179,10 +155,11 @@ impl FileName {
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let name = Self::try_from(raw.to_owned())?;
         if name.0.chars().any(is_invisible_formatting) {
-            return Err(IdError::new(
-                "file name",
-                "contains invisible formatting characters (such as a right-to-left override)",
-            ));
+            return Err(IdError {
+                what: "file name",
+                reason:
+                    "contains invisible formatting characters (such as a right-to-left override)",
+            });
         }
         Ok(name)
     }
@@ -209,16 +186,19 @@ impl FileName {
 fn stored_file_name(raw: String) -> Result<String, IdError> {
     // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(&raw).trim();
-    if base.is_empty() || base == "." || base == ".." {
-        return Err(IdError::new("file name", "must not be empty"));
-    }
-    if base.len() > 255 {
-        return Err(IdError::new("file name", "is too long (at most 255 bytes)"));
-    }
-    if base.chars().any(|c| c.is_control()) {
-        return Err(IdError::new("file name", "contains control characters"));
-    }
-    Ok(base.to_owned())
+    let reason = if base.is_empty() || base == "." || base == ".." {
+        "must not be empty"
+    } else if base.len() > 255 {
+        "is too long (at most 255 bytes)"
+    } else if base.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(base.to_owned());
+    };
+    Err(IdError {
+        what: "file name",
+        reason,
+    })
 }
 
 #[cfg(test)]

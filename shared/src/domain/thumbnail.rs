@@ -6,7 +6,6 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, Rgba, RgbaImage};
-use IconFamily::*;
 
 /// The longest side of a thumbnail; smaller images keep their size.
 pub const THUMBNAIL_MAX_SIDE: u32 = 256;
@@ -42,12 +41,11 @@ pub enum IconFamily {
     Archive,
     Audio,
     Video,
+    /// The last family: the service's icon cache has one place per family up to it.
     Other,
 }
 
 impl IconFamily {
-    pub const ALL: [IconFamily; 7] = [Image, Document, Text, Archive, Audio, Video, Other];
-
     /// The family of a content type, as decided by [`crate::domain::decide_content_type`].
     pub fn of(content_type: &str) -> Self {
         let ct = content_type.to_ascii_lowercase();
@@ -81,14 +79,9 @@ impl IconFamily {
 }
 
 /// The image formats we decode, by content type: those the image crate is built to read (its
-/// features in Cargo.toml: the ones browsers upload). Others get an icon.
-fn decodable_format(content_type: &str) -> Option<ImageFormat> {
+/// features in Cargo.toml: the ones browsers upload). Others get an icon, without an attempt.
+pub fn decodable_format(content_type: &str) -> Option<ImageFormat> {
     ImageFormat::from_mime_type(content_type).filter(ImageFormat::reading_enabled)
-}
-
-/// Whether [`image_thumbnail`] may succeed for this content type.
-pub fn is_decodable(content_type: &str) -> bool {
-    decodable_format(content_type).is_some()
 }
 
 fn decode_error(e: image::ImageError) -> ThumbnailError {
@@ -186,6 +179,7 @@ pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use IconFamily::*;
 
     fn png_of(w: u32, h: u32, alpha: bool) -> Vec<u8> {
         let img = if alpha {
@@ -294,14 +288,14 @@ mod tests {
             image_thumbnail("image/tiff", b"II*\0"),
             Err(ThumbnailError::NotDecodable(_))
         ));
-        assert!(!is_decodable("application/pdf"));
-        assert!(is_decodable("image/webp"));
+        assert!(decodable_format("application/pdf").is_none());
+        assert!(decodable_format("image/webp").is_some());
     }
 
     #[test]
     fn every_family_has_its_own_icon() {
         let mut seen = Vec::new();
-        for f in IconFamily::ALL {
+        for f in [Image, Document, Text, Archive, Audio, Video, Other] {
             let png = icon_png(f).unwrap();
             let img = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
             assert_eq!((img.width(), img.height()), (ICON_SIDE, ICON_SIDE));
@@ -313,7 +307,6 @@ mod tests {
 
     #[test]
     fn families_of_content_types() {
-        use IconFamily::*;
         for (ct, f) in [
             ("image/tiff", Image),
             ("application/pdf", Document),

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::{App, ServiceResult};
 use crate::domain::thumbnail::{
-    icon_png, image_thumbnail, is_decodable, IconFamily, THUMBNAIL_CONTENT_TYPE,
+    decodable_format, icon_png, image_thumbnail, IconFamily, THUMBNAIL_CONTENT_TYPE,
 };
 use crate::domain::{Attachment, VersionId};
 
@@ -19,8 +19,8 @@ static DECODE_SLOTS: Semaphore = Semaphore::const_new(2);
 
 /// A family's icon. Every file of a family gets the same one, so each is drawn once per process.
 fn icon(family: IconFamily) -> Option<Bytes> {
-    static ICONS: [OnceLock<Option<Bytes>>; IconFamily::ALL.len()] =
-        [const { OnceLock::new() }; IconFamily::ALL.len()];
+    static ICONS: [OnceLock<Option<Bytes>>; IconFamily::Other as usize + 1] =
+        [const { OnceLock::new() }; IconFamily::Other as usize + 1];
     ICONS[family as usize]
         .get_or_init(|| {
             icon_png(family)
@@ -43,7 +43,7 @@ impl App {
     ) {
         // Its picture when it is an image we decode within the limits, else its family's icon.
         let mut png = None;
-        if is_decodable(content_type) {
+        if decodable_format(content_type).is_some() {
             let _slot = DECODE_SLOTS.acquire().await;
             let content_type = content_type.to_owned();
             let made = tokio::task::spawn_blocking(move || image_thumbnail(&content_type, &bytes));

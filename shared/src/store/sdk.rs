@@ -137,7 +137,7 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 }
 
 /// The DynamoDB client's configuration, for a caller that adds to it before building the
-/// client (the tests' recorder of what the store writes, `setup::build_aws_with`).
+/// client (the tests' recorder of what the store writes, `setup::build_aws`).
 pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CallSpans)
 }

@@ -382,7 +382,7 @@ impl Peers {
     /// Creates the table (with its index and TTL) and the bucket, through the service's own
     /// `init` (the service's client, against the protocols).
     pub async fn create(&self) {
-        let out = attachments::setup::init_aws_with(&self.config(), &self.sdk(&[]).await)
+        let out = attachments::setup::init_aws(&self.config(), &self.sdk(&[]).await)
             .await
             .unwrap();
         assert!(

@@ -179,11 +179,10 @@ impl Harness {
         let s3_task = tokio::spawn(s3.serve());
         peers.create().await;
         let sdk = peers.sdk(&[]).await;
-        let built = match recorder {
-            Some(r) => attachments::setup::build_aws_with(&cfg, &sdk, r.client(&sdk)).await,
-            None => attachments::setup::build_aws(&cfg, &sdk).await,
-        }
-        .unwrap();
+        let dynamodb = recorder.map(|r| r.client(&sdk));
+        let built = attachments::setup::build_aws(&cfg, &sdk, dynamodb)
+            .await
+            .unwrap();
         attachments::setup::seed_keys(&built.app, &cfg)
             .await
             .unwrap();

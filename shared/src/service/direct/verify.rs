@@ -275,7 +275,7 @@ impl App {
         receipt: Option<Receipt>,
     ) -> Result<(Digests, Option<String>, Bytes), StoreError> {
         let keep = version.content_type.starts_with("image/") && info.size <= THUMBNAIL_SOURCE_MAX;
-        let mut hasher = Hasher::new();
+        let mut hasher = Hasher::default();
         let mut kept = bytes::BytesMut::new();
         let mut wrong = None;
         let mut offset = 0;

@@ -123,7 +123,7 @@ impl FsBlobStore {
         stream: impl Stream<Item = Result<Bytes, impl Display>> + Unpin,
     ) -> Result<Written, ReceiveError> {
         let path = self.path_of(&grant.key).map_err(std::io::Error::other)?;
-        let hashing = Hashing::Both(Hasher::new());
+        let hashing = Hashing::Both(Hasher::default());
         write_stream(path, stream, grant.size, grant.sha256, hashing).await
     }
 

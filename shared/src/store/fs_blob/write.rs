@@ -280,7 +280,7 @@ mod tests {
             chunked(&data, 65_537),
             data.len() as u64,
             None,
-            Hashing::Both(Hasher::new()),
+            Hashing::Both(Hasher::default()),
         )
         .await
         .unwrap();
@@ -318,7 +318,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             4096,
             None,
-            Hashing::Both(Hasher::new()),
+            Hashing::Both(Hasher::default()),
         );
         assert!(matches!(too_big.await, Err(ReceiveError::TooLarge)));
         let too_small = write_stream(
@@ -326,7 +326,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             5001,
             None,
-            Hashing::Both(Hasher::new()),
+            Hashing::Both(Hasher::default()),
         );
         assert!(matches!(too_small.await, Err(ReceiveError::TooSmall)));
         let other = write_stream(
@@ -334,7 +334,7 @@ mod tests {
             chunked(&[7; 5000], 1000),
             5000,
             Some([1; 32]),
-            Hashing::Both(Hasher::new()),
+            Hashing::Both(Hasher::default()),
         );
         assert!(matches!(other.await, Err(ReceiveError::BadDigest)));
         let broken = futures_util::stream::iter(vec![
@@ -347,7 +347,7 @@ mod tests {
                 broken,
                 4096,
                 None,
-                Hashing::Both(Hasher::new())
+                Hashing::Both(Hasher::default())
             )
             .await,
             Err(ReceiveError::Body(_))
