@@ -30,17 +30,13 @@ pub type Response = http::Response<Bytes>;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(&'static str, String)>);
 
-impl Params {
-    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
-    pub fn get(&self, name: &str) -> &str {
-        let found = self.0.iter().find(|(k, _)| *k == name);
-        found.map_or("", |(_, v)| v.as_str())
-    }
-}
-
-/// A path parameter of the request's route; empty when it has none of that name.
+/// A path parameter of the request's route (percent-decoded); empty when it has none of that name.
 pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
-    req.extensions().get::<Params>().map_or("", |p| p.get(name))
+    let params = req.extensions().get::<Params>().map_or(&[][..], |p| &p.0);
+    params
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map_or("", |(_, v)| v)
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).

@@ -141,15 +141,14 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
+    let resp = json_response(StatusCode::OK, &map);
+    let Some((limit, cursor)) = next else {
+        return Ok(resp);
+    };
     // A reference relative to this very URL, wherever the API is mounted; the cursor is
     // URL-safe base64.
-    let link =
-        next.map(|(limit, cursor)| format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""));
-    let resp = json_response(StatusCode::OK, &map);
-    Ok(match link {
-        Some(link) => with_header(resp, LINK, &link),
-        None => resp,
-    })
+    let link = format!("<?limit={limit}&cursor={cursor}>; rel=\"next\"");
+    Ok(with_header(resp, LINK, &link))
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.

@@ -156,9 +156,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
         title: text("title"),
         description: text("description"),
         category: text("category"),
-        tags: form
-            .text("tags")
-            .map(|t| t.split(',').map(str::to_owned).collect()),
+        tags: text("tags").map(|t| t.split(',').map(Into::into).collect()),
         external_id: text("external_id"),
     };
     let (target, rules) = (UploadTarget::New, UploadRules::default());
