@@ -129,13 +129,11 @@ pub fn limit_param<D: Dialect>(
     max: usize,
     message: &str,
 ) -> Result<Option<usize>, DialectError<D>> {
-    let mut limit = None;
-    for v in query_values(req, "limit") {
-        let n = v.parse().ok().filter(|n| (1..=max).contains(n));
-        let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
-        limit = Some(n.ok_or_else(refused)?);
-    }
-    Ok(limit)
+    let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
+    let valid = |v: String| v.parse().ok().filter(|n| (1..=max).contains(n));
+    let limits = query_values(req, "limit").into_iter();
+    let limits = limits.map(|v| valid(v).ok_or_else(refused));
+    Ok(limits.collect::<Result<Vec<_>, _>>()?.pop())
 }
 
 /// A URL component, percent- and plus-decoded; kept raw when it does not decode to UTF-8.
