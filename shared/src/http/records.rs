@@ -171,8 +171,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
-    let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
+    let form = multipart::parse(req, &["file", "files"]).await?;
     let files = new_files(&form, "no file part (name it file)")?;
     let target = match form.text("document_id").map(str::trim) {
         None | Some("") => UploadTarget::SameName,
