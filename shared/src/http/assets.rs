@@ -104,20 +104,17 @@ fn parse_title<D: Dialect>(req: &Request) -> Result<String, DialectError<D>> {
     let blank = body.iter().all(u8::is_ascii_whitespace);
     let declared = req.headers().get(header::CONTENT_TYPE);
     let declared = declared.map(|v| v.to_str().unwrap_or_default());
-    let is_json = declared
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    let essence = declared.map(|ct| ct.split(';').next().unwrap_or_default().trim());
+    let is_json = essence.is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"));
     if !is_json && (declared.is_some() || !blank) {
         let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         let refused = DialectError::refused(status, "Content-Type must be application/json");
         return Err(refused);
     }
-    let value = if blank {
-        json!({})
-    } else {
-        let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
-        serde_json::from_slice(body).map_err(invalid)?
-    };
+    // A blank body is an empty object (it lacks the title).
+    let body: &[u8] = if blank { b"{}" } else { body };
+    let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
+    let value = serde_json::from_slice(body).map_err(invalid)?;
     let Value::Object(obj) = value else {
         return Err(DialectError::bad_request("The body must be a JSON object"));
     };
