@@ -110,10 +110,9 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {
+        let paged = "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records";
         if limit.is_some() || cursor.is_some() {
-            return Err(Error::bad_request(
-                "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records",
-            ));
+            return Err(Error::bad_request(paged));
         }
         (app.attachments_of_records(&who, &kind, &ids).await?, None)
     } else {
