@@ -40,8 +40,10 @@ pub async fn upload(content_type: &str, body: &[u8], rounds: usize) -> Result<St
     let body = Bytes::copy_from_slice(body);
     let mut stages: [Vec<f64>; 7] = Default::default();
     for round in 0..=rounds {
+        let mut req = http::Request::new(body.clone());
+        *req.headers_mut() = headers.clone();
         let t = Instant::now();
-        let form = multipart::parse(&headers, body.clone(), &["file"])
+        let form = multipart::parse(req, &["file"])
             .await
             .map_err(|e| e.to_string())?;
         let t_parse = t.elapsed().as_secs_f64();

@@ -20,28 +20,20 @@ const MAX_TITLE_CHARS: usize = 255;
 
 /// Which parents a route serves: assets and projects are each a dialect of their own, since this
 /// API's "not found" names which.
-pub trait Kind: Send + 'static {
-    /// The parent kind, the word of "… not found", and (with `_id`) the path parameter.
-    const NAME: &'static str;
-}
-
+#[derive(Debug)]
+pub struct Kind<const PROJECT: bool>;
 /// `/api/v2/assets/{asset_id}/…`.
-#[derive(Debug)]
-pub struct Assets;
+pub type Assets = Kind<false>;
 /// `/api/v2/projects/{project_id}/…`.
-#[derive(Debug)]
-pub struct Projects;
+pub type Projects = Kind<true>;
 
-impl Kind for Assets {
-    const NAME: &'static str = "asset";
-}
-
-impl Kind for Projects {
-    const NAME: &'static str = "project";
+impl<const PROJECT: bool> Kind<PROJECT> {
+    /// The parent kind, the word of "… not found", and (with `_id`) the path parameter.
+    const NAME: &'static str = if PROJECT { "project" } else { "asset" };
 }
 
 /// This API's envelope: `{"error":"…"}`.
-impl<K: Kind> Dialect for K {
+impl<const PROJECT: bool> Dialect for Kind<PROJECT> {
     const INTERNAL: &'static str = "Internal Server Error";
 
     fn envelope(_status: StatusCode, message: &str) -> Value {
@@ -51,7 +43,9 @@ impl<K: Kind> Dialect for K {
     fn refusal(e: &ServiceError) -> Option<Response> {
         let (status, message) = match e {
             ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".into()),
-            ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, format!("{} not found", K::NAME)),
+            ServiceError::NotFound(_) => {
+                (StatusCode::NOT_FOUND, format!("{} not found", Self::NAME))
+            }
             _ => return None,
         };
         Some(Self::error(status, &message))
@@ -92,38 +86,35 @@ pub fn attachment_json(a: &Attachment) -> Value {
 }
 
 /// Authenticates, then checks the asset or project is registered (a malformed id names none).
-async fn caller_and_parent<K: Kind>(
+async fn caller_and_parent<const PROJECT: bool>(
     app: &App,
     req: &Request,
-) -> Result<(Principal, ParentRef), DialectError<K>> {
+) -> Result<(Principal, ParentRef), DialectError<Kind<PROJECT>>> {
     let who = app.authenticate(presented_key(req).as_deref()).await?;
-    let id = param(req, &format!("{}_id", K::NAME));
+    let id = param(req, &format!("{}_id", Kind::<PROJECT>::NAME));
     let id = ParentId::parse(id).map_err(|_| ServiceError::NotFound("parent"))?;
-    let parent = ParentRef::new(ParentKind::parse(K::NAME)?, id);
+    let parent = ParentRef::new(ParentKind::parse(Kind::<PROJECT>::NAME)?, id);
     app.get_parent(&who, &parent).await?;
     Ok((who, parent))
 }
 
 /// The title of a create request, or why it is refused.
-fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
+fn parse_title<D: Dialect>(req: &Request) -> Result<String, DialectError<D>> {
     let body = req.body();
     let blank = body.iter().all(u8::is_ascii_whitespace);
     let declared = req.headers().get(header::CONTENT_TYPE);
     let declared = declared.map(|v| v.to_str().unwrap_or_default());
-    let is_json = declared
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    let essence = declared.map(|ct| ct.split(';').next().unwrap_or_default().trim());
+    let is_json = essence.is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"));
     if !is_json && (declared.is_some() || !blank) {
         let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         let refused = DialectError::refused(status, "Content-Type must be application/json");
         return Err(refused);
     }
-    let value = if blank {
-        json!({})
-    } else {
-        let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
-        serde_json::from_slice(body).map_err(invalid)?
-    };
+    // A blank body is an empty object (it lacks the title).
+    let body: &[u8] = if blank { b"{}" } else { body };
+    let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
+    let value = serde_json::from_slice(body).map_err(invalid)?;
     let Value::Object(obj) = value else {
         return Err(DialectError::bad_request("The body must be a JSON object"));
     };
@@ -142,8 +133,8 @@ fn parse_title<K: Kind>(req: &Request) -> Result<String, DialectError<K>> {
 }
 
 /// `GET /api/v2/{assets|projects}/{id}/attachments`.
-pub async fn list<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
+pub async fn list<const PROJECT: bool>(app: Arc<App>, req: Request) -> Answer<Kind<PROJECT>> {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let atts = app.list_all(&who, &parent).await?;
     let items: Vec<Value> = atts.iter().map(attachment_json).collect();
     let json = json!({ "attachments": items });
@@ -151,8 +142,8 @@ pub async fn list<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
 }
 
 /// `POST /api/v2/{assets|projects}/{id}/attachments` with `{"title":"…"}`.
-pub async fn create<K: Kind>(app: Arc<App>, req: Request) -> Answer<K> {
-    let (who, parent) = caller_and_parent::<K>(&app, &req).await?;
+pub async fn create<const PROJECT: bool>(app: Arc<App>, req: Request) -> Answer<Kind<PROJECT>> {
+    let (who, parent) = caller_and_parent(&app, &req).await?;
     let title = Some(parse_title(&req)?);
     let fields = AttachmentFields {
         title,

@@ -135,8 +135,7 @@ async fn named_attachment(app: &App, req: &Request) -> Result<Option<Attachment>
 pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let (who, parent) = caller_and_profile(&app, &req).await?;
     let name_param = query_param(&req, "filename");
-    let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["attachment"]).await;
+    let form = multipart::parse(req, &["attachment"]).await;
     // Binary bytes in another field are most likely the file sent under the wrong name.
     let form = form.map_err(|e| match e {
         MultipartError::NotText(field) => Error::bad_request(format!(

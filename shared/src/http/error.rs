@@ -122,12 +122,11 @@ fn status(e: &ServiceError) -> StatusCode {
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Invalid(_) => StatusCode::BAD_REQUEST,
         E::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Conflict(_) => StatusCode::CONFLICT,
         E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         E::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         // The request is sound; the parent's state (what it holds) is what it cannot be
         // answered in: the same request succeeds once there is less, or paged.
-        E::TooMany(_) => StatusCode::CONFLICT,
+        E::Conflict(_) | E::TooMany(_) => StatusCode::CONFLICT,
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -86,13 +86,11 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
         who => who?,
     };
     // The parameter names of the spelling the caller used, for messages.
-    let (source_name, lookups) = if req.uri().path().contains("/indexing/") {
-        ("source_key", "key, reference or email")
-    } else {
-        (
-            "source_id",
-            "profile_id, profile_reference or profile_email",
-        )
+    let indexing = req.uri().path().contains("/indexing/");
+    let source_name = if indexing { "source_key" } else { "source_id" };
+    let lookups = match indexing {
+        true => "key, reference or email",
+        false => "profile_id, profile_reference or profile_email",
     };
     let pairs = query_pairs(&req);
     let param = |names: [&str; 2]| {
@@ -104,16 +102,11 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
         let message = format!("Missing parameter {source_name}");
         return Err(Error::bad_request(message));
     };
-    let id = param(["profile_id", "key"]);
     let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
     let email = param(["profile_email", "email"]).map(ParentLookup::Email);
-    if id.is_none() && reference.is_none() && email.is_none() {
-        let message = format!("Missing parameter: one of {lookups} is required");
-        return Err(Error::bad_request(message));
-    }
     let kind = ParentKind::parse("profile")?;
     let mut found: Vec<ParentRef> = Vec::new();
-    if let Some(id) = id {
+    if let Some(id) = param(["profile_id", "key"]) {
         // A malformed id names no profile.
         let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
         let named = ParentRef::new(kind.clone(), id);
@@ -127,11 +120,16 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
         let p = app.find_parent(&who, &kind, Some(source), lookup).await?;
         found.push(p.ok_or_else(invalid_profile)?.key);
     }
+    // What was given names one profile, or none was given, or they differ.
     let not_same = "The profile id, reference and email given do not designate the same profile";
-    let profile = match found.split_first() {
-        Some((first, rest)) if rest.iter().all(|k| k == first) => first,
-        Some(_) => return Err(Error::bad_request(not_same)),
-        None => return Err(invalid_profile()),
+    found.dedup();
+    let profile = match found.as_slice() {
+        [profile] => profile,
+        [] => {
+            let message = format!("Missing parameter: one of {lookups} is required");
+            return Err(Error::bad_request(message));
+        }
+        _ => return Err(Error::bad_request(not_same)),
     };
     let mut data = Vec::new();
     // Only a ready attachment with content has a link.

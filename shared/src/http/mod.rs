@@ -30,17 +30,13 @@ pub type Response = http::Response<Bytes>;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(&'static str, String)>);
 
-impl Params {
-    /// A parameter's value (percent-decoded); empty when the pattern has no such name.
-    pub fn get(&self, name: &str) -> &str {
-        let found = self.0.iter().find(|(k, _)| *k == name);
-        found.map_or("", |(_, v)| v.as_str())
-    }
-}
-
-/// A path parameter of the request's route; empty when it has none of that name.
+/// A path parameter of the request's route (percent-decoded); empty when it has none of that name.
 pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
-    req.extensions().get::<Params>().map_or("", |p| p.get(name))
+    let params = req.extensions().get::<Params>().map_or(&[][..], |p| &p.0);
+    params
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map_or("", |(_, v)| v)
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
@@ -133,13 +129,11 @@ pub fn limit_param<D: Dialect>(
     max: usize,
     message: &str,
 ) -> Result<Option<usize>, DialectError<D>> {
-    let mut limit = None;
-    for v in query_values(req, "limit") {
-        let n = v.parse().ok().filter(|n| (1..=max).contains(n));
-        let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
-        limit = Some(n.ok_or_else(refused)?);
-    }
-    Ok(limit)
+    let refused = || DialectError::bad_request(format!("{message} from 1 to {max}"));
+    let valid = |v: String| v.parse().ok().filter(|n| (1..=max).contains(n));
+    let limits = query_values(req, "limit").into_iter();
+    let limits = limits.map(|v| valid(v).ok_or_else(refused));
+    Ok(limits.collect::<Result<Vec<_>, _>>()?.pop())
 }
 
 /// A URL component, percent- and plus-decoded; kept raw when it does not decode to UTF-8.

@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::HeaderMap;
+
+use super::Request;
 
 /// How many parts a form may have: far more than any real upload, far fewer than an attack.
 pub const MAX_PARTS: usize = 64;
@@ -80,15 +81,12 @@ pub enum MultipartError {
     UnknownField(String, String),
 }
 
-/// Parses a form. `file_fields` names the parts that carry files; other parts are text.
-pub async fn parse(
-    headers: &HeaderMap,
-    body: Bytes,
-    file_fields: &[&str],
-) -> Result<Form, MultipartError> {
-    let ct = headers.get(http::header::CONTENT_TYPE);
+/// Parses a request's form. `file_fields` names the parts that carry files; other parts are text.
+pub async fn parse(req: Request, file_fields: &[&str]) -> Result<Form, MultipartError> {
+    let ct = req.headers().get(http::header::CONTENT_TYPE);
     let ct = ct.and_then(|v| v.to_str().ok()).unwrap_or_default();
     let boundary = multer::parse_boundary(ct).map_err(|_| MultipartError::NotMultipart)?;
+    let body = req.into_body();
     // The preamble (bytes before the first boundary) is legal MIME, but nothing a client needs;
     // a long one is only a way to make the parser scan.
     let marker = format!("--{boundary}");
@@ -138,20 +136,19 @@ pub async fn parse(
 mod tests {
     use super::*;
 
-    fn headers(ct: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
-        h
+    fn req(ct: Option<&str>, body: Bytes) -> Request {
+        let mut r = Request::new(body);
+        if let Some(ct) = ct {
+            let ct = ct.parse().unwrap();
+            r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+        }
+        r
     }
 
     /// Parses a body whose parts are separated by `--XX`, with `file` as the file field.
     async fn parse_xx(body: impl Into<Bytes>) -> Result<Form, MultipartError> {
-        parse(
-            &headers("multipart/form-data; boundary=XX"),
-            body.into(),
-            &["file"],
-        )
-        .await
+        let ct = Some("multipart/form-data; boundary=XX");
+        parse(req(ct, body.into()), &["file"]).await
     }
 
     #[tokio::test]
@@ -201,15 +198,13 @@ mod tests {
     #[tokio::test]
     async fn malformed_bodies_are_errors() {
         assert_eq!(
-            parse(&headers("multipart/form-data"), Bytes::new(), &["file"])
+            parse(req(Some("multipart/form-data"), Bytes::new()), &["file"])
                 .await
                 .unwrap_err(),
             MultipartError::NotMultipart
         );
         assert_eq!(
-            parse(&HeaderMap::new(), Bytes::new(), &["file"])
-                .await
-                .unwrap_err(),
+            parse(req(None, Bytes::new()), &["file"]).await.unwrap_err(),
             MultipartError::NotMultipart
         );
         let unclosed =

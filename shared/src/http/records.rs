@@ -110,10 +110,9 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
     let cursor = query_values(&req, "cursor").pop();
     let asked = !uuids.is_empty();
     let (records, next) = if asked {
+        let paged = "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records";
         if limit.is_some() || cursor.is_some() {
-            return Err(Error::bad_request(
-                "limit and cursor page the listing without uuids; with uuids, ask for at most 100 records",
-            ));
+            return Err(Error::bad_request(paged));
         }
         (app.attachments_of_records(&who, &kind, &ids).await?, None)
     } else {
@@ -141,15 +140,14 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
             map.insert(id.to_string(), Value::Array(items));
         }
     }
+    let resp = json_response(StatusCode::OK, &map);
+    let Some((limit, cursor)) = next else {
+        return Ok(resp);
+    };
     // A reference relative to this very URL, wherever the API is mounted; the cursor is
     // URL-safe base64.
-    let link =
-        next.map(|(limit, cursor)| format!("<?limit={limit}&cursor={cursor}>; rel=\"next\""));
-    let resp = json_response(StatusCode::OK, &map);
-    Ok(match link {
-        Some(link) => with_header(resp, LINK, &link),
-        None => resp,
-    })
+    let link = format!("<?limit={limit}&cursor={cursor}>; rel=\"next\"");
+    Ok(with_header(resp, LINK, &link))
 }
 
 /// `GET /v2/{object}/{uuid}/attachments`.
@@ -172,8 +170,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     let (who, record) = caller_and_record(&app, &req).await?;
     // Unknown record first: no point reading a form for nothing.
     app.get_parent(&who, &record).await?;
-    let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["file", "files"]).await?;
+    let form = multipart::parse(req, &["file", "files"]).await?;
     let files = new_files(&form, "no file part (name it file)")?;
     let target = match form.text("document_id").map(str::trim) {
         None | Some("") => UploadTarget::SameName,

@@ -204,8 +204,10 @@ mod tests {
     fn patterns_match_segments() {
         let r = by_name("native-list").unwrap();
         let p = r.matches("/v1/parents/profile/p%2D1/attachments").unwrap();
-        assert_eq!(p.get("kind"), "profile");
-        assert_eq!(p.get("id"), "p-1");
+        let mut req = Request::new(bytes::Bytes::new());
+        req.extensions_mut().insert(p);
+        assert_eq!(super::super::param(&req, "kind"), "profile");
+        assert_eq!(super::super::param(&req, "id"), "p-1");
         assert!(r.matches("/v1/parents/profile/p1/attachments/").is_some());
         assert!(r.matches("/v1/parents/profile//attachments").is_none());
         assert!(r.matches("/v1/parents/profile/p1/attachments/x").is_none());

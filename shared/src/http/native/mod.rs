@@ -145,8 +145,7 @@ async fn one_attachment(app: &App, att: &Attachment) -> Answer<Native> {
 /// `POST /v1/parents/{kind}/{id}/attachments`: one or more `file` parts, optional labels.
 pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
-    let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    let form = multipart::parse(req, &["file"]).await?;
     // The files, and labels every file of the request gets.
     form.only("file type title description category tags external_id")?;
     let files = new_files(&form, "no part named file")?;
@@ -156,9 +155,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
         title: text("title"),
         description: text("description"),
         category: text("category"),
-        tags: form
-            .text("tags")
-            .map(|t| t.split(',').map(str::to_owned).collect()),
+        tags: text("tags").map(|t| t.split(',').map(Into::into).collect()),
         external_id: text("external_id"),
     };
     let (target, rules) = (UploadTarget::New, UploadRules::default());
@@ -214,8 +211,7 @@ pub async fn delete_attachment(app: Arc<App>, req: Request) -> Answer<Native> {
 pub async fn put_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let att = app.get(&who, id).await?;
-    let (parts, body) = req.into_parts();
-    let form = multipart::parse(&parts.headers, body, &["file"]).await?;
+    let form = multipart::parse(req, &["file"]).await?;
     form.only("file")?;
     let (none, many) = ("no part named file", "more than one part named file");
     let part = form.one_file(none, many).map_err(Error::bad_request)?;
