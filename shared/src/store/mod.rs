@@ -75,13 +75,14 @@ impl Expected {
     }
 }
 
-/// One page of a listing, oldest first.
+/// One page of a listing, in key order (attachments oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub items: Vec<Attachment>,
-    /// Where the next page starts when more may follow: the last id of this page, or, when the
-    /// page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden attachment it stepped over.
-    pub next_after: Option<AttachmentId>,
+pub struct Page<T, After = String> {
+    pub items: Vec<T>,
+    /// Where the next page starts when more may follow: the last key of this page; for
+    /// attachments, when the page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden one it
+    /// stepped over; for the staging listings, the store's own position.
+    pub next: Option<After>,
 }
 
 /// The most hidden attachments (pending, refused, being deleted) one listing call steps over
@@ -94,14 +95,6 @@ pub const MAX_HIDDEN_SKIPPED: usize = 1000;
 /// equal share of [`MAX_HIDDEN_SKIPPED`], at least 10.
 pub fn hidden_share(parents: usize) -> usize {
     (MAX_HIDDEN_SKIPPED / parents.max(1)).max(10)
-}
-
-/// One page of the parents of a kind that have listed attachments, in id order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParentPage {
-    pub parents: Vec<ParentRef>,
-    /// The last id of this page when more follow.
-    pub next_after: Option<ParentId>,
 }
 
 /// The listed attachments of several parents, read within a bound.
@@ -150,7 +143,7 @@ pub trait MetadataStore: Send + Sync {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage>;
+    ) -> StoreResult<Page<ParentRef, ParentId>>;
 
     /// Creates an attachment; `Conflict` if the id exists.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()>;
@@ -163,7 +156,7 @@ pub trait MetadataStore: Send + Sync {
     ) -> StoreResult<Option<Attachment>>;
     /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
     /// `include_hidden` (for clean-up and deletion); a call steps over at most
-    /// [`MAX_HIDDEN_SKIPPED`] hidden ones (see [`Page::next_after`]).
+    /// [`MAX_HIDDEN_SKIPPED`] hidden ones (see [`Page::next`]).
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -171,7 +164,7 @@ pub trait MetadataStore: Send + Sync {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page>;
+    ) -> StoreResult<Page<Attachment, AttachmentId>>;
     /// The listed attachments of each of `parents` (at most [`MAX_BATCH_KEYS`], distinct), at
     /// most `limit` in all, read together rather than one parent after the other; also tells
     /// which parents do not exist. [`ManyListing::TooMany`] beyond the limit.
@@ -257,14 +250,6 @@ pub struct BlobInfo {
     pub etag: String,
 }
 
-/// One page of what lies under the staging prefix (see `domain::model::staging_key`), for the
-/// sweep; `next` continues the listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StagedPage<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
-
 /// A multipart upload under the staging prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedUpload {
@@ -342,12 +327,9 @@ pub trait BlobStore: Send + Sync {
     /// another object replaced it. An object already at `key` is never replaced.
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()>;
     /// The objects under the staging prefix, from `after` (a page's `next`).
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>>;
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>>;
     /// The unfinished multipart uploads under the staging prefix, from `after`.
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>>;
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>>;
     /// Deletes the object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> StoreResult<()>;
     /// A link that downloads the object as an attachment with the given type and name.

@@ -16,8 +16,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
 use serde::de::DeserializeOwned;
 
 use super::{
-    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
-    StoreError, StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, PutOutcome, StoreError,
+    StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -388,34 +388,31 @@ impl MetadataStore for SqliteStore {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage> {
+    ) -> StoreResult<Page<ParentRef, ParentId>> {
         let (tenant, kind) = (tenant.to_string(), kind.clone());
         let mut after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
-            let mut next = conn.prepare_cached(NEXT_LISTED_PARENT_SQL)?;
-            let (mut parents, mut next_after) = (Vec::new(), None);
+            let mut stmt = conn.prepare_cached(NEXT_LISTED_PARENT_SQL)?;
+            let (mut items, mut next) = (Vec::new(), None);
             // One seek per parent: a parent with a million attachments costs what one with one
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
             let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
-            while let Some((id, exists)) = next
+            while let Some((id, exists)) = stmt
                 .query_row(params![tenant, kind.as_str(), after], row)
                 .optional()?
             {
                 if exists {
-                    if parents.len() == limit {
-                        next_after = parents.last().map(|p: &ParentRef| p.id.clone());
+                    if items.len() == limit {
+                        next = items.last().map(|p: &ParentRef| p.id.clone());
                         break;
                     }
                     let id = ParentId::parse(&id).map_err(corrupt)?;
-                    parents.push(ParentRef::new(kind.clone(), id));
+                    items.push(ParentRef::new(kind.clone(), id));
                 }
                 after = id;
             }
-            Ok(ParentPage {
-                parents,
-                next_after,
-            })
+            Ok(Page { items, next })
         })
         .await
     }
@@ -465,7 +462,7 @@ impl MetadataStore for SqliteStore {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page> {
+    ) -> StoreResult<Page<Attachment, AttachmentId>> {
         let key = key_of(tenant, parent);
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
@@ -479,25 +476,25 @@ impl MetadataStore for SqliteStore {
                 limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
             };
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-            let (mut read, mut last_read, mut next_after) = (0usize, None::<String>, None);
+            let (mut read, mut last_read, mut next) = (0usize, None::<String>, None);
             while let Some(row) = rows.next()? {
                 if read == budget {
                     // More rows than this call may read: the next page starts after the last.
                     let last = last_read.as_deref().map(AttachmentId::parse).transpose();
-                    next_after = last.map_err(corrupt)?;
+                    next = last.map_err(corrupt)?;
                     break;
                 }
                 read += 1;
                 if include_hidden || is_listed(text(row, 1)?) {
                     if items.len() == limit {
-                        next_after = items.last().map(|a| a.id);
+                        next = items.last().map(|a| a.id);
                         break;
                     }
                     items.push(doc(row, 2)?);
                 }
                 last_read = Some(text(row, 0)?.to_owned());
             }
-            Ok(Page { items, next_after })
+            Ok(Page { items, next })
         })
         .await
     }

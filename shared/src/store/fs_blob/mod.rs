@@ -17,8 +17,8 @@ use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost, StagedPage,
-    StagedUpload, StoreError, StoreResult,
+    BlobInfo, BlobStore, LinkOptions, Page, PartInfo, PostPolicy, PresignedPost, StagedUpload,
+    StoreError, StoreResult,
 };
 use crate::domain::{hashing::Hasher, STAGING_PREFIX};
 use crate::signing::Signer;
@@ -198,13 +198,13 @@ fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> StoreResult<Vec<String
 }
 
 /// The page of `all`, sorted by `of`, after `after`.
-fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> Page<T> {
     all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
     let more = all.len() > start + STAGED_PAGE;
     let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
     let next = items.last().filter(|_| more).map(|x| of(x).to_owned());
-    StagedPage { items, next }
+    Page { items, next }
 }
 
 #[async_trait]
@@ -266,16 +266,13 @@ impl BlobStore for FsBlobStore {
         crate::blocking::run(move || promote_file(&staged, &etag, size, &dest)).await?
     }
 
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>> {
         let dir = self.root.join(STAGING_PREFIX);
         let all = crate::blocking::run(move || staged_keys(&dir, STAGING_PREFIX, 2));
         Ok(page_after(all.await??, after.as_deref(), |k| k))
     }
 
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>> {
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>> {
         let uploads = self.uploads.clone();
         let all = crate::blocking::run(move || {
             let mut out = Vec::new();
