@@ -219,8 +219,8 @@ fn is_listed(status: &str) -> bool {
 }
 
 fn parent_exists(conn: &Connection, key: &Key) -> StoreResult<bool> {
-    let sql = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
-    Ok(conn.prepare_cached(sql)?.exists(params_from_iter(key))?)
+    let mut stmt = conn.prepare_cached(PARENT_BY_KEY)?;
+    Ok(stmt.exists(params_from_iter(key))?)
 }
 
 /// One parent's listed attachments for a listing of several: `None` when it has more hidden
@@ -270,9 +270,9 @@ fn attachment_row(att: &Attachment) -> StoreResult<Vec<Value>> {
         &att.id,
         &att.parent.kind,
         &att.parent.id,
+        &att.status.as_str(),
     ];
     let mut row: Vec<Value> = key.iter().map(|k| k.to_string().into()).collect();
-    row.push(att.status.as_str().to_owned().into());
     row.push(att.content.as_ref().map(|v| v.id.to_string()).into());
     row.extend([att.expires_at.into(), to_json(att)?.into()]);
     Ok(row)
@@ -331,11 +331,8 @@ impl MetadataStore for SqliteStore {
                 params![key[0], key[1], key[2], source, reference, email, doc],
             )
             .map_err(|e| taken_or_failed(e, Some(TAKEN)))?;
-            Ok(if exists {
-                PutOutcome::Updated
-            } else {
-                PutOutcome::Created
-            })
+            use PutOutcome::{Created, Updated};
+            Ok(if exists { Updated } else { Created })
         })
         .await
     }
@@ -352,10 +349,8 @@ impl MetadataStore for SqliteStore {
         }
         let keys: Vec<Key> = keys.iter().map(|k| key_of(tenant, k)).collect();
         self.with_conn(move |conn| {
-            let found = keys
-                .iter()
-                .map(|key| Ok(docs(conn, PARENT_BY_KEY, params_from_iter(key))?.pop()));
-            found.filter_map(Result::transpose).collect()
+            let one = |k: &Key| Ok(docs(conn, PARENT_BY_KEY, params_from_iter(k))?.pop());
+            keys.iter().map(one).filter_map(Result::transpose).collect()
         })
         .await
     }
