@@ -59,9 +59,8 @@ pub struct Expected {
     pub status: AttachmentStatus,
     /// The current content's version (`None`: no content yet).
     pub version: Option<VersionId>,
-    /// The version a direct upload or a new version under way will become (`None`: nothing
-    /// under way). Without it, two new versions started at once would each find the status and
-    /// content they expect, and the second would overwrite the first one's intent.
+    /// The version an upload under way will become (`None`: none). Without it, of two new
+    /// versions started at once, the second would overwrite the first one's intent.
     pub upload: Option<VersionId>,
 }
 
@@ -86,9 +85,8 @@ pub struct Page<T, After = String> {
 }
 
 /// The most hidden attachments (pending, refused, being deleted) one listing call steps over
-/// before it answers what it has: a page may then be short, even empty, and still say where the
-/// next one starts. Without it, a parent with a million abandoned uploads would make every
-/// listing of it read them all.
+/// before it answers (a short, even empty, page that says where the next starts), so that a
+/// parent with a million abandoned uploads does not make every listing read them all.
 pub const MAX_HIDDEN_SKIPPED: usize = 1000;
 
 /// How many hidden attachments a listing of `parents` parents at once steps over in each: an
@@ -201,9 +199,8 @@ pub trait MetadataStore: Send + Sync {
     /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
 
-    /// The leftover with an upload under way (a direct upload or a new version not yet
-    /// verified) that expires first, any tenant: with one upload lifetime for all, the oldest
-    /// one. A read of the leftovers index, for the hourly metric of the oldest unverified upload.
+    /// The leftover with an upload under way (not yet verified) that expires first, so the
+    /// oldest, any tenant: for the hourly metric of the oldest unverified upload.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>>;
 }
 
@@ -215,13 +212,10 @@ pub struct LinkOptions<'a> {
     pub valid: LinkWindow,
 }
 
-/// When a download link is signed and when it expires (unix seconds).
-///
-/// Links are signed at the start of the current window of half their lifetime, not at the
-/// moment they are asked for: every answer within one window carries the very same links, so
-/// an unchanged answer keeps its ETag and can be answered `304 Not Modified`, and the window's
-/// turn changes them while the links handed out before still have at least half their
-/// lifetime left. A link handed out lives between half and all of the configured lifetime.
+/// When a download link is signed and when it expires (unix seconds): at the start of the
+/// current window of half its lifetime, so that every answer within a window carries the same
+/// links (an unchanged answer keeps its ETag, `304 Not Modified`) and a link handed out lives
+/// between half and all of its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkWindow {
     pub signed_at: i64,
@@ -296,10 +290,8 @@ pub trait BlobStore: Send + Sync {
         content_type: &str,
         sha256: &[u8; 32],
     ) -> StoreResult<()>;
-    /// Stores bytes whose SHA-256 the caller is still computing, so that hashing overlaps the
-    /// write. A store that sends the checksum with the bytes and has them verified (S3) waits
-    /// for it, which is what this default does; one that verifies nothing in transit writes at
-    /// once.
+    /// Stores bytes whose SHA-256 the caller is still computing. A store that has the checksum
+    /// verified in transit (S3) waits for it, as this default does; others write at once.
     async fn put_while_hashing(
         &self,
         key: &str,

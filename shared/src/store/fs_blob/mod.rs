@@ -157,9 +157,8 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
     let promoted = (|| {
         let meta = std::fs::metadata(&claim)?;
         if identity(&meta) != etag || meta.len() != size {
-            return Err(StoreError::Conflict(
-                "the staged file was replaced after it was verified".into(),
-            ));
+            let replaced = "the staged file was replaced after it was verified";
+            return Err(StoreError::Conflict(replaced.into()));
         }
         if let Some(dir) = dest.parent() {
             create_private_dir(dir)?;
@@ -250,9 +249,8 @@ impl BlobStore for FsBlobStore {
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
             if identity(&f.metadata().await?) != etag {
-                return Err(StoreError::Conflict(
-                    "the object was replaced while it was read".into(),
-                ));
+                let replaced = "the object was replaced while it was read";
+                return Err(StoreError::Conflict(replaced.into()));
             }
         }
         f.seek(SeekFrom::Start(offset)).await?;
