@@ -464,16 +464,12 @@ impl MetadataStore for SqliteStore {
             let mut stmt = conn.prepare_cached(LIST_SQL)?;
             let mut rows = stmt.query(key_after(&key, &after))?;
             // Read as the DynamoDB store reads: one more than asked tells whether another page
-            // follows (it is not decoded), and at most `MAX_HIDDEN_SKIPPED` hidden ones besides.
-            let budget = if include_hidden {
-                usize::MAX
-            } else {
-                limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
-            };
+            // follows (it is not decoded), and a listing steps over `MAX_HIDDEN_SKIPPED` at most.
+            let budget = limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED);
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
             let (mut read, mut last_read, mut next) = (0usize, None::<String>, None);
             while let Some(row) = rows.next()? {
-                if read == budget {
+                if read == budget && !include_hidden {
                     // More rows than this call may read: the next page starts after the last.
                     let last = last_read.as_deref().map(AttachmentId::parse).transpose();
                     next = last.map_err(corrupt)?;
