@@ -277,9 +277,7 @@ impl BlobStore for FsBlobStore {
             let entries = unless_missing(std::fs::read_dir(&uploads))?;
             for entry in entries.into_iter().flatten() {
                 let entry = entry?;
-                let upload_id = entry.file_name().to_string_lossy().into_owned();
                 let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
-                let initiated = modified.unix_timestamp().max(0);
                 let key = match std::fs::read_to_string(entry.path().join("key")) {
                     Ok(key) if key.starts_with(STAGING_PREFIX) => key,
                     // An upload folder whose key was never written: a start that crashed.
@@ -288,8 +286,8 @@ impl BlobStore for FsBlobStore {
                 };
                 out.push(StagedUpload {
                     key,
-                    upload_id,
-                    initiated,
+                    upload_id: entry.file_name().to_string_lossy().into_owned(),
+                    initiated: modified.unix_timestamp().max(0),
                 });
             }
             Ok::<_, StoreError>(out)
