@@ -409,15 +409,14 @@ impl BlobStore for TimedBlobs {
     async fn list_staged(
         &self,
         after: Option<String>,
-    ) -> attachments::store::StoreResult<attachments::store::StagedPage<String>> {
+    ) -> attachments::store::StoreResult<attachments::store::Page<String>> {
         self.inner.list_staged(after).await
     }
     async fn list_staged_uploads(
         &self,
         after: Option<String>,
-    ) -> attachments::store::StoreResult<
-        attachments::store::StagedPage<attachments::store::StagedUpload>,
-    > {
+    ) -> attachments::store::StoreResult<attachments::store::Page<attachments::store::StagedUpload>>
+    {
         self.inner.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> attachments::store::StoreResult<()> {

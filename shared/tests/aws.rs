@@ -443,8 +443,8 @@ mod adapters {
                             .list_attachments(t, p, after, limit, hidden)
                             .await
                             .unwrap();
-                        seen.push((page.items.iter().map(|a| a.id).collect(), page.next_after));
-                        match page.next_after {
+                        seen.push((page.items.iter().map(|a| a.id).collect(), page.next));
+                        match page.next {
                             Some(a) => after = Some(a),
                             None => break,
                         }
@@ -519,14 +519,14 @@ mod adapters {
             .parents_with_attachments(t, &kind, None, 10)
             .await
             .unwrap();
-        assert_eq!(all.parents, vec![p.clone(), q.clone()]);
-        assert_eq!(all.next_after, None);
+        assert_eq!(all.items, vec![p.clone(), q.clone()]);
+        assert_eq!(all.next, None);
         let first = dynamo
             .parents_with_attachments(t, &kind, None, 1)
             .await
             .unwrap();
         assert_eq!(
-            (first.parents, first.next_after),
+            (first.items, first.next),
             (vec![p.clone()], Some(p.id.clone()))
         );
     }
@@ -622,7 +622,7 @@ mod adapters {
             .parents_with_attachments(&other, &kind, None, 10)
             .await
             .unwrap()
-            .parents
+            .items
             .is_empty());
     }
 
@@ -740,15 +740,15 @@ mod adapters {
                 "{name}"
             );
             // The page stopped on the last hidden attachment it read: 11 wanted, 1,000 more.
-            assert_eq!(first.next_after, Some(atts[MAX_HIDDEN_SKIPPED + 10].id));
+            assert_eq!(first.next, Some(atts[MAX_HIDDEN_SKIPPED + 10].id));
             let second = s
-                .list_attachments(&t, &p, first.next_after, 10, false)
+                .list_attachments(&t, &p, first.next, 10, false)
                 .await
                 .unwrap();
             assert_eq!(
                 (
                     second.items.iter().map(|a| a.id).collect::<Vec<_>>(),
-                    second.next_after
+                    second.next
                 ),
                 (vec![last], None)
             );
@@ -905,7 +905,7 @@ mod adapters {
             async move {
                 let t = TenantId::parse("a").unwrap();
                 let page = dynamo.parents_with_attachments(&t, &kind, None, 10);
-                page.await.unwrap().parents
+                page.await.unwrap().items
             }
         };
         assert_eq!(marked(&dynamo).await, vec![touched.clone()]);

@@ -339,7 +339,7 @@ impl App {
             .meta
             .list_attachments(&who.tenant, parent, after, limit, false)
             .await?;
-        let next_cursor = cursor::encode(&self.signer, &scope, page.next_after);
+        let next_cursor = cursor::encode(&self.signer, &scope, page.next);
         Ok(AttachmentPage {
             items: page.items,
             next_cursor,

@@ -79,12 +79,12 @@ impl App {
             .meta
             .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
             .await?;
-        let next_cursor = cursor::encode(&self.signer, &scope, page.next_after.as_ref());
-        page.parents.retain(|r| is_record(&r.id));
+        let next_cursor = cursor::encode(&self.signer, &scope, page.next.as_ref());
+        page.items.retain(|r| is_record(&r.id));
         let advice = too_many_together("ask for fewer records a page (limit)");
-        let lists = self.listings(who, &page.parents, advice).await?;
+        let lists = self.listings(who, &page.items, advice).await?;
         // A record deleted between the two reads is left out.
-        let found = zip(page.parents, lists);
+        let found = zip(page.items, lists);
         let records = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
         Ok(RecordsPage {
             records,

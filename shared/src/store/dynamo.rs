@@ -27,8 +27,8 @@ use aws_sdk_dynamodb::Client;
 use futures_util::future::try_join_all;
 
 use super::{
-    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
-    StoreError, StoreResult, MAX_HIDDEN_SKIPPED,
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, PutOutcome, StoreError,
+    StoreResult, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, AttachmentStatus, Parent, ParentId, ParentKind, ParentRef,
@@ -199,7 +199,7 @@ impl MetadataStore for DynamoStore {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage> {
+    ) -> StoreResult<Page<ParentRef, ParentId>> {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
             let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
@@ -214,14 +214,11 @@ impl MetadataStore for DynamoStore {
         let items = firsts(shards, wanted).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         let more = ids.len() > limit;
-        let parents = (ids.into_iter().take(limit))
+        let items = (ids.into_iter().take(limit))
             .map(|id| Ok(ParentRef::new(kind.clone(), parent_id(id)?)))
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = parents.last().filter(|_| more).map(|p| p.id.clone());
-        Ok(ParentPage {
-            parents,
-            next_after,
-        })
+        let next = items.last().filter(|_| more).map(|p| p.id.clone());
+        Ok(Page { items, next })
     }
 
     // ---- attachments: each in its parent's partition (a listing is one Query), its pointer and
@@ -278,7 +275,7 @@ impl MetadataStore for DynamoStore {
         self.get_doc(attachment_key(tenant, &parent, id)).await
     }
 
-    /// Queries from `after` until one more than `limit` is found (so `next_after` is set only
+    /// Queries from `after` until one more than `limit` is found (so `next` is set only
     /// when another item follows) or [`MAX_HIDDEN_SKIPPED`] hidden ones were stepped over.
     async fn list_attachments(
         &self,
@@ -287,7 +284,7 @@ impl MetadataStore for DynamoStore {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page> {
+    ) -> StoreResult<Page<Attachment, AttachmentId>> {
         // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
         // attachment still exists.
         let start = after.map(|a| attachment_key(tenant, parent, a));
@@ -311,8 +308,8 @@ impl MetadataStore for DynamoStore {
         items.truncate(limit);
         // When more follow, the page ends at its last item (a page that ends at `stopped` has
         // fewer than `limit`).
-        let next_after = items.last().filter(|_| more).map(|a| a.id).or(stopped);
-        Ok(Page { items, next_after })
+        let next = items.last().filter(|_| more).map(|a| a.id).or(stopped);
+        Ok(Page { items, next })
     }
 
     /// Two round trips: one BatchGetItem of the parents' items (which exist, and their

@@ -66,9 +66,8 @@ pub struct Expected {
     pub status: AttachmentStatus,
     /// The current content's version (`None`: no content yet).
     pub version: Option<VersionId>,
-    /// The version a direct upload or a new version under way will become (`None`: nothing
-    /// under way). Without it, two new versions started at once would each find the status and
-    /// content they expect, and the second would overwrite the first one's intent.
+    /// The version an upload under way will become (`None`: none). Without it, of two new
+    /// versions started at once, the second would overwrite the first one's intent.
     pub upload: Option<VersionId>,
 }
 
@@ -82,33 +81,25 @@ impl Expected {
     }
 }
 
-/// One page of a listing, oldest first.
+/// One page of a listing, in key order (attachments oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub items: Vec<Attachment>,
-    /// Where the next page starts when more may follow: the last id of this page, or, when the
-    /// page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden attachment it stepped over.
-    pub next_after: Option<AttachmentId>,
+pub struct Page<T, After = String> {
+    pub items: Vec<T>,
+    /// Where the next page starts when more may follow: the last key of this page; for
+    /// attachments, when the page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden one it
+    /// stepped over; for the staging listings, the store's own position.
+    pub next: Option<After>,
 }
 
 /// The most hidden attachments (pending, refused, being deleted) one listing call steps over
-/// before it answers what it has: a page may then be short, even empty, and still say where the
-/// next one starts. Without it, a parent with a million abandoned uploads would make every
-/// listing of it read them all.
+/// before it answers (a short, even empty, page that says where the next starts), so that a
+/// parent with a million abandoned uploads does not make every listing read them all.
 pub const MAX_HIDDEN_SKIPPED: usize = 1000;
 
 /// How many hidden attachments a listing of `parents` parents at once steps over in each: an
 /// equal share of [`MAX_HIDDEN_SKIPPED`], at least 10.
 pub fn hidden_share(parents: usize) -> usize {
     (MAX_HIDDEN_SKIPPED / parents.max(1)).max(10)
-}
-
-/// One page of the parents of a kind that have listed attachments, in id order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParentPage {
-    pub parents: Vec<ParentRef>,
-    /// The last id of this page when more follow.
-    pub next_after: Option<ParentId>,
 }
 
 /// The listed attachments of several parents, read within a bound.
@@ -157,7 +148,7 @@ pub trait MetadataStore: Send + Sync {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage>;
+    ) -> StoreResult<Page<ParentRef, ParentId>>;
 
     /// Creates an attachment; `Conflict` if the id exists.
     async fn create_attachment(&self, att: &Attachment) -> StoreResult<()>;
@@ -170,7 +161,7 @@ pub trait MetadataStore: Send + Sync {
     ) -> StoreResult<Option<Attachment>>;
     /// Attachments of a parent, oldest first, after `after`. Only listed ones unless
     /// `include_hidden` (for clean-up and deletion); a call steps over at most
-    /// [`MAX_HIDDEN_SKIPPED`] hidden ones (see [`Page::next_after`]).
+    /// [`MAX_HIDDEN_SKIPPED`] hidden ones (see [`Page::next`]).
     async fn list_attachments(
         &self,
         tenant: &TenantId,
@@ -178,7 +169,7 @@ pub trait MetadataStore: Send + Sync {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page>;
+    ) -> StoreResult<Page<Attachment, AttachmentId>>;
     /// The listed attachments of each of `parents` (at most [`MAX_BATCH_KEYS`], distinct), at
     /// most `limit` in all, read together rather than one parent after the other; also tells
     /// which parents do not exist. [`ManyListing::TooMany`] beyond the limit.
@@ -215,9 +206,8 @@ pub trait MetadataStore: Send + Sync {
     /// stopped half-way.
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
 
-    /// The leftover with an upload under way (a direct upload or a new version not yet
-    /// verified) that expires first, any tenant: with one upload lifetime for all, the oldest
-    /// one. A read of the leftovers index, for the hourly metric of the oldest unverified upload.
+    /// The leftover with an upload under way (not yet verified) that expires first, so the
+    /// oldest, any tenant: for the hourly metric of the oldest unverified upload.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>>;
 }
 
@@ -229,13 +219,10 @@ pub struct LinkOptions<'a> {
     pub valid: LinkWindow,
 }
 
-/// When a download link is signed and when it expires (unix seconds).
-///
-/// Links are signed at the start of the current window of half their lifetime, not at the
-/// moment they are asked for: every answer within one window carries the very same links, so
-/// an unchanged answer keeps its ETag and can be answered `304 Not Modified`, and the window's
-/// turn changes them while the links handed out before still have at least half their
-/// lifetime left. A link handed out lives between half and all of the configured lifetime.
+/// When a download link is signed and when it expires (unix seconds): at the start of the
+/// current window of half its lifetime, so that every answer within a window carries the same
+/// links (an unchanged answer keeps its ETag, `304 Not Modified`) and a link handed out lives
+/// between half and all of its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkWindow {
     pub signed_at: i64,
@@ -262,14 +249,6 @@ pub struct BlobInfo {
     /// Names this very object: any new object under the key has another (S3's ETag; the file
     /// store's identity of the file). Reads and copies pinned to it fail once it is replaced.
     pub etag: String,
-}
-
-/// One page of what lies under the staging prefix (see `domain::model::staging_key`), for the
-/// sweep; `next` continues the listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StagedPage<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
 }
 
 /// A multipart upload under the staging prefix.
@@ -318,10 +297,8 @@ pub trait BlobStore: Send + Sync {
         content_type: &str,
         sha256: &[u8; 32],
     ) -> StoreResult<()>;
-    /// Stores bytes whose SHA-256 the caller is still computing, so that hashing overlaps the
-    /// write. A store that sends the checksum with the bytes and has them verified (S3) waits
-    /// for it, which is what this default does; one that verifies nothing in transit writes at
-    /// once.
+    /// Stores bytes whose SHA-256 the caller is still computing. A store that has the checksum
+    /// verified in transit (S3) waits for it, as this default does; others write at once.
     async fn put_while_hashing(
         &self,
         key: &str,
@@ -349,12 +326,9 @@ pub trait BlobStore: Send + Sync {
     /// another object replaced it. An object already at `key` is never replaced.
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()>;
     /// The objects under the staging prefix, from `after` (a page's `next`).
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>>;
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>>;
     /// The unfinished multipart uploads under the staging prefix, from `after`.
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>>;
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>>;
     /// Deletes the object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> StoreResult<()>;
     /// A link that downloads the object as an attachment with the given type and name.

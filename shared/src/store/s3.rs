@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 
 use super::sdk::{SigningCredentials, S3_ATTEMPT};
 use super::{
-    content_disposition, BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost,
-    StagedPage, StagedUpload, StoreError, StoreResult,
+    content_disposition, BlobInfo, BlobStore, LinkOptions, Page, PartInfo, PostPolicy,
+    PresignedPost, StagedUpload, StoreError, StoreResult,
 };
 use crate::domain::STAGING_PREFIX;
 
@@ -355,7 +355,7 @@ impl BlobStore for S3BlobStore {
         self.delete(staged).await
     }
 
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>> {
         let page = on!(self, list_objects_v2)
             .prefix(STAGING_PREFIX)
             .set_continuation_token(after)
@@ -366,16 +366,13 @@ impl BlobStore for S3BlobStore {
             .next_continuation_token()
             .filter(|_| page.is_truncated() == Some(true));
         let items = page.contents().iter().filter_map(|o| o.key());
-        Ok(StagedPage {
+        Ok(Page {
             items: items.map(str::to_owned).collect(),
             next: next.map(str::to_owned),
         })
     }
 
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>> {
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>> {
         // The position is S3's pair of markers, one per line.
         let markers = after.as_deref().and_then(|a| a.split_once('\n'));
         let page = on!(self, list_multipart_uploads)
@@ -396,7 +393,7 @@ impl BlobStore for S3BlobStore {
                 initiated: u.initiated().map_or(0, |t| t.secs()),
             })
         });
-        Ok(StagedPage {
+        Ok(Page {
             items: items.collect(),
             next,
         })

@@ -16,8 +16,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
 use serde::de::DeserializeOwned;
 
 use super::{
-    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, ParentPage, PutOutcome,
-    StoreError, StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
+    hidden_share, Expected, ManyListing, MetadataStore, Page, ParentLookup, PutOutcome, StoreError,
+    StoreResult, MAX_BATCH_KEYS, MAX_HIDDEN_SKIPPED,
 };
 use crate::domain::{
     ApiKey, Attachment, AttachmentId, Parent, ParentId, ParentKind, ParentRef, TenantId, Version,
@@ -219,8 +219,8 @@ fn is_listed(status: &str) -> bool {
 }
 
 fn parent_exists(conn: &Connection, key: &Key) -> StoreResult<bool> {
-    let sql = "SELECT 1 FROM parents WHERE tenant = ?1 AND kind = ?2 AND id = ?3";
-    Ok(conn.prepare_cached(sql)?.exists(params_from_iter(key))?)
+    let mut stmt = conn.prepare_cached(PARENT_BY_KEY)?;
+    Ok(stmt.exists(params_from_iter(key))?)
 }
 
 /// One parent's listed attachments for a listing of several: `None` when it has more hidden
@@ -270,9 +270,9 @@ fn attachment_row(att: &Attachment) -> StoreResult<Vec<Value>> {
         &att.id,
         &att.parent.kind,
         &att.parent.id,
+        &att.status.as_str(),
     ];
     let mut row: Vec<Value> = key.iter().map(|k| k.to_string().into()).collect();
-    row.push(att.status.as_str().to_owned().into());
     row.push(att.content.as_ref().map(|v| v.id.to_string()).into());
     row.extend([att.expires_at.into(), to_json(att)?.into()]);
     Ok(row)
@@ -331,11 +331,8 @@ impl MetadataStore for SqliteStore {
                 params![key[0], key[1], key[2], source, reference, email, doc],
             )
             .map_err(|e| taken_or_failed(e, Some(TAKEN)))?;
-            Ok(if exists {
-                PutOutcome::Updated
-            } else {
-                PutOutcome::Created
-            })
+            use PutOutcome::{Created, Updated};
+            Ok(if exists { Updated } else { Created })
         })
         .await
     }
@@ -352,10 +349,8 @@ impl MetadataStore for SqliteStore {
         }
         let keys: Vec<Key> = keys.iter().map(|k| key_of(tenant, k)).collect();
         self.with_conn(move |conn| {
-            let found = keys
-                .iter()
-                .map(|key| Ok(docs(conn, PARENT_BY_KEY, params_from_iter(key))?.pop()));
-            found.filter_map(Result::transpose).collect()
+            let one = |k: &Key| Ok(docs(conn, PARENT_BY_KEY, params_from_iter(k))?.pop());
+            keys.iter().map(one).filter_map(Result::transpose).collect()
         })
         .await
     }
@@ -388,34 +383,31 @@ impl MetadataStore for SqliteStore {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage> {
+    ) -> StoreResult<Page<ParentRef, ParentId>> {
         let (tenant, kind) = (tenant.to_string(), kind.clone());
         let mut after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
-            let mut next = conn.prepare_cached(NEXT_LISTED_PARENT_SQL)?;
-            let (mut parents, mut next_after) = (Vec::new(), None);
+            let mut stmt = conn.prepare_cached(NEXT_LISTED_PARENT_SQL)?;
+            let (mut items, mut next) = (Vec::new(), None);
             // One seek per parent: a parent with a million attachments costs what one with one
             // does. A parent row that is gone (its attachments are being removed) is skipped,
             // as the DynamoDB store drops its marker with it.
             let row = |r: &rusqlite::Row<'_>| <(String, bool)>::try_from(r);
-            while let Some((id, exists)) = next
+            while let Some((id, exists)) = stmt
                 .query_row(params![tenant, kind.as_str(), after], row)
                 .optional()?
             {
                 if exists {
-                    if parents.len() == limit {
-                        next_after = parents.last().map(|p: &ParentRef| p.id.clone());
+                    if items.len() == limit {
+                        next = items.last().map(|p: &ParentRef| p.id.clone());
                         break;
                     }
                     let id = ParentId::parse(&id).map_err(corrupt)?;
-                    parents.push(ParentRef::new(kind.clone(), id));
+                    items.push(ParentRef::new(kind.clone(), id));
                 }
                 after = id;
             }
-            Ok(ParentPage {
-                parents,
-                next_after,
-            })
+            Ok(Page { items, next })
         })
         .await
     }
@@ -465,39 +457,35 @@ impl MetadataStore for SqliteStore {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page> {
+    ) -> StoreResult<Page<Attachment, AttachmentId>> {
         let key = key_of(tenant, parent);
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(LIST_SQL)?;
             let mut rows = stmt.query(key_after(&key, &after))?;
             // Read as the DynamoDB store reads: one more than asked tells whether another page
-            // follows (it is not decoded), and at most `MAX_HIDDEN_SKIPPED` hidden ones besides.
-            let budget = if include_hidden {
-                usize::MAX
-            } else {
-                limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED)
-            };
+            // follows (it is not decoded), and a listing steps over `MAX_HIDDEN_SKIPPED` at most.
+            let budget = limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED);
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
-            let (mut read, mut last_read, mut next_after) = (0usize, None::<String>, None);
+            let (mut read, mut last_read, mut next) = (0usize, None::<String>, None);
             while let Some(row) = rows.next()? {
-                if read == budget {
+                if read == budget && !include_hidden {
                     // More rows than this call may read: the next page starts after the last.
                     let last = last_read.as_deref().map(AttachmentId::parse).transpose();
-                    next_after = last.map_err(corrupt)?;
+                    next = last.map_err(corrupt)?;
                     break;
                 }
                 read += 1;
                 if include_hidden || is_listed(text(row, 1)?) {
                     if items.len() == limit {
-                        next_after = items.last().map(|a| a.id);
+                        next = items.last().map(|a| a.id);
                         break;
                     }
                     items.push(doc(row, 2)?);
                 }
                 last_read = Some(text(row, 0)?.to_owned());
             }
-            Ok(Page { items, next_after })
+            Ok(Page { items, next })
         })
         .await
     }

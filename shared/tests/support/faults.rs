@@ -15,8 +15,7 @@ use attachments::domain::{
 };
 use attachments::store::{
     BlobInfo, BlobStore, Expected, LinkOptions, ManyListing, MetadataStore, Page, ParentLookup,
-    ParentPage, PartInfo, PostPolicy, PresignedPost, PutOutcome, StagedPage, StagedUpload,
-    StoreError, StoreResult,
+    PartInfo, PostPolicy, PresignedPost, PutOutcome, StagedUpload, StoreError, StoreResult,
 };
 use bytes::Bytes;
 
@@ -140,13 +139,10 @@ impl BlobStore for FaultyBlobs {
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()> {
         guard(&self.1, "promote", self.0.promote(staged, etag, size, key)).await
     }
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>> {
         self.0.list_staged(after).await
     }
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>> {
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>> {
         self.0.list_staged_uploads(after).await
     }
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -230,7 +226,7 @@ impl MetadataStore for FaultyMeta {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage> {
+    ) -> StoreResult<Page<ParentRef, ParentId>> {
         self.0
             .parents_with_attachments(tenant, kind, after, limit)
             .await
@@ -273,7 +269,7 @@ impl MetadataStore for FaultyMeta {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page> {
+    ) -> StoreResult<Page<Attachment, AttachmentId>> {
         self.0
             .list_attachments(tenant, parent, after, limit, include_hidden)
             .await

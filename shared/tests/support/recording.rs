@@ -17,8 +17,7 @@ use attachments::domain::{
 };
 use attachments::store::{
     BlobInfo, BlobStore, Expected, LinkOptions, ManyListing, MetadataStore, Page, ParentLookup,
-    ParentPage, PartInfo, PostPolicy, PresignedPost, PutOutcome, StagedPage, StagedUpload,
-    StoreResult,
+    PartInfo, PostPolicy, PresignedPost, PutOutcome, StagedUpload, StoreResult,
 };
 use bytes::Bytes;
 
@@ -81,15 +80,12 @@ impl BlobStore for RecordingBlobs {
         self.0.promote(staged, etag, size, key).await
     }
     /// ListObjectsV2 of the staging prefix.
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>> {
         self.1.note(&[BucketList]);
         self.0.list_staged(after).await
     }
     /// ListMultipartUploads of the staging prefix.
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>> {
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>> {
         self.1.note(&[UploadsList]);
         self.0.list_staged_uploads(after).await
     }
@@ -198,7 +194,7 @@ impl MetadataStore for RecordingMeta {
         kind: &ParentKind,
         after: Option<&ParentId>,
         limit: usize,
-    ) -> StoreResult<ParentPage> {
+    ) -> StoreResult<Page<ParentRef, ParentId>> {
         self.1.note(&[TableRead]);
         self.0
             .parents_with_attachments(tenant, kind, after, limit)
@@ -229,7 +225,7 @@ impl MetadataStore for RecordingMeta {
         after: Option<AttachmentId>,
         limit: usize,
         include_hidden: bool,
-    ) -> StoreResult<Page> {
+    ) -> StoreResult<Page<Attachment, AttachmentId>> {
         self.1.note(&[TableRead]);
         self.0
             .list_attachments(tenant, parent, after, limit, include_hidden)

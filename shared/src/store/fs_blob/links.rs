@@ -210,11 +210,9 @@ impl Links {
         now: i64,
     ) -> Result<PostGrant, LinkError> {
         let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-                .ok_or_else(|| LinkError::Malformed(format!("the form has no {name} field")))
+            let found = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+            let missing = || LinkError::Malformed(format!("the form has no {name} field"));
+            found.map(|(_, v)| v.as_str()).ok_or_else(missing)
         };
         let policy = field("policy")?;
         let signed = [b"POST".as_slice(), policy.as_bytes()];

@@ -17,8 +17,8 @@ use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BlobInfo, BlobStore, LinkOptions, PartInfo, PostPolicy, PresignedPost, StagedPage,
-    StagedUpload, StoreError, StoreResult,
+    BlobInfo, BlobStore, LinkOptions, Page, PartInfo, PostPolicy, PresignedPost, StagedUpload,
+    StoreError, StoreResult,
 };
 use crate::domain::{hashing::Hasher, STAGING_PREFIX};
 use crate::signing::Signer;
@@ -157,9 +157,8 @@ fn promote_file(staged: &Path, etag: &str, size: u64, dest: &Path) -> StoreResul
     let promoted = (|| {
         let meta = std::fs::metadata(&claim)?;
         if identity(&meta) != etag || meta.len() != size {
-            return Err(StoreError::Conflict(
-                "the staged file was replaced after it was verified".into(),
-            ));
+            let replaced = "the staged file was replaced after it was verified";
+            return Err(StoreError::Conflict(replaced.into()));
         }
         if let Some(dir) = dest.parent() {
             create_private_dir(dir)?;
@@ -198,13 +197,13 @@ fn staged_keys(dir: &Path, prefix: &str, depth: usize) -> StoreResult<Vec<String
 }
 
 /// The page of `all`, sorted by `of`, after `after`.
-fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> StagedPage<T> {
+fn page_after<T>(mut all: Vec<T>, after: Option<&str>, of: impl Fn(&T) -> &str) -> Page<T> {
     all.sort_by(|a, b| of(a).cmp(of(b)));
     let start = after.map_or(0, |a| all.partition_point(|x| of(x) <= a));
     let more = all.len() > start + STAGED_PAGE;
     let items: Vec<T> = all.into_iter().skip(start).take(STAGED_PAGE).collect();
     let next = items.last().filter(|_| more).map(|x| of(x).to_owned());
-    StagedPage { items, next }
+    Page { items, next }
 }
 
 #[async_trait]
@@ -250,9 +249,8 @@ impl BlobStore for FsBlobStore {
         // The open file is the one read, whatever replaces its name meanwhile.
         if let Some(etag) = etag {
             if identity(&f.metadata().await?) != etag {
-                return Err(StoreError::Conflict(
-                    "the object was replaced while it was read".into(),
-                ));
+                let replaced = "the object was replaced while it was read";
+                return Err(StoreError::Conflict(replaced.into()));
             }
         }
         f.seek(SeekFrom::Start(offset)).await?;
@@ -266,25 +264,20 @@ impl BlobStore for FsBlobStore {
         crate::blocking::run(move || promote_file(&staged, &etag, size, &dest)).await?
     }
 
-    async fn list_staged(&self, after: Option<String>) -> StoreResult<StagedPage<String>> {
+    async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>> {
         let dir = self.root.join(STAGING_PREFIX);
         let all = crate::blocking::run(move || staged_keys(&dir, STAGING_PREFIX, 2));
         Ok(page_after(all.await??, after.as_deref(), |k| k))
     }
 
-    async fn list_staged_uploads(
-        &self,
-        after: Option<String>,
-    ) -> StoreResult<StagedPage<StagedUpload>> {
+    async fn list_staged_uploads(&self, after: Option<String>) -> StoreResult<Page<StagedUpload>> {
         let uploads = self.uploads.clone();
         let all = crate::blocking::run(move || {
             let mut out = Vec::new();
             let entries = unless_missing(std::fs::read_dir(&uploads))?;
             for entry in entries.into_iter().flatten() {
                 let entry = entry?;
-                let upload_id = entry.file_name().to_string_lossy().into_owned();
                 let modified = time::OffsetDateTime::from(entry.metadata()?.modified()?);
-                let initiated = modified.unix_timestamp().max(0);
                 let key = match std::fs::read_to_string(entry.path().join("key")) {
                     Ok(key) if key.starts_with(STAGING_PREFIX) => key,
                     // An upload folder whose key was never written: a start that crashed.
@@ -293,8 +286,8 @@ impl BlobStore for FsBlobStore {
                 };
                 out.push(StagedUpload {
                     key,
-                    upload_id,
-                    initiated,
+                    upload_id: entry.file_name().to_string_lossy().into_owned(),
+                    initiated: modified.unix_timestamp().max(0),
                 });
             }
             Ok::<_, StoreError>(out)

@@ -39,10 +39,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
 }
 
@@ -51,10 +48,7 @@ pub fn private_file() -> std::fs::OpenOptions {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts
 }
 
