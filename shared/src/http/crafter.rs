@@ -154,7 +154,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
         .or(part.file_name.as_deref())
         .ok_or_else(|| Error::bad_request(unnamed))?;
     let file_name = FileName::parse(raw_name)?;
-    let settings = &app.dialects.crafter;
+    let settings = &app.crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
     if type_for_extension(file_name.extension()).is_none() {

@@ -151,8 +151,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
-    /// Settings of the compatible APIs (see [`dialects`]); defaults until wiring sets them.
-    pub dialects: dialects::DialectSettings,
+    /// Crafter Profile's settings (see [`dialects`]); defaults until wiring sets them.
+    pub crafter: dialects::CrafterSettings,
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way.
     verifying: direct::InFlight,
@@ -230,7 +230,7 @@ impl App {
             blobs,
             signer,
             limits,
-            dialects: dialects::DialectSettings::default(),
+            crafter: Default::default(),
             key_cache: Default::default(),
             verifying: Default::default(),
         }
