@@ -4,7 +4,7 @@
 //! exactly while its attachment still waits for that very version.
 
 use super::{now, App, ServiceResult};
-use crate::domain::parse_staging_key;
+use crate::domain::{parse_staging_key, Attachment};
 
 /// How long a multipart upload is kept whatever: `begin_upload` starts it a moment before it
 /// records the attachment that waits for it.
@@ -15,7 +15,7 @@ impl App {
     pub(crate) async fn sweep_staging(&self) -> ServiceResult<usize> {
         let mut removed = 0;
         for key in self.staged_objects().await? {
-            if !self.awaited(&key, None).await? {
+            if self.waiting_for(&key).await?.is_none() {
                 self.blobs.delete(&key).await?;
                 removed += 1;
             }
@@ -24,8 +24,10 @@ impl App {
         loop {
             let page = self.blobs.list_staged_uploads(after).await?;
             let recent = now().unix_timestamp() - UPLOAD_GRACE_SECS;
-            for u in page.items {
-                if u.initiated < recent && !self.awaited(&u.key, Some(&u.upload_id)).await? {
+            for u in page.items.into_iter().filter(|u| u.initiated < recent) {
+                let upload = self.waiting_for(&u.key).await?.and_then(|a| a.upload);
+                let waits = upload.and_then(|w| w.multipart);
+                if waits.is_none_or(|m| m.upload_id != u.upload_id) {
                     self.blobs.abort_multipart(&u.key, &u.upload_id).await?;
                     removed += 1;
                 }
@@ -39,28 +41,21 @@ impl App {
 
     /// Every object under the staging prefix, awaited or not (what the sweep looks at).
     pub async fn staged_objects(&self) -> ServiceResult<Vec<String>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.blobs.list_staged(after).await?;
-            all.extend(page.items);
-            after = page.next;
-            if after.is_none() {
-                return Ok(all);
-            }
+        let mut page = self.blobs.list_staged(None).await?;
+        let mut all = std::mem::take(&mut page.items);
+        while let Some(after) = page.next {
+            page = self.blobs.list_staged(Some(after)).await?;
+            all.append(&mut page.items);
         }
+        Ok(all)
     }
 
-    /// Whether an attachment still waits for the object at a staging key, or for this very
-    /// multipart upload of it.
-    async fn awaited(&self, key: &str, upload_id: Option<&str>) -> ServiceResult<bool> {
+    /// The attachment whose upload under way waits for the object at a staging key.
+    pub(super) async fn waiting_for(&self, key: &str) -> ServiceResult<Option<Attachment>> {
         let Some((tenant, id, version)) = parse_staging_key(key) else {
-            return Ok(false);
+            return Ok(None);
         };
-        let att = self.meta.get_attachment(&tenant, id).await?;
-        Ok(att.and_then(|a| a.upload).is_some_and(|u| {
-            let mp = u.multipart.map(|mp| mp.upload_id);
-            u.version.id == version && upload_id.is_none_or(|id| mp.is_some_and(|m| m == id))
-        }))
+        let waits = |a: &Attachment| a.upload.as_ref().is_some_and(|u| u.version.id == version);
+        Ok(self.meta.get_attachment(&tenant, id).await?.filter(waits))
     }
 }
