@@ -246,11 +246,9 @@ impl App {
         let source = bounded("source", fields.source, 128)?;
         let reference = bounded("reference", fields.reference, 256)?;
         let email = bounded("email", fields.email, 254)?.map(|e| e.to_lowercase());
-        let valid = |e: &String| {
-            let parts = e
-                .split_once('@')
-                .filter(|_| !e.contains(char::is_whitespace));
-            parts.is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        let valid = |e: &String| match e.split_once('@') {
+            Some((l, d)) => !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace),
+            None => false,
         };
         if email.as_ref().is_some_and(|e| !valid(e)) {
             let why = "email is not an e-mail address";
