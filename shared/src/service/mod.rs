@@ -56,7 +56,7 @@ pub use direct::{
 };
 pub use keys::NewKey;
 pub use records::{RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
-pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+pub use uploads::{AttachmentFields, NewFile, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
 #[derive(Debug, thiserror::Error)]
