@@ -133,10 +133,9 @@ impl Default for Limits {
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            // What the finalize function verifies within its 900 s with half of them to spare.
-            // It reads the object as one stream, which S3 serves a function at about 100 MB/s
-            // (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s (the
-            // benchmark's hashing row) and is not the bound.
+            // What the finalize function verifies in half its 900 s: S3 streams an object to it at
+            // about 100 MB/s (450 s: 45 GB); hashing, at about 440 MB/s on its whole vCPU (the
+            // benchmark's hashing row), is not the bound.
             direct_max_bytes: 40 * 1024 * 1024 * 1024,
             upload_link_ttl: Duration::from_secs(3600),
             // An API function has 15 s and a share of a core; 64 MiB is read and hashed in about

@@ -237,17 +237,16 @@ impl App {
         let mut intent = current.clone().unwrap_or_else(|| ready.clone());
         let expires_at = self.pending_until();
         intent.expires_at = Some(expires_at);
-        match &current {
-            None => intent.content = Some(version.clone()),
-            Some(_) => {
-                intent.upload = Some(PendingUpload {
-                    version: version.clone(),
-                    declared_sha256: None,
-                    multipart: None,
-                    expires_at,
-                    verifying_since: None,
-                })
-            }
+        if current.is_none() {
+            intent.content = Some(version.clone());
+        } else {
+            intent.upload = Some(PendingUpload {
+                version: version.clone(),
+                declared_sha256: None,
+                multipart: None,
+                expires_at,
+                verifying_since: None,
+            });
         }
         let recorded = self.record(&intent, current.as_ref());
         recorded.await.map_err(&refusal)?;
