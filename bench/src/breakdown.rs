@@ -318,7 +318,7 @@ async fn upload_file(
     name: &attachments::domain::FileName,
     file: &Bytes,
 ) -> Result<(), Error> {
-    use attachments::service::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+    use attachments::service::{AttachmentFields, NewFile, UploadTarget};
     app.upload_many(
         who,
         parent,
@@ -328,7 +328,7 @@ async fn upload_file(
         }],
         AttachmentFields::default(),
         UploadTarget::New,
-        UploadRules::default(),
+        None,
     )
     .await
     .map(|_| ())
