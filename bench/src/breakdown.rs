@@ -320,7 +320,7 @@ async fn upload_file(
     name: &attachments::domain::FileName,
     file: &Bytes,
 ) -> Result<(), Error> {
-    use attachments::service::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+    use attachments::service::{AttachmentFields, NewFile, UploadTarget};
     app.upload_many(
         who,
         parent,
@@ -330,7 +330,7 @@ async fn upload_file(
         }],
         AttachmentFields::default(),
         UploadTarget::New,
-        UploadRules::default(),
+        None,
     )
     .await
     .map(|_| ())

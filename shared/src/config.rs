@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::service::dialects::{CrafterSettings, DialectSettings};
+use crate::service::dialects::CrafterSettings;
 use crate::service::Limits;
 use crate::signing::Signer;
 use crate::store::dynamo::{DEFAULT_LEFTOVER_SHARDS, MAX_LEFTOVER_SHARDS};
@@ -52,8 +52,8 @@ pub struct Config {
     pub api_keys: Vec<SeedKey>,
     /// The service's limits: request body, link lifetimes, direct uploads and their expiry.
     pub limits: Limits,
-    /// The compatible APIs' settings (`ATTACHMENTS_CRAFTER_*`).
-    pub dialects: DialectSettings,
+    /// Crafter Profile's settings (`ATTACHMENTS_CRAFTER_*`).
+    pub crafter: CrafterSettings,
     /// Secret for cursors and embedded links (`ATTACHMENTS_SECRET`, hex); embedded mode makes
     /// and keeps one in the data folder when unset.
     pub secret: Option<Signer>,
@@ -175,13 +175,11 @@ impl Config {
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
             limits,
-            dialects: DialectSettings {
-                crafter: CrafterSettings {
-                    allowed_types: v
-                        .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
-                        .unwrap_or(crafter.allowed_types),
-                    max_file_bytes: v.bytes(CRAFTER_MAX_FILE, crafter.max_file_bytes)?,
-                },
+            crafter: CrafterSettings {
+                allowed_types: v
+                    .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
+                    .unwrap_or(crafter.allowed_types),
+                max_file_bytes: v.bytes(CRAFTER_MAX_FILE, crafter.max_file_bytes)?,
             },
             secret: v.parsed("ATTACHMENTS_SECRET", |s| {
                 Signer::from_hex(s).ok_or("must be 64 hex characters (32 bytes)".into())
@@ -494,10 +492,10 @@ mod tests {
     fn crafter_settings() {
         let c = cfg(&[]).unwrap();
         assert_eq!(
-            c.dialects.crafter.allowed_types,
+            c.crafter.allowed_types,
             crate::service::dialects::DEFAULT_CRAFTER_ALLOWED_TYPES
         );
-        assert_eq!(c.dialects.crafter.max_file_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.crafter.max_file_bytes, 5 * 1024 * 1024);
         let c = cfg(&[
             (
                 "ATTACHMENTS_CRAFTER_ALLOWED_TYPES",
@@ -506,11 +504,8 @@ mod tests {
             ("ATTACHMENTS_CRAFTER_MAX_FILE_BYTES", "1000"),
         ])
         .unwrap();
-        assert_eq!(
-            c.dialects.crafter.allowed_types,
-            ["image/png", "application/pdf"]
-        );
-        assert_eq!(c.dialects.crafter.max_file_bytes, 1000);
+        assert_eq!(c.crafter.allowed_types, ["image/png", "application/pdf"]);
+        assert_eq!(c.crafter.max_file_bytes, 1000);
         for bad in ["png", "image/", "a/b/c", "image/p ng", ","] {
             assert_eq!(
                 cfg(&[("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", bad)])

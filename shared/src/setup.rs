@@ -38,7 +38,7 @@ pub struct Built {
     pub fs_blobs: Option<Arc<FsBlobStore>>,
 }
 
-/// The app over a backend's stores, with its limits and the dialects' settings from configuration.
+/// The app over a backend's stores, with its limits and Crafter's settings from configuration.
 fn built(
     cfg: &Config,
     meta: Arc<dyn MetadataStore>,
@@ -47,7 +47,7 @@ fn built(
     fs_blobs: Option<Arc<FsBlobStore>>,
 ) -> Built {
     let mut app = App::new(meta, blobs, signer, cfg.limits.clone());
-    app.dialects = cfg.dialects.clone();
+    app.crafter = cfg.crafter.clone();
     let app = Arc::new(app);
     Built { app, fs_blobs }
 }

@@ -1061,9 +1061,7 @@ async fn conditional_link_windows() {
 #[tokio::test]
 async fn aws_calls_are_xray_subsegments() {
     use attachments::domain::{FileName, ParentId, ParentKind, ParentRef, Principal, TenantId};
-    use attachments::service::{
-        AttachmentFields, NewFile, ParentFields, UploadRules, UploadTarget,
-    };
+    use attachments::service::{AttachmentFields, NewFile, ParentFields, UploadTarget};
     use attachments::telemetry::xray;
 
     let h = Harness::aws().await;
@@ -1096,7 +1094,7 @@ async fn aws_calls_are_xray_subsegments() {
                 file,
                 AttachmentFields::default(),
                 UploadTarget::New,
-                UploadRules::default(),
+                None,
             )
             .await
             .unwrap();

@@ -23,7 +23,7 @@ use attachments::domain::{
     Principal, TenantId,
 };
 use attachments::service::{
-    AttachmentFields, Limits, NewFile, ParentFields, ServiceError, UploadRules, UploadTarget,
+    AttachmentFields, Limits, NewFile, ParentFields, ServiceError, UploadTarget,
 };
 use attachments::signing::Signer;
 use attachments::store::{BlobStore, MetadataStore};
@@ -142,7 +142,7 @@ impl World {
             file(name, body),
             AttachmentFields::default(),
             UploadTarget::New,
-            UploadRules::default(),
+            None,
         )
         .await
     }
@@ -159,7 +159,7 @@ impl World {
             file("v.txt", body),
             AttachmentFields::default(),
             UploadTarget::Existing(id),
-            UploadRules::default(),
+            None,
         )
         .await
     }
@@ -447,7 +447,7 @@ async fn concurrent_versions_do_not_overwrite_each_other() {
                         file("w.txt", "winner"),
                         AttachmentFields::default(),
                         UploadTarget::Existing(att.id),
-                        UploadRules::default(),
+                        None,
                     )
                     .await
                     .unwrap();
@@ -743,7 +743,7 @@ async fn records_with_files(w: &World, n: usize, files: usize) -> (ParentKind, V
                     file(&format!("f{f}.txt"), &format!("record {r} file {f}")),
                     AttachmentFields::default(),
                     UploadTarget::New,
-                    UploadRules::default(),
+                    None,
                 )
                 .await
                 .unwrap();

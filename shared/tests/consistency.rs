@@ -9,9 +9,7 @@ use std::sync::Arc;
 use attachments::domain::{
     Attachment, FileName, ParentId, ParentKind, ParentRef, Principal, TenantId,
 };
-use attachments::service::{
-    AttachmentFields, Limits, NewFile, ParentFields, UploadRules, UploadTarget,
-};
+use attachments::service::{AttachmentFields, Limits, NewFile, ParentFields, UploadTarget};
 use attachments::signing::Signer;
 use attachments::store::fs_blob::FsBlobStore;
 use attachments::store::sqlite::SqliteStore;
@@ -100,7 +98,7 @@ impl World {
                 },
                 AttachmentFields::default(),
                 UploadTarget::New,
-                UploadRules::default(),
+                None,
             )
             .await
     }
@@ -244,7 +242,7 @@ async fn a_new_version_that_fails_keeps_the_previous_content() {
             },
             AttachmentFields::default(),
             UploadTarget::SameName,
-            UploadRules::default(),
+            None,
         )
         .await;
     assert!(second.is_err());
@@ -272,7 +270,7 @@ async fn concurrent_versions_do_not_overwrite_each_other() {
             },
             AttachmentFields::default(),
             UploadTarget::Existing(first.id),
-            UploadRules::default(),
+            None,
         )
     };
     let (a, b) = tokio::join!(up(b"one"), up(b"two"));

@@ -15,7 +15,7 @@ use super::{Answer, Request, Response};
 use crate::domain::content::type_for_extension;
 use crate::domain::{Attachment, AttachmentId, AttachmentStatus, FileName, ParentId, ParentKind};
 use crate::domain::{ParentRef, Principal};
-use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadRules, UploadTarget};
+use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadTarget};
 
 /// Crafter Profile's envelope.
 #[derive(Debug)]
@@ -153,7 +153,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
         .or(part.file_name.as_deref())
         .ok_or_else(|| Error::bad_request(unnamed))?;
     let file_name = FileName::parse(raw_name)?;
-    let settings = &app.dialects.crafter;
+    let settings = &app.crafter;
     // Crafter takes the type from the extension alone; a name whose extension names no type
     // cannot be on the allow-list, whatever its bytes look like.
     if type_for_extension(file_name.extension()).is_none() {
@@ -164,12 +164,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     }
     let bytes = part.bytes.clone();
     let file = NewFile { file_name, bytes };
-    let rules = UploadRules {
-        allowed_types: Some(&settings.allowed_types),
-        max_file_bytes: Some(settings.max_file_bytes),
-    };
     let (fields, target) = (AttachmentFields::default(), UploadTarget::SameStem);
-    let att = app.upload(&who, &parent, file, fields, target, rules);
+    let att = app.upload(&who, &parent, file, fields, target, Some(settings));
     let att = att.await?;
     Ok(json_response(StatusCode::OK, &attachment_json(Some(&att))))
 }

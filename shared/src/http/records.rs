@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::{empty, json as json_response, limit_param, multipart, new_files, param};
 use super::{presented_key, query_list, query_values, with_header, Answer, Request, Response};
 use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
-use crate::service::{App, AttachmentFields, ServiceError, UploadRules, UploadTarget};
+use crate::service::{App, AttachmentFields, ServiceError, UploadTarget};
 use crate::service::{VersionScope, MAX_RECORDS_PER_CALL};
 
 /// The most names one deletion takes.
@@ -185,8 +185,8 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
             UploadTarget::Existing(id)
         }
     };
-    let (fields, rules) = (AttachmentFields::default(), UploadRules::default());
-    let stored = app.upload_many(&who, &record, files, fields, target, rules);
+    let fields = AttachmentFields::default();
+    let stored = app.upload_many(&who, &record, files, fields, target, None);
     let stored = stored.await?;
     let items = items_json(&app, &stored).await?;
     Ok(json_response(StatusCode::CREATED, &items))

@@ -31,9 +31,3 @@ impl Default for CrafterSettings {
         }
     }
 }
-
-/// Everything the compatible APIs take from configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DialectSettings {
-    pub crafter: CrafterSettings,
-}

@@ -7,7 +7,6 @@ pub mod dialects;
 mod direct;
 mod keys;
 mod records;
-mod staging;
 mod thumbnails;
 mod uploads;
 
@@ -18,8 +17,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Attachment, AttachmentId, AttachmentStatus, IdError, Parent, ParentKind, ParentRef,
-    PendingUpload, Principal, VersionId,
+    parse_staging_key, Attachment, AttachmentId, AttachmentStatus, IdError, Parent, ParentKind,
+    ParentRef, PendingUpload, Principal, VersionId,
 };
 use crate::signing::Signer;
 use crate::store::{
@@ -38,6 +37,10 @@ pub const MAX_UNPAGED_ATTACHMENTS: usize = 1000;
 pub const PARENT_DELETION_BATCH: usize = 100;
 const PARENT_DELETION_TIME: Duration = Duration::from_secs(5);
 
+/// How long the sweep keeps a multipart upload whatever: `begin_upload` starts it a moment
+/// before it records the attachment that waits for it.
+const UPLOAD_GRACE_SECS: i64 = 3600;
+
 /// What a parent deletion did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParentDeletion {
@@ -53,7 +56,7 @@ pub use direct::{
 };
 pub use keys::NewKey;
 pub use records::{RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
-pub use uploads::{AttachmentFields, NewFile, UploadRules, UploadTarget};
+pub use uploads::{AttachmentFields, NewFile, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
 #[derive(Debug, thiserror::Error)]
@@ -130,10 +133,9 @@ impl Default for Limits {
             link_ttl: Duration::from_secs(900),
             pending_ttl: Duration::from_secs(24 * 3600),
             direct_post_max_bytes: 100 * 1024 * 1024,
-            // What the finalize function verifies within its 900 s with half of them to spare.
-            // It reads the object as one stream, which S3 serves a function at about 100 MB/s
-            // (450 s: 45 GB); hashing, on the function's whole vCPU, runs at about 440 MB/s (the
-            // benchmark's hashing row) and is not the bound.
+            // What the finalize function verifies in half its 900 s: S3 streams an object to it at
+            // about 100 MB/s (450 s: 45 GB); hashing, at about 440 MB/s on its whole vCPU (the
+            // benchmark's hashing row), is not the bound.
             direct_max_bytes: 40 * 1024 * 1024 * 1024,
             upload_link_ttl: Duration::from_secs(3600),
             // An API function has 15 s and a share of a core; 64 MiB is read and hashed in about
@@ -151,8 +153,8 @@ pub struct App {
     pub(crate) blobs: Arc<dyn BlobStore>,
     signer: Signer,
     pub limits: Limits,
-    /// Settings of the compatible APIs (see [`dialects`]); defaults until wiring sets them.
-    pub dialects: dialects::DialectSettings,
+    /// Crafter Profile's settings (see [`dialects`]); defaults until wiring sets them.
+    pub crafter: dialects::CrafterSettings,
     key_cache: keys::KeyCache,
     /// Direct-upload verifications under way.
     verifying: direct::InFlight,
@@ -230,7 +232,7 @@ impl App {
             blobs,
             signer,
             limits,
-            dialects: dialects::DialectSettings::default(),
+            crafter: Default::default(),
             key_cache: Default::default(),
             verifying: Default::default(),
         }
@@ -246,11 +248,9 @@ impl App {
         let source = bounded("source", fields.source, 128)?;
         let reference = bounded("reference", fields.reference, 256)?;
         let email = bounded("email", fields.email, 254)?.map(|e| e.to_lowercase());
-        let valid = |e: &String| {
-            let parts = e
-                .split_once('@')
-                .filter(|_| !e.contains(char::is_whitespace));
-            parts.is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        let valid = |e: &String| match e.split_once('@') {
+            Some((l, d)) => !l.is_empty() && !d.is_empty() && !e.contains(char::is_whitespace),
+            None => false,
         };
         if email.as_ref().is_some_and(|e| !valid(e)) {
             let why = "email is not an e-mail address";
@@ -544,5 +544,56 @@ impl App {
                 removed += 1;
             }
         }
+    }
+
+    /// Removes the orphans under the staging prefix — a form or part replayed after its upload
+    /// ended, a multipart upload whose request crashed before recording it (on S3 the bucket's
+    /// lifecycle rule is the backstop) — and answers how many. A staged object or multipart
+    /// upload is kept exactly while its attachment still waits for that very version.
+    pub(crate) async fn sweep_staging(&self) -> ServiceResult<usize> {
+        let mut removed = 0;
+        for key in self.staged_objects().await? {
+            if self.waiting_for(&key).await?.is_none() {
+                self.blobs.delete(&key).await?;
+                removed += 1;
+            }
+        }
+        let mut after = None;
+        loop {
+            let page = self.blobs.list_staged_uploads(after).await?;
+            let recent = now().unix_timestamp() - UPLOAD_GRACE_SECS;
+            for u in page.items.into_iter().filter(|u| u.initiated < recent) {
+                let upload = self.waiting_for(&u.key).await?.and_then(|a| a.upload);
+                let waits = upload.and_then(|w| w.multipart);
+                if waits.is_none_or(|m| m.upload_id != u.upload_id) {
+                    self.blobs.abort_multipart(&u.key, &u.upload_id).await?;
+                    removed += 1;
+                }
+            }
+            after = page.next;
+            if after.is_none() {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Every object under the staging prefix, awaited or not (what the sweep looks at).
+    pub async fn staged_objects(&self) -> ServiceResult<Vec<String>> {
+        let mut page = self.blobs.list_staged(None).await?;
+        let mut all = std::mem::take(&mut page.items);
+        while let Some(after) = page.next {
+            page = self.blobs.list_staged(Some(after)).await?;
+            all.append(&mut page.items);
+        }
+        Ok(all)
+    }
+
+    /// The attachment whose upload under way waits for the object at a staging key.
+    pub(super) async fn waiting_for(&self, key: &str) -> ServiceResult<Option<Attachment>> {
+        let Some((tenant, id, version)) = parse_staging_key(key) else {
+            return Ok(None);
+        };
+        let waits = |a: &Attachment| a.upload.as_ref().is_some_and(|u| u.version.id == version);
+        Ok(self.meta.get_attachment(&tenant, id).await?.filter(waits))
     }
 }

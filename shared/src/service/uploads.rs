@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::dialects::CrafterSettings;
 use super::{bounded, labelled, now, refused, App, ServiceError, ServiceResult};
 use crate::domain::{
     decide_content_type, Attachment, AttachmentId, AttachmentStatus, Digests, FileName, ParentRef,
@@ -42,15 +43,6 @@ pub enum UploadTarget {
     SameName,
     /// A new version of this attachment of the parent (a placeholder gets its first content).
     Existing(AttachmentId),
-}
-
-/// Extra rules of the API an upload came through.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UploadRules<'a> {
-    /// Only these content types are accepted (Crafter's allow-list).
-    pub allowed_types: Option<&'a [String]>,
-    /// A file limit below the request limit.
-    pub max_file_bytes: Option<usize>,
 }
 
 /// Checks the labels and keeps them as they are stored (trimmed, tags without duplicates).
@@ -110,22 +102,22 @@ impl AttachmentFields {
 }
 
 impl App {
-    /// Checks a file against the rules and describes it as a version (type, size); its digests
-    /// are computed while it is stored.
-    fn describe(&self, file: &NewFile, rules: UploadRules<'_>) -> ServiceResult<Version> {
+    /// Checks a file against the limits and `rules` and describes it as a version (type, size);
+    /// its digests are computed while it is stored.
+    fn describe(&self, file: &NewFile, rules: Option<&CrafterSettings>) -> ServiceResult<Version> {
         let (name, size) = (&file.file_name, file.bytes.len());
         if size == 0 {
             return Err(ServiceError::Unprocessable(format!("{name} is empty")));
         }
         let limit = self.limits.max_upload_bytes;
-        let limit = rules.max_file_bytes.map_or(limit, |l| l.min(limit));
+        let limit = rules.map_or(limit, |r| r.max_file_bytes.min(limit));
         if size > limit {
             let why = format!("{name} is larger than the limit of {limit} bytes");
             return Err(ServiceError::TooLarge(why));
         }
         let decided = decide_content_type(name.as_str(), name.extension(), &file.bytes);
         let content_type = decided.map_err(|e| ServiceError::UnsupportedMedia(e.to_string()))?;
-        if let Some(allowed) = rules.allowed_types {
+        if let Some(allowed) = rules.map(|r| &r.allowed_types) {
             if !allowed.iter().any(|a| a == content_type) {
                 let allowed = allowed.join(", ");
                 let why = format!(
@@ -145,16 +137,16 @@ impl App {
         file: NewFile,
         fields: AttachmentFields,
         target: UploadTarget,
-        rules: UploadRules<'_>,
+        rules: Option<&CrafterSettings>,
     ) -> ServiceResult<Attachment> {
         let stored = self.upload_many(who, parent, vec![file], fields, target, rules);
         let stored = stored.await?.pop();
         stored.ok_or_else(|| ServiceError::Invalid("no file to store".into()))
     }
 
-    /// Stores several files of one request. Every file is checked before any is stored, so a
-    /// refused file (4xx) changes nothing; a storage failure half-way removes the attachments
-    /// this call created.
+    /// Stores several files of one request, under Crafter Profile's `rules` when it came through
+    /// it. Every file is checked before any is stored, so a refused file (4xx) changes nothing;
+    /// a storage failure half-way removes the attachments this call created.
     pub async fn upload_many(
         &self,
         who: &Principal,
@@ -162,7 +154,7 @@ impl App {
         files: Vec<NewFile>,
         fields: AttachmentFields,
         target: UploadTarget,
-        rules: UploadRules<'_>,
+        rules: Option<&CrafterSettings>,
     ) -> ServiceResult<Vec<Attachment>> {
         self.get_parent(who, parent).await?;
         let fields = &clean_fields(fields)?;
@@ -245,17 +237,16 @@ impl App {
         let mut intent = current.clone().unwrap_or_else(|| ready.clone());
         let expires_at = self.pending_until();
         intent.expires_at = Some(expires_at);
-        match &current {
-            None => intent.content = Some(version.clone()),
-            Some(_) => {
-                intent.upload = Some(PendingUpload {
-                    version: version.clone(),
-                    declared_sha256: None,
-                    multipart: None,
-                    expires_at,
-                    verifying_since: None,
-                })
-            }
+        if current.is_none() {
+            intent.content = Some(version.clone());
+        } else {
+            intent.upload = Some(PendingUpload {
+                version: version.clone(),
+                declared_sha256: None,
+                multipart: None,
+                expires_at,
+                verifying_since: None,
+            });
         }
         let recorded = self.record(&intent, current.as_ref());
         recorded.await.map_err(&refusal)?;

@@ -643,9 +643,9 @@ pub async fn errors(h: &Harness) {
 
 /// Crafter's own file limit (configurable, here 3000 bytes) applies below the request limit.
 pub async fn file_limit(h: &Harness) {
-    assert!(h.app.dialects.crafter.max_file_bytes < h.app.limits.max_upload_bytes);
+    assert!(h.app.crafter.max_file_bytes < h.app.limits.max_upload_bytes);
     h.parent(KEY_A, "profile", PROFILE).await;
-    let max = h.app.dialects.crafter.max_file_bytes;
+    let max = h.app.crafter.max_file_bytes;
     upload(
         h,
         PROFILE,

@@ -16,7 +16,7 @@ use super::{presented_key, query_values, redirect, Answer, Request, Response};
 use crate::domain::Principal;
 use crate::domain::{Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef};
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
-use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadRules, UploadTarget};
+use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadTarget};
 use crate::store::PutOutcome;
 use views::{parent_json, upload_json};
 
@@ -158,8 +158,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Native> {
         tags: text("tags").map(|t| t.split(',').map(Into::into).collect()),
         external_id: text("external_id"),
     };
-    let (target, rules) = (UploadTarget::New, UploadRules::default());
-    let stored = app.upload_many(&who, &parent, files, fields, target, rules);
+    let stored = app.upload_many(&who, &parent, files, fields, UploadTarget::New, None);
     let stored = stored.await?;
     let mut items = Vec::with_capacity(stored.len());
     for a in &stored {
@@ -216,8 +215,8 @@ pub async fn put_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let (none, many) = ("no part named file", "more than one part named file");
     let part = form.one_file(none, many).map_err(Error::bad_request)?;
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
-    let (target, rules) = (UploadTarget::Existing(id), UploadRules::default());
-    let stored = app.upload(&who, &att.parent, file, fields, target, rules);
+    let target = UploadTarget::Existing(id);
+    let stored = app.upload(&who, &att.parent, file, fields, target, None);
     let stored = stored.await?;
     one_attachment(&app, &stored).await
 }

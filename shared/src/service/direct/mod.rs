@@ -153,14 +153,12 @@ impl App {
             verifying_since: None,
         };
         let instructions = self.instructions(&staged, &upload, Vec::new()).await?;
-        att.upload = Some(upload);
+        att.upload = Some(upload.clone());
         att.expires_at = Some(expires_at);
         att.problem = None;
         att.updated_at = t;
         if let Err(e) = self.record(&att, current.as_ref()).await {
-            if let UploadInstructions::Multipart { upload_id, .. } = &instructions {
-                let _ = self.blobs.abort_multipart(&staged, upload_id).await;
-            }
+            let _ = self.discard_staged(&att, &upload).await;
             return Err(refused(Some("the attachment changed meanwhile; retry"))(e));
         }
         Ok(DirectUpload {

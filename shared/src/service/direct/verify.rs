@@ -13,8 +13,8 @@ use super::{missing_parts, App, ServiceError, ServiceResult, NO_UPLOAD};
 use crate::domain::content::{sniff, type_for_extension};
 use crate::domain::hashing::{Digests, Hasher};
 use crate::domain::{
-    decide_content_type, parse_staging_key, Attachment, AttachmentId, AttachmentStatus,
-    PendingUpload, Principal, Version,
+    decide_content_type, Attachment, AttachmentId, AttachmentStatus, PendingUpload, Principal,
+    Version,
 };
 use crate::service::{now, refused};
 use crate::store::{BlobInfo, Expected, StoreError, StoreResult};
@@ -129,11 +129,7 @@ impl App {
         key: &str,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Option<Attachment>> {
-        let Some((tenant, id, version)) = parse_staging_key(key) else {
-            return Ok(None);
-        };
-        let waits = |a: &Attachment| a.upload.as_ref().is_some_and(|u| u.version.id == version);
-        let Some(att) = self.meta.get_attachment(&tenant, id).await?.filter(waits) else {
+        let Some(att) = self.waiting_for(key).await? else {
             return Ok(None);
         };
         match self.verify_upload(att, receipt).await {
