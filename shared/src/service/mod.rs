@@ -198,7 +198,7 @@ fn labelled(
         return Err(ServiceError::Conflict(why.into()));
     }
     let (tenant, owner, pending) = (&who.tenant, &who.owner, AttachmentStatus::Pending);
-    let mut att = (current.cloned()).unwrap_or_else(|| {
+    let mut att = current.cloned().unwrap_or_else(|| {
         Attachment::new(tenant.clone(), parent.clone(), owner.clone(), pending, t)
     });
     fields.apply(&mut att);

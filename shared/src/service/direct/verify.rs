@@ -76,7 +76,8 @@ impl App {
             return match att.status {
                 AttachmentStatus::Ready => Ok(Completion::Ready(att)),
                 AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
-                    (att.problem).unwrap_or_else(|| "the upload was rejected".into()),
+                    att.problem
+                        .unwrap_or_else(|| "the upload was rejected".into()),
                 )),
                 _ => Err(ServiceError::Conflict(NO_UPLOAD.into())),
             };
@@ -202,7 +203,11 @@ impl App {
         if let Some(why) = wrong_type {
             return self.reject(att, "type_mismatch", why).await;
         }
-        if (upload.declared_sha256.as_deref()).is_some_and(|d| d != digests.sha256_hex()) {
+        if upload
+            .declared_sha256
+            .as_deref()
+            .is_some_and(|d| d != digests.sha256_hex())
+        {
             let why = "the file's SHA-256 does not match the declared checksum";
             return self.reject(att, "checksum_mismatch", why.into()).await;
         }
