@@ -108,14 +108,22 @@ fn endpoint_error(
     err(var, format!("no usable endpoint: {e}")).into()
 }
 
-/// The configured table and bucket, the region the SDK's configuration names, and the bucket's
-/// URL. Each service's endpoint is resolved by the SDK's endpoint rules (the clients use the
+/// Where the AWS backend's data lives: the configured table and bucket, the region the SDK's
+/// configuration names, and the bucket's URL.
+struct AwsTarget<'c> {
+    table: &'c str,
+    bucket: &'c str,
+    region: String,
+    bucket_url: String,
+}
+
+/// The backend's [`AwsTarget`]. Each service's endpoint is resolved by the SDK's endpoint rules (the clients use the
 /// default rules) once at start: a bad `AWS_ENDPOINT_URL_*` or region would otherwise fail every
 /// call. S3's is the bucket's URL, which form uploads are posted to.
 async fn aws_target<'c>(
     cfg: &'c Config,
     aws: &aws_config::SdkConfig,
-) -> Result<(&'c str, &'c str, String, String), SetupError> {
+) -> Result<AwsTarget<'c>, SetupError> {
     let Backend::Aws { table, bucket } = &cfg.backend else {
         return Err(err("ATTACHMENTS_BACKEND", "must be aws").into());
     };
@@ -157,8 +165,13 @@ async fn aws_target<'c>(
     }
     resolve!(aws_sdk_dynamodb, DYNAMODB);
     let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
-    let url = s3.url().trim_end_matches('/').to_owned();
-    Ok((table, bucket, region, url))
+    let bucket_url = s3.url().trim_end_matches('/').to_owned();
+    Ok(AwsTarget {
+        table,
+        bucket,
+        region,
+        bucket_url,
+    })
 }
 
 /// The two AWS adapters, configured as the service uses them, over the clients of `aws` (one
@@ -169,20 +182,30 @@ pub async fn aws_stores(
     aws: &aws_config::SdkConfig,
     dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let (table, bucket, region, url) = aws_target(cfg, aws).await?;
+    let AwsTarget {
+        table,
+        bucket,
+        region,
+        bucket_url,
+    } = aws_target(cfg, aws).await?;
     let dynamodb = dynamodb.unwrap_or_else(|| sdk::dynamodb_client(aws));
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
         DynamoStore::new(dynamodb, table, cfg.leftover_shards),
-        S3BlobStore::new(s3, bucket, url, region, credentials),
+        S3BlobStore::new(s3, bucket, bucket_url, region, credentials),
     ))
 }
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
-    let (table, bucket, region, _) = aws_target(cfg, aws).await?;
+    let AwsTarget {
+        table,
+        bucket,
+        region,
+        ..
+    } = aws_target(cfg, aws).await?;
     let dynamodb = sdk::dynamodb_client(aws);
     let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
@@ -444,7 +467,7 @@ mod tests {
             ),
         ] {
             let sdk = sdk_with(vars).await;
-            let (_, _, _, url) = aws_target(&cfg, &sdk).await.unwrap();
+            let url = aws_target(&cfg, &sdk).await.unwrap().bucket_url;
             assert_eq!(url, want);
         }
         cfg.s3_path_style = true;
@@ -453,7 +476,7 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
         ])
         .await;
-        let (_, _, _, url) = aws_target(&cfg, &sdk).await.unwrap();
+        let url = aws_target(&cfg, &sdk).await.unwrap().bucket_url;
         assert_eq!(url, "http://127.0.0.1:9000/my-bucket");
     }
 }
