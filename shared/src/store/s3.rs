@@ -78,22 +78,6 @@ where
     }
 }
 
-/// `ttl`, cut short where the credentials that sign expire first. The signature is dated to the
-/// second, at or before now, so a link signed now with this lifetime ends by their expiry.
-fn link_lifetime(
-    ttl: Duration,
-    credentials: &Credentials,
-    now: SystemTime,
-) -> StoreResult<Duration> {
-    let left = |expiry: SystemTime| expiry.duration_since(now).unwrap_or_default().as_secs();
-    match credentials.expiry().map(left) {
-        Some(0) => Err(StoreError::Unavailable(
-            "the AWS credentials expire before a link signed with them could be used".into(),
-        )),
-        left => Ok(ttl.min(Duration::from_secs(left.unwrap_or(u64::MAX)))),
-    }
-}
-
 impl S3BlobStore {
     /// The store over `client` (configured by `store::sdk::s3_client`) for `bucket`, found at
     /// `bucket_url`, signing for `region` with the SDK's `credentials`.
@@ -234,14 +218,25 @@ impl S3BlobStore {
         Ok(format!("{url}{sep}{signed}"))
     }
 
-    /// The credentials a link signed at `time` is signed with, and how long it may live.
+    /// The credentials a link signed at `time` is signed with, and how long it may live: `ttl`,
+    /// cut short where they expire first. The signature is dated to the second, at or before
+    /// now, so a link signed now with this lifetime ends by their expiry.
     async fn signing(
         &self,
         ttl: Duration,
         time: SystemTime,
     ) -> StoreResult<(Duration, Credentials)> {
         let creds = self.credentials.get().await?;
-        Ok((link_lifetime(ttl, &creds, time)?, creds))
+        let left = |expiry: SystemTime| expiry.duration_since(time).unwrap_or_default().as_secs();
+        match creds.expiry().map(left) {
+            Some(0) => Err(StoreError::Unavailable(
+                "the AWS credentials expire before a link signed with them could be used".into(),
+            )),
+            left => Ok((
+                ttl.min(Duration::from_secs(left.unwrap_or(u64::MAX))),
+                creds,
+            )),
+        }
     }
 }
 
@@ -676,17 +671,21 @@ mod tests {
         assert!(url.contains("?partNumber=1&uploadId=u&"), "{url}");
     }
 
-    #[test]
-    fn a_link_never_outlives_its_credentials() {
+    #[tokio::test]
+    async fn a_link_never_outlives_its_credentials() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let ttl = Duration::from_secs(900);
-        assert_eq!(link_lifetime(ttl, &creds(None), now).unwrap(), ttl);
+        let lifetime = |expiry: Option<SystemTime>| async move {
+            let s3 = store("https://b.s3.amazonaws.com", "us-east-1", creds(expiry)).await;
+            s3.signing(ttl, now).await.map(|(ttl, _)| ttl)
+        };
+        assert_eq!(lifetime(None).await.unwrap(), ttl);
         let later = now + Duration::from_secs(3600);
-        assert_eq!(link_lifetime(ttl, &creds(Some(later)), now).unwrap(), ttl);
+        assert_eq!(lifetime(Some(later)).await.unwrap(), ttl);
         // 10 minutes and a half left: the link lives 10 minutes, in whole seconds.
         let soon = now + Duration::from_millis(630_500);
         assert_eq!(
-            link_lifetime(ttl, &creds(Some(soon)), now).unwrap(),
+            lifetime(Some(soon)).await.unwrap(),
             Duration::from_secs(630)
         );
         for gone in [
@@ -694,7 +693,7 @@ mod tests {
             now - Duration::from_secs(5),
             now + Duration::from_millis(999),
         ] {
-            assert!(link_lifetime(ttl, &creds(Some(gone)), now).is_err());
+            assert!(lifetime(Some(gone)).await.is_err());
         }
     }
 }
