@@ -30,8 +30,6 @@ use super::call_spans::CallSpans;
 use super::{StoreError, StoreResult};
 use crate::config::{err, ConfigError};
 
-/// Attempts per call, the first included (the standard retry mode's own default, stated here).
-pub const MAX_ATTEMPTS: u32 = 3;
 /// A connection that is not up by then is retried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// DynamoDB answers in milliseconds: an attempt that takes seconds is stuck, and one call with
@@ -48,27 +46,6 @@ fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
         .operation_attempt_timeout(attempt)
         .operation_timeout(operation)
         .build()
-}
-
-/// The HTTPS client every service shares: hyper 1 over rustls with ring (smaller than aws-lc
-/// and as fast to start, see `docs/performance.md`). It trusts the system's roots, as the
-/// SDK's default client does (`SSL_CERT_FILE` and `SSL_CERT_DIR` choose them), plus the PEM
-/// certificates of `ca_bundle` (`AWS_CA_BUNDLE`), for endpoints behind a private CA.
-pub fn https_client(
-    ca_bundle: Option<&Path>,
-) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, ConfigError> {
-    let mut trust = TrustStore::default();
-    if let Some(path) = ca_bundle {
-        trust = trust.with_pem_certificate(read_ca_bundle(path)?);
-    }
-    let context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| err("AWS_CA_BUNDLE", e.to_string()))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(context)
-        .build_https())
 }
 
 /// The PEM file of `AWS_CA_BUNDLE`, checked here: the SDK's client parses it only when it
@@ -93,13 +70,28 @@ fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// `aws_config::defaults` as the service loads it: the full default chains (credentials,
-/// region, endpoints, profiles), over one HTTPS client, with the standard retry mode and every
-/// timeout set (DynamoDB's; the S3 client sets its own). Credentials are resolved at the first
-/// call, then cached and refreshed by the SDK. Tests add `.env(..)` to it.
+/// region, endpoints, profiles), the standard retry mode (3 attempts), every timeout set
+/// (DynamoDB's; the S3 client sets its own), and one HTTPS client for every service: hyper 1
+/// over rustls with ring (smaller than aws-lc and as fast to start, `docs/performance.md`),
+/// trusting the system's roots as the SDK's default client does (`SSL_CERT_FILE`,
+/// `SSL_CERT_DIR`), plus the PEM certificates of `ca_bundle` (`AWS_CA_BUNDLE`, for a private
+/// CA). Credentials are resolved at the first call, then cached and refreshed by the SDK.
 pub fn loader(ca_bundle: Option<&Path>) -> Result<ConfigLoader, ConfigError> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = ca_bundle {
+        trust = trust.with_pem_certificate(read_ca_bundle(path)?);
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| err("AWS_CA_BUNDLE", e.to_string()))?;
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https();
     Ok(aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client(ca_bundle)?)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .http_client(https)
+        .retry_config(RetryConfig::standard())
         .timeout_config(timeouts(DYNAMODB_ATTEMPT, DYNAMODB_OPERATION)))
 }
 
@@ -180,10 +172,8 @@ fn queue_place(queue_url: &str) -> Result<(String, Option<String>), String> {
         | ["sqs" | "sqs-fips", region, "amazonaws", "com", "cn"] => Some(region.to_owned()),
         _ => None,
     };
-    Ok((
-        format!("{scheme}://{authority}"),
-        region.filter(|r| !r.is_empty()),
-    ))
+    let origin = format!("{scheme}://{authority}");
+    Ok((origin, region.filter(|r| !r.is_empty())))
 }
 
 /// The S3 client: longer timeouts (bodies), path-style addressing when asked (S3-compatible
@@ -226,13 +216,12 @@ impl SigningCredentials {
         // them must still name an auth scheme, an endpoint resolver and a retry strategy,
         // which nothing here calls.
         let sigv4 = AuthSchemeId::new("sigv4");
+        let options = StaticAuthSchemeOptionResolver::new(vec![sigv4.clone()]);
         let components = RuntimeComponentsBuilder::new("attachments signing credentials")
             .with_identity_cache(Some(cache.clone()))
-            .with_identity_resolver(sigv4.clone(), resolver.clone())
+            .with_identity_resolver(sigv4, resolver.clone())
             .with_auth_scheme(NoAuthScheme::new())
-            .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![
-                sigv4,
-            ])))
+            .with_auth_scheme_option_resolver(Some(options))
             .with_endpoint_resolver(Some(StaticUriEndpointResolver::uri("https://unused")))
             .with_retry_strategy(Some(NeverRetryStrategy::new()))
             .with_time_source(sdk.time_source())
