@@ -102,11 +102,6 @@ impl Drop for Call {
     }
 }
 
-/// The call under way of the operation whose configuration `cfg` is, if it is traced.
-fn open(cfg: &mut ConfigBag) -> Option<&mut Call> {
-    cfg.get_mut_from_interceptor_state::<Call>()
-}
-
 impl Intercept for CallSpans {
     fn name(&self) -> &'static str {
         "CallSpans"
@@ -150,8 +145,8 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(open) = open(cfg) {
-            open.attempts += 1;
+        if let Some(call) = cfg.get_mut_from_interceptor_state::<Call>() {
+            call.attempts += 1;
         }
         Ok(())
     }
@@ -163,10 +158,11 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let (Some(open), Some(response)) = (open(cfg), context.response()) {
-            open.status = Some(response.status().as_u16());
+        let call = cfg.get_mut_from_interceptor_state::<Call>();
+        if let (Some(call), Some(response)) = (call, context.response()) {
+            call.status = Some(response.status().as_u16());
             let id = response.request_id().map(str::to_owned);
-            open.request_id = id.or(open.request_id.take());
+            call.request_id = id.or(call.request_id.take());
         }
         Ok(())
     }
@@ -177,7 +173,7 @@ impl Intercept for CallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(call) = open(cfg) {
+        if let Some(call) = cfg.get_mut_from_interceptor_state::<Call>() {
             // A missing object is an answer, not a failure, where the caller looks for one.
             let missing = call.service == "S3" && call.status == Some(404);
             let code = match context.output_or_error() {
