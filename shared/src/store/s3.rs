@@ -504,14 +504,11 @@ impl BlobStore for S3BlobStore {
         // Bare hex, as the file store gives; quoted again on completion. Some compatible
         // servers leave the ETag out; completion then sends it empty.
         let parts = listed.iter().map(|part| {
+            let etag = part.e_tag().unwrap_or_default().trim_matches('"');
             Some(PartInfo {
                 number: part.part_number()?.try_into().ok()?,
                 size: part.size()?.try_into().ok()?,
-                etag: part
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned(),
+                etag: etag.to_owned(),
             })
         });
         let mut parts = parts.collect::<Option<Vec<_>>>().ok_or_else(|| {
@@ -580,8 +577,8 @@ pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> Resul
         .set_create_bucket_configuration(location)
         .send()
         .await
-        .map_err(|e| DisplayErrorContext(&e).to_string())?;
-    Ok(true)
+        .map(|_| true)
+        .map_err(|e| DisplayErrorContext(&e).to_string())
 }
 
 #[cfg(test)]

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::Map;
-
-use super::emf::{emit, Metric, Sample};
+use super::emf::{Metric, Sample};
 
 /// A file was stored (`bytes` long).
 pub fn upload(bytes: u64) {
@@ -38,13 +36,9 @@ pub fn oldest_unverified_upload(age: Duration) {
 }
 
 fn record(metric: Metric, value: f64, reason: Option<&'static str>) {
-    let sample = Sample {
+    super::request::record(Sample {
         metric,
         value,
         reason,
-    };
-    // Outside any request (the local sweeper, the admin command), at once.
-    if !super::request::record(sample) {
-        emit(&[sample], &Map::new());
-    }
+    });
 }

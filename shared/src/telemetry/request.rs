@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Map};
 
 use super::emf::{self, Metric, Sample};
 
@@ -50,11 +50,13 @@ pub fn set_route(name: &'static str) {
     let _ = CURRENT.try_with(|r| r.borrow_mut().route = Some(name));
 }
 
-/// Adds a metric sample to the current request's record; false outside any request.
-pub(super) fn record(sample: Sample) -> bool {
-    CURRENT
-        .try_with(|r| r.borrow_mut().samples.push(sample))
-        .is_ok()
+/// Adds a metric sample to the current request's record; outside any request (the local
+/// sweeper, the admin command), emits it at once.
+pub(super) fn record(sample: Sample) {
+    let recorded = CURRENT.try_with(|r| r.borrow_mut().samples.push(sample));
+    if recorded.is_err() {
+        emf::emit(&[sample], &Map::new());
+    }
 }
 
 /// How a request went, as its line says it.
@@ -149,11 +151,7 @@ mod tests {
         assert_eq!(rec.samples.len(), 3);
         // Outside a scope nothing is recorded (and no scope sees another's records).
         set_tenant("other");
-        assert!(!record(Sample {
-            metric: Metric::Uploads,
-            value: 1.0,
-            reason: None
-        }));
+        metrics::upload(1);
         let (_, empty) = scope(async {}).await;
         assert_eq!(empty, Record::default());
     }
