@@ -70,12 +70,8 @@ pub fn reason_of_status(status: http::StatusCode) -> Option<&'static str> {
     })
 }
 
-static NAMESPACE: OnceLock<Option<String>> = OnceLock::new();
-
-/// Sets where metrics go (once per process; `None`: nowhere).
-pub fn configure(namespace: Option<String>) {
-    let _ = NAMESPACE.set(namespace);
-}
+/// Where metrics go, set once per process by [`super::init`] (`None`: nowhere).
+pub(super) static NAMESPACE: OnceLock<Option<String>> = OnceLock::new();
 
 /// Writes the samples as EMF lines on standard output, with `properties` (the request's
 /// route and ids) beside them for CloudWatch Logs Insights; nothing when no namespace is set.

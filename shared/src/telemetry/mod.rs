@@ -37,7 +37,7 @@ fn filter(rust_log: Option<&str>) -> Targets {
 /// Installs the global subscriber and the metrics' namespace once; later calls do nothing.
 /// JSON lines carry no time on Lambda, where CloudWatch Logs stamps every line itself.
 pub fn init(cfg: &Config) {
-    emf::configure(cfg.metrics_namespace.clone());
+    let _ = emf::NAMESPACE.set(cfg.metrics_namespace.clone());
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let json = fmt::layer()
         .json()

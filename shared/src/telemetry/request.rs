@@ -13,9 +13,6 @@ use serde_json::{json, Map};
 
 use super::emf::{self, Metric, Sample};
 
-/// The `target` of the request lines (`RUST_LOG=attachments::request=off` silences them).
-pub const TARGET: &str = "attachments::request";
-
 /// What a request's handling recorded about itself.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Record {
@@ -99,7 +96,8 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
     }
     let path = truncated(outcome.path, MAX_PATH_CHARS);
     tracing::info!(
-        target: TARGET,
+        // `RUST_LOG=attachments::request=off` silences the request lines.
+        target: "attachments::request",
         route = outcome.route,
         method = outcome.method,
         path = path,
