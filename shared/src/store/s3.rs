@@ -183,14 +183,13 @@ impl S3BlobStore {
         let (ttl, creds) = self.signing(ttl, time).await?;
         let failed =
             |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("s3 presign: {e}"));
-        let query = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
-            pairs
-                .map(|(k, v)| format!("{}={}", encode(k, QUERY), encode(v, QUERY)))
-                .collect::<Vec<_>>()
-                .join("&")
+        let query = |pairs: &[(&str, &str)]| {
+            let pair = |(k, v): &(&str, &str)| format!("{}={}", encode(k, QUERY), encode(v, QUERY));
+            pairs.iter().map(pair).collect::<Vec<_>>().join("&")
         };
-        let own = query(&mut own.iter().copied());
-        let url = format!("{}/{}?{own}", self.bucket_url, encode(key, KEY_PATH));
+        let path = format!("{}/{}", self.bucket_url, encode(key, KEY_PATH));
+        let mut pairs = own.to_vec();
+        let url = format!("{path}?{}", query(&pairs));
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(ttl);
@@ -213,9 +212,8 @@ impl S3BlobStore {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| failed(&e))?
             .into_parts();
-        let signed = query(&mut instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
-        let sep = if own.is_empty() { "" } else { "&" };
-        Ok(format!("{url}{sep}{signed}"))
+        pairs.extend(instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
+        Ok(format!("{path}?{}", query(&pairs)))
     }
 
     /// The credentials a link signed at `time` is signed with, and how long it may live: `ttl`,
@@ -357,9 +355,8 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
             .map_err(|e| s3_err("ListObjectsV2", e))?;
-        let next = page
-            .next_continuation_token()
-            .filter(|_| page.is_truncated() == Some(true));
+        let truncated = page.is_truncated() == Some(true);
+        let next = page.next_continuation_token().filter(|_| truncated);
         let items = page.contents().iter().filter_map(|o| o.key());
         Ok(Page {
             items: items.map(str::to_owned).collect(),
