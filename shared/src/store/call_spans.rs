@@ -28,9 +28,8 @@ pub struct CallSpans;
 #[derive(Debug)]
 struct Call {
     trace: Option<Trace>,
-    /// X-Ray's name of the service (`DynamoDB`, `S3`).
-    service: String,
-    operation: String,
+    /// The operation, and its service as X-Ray names it (`DynamoDB`, `S3`).
+    operation: Metadata,
     region: String,
     bucket: Option<String>,
     /// The last attempt's answer.
@@ -62,7 +61,7 @@ impl Call {
         let exception =
             |c| json!({ "exceptions": [{ "id": xray::segment_id(), "type": c, "message": c }] });
         trace.send(&present(json!({
-            "name": self.service,
+            "name": self.operation.service(),
             "id": xray::segment_id(),
             "trace_id": trace.root,
             "parent_id": trace.parent,
@@ -71,7 +70,7 @@ impl Call {
             "start_time": self.start,
             "end_time": xray::epoch_seconds(),
             "aws": present(json!({
-                "operation": self.operation,
+                "operation": self.operation.name(),
                 "region": self.region,
                 "request_id": self.request_id,
                 "retries": self.attempts.saturating_sub(1),
@@ -118,16 +117,14 @@ impl Intercept for CallSpans {
         let Some(trace) = xray::current() else {
             return Ok(());
         };
-        let (service, operation) = cfg
-            .load::<Metadata>()
-            .map_or(("AWS", "unknown"), |m| (m.service(), m.name()));
+        let operation = cfg.load::<Metadata>().cloned();
+        let operation = operation.unwrap_or_else(|| Metadata::new("unknown", "AWS"));
         let region = cfg.load::<Region>().map_or("", |r| r.as_ref());
         let params = cfg.load::<EndpointResolverParams>();
         let s3 = params.and_then(|p| p.get::<aws_sdk_s3::config::endpoint::Params>());
         let call = Call {
             trace: Some(trace),
-            service: service.to_owned(),
-            operation: operation.to_owned(),
+            operation,
             region: region.to_owned(),
             bucket: s3.and_then(|p| p.bucket()).map(str::to_owned),
             status: None,
@@ -175,7 +172,7 @@ impl Intercept for CallSpans {
     ) -> Result<(), BoxError> {
         if let Some(call) = cfg.get_mut_from_interceptor_state::<Call>() {
             // A missing object is an answer, not a failure, where the caller looks for one.
-            let missing = call.service == "S3" && call.status == Some(404);
+            let missing = call.operation.service() == "S3" && call.status == Some(404);
             let code = match context.output_or_error() {
                 Some(Err(e)) if !missing => Some(error_code(e)),
                 _ => None,
@@ -201,11 +198,8 @@ fn error_code<E: std::fmt::Display>(e: &OrchestratorError<E>) -> String {
 /// The error code in an SDK operation error's message: the SDK writes a modelled error as
 /// `Code: message` (or `Code` alone) and any other as `unhandled error (Code)`.
 fn operation_error_code(message: &str) -> String {
-    let code = match message.strip_prefix("unhandled error") {
-        Some(rest) => rest
-            .trim()
-            .strip_prefix('(')
-            .and_then(|r| r.split_once(')')),
+    let code = match message.strip_prefix("unhandled error (") {
+        Some(rest) => rest.split_once(')'),
         None => message.split_once(':').or(Some((message, ""))),
     };
     let code = code.map_or("", |(code, _)| code.trim());
@@ -219,7 +213,7 @@ mod tests {
     use std::net::UdpSocket;
 
     /// A call starting under a sampled trace whose daemon is the socket returned.
-    fn started(service: &str, operation: &str) -> (UdpSocket, Call) {
+    fn started(service: &'static str, operation: &'static str) -> (UdpSocket, Call) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(2)))
@@ -228,8 +222,7 @@ mod tests {
         let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
         let call = Call {
             trace: Trace::sampled(header, daemon),
-            service: service.into(),
-            operation: operation.into(),
+            operation: Metadata::new(operation, service),
             region: "eu-west-1".into(),
             bucket: None,
             status: None,
