@@ -59,11 +59,6 @@ fn replaced() -> StoreError {
     StoreError::Conflict("the object was replaced after it was read".into())
 }
 
-/// The error code S3 answered with, when it answered.
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    e.as_service_error().and_then(ProvideErrorMetadata::code)
-}
-
 /// A failed call: a missing key or upload is `NotFound`; a refused `If-Match` (412, whose code
 /// a HEAD cannot carry) means the object was replaced; anything else is the SDK's whole chain
 /// of causes (S3's code and message among them when it answered).
@@ -71,7 +66,7 @@ fn s3_err<E>(op: &str, e: SdkError<E, aws_smithy_runtime_api::http::Response>) -
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    match (code(&e), e.raw_response().map(|r| r.status().as_u16())) {
+    match (e.code(), e.raw_response().map(|r| r.status().as_u16())) {
         (Some("PreconditionFailed"), _) | (_, Some(412)) => replaced(),
         (Some("NoSuchKey" | "NoSuchUpload" | "NotFound"), _) => StoreError::NotFound,
         _ => StoreError::Unavailable(format!("s3 {op}: {}", DisplayErrorContext(&e))),
@@ -328,7 +323,7 @@ impl BlobStore for S3BlobStore {
         {
             Ok(out) => read_body(out.body, len).await,
             // Starting past the end: like reading a file there, nothing.
-            Err(e) if code(&e) == Some("InvalidRange") => Ok(Bytes::new()),
+            Err(e) if e.code() == Some("InvalidRange") => Ok(Bytes::new()),
             Err(e) => Err(s3_err("GetObject", e)),
         }
     }

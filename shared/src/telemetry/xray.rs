@@ -33,10 +33,9 @@ pub fn daemon_address(value: &str) -> Option<SocketAddr> {
 
 /// A socket connected to the X-Ray daemon at `address`; `None` when none can be had.
 pub fn connect(address: SocketAddr) -> Option<Arc<UdpSocket>> {
-    let local = if address.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
+    let local = match address {
+        SocketAddr::V4(_) => "0.0.0.0:0",
+        SocketAddr::V6(_) => "[::]:0",
     };
     let socket = UdpSocket::bind(local).ok()?;
     socket.connect(address).ok()?;
