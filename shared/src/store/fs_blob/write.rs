@@ -215,12 +215,10 @@ pub(super) async fn write_stream(
     let mut job = tokio::spawn(std::future::ready(Ok(sink)));
     let (mut batch, mut batched, mut size) = (Vec::new(), 0usize, 0u64);
     let refused = loop {
-        let Some(chunk) = stream.next().await else {
-            break (size < expected).then_some(ReceiveError::TooSmall);
-        };
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => break Some(ReceiveError::Body(e.to_string())),
+        let chunk = match stream.next().await {
+            None => break (size < expected).then_some(ReceiveError::TooSmall),
+            Some(Err(e)) => break Some(ReceiveError::Body(e.to_string())),
+            Some(Ok(chunk)) => chunk,
         };
         size += chunk.len() as u64;
         if size > expected {
