@@ -1,8 +1,7 @@
 //! The embedded blob store: one file per stored version under the data folder, written as
-//! [`write`] describes, and signed links ([`links`]) that the local server honours, like S3's
-//! presigned URLs. Direct uploads land under `staging/` and become a content only when a
-//! verification promotes the very file it checked; multipart uploads keep their parts in a
-//! folder each beside the blobs until they are joined.
+//! [`write`] describes, and signed links ([`links`]) that the local server honours. Direct
+//! uploads land under `staging/` until a verification promotes the very file it checked;
+//! multipart uploads keep their parts in a folder each beside the blobs until they are joined.
 
 pub mod links;
 mod write;
