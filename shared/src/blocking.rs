@@ -1,8 +1,7 @@
-//! Blocking work (SQLite, file I/O, hashing) runs on tokio's blocking threads, never on the async
-//! workers that serve requests, and at most [`SLOTS`] jobs of it at once: a burst of slow
-//! uploads or a database locked by another process then waits its turn instead of taking every
-//! blocking thread, and with them every request, hostage. Image decoding has its own, smaller
-//! bound (`service::thumbnails`).
+//! Blocking work (SQLite, file I/O, hashing) runs on tokio's blocking threads, at most [`SLOTS`]
+//! jobs at once: a burst of slow uploads or a database locked by another process waits its turn
+//! instead of holding every blocking thread, and so every request. Image decoding has its own,
+//! smaller bound (`service::thumbnails`).
 
 use tokio::sync::Semaphore;
 

@@ -206,7 +206,7 @@ async fn serve_inner(
     let grant = blobs
         .links()
         .check_download(key, req.uri().query().unwrap_or(""), now())?;
-    let (file, size) = blobs
+    let (file, meta) = blobs
         .open(key)
         .await
         .map_err(|e| BlobError::Internal(e.to_string()))?
@@ -227,7 +227,7 @@ async fn serve_inner(
     };
     put(h, header::CONTENT_TYPE, &grant.content_type);
     put(h, header::CONTENT_DISPOSITION, &grant.content_disposition);
-    put(h, header::CONTENT_LENGTH, &size.to_string());
+    put(h, header::CONTENT_LENGTH, &meta.len().to_string());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

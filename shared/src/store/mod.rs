@@ -85,15 +85,13 @@ impl Expected {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T, After = String> {
     pub items: Vec<T>,
-    /// Where the next page starts when more may follow: the last key of this page; for
-    /// attachments, when the page stopped at [`MAX_HIDDEN_SKIPPED`], the last hidden one it
-    /// stepped over; for the staging listings, the store's own position.
+    /// Where the next page starts when more may follow: this page's last key, the last hidden
+    /// attachment stepped over (at [`MAX_HIDDEN_SKIPPED`]) or a staging listing's own position.
     pub next: Option<After>,
 }
 
 /// The most hidden attachments (pending, refused, being deleted) one listing call steps over
-/// before it answers (a short, even empty, page that says where the next starts), so that a
-/// parent with a million abandoned uploads does not make every listing read them all.
+/// before it answers a short page, so a million abandoned uploads are not read by every listing.
 pub const MAX_HIDDEN_SKIPPED: usize = 1000;
 
 /// How many hidden attachments a listing of `parents` parents at once steps over in each: an
@@ -127,9 +125,8 @@ pub trait MetadataStore: Send + Sync {
     /// parent of the same tenant, kind and source.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome>;
     async fn get_parent(&self, tenant: &TenantId, key: &ParentRef) -> StoreResult<Option<Parent>>;
-    /// The parents among `keys` that exist, in any order; missing ones are left out. At most
-    /// [`MAX_BATCH_KEYS`] distinct keys (callers dedupe: BatchGetItem refuses duplicates): one
-    /// batched read, not one per parent.
+    /// The parents among `keys` that exist, in any order, in one batched read: at most
+    /// [`MAX_BATCH_KEYS`] distinct keys (callers dedupe: BatchGetItem refuses duplicates).
     async fn get_parents(&self, tenant: &TenantId, keys: &[ParentRef]) -> StoreResult<Vec<Parent>>;
     async fn find_parent(
         &self,
@@ -171,8 +168,7 @@ pub trait MetadataStore: Send + Sync {
         include_hidden: bool,
     ) -> StoreResult<Page<Attachment, AttachmentId>>;
     /// The listed attachments of each of `parents` (at most [`MAX_BATCH_KEYS`], distinct), at
-    /// most `limit` in all, read together rather than one parent after the other; also tells
-    /// which parents do not exist. [`ManyListing::TooMany`] beyond the limit.
+    /// most `limit` in all, read together; [`ManyListing::TooMany`] beyond the limit.
     async fn list_attachments_of_many(
         &self,
         tenant: &TenantId,
@@ -201,13 +197,12 @@ pub trait MetadataStore: Send + Sync {
         version: VersionId,
     ) -> StoreResult<()>;
 
-    /// Leftovers to clean up, any tenant: every attachment whose `expires_at` (unix seconds) is
-    /// before `before` — pending uploads past their window, refused uploads, deletions that
-    /// stopped half-way.
+    /// Leftovers to clean up, any tenant: attachments whose `expires_at` (unix seconds) is before
+    /// `before` (pending uploads past their window, refused uploads, deletions stopped half-way).
     async fn expired_pending(&self, before: i64, limit: usize) -> StoreResult<Vec<Attachment>>;
 
-    /// The leftover with an upload under way (not yet verified) that expires first, so the
-    /// oldest, any tenant: for the hourly metric of the oldest unverified upload.
+    /// The leftover with an upload under way that expires first, any tenant: for the hourly
+    /// metric of the oldest unverified upload.
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>>;
 }
 
@@ -219,10 +214,9 @@ pub struct LinkOptions<'a> {
     pub valid: LinkWindow,
 }
 
-/// When a download link is signed and when it expires (unix seconds): at the start of the
-/// current window of half its lifetime, so that every answer within a window carries the same
-/// links (an unchanged answer keeps its ETag, `304 Not Modified`) and a link handed out lives
-/// between half and all of its lifetime.
+/// When a download link is signed and expires (unix seconds): at the start of the current window
+/// of half its lifetime, so every answer within a window carries the same links (an unchanged
+/// answer keeps its ETag) and a link handed out lives between half and all of its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkWindow {
     pub signed_at: i64,
@@ -321,9 +315,8 @@ pub trait BlobStore: Send + Sync {
         offset: u64,
         len: u64,
     ) -> StoreResult<Bytes>;
-    /// Makes the object `staged`, exactly the one `etag` names and `size` long, the object of
-    /// `key`, and removes it from `staged`: `NotFound` when `staged` is gone, `Conflict` when
-    /// another object replaced it. An object already at `key` is never replaced.
+    /// Moves the object `staged`, exactly the one `etag` names and `size` long, to `key`, which
+    /// is never replaced: `NotFound` when `staged` is gone, `Conflict` when it was replaced.
     async fn promote(&self, staged: &str, etag: &str, size: u64, key: &str) -> StoreResult<()>;
     /// The objects under the staging prefix, from `after` (a page's `next`).
     async fn list_staged(&self, after: Option<String>) -> StoreResult<Page<String>>;

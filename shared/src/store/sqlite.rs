@@ -1,10 +1,7 @@
-//! The embedded metadata store: SQLite in WAL mode, one file in the data folder.
-//!
-//! Items are kept as JSON documents beside the columns that queries and conditions need, which
-//! mirrors the DynamoDB adapter's item-per-key design. Every call runs on a blocking thread
-//! ([`crate::blocking`]): a call may wait up to the busy timeout for another process's write
-//! lock (the local server, the functions and the admin command may share the file), which must
-//! never stall an async worker.
+//! The embedded metadata store: SQLite in WAL mode, one file in the data folder. Items are JSON
+//! documents beside the columns that queries and conditions need, as DynamoDB items are. Every
+//! call runs on a blocking thread ([`crate::blocking`]): it may wait up to the busy timeout for
+//! another process's write lock (the local server, the functions and the admin command).
 
 use std::fmt::Display;
 use std::path::Path;
@@ -156,8 +153,7 @@ impl SqliteStore {
         self.with_conn(move |conn| docs(conn, sql, params)).await
     }
 
-    /// Runs one statement; whether it changed a row. With `taken`, a unique key taken is that
-    /// conflict.
+    /// Runs one statement; whether it changed a row. A unique key taken is the `taken` conflict.
     async fn execute(
         &self,
         sql: &'static str,
@@ -172,8 +168,7 @@ impl SqliteStore {
     }
 }
 
-/// The documents of every row `sql` selects, through a statement prepared once per connection,
-/// decoded where SQLite keeps the text.
+/// The documents of every row `sql` selects, through a statement prepared once per connection.
 fn docs<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
@@ -184,11 +179,9 @@ fn docs<T: DeserializeOwned>(
     rows.collect()
 }
 
-/// A parent's attachments in id order, from the index, hidden ones included: a listing counts
-/// the hidden ones it steps over as the DynamoDB store does (see `MAX_HIDDEN_SKIPPED`), and
-/// decodes only what it keeps. No `LIMIT ?`: SQLite plans with a bound limit's value, so every
-/// new binding re-prepared the statement (a seventh of a listing's time); the caller stops
-/// reading instead.
+/// A parent's attachments in id order, hidden ones included (a listing counts those it steps
+/// over as the DynamoDB store does). No `LIMIT ?`: SQLite plans with a bound limit's value, so
+/// every new one re-prepared the statement (a seventh of a listing's time); callers stop reading.
 const LIST_SQL: &str = "SELECT id, status, doc FROM attachments
      WHERE tenant = ?1 AND parent_kind = ?2 AND parent_id = ?3 AND id > ?4
      ORDER BY id";
@@ -463,8 +456,8 @@ impl MetadataStore for SqliteStore {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(LIST_SQL)?;
             let mut rows = stmt.query(key_after(&key, &after))?;
-            // Read as the DynamoDB store reads: one more than asked tells whether another page
-            // follows (it is not decoded), and a listing steps over `MAX_HIDDEN_SKIPPED` at most.
+            // As the DynamoDB store reads: one more than asked (not decoded) tells whether
+            // another page follows, and at most `MAX_HIDDEN_SKIPPED` hidden ones are stepped over.
             let budget = limit.saturating_add(1).saturating_add(MAX_HIDDEN_SKIPPED);
             let mut items: Vec<Attachment> = Vec::with_capacity(limit.min(128));
             let (mut read, mut last_read, mut next) = (0usize, None::<String>, None);

@@ -104,8 +104,7 @@ impl Links {
         set: &'static AsciiSet,
     ) -> String {
         let sig = self.signer.sign(&signed(method, key, &values));
-        let query = names.iter().zip(values);
-        let query: String = query
+        let query: String = std::iter::zip(names, values)
             .map(|(name, value)| format!("{name}={}&", utf8_percent_encode(value, set)))
             .collect();
         format!("{}{LINK_PREFIX}{key}?{query}signature={sig}", self.base_url)

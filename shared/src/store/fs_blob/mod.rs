@@ -1,13 +1,13 @@
 //! The embedded blob store: one file per stored version under the data folder, written as
-//! [`write`] describes, and signed links ([`links`]) that the local server honours, like S3's
-//! presigned URLs. Direct uploads land under `staging/` and become a content only when a
-//! verification promotes the very file it checked; multipart uploads keep their parts in a
-//! folder each beside the blobs until they are joined.
+//! [`write`] describes, and signed links ([`links`]) that the local server honours. Direct
+//! uploads land under `staging/` until a verification promotes the very file it checked;
+//! multipart uploads keep their parts in a folder each beside the blobs until they are joined.
 
 pub mod links;
 mod write;
 
 use std::fmt::Display;
+use std::fs::Metadata;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
@@ -105,13 +105,13 @@ impl FsBlobStore {
         }
     }
 
-    /// The file behind a download link, opened, with its size.
-    pub async fn open(&self, key: &str) -> StoreResult<Option<(tokio::fs::File, u64)>> {
+    /// The file of a key, opened, with its metadata: reads stay on it if its name is replaced.
+    pub async fn open(&self, key: &str) -> StoreResult<Option<(tokio::fs::File, Metadata)>> {
         let Some(file) = unless_missing(tokio::fs::File::open(self.path_of(key)?).await)? else {
             return Ok(None);
         };
-        let size = file.metadata().await?.len();
-        Ok(Some((file, size)))
+        let meta = file.metadata().await?;
+        Ok(Some((file, meta)))
     }
 
     /// Stores a form upload's file under the key its policy names, exactly its size and, when
@@ -245,13 +245,10 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         len: u64,
     ) -> StoreResult<Bytes> {
-        let (mut f, _) = self.open(key).await?.ok_or(StoreError::NotFound)?;
-        // The open file is the one read, whatever replaces its name meanwhile.
-        if let Some(etag) = etag {
-            if identity(&f.metadata().await?) != etag {
-                let replaced = "the object was replaced while it was read";
-                return Err(StoreError::Conflict(replaced.into()));
-            }
+        let (mut f, meta) = self.open(key).await?.ok_or(StoreError::NotFound)?;
+        if etag.is_some_and(|etag| identity(&meta) != etag) {
+            let replaced = "the object was replaced while it was read";
+            return Err(StoreError::Conflict(replaced.into()));
         }
         f.seek(SeekFrom::Start(offset)).await?;
         let mut buf = Vec::with_capacity(len.min(64 * 1024 * 1024) as usize);

@@ -1,8 +1,7 @@
 //! How the file store writes: never in place. Bytes go to a temporary file beside their
-//! destination, are synced, renamed into place, and the folder is synced too, so that neither a
-//! reader nor a crash ever sees half a file, and a name the store reported as written survives
-//! a power cut. Received streams are hashed in the same pass as they are written, off the async
-//! workers.
+//! destination, synced, renamed into place, and the folder synced, so neither a reader nor a
+//! crash sees half a file and a name reported as written survives a power cut. Received streams
+//! are hashed in the pass that writes them, off the async workers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,8 +94,7 @@ pub fn sync_folder_of(path: &Path) -> std::io::Result<()> {
 }
 
 /// Names one file: a file that replaces it under its name (every write here does, by a rename)
-/// is another inode, written at another time. A rename keeps both, so a file is known by it
-/// wherever it moves.
+/// is another inode written at another time, while a rename keeps both.
 pub(super) fn identity(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
@@ -125,9 +123,8 @@ pub(super) async fn write_atomically(dest: PathBuf, data: Bytes) -> std::io::Res
     .await
 }
 
-/// What is computed while a stream is written: for a whole object, MD5 and SHA-256 (its
-/// verification needs both); for a part of a multipart upload, its MD5, which is its ETag (as
-/// on S3).
+/// What is computed while a stream is written: MD5 and SHA-256 for a whole object (its
+/// verification needs both), MD5 alone for a part (its ETag, as on S3).
 pub(super) enum Hashing {
     Both(Hasher),
     Md5(md5::Md5),
@@ -215,12 +212,10 @@ pub(super) async fn write_stream(
     let mut job = tokio::spawn(std::future::ready(Ok(sink)));
     let (mut batch, mut batched, mut size) = (Vec::new(), 0usize, 0u64);
     let refused = loop {
-        let Some(chunk) = stream.next().await else {
-            break (size < expected).then_some(ReceiveError::TooSmall);
-        };
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => break Some(ReceiveError::Body(e.to_string())),
+        let chunk = match stream.next().await {
+            None => break (size < expected).then_some(ReceiveError::TooSmall),
+            Some(Err(e)) => break Some(ReceiveError::Body(e.to_string())),
+            Some(Ok(chunk)) => chunk,
         };
         size += chunk.len() as u64;
         if size > expected {
