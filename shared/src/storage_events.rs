@@ -27,23 +27,20 @@ pub enum StorageEvent {
 /// URL-encodes keys (`+` for a space): ours never need it, but any key shown is decoded.
 pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
     let unknown = |why: &str| EventError::Unknown(why.to_owned());
+    let key = |v: &Value, at: &str| v.pointer(at).and_then(Value::as_str).map(decode);
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let created = records.iter().filter(
-            |r| matches!(r["eventName"].as_str(), Some(n) if n.starts_with("ObjectCreated")),
-        );
-        let keys = created.map(
-            |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
-                Some(key) => Ok(decode(key)),
-                None => Err(unknown("an ObjectCreated record without s3.object.key")),
-            },
-        );
+        let created = records.iter().filter(|r| {
+            let name = r["eventName"].as_str();
+            name.is_some_and(|n| n.starts_with("ObjectCreated"))
+        });
+        let missing = || unknown("an ObjectCreated record without s3.object.key");
+        let keys = created.map(|r| key(r, "/s3/object/key").ok_or_else(missing));
         return keys.collect::<Result<_, _>>().map(StorageEvent::Created);
     }
     match event["detail-type"].as_str() {
         Some("Scheduled Event") => Ok(StorageEvent::Sweep),
-        Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
-        {
-            Some(k) => Ok(StorageEvent::Created(vec![decode(k)])),
+        Some("Object Created") => match key(event, "/detail/object/key") {
+            Some(k) => Ok(StorageEvent::Created(vec![k])),
             None => Err(unknown("an Object Created event without detail.object.key")),
         },
         Some(other) => Err(EventError::Unknown(format!("detail-type {other:?}"))),
@@ -88,8 +85,7 @@ async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
     match app.oldest_unverified_upload().await {
         Ok(started) => {
             let age = started.and_then(|s| (now - s).try_into().ok());
-            let age: std::time::Duration = age.unwrap_or_default();
-            crate::telemetry::metrics::oldest_unverified_upload(age);
+            crate::telemetry::metrics::oldest_unverified_upload(age.unwrap_or_default());
         }
         Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
     }

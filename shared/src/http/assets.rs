@@ -41,14 +41,13 @@ impl<const PROJECT: bool> Dialect for Kind<PROJECT> {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        let (status, message) = match e {
-            ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".into()),
-            ServiceError::NotFound(_) => {
-                (StatusCode::NOT_FOUND, format!("{} not found", Self::NAME))
-            }
+        // The statuses are every dialect's; the messages are this API's.
+        let message = match e {
+            ServiceError::Unauthorized => "Unauthorized".into(),
+            ServiceError::NotFound(_) => format!("{} not found", Self::NAME),
             _ => return None,
         };
-        Some(Self::error(status, &message))
+        Some(Self::error(super::error::status(e), &message))
     }
 }
 

@@ -115,7 +115,7 @@ impl<D> From<DialectError<D>> for Response {
 }
 
 /// The HTTP status of a use case's error, shared by every dialect.
-fn status(e: &ServiceError) -> StatusCode {
+pub(super) fn status(e: &ServiceError) -> StatusCode {
     use ServiceError as E;
     match e {
         E::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -33,10 +33,8 @@ pub struct Params(pub(crate) Vec<(&'static str, String)>);
 /// A path parameter of the request's route (percent-decoded); empty when it has none of that name.
 pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
     let params = req.extensions().get::<Params>().map_or(&[][..], |p| &p.0);
-    params
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map_or("", |(_, v)| v)
+    let found = params.iter().find(|(k, _)| *k == name);
+    found.map_or("", |(_, v)| v)
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
