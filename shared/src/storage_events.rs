@@ -3,8 +3,6 @@
 //! never calls `complete` still ends verified; a repeated event changes nothing. On a schedule,
 //! it sweeps expired uploads.
 
-use std::sync::Arc;
-
 use lambda_http::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -131,7 +129,7 @@ pub async fn invoke(
 pub async fn run() -> Result<(), lambda_http::Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(&cfg);
-    let app: Arc<App> = setup::build(&cfg).await?.app;
+    let app = setup::build(&cfg).await?.app;
     setup::load_fixtures_if_asked(&app, &cfg).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();

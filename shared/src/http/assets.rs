@@ -113,8 +113,7 @@ fn parse_title<D: Dialect>(req: &Request) -> Result<String, DialectError<D>> {
     // A blank body is an empty object (it lacks the title).
     let body: &[u8] = if blank { b"{}" } else { body };
     let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
-    let value = serde_json::from_slice(body).map_err(invalid)?;
-    let Value::Object(obj) = value else {
+    let Value::Object(obj) = serde_json::from_slice(body).map_err(invalid)? else {
         return Err(DialectError::bad_request("The body must be a JSON object"));
     };
     let missing = StatusCode::UNPROCESSABLE_ENTITY;

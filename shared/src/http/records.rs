@@ -72,9 +72,8 @@ async fn caller_and_record(app: &App, req: &Request) -> Result<(Principal, Paren
 async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, ServiceError> {
     let mut out = Vec::with_capacity(atts.len());
     for a in atts {
-        let Some(c) = &a.content else { continue };
-        let (Some(url), Some(thumb)) = (app.download_link(a).await?, app.thumbnail_link(a).await?)
-        else {
+        let links = (app.download_link(a).await?, app.thumbnail_link(a).await?);
+        let (Some(c), (Some(url), Some(thumb))) = (a.ready_content(), links) else {
             continue;
         };
         out.push(json!({
@@ -177,10 +176,9 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
         Some(raw) => {
             let id = AttachmentId::parse(raw)
                 .map_err(|_| Error::bad_request("document_id is not a valid UUID"))?;
+            let one = "document_id names one attachment: send exactly one file";
             if files.len() != 1 {
-                return Err(Error::bad_request(
-                    "document_id names one attachment: send exactly one file",
-                ));
+                return Err(Error::bad_request(one));
             }
             UploadTarget::Existing(id)
         }
