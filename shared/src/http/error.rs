@@ -56,12 +56,10 @@ impl<D: Dialect> DialectError<D> {
         }
     }
 
-    /// The request is refused with `status` and `message`.
     pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
         Self::answer(D::error(status, &message.into()))
     }
 
-    /// `400 Bad Request` with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::refused(StatusCode::BAD_REQUEST, message)
     }

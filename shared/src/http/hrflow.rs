@@ -17,7 +17,6 @@ use crate::store::ParentLookup;
 #[derive(Debug)]
 pub struct HrFlow;
 
-/// Why an HrFlow request was not served.
 pub type Error = super::DialectError<HrFlow>;
 
 impl super::Dialect for HrFlow {

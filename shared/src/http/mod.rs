@@ -50,7 +50,6 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
     resp.map(|_| Bytes::from(body))
 }
 
-/// An empty response.
 pub fn empty(status: StatusCode) -> Response {
     let mut r = http::Response::new(Bytes::new());
     *r.status_mut() = status;

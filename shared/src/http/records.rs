@@ -22,7 +22,6 @@ const MAX_NAMES: usize = 100;
 #[derive(Debug)]
 pub struct Records;
 
-/// Why a records request was not served.
 pub type Error = super::DialectError<Records>;
 
 impl super::Dialect for Records {
@@ -33,15 +32,14 @@ impl super::Dialect for Records {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        let ServiceError::NotFound(what) = e else {
-            return None;
-        };
-        let message = match *what {
-            "records" => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
-            "parent" => "The record was not found (or user has no permission to access it)",
-            "attachment" => "The document was not found (or user has no permission to access it)",
-            "file" => "No attachment of the record has one of the given names",
-            _ => "Not found",
+        use ServiceError::NotFound;
+        let message = match e {
+            NotFound("records") => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
+            NotFound("parent") => "The record was not found (or user has no permission to access it)",
+            NotFound("attachment") => "The document was not found (or user has no permission to access it)",
+            NotFound("file") => "No attachment of the record has one of the given names",
+            NotFound(_) => "Not found",
+            _ => return None,
         };
         Some(Self::error(StatusCode::NOT_FOUND, message))
     }

@@ -26,7 +26,6 @@ pub use views::{attachment_view, AttachmentView};
 #[derive(Debug)]
 pub struct Native;
 
-/// Why a native request was not served.
 pub type Error = super::DialectError<Native>;
 
 impl super::Dialect for Native {
