@@ -8,11 +8,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use http::{header, Method, StatusCode};
 
-use super::conditional;
-use super::{assets, crafter, hrflow, native, records, with_header};
-use super::{Answer, Dialect, Request, Response};
+use super::{assets, conditional, crafter, hrflow, native, records, with_header};
+use super::{Answer, Dialect, Params, Request, Response};
 use crate::access::Capability;
-use crate::http::Params;
 use crate::service::App;
 
 /// A handler: the app, and the request with its path parameters ([`super::param`]).

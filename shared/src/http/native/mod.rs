@@ -73,9 +73,8 @@ fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
 
 /// The optional fields of a `PUT`; an empty body sets none.
 fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ParentFields::default());
-    }
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let body: &[u8] = if blank { b"{}" } else { body };
     let expected = "a JSON object with optional string fields source, reference, email";
     let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
     serde_json::from_slice(body).map_err(invalid)
