@@ -73,9 +73,8 @@ pub async fn handle(
     })
 }
 
-/// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary
-/// names its row of the table (`routes::NATIVE_GET_PARENT`, …) rather than looking it up, so
-/// that it links its own handler and not every other one.
+/// A Lambda binary's `main`: build everything once, then serve events for `route`, the row of
+/// the table it names (`routes::NATIVE_GET_PARENT`, …): see [`routes::ROUTES`] for why.
 pub async fn run(route: &'static Route) -> Result<(), Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(&cfg);

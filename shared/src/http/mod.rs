@@ -62,11 +62,7 @@ pub fn redirect(location: &str) -> Response {
 }
 
 /// A response with a header set, unless `value` cannot be one.
-pub fn with_header<B>(
-    mut resp: http::Response<B>,
-    name: header::HeaderName,
-    value: &str,
-) -> http::Response<B> {
+pub fn with_header(mut resp: Response, name: header::HeaderName, value: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }
@@ -153,8 +149,11 @@ pub fn presented_key(req: &Request) -> Option<String> {
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser
 /// second-guesses a declared content type.
-pub fn hardened<B>(resp: http::Response<B>) -> http::Response<B> {
-    with_header(resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+pub fn hardened<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let nosniff = HeaderValue::from_static("nosniff");
+    resp.headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, nosniff);
+    resp
 }
 
 #[cfg(test)]

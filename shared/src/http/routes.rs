@@ -50,9 +50,8 @@ macro_rules! routes {
             };
         )*
 
-        /// Every endpoint of every API: Lambda binary, method, path, handler, dialect (its error
-        /// envelope), needs. Each row is also its own static, so a Lambda binary names only its row and
-        /// links only its handler.
+        /// Every endpoint of every API. Each row is also its own static, so a Lambda binary names
+        /// only its row and links only its handler.
         pub static ROUTES: &[&Route] = &[$(&$konst),*];
 
         /// Each row's static and function name, for the test that keeps them in step.

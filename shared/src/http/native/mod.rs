@@ -1,6 +1,5 @@
-//! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
-//! This is the API new users program against; [`views`] renders its JSON, the handlers below
-//! serve parents, attachments (multipart uploads, listings, content) and direct uploads.
+//! The native API under `/v1`, the one new users program against: JSON in and out ([`views`]),
+//! errors as `{"error":{"code","message"}}`.
 
 pub mod views;
 
