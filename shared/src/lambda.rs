@@ -25,10 +25,9 @@ pub async fn handle(
 ) -> lambda_http::Response<Body> {
     use crate::telemetry::{request, xray};
     let started = Instant::now();
-    let lambda = event.lambda_context_ref();
-    let lambda_request_id = lambda.map(|c| c.request_id.clone());
-    let trace_header = lambda.and_then(|c| c.xray_trace_id.clone());
-    let trace_header = trace_header.as_deref();
+    let lambda = event.lambda_context_ref().cloned();
+    let lambda_request_id = lambda.as_ref().map(|c| c.request_id.as_str());
+    let trace_header = lambda.as_ref().and_then(|c| c.xray_trace_id.as_deref());
     let api_request_id = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
         _ => None,
@@ -61,7 +60,7 @@ pub async fn handle(
             latency: started.elapsed(),
             bytes_in: Some(bytes_in),
             bytes_out: Some(resp.body().len() as u64),
-            lambda_request_id: lambda_request_id.as_deref(),
+            lambda_request_id,
             api_request_id: api_request_id.as_deref(),
             trace_id: trace_header.and_then(|h| xray::field(h, "Root")),
         },
@@ -74,9 +73,8 @@ pub async fn handle(
     })
 }
 
-/// A Lambda binary's `main`: build everything once, then serve events for `route`. The binary
-/// names its row of the table (`routes::NATIVE_GET_PARENT`, …) rather than looking it up, so
-/// that it links its own handler and not every other one.
+/// A Lambda binary's `main`: build everything once, then serve events for `route`, the row of
+/// the table it names (`routes::NATIVE_GET_PARENT`, …): see [`routes::ROUTES`] for why.
 pub async fn run(route: &'static Route) -> Result<(), Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(&cfg);

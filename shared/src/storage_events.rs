@@ -3,8 +3,6 @@
 //! never calls `complete` still ends verified; a repeated event changes nothing. On a schedule,
 //! it sweeps expired uploads.
 
-use std::sync::Arc;
-
 use lambda_http::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -27,23 +25,20 @@ pub enum StorageEvent {
 /// URL-encodes keys (`+` for a space): ours never need it, but any key shown is decoded.
 pub fn parse(event: &Value) -> Result<StorageEvent, EventError> {
     let unknown = |why: &str| EventError::Unknown(why.to_owned());
+    let key = |v: &Value, at: &str| v.pointer(at).and_then(Value::as_str).map(decode);
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let created = records.iter().filter(
-            |r| matches!(r["eventName"].as_str(), Some(n) if n.starts_with("ObjectCreated")),
-        );
-        let keys = created.map(
-            |r| match r.pointer("/s3/object/key").and_then(Value::as_str) {
-                Some(key) => Ok(decode(key)),
-                None => Err(unknown("an ObjectCreated record without s3.object.key")),
-            },
-        );
+        let created = records.iter().filter(|r| {
+            let name = r["eventName"].as_str();
+            name.is_some_and(|n| n.starts_with("ObjectCreated"))
+        });
+        let missing = || unknown("an ObjectCreated record without s3.object.key");
+        let keys = created.map(|r| key(r, "/s3/object/key").ok_or_else(missing));
         return keys.collect::<Result<_, _>>().map(StorageEvent::Created);
     }
     match event["detail-type"].as_str() {
         Some("Scheduled Event") => Ok(StorageEvent::Sweep),
-        Some("Object Created") => match event.pointer("/detail/object/key").and_then(Value::as_str)
-        {
-            Some(k) => Ok(StorageEvent::Created(vec![decode(k)])),
+        Some("Object Created") => match key(event, "/detail/object/key") {
+            Some(k) => Ok(StorageEvent::Created(vec![k])),
             None => Err(unknown("an Object Created event without detail.object.key")),
         },
         Some(other) => Err(EventError::Unknown(format!("detail-type {other:?}"))),
@@ -69,7 +64,15 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
         StorageEvent::Sweep => {
             let now = time::OffsetDateTime::now_utc();
             let swept = app.sweep(now.unix_timestamp()).await?;
-            report_oldest_unverified(app, now).await;
+            // The age of the oldest upload under way (zero when there is none). A failed read
+            // reports nothing: the alarm treats missing data as a problem.
+            match app.oldest_unverified_upload().await {
+                Ok(started) => {
+                    let age = started.and_then(|s| (now - s).try_into().ok());
+                    crate::telemetry::metrics::oldest_unverified_upload(age.unwrap_or_default());
+                }
+                Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
+            }
             Ok(swept)
         }
         StorageEvent::Created(keys) => {
@@ -79,19 +82,6 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
             }
             Ok(verified)
         }
-    }
-}
-
-/// The age of the oldest upload under way, as a metric (zero when there is none). A failed read
-/// reports nothing: the alarm treats missing data as a problem.
-async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
-    match app.oldest_unverified_upload().await {
-        Ok(started) => {
-            let age = started.and_then(|s| (now - s).try_into().ok());
-            let age: std::time::Duration = age.unwrap_or_default();
-            crate::telemetry::metrics::oldest_unverified_upload(age);
-        }
-        Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
     }
 }
 
@@ -135,7 +125,7 @@ pub async fn invoke(
 pub async fn run() -> Result<(), lambda_http::Error> {
     let cfg = Config::from_env()?;
     crate::telemetry::init(&cfg);
-    let app: Arc<App> = setup::build(&cfg).await?.app;
+    let app = setup::build(&cfg).await?.app;
     setup::load_fixtures_if_asked(&app, &cfg).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();

@@ -41,14 +41,13 @@ impl<const PROJECT: bool> Dialect for Kind<PROJECT> {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        let (status, message) = match e {
-            ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".into()),
-            ServiceError::NotFound(_) => {
-                (StatusCode::NOT_FOUND, format!("{} not found", Self::NAME))
-            }
+        // The statuses are every dialect's; the messages are this API's.
+        let message = match e {
+            ServiceError::Unauthorized => "Unauthorized".into(),
+            ServiceError::NotFound(_) => format!("{} not found", Self::NAME),
             _ => return None,
         };
-        Some(Self::error(status, &message))
+        Some(Self::error(super::error::status(e), &message))
     }
 }
 
@@ -114,8 +113,7 @@ fn parse_title<D: Dialect>(req: &Request) -> Result<String, DialectError<D>> {
     // A blank body is an empty object (it lacks the title).
     let body: &[u8] = if blank { b"{}" } else { body };
     let invalid = |e| DialectError::bad_request(format!("The body is not valid JSON: {e}"));
-    let value = serde_json::from_slice(body).map_err(invalid)?;
-    let Value::Object(obj) = value else {
+    let Value::Object(obj) = serde_json::from_slice(body).map_err(invalid)? else {
         return Err(DialectError::bad_request("The body must be a JSON object"));
     };
     let missing = StatusCode::UNPROCESSABLE_ENTITY;

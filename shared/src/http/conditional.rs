@@ -15,9 +15,8 @@ pub fn etag_of(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
 }
 
-/// Tags a `200` answer to a `GET` and answers `304` when the client already has it, as the
-/// `If-None-Match` its request brought says (taken before the request went to its handler);
-/// other answers pass.
+/// Tags a `200` answer to a `GET`, or answers `304` when `if_none_match` (taken from the request
+/// before its handler ran) names the tag; other answers pass.
 pub fn apply(method: &Method, if_none_match: Option<HeaderValue>, resp: Response) -> Response {
     if method != Method::GET || resp.status() != StatusCode::OK {
         return resp;

@@ -21,7 +21,6 @@ use crate::service::{App, AttachmentFields, NewFile, ServiceError, UploadTarget}
 #[derive(Debug)]
 pub struct Crafter;
 
-/// Why a Crafter request was not served.
 pub type Error = super::DialectError<Crafter>;
 
 impl super::Dialect for Crafter {
@@ -104,9 +103,8 @@ async fn caller_and_profile(app: &App, req: &Request) -> Result<(Principal, Pare
     // Crafter's clients send the key as `accessTokenId`; the headers work too.
     let key = presented_key(req).or_else(|| query_param(req, "accessTokenId"));
     let who = app.authenticate(key.as_deref()).await?;
-    let kind = ParentKind::parse("profile")?;
     let id = ParentId::parse(profile_id).map_err(|_| no_such_profile(profile_id))?;
-    let parent = ParentRef::new(kind, id);
+    let parent = ParentRef::new(ParentKind::parse("profile")?, id);
     match app.get_parent(&who, &parent).await {
         Ok(_) => Ok((who, parent)),
         Err(ServiceError::NotFound(_)) => Err(no_such_profile(profile_id)),

@@ -56,12 +56,10 @@ impl<D: Dialect> DialectError<D> {
         }
     }
 
-    /// The request is refused with `status` and `message`.
     pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
         Self::answer(D::error(status, &message.into()))
     }
 
-    /// `400 Bad Request` with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::refused(StatusCode::BAD_REQUEST, message)
     }
@@ -115,7 +113,7 @@ impl<D> From<DialectError<D>> for Response {
 }
 
 /// The HTTP status of a use case's error, shared by every dialect.
-fn status(e: &ServiceError) -> StatusCode {
+pub(super) fn status(e: &ServiceError) -> StatusCode {
     use ServiceError as E;
     match e {
         E::Unauthorized => StatusCode::UNAUTHORIZED,

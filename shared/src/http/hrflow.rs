@@ -17,7 +17,6 @@ use crate::store::ParentLookup;
 #[derive(Debug)]
 pub struct HrFlow;
 
-/// Why an HrFlow request was not served.
 pub type Error = super::DialectError<HrFlow>;
 
 impl super::Dialect for HrFlow {
@@ -107,14 +106,12 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
     let kind = ParentKind::parse("profile")?;
     let mut found: Vec<ParentRef> = Vec::new();
     if let Some(id) = param(["profile_id", "key"]) {
-        // A malformed id names no profile.
+        // A malformed id, or a profile of another source, names no profile.
         let id = ParentId::parse(id).map_err(|_| invalid_profile())?;
         let named = ParentRef::new(kind.clone(), id);
         let p = app.get_parent(&who, &named).await?;
-        if p.source.as_deref() != Some(source) {
-            return Err(invalid_profile());
-        }
-        found.push(p.key);
+        let same_source = p.source.as_deref() == Some(source);
+        found.push(same_source.then_some(p.key).ok_or_else(invalid_profile)?);
     }
     for lookup in [reference, email].into_iter().flatten() {
         let p = app.find_parent(&who, &kind, Some(source), lookup).await?;

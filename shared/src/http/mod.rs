@@ -33,10 +33,8 @@ pub struct Params(pub(crate) Vec<(&'static str, String)>);
 /// A path parameter of the request's route (percent-decoded); empty when it has none of that name.
 pub fn param<'r>(req: &'r Request, name: &str) -> &'r str {
     let params = req.extensions().get::<Params>().map_or(&[][..], |p| &p.0);
-    params
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map_or("", |(_, v)| v)
+    let found = params.iter().find(|(k, _)| *k == name);
+    found.map_or("", |(_, v)| v)
 }
 
 /// A JSON response, from a `Value` or straight from a `Serialize` view (no intermediate map).
@@ -52,7 +50,6 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
     resp.map(|_| Bytes::from(body))
 }
 
-/// An empty response.
 pub fn empty(status: StatusCode) -> Response {
     let mut r = http::Response::new(Bytes::new());
     *r.status_mut() = status;
@@ -65,11 +62,7 @@ pub fn redirect(location: &str) -> Response {
 }
 
 /// A response with a header set, unless `value` cannot be one.
-pub fn with_header<B>(
-    mut resp: http::Response<B>,
-    name: header::HeaderName,
-    value: &str,
-) -> http::Response<B> {
+pub fn with_header(mut resp: Response, name: header::HeaderName, value: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }
@@ -156,8 +149,11 @@ pub fn presented_key(req: &Request) -> Option<String> {
 
 /// Adds what every answer carries, whichever server sends it: `nosniff`, so that no browser
 /// second-guesses a declared content type.
-pub fn hardened<B>(resp: http::Response<B>) -> http::Response<B> {
-    with_header(resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+pub fn hardened<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let nosniff = HeaderValue::from_static("nosniff");
+    resp.headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, nosniff);
+    resp
 }
 
 #[cfg(test)]

@@ -16,15 +16,12 @@ pub const MAX_PREAMBLE: usize = 8 * 1024;
 pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_PART_HEADERS: usize = 16;
 
-/// A file part.
 #[derive(Debug, Clone)]
 pub struct FilePart {
-    /// The file name the client sent, if any.
     pub file_name: Option<String>,
     pub bytes: Bytes,
 }
 
-/// A parsed form.
 #[derive(Debug, Default)]
 pub struct Form {
     pub files: Vec<FilePart>,

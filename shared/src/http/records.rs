@@ -22,7 +22,6 @@ const MAX_NAMES: usize = 100;
 #[derive(Debug)]
 pub struct Records;
 
-/// Why a records request was not served.
 pub type Error = super::DialectError<Records>;
 
 impl super::Dialect for Records {
@@ -33,15 +32,14 @@ impl super::Dialect for Records {
     }
 
     fn refusal(e: &ServiceError) -> Option<Response> {
-        let ServiceError::NotFound(what) = e else {
-            return None;
-        };
-        let message = match *what {
-            "records" => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
-            "parent" => "The record was not found (or user has no permission to access it)",
-            "attachment" => "The document was not found (or user has no permission to access it)",
-            "file" => "No attachment of the record has one of the given names",
-            _ => "Not found",
+        use ServiceError::NotFound;
+        let message = match e {
+            NotFound("records") => "Any of the records specified on the uuids parameters, to get attachments from, was not found (or user has no permission to access it)",
+            NotFound("parent") => "The record was not found (or user has no permission to access it)",
+            NotFound("attachment") => "The document was not found (or user has no permission to access it)",
+            NotFound("file") => "No attachment of the record has one of the given names",
+            NotFound(_) => "Not found",
+            _ => return None,
         };
         Some(Self::error(StatusCode::NOT_FOUND, message))
     }
@@ -72,9 +70,8 @@ async fn caller_and_record(app: &App, req: &Request) -> Result<(Principal, Paren
 async fn items_json(app: &App, atts: &[Attachment]) -> Result<Vec<Value>, ServiceError> {
     let mut out = Vec::with_capacity(atts.len());
     for a in atts {
-        let Some(c) = &a.content else { continue };
-        let (Some(url), Some(thumb)) = (app.download_link(a).await?, app.thumbnail_link(a).await?)
-        else {
+        let links = (app.download_link(a).await?, app.thumbnail_link(a).await?);
+        let (Some(c), (Some(url), Some(thumb))) = (a.ready_content(), links) else {
             continue;
         };
         out.push(json!({
@@ -177,10 +174,9 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
         Some(raw) => {
             let id = AttachmentId::parse(raw)
                 .map_err(|_| Error::bad_request("document_id is not a valid UUID"))?;
+            let one = "document_id names one attachment: send exactly one file";
             if files.len() != 1 {
-                return Err(Error::bad_request(
-                    "document_id names one attachment: send exactly one file",
-                ));
+                return Err(Error::bad_request(one));
             }
             UploadTarget::Existing(id)
         }

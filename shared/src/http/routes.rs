@@ -8,11 +8,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use http::{header, Method, StatusCode};
 
-use super::conditional;
-use super::{assets, crafter, hrflow, native, records, with_header};
-use super::{Answer, Dialect, Request, Response};
+use super::{assets, conditional, crafter, hrflow, native, records, with_header};
+use super::{Answer, Dialect, Params, Request, Response};
 use crate::access::Capability;
-use crate::http::Params;
 use crate::service::App;
 
 /// A handler: the app, and the request with its path parameters ([`super::param`]).
@@ -52,9 +50,8 @@ macro_rules! routes {
             };
         )*
 
-        /// Every endpoint of every API: Lambda binary, method, path, handler, dialect (its error
-        /// envelope), needs. Each row is also its own static, so a Lambda binary names only its row and
-        /// links only its handler.
+        /// Every endpoint of every API. Each row is also its own static, so a Lambda binary names
+        /// only its row and links only its handler.
         pub static ROUTES: &[&Route] = &[$(&$konst),*];
 
         /// Each row's static and function name, for the test that keeps them in step.

@@ -1,6 +1,5 @@
-//! The native API under `/v1`: JSON in and out, errors as `{"error":{"code","message"}}`.
-//! This is the API new users program against; [`views`] renders its JSON, the handlers below
-//! serve parents, attachments (multipart uploads, listings, content) and direct uploads.
+//! The native API under `/v1`, the one new users program against: JSON in and out ([`views`]),
+//! errors as `{"error":{"code","message"}}`.
 
 pub mod views;
 
@@ -16,7 +15,7 @@ use super::{presented_key, query_values, redirect, Answer, Request, Response};
 use crate::domain::Principal;
 use crate::domain::{Attachment, AttachmentId, FileName, ParentId, ParentKind, ParentRef};
 use crate::service::{parse_sha256, App, AttachmentFields, Completion, DirectUploadRequest};
-use crate::service::{ParentDeletion, ParentFields, ServiceError, UploadTarget};
+use crate::service::{ParentDeletion, ServiceError, UploadTarget};
 use crate::store::PutOutcome;
 use views::{parent_json, upload_json};
 
@@ -26,7 +25,6 @@ pub use views::{attachment_view, AttachmentView};
 #[derive(Debug)]
 pub struct Native;
 
-/// Why a native request was not served.
 pub type Error = super::DialectError<Native>;
 
 impl super::Dialect for Native {
@@ -72,20 +70,15 @@ fn attachment_id(raw: &str) -> Result<AttachmentId, ServiceError> {
     AttachmentId::parse(raw).map_err(|_| ServiceError::NotFound("attachment"))
 }
 
-/// The optional fields of a `PUT`; an empty body sets none.
-fn parent_fields(body: &[u8]) -> Result<ParentFields, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ParentFields::default());
-    }
-    let expected = "a JSON object with optional string fields source, reference, email";
-    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
-    serde_json::from_slice(body).map_err(invalid)
-}
-
 /// `PUT /v1/parents/{kind}/{id}`: 201 when created, 200 when updated, 409 on a taken look-up.
 pub async fn put_parent(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, key) = caller_and_parent(&app, &req).await?;
-    let fields = parent_fields(req.body())?;
+    // The optional fields; an empty body sets none.
+    let blank = req.body().iter().all(u8::is_ascii_whitespace);
+    let body: &[u8] = if blank { b"{}" } else { req.body() };
+    let expected = "a JSON object with optional string fields source, reference, email";
+    let invalid = |e| Error::bad_request(format!("the body must be {expected}: {e}"));
+    let fields = serde_json::from_slice(body).map_err(invalid)?;
     let (parent, outcome) = app.put_parent(&who, key, fields).await?;
     let status = match outcome {
         PutOutcome::Created => StatusCode::CREATED,
