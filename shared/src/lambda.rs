@@ -25,9 +25,10 @@ pub async fn handle(
 ) -> lambda_http::Response<Body> {
     use crate::telemetry::{request, xray};
     let started = Instant::now();
-    let lambda = event.lambda_context_ref().cloned();
-    let lambda_request_id = lambda.as_ref().map(|c| c.request_id.as_str());
-    let trace_header = lambda.as_ref().and_then(|c| c.xray_trace_id.as_deref());
+    let lambda = event.lambda_context_ref();
+    let lambda_request_id = lambda.map(|c| c.request_id.clone());
+    let trace_header = lambda.and_then(|c| c.xray_trace_id.clone());
+    let trace_header = trace_header.as_deref();
     let api_request_id = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
         _ => None,
@@ -60,7 +61,7 @@ pub async fn handle(
             latency: started.elapsed(),
             bytes_in: Some(bytes_in),
             bytes_out: Some(resp.body().len() as u64),
-            lambda_request_id,
+            lambda_request_id: lambda_request_id.as_deref(),
             api_request_id: api_request_id.as_deref(),
             trace_id: trace_header.and_then(|h| xray::field(h, "Root")),
         },

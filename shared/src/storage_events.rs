@@ -64,15 +64,7 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
         StorageEvent::Sweep => {
             let now = time::OffsetDateTime::now_utc();
             let swept = app.sweep(now.unix_timestamp()).await?;
-            // The age of the oldest upload under way (zero when there is none). A failed read
-            // reports nothing: the alarm treats missing data as a problem.
-            match app.oldest_unverified_upload().await {
-                Ok(started) => {
-                    let age = started.and_then(|s| (now - s).try_into().ok());
-                    crate::telemetry::metrics::oldest_unverified_upload(age.unwrap_or_default());
-                }
-                Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
-            }
+            report_oldest_unverified(app, now).await;
             Ok(swept)
         }
         StorageEvent::Created(keys) => {
@@ -82,6 +74,18 @@ pub async fn handle(app: &App, event: &Value) -> Result<usize, EventError> {
             }
             Ok(verified)
         }
+    }
+}
+
+/// The age of the oldest upload under way, as a metric (zero when there is none). A failed read
+/// reports nothing: the alarm treats missing data as a problem.
+async fn report_oldest_unverified(app: &App, now: time::OffsetDateTime) {
+    match app.oldest_unverified_upload().await {
+        Ok(started) => {
+            let age = started.and_then(|s| (now - s).try_into().ok());
+            crate::telemetry::metrics::oldest_unverified_upload(age.unwrap_or_default());
+        }
+        Err(e) => tracing::warn!(error = %e, "could not find the oldest unverified upload"),
     }
 }
 
