@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use std::iter::zip;
 
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
-use crate::domain::Principal;
-use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef};
-use crate::store::{Expected, MAX_BATCH_KEYS};
+use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
+use crate::store::{Expected, Page, MAX_BATCH_KEYS};
 
 /// The most records one call may ask for, or one page list.
 pub const MAX_RECORDS_PER_CALL: usize = MAX_BATCH_KEYS;
@@ -20,15 +19,6 @@ pub enum VersionScope {
     All,
     /// Only the newest version; the attachment shows the previous one, and goes with its last.
     Latest,
-}
-
-/// One page of the records of a kind that have attachments.
-#[derive(Debug)]
-pub struct RecordsPage {
-    /// Each record with its listed attachments, oldest first.
-    pub records: Vec<(ParentId, Vec<Attachment>)>,
-    /// The cursor of the next page, when more records follow.
-    pub next_cursor: Option<String>,
 }
 
 fn too_many_together(advice: &'static str) -> impl FnOnce() -> String {
@@ -60,8 +50,9 @@ impl App {
         found.ok_or(ServiceError::NotFound("records"))
     }
 
-    /// The records of a kind that have a listed attachment, with their attachments, in record id
-    /// order, a page of at most `limit` parents of the kind. `is_record` says which parent ids
+    /// The records of a kind that have a listed attachment, each with its attachments (oldest
+    /// first), in record id order, a page of at most `limit` parents of the kind with the cursor
+    /// of the next. `is_record` says which parent ids
     /// are records of the API asking: other parents of the kind are left out before their
     /// attachments are read (a page may then hold fewer than `limit`).
     pub async fn records_with_attachments(
@@ -71,7 +62,7 @@ impl App {
         cursor: Option<&str>,
         limit: usize,
         is_record: fn(&ParentId) -> bool,
-    ) -> ServiceResult<RecordsPage> {
+    ) -> ServiceResult<Page<(ParentId, Vec<Attachment>)>> {
         let scope = cursor::of_kind(&who.tenant, kind);
         let after = cursor::decode(&self.signer, cursor, &scope, ParentId::parse)?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
@@ -79,17 +70,14 @@ impl App {
             .meta
             .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
             .await?;
-        let next_cursor = cursor::encode(&self.signer, &scope, page.next.as_ref());
+        let next = cursor::encode(&self.signer, &scope, page.next.as_ref());
         page.items.retain(|r| is_record(&r.id));
         let advice = too_many_together("ask for fewer records a page (limit)");
         let lists = self.listings(who, &page.items, advice).await?;
         // A record deleted between the two reads is left out.
         let found = zip(page.items, lists);
-        let records = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
-        Ok(RecordsPage {
-            records,
-            next_cursor,
-        })
+        let items = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
+        Ok(Page { items, next })
     }
 
     /// Deletes the record's files with these names (the current file name of an attachment),

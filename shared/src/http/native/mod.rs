@@ -180,7 +180,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<Native> {
     let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
     let items = stream::iter(&page.items).then(|a| linked_view(&app, a));
     let items = items.try_collect().await?;
-    let next_cursor = &page.next_cursor;
+    let next_cursor = &page.next;
     Ok(json_response(StatusCode::OK, &Items { items, next_cursor }))
 }
 
