@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::iter::zip;
 
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
-use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef, Principal};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
 use crate::store::{Expected, Page, MAX_BATCH_KEYS};
 
 /// The most records one call may ask for, or one page list.
@@ -98,7 +98,7 @@ impl App {
         for att in all.into_iter().filter(|a| names.iter().any(|n| is(a, n))) {
             match scope {
                 VersionScope::All => self.remove_attachment(att).await?,
-                VersionScope::Latest => drop(self.delete_latest_version(who, att.id).await?),
+                VersionScope::Latest => self.delete_latest_version(att).await?,
             }
         }
         Ok(())
@@ -107,19 +107,13 @@ impl App {
     /// Removes the attachment's current (newest) version: the attachment then shows the version
     /// before it, or is removed when it had no other. It is switched first (a conditional write,
     /// so a concurrent upload is not undone), so it never points at removed bytes.
-    pub async fn delete_latest_version(
-        &self,
-        who: &Principal,
-        id: AttachmentId,
-    ) -> ServiceResult<Option<Attachment>> {
-        let att = self.get(who, id).await?;
+    async fn delete_latest_version(&self, att: Attachment) -> ServiceResult<()> {
         let current = (att.ready_content().cloned()).ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
         let previous = versions.into_iter().filter(|v| v.id < current.id);
         let Some(previous) = previous.max_by_key(|v| v.id) else {
-            self.remove_attachment(att).await?;
-            return Ok(None);
+            return self.remove_attachment(att).await;
         };
         let mut next = att.clone();
         next.content = Some(previous);
@@ -133,6 +127,6 @@ impl App {
         self.meta
             .delete_version(&att.tenant, att.id, current.id)
             .await?;
-        Ok(Some(next))
+        Ok(())
     }
 }
