@@ -9,7 +9,7 @@ use crate::domain::content::type_for_extension;
 use crate::domain::{
     Attachment, AttachmentId, FileName, MultipartUpload, ParentRef, PendingUpload, Principal,
 };
-use crate::store::{PartInfo, PostPolicy};
+use crate::store::{PartInfo, PostPolicy, PresignedPost};
 
 pub(crate) use verify::InFlight;
 pub use verify::{Completion, Receipt};
@@ -35,11 +35,8 @@ pub struct DirectUploadRequest {
 /// How the client uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadInstructions {
-    /// One multipart/form-data POST: `fields` first, then the file in a part named `file`.
-    Post {
-        url: String,
-        fields: Vec<(String, String)>,
-    },
+    /// One multipart/form-data POST: its fields first, then the file in a part named `file`.
+    Post(PresignedPost),
     /// Parts PUT to their links, each exactly its size; `received` lists the parts storage
     /// already has.
     Multipart {
@@ -187,10 +184,7 @@ impl App {
                 ttl,
             };
             let post = self.blobs.presign_post(staged, &policy).await?;
-            return Ok(UploadInstructions::Post {
-                url: post.url,
-                fields: post.fields,
-            });
+            return Ok(UploadInstructions::Post(post));
         };
         let mut links = Vec::new();
         let missing = missing_parts(mp, version.size, &received);
