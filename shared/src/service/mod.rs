@@ -48,8 +48,7 @@ pub enum ParentDeletion {
 }
 
 pub use direct::{
-    parse_sha256, part_size_for, Completion, DirectUpload, DirectUploadRequest, Receipt,
-    UploadInstructions,
+    parse_sha256, part_size_for, Completion, DirectUploadRequest, Receipt, UploadInstructions,
 };
 pub use keys::NewKey;
 pub use records::{VersionScope, MAX_RECORDS_PER_CALL};

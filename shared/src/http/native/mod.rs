@@ -269,8 +269,8 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
     let request = upload_request(req.body())?;
-    let up = app.begin_upload(&who, &parent, request).await?;
-    let json = upload_json(&up.attachment, &up.instructions, Some(up.expires_at));
+    let (att, instructions) = app.begin_upload(&who, &parent, request).await?;
+    let json = upload_json(&att, &instructions);
     Ok(json_response(StatusCode::CREATED, &json))
 }
 
@@ -279,8 +279,7 @@ pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer<Native> {
 pub async fn upload_status(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
-    let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    let json = upload_json(&att, &instructions, expires_at);
+    let json = upload_json(&att, &instructions);
     Ok(json_response(StatusCode::OK, &json))
 }
 

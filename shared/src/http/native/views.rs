@@ -112,8 +112,9 @@ pub fn parent_json(p: &Parent) -> Value {
 
 /// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
 /// multipart upload).
-pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    let expires = expires_at.map(time::OffsetDateTime::from_unix_timestamp);
+pub fn upload_json(att: &Attachment, i: &UploadInstructions) -> Value {
+    let expires = att.upload.as_ref().map(|u| u.expires_at);
+    let expires = expires.map(time::OffsetDateTime::from_unix_timestamp);
     let expires = expires.and_then(Result::ok).map(rfc3339);
     let upload = match i {
         UploadInstructions::Post(PresignedPost { url, fields }) => {

@@ -48,14 +48,6 @@ pub enum UploadInstructions {
     },
 }
 
-/// An upload the client was told how to make.
-#[derive(Debug, Clone)]
-pub struct DirectUpload {
-    pub attachment: Attachment,
-    pub instructions: UploadInstructions,
-    pub expires_at: i64,
-}
-
 /// The part size for a file: at least 8 MiB, whole MiB, and few enough parts for S3 (10,000).
 pub fn part_size_for(size: u64) -> u64 {
     let mib = 1024 * 1024;
@@ -110,7 +102,7 @@ impl App {
         who: &Principal,
         parent: &ParentRef,
         req: DirectUploadRequest,
-    ) -> ServiceResult<DirectUpload> {
+    ) -> ServiceResult<(Attachment, UploadInstructions)> {
         self.get_parent(who, parent).await?;
         let max = self.limits.direct_max_bytes;
         if req.size == 0 {
@@ -158,11 +150,7 @@ impl App {
             let _ = self.discard_staged(&att, &upload).await;
             return Err(refused(Some("the attachment changed meanwhile; retry"))(e));
         }
-        Ok(DirectUpload {
-            attachment: att,
-            instructions,
-            expires_at,
-        })
+        Ok((att, instructions))
     }
 
     /// How to send `upload` to `staged`: a form POST of exactly its file (and checksum, when
