@@ -161,7 +161,7 @@ pub async fn list(app: &App, key: &str, parent: &str, rounds: usize) -> Result<S
                 .collect();
             black_box(serde_json::to_vec(&ListView {
                 items,
-                next_cursor: &page.next_cursor,
+                next_cursor: &page.next,
             }))
         });
         count = page.items.len();

@@ -121,13 +121,13 @@ pub async fn list_many(app: Arc<App>, req: Request) -> Answer<Records> {
         let page = app.records_with_attachments(&who, &kind, cursor.as_deref(), size, is_record);
         let page = page.await?;
         // Asked for all at once: answer all, or say that they do not fit.
-        if limit.is_none() && page.next_cursor.is_some() {
+        if limit.is_none() && page.next.is_some() {
             let too_many = format!(
                 "More than {MAX_RECORDS_PER_CALL} records of this object have attachments: ask for them by uuids, or page through them with limit and cursor (each page's Link header names the next)"
             );
             return Err(ServiceError::TooMany(too_many).into());
         }
-        (page.records, page.next_cursor.map(|c| (size, c)))
+        (page.items, page.next.map(|c| (size, c)))
     };
     let mut map = Map::new();
     for (id, atts) in &records {

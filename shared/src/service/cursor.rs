@@ -14,21 +14,13 @@ const MAX_CURSOR: usize = 400;
 
 /// The scope of a cursor of a parent's attachments.
 pub(super) fn of_parent<'a>(tenant: &'a TenantId, parent: &'a ParentRef) -> [&'a [u8]; 4] {
-    [
-        b"cursor",
-        tenant.as_str().as_bytes(),
-        parent.kind.as_str().as_bytes(),
-        parent.id.as_str().as_bytes(),
-    ]
+    let (kind, id) = (parent.kind.as_str(), parent.id.as_str());
+    ["cursor", tenant.as_str(), kind, id].map(str::as_bytes)
 }
 
 /// The scope of a cursor of the pages of a kind's records.
 pub(super) fn of_kind<'a>(tenant: &'a TenantId, kind: &'a ParentKind) -> [&'a [u8]; 3] {
-    [
-        b"records-cursor",
-        tenant.as_str().as_bytes(),
-        kind.as_str().as_bytes(),
-    ]
+    ["records-cursor", tenant.as_str(), kind.as_str()].map(str::as_bytes)
 }
 
 /// The signature is cut to 128 bits, to keep cursors short.

@@ -11,8 +11,6 @@ pub const DEFAULT_CRAFTER_ALLOWED_TYPES: [&str; 6] = [
     "image/tiff",
     "image/svg+xml",
 ];
-/// Crafter Profile's default upload limit (5 MiB).
-pub const DEFAULT_CRAFTER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 /// Crafter Profile's upload rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +25,8 @@ impl Default for CrafterSettings {
     fn default() -> Self {
         Self {
             allowed_types: DEFAULT_CRAFTER_ALLOWED_TYPES.map(String::from).into(),
-            max_file_bytes: DEFAULT_CRAFTER_MAX_FILE_BYTES,
+            // Crafter Profile's default upload limit.
+            max_file_bytes: 5 * 1024 * 1024,
         }
     }
 }

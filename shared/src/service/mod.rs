@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::signing::Signer;
 use crate::store::{
-    BlobStore, Expected, LinkOptions, LinkWindow, ManyListing, MetadataStore, ParentLookup,
+    BlobStore, Expected, LinkOptions, LinkWindow, ManyListing, MetadataStore, Page, ParentLookup,
     PutOutcome, StoreError, StoreResult,
 };
 
@@ -48,11 +48,10 @@ pub enum ParentDeletion {
 }
 
 pub use direct::{
-    parse_sha256, part_size_for, Completion, DirectUpload, DirectUploadRequest, Receipt,
-    UploadInstructions,
+    parse_sha256, part_size_for, Completion, DirectUploadRequest, Receipt, UploadInstructions,
 };
 pub use keys::NewKey;
-pub use records::{RecordsPage, VersionScope, MAX_RECORDS_PER_CALL};
+pub use records::{VersionScope, MAX_RECORDS_PER_CALL};
 pub use uploads::{AttachmentFields, NewFile, UploadTarget};
 
 /// What a use case can answer besides success. Each dialect maps these to its own envelope.
@@ -170,13 +169,6 @@ pub struct ParentFields {
     pub source: Option<String>,
     pub reference: Option<String>,
     pub email: Option<String>,
-}
-
-/// A page of a listing with the cursor of the next one.
-#[derive(Debug)]
-pub struct AttachmentPage {
-    pub items: Vec<Attachment>,
-    pub next_cursor: Option<String>,
 }
 
 pub(crate) fn now() -> OffsetDateTime {
@@ -321,14 +313,14 @@ impl App {
         Ok(ParentDeletion::Deleted)
     }
 
-    /// One page of a parent's attachments, oldest first.
+    /// One page of a parent's attachments, oldest first, with the cursor of the next one.
     pub async fn list(
         &self,
         who: &Principal,
         parent: &ParentRef,
         cursor: Option<&str>,
         limit: usize,
-    ) -> ServiceResult<AttachmentPage> {
+    ) -> ServiceResult<Page<Attachment>> {
         let scope = cursor::of_parent(&who.tenant, parent);
         let after = cursor::decode(&self.signer, cursor, &scope, AttachmentId::parse)?;
         self.get_parent(who, parent).await?;
@@ -336,11 +328,8 @@ impl App {
             .meta
             .list_attachments(&who.tenant, parent, after, limit, false)
             .await?;
-        let next_cursor = cursor::encode(&self.signer, &scope, page.next);
-        Ok(AttachmentPage {
-            items: page.items,
-            next_cursor,
-        })
+        let (items, next) = (page.items, cursor::encode(&self.signer, &scope, page.next));
+        Ok(Page { items, next })
     }
 
     /// Every listed attachment of a parent, for the APIs that do not paginate.

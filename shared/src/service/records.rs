@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use std::iter::zip;
 
 use super::{cursor, now, refused, App, ServiceError, ServiceResult, MAX_UNPAGED_ATTACHMENTS};
-use crate::domain::Principal;
-use crate::domain::{Attachment, AttachmentId, ParentId, ParentKind, ParentRef};
-use crate::store::{Expected, MAX_BATCH_KEYS};
+use crate::domain::{Attachment, ParentId, ParentKind, ParentRef, Principal};
+use crate::store::{Expected, Page, MAX_BATCH_KEYS};
 
 /// The most records one call may ask for, or one page list.
 pub const MAX_RECORDS_PER_CALL: usize = MAX_BATCH_KEYS;
@@ -20,15 +19,6 @@ pub enum VersionScope {
     All,
     /// Only the newest version; the attachment shows the previous one, and goes with its last.
     Latest,
-}
-
-/// One page of the records of a kind that have attachments.
-#[derive(Debug)]
-pub struct RecordsPage {
-    /// Each record with its listed attachments, oldest first.
-    pub records: Vec<(ParentId, Vec<Attachment>)>,
-    /// The cursor of the next page, when more records follow.
-    pub next_cursor: Option<String>,
 }
 
 fn too_many_together(advice: &'static str) -> impl FnOnce() -> String {
@@ -60,8 +50,9 @@ impl App {
         found.ok_or(ServiceError::NotFound("records"))
     }
 
-    /// The records of a kind that have a listed attachment, with their attachments, in record id
-    /// order, a page of at most `limit` parents of the kind. `is_record` says which parent ids
+    /// The records of a kind that have a listed attachment, each with its attachments (oldest
+    /// first), in record id order, a page of at most `limit` parents of the kind with the cursor
+    /// of the next. `is_record` says which parent ids
     /// are records of the API asking: other parents of the kind are left out before their
     /// attachments are read (a page may then hold fewer than `limit`).
     pub async fn records_with_attachments(
@@ -71,7 +62,7 @@ impl App {
         cursor: Option<&str>,
         limit: usize,
         is_record: fn(&ParentId) -> bool,
-    ) -> ServiceResult<RecordsPage> {
+    ) -> ServiceResult<Page<(ParentId, Vec<Attachment>)>> {
         let scope = cursor::of_kind(&who.tenant, kind);
         let after = cursor::decode(&self.signer, cursor, &scope, ParentId::parse)?;
         let limit = limit.clamp(1, MAX_RECORDS_PER_CALL);
@@ -79,17 +70,14 @@ impl App {
             .meta
             .parents_with_attachments(&who.tenant, kind, after.as_ref(), limit)
             .await?;
-        let next_cursor = cursor::encode(&self.signer, &scope, page.next.as_ref());
+        let next = cursor::encode(&self.signer, &scope, page.next.as_ref());
         page.items.retain(|r| is_record(&r.id));
         let advice = too_many_together("ask for fewer records a page (limit)");
         let lists = self.listings(who, &page.items, advice).await?;
         // A record deleted between the two reads is left out.
         let found = zip(page.items, lists);
-        let records = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
-        Ok(RecordsPage {
-            records,
-            next_cursor,
-        })
+        let items = found.filter_map(|(r, l)| Some((r.id, l?))).collect();
+        Ok(Page { items, next })
     }
 
     /// Deletes the record's files with these names (the current file name of an attachment),
@@ -110,7 +98,7 @@ impl App {
         for att in all.into_iter().filter(|a| names.iter().any(|n| is(a, n))) {
             match scope {
                 VersionScope::All => self.remove_attachment(att).await?,
-                VersionScope::Latest => drop(self.delete_latest_version(who, att.id).await?),
+                VersionScope::Latest => self.delete_latest_version(att).await?,
             }
         }
         Ok(())
@@ -119,19 +107,13 @@ impl App {
     /// Removes the attachment's current (newest) version: the attachment then shows the version
     /// before it, or is removed when it had no other. It is switched first (a conditional write,
     /// so a concurrent upload is not undone), so it never points at removed bytes.
-    pub async fn delete_latest_version(
-        &self,
-        who: &Principal,
-        id: AttachmentId,
-    ) -> ServiceResult<Option<Attachment>> {
-        let att = self.get(who, id).await?;
+    async fn delete_latest_version(&self, att: Attachment) -> ServiceResult<()> {
         let current = (att.ready_content().cloned()).ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
         let previous = versions.into_iter().filter(|v| v.id < current.id);
         let Some(previous) = previous.max_by_key(|v| v.id) else {
-            self.remove_attachment(att).await?;
-            return Ok(None);
+            return self.remove_attachment(att).await;
         };
         let mut next = att.clone();
         next.content = Some(previous);
@@ -145,6 +127,6 @@ impl App {
         self.meta
             .delete_version(&att.tenant, att.id, current.id)
             .await?;
-        Ok(Some(next))
+        Ok(())
     }
 }

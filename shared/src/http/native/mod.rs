@@ -173,7 +173,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<Native> {
     let page = app.list(&who, &parent, cursor.as_deref(), limit).await?;
     let items = stream::iter(&page.items).then(|a| linked_view(&app, a));
     let items = items.try_collect().await?;
-    let next_cursor = &page.next_cursor;
+    let next_cursor = &page.next;
     Ok(json_response(StatusCode::OK, &Items { items, next_cursor }))
 }
 
@@ -262,8 +262,8 @@ fn upload_request(body: &[u8]) -> Result<DirectUploadRequest, Error> {
 pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, parent) = caller_and_parent(&app, &req).await?;
     let request = upload_request(req.body())?;
-    let up = app.begin_upload(&who, &parent, request).await?;
-    let json = upload_json(&up.attachment, &up.instructions, Some(up.expires_at));
+    let (att, instructions) = app.begin_upload(&who, &parent, request).await?;
+    let json = upload_json(&att, &instructions);
     Ok(json_response(StatusCode::CREATED, &json))
 }
 
@@ -272,8 +272,7 @@ pub async fn begin_upload(app: Arc<App>, req: Request) -> Answer<Native> {
 pub async fn upload_status(app: Arc<App>, req: Request) -> Answer<Native> {
     let (who, id) = caller_and_attachment(&app, &req).await?;
     let (att, instructions) = app.upload_status(&who, id).await?;
-    let expires_at = att.upload.as_ref().map(|u| u.expires_at);
-    let json = upload_json(&att, &instructions, expires_at);
+    let json = upload_json(&att, &instructions);
     Ok(json_response(StatusCode::OK, &json))
 }
 

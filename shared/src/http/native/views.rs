@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{Attachment, AttachmentId, Parent, ParentRef, VersionId};
 use crate::service::UploadInstructions;
+use crate::store::PresignedPost;
 
 /// RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -111,11 +112,12 @@ pub fn parent_json(p: &Parent) -> Value {
 
 /// A direct upload: its attachment, and how to send its bytes (a form POST or the links of a
 /// multipart upload).
-pub fn upload_json(att: &Attachment, i: &UploadInstructions, expires_at: Option<i64>) -> Value {
-    let expires = expires_at.map(time::OffsetDateTime::from_unix_timestamp);
+pub fn upload_json(att: &Attachment, i: &UploadInstructions) -> Value {
+    let expires = att.upload.as_ref().map(|u| u.expires_at);
+    let expires = expires.map(time::OffsetDateTime::from_unix_timestamp);
     let expires = expires.and_then(Result::ok).map(rfc3339);
     let upload = match i {
-        UploadInstructions::Post { url, fields } => {
+        UploadInstructions::Post(PresignedPost { url, fields }) => {
             let fields: Map<_, _> = fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
             json!({"method": "POST", "url": url, "fields": fields, "file_field": "file", "expires_at": expires})
         }

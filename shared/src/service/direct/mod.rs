@@ -9,7 +9,7 @@ use crate::domain::content::type_for_extension;
 use crate::domain::{
     Attachment, AttachmentId, FileName, MultipartUpload, ParentRef, PendingUpload, Principal,
 };
-use crate::store::{PartInfo, PostPolicy};
+use crate::store::{PartInfo, PostPolicy, PresignedPost};
 
 pub(crate) use verify::InFlight;
 pub use verify::{Completion, Receipt};
@@ -35,11 +35,8 @@ pub struct DirectUploadRequest {
 /// How the client uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadInstructions {
-    /// One multipart/form-data POST: `fields` first, then the file in a part named `file`.
-    Post {
-        url: String,
-        fields: Vec<(String, String)>,
-    },
+    /// One multipart/form-data POST: its fields first, then the file in a part named `file`.
+    Post(PresignedPost),
     /// Parts PUT to their links, each exactly its size; `received` lists the parts storage
     /// already has.
     Multipart {
@@ -49,14 +46,6 @@ pub enum UploadInstructions {
         links: Vec<(u32, String)>,
         received: Vec<PartInfo>,
     },
-}
-
-/// An upload the client was told how to make.
-#[derive(Debug, Clone)]
-pub struct DirectUpload {
-    pub attachment: Attachment,
-    pub instructions: UploadInstructions,
-    pub expires_at: i64,
 }
 
 /// The part size for a file: at least 8 MiB, whole MiB, and few enough parts for S3 (10,000).
@@ -113,7 +102,7 @@ impl App {
         who: &Principal,
         parent: &ParentRef,
         req: DirectUploadRequest,
-    ) -> ServiceResult<DirectUpload> {
+    ) -> ServiceResult<(Attachment, UploadInstructions)> {
         self.get_parent(who, parent).await?;
         let max = self.limits.direct_max_bytes;
         if req.size == 0 {
@@ -161,11 +150,7 @@ impl App {
             let _ = self.discard_staged(&att, &upload).await;
             return Err(refused(Some("the attachment changed meanwhile; retry"))(e));
         }
-        Ok(DirectUpload {
-            attachment: att,
-            instructions,
-            expires_at,
-        })
+        Ok((att, instructions))
     }
 
     /// How to send `upload` to `staged`: a form POST of exactly its file (and checksum, when
@@ -187,10 +172,7 @@ impl App {
                 ttl,
             };
             let post = self.blobs.presign_post(staged, &policy).await?;
-            return Ok(UploadInstructions::Post {
-                url: post.url,
-                fields: post.fields,
-            });
+            return Ok(UploadInstructions::Post(post));
         };
         let mut links = Vec::new();
         let missing = missing_parts(mp, version.size, &received);

@@ -72,7 +72,7 @@ impl App {
         id: AttachmentId,
     ) -> ServiceResult<Completion> {
         let att = self.get(who, id).await?;
-        let Some(upload) = att.upload.clone() else {
+        let Some(mut upload) = att.upload.clone() else {
             return match att.status {
                 AttachmentStatus::Ready => Ok(Completion::Ready(att)),
                 AttachmentStatus::Rejected => Err(ServiceError::Unprocessable(
@@ -96,9 +96,8 @@ impl App {
             return Err(ServiceError::Conflict(NOT_UPLOADED.into()));
         }
         let mut marked = att.clone();
-        if let Some(u) = marked.upload.as_mut() {
-            u.verifying_since = Some(now().unix_timestamp());
-        }
+        upload.verifying_since = Some(now().unix_timestamp());
+        marked.upload = Some(upload);
         let marking = self.meta.update_attachment(&marked, Expected::of(&att));
         match marking.await {
             // Verified (or refused) meanwhile: say how it ended.
@@ -187,9 +186,8 @@ impl App {
         upload: PendingUpload,
         receipt: Option<Receipt>,
     ) -> ServiceResult<Attachment> {
-        let Some((source, info)) = self.uploaded(&att, &upload).await? else {
-            return Err(ServiceError::Internal(StoreError::NotFound));
-        };
+        let uploaded = self.uploaded(&att, &upload).await?;
+        let (source, info) = uploaded.ok_or(StoreError::NotFound)?;
         let version = &upload.version;
         if info.size != version.size {
             let (got, declared) = (info.size, version.size);
@@ -203,11 +201,8 @@ impl App {
         if let Some(why) = wrong_type {
             return self.reject(att, "type_mismatch", why).await;
         }
-        if upload
-            .declared_sha256
-            .as_deref()
-            .is_some_and(|d| d != digests.sha256_hex())
-        {
+        let sha256 = digests.sha256_hex();
+        if upload.declared_sha256.is_some_and(|d| d != sha256) {
             let why = "the file's SHA-256 does not match the declared checksum";
             return self.reject(att, "checksum_mismatch", why.into()).await;
         }
@@ -218,7 +213,7 @@ impl App {
         }
         let mut version = version.clone();
         version.md5 = digests.md5_hex();
-        version.sha256 = digests.sha256_hex();
+        version.sha256 = sha256;
         self.store_thumbnail(&att, version.id, &version.content_type, thumbnail_source)
             .await;
         self.make_ready(att, version).await
