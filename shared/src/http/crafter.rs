@@ -146,7 +146,9 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Crafter> {
     let part = part.map_err(Error::bad_request)?;
     let given = |n: &&str| !n.trim().is_empty();
     let unnamed = "the attachment part has no filename, and no filename field names it";
-    let raw_name = (form.text("filename").filter(given))
+    let raw_name = form
+        .text("filename")
+        .filter(given)
         .or(name_param.as_deref().filter(given))
         .or(part.file_name.as_deref())
         .ok_or_else(|| Error::bad_request(unnamed))?;

@@ -456,7 +456,9 @@ impl App {
         // Every version's files, the current one's and an upload's under way too (a verification
         // that did not live to record it may have promoted it), then what is staged.
         let stored = self.meta.list_versions(&att.tenant, att.id).await?;
-        let versions: BTreeSet<VersionId> = (stored.iter().map(|v| v.id))
+        let versions: BTreeSet<VersionId> = stored
+            .iter()
+            .map(|v| v.id)
             .chain(att.content.as_ref().map(|v| v.id))
             .chain(att.upload.as_ref().map(|u| u.version.id))
             .collect();

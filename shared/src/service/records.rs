@@ -37,7 +37,9 @@ impl App {
         ids: &[ParentId],
     ) -> ServiceResult<Vec<(ParentId, Vec<Attachment>)>> {
         let mut seen = HashSet::new();
-        let refs: Vec<ParentRef> = (ids.iter().filter(|id| seen.insert(*id)))
+        let refs: Vec<ParentRef> = ids
+            .iter()
+            .filter(|id| seen.insert(*id))
             .map(|id| ParentRef::new(kind.clone(), id.clone()))
             .collect();
         if refs.len() > MAX_RECORDS_PER_CALL {
@@ -108,7 +110,8 @@ impl App {
     /// before it, or is removed when it had no other. It is switched first (a conditional write,
     /// so a concurrent upload is not undone), so it never points at removed bytes.
     async fn delete_latest_version(&self, att: Attachment) -> ServiceResult<()> {
-        let current = (att.ready_content().cloned()).ok_or(ServiceError::NotFound("attachment"))?;
+        let current = att.ready_content().cloned();
+        let current = current.ok_or(ServiceError::NotFound("attachment"))?;
         let versions = self.meta.list_versions(&att.tenant, att.id).await?;
         // The newest version older than the current one: versions ids are time-ordered.
         let previous = versions.into_iter().filter(|v| v.id < current.id);
