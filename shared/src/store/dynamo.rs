@@ -117,8 +117,8 @@ impl MetadataStore for DynamoStore {
     /// and its look-ups. A look-up another parent holds is a `Conflict`; a revision that moved
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        let gave_up = "the parent kept changing during the update";
         let taken = "another parent of this kind and source has that reference or email";
+        let gave_up = "the parent kept changing during the update";
         optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let (items, claims) = self.parent_writes(parent, stored.as_ref())?;
@@ -203,13 +203,10 @@ impl MetadataStore for DynamoStore {
         let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
             let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            let Some(a) = after else {
-                return self.query("#pk = :pk", &e);
-            };
-            self.query(
-                "#pk = :pk AND #sk > :after",
-                &e.name(SK).value(":after", s(a.as_str())),
-            )
+            match after.map(|a| e.clone().name(SK).value(":after", s(a.as_str()))) {
+                Some(from) => self.query("#pk = :pk AND #sk > :after", &from),
+                None => self.query("#pk = :pk", &e),
+            }
         });
         let items = firsts(shards, wanted).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
@@ -299,9 +296,8 @@ impl MetadataStore for DynamoStore {
             .read_attachments(pk, include_hidden, start, wanted, budget, 0)
             .await?;
         let stopped = over.map(|k| {
-            let id = get_s(&k, SK).ok().and_then(|sk| sk.strip_prefix("A#"));
-            let id = id.and_then(|id| AttachmentId::parse(id).ok());
-            id.ok_or_else(|| corrupt("a listing stopped on a key that is no attachment"))
+            let id = get_s(&k, SK)?.strip_prefix("A#").unwrap_or_default();
+            AttachmentId::parse(id).map_err(corrupt)
         });
         let stopped = stopped.transpose()?;
         let more = items.len() > limit;
@@ -451,8 +447,7 @@ impl MetadataStore for DynamoStore {
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
         let e = Expr::of([UPLOAD, DOC], []);
         let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
-            let q = q.filter_expression("attribute_exists(#upv)");
-            let q = q.projection_expression("#doc");
+            let q = q.filter_expression("attribute_exists(#upv)").projection_expression("#doc");
             let (mut first, mut read) = (None, 0);
             let more = pages(q, None, 100, |resp| {
                 first = resp.items.unwrap_or_default().into_iter().next();

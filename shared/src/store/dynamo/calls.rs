@@ -59,8 +59,9 @@ where
     Err(StoreError::Unavailable(gave_up.into()))
 }
 
-/// Sends `requests` in calls of at most `size`; `call` answers the items found and the requests
-/// left unprocessed, which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
+/// Sends `requests` in calls of at most `size`; `call` answers this table's part of the items
+/// found and of the requests left unprocessed, which go again with backoff, up to twice
+/// [`MAX_ATTEMPTS`] times.
 async fn batched<T: Clone, F>(
     op: &str,
     requests: Vec<T>,
@@ -68,15 +69,15 @@ async fn batched<T: Clone, F>(
     call: impl Fn(Vec<T>) -> F,
 ) -> StoreResult<Vec<Item>>
 where
-    F: std::future::Future<Output = StoreResult<(Vec<Item>, Vec<T>)>>,
+    F: std::future::Future<Output = StoreResult<(Option<Vec<Item>>, Option<Vec<T>>)>>,
 {
     let mut out = Vec::new();
     for chunk in requests.chunks(size) {
         let mut pending = chunk.to_vec();
         for attempt in 1.. {
             let (found, left) = call(pending).await?;
-            out.extend(found);
-            pending = left;
+            out.extend(found.into_iter().flatten());
+            pending = left.unwrap_or_default();
             if pending.is_empty() {
                 break;
             } else if attempt >= MAX_ATTEMPTS * 2 {
@@ -151,6 +152,14 @@ macro_rules! conditional {
 
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
 pub(super) type Cancelled = Vec<String>;
+
+/// Cancellation codes of an item that pass: a concurrent transaction on it, or throttling of its
+/// partition (which the SDK does not retry, unlike throttling of the whole call).
+const PASSING: [&str; 3] = [
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
 
 pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
@@ -228,26 +237,17 @@ impl DynamoStore {
                 return Ok(Ok(()));
             };
             attempt += 1;
-            // Tried again when cancelled only by a concurrent transaction on the same items or
-            // throttling of an item's partition (which the SDK does not retry, unlike throttling
-            // of the whole call), or while another transaction with our token is under way.
-            let passing = |c: &String| {
-                matches!(
-                    c.as_str(),
-                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                )
-            };
+            // Tried again when cancelled only with codes that pass, or while another transaction
+            // with our token is under way.
             let passes = match err.as_service_error() {
                 Some(TxError::TransactionCanceledException(t)) => {
-                    let codes: Cancelled = t
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_owned())
-                        .collect();
-                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
-                        return Ok(Err(codes));
+                    let reasons = t.cancellation_reasons();
+                    let codes = reasons.iter().map(|r| r.code().unwrap_or("None"));
+                    if codes.clone().any(|c| c == "ConditionalCheckFailed") {
+                        return Ok(Err(codes.map(String::from).collect()));
                     }
-                    codes.iter().any(passing) && codes.iter().all(|c| c == "None" || passing(c))
+                    let mut failed = codes.filter(|&c| c != "None").peekable();
+                    failed.peek().is_some() && failed.all(|c| PASSING.contains(&c))
                 }
                 Some(TxError::TransactionInProgressException(_)) => true,
                 _ => false,
@@ -299,8 +299,7 @@ impl DynamoStore {
             let resp = call.request_items(&self.table, request).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchGetItem", e))?;
             let left = self.ours(resp.unprocessed_keys).map(|k| k.keys);
-            let found = self.ours(resp.responses).unwrap_or_default();
-            Ok((found, left.unwrap_or_default()))
+            Ok((self.ours(resp.responses), left))
         })
         .await
     }
@@ -315,10 +314,7 @@ impl DynamoStore {
             let call = self.client.batch_write_item();
             let resp = call.request_items(&self.table, w).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchWriteItem", e))?;
-            Ok((
-                Vec::new(),
-                self.ours(resp.unprocessed_items).unwrap_or_default(),
-            ))
+            Ok((None, self.ours(resp.unprocessed_items)))
         })
         .await?;
         Ok(())

@@ -158,8 +158,7 @@ pub(super) fn key_item(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 
 /// The key of an item as a (pk, sk) pair of strings, for reading keys back.
 pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
-    let get = |name| item.get(name)?.as_s().ok().map(String::as_str);
-    Some((get(PK)?, get(SK)?))
+    Some((get_s(item, PK).ok()?, get_s(item, SK).ok()?))
 }
 
 /// Stored data that does not read back as it was written.

@@ -45,9 +45,7 @@ impl DynamoStore {
                 let Some((tenant, parent)) = indexed_parent(&item) else {
                     continue;
                 };
-                if self.settle_count(&tenant, &parent).await? {
-                    done.counted += 1;
-                }
+                done.counted += usize::from(self.settle_count(&tenant, &parent).await?);
                 // Read with only its key, so the item is its key.
                 self.delete_item(item).await?;
                 done.index_items += 1;
