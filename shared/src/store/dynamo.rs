@@ -191,8 +191,8 @@ impl MetadataStore for DynamoStore {
         .await
     }
 
-    /// Every marker shard is read at once, each from `after` and for one more than `limit`,
-    /// and the answers merged in id order.
+    /// Every marker shard is read at once, each from `after` (its start key) and for one more
+    /// than `limit`, and the answers merged in id order.
     async fn parents_with_attachments(
         &self,
         tenant: &TenantId,
@@ -200,15 +200,13 @@ impl MetadataStore for DynamoStore {
         after: Option<&ParentId>,
         limit: usize,
     ) -> StoreResult<Page<ParentRef, ParentId>> {
-        let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
-            let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            match after.map(|a| e.clone().name(SK).value(":after", s(a.as_str()))) {
-                Some(from) => self.query("#pk = :pk AND #sk > :after", &from),
-                None => self.query("#pk = :pk", &e),
-            }
+            let pk = marker_pk(tenant, kind, shard);
+            let from = after.map(|a| key_item(pk.clone(), a.as_str()));
+            let e = Expr::of([PK], [(":pk", s(pk))]);
+            self.query("#pk = :pk", &e).set_exclusive_start_key(from)
         });
-        let items = firsts(shards, wanted).await?;
+        let items = firsts(shards, limit.saturating_add(1)).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         let more = ids.len() > limit;
         let items = (ids.into_iter().take(limit))
@@ -449,7 +447,7 @@ impl MetadataStore for DynamoStore {
         let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
             let q = q.filter_expression("attribute_exists(#upv)").projection_expression("#doc");
             let (mut first, mut read) = (None, 0);
-            let more = pages(q, None, 100, |resp| {
+            let more = pages(q, 100, |resp| {
                 first = resp.items.unwrap_or_default().into_iter().next();
                 read += 1;
                 Ok((first.is_none() && read < OLDEST_UPLOAD_PAGES).then_some(100))

@@ -165,22 +165,21 @@ pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
-/// Runs `q` page by page from `start`, the first page limited to `limit` items: `next` takes
-/// each answer and says how many items the next page may read, or `None` to stop. Returns
-/// the key where the Query stopped while its partition went on.
+/// Runs `q` page by page from its start key, the first page limited to `limit` items: `next`
+/// takes each answer and says how many items the next page may read, or `None` to stop.
+/// Returns the key where the Query stopped while its partition went on.
 pub(super) async fn pages(
-    q: QueryFluentBuilder,
-    mut start: Option<Item>,
+    mut q: QueryFluentBuilder,
     mut limit: usize,
     mut next: impl FnMut(QueryOutput) -> StoreResult<Option<usize>>,
 ) -> StoreResult<Option<Item>> {
     loop {
         let page = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        let page = q.clone().set_exclusive_start_key(start.take()).limit(page);
-        let resp = page.send().await.map_err(|e| dyn_err("Query", e))?;
+        let resp = q.clone().limit(page).send().await;
+        let resp = resp.map_err(|e| dyn_err("Query", e))?;
         let more = resp.last_evaluated_key.clone().filter(|k| !k.is_empty());
         match (next(resp)?, more) {
-            (Some(l), Some(k)) => (limit, start) = (l, Some(k)),
+            (Some(l), Some(k)) => (limit, q) = (l, q.set_exclusive_start_key(Some(k))),
             (_, more) => return Ok(more),
         }
     }
@@ -193,7 +192,7 @@ pub(super) async fn firsts(
 ) -> StoreResult<Vec<Item>> {
     let reads = queries.map(|q| async move {
         let mut found = Vec::new();
-        pages(q, None, limit, |resp| {
+        pages(q, limit, |resp| {
             found.extend(resp.items.unwrap_or_default());
             Ok((found.len() < limit).then(|| limit - found.len()))
         })

@@ -39,7 +39,7 @@ impl DynamoStore {
         let (mut found, mut read) = (Vec::<Attachment>::new(), 0usize);
         let q = self.attachments_query(pk, include_hidden);
         let first = target.saturating_add(extra).min(budget);
-        let stopped = pages(q, start, first, |resp| {
+        let stopped = pages(q.set_exclusive_start_key(start), first, |resp| {
             read = read.saturating_add(usize::try_from(resp.scanned_count).unwrap_or(0));
             // Beyond what is still wanted, the next Query reads twice as many as before plus the
             // hidden ones this one stepped over, so that a run of hidden attachments (abandoned
