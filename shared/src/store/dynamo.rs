@@ -365,8 +365,7 @@ impl MetadataStore for DynamoStore {
         let Some(parent) = self.home_of(tenant, id).await? else {
             return Ok(false);
         };
-        let home = attachment_key(tenant, &parent, id);
-        let (home, parent) = (&home, &parent);
+        let (home, parent) = (&attachment_key(tenant, &parent, id), &parent);
         let gave_up = "the attachment kept changing during its deletion";
         optimistic(gave_up, move || async move {
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
