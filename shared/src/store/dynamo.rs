@@ -282,17 +282,15 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<Page<Attachment, AttachmentId>> {
         // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
         // attachment still exists.
-        let start = after.map(|a| attachment_key(tenant, parent, a));
+        let q = self.attachments_query(parent_pk(tenant, parent), include_hidden);
+        let q = q.set_exclusive_start_key(after.map(|a| attachment_key(tenant, parent, a)));
         let wanted = limit.saturating_add(1);
         let budget = if include_hidden {
             usize::MAX
         } else {
             wanted.saturating_add(MAX_HIDDEN_SKIPPED)
         };
-        let pk = parent_pk(tenant, parent);
-        let (mut items, over) = self
-            .read_attachments(pk, include_hidden, start, wanted, budget, 0)
-            .await?;
+        let (mut items, over) = listing::read_attachments(q, wanted, budget, 0).await?;
         let stopped = over.map(|k| {
             let id = get_s(&k, SK)?.strip_prefix("A#").unwrap_or_default();
             AttachmentId::parse(id).map_err(corrupt)
@@ -339,10 +337,9 @@ impl MetadataStore for DynamoStore {
                 (_, Some(k)) => (k, None),
                 _ => (room.saturating_add(1), Some(room)),
             };
-            let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
-            let (list, over) = self
-                .read_attachments(pk, false, None, target, budget, listing::SLACK)
-                .await?;
+            let q = self.attachments_query(parent_pk(tenant, p), false);
+            let budget = target.saturating_add(share);
+            let (list, over) = listing::read_attachments(q, target, budget, listing::SLACK).await?;
             let too_many = over.is_some() || at_most.is_some_and(|room| list.len() > room);
             Ok::<_, StoreError>((!too_many).then_some(Some(list)))
         });
