@@ -44,7 +44,6 @@ const OLDEST_UPLOAD_PAGES: usize = 10;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Partitions of the leftovers index that attachments are spread over.
     leftover_shards: u32,
 }
 
@@ -178,10 +177,9 @@ impl MetadataStore for DynamoStore {
             };
             let as_read = Expr::of([REV], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
-            let ours = parents::mine(&k.id);
             let claims = ['R', 'E'].map(|w| parents::lookup_of(&parent, w));
             for claim in claims.into_iter().flatten() {
-                items.push(self.delete(claim, &ours)?);
+                items.push(self.delete(claim, &parents::mine(&k.id))?);
             }
             // Its marker goes whatever its count: nothing lists a parent that is gone.
             items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
@@ -344,9 +342,8 @@ impl MetadataStore for DynamoStore {
             Ok::<_, StoreError>((!too_many).then_some(Some(list)))
         });
         let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
-        let Some(lists) =
-            lists.filter(|l| l.iter().flatten().map(Vec::len).sum::<usize>() <= limit)
-        else {
+        let total: usize = lists.iter().flatten().flatten().map(Vec::len).sum();
+        let Some(lists) = lists.filter(|_| total <= limit) else {
             return Ok(ManyListing::TooMany);
         };
         let lists: HashMap<_, _> = seen.iter().map(|(p, _)| *p).zip(lists).collect();

@@ -59,9 +59,8 @@ where
     Err(StoreError::Unavailable(gave_up.into()))
 }
 
-/// Sends `requests` in calls of at most `size`; `call` answers this table's part of the items
-/// found and of the requests left unprocessed, which go again with backoff, up to twice
-/// [`MAX_ATTEMPTS`] times.
+/// Sends `requests` in calls of at most `size`; `call` answers the items found and the requests
+/// left unprocessed (if any), which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
 async fn batched<T: Clone, F>(
     op: &str,
     requests: Vec<T>,

@@ -71,7 +71,6 @@ impl DynamoStore {
             let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
-        // The put (`put`) or delete of the parent's marker.
         let marker = |put: bool| {
             let write = if put { Self::put } else { Self::delete };
             write(self, marker_key(tenant, parent), &Expr::default())
