@@ -132,10 +132,10 @@ impl Expr {
 }
 
 /// Methods that make an item of a transaction on the store's table, on the condition and with
-/// the names and values of an [`Expr`]: `name(args) => kind(builder)` makes `name`, whose
-/// `builder` (a Put, Update, Delete or ConditionCheck) is the item's by its setter `kind`.
+/// the names and values of an [`Expr`]: `name(args) => builder` makes `name`, whose `builder`
+/// (a Put, Update, Delete or ConditionCheck) is the item's by its setter of the same name.
 macro_rules! conditional {
-    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $kind:ident($builder:expr);)*) => {$(
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $builder:expr;)*) => {$(
         $(#[$doc])*
         pub(super) fn $name(&self, $($arg: $t,)* e: &Expr) -> StoreResult<TransactWriteItem> {
             let write = $builder
@@ -144,7 +144,7 @@ macro_rules! conditional {
                 .set_expression_attribute_names(e.names.clone())
                 .set_expression_attribute_values(e.values.clone())
                 .build()?;
-            Ok(TransactWriteItem::builder().$kind(write).build())
+            Ok(TransactWriteItem::builder().$name(write).build())
         }
     )*};
 }
@@ -209,12 +209,11 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 
 impl DynamoStore {
     conditional! {
-        put(item: Item) => put(Put::builder().set_item(Some(item)));
-        delete(k: Item) => delete(Delete::builder().set_key(Some(k)));
-        update(k: Item, set: &str) =>
-            update(Update::builder().set_key(Some(k)).update_expression(set));
+        put(item: Item) => Put::builder().set_item(Some(item));
+        delete(k: Item) => Delete::builder().set_key(Some(k));
+        update(k: Item, set: &str) => Update::builder().set_key(Some(k)).update_expression(set);
         /// A condition on an item that the transaction does not change.
-        condition_check(k: Item) => condition_check(ConditionCheck::builder().set_key(Some(k)));
+        condition_check(k: Item) => ConditionCheck::builder().set_key(Some(k));
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
