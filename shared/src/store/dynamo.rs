@@ -44,7 +44,6 @@ const OLDEST_UPLOAD_PAGES: usize = 10;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Partitions of the leftovers index that attachments are spread over.
     leftover_shards: u32,
 }
 
@@ -117,8 +116,8 @@ impl MetadataStore for DynamoStore {
     /// and its look-ups. A look-up another parent holds is a `Conflict`; a revision that moved
     /// meanwhile is a concurrent writer, so it reads again.
     async fn put_parent(&self, parent: &Parent) -> StoreResult<PutOutcome> {
-        let gave_up = "the parent kept changing during the update";
         let taken = "another parent of this kind and source has that reference or email";
+        let gave_up = "the parent kept changing during the update";
         optimistic(gave_up, move || async move {
             let stored = self.stored_parent(&parent.tenant, &parent.key).await?;
             let (items, claims) = self.parent_writes(parent, stored.as_ref())?;
@@ -178,10 +177,9 @@ impl MetadataStore for DynamoStore {
             };
             let as_read = Expr::of([REV], [(":rev", n(rev))]).when("#rev = :rev");
             let mut items = vec![self.delete(parent_key(tenant, k), &as_read)?];
-            let ours = parents::mine(&k.id);
             let claims = ['R', 'E'].map(|w| parents::lookup_of(&parent, w));
             for claim in claims.into_iter().flatten() {
-                items.push(self.delete(claim, &ours)?);
+                items.push(self.delete(claim, &parents::mine(&k.id))?);
             }
             // Its marker goes whatever its count: nothing lists a parent that is gone.
             items.push(self.delete(marker_key(tenant, k), &Expr::default())?);
@@ -191,8 +189,8 @@ impl MetadataStore for DynamoStore {
         .await
     }
 
-    /// Every marker shard is read at once, each from `after` and for one more than `limit`,
-    /// and the answers merged in id order.
+    /// Every marker shard is read at once, each from `after` (its start key) and for one more
+    /// than `limit`, and the answers merged in id order.
     async fn parents_with_attachments(
         &self,
         tenant: &TenantId,
@@ -200,18 +198,13 @@ impl MetadataStore for DynamoStore {
         after: Option<&ParentId>,
         limit: usize,
     ) -> StoreResult<Page<ParentRef, ParentId>> {
-        let wanted = limit.saturating_add(1);
         let shards = (0..MARKER_SHARDS).map(|shard| {
-            let e = Expr::of([PK], [(":pk", s(marker_pk(tenant, kind, shard)))]);
-            let Some(a) = after else {
-                return self.query("#pk = :pk", &e);
-            };
-            self.query(
-                "#pk = :pk AND #sk > :after",
-                &e.name(SK).value(":after", s(a.as_str())),
-            )
+            let pk = marker_pk(tenant, kind, shard);
+            let from = after.map(|a| key_item(pk.clone(), a.as_str()));
+            let e = Expr::of([PK], [(":pk", s(pk))]);
+            self.query("#pk = :pk", &e).set_exclusive_start_key(from)
         });
-        let items = firsts(shards, wanted).await?;
+        let items = firsts(shards, limit.saturating_add(1)).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         let more = ids.len() > limit;
         let items = (ids.into_iter().take(limit))
@@ -287,21 +280,18 @@ impl MetadataStore for DynamoStore {
     ) -> StoreResult<Page<Attachment, AttachmentId>> {
         // The cursor's id is the position: it becomes the ExclusiveStartKey, whether or not that
         // attachment still exists.
-        let start = after.map(|a| attachment_key(tenant, parent, a));
+        let q = self.attachments_query(parent_pk(tenant, parent), include_hidden);
+        let q = q.set_exclusive_start_key(after.map(|a| attachment_key(tenant, parent, a)));
         let wanted = limit.saturating_add(1);
         let budget = if include_hidden {
             usize::MAX
         } else {
             wanted.saturating_add(MAX_HIDDEN_SKIPPED)
         };
-        let pk = parent_pk(tenant, parent);
-        let (mut items, over) = self
-            .read_attachments(pk, include_hidden, start, wanted, budget, 0)
-            .await?;
+        let (mut items, over) = listing::read_attachments(q, wanted, budget, 0).await?;
         let stopped = over.map(|k| {
-            let id = get_s(&k, SK).ok().and_then(|sk| sk.strip_prefix("A#"));
-            let id = id.and_then(|id| AttachmentId::parse(id).ok());
-            id.ok_or_else(|| corrupt("a listing stopped on a key that is no attachment"))
+            let id = get_s(&k, SK)?.strip_prefix("A#").unwrap_or_default();
+            AttachmentId::parse(id).map_err(corrupt)
         });
         let stopped = stopped.transpose()?;
         let more = items.len() > limit;
@@ -345,17 +335,15 @@ impl MetadataStore for DynamoStore {
                 (_, Some(k)) => (k, None),
                 _ => (room.saturating_add(1), Some(room)),
             };
-            let (budget, pk) = (target.saturating_add(share), parent_pk(tenant, p));
-            let (list, over) = self
-                .read_attachments(pk, false, None, target, budget, listing::SLACK)
-                .await?;
+            let q = self.attachments_query(parent_pk(tenant, p), false);
+            let budget = target.saturating_add(share);
+            let (list, over) = listing::read_attachments(q, target, budget, listing::SLACK).await?;
             let too_many = over.is_some() || at_most.is_some_and(|room| list.len() > room);
             Ok::<_, StoreError>((!too_many).then_some(Some(list)))
         });
         let lists: Option<Vec<_>> = try_join_all(reads).await?.into_iter().collect();
-        let Some(lists) =
-            lists.filter(|l| l.iter().flatten().map(Vec::len).sum::<usize>() <= limit)
-        else {
+        let total: usize = lists.iter().flatten().flatten().map(Vec::len).sum();
+        let Some(lists) = lists.filter(|_| total <= limit) else {
             return Ok(ManyListing::TooMany);
         };
         let lists: HashMap<_, _> = seen.iter().map(|(p, _)| *p).zip(lists).collect();
@@ -371,8 +359,7 @@ impl MetadataStore for DynamoStore {
         let Some(parent) = self.home_of(tenant, id).await? else {
             return Ok(false);
         };
-        let home = attachment_key(tenant, &parent, id);
-        let (home, parent) = (&home, &parent);
+        let (home, parent) = (&attachment_key(tenant, &parent, id), &parent);
         let gave_up = "the attachment kept changing during its deletion";
         optimistic(gave_up, move || async move {
             let current: Option<Attachment> = self.get_doc(home.clone()).await?;
@@ -451,10 +438,9 @@ impl MetadataStore for DynamoStore {
     async fn oldest_upload_under_way(&self) -> StoreResult<Option<Attachment>> {
         let e = Expr::of([UPLOAD, DOC], []);
         let firsts = self.leftover_queries("", &e).map(|(partition, q)| async move {
-            let q = q.filter_expression("attribute_exists(#upv)");
-            let q = q.projection_expression("#doc");
+            let q = q.filter_expression("attribute_exists(#upv)").projection_expression("#doc");
             let (mut first, mut read) = (None, 0);
-            let more = pages(q, None, 100, |resp| {
+            let more = pages(q, 100, |resp| {
                 first = resp.items.unwrap_or_default().into_iter().next();
                 read += 1;
                 Ok((first.is_none() && read < OLDEST_UPLOAD_PAGES).then_some(100))

@@ -60,7 +60,7 @@ where
 }
 
 /// Sends `requests` in calls of at most `size`; `call` answers the items found and the requests
-/// left unprocessed, which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
+/// left unprocessed (if any), which go again with backoff, up to twice [`MAX_ATTEMPTS`] times.
 async fn batched<T: Clone, F>(
     op: &str,
     requests: Vec<T>,
@@ -68,15 +68,15 @@ async fn batched<T: Clone, F>(
     call: impl Fn(Vec<T>) -> F,
 ) -> StoreResult<Vec<Item>>
 where
-    F: std::future::Future<Output = StoreResult<(Vec<Item>, Vec<T>)>>,
+    F: std::future::Future<Output = StoreResult<(Option<Vec<Item>>, Option<Vec<T>>)>>,
 {
     let mut out = Vec::new();
     for chunk in requests.chunks(size) {
         let mut pending = chunk.to_vec();
         for attempt in 1.. {
             let (found, left) = call(pending).await?;
-            out.extend(found);
-            pending = left;
+            out.extend(found.into_iter().flatten());
+            pending = left.unwrap_or_default();
             if pending.is_empty() {
                 break;
             } else if attempt >= MAX_ATTEMPTS * 2 {
@@ -132,10 +132,10 @@ impl Expr {
 }
 
 /// Methods that make an item of a transaction on the store's table, on the condition and with
-/// the names and values of an [`Expr`]: `name(args) => kind(builder)` makes `name`, whose
-/// `builder` (a Put, Update, Delete or ConditionCheck) is the item's by its setter `kind`.
+/// the names and values of an [`Expr`]: `name(args) => builder` makes `name`, whose `builder`
+/// (a Put, Update, Delete or ConditionCheck) is the item's by its setter of the same name.
 macro_rules! conditional {
-    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $kind:ident($builder:expr);)*) => {$(
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $t:ty),*) => $builder:expr;)*) => {$(
         $(#[$doc])*
         pub(super) fn $name(&self, $($arg: $t,)* e: &Expr) -> StoreResult<TransactWriteItem> {
             let write = $builder
@@ -144,7 +144,7 @@ macro_rules! conditional {
                 .set_expression_attribute_names(e.names.clone())
                 .set_expression_attribute_values(e.values.clone())
                 .build()?;
-            Ok(TransactWriteItem::builder().$kind(write).build())
+            Ok(TransactWriteItem::builder().$name(write).build())
         }
     )*};
 }
@@ -152,26 +152,33 @@ macro_rules! conditional {
 /// How a transaction ended when it did not succeed: the cancellation code of each item.
 pub(super) type Cancelled = Vec<String>;
 
+/// Cancellation codes of an item that pass: a concurrent transaction on it, or throttling of its
+/// partition (which the SDK does not retry, unlike throttling of the whole call).
+const PASSING: [&str; 3] = [
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
+
 pub(super) fn failed_at(codes: &Cancelled, i: usize) -> bool {
     codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
-/// Runs `q` page by page from `start`, the first page limited to `limit` items: `next` takes
-/// each answer and says how many items the next page may read, or `None` to stop. Returns
-/// the key where the Query stopped while its partition went on.
+/// Runs `q` page by page from its start key, the first page limited to `limit` items: `next`
+/// takes each answer and says how many items the next page may read, or `None` to stop.
+/// Returns the key where the Query stopped while its partition went on.
 pub(super) async fn pages(
-    q: QueryFluentBuilder,
-    mut start: Option<Item>,
+    mut q: QueryFluentBuilder,
     mut limit: usize,
     mut next: impl FnMut(QueryOutput) -> StoreResult<Option<usize>>,
 ) -> StoreResult<Option<Item>> {
     loop {
         let page = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        let page = q.clone().set_exclusive_start_key(start.take()).limit(page);
-        let resp = page.send().await.map_err(|e| dyn_err("Query", e))?;
+        let resp = q.clone().limit(page).send().await;
+        let resp = resp.map_err(|e| dyn_err("Query", e))?;
         let more = resp.last_evaluated_key.clone().filter(|k| !k.is_empty());
         match (next(resp)?, more) {
-            (Some(l), Some(k)) => (limit, start) = (l, Some(k)),
+            (Some(l), Some(k)) => (limit, q) = (l, q.set_exclusive_start_key(Some(k))),
             (_, more) => return Ok(more),
         }
     }
@@ -184,7 +191,7 @@ pub(super) async fn firsts(
 ) -> StoreResult<Vec<Item>> {
     let reads = queries.map(|q| async move {
         let mut found = Vec::new();
-        pages(q, None, limit, |resp| {
+        pages(q, limit, |resp| {
             found.extend(resp.items.unwrap_or_default());
             Ok((found.len() < limit).then(|| limit - found.len()))
         })
@@ -202,12 +209,11 @@ pub(super) async fn query_all(q: QueryFluentBuilder) -> StoreResult<Vec<Item>> {
 
 impl DynamoStore {
     conditional! {
-        put(item: Item) => put(Put::builder().set_item(Some(item)));
-        delete(k: Item) => delete(Delete::builder().set_key(Some(k)));
-        update(k: Item, set: &str) =>
-            update(Update::builder().set_key(Some(k)).update_expression(set));
+        put(item: Item) => Put::builder().set_item(Some(item));
+        delete(k: Item) => Delete::builder().set_key(Some(k));
+        update(k: Item, set: &str) => Update::builder().set_key(Some(k)).update_expression(set);
         /// A condition on an item that the transaction does not change.
-        condition_check(k: Item) => condition_check(ConditionCheck::builder().set_key(Some(k)));
+        condition_check(k: Item) => ConditionCheck::builder().set_key(Some(k));
     }
 
     /// Runs a transaction. `Ok(Err(codes))` when a condition failed (the caller decides what it
@@ -228,26 +234,17 @@ impl DynamoStore {
                 return Ok(Ok(()));
             };
             attempt += 1;
-            // Tried again when cancelled only by a concurrent transaction on the same items or
-            // throttling of an item's partition (which the SDK does not retry, unlike throttling
-            // of the whole call), or while another transaction with our token is under way.
-            let passing = |c: &String| {
-                matches!(
-                    c.as_str(),
-                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                )
-            };
+            // Tried again when cancelled only with codes that pass, or while another transaction
+            // with our token is under way.
             let passes = match err.as_service_error() {
                 Some(TxError::TransactionCanceledException(t)) => {
-                    let codes: Cancelled = t
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_owned())
-                        .collect();
-                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
-                        return Ok(Err(codes));
+                    let reasons = t.cancellation_reasons();
+                    let codes = reasons.iter().map(|r| r.code().unwrap_or("None"));
+                    if codes.clone().any(|c| c == "ConditionalCheckFailed") {
+                        return Ok(Err(codes.map(String::from).collect()));
                     }
-                    codes.iter().any(passing) && codes.iter().all(|c| c == "None" || passing(c))
+                    let mut failed = codes.filter(|&c| c != "None").peekable();
+                    failed.peek().is_some() && failed.all(|c| PASSING.contains(&c))
                 }
                 Some(TxError::TransactionInProgressException(_)) => true,
                 _ => false,
@@ -299,8 +296,7 @@ impl DynamoStore {
             let resp = call.request_items(&self.table, request).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchGetItem", e))?;
             let left = self.ours(resp.unprocessed_keys).map(|k| k.keys);
-            let found = self.ours(resp.responses).unwrap_or_default();
-            Ok((found, left.unwrap_or_default()))
+            Ok((self.ours(resp.responses), left))
         })
         .await
     }
@@ -315,10 +311,7 @@ impl DynamoStore {
             let call = self.client.batch_write_item();
             let resp = call.request_items(&self.table, w).send().await;
             let resp = resp.map_err(|e| dyn_err("BatchWriteItem", e))?;
-            Ok((
-                Vec::new(),
-                self.ours(resp.unprocessed_items).unwrap_or_default(),
-            ))
+            Ok((None, self.ours(resp.unprocessed_items)))
         })
         .await?;
         Ok(())

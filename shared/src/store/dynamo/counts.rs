@@ -26,11 +26,6 @@ pub(super) fn listed_of_item(item: Option<&Item>) -> StoreResult<Listed> {
 }
 
 impl DynamoStore {
-    /// The parent's count as it is now (a consistent read of its item).
-    async fn listed_count(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<Listed> {
-        listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())
-    }
-
     /// Runs a transaction of attachment writes (`items`) that list one more (`delta` 1), one
     /// fewer (-1) or as many (0) of the parent's attachments, moving its count in the same
     /// transaction. `Ok(Err(codes))` when a condition of `items` failed; a count that changed
@@ -48,7 +43,7 @@ impl DynamoStore {
         let items = &items;
         let gave_up = "the parent's count of listed attachments kept changing";
         optimistic(gave_up, move || async move {
-            let seen = self.listed_count(tenant, parent).await?;
+            let seen = listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())?;
             let mut all = items.clone();
             all.extend(self.count_change(tenant, parent, seen, delta).await?);
             Ok(match self.transact(all).await? {
@@ -76,7 +71,6 @@ impl DynamoStore {
             let e = Expr::of([COUNT], values).when(cond);
             self.update(key.clone(), "ADD #n :delta", &e)
         };
-        // The put (`put`) or delete of the parent's marker.
         let marker = |put: bool| {
             let write = if put { Self::put } else { Self::delete };
             write(self, marker_key(tenant, parent), &Expr::default())
@@ -119,7 +113,7 @@ impl DynamoStore {
     ) -> StoreResult<bool> {
         let gave_up = "the parent's attachments kept changing while they were counted";
         optimistic(gave_up, move || async move {
-            let seen = self.listed_count(tenant, parent).await?;
+            let seen = listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())?;
             if seen != Listed::Uncounted {
                 return Ok(Some(false));
             }

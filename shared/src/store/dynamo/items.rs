@@ -12,7 +12,6 @@ use crate::domain::{
 };
 use crate::store::{StoreError, StoreResult};
 
-/// An item: attribute names to values.
 pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// The sparse index of leftovers: only attachments with an expiry carry its keys. (Named
@@ -54,8 +53,6 @@ pub(super) const LEFTOVER: &str = "leftover";
 /// Free text inside a key (sources, references, e-mails): `#` separates key parts and `%`
 /// escapes, so both are percent-encoded, which keeps every key unambiguous.
 pub(super) const KEY_TEXT: &AsciiSet = &CONTROLS.add(b'#').add(b'%');
-
-// ---- keys -------------------------------------------------------------------------------------
 
 /// A key by the hash of its secret.
 pub(super) fn api_key_key(hash: &str) -> Item {
@@ -137,8 +134,6 @@ pub(super) fn lookup_key(
     key_item(pk, "LOOKUP")
 }
 
-// ---- attribute helpers ----------------------------------------------------------------------
-
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -158,8 +153,7 @@ pub(super) fn key_item(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 
 /// The key of an item as a (pk, sk) pair of strings, for reading keys back.
 pub(super) fn key_strings(item: &Item) -> Option<(&str, &str)> {
-    let get = |name| item.get(name)?.as_s().ok().map(String::as_str);
-    Some((get(PK)?, get(SK)?))
+    Some((get_s(item, PK).ok()?, get_s(item, SK).ok()?))
 }
 
 /// Stored data that does not read back as it was written.
@@ -187,8 +181,6 @@ pub(super) fn doc_item<T: serde::Serialize>(mut key: Item, v: &T) -> StoreResult
 pub(super) fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_str(get_s(item, DOC)?).map_err(corrupt)
 }
-
-// ---- items ------------------------------------------------------------------------------------
 
 /// A parent's item as first written: revision 1, `listed` listed attachments.
 pub(super) fn parent_item(parent: &Parent, listed: i64) -> StoreResult<Item> {

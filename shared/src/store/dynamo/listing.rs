@@ -8,6 +8,40 @@ use crate::domain::AttachmentStatus::{Placeholder, Ready};
 /// two among its listed ones cost no second round trip.
 pub(super) const SLACK: usize = 4;
 
+/// The attachments `q` reads from its start key in strongly consistent pages, each limited to
+/// what is still wanted (plus `extra`, grown where hidden ones were stepped over), until
+/// `target` are found or the partition ends. When `budget` items have been read before
+/// either, the read stops and says at which key.
+pub(super) async fn read_attachments(
+    q: QueryFluentBuilder,
+    target: usize,
+    budget: usize,
+    mut extra: usize,
+) -> StoreResult<(Vec<Attachment>, Option<Item>)> {
+    let (mut found, mut read) = (Vec::<Attachment>::new(), 0usize);
+    let first = target.saturating_add(extra).min(budget);
+    let stopped = pages(q, first, |resp| {
+        read = read.saturating_add(usize::try_from(resp.scanned_count).unwrap_or(0));
+        // Beyond what is still wanted, the next Query reads twice as many as before plus the
+        // hidden ones this one stepped over, so that a run of hidden attachments (abandoned
+        // uploads) costs a few round trips, not one per page's worth; what a listing reads
+        // in all stays within its budget.
+        let hidden = usize::try_from(resp.scanned_count - resp.count).unwrap_or(0);
+        if hidden > 0 {
+            extra = extra.saturating_add(hidden).saturating_mul(2);
+        }
+        let page = resp.items().iter().map(doc);
+        found.extend(page.collect::<StoreResult<Vec<_>>>()?);
+        let next = (target.saturating_sub(found.len()).saturating_add(extra))
+            .min(budget.saturating_sub(read));
+        Ok((found.len() < target && read < budget).then_some(next))
+    })
+    .await?;
+    // With `target` found, the read is complete wherever it stopped.
+    let over = stopped.filter(|_| found.len() < target);
+    Ok((found, over))
+}
+
 impl DynamoStore {
     /// The Query of a parent's attachments, oldest first; only listed ones unless `hidden`.
     pub(super) fn attachments_query(&self, pk: String, hidden: bool) -> QueryFluentBuilder {
@@ -21,44 +55,6 @@ impl DynamoStore {
         let e = e.value(":placeholder", placeholder);
         self.query(key, &e)
             .filter_expression("#st IN (:ready, :placeholder)")
-    }
-
-    /// A parent's attachments from `start` in strongly consistent Queries, each limited to
-    /// what is still wanted (plus `extra`, grown where hidden ones were stepped over), until
-    /// `target` are found or the partition ends. When `budget` items have been read before
-    /// either, the read stops and says at which key.
-    pub(super) async fn read_attachments(
-        &self,
-        pk: String,
-        include_hidden: bool,
-        start: Option<Item>,
-        target: usize,
-        budget: usize,
-        mut extra: usize,
-    ) -> StoreResult<(Vec<Attachment>, Option<Item>)> {
-        let (mut found, mut read) = (Vec::<Attachment>::new(), 0usize);
-        let q = self.attachments_query(pk, include_hidden);
-        let first = target.saturating_add(extra).min(budget);
-        let stopped = pages(q, start, first, |resp| {
-            read = read.saturating_add(usize::try_from(resp.scanned_count).unwrap_or(0));
-            // Beyond what is still wanted, the next Query reads twice as many as before plus the
-            // hidden ones this one stepped over, so that a run of hidden attachments (abandoned
-            // uploads) costs a few round trips, not one per page's worth; what a listing reads
-            // in all stays within its budget.
-            let hidden = usize::try_from(resp.scanned_count - resp.count).unwrap_or(0);
-            if hidden > 0 {
-                extra = extra.saturating_add(hidden).saturating_mul(2);
-            }
-            let page = resp.items().iter().map(doc);
-            found.extend(page.collect::<StoreResult<Vec<_>>>()?);
-            let next = (target.saturating_sub(found.len()).saturating_add(extra))
-                .min(budget.saturating_sub(read));
-            Ok((found.len() < target && read < budget).then_some(next))
-        })
-        .await?;
-        // With `target` found, the read is complete wherever it stopped.
-        let over = stopped.filter(|_| found.len() < target);
-        Ok((found, over))
     }
 
     /// A Query of every partition of the leftovers index the sweep reads (the `N` shards and

@@ -16,10 +16,8 @@ pub struct Migrated {
 /// The tenant and parent of an index item's key, `None` for any other item.
 fn indexed_parent(item: &Item) -> Option<(TenantId, ParentRef)> {
     let (pk, sk) = key_strings(item)?;
-    let parts: Vec<&str> = pk.split('#').collect();
-    let ["T", tenant, "I", kind] = parts.as_slice() else {
-        return None;
-    };
+    // Neither a tenant nor a kind may hold a `#`.
+    let (tenant, kind) = pk.strip_prefix("T#")?.split_once("#I#")?;
     Some((
         TenantId::parse(tenant).ok()?,
         ParentRef::new(ParentKind::parse(kind).ok()?, ParentId::parse(sk).ok()?),
@@ -45,9 +43,7 @@ impl DynamoStore {
                 let Some((tenant, parent)) = indexed_parent(&item) else {
                     continue;
                 };
-                if self.settle_count(&tenant, &parent).await? {
-                    done.counted += 1;
-                }
+                done.counted += usize::from(self.settle_count(&tenant, &parent).await?);
                 // Read with only its key, so the item is its key.
                 self.delete_item(item).await?;
                 done.index_items += 1;

@@ -82,11 +82,10 @@ impl DynamoStore {
         for what in ['R', 'E'] {
             let new_key = lookup_of(parent, what);
             let old_key = old.and_then(|(p, _)| lookup_of(p, what));
-            if let Some(k) = &new_key {
-                let mut claim = k.clone();
+            if let Some(mut claim) = new_key.clone() {
                 claim.insert(PARENT_ID.into(), s(parent.key.id.as_str()));
+                claims.push(items.len());
                 items.push(self.put(claim, &ours)?);
-                claims.push(items.len() - 1);
             }
             if let Some(k) = old_key.filter(|k| Some(k) != new_key.as_ref()) {
                 items.push(self.delete(k, &ours)?);

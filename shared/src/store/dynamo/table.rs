@@ -62,8 +62,7 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
     let ttl = ttl.enabled(true).build()?;
     let update = client.update_time_to_live().table_name(table);
     let done = update.time_to_live_specification(ttl).send().await;
-    done.map_err(|e| dyn_err("UpdateTimeToLive", e))?;
-    Ok(())
+    done.map(drop).map_err(|e| dyn_err("UpdateTimeToLive", e))
 }
 
 /// Whether the table exists (`init` of the local emulators).
