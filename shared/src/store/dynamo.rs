@@ -207,7 +207,9 @@ impl MetadataStore for DynamoStore {
         let items = firsts(shards, limit.saturating_add(1)).await?;
         let ids: BTreeSet<&str> = items.iter().filter_map(key_strings).map(|k| k.1).collect();
         let more = ids.len() > limit;
-        let items = (ids.into_iter().take(limit))
+        let items = ids
+            .into_iter()
+            .take(limit)
             .map(|id| Ok(ParentRef::new(kind.clone(), parent_id(id)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         let next = items.last().filter(|_| more).map(|p| p.id.clone());
@@ -312,7 +314,9 @@ impl MetadataStore for DynamoStore {
         limit: usize,
     ) -> StoreResult<ManyListing> {
         let found = self.parent_items(tenant, parents, "a listing of many parents");
-        let seen = (found.await?.into_iter())
+        let seen = found
+            .await?
+            .into_iter()
             .map(|(p, item)| Ok((p, listed_of_item(item.as_ref())?)))
             .collect::<StoreResult<Vec<(&ParentRef, Listed)>>>()?;
         // A parent's count, when it is one that can be right.

@@ -304,7 +304,8 @@ impl DynamoStore {
     /// Deletes many items, retrying unprocessed ones.
     pub(super) async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<()> {
         let delete = |k| DeleteRequest::builder().set_key(Some(k)).build();
-        let writes = (keys.into_iter())
+        let writes = keys
+            .into_iter()
             .map(|k| Ok(WriteRequest::builder().delete_request(delete(k)?).build()))
             .collect::<StoreResult<_>>()?;
         batched("BatchWriteItem", writes, BATCH_WRITE, |w| async move {

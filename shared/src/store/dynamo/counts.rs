@@ -26,6 +26,11 @@ pub(super) fn listed_of_item(item: Option<&Item>) -> StoreResult<Listed> {
 }
 
 impl DynamoStore {
+    /// The parent's count as it is now (a consistent read of its item).
+    async fn listed_count(&self, tenant: &TenantId, parent: &ParentRef) -> StoreResult<Listed> {
+        listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())
+    }
+
     /// Runs a transaction of attachment writes (`items`) that list one more (`delta` 1), one
     /// fewer (-1) or as many (0) of the parent's attachments, moving its count in the same
     /// transaction. `Ok(Err(codes))` when a condition of `items` failed; a count that changed
@@ -43,7 +48,7 @@ impl DynamoStore {
         let items = &items;
         let gave_up = "the parent's count of listed attachments kept changing";
         optimistic(gave_up, move || async move {
-            let seen = listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())?;
+            let seen = self.listed_count(tenant, parent).await?;
             let mut all = items.clone();
             all.extend(self.count_change(tenant, parent, seen, delta).await?);
             Ok(match self.transact(all).await? {
@@ -113,7 +118,7 @@ impl DynamoStore {
     ) -> StoreResult<bool> {
         let gave_up = "the parent's attachments kept changing while they were counted";
         optimistic(gave_up, move || async move {
-            let seen = listed_of_item(self.get_item(parent_key(tenant, parent)).await?.as_ref())?;
+            let seen = self.listed_count(tenant, parent).await?;
             if seen != Listed::Uncounted {
                 return Ok(Some(false));
             }

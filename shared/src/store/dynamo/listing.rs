@@ -32,8 +32,8 @@ pub(super) async fn read_attachments(
         }
         let page = resp.items().iter().map(doc);
         found.extend(page.collect::<StoreResult<Vec<_>>>()?);
-        let next = (target.saturating_sub(found.len()).saturating_add(extra))
-            .min(budget.saturating_sub(read));
+        let wanted = target.saturating_sub(found.len()).saturating_add(extra);
+        let next = wanted.min(budget.saturating_sub(read));
         Ok((found.len() < target && read < budget).then_some(next))
     })
     .await?;

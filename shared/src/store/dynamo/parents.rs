@@ -50,7 +50,10 @@ impl DynamoStore {
             )));
         }
         let batch = unique.iter().map(|k| parent_key(tenant, k)).collect();
-        let mut by_pk: HashMap<String, Item> = (self.batch_get(batch).await?.into_iter())
+        let mut by_pk: HashMap<String, Item> = self
+            .batch_get(batch)
+            .await?
+            .into_iter()
             .filter_map(|item| Some((key_strings(&item)?.0.to_owned(), item)))
             .collect();
         let found = unique
