@@ -20,7 +20,8 @@ pub(super) fn mine(id: &ParentId) -> Expr {
 pub(super) fn lookup_of(p: &Parent, what: char) -> Option<Item> {
     let value = if what == 'R' { &p.reference } else { &p.email };
     let source = p.source.as_deref().unwrap_or("");
-    (value.as_deref()).map(|v| lookup_key(&p.tenant, what, &p.key.kind, source, v))
+    let key = |v| lookup_key(&p.tenant, what, &p.key.kind, source, v);
+    value.as_deref().map(key)
 }
 
 impl DynamoStore {
