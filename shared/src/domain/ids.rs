@@ -164,20 +164,19 @@ impl FileName {
         Ok(name)
     }
 
+    /// The name split at its last dot, unless that starts it (`.bashrc` has no extension).
+    fn split(&self) -> Option<(&str, &str)> {
+        self.0.rsplit_once('.').filter(|(stem, _)| !stem.is_empty())
+    }
+
     /// The name without its extension: `picture1` for `picture1.jpg`, `.bashrc` for `.bashrc`.
     pub fn stem(&self) -> &str {
-        match self.0.rfind('.') {
-            Some(0) | None => &self.0,
-            Some(i) => &self.0[..i],
-        }
+        self.split().map_or(&self.0, |(stem, _)| stem)
     }
 
     /// The extension without its dot, as written (`JPG` stays `JPG`); empty when there is none.
     pub fn extension(&self) -> &str {
-        match self.0.rfind('.') {
-            Some(0) | None => "",
-            Some(i) => &self.0[i + 1..],
-        }
+        self.split().map_or("", |(_, extension)| extension)
     }
 }
 
