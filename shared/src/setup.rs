@@ -96,18 +96,6 @@ pub async fn build_aws(
 const DYNAMODB: (&str, &str) = ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB");
 const S3: (&str, &str) = ("S3", "AWS_ENDPOINT_URL_S3");
 
-/// Where a service's endpoint went wrong: the endpoint variable when one is configured,
-/// else the region the SDK derived it from.
-fn endpoint_error(
-    aws: &aws_config::SdkConfig,
-    (service_id, var): (&str, &'static str),
-    e: impl std::fmt::Display,
-) -> SetupError {
-    let configured = sdk::configured_endpoint(aws, service_id).is_some();
-    let var = if configured { var } else { "AWS_REGION" };
-    err(var, format!("no usable endpoint: {e}")).into()
-}
-
 /// Where the AWS backend's data lives: the configured table and bucket, the region the SDK's
 /// configuration names, and the bucket's URL.
 struct AwsTarget<'c> {
@@ -131,40 +119,50 @@ async fn aws_target<'c>(
         .region()
         .ok_or_else(|| err("AWS_REGION", "must be set for backend aws"))?
         .to_string();
-    let fips = aws.use_fips().unwrap_or(false);
-    let dual_stack = aws.use_dual_stack().unwrap_or(false);
+    // Where a service's endpoint went wrong: the endpoint variable when one is configured, else
+    // the region the SDK derived it from.
+    let fail = |(id, var): (&str, &'static str), e: String| {
+        let configured = sdk::configured_endpoint(aws, id).is_some();
+        let var = if configured { var } else { "AWS_REGION" };
+        SetupError::from(err(var, format!("no usable endpoint: {e}")))
+    };
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
     for service in [DYNAMODB, S3] {
         if let Some(url) = sdk::configured_endpoint(aws, service.0) {
             let uri: http::Uri = url
                 .parse()
-                .map_err(|e| endpoint_error(aws, service, format!("{url:?}: {e}")))?;
+                .map_err(|e| fail(service, format!("{url:?}: {e}")))?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 let problem = format!("{url:?} is not an http:// or https:// URL");
-                return Err(endpoint_error(aws, service, problem));
+                return Err(fail(service, problem));
             }
         }
     }
     // One service's endpoint through its SDK's default rules, with that service's own parameters.
     macro_rules! resolve {
-        ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
+        ($sdk:ident, $service:expr $(, $param:ident($value:expr))*) => {{
             use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
             let params = Params::builder()
                 .region(&region)
-                .use_fips(fips)
-                .use_dual_stack(dual_stack)
+                .set_use_fips(aws.use_fips())
+                .set_use_dual_stack(aws.use_dual_stack())
                 .set_endpoint(sdk::configured_endpoint(aws, $service.0))
-                $($(.$param($value))*)?
+                $(.$param($value))*
                 .build()
-                .map_err(|e| endpoint_error(aws, $service, e))?;
+                .map_err(|e| fail($service, e.to_string()))?;
             DefaultResolver::new()
                 .resolve_endpoint(&params)
                 .await
-                .map_err(|e| endpoint_error(aws, $service, e))?
+                .map_err(|e| fail($service, e.to_string()))?
         }};
     }
     resolve!(aws_sdk_dynamodb, DYNAMODB);
-    let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
+    let s3 = resolve!(
+        aws_sdk_s3,
+        S3,
+        bucket(bucket),
+        force_path_style(cfg.s3_path_style)
+    );
     let bucket_url = s3.url().trim_end_matches('/').to_owned();
     Ok(AwsTarget {
         table,
