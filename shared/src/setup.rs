@@ -180,30 +180,21 @@ pub async fn aws_stores(
     aws: &aws_config::SdkConfig,
     dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let AwsTarget {
-        table,
-        bucket,
-        region,
-        bucket_url,
-    } = aws_target(cfg, aws).await?;
+    let t = aws_target(cfg, aws).await?;
     let dynamodb = dynamodb.unwrap_or_else(|| sdk::dynamodb_client(aws));
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
-        DynamoStore::new(dynamodb, table, cfg.leftover_shards),
-        S3BlobStore::new(s3, bucket, bucket_url, region, credentials),
+        DynamoStore::new(dynamodb, t.table, cfg.leftover_shards),
+        S3BlobStore::new(s3, t.bucket, t.bucket_url, t.region, credentials),
     ))
 }
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
-    let AwsTarget {
-        table,
-        bucket,
-        region,
-        ..
-    } = aws_target(cfg, aws).await?;
+    let target = aws_target(cfg, aws).await?;
+    let (table, bucket) = (target.table, target.bucket);
     let dynamodb = sdk::dynamodb_client(aws);
     let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
@@ -213,7 +204,7 @@ pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Strin
     };
     let client = sdk::s3_client(aws, cfg.s3_path_style);
     let cannot = |e| SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"));
-    let created = s3::ensure_bucket(&client, bucket, &region).await;
+    let created = s3::ensure_bucket(&client, bucket, &target.region).await;
     let bucket_done = match created.map_err(cannot)? {
         true => format!("created bucket {bucket}"),
         false => format!("bucket {bucket} exists"),
