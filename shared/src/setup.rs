@@ -250,10 +250,7 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     let published = std::fs::hard_link(&candidate, &path);
     let _ = std::fs::remove_file(&candidate);
     match published {
-        Ok(()) => {
-            fs_blob::sync_folder_of(&path)?;
-            Ok(signer)
-        }
+        Ok(()) => fs_blob::sync_folder_of(&path).map(|()| signer),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path),
         Err(e) => Err(e),
     }
