@@ -45,7 +45,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Base URL of links to the local server (`ATTACHMENTS_PUBLIC_URL`).
     pub public_url: String,
-    /// Connections the local server serves at once (`ATTACHMENTS_MAX_CONNECTIONS`).
+    /// Connections the local server serves at once (`ATTACHMENTS_MAX_CONNECTIONS`, 1024 by
+    /// default): each costs a little memory and a file descriptor; past the cap, new ones wait.
     pub max_connections: usize,
     /// How long the local server waits for more of a request body (`ATTACHMENTS_BODY_IDLE_SECONDS`).
     pub body_idle: Duration,
@@ -90,11 +91,6 @@ pub(crate) fn err(var: &'static str, problem: impl Into<String>) -> ConfigError 
     }
 }
 
-/// Connections the local server serves at once, by default: each costs a little memory and a
-/// file descriptor; past the cap, new ones wait in the listen queue.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// The longest link lifetime on AWS: what a Lambda role's temporary credentials can last.
-pub const AWS_MAX_LINK_TTL_SECS: u64 = 12 * 3600;
 /// The ceiling a Lambda deployment can accept at all (6 MB of event, base64).
 pub const LAMBDA_MAX_UPLOAD_BYTES: usize = 6 * 1024 * 1024 / 4 * 3 - 16 * 1024;
 
@@ -169,7 +165,7 @@ impl Config {
                 .unwrap_or("data".into())
                 .into(),
             public_url: public_url.unwrap_or_else(|| format!("http://{addr}")),
-            max_connections: v.number(MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)?,
+            max_connections: v.number(MAX_CONNECTIONS, 1024)?,
             body_idle: v.seconds(BODY_IDLE, Duration::from_secs(30))?,
             api_keys: v
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
@@ -211,7 +207,7 @@ impl Config {
     fn check_for_aws(&self) -> Result<(), ConfigError> {
         // A presigned link dies with the temporary credentials that signed it; a Lambda role's
         // last at most 12 hours, so a longer lifetime would be a false promise.
-        let max = Duration::from_secs(AWS_MAX_LINK_TTL_SECS);
+        let max = Duration::from_secs(12 * 3600);
         let ttl = "must be at most 43200 (12 hours) on AWS: links die with the role credentials that sign them";
         let secret = "must be set for backend aws (64 hex characters)";
         // The fixtures' API key is public: their data never goes into a real table.

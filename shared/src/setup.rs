@@ -96,18 +96,6 @@ pub async fn build_aws(
 const DYNAMODB: (&str, &str) = ("DynamoDB", "AWS_ENDPOINT_URL_DYNAMODB");
 const S3: (&str, &str) = ("S3", "AWS_ENDPOINT_URL_S3");
 
-/// Where a service's endpoint went wrong: the endpoint variable when one is configured,
-/// else the region the SDK derived it from.
-fn endpoint_error(
-    aws: &aws_config::SdkConfig,
-    (service_id, var): (&str, &'static str),
-    e: impl std::fmt::Display,
-) -> SetupError {
-    let configured = sdk::configured_endpoint(aws, service_id).is_some();
-    let var = if configured { var } else { "AWS_REGION" };
-    err(var, format!("no usable endpoint: {e}")).into()
-}
-
 /// Where the AWS backend's data lives: the configured table and bucket, the region the SDK's
 /// configuration names, and the bucket's URL.
 struct AwsTarget<'c> {
@@ -131,40 +119,50 @@ async fn aws_target<'c>(
         .region()
         .ok_or_else(|| err("AWS_REGION", "must be set for backend aws"))?
         .to_string();
-    let fips = aws.use_fips().unwrap_or(false);
-    let dual_stack = aws.use_dual_stack().unwrap_or(false);
+    // Where a service's endpoint went wrong: the endpoint variable when one is configured, else
+    // the region the SDK derived it from.
+    let fail = |(id, var): (&str, &'static str), e: String| {
+        let configured = sdk::configured_endpoint(aws, id).is_some();
+        let var = if configured { var } else { "AWS_REGION" };
+        SetupError::from(err(var, format!("no usable endpoint: {e}")))
+    };
     // DynamoDB's rules take a configured endpoint as it is: check that it is a URL at all.
     for service in [DYNAMODB, S3] {
         if let Some(url) = sdk::configured_endpoint(aws, service.0) {
             let uri: http::Uri = url
                 .parse()
-                .map_err(|e| endpoint_error(aws, service, format!("{url:?}: {e}")))?;
+                .map_err(|e| fail(service, format!("{url:?}: {e}")))?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 let problem = format!("{url:?} is not an http:// or https:// URL");
-                return Err(endpoint_error(aws, service, problem));
+                return Err(fail(service, problem));
             }
         }
     }
     // One service's endpoint through its SDK's default rules, with that service's own parameters.
     macro_rules! resolve {
-        ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
+        ($sdk:ident, $service:expr $(, $param:ident($value:expr))*) => {{
             use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
             let params = Params::builder()
                 .region(&region)
-                .use_fips(fips)
-                .use_dual_stack(dual_stack)
+                .set_use_fips(aws.use_fips())
+                .set_use_dual_stack(aws.use_dual_stack())
                 .set_endpoint(sdk::configured_endpoint(aws, $service.0))
-                $($(.$param($value))*)?
+                $(.$param($value))*
                 .build()
-                .map_err(|e| endpoint_error(aws, $service, e))?;
+                .map_err(|e| fail($service, e.to_string()))?;
             DefaultResolver::new()
                 .resolve_endpoint(&params)
                 .await
-                .map_err(|e| endpoint_error(aws, $service, e))?
+                .map_err(|e| fail($service, e.to_string()))?
         }};
     }
     resolve!(aws_sdk_dynamodb, DYNAMODB);
-    let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
+    let s3 = resolve!(
+        aws_sdk_s3,
+        S3,
+        bucket(bucket),
+        force_path_style(cfg.s3_path_style)
+    );
     let bucket_url = s3.url().trim_end_matches('/').to_owned();
     Ok(AwsTarget {
         table,
@@ -182,30 +180,21 @@ pub async fn aws_stores(
     aws: &aws_config::SdkConfig,
     dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Result<(DynamoStore, S3BlobStore), SetupError> {
-    let AwsTarget {
-        table,
-        bucket,
-        region,
-        bucket_url,
-    } = aws_target(cfg, aws).await?;
+    let t = aws_target(cfg, aws).await?;
     let dynamodb = dynamodb.unwrap_or_else(|| sdk::dynamodb_client(aws));
     let s3 = sdk::s3_client(aws, cfg.s3_path_style);
     let credentials = sdk::SigningCredentials::new(aws).map_err(SetupError::Other)?;
     Ok((
-        DynamoStore::new(dynamodb, table, cfg.leftover_shards),
-        S3BlobStore::new(s3, bucket, bucket_url, region, credentials),
+        DynamoStore::new(dynamodb, t.table, cfg.leftover_shards),
+        S3BlobStore::new(s3, t.bucket, t.bucket_url, t.region, credentials),
     ))
 }
 
 /// Creates the DynamoDB table and the S3 bucket the configuration names, where they are missing.
 /// For local emulators; on AWS, `sam deploy` creates both.
 pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<String, SetupError> {
-    let AwsTarget {
-        table,
-        bucket,
-        region,
-        ..
-    } = aws_target(cfg, aws).await?;
+    let target = aws_target(cfg, aws).await?;
+    let (table, bucket) = (target.table, target.bucket);
     let dynamodb = sdk::dynamodb_client(aws);
     let table_done = if dynamo::table_exists(&dynamodb, table).await? {
         format!("table {table} exists")
@@ -215,7 +204,7 @@ pub async fn init_aws(cfg: &Config, aws: &aws_config::SdkConfig) -> Result<Strin
     };
     let client = sdk::s3_client(aws, cfg.s3_path_style);
     let cannot = |e| SetupError::Other(format!("ATTACHMENTS_BUCKET: cannot create {bucket}: {e}"));
-    let created = s3::ensure_bucket(&client, bucket, &region).await;
+    let created = s3::ensure_bucket(&client, bucket, &target.region).await;
     let bucket_done = match created.map_err(cannot)? {
         true => format!("created bucket {bucket}"),
         false => format!("bucket {bucket} exists"),
@@ -261,10 +250,7 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Signer> {
     let published = std::fs::hard_link(&candidate, &path);
     let _ = std::fs::remove_file(&candidate);
     match published {
-        Ok(()) => {
-            fs_blob::sync_folder_of(&path)?;
-            Ok(signer)
-        }
+        Ok(()) => fs_blob::sync_folder_of(&path).map(|()| signer),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path),
         Err(e) => Err(e),
     }

@@ -135,7 +135,7 @@ string_type!(
     /// without control characters, at most 255 bytes; read back from storage under these rules.
     /// Never used to build a storage key.
     FileName,
-    stored_file_name
+    |v| file_name(v, false)
 );
 
 /// Characters that change how a name is displayed without being seen: Unicode's format
@@ -153,37 +153,28 @@ fn is_invisible_formatting(c: char) -> bool {
 impl FileName {
     /// A name a client gives: refused when it is empty, too long, or hides characters.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let name = Self::try_from(raw.to_owned())?;
-        if name.0.chars().any(is_invisible_formatting) {
-            return Err(IdError {
-                what: "file name",
-                reason:
-                    "contains invisible formatting characters (such as a right-to-left override)",
-            });
-        }
-        Ok(name)
+        file_name(raw.to_owned(), true).map(Self)
+    }
+
+    /// The name split at its last dot, unless that starts it (`.bashrc` has no extension).
+    fn split(&self) -> Option<(&str, &str)> {
+        self.0.rsplit_once('.').filter(|(stem, _)| !stem.is_empty())
     }
 
     /// The name without its extension: `picture1` for `picture1.jpg`, `.bashrc` for `.bashrc`.
     pub fn stem(&self) -> &str {
-        match self.0.rfind('.') {
-            Some(0) | None => &self.0,
-            Some(i) => &self.0[..i],
-        }
+        self.split().map_or(&self.0, |(stem, _)| stem)
     }
 
     /// The extension without its dot, as written (`JPG` stays `JPG`); empty when there is none.
     pub fn extension(&self) -> &str {
-        match self.0.rfind('.') {
-            Some(0) | None => "",
-            Some(i) => &self.0[i + 1..],
-        }
+        self.split().map_or("", |(_, extension)| extension)
     }
 }
 
-/// The rules a stored name was accepted under (names stored before invisible formatting was
-/// refused stay readable).
-fn stored_file_name(raw: String) -> Result<String, IdError> {
+/// A file name's rules; a stored one is read back without `strict` (names stored before invisible
+/// formatting was refused stay readable).
+fn file_name(raw: String, strict: bool) -> Result<String, IdError> {
     // Old browsers send `C:\fakepath\x.png`; only the last path segment is the name.
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(&raw).trim();
     let reason = if base.is_empty() || base == "." || base == ".." {
@@ -192,6 +183,8 @@ fn stored_file_name(raw: String) -> Result<String, IdError> {
         "is too long (at most 255 bytes)"
     } else if base.chars().any(char::is_control) {
         "contains control characters"
+    } else if strict && base.chars().any(is_invisible_formatting) {
+        "contains invisible formatting characters (such as a right-to-left override)"
     } else {
         return Ok(base.to_owned());
     };

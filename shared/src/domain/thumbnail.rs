@@ -91,12 +91,9 @@ fn decode_error(e: image::ImageError) -> ThumbnailError {
     }
 }
 
-/// A PNG thumbnail of an image, with its width and height. Refuses, before decoding a pixel, an
-/// image beyond [`MAX_IMAGE_SIDE`] or [`MAX_DECODE_BYTES`].
-pub fn image_thumbnail(
-    content_type: &str,
-    bytes: &[u8],
-) -> Result<(Vec<u8>, u32, u32), ThumbnailError> {
+/// A PNG thumbnail of an image. Refuses, before decoding a pixel, an image beyond
+/// [`MAX_IMAGE_SIDE`] or [`MAX_DECODE_BYTES`].
+pub fn image_thumbnail(content_type: &str, bytes: &[u8]) -> Result<Vec<u8>, ThumbnailError> {
     let format = decodable_format(content_type)
         .ok_or_else(|| ThumbnailError::NotDecodable(content_type.to_owned()))?;
     let mut limits = Limits::default();
@@ -131,8 +128,7 @@ pub fn image_thumbnail(
     } else {
         DynamicImage::ImageRgb8(img.to_rgb8())
     };
-    let png = encode_png(&img)?;
-    Ok((png, img.width(), img.height()))
+    encode_png(&img)
 }
 
 fn encode_png(img: &DynamicImage) -> Result<Vec<u8>, ThumbnailError> {
@@ -145,27 +141,23 @@ fn encode_png(img: &DynamicImage) -> Result<Vec<u8>, ThumbnailError> {
 /// The icon of a family: a page with a folded corner and a band of the family's colour, as a
 /// [`ICON_SIDE`]-pixel PNG. Drawn, not embedded, so there is no binary asset to keep in sync.
 pub fn icon_png(family: IconFamily) -> Result<Vec<u8>, ThumbnailError> {
-    const LEFT: u32 = 12;
-    const RIGHT: u32 = 52;
-    const TOP: u32 = 4;
-    const BOTTOM: u32 = 60;
-    const FOLD: u32 = 12;
+    let (left, right, top, bottom, corner) = (12, 52, 4, 60, 12);
     let [r, g, b] = family.colour();
     let edge = Rgba([0x9a, 0xa0, 0xa6, 0xff]);
     let paper = Rgba([0xff, 0xff, 0xff, 0xff]);
     let band = Rgba([r, g, b, 0xff]);
     let img = RgbaImage::from_fn(ICON_SIDE, ICON_SIDE, |x, y| {
-        if !(LEFT..=RIGHT).contains(&x) || !(TOP..=BOTTOM).contains(&y) {
+        if !(left..=right).contains(&x) || !(top..=bottom).contains(&y) {
             return Rgba([0, 0, 0, 0]);
         }
         // The folded corner: cut the top-right triangle, draw the fold's diagonal.
-        let (dx, dy) = (RIGHT - x, y - TOP);
-        let fold = dx + dy == FOLD || (dx < FOLD && dy == FOLD) || (dy < FOLD && dx == FOLD);
+        let (dx, dy) = (right - x, y - top);
+        let fold = dx + dy == corner || (dx.max(dy) == corner && dx.min(dy) < corner);
         // A few grey "lines of text" above the band.
-        let text = (18..=30).contains(&y) && y % 4 == 2 && (LEFT + 6..=RIGHT - 6).contains(&x);
-        if dx + dy < FOLD {
+        let text = (18..=30).contains(&y) && y % 4 == 2 && (left + 6..=right - 6).contains(&x);
+        if dx + dy < corner {
             Rgba([0, 0, 0, 0])
-        } else if fold || text || x == LEFT || x == RIGHT || y == TOP || y == BOTTOM {
+        } else if fold || text || x == left || x == right || y == top || y == bottom {
             edge
         } else if (38..=50).contains(&y) {
             band
@@ -231,19 +223,26 @@ mod tests {
         out
     }
 
+    /// The thumbnail of a `w`x`h` image, decoded back from its PNG.
+    fn thumbnail_of(w: u32, h: u32, alpha: bool) -> DynamicImage {
+        let png = image_thumbnail("image/png", &png_of(w, h, alpha)).unwrap();
+        image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap()
+    }
+
     #[test]
     fn images_shrink_to_256_keeping_their_aspect() {
-        let (png, w, h) = image_thumbnail("image/png", &png_of(600, 300, false)).unwrap();
-        assert_eq!((w, h), (256, 128));
-        let back = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
+        let back = thumbnail_of(600, 300, false);
         assert_eq!((back.width(), back.height()), (256, 128));
         assert!(!back.color().has_alpha());
 
-        let (_, w, h) = image_thumbnail("image/png", &png_of(300, 1000, true)).unwrap();
-        assert_eq!((w, h), (77, 256));
-        let (png, w, h) = image_thumbnail("image/png", &png_of(40, 20, true)).unwrap();
-        assert_eq!((w, h), (40, 20), "small images are not enlarged");
-        let back = image::load_from_memory(&png).unwrap();
+        let tall = thumbnail_of(300, 1000, true);
+        assert_eq!((tall.width(), tall.height()), (77, 256));
+        let back = thumbnail_of(40, 20, true);
+        assert_eq!(
+            (back.width(), back.height()),
+            (40, 20),
+            "small images are not enlarged"
+        );
         assert!(back.color().has_alpha());
         assert_eq!(back.to_rgba8().get_pixel(0, 0), &Rgba([10, 20, 30, 128]));
     }
@@ -257,8 +256,8 @@ mod tests {
             ((1, 10_000), (1, 256)),
             ((1000, 999), (256, 256)),
         ] {
-            let (_, tw, th) = image_thumbnail("image/png", &png_of(w, h, false)).unwrap();
-            assert_eq!((tw, th), want, "{w}x{h}");
+            let t = thumbnail_of(w, h, false);
+            assert_eq!((t.width(), t.height()), want, "{w}x{h}");
         }
     }
 

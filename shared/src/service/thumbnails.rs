@@ -48,7 +48,7 @@ impl App {
             let content_type = content_type.to_owned();
             let made = tokio::task::spawn_blocking(move || image_thumbnail(&content_type, &bytes));
             match made.await {
-                Ok(Ok((picture, _, _))) => png = Some(Bytes::from(picture)),
+                Ok(Ok(picture)) => png = Some(Bytes::from(picture)),
                 Ok(Err(e)) => {
                     tracing::info!(error = %e, "no thumbnail from this image; using the icon")
                 }
