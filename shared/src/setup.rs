@@ -140,14 +140,14 @@ async fn aws_target<'c>(
     }
     // One service's endpoint through its SDK's default rules, with that service's own parameters.
     macro_rules! resolve {
-        ($sdk:ident, $service:expr $(, $param:ident($value:expr))*) => {{
+        ($sdk:ident, $service:expr $(; $($param:ident($value:expr)),*)?) => {{
             use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
             let params = Params::builder()
                 .region(&region)
                 .set_use_fips(aws.use_fips())
                 .set_use_dual_stack(aws.use_dual_stack())
                 .set_endpoint(sdk::configured_endpoint(aws, $service.0))
-                $(.$param($value))*
+                $($(.$param($value))*)?
                 .build()
                 .map_err(|e| fail($service, e.to_string()))?;
             DefaultResolver::new()
@@ -157,12 +157,7 @@ async fn aws_target<'c>(
         }};
     }
     resolve!(aws_sdk_dynamodb, DYNAMODB);
-    let s3 = resolve!(
-        aws_sdk_s3,
-        S3,
-        bucket(bucket),
-        force_path_style(cfg.s3_path_style)
-    );
+    let s3 = resolve!(aws_sdk_s3, S3; bucket(bucket), force_path_style(cfg.s3_path_style));
     let bucket_url = s3.url().trim_end_matches('/').to_owned();
     Ok(AwsTarget {
         table,

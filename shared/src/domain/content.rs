@@ -82,7 +82,8 @@ pub fn type_for_extension(extension: &str) -> Option<&'static str> {
 /// Every extension the server knows, with its type: what a client must declare for such a file
 /// (the browser console reads it, so it declares exactly what the server expects).
 pub fn known_types() -> impl Iterator<Item = (&'static str, &'static str)> {
-    (BINARY.iter().chain(TEXTUAL)).flat_map(|(t, exts)| exts.iter().map(move |e| (*e, *t)))
+    let known = BINARY.iter().chain(TEXTUAL);
+    known.flat_map(|(t, exts)| exts.iter().map(move |e| (*e, *t)))
 }
 
 /// What the bytes say they are: binary magic numbers, plus the markup types that browsers would
