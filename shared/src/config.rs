@@ -143,21 +143,7 @@ impl Config {
                 .ok_or("must start with http:// or https://".into())
         })?;
         let aws = backend != Backend::Embedded;
-        // The service's own defaults, which the variables override.
-        let (d, crafter) = (Limits::default(), CrafterSettings::default());
-        let limits = Limits {
-            max_upload_bytes: v.bytes(MAX_UPLOAD, d.max_upload_bytes)?,
-            link_ttl: v
-                .seconds(LINK_TTL, d.link_ttl)
-                .map_err(|_| err(LINK_TTL.0, "must be 1 to 604800 (7 days, SigV4's limit)"))?,
-            pending_ttl: v.seconds(PENDING_TTL, d.pending_ttl)?,
-            direct_post_max_bytes: v.number(DIRECT_POST_MAX, d.direct_post_max_bytes)?,
-            direct_max_bytes: v.number(DIRECT_MAX, d.direct_max_bytes)?,
-            upload_link_ttl: v.seconds(UPLOAD_LINK_TTL, d.upload_link_ttl)?,
-            inline_verify_max_bytes: v.number(INLINE_VERIFY_MAX, d.inline_verify_max_bytes)?,
-            // The embedded store has no storage events: this process verifies in the background.
-            verify_in_process: !aws,
-        };
+        let crafter = CrafterSettings::default();
         let cfg = Self {
             addr,
             data_dir: v
@@ -170,7 +156,7 @@ impl Config {
             api_keys: v
                 .parsed("ATTACHMENTS_API_KEYS", parse_keys)?
                 .unwrap_or_default(),
-            limits,
+            limits: v.limits(aws)?,
             crafter: CrafterSettings {
                 allowed_types: v
                     .parsed("ATTACHMENTS_CRAFTER_ALLOWED_TYPES", parse_types)?
@@ -242,20 +228,35 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         parsed.map_err(|problem| err(name, problem))
     }
 
+    /// The limits of uploads and links: the service's defaults, which the variables override.
+    fn limits(&self, aws: bool) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        Ok(Limits {
+            max_upload_bytes: self.bytes(MAX_UPLOAD, d.max_upload_bytes)?,
+            link_ttl: self
+                .seconds(LINK_TTL, d.link_ttl)
+                .map_err(|_| err(LINK_TTL.0, "must be 1 to 604800 (7 days, SigV4's limit)"))?,
+            pending_ttl: self.seconds(PENDING_TTL, d.pending_ttl)?,
+            direct_post_max_bytes: self.number(DIRECT_POST_MAX, d.direct_post_max_bytes)?,
+            direct_max_bytes: self.number(DIRECT_MAX, d.direct_max_bytes)?,
+            upload_link_ttl: self.seconds(UPLOAD_LINK_TTL, d.upload_link_ttl)?,
+            inline_verify_max_bytes: self.number(INLINE_VERIFY_MAX, d.inline_verify_max_bytes)?,
+            // The embedded store has no storage events: this process verifies in the background.
+            verify_in_process: !aws,
+        })
+    }
+
     /// A number in its range, `default` when unset.
     fn number<T: TryFrom<u64>>(
         &self,
         (name, min, max): Number,
         default: T,
     ) -> Result<T, ConfigError> {
+        let in_range = |n: &u64| (min..=max).contains(n);
         let number = |v: &str| {
-            let n = v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n));
-            n.and_then(|n| T::try_from(n).ok())
-                .ok_or_else(|| format!("must be a number from {min} to {max}"))
+            let n = v.trim().parse::<u64>().ok().filter(in_range);
+            let n = n.and_then(|n| T::try_from(n).ok());
+            n.ok_or_else(|| format!("must be a number from {min} to {max}"))
         };
         Ok(self.parsed(name, number)?.unwrap_or(default))
     }

@@ -83,10 +83,8 @@ fn content(name: &str) -> Bytes {
 }
 
 fn parent_ref((kind, id): Names) -> Result<ParentRef, IdError> {
-    Ok(ParentRef::new(
-        ParentKind::parse(kind)?,
-        ParentId::parse(id)?,
-    ))
+    let kind = ParentKind::parse(kind)?;
+    Ok(ParentRef::new(kind, ParentId::parse(id)?))
 }
 
 /// Whether the store is new: it holds no API key yet. Every store gets one before anything else

@@ -97,10 +97,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Answer<HrFlow> {
             |(k, v): &&(String, String)| names.contains(&k.as_str()) && !v.trim().is_empty();
         pairs.iter().find(named).map(|(_, v)| v.as_str())
     };
-    let Some(source) = param(["source_id", "source_key"]) else {
-        let message = format!("Missing parameter {source_name}");
-        return Err(Error::bad_request(message));
-    };
+    let missing = || Error::bad_request(format!("Missing parameter {source_name}"));
+    let source = param(["source_id", "source_key"]).ok_or_else(missing)?;
     let reference = param(["profile_reference", "reference"]).map(ParentLookup::Reference);
     let email = param(["profile_email", "email"]).map(ParentLookup::Email);
     let kind = ParentKind::parse("profile")?;
