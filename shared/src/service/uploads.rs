@@ -167,13 +167,11 @@ impl App {
         for (file, version) in checked {
             let one = async move {
                 let name = &file.file_name;
+                let same_stem = |n: &FileName| n.stem() == name.stem();
                 let existing = match target {
                     UploadTarget::New => None,
                     UploadTarget::Existing(id) => Some(self.get_of_parent(who, parent, id).await?),
-                    UploadTarget::SameStem => {
-                        self.find_named(who, parent, |n| n.stem() == name.stem())
-                            .await?
-                    }
+                    UploadTarget::SameStem => self.find_named(who, parent, same_stem).await?,
                     UploadTarget::SameName => self.find_named(who, parent, |n| n == name).await?,
                 };
                 let created = existing.is_none();
