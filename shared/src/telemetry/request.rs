@@ -117,10 +117,8 @@ pub fn finish(outcome: &Outcome<'_>, mut record: Record) {
         ("lambda_request_id", outcome.lambda_request_id),
         ("api_request_id", outcome.api_request_id),
     ];
-    let ids = ids
-        .into_iter()
-        .filter_map(|(name, id)| Some((name.to_owned(), json!(id?))));
-    emf::emit(&record.samples, &ids.collect());
+    let ids = ids.map(|(name, id)| Some((name.to_owned(), json!(id?))));
+    emf::emit(&record.samples, &ids.into_iter().flatten().collect());
 }
 
 fn truncated(s: &str, max_chars: usize) -> &str {

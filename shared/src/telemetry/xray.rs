@@ -17,9 +17,8 @@ const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
 
 /// The value of `name` in a trace header (`Root=…;Parent=…;Sampled=…`).
 pub fn field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='))
+    let value = |part: &'a str| part.trim().strip_prefix(name)?.strip_prefix('=');
+    header.split(';').find_map(value)
 }
 
 /// Where the daemon listens: `host:port`, or the UDP one of `tcp:host:port udp:host:port`.
@@ -49,9 +48,8 @@ pub fn connect(address: SocketAddr) -> Option<Arc<UdpSocket>> {
 pub fn daemon() -> Option<Arc<UdpSocket>> {
     static DAEMON: OnceLock<Option<Arc<UdpSocket>>> = OnceLock::new();
     let address = || std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok();
-    DAEMON
-        .get_or_init(|| connect(daemon_address(&address()?)?))
-        .clone()
+    let connected = || connect(daemon_address(&address()?)?);
+    DAEMON.get_or_init(connected).clone()
 }
 
 /// A sampled invocation: the trace its calls join (the `Root` and `Parent` of its header), and
