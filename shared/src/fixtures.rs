@@ -163,6 +163,5 @@ async fn load_file(
         .put(&key, bytes, &version.content_type, &d.sha256)
         .await?;
     app.meta.create_attachment(&att).await?;
-    app.meta.put_version(&att.tenant, att.id, &version).await?;
-    Ok(())
+    Ok(app.meta.put_version(&att.tenant, att.id, &version).await?)
 }
