@@ -356,9 +356,8 @@ impl App {
         if parents.is_empty() {
             return Ok(Vec::new());
         }
-        let listing =
-            self.meta
-                .list_attachments_of_many(&who.tenant, parents, MAX_UNPAGED_ATTACHMENTS);
+        let (tenant, max) = (&who.tenant, MAX_UNPAGED_ATTACHMENTS);
+        let listing = self.meta.list_attachments_of_many(tenant, parents, max);
         match listing.await? {
             ManyListing::Parents(lists) => Ok(lists),
             ManyListing::TooMany => Err(ServiceError::TooMany(too_many())),
