@@ -183,8 +183,7 @@ pub async fn upload(app: Arc<App>, req: Request) -> Answer<Records> {
     };
     let fields = AttachmentFields::default();
     let stored = app.upload_many(&who, &record, files, fields, target, None);
-    let stored = stored.await?;
-    let items = items_json(&app, &stored).await?;
+    let items = items_json(&app, &stored.await?).await?;
     Ok(json_response(StatusCode::CREATED, &items))
 }
 

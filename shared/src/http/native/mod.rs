@@ -210,8 +210,7 @@ pub async fn put_content(app: Arc<App>, req: Request) -> Answer<Native> {
     let (file, fields) = (new_file(part)?, AttachmentFields::default());
     let target = UploadTarget::Existing(id);
     let stored = app.upload(&who, &att.parent, file, fields, target, None);
-    let stored = stored.await?;
-    one_attachment(&app, &stored).await
+    one_attachment(&app, &stored.await?).await
 }
 
 #[derive(Deserialize)]
