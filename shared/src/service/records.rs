@@ -54,9 +54,9 @@ impl App {
 
     /// The records of a kind that have a listed attachment, each with its attachments (oldest
     /// first), in record id order, a page of at most `limit` parents of the kind with the cursor
-    /// of the next. `is_record` says which parent ids
-    /// are records of the API asking: other parents of the kind are left out before their
-    /// attachments are read (a page may then hold fewer than `limit`).
+    /// of the next. `is_record` says which parent ids are records of the API asking: other
+    /// parents of the kind are left out before their attachments are read (a page may then hold
+    /// fewer than `limit`).
     pub async fn records_with_attachments(
         &self,
         who: &Principal,
